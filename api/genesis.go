@@ -1,0 +1,229 @@
+package api
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+)
+
+// The native token.
+const (
+	TokenSymbol   = "PHA"
+	TokenDecimals = 12
+	Unit          = uint64(1_000_000_000_000) // one PHA in its smallest units
+)
+
+// DevAccounts are the names of Substrate's development accounts; "//Alice"
+// etc. derive their keys from the development phrase.
+var DevAccounts = []string{"Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie"}
+
+// DevAttestationURI derives the development attestation key with which the
+// sim platform signs its quotes. It is public on purpose: sim attestation
+// proves nothing and is accepted only where the genesis allows it.
+const DevAttestationURI = "//PhalaDevAttestation"
+
+// GenesisState is the application part ("app_state") of the CometBFT genesis.
+type GenesisState struct {
+	Accounts    []GenesisAccount    `json:"accounts"`
+	Gatekeepers []crypto.PublicKey  `json:"gatekeepers"`
+	Attestation AttestationSettings `json:"attestation"`
+	Params      Params              `json:"params"`
+}
+
+// GenesisAccount is a funded account.
+type GenesisAccount struct {
+	Address crypto.PublicKey `json:"address"`
+	Balance uint64           `json:"balance,string"`
+}
+
+// AttestationSettings say which attestation reports the registry accepts.
+type AttestationSettings struct {
+	AllowSim            bool             `json:"allow_sim"`
+	DevPublicKey        crypto.PublicKey `json:"dev_public_key"`
+	Measurements        []HexBytes       `json:"measurements"`
+	MaxReportAgeSeconds uint64           `json:"max_report_age_seconds"`
+}
+
+// Params are the chain parameters.
+type Params struct {
+	EraLength            uint64 `json:"era_length"`            // blocks per era (key rotation, elections, heartbeats)
+	RegistrationLifetime uint64 `json:"registration_lifetime"` // blocks a worker registration stays valid
+	FeeBase              uint64 `json:"fee_base,string"`       // fee of any transaction, in units
+	FeePerByte           uint64 `json:"fee_per_byte,string"`   // plus this per encoded byte
+	MaxTxBytes           uint64 `json:"max_tx_bytes"`          // largest transaction accepted
+}
+
+// DefaultParams are the parameters `phala-node init` writes.
+func DefaultParams() Params {
+	return Params{
+		EraLength:            600,
+		RegistrationLifetime: 100_000,
+		FeeBase:              1_000_000,
+		FeePerByte:           1_000,
+		MaxTxBytes:           1 << 20,
+	}
+}
+
+// MinFee is the lowest fee a transaction of n encoded bytes may declare.
+func (p Params) MinFee(n int) uint64 { return p.FeeBase + p.FeePerByte*uint64(n) }
+
+// Validate checks the parameters.
+func (p Params) Validate() error {
+	var errs []error
+	if p.EraLength == 0 {
+		errs = append(errs, errors.New("era_length must be positive"))
+	}
+	if p.RegistrationLifetime == 0 {
+		errs = append(errs, errors.New("registration_lifetime must be positive"))
+	}
+	if p.MaxTxBytes < 256 || p.MaxTxBytes > MaxTxBytes {
+		errs = append(errs, fmt.Errorf("max_tx_bytes must be in [256, %d]", MaxTxBytes))
+	}
+	if p.FeePerByte > 0 && p.FeeBase > ^uint64(0)-p.FeePerByte*p.MaxTxBytes {
+		errs = append(errs, errors.New("fees overflow"))
+	}
+	return errors.Join(errs...)
+}
+
+// Encode returns the canonical bytes (the state value).
+func (p Params) Encode() []byte {
+	w := codec.NewWriter(32)
+	w.Uvarint(p.EraLength)
+	w.Uvarint(p.RegistrationLifetime)
+	w.Uvarint(p.FeeBase)
+	w.Uvarint(p.FeePerByte)
+	w.Uvarint(p.MaxTxBytes)
+	return w.Bytes()
+}
+
+// DecodeParams strictly decodes parameters.
+func DecodeParams(b []byte) (Params, error) {
+	var p Params
+	r := codec.NewReader(b)
+	p.EraLength = r.Uvarint()
+	p.RegistrationLifetime = r.Uvarint()
+	p.FeeBase = r.Uvarint()
+	p.FeePerByte = r.Uvarint()
+	p.MaxTxBytes = r.Uvarint()
+	if err := r.Done(); err != nil {
+		return p, fmt.Errorf("%w: params: %v", ErrMalformed, err)
+	}
+	return p, nil
+}
+
+// Encode returns the canonical bytes (the state value).
+func (a *AttestationSettings) Encode() []byte {
+	w := codec.NewWriter(64)
+	w.Bool(a.AllowSim)
+	w.Fixed(a.DevPublicKey[:])
+	w.Uvarint(uint64(len(a.Measurements)))
+	for _, m := range a.Measurements {
+		w.BytesField(m)
+	}
+	w.Uvarint(a.MaxReportAgeSeconds)
+	return w.Bytes()
+}
+
+// DecodeAttestationSettings strictly decodes attestation settings.
+func DecodeAttestationSettings(b []byte) (*AttestationSettings, error) {
+	a := &AttestationSettings{}
+	r := codec.NewReader(b)
+	a.AllowSim = r.Bool()
+	r.Fixed(a.DevPublicKey[:])
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()) {
+		r.Fail(codec.ErrTooLong)
+	}
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		a.Measurements = append(a.Measurements, r.BytesField(MaxMeasurementBytes))
+	}
+	a.MaxReportAgeSeconds = r.Uvarint()
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: attestation settings: %v", ErrMalformed, err)
+	}
+	return a, nil
+}
+
+// MeasurementAllowed reports whether m is on the allowlist.
+func (a *AttestationSettings) MeasurementAllowed(m []byte) bool {
+	for _, x := range a.Measurements {
+		if string(x) == string(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks the genesis state.
+func (g *GenesisState) Validate() error {
+	var errs []error
+	if err := g.Params.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("params: %w", err))
+	}
+	seen := map[crypto.PublicKey]bool{}
+	var total uint64
+	for _, a := range g.Accounts {
+		if seen[a.Address] {
+			errs = append(errs, fmt.Errorf("account %s listed twice", a.Address))
+		}
+		seen[a.Address] = true
+		if total+a.Balance < total {
+			errs = append(errs, errors.New("total balance overflows"))
+		}
+		total += a.Balance
+	}
+	gk := map[crypto.PublicKey]bool{}
+	for _, k := range g.Gatekeepers {
+		if gk[k] {
+			errs = append(errs, fmt.Errorf("gatekeeper %s listed twice", k))
+		}
+		gk[k] = true
+	}
+	for _, m := range g.Attestation.Measurements {
+		if len(m) == 0 || len(m) > MaxMeasurementBytes {
+			errs = append(errs, fmt.Errorf("measurement of %d bytes", len(m)))
+		}
+	}
+	if g.Attestation.AllowSim && !g.Attestation.DevPublicKey.Valid() {
+		errs = append(errs, errors.New("allow_sim needs a valid dev_public_key"))
+	}
+	return errors.Join(errs...)
+}
+
+// DecodeGenesisState parses and validates the JSON app state.
+func DecodeGenesisState(b []byte) (*GenesisState, error) {
+	var g GenesisState
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&g); err != nil {
+		return nil, fmt.Errorf("genesis app_state: %w", err)
+	}
+	if err := g.Validate(); err != nil {
+		return nil, fmt.Errorf("genesis app_state: %w", err)
+	}
+	return &g, nil
+}
+
+// HexBytes is a byte string that JSON encodes as 0x-prefixed hex.
+type HexBytes []byte
+
+// MarshalText encodes as 0x-hex.
+func (h HexBytes) MarshalText() ([]byte, error) { return []byte("0x" + hex.EncodeToString(h)), nil }
+
+// UnmarshalText decodes 0x-hex.
+func (h *HexBytes) UnmarshalText(b []byte) error {
+	s := strings.TrimPrefix(string(b), "0x")
+	v, err := hex.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("hex bytes: %w", err)
+	}
+	*h = v
+	return nil
+}
+
+func (h HexBytes) String() string { return "0x" + hex.EncodeToString(h) }

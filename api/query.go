@@ -1,0 +1,90 @@
+package api
+
+import (
+	"bytes"
+	"fmt"
+
+	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
+	ics23 "github.com/cosmos/ics23/go"
+
+	"github.com/phalago/phala/crypto"
+)
+
+// ABCI query paths. Data is the binary argument named in each comment.
+const (
+	QueryAccount     = "/account"     // data: public key [32]; value: Account
+	QueryWorker      = "/worker"      // data: identity key [32]; value: WorkerRecord
+	QueryGatekeepers = "/gatekeepers" // value: key list
+	QueryMasterKey   = "/master_key"  // value: public key [32], absent until published
+	QueryParams      = "/params"      // value: Params
+	QueryAttestation = "/attestation" // value: AttestationSettings
+	QueryNextSeq     = "/mq/next_seq" // data: origin; value: uvarint next sequence (absent = 0)
+	QueryMessages    = "/mq/messages" // height from the request; value: BlockMessages (no proof op: verify with BlockMessages.Verify)
+)
+
+// State keys. Every proved query value lives under one of these.
+var (
+	KeyParams      = []byte("p/params")
+	KeyAttestation = []byte("p/attestation")
+	KeyGatekeepers = []byte("g/list")
+	KeyMasterKey   = []byte("g/master")
+)
+
+// AccountKey is the state key of an account.
+func AccountKey(pk crypto.PublicKey) []byte { return append([]byte("a/"), pk[:]...) }
+
+// WorkerKey is the state key of a worker record.
+func WorkerKey(pk crypto.PublicKey) []byte { return append([]byte("w/"), pk[:]...) }
+
+// NextSeqKey is the state key of an origin's next message sequence.
+func NextSeqKey(o Origin) []byte { return append([]byte("q/seq/"), o.Encode()...) }
+
+// Proof operation types in an ABCI query response.
+const (
+	ProofOpIAVL    = "ics23:iavl"    // Data: ICS23 commitment proof of Key against the state root
+	ProofOpAppHash = "phala:apphash" // Data: the block's messages root, hashed with the state root into the app hash
+)
+
+// ProofOps builds the proof operations of a query answer.
+func ProofOps(key []byte, proof *ics23.CommitmentProof, messagesRoot []byte) (*cmtcrypto.ProofOps, error) {
+	bz, err := proof.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encode proof: %w", err)
+	}
+	return &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{
+		{Type: ProofOpIAVL, Key: key, Data: bz},
+		{Type: ProofOpAppHash, Data: messagesRoot},
+	}}, nil
+}
+
+// VerifyStateProof checks that key has value (or, with value nil, is absent)
+// in the state committed by appHash, the app hash of the header of the
+// height after the queried one. The proof ops come from an ABCI query with
+// Prove set.
+func VerifyStateProof(key, value []byte, ops *cmtcrypto.ProofOps, appHash []byte) error {
+	if ops == nil || len(ops.Ops) != 2 || ops.Ops[0].Type != ProofOpIAVL || ops.Ops[1].Type != ProofOpAppHash {
+		return fmt.Errorf("%w: expected proof ops [%s %s]", ErrBadProof, ProofOpIAVL, ProofOpAppHash)
+	}
+	if !bytes.Equal(ops.Ops[0].Key, key) {
+		return fmt.Errorf("%w: proof is for another key", ErrBadProof)
+	}
+	var proof ics23.CommitmentProof
+	if err := proof.Unmarshal(ops.Ops[0].Data); err != nil {
+		return fmt.Errorf("%w: decode ics23 proof: %v", ErrBadProof, err)
+	}
+	root, err := proof.Calculate()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadProof, err)
+	}
+	if value != nil {
+		if !ics23.VerifyMembership(ics23.IavlSpec, root, &proof, key, value) {
+			return fmt.Errorf("%w: value does not match the proof", ErrBadProof)
+		}
+	} else if !ics23.VerifyNonMembership(ics23.IavlSpec, root, &proof, key) {
+		return fmt.Errorf("%w: absence not proved", ErrBadProof)
+	}
+	if got := AppHash(root, ops.Ops[1].Data); !bytes.Equal(got, appHash) {
+		return fmt.Errorf("%w: state root does not hash to the app hash", ErrBadProof)
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package api
+
+import (
+	"crypto/sha512"
+	"fmt"
+
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+)
+
+// Limits of registry records.
+const (
+	MaxEndpointBytes    = 256
+	MaxPlatformBytes    = 16
+	MaxQuoteBytes       = 64 << 10
+	MaxMeasurementBytes = 64
+	ReportDataSize      = 64
+)
+
+// Attestation platforms.
+const (
+	PlatformSim = "sim"
+	PlatformTDX = "tdx"
+)
+
+// WorkerInfo is what a pRuntime states about itself when it registers; its
+// attestation report commits to ReportData().
+type WorkerInfo struct {
+	ChainID     string
+	IdentityKey crypto.PublicKey
+	EcdhKey     crypto.PublicKey
+	Endpoint    string           // base URL of the worker's pRuntime API for off-chain queries
+	Operator    crypto.PublicKey // account paid for the worker's work
+}
+
+func (i *WorkerInfo) encode(w *codec.Writer) {
+	w.String(i.ChainID)
+	w.Fixed(i.IdentityKey[:])
+	w.Fixed(i.EcdhKey[:])
+	w.String(i.Endpoint)
+	w.Fixed(i.Operator[:])
+}
+
+func (i *WorkerInfo) decode(r *codec.Reader) {
+	i.ChainID = r.String(MaxChainIDBytes)
+	r.Fixed(i.IdentityKey[:])
+	r.Fixed(i.EcdhKey[:])
+	i.Endpoint = r.String(MaxEndpointBytes)
+	r.Fixed(i.Operator[:])
+}
+
+// Encode returns the canonical bytes.
+func (i *WorkerInfo) Encode() []byte {
+	w := codec.NewWriter(160)
+	i.encode(w)
+	return w.Bytes()
+}
+
+// ReportData is the 64 bytes an attestation report must carry:
+// SHA-512(DomainWorkerInfo || Encode()).
+func (i *WorkerInfo) ReportData() [ReportDataSize]byte {
+	h := sha512.New()
+	h.Write([]byte(DomainWorkerInfo))
+	h.Write(i.Encode())
+	var out [ReportDataSize]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// AttestationReport is a platform's quote.
+type AttestationReport struct {
+	Platform string
+	Quote    []byte
+}
+
+func (a *AttestationReport) encode(w *codec.Writer) {
+	w.String(a.Platform)
+	w.BytesField(a.Quote)
+}
+
+func (a *AttestationReport) decode(r *codec.Reader) {
+	a.Platform = r.String(MaxPlatformBytes)
+	a.Quote = r.BytesField(MaxQuoteBytes)
+}
+
+// SimQuote is the quote of the sim platform: a statement signed by the
+// development attestation key. It protects nothing from the machine's
+// operator and is accepted only where the genesis allows it.
+type SimQuote struct {
+	Measurement [32]byte
+	ReportData  [ReportDataSize]byte
+	IssuedAt    int64 // unix seconds
+	Signature   crypto.Signature
+}
+
+// SignBytes returns the bytes the development key signs.
+func (q *SimQuote) SignBytes() []byte {
+	w := codec.NewWriter(112)
+	w.Fixed(q.Measurement[:])
+	w.Fixed(q.ReportData[:])
+	w.Varint(q.IssuedAt)
+	return w.Bytes()
+}
+
+// Encode returns the canonical bytes.
+func (q *SimQuote) Encode() []byte {
+	return append(q.SignBytes(), q.Signature[:]...)
+}
+
+// DecodeSimQuote strictly decodes a sim quote.
+func DecodeSimQuote(b []byte) (*SimQuote, error) {
+	q := &SimQuote{}
+	r := codec.NewReader(b)
+	r.Fixed(q.Measurement[:])
+	r.Fixed(q.ReportData[:])
+	q.IssuedAt = r.Varint()
+	r.Fixed(q.Signature[:])
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: sim quote: %v", ErrMalformed, err)
+	}
+	return q, nil
+}
+
+// WorkerRecord is the chain's entry for a registered worker.
+type WorkerRecord struct {
+	Info         WorkerInfo
+	Platform     string
+	Measurement  []byte
+	RegisteredAt int64 // height of the (latest) registration
+	ExpiresAt    int64 // first height at which the registration is no longer valid
+}
+
+// Active reports whether the registration is valid at height h.
+func (w *WorkerRecord) Active(h int64) bool { return h < w.ExpiresAt }
+
+// Encode returns the canonical bytes.
+func (w *WorkerRecord) Encode() []byte {
+	cw := codec.NewWriter(200)
+	w.Info.encode(cw)
+	cw.String(w.Platform)
+	cw.BytesField(w.Measurement)
+	cw.Uvarint(uint64(w.RegisteredAt))
+	cw.Uvarint(uint64(w.ExpiresAt))
+	return cw.Bytes()
+}
+
+// DecodeWorkerRecord strictly decodes a worker record.
+func DecodeWorkerRecord(b []byte) (*WorkerRecord, error) {
+	w := &WorkerRecord{}
+	r := codec.NewReader(b)
+	w.Info.decode(r)
+	w.Platform = r.String(MaxPlatformBytes)
+	w.Measurement = r.BytesField(MaxMeasurementBytes)
+	w.RegisteredAt = int64(r.Uvarint())
+	w.ExpiresAt = int64(r.Uvarint())
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: worker record: %v", ErrMalformed, err)
+	}
+	return w, nil
+}
+
+// Account is the chain's entry for an account.
+type Account struct {
+	Balance uint64
+	Nonce   uint64 // the nonce its next transaction must carry
+}
+
+// Encode returns the canonical bytes.
+func (a *Account) Encode() []byte {
+	w := codec.NewWriter(20)
+	w.Uvarint(a.Balance)
+	w.Uvarint(a.Nonce)
+	return w.Bytes()
+}
+
+// DecodeAccount strictly decodes an account.
+func DecodeAccount(b []byte) (*Account, error) {
+	a := &Account{}
+	r := codec.NewReader(b)
+	a.Balance = r.Uvarint()
+	a.Nonce = r.Uvarint()
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: account: %v", ErrMalformed, err)
+	}
+	return a, nil
+}
+
+// EncodeKeys encodes a list of public keys (the gatekeeper list).
+func EncodeKeys(keys []crypto.PublicKey) []byte {
+	w := codec.NewWriter(1 + 32*len(keys))
+	w.Uvarint(uint64(len(keys)))
+	for _, k := range keys {
+		w.Fixed(k[:])
+	}
+	return w.Bytes()
+}
+
+// DecodeKeys strictly decodes a list of public keys.
+func DecodeKeys(b []byte) ([]crypto.PublicKey, error) {
+	r := codec.NewReader(b)
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()/crypto.PublicKeySize) {
+		r.Fail(codec.ErrTooLong)
+	}
+	var keys []crypto.PublicKey
+	if r.Err() == nil {
+		keys = make([]crypto.PublicKey, n)
+		for i := range keys {
+			r.Fixed(keys[i][:])
+		}
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: key list: %v", ErrMalformed, err)
+	}
+	return keys, nil
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phalago/phala/internal/node"
+)
+
+func defaultHome() string {
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".phala-node")
+	}
+	return ".phala-node"
+}
+
+func initCmd() *cobra.Command {
+	var opts node.InitOptions
+	var home string
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Create a home directory for a single-validator chain",
+		Long: `init writes config/config.toml, a validator key, a node key and a genesis
+whose validator is this node. The genesis funds the development accounts
+(//Alice, //Bob, ... from Substrate's development phrase), accepts sim
+attestation signed by the development attestation key, and sets the default
+chain parameters; edit config/genesis.json before the first start to change
+them.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := node.Init(home, opts); err != nil {
+				return err
+			}
+			fmt.Printf("initialized chain %q in %s\nstart it with: phala-node start --home %s\n", opts.ChainID, home, home)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&home, "home", defaultHome(), "node home directory")
+	c.Flags().StringVar(&opts.ChainID, "chain-id", "phala-dev", "chain id")
+	c.Flags().StringVar(&opts.Moniker, "moniker", "phala-node", "node name")
+	c.Flags().StringVar(&opts.RPCAddr, "rpc", "127.0.0.1:26657", "RPC listen address")
+	c.Flags().StringVar(&opts.P2PAddr, "p2p", "127.0.0.1:26656", "p2p listen address")
+	return c
+}
+
+func startCmd() *cobra.Command {
+	var home string
+	c := &cobra.Command{
+		Use:   "start",
+		Short: "Run the node until interrupted",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logger(cmd)
+			if err != nil {
+				return err
+			}
+			conf, err := node.LoadCometConfig(home)
+			if err != nil {
+				return err
+			}
+			n, err := node.New(conf, log)
+			if err != nil {
+				return err
+			}
+			if err := n.Start(); err != nil {
+				n.Stop()
+				return err
+			}
+			sig := waitForSignal()
+			log.Info("stopping", "signal", sig.String())
+			return n.Stop()
+		},
+	}
+	c.Flags().StringVar(&home, "home", defaultHome(), "node home directory")
+	return c
+}
+
+func testnetCmd() *cobra.Command {
+	var (
+		dir  string
+		opts node.TestnetOptions
+	)
+	c := &cobra.Command{
+		Use:   "testnet",
+		Short: "Write home directories for an N-validator network on loopback",
+		Long: `testnet writes DIR/node0 ... DIR/node{N-1}, each a validator of one shared
+genesis, listening on loopback: node i uses port BASE+2i for p2p and BASE+2i+1
+for RPC, and all nodes are persistent peers of each other. Start each with
+phala-node start --home DIR/node<i>.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			homes, err := node.Testnet(dir, opts)
+			if err != nil {
+				return err
+			}
+			for i, h := range homes {
+				fmt.Printf("node%d: %s (p2p %d, rpc %d)\n", i, h, opts.BasePort+2*i, opts.BasePort+2*i+1)
+			}
+			return nil
+		},
+	}
+	c.Flags().IntVar(&opts.Validators, "validators", 4, "number of validators")
+	c.Flags().StringVar(&dir, "output", "./testnet", "output directory")
+	c.Flags().StringVar(&opts.ChainID, "chain-id", "phala-testnet", "chain id")
+	c.Flags().IntVar(&opts.BasePort, "base-port", 26656, "first port")
+	c.Flags().StringVar(&opts.Host, "host", "127.0.0.1", "listen host")
+	return c
+}

@@ -1,0 +1,72 @@
+// Package attestation verifies the attestation reports workers submit when
+// they register: it checks a platform's quote and returns what the quote
+// proves (the measurement of the code and the 64 bytes of report data the
+// code chose). The registry then checks that the report data commits to the
+// worker's info and that the measurement is allowed.
+//
+// Platforms: "sim" (a quote signed by the development attestation key,
+// accepted only where the genesis allows it). Hardware platforms plug in
+// beside it.
+package attestation
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/phalago/phala/api"
+)
+
+// Evidence is what a verified quote proves.
+type Evidence struct {
+	Platform    string
+	Measurement []byte
+	ReportData  [api.ReportDataSize]byte
+	// IssuedAt is when the quote says it was made (zero if the platform's
+	// quotes carry no time).
+	IssuedAt time.Time
+}
+
+// Verify checks a report against the chain's settings at time now (the
+// block time) and returns its evidence. Errors wrap api.ErrAttestation.
+func Verify(settings *api.AttestationSettings, r *api.AttestationReport, now time.Time) (*Evidence, error) {
+	var (
+		ev  *Evidence
+		err error
+	)
+	switch r.Platform {
+	case api.PlatformSim:
+		ev, err = verifySim(settings, r.Quote)
+	default:
+		return nil, fmt.Errorf("%w: platform %q is not supported (supported: %s)", api.ErrAttestation, r.Platform, api.PlatformSim)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if max := settings.MaxReportAgeSeconds; max > 0 && !ev.IssuedAt.IsZero() {
+		age := now.Sub(ev.IssuedAt)
+		if age > time.Duration(max)*time.Second || age < -time.Duration(max)*time.Second {
+			return nil, fmt.Errorf("%w: report issued at %s is %s away from block time %s (limit %ds); request a fresh report",
+				api.ErrAttestation, ev.IssuedAt.UTC().Format(time.RFC3339), age.Round(time.Second), now.UTC().Format(time.RFC3339), max)
+		}
+	}
+	return ev, nil
+}
+
+func verifySim(settings *api.AttestationSettings, quote []byte) (*Evidence, error) {
+	if !settings.AllowSim {
+		return nil, fmt.Errorf("%w: this chain does not accept sim attestation (genesis attestation.allow_sim is false)", api.ErrAttestation)
+	}
+	q, err := api.DecodeSimQuote(quote)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrAttestation, err)
+	}
+	if !settings.DevPublicKey.Verify(api.ContextSimQuote, q.SignBytes(), q.Signature) {
+		return nil, fmt.Errorf("%w: sim quote is not signed by the development attestation key %s", api.ErrAttestation, settings.DevPublicKey)
+	}
+	return &Evidence{
+		Platform:    api.PlatformSim,
+		Measurement: q.Measurement[:],
+		ReportData:  q.ReportData,
+		IssuedAt:    time.Unix(q.IssuedAt, 0),
+	}, nil
+}

@@ -1,0 +1,78 @@
+// Package accounts owns balances of the native token, account nonces and
+// transaction fees.
+package accounts
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/store"
+)
+
+// Get returns the account of pk (zero if it does not exist).
+func Get(kv store.KV, pk crypto.PublicKey) api.Account {
+	v := kv.Get(api.AccountKey(pk))
+	if v == nil {
+		return api.Account{}
+	}
+	a, err := api.DecodeAccount(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt account %s: %v", pk, err))
+	}
+	return *a
+}
+
+// Set writes the account of pk.
+func Set(kv store.KV, pk crypto.PublicKey, a api.Account) { kv.Set(api.AccountKey(pk), a.Encode()) }
+
+// ChargeFee checks the nonce and fee of a transaction of size bytes, then
+// takes the fee from the signer and advances its nonce. Fees are burned.
+func ChargeFee(ctx *block.Context, signer crypto.PublicKey, nonce, fee uint64, size int) error {
+	a := Get(ctx.KV, signer)
+	switch {
+	case nonce < a.Nonce:
+		return fmt.Errorf("%w: nonce %d was already used; the next nonce of %s is %d", api.ErrStaleNonce, nonce, signer, a.Nonce)
+	case nonce > a.Nonce:
+		return fmt.Errorf("%w: nonce %d is ahead; the next nonce of %s is %d (submit the missing ones first)", api.ErrFutureNonce, nonce, signer, a.Nonce)
+	}
+	if min := ctx.Params.MinFee(size); fee < min {
+		return fmt.Errorf("%w: fee %d is below the minimum %d for %d bytes (fee_base %d + fee_per_byte %d)", api.ErrFeeTooLow, fee, min, size, ctx.Params.FeeBase, ctx.Params.FeePerByte)
+	}
+	if a.Balance < fee {
+		return fmt.Errorf("%w: %s has %d, the fee is %d", api.ErrInsufficientBalance, signer, a.Balance, fee)
+	}
+	a.Balance -= fee
+	a.Nonce++
+	Set(ctx.KV, signer, a)
+	return nil
+}
+
+// Transfer moves amount from one account to another.
+func Transfer(ctx *block.Context, from crypto.PublicKey, t *api.Transfer) error {
+	if t.Amount == 0 {
+		return fmt.Errorf("%w: transfer of zero", api.ErrInvalidCall)
+	}
+	if !t.To.Valid() {
+		return fmt.Errorf("%w: recipient %s is not a valid sr25519 public key", api.ErrInvalidCall, t.To.Hex())
+	}
+	src := Get(ctx.KV, from)
+	if src.Balance < t.Amount {
+		return fmt.Errorf("%w: %s has %d after the fee, transfer needs %d", api.ErrInsufficientBalance, from, src.Balance, t.Amount)
+	}
+	if from == t.To {
+		return nil
+	}
+	dst := Get(ctx.KV, t.To)
+	if dst.Balance+t.Amount < dst.Balance {
+		return fmt.Errorf("%w: recipient balance would overflow", api.ErrInvalidCall)
+	}
+	src.Balance -= t.Amount
+	dst.Balance += t.Amount
+	Set(ctx.KV, from, src)
+	Set(ctx.KV, t.To, dst)
+	ctx.Event("transfer", "from", from.Address(), "to", t.To.Address(), "amount", strconv.FormatUint(t.Amount, 10))
+	return nil
+}

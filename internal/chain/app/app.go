@@ -1,0 +1,293 @@
+// Package app is the chain's ABCI++ application: it decodes and checks
+// transactions, runs them through the modules (accounts, registry, mq) on
+// the Merkle store, collects each block's queue messages, and commits to
+// them and to the state in the app hash.
+//
+// Concurrency: CometBFT calls the consensus connection (InitChain,
+// FinalizeBlock, Commit) from one goroutine; CheckTx and Query may run
+// concurrently with it. CheckTx works on a pending-state cache over the last
+// committed version, Query on committed versions; only Commit swaps them.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/accounts"
+	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/mq"
+	"github.com/phalago/phala/internal/chain/registry"
+	"github.com/phalago/phala/internal/chain/store"
+)
+
+// Version is reported to CometBFT in Info.
+const Version = "0.1.0"
+
+var keyChainID = []byte("p/chain_id")
+
+// App is the ABCI application.
+type App struct {
+	abci.BaseApplication
+
+	log   *slog.Logger
+	store *store.Store
+	sigs  *sigCache
+
+	// Set at InitChain or on open; constant afterwards.
+	chainID string
+	params  api.Params
+
+	// Consensus connection only.
+	pending *pendingBlock
+
+	// Guarded by mu: the committed view CheckTx and Query start from.
+	mu         sync.Mutex
+	check      *store.Cache
+	lastHeight int64
+	lastTime   time.Time
+}
+
+type pendingBlock struct {
+	height    int64
+	time      time.Time
+	msgs      []api.Message
+	appHash   []byte
+	stateRoot []byte
+}
+
+// New opens the application's state in dir.
+func New(dir string, log *slog.Logger) (*App, error) {
+	st, err := store.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{log: log.With("module", "app"), store: st, sigs: newSigCache(1 << 18)}
+	if st.Height() > 0 {
+		snap, err := st.Snapshot(0)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		a.chainID = string(snap.Get(keyChainID))
+		if a.params, err = api.DecodeParams(snap.Get(api.KeyParams)); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("load params: %w", err)
+		}
+		a.resetCheck(snap, time.Time{})
+		a.log.Info("state loaded", "height", st.Height(), "chain_id", a.chainID)
+	}
+	return a, nil
+}
+
+// Close closes the state.
+func (a *App) Close() error { return a.store.Close() }
+
+// ChainID returns the chain id (empty before InitChain).
+func (a *App) ChainID() string { return a.chainID }
+
+func (a *App) resetCheck(snap *store.Snapshot, blockTime time.Time) {
+	a.mu.Lock()
+	a.check = store.NewCache(snap)
+	a.lastHeight = snap.Height()
+	a.lastTime = blockTime
+	a.mu.Unlock()
+}
+
+// Info tells CometBFT where the application's state is.
+func (a *App) Info(_ context.Context, _ *abci.RequestInfo) (*abci.ResponseInfo, error) {
+	h := a.store.Height()
+	hash, err := a.store.AppHash(h)
+	if err != nil {
+		return nil, err
+	}
+	return &abci.ResponseInfo{Data: "phala", Version: Version, AppVersion: 1, LastBlockHeight: h, LastBlockAppHash: hash}, nil
+}
+
+// InitChain writes the genesis state into the working version.
+func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
+	g, err := api.DecodeGenesisState(req.AppStateBytes)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.ChainId) == 0 || len(req.ChainId) > api.MaxChainIDBytes {
+		return nil, fmt.Errorf("chain id must be 1 to %d bytes", api.MaxChainIDBytes)
+	}
+	a.chainID, a.params = req.ChainId, g.Params
+	st := a.store
+	st.Set(keyChainID, []byte(req.ChainId))
+	st.Set(api.KeyParams, g.Params.Encode())
+	registry.SetAttestation(st, &g.Attestation)
+	registry.SetGatekeepers(st, g.Gatekeepers)
+	for _, acc := range g.Accounts {
+		accounts.Set(st, acc.Address, api.Account{Balance: acc.Balance})
+	}
+	a.resetCheck(mustEmptySnapshot(st), req.Time)
+	hash := api.AppHash(st.WorkingRoot(), api.MessagesRoot(nil))
+	a.log.Info("genesis loaded", "chain_id", req.ChainId, "accounts", len(g.Accounts), "gatekeepers", len(g.Gatekeepers), "allow_sim", g.Attestation.AllowSim)
+	return &abci.ResponseInitChain{AppHash: hash}, nil
+}
+
+// CheckTx admits a transaction to the mempool if it would apply on top of
+// the committed state and the transactions already admitted.
+func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	tx, err := a.decodeAndVerify(req.Tx)
+	if err == nil {
+		a.mu.Lock()
+		ctx := &block.Context{KV: a.check, ChainID: a.chainID, Height: a.lastHeight + 1, Time: a.lastTime, Params: a.params, Checking: true}
+		err = a.execTx(ctx, tx, len(req.Tx))
+		a.mu.Unlock()
+	}
+	if err != nil {
+		return &abci.ResponseCheckTx{Code: uint32(api.CodeOf(err)), Codespace: api.Codespace, Log: err.Error()}, nil
+	}
+	return &abci.ResponseCheckTx{Code: 0, GasWanted: 1}, nil
+}
+
+// decodeAndVerify decodes a transaction and checks what needs no state:
+// size, chain id and signature (each signature once per process).
+func (a *App) decodeAndVerify(b []byte) (*api.Tx, error) {
+	if max := a.params.MaxTxBytes; max > 0 && uint64(len(b)) > max {
+		return nil, fmt.Errorf("%w: transaction of %d bytes exceeds the chain's max_tx_bytes %d", api.ErrTooLarge, len(b), max)
+	}
+	tx, err := api.DecodeTx(b)
+	if err != nil {
+		return nil, err
+	}
+	if tx.ChainID != a.chainID {
+		return nil, fmt.Errorf("%w: transaction is for chain %q, this node runs %q", api.ErrWrongChain, tx.ChainID, a.chainID)
+	}
+	h := api.TxHash(b)
+	valid, ok := a.sigs.get(h)
+	if !ok {
+		valid = tx.VerifySignature(b)
+		a.sigs.put(h, valid)
+	}
+	if !valid {
+		return nil, fmt.Errorf("%w: signature does not verify for signer %s", api.ErrBadSignature, tx.Signer)
+	}
+	return tx, nil
+}
+
+// execTx charges the fee and runs the call. In CheckTx a failed call leaves
+// no trace; in a block the fee and nonce stay charged and the call's writes
+// are reverted.
+func (a *App) execTx(ctx *block.Context, tx *api.Tx, size int) error {
+	txc := store.NewCache(ctx.KV)
+	feeCtx := *ctx
+	feeCtx.KV = txc
+	if err := accounts.ChargeFee(&feeCtx, tx.Signer, tx.Nonce, tx.Fee, size); err != nil {
+		return err
+	}
+	callc := store.NewCache(txc)
+	callCtx := *ctx
+	callCtx.KV = callc
+	callCtx.Messages, callCtx.Events = nil, nil
+	err := a.runCall(&callCtx, tx.Signer, tx.Call)
+	if err != nil && ctx.Checking {
+		return err
+	}
+	if err == nil {
+		callc.Write()
+		ctx.Messages = append(ctx.Messages, callCtx.Messages...)
+		ctx.Events = append(ctx.Events, callCtx.Events...)
+	}
+	txc.Write()
+	return err
+}
+
+func (a *App) runCall(ctx *block.Context, signer crypto.PublicKey, call api.Call) error {
+	switch c := call.(type) {
+	case *api.Transfer:
+		return accounts.Transfer(ctx, signer, c)
+	case *api.PostMessage:
+		return mq.Emit(ctx, api.KeyOrigin(api.OriginAccount, signer), c.Topic, c.Payload)
+	case *api.PushMessage:
+		return mq.Push(ctx, &c.Message, registry.Authorize)
+	case *api.RegisterWorker:
+		return registry.RegisterWorker(ctx, c)
+	}
+	return fmt.Errorf("%w: %s", api.ErrUnknownCall, call.Kind())
+}
+
+// PrepareProposal drops transactions that no longer fit, in order.
+func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
+	txs := make([][]byte, 0, len(req.Txs))
+	var total int64
+	for _, tx := range req.Txs {
+		if total+int64(len(tx)) > req.MaxTxBytes {
+			break
+		}
+		total += int64(len(tx))
+		txs = append(txs, tx)
+	}
+	return &abci.ResponsePrepareProposal{Txs: txs}, nil
+}
+
+// ProcessProposal accepts any proposal: invalid transactions in a block are
+// rejected one by one in FinalizeBlock without changing state.
+func (a *App) ProcessProposal(context.Context, *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
+}
+
+// FinalizeBlock executes a decided block on the working version.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	ctx := &block.Context{KV: a.store, ChainID: a.chainID, Height: req.Height, Time: req.Time, Params: a.params}
+	results := make([]*abci.ExecTxResult, len(req.Txs))
+	for i, b := range req.Txs {
+		ctx.Events = nil
+		tx, err := a.decodeAndVerify(b)
+		if err == nil {
+			err = a.execTx(ctx, tx, len(b))
+		}
+		res := &abci.ExecTxResult{Events: ctx.Events}
+		if err != nil {
+			res.Code, res.Codespace, res.Log = uint32(api.CodeOf(err)), api.Codespace, err.Error()
+			if res.Code == uint32(api.CodeInternal) {
+				a.log.Error("transaction failed internally", "height", req.Height, "index", i, "err", err)
+			}
+		}
+		results[i] = res
+	}
+	root := a.store.WorkingRoot()
+	hash := api.AppHash(root, api.MessagesRoot(ctx.Messages))
+	a.pending = &pendingBlock{height: req.Height, time: req.Time, msgs: ctx.Messages, appHash: hash, stateRoot: root}
+	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: hash}, nil
+}
+
+// Commit persists the block and moves CheckTx and queries to it.
+func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	p := a.pending
+	if p == nil {
+		return nil, errors.New("commit without a finalized block")
+	}
+	a.pending = nil
+	bm := &api.BlockMessages{Height: p.height, StateRoot: p.stateRoot, Messages: p.msgs}
+	if err := a.store.Commit(p.height, bm, p.appHash); err != nil {
+		return nil, err
+	}
+	snap, err := a.store.Snapshot(p.height)
+	if err != nil {
+		return nil, err
+	}
+	a.resetCheck(snap, p.time)
+	if len(p.msgs) > 0 {
+		a.log.Debug("block committed", "height", p.height, "messages", len(p.msgs))
+	}
+	return &abci.ResponseCommit{}, nil
+}
+
+func mustEmptySnapshot(st *store.Store) *store.Snapshot {
+	snap, err := st.Snapshot(0)
+	if err != nil {
+		panic(err)
+	}
+	return snap
+}

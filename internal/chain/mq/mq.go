@@ -1,0 +1,94 @@
+// Package mq owns the chain side of the message queue: per-origin
+// sequences, and the admission of messages into a block's queue. Messages of
+// chain origins (modules, transaction signers) get the next sequence of
+// their origin; messages of off-chain origins (workers, contracts,
+// gatekeepers) are admitted only when signed by the origin's registered key
+// and carrying exactly the next sequence: no gaps, no repeats.
+package mq
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/store"
+)
+
+// NextSeq returns the sequence the next message of o will carry.
+func NextSeq(kv store.KV, o api.Origin) uint64 {
+	v := kv.Get(api.NextSeqKey(o))
+	if v == nil {
+		return 0
+	}
+	n, k := binary.Uvarint(v)
+	if k <= 0 {
+		panic(fmt.Sprintf("corrupt sequence of %s", o))
+	}
+	return n
+}
+
+func setNextSeq(kv store.KV, o api.Origin, n uint64) {
+	kv.Set(api.NextSeqKey(o), binary.AppendUvarint(nil, n))
+}
+
+// Emit enqueues a message from a chain origin (a module or a signer),
+// assigning its sequence.
+func Emit(ctx *block.Context, o api.Origin, topic string, payload []byte) error {
+	if o.Kind.OffChain() {
+		return fmt.Errorf("%w: %s messages must be pushed signed", api.ErrInvalidCall, o.Kind)
+	}
+	if err := checkShape(topic, payload); err != nil {
+		return err
+	}
+	seq := NextSeq(ctx.KV, o)
+	setNextSeq(ctx.KV, o, seq+1)
+	enqueue(ctx, api.Message{Origin: o, Topic: topic, Seq: seq, Payload: payload})
+	return nil
+}
+
+// Authorizer says whether key is currently allowed to send as an origin of
+// the given kind (a registered, unexpired worker; a gatekeeper; a deployed
+// contract).
+type Authorizer func(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height int64) error
+
+// Push admits a signed message from an off-chain origin.
+func Push(ctx *block.Context, m *api.SignedMessage, authorized Authorizer) error {
+	o := m.Message.Origin
+	if !o.Kind.OffChain() {
+		return fmt.Errorf("%w: %s messages are created by the chain, not pushed", api.ErrUnknownOrigin, o.Kind)
+	}
+	if err := checkShape(m.Message.Topic, m.Message.Payload); err != nil {
+		return err
+	}
+	if err := authorized(ctx.KV, o.Kind, o.Key, ctx.Height); err != nil {
+		return err
+	}
+	if !m.Verify(ctx.ChainID) {
+		return fmt.Errorf("%w: message of %s is not signed by its origin", api.ErrBadSignature, o)
+	}
+	want := NextSeq(ctx.KV, o)
+	if m.Message.Seq != want {
+		return fmt.Errorf("%w: %s sent sequence %d, the next expected is %d", api.ErrBadSequence, o, m.Message.Seq, want)
+	}
+	setNextSeq(ctx.KV, o, want+1)
+	enqueue(ctx, m.Message)
+	return nil
+}
+
+func checkShape(topic string, payload []byte) error {
+	if topic == "" || len(topic) > api.MaxTopicBytes {
+		return fmt.Errorf("%w: topic must be 1 to %d bytes", api.ErrInvalidCall, api.MaxTopicBytes)
+	}
+	if len(payload) > api.MaxPayloadBytes {
+		return fmt.Errorf("%w: payload of %d bytes exceeds %d", api.ErrTooLarge, len(payload), api.MaxPayloadBytes)
+	}
+	return nil
+}
+
+func enqueue(ctx *block.Context, m api.Message) {
+	ctx.Emit(m)
+	ctx.Event("message", "origin", m.Origin.String(), "topic", m.Topic, "seq", strconv.FormatUint(m.Seq, 10))
+}

@@ -1,0 +1,135 @@
+// Package registry owns who the chain trusts off-chain: registered workers
+// (WorkerInfo with the attestation that admitted them and its expiry), the
+// gatekeeper list, the master public key and the attestation settings.
+package registry
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/attestation"
+	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/mq"
+	"github.com/phalago/phala/internal/chain/store"
+)
+
+// Module is the registry's origin name in the message queue.
+const Module = "registry"
+
+// TopicWorkerRegistered is the topic of the message emitted on every
+// registration or renewal; its payload is the encoded WorkerRecord.
+const TopicWorkerRegistered = "phala/registry/worker"
+
+// Worker returns the record of identity key pk, or nil.
+func Worker(kv store.KV, pk crypto.PublicKey) *api.WorkerRecord {
+	v := kv.Get(api.WorkerKey(pk))
+	if v == nil {
+		return nil
+	}
+	w, err := api.DecodeWorkerRecord(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt worker record %s: %v", pk, err))
+	}
+	return w
+}
+
+// Gatekeepers returns the gatekeeper list.
+func Gatekeepers(kv store.KV) []crypto.PublicKey {
+	v := kv.Get(api.KeyGatekeepers)
+	if v == nil {
+		return nil
+	}
+	keys, err := api.DecodeKeys(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt gatekeeper list: %v", err))
+	}
+	return keys
+}
+
+// SetGatekeepers writes the gatekeeper list.
+func SetGatekeepers(kv store.KV, keys []crypto.PublicKey) { kv.Set(api.KeyGatekeepers, api.EncodeKeys(keys)) }
+
+// IsGatekeeper reports whether pk is on the gatekeeper list.
+func IsGatekeeper(kv store.KV, pk crypto.PublicKey) bool {
+	for _, k := range Gatekeepers(kv) {
+		if k == pk {
+			return true
+		}
+	}
+	return false
+}
+
+// Attestation returns the attestation settings.
+func Attestation(kv store.KV) *api.AttestationSettings {
+	a, err := api.DecodeAttestationSettings(kv.Get(api.KeyAttestation))
+	if err != nil {
+		panic(fmt.Sprintf("corrupt attestation settings: %v", err))
+	}
+	return a
+}
+
+// SetAttestation writes the attestation settings.
+func SetAttestation(kv store.KV, a *api.AttestationSettings) { kv.Set(api.KeyAttestation, a.Encode()) }
+
+// Authorize is the mq.Authorizer of off-chain origins: a worker must be
+// registered and unexpired; a gatekeeper must be on the list.
+func Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height int64) error {
+	switch kind {
+	case api.OriginWorker:
+		w := Worker(kv, key)
+		if w == nil {
+			return fmt.Errorf("%w: worker %s is not registered", api.ErrUnknownOrigin, key.Hex())
+		}
+		if !w.Active(height) {
+			return fmt.Errorf("%w: registration of worker %s expired at height %d; renew it", api.ErrUnknownOrigin, key.Hex(), w.ExpiresAt)
+		}
+		return nil
+	case api.OriginGatekeeper:
+		if !IsGatekeeper(kv, key) {
+			return fmt.Errorf("%w: %s is not a gatekeeper", api.ErrUnknownOrigin, key.Hex())
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: no %s with key %s is known to the chain", api.ErrUnknownOrigin, kind, key.Hex())
+}
+
+// RegisterWorker verifies the attestation of a worker and records it. A
+// registration of an identity already present (expired or not) replaces the
+// entry and restarts its lifetime.
+func RegisterWorker(ctx *block.Context, c *api.RegisterWorker) error {
+	info := &c.Info
+	if info.ChainID != ctx.ChainID {
+		return fmt.Errorf("%w: worker info is for chain %q, this is %q", api.ErrInvalidCall, info.ChainID, ctx.ChainID)
+	}
+	if !info.IdentityKey.Valid() || !info.EcdhKey.Valid() || !info.Operator.Valid() {
+		return fmt.Errorf("%w: worker info holds an invalid public key", api.ErrInvalidCall)
+	}
+	settings := Attestation(ctx.KV)
+	ev, err := attestation.Verify(settings, &c.Report, ctx.Time)
+	if err != nil {
+		return err
+	}
+	if ev.ReportData != info.ReportData() {
+		return fmt.Errorf("%w: the report's data does not commit to the submitted worker info", api.ErrAttestation)
+	}
+	if !settings.MeasurementAllowed(ev.Measurement) {
+		return fmt.Errorf("%w: pRuntime measurement %x is not in the genesis allowlist", api.ErrMeasurementNotAllowed, ev.Measurement)
+	}
+	prev := Worker(ctx.KV, info.IdentityKey)
+	rec := &api.WorkerRecord{
+		Info:         *info,
+		Platform:     ev.Platform,
+		Measurement:  ev.Measurement,
+		RegisteredAt: ctx.Height,
+		ExpiresAt:    ctx.Height + int64(ctx.Params.RegistrationLifetime),
+	}
+	enc := rec.Encode()
+	ctx.KV.Set(api.WorkerKey(info.IdentityKey), enc)
+	ctx.Event("worker_registered",
+		"identity", info.IdentityKey.Hex(), "operator", info.Operator.Address(),
+		"endpoint", info.Endpoint, "expires_at", strconv.FormatInt(rec.ExpiresAt, 10),
+		"renewal", strconv.FormatBool(prev != nil))
+	return mq.Emit(ctx, api.ModuleOrigin(Module), TopicWorkerRegistered, enc)
+}

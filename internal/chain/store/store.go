@@ -1,0 +1,224 @@
+// Package store owns the chain's persistent state: a versioned IAVL Merkle
+// tree (one version per block, ICS23 proofs) and, beside it, the per-block
+// data that is committed to by the app hash but not kept in the tree (the
+// block's queue messages and app hash).
+//
+// The app hash of height h is api.AppHash(state root of h, messages root of
+// h). Block data is written before the tree version, so a crash between the
+// two leaves the tree one version behind; CometBFT then replays that block
+// and rewrites identical data.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
+	"github.com/cosmos/iavl"
+	iavldb "github.com/cosmos/iavl/db"
+	ics23 "github.com/cosmos/ics23/go"
+
+	"github.com/phalago/phala/api"
+)
+
+// ErrNoVersion is returned for a height the store does not hold.
+var ErrNoVersion = errors.New("no state at this height")
+
+const treeCacheSize = 100_000
+
+// Store is the chain's state. Writes go to the working version, which Commit
+// saves. Reads of committed versions (Snapshot) are safe concurrently with
+// writes to the working version.
+type Store struct {
+	mu   sync.RWMutex // SaveVersion against readers of committed versions
+	db   *iavldb.GoLevelDB
+	tree *iavl.MutableTree
+	meta iavldb.DB // block data: messages and app hash per height
+}
+
+// Open opens (or creates) the state under dir and loads its latest version.
+func Open(dir string) (*Store, error) {
+	db, err := iavldb.NewGoLevelDB("state", dir)
+	if err != nil {
+		return nil, fmt.Errorf("open state db in %s: %w", filepath.Join(dir, "state.db"), err)
+	}
+	s := &Store{
+		db:   db,
+		tree: iavl.NewMutableTree(iavldb.NewPrefixDB(db, []byte("t/")), treeCacheSize, true, iavl.NewNopLogger()),
+		meta: iavldb.NewPrefixDB(db, []byte("b/")),
+	}
+	if _, err := s.tree.Load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("load state tree: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Height returns the latest committed version (0 before the first block).
+func (s *Store) Height() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tree.Version()
+}
+
+// Get reads from the working version.
+func (s *Store) Get(key []byte) []byte {
+	v, err := s.tree.Get(key)
+	if err != nil {
+		panic(fmt.Sprintf("state read %q: %v", key, err))
+	}
+	return v
+}
+
+// Set writes to the working version.
+func (s *Store) Set(key, value []byte) {
+	if _, err := s.tree.Set(key, value); err != nil {
+		panic(fmt.Sprintf("state write %q: %v", key, err))
+	}
+}
+
+// Delete removes from the working version.
+func (s *Store) Delete(key []byte) {
+	if _, _, err := s.tree.Remove(key); err != nil {
+		panic(fmt.Sprintf("state delete %q: %v", key, err))
+	}
+}
+
+// WorkingRoot returns the state root of the working version.
+func (s *Store) WorkingRoot() []byte { return s.tree.WorkingHash() }
+
+// Commit saves the working version as height with the block's messages and
+// returns the state root. The app hash must be api.AppHash(root, messages root).
+func (s *Store) Commit(height int64, msgs *api.BlockMessages, appHash []byte) error {
+	if want := s.tree.Version() + 1; height != want && s.tree.Version() != 0 {
+		return fmt.Errorf("commit height %d, store expects %d", height, want)
+	}
+	if s.tree.Version() == 0 && height != 1 {
+		s.tree.SetInitialVersion(uint64(height))
+	}
+	b := s.meta.NewBatch()
+	defer b.Close()
+	if err := b.Set(heightKey('m', height), msgs.Encode()); err != nil {
+		return err
+	}
+	if err := b.Set(heightKey('h', height), appHash); err != nil {
+		return err
+	}
+	if err := b.WriteSync(); err != nil {
+		return fmt.Errorf("write block data of height %d: %w", height, err)
+	}
+	s.mu.Lock()
+	_, v, err := s.tree.SaveVersion()
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("save state version %d: %w", height, err)
+	} else if v != height {
+		return fmt.Errorf("saved state version %d, expected %d", v, height)
+	}
+	return nil
+}
+
+// AppHash returns the app hash committed at height (nil at height 0).
+func (s *Store) AppHash(height int64) ([]byte, error) {
+	if height == 0 {
+		return nil, nil
+	}
+	v, err := s.meta.Get(heightKey('h', height))
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, fmt.Errorf("%w: app hash of %d", ErrNoVersion, height)
+	}
+	return v, nil
+}
+
+// Messages returns the queue messages of height, with the state root.
+func (s *Store) Messages(height int64) (*api.BlockMessages, error) {
+	v, err := s.meta.Get(heightKey('m', height))
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, fmt.Errorf("%w: messages of %d", ErrNoVersion, height)
+	}
+	return api.DecodeBlockMessages(v)
+}
+
+// Snapshot is a read-only committed version.
+type Snapshot struct {
+	tree         *iavl.ImmutableTree
+	messagesRoot []byte
+}
+
+// Snapshot opens committed version height (0 = latest).
+func (s *Store) Snapshot(height int64) (*Snapshot, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if height == 0 {
+		height = s.tree.Version()
+	}
+	if height == 0 {
+		return &Snapshot{tree: iavl.NewImmutableTree(iavldb.NewMemDB(), 0, true, iavl.NewNopLogger())}, nil
+	}
+	t, err := s.tree.GetImmutable(height)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %d: %v", ErrNoVersion, height, err)
+	}
+	msgs, err := s.Messages(height)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{tree: t, messagesRoot: api.MessagesRoot(msgs.Messages)}, nil
+}
+
+// Height is the snapshot's version.
+func (sn *Snapshot) Height() int64 { return sn.tree.Version() }
+
+// Get reads a key.
+func (sn *Snapshot) Get(key []byte) []byte {
+	v, err := sn.tree.Get(key)
+	if err != nil {
+		panic(fmt.Sprintf("state read %q at %d: %v", key, sn.tree.Version(), err))
+	}
+	return v
+}
+
+// Set panics: snapshots are read-only (it lets a Snapshot parent a Cache).
+func (sn *Snapshot) Set(key, value []byte) { panic("write to a read-only snapshot") }
+
+// Delete panics: snapshots are read-only.
+func (sn *Snapshot) Delete(key []byte) { panic("delete in a read-only snapshot") }
+
+// Prove returns the value of key and the proof ops that verify it (or its
+// absence) with api.VerifyStateProof against the next header's app hash.
+func (sn *Snapshot) Prove(key []byte) ([]byte, *cmtcrypto.ProofOps, error) {
+	value := sn.Get(key)
+	var (
+		proof *ics23.CommitmentProof
+		err   error
+	)
+	if value != nil {
+		proof, err = sn.tree.GetMembershipProof(key)
+	} else {
+		proof, err = sn.tree.GetNonMembershipProof(key)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("prove %q at %d: %w", key, sn.tree.Version(), err)
+	}
+	ops, err := api.ProofOps(key, proof, sn.messagesRoot)
+	return value, ops, err
+}
+
+func heightKey(prefix byte, h int64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefix
+	binary.BigEndian.PutUint64(k[1:], uint64(h))
+	return k
+}

@@ -1,0 +1,63 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+)
+
+// DevBalance is what each development account gets in a generated genesis.
+const DevBalance = 1_000_000 * api.Unit
+
+// DevGenesisState returns the app state of a development chain: the dev
+// accounts funded, sim attestation accepted with the development key, the
+// given measurements allowed, no gatekeepers yet.
+func DevGenesisState(measurements ...api.HexBytes) *api.GenesisState {
+	g := &api.GenesisState{
+		Params: api.DefaultParams(),
+		Attestation: api.AttestationSettings{
+			AllowSim:            true,
+			DevPublicKey:        crypto.MustKeyPairFromURI(api.DevAttestationURI).Public(),
+			Measurements:        measurements,
+			MaxReportAgeSeconds: 3600,
+		},
+		Gatekeepers: []crypto.PublicKey{},
+	}
+	for _, name := range api.DevAccounts {
+		g.Accounts = append(g.Accounts, api.GenesisAccount{
+			Address: crypto.MustKeyPairFromURI("//" + name).Public(),
+			Balance: DevBalance,
+		})
+	}
+	return g
+}
+
+// NewGenesisDoc assembles a CometBFT genesis document.
+func NewGenesisDoc(chainID string, vals []cmttypes.GenesisValidator, state *api.GenesisState) (*cmttypes.GenesisDoc, error) {
+	if err := state.Validate(); err != nil {
+		return nil, err
+	}
+	appState, err := json.MarshalIndent(state, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	doc := &cmttypes.GenesisDoc{
+		ChainID:         chainID,
+		GenesisTime:     time.Now().UTC().Truncate(time.Millisecond),
+		InitialHeight:   1,
+		ConsensusParams: cmttypes.DefaultConsensusParams(),
+		Validators:      vals,
+		AppState:        appState,
+	}
+	doc.ConsensusParams.Block.MaxBytes = 8 << 20
+	doc.ConsensusParams.Block.MaxGas = -1
+	if err := doc.ValidateAndComplete(); err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	return doc, nil
+}
