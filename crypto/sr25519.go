@@ -192,3 +192,6 @@ func (pk *PublicKey) UnmarshalText(b []byte) error {
 	*pk = k
 	return nil
 }
+
+// Bytes returns the key as a byte slice.
+func (pk PublicKey) Bytes() []byte { return pk[:] }

@@ -86,6 +86,7 @@ type TestnetOptions struct {
 	Validators int
 	Host       string // listen host, default 127.0.0.1
 	BasePort   int    // node i listens on BasePort+2i (p2p) and BasePort+2i+1 (rpc)
+	Ports      []int  // if set, node i uses Ports[2i] (p2p) and Ports[2i+1] (rpc) instead
 	Genesis    *api.GenesisState
 	Override   func(i int, c *cfg.Config)
 }
@@ -107,14 +108,23 @@ func Testnet(dir string, opts TestnetOptions) ([]string, error) {
 	cfgs := make([]*cfg.Config, opts.Validators)
 	vals := make([]cmttypes.GenesisValidator, opts.Validators)
 	peers := make([]string, opts.Validators)
+	if opts.Ports != nil && len(opts.Ports) != 2*opts.Validators {
+		return nil, fmt.Errorf("need %d ports, got %d", 2*opts.Validators, len(opts.Ports))
+	}
+	port := func(k int) string {
+		if opts.Ports != nil {
+			return strconv.Itoa(opts.Ports[k])
+		}
+		return strconv.Itoa(opts.BasePort + k)
+	}
 	for i := range homes {
 		homes[i] = filepath.Join(dir, "node"+strconv.Itoa(i))
-		p2pAddr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.BasePort+2*i))
+		p2pAddr := net.JoinHostPort(opts.Host, port(2*i))
 		io := InitOptions{
 			ChainID: opts.ChainID,
 			Moniker: "node" + strconv.Itoa(i),
 			P2PAddr: p2pAddr,
-			RPCAddr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.BasePort+2*i+1)),
+			RPCAddr: net.JoinHostPort(opts.Host, port(2*i+1)),
 			Genesis: opts.Genesis,
 		}
 		c, err := prepareHome(homes[i], io)

@@ -122,14 +122,15 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	}
 	a.chainID, a.params = req.ChainId, g.Params
 	st := a.store
-	st.Set(keyChainID, []byte(req.ChainId))
-	st.Set(api.KeyParams, g.Params.Encode())
-	registry.SetAttestation(st, &g.Attestation)
-	registry.SetGatekeepers(st, g.Gatekeepers)
-	for _, acc := range g.Accounts {
-		accounts.Set(st, acc.Address, api.Account{Balance: acc.Balance})
-	}
-	a.resetCheck(mustEmptySnapshot(st), req.Time)
+	writeGenesis(st, req.ChainId, g)
+	// CheckTx may run before block 1 is committed: give it the genesis state
+	// over the empty committed version.
+	empty := mustEmptySnapshot(st)
+	check := store.NewCache(empty)
+	writeGenesis(check, req.ChainId, g)
+	a.mu.Lock()
+	a.check, a.lastHeight, a.lastTime = store.NewCache(check), 0, req.Time
+	a.mu.Unlock()
 	hash := api.AppHash(st.WorkingRoot(), api.MessagesRoot(nil))
 	a.log.Info("genesis loaded", "chain_id", req.ChainId, "accounts", len(g.Accounts), "gatekeepers", len(g.Gatekeepers), "allow_sim", g.Attestation.AllowSim)
 	return &abci.ResponseInitChain{AppHash: hash}, nil
@@ -282,6 +283,16 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 		a.log.Debug("block committed", "height", p.height, "messages", len(p.msgs))
 	}
 	return &abci.ResponseCommit{}, nil
+}
+
+func writeGenesis(kv store.KV, chainID string, g *api.GenesisState) {
+	kv.Set(keyChainID, []byte(chainID))
+	kv.Set(api.KeyParams, g.Params.Encode())
+	registry.SetAttestation(kv, &g.Attestation)
+	registry.SetGatekeepers(kv, g.Gatekeepers)
+	for _, acc := range g.Accounts {
+		accounts.Set(kv, acc.Address, api.Account{Balance: acc.Balance})
+	}
 }
 
 func mustEmptySnapshot(st *store.Store) *store.Snapshot {

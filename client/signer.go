@@ -1,0 +1,82 @@
+package client
+
+import (
+	"context"
+	"sync"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+)
+
+// Signer builds transactions for one account, tracking its nonce locally
+// (read once from the chain, then incremented per transaction).
+type Signer struct {
+	c   *Client
+	key *crypto.KeyPair
+
+	mu    sync.Mutex
+	nonce uint64
+	known bool
+}
+
+// NewSigner returns a signer for key.
+func (c *Client) NewSigner(key *crypto.KeyPair) *Signer { return &Signer{c: c, key: key} }
+
+// Key returns the key pair.
+func (s *Signer) Key() *crypto.KeyPair { return s.key }
+
+// Sign builds and signs a transaction with the next nonce and the minimum
+// fee for its size.
+func (s *Signer) Sign(ctx context.Context, call api.Call) (*api.Tx, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.known {
+		a, err := s.c.Account(ctx, s.key.Public())
+		if err != nil {
+			return nil, err
+		}
+		s.nonce, s.known = a.Nonce, true
+	}
+	tx := BuildTx(s.c.chainID, s.c.params, s.key, s.nonce, call)
+	s.nonce++
+	return tx, nil
+}
+
+// Resync forgets the local nonce; the next Sign reads it from the chain.
+func (s *Signer) Resync() {
+	s.mu.Lock()
+	s.known = false
+	s.mu.Unlock()
+}
+
+// Submit signs, submits and waits for a call.
+func (s *Signer) Submit(ctx context.Context, call api.Call) (*TxResult, error) {
+	tx, err := s.Sign(ctx, call)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.c.Submit(ctx, tx)
+	if err != nil && res == nil {
+		s.Resync() // the mempool refused it: the nonce was not used
+	}
+	return res, err
+}
+
+// BuildTx signs a transaction paying the minimum fee for its encoded size.
+func BuildTx(chainID string, p api.Params, key *crypto.KeyPair, nonce uint64, call api.Call) *api.Tx {
+	tx := &api.Tx{ChainID: chainID, Signer: key.Public(), Nonce: nonce, Call: call}
+	// The fee's varint length depends on the fee: iterate to the fixed point.
+	for {
+		n := len(tx.Encode())
+		fee := p.MinFee(n)
+		if fee == tx.Fee {
+			break
+		}
+		if fee < tx.Fee {
+			break
+		}
+		tx.Fee = fee
+	}
+	tx.Signature = key.Sign(api.ContextTx, tx.SignBytes())
+	return tx
+}

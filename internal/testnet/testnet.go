@@ -1,0 +1,229 @@
+// Package testnet starts in-process networks of phala-node validators on
+// loopback for tests: one or N validators sharing a genesis, with helpers to
+// stop and restart a node and to wait for a condition with a deadline. Logs
+// go to the test's log.
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	cfg "github.com/cometbft/cometbft/config"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/internal/node"
+)
+
+// Options configure a network.
+type Options struct {
+	Validators    int
+	ChainID       string
+	Genesis       *api.GenesisState // default: node.DevGenesisState()
+	TimeoutCommit time.Duration     // default 100ms
+	LogLevel      slog.Level        // default Warn
+	Override      func(i int, c *cfg.Config)
+}
+
+// Network is a set of in-process validators.
+type Network struct {
+	t       testing.TB
+	ChainID string
+	Homes   []string
+	nodes   []*node.Node
+	log     *slog.Logger
+}
+
+// New starts a network and stops it when the test ends.
+func New(t testing.TB, opts Options) *Network {
+	t.Helper()
+	if opts.Validators == 0 {
+		opts.Validators = 1
+	}
+	if opts.ChainID == "" {
+		opts.ChainID = "phala-test"
+	}
+	if opts.TimeoutCommit == 0 {
+		opts.TimeoutCommit = 100 * time.Millisecond
+	}
+	if opts.LogLevel == 0 {
+		opts.LogLevel = slog.LevelWarn
+	}
+	ports := freePorts(t, 2*opts.Validators)
+	homes, err := node.Testnet(t.TempDir(), node.TestnetOptions{
+		ChainID:    opts.ChainID,
+		Validators: opts.Validators,
+		Ports:      ports,
+		Genesis:    opts.Genesis,
+		Override: func(i int, c *cfg.Config) {
+			c.Consensus.TimeoutCommit = opts.TimeoutCommit
+			c.Consensus.TimeoutPropose = 500 * time.Millisecond
+			c.Consensus.TimeoutPrevote = 200 * time.Millisecond
+			c.Consensus.TimeoutPrecommit = 200 * time.Millisecond
+			if opts.Override != nil {
+				opts.Override(i, c)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("testnet: %v", err)
+	}
+	n := &Network{t: t, ChainID: opts.ChainID, Homes: homes, nodes: make([]*node.Node, len(homes)), log: TestLogger(t, opts.LogLevel)}
+	t.Cleanup(n.StopAll)
+	for i := range homes {
+		n.Start(i)
+	}
+	n.WaitHeight(2, 30*time.Second)
+	return n
+}
+
+// Start starts node i (again).
+func (n *Network) Start(i int) {
+	n.t.Helper()
+	if n.nodes[i] != nil {
+		n.t.Fatalf("node %d already running", i)
+	}
+	c, err := node.LoadCometConfig(n.Homes[i])
+	if err != nil {
+		n.t.Fatalf("node %d: %v", i, err)
+	}
+	nd, err := node.New(c, n.log.With("node", i))
+	if err != nil {
+		n.t.Fatalf("node %d: %v", i, err)
+	}
+	if err := nd.Start(); err != nil {
+		n.t.Fatalf("node %d: %v", i, err)
+	}
+	n.nodes[i] = nd
+}
+
+// Stop stops node i.
+func (n *Network) Stop(i int) {
+	n.t.Helper()
+	if n.nodes[i] == nil {
+		return
+	}
+	if err := n.nodes[i].Stop(); err != nil {
+		n.t.Errorf("stop node %d: %v", i, err)
+	}
+	n.nodes[i] = nil
+}
+
+// Restart stops and starts node i.
+func (n *Network) Restart(i int) {
+	n.Stop(i)
+	n.Start(i)
+}
+
+// StopAll stops every running node.
+func (n *Network) StopAll() {
+	for i := range n.nodes {
+		n.Stop(i)
+	}
+}
+
+// Node returns node i (nil if stopped).
+func (n *Network) Node(i int) *node.Node { return n.nodes[i] }
+
+// RPC returns the RPC address of node i (valid while it runs).
+func (n *Network) RPC(i int) string { return n.nodes[i].RPCAddress() }
+
+// Client dials node i.
+func (n *Network) Client(i int) *client.Client {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, n.RPC(i))
+	if err != nil {
+		n.t.Fatalf("dial node %d: %v", i, err)
+	}
+	return c
+}
+
+// Height returns the block store height of node i.
+func (n *Network) Height(i int) int64 { return n.nodes[i].Comet().BlockStore().Height() }
+
+// WaitHeight waits until every running node has committed height h.
+func (n *Network) WaitHeight(h int64, timeout time.Duration) {
+	n.t.Helper()
+	WaitFor(n.t, timeout, fmt.Sprintf("all nodes at height %d", h), func() (bool, error) {
+		for i, nd := range n.nodes {
+			if nd != nil && n.Height(i) < h {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// WaitFor polls cond until it returns true, failing the test if it returns
+// an error or the timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	delay := 10 * time.Millisecond
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(delay)
+		delay = min(delay*2, 200*time.Millisecond)
+	}
+}
+
+func freePorts(t testing.TB, n int) []int {
+	ports := make([]int, n)
+	ls := make([]net.Listener, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		ls[i] = l
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// TestLogger returns a logger writing to t.Log at level, silent once the
+// test has ended.
+func TestLogger(t testing.TB, level slog.Level) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(bytes.TrimRight(p, "\n")))
+	}
+	return len(p), nil
+}
