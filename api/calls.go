@@ -108,7 +108,7 @@ type PushMessage struct {
 	Message SignedMessage
 }
 
-func (*PushMessage) Kind() CallKind       { return CallPushMessage }
+func (*PushMessage) Kind() CallKind           { return CallPushMessage }
 func (p *PushMessage) encode(w *codec.Writer) { p.Message.encode(w) }
 
 // RegisterWorker registers (or renews) a worker: its info and the platform's

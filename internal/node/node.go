@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
+
+	dbm "github.com/cometbft/cometbft-db"
 
 	cfg "github.com/cometbft/cometbft/config"
 	cmtnode "github.com/cometbft/cometbft/node"
@@ -20,6 +23,7 @@ import (
 
 // Node is a running (or stopped) validator or full node.
 type Node struct {
+	dbs trackedDBs
 	cfg *cfg.Config
 	app *app.App
 	cmt *cmtnode.Node
@@ -39,18 +43,21 @@ func New(c *cfg.Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("load node key: %w", err)
 	}
 	pv := privval.LoadOrGenFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
+	n := &Node{cfg: c, app: a, log: log}
 	cn, err := cmtnode.NewNode(c, pv, nk,
 		proxy.NewConnSyncLocalClientCreator(a),
 		cmtnode.DefaultGenesisDocProviderFunc(c),
-		cfg.DefaultDBProvider,
+		n.dbs.provider,
 		cmtnode.DefaultMetricsProvider(c.Instrumentation),
 		NewCometLogger(log.With("module", "cometbft")),
 	)
 	if err != nil {
+		n.dbs.closeAll()
 		a.Close()
 		return nil, fmt.Errorf("create consensus node: %w", err)
 	}
-	return &Node{cfg: c, app: a, cmt: cn, log: log}, nil
+	n.cmt = cn
+	return n, nil
 }
 
 // Start starts consensus, p2p and RPC.
@@ -70,7 +77,10 @@ func (n *Node) Stop() error {
 			n.cmt.Wait()
 		}
 	}
-	// CometBFT closes its own databases on stop; close the app state.
+	// CometBFT v0.38 leaves some of its databases (evidence, tx index)
+	// open on stop; close every one so the node can be started again in
+	// the same process.
+	n.dbs.closeAll()
 	if cerr := n.app.Close(); err == nil {
 		err = cerr
 	}
@@ -90,3 +100,28 @@ func (n *Node) App() *app.App { return n.app }
 
 // Comet returns the CometBFT node (block store, RPC environment).
 func (n *Node) Comet() *cmtnode.Node { return n.cmt }
+
+// trackedDBs opens CometBFT's databases and remembers them for Stop.
+type trackedDBs struct {
+	mu  sync.Mutex
+	dbs []dbm.DB
+}
+
+func (t *trackedDBs) provider(ctx *cfg.DBContext) (dbm.DB, error) {
+	db, err := cfg.DefaultDBProvider(ctx)
+	if err == nil {
+		t.mu.Lock()
+		t.dbs = append(t.dbs, db)
+		t.mu.Unlock()
+	}
+	return db, err
+}
+
+func (t *trackedDBs) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, db := range t.dbs {
+		_ = db.Close() // some are already closed by CometBFT
+	}
+	t.dbs = nil
+}

@@ -49,7 +49,9 @@ func Gatekeepers(kv store.KV) []crypto.PublicKey {
 }
 
 // SetGatekeepers writes the gatekeeper list.
-func SetGatekeepers(kv store.KV, keys []crypto.PublicKey) { kv.Set(api.KeyGatekeepers, api.EncodeKeys(keys)) }
+func SetGatekeepers(kv store.KV, keys []crypto.PublicKey) {
+	kv.Set(api.KeyGatekeepers, api.EncodeKeys(keys))
+}
 
 // IsGatekeeper reports whether pk is on the gatekeeper list.
 func IsGatekeeper(kv store.KV, pk crypto.PublicKey) bool {
