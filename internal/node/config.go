@@ -22,6 +22,7 @@ func DefaultCometConfig(home string) *cfg.Config {
 	c.RPC.ListenAddress = "tcp://127.0.0.1:26657"
 	c.RPC.MaxBodyBytes = 16 << 20
 	c.RPC.MaxOpenConnections = 2000
+	c.RPC.MaxRequestBatchSize = 1000
 	c.RPC.TimeoutBroadcastTxCommit = 30 * time.Second
 	c.P2P.ListenAddress = "tcp://127.0.0.1:26656"
 	c.P2P.AllowDuplicateIP = true
