@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,31 +46,60 @@ them.`,
 	return c
 }
 
+func devCmd() *cobra.Command {
+	var home string
+	c := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a single-validator development chain (initialized on first use)",
+		Long: `dev initializes --home as a single-validator development chain if it holds
+no genesis yet (chain id phala-dev, dev accounts funded, sim attestation
+accepted), then runs it until interrupted. Data is kept in --home, so running
+dev again resumes the same chain.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conf := node.DefaultCometConfig(home)
+			if _, err := os.Stat(conf.GenesisFile()); errors.Is(err, os.ErrNotExist) {
+				if err := node.Init(home, node.InitOptions{ChainID: "phala-dev"}); err != nil {
+					return err
+				}
+				fmt.Printf("initialized development chain in %s\n", home)
+			}
+			return runNode(cmd, home)
+		},
+	}
+	c.Flags().StringVar(&home, "home", filepath.Join(os.TempDir(), "phala-dev"), "node home directory")
+	return c
+}
+
+func runNode(cmd *cobra.Command, home string) error {
+	log, err := logger(cmd)
+	if err != nil {
+		return err
+	}
+	conf, err := node.LoadCometConfig(home)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(conf, log)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		n.Stop()
+		return err
+	}
+	fmt.Printf("phala-node ready: chain %s, RPC %s (Ctrl-C to stop)\n", n.App().ChainID(), n.RPCAddress())
+	sig := waitForSignal()
+	log.Info("stopping", "signal", sig.String())
+	return n.Stop()
+}
+
 func startCmd() *cobra.Command {
 	var home string
 	c := &cobra.Command{
 		Use:   "start",
 		Short: "Run the node until interrupted",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logger(cmd)
-			if err != nil {
-				return err
-			}
-			conf, err := node.LoadCometConfig(home)
-			if err != nil {
-				return err
-			}
-			n, err := node.New(conf, log)
-			if err != nil {
-				return err
-			}
-			if err := n.Start(); err != nil {
-				n.Stop()
-				return err
-			}
-			sig := waitForSignal()
-			log.Info("stopping", "signal", sig.String())
-			return n.Stop()
+			return runNode(cmd, home)
 		},
 	}
 	c.Flags().StringVar(&home, "home", defaultHome(), "node home directory")

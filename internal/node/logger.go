@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 )
@@ -17,7 +18,28 @@ func NewCometLogger(l *slog.Logger) cmtlog.Logger { return cmtLogger{l} }
 
 func (c cmtLogger) Debug(msg string, kv ...any) { c.log(slog.LevelDebug-1, msg, kv) }
 func (c cmtLogger) Info(msg string, kv ...any)  { c.log(slog.LevelDebug, msg, kv) }
-func (c cmtLogger) Error(msg string, kv ...any) { c.log(slog.LevelError, msg, kv) }
+func (c cmtLogger) Error(msg string, kv ...any) {
+	level := slog.LevelError
+	if isShutdownNoise(msg, kv) {
+		level = slog.LevelDebug
+	}
+	c.log(level, msg, kv)
+}
+
+// isShutdownNoise recognizes the errors CometBFT logs while its own
+// listeners and peers close during a clean stop.
+func isShutdownNoise(msg string, kv []any) bool {
+	switch msg {
+	case "Stopped accept routine, as transport is closed", "error while stopping peer", "Error stopping pool", "Won't start a peer - switch is not running":
+		return true
+	}
+	for _, v := range kv {
+		if err, ok := v.(error); ok && strings.Contains(err.Error(), "use of closed network connection") {
+			return true
+		}
+	}
+	return false
+}
 func (c cmtLogger) With(kv ...any) cmtlog.Logger {
 	return cmtLogger{c.l.With(stringify(kv)...)}
 }

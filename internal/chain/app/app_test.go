@@ -28,7 +28,7 @@ var measurement = [32]byte{1, 2, 3}
 
 // harness drives the application directly through ABCI, one block at a time.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	app    *App
 	dir    string
 	height int64
@@ -47,7 +47,7 @@ func genesis() *api.GenesisState {
 	}
 }
 
-func newHarness(t *testing.T, g *api.GenesisState) *harness {
+func newHarness(t testing.TB, g *api.GenesisState) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), now: time.Unix(1_700_000_000, 0)}
 	h.open()
