@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The CLI, tested by running the binary.
+
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "phala-node")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := build(t)
+	run := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		return string(out), err
+	}
+
+	t.Run("help", func(t *testing.T) {
+		for _, cmd := range []string{"init", "start", "dev", "testnet", "bench"} {
+			out, err := run(cmd, "--help")
+			if err != nil || !strings.Contains(out, "--home") && !strings.Contains(out, "--rpc") && !strings.Contains(out, "--output") {
+				t.Errorf("%s --help: %v\n%s", cmd, err, out)
+			}
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		out, err := run("start", "--home", filepath.Join(t.TempDir(), "missing"))
+		if err == nil || !strings.Contains(out, "phala-node init") {
+			t.Errorf("start without init: %v\n%s", err, out)
+		}
+		out, err = run("start", "--log-level", "loud")
+		if err == nil || !strings.Contains(out, "--log-level") {
+			t.Errorf("bad log level: %v\n%s", err, out)
+		}
+		home := t.TempDir()
+		if out, err := run("init", "--home", home); err != nil {
+			t.Fatalf("init: %v\n%s", err, out)
+		}
+		out, err = run("init", "--home", home)
+		if err == nil || !strings.Contains(out, "already holds a genesis") {
+			t.Errorf("second init: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("testnet", func(t *testing.T) {
+		dir := t.TempDir()
+		out, err := run("testnet", "--validators", "3", "--output", dir, "--base-port", "36000")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("node%d", i), "config", "genesis.json")); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
+	t.Run("init start stop", func(t *testing.T) {
+		home := t.TempDir()
+		rpc := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		if out, err := run("init", "--home", home, "--rpc", rpc, "--p2p", fmt.Sprintf("127.0.0.1:%d", freePort(t))); err != nil {
+			t.Fatalf("init: %v\n%s", err, out)
+		}
+		cmd := exec.Command(bin, "start", "--home", home)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+rpc+"/status", nil)
+			res, err := http.DefaultClient.Do(req)
+			cancel()
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode == 200 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node did not answer on %s\n%s", rpc, out.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("exit after SIGINT: %v\n%s", err, out.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("node did not stop\n%s", out.String())
+		}
+		if !strings.Contains(out.String(), "phala-node ready") || !strings.Contains(out.String(), "stopping") {
+			t.Errorf("unexpected output:\n%s", out.String())
+		}
+	})
+}
