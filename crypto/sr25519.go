@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	schnorrkel "github.com/ChainSafe/go-schnorrkel"
+	"github.com/gtank/ristretto255"
 	subkey "github.com/vedhavyas/go-subkey/v2"
 )
 
@@ -195,3 +196,22 @@ func (pk *PublicKey) UnmarshalText(b []byte) error {
 
 // Bytes returns the key as a byte slice.
 func (pk PublicKey) Bytes() []byte { return pk[:] }
+
+// SharedSecret is the ECDH agreement of this key pair's secret with a
+// peer's public key on ristretto255: the compressed point secret × peer.
+// Both sides of a pair compute the same 32 bytes.
+func (kp *KeyPair) SharedSecret(peer PublicKey) ([32]byte, error) {
+	var out [32]byte
+	var p ristretto255.Element
+	if err := p.Decode(peer[:]); err != nil {
+		return out, fmt.Errorf("%w: %v", ErrBadPublicKey, err)
+	}
+	s, err := schnorrkel.ScalarFromBytes(kp.secret.Encode())
+	if err != nil {
+		return out, err
+	}
+	var shared ristretto255.Element
+	shared.ScalarMult(s, &p)
+	copy(out[:], shared.Encode(nil))
+	return out, nil
+}
