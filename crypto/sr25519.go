@@ -130,8 +130,12 @@ func (pk PublicKey) Verify(ctx Context, msg []byte, sig Signature) bool {
 	return err == nil && ok
 }
 
-// Valid reports whether pk decodes to a ristretto255 point.
+// Valid reports whether pk decodes to a ristretto255 point other than the
+// identity (the all-zero encoding, for which no signature ever verifies).
 func (pk PublicKey) Valid() bool {
+	if pk == (PublicKey{}) {
+		return false
+	}
 	_, err := schnorrkel.NewPublicKey(pk)
 	return err == nil
 }
@@ -202,6 +206,9 @@ func (pk PublicKey) Bytes() []byte { return pk[:] }
 // Both sides of a pair compute the same 32 bytes.
 func (kp *KeyPair) SharedSecret(peer PublicKey) ([32]byte, error) {
 	var out [32]byte
+	if peer == (PublicKey{}) {
+		return out, fmt.Errorf("%w: identity point", ErrBadPublicKey)
+	}
 	var p ristretto255.Element
 	if err := p.Decode(peer[:]); err != nil {
 		return out, fmt.Errorf("%w: %v", ErrBadPublicKey, err)

@@ -2,6 +2,7 @@ package crypto
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	subkey "github.com/vedhavyas/go-subkey/v2"
@@ -102,5 +103,14 @@ func TestParsePublicKey(t *testing.T) {
 		if _, err := ParsePublicKey(s); err == nil {
 			t.Errorf("%q accepted", s)
 		}
+	}
+}
+
+func TestZeroKeyInvalid(t *testing.T) {
+	if (PublicKey{}).Valid() {
+		t.Fatal("the identity point is accepted as a public key")
+	}
+	if _, err := ParsePublicKey("0x" + strings.Repeat("00", 32)); err == nil {
+		t.Fatal("zero key parsed")
 	}
 }

@@ -37,8 +37,13 @@ func setNextSeq(kv store.KV, o api.Origin, n uint64) {
 // Emit enqueues a message from a chain origin (a module or a signer),
 // assigning its sequence.
 func Emit(ctx *block.Context, o api.Origin, topic string, payload []byte) error {
-	if o.Kind.OffChain() {
+	switch {
+	case o.Kind.OffChain():
 		return fmt.Errorf("%w: %s messages must be pushed signed", api.ErrInvalidCall, o.Kind)
+	case o.Kind == api.OriginModule && (o.Module == "" || len(o.Module) > api.MaxModuleNameBytes):
+		return fmt.Errorf("%w: module name must be 1 to %d bytes", api.ErrInvalidCall, api.MaxModuleNameBytes)
+	case o.Kind != api.OriginModule && o.Kind != api.OriginAccount:
+		return fmt.Errorf("%w: unknown origin kind %d", api.ErrInvalidCall, o.Kind)
 	}
 	if err := checkShape(topic, payload); err != nil {
 		return err
