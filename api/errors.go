@@ -32,6 +32,7 @@ const (
 	CodeUnknownOrigin
 	CodeNotFound
 	CodeInternal
+	CodeAlreadyAccepted
 )
 
 // Sentinel errors, one per code. Wrap them with context.
@@ -53,6 +54,10 @@ var (
 	ErrUnknownOrigin         = errors.New("unknown message origin")
 	ErrNotFound              = errors.New("not found")
 	ErrInternal              = errors.New("internal error")
+	// ErrAlreadyAccepted: an off-chain origin's message with this sequence
+	// is already in the queue (another relayer submitted it). Relayers
+	// treat it as success.
+	ErrAlreadyAccepted = errors.New("message already accepted")
 
 	// ErrBadProof is returned by verifiers when data does not match the
 	// commitment it is checked against.
@@ -63,7 +68,7 @@ var codeErrors = []error{
 	nil, ErrMalformed, ErrUnsupportedVersion, ErrWrongChain, ErrBadSignature, ErrStaleNonce,
 	ErrFutureNonce, ErrFeeTooLow, ErrInsufficientBalance, ErrTooLarge, ErrUnknownCall,
 	ErrInvalidCall, ErrAttestation, ErrMeasurementNotAllowed, ErrBadSequence, ErrUnknownOrigin,
-	ErrNotFound, ErrInternal,
+	ErrNotFound, ErrInternal, ErrAlreadyAccepted,
 }
 
 // CodeOf maps an error to its result code (CodeInternal for an error that

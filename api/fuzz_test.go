@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/crypto"
 )
 
@@ -160,4 +162,35 @@ func FuzzDecodeRegistry(f *testing.F) {
 			t.Fatalf("attestation settings mismatch: %x", b)
 		}
 	})
+}
+
+func TestDecodeRejectsOutOfRange(t *testing.T) {
+	// A call kind over 16 bits is unknown, not truncated.
+	alice := crypto.MustKeyPairFromURI("//Alice")
+	w := codec.NewWriter(0)
+	w.U8(TxVersion)
+	w.String("c")
+	w.Fixed(alice.Public().Bytes())
+	w.Uvarint(0)
+	w.Uvarint(1)
+	w.Uvarint(1<<16 | uint64(CallTransfer))
+	w.BytesField(EncodeCall(&Transfer{To: alice.Public(), Amount: 1}))
+	w.Fixed(make([]byte, 64))
+	if _, err := DecodeTx(w.Bytes()); !errors.Is(err, ErrUnknownCall) {
+		t.Fatalf("kind 65537: %v", err)
+	}
+	// A message count the input cannot hold is refused before allocating.
+	w = codec.NewWriter(0)
+	w.Uvarint(1)
+	w.BytesField(nil)
+	w.Uvarint(1 << 20)
+	w.Fixed(make([]byte, 1<<16))
+	allocs := testing.AllocsPerRun(1, func() {
+		if _, err := DecodeBlockMessages(w.Bytes()); err == nil {
+			t.Fatal("accepted")
+		}
+	})
+	if allocs > 20 {
+		t.Fatalf("%v allocations for a refused count", allocs)
+	}
 }

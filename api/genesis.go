@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/phalago/phala/api/codec"
@@ -58,6 +59,12 @@ type Params struct {
 	MaxTxBytes           uint64 `json:"max_tx_bytes"`          // largest transaction accepted
 }
 
+// Upper bounds of parameters, so that block arithmetic cannot overflow.
+const (
+	MaxRegistrationLifetime = 1 << 40
+	MaxReportAge            = 365 * 24 * 3600
+)
+
 // DefaultParams are the parameters `phala-node init` writes.
 func DefaultParams() Params {
 	return Params{
@@ -84,8 +91,11 @@ func (p Params) Validate() error {
 	if p.MaxTxBytes < 256 || p.MaxTxBytes > MaxTxBytes {
 		errs = append(errs, fmt.Errorf("max_tx_bytes must be in [256, %d]", MaxTxBytes))
 	}
-	if p.FeePerByte > 0 && p.FeeBase > ^uint64(0)-p.FeePerByte*p.MaxTxBytes {
-		errs = append(errs, errors.New("fees overflow"))
+	if p.MaxTxBytes > 0 && p.FeePerByte > (math.MaxUint64-p.FeeBase)/p.MaxTxBytes {
+		errs = append(errs, errors.New("fee_base + fee_per_byte * max_tx_bytes overflows"))
+	}
+	if p.RegistrationLifetime > MaxRegistrationLifetime {
+		errs = append(errs, fmt.Errorf("registration_lifetime must be at most %d blocks", MaxRegistrationLifetime))
 	}
 	return errors.Join(errs...)
 }
@@ -183,6 +193,9 @@ func (g *GenesisState) Validate() error {
 			errs = append(errs, fmt.Errorf("gatekeeper %s listed twice", k))
 		}
 		gk[k] = true
+	}
+	if a := g.Attestation.MaxReportAgeSeconds; a == 0 || a > MaxReportAge {
+		errs = append(errs, fmt.Errorf("attestation.max_report_age_seconds must be in [1, %d]", MaxReportAge))
 	}
 	for _, m := range g.Attestation.Measurements {
 		if len(m) == 0 || len(m) > MaxMeasurementBytes {

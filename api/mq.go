@@ -15,6 +15,8 @@ const (
 	MaxModuleNameBytes = 32
 	MaxPayloadBytes    = 1 << 20
 	MaxBlockMessages   = 1 << 20
+
+	minMessageBytes = 5 // module origin with an empty name, empty topic, seq, empty payload
 )
 
 // OriginKind says who sent a message.
@@ -229,14 +231,15 @@ func DecodeBlockMessages(data []byte) (*BlockMessages, error) {
 	b.Height = int64(r.Uvarint())
 	b.StateRoot = r.BytesField(64)
 	n := r.Uvarint()
-	if n > MaxBlockMessages || n > uint64(r.Remaining()) {
+	// The smallest message encodes in minMessageBytes: bound the count by
+	// the input before allocating.
+	if n > MaxBlockMessages || n > uint64(r.Remaining()/minMessageBytes) {
 		r.Fail(fmt.Errorf("%w: %d messages", codec.ErrTooLong, n))
 	}
-	if r.Err() == nil && n > 0 {
-		b.Messages = make([]Message, n)
-		for i := range b.Messages {
-			b.Messages[i].decode(r)
-		}
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		var m Message
+		m.decode(r)
+		b.Messages = append(b.Messages, m)
 	}
 	if b.Height < 0 {
 		r.Fail(codec.ErrBadFormat)

@@ -88,3 +88,39 @@ func VerifyStateProof(key, value []byte, ops *cmtcrypto.ProofOps, appHash []byte
 	}
 	return nil
 }
+
+// QueryKey returns the state key a state query path reads, so that a client
+// can check a proof is for the key it asked about.
+func QueryKey(path string, data []byte) ([]byte, error) {
+	key32 := func() (crypto.PublicKey, error) {
+		var pk crypto.PublicKey
+		if len(data) != crypto.PublicKeySize {
+			return pk, fmt.Errorf("%w: %s takes a 32-byte public key, got %d bytes", ErrInvalidCall, path, len(data))
+		}
+		copy(pk[:], data)
+		return pk, nil
+	}
+	switch path {
+	case QueryAccount:
+		pk, err := key32()
+		return AccountKey(pk), err
+	case QueryWorker:
+		pk, err := key32()
+		return WorkerKey(pk), err
+	case QueryGatekeepers:
+		return KeyGatekeepers, nil
+	case QueryMasterKey:
+		return KeyMasterKey, nil
+	case QueryParams:
+		return KeyParams, nil
+	case QueryAttestation:
+		return KeyAttestation, nil
+	case QueryNextSeq:
+		o, err := DecodeOrigin(data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidCall, err)
+		}
+		return NextSeqKey(o), nil
+	}
+	return nil, fmt.Errorf("%w: unknown query path %q", ErrInvalidCall, path)
+}

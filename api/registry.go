@@ -128,6 +128,10 @@ type WorkerRecord struct {
 	Measurement  []byte
 	RegisteredAt int64 // height of the (latest) registration
 	ExpiresAt    int64 // first height at which the registration is no longer valid
+	// AttestedAt is the time (unix seconds) the admitting report was issued;
+	// a renewal must carry a strictly later report, so an old registration
+	// cannot be replayed to roll the entry back.
+	AttestedAt int64
 }
 
 // Active reports whether the registration is valid at height h.
@@ -141,6 +145,7 @@ func (w *WorkerRecord) Encode() []byte {
 	cw.BytesField(w.Measurement)
 	cw.Uvarint(uint64(w.RegisteredAt))
 	cw.Uvarint(uint64(w.ExpiresAt))
+	cw.Varint(w.AttestedAt)
 	return cw.Bytes()
 }
 
@@ -153,6 +158,7 @@ func DecodeWorkerRecord(b []byte) (*WorkerRecord, error) {
 	w.Measurement = r.BytesField(MaxMeasurementBytes)
 	w.RegisteredAt = int64(r.Uvarint())
 	w.ExpiresAt = int64(r.Uvarint())
+	w.AttestedAt = r.Varint()
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: worker record: %v", ErrMalformed, err)
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"fmt"
+	"math"
 
 	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/crypto"
@@ -82,20 +83,23 @@ func DecodeTx(b []byte) (*Tx, error) {
 	}
 	r := codec.NewReader(b)
 	if v := r.U8(); r.Err() == nil && v != TxVersion {
-		return nil, fmt.Errorf("%w: transaction version %d, this node speaks %d", ErrUnsupportedVersion, v, TxVersion)
+		return nil, fmt.Errorf("%w: transaction version %d, this node speaks %d (submit the raw binary transaction, not hex or base64 text)", ErrUnsupportedVersion, v, TxVersion)
 	}
 	tx := &Tx{}
 	tx.ChainID = r.String(MaxChainIDBytes)
 	r.Fixed(tx.Signer[:])
 	tx.Nonce = r.Uvarint()
 	tx.Fee = r.Uvarint()
-	kind := CallKind(r.Uvarint())
+	rawKind := r.Uvarint()
 	body := r.BytesField(MaxCallBytes)
 	r.Fixed(tx.Signature[:])
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: transaction: %v", ErrMalformed, err)
 	}
-	call, err := DecodeCall(kind, body)
+	if rawKind > math.MaxUint16 {
+		return nil, fmt.Errorf("%w: kind %d", ErrUnknownCall, rawKind)
+	}
+	call, err := DecodeCall(CallKind(rawKind), body)
 	if err != nil {
 		return nil, err
 	}

@@ -4,9 +4,11 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
@@ -25,8 +27,14 @@ type Client struct {
 }
 
 // Dial connects to a node (e.g. "http://127.0.0.1:26657") and reads its chain
-// id and parameters.
-func Dial(ctx context.Context, addr string) (*Client, error) {
+// id and parameters (proved against a signed header). Use DialChain to
+// refuse a node of another chain: transactions are signed for the chain id
+// the node reports.
+func Dial(ctx context.Context, addr string) (*Client, error) { return DialChain(ctx, addr, "") }
+
+// DialChain is Dial that refuses a node whose chain id is not chainID
+// (empty: accept the node's).
+func DialChain(ctx context.Context, addr, chainID string) (*Client, error) {
 	rpc, err := rpchttp.New(addr, "/websocket")
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
@@ -35,13 +43,16 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node at %s does not answer (is it running?): %w", addr, err)
 	}
-	c := &Client{rpc: rpc, chainID: st.NodeInfo.Network}
-	v, _, err := c.query(ctx, api.QueryParams, nil, 0)
-	if err != nil {
-		return nil, err
+	if chainID != "" && st.NodeInfo.Network != chainID {
+		return nil, fmt.Errorf("node at %s runs chain %q, expected %q", addr, st.NodeInfo.Network, chainID)
 	}
-	if c.params, err = api.DecodeParams(v); err != nil {
-		return nil, err
+	c := &Client{rpc: rpc, chainID: st.NodeInfo.Network}
+	pv, err := c.Prove(ctx, api.QueryParams, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read chain parameters from %s: %w", addr, err)
+	}
+	if c.params, err = api.DecodeParams(pv.Value); err != nil {
+		return nil, fmt.Errorf("chain parameters from %s: %w", addr, err)
 	}
 	return c, nil
 }
@@ -88,9 +99,13 @@ type ProvedValue struct {
 
 // Prove reads a state value with its proof and checks it against the app
 // hash of the next header, whose commit signatures are checked against the
-// validator set the node reports for that height. It waits (until ctx ends)
-// for the next header to exist.
+// validator set the node reports for that height (see SignedHeader for what
+// that trusts). It waits (until ctx ends) for the next header to exist.
 func (c *Client) Prove(ctx context.Context, path string, data []byte) (*ProvedValue, error) {
+	key, err := api.QueryKey(path, data)
+	if err != nil {
+		return nil, err
+	}
 	res, err := c.rpc.ABCIQueryWithOptions(ctx, path, data, rpcQueryOpts(0, true))
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", path, err)
@@ -98,6 +113,9 @@ func (c *Client) Prove(ctx context.Context, path string, data []byte) (*ProvedVa
 	r := res.Response
 	if r.Code != 0 {
 		return nil, &api.TxError{Code: api.Code(r.Code), Log: r.Log}
+	}
+	if !bytes.Equal(r.Key, key) {
+		return nil, fmt.Errorf("%w: node answered %s for another key", api.ErrBadProof, path)
 	}
 	sh, err := c.SignedHeader(ctx, r.Height+1)
 	if err != nil {
@@ -110,11 +128,19 @@ func (c *Client) Prove(ctx context.Context, path string, data []byte) (*ProvedVa
 }
 
 // SignedHeader returns the header of height with its commit, after checking
-// that validators holding more than 2/3 of the power at that height signed
-// it. It waits for the height to be committed.
+// that the validator set the node reports hashes to the header's
+// ValidatorsHash and that validators holding more than 2/3 of its power
+// signed it. It waits for the height to be committed.
+//
+// It trusts the node for the validator set itself; verifying validator-set
+// changes from a trusted genesis is the light client's job (pRuntime's
+// verified sync), which the SDK will use too.
 func (c *Client) SignedHeader(ctx context.Context, height int64) (*cmttypes.SignedHeader, error) {
 	for {
 		cm, err := c.rpc.Commit(ctx, &height)
+		if err != nil && !strings.Contains(err.Error(), "must be less than or equal to the current blockchain height") {
+			return nil, fmt.Errorf("header %d: %w", height, err)
+		}
 		if err == nil && cm.CanonicalCommit {
 			vals, err := c.validators(ctx, height)
 			if err != nil {
@@ -123,6 +149,9 @@ func (c *Client) SignedHeader(ctx context.Context, height int64) (*cmttypes.Sign
 			sh := &cm.SignedHeader
 			if err := sh.ValidateBasic(c.chainID); err != nil {
 				return nil, fmt.Errorf("header %d: %w", height, err)
+			}
+			if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
+				return nil, fmt.Errorf("%w: validator set reported for height %d does not match its header", api.ErrBadProof, height)
 			}
 			if err := vals.VerifyCommitLight(c.chainID, sh.Commit.BlockID, height, sh.Commit); err != nil {
 				return nil, fmt.Errorf("commit of header %d: %w", height, err)
@@ -146,7 +175,7 @@ func (c *Client) validators(ctx context.Context, height int64) (*cmttypes.Valida
 			return nil, fmt.Errorf("validators at %d: %w", height, err)
 		}
 		all = append(all, res.Validators...)
-		if len(all) >= res.Total {
+		if len(all) >= res.Total || len(res.Validators) == 0 {
 			break
 		}
 	}
@@ -160,7 +189,14 @@ func (c *Client) Messages(ctx context.Context, height int64) (*api.BlockMessages
 	if err != nil {
 		return nil, err
 	}
-	return api.DecodeBlockMessages(v)
+	bm, err := api.DecodeBlockMessages(v)
+	if err != nil {
+		return nil, err
+	}
+	if height != 0 && bm.Height != height {
+		return nil, fmt.Errorf("%w: asked for the messages of %d, node answered %d", api.ErrBadProof, height, bm.Height)
+	}
+	return bm, nil
 }
 
 // Height returns the latest committed height.

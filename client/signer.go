@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/phalago/phala/api"
@@ -56,7 +57,8 @@ func (s *Signer) Submit(ctx context.Context, call api.Call) (*TxResult, error) {
 		return nil, err
 	}
 	res, err := s.c.Submit(ctx, tx)
-	if err != nil && res == nil {
+	var refused *api.TxError
+	if res == nil && errors.As(err, &refused) {
 		s.Resync() // the mempool refused it: the nonce was not used
 	}
 	return res, err

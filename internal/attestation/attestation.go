@@ -22,8 +22,9 @@ type Evidence struct {
 	Platform    string
 	Measurement []byte
 	ReportData  [api.ReportDataSize]byte
-	// IssuedAt is when the quote says it was made (zero if the platform's
-	// quotes carry no time).
+	// IssuedAt is when the quote says it was made. Every platform must
+	// provide it (hardware platforms through the report data or collateral
+	// time); the registry orders registrations by it.
 	IssuedAt time.Time
 }
 
@@ -43,7 +44,7 @@ func Verify(settings *api.AttestationSettings, r *api.AttestationReport, now tim
 	if err != nil {
 		return nil, err
 	}
-	if max := settings.MaxReportAgeSeconds; max > 0 && !ev.IssuedAt.IsZero() {
+	if max := settings.MaxReportAgeSeconds; max > 0 {
 		age := now.Sub(ev.IssuedAt)
 		if age > time.Duration(max)*time.Second || age < -time.Duration(max)*time.Second {
 			return nil, fmt.Errorf("%w: report issued at %s is %s away from block time %s (limit %ds); request a fresh report",

@@ -137,7 +137,7 @@ func TestProofTampering(t *testing.T) {
 func TestMessagesVerifyAgainstHeader(t *testing.T) {
 	net := testnet.New(t, testnet.Options{})
 	c := net.Client(0)
-	res, err := c.NewSigner(bob).Submit(ctx(t), &api.PostMessage{Topic: "phala/test", Payload: []byte("hello")})
+	res, err := c.NewSigner(bob).Submit(ctx(t), &api.PostMessage{Topic: "app/test", Payload: []byte("hello")})
 	if err != nil {
 		t.Fatal(err)
 	}

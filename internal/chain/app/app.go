@@ -81,7 +81,12 @@ func New(dir string, log *slog.Logger) (*App, error) {
 			st.Close()
 			return nil, fmt.Errorf("load params: %w", err)
 		}
-		a.resetCheck(snap, time.Time{})
+		t, err := st.BlockTime(st.Height())
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("load last block time: %w", err)
+		}
+		a.resetCheck(snap, t)
 		a.log.Info("state loaded", "height", st.Height(), "chain_id", a.chainID)
 	}
 	return a, nil
@@ -271,7 +276,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	}
 	a.pending = nil
 	bm := &api.BlockMessages{Height: p.height, StateRoot: p.stateRoot, Messages: p.msgs}
-	if err := a.store.Commit(p.height, bm, p.appHash); err != nil {
+	if err := a.store.Commit(p.height, p.time, bm, p.appHash); err != nil {
 		return nil, err
 	}
 	snap, err := a.store.Snapshot(p.height)

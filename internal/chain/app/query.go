@@ -8,7 +8,6 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/phalago/phala/api"
-	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/store"
 )
 
@@ -35,7 +34,7 @@ func (a *App) query(req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 		}
 		return &abci.ResponseQuery{Height: h, Value: bm.Encode()}, nil
 	}
-	key, err := stateKey(req.Path, req.Data)
+	key, err := api.QueryKey(req.Path, req.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -66,38 +65,4 @@ func notFound(err error) error {
 		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
 	}
 	return err
-}
-
-func stateKey(path string, data []byte) ([]byte, error) {
-	key32 := func() (crypto.PublicKey, error) {
-		var pk crypto.PublicKey
-		if len(data) != crypto.PublicKeySize {
-			return pk, fmt.Errorf("%w: %s takes a 32-byte public key, got %d bytes", api.ErrInvalidCall, path, len(data))
-		}
-		copy(pk[:], data)
-		return pk, nil
-	}
-	switch path {
-	case api.QueryAccount:
-		pk, err := key32()
-		return api.AccountKey(pk), err
-	case api.QueryWorker:
-		pk, err := key32()
-		return api.WorkerKey(pk), err
-	case api.QueryGatekeepers:
-		return api.KeyGatekeepers, nil
-	case api.QueryMasterKey:
-		return api.KeyMasterKey, nil
-	case api.QueryParams:
-		return api.KeyParams, nil
-	case api.QueryAttestation:
-		return api.KeyAttestation, nil
-	case api.QueryNextSeq:
-		o, err := api.DecodeOrigin(data)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", api.ErrInvalidCall, err)
-		}
-		return api.NextSeqKey(o), nil
-	}
-	return nil, fmt.Errorf("%w: unknown query path %q", api.ErrInvalidCall, path)
 }

@@ -153,7 +153,7 @@ func TestPushMessage(t *testing.T) {
 	}
 	// Anyone (here Bob, a relayer) may submit the worker's signed messages.
 	res := h.block(h.tx(bob, 0, msg(0, w.identity)), h.tx(bob, 1, msg(1, w.identity)), h.tx(bob, 2, msg(1, w.identity)))
-	if res.TxResults[0].Code != 0 || res.TxResults[1].Code != 0 || api.Code(res.TxResults[2].Code) != api.CodeBadSequence {
+	if res.TxResults[0].Code != 0 || res.TxResults[1].Code != 0 || api.Code(res.TxResults[2].Code) != api.CodeAlreadyAccepted {
 		t.Fatalf("results %q %q %q", res.TxResults[0].Log, res.TxResults[1].Log, res.TxResults[2].Log)
 	}
 	bm := h.messages(h.height)
@@ -186,5 +186,51 @@ func TestMessagesBoundToAppHash(t *testing.T) {
 		if err := b.Verify(res.AppHash); err == nil {
 			t.Errorf("%s tampered: verified", name)
 		}
+	}
+}
+
+// An old registration replayed by anyone cannot roll a renewed worker back.
+func TestRegistrationReplayRefused(t *testing.T) {
+	h := newHarness(t, genesis())
+	h.block()
+	w := newWorker(t)
+	old := &api.RegisterWorker{Info: w.info, Report: *attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)}
+	if r := h.block(h.tx(alice, 0, old)); r.TxResults[0].Code != 0 {
+		t.Fatal(r.TxResults[0].Log)
+	}
+	rotated, _, _ := crypto.GenerateKeyPair()
+	w.info.EcdhKey = rotated.Public()
+	renewal := &api.RegisterWorker{Info: w.info, Report: *attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)}
+	if r := h.block(h.tx(alice, 1, renewal)); r.TxResults[0].Code != 0 {
+		t.Fatal(r.TxResults[0].Log)
+	}
+	for name, call := range map[string]*api.RegisterWorker{"old registration": old, "same renewal again": renewal} {
+		if r := h.block(h.tx(bob, h.account(bob.Public()).Nonce, call)); api.Code(r.TxResults[0].Code) != api.CodeAttestation {
+			t.Fatalf("%s replayed: code %d %s", name, r.TxResults[0].Code, r.TxResults[0].Log)
+		}
+	}
+	if rec := h.worker(w.identity.Public()); rec.Info.EcdhKey != rotated.Public() {
+		t.Fatal("worker rolled back")
+	}
+}
+
+// After a restart CheckTx judges report freshness by the last block's time,
+// not the zero time.
+func TestCheckTxAfterRestartUsesBlockTime(t *testing.T) {
+	h := newHarness(t, genesis())
+	h.block()
+	h.app.Close()
+	h.open()
+	w := newWorker(t)
+	call := &api.RegisterWorker{Info: w.info, Report: *attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)}
+	if res := h.check(h.tx(alice, 0, call)); res.Code != 0 {
+		t.Fatalf("CheckTx after restart: %s", res.Log)
+	}
+}
+
+func TestReservedTopics(t *testing.T) {
+	h := newHarness(t, genesis())
+	if res := h.check(h.tx(alice, 0, &api.PostMessage{Topic: "phala/registry/worker", Payload: []byte("fake")})); api.Code(res.Code) != api.CodeInvalidCall {
+		t.Fatalf("account posted to a module topic: %s", res.Log)
 	}
 }

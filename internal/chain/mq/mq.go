@@ -10,12 +10,17 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/store"
 )
+
+// ReservedTopicPrefix starts the topics only chain modules may post to, so
+// a handler of such a topic knows its messages come from the chain.
+const ReservedTopicPrefix = "phala/"
 
 // NextSeq returns the sequence the next message of o will carry.
 func NextSeq(kv store.KV, o api.Origin) uint64 {
@@ -44,6 +49,8 @@ func Emit(ctx *block.Context, o api.Origin, topic string, payload []byte) error 
 		return fmt.Errorf("%w: module name must be 1 to %d bytes", api.ErrInvalidCall, api.MaxModuleNameBytes)
 	case o.Kind != api.OriginModule && o.Kind != api.OriginAccount:
 		return fmt.Errorf("%w: unknown origin kind %d", api.ErrInvalidCall, o.Kind)
+	case o.Kind == api.OriginAccount && strings.HasPrefix(topic, ReservedTopicPrefix):
+		return fmt.Errorf("%w: topics under %q are reserved for the chain's modules", api.ErrInvalidCall, ReservedTopicPrefix)
 	}
 	if err := checkShape(topic, payload); err != nil {
 		return err
@@ -75,6 +82,9 @@ func Push(ctx *block.Context, m *api.SignedMessage, authorized Authorizer) error
 		return fmt.Errorf("%w: message of %s is not signed by its origin", api.ErrBadSignature, o)
 	}
 	want := NextSeq(ctx.KV, o)
+	if m.Message.Seq < want {
+		return fmt.Errorf("%w: %s sequence %d (the next expected is %d)", api.ErrAlreadyAccepted, o, m.Message.Seq, want)
+	}
 	if m.Message.Seq != want {
 		return fmt.Errorf("%w: %s sent sequence %d, the next expected is %d", api.ErrBadSequence, o, m.Message.Seq, want)
 	}

@@ -267,8 +267,8 @@ func TestPush(t *testing.T) {
 		{name: "zero signature", msg: api.SignedMessage{Message: signed(wOrigin, next, worker).Message}, wantErr: api.ErrBadSignature, wantAuth: true},
 		{name: "gap", msg: signed(wOrigin, next+1, worker), wantErr: api.ErrBadSequence, wantAuth: true},
 		{name: "far gap", msg: signed(wOrigin, 1<<40, worker), wantErr: api.ErrBadSequence, wantAuth: true},
-		{name: "repeat of the last", msg: signed(wOrigin, next-1, worker), wantErr: api.ErrBadSequence, wantAuth: true},
-		{name: "repeat of the first", msg: signed(wOrigin, 0, worker), wantErr: api.ErrBadSequence, wantAuth: true},
+		{name: "repeat of the last", msg: signed(wOrigin, next-1, worker), wantErr: api.ErrAlreadyAccepted, wantAuth: true},
+		{name: "repeat of the first", msg: signed(wOrigin, 0, worker), wantErr: api.ErrAlreadyAccepted, wantAuth: true},
 		{name: "empty topic", msg: api.SignMessage(chainID, api.Message{Origin: wOrigin, Seq: next}, worker), wantErr: api.ErrInvalidCall},
 		{name: "topic too long", msg: api.SignMessage(chainID, api.Message{Origin: wOrigin, Topic: strings.Repeat("t", api.MaxTopicBytes+1), Seq: next}, worker), wantErr: api.ErrInvalidCall},
 		{name: "payload too large", msg: api.SignMessage(chainID, api.Message{Origin: wOrigin, Topic: "t", Seq: next, Payload: make([]byte, api.MaxPayloadBytes+1)}, worker), wantErr: api.ErrTooLarge},
@@ -353,13 +353,13 @@ func TestPushStream(t *testing.T) {
 	}{
 		{wOrigin, worker, 1, api.ErrBadSequence},
 		{wOrigin, worker, 0, nil},
-		{wOrigin, worker, 0, api.ErrBadSequence},
+		{wOrigin, worker, 0, api.ErrAlreadyAccepted},
 		{gOrigin, keeper, 0, nil},
 		{wOrigin, worker, 1, nil},
 		{gOrigin, keeper, 2, api.ErrBadSequence},
 		{wOrigin, worker, 2, nil},
 		{gOrigin, keeper, 1, nil},
-		{wOrigin, worker, 2, api.ErrBadSequence},
+		{wOrigin, worker, 2, api.ErrAlreadyAccepted},
 	}
 	var wantSeqs []string
 	for i, s := range steps {

@@ -6,6 +6,7 @@ package registry
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -120,12 +121,17 @@ func RegisterWorker(ctx *block.Context, c *api.RegisterWorker) error {
 		return fmt.Errorf("%w: pRuntime measurement %x is not in the genesis allowlist", api.ErrMeasurementNotAllowed, ev.Measurement)
 	}
 	prev := Worker(ctx.KV, info.IdentityKey)
+	if prev != nil && ev.IssuedAt.Unix() <= prev.AttestedAt {
+		return fmt.Errorf("%w: worker %s is registered with a report issued at %s; a renewal needs a newer report (an old registration cannot be replayed)",
+			api.ErrAttestation, info.IdentityKey.Hex(), time.Unix(prev.AttestedAt, 0).UTC().Format(time.RFC3339))
+	}
 	rec := &api.WorkerRecord{
 		Info:         *info,
 		Platform:     ev.Platform,
 		Measurement:  ev.Measurement,
 		RegisteredAt: ctx.Height,
 		ExpiresAt:    ctx.Height + int64(ctx.Params.RegistrationLifetime),
+		AttestedAt:   ev.IssuedAt.Unix(),
 	}
 	enc := rec.Encode()
 	ctx.KV.Set(api.WorkerKey(info.IdentityKey), enc)

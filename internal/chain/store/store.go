@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
 	"github.com/cosmos/iavl"
@@ -33,7 +34,11 @@ const treeCacheSize = 100_000
 // saves. Reads of committed versions (Snapshot) are safe concurrently with
 // writes to the working version.
 type Store struct {
-	mu   sync.RWMutex // SaveVersion against readers of committed versions
+	// mu orders changes to the working tree (Set, Delete, SaveVersion)
+	// against readers of committed versions (snapshots): IAVL's copy-on-write
+	// clones detach children of persisted nodes that snapshots share, so the
+	// two may not run at once.
+	mu   *sync.RWMutex
 	db   *iavldb.GoLevelDB
 	tree *iavl.MutableTree
 	meta iavldb.DB // block data: messages and app hash per height
@@ -46,6 +51,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open state db in %s: %w", filepath.Join(dir, "state.db"), err)
 	}
 	s := &Store{
+		mu:   new(sync.RWMutex),
 		db:   db,
 		tree: iavl.NewMutableTree(iavldb.NewPrefixDB(db, []byte("t/")), treeCacheSize, true, iavl.NewNopLogger()),
 		meta: iavldb.NewPrefixDB(db, []byte("b/")),
@@ -78,6 +84,8 @@ func (s *Store) Get(key []byte) []byte {
 
 // Set writes to the working version.
 func (s *Store) Set(key, value []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if _, err := s.tree.Set(key, value); err != nil {
 		panic(fmt.Sprintf("state write %q: %v", key, err))
 	}
@@ -85,17 +93,23 @@ func (s *Store) Set(key, value []byte) {
 
 // Delete removes from the working version.
 func (s *Store) Delete(key []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if _, _, err := s.tree.Remove(key); err != nil {
 		panic(fmt.Sprintf("state delete %q: %v", key, err))
 	}
 }
 
 // WorkingRoot returns the state root of the working version.
-func (s *Store) WorkingRoot() []byte { return s.tree.WorkingHash() }
+func (s *Store) WorkingRoot() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tree.WorkingHash()
+}
 
 // Commit saves the working version as height with the block's messages and
 // returns the state root. The app hash must be api.AppHash(root, messages root).
-func (s *Store) Commit(height int64, msgs *api.BlockMessages, appHash []byte) error {
+func (s *Store) Commit(height int64, blockTime time.Time, msgs *api.BlockMessages, appHash []byte) error {
 	if want := s.tree.Version() + 1; height != want && s.tree.Version() != 0 {
 		return fmt.Errorf("commit height %d, store expects %d", height, want)
 	}
@@ -108,6 +122,9 @@ func (s *Store) Commit(height int64, msgs *api.BlockMessages, appHash []byte) er
 		return err
 	}
 	if err := b.Set(heightKey('h', height), appHash); err != nil {
+		return err
+	}
+	if err := b.Set(heightKey('t', height), binary.BigEndian.AppendUint64(nil, uint64(blockTime.UnixNano()))); err != nil {
 		return err
 	}
 	if err := b.WriteSync(); err != nil {
@@ -139,6 +156,18 @@ func (s *Store) AppHash(height int64) ([]byte, error) {
 	return v, nil
 }
 
+// BlockTime returns the header time of the block committed at height.
+func (s *Store) BlockTime(height int64) (time.Time, error) {
+	v, err := s.meta.Get(heightKey('t', height))
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(v) != 8 {
+		return time.Time{}, fmt.Errorf("%w: block time of %d", ErrNoVersion, height)
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(), nil
+}
+
 // Messages returns the queue messages of height, with the state root.
 func (s *Store) Messages(height int64) (*api.BlockMessages, error) {
 	v, err := s.meta.Get(heightKey('m', height))
@@ -153,6 +182,7 @@ func (s *Store) Messages(height int64) (*api.BlockMessages, error) {
 
 // Snapshot is a read-only committed version.
 type Snapshot struct {
+	mu           *sync.RWMutex
 	tree         *iavl.ImmutableTree
 	messagesRoot []byte
 }
@@ -165,7 +195,7 @@ func (s *Store) Snapshot(height int64) (*Snapshot, error) {
 		height = s.tree.Version()
 	}
 	if height == 0 {
-		return &Snapshot{tree: iavl.NewImmutableTree(iavldb.NewMemDB(), 0, true, iavl.NewNopLogger())}, nil
+		return &Snapshot{mu: s.mu, tree: iavl.NewImmutableTree(iavldb.NewMemDB(), 0, true, iavl.NewNopLogger())}, nil
 	}
 	t, err := s.tree.GetImmutable(height)
 	if err != nil {
@@ -175,7 +205,7 @@ func (s *Store) Snapshot(height int64) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Snapshot{tree: t, messagesRoot: api.MessagesRoot(msgs.Messages)}, nil
+	return &Snapshot{mu: s.mu, tree: t, messagesRoot: api.MessagesRoot(msgs.Messages)}, nil
 }
 
 // Height is the snapshot's version.
@@ -183,6 +213,8 @@ func (sn *Snapshot) Height() int64 { return sn.tree.Version() }
 
 // Get reads a key.
 func (sn *Snapshot) Get(key []byte) []byte {
+	sn.mu.RLock()
+	defer sn.mu.RUnlock()
 	v, err := sn.tree.Get(key)
 	if err != nil {
 		panic(fmt.Sprintf("state read %q at %d: %v", key, sn.tree.Version(), err))
@@ -204,6 +236,8 @@ func (sn *Snapshot) Prove(key []byte) ([]byte, *cmtcrypto.ProofOps, error) {
 		proof *ics23.CommitmentProof
 		err   error
 	)
+	sn.mu.RLock()
+	defer sn.mu.RUnlock()
 	if value != nil {
 		proof, err = sn.tree.GetMembershipProof(key)
 	} else {

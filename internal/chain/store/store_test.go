@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -26,7 +27,7 @@ func commitBlock(t *testing.T, s *Store, height int64, msgs []api.Message) []byt
 	root := s.WorkingRoot()
 	appHash := api.AppHash(root, api.MessagesRoot(msgs))
 	bm := &api.BlockMessages{Height: height, StateRoot: root, Messages: msgs}
-	if err := s.Commit(height, bm, appHash); err != nil {
+	if err := s.Commit(height, time.Unix(int64(height), 0), bm, appHash); err != nil {
 		t.Fatalf("Commit(%d): %v", height, err)
 	}
 	if got := s.Height(); got != height {
@@ -281,7 +282,7 @@ func TestStoreCommitHeights(t *testing.T) {
 			commitBlock(t, s, 1, nil)
 			commitBlock(t, s, 2, nil)
 			s.Set([]byte("k"), []byte("v"))
-			err := s.Commit(height, &api.BlockMessages{Height: height}, []byte("hash"))
+			err := s.Commit(height, time.Unix(int64(height), 0), &api.BlockMessages{Height: height}, []byte("hash"))
 			if err == nil {
 				t.Fatalf("Commit(%d) at height 2 succeeded", height)
 			}
