@@ -114,3 +114,19 @@ func TestZeroKeyInvalid(t *testing.T) {
 		t.Fatal("zero key parsed")
 	}
 }
+
+// HardDeriveSeed("x") is the same step as the URI junction "//x".
+func TestHardDeriveSeedMatchesURIJunction(t *testing.T) {
+	kp := MustKeyPairFromURI("//Alice")
+	for _, name := range []string{"identity", "a-junction-name-longer-than-thirty-two-bytes"} {
+		seed, err := kp.HardDeriveSeed([]byte(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		child, _ := KeyPairFromSeed(seed[:])
+		viaURI := MustKeyPairFromURI("//Alice//" + name)
+		if child.Public() != viaURI.Public() {
+			t.Errorf("%s: HardDeriveSeed differs from //%s", name, name)
+		}
+	}
+}

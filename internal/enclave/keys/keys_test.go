@@ -1,0 +1,164 @@
+package keys
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/platform"
+	"github.com/phalago/phala/internal/enclave/sealing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/contract_keys.json")
+
+func sim(t testing.TB, dir string) platform.Platform {
+	p, err := platform.NewSim(dir, []byte("code"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestEntityCreatedOnceAndReloaded(t *testing.T) {
+	dir := t.TempDir()
+	p := sim(t, dir)
+	e1, created, err := LoadOrCreateEntity(p, dir)
+	if err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	e2, created, err := LoadOrCreateEntity(sim(t, dir), dir)
+	if err != nil || created {
+		t.Fatalf("reload: %v %v", created, err)
+	}
+	if e1.Identity.Public() != e2.Identity.Public() || e1.Ecdh.Public() != e2.Ecdh.Public() {
+		t.Fatal("reloaded keys differ")
+	}
+	if e1.Identity.Public() == e1.Ecdh.Public() {
+		t.Fatal("identity and ECDH keys are the same")
+	}
+}
+
+// A damaged or foreign sealed identity is an error, never a new identity.
+func TestEntityNeverSilentlyReplaced(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := LoadOrCreateEntity(sim(t, dir), dir); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, EntityFile)
+	before, _ := os.ReadFile(path)
+	// Another machine's platform key.
+	if _, _, err := LoadOrCreateEntity(sim(t, t.TempDir()), dir); !errors.Is(err, sealing.ErrForeign) {
+		t.Fatalf("foreign: %v", err)
+	}
+	// Damage.
+	os.WriteFile(path, before[:len(before)-3], 0o600)
+	if _, _, err := LoadOrCreateEntity(sim(t, dir), dir); !errors.Is(err, sealing.ErrForeign) {
+		t.Fatalf("damaged: %v", err)
+	}
+	if after, _ := os.ReadFile(path); len(after) != len(before)-3 {
+		t.Fatal("file was replaced")
+	}
+}
+
+func TestMasterSealRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	p := sim(t, dir)
+	if _, err := LoadMaster(p, dir); !errors.Is(err, sealing.ErrNotExist) {
+		t.Fatalf("no master yet: %v", err)
+	}
+	m, err := GenerateMaster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(p, dir); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := LoadMaster(p, dir)
+	if err != nil || m2.Public() != m.Public() {
+		t.Fatalf("reload: %v", err)
+	}
+}
+
+type vector struct {
+	MasterSeed, Deployer, CodeHash string
+	Sequence                       uint64
+	ContractKey                    string
+	Identity, Ecdh                 string // public keys
+	Storage                        string
+}
+
+func derive(t *testing.T, masterSeed [32]byte, deployer crypto.PublicKey, codeHash [32]byte, seq uint64) vector {
+	m, err := MasterFromSeed(masterSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := m.ContractKey(deployer, codeHash, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vector{
+		MasterSeed: hex.EncodeToString(masterSeed[:]), Deployer: deployer.Hex(), CodeHash: hex.EncodeToString(codeHash[:]), Sequence: seq,
+		ContractKey: hex.EncodeToString(ck.Seed[:]), Identity: ck.Identity.Public().Hex(), Ecdh: ck.Ecdh.Public().Hex(), Storage: hex.EncodeToString(ck.Storage[:]),
+	}
+}
+
+func TestContractKeyVectors(t *testing.T) {
+	alice := crypto.MustKeyPairFromURI("//Alice").Public()
+	bob := crypto.MustKeyPairFromURI("//Bob").Public()
+	var vs []vector
+	for _, in := range []struct {
+		seed     byte
+		deployer crypto.PublicKey
+		code     byte
+		seq      uint64
+	}{{1, alice, 0xaa, 0}, {1, alice, 0xaa, 1}, {1, bob, 0xaa, 0}, {1, alice, 0xab, 0}, {2, alice, 0xaa, 0}} {
+		var seed, code [32]byte
+		seed[0], code[0] = in.seed, in.code
+		vs = append(vs, derive(t, seed, in.deployer, code, in.seq))
+	}
+	path := filepath.Join("testdata", "contract_keys.json")
+	if *update {
+		b, _ := json.MarshalIndent(vs, "", "  ")
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []vector
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != len(vs) {
+		t.Fatalf("%d vectors, want %d", len(vs), len(want))
+	}
+	seen := map[string]bool{}
+	for i := range vs {
+		if vs[i] != want[i] {
+			t.Errorf("vector %d:\n got %+v\nwant %+v", i, vs[i], want[i])
+		}
+		for _, k := range []string{vs[i].ContractKey, vs[i].Identity, vs[i].Ecdh, vs[i].Storage} {
+			if seen[k] {
+				t.Errorf("vector %d: key %s repeats", i, k)
+			}
+			seen[k] = true
+		}
+	}
+	// A worker given only the ContractKey derives the same contract keys.
+	var seed [32]byte
+	hex.Decode(seed[:], []byte(want[0].ContractKey))
+	ck, err := ContractKeysFromSeed(seed)
+	if err != nil || ck.Identity.Public().Hex() != want[0].Identity {
+		t.Fatal("expansion from the provisioned seed differs")
+	}
+}
