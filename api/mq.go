@@ -19,6 +19,16 @@ const (
 	minMessageBytes = 5 // module origin with an empty name, empty topic, seq, empty payload
 )
 
+// Topics of messages the chain's modules emit.
+const (
+	// TopicWorkerRegistered: payload is the encoded WorkerRecord of a new
+	// or renewed registration (origin: module "registry").
+	TopicWorkerRegistered = "phala/registry/worker"
+	// TopicMasterKey: payload is the 32-byte master public key the genesis
+	// gatekeeper created (origin: that gatekeeper).
+	TopicMasterKey = "phala/gatekeeper/master_key"
+)
+
 // OriginKind says who sent a message.
 type OriginKind uint8
 

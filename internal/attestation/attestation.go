@@ -4,9 +4,17 @@
 // code chose). The registry then checks that the report data commits to the
 // worker's info and that the measurement is allowed.
 //
-// Platforms: "sim" (a quote signed by the development attestation key,
-// accepted only where the genesis allows it). Hardware platforms plug in
-// beside it.
+// Platforms:
+//
+//   - "sim": a quote signed by the development attestation key, accepted
+//     only where the genesis allows it.
+//   - "tdx": an Intel TDX quote (v4), verified offline against the Intel SGX
+//     Root CA at the block time (see verifyTDX). The measurement is MRTD (48
+//     bytes), the report data is REPORTDATA. TDX quotes carry no time, so
+//     their IssuedAt is the block time and the report-age limit does not
+//     make them fresh: freshness must come from the report data binding a
+//     recent block (future work). TDX is accepted wherever the allowlist
+//     holds the TD's MRTD.
 package attestation
 
 import (
@@ -38,8 +46,10 @@ func Verify(settings *api.AttestationSettings, r *api.AttestationReport, now tim
 	switch r.Platform {
 	case api.PlatformSim:
 		ev, err = verifySim(settings, r.Quote)
+	case api.PlatformTDX:
+		ev, err = verifyTDX(settings, r.Quote, now)
 	default:
-		return nil, fmt.Errorf("%w: platform %q is not supported (supported: %s)", api.ErrAttestation, r.Platform, api.PlatformSim)
+		return nil, fmt.Errorf("%w: platform %q is not supported (supported: %s, %s)", api.ErrAttestation, r.Platform, api.PlatformSim, api.PlatformTDX)
 	}
 	if err != nil {
 		return nil, err

@@ -19,9 +19,6 @@ import (
 // Module is the registry's origin name in the message queue.
 const Module = "registry"
 
-// TopicWorkerRegistered is the topic of the message emitted on every
-// registration or renewal; its payload is the encoded WorkerRecord.
-const TopicWorkerRegistered = "phala/registry/worker"
 
 // Worker returns the record of identity key pk, or nil.
 func Worker(kv store.KV, pk crypto.PublicKey) *api.WorkerRecord {
@@ -139,5 +136,5 @@ func RegisterWorker(ctx *block.Context, c *api.RegisterWorker) error {
 		"identity", info.IdentityKey.Hex(), "operator", info.Operator.Address(),
 		"endpoint", info.Endpoint, "expires_at", strconv.FormatInt(rec.ExpiresAt, 10),
 		"renewal", strconv.FormatBool(prev != nil))
-	return mq.Emit(ctx, api.ModuleOrigin(Module), TopicWorkerRegistered, enc)
+	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicWorkerRegistered, enc)
 }

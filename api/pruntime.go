@@ -1,0 +1,120 @@
+package api
+
+import (
+	"fmt"
+
+	"github.com/phalago/phala/api/codec"
+)
+
+// Limits of pRuntime sync payloads.
+const (
+	MaxHeaderBytes      = 1 << 20
+	MaxValidatorsBytes  = 4 << 20
+	MaxSyncBatch        = 10_000
+	MaxSyncPayloadBytes = 64 << 20
+)
+
+// HeaderSync is one header for pRuntime's light client: the CometBFT
+// signed header and its validator set, both protobuf-encoded.
+type HeaderSync struct {
+	SignedHeader []byte
+	Validators   []byte
+}
+
+// HeaderBatch is a run of consecutive headers, sent to pRuntime's header
+// sync endpoint.
+type HeaderBatch struct{ Headers []HeaderSync }
+
+// Encode returns the canonical bytes.
+func (b *HeaderBatch) Encode() []byte {
+	w := codec.NewWriter(1024 * len(b.Headers))
+	w.Uvarint(uint64(len(b.Headers)))
+	for _, h := range b.Headers {
+		w.BytesField(h.SignedHeader)
+		w.BytesField(h.Validators)
+	}
+	return w.Bytes()
+}
+
+// DecodeHeaderBatch strictly decodes a header batch.
+func DecodeHeaderBatch(data []byte) (*HeaderBatch, error) {
+	r := codec.NewReader(data)
+	n := r.Uvarint()
+	if n > MaxSyncBatch || n > uint64(r.Remaining()/2) {
+		r.Fail(fmt.Errorf("%w: %d headers", codec.ErrTooLong, n))
+	}
+	b := &HeaderBatch{}
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		b.Headers = append(b.Headers, HeaderSync{SignedHeader: r.BytesField(MaxHeaderBytes), Validators: r.BytesField(MaxValidatorsBytes)})
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: header batch: %v", ErrMalformed, err)
+	}
+	return b, nil
+}
+
+// BlockBatch is a run of consecutive blocks' messages, sent to pRuntime's
+// dispatch endpoint.
+type BlockBatch struct{ Blocks []BlockMessages }
+
+// Encode returns the canonical bytes.
+func (b *BlockBatch) Encode() []byte {
+	w := codec.NewWriter(64 * len(b.Blocks))
+	w.Uvarint(uint64(len(b.Blocks)))
+	for i := range b.Blocks {
+		w.BytesField(b.Blocks[i].Encode())
+	}
+	return w.Bytes()
+}
+
+// DecodeBlockBatch strictly decodes a block batch.
+func DecodeBlockBatch(data []byte) (*BlockBatch, error) {
+	r := codec.NewReader(data)
+	n := r.Uvarint()
+	if n > MaxSyncBatch || n > uint64(r.Remaining()) {
+		r.Fail(fmt.Errorf("%w: %d blocks", codec.ErrTooLong, n))
+	}
+	b := &BlockBatch{}
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		raw := r.BytesField(MaxSyncPayloadBytes)
+		if r.Err() != nil {
+			break
+		}
+		bm, err := DecodeBlockMessages(raw)
+		if err != nil {
+			return nil, fmt.Errorf("block %d of batch: %w", i, err)
+		}
+		b.Blocks = append(b.Blocks, *bm)
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: block batch: %v", ErrMalformed, err)
+	}
+	return b, nil
+}
+
+// EncodeSignedMessages encodes pRuntime's egress.
+func EncodeSignedMessages(ms []SignedMessage) []byte {
+	w := codec.NewWriter(128 * len(ms))
+	w.Uvarint(uint64(len(ms)))
+	for i := range ms {
+		ms[i].encode(w)
+	}
+	return w.Bytes()
+}
+
+// DecodeSignedMessages strictly decodes pRuntime's egress.
+func DecodeSignedMessages(data []byte) ([]SignedMessage, error) {
+	r := codec.NewReader(data)
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()/(minMessageBytes+64)) {
+		r.Fail(fmt.Errorf("%w: %d messages", codec.ErrTooLong, n))
+	}
+	var ms []SignedMessage
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		ms = append(ms, decodeSignedMessage(r))
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: signed messages: %v", ErrMalformed, err)
+	}
+	return ms, nil
+}

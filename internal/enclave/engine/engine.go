@@ -1,0 +1,428 @@
+// Package engine is pRuntime's core: it holds the entity keys, verifies the
+// chain through the light client, dispatches verified queue messages to
+// handlers in block order, keeps the signed egress until the chain echoes
+// it back, and checkpoints all of it sealed after every call, so a crash at
+// any moment resumes from the last checkpoint and replays to the same state.
+//
+// What it trusts: the genesis it is started with, and what it verifies.
+// Time is the verified headers' time, never the host clock.
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/keys"
+	"github.com/phalago/phala/internal/enclave/lightclient"
+	"github.com/phalago/phala/internal/enclave/platform"
+	"github.com/phalago/phala/internal/enclave/sealing"
+)
+
+// Errors callers branch on.
+var (
+	ErrBadInput  = errors.New("invalid input")
+	ErrNotSynced = errors.New("not synced")
+)
+
+// StateFile is the sealed checkpoint's name in the data directory.
+const StateFile = "runtime.sealed"
+
+// maxAhead bounds how many verified headers may wait for their blocks.
+const maxAhead = 100_000
+
+// Role of a pRuntime.
+type Role string
+
+// Roles.
+const (
+	RoleWorker     Role = "worker"
+	RoleGatekeeper Role = "gatekeeper"
+)
+
+// Config of an engine.
+type Config struct {
+	DataDir  string
+	Genesis  *cmttypes.GenesisDoc
+	Endpoint string // the public URL of this pRuntime's API, put in WorkerInfo
+	Platform platform.Platform
+	Log      *slog.Logger
+}
+
+// Handler handles the messages of one topic prefix.
+type Handler func(ctx *Context, m *api.Message) error
+
+// Context is what a handler sees.
+type Context struct {
+	e      *Engine
+	Height int64
+	Time   time.Time
+}
+
+// Emit queues a message from this pRuntime (origin: its identity as
+// worker, or as gatekeeper) into the egress.
+func (c *Context) Emit(kind api.OriginKind, topic string, payload []byte) { c.e.emit(kind, topic, payload) }
+
+type route struct {
+	prefix string
+	h      Handler
+}
+
+// Engine is a running pRuntime core. Its methods are safe for concurrent use.
+type Engine struct {
+	mu       sync.Mutex
+	cfg      Config
+	log      *slog.Logger
+	entity   *keys.Entity
+	master   *keys.Master
+	role     Role
+	chainID  string
+	genState *api.GenesisState
+	lc       *lightclient.Client
+	st       *state
+	routes   []route
+}
+
+// New opens (or initializes) a pRuntime in cfg.DataDir.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	g, err := lightclient.GenesisFromDoc(cfg.Genesis)
+	if err != nil {
+		return nil, err
+	}
+	gs, err := api.DecodeGenesisState(cfg.Genesis.AppState)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, log: cfg.Log.With("module", "pruntime"), chainID: g.ChainID, genState: gs, role: RoleWorker}
+	var created bool
+	if e.entity, created, err = keys.LoadOrCreateEntity(cfg.Platform, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if created {
+		e.log.Info("entity keys created", "identity", e.entity.Identity.Public().Hex(), "ecdh", e.entity.Ecdh.Public().Hex())
+	}
+	e.st = newState()
+	var trusted *cmttypes.SignedHeader
+	data, err := sealing.Load(cfg.Platform, filepath.Join(cfg.DataDir, StateFile))
+	switch {
+	case err == nil:
+		if e.st, err = decodeState(data); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, StateFile, err)
+		}
+		if len(e.st.trustedHeader) > 0 {
+			if trusted, _, err = decodeTrusted(e.st.trustedHeader); err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, StateFile, err)
+			}
+		}
+	case errors.Is(err, sealing.ErrNotExist):
+		e.st.headerHeight = g.InitialHeight - 1
+		e.st.dispatched = g.InitialHeight - 1
+	default:
+		return nil, fmt.Errorf("load runtime state: %w", err)
+	}
+	e.lc = lightclient.New(g, trusted)
+	e.handle(api.TopicWorkerRegistered, e.onWorkerRegistered)
+	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
+		e.role = RoleGatekeeper
+		if err := e.initGatekeeper(); err != nil {
+			return nil, err
+		}
+	}
+	e.log.Info("pRuntime ready", "role", e.role, "identity", e.entity.Identity.Public().Hex(), "platform", cfg.Platform.Name(),
+		"synced", e.st.headerHeight, "dispatched", e.st.dispatched, "egress", len(e.st.egress))
+	return e, e.checkpoint()
+}
+
+func decodeTrusted(b []byte) (*cmttypes.SignedHeader, *cmttypes.ValidatorSet, error) {
+	// The checkpoint stores only the header; an empty validator set
+	// placeholder keeps one decoder for both.
+	return lightclient.DecodeHeaderOnly(b)
+}
+
+// initGatekeeper loads the MasterKey, or creates it if this is the first
+// genesis gatekeeper and none exists yet.
+func (e *Engine) initGatekeeper() error {
+	m, err := keys.LoadMaster(e.cfg.Platform, e.cfg.DataDir)
+	switch {
+	case err == nil:
+		e.master = m
+	case errors.Is(err, sealing.ErrNotExist):
+		if e.genState.Gatekeepers[0] != e.entity.Identity.Public() {
+			e.log.Info("gatekeeper without a MasterKey: waiting to receive it from another gatekeeper")
+			return nil
+		}
+		if m, err = keys.GenerateMaster(); err != nil {
+			return err
+		}
+		if err := m.Save(e.cfg.Platform, e.cfg.DataDir); err != nil {
+			return fmt.Errorf("seal master key: %w", err)
+		}
+		e.master = m
+		pub := m.Public()
+		e.emit(api.OriginGatekeeper, api.TopicMasterKey, pub[:])
+		e.log.Info("master key created", "public", pub.Hex())
+	default:
+		return fmt.Errorf("load master key: %w", err)
+	}
+	return nil
+}
+
+// handle routes messages whose topic starts with prefix to h.
+func (e *Engine) handle(prefix string, h Handler) { e.routes = append(e.routes, route{prefix, h}) }
+
+// Handle registers a handler (the contract engine plugs in here). Call it
+// before serving.
+func (e *Engine) Handle(prefix string, h Handler) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.handle(prefix, h)
+}
+
+func (e *Engine) emit(kind api.OriginKind, topic string, payload []byte) {
+	o := api.KeyOrigin(kind, e.entity.Identity.Public())
+	key := string(o.Encode())
+	seq := e.st.egressSeq[key]
+	e.st.egressSeq[key] = seq + 1
+	e.st.egress = append(e.st.egress, api.SignMessage(e.chainID, api.Message{Origin: o, Topic: topic, Seq: seq, Payload: payload}, e.entity.Identity))
+}
+
+func (e *Engine) checkpoint() error {
+	if t := e.lc.Trusted(); t != nil {
+		b, err := t.ToProto().Marshal()
+		if err != nil {
+			return err
+		}
+		e.st.trustedHeader = b
+	}
+	if err := sealing.Save(e.cfg.Platform, filepath.Join(e.cfg.DataDir, StateFile), e.st.encode()); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// SyncHeaders verifies consecutive headers. It stops at the first header
+// that does not verify, keeping those before it, and returns the height
+// reached with the error.
+func (e *Engine) SyncHeaders(b *api.HeaderBatch) (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ferr error
+	n := 0
+	for i, h := range b.Headers {
+		if len(e.st.appHash) >= maxAhead {
+			ferr = fmt.Errorf("%w: %d verified headers wait for their blocks; dispatch blocks first", ErrBadInput, len(e.st.appHash))
+			break
+		}
+		sh, vals, err := lightclient.DecodeHeader(h.SignedHeader, h.Validators)
+		if err == nil {
+			err = e.lc.Verify(sh, vals)
+		}
+		if err != nil {
+			ferr = fmt.Errorf("%w: header %d of the batch: %v", ErrBadInput, i, err)
+			break
+		}
+		if sh.Height > e.cfg.Genesis.InitialHeight {
+			e.st.appHash[sh.Height-1] = sh.AppHash
+		}
+		e.st.headerTime[sh.Height] = sh.Time.UnixNano()
+		e.st.headerHeight = sh.Height
+		n++
+	}
+	if n > 0 {
+		if err := e.checkpoint(); err != nil {
+			return e.st.headerHeight, err
+		}
+	}
+	if ferr != nil {
+		e.log.Warn("header sync refused", "height", e.st.headerHeight, "err", ferr)
+	}
+	return e.st.headerHeight, ferr
+}
+
+// DispatchBlocks verifies and dispatches consecutive blocks' messages. It
+// stops at the first block that does not verify, keeping those before it.
+func (e *Engine) DispatchBlocks(b *api.BlockBatch) (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ferr error
+	n := 0
+	for i := range b.Blocks {
+		if err := e.dispatchBlock(&b.Blocks[i]); err != nil {
+			ferr = fmt.Errorf("block %d of the batch: %w", i, err)
+			break
+		}
+		n++
+	}
+	if n > 0 {
+		if err := e.checkpoint(); err != nil {
+			return e.st.dispatched, err
+		}
+	}
+	if ferr != nil {
+		e.log.Warn("block dispatch refused", "dispatched", e.st.dispatched, "err", ferr)
+	}
+	return e.st.dispatched, ferr
+}
+
+func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
+	want := e.st.dispatched + 1
+	if bm.Height != want {
+		return fmt.Errorf("%w: got block %d, expected %d", ErrBadInput, bm.Height, want)
+	}
+	appHash, ok := e.st.appHash[bm.Height]
+	if !ok {
+		return fmt.Errorf("%w: header %d, which commits to block %d, is not verified yet", ErrNotSynced, bm.Height+1, bm.Height)
+	}
+	if err := bm.Verify(appHash); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadInput, err)
+	}
+	// Sequences: check the whole block before changing anything.
+	seen := map[string]uint64{}
+	for i := range bm.Messages {
+		m := &bm.Messages[i]
+		k := string(m.Origin.Encode())
+		next, ok := seen[k]
+		if !ok {
+			next = e.st.nextSeq[k]
+		}
+		if m.Seq != next {
+			return fmt.Errorf("%w: message %d from %s has sequence %d, expected %d", ErrBadInput, i, m.Origin, m.Seq, next)
+		}
+		seen[k] = next + 1
+	}
+	for k, v := range seen {
+		e.st.nextSeq[k] = v
+	}
+	e.st.blockTime = e.st.headerTime[bm.Height]
+	t := time.Unix(0, e.st.blockTime).UTC()
+	delete(e.st.appHash, bm.Height)
+	delete(e.st.headerTime, bm.Height)
+	e.st.dispatched = bm.Height
+	ctx := &Context{e: e, Height: bm.Height, Time: t}
+	for i := range bm.Messages {
+		m := &bm.Messages[i]
+		e.ack(m)
+		for _, r := range e.routes {
+			if strings.HasPrefix(m.Topic, r.prefix) {
+				if err := r.h(ctx, m); err != nil {
+					// A message the chain ordered cannot be refused; its
+					// handler's failure is recorded, the queue moves on.
+					e.log.Warn("message handler failed", "height", bm.Height, "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "err", err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// ack drops egress the chain has accepted (it comes back in the queue).
+func (e *Engine) ack(m *api.Message) {
+	if !m.Origin.Kind.OffChain() || m.Origin.Key != e.entity.Identity.Public() {
+		return
+	}
+	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool {
+		return s.Message.Origin == m.Origin && s.Message.Seq <= m.Seq
+	})
+}
+
+func (e *Engine) onWorkerRegistered(_ *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin("registry") {
+		return fmt.Errorf("worker registration from %s, not the registry", m.Origin)
+	}
+	rec, err := api.DecodeWorkerRecord(m.Payload)
+	if err != nil {
+		return err
+	}
+	e.st.workers[rec.Info.IdentityKey] = rec
+	return nil
+}
+
+// Egress returns the signed messages waiting to be put on chain.
+func (e *Engine) Egress() []api.SignedMessage {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.st.egress)
+}
+
+// Info is what pRuntime tells about itself.
+type Info struct {
+	ChainID     string    `json:"chain_id"`
+	Role        Role      `json:"role"`
+	Platform    string    `json:"platform"`
+	Measurement string    `json:"measurement"`
+	IdentityKey string    `json:"identity_key"`
+	EcdhKey     string    `json:"ecdh_key"`
+	MasterKey   string    `json:"master_public_key,omitempty"`
+	Synced      int64     `json:"synced_header"`
+	Dispatched  int64     `json:"dispatched_block"`
+	BlockTime   time.Time `json:"block_time"`
+	Egress      int       `json:"egress"`
+	Workers     int       `json:"known_workers"`
+	StateRoot   string    `json:"state_root"`
+	MemoryBytes uint64    `json:"memory_bytes"`
+}
+
+// Info returns the public facts of this pRuntime.
+func (e *Engine) Info() Info {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	root := e.st.root()
+	info := Info{
+		ChainID: e.chainID, Role: e.role, Platform: e.cfg.Platform.Name(), Measurement: fmt.Sprintf("%x", e.cfg.Platform.Measurement()),
+		IdentityKey: e.entity.Identity.Public().Hex(), EcdhKey: e.entity.Ecdh.Public().Hex(),
+		Synced: e.st.headerHeight, Dispatched: e.st.dispatched, BlockTime: time.Unix(0, e.st.blockTime).UTC(),
+		Egress: len(e.st.egress), Workers: len(e.st.workers), StateRoot: fmt.Sprintf("%x", root), MemoryBytes: ms.HeapAlloc,
+	}
+	if e.master != nil {
+		info.MasterKey = e.master.Public().Hex()
+	}
+	return info
+}
+
+// StateRoot is the root over the chain-derived state.
+func (e *Engine) StateRoot() [32]byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st.root()
+}
+
+// WorkerInfo returns what this pRuntime registers on chain.
+func (e *Engine) WorkerInfo(operator crypto.PublicKey) api.WorkerInfo {
+	return api.WorkerInfo{ChainID: e.chainID, IdentityKey: e.entity.Identity.Public(), EcdhKey: e.entity.Ecdh.Public(), Endpoint: e.cfg.Endpoint, Operator: operator}
+}
+
+// Registration returns a register_worker call: the worker info for operator
+// and the platform's attestation report over it, issued at the time of the
+// last verified header.
+func (e *Engine) Registration(operator crypto.PublicKey) (*api.RegisterWorker, error) {
+	if !operator.Valid() {
+		return nil, fmt.Errorf("%w: operator %s is not a valid account", ErrBadInput, operator.Hex())
+	}
+	e.mu.Lock()
+	at := e.lc.Time()
+	e.mu.Unlock()
+	info := e.WorkerInfo(operator)
+	rep, err := e.cfg.Platform.Quote(info.ReportData(), at)
+	if err != nil {
+		return nil, fmt.Errorf("attestation quote: %w", err)
+	}
+	return &api.RegisterWorker{Info: info, Report: *rep}, nil
+}
+
+// Identity returns the identity public key.
+func (e *Engine) Identity() crypto.PublicKey { return e.entity.Identity.Public() }

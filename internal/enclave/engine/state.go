@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"sort"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+)
+
+const stateVersion = 1
+
+// state is everything pRuntime derives from the chain plus its egress. It
+// is checkpointed (sealed) after every sync or dispatch call.
+type state struct {
+	// Light client: the last verified header (protobuf) and its height.
+	trustedHeader []byte
+	headerHeight  int64
+	// App hashes of verified headers whose blocks are not dispatched yet:
+	// appHash[h] is from header h+1 and commits to block h.
+	appHash map[int64][]byte
+	// Header times of verified heights whose blocks are not dispatched yet.
+	headerTime map[int64]int64
+	// Dispatch.
+	dispatched int64
+	blockTime  int64 // unix nanos of the last dispatched block's header
+	nextSeq    map[string]uint64
+	workers    map[crypto.PublicKey]*api.WorkerRecord
+	// Egress: this pRuntime's own messages, kept until the chain echoes
+	// them back in a dispatched block.
+	egressSeq map[string]uint64 // next sequence per own origin
+	egress    []api.SignedMessage
+}
+
+func newState() *state {
+	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// encodeChain writes the chain-derived part, which the state root covers.
+func (s *state) encodeChain(w *codec.Writer) {
+	w.Uvarint(uint64(s.headerHeight))
+	w.Uvarint(uint64(s.dispatched))
+	w.Varint(s.blockTime)
+	hs := make([]int64, 0, len(s.appHash))
+	for h := range s.appHash {
+		hs = append(hs, h)
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i] < hs[j] })
+	w.Uvarint(uint64(len(hs)))
+	for _, h := range hs {
+		w.Uvarint(uint64(h))
+		w.BytesField(s.appHash[h])
+	}
+	ts := make([]int64, 0, len(s.headerTime))
+	for h := range s.headerTime {
+		ts = append(ts, h)
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
+	w.Uvarint(uint64(len(ts)))
+	for _, h := range ts {
+		w.Uvarint(uint64(h))
+		w.Varint(s.headerTime[h])
+	}
+	seqs := sortedKeys(s.nextSeq)
+	w.Uvarint(uint64(len(seqs)))
+	for _, o := range seqs {
+		w.BytesField([]byte(o))
+		w.Uvarint(s.nextSeq[o])
+	}
+	ws := make([]crypto.PublicKey, 0, len(s.workers))
+	for k := range s.workers {
+		ws = append(ws, k)
+	}
+	sort.Slice(ws, func(i, j int) bool { return bytes.Compare(ws[i][:], ws[j][:]) < 0 })
+	w.Uvarint(uint64(len(ws)))
+	for _, k := range ws {
+		w.BytesField(s.workers[k].Encode())
+	}
+}
+
+// root is the state root: SHA-256 over the chain-derived state. Two
+// pRuntimes that dispatched the same blocks have the same root, whatever
+// their identities.
+func (s *state) root() [32]byte {
+	w := codec.NewWriter(1024)
+	w.String("phala/pruntime: state v1")
+	s.encodeChain(w)
+	return sha256.Sum256(w.Bytes())
+}
+
+func (s *state) encode() []byte {
+	w := codec.NewWriter(4096)
+	w.U8(stateVersion)
+	w.BytesField(s.trustedHeader)
+	s.encodeChain(w)
+	own := sortedKeys(s.egressSeq)
+	w.Uvarint(uint64(len(own)))
+	for _, o := range own {
+		w.BytesField([]byte(o))
+		w.Uvarint(s.egressSeq[o])
+	}
+	w.BytesField(api.EncodeSignedMessages(s.egress))
+	return w.Bytes()
+}
+
+func decodeState(b []byte) (*state, error) {
+	s := newState()
+	r := codec.NewReader(b)
+	if v := r.U8(); v != stateVersion {
+		return nil, fmt.Errorf("runtime state version %d, this pRuntime reads %d", v, stateVersion)
+	}
+	s.trustedHeader = r.BytesField(api.MaxHeaderBytes)
+	s.headerHeight = int64(r.Uvarint())
+	s.dispatched = int64(r.Uvarint())
+	s.blockTime = r.Varint()
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		h := int64(r.Uvarint())
+		s.appHash[h] = r.BytesField(64)
+	}
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		h := int64(r.Uvarint())
+		s.headerTime[h] = r.Varint()
+	}
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		o := r.BytesField(64)
+		s.nextSeq[string(o)] = r.Uvarint()
+	}
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		rec, err := api.DecodeWorkerRecord(r.BytesField(4096))
+		if err != nil {
+			r.Fail(err)
+			break
+		}
+		s.workers[rec.Info.IdentityKey] = rec
+	}
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		o := r.BytesField(64)
+		s.egressSeq[string(o)] = r.Uvarint()
+	}
+	eg := r.BytesField(api.MaxSyncPayloadBytes)
+	if err := r.Done(); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.egress, err = api.DecodeSignedMessages(eg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
