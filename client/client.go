@@ -142,7 +142,7 @@ func (c *Client) SignedHeader(ctx context.Context, height int64) (*cmttypes.Sign
 			return nil, fmt.Errorf("header %d: %w", height, err)
 		}
 		if err == nil && cm.CanonicalCommit {
-			vals, err := c.validators(ctx, height)
+			vals, err := c.Validators(ctx, height)
 			if err != nil {
 				return nil, err
 			}
@@ -166,7 +166,8 @@ func (c *Client) SignedHeader(ctx context.Context, height int64) (*cmttypes.Sign
 	}
 }
 
-func (c *Client) validators(ctx context.Context, height int64) (*cmttypes.ValidatorSet, error) {
+// Validators returns the validator set of a height (as the node reports it).
+func (c *Client) Validators(ctx context.Context, height int64) (*cmttypes.ValidatorSet, error) {
 	var all []*cmttypes.Validator
 	for page := 1; ; page++ {
 		perPage := 100

@@ -108,7 +108,7 @@ func verifyTDX(settings *api.AttestationSettings, quote []byte, now time.Time) (
 		Now:              now,
 	}
 	if err := verify.TdxQuote(q, opts); err != nil {
-		return nil, fmt.Errorf("%w: TDX quote does not verify against the Intel SGX root CA at block time %s: %v",
+		return nil, fmt.Errorf("%w: TDX quote failed verification (offline, Intel SGX root CA, block time %s): %v",
 			api.ErrAttestation, now.UTC().Format(time.RFC3339), err)
 	}
 	if err := checkTDXIdentity(q); err != nil {

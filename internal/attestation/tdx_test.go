@@ -133,7 +133,7 @@ func TestVerifyTDXRejects(t *testing.T) {
 	garbage := make([]byte, len(raw))
 	rand.New(rand.NewSource(1)).Read(garbage)
 	garbageV4 := bytes.Clone(garbage)
-	copy(garbageV4, raw[:offSignedSize]) // valid-looking header and body, random signed data
+	copy(garbageV4, raw[:offSignature]) // valid header, body and size, random signed data
 
 	tests := []struct {
 		name     string
@@ -183,6 +183,7 @@ func TestVerifyTDXRejects(t *testing.T) {
 			if ev != nil {
 				t.Errorf("evidence returned with an error")
 			}
+			t.Log(err)
 			if !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tc.wantMsg)) {
 				t.Errorf("error %q does not say %q", err, tc.wantMsg)
 			}
