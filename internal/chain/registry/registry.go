@@ -19,7 +19,6 @@ import (
 // Module is the registry's origin name in the message queue.
 const Module = "registry"
 
-
 // Worker returns the record of identity key pk, or nil.
 func Worker(kv store.KV, pk crypto.PublicKey) *api.WorkerRecord {
 	v := kv.Get(api.WorkerKey(pk))

@@ -71,7 +71,9 @@ type Context struct {
 
 // Emit queues a message from this pRuntime (origin: its identity as
 // worker, or as gatekeeper) into the egress.
-func (c *Context) Emit(kind api.OriginKind, topic string, payload []byte) { c.e.emit(kind, topic, payload) }
+func (c *Context) Emit(kind api.OriginKind, topic string, payload []byte) {
+	c.e.emit(kind, topic, payload)
+}
 
 type route struct {
 	prefix string
