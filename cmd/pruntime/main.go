@@ -1,0 +1,96 @@
+// Command pruntime runs the enclave runtime: it holds the entity keys (and,
+// for a gatekeeper, the MasterKey), verifies the chain it is fed through
+// its API, dispatches the chain's messages and produces signed egress.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+	"github.com/spf13/cobra"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/internal/enclave/engine"
+	"github.com/phalago/phala/internal/enclave/httpapi"
+	"github.com/phalago/phala/internal/enclave/platform"
+)
+
+func main() {
+	var (
+		dataDir, genesis, listen, endpoint, plat, level string
+	)
+	root := &cobra.Command{
+		Use:   "pruntime",
+		Short: "The Phala enclave runtime",
+		Long: `pruntime is the enclave runtime of a Phala worker or gatekeeper. At first start
+it creates its identity and ECDH keys and seals them in --data-dir; it trusts
+only the --genesis it is given and what it verifies (headers with the CometBFT
+light verifier, block messages against the app hash of the next header). A
+relayer (pherry) feeds it through the HTTP API on --listen.
+
+The sim platform runs anywhere and protects nothing from this machine's
+operator; use it for development only.`,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(level)); err != nil {
+				return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			if plat != api.PlatformSim {
+				return fmt.Errorf("--platform %q: this build supports only %q", plat, api.PlatformSim)
+			}
+			if genesis == "" {
+				return errors.New("--genesis is required: the chain's genesis.json (e.g. <node home>/config/genesis.json)")
+			}
+			doc, err := cmttypes.GenesisDocFromFile(genesis)
+			if err != nil {
+				return fmt.Errorf("read genesis: %w", err)
+			}
+			p, err := platform.NewSim(dataDir, nil, log)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", listen, err)
+			}
+			if endpoint == "" {
+				endpoint = "http://" + ln.Addr().String()
+			}
+			e, err := engine.New(engine.Config{DataDir: dataDir, Genesis: doc, Endpoint: endpoint, Platform: p, Log: log})
+			if err != nil {
+				return err
+			}
+			srv := &http.Server{Handler: httpapi.Handler(e, log), ReadHeaderTimeout: 10 * time.Second}
+			go srv.Serve(ln)
+			info := e.Info()
+			fmt.Printf("pruntime ready: %s %s, API %s, synced %d\n", info.Role, info.IdentityKey, endpoint, info.Synced)
+			ch := make(chan os.Signal, 1)
+			signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+			log.Info("stopping", "signal", (<-ch).String())
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(ctx)
+		},
+	}
+	f := root.Flags()
+	f.StringVar(&dataDir, "data-dir", "pruntime-data", "directory of the sealed keys and state")
+	f.StringVar(&genesis, "genesis", "", "the chain's genesis.json (the only thing pRuntime trusts)")
+	f.StringVar(&listen, "listen", "127.0.0.1:8000", "API listen address")
+	f.StringVar(&endpoint, "endpoint", "", "public URL of the API put in WorkerInfo (default: http://<listen>)")
+	f.StringVar(&plat, "platform", api.PlatformSim, "TEE platform: sim")
+	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	if err := root.Execute(); err != nil {
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/engine"
+	"github.com/phalago/phala/internal/enclave/httpapi"
+	"github.com/phalago/phala/internal/enclave/platform"
+	"github.com/phalago/phala/internal/relayer"
+	"github.com/phalago/phala/internal/testnet"
+)
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type proc struct {
+	cmd *exec.Cmd
+	out *strings.Builder
+	api *httpapi.Client
+}
+
+func start(t *testing.T, bin, dataDir, genesis string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "--data-dir", dataDir, "--genesis", genesis, "--listen", addr, "--log-level", "warn")
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, out: out, api: httpapi.NewClient("http://" + addr)}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	testnet.WaitFor(t, 30*time.Second, "pruntime API", func() (bool, error) {
+		_, err := p.api.Info(context.Background())
+		return err == nil, nil
+	})
+	return p
+}
+
+// kill -9 pruntime at several moments while it is fed the chain, restart it
+// each time, and check that after catching up its state root equals that of
+// an instance that never stopped.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a real pruntime")
+	}
+	bin := filepath.Join(t.TempDir(), "pruntime")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	net := testnet.New(t, testnet.Options{})
+	c := net.Client(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s := c.NewSigner(crypto.MustKeyPairFromURI("//Alice"))
+	for i := 0; i < 12; i++ {
+		if _, err := s.Submit(ctx, &api.PostMessage{Topic: "app/crash", Payload: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	top, _ := c.Height(ctx)
+	if _, err := c.SignedHeader(ctx, top+1); err != nil {
+		t.Fatal(err)
+	}
+	f := &relayer.Fetcher{C: c}
+	headers, err := f.Headers(ctx, 1, top+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := f.Blocks(ctx, 1, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	genesisFile := filepath.Join(net.Homes[0], "config", "genesis.json")
+
+	// The reference never stops.
+	doc, _ := cmttypes.GenesisDocFromFile(genesisFile)
+	refDir := t.TempDir()
+	plat, _ := platform.NewSim(refDir, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ref, err := engine.New(engine.Config{DataDir: refDir, Genesis: doc, Platform: plat, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ref.SyncHeaders(headers); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ref.DispatchBlocks(blocks); err != nil {
+		t.Fatal(err)
+	}
+
+	dataDir := t.TempDir()
+	p := start(t, bin, dataDir, genesisFile)
+	first, _ := p.api.Info(ctx)
+	kills := 0
+	// Feed one header and one block per request, as a relayer catching up
+	// would; kill -9 every few requests, sometimes while a request is in
+	// flight, and resume from what pRuntime reports.
+	for step := 0; ; step++ {
+		info, err := p.api.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Dispatched == top {
+			break
+		}
+		if step%5 == 4 && kills < 4 {
+			if step%2 == 0 {
+				// In flight: send a request and kill while it runs.
+				go p.api.SyncHeaders(ctx, &api.HeaderBatch{Headers: headers.Headers[info.Synced:min(info.Synced+3, int64(len(headers.Headers)))]})
+			}
+			p.cmd.Process.Signal(syscall.SIGKILL)
+			p.cmd.Wait()
+			kills++
+			p = start(t, bin, dataDir, genesisFile)
+			continue
+		}
+		if info.Synced < int64(len(headers.Headers)) {
+			if _, err := p.api.SyncHeaders(ctx, &api.HeaderBatch{Headers: headers.Headers[info.Synced : info.Synced+1]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		info, _ = p.api.Info(ctx)
+		if info.Dispatched < info.Synced-1 {
+			if _, err := p.api.DispatchBlocks(ctx, &api.BlockBatch{Blocks: blocks.Blocks[info.Dispatched : info.Dispatched+1]}); err != nil {
+				var apiErr *httpapi.Error
+				if !errors.As(err, &apiErr) {
+					t.Fatal(err)
+				}
+				t.Fatalf("dispatch refused: %v", err)
+			}
+		}
+	}
+	final, err := p.api.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kills < 2 {
+		t.Fatalf("only %d kills", kills)
+	}
+	if final.IdentityKey != first.IdentityKey {
+		t.Fatal("identity changed across crashes")
+	}
+	if want := fmt.Sprintf("%x", ref.StateRoot()); final.StateRoot != want {
+		t.Fatalf("state root after %d crashes %s, reference %s", kills, final.StateRoot, want)
+	}
+	// Its measurement is the binary's hash.
+	exe, _ := os.ReadFile(bin)
+	if m := sha256.Sum256(exe); final.Measurement != fmt.Sprintf("%x", m) {
+		t.Fatal("measurement is not the binary's hash")
+	}
+}

@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/engine"
+)
+
+// Client calls a pRuntime's API.
+type Client struct {
+	Base string // e.g. http://127.0.0.1:8000
+	HTTP *http.Client
+}
+
+// NewClient returns a client of the pRuntime at base.
+func NewClient(base string) *Client {
+	return &Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{}}
+}
+
+// Error is a refusal by pRuntime.
+type Error struct {
+	Status     int
+	Message    string
+	Synced     *int64
+	Dispatched *int64
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("pruntime: %d: %s", e.Status, e.Message) }
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("pruntime at %s: %w", c.Base, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, api.MaxSyncPayloadBytes))
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		var eb errorBody
+		json.Unmarshal(b, &eb)
+		return nil, &Error{Status: res.StatusCode, Message: eb.Error, Synced: eb.Synced, Dispatched: eb.Dispatched}
+	}
+	return b, nil
+}
+
+// Info returns pRuntime's info.
+func (c *Client) Info(ctx context.Context) (*engine.Info, error) {
+	b, err := c.do(ctx, http.MethodGet, "/info", nil)
+	if err != nil {
+		return nil, err
+	}
+	var info engine.Info
+	return &info, json.Unmarshal(b, &info)
+}
+
+// Registration asks for a register_worker call for operator.
+func (c *Client) Registration(ctx context.Context, operator crypto.PublicKey) (*api.RegisterWorker, error) {
+	body, _ := json.Marshal(map[string]string{"operator": operator.Address()})
+	b, err := c.do(ctx, http.MethodPost, "/registration", body)
+	if err != nil {
+		return nil, err
+	}
+	call, err := api.DecodeCall(api.CallRegisterWorker, b)
+	if err != nil {
+		return nil, err
+	}
+	return call.(*api.RegisterWorker), nil
+}
+
+// SyncHeaders sends headers and returns the synced height.
+func (c *Client) SyncHeaders(ctx context.Context, b *api.HeaderBatch) (int64, error) {
+	return c.height(ctx, "/sync/headers", b.Encode(), "synced")
+}
+
+// DispatchBlocks sends blocks and returns the dispatched height.
+func (c *Client) DispatchBlocks(ctx context.Context, b *api.BlockBatch) (int64, error) {
+	return c.height(ctx, "/sync/blocks", b.Encode(), "dispatched")
+}
+
+func (c *Client) height(ctx context.Context, path string, body []byte, field string) (int64, error) {
+	b, err := c.do(ctx, http.MethodPost, path, body)
+	if err != nil {
+		return 0, err
+	}
+	var out map[string]int64
+	if err := json.Unmarshal(b, &out); err != nil {
+		return 0, err
+	}
+	return out[field], nil
+}
+
+// Egress returns pRuntime's pending signed messages.
+func (c *Client) Egress(ctx context.Context) ([]api.SignedMessage, error) {
+	b, err := c.do(ctx, http.MethodGet, "/egress", nil)
+	if err != nil {
+		return nil, err
+	}
+	return api.DecodeSignedMessages(b)
+}
