@@ -194,3 +194,24 @@ func TestDecodeRejectsOutOfRange(t *testing.T) {
 		t.Fatalf("%v allocations for a refused count", allocs)
 	}
 }
+
+func FuzzDecodeSyncPayloads(f *testing.F) {
+	hb := &HeaderBatch{Headers: []HeaderSync{{SignedHeader: []byte{1, 2}, Validators: []byte{3}}}}
+	bb := &BlockBatch{Blocks: []BlockMessages{{Height: 3, StateRoot: []byte{1}, Messages: []Message{{Origin: ModuleOrigin("m"), Topic: "t", Seq: 1}}}}}
+	alice := crypto.MustKeyPairFromURI("//Alice")
+	sm := []SignedMessage{SignMessage("c", Message{Origin: KeyOrigin(OriginWorker, alice.Public()), Topic: "t"}, alice)}
+	f.Add(hb.Encode())
+	f.Add(bb.Encode())
+	f.Add(EncodeSignedMessages(sm))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, err := DecodeHeaderBatch(b); err == nil && !bytes.Equal(got.Encode(), b) {
+			t.Fatalf("header batch mismatch: %x", b)
+		}
+		if got, err := DecodeBlockBatch(b); err == nil && !bytes.Equal(got.Encode(), b) {
+			t.Fatalf("block batch mismatch: %x", b)
+		}
+		if got, err := DecodeSignedMessages(b); err == nil && !bytes.Equal(EncodeSignedMessages(got), b) {
+			t.Fatalf("signed messages mismatch: %x", b)
+		}
+	})
+}

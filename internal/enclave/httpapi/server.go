@@ -73,7 +73,9 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) 
 	return b, true
 }
 
-func (s *server) info(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.e.Info()) }
+func (s *server) info(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.e.Info())
+}
 
 func (s *server) registration(w http.ResponseWriter, r *http.Request) {
 	b, ok := readBody(w, r, 4096)

@@ -1,0 +1,130 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/engine"
+	"github.com/phalago/phala/internal/enclave/platform"
+	"github.com/phalago/phala/internal/node"
+)
+
+func newServer(t *testing.T) (*httptest.Server, *engine.Engine) {
+	t.Helper()
+	doc, err := node.NewGenesisDoc("phala-api-test", []cmttypes.GenesisValidator{testValidator()}, node.DevGenesisState())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := platform.NewSim(dir, []byte("code"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(engine.Config{DataDir: dir, Genesis: doc, Endpoint: "http://w", Platform: p, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(e, log))
+	t.Cleanup(srv.Close)
+	return srv, e
+}
+
+func testValidator() cmttypes.GenesisValidator {
+	v, _ := cmttypes.RandValidator(false, 10)
+	return cmttypes.GenesisValidator{Address: v.Address, PubKey: v.PubKey, Power: v.VotingPower}
+}
+
+func TestRequestsRefusedWithReason(t *testing.T) {
+	srv, e := newServer(t)
+	before := e.StateRoot()
+	big := bytes.Repeat([]byte{0}, api.MaxSyncPayloadBytes+1)
+	for _, tc := range []struct {
+		name, method, path string
+		body               []byte
+		status             int
+	}{
+		{"garbage headers", "POST", "/sync/headers", []byte{0xff, 0xff}, 400},
+		{"trailing bytes", "POST", "/sync/headers", append((&api.HeaderBatch{}).Encode(), 1), 400},
+		{"unverifiable header", "POST", "/sync/headers", (&api.HeaderBatch{Headers: []api.HeaderSync{{SignedHeader: []byte{1}, Validators: []byte{2}}}}).Encode(), 422},
+		{"garbage blocks", "POST", "/sync/blocks", []byte("hello"), 400},
+		{"block before header", "POST", "/sync/blocks", (&api.BlockBatch{Blocks: []api.BlockMessages{{Height: 1, StateRoot: make([]byte, 32)}}}).Encode(), 409},
+		{"oversized", "POST", "/sync/blocks", big, 413},
+		{"bad registration body", "POST", "/registration", []byte("{"), 400},
+		{"bad operator", "POST", "/registration", []byte(`{"operator":"0x00"}`), 400},
+		{"wrong method", "GET", "/sync/headers", nil, 405},
+		{"unknown path", "GET", "/secrets", nil, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewReader(tc.body))
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, body)
+			}
+			if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+				var eb errorBody
+				if json.Unmarshal(body, &eb) != nil || eb.Error == "" {
+					t.Fatalf("no reason given: %s", body)
+				}
+			}
+		})
+	}
+	if e.StateRoot() != before {
+		t.Fatal("refused requests changed the state")
+	}
+}
+
+func TestClient(t *testing.T) {
+	srv, e := newServer(t)
+	c := NewClient(srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx)
+	if err != nil || info.IdentityKey != e.Identity().Hex() || info.Role != engine.RoleWorker {
+		t.Fatalf("info %+v %v", info, err)
+	}
+	op := crypto.MustKeyPairFromURI("//Bob").Public()
+	reg, err := c.Registration(ctx, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.Info.Operator != op || reg.Info.IdentityKey != e.Identity() || reg.Report.Platform != api.PlatformSim {
+		t.Fatalf("registration %+v", reg.Info)
+	}
+	q, err := api.DecodeSimQuote(reg.Report.Quote)
+	if err != nil || q.ReportData != reg.Info.ReportData() {
+		t.Fatal("report does not commit to the worker info")
+	}
+	if eg, err := c.Egress(ctx); err != nil || len(eg) != 0 {
+		t.Fatalf("egress %v %v", eg, err)
+	}
+	_, err = c.DispatchBlocks(ctx, &api.BlockBatch{Blocks: []api.BlockMessages{{Height: 1, StateRoot: make([]byte, 32)}}})
+	var apiErr *Error
+	if !errors.As(err, &apiErr) || apiErr.Status != 409 || apiErr.Dispatched == nil || *apiErr.Dispatched != 0 {
+		t.Fatalf("refusal: %v", err)
+	}
+	// Nothing the API returns holds a secret: the sealed files' plaintext
+	// never appears (spot check: the info JSON has only public keys).
+	b, _ := json.Marshal(info)
+	if strings.Contains(string(b), "seed") || strings.Contains(string(b), "secret") {
+		t.Fatalf("info mentions secrets: %s", b)
+	}
+}
