@@ -362,3 +362,21 @@ func TestGenesisOfAnotherChain(t *testing.T) {
 		t.Fatalf("header of another chain: %v", err)
 	}
 }
+
+// Egress survives a restart until the chain accepts it.
+func TestEgressSurvivesRestart(t *testing.T) {
+	ch := newChain(t)
+	gk := ch.engine(t, ch.gkDir)
+	want := gk.Egress()
+	if len(want) != 1 {
+		t.Fatalf("egress %d", len(want))
+	}
+	again := ch.engine(t, ch.gkDir)
+	got := again.Egress()
+	if len(got) != 1 || got[0].Message.Seq != want[0].Message.Seq || string(got[0].Message.Payload) != string(want[0].Message.Payload) {
+		t.Fatalf("egress after restart: %+v", got)
+	}
+	if again.Info().MasterKey != gk.Info().MasterKey {
+		t.Fatal("master key changed across restart")
+	}
+}
