@@ -1,0 +1,127 @@
+//go:build wasip1
+
+package contract
+
+import (
+	"time"
+	"unsafe"
+)
+
+// The ABI: pRuntime writes inputs into buffers it gets from phala_alloc,
+// calls an entry point with (ptr, len) and reads the result, which the
+// contract hands over with phala_output, and the status it returns
+// (0: ok, 1: error, output is the message).
+
+//go:wasmimport phala storage_get
+func hostStorageGet(keyPtr unsafe.Pointer, keyLen uint32, valPtr unsafe.Pointer, valCap uint32) int32
+
+//go:wasmimport phala storage_set
+func hostStorageSet(keyPtr unsafe.Pointer, keyLen uint32, valPtr unsafe.Pointer, valLen uint32)
+
+//go:wasmimport phala storage_remove
+func hostStorageRemove(keyPtr unsafe.Pointer, keyLen uint32)
+
+//go:wasmimport phala caller
+func hostCaller(dst unsafe.Pointer)
+
+//go:wasmimport phala block_height
+func hostHeight() int64
+
+//go:wasmimport phala block_time
+func hostTime() int64
+
+//go:wasmimport phala emit
+func hostEmit(topicPtr unsafe.Pointer, topicLen uint32, payloadPtr unsafe.Pointer, payloadLen uint32)
+
+//go:wasmimport phala random
+func hostRandom(dst unsafe.Pointer, n uint32)
+
+//go:wasmimport phala output
+func hostOutput(ptr unsafe.Pointer, n uint32)
+
+// buffers keeps host-written inputs referenced until the call returns.
+var buffers = map[uintptr][]byte{}
+
+//go:wasmexport phala_alloc
+func phalaAlloc(n uint32) unsafe.Pointer {
+	b := make([]byte, n+1)
+	p := unsafe.Pointer(&b[0])
+	buffers[uintptr(p)] = b
+	return p
+}
+
+func take(ptr unsafe.Pointer, n uint32) []byte {
+	b := buffers[uintptr(ptr)]
+	delete(buffers, uintptr(ptr))
+	if b == nil {
+		return nil
+	}
+	return b[:n]
+}
+
+func ptrOf(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
+}
+
+type wasmHost struct{ readOnly bool }
+
+func (wasmHost) Get(key []byte) ([]byte, bool) {
+	buf := make([]byte, 256)
+	for {
+		n := hostStorageGet(ptrOf(key), uint32(len(key)), ptrOf(buf), uint32(len(buf)))
+		if n < 0 {
+			return nil, false
+		}
+		if int(n) <= len(buf) {
+			return buf[:n], true
+		}
+		buf = make([]byte, n)
+	}
+}
+func (wasmHost) Set(key, value []byte) {
+	hostStorageSet(ptrOf(key), uint32(len(key)), ptrOf(value), uint32(len(value)))
+}
+func (wasmHost) Remove(key []byte) { hostStorageRemove(ptrOf(key), uint32(len(key))) }
+func (wasmHost) Caller() Address {
+	var a Address
+	hostCaller(unsafe.Pointer(&a[0]))
+	return a
+}
+func (wasmHost) Height() int64     { return hostHeight() }
+func (wasmHost) Time() time.Time   { return time.Unix(0, hostTime()).UTC() }
+func (h wasmHost) ReadOnly() bool  { return h.readOnly }
+func (wasmHost) Random(dst []byte) { hostRandom(ptrOf(dst), uint32(len(dst))) }
+func (wasmHost) Emit(topic string, payload []byte) {
+	t := []byte(topic)
+	hostEmit(ptrOf(t), uint32(len(t)), ptrOf(payload), uint32(len(payload)))
+}
+
+func run(h Handler, readOnly bool, ptr unsafe.Pointer, n uint32) uint32 {
+	input := take(ptr, n)
+	out, err := Call(h, &Context{h: wasmHost{readOnly: readOnly}}, input)
+	if err != nil {
+		msg := []byte(err.Error())
+		hostOutput(ptrOf(msg), uint32(len(msg)))
+		return 1
+	}
+	hostOutput(ptrOf(out), uint32(len(out)))
+	return 0
+}
+
+//go:wasmexport init
+func abiInit(ptr unsafe.Pointer, n uint32) uint32 {
+	if registered.Init == nil {
+		take(ptr, n)
+		return 0
+	}
+	return run(registered.Init, false, ptr, n)
+}
+
+//go:wasmexport handle_command
+func abiCommand(ptr unsafe.Pointer, n uint32) uint32 { return run(registered.Command, false, ptr, n) }
+
+//go:wasmexport handle_query
+func abiQuery(ptr unsafe.Pointer, n uint32) uint32 { return run(registered.Query, true, ptr, n) }

@@ -1,0 +1,127 @@
+// Package contracttest runs a contract's handlers in tests: natively (the
+// handlers are called directly, against an in-memory host, in
+// microseconds) or in pRuntime's VM (the contract built to WebAssembly,
+// metered, with encrypted storage), with the same API, so one test can run
+// in both modes.
+package contracttest
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"maps"
+	"time"
+
+	"github.com/phalago/phala/contract"
+)
+
+// Harness runs one contract.
+type Harness interface {
+	// Init, Command and Query call the entry points as caller. Height
+	// and time advance by one block (one second) per Command.
+	Init(caller contract.Address, input []byte) ([]byte, error)
+	Command(caller contract.Address, input []byte) ([]byte, error)
+	Query(caller contract.Address, input []byte) ([]byte, error)
+	// Emitted returns the messages of the last command.
+	Emitted() []Message
+}
+
+// Message is an emitted message.
+type Message struct {
+	Topic   string
+	Payload []byte
+}
+
+// Native runs h directly.
+func Native(h contract.Handlers) *NativeHarness {
+	return &NativeHarness{h: h, storage: map[string][]byte{}, height: 1, time: time.Unix(1_700_000_000, 0).UTC()}
+}
+
+// NativeHarness is the in-process harness.
+type NativeHarness struct {
+	h       contract.Handlers
+	storage map[string][]byte
+	height  int64
+	time    time.Time
+	emitted []Message
+}
+
+type nativeHost struct {
+	n        *NativeHarness
+	writes   map[string][]byte
+	caller   contract.Address
+	readOnly bool
+	ctr      uint64
+	out      []Message
+}
+
+func (h *nativeHost) Get(k []byte) ([]byte, bool) {
+	if v, ok := h.writes[string(k)]; ok {
+		return v, v != nil
+	}
+	v, ok := h.n.storage[string(k)]
+	return v, ok
+}
+func (h *nativeHost) Set(k, v []byte)          { h.writes[string(k)] = append([]byte{}, v...) }
+func (h *nativeHost) Remove(k []byte)          { h.writes[string(k)] = nil }
+func (h *nativeHost) Caller() contract.Address { return h.caller }
+func (h *nativeHost) Height() int64            { return h.n.height }
+func (h *nativeHost) Time() time.Time          { return h.n.time }
+func (h *nativeHost) ReadOnly() bool           { return h.readOnly }
+func (h *nativeHost) Emit(t string, p []byte) {
+	h.out = append(h.out, Message{t, append([]byte(nil), p...)})
+}
+func (h *nativeHost) Random(dst []byte) {
+	for len(dst) > 0 {
+		s := sha256.Sum256(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(h.n.height)), h.ctr))
+		h.ctr++
+		dst = dst[copy(dst, s[:]):]
+	}
+}
+
+func (n *NativeHarness) call(fn contract.Handler, caller contract.Address, input []byte, readOnly bool) ([]byte, error) {
+	host := &nativeHost{n: n, writes: map[string][]byte{}, caller: caller, readOnly: readOnly}
+	if fn == nil {
+		return nil, errors.New("contract: entry point not implemented")
+	}
+	out, err := contract.Call(fn, contract.NewContext(host), input)
+	if err != nil {
+		return out, err
+	}
+	for k, v := range host.writes {
+		if v == nil {
+			delete(n.storage, k)
+		} else {
+			n.storage[k] = v
+		}
+	}
+	n.emitted = host.out
+	return out, nil
+}
+
+// Init implements Harness.
+func (n *NativeHarness) Init(caller contract.Address, input []byte) ([]byte, error) {
+	if n.h.Init == nil {
+		return nil, nil
+	}
+	return n.call(n.h.Init, caller, input, false)
+}
+
+// Command implements Harness.
+func (n *NativeHarness) Command(caller contract.Address, input []byte) ([]byte, error) {
+	n.height++
+	n.time = n.time.Add(time.Second)
+	n.emitted = nil
+	return n.call(n.h.Command, caller, input, false)
+}
+
+// Query implements Harness.
+func (n *NativeHarness) Query(caller contract.Address, input []byte) ([]byte, error) {
+	return n.call(n.h.Query, caller, input, true)
+}
+
+// Emitted implements Harness.
+func (n *NativeHarness) Emitted() []Message { return n.emitted }
+
+// Storage returns a copy of the plaintext storage.
+func (n *NativeHarness) Storage() map[string][]byte { return maps.Clone(n.storage) }

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"testing"
+
+	"github.com/phalago/phala/contract"
+	"github.com/phalago/phala/contract/contracttest"
+)
+
+var (
+	owner = contract.Address{1}
+	alice = contract.Address{2}
+	bob   = contract.Address{3}
+)
+
+func addr(a contract.Address) string { return "0x" + hex.EncodeToString(a[:]) }
+
+func req(op string, to contract.Address, amount uint64) []byte {
+	return []byte(fmt.Sprintf(`{"op":%q,"to":%q,"amount":%d}`, op, addr(to), amount))
+}
+
+// TestToken runs natively (microseconds); the VM run of the same contract
+// is in examples/contracts.
+func TestToken(t *testing.T) { Exercise(t, contracttest.Native(contract.Registered())) }
+
+// Exercise is the token's behaviour, for any harness.
+func Exercise(t *testing.T, h contracttest.Harness) {
+	t.Helper()
+	must := func(out []byte, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	must(h.Init(owner, nil))
+	must(h.Command(owner, req("mint", alice, 100)))
+	must(h.Command(alice, req("transfer", bob, 30)))
+	for _, tc := range []struct {
+		who  contract.Address
+		want string
+	}{{alice, "70"}, {bob, "30"}, {owner, "0"}} {
+		if got := must(h.Query(tc.who, []byte(`{"op":"balance"}`))); got != tc.want {
+			t.Errorf("balance of %x: %s, want %s", tc.who[0], got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		caller contract.Address
+		input  []byte
+		query  bool
+	}{
+		{"mint by a non-owner", alice, req("mint", alice, 5), false},
+		{"overdraft", bob, req("transfer", alice, 31), false},
+		{"zero amount", alice, req("transfer", bob, 0), false},
+		{"bad json", alice, []byte("{"), false},
+		{"bad address", alice, []byte(`{"op":"transfer","to":"0x12","amount":1}`), false},
+		{"someone else's balance", bob, []byte(fmt.Sprintf(`{"op":"balance","of":%q}`, addr(alice))), true},
+	} {
+		var err error
+		if tc.query {
+			_, err = h.Query(tc.caller, tc.input)
+		} else {
+			_, err = h.Command(tc.caller, tc.input)
+		}
+		if err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	// Failed commands changed nothing.
+	if got := must(h.Query(alice, []byte(`{"op":"balance"}`))); got != "70" {
+		t.Fatalf("alice after refusals: %s", got)
+	}
+	if got := must(h.Query(alice, []byte(fmt.Sprintf(`{"op":"balance","of":%q}`, addr(alice))))); got != "70" {
+		t.Fatalf("own balance by address: %s", got)
+	}
+}
+
+// TestTokenInVM runs the same behaviour in pRuntime's VM: built to
+// WebAssembly, gas-metered, with encrypted storage.
+func TestTokenInVM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the contract")
+	}
+	Exercise(t, contracttest.NewVM(t, contracttest.Build(t, "."), contracttest.VMOptions{}))
+}

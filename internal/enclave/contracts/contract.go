@@ -1,0 +1,233 @@
+// Package contracts owns contracts inside pRuntime: each contract's keys,
+// its encrypted storage, its live VM instance, and the execution of its
+// commands (in chain order, writes reverted on any failure) and of its
+// off-chain queries (signed, encrypted, answered read-only, signed by the
+// contract with the height they reflect).
+package contracts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/crypto/channel"
+	"github.com/phalago/phala/internal/enclave/keys"
+	"github.com/phalago/phala/internal/enclave/vm"
+)
+
+// DefaultGasLimit is the gas of one command or query.
+const DefaultGasLimit = 5_000_000_000
+
+// Message is what a contract emitted during a command.
+type Message struct {
+	Topic   string
+	Payload []byte
+}
+
+// Contract is one deployed contract on this worker.
+type Contract struct {
+	keys     *keys.ContractKeys
+	vm       *vm.VM
+	module   *vm.Module
+	inst     *vm.Instance
+	store    *Store
+	GasLimit uint64
+	calls    uint64 // calls executed, for deterministic randomness
+}
+
+// New instantiates a contract from its provisioned keys and code.
+func New(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module) (*Contract, error) {
+	return &Contract{keys: k, vm: v, module: m, store: NewStore(k.Storage), GasLimit: DefaultGasLimit}, nil
+}
+
+// ID is the contract's identity public key.
+func (c *Contract) ID() crypto.PublicKey { return c.keys.Identity.Public() }
+
+// EcdhPublic is the contract's ECDH public key (clients seal to it).
+func (c *Contract) EcdhPublic() crypto.PublicKey { return c.keys.Ecdh.Public() }
+
+// Store returns the encrypted storage.
+func (c *Contract) Store() *Store { return c.store }
+
+// StateRoot is the root of the encrypted storage.
+func (c *Contract) StateRoot() [32]byte { return c.store.Root() }
+
+// env is the vm.Env of one call.
+type env struct {
+	*overlay
+	caller crypto.PublicKey
+	height int64
+	time   time.Time
+	seed   [32]byte
+	ctr    uint64
+	out    []Message
+}
+
+func (e *env) Caller() [32]byte  { return e.caller }
+func (e *env) Height() int64     { return e.height }
+func (e *env) Time() time.Time   { return e.time }
+func (e *env) Emit(t string, p []byte) {
+	e.out = append(e.out, Message{Topic: t, Payload: append([]byte(nil), p...)})
+}
+
+// Random expands the call's seed (derived from the contract's storage key,
+// the height and the call counter) with SHA-256 in counter mode.
+func (e *env) Random(dst []byte) {
+	for len(dst) > 0 {
+		h := sha256.New()
+		h.Write(e.seed[:])
+		h.Write(binary.BigEndian.AppendUint64(nil, e.ctr))
+		e.ctr++
+		n := copy(dst, h.Sum(nil))
+		dst = dst[n:]
+	}
+}
+
+func (c *Contract) newEnv(caller crypto.PublicKey, height int64, t time.Time) *env {
+	seed := derive(c.keys.Storage, "phala/contract: random v1", binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(height)), c.calls))
+	return &env{overlay: newOverlay(c.store), caller: caller, height: height, time: t, seed: seed}
+}
+
+func (c *Contract) instance(ctx context.Context, e *env) (*vm.Instance, error) {
+	if c.inst != nil && !c.inst.Broken() {
+		return c.inst, nil
+	}
+	if c.inst != nil {
+		c.inst.Close(ctx)
+	}
+	in, err := c.vm.Instantiate(ctx, c.module, "", e)
+	if err != nil {
+		return nil, err
+	}
+	c.inst = in
+	return in, nil
+}
+
+// Result of a command or query.
+type Result struct {
+	Output   []byte
+	GasUsed  uint64
+	Messages []Message
+}
+
+// Init runs the contract's init entry point (once, at deployment).
+func (c *Contract) Init(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
+	return c.run(ctx, vm.EntryInit, caller, input, height, t)
+}
+
+// Command executes a command in chain order. Any failure (contract error,
+// trap, out of gas) reverts the command's writes and messages.
+func (c *Contract) Command(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
+	return c.run(ctx, vm.EntryCommand, caller, input, height, t)
+}
+
+// Query answers a read-only query at the current state.
+func (c *Contract) Query(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
+	return c.run(ctx, vm.EntryQuery, caller, input, height, t)
+}
+
+func (c *Contract) run(ctx context.Context, entry vm.Entry, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
+	e := c.newEnv(caller, height, t)
+	if entry != vm.EntryQuery {
+		c.calls++
+	}
+	in, err := c.instance(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	res, err := in.Call(ctx, entry, input, e, c.GasLimit)
+	if err == nil && e.err != nil {
+		err = e.err
+	}
+	if res == nil {
+		res = &vm.Result{}
+	}
+	out := &Result{Output: res.Output, GasUsed: res.GasUsed}
+	if err != nil {
+		return out, err
+	}
+	if entry != vm.EntryQuery {
+		e.commit()
+		out.Messages = e.out
+	}
+	return out, nil
+}
+
+// Query errors.
+var (
+	ErrQueryRefused = errors.New("query refused")
+)
+
+// MaxQueryTTL bounds NotAfter, so the replay cache stays bounded.
+const MaxQueryTTL = 10 * time.Minute
+
+// QueryGuard refuses expired and replayed queries. Time is the worker's
+// last block time.
+type QueryGuard struct {
+	seen map[[48]byte]int64 // (from, nonce) -> not after
+}
+
+// NewQueryGuard returns an empty guard.
+func NewQueryGuard() *QueryGuard { return &QueryGuard{seen: map[[48]byte]int64{}} }
+
+func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
+	for k, exp := range g.seen {
+		if exp < now.Unix() {
+			delete(g.seen, k)
+		}
+	}
+	if q.NotAfter < now.Unix() {
+		return fmt.Errorf("%w: expired at %s (block time %s)", ErrQueryRefused, time.Unix(q.NotAfter, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	if q.NotAfter > now.Add(MaxQueryTTL).Unix() {
+		return fmt.Errorf("%w: not_after is more than %s after the block time", ErrQueryRefused, MaxQueryTTL)
+	}
+	var k [48]byte
+	copy(k[:32], q.From[:])
+	copy(k[32:], q.Nonce[:])
+	if _, ok := g.seen[k]; ok {
+		return fmt.Errorf("%w: replayed (nonce already used)", ErrQueryRefused)
+	}
+	g.seen[k] = q.NotAfter
+	return nil
+}
+
+// HandleQuery verifies, decrypts and answers an off-chain query at height
+// (the last block this worker dispatched, whose time is now).
+func (c *Contract) HandleQuery(ctx context.Context, g *QueryGuard, q *api.ContractQuery, height int64, now time.Time) (*api.ContractQueryResponse, error) {
+	if q.Contract != c.ID() {
+		return nil, fmt.Errorf("%w: query for contract %s sent to %s", ErrQueryRefused, q.Contract.Short(), c.ID().Short())
+	}
+	if !q.From.Verify(api.ContextQuery, q.SignBytes(), q.Signature) {
+		return nil, fmt.Errorf("%w: signature does not verify", ErrQueryRefused)
+	}
+	ch, err := channel.New(c.keys.Ecdh, q.From, api.ChannelPurposeQuery)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrQueryRefused, err)
+	}
+	input, err := ch.Open(q.Ciphertext, q.Header())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrQueryRefused, err)
+	}
+	if err := g.check(q, now); err != nil {
+		return nil, err
+	}
+	status := byte(0)
+	res, err := c.Query(ctx, q.From, input, height, now)
+	out := res.Output
+	if err != nil {
+		status = 1
+		if !errors.Is(err, vm.ErrFailed) {
+			out = []byte(err.Error())
+		}
+	}
+	resp := &api.ContractQueryResponse{Query: q.Hash(), Height: height}
+	resp.Ciphertext = ch.Seal(append([]byte{status}, out...), resp.AD())
+	resp.Signature = c.keys.Identity.Sign(api.ContextQueryResponse, resp.SignBytes())
+	return resp, nil
+}

@@ -1,0 +1,148 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/phalago/phala/internal/enclave/vm/gas"
+)
+
+const hostModule = "phala"
+
+// Host function gas costs (on top of the instrumented instructions).
+const (
+	gasHostCall  = 100
+	gasPerByte   = 1
+	gasStorageIO = 1_000
+)
+
+var i32, i64 = api.ValueTypeI32, api.ValueTypeI64
+
+func state(ctx context.Context) *callState { return ctx.Value(ctxKey{}).(*callState) }
+
+// abort stops the call with err: the trap unwinds the guest, Call reports err.
+func abort(cs *callState, err error) {
+	if cs.err == nil {
+		cs.err = err
+	}
+	panic(err)
+}
+
+// read copies guest memory (a view would change under us).
+func read(cs *callState, m api.Module, ptr, n uint32, max int) []byte {
+	if int(n) > max {
+		abort(cs, fmt.Errorf("%w: %d bytes over the limit %d", ErrTrap, n, max))
+	}
+	b, ok := m.Memory().Read(ptr, n)
+	if !ok {
+		abort(cs, fmt.Errorf("%w: read outside memory", ErrTrap))
+	}
+	return append([]byte(nil), b...)
+}
+
+func write(cs *callState, m api.Module, ptr uint32, b []byte) {
+	if !m.Memory().Write(ptr, b) {
+		abort(cs, fmt.Errorf("%w: write outside memory", ErrTrap))
+	}
+}
+
+// charge takes host-function gas from the instance's counter; if it does
+// not fit, the counter is set to gas.Exhausted and the call aborts.
+func charge(cs *callState, m api.Module, cost uint64) {
+	r, _ := gas.Remaining(m)
+	if r == gas.Exhausted || r < cost {
+		if g, ok := m.ExportedGlobal(gas.GlobalName).(api.MutableGlobal); ok {
+			g.Set(gas.Exhausted)
+		}
+		abort(cs, ErrOutOfGas)
+	}
+	gas.SetRemaining(m, r-cost)
+}
+
+func writable(cs *callState) {
+	if cs.readOnly {
+		abort(cs, ErrReadOnly)
+	}
+}
+
+func (v *VM) instantiateHost(ctx context.Context) error {
+	b := v.rt.NewHostModuleBuilder(hostModule)
+	fn := func(name string, f api.GoModuleFunc, params, results []api.ValueType) {
+		b.NewFunctionBuilder().WithGoModuleFunction(f, params, results).Export(name)
+	}
+	fn("storage_get", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		key := read(cs, m, uint32(s[0]), uint32(s[1]), MaxKeyBytes)
+		charge(cs, m, gasStorageIO+gasPerByte*uint64(len(key)))
+		val, ok := cs.env.Get(key)
+		if !ok {
+			s[0] = api.EncodeI32(-1)
+			return
+		}
+		charge(cs, m, gasPerByte*uint64(len(val)))
+		if uint32(len(val)) <= uint32(s[3]) {
+			write(cs, m, uint32(s[2]), val)
+		}
+		s[0] = api.EncodeI32(int32(len(val)))
+	}, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32})
+	fn("storage_set", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		writable(cs)
+		key := read(cs, m, uint32(s[0]), uint32(s[1]), MaxKeyBytes)
+		val := read(cs, m, uint32(s[2]), uint32(s[3]), MaxValueBytes)
+		charge(cs, m, 2*gasStorageIO+gasPerByte*uint64(len(key)+len(val)))
+		cs.env.Set(key, val)
+	}, []api.ValueType{i32, i32, i32, i32}, nil)
+	fn("storage_remove", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		writable(cs)
+		key := read(cs, m, uint32(s[0]), uint32(s[1]), MaxKeyBytes)
+		charge(cs, m, gasStorageIO+gasPerByte*uint64(len(key)))
+		cs.env.Remove(key)
+	}, []api.ValueType{i32, i32}, nil)
+	fn("caller", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		charge(cs, m, gasHostCall)
+		c := cs.env.Caller()
+		write(cs, m, uint32(s[0]), c[:])
+	}, []api.ValueType{i32}, nil)
+	fn("block_height", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		charge(cs, m, gasHostCall)
+		s[0] = uint64(cs.env.Height())
+	}, nil, []api.ValueType{i64})
+	fn("block_time", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		charge(cs, m, gasHostCall)
+		s[0] = uint64(cs.env.Time().UnixNano())
+	}, nil, []api.ValueType{i64})
+	fn("emit", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		writable(cs)
+		topic := read(cs, m, uint32(s[0]), uint32(s[1]), 128)
+		payload := read(cs, m, uint32(s[2]), uint32(s[3]), MaxValueBytes)
+		charge(cs, m, gasStorageIO+gasPerByte*uint64(len(topic)+len(payload)))
+		cs.env.Emit(string(topic), payload)
+	}, []api.ValueType{i32, i32, i32, i32}, nil)
+	fn("random", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		n := uint32(s[1])
+		if n > 1<<16 {
+			abort(cs, fmt.Errorf("%w: random of %d bytes", ErrTrap, n))
+		}
+		charge(cs, m, gasHostCall+gasPerByte*uint64(n))
+		b := make([]byte, n)
+		cs.env.Random(b)
+		write(cs, m, uint32(s[0]), b)
+	}, []api.ValueType{i32, i32}, nil)
+	fn("output", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		out := read(cs, m, uint32(s[0]), uint32(s[1]), MaxOutputBytes)
+		charge(cs, m, gasHostCall+gasPerByte*uint64(len(out)))
+		cs.output = out
+	}, []api.ValueType{i32, i32}, nil)
+	_, err := b.Instantiate(ctx)
+	return err
+}

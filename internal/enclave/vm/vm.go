@@ -1,0 +1,280 @@
+// Package vm runs contracts: WebAssembly modules executed by wazero (the
+// compiler engine by default, with an on-disk compilation cache), metered
+// by instrumented gas (package gas), with the contract ABI's host functions
+// (module "phala") and a deterministic WASI: the clock is the block time,
+// random bytes come from the call's Env, nothing touches the host.
+//
+// An instance is kept between calls (instantiating a Go contract costs
+// milliseconds). A call that traps or runs out of gas leaves the instance
+// unusable: Call reports it and the caller discards the instance and its
+// writes; the next call gets a fresh one.
+//
+// Host functions copy guest memory before using it.
+package vm
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/phalago/phala/internal/enclave/vm/gas"
+)
+
+// Errors.
+var (
+	ErrOutOfGas  = errors.New("out of gas")
+	ErrTrap      = errors.New("contract trapped")
+	ErrReadOnly  = errors.New("write attempted in a read-only call")
+	ErrBadModule = errors.New("invalid contract module")
+	ErrFailed    = errors.New("contract returned an error")
+)
+
+// Limits.
+const (
+	DefaultMemoryLimitPages = 1024 // 64 MiB per instance
+	MaxOutputBytes          = 1 << 20
+	MaxValueBytes           = 1 << 20
+	MaxKeyBytes             = 1 << 10
+	// InitGas is the budget of instantiation (the module's start function;
+	// Go's runtime initialization).
+	InitGas = 2_000_000_000
+)
+
+// Entry is a contract entry point.
+type Entry string
+
+// Entry points of the ABI.
+const (
+	EntryInit    Entry = "init"
+	EntryCommand Entry = "handle_command"
+	EntryQuery   Entry = "handle_query"
+)
+
+// Env is the world a call sees. Storage writes go through it; the caller
+// buffers them and commits only if the call succeeds.
+type Env interface {
+	Get(key []byte) ([]byte, bool)
+	Set(key, value []byte)
+	Remove(key []byte)
+	Caller() [32]byte
+	Height() int64
+	Time() time.Time
+	Emit(topic string, payload []byte)
+	Random(dst []byte)
+}
+
+// Config of a VM.
+type Config struct {
+	CacheDir         string // compilation cache; empty: none
+	Interpreter      bool   // use wazero's interpreter instead of the compiler
+	MemoryLimitPages uint32
+	Schedule         gas.Schedule
+}
+
+// VM compiles and runs contracts.
+type VM struct {
+	rt    wazero.Runtime
+	cfg   Config
+	cache wazero.CompilationCache
+}
+
+// New creates a VM with the host module and WASI.
+func New(ctx context.Context, cfg Config) (*VM, error) {
+	if cfg.MemoryLimitPages == 0 {
+		cfg.MemoryLimitPages = DefaultMemoryLimitPages
+	}
+	if cfg.Schedule == (gas.Schedule{}) {
+		cfg.Schedule = gas.DefaultSchedule()
+	}
+	rc := wazero.NewRuntimeConfigCompiler()
+	if cfg.Interpreter {
+		rc = wazero.NewRuntimeConfigInterpreter()
+	}
+	rc = rc.WithMemoryLimitPages(cfg.MemoryLimitPages).WithCloseOnContextDone(true)
+	v := &VM{cfg: cfg}
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("compilation cache: %w", err)
+		}
+		v.cache = c
+		rc = rc.WithCompilationCache(c)
+	}
+	v.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, v.rt); err != nil {
+		return nil, err
+	}
+	if err := v.instantiateHost(ctx); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Close releases the VM.
+func (v *VM) Close(ctx context.Context) error {
+	err := v.rt.Close(ctx)
+	if v.cache != nil {
+		v.cache.Close(ctx)
+	}
+	return err
+}
+
+// Module is compiled contract code.
+type Module struct {
+	compiled wazero.CompiledModule
+	Hash     [32]byte // SHA-256 of the uploaded (uninstrumented) code
+}
+
+// Compile instruments and compiles contract code, checking it implements
+// the ABI.
+func (v *VM) Compile(ctx context.Context, code []byte) (*Module, error) {
+	metered, err := gas.Instrument(code, v.cfg.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadModule, err)
+	}
+	cm, err := v.rt.CompileModule(ctx, metered)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadModule, err)
+	}
+	exports := cm.ExportedFunctions()
+	for _, name := range []string{"phala_alloc", string(EntryCommand), string(EntryQuery)} {
+		if _, ok := exports[name]; !ok {
+			cm.Close(ctx)
+			return nil, fmt.Errorf("%w: missing export %q", ErrBadModule, name)
+		}
+	}
+	if _, ok := cm.ExportedMemories()["memory"]; !ok {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("%w: missing exported memory", ErrBadModule)
+	}
+	for _, imp := range cm.ImportedFunctions() {
+		mod, name, _ := imp.Import()
+		if mod != hostModule && mod != wasi_snapshot_preview1.ModuleName {
+			cm.Close(ctx)
+			return nil, fmt.Errorf("%w: imports %s.%s (only %q and WASI are provided)", ErrBadModule, mod, name, hostModule)
+		}
+	}
+	return &Module{compiled: cm, Hash: sha256.Sum256(code)}, nil
+}
+
+// Instance is a live contract instance.
+type Instance struct {
+	vm     *VM
+	mod    api.Module
+	call   *callState
+	alloc  api.Function
+	broken bool
+}
+
+// callState is what host functions see during a call.
+type callState struct {
+	env      Env
+	readOnly bool
+	output   []byte
+	err      error // a host-detected violation
+	time     time.Time
+	random   func([]byte)
+}
+
+type ctxKey struct{}
+
+// Instantiate creates an instance of m. seedEnv provides the clock and
+// randomness of the module's start function.
+func (v *VM) Instantiate(ctx context.Context, m *Module, name string, seedEnv Env) (*Instance, error) {
+	cs := &callState{env: seedEnv, readOnly: true, time: seedEnv.Time(), random: seedEnv.Random}
+	cfg := wazero.NewModuleConfig().
+		WithName(name).
+		WithStartFunctions("_initialize").
+		WithStdout(io.Discard).WithStderr(io.Discard).
+		WithWalltime(func() (int64, int32) {
+			t := cs.time
+			return t.Unix(), int32(t.Nanosecond())
+		}, 1).
+		WithNanotime(func() int64 { return cs.time.UnixNano() }, 1).
+		WithNanosleep(func(int64) {}).
+		WithRandSource(readerFunc(func(b []byte) (int, error) { cs.random(b); return len(b), nil }))
+	ctx = context.WithValue(ctx, ctxKey{}, cs)
+	mod, err := v.rt.InstantiateModule(ctx, m.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: instantiate: %v", ErrTrap, err)
+	}
+	in := &Instance{vm: v, mod: mod, call: cs, alloc: mod.ExportedFunction("phala_alloc")}
+	return in, nil
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+// Broken reports whether the instance must be discarded.
+func (in *Instance) Broken() bool { return in.broken }
+
+// Close releases the instance.
+func (in *Instance) Close(ctx context.Context) error { return in.mod.Close(ctx) }
+
+// Result of a call.
+type Result struct {
+	Output  []byte
+	GasUsed uint64
+}
+
+// Call runs an entry point with input and a gas limit. A contract error is
+// ErrFailed with the contract's message in Result.Output; a trap,
+// ErrOutOfGas or ErrReadOnly break the instance.
+func (in *Instance) Call(ctx context.Context, entry Entry, input []byte, env Env, gasLimit uint64) (*Result, error) {
+	if in.broken {
+		return nil, fmt.Errorf("%w: instance already broken", ErrTrap)
+	}
+	fn := in.mod.ExportedFunction(string(entry))
+	if fn == nil {
+		if entry == EntryInit {
+			return &Result{}, nil
+		}
+		return nil, fmt.Errorf("%w: no entry point %s", ErrBadModule, entry)
+	}
+	cs := in.call
+	*cs = callState{env: env, readOnly: entry == EntryQuery, time: env.Time(), random: env.Random}
+	ctx = context.WithValue(ctx, ctxKey{}, cs)
+	gas.SetRemaining(in.mod, gasLimit)
+	gasLimit = min(gasLimit, gas.MaxGas)
+	used := func() uint64 {
+		r, _ := gas.Remaining(in.mod)
+		if r == gas.Exhausted || r > gasLimit {
+			return gasLimit
+		}
+		return gasLimit - r
+	}
+	ptr, err := in.alloc.Call(ctx, uint64(len(input)))
+	if err == nil {
+		if len(input) > 0 && !in.mod.Memory().Write(uint32(ptr[0]), input) {
+			err = errors.New("allocator returned a buffer outside memory")
+		}
+	}
+	var status []uint64
+	if err == nil {
+		status, err = fn.Call(ctx, ptr[0], uint64(len(input)))
+	}
+	res := &Result{Output: cs.output, GasUsed: used()}
+	if err != nil {
+		in.broken = true
+		if gas.IsExhausted(in.mod) {
+			return res, ErrOutOfGas
+		}
+		if cs.err != nil {
+			return res, cs.err
+		}
+		return res, fmt.Errorf("%w: %v", ErrTrap, err)
+	}
+	if len(status) == 1 && status[0] != 0 {
+		return res, fmt.Errorf("%w: %s", ErrFailed, cs.output)
+	}
+	return res, nil
+}
+
