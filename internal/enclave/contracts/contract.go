@@ -68,9 +68,9 @@ type env struct {
 	out    []Message
 }
 
-func (e *env) Caller() [32]byte  { return e.caller }
-func (e *env) Height() int64     { return e.height }
-func (e *env) Time() time.Time   { return e.time }
+func (e *env) Caller() [32]byte { return e.caller }
+func (e *env) Height() int64    { return e.height }
+func (e *env) Time() time.Time  { return e.time }
 func (e *env) Emit(t string, p []byte) {
 	e.out = append(e.out, Message{Topic: t, Payload: append([]byte(nil), p...)})
 }

@@ -211,7 +211,9 @@ func TestStorageHidesPlaintext(t *testing.T) {
 	}
 }
 
-func be(v uint64) []byte { return []byte{byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+func be(v uint64) []byte {
+	return []byte{byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+}
 
 func contractKey(s string) []byte { return []byte(s) }
 

@@ -277,4 +277,3 @@ func (in *Instance) Call(ctx context.Context, entry Entry, input []byte, env Env
 	}
 	return res, nil
 }
-
