@@ -49,13 +49,14 @@ type VMHarness struct {
 type VMOptions struct {
 	Interpreter bool
 	CacheDir    string
+	Unmetered   bool // only to measure the cost of gas metering
 }
 
 // NewVM compiles code and instantiates it with test keys.
 func NewVM(t testing.TB, code []byte, opts VMOptions) *VMHarness {
 	t.Helper()
 	ctx := context.Background()
-	v, err := vm.New(ctx, vm.Config{Interpreter: opts.Interpreter, CacheDir: opts.CacheDir})
+	v, err := vm.New(ctx, vm.Config{Interpreter: opts.Interpreter, CacheDir: opts.CacheDir, Unmetered: opts.Unmetered})
 	if err != nil {
 		t.Fatal(err)
 	}

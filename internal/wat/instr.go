@@ -121,6 +121,14 @@ func init() {
 	addOp("memory.fill", immMemIdx, wasm.OpcodeMiscPrefix, wasm.OpcodeMiscMemoryFill)
 }
 
+// unsupportedPrefixes name real WebAssembly instruction families outside the
+// subset, so that they are reported as unsupported rather than unknown.
+var unsupportedPrefixes = []string{
+	"ref.", "table.", "elem.", "v128.", "i8x16.", "i16x8.", "i32x4.", "i64x2.", "f32x4.", "f64x2.",
+	"i32.atomic.", "i64.atomic.", "memory.atomic.", "atomic.", "return_call", "call_ref",
+	"try", "catch", "throw", "rethrow", "delegate", "br_on_",
+}
+
 type frame struct {
 	label   *node // identifier or nil
 	op      string
@@ -217,6 +225,11 @@ func (fc *funcCompiler) plain(cur *cursor, base int, out *[]byte) error {
 	}
 	op, ok := ops[opNode.text]
 	if !ok {
+		for _, p := range unsupportedPrefixes {
+			if strings.HasPrefix(opNode.text, p) {
+				return errorf(opNode.pos, "unsupported instruction %q (outside the subset documented in package wat)", opNode.text)
+			}
+		}
 		return errorf(opNode.pos, "unknown instruction %q", opNode.text)
 	}
 	var enc []byte

@@ -158,7 +158,7 @@ func (l *lexer) skipSpace() error {
 
 // parse turns src into a list of top-level nodes.
 func parse(src string) ([]*node, error) {
-	l := &lexer{src: src, line: 1}
+	l := &lexer{src: src, line: 1, col: 1}
 	root := &node{list: true}
 	stack := []*node{root}
 	for {

@@ -210,6 +210,9 @@ func (c *compiler) compile(top []*node) error {
 	if len(top) == 1 && top[0].head() == "module" {
 		cur := listCursor(top[0], 1)
 		cur.optID() // module name: accepted, not emitted (see package doc)
+		if n := cur.peek(); n.isAtom() && (n.text == "binary" || n.text == "quote") {
+			return errorf(n.pos, "(module %s ...) is not supported", n.text)
+		}
 		fields = cur.nodes[cur.i:]
 	} else {
 		for _, n := range top {

@@ -761,6 +761,12 @@ var errCases = []struct {
 	{"two modules", "(module) (module)", 1, 1, "single (module"},
 	{"not a field", "(module foo)", 1, 9, "expected a module field"},
 	{"non-utf8 export name", "(module (func (export \"\\ff\")))", 1, 23, "not valid UTF-8"},
+	{"unsupported instruction", "(module (func\n  ref.null func drop))", 2, 3, `unsupported instruction "ref.null"`},
+	{"module binary", "(module binary \"\\00asm\")", 1, 9, "(module binary ...) is not supported"},
+	{"two memories", "(module (memory 1) (memory $b 1))", 1, 20, "only one memory"},
+	{"limits max below min", "(module (memory 2 1))", 1, 19, "maximum 1 is smaller than minimum 2"},
+	{"elem without table", "(module (func $f) (elem (i32.const 0) $f))", 1, 19, "requires a table"},
+	{"call_indirect without table", "(module (func call_indirect))", 1, 15, "requires a table"},
 	{"too deep", strings.Repeat("(", maxDepth+5), 1, maxDepth + 1, "nesting deeper"},
 }
 
@@ -823,6 +829,52 @@ func TestNameSection(t *testing.T) {
 		if _, err := r.Instantiate(ctx, bin); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestImports links two compiled modules: the second imports a function,
+// memory, global and table exported by the first.
+func TestImports(t *testing.T) {
+	lib := MustCompile(`(module
+  (memory (export "mem") 1)
+  (global (export "base") i32 (i32.const 64))
+  (global (export "ctr") (mut i64) (i64.const 100))
+  (table (export "tab") 2 funcref)
+  (elem (i32.const 1) $seven)
+  (func $seven (result i32) i32.const 7)
+  (func (export "inc") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1))))`)
+	app := MustCompile(`(module
+  (import "lib" "inc" (func $inc (param i32) (result i32)))
+  (import "lib" "mem" (memory 1))
+  (import "lib" "base" (global $base i32))
+  (global $ctr (import "lib" "ctr") (mut i64))
+  (table $t (import "lib" "tab") 2 funcref)
+  (global $addr i32 (global.get $base))
+  (func (export "f") (result i32)
+    (i32.store (global.get $addr) (call $inc (i32.const 41)))
+    (global.set $ctr (i64.add (global.get $ctr) (i64.const 1)))
+    (i32.add
+      (i32.load (global.get $base))
+      (call_indirect $t (result i32) (i32.const 1)))))`)
+	ctx := context.Background()
+	r := newRuntime(ctx)
+	defer r.Close(ctx)
+	libMod, err := r.InstantiateWithConfig(ctx, lib, wazero.NewModuleConfig().WithName("lib"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Instantiate(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := call(t, ctx, m, "f"); got[0] != 49 {
+		t.Fatalf("f() = %v, want 49", got)
+	}
+	if v, _ := libMod.ExportedMemory("mem").ReadUint32Le(64); v != 42 {
+		t.Fatalf("mem[64] = %d", v)
+	}
+	if g := libMod.ExportedGlobal("ctr").Get(); g != 101 {
+		t.Fatalf("ctr = %d", g)
 	}
 }
 

@@ -51,7 +51,10 @@ func write(cs *callState, m api.Module, ptr uint32, b []byte) {
 // charge takes host-function gas from the instance's counter; if it does
 // not fit, the counter is set to gas.Exhausted and the call aborts.
 func charge(cs *callState, m api.Module, cost uint64) {
-	r, _ := gas.Remaining(m)
+	r, metered := gas.Remaining(m)
+	if !metered {
+		return
+	}
 	if r == gas.Exhausted || r < cost {
 		if g, ok := m.ExportedGlobal(gas.GlobalName).(api.MutableGlobal); ok {
 			g.Set(gas.Exhausted)

@@ -251,12 +251,17 @@ func TestIndexStability(t *testing.T) {
 			r := wazero.NewRuntimeWithConfig(ctx, e.config())
 			defer r.Close(ctx)
 			var gotArgs []uint32
+			var seenByHost uint64
 			_, err := r.NewHostModuleBuilder("host").
 				NewFunctionBuilder().WithFunc(func(a, b uint32) uint32 {
 				gotArgs = append(gotArgs, a, b)
 				return a + b
 			}).Export("add").
-				NewFunctionBuilder().WithFunc(func() uint32 { return 10 }).Export("ten").
+				NewFunctionBuilder().WithFunc(func(ctx context.Context, caller api.Module) uint32 {
+				// The caller has paid for exactly what ran before this call.
+				seenByHost, _ = Remaining(caller)
+				return 10
+			}).Export("ten").
 				Instantiate(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -278,6 +283,10 @@ func TestIndexStability(t *testing.T) {
 			// run: [gget gget call] 2+5, [call] 5, [add call] 1+5, [add end] 1; five: 1.
 			if used != 20 {
 				t.Fatalf("run used %d gas, want 20", used)
+			}
+			// Before host.ten: [gget gget call] 7, [call] 5, five 1, [add call] 6.
+			if seenByHost != 1000-19 {
+				t.Fatalf("host saw %d gas remaining, want %d", seenByHost, 1000-19)
 			}
 			for want := uint64(6); want < 9; want++ {
 				res, _, err := meteredCall(mod, 1000, "bump")
@@ -650,5 +659,67 @@ func TestExhaustedIsATrapNotAnExit(t *testing.T) {
 	var exit *sys.ExitError
 	if err == nil || errors.As(err, &exit) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCharge(t *testing.T) {
+	mod := instance(t, wazero.NewRuntimeConfigInterpreter(), instrument(t, encode(loopModule())))
+	SetRemaining(mod, 100)
+	if !Charge(mod, 60) || !Charge(mod, 40) {
+		t.Fatal("Charge within the budget failed")
+	}
+	if v, _ := Remaining(mod); v != 0 {
+		t.Fatalf("remaining %d, want 0", v)
+	}
+	if Charge(mod, 1) || !IsExhausted(mod) {
+		t.Fatal("Charge beyond the budget did not exhaust")
+	}
+	if Charge(mod, 0) {
+		t.Fatal("Charge on an exhausted instance succeeded")
+	}
+	plain := instance(t, wazero.NewRuntimeConfigInterpreter(), encode(loopModule()))
+	if Charge(plain, 0) {
+		t.Fatal("Charge on a plain module succeeded")
+	}
+}
+
+// TestEdgeModules: modules without globals, exports or code still get the
+// counter, and sections are placed in canonical order.
+func TestEdgeModules(t *testing.T) {
+	header := string(wasmHeader)
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"header only", []byte(header)},
+		{"empty code section", []byte(header + "\x0a\x01\x00")},
+		{"empty global and export sections", []byte(header + "\x06\x01\x00\x07\x01\x00")},
+		{"custom sections only", []byte(header + "\x00\x02\x01a\x00\x05\x04name")},
+		{"memory and data", encode(&wasm.Module{
+			MemorySection: &wasm.Memory{Min: 1},
+			DataSection:   []*wasm.DataSegment{{OffsetExpression: constI32(0), Init: []byte("hi")}},
+		})},
+		{"start and element", func() []byte {
+			m := opsModule()
+			start := wasm.Index(0)
+			m.StartSection = &start
+			m.CodeSection[0] = &wasm.Code{Body: code(end())}
+			return encode(m)
+		}()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := instrument(t, tc.in)
+			if _, err := wbin.DecodeModule(out, wasm.CoreFeaturesV2); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := splitSections(out); err != nil {
+				t.Fatalf("output sections: %v", err)
+			}
+			mod := instance(t, wazero.NewRuntimeConfigInterpreter(), out)
+			if v, ok := Remaining(mod); !ok || v != DefaultSchedule().InitialGas {
+				t.Fatalf("Remaining = %d, %v", v, ok)
+			}
+		})
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tetratelabs/wabin/binary"
-	"github.com/tetratelabs/wabin/wasm"
+	wa "github.com/tetratelabs/wabin/wasm"
 )
 
 // Section ids of the binary format.
@@ -83,11 +83,11 @@ func splitSections(b []byte) ([]section, error) {
 // in the package documentation. The input is not modified. Custom sections are
 // kept byte for byte except malformed or duplicate "name" sections, which are
 // dropped (they are debug information only).
-func Instrument(wasmBin []byte, s Schedule) ([]byte, error) {
+func Instrument(wasm []byte, s Schedule) ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	sections, err := splitSections(wasmBin)
+	sections, err := splitSections(wasm)
 	if err != nil {
 		return nil, fmt.Errorf("gas: %w", err)
 	}
@@ -95,7 +95,7 @@ func Instrument(wasmBin []byte, s Schedule) ([]byte, error) {
 	// wabin decodes the module without its custom sections (kept verbatim
 	// below), after guard has made sure none of its length prefixes makes
 	// wabin allocate more than the input justifies.
-	view := make([]byte, 0, len(wasmBin))
+	view := make([]byte, 0, len(wasm))
 	view = append(view, wasmHeader...)
 	for _, sec := range sections {
 		if sec.id == secCustom {
@@ -106,14 +106,14 @@ func Instrument(wasmBin []byte, s Schedule) ([]byte, error) {
 		}
 		view = append(view, sec.raw...)
 	}
-	m, err := binary.DecodeModule(view, wasm.CoreFeaturesV2)
+	m, err := binary.DecodeModule(view, wa.CoreFeaturesV2)
 	if err != nil {
 		return nil, fmt.Errorf("gas: decode: %w", err)
 	}
 
 	importedGlobals := m.ImportGlobalCount()
 	numGlobals := uint64(importedGlobals) + uint64(len(m.GlobalSection))
-	if numGlobals >= uint64(wasm.MaximumGlobals) {
+	if numGlobals >= uint64(wa.MaximumGlobals) {
 		return nil, fmt.Errorf("gas: too many globals (%d)", numGlobals)
 	}
 	gasIndex := uint32(numGlobals)
@@ -121,7 +121,7 @@ func Instrument(wasmBin []byte, s Schedule) ([]byte, error) {
 		if e.Name == GlobalName {
 			return nil, fmt.Errorf("gas: module already exports %q", GlobalName)
 		}
-		if e.Type == wasm.ExternTypeGlobal && e.Index >= gasIndex {
+		if e.Type == wa.ExternTypeGlobal && e.Index >= gasIndex {
 			return nil, fmt.Errorf("gas: export %q refers to global %d of %d", e.Name, e.Index, gasIndex)
 		}
 	}
@@ -134,16 +134,16 @@ func Instrument(wasmBin []byte, s Schedule) ([]byte, error) {
 	}
 
 	initial := min(s.InitialGas, MaxGas)
-	newGlobal := []byte{wasm.ValueTypeI64, 0x01, wasm.OpcodeI64Const}
+	newGlobal := []byte{wa.ValueTypeI64, 0x01, wa.OpcodeI64Const}
 	newGlobal = appendS64(newGlobal, int64(initial))
-	newGlobal = append(newGlobal, wasm.OpcodeEnd)
+	newGlobal = append(newGlobal, wa.OpcodeEnd)
 
 	newExport := appendU32(nil, uint32(len(GlobalName)))
 	newExport = append(newExport, GlobalName...)
-	newExport = append(newExport, wasm.ExternTypeGlobal)
+	newExport = append(newExport, wa.ExternTypeGlobal)
 	newExport = appendU32(newExport, gasIndex)
 
-	out := make([]byte, 0, len(wasmBin)+len(code)-sectionLen(sections, secCode)+64)
+	out := make([]byte, 0, len(wasm)+len(code)-sectionLen(sections, secCode)+64)
 	out = append(out, wasmHeader...)
 	globalDone, exportDone, nameSeen := false, false, false
 	flushBefore := func(rank int) {
@@ -177,7 +177,11 @@ func Instrument(wasmBin []byte, s Schedule) ([]byte, error) {
 			out = appendVecSection(out, secExport, sec.content, newExport)
 			exportDone = true
 		case secCode:
-			out = appendSection(out, secCode, code, nil, nil)
+			if code == nil { // no bodies: keep the (empty) section as it is
+				out = append(out, sec.raw...)
+			} else {
+				out = appendSection(out, secCode, code, nil, nil)
+			}
 		default:
 			out = append(out, sec.raw...)
 		}

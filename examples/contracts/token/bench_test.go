@@ -1,0 +1,38 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/phalago/phala/contract"
+	"github.com/phalago/phala/contract/contracttest"
+)
+
+// The token's transfer as a command: natively (handlers called directly on
+// an in-memory map) and in pRuntime's VM (WebAssembly, gas-metered,
+// encrypted storage). The ratio of the two is the target (<= 5x).
+func benchTransfer(b *testing.B, h contracttest.Harness) {
+	if _, err := h.Init(owner, nil); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := h.Command(owner, req("mint", alice, 1<<60)); err != nil {
+		b.Fatal(err)
+	}
+	in := req("transfer", bob, 1)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := h.Command(alice, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkTransferNative(b *testing.B) { benchTransfer(b, contracttest.Native(contract.Registered())) }
+
+func BenchmarkTransferVM(b *testing.B) {
+	benchTransfer(b, contracttest.NewVM(b, contracttest.Build(b, "."), contracttest.VMOptions{}))
+}
+
+// BenchmarkTransferVMUnmetered isolates the cost of gas metering.
+func BenchmarkTransferVMUnmetered(b *testing.B) {
+	benchTransfer(b, contracttest.NewVM(b, contracttest.Build(b, "."), contracttest.VMOptions{Unmetered: true}))
+}
