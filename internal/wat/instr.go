@@ -208,7 +208,7 @@ func (fc *funcCompiler) instrs(cur *cursor, base int) error {
 	}
 	if len(fc.frames) > base {
 		f := fc.frames[len(fc.frames)-1]
-		return errorf(f.pos, "%s is missing its end (reached %s)", f.op, cur.end)
+		return errorf(f.pos, "%s is missing its end (the enclosing list closes at %s)", f.op, cur.end)
 	}
 	return nil
 }

@@ -160,9 +160,9 @@ func (c *cursor) expectEnd(what string) error {
 type funcDef struct {
 	n        *node // the (func ...) list; nil for imports
 	typeIdx  uint32
-	bodyFrom int      // index into n.kids where locals/body start
-	locals   []*node  // param then local identifiers (nil entries for unnamed)
-	name     string   // identifier without '$', or ""
+	bodyFrom int     // index into n.kids where locals/body start
+	locals   []*node // param then local identifiers (nil entries for unnamed)
+	name     string  // identifier without '$', or ""
 	imported bool
 }
 
@@ -1138,6 +1138,9 @@ func (c *compiler) startField(f *node) error {
 	if err := cur.expectEnd("start"); err != nil {
 		return err
 	}
+	if c.mod.StartSection != nil {
+		return errorf(f.pos, "multiple start functions")
+	}
 	c.mod.StartSection = &idx
 	return nil
 }
@@ -1350,4 +1353,3 @@ func immFloat(n *node, end pos, width int) ([]byte, error) {
 	}
 	return out, nil
 }
-

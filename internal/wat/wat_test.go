@@ -767,6 +767,7 @@ var errCases = []struct {
 	{"limits max below min", "(module (memory 2 1))", 1, 19, "maximum 1 is smaller than minimum 2"},
 	{"elem without table", "(module (func $f) (elem (i32.const 0) $f))", 1, 19, "requires a table"},
 	{"call_indirect without table", "(module (func call_indirect))", 1, 15, "requires a table"},
+	{"two starts", "(module (func $f) (start $f)\n(start $f))", 2, 1, "multiple start functions"},
 	{"too deep", strings.Repeat("(", maxDepth+5), 1, maxDepth + 1, "nesting deeper"},
 }
 

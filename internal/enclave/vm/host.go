@@ -49,19 +49,15 @@ func write(cs *callState, m api.Module, ptr uint32, b []byte) {
 }
 
 // charge takes host-function gas from the instance's counter; if it does
-// not fit, the counter is set to gas.Exhausted and the call aborts.
+// not fit, the call aborts out of gas. Unmetered instances (a measurement
+// configuration) are not charged.
 func charge(cs *callState, m api.Module, cost uint64) {
-	r, metered := gas.Remaining(m)
-	if !metered {
+	if _, metered := gas.Remaining(m); !metered {
 		return
 	}
-	if r == gas.Exhausted || r < cost {
-		if g, ok := m.ExportedGlobal(gas.GlobalName).(api.MutableGlobal); ok {
-			g.Set(gas.Exhausted)
-		}
+	if !gas.Charge(m, cost) {
 		abort(cs, ErrOutOfGas)
 	}
-	gas.SetRemaining(m, r-cost)
 }
 
 func writable(cs *callState) {
