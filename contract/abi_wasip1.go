@@ -68,17 +68,19 @@ func ptrOf(b []byte) unsafe.Pointer {
 
 type wasmHost struct{ readOnly bool }
 
+// scratch receives storage values; Get returns a copy of exactly the value.
+var scratch = make([]byte, 1024)
+
 func (wasmHost) Get(key []byte) ([]byte, bool) {
-	buf := make([]byte, 256)
 	for {
-		n := hostStorageGet(ptrOf(key), uint32(len(key)), ptrOf(buf), uint32(len(buf)))
+		n := hostStorageGet(ptrOf(key), uint32(len(key)), ptrOf(scratch), uint32(len(scratch)))
 		if n < 0 {
 			return nil, false
 		}
-		if int(n) <= len(buf) {
-			return buf[:n], true
+		if int(n) <= len(scratch) {
+			return append([]byte(nil), scratch[:n]...), true
 		}
-		buf = make([]byte, n)
+		scratch = make([]byte, n)
 	}
 }
 func (wasmHost) Set(key, value []byte) {

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"maps"
+	"sort"
 	"time"
 
 	"github.com/phalago/phala/contract"
@@ -44,6 +45,7 @@ type NativeHarness struct {
 	height  int64
 	time    time.Time
 	emitted []Message
+	backend StorageBackend // nil: storage
 }
 
 type nativeHost struct {
@@ -58,6 +60,10 @@ type nativeHost struct {
 func (h *nativeHost) Get(k []byte) ([]byte, bool) {
 	if v, ok := h.writes[string(k)]; ok {
 		return v, v != nil
+	}
+	if h.n.backend != nil {
+		v, ok, _ := h.n.backend.Get(k)
+		return v, ok
 	}
 	v, ok := h.n.storage[string(k)]
 	return v, ok
@@ -88,10 +94,21 @@ func (n *NativeHarness) call(fn contract.Handler, caller contract.Address, input
 	if err != nil {
 		return out, err
 	}
-	for k, v := range host.writes {
-		if v == nil {
+	keys := make([]string, 0, len(host.writes))
+	for k := range host.writes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := host.writes[k]
+		switch {
+		case n.backend != nil && v == nil:
+			n.backend.Remove([]byte(k))
+		case n.backend != nil:
+			n.backend.Set([]byte(k), v)
+		case v == nil:
 			delete(n.storage, k)
-		} else {
+		default:
 			n.storage[k] = v
 		}
 	}
@@ -125,3 +142,18 @@ func (n *NativeHarness) Emitted() []Message { return n.emitted }
 
 // Storage returns a copy of the plaintext storage.
 func (n *NativeHarness) Storage() map[string][]byte { return maps.Clone(n.storage) }
+
+// StorageBackend is a key-value store a native harness can run on (for
+// example pRuntime's encrypted storage, to compare like with like).
+type StorageBackend interface {
+	Get(key []byte) ([]byte, bool, error)
+	Set(key, value []byte)
+	Remove(key []byte)
+}
+
+// NativeOn runs h directly on backend instead of a plain map.
+func NativeOn(h contract.Handlers, backend StorageBackend) *NativeHarness {
+	n := Native(h)
+	n.backend = backend
+	return n
+}

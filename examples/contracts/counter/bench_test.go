@@ -16,7 +16,9 @@ func benchIncrement(b *testing.B, h contracttest.Harness) {
 	}
 }
 
-func BenchmarkIncrementNative(b *testing.B) { benchIncrement(b, contracttest.Native(contract.Registered())) }
+func BenchmarkIncrementNative(b *testing.B) {
+	benchIncrement(b, contracttest.Native(contract.Registered()))
+}
 
 func BenchmarkIncrementVM(b *testing.B) {
 	benchIncrement(b, contracttest.NewVM(b, contracttest.Build(b, "."), contracttest.VMOptions{}))

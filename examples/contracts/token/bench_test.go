@@ -5,6 +5,7 @@ import (
 
 	"github.com/phalago/phala/contract"
 	"github.com/phalago/phala/contract/contracttest"
+	"github.com/phalago/phala/internal/enclave/contracts"
 )
 
 // The token's transfer as a command: natively (handlers called directly on
@@ -26,7 +27,9 @@ func benchTransfer(b *testing.B, h contracttest.Harness) {
 	}
 }
 
-func BenchmarkTransferNative(b *testing.B) { benchTransfer(b, contracttest.Native(contract.Registered())) }
+func BenchmarkTransferNative(b *testing.B) {
+	benchTransfer(b, contracttest.Native(contract.Registered()))
+}
 
 func BenchmarkTransferVM(b *testing.B) {
 	benchTransfer(b, contracttest.NewVM(b, contracttest.Build(b, "."), contracttest.VMOptions{}))
@@ -35,4 +38,10 @@ func BenchmarkTransferVM(b *testing.B) {
 // BenchmarkTransferVMUnmetered isolates the cost of gas metering.
 func BenchmarkTransferVMUnmetered(b *testing.B) {
 	benchTransfer(b, contracttest.NewVM(b, contracttest.Build(b, "."), contracttest.VMOptions{Unmetered: true}))
+}
+
+// BenchmarkTransferNativeEncrypted runs the native handlers on the same
+// encrypted storage the VM uses: the like-for-like baseline.
+func BenchmarkTransferNativeEncrypted(b *testing.B) {
+	benchTransfer(b, contracttest.NativeOn(contract.Registered(), contracts.NewStore([32]byte{7})))
 }

@@ -2,15 +2,17 @@
 // contract, transfers are commands, and a balance is told only to its
 // owner. The deployer (who calls init) may mint.
 //
-// Inputs are JSON: {"op":"mint","to":"0x<32 bytes>","amount":5},
-// {"op":"transfer","to":"0x...","amount":5} (commands) and
-// {"op":"balance"} (query: the caller's own balance) or
-// {"op":"balance","of":"0x..."} (refused unless "of" is the caller).
+// Inputs are short text commands:
+//
+//	mint <to> <amount>        (command, owner only)
+//	transfer <to> <amount>    (command)
+//	balance [<of>]            (query: the caller's balance; <of> must be the caller)
+//
+// where addresses are 0x followed by 32 bytes of hex.
 package main
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -20,13 +22,6 @@ import (
 )
 
 var ownerKey = []byte("owner")
-
-type request struct {
-	Op     string `json:"op"`
-	To     string `json:"to,omitempty"`
-	Of     string `json:"of,omitempty"`
-	Amount uint64 `json:"amount,omitempty"`
-}
 
 func balanceKey(a contract.Address) []byte { return contract.Key([]byte("balance"), a[:]) }
 
@@ -40,62 +35,58 @@ func parseAddress(s string) (contract.Address, error) {
 	return a, nil
 }
 
-func decode(input []byte) (*request, contract.Address, error) {
-	var r request
-	if err := json.Unmarshal(input, &r); err != nil {
-		return nil, contract.Address{}, fmt.Errorf("bad request: %v", err)
+// parse splits "op <address> <amount>".
+func parse(input []byte) (op string, to contract.Address, amount uint64, err error) {
+	f := strings.Fields(string(input))
+	if len(f) != 3 {
+		return "", to, 0, errors.New("usage: mint|transfer <0x address> <amount>")
 	}
-	if r.To == "" {
-		return &r, contract.Address{}, nil
+	if to, err = parseAddress(f[1]); err != nil {
+		return "", to, 0, err
 	}
-	to, err := parseAddress(r.To)
-	return &r, to, err
+	if amount, err = strconv.ParseUint(f[2], 10, 64); err != nil || amount == 0 {
+		return "", to, 0, fmt.Errorf("amount %q must be a positive integer", f[2])
+	}
+	return f[0], to, amount, nil
 }
 
 func command(c *contract.Context, input []byte) ([]byte, error) {
-	r, to, err := decode(input)
+	op, to, amount, err := parse(input)
 	if err != nil {
 		return nil, err
 	}
-	if r.Amount == 0 {
-		return nil, errors.New("amount must be positive")
-	}
 	caller := c.Caller()
-	switch r.Op {
+	switch op {
 	case "mint":
-		owner, _ := c.Get(ownerKey)
-		if string(owner) != string(caller[:]) {
+		if owner, _ := c.Get(ownerKey); string(owner) != string(caller[:]) {
 			return nil, errors.New("only the owner may mint")
 		}
 		bal := c.Uint64(balanceKey(to))
-		if bal+r.Amount < bal {
+		if bal+amount < bal {
 			return nil, errors.New("balance overflow")
 		}
-		c.SetUint64(balanceKey(to), bal+r.Amount)
+		c.SetUint64(balanceKey(to), bal+amount)
 	case "transfer":
 		from := c.Uint64(balanceKey(caller))
-		if from < r.Amount {
+		if from < amount {
 			return nil, errors.New("insufficient balance")
 		}
-		c.SetUint64(balanceKey(caller), from-r.Amount)
-		c.SetUint64(balanceKey(to), c.Uint64(balanceKey(to))+r.Amount)
+		c.SetUint64(balanceKey(caller), from-amount)
+		c.SetUint64(balanceKey(to), c.Uint64(balanceKey(to))+amount)
 	default:
-		return nil, fmt.Errorf("unknown command %q (mint, transfer)", r.Op)
+		return nil, fmt.Errorf("unknown command %q (mint, transfer)", op)
 	}
 	return []byte("ok"), nil
 }
 
 func query(c *contract.Context, input []byte) ([]byte, error) {
-	r, _, err := decode(input)
-	if err != nil {
-		return nil, err
-	}
-	if r.Op != "balance" {
-		return nil, fmt.Errorf("unknown query %q (balance)", r.Op)
+	f := strings.Fields(string(input))
+	if len(f) == 0 || f[0] != "balance" || len(f) > 2 {
+		return nil, errors.New("usage: balance [<0x address>]")
 	}
 	who := c.Caller()
-	if r.Of != "" {
-		of, err := parseAddress(r.Of)
+	if len(f) == 2 {
+		of, err := parseAddress(f[1])
 		if err != nil {
 			return nil, err
 		}

@@ -38,11 +38,12 @@ type Contract struct {
 	store    *Store
 	GasLimit uint64
 	calls    uint64 // calls executed, for deterministic randomness
+	channels map[crypto.PublicKey]*channel.Channel
 }
 
 // New instantiates a contract from its provisioned keys and code.
 func New(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module) (*Contract, error) {
-	return &Contract{keys: k, vm: v, module: m, store: NewStore(k.Storage), GasLimit: DefaultGasLimit}, nil
+	return &Contract{keys: k, vm: v, module: m, store: NewStore(k.Storage), GasLimit: DefaultGasLimit, channels: map[crypto.PublicKey]*channel.Channel{}}, nil
 }
 
 // ID is the contract's identity public key.
@@ -89,7 +90,14 @@ func (e *env) Random(dst []byte) {
 }
 
 func (c *Contract) newEnv(caller crypto.PublicKey, height int64, t time.Time) *env {
-	seed := derive(c.keys.Storage, "phala/contract: random v1", binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(height)), c.calls))
+	// seed = SHA-256(domain || storage key || height || call counter): a PRF
+	// of the secret key, cheaper than HKDF on every call.
+	h := sha256.New()
+	h.Write([]byte("phala/contract: random v1"))
+	h.Write(c.keys.Storage[:])
+	h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(height)), c.calls))
+	var seed [32]byte
+	copy(seed[:], h.Sum(nil))
 	return &env{overlay: newOverlay(c.store), caller: caller, height: height, time: t, seed: seed}
 }
 
@@ -167,20 +175,36 @@ var (
 const MaxQueryTTL = 10 * time.Minute
 
 // QueryGuard refuses expired and replayed queries. Time is the worker's
-// last block time.
+// last block time. It remembers (client, nonce) until the query's
+// NotAfter, at most MaxQueryTTL.
 type QueryGuard struct {
-	seen map[[48]byte]int64 // (from, nonce) -> not after
+	seen      map[[48]byte]int64 // (from, nonce) -> not after
+	byExpiry  map[int64][][48]byte
+	lastPurge int64
 }
 
 // NewQueryGuard returns an empty guard.
-func NewQueryGuard() *QueryGuard { return &QueryGuard{seen: map[[48]byte]int64{}} }
+func NewQueryGuard() *QueryGuard {
+	return &QueryGuard{seen: map[[48]byte]int64{}, byExpiry: map[int64][][48]byte{}}
+}
 
-func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
-	for k, exp := range g.seen {
-		if exp < now.Unix() {
-			delete(g.seen, k)
+func (g *QueryGuard) purge(now int64) {
+	if now <= g.lastPurge {
+		return
+	}
+	g.lastPurge = now
+	for exp, keys := range g.byExpiry {
+		if exp < now {
+			for _, k := range keys {
+				delete(g.seen, k)
+			}
+			delete(g.byExpiry, exp)
 		}
 	}
+}
+
+func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
+	g.purge(now.Unix())
 	if q.NotAfter < now.Unix() {
 		return fmt.Errorf("%w: expired at %s (block time %s)", ErrQueryRefused, time.Unix(q.NotAfter, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
@@ -194,8 +218,28 @@ func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
 		return fmt.Errorf("%w: replayed (nonce already used)", ErrQueryRefused)
 	}
 	g.seen[k] = q.NotAfter
+	g.byExpiry[q.NotAfter] = append(g.byExpiry[q.NotAfter], k)
 	return nil
 }
+
+// channel returns the query channel with a client, caching the ECDH result
+// per client (bounded).
+func (c *Contract) channel(peer crypto.PublicKey) (*channel.Channel, error) {
+	if ch, ok := c.channels[peer]; ok {
+		return ch, nil
+	}
+	ch, err := channel.New(c.keys.Ecdh, peer, api.ChannelPurposeQuery)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.channels) >= maxCachedChannels {
+		clear(c.channels)
+	}
+	c.channels[peer] = ch
+	return ch, nil
+}
+
+const maxCachedChannels = 10_000
 
 // HandleQuery verifies, decrypts and answers an off-chain query at height
 // (the last block this worker dispatched, whose time is now).
@@ -206,7 +250,7 @@ func (c *Contract) HandleQuery(ctx context.Context, g *QueryGuard, q *api.Contra
 	if !q.From.Verify(api.ContextQuery, q.SignBytes(), q.Signature) {
 		return nil, fmt.Errorf("%w: signature does not verify", ErrQueryRefused)
 	}
-	ch, err := channel.New(c.keys.Ecdh, q.From, api.ChannelPurposeQuery)
+	ch, err := c.channel(q.From)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrQueryRefused, err)
 	}

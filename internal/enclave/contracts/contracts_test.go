@@ -162,7 +162,7 @@ func TestDeterministicEnvironment(t *testing.T) {
 }
 
 func tokenReq(op string, to crypto.PublicKey, amount uint64) []byte {
-	return []byte(fmt.Sprintf(`{"op":%q,"to":%q,"amount":%d}`, op, to.Hex(), amount))
+	return []byte(fmt.Sprintf("%s %s %d", op, to.Hex(), amount))
 }
 
 // The raw store under a token contract holds no plaintext key or value.
@@ -240,7 +240,7 @@ func TestQueries(t *testing.T) {
 		resp, err := c.HandleQuery(ctx, g, p.Query, 2, now)
 		return p, resp, err
 	}
-	p, resp, err := ask(bob, `{"op":"balance"}`, now.Add(time.Minute))
+	p, resp, err := ask(bob, "balance", now.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestQueries(t *testing.T) {
 		t.Fatalf("bob's balance: %s at %d: %v", out, h, err)
 	}
 	// The policy: Alice may not read Bob's balance.
-	p, resp, err = ask(alice, fmt.Sprintf(`{"op":"balance","of":%q}`, bob.Public().Hex()), now.Add(time.Minute))
+	p, resp, err = ask(alice, "balance "+bob.Public().Hex(), now.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestQueries(t *testing.T) {
 	}
 	// Refusals.
 	fresh := func() *api.ContractQuery {
-		p, _ := client.NewQuery(bob, c.ID(), c.EcdhPublic(), []byte(`{"op":"balance"}`), now.Add(time.Minute))
+		p, _ := client.NewQuery(bob, c.ID(), c.EcdhPublic(), []byte("balance"), now.Add(time.Minute))
 		return p.Query
 	}
 	replayed := fresh()
@@ -282,8 +282,8 @@ func TestQueries(t *testing.T) {
 		}
 	}
 	// A response for another query does not open.
-	p1, r1, _ := ask(bob, `{"op":"balance"}`, now.Add(time.Minute))
-	_, r2, _ := ask(bob, `{"op":"balance"}`, now.Add(time.Minute))
+	p1, r1, _ := ask(bob, "balance", now.Add(time.Minute))
+	_, r2, _ := ask(bob, "balance", now.Add(time.Minute))
 	if _, _, err := p1.Open(r2); err == nil {
 		t.Fatal("opened another query's response")
 	}

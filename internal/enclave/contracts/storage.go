@@ -36,13 +36,14 @@ type Store struct {
 	seq        uint64
 	entries    map[string][]byte
 	aeads      map[string]cipher.AEAD // per plaintext key, bounded
+	locs       map[string]string      // per plaintext key, bounded
 }
 
 const maxCachedCiphers = 4096
 
 // NewStore returns an empty store under storageKey.
 func NewStore(storageKey [32]byte) *Store {
-	s := &Store{storageKey: storageKey, entries: map[string][]byte{}, aeads: map[string]cipher.AEAD{}}
+	s := &Store{storageKey: storageKey, entries: map[string][]byte{}, aeads: map[string]cipher.AEAD{}, locs: map[string]string{}}
 	s.locKey = derive(storageKey, "phala/storage: location v1", nil)
 	return s
 }
@@ -57,9 +58,17 @@ func derive(secret [32]byte, purpose string, key []byte) [32]byte {
 }
 
 func (s *Store) location(key []byte) string {
+	if l, ok := s.locs[string(key)]; ok {
+		return l
+	}
 	m := hmac.New(sha256.New, s.locKey[:])
 	m.Write(key)
-	return string(m.Sum(nil))
+	l := string(m.Sum(nil))
+	if len(s.locs) >= maxCachedCiphers {
+		clear(s.locs)
+	}
+	s.locs[string(key)] = l
+	return l
 }
 
 func (s *Store) aead(key []byte) cipher.AEAD {

@@ -100,7 +100,7 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 	if cfg.Interpreter {
 		rc = wazero.NewRuntimeConfigInterpreter()
 	}
-	rc = rc.WithMemoryLimitPages(cfg.MemoryLimitPages).WithCloseOnContextDone(true)
+	rc = rc.WithMemoryLimitPages(cfg.MemoryLimitPages)
 	v := &VM{cfg: cfg}
 	if cfg.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
@@ -172,11 +172,12 @@ func (v *VM) Compile(ctx context.Context, code []byte) (*Module, error) {
 
 // Instance is a live contract instance.
 type Instance struct {
-	vm     *VM
-	mod    api.Module
-	call   *callState
-	alloc  api.Function
-	broken bool
+	vm      *VM
+	mod     api.Module
+	call    *callState
+	alloc   api.Function
+	entries map[Entry]api.Function
+	broken  bool
 }
 
 // callState is what host functions see during a call.
@@ -211,7 +212,12 @@ func (v *VM) Instantiate(ctx context.Context, m *Module, name string, seedEnv En
 	if err != nil {
 		return nil, fmt.Errorf("%w: instantiate: %v", ErrTrap, err)
 	}
-	in := &Instance{vm: v, mod: mod, call: cs, alloc: mod.ExportedFunction("phala_alloc")}
+	in := &Instance{vm: v, mod: mod, call: cs, alloc: mod.ExportedFunction("phala_alloc"), entries: map[Entry]api.Function{}}
+	for _, e := range []Entry{EntryInit, EntryCommand, EntryQuery} {
+		if f := mod.ExportedFunction(string(e)); f != nil {
+			in.entries[e] = f
+		}
+	}
 	return in, nil
 }
 
@@ -238,7 +244,7 @@ func (in *Instance) Call(ctx context.Context, entry Entry, input []byte, env Env
 	if in.broken {
 		return nil, fmt.Errorf("%w: instance already broken", ErrTrap)
 	}
-	fn := in.mod.ExportedFunction(string(entry))
+	fn := in.entries[entry]
 	if fn == nil {
 		if entry == EntryInit {
 			return &Result{}, nil
