@@ -76,7 +76,7 @@ func Exercise(t *testing.T, h contracttest.Harness) {
 	if got := must(h.Query(alice, []byte("balance"))); got != "70" {
 		t.Fatalf("alice after refusals: %s", got)
 	}
-	if got := must(h.Query(alice, []byte("balance " + addr(alice)))); got != "70" {
+	if got := must(h.Query(alice, []byte("balance "+addr(alice)))); got != "70" {
 		t.Fatalf("own balance by address: %s", got)
 	}
 }
