@@ -20,7 +20,7 @@
 //
 // The SDK exports the ABI pRuntime calls (init, handle_command,
 // handle_query, phala_alloc) and imports its host functions; contracts in
-// other languages implement the same ABI (see ABI.md). The same handlers
+// other languages implement the same ABI (see ABI.md in this directory). The same handlers
 // also run natively against an in-memory host (package contracttest), so a
 // contract's unit tests need neither a VM nor a network.
 //
