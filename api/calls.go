@@ -12,17 +12,21 @@ type CallKind uint16
 
 // Calls known to this version of the chain.
 const (
-	CallTransfer       CallKind = 1
-	CallPostMessage    CallKind = 2
-	CallPushMessage    CallKind = 3
-	CallRegisterWorker CallKind = 4
+	CallTransfer        CallKind = 1
+	CallPostMessage     CallKind = 2
+	CallPushMessage     CallKind = 3
+	CallRegisterWorker  CallKind = 4
+	CallUploadContract  CallKind = 5
+	CallContractCommand CallKind = 6
 )
 
 var callNames = map[CallKind]string{
-	CallTransfer:       "transfer",
-	CallPostMessage:    "post_message",
-	CallPushMessage:    "push_message",
-	CallRegisterWorker: "register_worker",
+	CallTransfer:        "transfer",
+	CallPostMessage:     "post_message",
+	CallPushMessage:     "push_message",
+	CallRegisterWorker:  "register_worker",
+	CallUploadContract:  "upload_contract",
+	CallContractCommand: "contract_command",
 }
 
 func (k CallKind) String() string {
@@ -58,8 +62,12 @@ func DecodeCall(kind CallKind, body []byte) (Call, error) {
 		c = &PushMessage{Message: decodeSignedMessage(r)}
 	case CallRegisterWorker:
 		c = decodeRegisterWorker(r)
+	case CallUploadContract:
+		c = decodeUploadContract(r)
+	case CallContractCommand:
+		c = decodeContractCommand(r)
 	default:
-		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker)", ErrUnknownCall, kind)
+		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command)", ErrUnknownCall, kind)
 	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, kind, err)

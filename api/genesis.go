@@ -72,7 +72,7 @@ func DefaultParams() Params {
 		RegistrationLifetime: 100_000,
 		FeeBase:              1_000_000,
 		FeePerByte:           1_000,
-		MaxTxBytes:           1 << 20,
+		MaxTxBytes:           4 << 20,
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 const (
 	MaxTopicBytes      = 128
 	MaxModuleNameBytes = 32
-	MaxPayloadBytes    = 1 << 20
+	MaxPayloadBytes    = 4 << 20
 	MaxBlockMessages   = 1 << 20
 
 	minMessageBytes = 5 // module origin with an empty name, empty topic, seq, empty payload

@@ -115,6 +115,16 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		return KeyParams, nil
 	case QueryAttestation:
 		return KeyAttestation, nil
+	case QueryContract:
+		pk, err := key32()
+		return ContractKey(pk), err
+	case QueryContractUpload:
+		if len(data) != 32 {
+			return nil, fmt.Errorf("%w: %s takes a 32-byte upload id", ErrInvalidCall, path)
+		}
+		var id [32]byte
+		copy(id[:], data)
+		return ContractUploadKey(id), nil
 	case QueryNextSeq:
 		o, err := DecodeOrigin(data)
 		if err != nil {

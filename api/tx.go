@@ -12,7 +12,7 @@ import (
 // Limits of the envelope, enforced by the decoder before anything else.
 const (
 	TxVersion       = 1
-	MaxTxBytes      = 2 << 20 // hard ceiling; the chain's params may set a lower one
+	MaxTxBytes      = 4 << 20 // hard ceiling; the chain's params may set a lower one
 	MaxChainIDBytes = 50
 	MaxCallBytes    = MaxTxBytes
 )

@@ -34,7 +34,7 @@ func DefaultCometConfig(home string) *cfg.Config {
 	c.Mempool.Size = 100_000
 	c.Mempool.MaxTxsBytes = 1 << 30
 	c.Mempool.CacheSize = 200_000
-	c.Mempool.MaxTxBytes = 2 << 20
+	c.Mempool.MaxTxBytes = 4 << 20
 	c.Consensus.TimeoutCommit = 500 * time.Millisecond
 	c.Consensus.TimeoutPropose = 2 * time.Second
 	c.Instrumentation.Prometheus = false

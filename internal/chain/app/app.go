@@ -23,6 +23,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/accounts"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/contracts"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
 	"github.com/phalago/phala/internal/chain/store"
@@ -216,9 +217,17 @@ func (a *App) runCall(ctx *block.Context, signer crypto.PublicKey, call api.Call
 	case *api.PostMessage:
 		return mq.Emit(ctx, api.KeyOrigin(api.OriginAccount, signer), c.Topic, c.Payload)
 	case *api.PushMessage:
-		return mq.Push(ctx, &c.Message, registry.Authorize)
+		if err := mq.Push(ctx, &c.Message, authorize); err != nil {
+			return err
+		}
+		onPushed(ctx, &c.Message.Message)
+		return nil
 	case *api.RegisterWorker:
 		return registry.RegisterWorker(ctx, c)
+	case *api.UploadContract:
+		return contracts.Upload(ctx, signer, c)
+	case *api.ContractCommand:
+		return contracts.Command(ctx, signer, c)
 	}
 	return fmt.Errorf("%w: %s", api.ErrUnknownCall, call.Kind())
 }
@@ -288,6 +297,34 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 		a.log.Debug("block committed", "height", p.height, "messages", len(p.msgs))
 	}
 	return &abci.ResponseCommit{}, nil
+}
+
+// authorize admits off-chain origins: workers and gatekeepers through the
+// registry, contracts when deployed.
+func authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height int64) error {
+	if kind == api.OriginContract {
+		if contracts.Record(kv, key) == nil {
+			return fmt.Errorf("%w: no contract %s is deployed", api.ErrUnknownOrigin, key.Hex())
+		}
+		return nil
+	}
+	return registry.Authorize(kv, kind, key, height)
+}
+
+// onPushed lets the chain's modules act on the messages enclaves send them
+// (they stay in the queue whatever the module makes of them).
+func onPushed(ctx *block.Context, m *api.Message) {
+	if m.Origin.Kind != api.OriginGatekeeper {
+		return
+	}
+	switch m.Topic {
+	case api.TopicMasterKey:
+		registry.PublishMasterKey(ctx, m.Origin.Key, m.Payload)
+	case api.TopicContractKey:
+		if g, err := api.DecodeContractKeyGrant(m.Payload); err == nil {
+			contracts.OnGrant(ctx, m.Origin.Key, g)
+		}
+	}
 }
 
 func writeGenesis(kv store.KV, chainID string, g *api.GenesisState) {

@@ -137,3 +137,19 @@ func RegisterWorker(ctx *block.Context, c *api.RegisterWorker) error {
 		"renewal", strconv.FormatBool(prev != nil))
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicWorkerRegistered, enc)
 }
+
+// PublishMasterKey records the master public key announced by a
+// gatekeeper, once: later announcements are ignored (rotation will be its
+// own flow).
+func PublishMasterKey(ctx *block.Context, gatekeeper crypto.PublicKey, payload []byte) {
+	if len(payload) != crypto.PublicKeySize || ctx.KV.Get(api.KeyMasterKey) != nil {
+		return
+	}
+	var pk crypto.PublicKey
+	copy(pk[:], payload)
+	if !pk.Valid() {
+		return
+	}
+	ctx.KV.Set(api.KeyMasterKey, payload)
+	ctx.Event("master_key_published", "public_key", pk.Hex(), "gatekeeper", gatekeeper.Hex())
+}

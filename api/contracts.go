@@ -1,0 +1,272 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+)
+
+// Contract lifecycle topics (origin: module "contracts" or a gatekeeper).
+const (
+	// TopicContractUploaded: payload ContractUploaded (origin module contracts).
+	TopicContractUploaded = "phala/contracts/uploaded"
+	// TopicContractKey: payload ContractKeyGrant (origin a gatekeeper): a
+	// ContractKey sealed to one worker.
+	TopicContractKey = "phala/contracts/key"
+	// TopicContractCommand: payload ContractCommandMessage (origin module
+	// contracts), in chain order.
+	TopicContractCommand = "phala/contracts/command"
+	// ChannelPurposeContractKey and ChannelPurposeCommand are the channel
+	// purposes of key grants and command inputs.
+	ChannelPurposeContractKey = "contract key"
+	ChannelPurposeCommand     = "contract command"
+	MaxCodeBytes              = 3 << 20 // compressed
+	MaxReplicas               = 16
+)
+
+// UploadContract uploads contract code (gzip-compressed WebAssembly); the
+// chain emits ContractUploaded and gatekeepers provision the contract's key
+// to Replicas workers, which run Init with InitInput.
+type UploadContract struct {
+	Code      []byte
+	Replicas  uint8
+	InitInput []byte
+}
+
+func (*UploadContract) Kind() CallKind { return CallUploadContract }
+func (u *UploadContract) encode(w *codec.Writer) {
+	w.BytesField(u.Code)
+	w.U8(u.Replicas)
+	w.BytesField(u.InitInput)
+}
+func decodeUploadContract(r *codec.Reader) *UploadContract {
+	return &UploadContract{Code: r.BytesField(MaxCodeBytes), Replicas: r.U8(), InitInput: r.BytesField(MaxPayloadBytes)}
+}
+
+// ContractCommand sends a command to a deployed contract: Sealed is the
+// input sealed with CommKey(signer, contract EcdhKey) for
+// ChannelPurposeCommand with CommandAD(contract, signer, nonce) bound. The
+// contract executes each (signer, nonce) at most once; nonces must increase.
+type ContractCommand struct {
+	Contract crypto.PublicKey
+	Nonce    uint64
+	Sealed   []byte
+}
+
+func (*ContractCommand) Kind() CallKind { return CallContractCommand }
+func (c *ContractCommand) encode(w *codec.Writer) {
+	w.Fixed(c.Contract[:])
+	w.Uvarint(c.Nonce)
+	w.BytesField(c.Sealed)
+}
+func decodeContractCommand(r *codec.Reader) *ContractCommand {
+	c := &ContractCommand{}
+	r.Fixed(c.Contract[:])
+	c.Nonce = r.Uvarint()
+	c.Sealed = r.BytesField(MaxPayloadBytes)
+	return c
+}
+
+// CommandAD is the additional data bound to a command's sealed input.
+func CommandAD(contract, from crypto.PublicKey, nonce uint64) []byte {
+	b := make([]byte, 0, 72)
+	b = append(b, contract[:]...)
+	b = append(b, from[:]...)
+	return binary.BigEndian.AppendUint64(b, nonce)
+}
+
+// UploadID identifies an upload before the contract's keys exist.
+func UploadID(deployer crypto.PublicKey, codeHash [32]byte, sequence uint64) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("phala/contracts: upload v1"))
+	h.Write(deployer[:])
+	h.Write(codeHash[:])
+	h.Write(binary.BigEndian.AppendUint64(nil, sequence))
+	var id [32]byte
+	copy(id[:], h.Sum(nil))
+	return id
+}
+
+// ContractUploaded announces an upload (the whitepaper's
+// ContractUploaded(deployer, code_hash, sequence)).
+type ContractUploaded struct {
+	Deployer  crypto.PublicKey
+	CodeHash  [32]byte
+	Sequence  uint64
+	Replicas  uint8
+	Code      []byte // gzip-compressed
+	InitInput []byte
+}
+
+// Encode returns the canonical bytes.
+func (u *ContractUploaded) Encode() []byte {
+	w := codec.NewWriter(80 + len(u.Code))
+	w.Fixed(u.Deployer[:])
+	w.Fixed(u.CodeHash[:])
+	w.Uvarint(u.Sequence)
+	w.U8(u.Replicas)
+	w.BytesField(u.Code)
+	w.BytesField(u.InitInput)
+	return w.Bytes()
+}
+
+// DecodeContractUploaded strictly decodes the payload.
+func DecodeContractUploaded(b []byte) (*ContractUploaded, error) {
+	u := &ContractUploaded{}
+	r := codec.NewReader(b)
+	r.Fixed(u.Deployer[:])
+	r.Fixed(u.CodeHash[:])
+	u.Sequence = r.Uvarint()
+	u.Replicas = r.U8()
+	u.Code = r.BytesField(MaxCodeBytes)
+	u.InitInput = r.BytesField(MaxPayloadBytes)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: contract uploaded: %v", ErrMalformed, err)
+	}
+	return u, nil
+}
+
+// ContractKeyGrant is a gatekeeper provisioning a contract to a worker: the
+// public keys of the contract and its ContractKey sealed with
+// CommKey(gatekeeper EcdhKey, worker EcdhKey) for ChannelPurposeContractKey
+// (additional data: the grant's other fields).
+type ContractKeyGrant struct {
+	Upload      [32]byte
+	Worker      crypto.PublicKey // the worker's identity key
+	Identity    crypto.PublicKey // the contract's
+	Ecdh        crypto.PublicKey // the contract's
+	GatekeeperE crypto.PublicKey // the gatekeeper's ECDH key used to seal
+	SealedKey   []byte
+}
+
+// AD returns the additional data bound to SealedKey.
+func (g *ContractKeyGrant) AD() []byte {
+	w := codec.NewWriter(160)
+	w.Fixed(g.Upload[:])
+	w.Fixed(g.Worker[:])
+	w.Fixed(g.Identity[:])
+	w.Fixed(g.Ecdh[:])
+	w.Fixed(g.GatekeeperE[:])
+	return w.Bytes()
+}
+
+// Encode returns the canonical bytes.
+func (g *ContractKeyGrant) Encode() []byte {
+	w := codec.NewWriter(256)
+	w.Fixed(g.AD())
+	w.BytesField(g.SealedKey)
+	return w.Bytes()
+}
+
+// DecodeContractKeyGrant strictly decodes the payload.
+func DecodeContractKeyGrant(b []byte) (*ContractKeyGrant, error) {
+	g := &ContractKeyGrant{}
+	r := codec.NewReader(b)
+	r.Fixed(g.Upload[:])
+	r.Fixed(g.Worker[:])
+	r.Fixed(g.Identity[:])
+	r.Fixed(g.Ecdh[:])
+	r.Fixed(g.GatekeeperE[:])
+	g.SealedKey = r.BytesField(256)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: contract key grant: %v", ErrMalformed, err)
+	}
+	return g, nil
+}
+
+// ContractCommandMessage is a command as the chain queues it: From is the
+// transaction's signer, verified by the chain.
+type ContractCommandMessage struct {
+	Contract crypto.PublicKey
+	From     crypto.PublicKey
+	Nonce    uint64
+	Sealed   []byte
+}
+
+// Encode returns the canonical bytes.
+func (m *ContractCommandMessage) Encode() []byte {
+	w := codec.NewWriter(80 + len(m.Sealed))
+	w.Fixed(m.Contract[:])
+	w.Fixed(m.From[:])
+	w.Uvarint(m.Nonce)
+	w.BytesField(m.Sealed)
+	return w.Bytes()
+}
+
+// DecodeContractCommandMessage strictly decodes the payload.
+func DecodeContractCommandMessage(b []byte) (*ContractCommandMessage, error) {
+	m := &ContractCommandMessage{}
+	r := codec.NewReader(b)
+	r.Fixed(m.Contract[:])
+	r.Fixed(m.From[:])
+	m.Nonce = r.Uvarint()
+	m.Sealed = r.BytesField(MaxPayloadBytes)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: contract command: %v", ErrMalformed, err)
+	}
+	return m, nil
+}
+
+// ContractRecord is the chain's entry for a deployed contract (keyed by
+// its identity key): who deployed what, and the workers running it.
+type ContractRecord struct {
+	Upload   [32]byte
+	Deployer crypto.PublicKey
+	CodeHash [32]byte
+	Sequence uint64
+	Identity crypto.PublicKey
+	Ecdh     crypto.PublicKey
+	Workers  []crypto.PublicKey
+}
+
+// Encode returns the canonical bytes.
+func (c *ContractRecord) Encode() []byte {
+	w := codec.NewWriter(200 + 32*len(c.Workers))
+	w.Fixed(c.Upload[:])
+	w.Fixed(c.Deployer[:])
+	w.Fixed(c.CodeHash[:])
+	w.Uvarint(c.Sequence)
+	w.Fixed(c.Identity[:])
+	w.Fixed(c.Ecdh[:])
+	w.BytesField(EncodeKeys(c.Workers))
+	return w.Bytes()
+}
+
+// DecodeContractRecord strictly decodes a record.
+func DecodeContractRecord(b []byte) (*ContractRecord, error) {
+	c := &ContractRecord{}
+	r := codec.NewReader(b)
+	r.Fixed(c.Upload[:])
+	r.Fixed(c.Deployer[:])
+	r.Fixed(c.CodeHash[:])
+	c.Sequence = r.Uvarint()
+	r.Fixed(c.Identity[:])
+	r.Fixed(c.Ecdh[:])
+	ws := r.BytesField(32*MaxReplicas + 8)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: contract record: %v", ErrMalformed, err)
+	}
+	var err error
+	if c.Workers, err = DecodeKeys(ws); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// State keys and queries of the contracts module.
+const (
+	QueryContract       = "/contract"        // data: contract identity key; value: ContractRecord
+	QueryContractUpload = "/contract/upload" // data: upload id; value: the contract's identity key once provisioned
+)
+
+// ContractKey is the state key of a contract record.
+func ContractKey(id crypto.PublicKey) []byte { return append([]byte("c/"), id[:]...) }
+
+// ContractUploadKey is the state key mapping an upload to its contract.
+func ContractUploadKey(upload [32]byte) []byte { return append([]byte("cu/"), upload[:]...) }
+
+// DeployerSeqKey is the state key of a deployer's upload count.
+func DeployerSeqKey(d crypto.PublicKey) []byte { return append([]byte("cs/"), d[:]...) }

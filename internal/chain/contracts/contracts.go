@@ -1,0 +1,179 @@
+// Package contracts owns the chain's side of confidential contracts: code
+// uploads (ContractUploaded), the contract → workers map built from the
+// gatekeepers' key grants (ContractDeployed), and queuing encrypted
+// commands in chain order. The chain never sees a contract's keys, state
+// or inputs in plaintext.
+package contracts
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/mq"
+	"github.com/phalago/phala/internal/chain/registry"
+	"github.com/phalago/phala/internal/chain/store"
+)
+
+// Module is the module's origin name in the queue.
+const Module = "contracts"
+
+// MaxCodeBytes bounds decompressed code.
+const MaxCodeBytes = 32 << 20
+
+// CodeHash returns the SHA-256 of the decompressed code.
+func CodeHash(gz []byte) ([32]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("%w: code is not gzip: %v", api.ErrInvalidCall, err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(zr, MaxCodeBytes+1))
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("%w: code does not decompress: %v", api.ErrInvalidCall, err)
+	}
+	if n > MaxCodeBytes {
+		return [32]byte{}, fmt.Errorf("%w: code over %d bytes decompressed", api.ErrTooLarge, MaxCodeBytes)
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out, nil
+}
+
+type pending struct {
+	deployer crypto.PublicKey
+	codeHash [32]byte
+	seq      uint64
+	replicas uint8
+}
+
+func pendingKey(id [32]byte) []byte { return append([]byte("cp/"), id[:]...) }
+
+// Upload records an upload and announces it to the gatekeepers.
+func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract) error {
+	if len(c.Code) == 0 {
+		return fmt.Errorf("%w: empty code", api.ErrInvalidCall)
+	}
+	replicas := c.Replicas
+	if replicas == 0 {
+		replicas = 1
+	}
+	if replicas > api.MaxReplicas {
+		return fmt.Errorf("%w: at most %d replicas", api.ErrInvalidCall, api.MaxReplicas)
+	}
+	hash, err := CodeHash(c.Code)
+	if err != nil {
+		return err
+	}
+	seq := uint64(0)
+	if v := ctx.KV.Get(api.DeployerSeqKey(deployer)); len(v) == 8 {
+		seq = beUint64(v)
+	}
+	ctx.KV.Set(api.DeployerSeqKey(deployer), beBytes(seq+1))
+	id := api.UploadID(deployer, hash, seq)
+	ctx.KV.Set(pendingKey(id), append(append(append(deployer[:0:0], deployer[:]...), hash[:]...), append(beBytes(seq), replicas)...))
+	ctx.Event("contract_uploaded", "deployer", deployer.Address(), "code_hash", hex.EncodeToString(hash[:]),
+		"sequence", strconv.FormatUint(seq, 10), "upload_id", hex.EncodeToString(id[:]))
+	u := &api.ContractUploaded{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Code: c.Code, InitInput: c.InitInput}
+	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractUploaded, u.Encode())
+}
+
+func loadPending(kv store.KV, id [32]byte) *pending {
+	v := kv.Get(pendingKey(id))
+	if len(v) != 32+32+8+1 {
+		return nil
+	}
+	p := &pending{seq: beUint64(v[64:72]), replicas: v[72]}
+	copy(p.deployer[:], v[:32])
+	copy(p.codeHash[:], v[32:64])
+	return p
+}
+
+// Record returns a deployed contract's record, or nil.
+func Record(kv store.KV, id crypto.PublicKey) *api.ContractRecord {
+	v := kv.Get(api.ContractKey(id))
+	if v == nil {
+		return nil
+	}
+	r, err := api.DecodeContractRecord(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt contract record %s: %v", id.Hex(), err))
+	}
+	return r
+}
+
+// Command queues an encrypted command for a deployed contract.
+func Command(ctx *block.Context, from crypto.PublicKey, c *api.ContractCommand) error {
+	if Record(ctx.KV, c.Contract) == nil {
+		return fmt.Errorf("%w: no contract %s is deployed", api.ErrInvalidCall, c.Contract.Hex())
+	}
+	if len(c.Sealed) == 0 {
+		return fmt.Errorf("%w: empty command", api.ErrInvalidCall)
+	}
+	m := &api.ContractCommandMessage{Contract: c.Contract, From: from, Nonce: c.Nonce, Sealed: c.Sealed}
+	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractCommand, m.Encode())
+}
+
+// OnGrant records a gatekeeper's key grant (ContractDeployed(worker,
+// contract keys)): the first grant of an upload fixes the contract's public
+// keys; each granted worker joins the contract's worker set, up to the
+// requested replicas. Grants to unregistered or expired workers, for
+// unknown uploads or with keys that disagree are ignored (and reported as
+// events): the message itself stays in the queue.
+func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKeyGrant) {
+	ignore := func(why string) {
+		ctx.Event("contract_grant_ignored", "upload_id", hex.EncodeToString(g.Upload[:]), "reason", why)
+	}
+	p := loadPending(ctx.KV, g.Upload)
+	if p == nil {
+		ignore("unknown upload")
+		return
+	}
+	if w := registry.Worker(ctx.KV, g.Worker); w == nil || !w.Active(ctx.Height) {
+		ignore("worker not registered or expired")
+		return
+	}
+	rec := Record(ctx.KV, g.Identity)
+	if rec == nil {
+		if v := ctx.KV.Get(api.ContractUploadKey(g.Upload)); v != nil {
+			ignore("upload already bound to another contract key")
+			return
+		}
+		rec = &api.ContractRecord{Upload: g.Upload, Deployer: p.deployer, CodeHash: p.codeHash, Sequence: p.seq, Identity: g.Identity, Ecdh: g.Ecdh}
+		ctx.KV.Set(api.ContractUploadKey(g.Upload), g.Identity[:])
+	} else if rec.Upload != g.Upload || rec.Ecdh != g.Ecdh {
+		ignore("keys disagree with the recorded contract")
+		return
+	}
+	for _, w := range rec.Workers {
+		if w == g.Worker {
+			return
+		}
+	}
+	if len(rec.Workers) >= int(p.replicas) {
+		ignore("replicas already assigned")
+		return
+	}
+	rec.Workers = append(rec.Workers, g.Worker)
+	ctx.KV.Set(api.ContractKey(g.Identity), rec.Encode())
+	ctx.Event("contract_deployed", "contract", g.Identity.Hex(), "worker", g.Worker.Hex(), "gatekeeper", gatekeeper.Hex())
+}
+
+func beBytes(v uint64) []byte {
+	return []byte{byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+}
+
+func beUint64(b []byte) uint64 {
+	var v uint64
+	for _, x := range b[:8] {
+		v = v<<8 | uint64(x)
+	}
+	return v
+}
