@@ -46,6 +46,27 @@ func New(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module) (*Co
 	return &Contract{keys: k, vm: v, module: m, store: NewStore(k.Storage), GasLimit: DefaultGasLimit, channels: map[crypto.PublicKey]*channel.Channel{}}, nil
 }
 
+// Restore rebuilds a contract from its checkpoint: the encrypted store
+// snapshot (checked against root) and the call counter.
+func Restore(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module, snapshot []byte, root [32]byte, calls uint64) (*Contract, error) {
+	c, err := New(ctx, v, k, m)
+	if err != nil {
+		return nil, err
+	}
+	if c.store, err = RestoreStore(k.Storage, snapshot, root); err != nil {
+		return nil, err
+	}
+	c.calls = calls
+	return c, nil
+}
+
+// Calls is the number of commands (and inits) executed, part of the
+// deterministic randomness seed.
+func (c *Contract) Calls() uint64 { return c.calls }
+
+// Keys returns the contract's keys (for the enclave's sealed checkpoint).
+func (c *Contract) Keys() *keys.ContractKeys { return c.keys }
+
 // ID is the contract's identity public key.
 func (c *Contract) ID() crypto.PublicKey { return c.keys.Identity.Public() }
 

@@ -166,7 +166,7 @@ func (s *Store) Snapshot() []byte {
 
 // Restore loads a snapshot taken under the same storage key, checking it
 // against the expected root.
-func Restore(storageKey [32]byte, snap []byte, root [32]byte) (*Store, error) {
+func RestoreStore(storageKey [32]byte, snap []byte, root [32]byte) (*Store, error) {
 	s := NewStore(storageKey)
 	r := codec.NewReader(snap)
 	if v := r.U8(); v != 1 {

@@ -22,11 +22,14 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/contracts"
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/lightclient"
 	"github.com/phalago/phala/internal/enclave/platform"
 	"github.com/phalago/phala/internal/enclave/sealing"
+	"github.com/phalago/phala/internal/enclave/vm"
 )
 
 // Errors callers branch on.
@@ -93,6 +96,9 @@ type Engine struct {
 	lc       *lightclient.Client
 	st       *state
 	routes   []route
+	vm       *vm.VM
+	running  map[crypto.PublicKey]*running
+	guard    *contracts.QueryGuard
 }
 
 // New opens (or initializes) a pRuntime in cfg.DataDir.
@@ -108,7 +114,8 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: cfg.Log.With("module", "pruntime"), chainID: g.ChainID, genState: gs, role: RoleWorker}
+	e := &Engine{cfg: cfg, log: cfg.Log.With("module", "pruntime"), chainID: g.ChainID, genState: gs, role: RoleWorker,
+		running: map[crypto.PublicKey]*running{}, guard: contracts.NewQueryGuard()}
 	var created bool
 	if e.entity, created, err = keys.LoadOrCreateEntity(cfg.Platform, cfg.DataDir); err != nil {
 		return nil, err
@@ -121,8 +128,15 @@ func New(cfg Config) (*Engine, error) {
 	data, err := sealing.Load(cfg.Platform, filepath.Join(cfg.DataDir, StateFile))
 	switch {
 	case err == nil:
-		if e.st, err = decodeState(data); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, StateFile, err)
+		stateBytes, runningBytes, derr := splitCheckpoint(data)
+		if derr == nil {
+			e.st, derr = decodeState(stateBytes)
+		}
+		if derr == nil {
+			derr = e.decodeRunning(runningBytes)
+		}
+		if derr != nil {
+			return nil, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, StateFile, derr)
 		}
 		if len(e.st.trustedHeader) > 0 {
 			if trusted, _, err = decodeTrusted(e.st.trustedHeader); err != nil {
@@ -137,6 +151,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.lc = lightclient.New(g, trusted)
 	e.handle(api.TopicWorkerRegistered, e.onWorkerRegistered)
+	e.handle(api.TopicContractUploaded, e.onUploaded)
+	e.handle(api.TopicContractKey, e.onGrant)
+	e.handle(api.TopicContractCommand, e.onCommand)
 	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
 		e.role = RoleGatekeeper
 		if err := e.initGatekeeper(); err != nil {
@@ -209,7 +226,10 @@ func (e *Engine) checkpoint() error {
 		}
 		e.st.trustedHeader = b
 	}
-	if err := sealing.Save(e.cfg.Platform, filepath.Join(e.cfg.DataDir, StateFile), e.st.encode()); err != nil {
+	w := codec.NewWriter(0)
+	w.BytesField(e.st.encode())
+	w.BytesField(e.encodeRunning())
+	if err := sealing.Save(e.cfg.Platform, filepath.Join(e.cfg.DataDir, StateFile), w.Bytes()); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
@@ -428,3 +448,10 @@ func (e *Engine) Registration(operator crypto.PublicKey) (*api.RegisterWorker, e
 
 // Identity returns the identity public key.
 func (e *Engine) Identity() crypto.PublicKey { return e.entity.Identity.Public() }
+
+func splitCheckpoint(b []byte) ([]byte, []byte, error) {
+	r := codec.NewReader(b)
+	st := r.BytesField(1 << 30)
+	run := r.BytesField(1 << 30)
+	return st, run, r.Done()
+}

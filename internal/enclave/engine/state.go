@@ -33,10 +33,12 @@ type state struct {
 	// them back in a dispatched block.
 	egressSeq map[string]uint64 // next sequence per own origin
 	egress    []api.SignedMessage
+	// Contract uploads seen (chain-derived).
+	uploads map[[32]byte]*upload
 }
 
 func newState() *state {
-	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}}
+	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -88,6 +90,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 	for _, k := range ws {
 		w.BytesField(s.workers[k].Encode())
 	}
+	s.encodeUploads(w)
 }
 
 // root is the state root: SHA-256 over the chain-derived state. Two
@@ -145,6 +148,7 @@ func decodeState(b []byte) (*state, error) {
 		}
 		s.workers[rec.Info.IdentityKey] = rec
 	}
+	s.decodeUploads(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

@@ -1,0 +1,383 @@
+package engine
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/crypto/channel"
+	"github.com/phalago/phala/internal/enclave/contracts"
+	"github.com/phalago/phala/internal/enclave/keys"
+	"github.com/phalago/phala/internal/enclave/vm"
+)
+
+// upload is what pRuntime keeps of a ContractUploaded message (the code
+// itself is public and cached in DataDir/code by hash).
+type upload struct {
+	deployer  crypto.PublicKey
+	codeHash  [32]byte
+	seq       uint64
+	replicas  uint8
+	initInput []byte
+}
+
+// running is a contract this worker was granted.
+type running struct {
+	upload    [32]byte
+	c         *contracts.Contract
+	lastNonce map[crypto.PublicKey]uint64
+}
+
+const maxCodeBytes = 32 << 20
+
+func (e *Engine) codePath(hash [32]byte) string {
+	return filepath.Join(e.cfg.DataDir, "code", hex.EncodeToString(hash[:])+".wasm")
+}
+
+func (e *Engine) onUploaded(ctx *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin("contracts") {
+		return fmt.Errorf("contract upload from %s", m.Origin)
+	}
+	u, err := api.DecodeContractUploaded(m.Payload)
+	if err != nil {
+		return err
+	}
+	code, err := gunzip(u.Code)
+	if err != nil {
+		return err
+	}
+	if sha256.Sum256(code) != u.CodeHash {
+		return errors.New("code does not match its hash")
+	}
+	if err := os.MkdirAll(filepath.Dir(e.codePath(u.CodeHash)), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(e.codePath(u.CodeHash), code, 0o600); err != nil {
+		return err
+	}
+	id := api.UploadID(u.Deployer, u.CodeHash, u.Sequence)
+	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initInput: u.InitInput}
+	if e.master != nil {
+		e.grant(ctx, id, e.st.uploads[id])
+	}
+	return nil
+}
+
+func gunzip(b []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	code, err := io.ReadAll(io.LimitReader(zr, maxCodeBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(code) > maxCodeBytes {
+		return nil, errors.New("code too large")
+	}
+	return code, nil
+}
+
+// grant (gatekeeper) derives the contract's keys and provisions them to the
+// assigned workers: registered, attested, unexpired, not gatekeepers,
+// ordered by SHA-256(upload id, worker) so every gatekeeper picks the same.
+func (e *Engine) grant(ctx *Context, id [32]byte, u *upload) {
+	ck, err := e.master.ContractKey(u.deployer, u.codeHash, u.seq)
+	if err != nil {
+		e.log.Error("derive contract key", "err", err)
+		return
+	}
+	type cand struct {
+		rank [32]byte
+		w    *api.WorkerRecord
+	}
+	var cs []cand
+	for _, w := range e.st.workers {
+		if !w.Active(ctx.Height) || slicesContains(e.genState.Gatekeepers, w.Info.IdentityKey) {
+			continue
+		}
+		cs = append(cs, cand{sha256.Sum256(append(id[:], w.Info.IdentityKey[:]...)), w})
+	}
+	sort.Slice(cs, func(i, j int) bool { return bytes.Compare(cs[i].rank[:], cs[j].rank[:]) < 0 })
+	if len(cs) > int(u.replicas) {
+		cs = cs[:u.replicas]
+	}
+	for _, c := range cs {
+		ch, err := channel.New(e.entity.Ecdh, c.w.Info.EcdhKey, api.ChannelPurposeContractKey)
+		if err != nil {
+			continue
+		}
+		g := &api.ContractKeyGrant{Upload: id, Worker: c.w.Info.IdentityKey, Identity: ck.Identity.Public(), Ecdh: ck.Ecdh.Public(), GatekeeperE: e.entity.Ecdh.Public()}
+		g.SealedKey = ch.Seal(ck.Seed[:], g.AD())
+		ctx.Emit(api.OriginGatekeeper, api.TopicContractKey, g.Encode())
+		e.log.Info("contract key granted", "contract", g.Identity.Short(), "worker", g.Worker.Short())
+	}
+	if len(cs) == 0 {
+		e.log.Warn("no registered worker to run the uploaded contract", "upload", hex.EncodeToString(id[:4]))
+	}
+}
+
+func slicesContains(s []crypto.PublicKey, k crypto.PublicKey) bool {
+	for _, x := range s {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// onGrant (worker) opens a key grant addressed to this worker and starts
+// the contract, running its init.
+func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
+	if m.Origin.Kind != api.OriginGatekeeper || !slicesContains(e.genState.Gatekeepers, m.Origin.Key) {
+		return fmt.Errorf("key grant from %s, not a gatekeeper", m.Origin)
+	}
+	g, err := api.DecodeContractKeyGrant(m.Payload)
+	if err != nil {
+		return err
+	}
+	if g.Worker != e.entity.Identity.Public() {
+		return nil // for another worker
+	}
+	if _, ok := e.running[g.Identity]; ok {
+		return nil // a second gatekeeper's grant
+	}
+	u, ok := e.st.uploads[g.Upload]
+	if !ok {
+		return errors.New("grant for an unknown upload")
+	}
+	ch, err := channel.New(e.entity.Ecdh, g.GatekeeperE, api.ChannelPurposeContractKey)
+	if err != nil {
+		return err
+	}
+	seed, err := ch.Open(g.SealedKey, g.AD())
+	if err != nil || len(seed) != crypto.SeedSize {
+		return fmt.Errorf("cannot open the contract key: %v", err)
+	}
+	ck, err := keys.ContractKeysFromSeed([crypto.SeedSize]byte(seed))
+	if err != nil {
+		return err
+	}
+	if ck.Identity.Public() != g.Identity || ck.Ecdh.Public() != g.Ecdh {
+		return errors.New("granted key does not match the announced contract keys")
+	}
+	c, err := e.startContract(ck, u.codeHash, nil, [32]byte{}, 0)
+	if err != nil {
+		return err
+	}
+	r := &running{upload: g.Upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}}
+	e.running[g.Identity] = r
+	res, err := c.Init(context.Background(), u.deployer, u.initInput, ctx.Height, ctx.Time)
+	e.log.Info("contract started", "contract", g.Identity.Short(), "init_ok", err == nil)
+	e.emitContract(c, res)
+	return nil
+}
+
+func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapshot []byte, root [32]byte, calls uint64) (*contracts.Contract, error) {
+	ctx := context.Background()
+	if e.vm == nil {
+		v, err := vm.New(ctx, vm.Config{CacheDir: filepath.Join(e.cfg.DataDir, "wasm-cache")})
+		if err != nil {
+			return nil, err
+		}
+		e.vm = v
+	}
+	code, err := os.ReadFile(e.codePath(codeHash))
+	if err != nil {
+		return nil, fmt.Errorf("contract code %x: %w", codeHash[:4], err)
+	}
+	m, err := e.vm.Compile(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	if snapshot == nil {
+		return contracts.New(ctx, e.vm, ck, m)
+	}
+	return contracts.Restore(ctx, e.vm, ck, m, snapshot, root, calls)
+}
+
+// emitContract queues a contract's messages as its own signed egress.
+func (e *Engine) emitContract(c *contracts.Contract, res *contracts.Result) {
+	if res == nil {
+		return
+	}
+	for _, m := range res.Messages {
+		o := api.KeyOrigin(api.OriginContract, c.ID())
+		key := string(o.Encode())
+		seq := e.st.egressSeq[key]
+		e.st.egressSeq[key] = seq + 1
+		e.st.egress = append(e.st.egress, api.SignMessage(e.chainID, api.Message{Origin: o, Topic: m.Topic, Seq: seq, Payload: m.Payload}, c.Keys().Identity))
+	}
+}
+
+// onCommand executes a command for a contract this worker runs.
+func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin("contracts") {
+		return fmt.Errorf("contract command from %s", m.Origin)
+	}
+	cm, err := api.DecodeContractCommandMessage(m.Payload)
+	if err != nil {
+		return err
+	}
+	r, ok := e.running[cm.Contract]
+	if !ok {
+		return nil // not ours
+	}
+	if last, seen := r.lastNonce[cm.From]; seen && cm.Nonce <= last {
+		return fmt.Errorf("replayed command (nonce %d, last %d)", cm.Nonce, last)
+	}
+	r.lastNonce[cm.From] = cm.Nonce
+	ch, err := channel.New(r.c.Keys().Ecdh, cm.From, api.ChannelPurposeCommand)
+	if err != nil {
+		return err
+	}
+	input, err := ch.Open(cm.Sealed, api.CommandAD(cm.Contract, cm.From, cm.Nonce))
+	if err != nil {
+		return fmt.Errorf("command does not open: %w", err)
+	}
+	res, err := r.c.Command(context.Background(), cm.From, input, ctx.Height, ctx.Time)
+	if err != nil {
+		return fmt.Errorf("command failed: %w", err)
+	}
+	e.emitContract(r.c, res)
+	return nil
+}
+
+// Query answers an off-chain contract query at the last dispatched block.
+func (e *Engine) Query(q *api.ContractQuery) (*api.ContractQueryResponse, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.running[q.Contract]
+	if !ok {
+		return nil, fmt.Errorf("%w: this worker does not run contract %s", ErrBadInput, q.Contract.Hex())
+	}
+	resp, err := r.c.HandleQuery(context.Background(), e.guard, q, e.st.dispatched, time.Unix(0, e.st.blockTime))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+	}
+	return resp, nil
+}
+
+// ContractRoots returns the state root of every contract this worker runs.
+func (e *Engine) ContractRoots() map[crypto.PublicKey][32]byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[crypto.PublicKey][32]byte{}
+	for id, r := range e.running {
+		out[id] = r.c.StateRoot()
+	}
+	return out
+}
+
+func (s *state) encodeUploads(w *codec.Writer) {
+	ids := make([][32]byte, 0, len(s.uploads))
+	for id := range s.uploads {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		u := s.uploads[id]
+		w.Fixed(id[:])
+		w.Fixed(u.deployer[:])
+		w.Fixed(u.codeHash[:])
+		w.Uvarint(u.seq)
+		w.U8(u.replicas)
+		w.BytesField(u.initInput)
+	}
+}
+
+func (s *state) decodeUploads(r *codec.Reader) {
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		var id [32]byte
+		u := &upload{}
+		r.Fixed(id[:])
+		r.Fixed(u.deployer[:])
+		r.Fixed(u.codeHash[:])
+		u.seq = r.Uvarint()
+		u.replicas = r.U8()
+		u.initInput = r.BytesField(api.MaxPayloadBytes)
+		s.uploads[id] = u
+	}
+}
+
+// encodeRunning writes the contracts this worker runs: keys (secret) and
+// encrypted store snapshots; it goes only into the sealed checkpoint.
+func (e *Engine) encodeRunning() []byte {
+	ids := make([]crypto.PublicKey, 0, len(e.running))
+	for id := range e.running {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	w := codec.NewWriter(1024)
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		r := e.running[id]
+		seed := r.c.Keys().Seed
+		root := r.c.StateRoot()
+		w.Fixed(r.upload[:])
+		w.Fixed(seed[:])
+		w.Uvarint(r.c.Calls())
+		w.Fixed(root[:])
+		w.BytesField(r.c.Store().Snapshot())
+		froms := make([]crypto.PublicKey, 0, len(r.lastNonce))
+		for f := range r.lastNonce {
+			froms = append(froms, f)
+		}
+		sort.Slice(froms, func(i, j int) bool { return bytes.Compare(froms[i][:], froms[j][:]) < 0 })
+		w.Uvarint(uint64(len(froms)))
+		for _, f := range froms {
+			w.Fixed(f[:])
+			w.Uvarint(r.lastNonce[f])
+		}
+	}
+	return w.Bytes()
+}
+
+func (e *Engine) decodeRunning(b []byte) error {
+	r := codec.NewReader(b)
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		var uploadID, root [32]byte
+		var seed [crypto.SeedSize]byte
+		r.Fixed(uploadID[:])
+		r.Fixed(seed[:])
+		calls := r.Uvarint()
+		r.Fixed(root[:])
+		snap := r.BytesField(api.MaxSyncPayloadBytes)
+		nonces := map[crypto.PublicKey]uint64{}
+		for m := r.Uvarint(); r.Err() == nil && m > 0; m-- {
+			var f crypto.PublicKey
+			r.Fixed(f[:])
+			nonces[f] = r.Uvarint()
+		}
+		if r.Err() != nil {
+			break
+		}
+		u, ok := e.st.uploads[uploadID]
+		if !ok {
+			return errors.New("running contract of an unknown upload")
+		}
+		ck, err := keys.ContractKeysFromSeed(seed)
+		if err != nil {
+			return err
+		}
+		c, err := e.startContract(ck, u.codeHash, snap, root, calls)
+		if err != nil {
+			return err
+		}
+		e.running[ck.Identity.Public()] = &running{upload: uploadID, c: c, lastNonce: nonces}
+	}
+	return r.Done()
+}

@@ -1,0 +1,179 @@
+package engine
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/binary"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/contract/contracttest"
+	"github.com/phalago/phala/crypto/channel"
+	"github.com/phalago/phala/internal/relayer"
+)
+
+// relay brings every engine up to the chain's tip and puts their egress on
+// chain (Bob pays), like pherry does.
+func relay(t *testing.T, ch *chain, s *client.Signer, es ...*Engine) {
+	t.Helper()
+	top, err := ch.c.Height(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.c.SignedHeader(ctx(t), top+1); err != nil {
+		t.Fatal(err)
+	}
+	f := &relayer.Fetcher{C: ch.c}
+	for _, e := range es {
+		info := e.Info()
+		if info.Synced < top+1 {
+			hb, err := f.Headers(ctx(t), info.Synced+1, top+1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.SyncHeaders(hb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if info.Dispatched < top {
+			bb, err := f.Blocks(ctx(t), info.Dispatched+1, top)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.DispatchBlocks(bb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, m := range e.Egress() {
+			v, _, err := queryRaw(t, ch.c, api.QueryNextSeq, m.Message.Origin.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := uint64(0)
+			if len(v) > 0 {
+				next, _ = binary.Uvarint(v)
+			}
+			if m.Message.Seq < next {
+				continue
+			}
+			if _, err := s.Submit(ctx(t), &api.PushMessage{Message: m}); err != nil {
+				t.Fatalf("push %s: %v", m.Message.Topic, err)
+			}
+		}
+	}
+}
+
+func queryRaw(t *testing.T, c *client.Client, path string, data []byte) ([]byte, int64, error) {
+	pv, err := c.Prove(ctx(t), path, data)
+	if err != nil {
+		return nil, 0, err
+	}
+	return pv.Value, pv.Height, nil
+}
+
+func gz(t *testing.T, b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// Upload → the gatekeeper provisions the key to the worker → commands run
+// in chain order on the worker → queries answered off-chain; a replayed
+// command payload executes once.
+func TestContractLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chain + contracts")
+	}
+	ch := newChain(t)
+	gk := ch.engine(t, ch.gkDir)
+	w := ch.engine(t, t.TempDir())
+	bobS := ch.c.NewSigner(bob)
+	aliceS := ch.c.NewSigner(alice)
+	reg, err := w.Registration(bob.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aliceS.Submit(ctx(t), reg); err != nil {
+		t.Fatal(err)
+	}
+	relay(t, ch, bobS, gk, w)
+
+	code := contracttest.Build(t, filepath.Join("..", "..", "..", "examples", "contracts", "token"))
+	if _, err := aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, code), Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	upload := api.UploadID(alice.Public(), sha256.Sum256(code), 0)
+	var rec *api.ContractRecord
+	deadline := time.Now().Add(60 * time.Second)
+	for rec == nil {
+		relay(t, ch, bobS, gk, w)
+		if v, _, _ := queryRaw(t, ch.c, api.QueryContractUpload, upload[:]); len(v) == 32 {
+			cv, _, err := queryRaw(t, ch.c, api.QueryContract, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec, err = api.DecodeContractRecord(cv); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("contract not deployed")
+		}
+	}
+	if len(rec.Workers) != 1 || rec.Workers[0] != w.Identity() || rec.Deployer != alice.Public() {
+		t.Fatalf("record %+v", rec)
+	}
+	relay(t, ch, bobS, gk, w)
+	if _, ok := w.ContractRoots()[rec.Identity]; !ok {
+		t.Fatal("worker does not run the contract")
+	}
+
+	// Alice (the deployer, owner) mints to Bob through an encrypted command.
+	command := func(from *client.Signer, nonce uint64, input string) *api.ContractCommand {
+		chn, err := channel.New(from.Key(), rec.Ecdh, api.ChannelPurposeCommand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, Sealed: chn.Seal([]byte(input), api.CommandAD(rec.Identity, from.Key().Public(), nonce))}
+	}
+	mint := command(aliceS, 1, "mint "+bob.Public().Hex()+" 77")
+	if _, err := aliceS.Submit(ctx(t), mint); err != nil {
+		t.Fatal(err)
+	}
+	// The same payload again (a new transaction, same command nonce).
+	if _, err := aliceS.Submit(ctx(t), mint); err != nil {
+		t.Fatal(err)
+	}
+	relay(t, ch, bobS, gk, w)
+
+	p, err := client.NewQuery(bob, rec.Identity, rec.Ecdh, []byte("balance"), time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := w.Query(p.Query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, h, err := p.Open(resp)
+	if err != nil || string(out) != "77" {
+		t.Fatalf("bob's balance: %q at %d: %v (the replayed mint must not count twice)", out, h, err)
+	}
+	// The chain stored only ciphertext: "77" and "mint" are nowhere in the
+	// command messages.
+	if bytes.Contains(mint.Sealed, []byte("mint")) {
+		t.Fatal("command in plaintext")
+	}
+
+	// Restart the worker: the contract comes back from its sealed checkpoint.
+	root := w.ContractRoots()[rec.Identity]
+	w2 := ch.engine(t, w.cfg.DataDir)
+	if w2.ContractRoots()[rec.Identity] != root {
+		t.Fatal("contract state lost across restart")
+	}
+}
