@@ -111,3 +111,13 @@ func (c *Client) Egress(ctx context.Context) ([]api.SignedMessage, error) {
 	}
 	return api.DecodeSignedMessages(b)
 }
+
+// Query sends a contract query and returns the worker's (sealed, signed)
+// response; open it with client.PendingQuery.Open.
+func (c *Client) Query(ctx context.Context, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
+	b, err := c.do(ctx, http.MethodPost, "/query", q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	return api.DecodeContractQueryResponse(b)
+}

@@ -7,6 +7,7 @@
 //	POST /sync/headers    HeaderBatch -> {"synced": h}
 //	POST /sync/blocks     BlockBatch  -> {"dispatched": h}
 //	GET  /egress          encoded signed messages
+//	POST /query           ContractQuery -> ContractQueryResponse (both binary)
 //
 // Errors: 400 malformed, 404 unknown path, 405 wrong method, 409 a block
 // whose header is not synced yet, 413 too large, 422 input that does not
@@ -35,6 +36,7 @@ func Handler(e *engine.Engine, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /sync/headers", s.headers)
 	mux.HandleFunc("POST /sync/blocks", s.blocks)
 	mux.HandleFunc("GET /egress", s.egress)
+	mux.HandleFunc("POST /query", s.query)
 	return mux
 }
 
@@ -152,4 +154,23 @@ func (s *server) blocks(w http.ResponseWriter, r *http.Request) {
 func (s *server) egress(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Write(api.EncodeSignedMessages(s.e.Egress()))
+}
+
+func (s *server) query(w http.ResponseWriter, r *http.Request) {
+	b, ok := readBody(w, r, api.MaxQueryBytes+512)
+	if !ok {
+		return
+	}
+	q, err := api.DecodeContractQuery(b)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	resp, err := s.e.Query(q)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(resp.Encode())
 }
