@@ -258,8 +258,9 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 
 // State keys and queries of the contracts module.
 const (
-	QueryContract       = "/contract"        // data: contract identity key; value: ContractRecord
-	QueryContractUpload = "/contract/upload" // data: upload id; value: the contract's identity key once provisioned
+	QueryContract       = "/contract"         // data: contract identity key; value: ContractRecord
+	QueryContractUpload = "/contract/upload"  // data: upload id; value: the contract's identity key once provisioned
+	QueryDeployerSeq    = "/contract/uploads" // data: deployer; value: big-endian u64 count of its uploads
 )
 
 // ContractKey is the state key of a contract record.

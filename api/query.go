@@ -118,6 +118,9 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 	case QueryContract:
 		pk, err := key32()
 		return ContractKey(pk), err
+	case QueryDeployerSeq:
+		pk, err := key32()
+		return DeployerSeqKey(pk), err
 	case QueryContractUpload:
 		if len(data) != 32 {
 			return nil, fmt.Errorf("%w: %s takes a 32-byte upload id", ErrInvalidCall, path)

@@ -1,0 +1,189 @@
+package client
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/crypto/channel"
+)
+
+// ErrNotDeployed means an upload has not been provisioned to a worker yet.
+var ErrNotDeployed = errors.New("contract not deployed yet")
+
+// Upload uploads contract code (raw WebAssembly; compressed here) to run on
+// replicas workers, and returns its upload id. The contract's keys exist
+// once a gatekeeper has provisioned it: see WaitContract.
+func (s *Signer) Upload(ctx context.Context, code []byte, replicas uint8, initInput []byte) ([32]byte, *TxResult, error) {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw.Write(code)
+	zw.Close()
+	seq, err := s.c.deployerSeq(ctx, s.key.Public())
+	if err != nil {
+		return [32]byte{}, nil, err
+	}
+	res, err := s.Submit(ctx, &api.UploadContract{Code: buf.Bytes(), Replicas: replicas, InitInput: initInput})
+	if err != nil {
+		return [32]byte{}, res, err
+	}
+	return api.UploadID(s.key.Public(), sha256.Sum256(code), seq), res, nil
+}
+
+func (c *Client) proveValue(ctx context.Context, path string, data []byte) ([]byte, error) {
+	pv, err := c.Prove(ctx, path, data)
+	if err != nil {
+		return nil, err
+	}
+	return pv.Value, nil
+}
+
+// deployerSeq reads how many contracts deployer uploaded (the sequence of
+// its next upload).
+func (c *Client) deployerSeq(ctx context.Context, d crypto.PublicKey) (uint64, error) {
+	v, err := c.proveValue(ctx, api.QueryDeployerSeq, d[:])
+	if err != nil || len(v) != 8 {
+		return 0, err
+	}
+	var n uint64
+	for _, b := range v {
+		n = n<<8 | uint64(b)
+	}
+	return n, nil
+}
+
+// Contract reads a deployed contract's record (proved).
+func (c *Client) Contract(ctx context.Context, id crypto.PublicKey) (*api.ContractRecord, error) {
+	v, err := c.proveValue(ctx, api.QueryContract, id[:])
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, fmt.Errorf("%w: no contract %s", ErrNotDeployed, id.Hex())
+	}
+	return api.DecodeContractRecord(v)
+}
+
+// ContractByUpload returns the record of the contract an upload became.
+func (c *Client) ContractByUpload(ctx context.Context, upload [32]byte) (*api.ContractRecord, error) {
+	v, err := c.proveValue(ctx, api.QueryContractUpload, upload[:])
+	if err != nil {
+		return nil, err
+	}
+	if len(v) != crypto.PublicKeySize {
+		return nil, ErrNotDeployed
+	}
+	return c.Contract(ctx, crypto.PublicKey(v))
+}
+
+// WaitContract waits until an upload is deployed to at least one worker.
+func (c *Client) WaitContract(ctx context.Context, upload [32]byte) (*api.ContractRecord, error) {
+	for {
+		rec, err := c.ContractByUpload(ctx, upload)
+		if err == nil && len(rec.Workers) > 0 {
+			return rec, nil
+		}
+		if err != nil && !errors.Is(err, ErrNotDeployed) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for the contract to be deployed (are a gatekeeper, a registered worker and their pherries running?): %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Command sends an encrypted command to a contract: the input is sealed
+// with CommKey(signer, contract) and bound to the transaction's nonce,
+// which is also the command's nonce, so a replayed payload runs once.
+func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []byte) (*TxResult, error) {
+	ch, err := channel.New(s.key, rec.Ecdh, api.ChannelPurposeCommand)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if !s.known {
+		a, err := s.c.Account(ctx, s.key.Public())
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.nonce, s.known = a.Nonce, true
+	}
+	nonce := s.nonce
+	call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, Sealed: ch.Seal(input, api.CommandAD(rec.Identity, s.key.Public(), nonce))}
+	tx := BuildTx(s.c.chainID, s.c.params, s.key, nonce, call)
+	s.nonce++
+	s.mu.Unlock()
+	res, err := s.c.Submit(ctx, tx)
+	var refused *api.TxError
+	if res == nil && errors.As(err, &refused) {
+		s.Resync()
+	}
+	return res, err
+}
+
+// QueryContract asks one of the contract's workers (found through their
+// on-chain WorkerInfo) off-chain, and returns the decrypted answer with the
+// block height it reflects.
+func (c *Client) QueryContract(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, input []byte) ([]byte, int64, error) {
+	var lastErr error
+	for _, w := range rec.Workers {
+		v, err := c.proveValue(ctx, api.QueryWorker, w[:])
+		if err != nil || v == nil {
+			lastErr = fmt.Errorf("worker %s: not registered", w.Short())
+			continue
+		}
+		wr, err := api.DecodeWorkerRecord(v)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		p, err := NewQuery(key, rec.Identity, rec.Ecdh, input, time.Now().Add(2*time.Minute))
+		if err != nil {
+			return nil, 0, err
+		}
+		resp, err := postQuery(ctx, wr.Info.Endpoint, p.Query)
+		if err != nil {
+			lastErr = fmt.Errorf("worker %s at %s: %w", w.Short(), wr.Info.Endpoint, err)
+			continue
+		}
+		return p.Open(resp)
+	}
+	if lastErr == nil {
+		lastErr = ErrNotDeployed
+	}
+	return nil, 0, lastErr
+}
+
+var queryHTTP = &http.Client{Timeout: 10 * time.Second}
+
+func postQuery(ctx context.Context, endpoint string, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(endpoint, "/")+"/query", bytes.NewReader(q.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	res, err := queryHTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, api.MaxQueryBytes+4096))
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", res.Status, strings.TrimSpace(string(b)))
+	}
+	return api.DecodeContractQueryResponse(b)
+}
