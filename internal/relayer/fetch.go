@@ -3,51 +3,226 @@
 // and block messages from a node, packages them for pRuntime's sync and
 // dispatch endpoints, and fetches pRuntime's signed egress. pRuntime
 // verifies everything it is given.
+//
+// Relayer (pherry) runs that loop for one node and one pRuntime; Fetcher is
+// its node side, usable alone.
 package relayer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	rpcclient "github.com/cometbft/cometbft/rpc/client"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	jsonrpcclient "github.com/cometbft/cometbft/rpc/jsonrpc/client"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
-	"github.com/phalago/phala/internal/enclave/lightclient"
 )
 
-// Fetcher reads what pRuntime needs from a node.
-type Fetcher struct{ C *client.Client }
+// DefaultFetchWorkers is how many requests a Fetcher keeps in flight when
+// Workers is zero.
+const DefaultFetchWorkers = 8
+
+// maxCachedValidatorSets bounds the Fetcher's cache of encoded validator
+// sets (keyed by their hash; a chain has few distinct sets in a batch).
+const maxCachedValidatorSets = 16
+
+// Fetcher reads what pRuntime needs from a node. A batch is fetched with up
+// to Workers concurrent requests and returned in height order. Validator
+// sets are fetched once per distinct ValidatorsHash, so a header usually
+// costs one /commit request and a block one /abci_query.
+//
+// The zero value with C set works; set RPC (see DialRPC) for a connection
+// pool sized for concurrent fetching. Safe for concurrent use.
+type Fetcher struct {
+	C       *client.Client
+	RPC     *rpchttp.HTTP // default: C.RPC()
+	Workers int           // concurrent requests; default DefaultFetchWorkers
+
+	mu   sync.Mutex
+	vals map[string][]byte // ValidatorsHash -> protobuf-encoded set
+}
+
+// DialRPC returns a CometBFT RPC client of the node at addr whose HTTP
+// transport keeps up to conns idle connections, so that concurrent
+// fetching reuses connections instead of opening one per request.
+func DialRPC(addr string, conns int) (*rpchttp.HTTP, error) {
+	hc, err := jsonrpcclient.DefaultHTTPClient(addr)
+	if err != nil {
+		return nil, fmt.Errorf("node address %q: %w", addr, err)
+	}
+	if tr, ok := hc.Transport.(*http.Transport); ok {
+		tr.MaxIdleConns = conns * 2
+		tr.MaxIdleConnsPerHost = conns
+	}
+	rpc, err := rpchttp.NewWithClient(addr, "/websocket", hc)
+	if err != nil {
+		return nil, fmt.Errorf("node address %q: %w", addr, err)
+	}
+	return rpc, nil
+}
+
+func (f *Fetcher) rpc() *rpchttp.HTTP {
+	if f.RPC != nil {
+		return f.RPC
+	}
+	return f.C.RPC()
+}
+
+func (f *Fetcher) workers() int {
+	if f.Workers > 0 {
+		return f.Workers
+	}
+	return DefaultFetchWorkers
+}
 
 // Headers returns the signed headers from..to (inclusive) with their
 // validator sets.
 func (f *Fetcher) Headers(ctx context.Context, from, to int64) (*api.HeaderBatch, error) {
-	b := &api.HeaderBatch{}
-	for h := from; h <= to; h++ {
-		cm, err := f.C.RPC().Commit(ctx, &h)
-		if err != nil {
-			return nil, fmt.Errorf("commit %d: %w", h, err)
-		}
-		vals, err := f.C.Validators(ctx, h)
-		if err != nil {
-			return nil, err
-		}
-		shb, vb, err := lightclient.EncodeHeader(&cm.SignedHeader, vals)
-		if err != nil {
-			return nil, err
-		}
-		b.Headers = append(b.Headers, api.HeaderSync{SignedHeader: shb, Validators: vb})
+	if to < from {
+		return &api.HeaderBatch{}, nil
 	}
-	return b, nil
+	out := make([]api.HeaderSync, to-from+1)
+	err := forEach(ctx, len(out), f.workers(), func(ctx context.Context, i int) error {
+		h := from + int64(i)
+		cm, err := f.rpc().Commit(ctx, &h)
+		if err != nil {
+			return fmt.Errorf("commit %d: %w", h, err)
+		}
+		sh := &cm.SignedHeader
+		if sh.Header == nil || sh.Commit == nil || sh.Height != h {
+			return fmt.Errorf("commit %d: node answered an incomplete or other header", h)
+		}
+		vb, err := f.validators(ctx, h, sh.ValidatorsHash)
+		if err != nil {
+			return err
+		}
+		shb, err := sh.ToProto().Marshal()
+		if err != nil {
+			return fmt.Errorf("encode header %d: %w", h, err)
+		}
+		out[i] = api.HeaderSync{SignedHeader: shb, Validators: vb}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &api.HeaderBatch{Headers: out}, nil
+}
+
+// validators returns the encoded validator set of height h, whose header
+// names hash: from the cache, or fetched and checked against hash.
+func (f *Fetcher) validators(ctx context.Context, h int64, hash []byte) ([]byte, error) {
+	f.mu.Lock()
+	vb, ok := f.vals[string(hash)]
+	f.mu.Unlock()
+	if ok {
+		return vb, nil
+	}
+	var all []*cmttypes.Validator
+	for page := 1; ; page++ {
+		perPage := 100
+		res, err := f.rpc().Validators(ctx, &h, &page, &perPage)
+		if err != nil {
+			return nil, fmt.Errorf("validators at %d: %w", h, err)
+		}
+		all = append(all, res.Validators...)
+		if len(all) >= res.Total || len(res.Validators) == 0 {
+			break
+		}
+	}
+	vals := cmttypes.NewValidatorSet(all)
+	if !bytes.Equal(vals.Hash(), hash) {
+		// pRuntime would refuse it; say so here, where the cause is.
+		return nil, fmt.Errorf("validators at %d: the set the node reports does not hash to its header's ValidatorsHash", h)
+	}
+	vp, err := vals.ToProto()
+	if err == nil {
+		vb, err = vp.Marshal()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode validators at %d: %w", h, err)
+	}
+	f.mu.Lock()
+	if f.vals == nil || len(f.vals) >= maxCachedValidatorSets {
+		f.vals = map[string][]byte{}
+	}
+	f.vals[string(hash)] = vb
+	f.mu.Unlock()
+	return vb, nil
 }
 
 // Blocks returns the queue messages of blocks from..to (inclusive).
 func (f *Fetcher) Blocks(ctx context.Context, from, to int64) (*api.BlockBatch, error) {
-	b := &api.BlockBatch{}
-	for h := from; h <= to; h++ {
-		bm, err := f.C.Messages(ctx, h)
-		if err != nil {
-			return nil, fmt.Errorf("messages of %d: %w", h, err)
-		}
-		b.Blocks = append(b.Blocks, *bm)
+	if to < from {
+		return &api.BlockBatch{}, nil
 	}
-	return b, nil
+	out := make([]api.BlockMessages, to-from+1)
+	err := forEach(ctx, len(out), f.workers(), func(ctx context.Context, i int) error {
+		h := from + int64(i)
+		res, err := f.rpc().ABCIQueryWithOptions(ctx, api.QueryMessages, nil, rpcQueryOpts(h))
+		if err != nil {
+			return fmt.Errorf("messages of %d: %w", h, err)
+		}
+		if r := res.Response; r.Code != 0 {
+			return fmt.Errorf("messages of %d: %w", h, &api.TxError{Code: api.Code(r.Code), Log: r.Log})
+		}
+		bm, err := api.DecodeBlockMessages(res.Response.Value)
+		if err != nil {
+			return fmt.Errorf("messages of %d: %w", h, err)
+		}
+		if bm.Height != h {
+			return fmt.Errorf("messages of %d: %w: node answered height %d", h, api.ErrBadProof, bm.Height)
+		}
+		out[i] = *bm
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &api.BlockBatch{Blocks: out}, nil
+}
+
+// forEach calls f(i) for i in [0, n) with up to workers calls at once. It
+// stops at the first error and returns it (or ctx's error).
+func forEach(ctx context.Context, n, workers int, f func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := f(ctx, i); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return context.Cause(ctx) // parent cancelled before the end (nil otherwise: cancel runs at return)
+}
+
+func rpcQueryOpts(height int64) rpcclient.ABCIQueryOptions {
+	return rpcclient.ABCIQueryOptions{Height: height}
 }

@@ -1,0 +1,285 @@
+// Package devnet runs a whole development network in one process, on
+// loopback: validators (phala-node), a gatekeeper pRuntime, worker
+// pRuntimes, and one pherry per pRuntime. Its home directory keeps every
+// part's data, so a stopped devnet resumes where it was.
+package devnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	cfg "github.com/cometbft/cometbft/config"
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/engine"
+	"github.com/phalago/phala/internal/enclave/httpapi"
+	"github.com/phalago/phala/internal/enclave/keys"
+	"github.com/phalago/phala/internal/enclave/platform"
+	"github.com/phalago/phala/internal/node"
+	"github.com/phalago/phala/internal/relayer"
+)
+
+// Config of a devnet.
+type Config struct {
+	Home          string // data of every part; required
+	ChainID       string
+	Validators    int
+	Workers       int
+	BasePort      int   // validator i: p2p BasePort+2i, RPC BasePort+2i+1
+	Ports         []int // if set: validator i uses Ports[2i] (p2p) and Ports[2i+1] (RPC)
+	PRuntimePort  int   // gatekeeper PRuntimePort, worker i PRuntimePort+i; 0: any free port
+	TimeoutCommit time.Duration
+	Log           *slog.Logger
+}
+
+// DefaultConfig is one validator (RPC on 26657), a gatekeeper and two
+// workers (pRuntime APIs on 8000-8002).
+func DefaultConfig(home string) Config {
+	return Config{Home: home, ChainID: "phala-devnet", Validators: 1, Workers: 2, BasePort: 26656, PRuntimePort: 8000, TimeoutCommit: 500 * time.Millisecond, Log: slog.Default()}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Home == "":
+		return errors.New("devnet: a home directory is required")
+	case c.Validators < 1 || c.Validators > 16:
+		return errors.New("devnet: 1 to 16 validators")
+	case c.Workers < 1 || c.Workers > 16:
+		return errors.New("devnet: 1 to 16 workers")
+	}
+	return nil
+}
+
+// Operators of the pherries: each pRuntime's relayer pays with its own dev
+// account, so their transactions never compete for one nonce.
+var operators = []string{"//Charlie", "//Dave", "//Eve", "//Ferdie"}
+
+// Runtime is one pRuntime of the devnet.
+type Runtime struct {
+	Name   string
+	Engine *engine.Engine
+	URL    string
+	srv    *http.Server
+}
+
+// Devnet is a running development network.
+type Devnet struct {
+	cfg      Config
+	nodes    []*node.Node
+	Runtimes []*Runtime
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+func (c Config) nodeHomes() []string {
+	homes := make([]string, c.Validators)
+	for i := range homes {
+		homes[i] = filepath.Join(c.Home, "nodes", "node"+strconv.Itoa(i))
+	}
+	return homes
+}
+
+// Start creates (first time) or resumes the devnet and starts every part.
+func Start(ctx context.Context, cfg Config) (*Devnet, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Log
+	homes := cfg.nodeHomes()
+	gkDir := filepath.Join(cfg.Home, "gatekeeper")
+	if _, err := os.Stat(filepath.Join(homes[0], "config", "genesis.json")); errors.Is(err, os.ErrNotExist) {
+		if err := initialize(cfg, gkDir); err != nil {
+			return nil, fmt.Errorf("initialize devnet in %s: %w", cfg.Home, err)
+		}
+		log.Info("devnet initialized", "home", cfg.Home)
+	}
+	d := &Devnet{cfg: cfg}
+	for i, h := range homes {
+		c, err := node.LoadCometConfig(h)
+		if err != nil {
+			d.Stop()
+			return nil, err
+		}
+		n, err := node.New(c, log.With("part", "node"+strconv.Itoa(i)))
+		if err != nil {
+			d.Stop()
+			return nil, err
+		}
+		if err := n.Start(); err != nil {
+			d.Stop()
+			return nil, err
+		}
+		d.nodes = append(d.nodes, n)
+	}
+	doc, err := cmttypes.GenesisDocFromFile(filepath.Join(homes[0], "config", "genesis.json"))
+	if err != nil {
+		d.Stop()
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	names := []string{"gatekeeper"}
+	for i := 1; i <= cfg.Workers; i++ {
+		names = append(names, "worker"+strconv.Itoa(i))
+	}
+	for i, name := range names {
+		port := 0
+		if cfg.PRuntimePort != 0 {
+			port = cfg.PRuntimePort + i
+		}
+		rt, err := d.startRuntime(name, filepath.Join(cfg.Home, name), doc, port, log)
+		if err != nil {
+			d.Stop()
+			return nil, err
+		}
+		d.Runtimes = append(d.Runtimes, rt)
+		rc := relayer.DefaultConfig()
+		rc.Node = d.nodes[0].RPCAddress()
+		rc.PRuntime = rt.URL
+		rc.Operator = crypto.MustKeyPairFromURI(operators[i%len(operators)])
+		rc.Register = name != "gatekeeper"
+		rc.Log = log.With("part", "pherry-"+name)
+		r, err := relayer.New(rc)
+		if err != nil {
+			d.Stop()
+			return nil, err
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := r.Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("pherry stopped", "pruntime", name, "err", err)
+			}
+		}()
+	}
+	return d, nil
+}
+
+// initialize writes the node homes and the genesis: the dev accounts
+// funded, sim attestation with this executable's measurement allowed, and
+// the gatekeeper pRuntime's identity (created now) as genesis gatekeeper.
+func initialize(dc Config, gkDir string) error {
+	p, err := platform.NewSim(gkDir, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	gk, _, err := keys.LoadOrCreateEntity(p, gkDir)
+	if err != nil {
+		return err
+	}
+	m, err := platform.ExecutableMeasurement()
+	if err != nil {
+		return err
+	}
+	g := node.DevGenesisState(m[:])
+	g.Gatekeepers = []crypto.PublicKey{gk.Identity.Public()}
+	_, err = node.Testnet(filepath.Join(dc.Home, "nodes"), node.TestnetOptions{
+		ChainID: dc.ChainID, Validators: dc.Validators, BasePort: dc.BasePort, Ports: dc.Ports, Genesis: g,
+		Override: func(_ int, c *cfg.Config) { c.Consensus.TimeoutCommit = dc.TimeoutCommit },
+	})
+	return err
+}
+
+func (d *Devnet) startRuntime(name, dir string, doc *cmttypes.GenesisDoc, port int, log *slog.Logger) (*Runtime, error) {
+	l := log.With("part", name)
+	p, err := platform.NewSim(dir, nil, l)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("%s API: %w", name, err)
+	}
+	url := "http://" + ln.Addr().String()
+	e, err := engine.New(engine.Config{DataDir: dir, Genesis: doc, Endpoint: url, Platform: p, Log: l})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	srv := &http.Server{Handler: httpapi.Handler(e, l), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return &Runtime{Name: name, Engine: e, URL: url, srv: srv}, nil
+}
+
+// RPC returns the first validator's RPC URL.
+func (d *Devnet) RPC() string { return d.nodes[0].RPCAddress() }
+
+// WaitReady waits until the master key is published, every worker is
+// registered and every pRuntime has caught up with the chain.
+func (d *Devnet) WaitReady(ctx context.Context) error {
+	c, err := client.Dial(ctx, d.RPC())
+	if err != nil {
+		return err
+	}
+	for {
+		ready, err := d.ready(ctx, c)
+		if err != nil {
+			return err
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("devnet not ready: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (d *Devnet) ready(ctx context.Context, c *client.Client) (bool, error) {
+	pv, err := c.Prove(ctx, api.QueryMasterKey, nil)
+	if err != nil || pv.Value == nil {
+		return false, nil
+	}
+	h, err := c.Height(ctx)
+	if err != nil {
+		return false, nil
+	}
+	for _, rt := range d.Runtimes {
+		info := rt.Engine.Info()
+		if info.Dispatched < h-2 {
+			return false, nil
+		}
+		if rt.Name == "gatekeeper" {
+			continue
+		}
+		id := rt.Engine.Identity()
+		pv, err := c.Prove(ctx, api.QueryWorker, id[:])
+		if err != nil || pv.Value == nil {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Stop stops every part.
+func (d *Devnet) Stop() error {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	for _, rt := range d.Runtimes {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		rt.srv.Shutdown(ctx)
+		cancel()
+	}
+	var errs []error
+	for _, n := range d.nodes {
+		errs = append(errs, n.Stop())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,112 @@
+package devnet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/contract/contracttest"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/testnet"
+)
+
+func freePorts(t *testing.T, n int) []int {
+	var ls []net.Listener
+	var ps []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ps = append(ps, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ps
+}
+
+// The spine in one process: devnet up, the token deployed by Alice,
+// encrypted commands in chain order on both replicas, private balances
+// answered off-chain to their owners only; then a restart resumes.
+func TestDevnetToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("whole devnet")
+	}
+	cfg := DefaultConfig(t.TempDir())
+	cfg.Ports = freePorts(t, 2)
+	cfg.PRuntimePort = 0
+	cfg.TimeoutCommit = 100 * time.Millisecond
+	cfg.Log = testnet.TestLogger(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	d, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	if err := d.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, ctx, d)
+	alice, bob := crypto.MustKeyPairFromURI("//Alice"), crypto.MustKeyPairFromURI("//Bob")
+	as, bs := c.NewSigner(alice), c.NewSigner(bob)
+	code := contracttest.Build(t, filepath.Join("..", "..", "examples", "contracts", "token"))
+	upload, _, err := as.Upload(ctx, code, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := c.WaitContract(ctx, upload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.WaitFor(t, time.Minute, "both replicas", func() (bool, error) {
+		r, err := c.ContractByUpload(ctx, upload)
+		if err != nil {
+			return false, nil
+		}
+		rec = r
+		return len(r.Workers) == 2, nil
+	})
+	if _, err := as.Command(ctx, rec, []byte("mint "+bob.Public().Hex()+" 1000")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := bs.Command(ctx, rec, []byte(fmt.Sprintf("transfer %s %d", alice.Public().Hex(), 10))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[*crypto.KeyPair]string{bob: "950", alice: "50"}
+	testnet.WaitFor(t, time.Minute, "balances on the workers", func() (bool, error) {
+		for k, v := range want {
+			out, _, err := c.QueryContract(ctx, k, rec, []byte("balance"))
+			if err != nil || string(out) != v {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if _, _, err := c.QueryContract(ctx, alice, rec, []byte("balance "+bob.Public().Hex())); err == nil {
+		t.Fatal("alice read bob's balance")
+	}
+	roots := map[[32]byte]bool{}
+	for _, rt := range d.Runtimes[1:] {
+		roots[rt.Engine.ContractRoots()[rec.Identity]] = true
+	}
+	if len(roots) != 1 {
+		t.Fatal("the two replicas hold different encrypted states")
+	}
+}
+
+func dial(t *testing.T, ctx context.Context, d *Devnet) *client.Client {
+	c, err := client.Dial(ctx, d.RPC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

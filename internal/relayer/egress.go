@@ -1,0 +1,252 @@
+package relayer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	rpcclient "github.com/cometbft/cometbft/rpc/client"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/crypto"
+)
+
+// egressState is what the relayer knows of one egress message (origin,
+// sequence) it has tried to put on chain.
+type egressState struct {
+	inFlight bool      // a tx carrying it is in the mempool or a block; do not submit again
+	retryAt  time.Time // refused: not before this
+	failures int
+}
+
+func egressKey(m *api.Message) string {
+	return fmt.Sprintf("%x/%d", m.Origin.Encode(), m.Seq)
+}
+
+// pushEgress reads pRuntime's egress and submits each message the chain
+// does not have yet and that is not already on its way, as a push_message
+// paid by the operator. Messages of one origin go in sequence order; an
+// origin whose earlier message waits for a retry is skipped this round.
+func (r *Relayer) pushEgress(ctx context.Context) error {
+	ms, err := r.pr.Egress(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	live := make(map[string]bool, len(ms))
+	nextSeq := map[string]uint64{} // origin -> chain's next sequence, read once per round
+	blocked := map[string]bool{}   // origin -> an earlier message waits
+	for i := range ms {
+		m := &ms[i].Message
+		key, origin := egressKey(m), string(m.Origin.Encode())
+		live[key] = true
+		if blocked[origin] {
+			continue
+		}
+		r.mu.Lock()
+		st := r.egress[key]
+		inFlight, waiting := st != nil && st.inFlight, st != nil && now.Before(st.retryAt)
+		r.mu.Unlock()
+		if inFlight {
+			continue // its tx is pending: later ones may follow it (the mempool checks on pending state)
+		}
+		if waiting {
+			blocked[origin] = true
+			continue
+		}
+		next, ok := nextSeq[origin]
+		if !ok {
+			if next, err = r.nextSeq(ctx, m.Origin); err != nil {
+				return err
+			}
+			nextSeq[origin] = next
+		}
+		if m.Seq < next {
+			// On chain already (this relayer's earlier tx, or another
+			// relayer's); pRuntime drops it when it sees the echo.
+			r.mu.Lock()
+			r.stats.EgressSkipped++
+			r.mu.Unlock()
+			r.log.Debug("egress already on chain; skipped", "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "chain_next", next)
+			continue
+		}
+		hash, err := r.sub.broadcast(ctx, &api.PushMessage{Message: ms[i]})
+		var refused *api.TxError
+		switch {
+		case err == nil:
+		case errors.As(err, &refused) && refused.Code == api.CodeAlreadyAccepted:
+			r.mu.Lock()
+			r.stats.EgressAlreadyAccepted++
+			r.mu.Unlock()
+			r.log.Info("egress already accepted by the chain", "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq)
+			continue
+		case errors.As(err, &refused):
+			r.egressFailed(key, m, err)
+			blocked[origin] = true
+			continue
+		default:
+			return fmt.Errorf("submit egress: %w", err)
+		}
+		r.mu.Lock()
+		r.stats.EgressSubmitted++
+		r.egress[key] = &egressState{inFlight: true, failures: failures(st)}
+		r.mu.Unlock()
+		r.log.Info("egress submitted", "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "tx", fmt.Sprintf("%X", hash[:8]))
+		meta := api.Message{Origin: m.Origin, Topic: m.Topic, Seq: m.Seq} // no payload kept
+		r.wg.Add(1)
+		go r.awaitEgress(ctx, key, &meta, hash)
+	}
+	// Forget what pRuntime no longer holds (the chain echoed it), unless a
+	// tx is still on its way.
+	r.mu.Lock()
+	for k, st := range r.egress {
+		if !live[k] && !st.inFlight {
+			delete(r.egress, k)
+		}
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+func failures(st *egressState) int {
+	if st == nil {
+		return 0
+	}
+	return st.failures
+}
+
+// awaitEgress waits for a push_message tx and records its outcome. Until
+// then the message counts as in flight and is not submitted again.
+func (r *Relayer) awaitEgress(ctx context.Context, key string, m *api.Message, hash [32]byte) {
+	defer r.wg.Done()
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.TxTimeout)
+	res, err := r.c.WaitTx(wctx, hash)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		// Stopping. A later run checks the chain's sequence first.
+	case err != nil:
+		// Not committed in time (dropped by a restarted node's mempool, or
+		// evicted). The next round reads the chain's sequence before
+		// resubmitting; the nonce is re-read too.
+		r.sub.reset()
+		r.log.Warn("egress tx not committed in time; will check the chain and resubmit", "origin", m.Origin.String(), "seq", m.Seq,
+			"tx", fmt.Sprintf("%X", hash[:8]), "waited", r.cfg.TxTimeout)
+	case res.Code == api.CodeOK:
+		r.mu.Lock()
+		r.stats.EgressCommitted++
+		r.mu.Unlock()
+		r.log.Info("egress on chain", "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "height", res.Height)
+	case res.Code == api.CodeAlreadyAccepted:
+		r.mu.Lock()
+		r.stats.EgressAlreadyAccepted++
+		r.mu.Unlock()
+		r.log.Info("egress already accepted by the chain", "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "height", res.Height)
+	default:
+		r.egressFailed(key, m, res.Err())
+		return
+	}
+	r.mu.Lock()
+	if st := r.egress[key]; st != nil {
+		st.inFlight = false
+	}
+	r.mu.Unlock()
+}
+
+// egressFailed records a refusal: the message is retried after a delay
+// that doubles with each failure (capped by MaxBackoff).
+func (r *Relayer) egressFailed(key string, m *api.Message, err error) {
+	r.mu.Lock()
+	st := r.egress[key]
+	if st == nil {
+		st = &egressState{}
+		r.egress[key] = st
+	}
+	st.inFlight = false
+	st.failures++
+	d := min(time.Duration(1<<min(st.failures-1, 16))*200*time.Millisecond, r.cfg.MaxBackoff)
+	st.retryAt = time.Now().Add(d)
+	r.stats.EgressRefused++
+	r.mu.Unlock()
+	r.log.Warn("egress refused; will retry", "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "err", err, "retry_in", d)
+}
+
+// query reads a state value (unproved: it only steers what the relayer
+// submits; the chain and pRuntime check everything).
+func (r *Relayer) query(ctx context.Context, path string, data []byte) ([]byte, error) {
+	res, err := r.f.rpc().ABCIQueryWithOptions(ctx, path, data, rpcclient.ABCIQueryOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", path, err)
+	}
+	if res.Response.Code != 0 {
+		return nil, fmt.Errorf("query %s: %w", path, &api.TxError{Code: api.Code(res.Response.Code), Log: res.Response.Log})
+	}
+	return res.Response.Value, nil
+}
+
+// nextSeq is the chain's next sequence of an origin.
+func (r *Relayer) nextSeq(ctx context.Context, o api.Origin) (uint64, error) {
+	v, err := r.query(ctx, api.QueryNextSeq, o.Encode())
+	if err != nil || len(v) == 0 {
+		return 0, err
+	}
+	cr := codec.NewReader(v)
+	n := cr.Uvarint()
+	if err := cr.Done(); err != nil {
+		return 0, fmt.Errorf("next sequence of %s: %w", o, err)
+	}
+	return n, nil
+}
+
+// submitter signs and broadcasts the operator's transactions one at a
+// time, keeping the nonce locally so that several can wait in the mempool.
+type submitter struct {
+	c   *client.Client
+	key *crypto.KeyPair
+
+	mu    sync.Mutex
+	nonce uint64
+	known bool
+}
+
+// broadcast signs call with the next nonce and submits it; it returns once
+// the mempool admitted it (a refusal is an *api.TxError).
+func (s *submitter) broadcast(ctx context.Context, call api.Call) ([32]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.known {
+		a, err := s.c.Account(ctx, s.key.Public())
+		if err != nil {
+			return [32]byte{}, fmt.Errorf("operator account: %w", err)
+		}
+		s.nonce, s.known = a.Nonce, true
+	}
+	tx := client.BuildTx(s.c.ChainID(), s.c.Params(), s.key, s.nonce, call)
+	h, err := s.c.Broadcast(ctx, tx.Encode())
+	var refused *api.TxError
+	switch {
+	case err == nil:
+		s.nonce++
+	case errors.As(err, &refused):
+		// Refused by CheckTx: the nonce is unused, unless the refusal is
+		// about the nonce itself (another client of this key, or a tx
+		// dropped from the mempool).
+		if refused.Code == api.CodeStaleNonce || refused.Code == api.CodeFutureNonce {
+			s.known = false
+		}
+	default:
+		s.known = false // unknown whether the node admitted it
+	}
+	return h, err
+}
+
+// reset makes the next broadcast read the nonce from the chain.
+func (s *submitter) reset() {
+	s.mu.Lock()
+	s.known = false
+	s.mu.Unlock()
+}

@@ -1,0 +1,122 @@
+package relayer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+)
+
+// regState is what the relayer knows of its worker's registration.
+type regState struct {
+	inFlight  bool
+	expiresAt int64 // the on-chain record's expiry, when read (0: read it)
+	retryAt   time.Time
+	failures  int
+}
+
+// Registration retries back off from 1s to this cap: a refused report
+// (e.g. issued at a header time the chain finds stale) is fixed by pRuntime
+// verifying newer headers, which takes blocks, not milliseconds.
+const maxRegistrationBackoff = 30 * time.Second
+
+// renewMargin is how many blocks before expiry a registration is renewed.
+func (r *Relayer) renewMargin() int64 {
+	if r.cfg.RenewBefore > 0 {
+		return r.cfg.RenewBefore
+	}
+	return max(int64(r.c.Params().RegistrationLifetime/10), 1)
+}
+
+// maybeRegister registers the worker if it is not registered on chain or
+// its registration expires within the renewal margin. It is called only
+// when pRuntime has verified the tip's header, because the attestation
+// report is issued at pRuntime's last verified header time and the chain
+// refuses reports too far from its block time.
+func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
+	r.mu.Lock()
+	st := r.reg
+	r.mu.Unlock()
+	margin := r.renewMargin()
+	if st.inFlight || time.Now().Before(st.retryAt) || (st.expiresAt > 0 && tip+margin < st.expiresAt) {
+		return nil
+	}
+	v, err := r.query(ctx, api.QueryWorker, r.identity[:])
+	if err != nil {
+		return err
+	}
+	if v != nil {
+		rec, err := api.DecodeWorkerRecord(v)
+		if err != nil {
+			return fmt.Errorf("worker record: %w", err)
+		}
+		if tip+margin < rec.ExpiresAt {
+			r.mu.Lock()
+			r.reg.expiresAt = rec.ExpiresAt
+			r.mu.Unlock()
+			r.log.Info("worker is registered", "identity", r.identity.Hex(), "operator", rec.Info.Operator.Address(),
+				"expires_at", rec.ExpiresAt, "renew_from", rec.ExpiresAt-margin)
+			return nil
+		}
+		r.log.Info("worker registration expires soon; renewing", "identity", r.identity.Hex(), "expires_at", rec.ExpiresAt, "tip", tip)
+	}
+	call, err := r.pr.Registration(ctx, r.cfg.Operator.Public())
+	if err != nil {
+		return fmt.Errorf("registration from pRuntime: %w", err)
+	}
+	hash, err := r.sub.broadcast(ctx, call)
+	var refused *api.TxError
+	if errors.As(err, &refused) {
+		r.registrationFailed(r.identity, err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("submit registration: %w", err)
+	}
+	r.mu.Lock()
+	r.reg.inFlight = true
+	r.mu.Unlock()
+	r.log.Info("registration submitted", "identity", r.identity.Hex(), "operator", r.cfg.Operator.Address(), "tx", fmt.Sprintf("%X", hash[:8]))
+	r.wg.Add(1)
+	go r.awaitRegistration(ctx, hash, r.identity)
+	return nil
+}
+
+func (r *Relayer) awaitRegistration(ctx context.Context, hash [32]byte, id crypto.PublicKey) {
+	defer r.wg.Done()
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.TxTimeout)
+	res, err := r.c.WaitTx(wctx, hash)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		r.sub.reset()
+		r.registrationFailed(id, fmt.Errorf("not committed within %s", r.cfg.TxTimeout))
+		return
+	case res.Code != api.CodeOK:
+		r.registrationFailed(id, res.Err())
+		return
+	default:
+		r.mu.Lock()
+		r.stats.Registrations++
+		r.mu.Unlock()
+		r.log.Info("worker registered", "identity", id.Hex(), "operator", r.cfg.Operator.Address(), "height", res.Height)
+	}
+	r.mu.Lock()
+	r.reg = regState{} // read the new record (and its expiry) next round
+	r.mu.Unlock()
+}
+
+func (r *Relayer) registrationFailed(id crypto.PublicKey, err error) {
+	r.mu.Lock()
+	r.reg.inFlight = false
+	r.reg.failures++
+	d := min(time.Duration(1<<min(r.reg.failures-1, 16))*time.Second, maxRegistrationBackoff)
+	r.reg.retryAt = time.Now().Add(d)
+	r.stats.RegistrationRefused++
+	r.mu.Unlock()
+	r.log.Warn("registration refused; will retry with a fresh report", "identity", id.Hex(), "err", err, "retry_in", d)
+}

@@ -1,0 +1,457 @@
+package relayer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/crypto"
+)
+
+// Config of a Relayer. Zero values of the optional fields mean their
+// defaults (DefaultConfig).
+type Config struct {
+	Node     string          // the node's CometBFT RPC URL, e.g. http://127.0.0.1:26657
+	PRuntime string          // pRuntime's API URL, e.g. http://127.0.0.1:8000
+	Operator *crypto.KeyPair // pays the fees of egress and registration txs; the worker's operator
+	Register bool            // register (and renew) the worker on chain when needed
+
+	BatchSize    int           // headers or blocks per pRuntime call (default 500, at most api.MaxSyncBatch)
+	PollInterval time.Duration // how often to ask the node for a new height when caught up (default 250ms)
+	Log          *slog.Logger  // default slog.Default(); records carry module=pherry
+	Progress     io.Writer     // optional: a progress line while catching up (e.g. a terminal)
+
+	FetchWorkers int           // concurrent node requests while fetching a batch (default DefaultFetchWorkers)
+	MaxBackoff   time.Duration // cap of the delay before retrying after an error (default 5s)
+	TxTimeout    time.Duration // wait this long for a submitted tx to commit before checking again (default 30s)
+	RenewBefore  int64         // renew the registration this many blocks before it expires (default: a tenth of the chain's registration lifetime)
+}
+
+// DefaultConfig returns the defaults for a local development node and
+// pRuntime. Operator is left empty: it is a secret the caller chooses.
+func DefaultConfig() Config {
+	return Config{
+		Node:         "http://127.0.0.1:26657",
+		PRuntime:     "http://127.0.0.1:8000",
+		Register:     true,
+		BatchSize:    500,
+		PollInterval: 250 * time.Millisecond,
+		FetchWorkers: DefaultFetchWorkers,
+		MaxBackoff:   5 * time.Second,
+		TxTimeout:    30 * time.Second,
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, u := range []struct{ name, v string }{{"node", c.Node}, {"pruntime", c.PRuntime}} {
+		if u.v == "" {
+			errs = append(errs, fmt.Errorf("%s URL is required", u.name))
+			continue
+		}
+		p, err := url.Parse(u.v)
+		if err != nil || p.Host == "" || (p.Scheme != "http" && p.Scheme != "https" && (u.name == "pruntime" || p.Scheme != "tcp")) {
+			errs = append(errs, fmt.Errorf("%s URL %q: want http://host:port", u.name, u.v))
+		}
+	}
+	if c.Operator == nil {
+		errs = append(errs, errors.New("operator key is required (it pays for egress and registration transactions)"))
+	}
+	if c.BatchSize < 0 || c.BatchSize > api.MaxSyncBatch {
+		errs = append(errs, fmt.Errorf("batch size %d: must be 1 to %d (0: default)", c.BatchSize, api.MaxSyncBatch))
+	}
+	if c.PollInterval < 0 || c.MaxBackoff < 0 || c.TxTimeout < 0 {
+		errs = append(errs, errors.New("poll interval, max backoff and tx timeout must not be negative"))
+	}
+	if c.FetchWorkers < 0 || c.FetchWorkers > 256 {
+		errs = append(errs, fmt.Errorf("fetch workers %d: must be 1 to 256 (0: default)", c.FetchWorkers))
+	}
+	if c.RenewBefore < 0 {
+		errs = append(errs, errors.New("renew-before must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.BatchSize == 0 {
+		c.BatchSize = d.BatchSize
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = d.PollInterval
+	}
+	if c.FetchWorkers == 0 {
+		c.FetchWorkers = d.FetchWorkers
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = d.MaxBackoff
+	}
+	if c.TxTimeout == 0 {
+		c.TxTimeout = d.TxTimeout
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return c
+}
+
+// Stats are counters of a running Relayer.
+type Stats struct {
+	Tip        int64 // the node's height at the last round
+	Synced     int64 // pRuntime's verified header height, as last reported
+	Dispatched int64 // pRuntime's dispatched block height, as last reported
+
+	EgressSubmitted       int // push_message txs the node's mempool admitted
+	EgressCommitted       int // ... committed successfully
+	EgressAlreadyAccepted int // messages the chain answered "already accepted" (treated as success)
+	EgressSkipped         int // times an egress message was skipped: its sequence is already on chain
+	EgressRefused         int // push_message txs refused or failed (retried later)
+
+	Registrations       int // register_worker txs committed successfully
+	RegistrationRefused int // register_worker txs refused or failed (retried later)
+
+	Errors int // rounds that failed (node or pRuntime unavailable, refusals), each retried after a backoff
+}
+
+// Relayer forwards one node's chain to one pRuntime and pRuntime's signed
+// egress back to the chain. It trusts neither: pRuntime verifies what it is
+// fed, and the chain checks the egress signatures and sequences.
+type Relayer struct {
+	cfg     Config
+	log     *slog.Logger
+	pr      *runtimeClient
+	f       *Fetcher
+	running atomic.Bool
+
+	// Owned by the Run goroutine.
+	c          *client.Client
+	sub        *submitter
+	known      bool // synced, dispatched and identity were read from pRuntime
+	synced     int64
+	dispatched int64
+	tip        int64
+	identity   crypto.PublicKey
+	caughtUp   bool
+	lastStatus time.Time
+	prog       *progress
+
+	wg     sync.WaitGroup // tx waiters
+	mu     sync.Mutex     // guards what the tx waiters touch
+	egress map[string]*egressState
+	reg    regState
+	stats  Stats
+}
+
+// New returns a relayer for cfg (see Config for defaults).
+func New(cfg Config) (*Relayer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("relayer config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	rpc, err := DialRPC(cfg.Node, cfg.FetchWorkers)
+	if err != nil {
+		return nil, err
+	}
+	r := &Relayer{
+		cfg:    cfg,
+		log:    cfg.Log.With("module", "pherry"),
+		pr:     newRuntimeClient(cfg.PRuntime),
+		f:      &Fetcher{RPC: rpc, Workers: cfg.FetchWorkers},
+		egress: map[string]*egressState{},
+	}
+	if cfg.Progress != nil {
+		r.prog = &progress{w: cfg.Progress}
+	}
+	return r, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Relayer) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// fatalError stops Run: retrying cannot fix it.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// Run relays until ctx ends, then waits for its goroutines and returns nil.
+// Errors of the node or pRuntime (down, restarting, refusing) are logged
+// and retried with exponential backoff, resuming from the heights pRuntime
+// reports. It returns an error only for what retrying cannot fix (pRuntime
+// and node on different chains). Run may be called once.
+func (r *Relayer) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("relayer: Run called twice")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		r.wg.Wait()
+	}()
+	r.log.Info("pherry starting", "node", r.cfg.Node, "pruntime", r.cfg.PRuntime, "operator", r.cfg.Operator.Address(),
+		"batch", r.cfg.BatchSize, "register", r.cfg.Register)
+	bo := backoff{min: 100 * time.Millisecond, max: r.cfg.MaxBackoff}
+	for ctx.Err() == nil {
+		progressed, err := r.round(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if f := (*fatalError)(nil); errors.As(err, &f) {
+				r.log.Error("stopping", "err", f.err)
+				return f.err
+			}
+			r.known = false // resume from what pRuntime reports
+			r.mu.Lock()
+			r.stats.Errors++
+			r.mu.Unlock()
+			d := bo.next()
+			r.log.Warn("round failed; will retry", "err", err, "retry_in", d.Round(time.Millisecond))
+			sleep(ctx, d)
+			continue
+		}
+		bo.reset()
+		if !progressed {
+			sleep(ctx, r.cfg.PollInterval)
+		}
+	}
+	if r.prog != nil {
+		r.prog.finish(r.dispatched, r.tip-1)
+	}
+	r.log.Info("pherry stopped", "synced", r.synced, "dispatched", r.dispatched)
+	return nil
+}
+
+// round does one step: connect if needed, sync a batch of headers, dispatch
+// a batch of blocks, register if needed, push egress. progressed reports
+// whether pRuntime advanced (the caller polls again at once).
+func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
+	if r.c == nil {
+		c, err := client.Dial(ctx, r.cfg.Node)
+		if err != nil {
+			return false, err
+		}
+		r.c, r.f.C = c, c
+		r.sub = &submitter{c: c, key: r.cfg.Operator}
+		r.log.Info("connected to node", "chain", c.ChainID(), "node", r.cfg.Node)
+	}
+	if !r.known {
+		if err := r.resume(ctx); err != nil {
+			return false, err
+		}
+	}
+	tip, err := r.c.Height(ctx)
+	if err != nil {
+		return false, fmt.Errorf("node height: %w", err)
+	}
+	r.tip = tip
+	r.mu.Lock()
+	r.stats.Tip = tip
+	r.mu.Unlock()
+	if r.prog != nil {
+		r.prog.update(r.dispatched, tip-1)
+	}
+
+	if r.synced < tip {
+		if err := r.syncHeaders(ctx, tip); err != nil {
+			return false, err
+		}
+		progressed = true
+	}
+	if r.dispatched < r.synced-1 {
+		if err := r.dispatchBlocks(ctx); err != nil {
+			return progressed, err
+		}
+		progressed = true
+	}
+	caughtUp := r.synced >= tip && r.dispatched >= r.synced-1
+	if r.prog != nil {
+		r.prog.update(r.dispatched, tip-1)
+		if caughtUp {
+			r.prog.finish(r.dispatched, tip-1)
+		}
+	}
+	if caughtUp && !r.caughtUp {
+		r.log.Info("caught up; following new blocks", "synced", r.synced, "dispatched", r.dispatched)
+		r.lastStatus = time.Now()
+	} else if caughtUp && time.Since(r.lastStatus) >= time.Minute {
+		r.log.Info("following", "synced", r.synced, "dispatched", r.dispatched)
+		r.lastStatus = time.Now()
+	}
+	r.caughtUp = caughtUp
+
+	if r.cfg.Register && caughtUp {
+		if err := r.maybeRegister(ctx, tip); err != nil {
+			return progressed, err
+		}
+	}
+	if err := r.pushEgress(ctx); err != nil {
+		return progressed, err
+	}
+	return progressed, nil
+}
+
+// resume reads pRuntime's heights and identity.
+func (r *Relayer) resume(ctx context.Context) error {
+	info, err := r.pr.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.ChainID != r.c.ChainID() {
+		return &fatalError{fmt.Errorf("pRuntime at %s follows chain %q but the node at %s runs %q", r.cfg.PRuntime, info.ChainID, r.cfg.Node, r.c.ChainID())}
+	}
+	id, err := crypto.ParsePublicKey(info.IdentityKey)
+	if err != nil {
+		return &fatalError{fmt.Errorf("pRuntime identity key %q: %w", info.IdentityKey, err)}
+	}
+	if id != r.identity {
+		r.log.Info("pRuntime", "role", info.Role, "identity", id.Hex(), "synced", info.Synced, "dispatched", info.Dispatched, "egress", info.Egress)
+		r.mu.Lock()
+		r.reg = regState{} // another pRuntime: nothing known of its registration
+		r.mu.Unlock()
+	} else {
+		r.log.Info("resuming from pRuntime's heights", "synced", info.Synced, "dispatched", info.Dispatched)
+	}
+	r.identity = id
+	r.setHeights(info.Synced, info.Dispatched)
+	r.known = true
+	return nil
+}
+
+func (r *Relayer) setHeights(synced, dispatched int64) {
+	r.synced, r.dispatched = synced, dispatched
+	r.mu.Lock()
+	r.stats.Synced, r.stats.Dispatched = synced, dispatched
+	r.mu.Unlock()
+}
+
+// maxBatchBytes keeps a batch well under pRuntime's request limit.
+const maxBatchBytes = api.MaxSyncPayloadBytes / 2
+
+func (r *Relayer) syncHeaders(ctx context.Context, tip int64) error {
+	from, to := r.synced+1, min(tip, r.synced+int64(r.cfg.BatchSize))
+	start := time.Now()
+	hb, err := r.f.Headers(ctx, from, to)
+	if err != nil {
+		return fmt.Errorf("fetch headers %d..%d: %w", from, to, err)
+	}
+	size := 0
+	for i, h := range hb.Headers {
+		size += len(h.SignedHeader) + len(h.Validators) + 16
+		if size > maxBatchBytes && i > 0 {
+			hb.Headers = hb.Headers[:i]
+			break
+		}
+	}
+	fetched := time.Since(start)
+	h, err := r.pr.SyncHeaders(ctx, hb)
+	if err != nil {
+		return r.refused(err, "sync headers", from)
+	}
+	r.setHeights(h, r.dispatched)
+	r.logBatch("headers synced", from, h, fetched, time.Since(start))
+	return nil
+}
+
+func (r *Relayer) dispatchBlocks(ctx context.Context) error {
+	from, to := r.dispatched+1, min(r.synced-1, r.dispatched+int64(r.cfg.BatchSize))
+	start := time.Now()
+	bb, err := r.f.Blocks(ctx, from, to)
+	if err != nil {
+		return fmt.Errorf("fetch blocks %d..%d: %w", from, to, err)
+	}
+	size := 0
+	for i := range bb.Blocks {
+		b := &bb.Blocks[i]
+		size += len(b.StateRoot) + 16
+		for j := range b.Messages {
+			size += len(b.Messages[j].Payload) + len(b.Messages[j].Topic) + 64
+		}
+		if size > maxBatchBytes && i > 0 {
+			bb.Blocks = bb.Blocks[:i]
+			break
+		}
+	}
+	fetched := time.Since(start)
+	h, err := r.pr.DispatchBlocks(ctx, bb)
+	if err != nil {
+		return r.refused(err, "dispatch blocks", from)
+	}
+	r.setHeights(r.synced, h)
+	r.logBatch("blocks dispatched", from, h, fetched, time.Since(start))
+	return nil
+}
+
+// refused handles a failed pRuntime call. If pRuntime reports a height
+// other than the one this relayer assumed (another relayer fed it, or it
+// restarted from an older checkpoint), the relayer resumes from pRuntime's
+// heights at once; otherwise the refusal is an error (retried with backoff).
+func (r *Relayer) refused(err error, what string, from int64) error {
+	var re *RuntimeError
+	if errors.As(err, &re) {
+		var reported *int64
+		assumed := from - 1
+		if re.Synced != nil {
+			reported = re.Synced
+		} else if re.Dispatched != nil {
+			reported = re.Dispatched
+		}
+		if reported != nil && *reported != assumed {
+			r.log.Info("pRuntime is elsewhere than assumed (another relayer, or a restart); resuming from its heights",
+				"call", what, "assumed", assumed, "reported", *reported)
+			r.known = false
+			return nil
+		}
+	}
+	return fmt.Errorf("%s from %d: %w", what, from, err)
+}
+
+func (r *Relayer) logBatch(msg string, from, to int64, fetch, total time.Duration) {
+	n := to - from + 1
+	if n <= 0 {
+		return
+	}
+	lvl := slog.LevelDebug
+	if n > 1 && r.prog == nil {
+		lvl = slog.LevelInfo
+	}
+	r.log.Log(context.Background(), lvl, msg, "from", from, "to", to, "count", n,
+		"fetch_ms", fetch.Milliseconds(), "total_ms", total.Milliseconds())
+}
+
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(b.cur*2, b.max)
+	}
+	return min(b.cur, b.max)
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
