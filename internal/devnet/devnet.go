@@ -6,12 +6,14 @@ package devnet
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -42,6 +44,10 @@ type Config struct {
 	PRuntimePort  int   // gatekeeper PRuntimePort, worker i PRuntimePort+i; 0: any free port
 	TimeoutCommit time.Duration
 	Log           *slog.Logger
+	// PRuntimeBinary, if set, runs each pRuntime as its own process from
+	// this executable (cmd/pruntime) instead of in-process; its
+	// measurement is the one the genesis allows.
+	PRuntimeBinary string
 }
 
 // DefaultConfig is one validator (RPC on 26657), a gatekeeper and two
@@ -69,10 +75,16 @@ var operators = []string{"//Charlie", "//Dave", "//Eve", "//Ferdie"}
 
 // Runtime is one pRuntime of the devnet.
 type Runtime struct {
-	Name   string
-	Engine *engine.Engine
-	URL    string
-	srv    *http.Server
+	Name    string
+	Dir     string
+	Engine  *engine.Engine // nil when it runs as a process
+	URL     string
+	API     *httpapi.Client
+	srv     *http.Server
+	cmd     *exec.Cmd
+	port    int
+	genesis string
+	bin     string
 }
 
 // Devnet is a running development network.
@@ -140,7 +152,12 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		if cfg.PRuntimePort != 0 {
 			port = cfg.PRuntimePort + i
 		}
-		rt, err := d.startRuntime(name, filepath.Join(cfg.Home, name), doc, port, log)
+		var rt *Runtime
+		if cfg.PRuntimeBinary != "" {
+			rt, err = startProcess(cfg.PRuntimeBinary, name, filepath.Join(cfg.Home, name), filepath.Join(homes[0], "config", "genesis.json"), port)
+		} else {
+			rt, err = d.startRuntime(name, filepath.Join(cfg.Home, name), doc, port, log)
+		}
 		if err != nil {
 			d.Stop()
 			return nil, err
@@ -181,6 +198,12 @@ func initialize(dc Config, gkDir string) error {
 		return err
 	}
 	m, err := platform.ExecutableMeasurement()
+	if dc.PRuntimeBinary != "" {
+		var code []byte
+		if code, err = os.ReadFile(dc.PRuntimeBinary); err == nil {
+			m = sha256.Sum256(code)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -211,7 +234,63 @@ func (d *Devnet) startRuntime(name, dir string, doc *cmttypes.GenesisDoc, port i
 	}
 	srv := &http.Server{Handler: httpapi.Handler(e, l), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	return &Runtime{Name: name, Engine: e, URL: url, srv: srv}, nil
+	return &Runtime{Name: name, Dir: dir, Engine: e, URL: url, API: httpapi.NewClient(url), srv: srv}, nil
+}
+
+// startProcess runs a pRuntime process and waits for its API.
+func startProcess(bin, name, dir, genesis string, port int) (*Runtime, error) {
+	if port == 0 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	rt := &Runtime{Name: name, Dir: dir, port: port, genesis: genesis, bin: bin}
+	return rt, rt.Start()
+}
+
+// Start (re)starts a process pRuntime.
+func (rt *Runtime) Start() error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(rt.port))
+	rt.URL = "http://" + addr
+	rt.API = httpapi.NewClient(rt.URL)
+	logf, err := os.OpenFile(filepath.Join(rt.Dir, "pruntime.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		if err := os.MkdirAll(rt.Dir, 0o700); err != nil {
+			return err
+		}
+		if logf, err = os.OpenFile(filepath.Join(rt.Dir, "pruntime.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+			return err
+		}
+	}
+	rt.cmd = exec.Command(rt.bin, "--data-dir", rt.Dir, "--genesis", rt.genesis, "--listen", addr, "--log-level", "info")
+	rt.cmd.Stdout, rt.cmd.Stderr = logf, logf
+	if err := rt.cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", rt.Name, err)
+	}
+	go func() { rt.cmd.Wait(); logf.Close() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := rt.API.Info(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer on %s", rt.Name, rt.URL)
+}
+
+// Kill sends SIGKILL to a process pRuntime (a crash, for tests).
+func (rt *Runtime) Kill() error {
+	if rt.cmd == nil || rt.cmd.Process == nil {
+		return errors.New("not a process")
+	}
+	return rt.cmd.Process.Kill()
 }
 
 // RPC returns the first validator's RPC URL.
@@ -250,14 +329,20 @@ func (d *Devnet) ready(ctx context.Context, c *client.Client) (bool, error) {
 		return false, nil
 	}
 	for _, rt := range d.Runtimes {
-		info := rt.Engine.Info()
+		info, err := rt.API.Info(ctx)
+		if err != nil {
+			return false, nil
+		}
 		if info.Dispatched < h-2 {
 			return false, nil
 		}
 		if rt.Name == "gatekeeper" {
 			continue
 		}
-		id := rt.Engine.Identity()
+		id, err := crypto.ParsePublicKey(info.IdentityKey)
+		if err != nil {
+			return false, err
+		}
 		pv, err := c.Prove(ctx, api.QueryWorker, id[:])
 		if err != nil || pv.Value == nil {
 			return false, nil
@@ -273,9 +358,14 @@ func (d *Devnet) Stop() error {
 	}
 	d.wg.Wait()
 	for _, rt := range d.Runtimes {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		rt.srv.Shutdown(ctx)
-		cancel()
+		if rt.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			rt.srv.Shutdown(ctx)
+			cancel()
+		}
+		if rt.cmd != nil && rt.cmd.Process != nil {
+			rt.cmd.Process.Signal(os.Interrupt)
+		}
 	}
 	var errs []error
 	for _, n := range d.nodes {

@@ -94,9 +94,13 @@ func TestDevnetToken(t *testing.T) {
 	if _, _, err := c.QueryContract(ctx, alice, rec, []byte("balance "+bob.Public().Hex())); err == nil {
 		t.Fatal("alice read bob's balance")
 	}
-	roots := map[[32]byte]bool{}
+	roots := map[string]bool{}
 	for _, rt := range d.Runtimes[1:] {
-		roots[rt.Engine.ContractRoots()[rec.Identity]] = true
+		info, err := rt.API.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots[info.Contracts[rec.Identity.Hex()]] = true
 	}
 	if len(roots) != 1 {
 		t.Fatal("the two replicas hold different encrypted states")

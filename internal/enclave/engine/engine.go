@@ -381,20 +381,21 @@ func (e *Engine) Egress() []api.SignedMessage {
 
 // Info is what pRuntime tells about itself.
 type Info struct {
-	ChainID     string    `json:"chain_id"`
-	Role        Role      `json:"role"`
-	Platform    string    `json:"platform"`
-	Measurement string    `json:"measurement"`
-	IdentityKey string    `json:"identity_key"`
-	EcdhKey     string    `json:"ecdh_key"`
-	MasterKey   string    `json:"master_public_key,omitempty"`
-	Synced      int64     `json:"synced_header"`
-	Dispatched  int64     `json:"dispatched_block"`
-	BlockTime   time.Time `json:"block_time"`
-	Egress      int       `json:"egress"`
-	Workers     int       `json:"known_workers"`
-	StateRoot   string    `json:"state_root"`
-	MemoryBytes uint64    `json:"memory_bytes"`
+	ChainID     string            `json:"chain_id"`
+	Role        Role              `json:"role"`
+	Platform    string            `json:"platform"`
+	Measurement string            `json:"measurement"`
+	IdentityKey string            `json:"identity_key"`
+	EcdhKey     string            `json:"ecdh_key"`
+	MasterKey   string            `json:"master_public_key,omitempty"`
+	Synced      int64             `json:"synced_header"`
+	Dispatched  int64             `json:"dispatched_block"`
+	BlockTime   time.Time         `json:"block_time"`
+	Egress      int               `json:"egress"`
+	Workers     int               `json:"known_workers"`
+	StateRoot   string            `json:"state_root"`
+	Contracts   map[string]string `json:"contracts,omitempty"` // contract identity -> encrypted state root
+	MemoryBytes uint64            `json:"memory_bytes"`
 }
 
 // Info returns the public facts of this pRuntime.
@@ -412,6 +413,13 @@ func (e *Engine) Info() Info {
 	}
 	if e.master != nil {
 		info.MasterKey = e.master.Public().Hex()
+	}
+	for id, r := range e.running {
+		if info.Contracts == nil {
+			info.Contracts = map[string]string{}
+		}
+		root := r.c.StateRoot()
+		info.Contracts[id.Hex()] = fmt.Sprintf("%x", root)
 	}
 	return info
 }
