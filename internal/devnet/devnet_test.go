@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/contract/contracttest"
 	"github.com/phalago/phala/crypto"
@@ -113,4 +114,18 @@ func dial(t *testing.T, ctx context.Context, d *Devnet) *client.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+func mustDeployed(t *testing.T, ctx context.Context, c *client.Client, upload [32]byte, replicas int) *api.ContractRecord {
+	t.Helper()
+	var rec *api.ContractRecord
+	testnet.WaitFor(t, 2*time.Minute, "contract deployed", func() (bool, error) {
+		r, err := c.ContractByUpload(ctx, upload)
+		if err != nil {
+			return false, nil
+		}
+		rec = r
+		return len(r.Workers) == replicas, nil
+	})
+	return rec
 }

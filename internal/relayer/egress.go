@@ -8,6 +8,7 @@ import (
 	"time"
 
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/api/codec"
@@ -79,8 +80,12 @@ func (r *Relayer) pushEgress(ctx context.Context) error {
 		switch {
 		case err == nil:
 		case errors.As(err, &refused) && refused.Code == api.CodeAlreadyAccepted:
+			// Another relayer's tx carries it (pending or committed).
+			// Leave it alone until the chain's sequence shows it, or
+			// TxTimeout passes (that tx may yet be dropped).
 			r.mu.Lock()
 			r.stats.EgressAlreadyAccepted++
+			r.egress[key] = &egressState{retryAt: time.Now().Add(r.cfg.TxTimeout)}
 			r.mu.Unlock()
 			r.log.Info("egress already accepted by the chain", "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq)
 			continue
@@ -124,7 +129,7 @@ func failures(st *egressState) int {
 func (r *Relayer) awaitEgress(ctx context.Context, key string, m *api.Message, hash [32]byte) {
 	defer r.wg.Done()
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.TxTimeout)
-	res, err := r.c.WaitTx(wctx, hash)
+	res, err := waitTx(wctx, r.rpc, hash)
 	cancel()
 	switch {
 	case ctx.Err() != nil:
@@ -178,7 +183,7 @@ func (r *Relayer) egressFailed(key string, m *api.Message, err error) {
 // query reads a state value (unproved: it only steers what the relayer
 // submits; the chain and pRuntime check everything).
 func (r *Relayer) query(ctx context.Context, path string, data []byte) ([]byte, error) {
-	res, err := r.f.rpc().ABCIQueryWithOptions(ctx, path, data, rpcclient.ABCIQueryOptions{})
+	res, err := r.rpc.ABCIQueryWithOptions(ctx, path, data, rpcclient.ABCIQueryOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", path, err)
 	}
@@ -205,8 +210,10 @@ func (r *Relayer) nextSeq(ctx context.Context, o api.Origin) (uint64, error) {
 // submitter signs and broadcasts the operator's transactions one at a
 // time, keeping the nonce locally so that several can wait in the mempool.
 type submitter struct {
-	c   *client.Client
-	key *crypto.KeyPair
+	rpc     *rpchttp.HTTP
+	chainID string
+	params  api.Params
+	key     *crypto.KeyPair
 
 	mu    sync.Mutex
 	nonce uint64
@@ -219,14 +226,17 @@ func (s *submitter) broadcast(ctx context.Context, call api.Call) ([32]byte, err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.known {
-		a, err := s.c.Account(ctx, s.key.Public())
+		n, err := s.accountNonce(ctx)
 		if err != nil {
-			return [32]byte{}, fmt.Errorf("operator account: %w", err)
+			return [32]byte{}, err
 		}
-		s.nonce, s.known = a.Nonce, true
+		s.nonce, s.known = n, true
 	}
-	tx := client.BuildTx(s.c.ChainID(), s.c.Params(), s.key, s.nonce, call)
-	h, err := s.c.Broadcast(ctx, tx.Encode())
+	tx := client.BuildTx(s.chainID, s.params, s.key, s.nonce, call).Encode()
+	res, err := s.rpc.BroadcastTxSync(ctx, tx)
+	if err == nil && res.Code != 0 {
+		err = &api.TxError{Code: api.Code(res.Code), Log: res.Log}
+	}
 	var refused *api.TxError
 	switch {
 	case err == nil:
@@ -238,10 +248,31 @@ func (s *submitter) broadcast(ctx context.Context, call api.Call) ([32]byte, err
 		if refused.Code == api.CodeStaleNonce || refused.Code == api.CodeFutureNonce {
 			s.known = false
 		}
+		return [32]byte{}, err
 	default:
 		s.known = false // unknown whether the node admitted it
+		return [32]byte{}, fmt.Errorf("broadcast: %w", err)
 	}
-	return h, err
+	return api.TxHash(tx), nil
+}
+
+func (s *submitter) accountNonce(ctx context.Context) (uint64, error) {
+	pk := s.key.Public()
+	res, err := s.rpc.ABCIQueryWithOptions(ctx, api.QueryAccount, pk[:], rpcclient.ABCIQueryOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("operator account: %w", err)
+	}
+	if r := res.Response; r.Code != 0 {
+		return 0, fmt.Errorf("operator account: %w", &api.TxError{Code: api.Code(r.Code), Log: r.Log})
+	}
+	if res.Response.Value == nil {
+		return 0, nil // unknown account: nonce 0 (its txs are refused for lack of funds)
+	}
+	a, err := api.DecodeAccount(res.Response.Value)
+	if err != nil {
+		return 0, fmt.Errorf("operator account: %w", err)
+	}
+	return a.Nonce, nil
 }
 
 // reset makes the next broadcast read the nonce from the chain.
@@ -249,4 +280,23 @@ func (s *submitter) reset() {
 	s.mu.Lock()
 	s.known = false
 	s.mu.Unlock()
+}
+
+// waitTx polls the node until the transaction is committed (or ctx ends).
+func waitTx(ctx context.Context, rpc *rpchttp.HTTP, hash [32]byte) (*client.TxResult, error) {
+	delay := 20 * time.Millisecond
+	for {
+		res, err := rpc.Tx(ctx, hash[:], false)
+		if err == nil {
+			return &client.TxResult{Hash: hash, Height: res.Height, Code: api.Code(res.TxResult.Code), Log: res.TxResult.Log}, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		delay = min(delay*2, 250*time.Millisecond)
+	}
 }

@@ -53,9 +53,17 @@ type Fetcher struct {
 // transport keeps up to conns idle connections, so that concurrent
 // fetching reuses connections instead of opening one per request.
 func DialRPC(addr string, conns int) (*rpchttp.HTTP, error) {
+	rpc, _, err := newRPC(addr, conns)
+	return rpc, err
+}
+
+// newRPC is DialRPC that also returns the HTTP client, whose idle
+// connections the relayer drops after an error: a connection kept alive to
+// a node that stopped may otherwise be reused.
+func newRPC(addr string, conns int) (*rpchttp.HTTP, *http.Client, error) {
 	hc, err := jsonrpcclient.DefaultHTTPClient(addr)
 	if err != nil {
-		return nil, fmt.Errorf("node address %q: %w", addr, err)
+		return nil, nil, fmt.Errorf("node address %q: %w", addr, err)
 	}
 	if tr, ok := hc.Transport.(*http.Transport); ok {
 		tr.MaxIdleConns = conns * 2
@@ -63,9 +71,9 @@ func DialRPC(addr string, conns int) (*rpchttp.HTTP, error) {
 	}
 	rpc, err := rpchttp.NewWithClient(addr, "/websocket", hc)
 	if err != nil {
-		return nil, fmt.Errorf("node address %q: %w", addr, err)
+		return nil, nil, fmt.Errorf("node address %q: %w", addr, err)
 	}
-	return rpc, nil
+	return rpc, hc, nil
 }
 
 func (f *Fetcher) rpc() *rpchttp.HTTP {

@@ -28,7 +28,7 @@ func (r *Relayer) renewMargin() int64 {
 	if r.cfg.RenewBefore > 0 {
 		return r.cfg.RenewBefore
 	}
-	return max(int64(r.c.Params().RegistrationLifetime/10), 1)
+	return max(int64(r.params.RegistrationLifetime/10), 1)
 }
 
 // maybeRegister registers the worker if it is not registered on chain or
@@ -88,7 +88,7 @@ func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
 func (r *Relayer) awaitRegistration(ctx context.Context, hash [32]byte, id crypto.PublicKey) {
 	defer r.wg.Done()
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.TxTimeout)
-	res, err := r.c.WaitTx(wctx, hash)
+	res, err := waitTx(wctx, r.rpc, hash)
 	cancel()
 	switch {
 	case ctx.Err() != nil:

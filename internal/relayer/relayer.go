@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
@@ -132,13 +135,19 @@ type Relayer struct {
 	f       *Fetcher
 	running atomic.Bool
 
+	rpc     *rpchttp.HTTP // the node, for everything but the first contact
+	hc      *http.Client  // rpc's HTTP client
+	chainID string        // the node's, read (with params) at the first contact
+	params  api.Params
+	sub     *submitter
+
 	// Owned by the Run goroutine.
-	c          *client.Client
-	sub        *submitter
+	dialed     bool
 	known      bool // synced, dispatched and identity were read from pRuntime
 	synced     int64
 	dispatched int64
 	tip        int64
+	tipChanged time.Time
 	identity   crypto.PublicKey
 	caughtUp   bool
 	lastStatus time.Time
@@ -157,7 +166,7 @@ func New(cfg Config) (*Relayer, error) {
 		return nil, fmt.Errorf("relayer config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	rpc, err := DialRPC(cfg.Node, cfg.FetchWorkers)
+	rpc, hc, err := newRPC(cfg.Node, cfg.FetchWorkers)
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +174,8 @@ func New(cfg Config) (*Relayer, error) {
 		cfg:    cfg,
 		log:    cfg.Log.With("module", "pherry"),
 		pr:     newRuntimeClient(cfg.PRuntime),
+		rpc:    rpc,
+		hc:     hc,
 		f:      &Fetcher{RPC: rpc, Workers: cfg.FetchWorkers},
 		egress: map[string]*egressState{},
 	}
@@ -215,6 +226,11 @@ func (r *Relayer) Run(ctx context.Context) error {
 				return f.err
 			}
 			r.known = false // resume from what pRuntime reports
+			r.caughtUp = false
+			// Dial afresh: a connection kept alive to a server that went
+			// away may still be in the pools.
+			r.hc.CloseIdleConnections()
+			r.pr.http.CloseIdleConnections()
 			r.mu.Lock()
 			r.stats.Errors++
 			r.mu.Unlock()
@@ -239,23 +255,34 @@ func (r *Relayer) Run(ctx context.Context) error {
 // a batch of blocks, register if needed, push egress. progressed reports
 // whether pRuntime advanced (the caller polls again at once).
 func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
-	if r.c == nil {
+	if !r.dialed {
 		c, err := client.Dial(ctx, r.cfg.Node)
 		if err != nil {
 			return false, err
 		}
-		r.c, r.f.C = c, c
-		r.sub = &submitter{c: c, key: r.cfg.Operator}
-		r.log.Info("connected to node", "chain", c.ChainID(), "node", r.cfg.Node)
+		r.chainID, r.params = c.ChainID(), c.Params()
+		r.sub = &submitter{rpc: r.rpc, chainID: r.chainID, params: r.params, key: r.cfg.Operator}
+		r.dialed = true
+		r.log.Info("connected to node", "chain", r.chainID, "node", r.cfg.Node)
 	}
 	if !r.known {
 		if err := r.resume(ctx); err != nil {
 			return false, err
 		}
 	}
-	tip, err := r.c.Height(ctx)
+	st, err := r.rpc.Status(ctx)
 	if err != nil {
-		return false, fmt.Errorf("node height: %w", err)
+		return false, fmt.Errorf("node status: %w", err)
+	}
+	tip := st.SyncInfo.LatestBlockHeight
+	if tip != r.tip {
+		r.tipChanged = time.Now()
+	} else if time.Since(r.tipChanged) > stallTimeout {
+		// The chain seems stalled. Dial afresh in case this relayer talks
+		// to a stopped server over a connection kept alive.
+		r.log.Debug("node height unchanged; reconnecting", "height", tip, "since", r.tipChanged)
+		r.hc.CloseIdleConnections()
+		r.tipChanged = time.Now()
 	}
 	r.tip = tip
 	r.mu.Lock()
@@ -310,8 +337,8 @@ func (r *Relayer) resume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if info.ChainID != r.c.ChainID() {
-		return &fatalError{fmt.Errorf("pRuntime at %s follows chain %q but the node at %s runs %q", r.cfg.PRuntime, info.ChainID, r.cfg.Node, r.c.ChainID())}
+	if info.ChainID != r.chainID {
+		return &fatalError{fmt.Errorf("pRuntime at %s follows chain %q but the node at %s runs %q", r.cfg.PRuntime, info.ChainID, r.cfg.Node, r.chainID)}
 	}
 	id, err := crypto.ParsePublicKey(info.IdentityKey)
 	if err != nil {
@@ -337,6 +364,10 @@ func (r *Relayer) setHeights(synced, dispatched int64) {
 	r.stats.Synced, r.stats.Dispatched = synced, dispatched
 	r.mu.Unlock()
 }
+
+// stallTimeout: after this long without a new block, the relayer drops its
+// pooled connections to the node.
+const stallTimeout = 10 * time.Second
 
 // maxBatchBytes keeps a batch well under pRuntime's request limit.
 const maxBatchBytes = api.MaxSyncPayloadBytes / 2
@@ -410,7 +441,13 @@ func (r *Relayer) refused(err error, what string, from int64) error {
 			reported = re.Dispatched
 		}
 		if reported != nil && *reported != assumed {
-			r.log.Info("pRuntime is elsewhere than assumed (another relayer, or a restart); resuming from its heights",
+			// Ahead: another relayer feeds it too (normal, Debug). Behind:
+			// it restarted from an older checkpoint (worth an Info line).
+			lvl := slog.LevelDebug
+			if *reported < assumed {
+				lvl = slog.LevelInfo
+			}
+			r.log.Log(context.Background(), lvl, "pRuntime is elsewhere than assumed; resuming from its heights",
 				"call", what, "assumed", assumed, "reported", *reported)
 			r.known = false
 			return nil
@@ -424,8 +461,9 @@ func (r *Relayer) logBatch(msg string, from, to int64, fetch, total time.Duratio
 	if n <= 0 {
 		return
 	}
+	// Info while catching up; following the chain block by block is Debug.
 	lvl := slog.LevelDebug
-	if n > 1 && r.prog == nil {
+	if r.prog == nil && ((!r.caughtUp && n > 1) || n >= 10) {
 		lvl = slog.LevelInfo
 	}
 	r.log.Log(context.Background(), lvl, msg, "from", from, "to", to, "count", n,

@@ -1,0 +1,445 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/crypto"
+)
+
+// Commands that talk to a node: status, balance, transfer, worker,
+// gatekeepers.
+
+// parseAccount reads an account given as an SS58 address (any prefix),
+// 0x-hex, or a development account URI such as //Alice (derived from the
+// public development phrase, so not a secret).
+func parseAccount(flag, s string) (crypto.PublicKey, error) {
+	pk, err := crypto.ParsePublicKey(s)
+	if err == nil {
+		return pk, nil
+	}
+	if strings.HasPrefix(s, "//") {
+		if kp, uerr := crypto.KeyPairFromURI(s); uerr == nil {
+			return kp.Public(), nil
+		}
+	}
+	return pk, fmt.Errorf("%s %q is not an account: give an SS58 address (5...), a 0x-hex public key, or a development account such as //Alice", flag, s)
+}
+
+func statusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the chain id, latest block, validators and chain parameters",
+		Long: `status asks the node for the chain id, its latest block and the validator
+set, and prints the chain parameters (read with a proof at connection): the
+transaction fee (fee_base + fee_per_byte * size), the era length, the
+lifetime of a worker registration and the largest transaction.`,
+		Example: `  phala status
+  phala status --node http://10.0.0.5:26657 --json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			st, err := c.RPC().Status(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			h := st.SyncInfo.LatestBlockHeight
+			vals, err := c.Validators(ctx, h)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			p := c.Params()
+			// What a transfer costs: its size hardly varies, so one example.
+			example := client.BuildTx(c.ChainID(), p, crypto.MustKeyPairFromURI("//Alice"), 0, &api.Transfer{To: crypto.MustKeyPairFromURI("//Bob").Public(), Amount: api.Unit})
+			out := statusJSON{
+				ChainID:       c.ChainID(),
+				Node:          g.nodeURL(),
+				Moniker:       st.NodeInfo.Moniker,
+				Version:       st.NodeInfo.Version,
+				LatestHeight:  h,
+				LatestTime:    st.SyncInfo.LatestBlockTime.UTC(),
+				CatchingUp:    st.SyncInfo.CatchingUp,
+				Validators:    len(vals.Validators),
+				VotingPower:   vals.TotalVotingPower(),
+				Params:        p,
+				TransferFee:   fmt.Sprint(example.Fee),
+				TransferFeePH: formatAmount(example.Fee),
+			}
+			return g.output(cmd, out, func(w io.Writer) {
+				fmt.Fprintf(w, "Chain:        %s\n", out.ChainID)
+				fmt.Fprintf(w, "Node:         %s (%s, CometBFT %s)\n", out.Node, out.Moniker, out.Version)
+				fmt.Fprintf(w, "Latest block: %d at %s\n", out.LatestHeight, out.LatestTime.Format(time.RFC3339))
+				if out.CatchingUp {
+					fmt.Fprintln(w, "              (the node is still catching up with the chain)")
+				}
+				fmt.Fprintf(w, "Validators:   %d (total voting power %d)\n", out.Validators, out.VotingPower)
+				fmt.Fprintln(w, "Parameters:")
+				fmt.Fprintf(w, "  fee:                   %s + %s per byte (a transfer: %s)\n", pha(p.FeeBase), pha(p.FeePerByte), pha(example.Fee))
+				fmt.Fprintf(w, "  era length:            %d blocks\n", p.EraLength)
+				fmt.Fprintf(w, "  registration lifetime: %d blocks\n", p.RegistrationLifetime)
+				fmt.Fprintf(w, "  largest transaction:   %d bytes\n", p.MaxTxBytes)
+			})
+		},
+	}
+}
+
+type statusJSON struct {
+	ChainID       string     `json:"chain_id"`
+	Node          string     `json:"node"`
+	Moniker       string     `json:"moniker"`
+	Version       string     `json:"version"`
+	LatestHeight  int64      `json:"latest_height"`
+	LatestTime    time.Time  `json:"latest_time"`
+	CatchingUp    bool       `json:"catching_up"`
+	Validators    int        `json:"validators"`
+	VotingPower   int64      `json:"voting_power"`
+	Params        api.Params `json:"params"`
+	TransferFee   string     `json:"transfer_fee"`     // units
+	TransferFeePH string     `json:"transfer_fee_pha"` // PHA
+}
+
+func balanceCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "balance <address>",
+		Short: "Show an account's balance and next nonce (proved)",
+		Long: `balance reads an account with a Merkle proof checked against a header signed
+by the validators, and prints its balance in PHA (12 decimals) and the nonce
+its next transaction must carry. An account the chain has never seen has a
+balance of 0. The address is SS58 (any prefix), 0x-hex, or a development
+account such as //Alice.`,
+		Example: `  phala balance 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY
+  phala balance //Bob --json`,
+		Args: exactArgs(1, "one address"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pk, err := parseAccount("address", args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			a, h, err := c.AccountProved(ctx, pk)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			out := balanceJSON{
+				Address:    pk.Address(),
+				PublicKey:  pk.Hex(),
+				Balance:    fmt.Sprint(a.Balance),
+				BalancePHA: formatAmount(a.Balance),
+				Nonce:      a.Nonce,
+				Height:     h,
+			}
+			return g.output(cmd, out, func(w io.Writer) {
+				fmt.Fprintf(w, "Account %s\n", out.Address)
+				fmt.Fprintf(w, "  balance: %s\n", pha(a.Balance))
+				fmt.Fprintf(w, "  nonce:   %d\n", a.Nonce)
+				fmt.Fprintf(w, "  (proved at height %d of %s)\n", h, c.ChainID())
+			})
+		},
+	}
+}
+
+type balanceJSON struct {
+	Address    string `json:"address"`
+	PublicKey  string `json:"public_key"`
+	Balance    string `json:"balance"`     // units of 10^-12 PHA
+	BalancePHA string `json:"balance_pha"` // PHA
+	Nonce      uint64 `json:"nonce"`
+	Height     int64  `json:"height"`
+}
+
+func transferCmd(g *globals) *cobra.Command {
+	var from, to, amount string
+	c := &cobra.Command{
+		Use:   "transfer --from <secret-uri> --to <address> --amount <PHA>",
+		Short: "Send PHA and wait for the transfer to be committed",
+		Long: `transfer signs a transfer of --amount PHA (decimals allowed, at most 12)
+from the account of the secret URI --from to --to, pays the minimum fee for
+its size, submits it and waits until a block commits it. It prints the
+transaction hash, the height and the result.
+
+--from "-" reads the secret URI from the first line of standard input, which
+keeps it out of the shell history and the process list. --to is an SS58
+address, 0x-hex, or a development account such as //Bob.`,
+		Example: `  phala transfer --from //Alice --to 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty --amount 1.5
+  phala transfer --from - --to //Bob --amount 0.001 --json < my-secret.txt`,
+		Args: exactArgs(0, "no arguments (use --from, --to and --amount)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			units, err := parseAmount(amount)
+			if err != nil {
+				return fmt.Errorf("--amount: %w", err)
+			}
+			if units == 0 {
+				return errors.New("--amount: a transfer of 0 PHA is refused by the chain; give a positive amount")
+			}
+			dst, err := parseAccount("--to", to)
+			if err != nil {
+				return err
+			}
+			uri, err := readSecret(cmd, from)
+			if err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+			key, err := keyPairFromURI(uri)
+			if err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			acct, err := c.Account(ctx, key.Public())
+			if err != nil {
+				return g.nodeError(err)
+			}
+			tx := client.BuildTx(c.ChainID(), c.Params(), key, acct.Nonce, &api.Transfer{To: dst, Amount: units})
+			if acct.Balance < tx.Fee || acct.Balance-tx.Fee < units {
+				return insufficient(key.Public(), acct.Balance, units, tx.Fee)
+			}
+			hash, err := c.Broadcast(ctx, tx.Encode())
+			if err != nil {
+				var refused *api.TxError
+				switch {
+				case errors.As(err, &refused) && refused.Code == api.CodeInsufficientBalance:
+					return insufficient(key.Public(), acct.Balance, units, tx.Fee)
+				case errors.As(err, &refused) && (refused.Code == api.CodeStaleNonce || refused.Code == api.CodeFutureNonce):
+					return fmt.Errorf("the node refused the transfer: %s (another transaction from %s was submitted at the same time; run the command again)", refused.Log, key.Public())
+				case errors.As(err, &refused):
+					return fmt.Errorf("the node refused the transfer (%s): %s", refused.Code, refused.Log)
+				}
+				return g.nodeError(err)
+			}
+			res, err := c.WaitTx(ctx, hash)
+			if err != nil {
+				return fmt.Errorf("transfer %X was accepted by the node but not committed within --timeout %s: %w (look for it later with the node's /tx RPC, or check the balance)", hash, g.timeout, err)
+			}
+			out := transferJSON{
+				Hash:      fmt.Sprintf("%X", hash),
+				Height:    res.Height,
+				From:      key.Public().Address(),
+				To:        dst.Address(),
+				Amount:    fmt.Sprint(units),
+				AmountPHA: formatAmount(units),
+				Fee:       fmt.Sprint(tx.Fee),
+				FeePHA:    formatAmount(tx.Fee),
+				Nonce:     tx.Nonce,
+				Code:      uint32(res.Code),
+				Result:    res.Code.String(),
+				Log:       res.Log,
+			}
+			if err := g.output(cmd, out, func(w io.Writer) {
+				verb := "committed"
+				if res.Code != api.CodeOK {
+					verb = "FAILED"
+				}
+				fmt.Fprintf(w, "Transfer of %s from %s to %s %s\n", pha(units), out.From, out.To, verb)
+				fmt.Fprintf(w, "  hash:   %s\n", out.Hash)
+				fmt.Fprintf(w, "  height: %d\n", out.Height)
+				fmt.Fprintf(w, "  fee:    %s\n", pha(tx.Fee))
+				if res.Code == api.CodeOK {
+					fmt.Fprintln(w, "  result: ok")
+				} else {
+					fmt.Fprintf(w, "  result: %s: %s (the fee was paid)\n", res.Code, res.Log)
+				}
+			}); err != nil {
+				return err
+			}
+			if res.Code != api.CodeOK {
+				return fmt.Errorf("the transfer failed in block %d (%s): %s; the fee of %s was paid", res.Height, res.Code, res.Log, pha(tx.Fee))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "secret URI of the sending account (\"-\": read it from standard input)")
+	c.Flags().StringVar(&to, "to", "", "receiving account: SS58 address, 0x-hex or a development account such as //Bob")
+	c.Flags().StringVar(&amount, "amount", "", "amount in PHA, decimals allowed (e.g. 1.5)")
+	for _, f := range []string{"from", "to", "amount"} {
+		_ = c.MarkFlagRequired(f)
+	}
+	return c
+}
+
+func insufficient(from crypto.PublicKey, balance, amount, fee uint64) error {
+	return fmt.Errorf("insufficient balance: %s has %s; this transfer needs %s plus a fee of %s (%s in all). Fund the account first (on a development chain: phala transfer --from //Alice --to %s --amount 10)",
+		from, pha(balance), pha(amount), pha(fee), pha(amount+fee), from)
+}
+
+type transferJSON struct {
+	Hash      string `json:"hash"`
+	Height    int64  `json:"height"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Amount    string `json:"amount"` // units
+	AmountPHA string `json:"amount_pha"`
+	Fee       string `json:"fee"` // units
+	FeePHA    string `json:"fee_pha"`
+	Nonce     uint64 `json:"nonce"`
+	Code      uint32 `json:"code"`
+	Result    string `json:"result"`
+	Log       string `json:"log,omitempty"`
+}
+
+func workerCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker <identity>",
+		Short: "Show a worker's registration (proved)",
+		Long: `worker reads the registration of the worker whose identity key is given (SS58
+or 0x-hex; pRuntime prints it when it starts) with a proof, and prints its
+pRuntime endpoint, operator, ECDH key, attested platform and measurement,
+and the heights at which it was registered and expires. The chain keeps no
+list of workers: look them up one identity at a time.`,
+		Example: `  phala worker 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY
+  phala worker 0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d --json`,
+		Args: exactArgs(1, "one identity key"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseAccount("identity", args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			w, h, err := c.WorkerProved(ctx, id)
+			if errors.Is(err, api.ErrNotFound) {
+				return fmt.Errorf("worker %s is not registered on chain %s (proved absent at height %d): check the identity key (pRuntime prints it at start-up); a worker is listed once its registration is committed", id, c.ChainID(), h)
+			}
+			if err != nil {
+				return g.nodeError(err)
+			}
+			out := workerJSON{
+				Identity:     w.Info.IdentityKey.Address(),
+				IdentityHex:  w.Info.IdentityKey.Hex(),
+				EcdhKey:      w.Info.EcdhKey.Hex(),
+				Endpoint:     w.Info.Endpoint,
+				Operator:     w.Info.Operator.Address(),
+				ChainID:      w.Info.ChainID,
+				Platform:     w.Platform,
+				Measurement:  "0x" + hex.EncodeToString(w.Measurement),
+				RegisteredAt: w.RegisteredAt,
+				ExpiresAt:    w.ExpiresAt,
+				AttestedAt:   time.Unix(w.AttestedAt, 0).UTC(),
+				Active:       w.Active(h),
+				Height:       h,
+			}
+			return g.output(cmd, out, func(wr io.Writer) {
+				state := "active"
+				if !out.Active {
+					state = "EXPIRED (it must register again)"
+				}
+				fmt.Fprintf(wr, "Worker %s\n", out.Identity)
+				fmt.Fprintf(wr, "  status:        %s (proved at height %d)\n", state, h)
+				fmt.Fprintf(wr, "  endpoint:      %s\n", out.Endpoint)
+				fmt.Fprintf(wr, "  operator:      %s\n", out.Operator)
+				fmt.Fprintf(wr, "  ECDH key:      %s\n", out.EcdhKey)
+				fmt.Fprintf(wr, "  platform:      %s\n", out.Platform)
+				fmt.Fprintf(wr, "  measurement:   %s\n", out.Measurement)
+				fmt.Fprintf(wr, "  registered at: height %d\n", out.RegisteredAt)
+				fmt.Fprintf(wr, "  expires at:    height %d\n", out.ExpiresAt)
+				fmt.Fprintf(wr, "  attested at:   %s\n", out.AttestedAt.Format(time.RFC3339))
+			})
+		},
+	}
+}
+
+type workerJSON struct {
+	Identity     string    `json:"identity"`
+	IdentityHex  string    `json:"identity_hex"`
+	EcdhKey      string    `json:"ecdh_key"`
+	Endpoint     string    `json:"endpoint"`
+	Operator     string    `json:"operator"`
+	ChainID      string    `json:"chain_id"`
+	Platform     string    `json:"platform"`
+	Measurement  string    `json:"measurement"`
+	RegisteredAt int64     `json:"registered_at"`
+	ExpiresAt    int64     `json:"expires_at"`
+	AttestedAt   time.Time `json:"attested_at"`
+	Active       bool      `json:"active"`
+	Height       int64     `json:"height"`
+}
+
+func gatekeepersCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "gatekeepers",
+		Short: "List the gatekeepers and the MasterKey public key (proved)",
+		Long: `gatekeepers reads the gatekeeper list and, once the gatekeepers have
+published it, the MasterKey public key, both with proofs.`,
+		Example: `  phala gatekeepers
+  phala gatekeepers --json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			// Both reads wait for the next header: make them together.
+			var mk crypto.PublicKey
+			var ok bool
+			var mkErr error
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				mk, ok, mkErr = c.MasterKey(ctx)
+			}()
+			keys, err := c.Gatekeepers(ctx)
+			<-done
+			if err = errors.Join(err, mkErr); err != nil {
+				return g.nodeError(err)
+			}
+			out := gatekeepersJSON{Gatekeepers: []keyJSON{}}
+			for _, k := range keys {
+				out.Gatekeepers = append(out.Gatekeepers, keyJSON{Address: k.Address(), PublicKey: k.Hex()})
+			}
+			if ok {
+				out.MasterKey = &keyJSON{Address: mk.Address(), PublicKey: mk.Hex()}
+			}
+			return g.output(cmd, out, func(w io.Writer) {
+				fmt.Fprintf(w, "Gatekeepers of %s: %d\n", c.ChainID(), len(keys))
+				if len(keys) == 0 {
+					fmt.Fprintln(w, "  (none)")
+				}
+				for _, k := range out.Gatekeepers {
+					fmt.Fprintf(w, "  %s  %s\n", k.Address, k.PublicKey)
+				}
+				if ok {
+					fmt.Fprintf(w, "Master key: %s  %s\n", mk.Address(), mk.Hex())
+				} else {
+					fmt.Fprintln(w, "Master key: not published yet")
+				}
+			})
+		},
+	}
+}
+
+type keyJSON struct {
+	Address   string `json:"address"`
+	PublicKey string `json:"public_key"`
+}
+
+type gatekeepersJSON struct {
+	Gatekeepers []keyJSON `json:"gatekeepers"`
+	MasterKey   *keyJSON  `json:"master_key"` // null until published
+}

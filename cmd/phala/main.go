@@ -1,0 +1,166 @@
+// Command phala is the user's command line for the Phala chain: keys
+// (generate, inspect, Substrate-compatible), transfers and balances, the
+// worker and gatekeeper registry, and the chain's status. Each command group
+// lives in its own file (keys.go, chain.go, ...); main.go holds the root
+// command, the global flags and the helpers they share.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phalago/phala/client"
+)
+
+// defaultNode is CometBFT's standard RPC address, where `phala-node dev`
+// listens.
+const defaultNode = "http://127.0.0.1:26657"
+
+// globals are the flags every command has.
+type globals struct {
+	node    string
+	json    bool
+	timeout time.Duration
+}
+
+func main() {
+	root := newRootCmd()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// newRootCmd builds the command tree. A new command group adds its
+// constructor to the AddCommand list below.
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "phala",
+		Short: "Keys, transfers and the registry of the Phala chain",
+		Long: `phala is the command line of the Phala chain for users: make and inspect
+keys (the same keys and SS58 addresses as Substrate's subkey), send PHA and
+read balances, look up workers and gatekeepers, and show the chain's status.
+
+Reads of chain state are checked with Merkle proofs against headers signed
+by the chain's validators. Every command takes --node (the CometBFT RPC of a
+phala-node) and --json (machine-readable output).`,
+		Example: `  go run ./cmd/phala-node dev            # a development chain on ` + defaultNode + `
+  phala status
+  phala key inspect //Alice
+  phala transfer --from //Alice --to 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty --amount 1.5
+  phala balance 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.node, "node", defaultNode, "CometBFT RPC address of a phala-node")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON instead of text")
+	root.PersistentFlags().DurationVar(&g.timeout, "timeout", time.Minute, "give up on the node after this long")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())
+	})
+	root.AddCommand(
+		keyCmd(g),
+		statusCmd(g), balanceCmd(g), transferCmd(g),
+		workerCmd(g), gatekeepersCmd(g),
+	)
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a message naming what is missing.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s takes %s, got %d arguments (see `%s --help`)", cmd.CommandPath(), what, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+// withTimeout returns the context of one command, ended by --timeout.
+func (g *globals) withTimeout(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if g.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, g.timeout)
+}
+
+// nodeURL accepts "host:port" for "http://host:port".
+func (g *globals) nodeURL() string {
+	if !strings.Contains(g.node, "://") {
+		return "http://" + g.node
+	}
+	return g.node
+}
+
+// dial connects to --node, turning a node that does not answer into advice.
+func (g *globals) dial(ctx context.Context) (*client.Client, error) {
+	addr := g.nodeURL()
+	if u, err := url.Parse(addr); err != nil || u.Host == "" {
+		return nil, fmt.Errorf("--node %q is not an RPC address: give one such as %s", g.node, defaultNode)
+	}
+	c, err := client.Dial(ctx, addr)
+	if err != nil {
+		return nil, g.nodeError(err)
+	}
+	return c, nil
+}
+
+// nodeError explains an error talking to the node: one that does not
+// answer gets advice on starting one; anything else is returned as is.
+func (g *globals) nodeError(err error) error {
+	addr := g.nodeURL()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("node at %s did not answer within --timeout %s: is it reachable, and is its chain producing blocks? (proved reads wait for the next block) (%v)", addr, g.timeout, err)
+	}
+	if !unreachable(err) {
+		return err
+	}
+	detail := err.Error()
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		detail = opErr.Error() // the cause, without the layers of wrapping
+	}
+	if addr == defaultNode {
+		return fmt.Errorf("node at %s does not answer: is phala-node running? start one with `go run ./cmd/phala-node dev`, or pass --node (%s)", addr, detail)
+	}
+	return fmt.Errorf("node at %s does not answer: is phala-node running there, and is --node its RPC address? start a development chain with `go run ./cmd/phala-node dev` (%s)", addr, detail)
+}
+
+// unreachable reports whether err means the node could not be reached or
+// dropped the connection (rather than answering with an error).
+func unreachable(err error) bool {
+	var opErr *net.OpError
+	var urlErr *url.Error
+	var dnsErr *net.DNSError
+	return errors.As(err, &opErr) || errors.As(err, &urlErr) || errors.As(err, &dnsErr) ||
+		errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// output prints v as JSON with --json, else calls human.
+func (g *globals) output(cmd *cobra.Command, v any, human func(w io.Writer)) error {
+	w := cmd.OutOrStdout()
+	if g.json {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	human(w)
+	return nil
+}
