@@ -43,6 +43,16 @@ func DialChain(ctx context.Context, addr, chainID string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node at %s does not answer (is it running?): %w", addr, err)
 	}
+	for st.SyncInfo.LatestBlockHeight < 1 { // a brand-new chain: wait for its first block
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("node at %s has not produced a block yet: %w", addr, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if st, err = rpc.Status(ctx); err != nil {
+			return nil, fmt.Errorf("node at %s does not answer: %w", addr, err)
+		}
+	}
 	if chainID != "" && st.NodeInfo.Network != chainID {
 		return nil, fmt.Errorf("node at %s runs chain %q, expected %q", addr, st.NodeInfo.Network, chainID)
 	}

@@ -74,6 +74,7 @@ phala-node) and --json (machine-readable output).`,
 		keyCmd(g),
 		statusCmd(g), balanceCmd(g), transferCmd(g),
 		workerCmd(g), gatekeepersCmd(g),
+		contractCmd(g), devnetCmd(g),
 	)
 	return root
 }

@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/phalago/phala/contract"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/contractbuild"
 	"github.com/phalago/phala/internal/enclave/contracts"
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/vm"
@@ -21,14 +19,7 @@ import (
 // (GOOS=wasip1 GOARCH=wasm, -buildmode=c-shared) and returns the module.
 func Build(t testing.TB, dir string) []byte {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "contract.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build contract %s: %v\n%s", dir, err, b)
-	}
-	code, err := os.ReadFile(out)
+	code, err := contractbuild.Build(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,9 +19,10 @@ import (
 // egressState is what the relayer knows of one egress message (origin,
 // sequence) it has tried to put on chain.
 type egressState struct {
-	inFlight bool      // a tx carrying it is in the mempool or a block; do not submit again
-	retryAt  time.Time // refused: not before this
-	failures int
+	inFlight  bool      // this relayer's tx carrying it is in the mempool or a block
+	heldUntil time.Time // another relayer's tx carries it: leave it alone until then
+	retryAt   time.Time // refused: this origin waits until then
+	failures  int
 }
 
 func egressKey(m *api.Message) string {
@@ -50,10 +51,11 @@ func (r *Relayer) pushEgress(ctx context.Context) error {
 		}
 		r.mu.Lock()
 		st := r.egress[key]
-		inFlight, waiting := st != nil && st.inFlight, st != nil && now.Before(st.retryAt)
+		pending := st != nil && (st.inFlight || now.Before(st.heldUntil))
+		waiting := st != nil && now.Before(st.retryAt)
 		r.mu.Unlock()
-		if inFlight {
-			continue // its tx is pending: later ones may follow it (the mempool checks on pending state)
+		if pending {
+			continue // a tx carries it: later ones may follow it (the mempool checks on pending state)
 		}
 		if waiting {
 			blocked[origin] = true
@@ -85,7 +87,7 @@ func (r *Relayer) pushEgress(ctx context.Context) error {
 			// TxTimeout passes (that tx may yet be dropped).
 			r.mu.Lock()
 			r.stats.EgressAlreadyAccepted++
-			r.egress[key] = &egressState{retryAt: time.Now().Add(r.cfg.TxTimeout)}
+			r.egress[key] = &egressState{heldUntil: time.Now().Add(r.cfg.TxTimeout)}
 			r.mu.Unlock()
 			r.log.Info("egress already accepted by the chain", "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq)
 			continue

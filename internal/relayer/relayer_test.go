@@ -512,3 +512,55 @@ func (p *proxy) start() {
 	})
 	p.serve(l)
 }
+
+// A registration the chain refuses (here: the operator cannot pay the fee)
+// is retried later with a fresh report, and succeeds once it can.
+func TestRegistrationRetriedAfterRefusal(t *testing.T) {
+	ev := newEnv(t, false, testnet.Options{})
+	rt := ev.startRuntime(t)
+	poor := crypto.MustKeyPairFromURI("//PherryOperator")
+	run := startRelayer(t, ev.net.RPC(0), rt.srv.URL, poor, nil)
+	testnet.WaitFor(t, 20*time.Second, "registration refused", func() (bool, error) {
+		return run.r.Stats().RegistrationRefused >= 1, nil
+	})
+	if workerRecord(t, ev.c, rt.e.Identity()) != nil {
+		t.Fatal("registered by an operator that cannot pay")
+	}
+	if _, err := ev.c.NewSigner(alice).Submit(tctx(t), &api.Transfer{To: poor.Public(), Amount: 10 * api.Unit}); err != nil {
+		t.Fatal(err)
+	}
+	testnet.WaitFor(t, 20*time.Second, "registration after funding", func() (bool, error) {
+		return run.r.Stats().Registrations == 1, nil
+	})
+	if rec := workerRecord(t, ev.c, rt.e.Identity()); rec == nil || rec.Info.Operator != poor.Public() {
+		t.Fatalf("worker record %+v", rec)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := relayer.DefaultConfig()
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("config without an operator accepted")
+	}
+	cfg.Operator = charlie
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("default config with an operator: %v", err)
+	}
+	for name, mutate := range map[string]func(*relayer.Config){
+		"no node":       func(c *relayer.Config) { c.Node = "" },
+		"bad node":      func(c *relayer.Config) { c.Node = "127.0.0.1:26657" },
+		"bad pruntime":  func(c *relayer.Config) { c.PRuntime = "tcp://127.0.0.1:8000" },
+		"huge batch":    func(c *relayer.Config) { c.BatchSize = api.MaxSyncBatch + 1 },
+		"negative poll": func(c *relayer.Config) { c.PollInterval = -time.Second },
+	} {
+		c := cfg
+		mutate(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	zero := relayer.Config{Node: "http://127.0.0.1:1", PRuntime: "http://127.0.0.1:2", Operator: charlie}
+	if err := zero.Validate(); err != nil {
+		t.Fatalf("zero optional fields (defaults): %v", err)
+	}
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/contractbuild"
+)
+
+// Commands of confidential contracts: upload, command, query, show.
+
+func contractCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "contract",
+		Short: "Upload confidential contracts, send them encrypted commands, query them",
+		Long: `contract works with confidential contracts. Commands go through the chain,
+encrypted to the contract (only the enclave running it can read them);
+queries go straight to a worker running the contract, encrypted, and are
+answered encrypted and signed by the contract.`,
+	}
+	c.AddCommand(contractUploadCmd(g), contractCommandCmd(g), contractQueryCmd(g), contractShowCmd(g))
+	return c
+}
+
+func contractUploadCmd(g *globals) *cobra.Command {
+	var from, initInput string
+	var replicas uint8
+	c := &cobra.Command{
+		Use:   "upload <contract.wasm | go contract directory>",
+		Short: "Upload a contract and wait until a gatekeeper has deployed it to workers",
+		Long: `upload uploads WebAssembly contract code (a .wasm file, or a Go contract
+directory, which is built with GOOS=wasip1 GOARCH=wasm first). A gatekeeper
+derives the contract's keys and provisions them to --replicas registered
+workers; upload waits for that and prints the contract's id (its identity
+key), which commands and queries address.`,
+		Example: `  phala contract upload --from //Alice ./examples/contracts/token`,
+		Args:    exactArgs(1, "a .wasm file or a contract directory"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := signerKey(cmd, from)
+			if err != nil {
+				return err
+			}
+			code, err := loadCode(args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			cl, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			upload, res, err := cl.NewSigner(key).Upload(ctx, code, replicas, []byte(initInput))
+			if err != nil {
+				return fmt.Errorf("upload: %w", err)
+			}
+			rec, err := cl.WaitContract(ctx, upload)
+			if err != nil {
+				return err
+			}
+			return g.output(cmd, contractJSON(rec, res.Height), func(w io.Writer) {
+				fmt.Fprintf(w, "contract %s deployed (upload at height %d)\n", rec.Identity.Hex(), res.Height)
+				printContract(w, rec)
+			})
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "secret URI of the deployer (pays the fee; becomes the caller of init), or - for stdin")
+	c.Flags().Uint8Var(&replicas, "replicas", 1, "number of workers to run the contract")
+	c.Flags().StringVar(&initInput, "init", "", "input of the contract's init")
+	return c
+}
+
+func contractCommandCmd(g *globals) *cobra.Command {
+	var from string
+	c := &cobra.Command{
+		Use:   "command <contract id> <input>",
+		Short: "Send an encrypted command to a contract through the chain",
+		Long: `command seals <input> to the contract (CommKey between --from and the
+contract's ECDH key) and submits it as a transaction; the contract's workers
+execute it in chain order. The chain, relayers and workers' operators see
+only ciphertext.`,
+		Example: `  phala contract command --from //Alice 0x1ee8... "mint 0x8eaf...a48 100"`,
+		Args:    exactArgs(2, "a contract id and an input"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := signerKey(cmd, from)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			cl, rec, err := g.contract(cmd, ctx, args[0])
+			if err != nil {
+				return err
+			}
+			res, err := cl.NewSigner(key).Command(ctx, rec, []byte(args[1]))
+			if err != nil {
+				return fmt.Errorf("command: %w", err)
+			}
+			return g.output(cmd, map[string]any{"tx": hex.EncodeToString(res.Hash[:]), "height": res.Height}, func(w io.Writer) {
+				fmt.Fprintf(w, "command committed at height %d (tx %x); the workers execute it in order\n", res.Height, res.Hash)
+			})
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "secret URI of the sender (pays the fee; the contract's caller), or - for stdin")
+	return c
+}
+
+func contractQueryCmd(g *globals) *cobra.Command {
+	var from string
+	c := &cobra.Command{
+		Use:   "query <contract id> <input>",
+		Short: "Query a contract off-chain, encrypted, at a worker running it",
+		Long: `query finds a worker running the contract in the chain's records, sends it
+the query sealed to the contract and signed by --from, and prints the
+contract's answer (checked to be signed by the contract) and the block height
+it reflects. The contract decides who may read what.`,
+		Example: `  phala contract query --from //Bob 0x1ee8... balance`,
+		Args:    exactArgs(2, "a contract id and an input"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := signerKey(cmd, from)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			cl, rec, err := g.contract(cmd, ctx, args[0])
+			if err != nil {
+				return err
+			}
+			out, height, err := cl.QueryContract(ctx, key, rec, []byte(args[1]))
+			if err != nil {
+				return fmt.Errorf("query: %w", err)
+			}
+			return g.output(cmd, map[string]any{"output": string(out), "height": height}, func(w io.Writer) {
+				fmt.Fprintf(w, "%s\n(as of block %d)\n", out, height)
+			})
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "secret URI of the querier (signs the query; the contract's caller), or - for stdin")
+	return c
+}
+
+func contractShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "show <contract id>",
+		Short:   "Show a deployed contract: deployer, code hash, keys, workers",
+		Example: `  phala contract show 0x1ee8...`,
+		Args:    exactArgs(1, "a contract id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			_, rec, err := g.contract(cmd, ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return g.output(cmd, contractJSON(rec, 0), func(w io.Writer) { printContract(w, rec) })
+		},
+	}
+}
+
+// contract dials the node and reads a contract's record (proved).
+func (g *globals) contract(_ *cobra.Command, ctx context.Context, id string) (*client.Client, *api.ContractRecord, error) {
+	pk, err := crypto.ParsePublicKey(id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("contract id %q: %w (it is the 0x identity key `contract upload` printed)", id, err)
+	}
+	cl, err := g.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := cl.Contract(ctx, pk)
+	if err != nil {
+		return nil, nil, g.nodeError(err)
+	}
+	return cl, rec, nil
+}
+
+func signerKey(cmd *cobra.Command, from string) (*crypto.KeyPair, error) {
+	if from == "" {
+		return nil, fmt.Errorf("--from is required: the secret URI of the account (e.g. //Alice on a devnet), or - to read it from standard input")
+	}
+	uri, err := readSecret(cmd, from)
+	if err != nil {
+		return nil, err
+	}
+	return keyPairFromURI(uri)
+}
+
+func loadCode(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("contract %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return contractbuild.Build(path)
+	}
+	code, err := os.ReadFile(path)
+	if err == nil && !strings.HasPrefix(string(code), "\x00asm") {
+		return nil, fmt.Errorf("%s is not a WebAssembly module", path)
+	}
+	return code, err
+}
+
+func contractJSON(rec *api.ContractRecord, height int64) map[string]any {
+	var ws []string
+	for _, w := range rec.Workers {
+		ws = append(ws, w.Hex())
+	}
+	m := map[string]any{
+		"contract": rec.Identity.Hex(), "ecdh_key": rec.Ecdh.Hex(), "deployer": rec.Deployer.Address(),
+		"code_hash": hex.EncodeToString(rec.CodeHash[:]), "sequence": rec.Sequence, "workers": ws,
+	}
+	if height > 0 {
+		m["height"] = height
+	}
+	return m
+}
+
+func printContract(w io.Writer, rec *api.ContractRecord) {
+	fmt.Fprintf(w, "contract:   %s\necdh key:   %s\ndeployer:   %s\ncode hash:  %x\nsequence:   %d\n", rec.Identity.Hex(), rec.Ecdh.Hex(), rec.Deployer.Address(), rec.CodeHash, rec.Sequence)
+	for _, wk := range rec.Workers {
+		fmt.Fprintf(w, "worker:     %s\n", wk.Hex())
+	}
+}

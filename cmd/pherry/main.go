@@ -1,0 +1,111 @@
+// Command pherry is the relayer between one node and one pRuntime: it
+// forwards every header and block message of the chain to pRuntime, which
+// verifies them, and submits pRuntime's signed egress to the chain.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/relayer"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills at once
+	}()
+	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	d := relayer.DefaultConfig()
+	var (
+		operator, level string
+		noRegister      bool
+		cfg             = d
+	)
+	root := &cobra.Command{
+		Use:   "pherry",
+		Short: "Relay a Phala chain to a pRuntime and its egress back",
+		Long: `pherry is the untrusted relayer between one node (--node) and one pRuntime
+(--pruntime). It forwards every signed header and every block's queue messages
+to pRuntime, which verifies all of it: a relayer can delay the chain, but
+pRuntime refuses anything forged, skipped or reordered. It submits pRuntime's signed egress
+messages to the chain and, unless --no-register, registers (and renews) the
+worker with its attestation report.
+
+The --operator account signs and pays the fees of those transactions, and is
+recorded on chain as the worker's operator. The default //Alice is a public
+development key: use your own secret URI outside a development chain.
+
+pherry resumes from the heights pRuntime reports, so it can be stopped
+(Ctrl-C) and restarted at any time; node or pRuntime restarts are retried.`,
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(level)); err != nil {
+				return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+			}
+			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+			if operator == "" {
+				return fmt.Errorf("--operator is required: the secret URI of the account that pays the fees")
+			}
+			key, err := crypto.KeyPairFromURI(operator)
+			if err != nil {
+				return fmt.Errorf("--operator: %w", err)
+			}
+			cfg.Operator = key
+			cfg.Register = !noRegister
+			cfg.Log = log
+			if isTerminal(stderr) {
+				cfg.Progress = stderr
+			}
+			r, err := relayer.New(cfg)
+			if err != nil {
+				return err
+			}
+			reg := "on"
+			if noRegister {
+				reg = "off"
+			}
+			fmt.Fprintf(stdout, "pherry ready: node %s -> pRuntime %s, operator %s (pays fees), registration %s\n",
+				cfg.Node, cfg.PRuntime, key.Address(), reg)
+			return r.Run(cmd.Context())
+		},
+	}
+	f := root.Flags()
+	f.StringVar(&cfg.Node, "node", d.Node, "the node's CometBFT RPC URL")
+	f.StringVar(&cfg.PRuntime, "pruntime", d.PRuntime, "pRuntime's API URL")
+	f.StringVar(&operator, "operator", "//Alice", "secret URI of the operator account: it signs and pays the fees of egress and registration txs, and is the worker's operator (//Alice: development only)")
+	f.IntVar(&cfg.BatchSize, "batch", d.BatchSize, "headers or blocks per pRuntime call while catching up")
+	f.DurationVar(&cfg.PollInterval, "poll", d.PollInterval, "how often to ask the node for new blocks once caught up")
+	f.BoolVar(&noRegister, "no-register", false, "do not register or renew the worker on chain")
+	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
