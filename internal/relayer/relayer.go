@@ -294,13 +294,13 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 
 	if r.synced < tip {
 		if err := r.syncHeaders(ctx, tip); err != nil {
-			return false, err
+			return errors.Is(err, errResync), ignoreResync(err)
 		}
 		progressed = true
 	}
 	if r.dispatched < r.synced-1 {
 		if err := r.dispatchBlocks(ctx); err != nil {
-			return progressed, err
+			return errors.Is(err, errResync), ignoreResync(err)
 		}
 		progressed = true
 	}
@@ -428,8 +428,9 @@ func (r *Relayer) dispatchBlocks(ctx context.Context) error {
 
 // refused handles a failed pRuntime call. If pRuntime reports a height
 // other than the one this relayer assumed (another relayer fed it, or it
-// restarted from an older checkpoint), the relayer resumes from pRuntime's
-// heights at once; otherwise the refusal is an error (retried with backoff).
+// restarted from an older checkpoint), it returns errResync: the relayer
+// resumes from pRuntime's heights at once. Otherwise the refusal is an
+// error (retried with backoff).
 func (r *Relayer) refused(err error, what string, from int64) error {
 	var re *RuntimeError
 	if errors.As(err, &re) {
@@ -450,10 +451,21 @@ func (r *Relayer) refused(err error, what string, from int64) error {
 			r.log.Log(context.Background(), lvl, "pRuntime is elsewhere than assumed; resuming from its heights",
 				"call", what, "assumed", assumed, "reported", *reported)
 			r.known = false
-			return nil
+			return errResync
 		}
 	}
 	return fmt.Errorf("%s from %d: %w", what, from, err)
+}
+
+// errResync: pRuntime is not where the relayer assumed; the round ends and
+// the next one starts from pRuntime's heights.
+var errResync = errors.New("resync with pRuntime")
+
+func ignoreResync(err error) error {
+	if errors.Is(err, errResync) {
+		return nil
+	}
+	return err
 }
 
 func (r *Relayer) logBatch(msg string, from, to int64, fetch, total time.Duration) {

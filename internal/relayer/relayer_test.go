@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -233,7 +234,8 @@ func TestCatchUpFollowAndRegister(t *testing.T) {
 	history := ev.net.Height(0)
 
 	start := time.Now()
-	run := startRelayer(t, ev.net.RPC(0), rt.srv.URL, charlie, nil)
+	var prog strings.Builder // written by Run only; read after it returned
+	run := startRelayer(t, ev.net.RPC(0), rt.srv.URL, charlie, func(c *relayer.Config) { c.Progress = &prog })
 	waitDispatched(t, rt.e, history, 30*time.Second)
 	el := time.Since(start)
 	t.Logf("caught up with %d blocks in %s (%.0f blocks/s, headers and blocks, including startup)", history, el.Round(time.Millisecond), float64(history)/el.Seconds())
@@ -267,6 +269,33 @@ func TestCatchUpFollowAndRegister(t *testing.T) {
 	run.stop(t)
 	if info := rt.e.Info(); info.Synced < history || info.Dispatched < history {
 		t.Fatalf("pRuntime after stop: %+v", info)
+	}
+	if p := prog.String(); !strings.Contains(p, "catching up") || !strings.Contains(p, "(100.0%)") || !strings.HasSuffix(p, "\n") {
+		t.Fatalf("progress output %q", p)
+	}
+}
+
+// A pRuntime of another chain is a configuration error: Run returns it.
+func TestPRuntimeOfAnotherChain(t *testing.T) {
+	ev := newEnv(t, false, testnet.Options{})
+	other := *ev.genesis
+	other.ChainID = "another-chain"
+	ev.genesis = &other
+	rt := ev.startRuntime(t)
+	cfg := relayer.DefaultConfig()
+	cfg.Node, cfg.PRuntime, cfg.Operator = ev.net.RPC(0), rt.srv.URL, charlie
+	cfg.Log = testnet.TestLogger(t, slog.LevelInfo)
+	r, err := relayer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.Run(ctx); err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "another-chain") {
+		t.Fatalf("Run: %v", err)
+	}
+	if rt.e.Info().Synced != 0 {
+		t.Fatal("headers of another chain were sent")
 	}
 }
 
