@@ -187,3 +187,29 @@ func postQuery(ctx context.Context, endpoint string, q *api.ContractQuery) (*api
 	}
 	return api.DecodeContractQueryResponse(b)
 }
+
+// Send sends the query to a worker's API endpoint (from its WorkerInfo)
+// and opens the answer.
+func (p *PendingQuery) Send(ctx context.Context, endpoint string) ([]byte, int64, error) {
+	resp, err := postQuery(ctx, endpoint, p.Query)
+	if err != nil {
+		return nil, 0, err
+	}
+	return p.Open(resp)
+}
+
+// WorkerEndpoint returns the API endpoint a worker registered (proved).
+func (c *Client) WorkerEndpoint(ctx context.Context, worker crypto.PublicKey) (string, error) {
+	v, err := c.proveValue(ctx, api.QueryWorker, worker[:])
+	if err != nil {
+		return "", err
+	}
+	if v == nil {
+		return "", fmt.Errorf("worker %s is not registered", worker.Hex())
+	}
+	wr, err := api.DecodeWorkerRecord(v)
+	if err != nil {
+		return "", err
+	}
+	return wr.Info.Endpoint, nil
+}

@@ -344,6 +344,9 @@ func TestEgressOnceWithConcurrentRelayers(t *testing.T) {
 	if n := sa.EgressCommitted + sb.EgressCommitted; n != 1 {
 		t.Fatalf("%d push_message txs committed, want 1", n)
 	}
+	if n := sa.EgressAlreadyAccepted + sb.EgressAlreadyAccepted; n > 1 {
+		t.Fatalf("the message was offered %d times more after the chain had it", n)
+	}
 	if sc.EgressSubmitted+sc.EgressAlreadyAccepted+sc.EgressRefused != 0 {
 		t.Fatalf("stale-egress relayer tried to submit: %+v", sc)
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/phalago/phala/api"
@@ -38,6 +39,7 @@ type Contract struct {
 	store    *Store
 	GasLimit uint64
 	calls    uint64 // calls executed, for deterministic randomness
+	chMu     sync.Mutex
 	channels map[crypto.PublicKey]*channel.Channel
 }
 
@@ -199,6 +201,7 @@ const MaxQueryTTL = 10 * time.Minute
 // last block time. It remembers (client, nonce) until the query's
 // NotAfter, at most MaxQueryTTL.
 type QueryGuard struct {
+	mu        sync.Mutex
 	seen      map[[48]byte]int64 // (from, nonce) -> not after
 	byExpiry  map[int64][][48]byte
 	lastPurge int64
@@ -225,6 +228,8 @@ func (g *QueryGuard) purge(now int64) {
 }
 
 func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.purge(now.Unix())
 	if q.NotAfter < now.Unix() {
 		return fmt.Errorf("%w: expired at %s (block time %s)", ErrQueryRefused, time.Unix(q.NotAfter, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
@@ -246,6 +251,8 @@ func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
 // channel returns the query channel with a client, caching the ECDH result
 // per client (bounded).
 func (c *Contract) channel(peer crypto.PublicKey) (*channel.Channel, error) {
+	c.chMu.Lock()
+	defer c.chMu.Unlock()
 	if ch, ok := c.channels[peer]; ok {
 		return ch, nil
 	}
@@ -265,26 +272,47 @@ const maxCachedChannels = 10_000
 // HandleQuery verifies, decrypts and answers an off-chain query at height
 // (the last block this worker dispatched, whose time is now).
 func (c *Contract) HandleQuery(ctx context.Context, g *QueryGuard, q *api.ContractQuery, height int64, now time.Time) (*api.ContractQueryResponse, error) {
+	input, ch, err := c.OpenQuery(g, q, now)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Query(ctx, q.From, input, height, now)
+	return c.Answer(ch, q, height, res, err), nil
+}
+
+// OpenQuery checks a query's address, signature, expiry and nonce and
+// decrypts its input. It is safe to call concurrently with other calls of
+// OpenQuery and Answer (not with Query or Command), so the costly
+// cryptography of many queries runs in parallel.
+func (c *Contract) OpenQuery(g *QueryGuard, q *api.ContractQuery, now time.Time) ([]byte, *channel.Channel, error) {
 	if q.Contract != c.ID() {
-		return nil, fmt.Errorf("%w: query for contract %s sent to %s", ErrQueryRefused, q.Contract.Short(), c.ID().Short())
+		return nil, nil, fmt.Errorf("%w: query for contract %s sent to %s", ErrQueryRefused, q.Contract.Short(), c.ID().Short())
 	}
 	if !q.From.Verify(api.ContextQuery, q.SignBytes(), q.Signature) {
-		return nil, fmt.Errorf("%w: signature does not verify", ErrQueryRefused)
+		return nil, nil, fmt.Errorf("%w: signature does not verify", ErrQueryRefused)
 	}
 	ch, err := c.channel(q.From)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrQueryRefused, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrQueryRefused, err)
 	}
 	input, err := ch.Open(q.Ciphertext, q.Header())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrQueryRefused, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrQueryRefused, err)
 	}
 	if err := g.check(q, now); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return input, ch, nil
+}
+
+// Answer seals and signs the answer to q (res and err from Query). Safe
+// for concurrent use.
+func (c *Contract) Answer(ch *channel.Channel, q *api.ContractQuery, height int64, res *Result, err error) *api.ContractQueryResponse {
 	status := byte(0)
-	res, err := c.Query(ctx, q.From, input, height, now)
-	out := res.Output
+	var out []byte
+	if res != nil {
+		out = res.Output
+	}
 	if err != nil {
 		status = 1
 		if !errors.Is(err, vm.ErrFailed) {
@@ -294,5 +322,5 @@ func (c *Contract) HandleQuery(ctx context.Context, g *QueryGuard, q *api.Contra
 	resp := &api.ContractQueryResponse{Query: q.Hash(), Height: height}
 	resp.Ciphertext = ch.Seal(append([]byte{status}, out...), resp.AD())
 	resp.Signature = c.keys.Identity.Sign(api.ContextQueryResponse, resp.SignBytes())
-	return resp, nil
+	return resp
 }

@@ -256,18 +256,27 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 }
 
 // Query answers an off-chain contract query at the last dispatched block.
+//
+// The signature check, decryption, sealing and signing run outside the
+// engine's lock, so queries use every core; only the contract call holds
+// it, so the answer reflects exactly the height it states.
 func (e *Engine) Query(q *api.ContractQuery) (*api.ContractQueryResponse, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	r, ok := e.running[q.Contract]
+	now := time.Unix(0, e.st.blockTime)
+	e.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: this worker does not run contract %s", ErrBadInput, q.Contract.Hex())
 	}
-	resp, err := r.c.HandleQuery(context.Background(), e.guard, q, e.st.dispatched, time.Unix(0, e.st.blockTime))
+	input, ch, err := r.c.OpenQuery(e.guard, q, now)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
-	return resp, nil
+	e.mu.Lock()
+	height := e.st.dispatched
+	res, qerr := r.c.Query(context.Background(), q.From, input, height, time.Unix(0, e.st.blockTime))
+	e.mu.Unlock()
+	return r.c.Answer(ch, q, height, res, qerr), nil
 }
 
 // ContractRoots returns the state root of every contract this worker runs.

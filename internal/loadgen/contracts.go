@@ -1,0 +1,218 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	coretypes "github.com/cometbft/cometbft/rpc/core/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/crypto/channel"
+)
+
+// ContractConfig is a run of confidential commands and queries against a
+// devnet: the token is deployed, Senders accounts get tokens, then
+// Commands transfers are submitted (pre-signed, sealed to the contract) and
+// timed until a worker has executed them; then Queries balance queries are
+// sent to a worker by Concurrency clients.
+type ContractConfig struct {
+	RPC         string
+	Code        []byte // the token's WebAssembly
+	Commands    int
+	Queries     int
+	Senders     int
+	Concurrency int
+	Batch       int
+	Funder      *crypto.KeyPair
+	Log         func(format string, args ...any)
+}
+
+// ContractResult of a run.
+type ContractResult struct {
+	Commands       int
+	CommandSpan    time.Duration // first submission to the worker having dispatched the last command's block
+	CommandsPerSec float64
+	Queries        int
+	QuerySpan      time.Duration
+	QueriesPerSec  float64
+	P50, P99       time.Duration
+	Failed         int
+}
+
+func (r *ContractResult) String() string {
+	return fmt.Sprintf("commands: %d executed in %s = %.0f/s end to end; queries: %d in %s = %.0f/s, p50 %s, p99 %s (failed %d)",
+		r.Commands, r.CommandSpan.Round(time.Millisecond), r.CommandsPerSec, r.Queries, r.QuerySpan.Round(time.Millisecond), r.QueriesPerSec,
+		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Failed)
+}
+
+// RunContracts performs the measurement.
+func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, error) {
+	logf := cfg.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	c, err := client.Dial(ctx, cfg.RPC)
+	if err != nil {
+		return nil, err
+	}
+	owner := c.NewSigner(cfg.Funder)
+	upload, _, err := owner.Upload(ctx, cfg.Code, 1, nil)
+	if err != nil {
+		return nil, fmt.Errorf("upload: %w", err)
+	}
+	rec, err := c.WaitContract(ctx, upload)
+	if err != nil {
+		return nil, err
+	}
+	endpoint, err := c.WorkerEndpoint(ctx, rec.Workers[0])
+	if err != nil {
+		return nil, err
+	}
+	logf("token deployed as %s on worker %s", rec.Identity.Short(), endpoint)
+	senders := make([]*crypto.KeyPair, cfg.Senders)
+	for i := range senders {
+		if senders[i], _, err = crypto.GenerateKeyPair(); err != nil {
+			return nil, err
+		}
+		if _, err := owner.Submit(ctx, &api.Transfer{To: senders[i].Public(), Amount: uint64(cfg.Commands/cfg.Senders+2) * (c.Params().MinFee(512) + 1)}); err != nil {
+			return nil, fmt.Errorf("fund sender: %w", err)
+		}
+		if _, err := owner.Command(ctx, rec, []byte(fmt.Sprintf("mint %s %d", senders[i].Public().Hex(), 1<<40))); err != nil {
+			return nil, fmt.Errorf("mint: %w", err)
+		}
+	}
+	// Pre-sign and seal the commands: sender i's nonces ascend.
+	per := make([][][]byte, cfg.Senders)
+	for i, k := range senders {
+		ch, err := channel.New(k, rec.Ecdh, api.ChannelPurposeCommand)
+		if err != nil {
+			return nil, err
+		}
+		to := senders[(i+1)%len(senders)].Public().Hex()
+		for n := 0; n < cfg.Commands/cfg.Senders; n++ {
+			nonce := uint64(n)
+			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, Sealed: ch.Seal([]byte("transfer "+to+" 1"), api.CommandAD(rec.Identity, k.Public(), nonce))}
+			per[i] = append(per[i], client.BuildTx(c.ChainID(), c.Params(), k, nonce, call).Encode())
+		}
+	}
+	res := &ContractResult{}
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range per {
+		wg.Add(1)
+		go func(txs [][]byte) {
+			defer wg.Done()
+			rpc, err := rpchttp.New(cfg.RPC, "/websocket")
+			if err != nil {
+				failed.Add(int64(len(txs)))
+				return
+			}
+			for j := 0; j < len(txs); j += cfg.Batch {
+				b := rpc.NewBatch()
+				for _, tx := range txs[j:min(j+cfg.Batch, len(txs))] {
+					b.BroadcastTxSync(ctx, tx)
+				}
+				out, err := b.Send(ctx)
+				if err != nil {
+					failed.Add(int64(min(cfg.Batch, len(txs)-j)))
+					continue
+				}
+				for _, r := range out {
+					if br, ok := r.(*coretypes.ResultBroadcastTx); !ok || br.Code != 0 {
+						failed.Add(1)
+					}
+				}
+			}
+		}(per[i])
+	}
+	wg.Wait()
+	// Wait for the mempool to drain, then for the worker to dispatch the tip.
+	for {
+		n, err := c.RPC().NumUnconfirmedTxs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if n.Total == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tip, err := c.Height(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		h, err := dispatched(ctx, endpoint)
+		if err != nil {
+			return nil, err
+		}
+		if h >= tip {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res.CommandSpan = time.Since(start)
+	res.Commands = cfg.Commands/cfg.Senders*cfg.Senders - int(failed.Load())
+	res.CommandsPerSec = float64(res.Commands) / res.CommandSpan.Seconds()
+	logf("commands done: %d in %s", res.Commands, res.CommandSpan)
+
+	// Queries: pre-built, sent by Concurrency clients.
+	qs := make([]*client.PendingQuery, cfg.Queries)
+	for i := range qs {
+		if qs[i], err = client.NewQuery(senders[i%len(senders)], rec.Identity, rec.Ecdh, []byte("balance"), time.Now().Add(5*time.Minute)); err != nil {
+			return nil, err
+		}
+	}
+	lat := make([]time.Duration, cfg.Queries)
+	var next atomic.Int64
+	qstart := time.Now()
+	for w := 0; w < cfg.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(qs) {
+					return
+				}
+				t0 := time.Now()
+				if _, _, err := qs[i].Send(ctx, endpoint); err != nil {
+					failed.Add(1)
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	res.QuerySpan = time.Since(qstart)
+	res.Queries = cfg.Queries
+	res.QueriesPerSec = float64(cfg.Queries) / res.QuerySpan.Seconds()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	res.P50, res.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	res.Failed = int(failed.Load())
+	return res, nil
+}
+
+func dispatched(ctx context.Context, endpoint string) (int64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(endpoint, "/")+"/info", nil)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Body.Close()
+	var info struct {
+		Dispatched int64 `json:"dispatched_block"`
+	}
+	return info.Dispatched, json.NewDecoder(r.Body).Decode(&info)
+}
