@@ -271,3 +271,54 @@ func ContractUploadKey(upload [32]byte) []byte { return append([]byte("cu/"), up
 
 // DeployerSeqKey is the state key of a deployer's upload count.
 func DeployerSeqKey(d crypto.PublicKey) []byte { return append([]byte("cs/"), d[:]...) }
+
+// Master key sharing between gatekeepers.
+const (
+	// TopicMasterKeyShare: payload MasterKeyShare (origin a gatekeeper
+	// holding the MasterKey), sent when another gatekeeper registers.
+	TopicMasterKeyShare = "phala/gatekeeper/master_key_share"
+	// ChannelPurposeMasterKey is the channel purpose of MasterKey shares.
+	ChannelPurposeMasterKey = "master key"
+)
+
+// MasterKeyShare is the MasterKey sealed from one gatekeeper's pRuntime to
+// another's: CommKey(FromEcdh, ToEcdh) for ChannelPurposeMasterKey, with
+// the other fields bound as additional data.
+type MasterKeyShare struct {
+	To       crypto.PublicKey // the receiving gatekeeper's identity
+	ToEcdh   crypto.PublicKey
+	FromEcdh crypto.PublicKey
+	Master   crypto.PublicKey // the master public key being shared
+	Sealed   []byte
+}
+
+// AD returns the additional data bound to Sealed.
+func (s *MasterKeyShare) AD() []byte {
+	b := make([]byte, 0, 128)
+	for _, k := range []crypto.PublicKey{s.To, s.ToEcdh, s.FromEcdh, s.Master} {
+		b = append(b, k[:]...)
+	}
+	return b
+}
+
+// Encode returns the canonical bytes.
+func (s *MasterKeyShare) Encode() []byte {
+	w := codec.NewWriter(200)
+	w.Fixed(s.AD())
+	w.BytesField(s.Sealed)
+	return w.Bytes()
+}
+
+// DecodeMasterKeyShare strictly decodes the payload.
+func DecodeMasterKeyShare(b []byte) (*MasterKeyShare, error) {
+	s := &MasterKeyShare{}
+	r := codec.NewReader(b)
+	for _, k := range []*crypto.PublicKey{&s.To, &s.ToEcdh, &s.FromEcdh, &s.Master} {
+		r.Fixed(k[:])
+	}
+	s.Sealed = r.BytesField(256)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: master key share: %v", ErrMalformed, err)
+	}
+	return s, nil
+}

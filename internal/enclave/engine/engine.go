@@ -154,6 +154,8 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicContractUploaded, e.onUploaded)
 	e.handle(api.TopicContractKey, e.onGrant)
 	e.handle(api.TopicContractCommand, e.onCommand)
+	e.handle(api.TopicMasterKey, e.onMasterKeyAnnounced)
+	e.handle(api.TopicMasterKeyShare, e.onMasterKeyShare)
 	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
 		e.role = RoleGatekeeper
 		if err := e.initGatekeeper(); err != nil {
@@ -360,7 +362,7 @@ func (e *Engine) ack(m *api.Message) {
 	})
 }
 
-func (e *Engine) onWorkerRegistered(_ *Context, m *api.Message) error {
+func (e *Engine) onWorkerRegistered(ctx *Context, m *api.Message) error {
 	if m.Origin != api.ModuleOrigin("registry") {
 		return fmt.Errorf("worker registration from %s, not the registry", m.Origin)
 	}
@@ -369,6 +371,7 @@ func (e *Engine) onWorkerRegistered(_ *Context, m *api.Message) error {
 		return err
 	}
 	e.st.workers[rec.Info.IdentityKey] = rec
+	e.shareMaster(ctx, rec)
 	return nil
 }
 

@@ -35,6 +35,8 @@ type state struct {
 	egress    []api.SignedMessage
 	// Contract uploads seen (chain-derived).
 	uploads map[[32]byte]*upload
+	// The master public key the first gatekeeper announced.
+	masterPub crypto.PublicKey
 }
 
 func newState() *state {
@@ -91,6 +93,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 		w.BytesField(s.workers[k].Encode())
 	}
 	s.encodeUploads(w)
+	w.Fixed(s.masterPub[:])
 }
 
 // root is the state root: SHA-256 over the chain-derived state. Two
@@ -149,6 +152,7 @@ func decodeState(b []byte) (*state, error) {
 		s.workers[rec.Info.IdentityKey] = rec
 	}
 	s.decodeUploads(r)
+	r.Fixed(s.masterPub[:])
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()
