@@ -20,6 +20,7 @@ const (
 	QueryAttestation = "/attestation" // value: AttestationSettings
 	QueryNextSeq     = "/mq/next_seq" // data: origin; value: uvarint next sequence (absent = 0)
 	QueryMessages    = "/mq/messages" // height from the request; value: BlockMessages (no proof op: verify with BlockMessages.Verify)
+	QueryWorkers     = "/workers"     // a listing (unproved): key list of registered identities; prove each with /worker
 )
 
 // State keys. Every proved query value lives under one of these.

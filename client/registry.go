@@ -95,3 +95,13 @@ func (c *Client) AccountProved(ctx context.Context, pk crypto.PublicKey) (api.Ac
 	}
 	return *a, pv.Height, nil
 }
+
+// WorkerIDs lists the identities of registered workers (a listing the node
+// answers without proof; read each with Worker to have it proved).
+func (c *Client) WorkerIDs(ctx context.Context) ([]crypto.PublicKey, error) {
+	v, _, err := c.query(ctx, api.QueryWorkers, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	return api.DecodeKeys(v)
+}

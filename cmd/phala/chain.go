@@ -305,8 +305,8 @@ func workerCmd(g *globals) *cobra.Command {
 		Long: `worker reads the registration of the worker whose identity key is given (SS58
 or 0x-hex; pRuntime prints it when it starts) with a proof, and prints its
 pRuntime endpoint, operator, ECDH key, attested platform and measurement,
-and the heights at which it was registered and expires. The chain keeps no
-list of workers: look them up one identity at a time.`,
+and the heights at which it was registered and expires. ` + "`phala workers`" + ` lists
+every registered worker.`,
 		Example: `  phala worker 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY
   phala worker 0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d --json`,
 		Args: exactArgs(1, "one identity key"),
@@ -442,4 +442,52 @@ type keyJSON struct {
 type gatekeepersJSON struct {
 	Gatekeepers []keyJSON `json:"gatekeepers"`
 	MasterKey   *keyJSON  `json:"master_key"` // null until published
+}
+
+func workersCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "workers",
+		Short: "List registered workers (each registration proved)",
+		Long: `workers asks the node for the identities of all registered workers, then
+reads each registration with a proof, and prints identity, endpoint,
+operator, platform and expiry.`,
+		Example: `  phala workers
+  phala workers --json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			ids, err := c.WorkerIDs(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			type row struct {
+				Identity  string `json:"identity"`
+				Endpoint  string `json:"endpoint"`
+				Operator  string `json:"operator"`
+				Platform  string `json:"platform"`
+				ExpiresAt int64  `json:"expires_at"`
+			}
+			rows := []row{}
+			for _, id := range ids {
+				w, err := c.Worker(ctx, id)
+				if err != nil {
+					return g.nodeError(err)
+				}
+				rows = append(rows, row{id.Hex(), w.Info.Endpoint, w.Info.Operator.Address(), w.Platform, w.ExpiresAt})
+			}
+			return g.output(cmd, rows, func(w io.Writer) {
+				if len(rows) == 0 {
+					fmt.Fprintln(w, "no registered workers")
+				}
+				for _, r := range rows {
+					fmt.Fprintf(w, "%s  %s  operator %s  %s  expires at %d\n", r.Identity, r.Endpoint, r.Operator, r.Platform, r.ExpiresAt)
+				}
+			})
+		},
+	}
 }

@@ -73,7 +73,7 @@ phala-node) and --json (machine-readable output).`,
 	root.AddCommand(
 		keyCmd(g),
 		statusCmd(g), balanceCmd(g), transferCmd(g),
-		workerCmd(g), gatekeepersCmd(g),
+		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
 		contractCmd(g), devnetCmd(g), benchCmd(g),
 	)
 	return root

@@ -410,6 +410,10 @@ func TestChain(t *testing.T) {
 			}
 		}
 		fails(t, []string{"worker " + bob.Address() + " is not registered", "proved absent"}, phala("worker", bob.Address())...)
+		list := ok(t, phala("workers")...)
+		if !strings.Contains(list, identity.Public().Hex()) || !strings.Contains(list, info.Endpoint) {
+			t.Errorf("workers lacks the registered worker:\n%s", list)
+		}
 	})
 
 	t.Run("gatekeepers", func(t *testing.T) {

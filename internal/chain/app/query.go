@@ -8,6 +8,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/store"
 )
 
@@ -34,6 +35,23 @@ func (a *App) query(req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 		}
 		return &abci.ResponseQuery{Height: h, Value: bm.Encode()}, nil
 	}
+	if req.Path == api.QueryWorkers {
+		snap, err := a.store.Snapshot(req.Height)
+		if err != nil {
+			return nil, notFound(err)
+		}
+		var ids []crypto.PublicKey
+		err = snap.Prefix([]byte("w/"), maxListing, func(k, _ []byte) bool {
+			var pk crypto.PublicKey
+			copy(pk[:], k[2:])
+			ids = append(ids, pk)
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &abci.ResponseQuery{Height: snap.Height(), Value: api.EncodeKeys(ids)}, nil
+	}
 	key, err := api.QueryKey(req.Path, req.Data)
 	if err != nil {
 		return nil, err
@@ -59,6 +77,9 @@ func (a *App) query(req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 	}
 	return res, nil
 }
+
+// maxListing bounds listings.
+const maxListing = 10_000
 
 func notFound(err error) error {
 	if errors.Is(err, store.ErrNoVersion) {

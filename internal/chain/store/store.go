@@ -228,6 +228,27 @@ func (sn *Snapshot) Set(key, value []byte) { panic("write to a read-only snapsho
 // Delete panics: snapshots are read-only.
 func (sn *Snapshot) Delete(key []byte) { panic("delete in a read-only snapshot") }
 
+// Prefix calls f for every key under prefix, in key order, until f returns
+// false or limit entries were visited.
+func (sn *Snapshot) Prefix(prefix []byte, limit int, f func(key, value []byte) bool) error {
+	sn.mu.RLock()
+	defer sn.mu.RUnlock()
+	end := append([]byte(nil), prefix...)
+	end[len(end)-1]++
+	it, err := sn.tree.Iterator(prefix, end, true)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for n := 0; it.Valid() && n < limit; it.Next() {
+		if !f(it.Key(), it.Value()) {
+			break
+		}
+		n++
+	}
+	return it.Error()
+}
+
 // Prove returns the value of key and the proof ops that verify it (or its
 // absence) with api.VerifyStateProof against the next header's app hash.
 func (sn *Snapshot) Prove(key []byte) ([]byte, *cmtcrypto.ProofOps, error) {
