@@ -18,6 +18,7 @@ const (
 	CallRegisterWorker  CallKind = 4
 	CallUploadContract  CallKind = 5
 	CallContractCommand CallKind = 6
+	CallContractQuery   CallKind = 7
 )
 
 var callNames = map[CallKind]string{
@@ -27,6 +28,7 @@ var callNames = map[CallKind]string{
 	CallRegisterWorker:  "register_worker",
 	CallUploadContract:  "upload_contract",
 	CallContractCommand: "contract_command",
+	CallContractQuery:   "contract_query",
 }
 
 func (k CallKind) String() string {
@@ -66,8 +68,10 @@ func DecodeCall(kind CallKind, body []byte) (Call, error) {
 		c = decodeUploadContract(r)
 	case CallContractCommand:
 		c = decodeContractCommand(r)
+	case CallContractQuery:
+		c = decodeContractQueryCall(r)
 	default:
-		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command)", ErrUnknownCall, kind)
+		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query)", ErrUnknownCall, kind)
 	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, kind, err)

@@ -322,3 +322,40 @@ func DecodeMasterKeyShare(b []byte) (*MasterKeyShare, error) {
 	}
 	return s, nil
 }
+
+// The on-chain query path, the fallback when no worker's endpoint answers.
+const (
+	// TopicContractQuery: payload an encoded ContractQuery (origin module
+	// contracts).
+	TopicContractQuery = "phala/contracts/query"
+	// TopicContractReturn: payload an encoded ContractQueryResponse
+	// (origin the contract).
+	TopicContractReturn = "phala/contracts/return"
+	// QueryContractReturn reads the answer to an on-chain query: data is
+	// the query's hash; value an encoded ContractQueryResponse.
+	QueryContractReturn = "/contract/return"
+)
+
+// ContractQueryCall puts a signed, sealed contract query on chain
+// (ContractQuery(query_id, contract, client, encrypted_data) of the
+// specification); a worker running the contract answers with a
+// ContractReturn message the chain stores under the query's hash.
+type ContractQueryCall struct{ Query ContractQuery }
+
+func (*ContractQueryCall) Kind() CallKind           { return CallContractQuery }
+func (c *ContractQueryCall) encode(w *codec.Writer) { w.BytesField(c.Query.Encode()) }
+func decodeContractQueryCall(r *codec.Reader) *ContractQueryCall {
+	b := r.BytesField(MaxQueryBytes + 256)
+	if r.Err() != nil {
+		return &ContractQueryCall{}
+	}
+	q, err := DecodeContractQuery(b)
+	if err != nil {
+		r.Fail(err)
+		return &ContractQueryCall{}
+	}
+	return &ContractQueryCall{Query: *q}
+}
+
+// ContractReturnKey is the state key of an on-chain query's answer.
+func ContractReturnKey(query [32]byte) []byte { return append([]byte("cr/"), query[:]...) }

@@ -119,6 +119,11 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 	case QueryContract:
 		pk, err := key32()
 		return ContractKey(pk), err
+	case QueryContractReturn:
+		if len(data) != 32 {
+			return nil, fmt.Errorf("%w: %s takes a 32-byte query hash", ErrInvalidCall, path)
+		}
+		return ContractReturnKey([32]byte(data)), nil
 	case QueryDeployerSeq:
 		pk, err := key32()
 		return DeployerSeqKey(pk), err

@@ -213,3 +213,36 @@ func (c *Client) WorkerEndpoint(ctx context.Context, worker crypto.PublicKey) (s
 	}
 	return wr.Info.Endpoint, nil
 }
+
+// QueryOnChain is the fallback query path: the signed, sealed query goes on
+// chain in a transaction, a worker running the contract answers through
+// the chain, and the answer is read back with a proof. Slower and paid
+// for; use it when no worker endpoint answers.
+func (s *Signer) QueryOnChain(ctx context.Context, rec *api.ContractRecord, input []byte) ([]byte, int64, error) {
+	p, err := NewQuery(s.key, rec.Identity, rec.Ecdh, input, time.Now().Add(2*time.Minute))
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := s.Submit(ctx, &api.ContractQueryCall{Query: *p.Query}); err != nil {
+		return nil, 0, err
+	}
+	h := p.Query.Hash()
+	for {
+		v, err := s.c.proveValue(ctx, api.QueryContractReturn, h[:])
+		if err != nil {
+			return nil, 0, err
+		}
+		if v != nil {
+			resp, err := api.DecodeContractQueryResponse(v)
+			if err != nil {
+				return nil, 0, err
+			}
+			return p.Open(resp)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("wait for the contract's answer on chain: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

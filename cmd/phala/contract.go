@@ -116,6 +116,7 @@ only ciphertext.`,
 
 func contractQueryCmd(g *globals) *cobra.Command {
 	var from string
+	var onChain bool
 	c := &cobra.Command{
 		Use:   "query <contract id> <input>",
 		Short: "Query a contract off-chain, encrypted, at a worker running it",
@@ -136,7 +137,13 @@ it reflects. The contract decides who may read what.`,
 			if err != nil {
 				return err
 			}
-			out, height, err := cl.QueryContract(ctx, key, rec, []byte(args[1]))
+			var out []byte
+			var height int64
+			if onChain {
+				out, height, err = cl.NewSigner(key).QueryOnChain(ctx, rec, []byte(args[1]))
+			} else {
+				out, height, err = cl.QueryContract(ctx, key, rec, []byte(args[1]))
+			}
 			if err != nil {
 				return fmt.Errorf("query: %w", err)
 			}
@@ -146,6 +153,7 @@ it reflects. The contract decides who may read what.`,
 		},
 	}
 	c.Flags().StringVar(&from, "from", "", "secret URI of the querier (signs the query; the contract's caller), or - for stdin")
+	c.Flags().BoolVar(&onChain, "on-chain", false, "send the query through the chain (a paid transaction; the fallback when no worker endpoint answers)")
 	return c
 }
 

@@ -95,6 +95,11 @@ func TestDevnetToken(t *testing.T) {
 	if _, _, err := c.QueryContract(ctx, alice, rec, []byte("balance "+bob.Public().Hex())); err == nil {
 		t.Fatal("alice read bob's balance")
 	}
+	// The on-chain fallback gives the same answer, through the chain.
+	out, h, err := bs.QueryOnChain(ctx, rec, []byte("balance"))
+	if err != nil || string(out) != "950" {
+		t.Fatalf("on-chain query: %q at %d: %v", out, h, err)
+	}
 	roots := map[string]bool{}
 	for _, rt := range d.Runtimes[1:] {
 		info, err := rt.API.Info(ctx)

@@ -228,6 +228,8 @@ func (a *App) runCall(ctx *block.Context, signer crypto.PublicKey, call api.Call
 		return contracts.Upload(ctx, signer, c)
 	case *api.ContractCommand:
 		return contracts.Command(ctx, signer, c)
+	case *api.ContractQueryCall:
+		return contracts.Query(ctx, c)
 	}
 	return fmt.Errorf("%w: %s", api.ErrUnknownCall, call.Kind())
 }
@@ -314,6 +316,10 @@ func authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height in
 // onPushed lets the chain's modules act on the messages enclaves send them
 // (they stay in the queue whatever the module makes of them).
 func onPushed(ctx *block.Context, m *api.Message) {
+	if m.Origin.Kind == api.OriginContract && m.Topic == api.TopicContractReturn {
+		contracts.OnReturn(ctx, m.Origin.Key, m.Payload)
+		return
+	}
 	if m.Origin.Kind != api.OriginGatekeeper {
 		return
 	}

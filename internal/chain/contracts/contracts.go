@@ -177,3 +177,26 @@ func beUint64(b []byte) uint64 {
 	}
 	return v
 }
+
+// Query queues an on-chain query for a deployed contract.
+func Query(ctx *block.Context, c *api.ContractQueryCall) error {
+	if Record(ctx.KV, c.Query.Contract) == nil {
+		return fmt.Errorf("%w: no contract %s is deployed", api.ErrInvalidCall, c.Query.Contract.Hex())
+	}
+	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractQuery, c.Query.Encode())
+}
+
+// OnReturn stores a contract's answer to an on-chain query (the first
+// replica's answer wins).
+func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
+	resp, err := api.DecodeContractQueryResponse(payload)
+	if err != nil {
+		return
+	}
+	key := api.ContractReturnKey(resp.Query)
+	if ctx.KV.Get(key) != nil {
+		return
+	}
+	ctx.KV.Set(key, payload)
+	ctx.Event("contract_return", "contract", contract.Hex(), "query", hex.EncodeToString(resp.Query[:]))
+}

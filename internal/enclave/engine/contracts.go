@@ -390,3 +390,30 @@ func (e *Engine) decodeRunning(b []byte) error {
 	}
 	return r.Done()
 }
+
+// onChainQuery answers a query put on chain: the answer goes back through
+// the chain as the contract's ContractReturn message. Only expiry is
+// checked here (by block time, the same on every replica): the chain's
+// ordering makes the answer deterministic in all but its random sealing,
+// and the chain keeps the first replica's answer.
+func (e *Engine) onChainQuery(ctx *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin("contracts") {
+		return fmt.Errorf("contract query from %s", m.Origin)
+	}
+	q, err := api.DecodeContractQuery(m.Payload)
+	if err != nil {
+		return err
+	}
+	r, ok := e.running[q.Contract]
+	if !ok {
+		return nil
+	}
+	input, ch, err := r.c.OpenQuery(contracts.NewQueryGuard(), q, ctx.Time)
+	if err != nil {
+		return err
+	}
+	res, qerr := r.c.Query(context.Background(), q.From, input, ctx.Height, ctx.Time)
+	resp := r.c.Answer(ch, q, ctx.Height, res, qerr)
+	e.emitContract(r.c, &contracts.Result{Messages: []contracts.Message{{Topic: api.TopicContractReturn, Payload: resp.Encode()}}})
+	return nil
+}

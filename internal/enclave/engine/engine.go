@@ -154,6 +154,7 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicContractUploaded, e.onUploaded)
 	e.handle(api.TopicContractKey, e.onGrant)
 	e.handle(api.TopicContractCommand, e.onCommand)
+	e.handle(api.TopicContractQuery, e.onChainQuery)
 	e.handle(api.TopicMasterKey, e.onMasterKeyAnnounced)
 	e.handle(api.TopicMasterKeyShare, e.onMasterKeyShare)
 	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
