@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -74,11 +75,16 @@ func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract
 	}
 	seq := uint64(0)
 	if v := ctx.KV.Get(api.DeployerSeqKey(deployer)); len(v) == 8 {
-		seq = beUint64(v)
+		seq = binary.BigEndian.Uint64(v)
 	}
-	ctx.KV.Set(api.DeployerSeqKey(deployer), beBytes(seq+1))
+	ctx.KV.Set(api.DeployerSeqKey(deployer), binary.BigEndian.AppendUint64(nil, seq+1))
 	id := api.UploadID(deployer, hash, seq)
-	ctx.KV.Set(pendingKey(id), append(append(append(deployer[:0:0], deployer[:]...), hash[:]...), append(beBytes(seq), replicas)...))
+	// pending: deployer(32) | code hash(32) | sequence(8) | replicas(1)
+	p := make([]byte, 0, 73)
+	p = append(p, deployer[:]...)
+	p = append(p, hash[:]...)
+	p = binary.BigEndian.AppendUint64(p, seq)
+	ctx.KV.Set(pendingKey(id), append(p, replicas))
 	ctx.Event("contract_uploaded", "deployer", deployer.Address(), "code_hash", hex.EncodeToString(hash[:]),
 		"sequence", strconv.FormatUint(seq, 10), "upload_id", hex.EncodeToString(id[:]))
 	u := &api.ContractUploaded{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Code: c.Code, InitInput: c.InitInput}
@@ -90,7 +96,7 @@ func loadPending(kv store.KV, id [32]byte) *pending {
 	if len(v) != 32+32+8+1 {
 		return nil
 	}
-	p := &pending{seq: beUint64(v[64:72]), replicas: v[72]}
+	p := &pending{seq: binary.BigEndian.Uint64(v[64:72]), replicas: v[72]}
 	copy(p.deployer[:], v[:32])
 	copy(p.codeHash[:], v[32:64])
 	return p
@@ -164,18 +170,6 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 	rec.Workers = append(rec.Workers, g.Worker)
 	ctx.KV.Set(api.ContractKey(g.Identity), rec.Encode())
 	ctx.Event("contract_deployed", "contract", g.Identity.Hex(), "worker", g.Worker.Hex(), "gatekeeper", gatekeeper.Hex())
-}
-
-func beBytes(v uint64) []byte {
-	return []byte{byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
-}
-
-func beUint64(b []byte) uint64 {
-	var v uint64
-	for _, x := range b[:8] {
-		v = v<<8 | uint64(x)
-	}
-	return v
 }
 
 // Query queues an on-chain query for a deployed contract.
