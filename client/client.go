@@ -117,6 +117,16 @@ func (c *Client) Prove(ctx context.Context, path string, data []byte) (*ProvedVa
 		return nil, err
 	}
 	res, err := c.rpc.ABCIQueryWithOptions(ctx, path, data, rpcQueryOpts(0, true))
+	for err == nil && res.Response.Code == 0 && res.Response.Height < 1 {
+		// A brand-new chain whose first block is stored but not yet
+		// committed by the application: nothing to prove yet.
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("query %s: the chain has committed no block yet: %w", path, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+		res, err = c.rpc.ABCIQueryWithOptions(ctx, path, data, rpcQueryOpts(0, true))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", path, err)
 	}
