@@ -129,24 +129,30 @@ func DecodeContractUploaded(b []byte) (*ContractUploaded, error) {
 	return u, nil
 }
 
-// ContractKeyGrant is a gatekeeper provisioning a contract to a worker: the
-// public keys of the contract and its ContractKey sealed with
-// CommKey(gatekeeper EcdhKey, worker EcdhKey) for ChannelPurposeContractKey
-// (additional data: the grant's other fields).
+// ContractKeyGrant is a gatekeeper provisioning a contract to all of its
+// workers at once (so every replica starts at the same place in the
+// queue): the contract's public keys and, per worker, its ContractKey
+// sealed with CommKey(gatekeeper EcdhKey, worker EcdhKey) for
+// ChannelPurposeContractKey (additional data: AD(worker)).
 type ContractKeyGrant struct {
 	Upload      [32]byte
-	Worker      crypto.PublicKey // the worker's identity key
 	Identity    crypto.PublicKey // the contract's
 	Ecdh        crypto.PublicKey // the contract's
 	GatekeeperE crypto.PublicKey // the gatekeeper's ECDH key used to seal
-	SealedKey   []byte
+	Workers     []SealedKey
 }
 
-// AD returns the additional data bound to SealedKey.
-func (g *ContractKeyGrant) AD() []byte {
+// SealedKey is a ContractKey sealed to one worker.
+type SealedKey struct {
+	Worker crypto.PublicKey // the worker's identity key
+	Sealed []byte
+}
+
+// AD returns the additional data bound to worker's sealed key.
+func (g *ContractKeyGrant) AD(worker crypto.PublicKey) []byte {
 	w := codec.NewWriter(160)
 	w.Fixed(g.Upload[:])
-	w.Fixed(g.Worker[:])
+	w.Fixed(worker[:])
 	w.Fixed(g.Identity[:])
 	w.Fixed(g.Ecdh[:])
 	w.Fixed(g.GatekeeperE[:])
@@ -156,8 +162,15 @@ func (g *ContractKeyGrant) AD() []byte {
 // Encode returns the canonical bytes.
 func (g *ContractKeyGrant) Encode() []byte {
 	w := codec.NewWriter(256)
-	w.Fixed(g.AD())
-	w.BytesField(g.SealedKey)
+	w.Fixed(g.Upload[:])
+	w.Fixed(g.Identity[:])
+	w.Fixed(g.Ecdh[:])
+	w.Fixed(g.GatekeeperE[:])
+	w.Uvarint(uint64(len(g.Workers)))
+	for _, k := range g.Workers {
+		w.Fixed(k.Worker[:])
+		w.BytesField(k.Sealed)
+	}
 	return w.Bytes()
 }
 
@@ -166,11 +179,19 @@ func DecodeContractKeyGrant(b []byte) (*ContractKeyGrant, error) {
 	g := &ContractKeyGrant{}
 	r := codec.NewReader(b)
 	r.Fixed(g.Upload[:])
-	r.Fixed(g.Worker[:])
 	r.Fixed(g.Identity[:])
 	r.Fixed(g.Ecdh[:])
 	r.Fixed(g.GatekeeperE[:])
-	g.SealedKey = r.BytesField(256)
+	n := r.Uvarint()
+	if n > MaxReplicas {
+		r.Fail(fmt.Errorf("%w: %d workers", codec.ErrTooLong, n))
+	}
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		var k SealedKey
+		r.Fixed(k.Worker[:])
+		k.Sealed = r.BytesField(256)
+		g.Workers = append(g.Workers, k)
+	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: contract key grant: %v", ErrMalformed, err)
 	}
@@ -332,7 +353,8 @@ const (
 	// (origin the contract).
 	TopicContractReturn = "phala/contracts/return"
 	// QueryContractReturn reads the answer to an on-chain query: data is
-	// the query's hash; value an encoded ContractQueryResponse.
+	// the contract's identity key followed by the query's hash; value an
+	// encoded ContractQueryResponse signed by that contract.
 	QueryContractReturn = "/contract/return"
 )
 
@@ -357,5 +379,8 @@ func decodeContractQueryCall(r *codec.Reader) *ContractQueryCall {
 	return &ContractQueryCall{Query: *q}
 }
 
-// ContractReturnKey is the state key of an on-chain query's answer.
-func ContractReturnKey(query [32]byte) []byte { return append([]byte("cr/"), query[:]...) }
+// ContractReturnKey is the state key of a contract's answer to an
+// on-chain query.
+func ContractReturnKey(contract crypto.PublicKey, query [32]byte) []byte {
+	return append(append([]byte("cr/"), contract[:]...), query[:]...)
+}

@@ -120,10 +120,10 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		pk, err := key32()
 		return ContractKey(pk), err
 	case QueryContractReturn:
-		if len(data) != 32 {
-			return nil, fmt.Errorf("%w: %s takes a 32-byte query hash", ErrInvalidCall, path)
+		if len(data) != 64 {
+			return nil, fmt.Errorf("%w: %s takes a contract key and a query hash (64 bytes)", ErrInvalidCall, path)
 		}
-		return ContractReturnKey([32]byte(data)), nil
+		return ContractReturnKey(crypto.PublicKey(data[:32]), [32]byte(data[32:])), nil
 	case QueryDeployerSeq:
 		pk, err := key32()
 		return DeployerSeqKey(pk), err

@@ -228,7 +228,7 @@ func (s *Signer) QueryOnChain(ctx context.Context, rec *api.ContractRecord, inpu
 	}
 	h := p.Query.Hash()
 	for {
-		v, err := s.c.proveValue(ctx, api.QueryContractReturn, h[:])
+		v, err := s.c.proveValue(ctx, api.QueryContractReturn, append(rec.Identity[:], h[:]...))
 		if err != nil {
 			return nil, 0, err
 		}

@@ -100,6 +100,16 @@ func TestDevnetToken(t *testing.T) {
 	if err != nil || string(out) != "950" {
 		t.Fatalf("on-chain query: %q at %d: %v", out, h, err)
 	}
+	// The contracts' answers were accepted: no egress stays pending.
+	testnet.WaitFor(t, time.Minute, "workers' egress acknowledged", func() (bool, error) {
+		for _, rt := range d.Runtimes[1:] {
+			info, err := rt.API.Info(ctx)
+			if err != nil || info.Egress != 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 	roots := map[string]bool{}
 	for _, rt := range d.Runtimes[1:] {
 		info, err := rt.API.Info(ctx)

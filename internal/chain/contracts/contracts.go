@@ -127,49 +127,46 @@ func Command(ctx *block.Context, from crypto.PublicKey, c *api.ContractCommand) 
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractCommand, m.Encode())
 }
 
-// OnGrant records a gatekeeper's key grant (ContractDeployed(worker,
-// contract keys)): the first grant of an upload fixes the contract's public
-// keys; each granted worker joins the contract's worker set, up to the
-// requested replicas. Grants to unregistered or expired workers, for
-// unknown uploads or with keys that disagree are ignored (and reported as
-// events): the message itself stays in the queue.
+// OnGrant records a gatekeeper's key grant (ContractDeployed(workers,
+// contract keys)): the contract's public keys and all its workers at once.
+// The first valid grant of an upload wins; later ones (another
+// gatekeeper's) are ignored, and so are grants for unknown uploads, or
+// naming unregistered or expired workers, or more than the requested
+// replicas (reported as events): the message itself stays in the queue.
 func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKeyGrant) {
 	ignore := func(why string) {
 		ctx.Event("contract_grant_ignored", "upload_id", hex.EncodeToString(g.Upload[:]), "reason", why)
 	}
 	p := loadPending(ctx.KV, g.Upload)
-	if p == nil {
+	switch {
+	case p == nil:
 		ignore("unknown upload")
 		return
-	}
-	if w := registry.Worker(ctx.KV, g.Worker); w == nil || !w.Active(ctx.Height) {
-		ignore("worker not registered or expired")
+	case ctx.KV.Get(api.ContractUploadKey(g.Upload)) != nil:
+		ignore("already deployed")
+		return
+	case len(g.Workers) == 0 || len(g.Workers) > int(p.replicas):
+		ignore("worker count does not match the requested replicas")
+		return
+	case Record(ctx.KV, g.Identity) != nil:
+		ignore("contract key already in use")
 		return
 	}
-	rec := Record(ctx.KV, g.Identity)
-	if rec == nil {
-		if v := ctx.KV.Get(api.ContractUploadKey(g.Upload)); v != nil {
-			ignore("upload already bound to another contract key")
+	rec := &api.ContractRecord{Upload: g.Upload, Deployer: p.deployer, CodeHash: p.codeHash, Sequence: p.seq, Identity: g.Identity, Ecdh: g.Ecdh}
+	seen := map[crypto.PublicKey]bool{}
+	for _, k := range g.Workers {
+		if w := registry.Worker(ctx.KV, k.Worker); w == nil || !w.Active(ctx.Height) || seen[k.Worker] {
+			ignore("worker not registered, expired or repeated")
 			return
 		}
-		rec = &api.ContractRecord{Upload: g.Upload, Deployer: p.deployer, CodeHash: p.codeHash, Sequence: p.seq, Identity: g.Identity, Ecdh: g.Ecdh}
-		ctx.KV.Set(api.ContractUploadKey(g.Upload), g.Identity[:])
-	} else if rec.Upload != g.Upload || rec.Ecdh != g.Ecdh {
-		ignore("keys disagree with the recorded contract")
-		return
+		seen[k.Worker] = true
+		rec.Workers = append(rec.Workers, k.Worker)
 	}
-	for _, w := range rec.Workers {
-		if w == g.Worker {
-			return
-		}
-	}
-	if len(rec.Workers) >= int(p.replicas) {
-		ignore("replicas already assigned")
-		return
-	}
-	rec.Workers = append(rec.Workers, g.Worker)
+	ctx.KV.Set(api.ContractUploadKey(g.Upload), g.Identity[:])
 	ctx.KV.Set(api.ContractKey(g.Identity), rec.Encode())
-	ctx.Event("contract_deployed", "contract", g.Identity.Hex(), "worker", g.Worker.Hex(), "gatekeeper", gatekeeper.Hex())
+	for _, w := range rec.Workers {
+		ctx.Event("contract_deployed", "contract", g.Identity.Hex(), "worker", w.Hex(), "gatekeeper", gatekeeper.Hex())
+	}
 }
 
 // Query queues an on-chain query for a deployed contract.
@@ -180,14 +177,15 @@ func Query(ctx *block.Context, c *api.ContractQueryCall) error {
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractQuery, c.Query.Encode())
 }
 
-// OnReturn stores a contract's answer to an on-chain query (the first
-// replica's answer wins).
+// OnReturn stores a contract's answer to an on-chain query under (that
+// contract, query hash) if the contract signed it (the first replica's
+// answer wins). A contract cannot answer for another.
 func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 	resp, err := api.DecodeContractQueryResponse(payload)
-	if err != nil {
+	if err != nil || !contract.Verify(api.ContextQueryResponse, resp.SignBytes(), resp.Signature) {
 		return
 	}
-	key := api.ContractReturnKey(resp.Query)
+	key := api.ContractReturnKey(contract, resp.Query)
 	if ctx.KV.Get(key) != nil {
 		return
 	}

@@ -21,8 +21,12 @@ import (
 	"github.com/phalago/phala/internal/enclave/vm"
 )
 
-// DefaultGasLimit is the gas of one command or query.
-const DefaultGasLimit = 5_000_000_000
+// Gas limits of one command and of one query (queries are answered by one
+// worker for anyone who asks, so they get less).
+const (
+	DefaultGasLimit = 5_000_000_000
+	QueryGasLimit   = 100_000_000
+)
 
 // Message is what a contract emitted during a command.
 type Message struct {
@@ -35,7 +39,8 @@ type Contract struct {
 	keys     *keys.ContractKeys
 	vm       *vm.VM
 	module   *vm.Module
-	inst     *vm.Instance
+	inst     *vm.Instance // commands and init
+	qinst    *vm.Instance // queries: never the command instance, so what queries do cannot change what commands see
 	store    *Store
 	GasLimit uint64
 	calls    uint64 // calls executed, for deterministic randomness
@@ -112,11 +117,12 @@ func (e *env) Random(dst []byte) {
 	}
 }
 
-func (c *Contract) newEnv(caller crypto.PublicKey, height int64, t time.Time) *env {
+func (c *Contract) newEnv(entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
 	// seed = SHA-256(domain || storage key || height || call counter): a PRF
 	// of the secret key, cheaper than HKDF on every call.
 	h := sha256.New()
 	h.Write([]byte("phala/contract: random v1"))
+	h.Write([]byte(entry))
 	h.Write(c.keys.Storage[:])
 	h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(height)), c.calls))
 	var seed [32]byte
@@ -124,18 +130,25 @@ func (c *Contract) newEnv(caller crypto.PublicKey, height int64, t time.Time) *e
 	return &env{overlay: newOverlay(c.store), caller: caller, height: height, time: t, seed: seed}
 }
 
-func (c *Contract) instance(ctx context.Context, e *env) (*vm.Instance, error) {
-	if c.inst != nil && !c.inst.Broken() {
-		return c.inst, nil
+func (c *Contract) instance(ctx context.Context, entry vm.Entry, e *env) (*vm.Instance, error) {
+	slot := &c.inst
+	if entry == vm.EntryQuery {
+		slot = &c.qinst
 	}
-	if c.inst != nil {
-		c.inst.Close(ctx)
+	if *slot != nil && !(*slot).Broken() {
+		return *slot, nil
 	}
-	in, err := c.vm.Instantiate(ctx, c.module, "", e)
+	if *slot != nil {
+		(*slot).Close(ctx)
+	}
+	// The start function gets its own deterministic randomness, so a new
+	// instance does not shift the call's random stream.
+	start := c.newEnv("instantiate", e.caller, e.height, e.time)
+	in, err := c.vm.Instantiate(ctx, c.module, "", start)
 	if err != nil {
 		return nil, err
 	}
-	c.inst = in
+	*slot = in
 	return in, nil
 }
 
@@ -163,15 +176,19 @@ func (c *Contract) Query(ctx context.Context, caller crypto.PublicKey, input []b
 }
 
 func (c *Contract) run(ctx context.Context, entry vm.Entry, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
-	e := c.newEnv(caller, height, t)
+	e := c.newEnv(entry, caller, height, t)
 	if entry != vm.EntryQuery {
 		c.calls++
 	}
-	in, err := c.instance(ctx, e)
+	in, err := c.instance(ctx, entry, e)
 	if err != nil {
 		return nil, err
 	}
-	res, err := in.Call(ctx, entry, input, e, c.GasLimit)
+	limit := c.GasLimit
+	if entry == vm.EntryQuery {
+		limit = min(limit, QueryGasLimit)
+	}
+	res, err := in.Call(ctx, entry, input, e, limit)
 	if err == nil && e.err != nil {
 		err = e.err
 	}

@@ -114,19 +114,20 @@ func (e *Engine) grant(ctx *Context, id [32]byte, u *upload) {
 	if len(cs) > int(u.replicas) {
 		cs = cs[:u.replicas]
 	}
+	if len(cs) == 0 {
+		e.log.Warn("no registered worker to run the uploaded contract", "upload", hex.EncodeToString(id[:4]))
+		return
+	}
+	g := &api.ContractKeyGrant{Upload: id, Identity: ck.Identity.Public(), Ecdh: ck.Ecdh.Public(), GatekeeperE: e.entity.Ecdh.Public()}
 	for _, c := range cs {
 		ch, err := channel.New(e.entity.Ecdh, c.w.Info.EcdhKey, api.ChannelPurposeContractKey)
 		if err != nil {
 			continue
 		}
-		g := &api.ContractKeyGrant{Upload: id, Worker: c.w.Info.IdentityKey, Identity: ck.Identity.Public(), Ecdh: ck.Ecdh.Public(), GatekeeperE: e.entity.Ecdh.Public()}
-		g.SealedKey = ch.Seal(ck.Seed[:], g.AD())
-		ctx.Emit(api.OriginGatekeeper, api.TopicContractKey, g.Encode())
-		e.log.Info("contract key granted", "contract", g.Identity.Short(), "worker", g.Worker.Short())
+		g.Workers = append(g.Workers, api.SealedKey{Worker: c.w.Info.IdentityKey, Sealed: ch.Seal(ck.Seed[:], g.AD(c.w.Info.IdentityKey))})
 	}
-	if len(cs) == 0 {
-		e.log.Warn("no registered worker to run the uploaded contract", "upload", hex.EncodeToString(id[:4]))
-	}
+	ctx.Emit(api.OriginGatekeeper, api.TopicContractKey, g.Encode())
+	e.log.Info("contract key granted", "contract", g.Identity.Short(), "workers", len(g.Workers))
 }
 
 func slicesContains(s []crypto.PublicKey, k crypto.PublicKey) bool {
@@ -148,8 +149,15 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	if g.Worker != e.entity.Identity.Public() {
-		return nil // for another worker
+	me := e.entity.Identity.Public()
+	var mine []byte
+	for _, k := range g.Workers {
+		if k.Worker == me {
+			mine = k.Sealed
+		}
+	}
+	if mine == nil {
+		return nil // for other workers
 	}
 	if _, ok := e.running[g.Identity]; ok {
 		return nil // a second gatekeeper's grant
@@ -162,7 +170,7 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	seed, err := ch.Open(g.SealedKey, g.AD())
+	seed, err := ch.Open(mine, g.AD(me))
 	if err != nil || len(seed) != crypto.SeedSize {
 		return fmt.Errorf("cannot open the contract key: %v", err)
 	}
@@ -188,7 +196,9 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapshot []byte, root [32]byte, calls uint64) (*contracts.Contract, error) {
 	ctx := context.Background()
 	if e.vm == nil {
-		v, err := vm.New(ctx, vm.Config{CacheDir: filepath.Join(e.cfg.DataDir, "wasm-cache")})
+		// No on-disk compilation cache: it would hold native code outside
+		// the enclave's protection, loaded back without authentication.
+		v, err := vm.New(ctx, vm.Config{})
 		if err != nil {
 			return nil, err
 		}
@@ -197,6 +207,11 @@ func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapsho
 	code, err := os.ReadFile(e.codePath(codeHash))
 	if err != nil {
 		return nil, fmt.Errorf("contract code %x: %w", codeHash[:4], err)
+	}
+	// The code cache is outside the enclave: check it is the code the
+	// chain committed to.
+	if sha256.Sum256(code) != codeHash {
+		return nil, fmt.Errorf("contract code %x in %s was altered", codeHash[:4], e.codePath(codeHash))
 	}
 	m, err := e.vm.Compile(ctx, code)
 	if err != nil {
@@ -238,7 +253,6 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 	if last, seen := r.lastNonce[cm.From]; seen && cm.Nonce <= last {
 		return fmt.Errorf("replayed command (nonce %d, last %d)", cm.Nonce, last)
 	}
-	r.lastNonce[cm.From] = cm.Nonce
 	ch, err := channel.New(r.c.Keys().Ecdh, cm.From, api.ChannelPurposeCommand)
 	if err != nil {
 		return err
@@ -247,6 +261,7 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return fmt.Errorf("command does not open: %w", err)
 	}
+	r.lastNonce[cm.From] = cm.Nonce
 	res, err := r.c.Command(context.Background(), cm.From, input, ctx.Height, ctx.Time)
 	if err != nil {
 		return fmt.Errorf("command failed: %w", err)

@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +177,12 @@ func TestContractLifecycle(t *testing.T) {
 	w2 := ch.engine(t, w.cfg.DataDir)
 	if w2.ContractRoots()[rec.Identity] != root {
 		t.Fatal("contract state lost across restart")
+	}
+	// The code cache is outside the enclave: altered code is refused.
+	codeFile := w.codePath(rec.CodeHash)
+	orig, _ := os.ReadFile(codeFile)
+	os.WriteFile(codeFile, append(orig, 0), 0o600)
+	if _, err := New(Config{DataDir: w.cfg.DataDir, Genesis: ch.genesis, Platform: sim(t, w.cfg.DataDir), Log: quiet()}); err == nil || !strings.Contains(err.Error(), "altered") {
+		t.Fatalf("altered contract code: %v", err)
 	}
 }

@@ -181,6 +181,7 @@ func (e *Engine) initGatekeeper() error {
 	switch {
 	case err == nil:
 		e.master = m
+		e.reannounce()
 	case errors.Is(err, sealing.ErrNotExist):
 		if e.genState.Gatekeepers[0] != e.entity.Identity.Public() {
 			e.log.Info("gatekeeper without a MasterKey: waiting to receive it from another gatekeeper")
@@ -355,7 +356,14 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 
 // ack drops egress the chain has accepted (it comes back in the queue).
 func (e *Engine) ack(m *api.Message) {
-	if !m.Origin.Kind.OffChain() || m.Origin.Key != e.entity.Identity.Public() {
+	switch {
+	case !m.Origin.Kind.OffChain():
+		return
+	case m.Origin.Kind == api.OriginContract:
+		if _, ok := e.running[m.Origin.Key]; !ok {
+			return
+		}
+	case m.Origin.Key != e.entity.Identity.Public():
 		return
 	}
 	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool {
@@ -466,4 +474,20 @@ func splitCheckpoint(b []byte) ([]byte, []byte, error) {
 	st := r.BytesField(1 << 30)
 	run := r.BytesField(1 << 30)
 	return st, run, r.Done()
+}
+
+// reannounce emits the master public key again if this gatekeeper created
+// it but no announcement is pending or known (a crash between sealing the
+// key and checkpointing its announcement).
+func (e *Engine) reannounce() {
+	if e.st.masterPub != (crypto.PublicKey{}) || e.genState.Gatekeepers[0] != e.entity.Identity.Public() {
+		return
+	}
+	for _, m := range e.st.egress {
+		if m.Message.Topic == api.TopicMasterKey {
+			return
+		}
+	}
+	pub := e.master.Public()
+	e.emit(api.OriginGatekeeper, api.TopicMasterKey, pub[:])
 }
