@@ -29,7 +29,8 @@ const (
 
 // UploadContract uploads contract code (gzip-compressed WebAssembly); the
 // chain emits ContractUploaded and gatekeepers provision the contract's key
-// to Replicas workers, which run Init with InitInput.
+// to Replicas workers, which run Init with InitInput. Code and InitInput
+// are public: secrets go to the contract as commands.
 type UploadContract struct {
 	Code      []byte
 	Replicas  uint8

@@ -75,7 +75,7 @@ key), which commands and queries address.`,
 	}
 	c.Flags().StringVar(&from, "from", "", "secret URI of the deployer (pays the fee; becomes the caller of init), or - for stdin")
 	c.Flags().Uint8Var(&replicas, "replicas", 1, "number of workers to run the contract")
-	c.Flags().StringVar(&initInput, "init", "", "input of the contract's init")
+	c.Flags().StringVar(&initInput, "init", "", "input of the contract's init (PUBLIC: it travels in plaintext with the code; send secrets as commands)")
 	return c
 }
 
