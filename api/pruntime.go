@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/phalago/phala/api/codec"
 )
@@ -117,4 +118,24 @@ func DecodeSignedMessages(data []byte) ([]SignedMessage, error) {
 		return nil, fmt.Errorf("%w: signed messages: %v", ErrMalformed, err)
 	}
 	return ms, nil
+}
+
+// PRuntimeInfo is what a pRuntime tells about itself (GET /info): only
+// public facts.
+type PRuntimeInfo struct {
+	ChainID     string            `json:"chain_id"`
+	Role        string            `json:"role"`
+	Platform    string            `json:"platform"`
+	Measurement string            `json:"measurement"`
+	IdentityKey string            `json:"identity_key"`
+	EcdhKey     string            `json:"ecdh_key"`
+	MasterKey   string            `json:"master_public_key,omitempty"`
+	Synced      int64             `json:"synced_header"`
+	Dispatched  int64             `json:"dispatched_block"`
+	BlockTime   time.Time         `json:"block_time"`
+	Egress      int               `json:"egress"`
+	Workers     int               `json:"known_workers"`
+	StateRoot   string            `json:"state_root"`
+	Contracts   map[string]string `json:"contracts,omitempty"` // contract identity -> encrypted state root
+	MemoryBytes uint64            `json:"memory_bytes"`
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/phalago/phala/client/pruntime"
 	"io"
 	"log/slog"
 	"net"
@@ -21,7 +22,6 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/enclave/engine"
-	"github.com/phalago/phala/internal/enclave/httpapi"
 	"github.com/phalago/phala/internal/enclave/platform"
 	"github.com/phalago/phala/internal/relayer"
 	"github.com/phalago/phala/internal/testnet"
@@ -39,7 +39,7 @@ func freeAddr(t *testing.T) string {
 type proc struct {
 	cmd *exec.Cmd
 	out *strings.Builder
-	api *httpapi.Client
+	api *pruntime.Client
 }
 
 func start(t *testing.T, bin, dataDir, genesis string) *proc {
@@ -51,7 +51,7 @@ func start(t *testing.T, bin, dataDir, genesis string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, out: out, api: httpapi.NewClient("http://" + addr)}
+	p := &proc{cmd: cmd, out: out, api: pruntime.NewClient("http://" + addr)}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	testnet.WaitFor(t, 30*time.Second, "pruntime API", func() (bool, error) {
 		_, err := p.api.Info(context.Background())
@@ -145,7 +145,7 @@ func TestCrashRecovery(t *testing.T) {
 		info, _ = p.api.Info(ctx)
 		if info.Dispatched < info.Synced-1 {
 			if _, err := p.api.DispatchBlocks(ctx, &api.BlockBatch{Blocks: blocks.Blocks[info.Dispatched : info.Dispatched+1]}); err != nil {
-				var apiErr *httpapi.Error
+				var apiErr *pruntime.Error
 				if !errors.As(err, &apiErr) {
 					t.Fatal(err)
 				}

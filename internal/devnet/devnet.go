@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/phalago/phala/client/pruntime"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,7 +80,7 @@ type Runtime struct {
 	Dir     string
 	Engine  *engine.Engine // nil when it runs as a process
 	URL     string
-	API     *httpapi.Client
+	API     *pruntime.Client
 	srv     *http.Server
 	cmd     *exec.Cmd
 	port    int
@@ -234,7 +235,7 @@ func (d *Devnet) startRuntime(name, dir string, doc *cmttypes.GenesisDoc, port i
 	}
 	srv := &http.Server{Handler: httpapi.Handler(e, l), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	return &Runtime{Name: name, Dir: dir, Engine: e, URL: url, API: httpapi.NewClient(url), srv: srv}, nil
+	return &Runtime{Name: name, Dir: dir, Engine: e, URL: url, API: pruntime.NewClient(url), srv: srv}, nil
 }
 
 // startProcess runs a pRuntime process and waits for its API.
@@ -255,7 +256,7 @@ func startProcess(bin, name, dir, genesis string, port int) (*Runtime, error) {
 func (rt *Runtime) Start() error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(rt.port))
 	rt.URL = "http://" + addr
-	rt.API = httpapi.NewClient(rt.URL)
+	rt.API = pruntime.NewClient(rt.URL)
 	logf, err := os.OpenFile(filepath.Join(rt.Dir, "pruntime.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		if err := os.MkdirAll(rt.Dir, 0o700); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/client/pruntime"
 	"github.com/phalago/phala/crypto"
 )
 
@@ -131,7 +132,7 @@ type Stats struct {
 type Relayer struct {
 	cfg     Config
 	log     *slog.Logger
-	pr      *runtimeClient
+	pr      *pruntime.Client
 	f       *Fetcher
 	running atomic.Bool
 
@@ -173,7 +174,7 @@ func New(cfg Config) (*Relayer, error) {
 	r := &Relayer{
 		cfg:    cfg,
 		log:    cfg.Log.With("module", "pherry"),
-		pr:     newRuntimeClient(cfg.PRuntime),
+		pr:     pruntime.NewClient(cfg.PRuntime),
 		rpc:    rpc,
 		hc:     hc,
 		f:      &Fetcher{RPC: rpc, Workers: cfg.FetchWorkers},
@@ -230,7 +231,7 @@ func (r *Relayer) Run(ctx context.Context) error {
 			// Dial afresh: a connection kept alive to a server that went
 			// away may still be in the pools.
 			r.hc.CloseIdleConnections()
-			r.pr.http.CloseIdleConnections()
+			r.pr.HTTP.CloseIdleConnections()
 			r.mu.Lock()
 			r.stats.Errors++
 			r.mu.Unlock()
@@ -432,7 +433,7 @@ func (r *Relayer) dispatchBlocks(ctx context.Context) error {
 // resumes from pRuntime's heights at once. Otherwise the refusal is an
 // error (retried with backoff).
 func (r *Relayer) refused(err error, what string, from int64) error {
-	var re *RuntimeError
+	var re *pruntime.Error
 	if errors.As(err, &re) {
 		var reported *int64
 		assumed := from - 1

@@ -44,13 +44,10 @@ const StateFile = "runtime.sealed"
 // maxAhead bounds how many verified headers may wait for their blocks.
 const maxAhead = 100_000
 
-// Role of a pRuntime.
-type Role string
-
-// Roles.
+// Roles of a pRuntime.
 const (
-	RoleWorker     Role = "worker"
-	RoleGatekeeper Role = "gatekeeper"
+	RoleWorker     = "worker"
+	RoleGatekeeper = "gatekeeper"
 )
 
 // Config of an engine.
@@ -90,7 +87,7 @@ type Engine struct {
 	log      *slog.Logger
 	entity   *keys.Entity
 	master   *keys.Master
-	role     Role
+	role     string
 	chainID  string
 	genState *api.GenesisState
 	lc       *lightclient.Client
@@ -391,24 +388,8 @@ func (e *Engine) Egress() []api.SignedMessage {
 	return slices.Clone(e.st.egress)
 }
 
-// Info is what pRuntime tells about itself.
-type Info struct {
-	ChainID     string            `json:"chain_id"`
-	Role        Role              `json:"role"`
-	Platform    string            `json:"platform"`
-	Measurement string            `json:"measurement"`
-	IdentityKey string            `json:"identity_key"`
-	EcdhKey     string            `json:"ecdh_key"`
-	MasterKey   string            `json:"master_public_key,omitempty"`
-	Synced      int64             `json:"synced_header"`
-	Dispatched  int64             `json:"dispatched_block"`
-	BlockTime   time.Time         `json:"block_time"`
-	Egress      int               `json:"egress"`
-	Workers     int               `json:"known_workers"`
-	StateRoot   string            `json:"state_root"`
-	Contracts   map[string]string `json:"contracts,omitempty"` // contract identity -> encrypted state root
-	MemoryBytes uint64            `json:"memory_bytes"`
-}
+// Info is what pRuntime tells about itself (the wire type of GET /info).
+type Info = api.PRuntimeInfo
 
 // Info returns the public facts of this pRuntime.
 func (e *Engine) Info() Info {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"github.com/phalago/phala/client/pruntime"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -81,7 +82,7 @@ func TestAdversarialRelayer(t *testing.T) {
 	}
 	srv := httptest.NewServer(httpapi.Handler(e, log))
 	defer srv.Close()
-	pr := httpapi.NewClient(srv.URL)
+	pr := pruntime.NewClient(srv.URL)
 
 	// Honest up to just before the interesting block.
 	if _, err := pr.SyncHeaders(ctx, &api.HeaderBatch{Headers: headers.Headers[:multi+1]}); err != nil {
@@ -132,7 +133,7 @@ func TestAdversarialRelayer(t *testing.T) {
 			} else {
 				_, err = pr.DispatchBlocks(ctx, &api.BlockBatch{Blocks: l.blocks})
 			}
-			var apiErr *httpapi.Error
+			var apiErr *pruntime.Error
 			if !errors.As(err, &apiErr) || apiErr.Status < 400 || apiErr.Status >= 500 || !strings.Contains(apiErr.Message, l.reason) {
 				t.Fatalf("got %v, want a 4xx saying %q", err, l.reason)
 			}

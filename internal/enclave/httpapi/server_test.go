@@ -16,6 +16,7 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client/pruntime"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/enclave/engine"
 	"github.com/phalago/phala/internal/enclave/platform"
@@ -94,7 +95,7 @@ func TestRequestsRefusedWithReason(t *testing.T) {
 
 func TestClient(t *testing.T) {
 	srv, e := newServer(t)
-	c := NewClient(srv.URL)
+	c := pruntime.NewClient(srv.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	info, err := c.Info(ctx)
@@ -117,7 +118,7 @@ func TestClient(t *testing.T) {
 		t.Fatalf("egress %v %v", eg, err)
 	}
 	_, err = c.DispatchBlocks(ctx, &api.BlockBatch{Blocks: []api.BlockMessages{{Height: 1, StateRoot: make([]byte, 32)}}})
-	var apiErr *Error
+	var apiErr *pruntime.Error
 	if !errors.As(err, &apiErr) || apiErr.Status != 409 || apiErr.Dispatched == nil || *apiErr.Dispatched != 0 {
 		t.Fatalf("refusal: %v", err)
 	}

@@ -1,4 +1,9 @@
-package httpapi
+// Package pruntime is the client of a pRuntime's HTTP API (the server is
+// internal/enclave/httpapi): info, registration, header sync, block
+// dispatch, egress and contract queries. The relayer, the devnet, the CLI
+// and tests use it; it trusts nothing pRuntime says beyond what the caller
+// checks (answers to queries are checked with client.PendingQuery.Open).
+package pruntime
 
 import (
 	"bytes"
@@ -8,10 +13,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
-	"github.com/phalago/phala/internal/enclave/engine"
 )
 
 // Client calls a pRuntime's API.
@@ -20,9 +25,17 @@ type Client struct {
 	HTTP *http.Client
 }
 
+type errorBody struct {
+	Error      string `json:"error"`
+	Synced     *int64 `json:"synced,omitempty"`
+	Dispatched *int64 `json:"dispatched,omitempty"`
+}
+
 // NewClient returns a client of the pRuntime at base.
 func NewClient(base string) *Client {
-	return &Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{}}
+	// A batch of a few hundred headers verifies in well under a second;
+	// the timeout only catches a pRuntime that hangs.
+	return &Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{Timeout: 2 * time.Minute}}
 }
 
 // Error is a refusal by pRuntime.
@@ -51,19 +64,21 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 	}
 	if res.StatusCode != http.StatusOK {
 		var eb errorBody
-		json.Unmarshal(b, &eb)
+		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+			eb.Error = strings.TrimSpace(string(b[:min(len(b), 200)]))
+		}
 		return nil, &Error{Status: res.StatusCode, Message: eb.Error, Synced: eb.Synced, Dispatched: eb.Dispatched}
 	}
 	return b, nil
 }
 
 // Info returns pRuntime's info.
-func (c *Client) Info(ctx context.Context) (*engine.Info, error) {
+func (c *Client) Info(ctx context.Context) (*api.PRuntimeInfo, error) {
 	b, err := c.do(ctx, http.MethodGet, "/info", nil)
 	if err != nil {
 		return nil, err
 	}
-	var info engine.Info
+	var info api.PRuntimeInfo
 	return &info, json.Unmarshal(b, &info)
 }
 
