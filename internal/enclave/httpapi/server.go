@@ -29,7 +29,7 @@ import (
 
 // Handler returns the API of e.
 func Handler(e *engine.Engine, log *slog.Logger) http.Handler {
-	s := &server{e: e, log: log}
+	s := &server{e: e, log: log, queries: make(chan struct{}, MaxConcurrentQueries)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", s.info)
 	mux.HandleFunc("POST /registration", s.registration)
@@ -40,9 +40,14 @@ func Handler(e *engine.Engine, log *slog.Logger) http.Handler {
 	return mux
 }
 
+// MaxConcurrentQueries bounds the queries pRuntime works on at once; more
+// wait for a slot until their request ends.
+const MaxConcurrentQueries = 64
+
 type server struct {
-	e   *engine.Engine
-	log *slog.Logger
+	e       *engine.Engine
+	log     *slog.Logger
+	queries chan struct{}
 }
 
 type errorBody struct {
@@ -157,6 +162,13 @@ func (s *server) egress(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *server) query(w http.ResponseWriter, r *http.Request) {
+	select {
+	case s.queries <- struct{}{}:
+		defer func() { <-s.queries }()
+	case <-r.Context().Done():
+		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("busy: %d queries in progress", MaxConcurrentQueries))
+		return
+	}
 	b, ok := readBody(w, r, api.MaxQueryBytes+512)
 	if !ok {
 		return
