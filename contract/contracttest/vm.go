@@ -28,10 +28,12 @@ func Build(t testing.TB, dir string) []byte {
 
 // VMHarness runs a contract in pRuntime's VM with encrypted storage.
 type VMHarness struct {
-	C       *contracts.Contract
-	height  int64
-	time    time.Time
-	emitted []Message
+	C        *contracts.Contract
+	perBlock int
+	inBlock  int
+	height   int64
+	time     time.Time
+	emitted  []Message
 	// GasUsed is the gas of the last call.
 	GasUsed uint64
 }
@@ -41,6 +43,10 @@ type VMOptions struct {
 	Interpreter bool
 	CacheDir    string
 	Unmetered   bool // only to measure the cost of gas metering
+	// CommandsPerBlock is how many commands share a block (height and
+	// time) before they advance; default 1. pRuntime starts a fresh
+	// instance per block, so this is also the instance's reuse.
+	CommandsPerBlock int
 }
 
 // NewVM compiles code and instantiates it with test keys.
@@ -64,7 +70,7 @@ func NewVM(t testing.TB, code []byte, opts VMOptions) *VMHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &VMHarness{C: c, height: 1, time: time.Unix(1_700_000_000, 0).UTC()}
+	return &VMHarness{C: c, height: 1, time: time.Unix(1_700_000_000, 0).UTC(), perBlock: max(opts.CommandsPerBlock, 1)}
 }
 
 func (h *VMHarness) result(res *contracts.Result, err error) ([]byte, error) {
@@ -91,8 +97,11 @@ func (h *VMHarness) Init(caller contract.Address, input []byte) ([]byte, error) 
 
 // Command implements Harness.
 func (h *VMHarness) Command(caller contract.Address, input []byte) ([]byte, error) {
-	h.height++
-	h.time = h.time.Add(time.Second)
+	if h.inBlock%h.perBlock == 0 {
+		h.height++
+		h.time = h.time.Add(time.Second)
+	}
+	h.inBlock++
 	res, err := h.C.Command(context.Background(), crypto.PublicKey(caller), input, h.height, h.time)
 	h.emitted = nil
 	if err == nil {

@@ -21,5 +21,5 @@ func BenchmarkIncrementNative(b *testing.B) {
 }
 
 func BenchmarkIncrementVM(b *testing.B) {
-	benchIncrement(b, contracttest.NewVM(b, contracttest.Build(b, "."), contracttest.VMOptions{}))
+	benchIncrement(b, contracttest.NewVM(b, contracttest.Build(b, "."), contracttest.VMOptions{CommandsPerBlock: 1000}))
 }

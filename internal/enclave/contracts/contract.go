@@ -40,6 +40,7 @@ type Contract struct {
 	vm       *vm.VM
 	module   *vm.Module
 	inst     *vm.Instance // commands and init
+	instAt   int64        // the height inst was created at
 	qinst    *vm.Instance // queries: never the command instance, so what queries do cannot change what commands see
 	store    *Store
 	GasLimit uint64
@@ -130,12 +131,21 @@ func (c *Contract) newEnv(entry vm.Entry, caller crypto.PublicKey, height int64,
 	return &env{overlay: newOverlay(c.store), caller: caller, height: height, time: t, seed: seed}
 }
 
+// instance returns the instance a call runs on. Commands get a fresh
+// instance at the start of every block (and after a trap): a Go guest's
+// runtime state (heap, map seeds, globals) then depends only on the
+// block's commands, the same on every replica whether or not it restarted
+// in between. Queries run on their own instance.
 func (c *Contract) instance(ctx context.Context, entry vm.Entry, e *env) (*vm.Instance, error) {
 	slot := &c.inst
 	if entry == vm.EntryQuery {
 		slot = &c.qinst
 	}
-	if *slot != nil && !(*slot).Broken() {
+	fresh := *slot != nil && !(*slot).Broken()
+	if entry != vm.EntryQuery && c.instAt != e.height {
+		fresh = false
+	}
+	if fresh {
 		return *slot, nil
 	}
 	if *slot != nil {
@@ -149,6 +159,9 @@ func (c *Contract) instance(ctx context.Context, entry vm.Entry, e *env) (*vm.In
 		return nil, err
 	}
 	*slot = in
+	if entry != vm.EntryQuery {
+		c.instAt = e.height
+	}
 	return in, nil
 }
 
