@@ -215,3 +215,31 @@ func FuzzDecodeSyncPayloads(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeContracts covers the decoders of contract lifecycle payloads
+// pRuntime and the chain read from the queue.
+func FuzzDecodeContracts(f *testing.F) {
+	k := crypto.MustKeyPairFromURI("//K").Public()
+	f.Add((&ContractUploaded{Deployer: k, Sequence: 2, Replicas: 1, Code: []byte{1}, InitInput: []byte("x")}).Encode())
+	f.Add((&ContractKeyGrant{Identity: k, Workers: []SealedKey{{Worker: k, Sealed: []byte{1, 2}}}}).Encode())
+	f.Add((&ContractCommandMessage{Contract: k, From: k, Nonce: 9, Sealed: []byte{3}}).Encode())
+	f.Add((&MasterKeyShare{To: k, Sealed: []byte{4}}).Encode())
+	f.Add((&ContractRecord{Identity: k, Workers: []crypto.PublicKey{k}}).Encode())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if v, err := DecodeContractUploaded(b); err == nil && !bytes.Equal(v.Encode(), b) {
+			t.Fatalf("uploaded mismatch %x", b)
+		}
+		if v, err := DecodeContractKeyGrant(b); err == nil && !bytes.Equal(v.Encode(), b) {
+			t.Fatalf("grant mismatch %x", b)
+		}
+		if v, err := DecodeContractCommandMessage(b); err == nil && !bytes.Equal(v.Encode(), b) {
+			t.Fatalf("command mismatch %x", b)
+		}
+		if v, err := DecodeMasterKeyShare(b); err == nil && !bytes.Equal(v.Encode(), b) {
+			t.Fatalf("share mismatch %x", b)
+		}
+		if v, err := DecodeContractRecord(b); err == nil && !bytes.Equal(v.Encode(), b) {
+			t.Fatalf("record mismatch %x", b)
+		}
+	})
+}
