@@ -42,8 +42,10 @@ func logger(cmd *cobra.Command) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
 }
 
-func waitForSignal() os.Signal {
+// notifyStop starts listening for Ctrl-C and SIGTERM; call it before
+// starting anything, so a signal that arrives early is not lost.
+func notifyStop() <-chan os.Signal {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	return <-ch
+	return ch
 }

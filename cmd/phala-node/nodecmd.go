@@ -71,6 +71,7 @@ dev again resumes the same chain.`,
 }
 
 func runNode(cmd *cobra.Command, home string) error {
+	stop := notifyStop()
 	log, err := logger(cmd)
 	if err != nil {
 		return err
@@ -88,7 +89,7 @@ func runNode(cmd *cobra.Command, home string) error {
 		return err
 	}
 	fmt.Printf("phala-node ready: chain %s, RPC %s (Ctrl-C to stop)\n", n.App().ChainID(), n.RPCAddress())
-	sig := waitForSignal()
+	sig := <-stop
 	log.Info("stopping", "signal", sig.String())
 	return n.Stop()
 }

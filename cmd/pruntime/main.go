@@ -41,6 +41,10 @@ The sim platform runs anywhere and protects nothing from this machine's
 operator; use it for development only.`,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Listen for Ctrl-C first: a signal that arrives while starting
+			// must not kill the process without its clean shutdown.
+			ch := make(chan os.Signal, 1)
+			signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(level)); err != nil {
 				return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
@@ -75,8 +79,6 @@ operator; use it for development only.`,
 			go srv.Serve(ln)
 			info := e.Info()
 			fmt.Printf("pruntime ready: %s %s, API %s, synced %d\n", info.Role, info.IdentityKey, endpoint, info.Synced)
-			ch := make(chan os.Signal, 1)
-			signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 			log.Info("stopping", "signal", (<-ch).String())
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
