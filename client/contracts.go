@@ -111,26 +111,13 @@ func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []b
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	if !s.known {
-		a, err := s.c.Account(ctx, s.key.Public())
-		if err != nil {
-			s.mu.Unlock()
-			return nil, err
-		}
-		s.nonce, s.known = a.Nonce, true
+	tx, err := s.signFor(ctx, func(nonce uint64) api.Call {
+		return &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, Sealed: ch.Seal(input, api.CommandAD(rec.Identity, s.key.Public(), nonce))}
+	})
+	if err != nil {
+		return nil, err
 	}
-	nonce := s.nonce
-	call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, Sealed: ch.Seal(input, api.CommandAD(rec.Identity, s.key.Public(), nonce))}
-	tx := BuildTx(s.c.chainID, s.c.params, s.key, nonce, call)
-	s.nonce++
-	s.mu.Unlock()
-	res, err := s.c.Submit(ctx, tx)
-	var refused *api.TxError
-	if res == nil && errors.As(err, &refused) {
-		s.Resync()
-	}
-	return res, err
+	return s.submit(ctx, tx)
 }
 
 // QueryContract asks one of the contract's workers (found through their

@@ -29,6 +29,12 @@ func (s *Signer) Key() *crypto.KeyPair { return s.key }
 // Sign builds and signs a transaction with the next nonce and the minimum
 // fee for its size.
 func (s *Signer) Sign(ctx context.Context, call api.Call) (*api.Tx, error) {
+	return s.signFor(ctx, func(uint64) api.Call { return call })
+}
+
+// signFor signs the call that build makes for the next nonce (a command
+// binds its sealed input to the nonce of its transaction).
+func (s *Signer) signFor(ctx context.Context, build func(nonce uint64) api.Call) (*api.Tx, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.known {
@@ -38,9 +44,20 @@ func (s *Signer) Sign(ctx context.Context, call api.Call) (*api.Tx, error) {
 		}
 		s.nonce, s.known = a.Nonce, true
 	}
-	tx := BuildTx(s.c.chainID, s.c.params, s.key, s.nonce, call)
+	tx := BuildTx(s.c.chainID, s.c.params, s.key, s.nonce, build(s.nonce))
 	s.nonce++
 	return tx, nil
+}
+
+// submit sends a signed transaction and waits for it; a refusal by the
+// mempool means the nonce was not used.
+func (s *Signer) submit(ctx context.Context, tx *api.Tx) (*TxResult, error) {
+	res, err := s.c.Submit(ctx, tx)
+	var refused *api.TxError
+	if res == nil && errors.As(err, &refused) {
+		s.Resync()
+	}
+	return res, err
 }
 
 // Resync forgets the local nonce; the next Sign reads it from the chain.
@@ -56,12 +73,7 @@ func (s *Signer) Submit(ctx context.Context, call api.Call) (*TxResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.c.Submit(ctx, tx)
-	var refused *api.TxError
-	if res == nil && errors.As(err, &refused) {
-		s.Resync() // the mempool refused it: the nonce was not used
-	}
-	return res, err
+	return s.submit(ctx, tx)
 }
 
 // BuildTx signs a transaction paying the minimum fee for its encoded size.

@@ -39,22 +39,9 @@ func TestDevnetToken(t *testing.T) {
 	if testing.Short() {
 		t.Skip("whole devnet")
 	}
-	cfg := DefaultConfig(t.TempDir())
-	cfg.Ports = freePorts(t, 2)
-	cfg.PRuntimePort = 0
-	cfg.TimeoutCommit = 100 * time.Millisecond
-	cfg.Log = testnet.TestLogger(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	d, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
-	if err := d.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c := dial(t, ctx, d)
+	d, c := startTestDevnet(t, ctx, func(cfg *Config) { cfg.Log = testnet.TestLogger(t, 0) })
 	alice, bob := crypto.MustKeyPairFromURI("//Alice"), crypto.MustKeyPairFromURI("//Bob")
 	as, bs := c.NewSigner(alice), c.NewSigner(bob)
 	code := contracttest.Build(t, filepath.Join("..", "..", "examples", "contracts", "token"))
@@ -143,4 +130,25 @@ func mustDeployed(t *testing.T, ctx context.Context, c *client.Client, upload [3
 		return len(r.Workers) == replicas, nil
 	})
 	return rec
+}
+
+// startTestDevnet starts a one-validator devnet on free ports with fast
+// blocks (adjusted by tweak), waits until it is ready, and stops it when
+// the test ends.
+func startTestDevnet(t *testing.T, ctx context.Context, tweak func(*Config)) (*Devnet, *client.Client) {
+	t.Helper()
+	cfg := DefaultConfig(t.TempDir())
+	cfg.Ports = freePorts(t, 2)
+	cfg.PRuntimePort = 0
+	cfg.TimeoutCommit = 100 * time.Millisecond
+	tweak(&cfg)
+	d, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	if err := d.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return d, dial(t, ctx, d)
 }

@@ -54,23 +54,14 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("build pruntime: %v\n%s", err, out)
 	}
 	logs := &syncBuffer{}
-	cfg := DefaultConfig(t.TempDir())
-	cfg.Ports = freePorts(t, 2)
-	cfg.PRuntimePort = 0
-	cfg.TimeoutCommit = 100 * time.Millisecond
-	cfg.PRuntimeBinary = bin
-	cfg.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	d, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
-	if err := d.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c := dial(t, ctx, d)
+	var home string
+	d, c := startTestDevnet(t, ctx, func(cfg *Config) {
+		cfg.PRuntimeBinary = bin
+		cfg.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		home = cfg.Home
+	})
 	names := []string{"Alice", "Bob", "Ferdie"}
 	var keys []*crypto.KeyPair
 	var signers []*client.Signer
@@ -182,7 +173,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	scan("devnet logs (node, pherries, in-process parts)", logs.Bytes())
-	filepath.WalkDir(filepath.Join(cfg.Home, "nodes"), func(p string, e fs.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(home, "nodes"), func(p string, e fs.DirEntry, err error) error {
 		if err == nil && !e.IsDir() {
 			if b, err := os.ReadFile(p); err == nil {
 				scan(p, b)

@@ -11,9 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
-	coretypes "github.com/cometbft/cometbft/rpc/core/types"
-
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/crypto"
@@ -107,47 +104,14 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 	}
 	res := &ContractResult{}
 	start := time.Now()
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for i := range per {
-		wg.Add(1)
-		go func(txs [][]byte) {
-			defer wg.Done()
-			rpc, err := rpchttp.New(cfg.RPC, "/websocket")
-			if err != nil {
-				failed.Add(int64(len(txs)))
-				return
-			}
-			for j := 0; j < len(txs); j += cfg.Batch {
-				b := rpc.NewBatch()
-				for _, tx := range txs[j:min(j+cfg.Batch, len(txs))] {
-					b.BroadcastTxSync(ctx, tx)
-				}
-				out, err := b.Send(ctx)
-				if err != nil {
-					failed.Add(int64(min(cfg.Batch, len(txs)-j)))
-					continue
-				}
-				for _, r := range out {
-					if br, ok := r.(*coretypes.ResultBroadcastTx); !ok || br.Code != 0 {
-						failed.Add(1)
-					}
-				}
-			}
-		}(per[i])
+	sub, err := broadcast(ctx, cfg.RPC, per, cfg.Batch)
+	if err != nil {
+		return nil, err
 	}
-	wg.Wait()
-	// Wait for the mempool to drain, then for the worker to dispatch the tip.
-	for {
-		n, err := c.RPC().NumUnconfirmedTxs(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if n.Total == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitMempoolEmpty(ctx, c); err != nil {
+		return nil, err
 	}
+	// Then wait for the worker to dispatch the tip.
 	tip, err := c.Height(ctx)
 	if err != nil {
 		return nil, err
@@ -163,7 +127,7 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 		time.Sleep(10 * time.Millisecond)
 	}
 	res.CommandSpan = time.Since(start)
-	res.Commands = cfg.Commands/cfg.Senders*cfg.Senders - int(failed.Load())
+	res.Commands = sub.submitted - sub.refused
 	res.CommandsPerSec = float64(res.Commands) / res.CommandSpan.Seconds()
 	logf("commands done: %d in %s", res.Commands, res.CommandSpan)
 
@@ -175,7 +139,8 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 		}
 	}
 	lat := make([]time.Duration, cfg.Queries)
-	var next atomic.Int64
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
 	qstart := time.Now()
 	for w := 0; w < cfg.Concurrency; w++ {
 		wg.Add(1)
@@ -200,7 +165,7 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 	res.QueriesPerSec = float64(cfg.Queries) / res.QuerySpan.Seconds()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	res.P50, res.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
-	res.Failed = int(failed.Load())
+	res.Failed = sub.refused + int(failed.Load())
 	return res, nil
 }
 

@@ -102,81 +102,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	h0 := start.SyncInfo.LatestBlockHeight
 	t0 := time.Now()
-	var submitted, refused atomic.Int64
-	var firstRefusal atomic.Pointer[string]
-	var wg sync.WaitGroup
-	errc := make(chan error, cfg.Workers)
-	for w := range perWorker {
-		wg.Add(1)
-		go func(txs [][]byte) {
-			defer wg.Done()
-			rpc, err := rpchttp.New(cfg.RPC, "/websocket")
-			if err != nil {
-				errc <- err
-				return
-			}
-			for i := 0; i < len(txs); i += cfg.Batch {
-				b := rpc.NewBatch()
-				end := min(i+cfg.Batch, len(txs))
-				for _, tx := range txs[i:end] {
-					if _, err := b.BroadcastTxSync(ctx, tx); err != nil {
-						errc <- err
-						return
-					}
-				}
-				res, err := b.Send(ctx)
-				if err != nil {
-					errc <- fmt.Errorf("send batch: %w", err)
-					return
-				}
-				for _, r := range res {
-					switch r := r.(type) {
-					case *coretypes.ResultBroadcastTx:
-						if r.Code != 0 {
-							refused.Add(1)
-							firstRefusal.CompareAndSwap(nil, &r.Log)
-						}
-					default:
-						refused.Add(1)
-						msg := fmt.Sprint(r)
-						firstRefusal.CompareAndSwap(nil, &msg)
-					}
-				}
-				submitted.Add(int64(end - i))
-			}
-		}(perWorker[w])
-	}
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
+	sub, err := broadcast(ctx, cfg.RPC, perWorker, cfg.Batch)
+	if err != nil {
 		return nil, err
 	}
-	cfg.Log.Info("submitted", "txs", submitted.Load(), "refused", refused.Load(), "in", time.Since(t0).Round(time.Millisecond))
-	if r := firstRefusal.Load(); r != nil {
-		cfg.Log.Warn("some transactions were refused", "first", *r)
+	cfg.Log.Info("submitted", "txs", sub.submitted, "refused", sub.refused, "in", time.Since(t0).Round(time.Millisecond))
+	if sub.firstRefusal != "" {
+		cfg.Log.Warn("some transactions were refused", "first", sub.firstRefusal)
 	}
-
-	// Wait for the mempool to drain.
-	for {
-		n, err := c.RPC().NumUnconfirmedTxs(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if n.Total == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := waitMempoolEmpty(ctx, c); err != nil {
+		return nil, err
 	}
 	wall := time.Since(t0)
 	end, err := c.RPC().Status(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Submitted: int(submitted.Load()), Refused: int(refused.Load()), Wall: wall}
+	res := &Result{Submitted: sub.submitted, Refused: sub.refused, Wall: wall}
 	return res, count(ctx, c, h0, end.SyncInfo.LatestBlockHeight, res)
 }
 
@@ -272,4 +214,87 @@ func sign(c *client.Client, cfg Config, keys []*crypto.KeyPair) [][][]byte {
 	}
 	wg.Wait()
 	return per
+}
+
+type broadcastResult struct {
+	submitted, refused int
+	firstRefusal       string
+}
+
+// broadcast submits each list of transactions, in order, from its own
+// connection in JSON-RPC batches of broadcast_tx_sync, and counts the
+// refusals.
+func broadcast(ctx context.Context, addr string, lists [][][]byte, batch int) (*broadcastResult, error) {
+	var submitted, refused atomic.Int64
+	var firstRefusal atomic.Pointer[string]
+	var wg sync.WaitGroup
+	errc := make(chan error, len(lists))
+	for _, txs := range lists {
+		wg.Add(1)
+		go func(txs [][]byte) {
+			defer wg.Done()
+			rpc, err := rpchttp.New(addr, "/websocket")
+			if err != nil {
+				errc <- err
+				return
+			}
+			for i := 0; i < len(txs); i += batch {
+				b := rpc.NewBatch()
+				end := min(i+batch, len(txs))
+				for _, tx := range txs[i:end] {
+					if _, err := b.BroadcastTxSync(ctx, tx); err != nil {
+						errc <- err
+						return
+					}
+				}
+				res, err := b.Send(ctx)
+				if err != nil {
+					errc <- fmt.Errorf("send batch: %w", err)
+					return
+				}
+				for _, r := range res {
+					switch r := r.(type) {
+					case *coretypes.ResultBroadcastTx:
+						if r.Code != 0 {
+							refused.Add(1)
+							firstRefusal.CompareAndSwap(nil, &r.Log)
+						}
+					default:
+						refused.Add(1)
+						msg := fmt.Sprint(r)
+						firstRefusal.CompareAndSwap(nil, &msg)
+					}
+				}
+				submitted.Add(int64(end - i))
+			}
+		}(txs)
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	out := &broadcastResult{submitted: int(submitted.Load()), refused: int(refused.Load())}
+	if r := firstRefusal.Load(); r != nil {
+		out.firstRefusal = *r
+	}
+	return out, nil
+}
+
+// waitMempoolEmpty waits until the node's mempool has no transaction left.
+func waitMempoolEmpty(ctx context.Context, c *client.Client) error {
+	for {
+		n, err := c.RPC().NumUnconfirmedTxs(ctx)
+		if err != nil {
+			return err
+		}
+		if n.Total == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
