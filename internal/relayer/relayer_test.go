@@ -134,6 +134,9 @@ func startRelayer(t *testing.T, nodeURL, pruntimeURL string, op *crypto.KeyPair,
 	cfg.Node, cfg.PRuntime, cfg.Operator = nodeURL, pruntimeURL, op
 	cfg.PollInterval = 20 * time.Millisecond
 	cfg.MaxBackoff = 300 * time.Millisecond
+	// A tx lost with a restarting node's mempool is noticed (and retried)
+	// after TxTimeout: keep it well inside the tests' deadlines.
+	cfg.TxTimeout = 3 * time.Second
 	cfg.Log = testnet.TestLogger(t, slog.LevelInfo).With("relayer", op.Address()[:6])
 	if tune != nil {
 		tune(&cfg)
