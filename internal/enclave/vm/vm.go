@@ -285,7 +285,9 @@ func (in *Instance) Call(ctx context.Context, entry Entry, input []byte, env Env
 		return res, fmt.Errorf("%w: %v", ErrTrap, err)
 	}
 	if len(status) == 1 && status[0] != 0 {
-		return res, fmt.Errorf("%w: %s", ErrFailed, cs.output)
+		// The message is contract plaintext: it stays in Output, which
+		// goes only to the caller, sealed; never into an error string.
+		return res, ErrFailed
 	}
 	return res, nil
 }
