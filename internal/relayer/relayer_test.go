@@ -110,7 +110,7 @@ func (ev *env) startRuntime(t *testing.T) *runtime {
 		rt.mu.Unlock()
 		return nil
 	})
-	rt.srv = httptest.NewServer(httpapi.Handler(e, log))
+	rt.srv = httptest.NewServer(httpapi.ControlHandler(e, log, httpapi.ControlOptions{}))
 	t.Cleanup(rt.srv.Close)
 	return rt
 }

@@ -80,7 +80,7 @@ func TestAdversarialRelayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.Handler(e, log))
+	srv := httptest.NewServer(httpapi.ControlHandler(e, log, httpapi.ControlOptions{}))
 	defer srv.Close()
 	pr := pruntime.NewClient(srv.URL)
 
