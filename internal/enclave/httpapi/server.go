@@ -41,7 +41,7 @@ import (
 // PublicHandler returns the public API of e: GET /info (public facts only)
 // and POST /query. Nothing it serves changes e's state.
 func PublicHandler(e *engine.Engine, log *slog.Logger) http.Handler {
-	s := newServer(e, log, ControlOptions{})
+	s := newAPIServer(e, log, ControlOptions{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", s.publicInfo)
 	mux.HandleFunc("POST /query", s.query)
@@ -52,10 +52,10 @@ func PublicHandler(e *engine.Engine, log *slog.Logger) http.Handler {
 // egress) behind its access check: a caller whose remote address is not
 // loopback and not in opts.Allow gets 403 and nothing else.
 func ControlHandler(e *engine.Engine, log *slog.Logger, opts ControlOptions) http.Handler {
-	return newServer(e, log, opts).control()
+	return newAPIServer(e, log, opts).control()
 }
 
-func newServer(e *engine.Engine, log *slog.Logger, opts ControlOptions) *server {
+func newAPIServer(e *engine.Engine, log *slog.Logger, opts ControlOptions) *server {
 	opts = opts.withDefaults()
 	return &server{e: e, log: log, queries: make(chan struct{}, MaxConcurrentQueries), opts: opts,
 		budget: newByteBudget(opts.SyncBudgetBytes)}
