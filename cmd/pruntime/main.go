@@ -46,7 +46,8 @@ and asks for its registration there. The control API answers only callers on
 loopback: anyone who reached it could stall this worker (feed it nothing, hold
 its sync budget) or read its egress before the chain does. --control-allow CIDR
 admits a network besides loopback (e.g. a relayer on another host of a private
-network); never allow a network you do not control.
+network); never allow a network you do not control, and put no proxy on this
+host in front of the control API (its callers would all look local).
 
 The sim platform runs anywhere and protects nothing from this machine's
 operator; use it for development only.`,
@@ -61,6 +62,14 @@ operator; use it for development only.`,
 				return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			var opts httpapi.ControlOptions
+			for _, a := range controlAllow {
+				p, err := netip.ParsePrefix(a)
+				if err != nil {
+					return fmt.Errorf("--control-allow %q: want a network in CIDR form, e.g. 10.0.0.0/24: %w", a, err)
+				}
+				opts.Allow = append(opts.Allow, p.Masked())
+			}
 			if plat != api.PlatformSim {
 				return fmt.Errorf("--platform %q: this build supports only %q", plat, api.PlatformSim)
 			}
@@ -74,14 +83,6 @@ operator; use it for development only.`,
 			p, err := platform.NewSim(dataDir, nil, log)
 			if err != nil {
 				return err
-			}
-			var opts httpapi.ControlOptions
-			for _, a := range controlAllow {
-				p, err := netip.ParsePrefix(a)
-				if err != nil {
-					return fmt.Errorf("--control-allow %q: want a network in CIDR form, e.g. 10.0.0.0/24: %w", a, err)
-				}
-				opts.Allow = append(opts.Allow, p.Masked())
 			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
@@ -99,8 +100,10 @@ operator; use it for development only.`,
 			if err != nil {
 				return err
 			}
-			srv := &http.Server{Handler: httpapi.PublicHandler(e, log), ReadHeaderTimeout: 10 * time.Second}
-			csrv := &http.Server{Handler: httpapi.ControlHandler(e, log, opts), ReadHeaderTimeout: 10 * time.Second}
+			// ReadTimeout bounds how long a slow client holds a connection
+			// (and, on the control API, its share of the sync budget).
+			srv := &http.Server{Handler: httpapi.PublicHandler(e, log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+			csrv := &http.Server{Handler: httpapi.ControlHandler(e, log, opts), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute}
 			go srv.Serve(ln)
 			go csrv.Serve(cln)
 			info := e.Info()

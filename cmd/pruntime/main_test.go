@@ -72,6 +72,17 @@ func TestCrashRecovery(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	// The control API's flags: --help says why it stays on loopback, and
+	// a --control-allow that is not a network is refused before starting.
+	help, _ := exec.Command(bin, "--help").CombinedOutput()
+	for _, want := range []string{"--control-listen", "--control-allow", "loopback", "stall"} {
+		if !strings.Contains(string(help), want) {
+			t.Errorf("--help does not mention %q", want)
+		}
+	}
+	if out, err := exec.Command(bin, "--genesis", "x", "--data-dir", t.TempDir(), "--control-allow", "10.0.0.1").CombinedOutput(); err == nil || !strings.Contains(string(out), "CIDR") {
+		t.Fatalf("a bad --control-allow: %v\n%s", err, out)
+	}
 	net := testnet.New(t, testnet.Options{})
 	c := net.Client(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

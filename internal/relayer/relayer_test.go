@@ -597,11 +597,14 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("default config with an operator: %v", err)
 	}
 	for name, mutate := range map[string]func(*relayer.Config){
-		"no node":       func(c *relayer.Config) { c.Node = "" },
-		"bad node":      func(c *relayer.Config) { c.Node = "127.0.0.1:26657" },
-		"bad pruntime":  func(c *relayer.Config) { c.PRuntime = "tcp://127.0.0.1:8000" },
-		"huge batch":    func(c *relayer.Config) { c.BatchSize = api.MaxSyncBatch + 1 },
-		"negative poll": func(c *relayer.Config) { c.PollInterval = -time.Second },
+		"no node":              func(c *relayer.Config) { c.Node = "" },
+		"bad node":             func(c *relayer.Config) { c.Node = "127.0.0.1:26657" },
+		"bad pruntime":         func(c *relayer.Config) { c.PRuntime = "tcp://127.0.0.1:8000" },
+		"huge batch":           func(c *relayer.Config) { c.BatchSize = api.MaxSyncBatch + 1 },
+		"negative poll":        func(c *relayer.Config) { c.PollInterval = -time.Second },
+		"huge batch bytes":     func(c *relayer.Config) { c.MaxBatchBytes = api.MaxSyncPayloadBytes + 1 },
+		"negative batch bytes": func(c *relayer.Config) { c.MaxBatchBytes = -1 },
+		"huge egress page":     func(c *relayer.Config) { c.EgressPage = 1 << 30 },
 	} {
 		c := cfg
 		mutate(&c)
