@@ -120,8 +120,9 @@ func DecodeSignedMessages(data []byte) ([]SignedMessage, error) {
 	return ms, nil
 }
 
-// PRuntimeInfo is what a pRuntime tells about itself (GET /info): only
-// public facts.
+// PRuntimeInfo is what a pRuntime tells its host on the control API (GET
+// /info there): no secret, but operational detail (egress backlog, memory,
+// contract state roots) that the public API leaves out.
 type PRuntimeInfo struct {
 	ChainID     string            `json:"chain_id"`
 	Role        string            `json:"role"`
@@ -138,4 +139,31 @@ type PRuntimeInfo struct {
 	StateRoot   string            `json:"state_root"`
 	Contracts   map[string]string `json:"contracts,omitempty"` // contract identity -> encrypted state root
 	MemoryBytes uint64            `json:"memory_bytes"`
+}
+
+// PRuntimePublicInfo is what a pRuntime tells anyone on its public API (GET
+// /info there, at the endpoint in its WorkerInfo): the facts a client needs
+// to address it (identity and ECDH keys, role, platform, measurement, chain)
+// and how far it follows the chain (heights in blocks, the last block's
+// time). Nothing an outsider could use to watch its load or its contracts.
+type PRuntimePublicInfo struct {
+	ChainID     string    `json:"chain_id"`
+	Role        string    `json:"role"`
+	Platform    string    `json:"platform"`
+	Measurement string    `json:"measurement"`
+	IdentityKey string    `json:"identity_key"`
+	EcdhKey     string    `json:"ecdh_key"`
+	MasterKey   string    `json:"master_public_key,omitempty"`
+	Synced      int64     `json:"synced_header"`
+	Dispatched  int64     `json:"dispatched_block"`
+	BlockTime   time.Time `json:"block_time"`
+}
+
+// Public returns the subset of i the public API serves.
+func (i *PRuntimeInfo) Public() PRuntimePublicInfo {
+	return PRuntimePublicInfo{
+		ChainID: i.ChainID, Role: i.Role, Platform: i.Platform, Measurement: i.Measurement,
+		IdentityKey: i.IdentityKey, EcdhKey: i.EcdhKey, MasterKey: i.MasterKey,
+		Synced: i.Synced, Dispatched: i.Dispatched, BlockTime: i.BlockTime,
+	}
 }

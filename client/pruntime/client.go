@@ -1,17 +1,22 @@
-// Package pruntime is the client of a pRuntime's HTTP API (the server is
-// internal/enclave/httpapi): info, registration, header sync, block
-// dispatch, egress and contract queries. The relayer, the devnet, the CLI
-// and tests use it; it trusts nothing pRuntime says beyond what the caller
-// checks (answers to queries are checked with client.PendingQuery.Open).
+// Package pruntime is the client of a pRuntime's two HTTP APIs (the server
+// is internal/enclave/httpapi). Client talks to the control API (info,
+// registration, header sync, block dispatch, paged egress): the relayer,
+// the devnet and tests use it on the pRuntime's host. Public talks to the
+// public API at a worker's registered endpoint (public info, contract
+// queries). Neither trusts what pRuntime says beyond what the caller checks
+// (answers to queries are checked with client.PendingQuery.Open).
 package pruntime
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,9 +24,9 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-// Client calls a pRuntime's API.
+// Client calls a pRuntime's control API.
 type Client struct {
-	Base string // e.g. http://127.0.0.1:8000
+	Base string // the control API, e.g. http://127.0.0.1:8001
 	HTTP *http.Client
 }
 
@@ -31,7 +36,8 @@ type errorBody struct {
 	Dispatched *int64 `json:"dispatched,omitempty"`
 }
 
-// NewClient returns a client of the pRuntime at base.
+// NewClient returns a client of the pRuntime whose control API is at base
+// (pruntime's --control-listen).
 func NewClient(base string) *Client {
 	// A batch of a few hundred headers verifies in well under a second;
 	// the timeout only catches a pRuntime that hangs.
@@ -49,30 +55,46 @@ type Error struct {
 func (e *Error) Error() string { return fmt.Sprintf("pruntime: %d: %s", e.Status, e.Message) }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
+	b, _, err := do(ctx, c.HTTP, c.Base, method, path, body)
+	return b, c.hint(err)
+}
+
+// hint adds to a 404 the likely cause: the public API's URL given where the
+// control API's belongs.
+func (c *Client) hint(err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		e.Message += " (is " + c.Base + " pRuntime's control API, its --control-listen? The public API serves only /info and /query)"
 	}
-	res, err := c.HTTP.Do(req)
+	return err
+}
+
+func do(ctx context.Context, hc *http.Client, base, method, path string, body []byte) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("pruntime at %s: %w", c.Base, err)
+		return nil, nil, err
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pruntime at %s: %w", base, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(res.Body, api.MaxSyncPayloadBytes))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if res.StatusCode != http.StatusOK {
 		var eb errorBody
 		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
 			eb.Error = strings.TrimSpace(string(b[:min(len(b), 200)]))
 		}
-		return nil, &Error{Status: res.StatusCode, Message: eb.Error, Synced: eb.Synced, Dispatched: eb.Dispatched}
+		return nil, nil, &Error{Status: res.StatusCode, Message: eb.Error, Synced: eb.Synced, Dispatched: eb.Dispatched}
 	}
-	return b, nil
+	return b, res.Header, nil
 }
 
-// Info returns pRuntime's info.
+// Info returns pRuntime's info (the control API's: public facts and
+// operational counters).
 func (c *Client) Info(ctx context.Context) (*api.PRuntimeInfo, error) {
 	b, err := c.do(ctx, http.MethodGet, "/info", nil)
 	if err != nil {
@@ -118,19 +140,94 @@ func (c *Client) height(ctx context.Context, path string, body []byte, field str
 	return out[field], nil
 }
 
-// Egress returns pRuntime's pending signed messages.
+// DefaultEgressPageBytes is the page size Egress asks for.
+const DefaultEgressPageBytes = 4 << 20
+
+// maxEgressPages bounds the pages Egress reads in one call.
+const maxEgressPages = 100_000
+
+// EgressPage returns one page of pRuntime's pending signed messages: those
+// after the cursor after ("" for the first page), at most maxBytes of
+// encoding (0: the server's default) but at least one message, and the
+// cursor of the next page ("" after the last). A page may repeat messages
+// of an earlier one (the chain acknowledged some meanwhile); it never
+// skips one.
+func (c *Client) EgressPage(ctx context.Context, after string, maxBytes int) ([]api.SignedMessage, string, error) {
+	v := url.Values{}
+	if maxBytes > 0 {
+		v.Set("max_bytes", strconv.Itoa(maxBytes))
+	}
+	if after != "" {
+		v.Set("after", after)
+	}
+	path := "/egress"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	b, h, err := do(ctx, c.HTTP, c.Base, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, "", c.hint(err)
+	}
+	ms, err := api.DecodeSignedMessages(b)
+	if err != nil {
+		return nil, "", err
+	}
+	next := h.Get(egressNextHeader)
+	if next != "" && len(ms) == 0 {
+		return nil, "", fmt.Errorf("pruntime at %s: an empty egress page with a next cursor", c.Base)
+	}
+	return ms, next, nil
+}
+
+// egressNextHeader is httpapi.EgressNextHeader (not imported: the client
+// does not link the enclave).
+const egressNextHeader = "Phala-Egress-Next"
+
+// Egress returns all of pRuntime's pending signed messages, read in pages
+// of DefaultEgressPageBytes. Callers that must bound their memory read
+// pages with EgressPage.
 func (c *Client) Egress(ctx context.Context) ([]api.SignedMessage, error) {
-	b, err := c.do(ctx, http.MethodGet, "/egress", nil)
+	var all []api.SignedMessage
+	after := ""
+	for range maxEgressPages {
+		ms, next, err := c.EgressPage(ctx, after, DefaultEgressPageBytes)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ms...)
+		if next == "" {
+			return all, nil
+		}
+		after = next
+	}
+	return nil, fmt.Errorf("pruntime at %s: egress not read after %d pages", c.Base, maxEgressPages)
+}
+
+// Public calls a pRuntime's public API (the endpoint in its WorkerInfo).
+type Public struct {
+	Base string // e.g. http://127.0.0.1:8000
+	HTTP *http.Client
+}
+
+// NewPublic returns a client of the public API at base.
+func NewPublic(base string) *Public {
+	return &Public{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{Timeout: time.Minute}}
+}
+
+// Info returns the public facts pRuntime tells anyone.
+func (p *Public) Info(ctx context.Context) (*api.PRuntimePublicInfo, error) {
+	b, _, err := do(ctx, p.HTTP, p.Base, http.MethodGet, "/info", nil)
 	if err != nil {
 		return nil, err
 	}
-	return api.DecodeSignedMessages(b)
+	var info api.PRuntimePublicInfo
+	return &info, json.Unmarshal(b, &info)
 }
 
 // Query sends a contract query and returns the worker's (sealed, signed)
 // response; open it with client.PendingQuery.Open.
-func (c *Client) Query(ctx context.Context, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
-	b, err := c.do(ctx, http.MethodPost, "/query", q.Encode())
+func (p *Public) Query(ctx context.Context, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
+	b, _, err := do(ctx, p.HTTP, p.Base, http.MethodPost, "/query", q.Encode())
 	if err != nil {
 		return nil, err
 	}

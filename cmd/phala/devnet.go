@@ -30,7 +30,8 @@ func devnetCmd(_ *globals) *cobra.Command {
 		Short: "Run a whole development network on this machine",
 		Long: `devnet starts, in one process on loopback: --validators phala-node
 validators (RPC on 127.0.0.1:26657), a gatekeeper pRuntime and --workers
-worker pRuntimes (APIs on 127.0.0.1:8000...), and one pherry per pRuntime.
+worker pRuntimes (public APIs on 127.0.0.1:8000..., control APIs, which only
+their pherry uses, on 127.0.0.1:8100...), and one pherry per pRuntime.
 The development accounts (//Alice, //Bob, ...) are funded. It prints the
 endpoints and one "devnet ready" line once the gatekeeper has published the
 master key and every worker is registered. Ctrl-C stops everything.
@@ -72,7 +73,7 @@ so run it from the repository) and runs a few private transfers and queries.`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "home:        %s\nnode RPC:    %s\n", home, d.RPC())
 			for _, rt := range d.Runtimes {
-				fmt.Fprintf(out, "%-12s %s\n", rt.Name+":", rt.URL)
+				fmt.Fprintf(out, "%-12s %s (control %s)\n", rt.Name+":", rt.URL, rt.ControlURL)
 			}
 			readyCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 			err = d.WaitReady(readyCtx)
@@ -94,7 +95,7 @@ so run it from the repository) and runs a few private transfers and queries.`,
 	c.Flags().IntVar(&cfg.Validators, "validators", cfg.Validators, "number of validators")
 	c.Flags().IntVar(&cfg.Workers, "workers", cfg.Workers, "number of worker pRuntimes")
 	c.Flags().IntVar(&cfg.BasePort, "base-port", cfg.BasePort, "validator i listens on base+2i (p2p) and base+2i+1 (RPC)")
-	c.Flags().IntVar(&cfg.PRuntimePort, "pruntime-port", cfg.PRuntimePort, "first pRuntime API port (gatekeeper; workers follow)")
+	c.Flags().IntVar(&cfg.PRuntimePort, "pruntime-port", cfg.PRuntimePort, "first pRuntime public API port (gatekeeper; workers follow); control APIs at this +100")
 	c.Flags().BoolVar(&demo, "demo", false, "deploy the confidential token and run private transfers and queries")
 	c.Flags().StringVar(&logLevel, "log-level", "warn", "log level of the devnet's parts: debug, info, warn, error")
 	return c

@@ -41,8 +41,9 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "pherry",
 		Short: "Relay a Phala chain to a pRuntime and its egress back",
-		Long: `pherry is the untrusted relayer between one node (--node) and one pRuntime
-(--pruntime). It forwards every signed header and every block's queue messages
+		Long: `pherry is the untrusted relayer between one node (--node) and one pRuntime,
+reached at its control API (--pruntime-control: pruntime's --control-listen,
+on loopback by default, so pherry runs on the pRuntime's host). It forwards every signed header and every block's queue messages
 to pRuntime, which verifies all of it: a relayer can delay the chain, but
 pRuntime refuses anything forged, skipped or reordered. It submits pRuntime's signed egress
 messages to the chain and, unless --no-register, registers (and renews) the
@@ -53,7 +54,10 @@ recorded on chain as the worker's operator. The default //Alice is a public
 development key: use your own secret URI outside a development chain.
 
 pherry resumes from the heights pRuntime reports, so it can be stopped
-(Ctrl-C) and restarted at any time; node or pRuntime restarts are retried.`,
+(Ctrl-C) and restarted at any time; node or pRuntime restarts are retried.
+A batch stops growing at --batch-bytes while it is fetched, and pRuntime's
+egress is read in pages, so pherry's memory stays bounded whatever the chain
+or pRuntime hold.`,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -83,16 +87,17 @@ pherry resumes from the heights pRuntime reports, so it can be stopped
 			if noRegister {
 				reg = "off"
 			}
-			fmt.Fprintf(stdout, "pherry ready: node %s -> pRuntime %s, operator %s (pays fees), registration %s\n",
+			fmt.Fprintf(stdout, "pherry ready: node %s -> pRuntime control API %s, operator %s (pays fees), registration %s\n",
 				cfg.Node, cfg.PRuntime, key.Address(), reg)
 			return r.Run(cmd.Context())
 		},
 	}
 	f := root.Flags()
 	f.StringVar(&cfg.Node, "node", d.Node, "the node's CometBFT RPC URL")
-	f.StringVar(&cfg.PRuntime, "pruntime", d.PRuntime, "pRuntime's API URL")
+	f.StringVar(&cfg.PRuntime, "pruntime-control", d.PRuntime, "URL of pRuntime's control API (pruntime --control-listen), not its public one")
 	f.StringVar(&operator, "operator", "//Alice", "secret URI of the operator account: it signs and pays the fees of egress and registration txs, and is the worker's operator (//Alice: development only)")
 	f.IntVar(&cfg.BatchSize, "batch", d.BatchSize, "headers or blocks per pRuntime call while catching up")
+	f.IntVar(&cfg.MaxBatchBytes, "batch-bytes", d.MaxBatchBytes, "a batch stops growing at this many bytes while it is fetched (bounds pherry's memory)")
 	f.DurationVar(&cfg.PollInterval, "poll", d.PollInterval, "how often to ask the node for new blocks once caught up")
 	f.BoolVar(&noRegister, "no-register", false, "do not register or renew the worker on chain")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")

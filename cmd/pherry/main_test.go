@@ -47,7 +47,7 @@ func TestHelpSaysWhoPays(t *testing.T) {
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"--node", "--pruntime", "--operator", "--batch", "--no-register", "--log-level", "pays the fees", "//Alice"} {
+	for _, want := range []string{"--node", "--pruntime-control", "--batch-bytes", "--operator", "--batch", "--no-register", "--log-level", "pays the fees", "//Alice"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help does not mention %q", want)
 		}
@@ -96,7 +96,7 @@ func setup(t *testing.T) (*testnet.Network, *engine.Engine, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.Handler(e, log))
+	srv := httptest.NewServer(httpapi.ControlHandler(e, log, httpapi.ControlOptions{}))
 	t.Cleanup(srv.Close)
 	return net, e, srv.URL
 }
@@ -107,7 +107,7 @@ func TestRunAndStop(t *testing.T) {
 	net, e, url := setup(t)
 	var out, errOut syncBuffer
 	cmd := newRootCmd(&out, &errOut)
-	cmd.SetArgs([]string{"--node", net.RPC(0), "--pruntime", url, "--no-register", "--log-level", "warn", "--poll", "20ms"})
+	cmd.SetArgs([]string{"--node", net.RPC(0), "--pruntime-control", url, "--no-register", "--log-level", "warn", "--poll", "20ms"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
@@ -139,7 +139,7 @@ func TestInterruptStopsCleanly(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	net, e, url := setup(t)
-	cmd := exec.Command(bin, "--node", net.RPC(0), "--pruntime", url, "--no-register", "--log-level", "info", "--poll", "20ms")
+	cmd := exec.Command(bin, "--node", net.RPC(0), "--pruntime-control", url, "--no-register", "--log-level", "info", "--poll", "20ms")
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,7 +27,8 @@ import (
 
 func main() {
 	var (
-		dataDir, genesis, listen, endpoint, plat, level string
+		dataDir, genesis, listen, controlListen, endpoint, plat, level string
+		controlAllow                                                   []string
 	)
 	root := &cobra.Command{
 		Use:   "pruntime",
@@ -34,8 +36,18 @@ func main() {
 		Long: `pruntime is the enclave runtime of a Phala worker or gatekeeper. At first start
 it creates its identity and ECDH keys and seals them in --data-dir; it trusts
 only the --genesis it is given and what it verifies (headers with the CometBFT
-light verifier, block messages against the app hash of the next header). A
-relayer (pherry) feeds it through the HTTP API on --listen.
+light verifier, block messages against the app hash of the next header).
+
+It serves two HTTP APIs. The public API on --listen (its URL, or --endpoint,
+goes in the worker's on-chain WorkerInfo) answers contract queries and public
+info, and changes no state. The control API on --control-listen is the host's:
+the relayer (pherry --pruntime-control) feeds it the chain, collects its egress
+and asks for its registration there. The control API answers only callers on
+loopback: anyone who reached it could stall this worker (feed it nothing, hold
+its sync budget) or read its egress before the chain does. --control-allow CIDR
+admits a network besides loopback (e.g. a relayer on another host of a private
+network); never allow a network you do not control, and put no proxy on this
+host in front of the control API (its callers would all look local).
 
 The sim platform runs anywhere and protects nothing from this machine's
 operator; use it for development only.`,
@@ -50,6 +62,14 @@ operator; use it for development only.`,
 				return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			var opts httpapi.ControlOptions
+			for _, a := range controlAllow {
+				p, err := netip.ParsePrefix(a)
+				if err != nil {
+					return fmt.Errorf("--control-allow %q: want a network in CIDR form, e.g. 10.0.0.0/24: %w", a, err)
+				}
+				opts.Allow = append(opts.Allow, p.Masked())
+			}
 			if plat != api.PlatformSim {
 				return fmt.Errorf("--platform %q: this build supports only %q", plat, api.PlatformSim)
 			}
@@ -68,6 +88,11 @@ operator; use it for development only.`,
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
+			cln, err := net.Listen("tcp", controlListen)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("control API: listen on %s: %w", controlListen, err)
+			}
 			if endpoint == "" {
 				endpoint = "http://" + ln.Addr().String()
 			}
@@ -75,21 +100,27 @@ operator; use it for development only.`,
 			if err != nil {
 				return err
 			}
-			srv := &http.Server{Handler: httpapi.Handler(e, log), ReadHeaderTimeout: 10 * time.Second}
+			// ReadTimeout bounds how long a slow client holds a connection
+			// (and, on the control API, its share of the sync budget).
+			srv := &http.Server{Handler: httpapi.PublicHandler(e, log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+			csrv := &http.Server{Handler: httpapi.ControlHandler(e, log, opts), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute}
 			go srv.Serve(ln)
+			go csrv.Serve(cln)
 			info := e.Info()
-			fmt.Printf("pruntime ready: %s %s, API %s, synced %d\n", info.Role, info.IdentityKey, endpoint, info.Synced)
+			fmt.Printf("pruntime ready: %s %s, public API %s, control API http://%s, synced %d\n", info.Role, info.IdentityKey, endpoint, cln.Addr(), info.Synced)
 			log.Info("stopping", "signal", (<-ch).String())
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			return srv.Shutdown(ctx)
+			return errors.Join(srv.Shutdown(ctx), csrv.Shutdown(ctx))
 		},
 	}
 	f := root.Flags()
 	f.StringVar(&dataDir, "data-dir", "pruntime-data", "directory of the sealed keys and state")
 	f.StringVar(&genesis, "genesis", "", "the chain's genesis.json (the only thing pRuntime trusts)")
-	f.StringVar(&listen, "listen", "127.0.0.1:8000", "API listen address")
-	f.StringVar(&endpoint, "endpoint", "", "public URL of the API put in WorkerInfo (default: http://<listen>)")
+	f.StringVar(&listen, "listen", "127.0.0.1:8000", "public API listen address (contract queries, public info)")
+	f.StringVar(&endpoint, "endpoint", "", "public URL of the public API put in WorkerInfo (default: http://<listen>)")
+	f.StringVar(&controlListen, "control-listen", "127.0.0.1:8001", "control API listen address (the relayer's: sync, egress, registration); keep it on loopback")
+	f.StringSliceVar(&controlAllow, "control-allow", nil, "network (CIDR) whose callers the control API serves besides loopback; repeatable. Anyone there can stall this worker: allow only networks you control")
 	f.StringVar(&plat, "platform", api.PlatformSim, "TEE platform: sim")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	if err := root.Execute(); err != nil {

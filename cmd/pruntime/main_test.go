@@ -39,19 +39,20 @@ func freeAddr(t *testing.T) string {
 type proc struct {
 	cmd *exec.Cmd
 	out *strings.Builder
-	api *pruntime.Client
+	api *pruntime.Client // the control API
+	pub *pruntime.Public
 }
 
 func start(t *testing.T, bin, dataDir, genesis string) *proc {
 	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "--data-dir", dataDir, "--genesis", genesis, "--listen", addr, "--log-level", "warn")
+	addr, control := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, "--data-dir", dataDir, "--genesis", genesis, "--listen", addr, "--control-listen", control, "--log-level", "warn")
 	out := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, out: out, api: pruntime.NewClient("http://" + addr)}
+	p := &proc{cmd: cmd, out: out, api: pruntime.NewClient("http://" + control), pub: pruntime.NewPublic("http://" + addr)}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	testnet.WaitFor(t, 30*time.Second, "pruntime API", func() (bool, error) {
 		_, err := p.api.Info(context.Background())
@@ -70,6 +71,17 @@ func TestCrashRecovery(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "pruntime")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
+	}
+	// The control API's flags: --help says why it stays on loopback, and
+	// a --control-allow that is not a network is refused before starting.
+	help, _ := exec.Command(bin, "--help").CombinedOutput()
+	for _, want := range []string{"--control-listen", "--control-allow", "loopback", "stall"} {
+		if !strings.Contains(string(help), want) {
+			t.Errorf("--help does not mention %q", want)
+		}
+	}
+	if out, err := exec.Command(bin, "--genesis", "x", "--data-dir", t.TempDir(), "--control-allow", "10.0.0.1").CombinedOutput(); err == nil || !strings.Contains(string(out), "CIDR") {
+		t.Fatalf("a bad --control-allow: %v\n%s", err, out)
 	}
 	net := testnet.New(t, testnet.Options{})
 	c := net.Client(0)
@@ -165,6 +177,15 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	if want := fmt.Sprintf("%x", ref.StateRoot()); final.StateRoot != want {
 		t.Fatalf("state root after %d crashes %s, reference %s", kills, final.StateRoot, want)
+	}
+	// The public API tells the public facts and refuses to be fed.
+	pub, err := p.pub.Info(ctx)
+	if err != nil || pub.IdentityKey != final.IdentityKey || pub.Dispatched != final.Dispatched {
+		t.Fatalf("public info %+v: %v", pub, err)
+	}
+	onPublic := pruntime.NewClient(p.pub.Base)
+	if _, err := onPublic.SyncHeaders(ctx, &api.HeaderBatch{}); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("sync on the public API: %v", err)
 	}
 	// Its measurement is the binary's hash.
 	exe, _ := os.ReadFile(bin)

@@ -42,7 +42,8 @@ type Config struct {
 	Workers       int
 	BasePort      int   // validator i: p2p BasePort+2i, RPC BasePort+2i+1
 	Ports         []int // if set: validator i uses Ports[2i] (p2p) and Ports[2i+1] (RPC)
-	PRuntimePort  int   // gatekeeper PRuntimePort, worker i PRuntimePort+i; 0: any free port
+	PRuntimePort  int   // public APIs: gatekeeper PRuntimePort, worker i PRuntimePort+i; 0: any free port
+	ControlPort   int   // control APIs: gatekeeper ControlPort, worker i ControlPort+i; 0: PRuntimePort+100 (any free port if PRuntimePort is 0)
 	TimeoutCommit time.Duration
 	Log           *slog.Logger
 	// PRuntimeBinary, if set, runs each pRuntime as its own process from
@@ -52,7 +53,7 @@ type Config struct {
 }
 
 // DefaultConfig is one validator (RPC on 26657), a gatekeeper and two
-// workers (pRuntime APIs on 8000-8002).
+// workers (pRuntime public APIs on 8000-8002, control APIs on 8100-8102).
 func DefaultConfig(home string) Config {
 	return Config{Home: home, ChainID: "phala-devnet", Validators: 1, Workers: 2, BasePort: 26656, PRuntimePort: 8000, TimeoutCommit: 500 * time.Millisecond, Log: slog.Default()}
 }
@@ -76,16 +77,18 @@ var operators = []string{"//Charlie", "//Dave", "//Eve", "//Ferdie"}
 
 // Runtime is one pRuntime of the devnet.
 type Runtime struct {
-	Name    string
-	Dir     string
-	Engine  *engine.Engine // nil when it runs as a process
-	URL     string
-	API     *pruntime.Client
-	srv     *http.Server
-	cmd     *exec.Cmd
-	port    int
-	genesis string
-	bin     string
+	Name       string
+	Dir        string
+	Engine     *engine.Engine // nil when it runs as a process
+	URL        string         // the public API (in the WorkerInfo)
+	ControlURL string         // the control API (its pherry's)
+	API        *pruntime.Client
+	srvs       []*http.Server
+	cmd        *exec.Cmd
+	port       int
+	cport      int
+	genesis    string
+	bin        string
 }
 
 // Devnet is a running development network.
@@ -149,15 +152,18 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		names = append(names, "worker"+strconv.Itoa(i))
 	}
 	for i, name := range names {
-		port := 0
+		port, cport := 0, 0
 		if cfg.PRuntimePort != 0 {
-			port = cfg.PRuntimePort + i
+			port, cport = cfg.PRuntimePort+i, cfg.PRuntimePort+100+i
+		}
+		if cfg.ControlPort != 0 {
+			cport = cfg.ControlPort + i
 		}
 		var rt *Runtime
 		if cfg.PRuntimeBinary != "" {
-			rt, err = startProcess(cfg.PRuntimeBinary, name, filepath.Join(cfg.Home, name), filepath.Join(homes[0], "config", "genesis.json"), port)
+			rt, err = startProcess(cfg.PRuntimeBinary, name, filepath.Join(cfg.Home, name), filepath.Join(homes[0], "config", "genesis.json"), port, cport)
 		} else {
-			rt, err = d.startRuntime(name, filepath.Join(cfg.Home, name), doc, port, log)
+			rt, err = d.startRuntime(name, filepath.Join(cfg.Home, name), doc, port, cport, log)
 		}
 		if err != nil {
 			d.Stop()
@@ -166,7 +172,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		d.Runtimes = append(d.Runtimes, rt)
 		rc := relayer.DefaultConfig()
 		rc.Node = d.nodes[0].RPCAddress()
-		rc.PRuntime = rt.URL
+		rc.PRuntime = rt.ControlURL
 		rc.Operator = crypto.MustKeyPairFromURI(operators[i%len(operators)])
 		rc.Register = name != "gatekeeper"
 		rc.Log = log.With("part", "pherry-"+name)
@@ -217,7 +223,7 @@ func initialize(dc Config, gkDir string) error {
 	return err
 }
 
-func (d *Devnet) startRuntime(name, dir string, doc *cmttypes.GenesisDoc, port int, log *slog.Logger) (*Runtime, error) {
+func (d *Devnet) startRuntime(name, dir string, doc *cmttypes.GenesisDoc, port, cport int, log *slog.Logger) (*Runtime, error) {
 	l := log.With("part", name)
 	p, err := platform.NewSim(dir, nil, l)
 	if err != nil {
@@ -225,38 +231,59 @@ func (d *Devnet) startRuntime(name, dir string, doc *cmttypes.GenesisDoc, port i
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
-		return nil, fmt.Errorf("%s API: %w", name, err)
+		return nil, fmt.Errorf("%s public API: %w", name, err)
 	}
-	url := "http://" + ln.Addr().String()
+	cln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cport)))
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%s control API: %w", name, err)
+	}
+	url, curl := "http://"+ln.Addr().String(), "http://"+cln.Addr().String()
 	e, err := engine.New(engine.Config{DataDir: dir, Genesis: doc, Endpoint: url, Platform: p, Log: l})
 	if err != nil {
 		ln.Close()
+		cln.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	srv := &http.Server{Handler: httpapi.Handler(e, l), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: httpapi.PublicHandler(e, l), ReadHeaderTimeout: 10 * time.Second}
+	csrv := &http.Server{Handler: httpapi.ControlHandler(e, l, httpapi.ControlOptions{}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	return &Runtime{Name: name, Dir: dir, Engine: e, URL: url, API: pruntime.NewClient(url), srv: srv}, nil
+	go csrv.Serve(cln)
+	return &Runtime{Name: name, Dir: dir, Engine: e, URL: url, ControlURL: curl, API: pruntime.NewClient(curl), srvs: []*http.Server{srv, csrv}}, nil
 }
 
 // startProcess runs a pRuntime process and waits for its API.
-func startProcess(bin, name, dir, genesis string, port int) (*Runtime, error) {
+func startProcess(bin, name, dir, genesis string, port, cport int) (*Runtime, error) {
+	var err error
 	if port == 0 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		if port, err = freePort(); err != nil {
 			return nil, err
 		}
-		port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
 	}
-	rt := &Runtime{Name: name, Dir: dir, port: port, genesis: genesis, bin: bin}
+	if cport == 0 {
+		if cport, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	rt := &Runtime{Name: name, Dir: dir, port: port, cport: cport, genesis: genesis, bin: bin}
 	return rt, rt.Start()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Start (re)starts a process pRuntime.
 func (rt *Runtime) Start() error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(rt.port))
-	rt.URL = "http://" + addr
-	rt.API = pruntime.NewClient(rt.URL)
+	caddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(rt.cport))
+	rt.URL, rt.ControlURL = "http://"+addr, "http://"+caddr
+	rt.API = pruntime.NewClient(rt.ControlURL)
 	logf, err := os.OpenFile(filepath.Join(rt.Dir, "pruntime.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		if err := os.MkdirAll(rt.Dir, 0o700); err != nil {
@@ -266,7 +293,7 @@ func (rt *Runtime) Start() error {
 			return err
 		}
 	}
-	rt.cmd = exec.Command(rt.bin, "--data-dir", rt.Dir, "--genesis", rt.genesis, "--listen", addr, "--log-level", "info")
+	rt.cmd = exec.Command(rt.bin, "--data-dir", rt.Dir, "--genesis", rt.genesis, "--listen", addr, "--control-listen", caddr, "--log-level", "info")
 	rt.cmd.Stdout, rt.cmd.Stderr = logf, logf
 	if err := rt.cmd.Start(); err != nil {
 		logf.Close()
@@ -283,7 +310,7 @@ func (rt *Runtime) Start() error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("%s did not answer on %s", rt.Name, rt.URL)
+	return fmt.Errorf("%s did not answer on %s", rt.Name, rt.ControlURL)
 }
 
 // Kill sends SIGKILL to a process pRuntime (a crash, for tests).
@@ -359,9 +386,9 @@ func (d *Devnet) Stop() error {
 	}
 	d.wg.Wait()
 	for _, rt := range d.Runtimes {
-		if rt.srv != nil {
+		for _, srv := range rt.srvs {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			rt.srv.Shutdown(ctx)
+			srv.Shutdown(ctx)
 			cancel()
 		}
 		if rt.cmd != nil && rt.cmd.Process != nil {

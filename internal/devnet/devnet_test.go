@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/client/pruntime"
 	"github.com/phalago/phala/contract/contracttest"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/testnet"
@@ -107,6 +109,25 @@ func TestDevnetToken(t *testing.T) {
 	}
 	if len(roots) != 1 {
 		t.Fatal("the two replicas hold different encrypted states")
+	}
+	// The queries above went to the endpoints the workers registered:
+	// their public APIs, which cannot be fed; the control APIs are elsewhere.
+	for _, rt := range d.Runtimes[1:] {
+		info, err := rt.API.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := crypto.ParsePublicKey(info.IdentityKey)
+		ep, err := c.WorkerEndpoint(ctx, id)
+		if err != nil || ep != rt.URL || ep == rt.ControlURL {
+			t.Fatalf("%s registered endpoint %q (public %s, control %s): %v", rt.Name, ep, rt.URL, rt.ControlURL, err)
+		}
+		if _, err := pruntime.NewClient(rt.URL).SyncHeaders(ctx, &api.HeaderBatch{}); err == nil || !strings.Contains(err.Error(), "404") {
+			t.Fatalf("%s: sync on the public API: %v", rt.Name, err)
+		}
+		if pub, err := pruntime.NewPublic(rt.URL).Info(ctx); err != nil || pub.IdentityKey != info.IdentityKey {
+			t.Fatalf("%s public info %+v: %v", rt.Name, pub, err)
+		}
 	}
 }
 

@@ -29,22 +29,70 @@ func egressKey(m *api.Message) string {
 	return fmt.Sprintf("%x/%d", m.Origin.Encode(), m.Seq)
 }
 
-// pushEgress reads pRuntime's egress and submits each message the chain
-// does not have yet and that is not already on its way, as a push_message
-// paid by the operator. Messages of one origin go in sequence order; an
-// origin whose earlier message waits for a retry is skipped this round.
+// maxEgressPages bounds the egress pages read in one round (the next round
+// starts over).
+const maxEgressPages = 100_000
+
+// pushEgress reads pRuntime's egress, page by page (Config.EgressPage
+// bytes each, so that the relayer holds one page at a time), and submits
+// each message the chain does not have yet and that is not already on its
+// way, as a push_message paid by the operator. Messages of one origin go in
+// sequence order; an origin whose earlier message waits for a retry is
+// skipped this round.
 func (r *Relayer) pushEgress(ctx context.Context) error {
-	ms, err := r.pr.Egress(ctx)
-	if err != nil {
-		return err
+	st := &egressRound{
+		now:     time.Now(),
+		live:    map[string]bool{},
+		nextSeq: map[string]uint64{},
+		blocked: map[string]bool{},
 	}
-	now := time.Now()
-	live := make(map[string]bool, len(ms))
-	nextSeq := map[string]uint64{} // origin -> chain's next sequence, read once per round
-	blocked := map[string]bool{}   // origin -> an earlier message waits
+	after := ""
+	for page := 0; ; page++ {
+		if page == maxEgressPages {
+			return fmt.Errorf("egress: more than %d pages; the rest waits for the next round", maxEgressPages)
+		}
+		ms, next, err := r.pr.EgressPage(ctx, after, r.cfg.EgressPage)
+		if err != nil {
+			return err
+		}
+		if err := r.pushPage(ctx, st, ms); err != nil {
+			return err
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	// Forget what pRuntime no longer holds (the chain echoed it), unless a
+	// tx is still on its way.
+	r.mu.Lock()
+	for k, es := range r.egress {
+		if !st.live[k] && !es.inFlight {
+			delete(r.egress, k)
+		}
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// egressRound is what pushEgress learns across the pages of one round.
+type egressRound struct {
+	now     time.Time
+	live    map[string]bool   // messages pRuntime holds (seen this round)
+	nextSeq map[string]uint64 // origin -> chain's next sequence, read once per round
+	blocked map[string]bool   // origin -> an earlier message waits
+}
+
+// pushPage submits the messages of one egress page (see pushEgress).
+func (r *Relayer) pushPage(ctx context.Context, rs *egressRound, ms []api.SignedMessage) error {
+	now, live, nextSeq, blocked := rs.now, rs.live, rs.nextSeq, rs.blocked
+	var err error
 	for i := range ms {
 		m := &ms[i].Message
 		key, origin := egressKey(m), string(m.Origin.Encode())
+		if live[key] {
+			continue // a page repeated it (pRuntime's egress changed between pages)
+		}
 		live[key] = true
 		if blocked[origin] {
 			continue
@@ -107,15 +155,6 @@ func (r *Relayer) pushEgress(ctx context.Context) error {
 		r.wg.Add(1)
 		go r.awaitEgress(ctx, key, &meta, hash)
 	}
-	// Forget what pRuntime no longer holds (the chain echoed it), unless a
-	// tx is still on its way.
-	r.mu.Lock()
-	for k, st := range r.egress {
-		if !live[k] && !st.inFlight {
-			delete(r.egress, k)
-		}
-	}
-	r.mu.Unlock()
 	return nil
 }
 

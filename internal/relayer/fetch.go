@@ -11,6 +11,7 @@ package relayer
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"sync"
@@ -38,12 +39,19 @@ const maxCachedValidatorSets = 16
 // sets are fetched once per distinct ValidatorsHash, so a header usually
 // costs one /commit request and a block one /abci_query.
 //
+// With MaxBytes set, a batch stops growing once it holds MaxBytes: Headers
+// and Blocks return the first heights of the range whose encoding fits in
+// MaxBytes (at least one), and fetch beyond them only what was already in
+// flight when the cap was reached (at most Workers items). The memory a
+// batch takes is thus bounded by MaxBytes plus Workers items.
+//
 // The zero value with C set works; set RPC (see DialRPC) for a connection
 // pool sized for concurrent fetching. Safe for concurrent use.
 type Fetcher struct {
-	C       *client.Client
-	RPC     *rpchttp.HTTP // default: C.RPC()
-	Workers int           // concurrent requests; default DefaultFetchWorkers
+	C        *client.Client
+	RPC      *rpchttp.HTTP // default: C.RPC()
+	Workers  int           // concurrent requests; default DefaultFetchWorkers
+	MaxBytes int           // cap of a batch's encoded size in bytes; 0: no cap
 
 	mu   sync.Mutex
 	vals map[string][]byte // ValidatorsHash -> protobuf-encoded set
@@ -91,37 +99,54 @@ func (f *Fetcher) workers() int {
 }
 
 // Headers returns the signed headers from..to (inclusive) with their
-// validator sets.
+// validator sets; with MaxBytes set, only from..k (k >= from) whose
+// encoding fits in MaxBytes.
 func (f *Fetcher) Headers(ctx context.Context, from, to int64) (*api.HeaderBatch, error) {
 	if to < from {
 		return &api.HeaderBatch{}, nil
 	}
 	out := make([]api.HeaderSync, to-from+1)
-	err := forEach(ctx, len(out), f.workers(), func(ctx context.Context, i int) error {
+	n, err := fetchPrefix(ctx, len(out), f.workers(), f.MaxBytes, func(ctx context.Context, i int) (int, error) {
 		h := from + int64(i)
 		cm, err := f.rpc().Commit(ctx, &h)
 		if err != nil {
-			return fmt.Errorf("commit %d: %w", h, err)
+			return 0, fmt.Errorf("commit %d: %w", h, err)
 		}
 		sh := &cm.SignedHeader
 		if sh.Header == nil || sh.Commit == nil || sh.Height != h {
-			return fmt.Errorf("commit %d: node answered an incomplete or other header", h)
+			return 0, fmt.Errorf("commit %d: node answered an incomplete or other header", h)
 		}
 		vb, err := f.validators(ctx, h, sh.ValidatorsHash)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		shb, err := sh.ToProto().Marshal()
 		if err != nil {
-			return fmt.Errorf("encode header %d: %w", h, err)
+			return 0, fmt.Errorf("encode header %d: %w", h, err)
 		}
 		out[i] = api.HeaderSync{SignedHeader: shb, Validators: vb}
-		return nil
+		return headerBytes(&out[i]), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &api.HeaderBatch{Headers: out}, nil
+	clear(out[n:]) // fetched past the cap: not kept
+	return &api.HeaderBatch{Headers: out[:n:n]}, nil
+}
+
+// headerBytes bounds the size of h in an encoded HeaderBatch.
+func headerBytes(h *api.HeaderSync) int {
+	return len(h.SignedHeader) + len(h.Validators) + 2*binary.MaxVarintLen64
+}
+
+// blockBytes bounds the size of b in an encoded BlockBatch.
+func blockBytes(b *api.BlockMessages) int {
+	n := len(b.StateRoot) + 4*binary.MaxVarintLen64
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		n += len(m.Payload) + len(m.Topic) + len(m.Origin.Module) + 33 + 4*binary.MaxVarintLen64
+	}
+	return n
 }
 
 // validators returns the encoded validator set of height h, whose header
@@ -166,40 +191,47 @@ func (f *Fetcher) validators(ctx context.Context, h int64, hash []byte) ([]byte,
 	return vb, nil
 }
 
-// Blocks returns the queue messages of blocks from..to (inclusive).
+// Blocks returns the queue messages of blocks from..to (inclusive); with
+// MaxBytes set, only from..k (k >= from) whose encoding fits in MaxBytes.
 func (f *Fetcher) Blocks(ctx context.Context, from, to int64) (*api.BlockBatch, error) {
 	if to < from {
 		return &api.BlockBatch{}, nil
 	}
 	out := make([]api.BlockMessages, to-from+1)
-	err := forEach(ctx, len(out), f.workers(), func(ctx context.Context, i int) error {
+	n, err := fetchPrefix(ctx, len(out), f.workers(), f.MaxBytes, func(ctx context.Context, i int) (int, error) {
 		h := from + int64(i)
 		res, err := f.rpc().ABCIQueryWithOptions(ctx, api.QueryMessages, nil, rpcQueryOpts(h))
 		if err != nil {
-			return fmt.Errorf("messages of %d: %w", h, err)
+			return 0, fmt.Errorf("messages of %d: %w", h, err)
 		}
 		if r := res.Response; r.Code != 0 {
-			return fmt.Errorf("messages of %d: %w", h, &api.TxError{Code: api.Code(r.Code), Log: r.Log})
+			return 0, fmt.Errorf("messages of %d: %w", h, &api.TxError{Code: api.Code(r.Code), Log: r.Log})
 		}
 		bm, err := api.DecodeBlockMessages(res.Response.Value)
 		if err != nil {
-			return fmt.Errorf("messages of %d: %w", h, err)
+			return 0, fmt.Errorf("messages of %d: %w", h, err)
 		}
 		if bm.Height != h {
-			return fmt.Errorf("messages of %d: %w: node answered height %d", h, api.ErrBadProof, bm.Height)
+			return 0, fmt.Errorf("messages of %d: %w: node answered height %d", h, api.ErrBadProof, bm.Height)
 		}
 		out[i] = *bm
-		return nil
+		return blockBytes(bm), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &api.BlockBatch{Blocks: out}, nil
+	clear(out[n:]) // fetched past the cap: not kept
+	return &api.BlockBatch{Blocks: out[:n:n]}, nil
 }
 
-// forEach calls f(i) for i in [0, n) with up to workers calls at once. It
-// stops at the first error and returns it (or ctx's error).
-func forEach(ctx context.Context, n, workers int, f func(ctx context.Context, i int) error) error {
+// fetchPrefix calls f(i) for i = 0, 1, ... in order of start, with up to
+// workers calls at once; f returns the size of item i. With maxBytes > 0
+// it starts no call once the items fetched hold maxBytes, and returns k:
+// items 0..k-1 are the longest run from 0 whose sizes sum to at most
+// maxBytes (at least 1 if n > 0); items fetched beyond k are for the caller
+// to drop. Without a cap, k is n. It stops at the first error and returns
+// it (or ctx's error).
+func fetchPrefix(ctx context.Context, n, workers, maxBytes int, f func(ctx context.Context, i int) (int, error)) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -207,28 +239,56 @@ func forEach(ctx context.Context, n, workers int, f func(ctx context.Context, i 
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
+		mu       sync.Mutex
+		total    int // bytes fetched so far
+		full     atomic.Bool
+		sizes    = make([]int, n)
 	)
 	for range min(workers, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && !full.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
 				}
-				if err := f(ctx, i); err != nil {
+				size, err := f(ctx, i)
+				if err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
+				mu.Lock()
+				sizes[i] = size
+				total += size
+				if maxBytes > 0 && total >= maxBytes {
+					full.Store(true)
+				}
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return firstErr
+		return 0, firstErr
 	}
-	return context.Cause(ctx) // parent cancelled before the end (nil otherwise: cancel runs at return)
+	if err := context.Cause(ctx); err != nil {
+		return 0, err // parent cancelled before the end (nil otherwise: cancel runs at return)
+	}
+	// Every index handed out was fetched (no call is cancelled once
+	// started), so 0..started-1 are all there.
+	k := min(int(next.Load()), n)
+	if maxBytes > 0 {
+		sum := 0
+		for i := range k {
+			sum += sizes[i]
+			if sum > maxBytes && i > 0 {
+				k = i
+				break
+			}
+		}
+	}
+	return k, nil
 }
 
 func rpcQueryOpts(height int64) rpcclient.ABCIQueryOptions {

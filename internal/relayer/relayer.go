@@ -24,14 +24,16 @@ import (
 // defaults (DefaultConfig).
 type Config struct {
 	Node     string          // the node's CometBFT RPC URL, e.g. http://127.0.0.1:26657
-	PRuntime string          // pRuntime's API URL, e.g. http://127.0.0.1:8000
+	PRuntime string          // pRuntime's control API URL (pruntime --control-listen), e.g. http://127.0.0.1:8001
 	Operator *crypto.KeyPair // pays the fees of egress and registration txs; the worker's operator
 	Register bool            // register (and renew) the worker on chain when needed
 
-	BatchSize    int           // headers or blocks per pRuntime call (default 500, at most api.MaxSyncBatch)
-	PollInterval time.Duration // how often to ask the node for a new height when caught up (default 250ms)
-	Log          *slog.Logger  // default slog.Default(); records carry module=pherry
-	Progress     io.Writer     // optional: a progress line while catching up (e.g. a terminal)
+	BatchSize     int           // headers or blocks per pRuntime call (default 500, at most api.MaxSyncBatch)
+	MaxBatchBytes int           // a batch stops growing, while it is fetched, at this many bytes (default DefaultMaxBatchBytes, at most api.MaxSyncPayloadBytes)
+	EgressPage    int           // bytes per page of pRuntime's egress read (default DefaultEgressPageBytes)
+	PollInterval  time.Duration // how often to ask the node for a new height when caught up (default 250ms)
+	Log           *slog.Logger  // default slog.Default(); records carry module=pherry
+	Progress      io.Writer     // optional: a progress line while catching up (e.g. a terminal)
 
 	FetchWorkers int           // concurrent node requests while fetching a batch (default DefaultFetchWorkers)
 	MaxBackoff   time.Duration // cap of the delay before retrying after an error (default 5s)
@@ -43,14 +45,16 @@ type Config struct {
 // pRuntime. Operator is left empty: it is a secret the caller chooses.
 func DefaultConfig() Config {
 	return Config{
-		Node:         "http://127.0.0.1:26657",
-		PRuntime:     "http://127.0.0.1:8000",
-		Register:     true,
-		BatchSize:    500,
-		PollInterval: 250 * time.Millisecond,
-		FetchWorkers: DefaultFetchWorkers,
-		MaxBackoff:   5 * time.Second,
-		TxTimeout:    30 * time.Second,
+		Node:          "http://127.0.0.1:26657",
+		PRuntime:      "http://127.0.0.1:8001",
+		Register:      true,
+		BatchSize:     500,
+		MaxBatchBytes: DefaultMaxBatchBytes,
+		EgressPage:    DefaultEgressPageBytes,
+		PollInterval:  250 * time.Millisecond,
+		FetchWorkers:  DefaultFetchWorkers,
+		MaxBackoff:    5 * time.Second,
+		TxTimeout:     30 * time.Second,
 	}
 }
 
@@ -73,6 +77,12 @@ func (c *Config) Validate() error {
 	if c.BatchSize < 0 || c.BatchSize > api.MaxSyncBatch {
 		errs = append(errs, fmt.Errorf("batch size %d: must be 1 to %d (0: default)", c.BatchSize, api.MaxSyncBatch))
 	}
+	if c.MaxBatchBytes < 0 || c.MaxBatchBytes > api.MaxSyncPayloadBytes {
+		errs = append(errs, fmt.Errorf("batch bytes %d: must be 1 to %d (0: default)", c.MaxBatchBytes, api.MaxSyncPayloadBytes))
+	}
+	if c.EgressPage < 0 || c.EgressPage > maxEgressPageBytes {
+		errs = append(errs, fmt.Errorf("egress page bytes %d: must be 1 to %d (0: default)", c.EgressPage, maxEgressPageBytes))
+	}
 	if c.PollInterval < 0 || c.MaxBackoff < 0 || c.TxTimeout < 0 {
 		errs = append(errs, errors.New("poll interval, max backoff and tx timeout must not be negative"))
 	}
@@ -89,6 +99,12 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.BatchSize == 0 {
 		c.BatchSize = d.BatchSize
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = d.MaxBatchBytes
+	}
+	if c.EgressPage == 0 {
+		c.EgressPage = d.EgressPage
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = d.PollInterval
@@ -177,7 +193,7 @@ func New(cfg Config) (*Relayer, error) {
 		pr:     pruntime.NewClient(cfg.PRuntime),
 		rpc:    rpc,
 		hc:     hc,
-		f:      &Fetcher{RPC: rpc, Workers: cfg.FetchWorkers},
+		f:      &Fetcher{RPC: rpc, Workers: cfg.FetchWorkers, MaxBytes: cfg.MaxBatchBytes},
 		egress: map[string]*egressState{},
 	}
 	if cfg.Progress != nil {
@@ -370,23 +386,24 @@ func (r *Relayer) setHeights(synced, dispatched int64) {
 // pooled connections to the node.
 const stallTimeout = 10 * time.Second
 
-// maxBatchBytes keeps a batch well under pRuntime's request limit.
-const maxBatchBytes = api.MaxSyncPayloadBytes / 2
+// DefaultMaxBatchBytes caps a sync batch: well under pRuntime's request
+// limit and its sync budget, so that a relayer's memory stays near twice
+// this (the batch and its encoding) whatever the blocks hold.
+const DefaultMaxBatchBytes = 16 << 20
+
+// DefaultEgressPageBytes is the size of a page of egress the relayer reads.
+const DefaultEgressPageBytes = 4 << 20
+
+// maxEgressPageBytes is the largest page pRuntime serves
+// (httpapi.MaxEgressPageBytes).
+const maxEgressPageBytes = 32 << 20
 
 func (r *Relayer) syncHeaders(ctx context.Context, tip int64) error {
 	from, to := r.synced+1, min(tip, r.synced+int64(r.cfg.BatchSize))
 	start := time.Now()
-	hb, err := r.f.Headers(ctx, from, to)
+	hb, err := r.f.Headers(ctx, from, to) // stops at MaxBatchBytes
 	if err != nil {
 		return fmt.Errorf("fetch headers %d..%d: %w", from, to, err)
-	}
-	size := 0
-	for i, h := range hb.Headers {
-		size += len(h.SignedHeader) + len(h.Validators) + 16
-		if size > maxBatchBytes && i > 0 {
-			hb.Headers = hb.Headers[:i]
-			break
-		}
 	}
 	fetched := time.Since(start)
 	h, err := r.pr.SyncHeaders(ctx, hb)
@@ -401,21 +418,9 @@ func (r *Relayer) syncHeaders(ctx context.Context, tip int64) error {
 func (r *Relayer) dispatchBlocks(ctx context.Context) error {
 	from, to := r.dispatched+1, min(r.synced-1, r.dispatched+int64(r.cfg.BatchSize))
 	start := time.Now()
-	bb, err := r.f.Blocks(ctx, from, to)
+	bb, err := r.f.Blocks(ctx, from, to) // stops at MaxBatchBytes
 	if err != nil {
 		return fmt.Errorf("fetch blocks %d..%d: %w", from, to, err)
-	}
-	size := 0
-	for i := range bb.Blocks {
-		b := &bb.Blocks[i]
-		size += len(b.StateRoot) + 16
-		for j := range b.Messages {
-			size += len(b.Messages[j].Payload) + len(b.Messages[j].Topic) + 64
-		}
-		if size > maxBatchBytes && i > 0 {
-			bb.Blocks = bb.Blocks[:i]
-			break
-		}
 	}
 	fetched := time.Since(start)
 	h, err := r.pr.DispatchBlocks(ctx, bb)

@@ -1,6 +1,7 @@
 package relayer_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -12,8 +13,10 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,13 +107,20 @@ func (ev *env) startRuntime(t *testing.T) *runtime {
 		t.Fatal(err)
 	}
 	rt := &runtime{e: e}
-	e.Handle("app/", func(_ *engine.Context, m *api.Message) error {
+	e.Handle("app/", func(ctx *engine.Context, m *api.Message) error {
+		// "emit N" makes the worker emit N messages of 2000 bytes.
+		if n, ok := strings.CutPrefix(string(m.Payload), "emit "); ok {
+			k, _ := strconv.Atoi(n)
+			for i := range k {
+				ctx.Emit(api.OriginWorker, "app/out", bytes.Repeat([]byte{byte(i)}, 2000))
+			}
+		}
 		rt.mu.Lock()
 		rt.msgs = append(rt.msgs, string(m.Payload))
 		rt.mu.Unlock()
 		return nil
 	})
-	rt.srv = httptest.NewServer(httpapi.Handler(e, log))
+	rt.srv = httptest.NewServer(httpapi.ControlHandler(e, log, httpapi.ControlOptions{}))
 	t.Cleanup(rt.srv.Close)
 	return rt
 }
@@ -468,6 +478,8 @@ type proxy struct {
 	target *url.URL
 	srv    *http.Server
 	egress []byte
+
+	egressPages atomic.Int64 // GET /egress requests for a page after the first
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -511,6 +523,9 @@ func (p *proxy) serve(l net.Listener) {
 		p.mu.Lock()
 		eg := p.egress
 		p.mu.Unlock()
+		if r.URL.Path == "/egress" && r.URL.Query().Get("after") != "" {
+			p.egressPages.Add(1)
+		}
 		if eg != nil && r.Method == http.MethodGet && r.URL.Path == "/egress" {
 			w.Header().Set("Content-Type", "application/octet-stream")
 			w.Write(eg)
@@ -582,11 +597,14 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("default config with an operator: %v", err)
 	}
 	for name, mutate := range map[string]func(*relayer.Config){
-		"no node":       func(c *relayer.Config) { c.Node = "" },
-		"bad node":      func(c *relayer.Config) { c.Node = "127.0.0.1:26657" },
-		"bad pruntime":  func(c *relayer.Config) { c.PRuntime = "tcp://127.0.0.1:8000" },
-		"huge batch":    func(c *relayer.Config) { c.BatchSize = api.MaxSyncBatch + 1 },
-		"negative poll": func(c *relayer.Config) { c.PollInterval = -time.Second },
+		"no node":              func(c *relayer.Config) { c.Node = "" },
+		"bad node":             func(c *relayer.Config) { c.Node = "127.0.0.1:26657" },
+		"bad pruntime":         func(c *relayer.Config) { c.PRuntime = "tcp://127.0.0.1:8000" },
+		"huge batch":           func(c *relayer.Config) { c.BatchSize = api.MaxSyncBatch + 1 },
+		"negative poll":        func(c *relayer.Config) { c.PollInterval = -time.Second },
+		"huge batch bytes":     func(c *relayer.Config) { c.MaxBatchBytes = api.MaxSyncPayloadBytes + 1 },
+		"negative batch bytes": func(c *relayer.Config) { c.MaxBatchBytes = -1 },
+		"huge egress page":     func(c *relayer.Config) { c.EgressPage = 1 << 30 },
 	} {
 		c := cfg
 		mutate(&c)
@@ -597,5 +615,56 @@ func TestConfigValidate(t *testing.T) {
 	zero := relayer.Config{Node: "http://127.0.0.1:1", PRuntime: "http://127.0.0.1:2", Operator: charlie}
 	if err := zero.Validate(); err != nil {
 		t.Fatalf("zero optional fields (defaults): %v", err)
+	}
+}
+
+// An egress larger than a page reaches the chain whole: the relayer reads
+// every page of it each round (following the cursor) and submits the
+// messages in order. Batches capped at a few kB still catch up.
+func TestEgressLargerThanOnePage(t *testing.T) {
+	ev := newEnv(t, false, testnet.Options{})
+	rt := ev.startRuntime(t)
+	px := newProxy(t, rt.srv.URL)
+	run := startRelayer(t, ev.net.RPC(0), px.url(), charlie, func(c *relayer.Config) {
+		c.EgressPage = 2500    // one 2000-byte message per page
+		c.MaxBatchBytes = 4096 // a few headers per sync call
+	})
+	testnet.WaitFor(t, 30*time.Second, "worker registration", func() (bool, error) {
+		return workerRecord(t, ev.c, rt.e.Identity()) != nil, nil
+	})
+	const n = 8
+	post(t, ev.c, ev.c.NewSigner(alice), fmt.Sprintf("emit %d", n))
+	origin := api.KeyOrigin(api.OriginWorker, rt.e.Identity())
+	testnet.WaitFor(t, 30*time.Second, "every emitted message on chain", func() (bool, error) {
+		return nextSeq(t, ev.c, origin) == n, nil
+	})
+	testnet.WaitFor(t, 30*time.Second, "the egress acknowledged", func() (bool, error) {
+		return len(rt.e.Egress()) == 0, nil
+	})
+	if px.egressPages.Load() == 0 {
+		t.Fatal("the relayer never asked for a page after the first")
+	}
+	run.stop(t)
+	if st := run.r.Stats(); st.EgressCommitted+st.EgressAlreadyAccepted < n || st.EgressRefused != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, failed := scanBlocks(t, ev.c, ev.net.Height(0)); len(failed) != 0 {
+		t.Fatalf("failed txs: %v", failed)
+	}
+
+	// The fetcher's cap: a batch of headers stops at MaxBytes (one header
+	// at least), in height order from the first.
+	top := ev.net.Height(0) - 1
+	f := &relayer.Fetcher{C: ev.c, MaxBytes: 3000}
+	hb, err := f.Headers(tctx(t), 1, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hb.Headers) == 0 || int64(len(hb.Headers)) >= top || (len(hb.Headers) > 1 && len(hb.Encode()) > 3000) {
+		t.Fatalf("%d headers of %d, %d bytes for a cap of 3000", len(hb.Headers), top, len(hb.Encode()))
+	}
+	all, err := (&relayer.Fetcher{C: ev.c}).Headers(tctx(t), 1, int64(len(hb.Headers)))
+	if err != nil || !bytes.Equal(all.Encode(), hb.Encode()) {
+		t.Fatalf("the capped batch is not the first headers: %v", err)
 	}
 }

@@ -80,9 +80,26 @@ func TestAdversarialRelayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.Handler(e, log))
+	srv := httptest.NewServer(httpapi.ControlHandler(e, log, httpapi.ControlOptions{}))
 	defer srv.Close()
 	pr := pruntime.NewClient(srv.URL)
+
+	// The public API takes none of it: the same honest headers and blocks
+	// sent there get 404 and change nothing.
+	pub := httptest.NewServer(httpapi.PublicHandler(e, log))
+	defer pub.Close()
+	onPublic := pruntime.NewClient(pub.URL)
+	_, errH := onPublic.SyncHeaders(ctx, &api.HeaderBatch{Headers: headers.Headers[:multi+1]})
+	_, errB := onPublic.DispatchBlocks(ctx, &api.BlockBatch{Blocks: blocks.Blocks[:1]})
+	for _, err := range []error{errH, errB} {
+		var apiErr *pruntime.Error
+		if !errors.As(err, &apiErr) || apiErr.Status != 404 || !strings.Contains(apiErr.Message, "control API") {
+			t.Fatalf("public API fed: %v", err)
+		}
+	}
+	if info := e.Info(); info.Synced != 0 || info.Dispatched != 0 {
+		t.Fatalf("public API changed the state: %+v", info)
+	}
 
 	// Honest up to just before the interesting block.
 	if _, err := pr.SyncHeaders(ctx, &api.HeaderBatch{Headers: headers.Headers[:multi+1]}); err != nil {

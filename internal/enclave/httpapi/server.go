@@ -1,17 +1,28 @@
-// Package httpapi serves pRuntime's API over HTTP and is its client. Bodies
-// of the sync and egress endpoints are the binary encodings of package api;
-// info and errors are JSON.
+// Package httpapi serves pRuntime's two HTTP APIs and owns their access
+// rules. Bodies of the sync, egress and query endpoints are the binary
+// encodings of package api; info and errors are JSON.
 //
-//	GET  /info            Info (JSON)
+// The public API (PublicHandler) is what the world reaches, at the endpoint
+// in the worker's WorkerInfo. No call on it changes pRuntime's state:
+//
+//	GET  /info            PRuntimePublicInfo (JSON)
+//	POST /query           ContractQuery -> ContractQueryResponse (both binary)
+//
+// The control API (ControlHandler) is the host's: pherry feeds the chain
+// and collects the egress through it. It serves only loopback callers and
+// the networks its options allow (403 otherwise):
+//
+//	GET  /info            PRuntimeInfo (JSON)
 //	POST /registration    {"operator": "<SS58 or 0x>"} -> encoded register_worker call
 //	POST /sync/headers    HeaderBatch -> {"synced": h}
 //	POST /sync/blocks     BlockBatch  -> {"dispatched": h}
-//	GET  /egress          encoded signed messages
-//	POST /query           ContractQuery -> ContractQueryResponse (both binary)
+//	GET  /egress          ?max_bytes=N&after=C -> encoded signed messages (one page)
 //
-// Errors: 400 malformed, 404 unknown path, 405 wrong method, 409 a block
-// whose header is not synced yet, 413 too large, 422 input that does not
-// verify; the JSON body says why. No endpoint returns secret material.
+// Each API answers 404 for the other's paths. Errors: 400 malformed, 403 a
+// control caller not allowed, 404 unknown path, 405 wrong method, 409 a
+// block whose header is not synced yet, 413 too large, 422 input that does
+// not verify, 503 the sync byte budget is busy; the JSON body says why. No
+// endpoint returns secret material.
 package httpapi
 
 import (
@@ -27,17 +38,37 @@ import (
 	"github.com/phalago/phala/internal/enclave/engine"
 )
 
-// Handler returns the API of e.
-func Handler(e *engine.Engine, log *slog.Logger) http.Handler {
-	s := &server{e: e, log: log, queries: make(chan struct{}, MaxConcurrentQueries)}
+// PublicHandler returns the public API of e: GET /info (public facts only)
+// and POST /query. Nothing it serves changes e's state.
+func PublicHandler(e *engine.Engine, log *slog.Logger) http.Handler {
+	s := newAPIServer(e, log, ControlOptions{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /info", s.publicInfo)
+	mux.HandleFunc("POST /query", s.query)
+	return mux
+}
+
+// ControlHandler returns the control API of e (info, registration, sync,
+// egress) behind its access check: a caller whose remote address is not
+// loopback and not in opts.Allow gets 403 and nothing else.
+func ControlHandler(e *engine.Engine, log *slog.Logger, opts ControlOptions) http.Handler {
+	return newAPIServer(e, log, opts).control()
+}
+
+func newAPIServer(e *engine.Engine, log *slog.Logger, opts ControlOptions) *server {
+	opts = opts.withDefaults()
+	return &server{e: e, log: log, queries: make(chan struct{}, MaxConcurrentQueries), opts: opts,
+		budget: newByteBudget(opts.SyncBudgetBytes)}
+}
+
+func (s *server) control() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", s.info)
 	mux.HandleFunc("POST /registration", s.registration)
 	mux.HandleFunc("POST /sync/headers", s.headers)
 	mux.HandleFunc("POST /sync/blocks", s.blocks)
 	mux.HandleFunc("GET /egress", s.egress)
-	mux.HandleFunc("POST /query", s.query)
-	return mux
+	return s.allowOnly(mux)
 }
 
 // MaxConcurrentQueries bounds the queries pRuntime works on at once; more
@@ -48,6 +79,8 @@ type server struct {
 	e       *engine.Engine
 	log     *slog.Logger
 	queries chan struct{}
+	opts    ControlOptions
+	budget  *byteBudget
 }
 
 type errorBody struct {
@@ -82,6 +115,11 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) 
 
 func (s *server) info(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.e.Info())
+}
+
+func (s *server) publicInfo(w http.ResponseWriter, _ *http.Request) {
+	info := s.e.Info()
+	writeJSON(w, http.StatusOK, info.Public())
 }
 
 func (s *server) registration(w http.ResponseWriter, r *http.Request) {
@@ -121,10 +159,11 @@ func statusOf(err error) int {
 }
 
 func (s *server) headers(w http.ResponseWriter, r *http.Request) {
-	b, ok := readBody(w, r, api.MaxSyncPayloadBytes)
+	b, release, ok := s.readSyncBody(w, r)
 	if !ok {
 		return
 	}
+	defer release()
 	batch, err := api.DecodeHeaderBatch(b)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
@@ -139,10 +178,11 @@ func (s *server) headers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) blocks(w http.ResponseWriter, r *http.Request) {
-	b, ok := readBody(w, r, api.MaxSyncPayloadBytes)
+	b, release, ok := s.readSyncBody(w, r)
 	if !ok {
 		return
 	}
+	defer release()
 	batch, err := api.DecodeBlockBatch(b)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
@@ -154,11 +194,6 @@ func (s *server) blocks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int64{"dispatched": h})
-}
-
-func (s *server) egress(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Write(api.EncodeSignedMessages(s.e.Egress()))
 }
 
 func (s *server) query(w http.ResponseWriter, r *http.Request) {

@@ -19,19 +19,49 @@ import (
 	"github.com/phalago/phala/client/pruntime"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/enclave/engine"
+	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/platform"
 	"github.com/phalago/phala/internal/node"
 )
 
+// newServer serves a fresh worker engine's control API (on loopback, so
+// allowed); newServers serves its public API too.
 func newServer(t *testing.T) (*httptest.Server, *engine.Engine) {
 	t.Helper()
-	doc, err := node.NewGenesisDoc("phala-api-test", []cmttypes.GenesisValidator{testValidator()}, node.DevGenesisState())
-	if err != nil {
-		t.Fatal(err)
-	}
+	control, _, e := newServers(t, ControlOptions{})
+	return control, e
+}
+
+func newServers(t *testing.T, opts ControlOptions) (control, public *httptest.Server, e *engine.Engine) {
+	t.Helper()
+	e = newEngine(t, false)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	control = httptest.NewServer(ControlHandler(e, log, opts))
+	t.Cleanup(control.Close)
+	public = httptest.NewServer(PublicHandler(e, log))
+	t.Cleanup(public.Close)
+	return control, public, e
+}
+
+// newEngine returns a fresh engine: a worker, or the genesis gatekeeper
+// (whose egress holds its master key announcement).
+func newEngine(t *testing.T, gatekeeper bool) *engine.Engine {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p, err := platform.NewSim(dir, []byte("code"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := node.DevGenesisState()
+	if gatekeeper {
+		ent, _, err := keys.LoadOrCreateEntity(p, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Gatekeepers = []crypto.PublicKey{ent.Identity.Public()}
+	}
+	doc, err := node.NewGenesisDoc("phala-api-test", []cmttypes.GenesisValidator{testValidator()}, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,9 +69,7 @@ func newServer(t *testing.T) (*httptest.Server, *engine.Engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(Handler(e, log))
-	t.Cleanup(srv.Close)
-	return srv, e
+	return e
 }
 
 func testValidator() cmttypes.GenesisValidator {
