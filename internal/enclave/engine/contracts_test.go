@@ -14,13 +14,38 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/contract/contracttest"
+	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/relayer"
 )
 
 // relay brings every engine up to the chain's tip and puts their egress on
-// chain (Bob pays), like pherry does.
+// chain (s pays), like pherry does.
 func relay(t *testing.T, ch *chain, s *client.Signer, es ...*Engine) {
+	t.Helper()
+	syncTo(t, ch, es...)
+	for _, e := range es {
+		for _, m := range e.Egress() {
+			v, _, err := queryRaw(t, ch.c, api.QueryNextSeq, m.Message.Origin.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := uint64(0)
+			if len(v) > 0 {
+				next, _ = binary.Uvarint(v)
+			}
+			if m.Message.Seq < next {
+				continue
+			}
+			if _, err := s.Submit(ctx(t), &api.PushMessage{Message: m}); err != nil {
+				t.Fatalf("push %s: %v", m.Message.Topic, err)
+			}
+		}
+	}
+}
+
+// syncTo brings every engine up to the chain's tip (headers and blocks).
+func syncTo(t *testing.T, ch *chain, es ...*Engine) {
 	t.Helper()
 	top, err := ch.c.Height(ctx(t))
 	if err != nil {
@@ -50,22 +75,21 @@ func relay(t *testing.T, ch *chain, s *client.Signer, es ...*Engine) {
 				t.Fatal(err)
 			}
 		}
-		for _, m := range e.Egress() {
-			v, _, err := queryRaw(t, ch.c, api.QueryNextSeq, m.Message.Origin.Encode())
-			if err != nil {
-				t.Fatal(err)
-			}
-			next := uint64(0)
-			if len(v) > 0 {
-				next, _ = binary.Uvarint(v)
-			}
-			if m.Message.Seq < next {
-				continue
-			}
-			if _, err := s.Submit(ctx(t), &api.PushMessage{Message: m}); err != nil {
-				t.Fatalf("push %s: %v", m.Message.Topic, err)
-			}
-		}
+	}
+}
+
+// register syncs e and registers it on chain with operator op, who signs
+// the transaction (the chain accepts register_worker only from the
+// operator the report names).
+func register(t *testing.T, ch *chain, e *Engine, op *crypto.KeyPair) {
+	t.Helper()
+	syncTo(t, ch, e)
+	reg, err := e.Registration(op.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.c.NewSigner(op).Submit(ctx(t), reg); err != nil {
+		t.Fatalf("register %s: %v", e.Identity().Short(), err)
 	}
 }
 
@@ -97,13 +121,10 @@ func TestContractLifecycle(t *testing.T) {
 	w := ch.engine(t, t.TempDir())
 	bobS := ch.c.NewSigner(bob)
 	aliceS := ch.c.NewSigner(alice)
-	reg, err := w.Registration(bob.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := aliceS.Submit(ctx(t), reg); err != nil {
-		t.Fatal(err)
-	}
+	// Both the worker and the gatekeeper register with attestation; the
+	// gatekeeper's grants count only once it has.
+	register(t, ch, w, bob)
+	register(t, ch, gk, alice)
 	relay(t, ch, bobS, gk, w)
 
 	code := contracttest.Build(t, filepath.Join("..", "..", "..", "examples", "contracts", "token"))
