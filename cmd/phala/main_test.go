@@ -418,11 +418,11 @@ func TestChain(t *testing.T) {
 		okJSON(t, &w, phala("worker", identity.Public().Address())...)
 		if w.Identity != identity.Public().Address() || w.Endpoint != info.Endpoint || w.Operator != charlie.Address() ||
 			w.EcdhKey != info.EcdhKey.Hex() || w.Platform != api.PlatformSim || w.Measurement != fmt.Sprintf("0x%x", measurement) ||
-			!w.Active || w.RegisteredAt <= 0 || w.ExpiresAt != w.RegisteredAt+int64(api.DefaultParams().RegistrationLifetime) || w.ChainID != n.ChainID {
+			!w.Active || w.RegisteredAt <= 0 || w.ReportBlock != info.BlockHeight || w.ReportHash != fmt.Sprintf("%X", info.BlockHash) || w.ExpiresAt != w.RegisteredAt+int64(api.DefaultParams().RegistrationLifetime) || w.ChainID != n.ChainID {
 			t.Errorf("worker: %+v", w)
 		}
 		out := ok(t, phala("worker", identity.Public().Hex())...)
-		for _, want := range []string{"status:        active", "endpoint:      " + info.Endpoint, "operator:      " + charlie.Address(), "platform:      sim", "expires at:    height"} {
+		for _, want := range []string{"status:        active", "endpoint:      " + info.Endpoint, "operator:      " + charlie.Address(), "platform:      sim", "expires at:    height", fmt.Sprintf("report cites:  block %d", info.BlockHeight)} {
 			if !strings.Contains(out, want) {
 				t.Errorf("worker output lacks %q:\n%s", want, out)
 			}
