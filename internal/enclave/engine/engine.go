@@ -444,16 +444,19 @@ func (e *Engine) Registration(operator crypto.PublicKey) (*api.RegisterWorker, e
 	if !operator.Valid() {
 		return nil, fmt.Errorf("%w: operator %s is not a valid account", ErrBadInput, operator.Hex())
 	}
+	info := e.WorkerInfo(operator)
 	e.mu.Lock()
 	at := e.lc.Time()
 	trusted := e.lc.Trusted()
+	ok := trusted != nil && len(trusted.LastBlockID.Hash) == api.BlockHashSize
+	if ok {
+		info.BlockHeight = trusted.Height - 1
+		copy(info.BlockHash[:], trusted.LastBlockID.Hash)
+	}
 	e.mu.Unlock()
-	if trusted == nil || len(trusted.LastBlockID.Hash) != api.BlockHashSize {
+	if !ok {
 		return nil, fmt.Errorf("%w: a registration cites the block before the last verified header; verify at least two headers first", ErrNotSynced)
 	}
-	info := e.WorkerInfo(operator)
-	info.BlockHeight = trusted.Height - 1
-	copy(info.BlockHash[:], trusted.LastBlockID.Hash)
 	rep, err := e.cfg.Platform.Quote(info.ReportData(), at)
 	if err != nil {
 		return nil, fmt.Errorf("attestation quote: %w", err)
