@@ -22,7 +22,8 @@ func fixtureTxs() []*Tx {
 	alice := crypto.MustKeyPairFromURI("//Alice")
 	bob := crypto.MustKeyPairFromURI("//Bob")
 	worker := crypto.MustKeyPairFromURI("//Worker")
-	info := WorkerInfo{ChainID: "phala-dev", IdentityKey: worker.Public(), EcdhKey: bob.Public(), Endpoint: "http://127.0.0.1:8000", Operator: alice.Public()}
+	info := WorkerInfo{ChainID: "phala-dev", IdentityKey: worker.Public(), EcdhKey: bob.Public(), Endpoint: "http://127.0.0.1:8000", Operator: bob.Public(),
+		BlockHeight: 41, BlockHash: [BlockHashSize]byte{0xb1, 0x0c, 31: 0x41}}
 	msg := SignMessage("phala-dev", Message{Origin: KeyOrigin(OriginWorker, worker.Public()), Topic: "phala/egress", Seq: 7, Payload: []byte("sealed")}, worker)
 	return []*Tx{
 		NewTx("phala-dev", alice, 0, 1_200_000, &Transfer{To: bob.Public(), Amount: 5 * Unit}),
@@ -136,10 +137,36 @@ func FuzzDecodeMessage(f *testing.F) {
 	})
 }
 
+// A cited block height beyond int64 is refused, not wrapped negative.
+func TestWorkerInfoBlockHeightBounded(t *testing.T) {
+	info := WorkerInfo{ChainID: "c", Endpoint: "e", BlockHeight: 3}
+	rest := (&WorkerRecord{Info: info, Platform: "sim", Measurement: []byte{1}}).Encode()[len(info.Encode()):]
+	withHeight := func(h uint64) []byte {
+		w := codec.NewWriter(0)
+		w.String("c")
+		w.Fixed(make([]byte, 64)) // identity and ECDH keys
+		w.String("e")
+		w.Fixed(make([]byte, 32)) // operator
+		w.Uvarint(h)
+		w.Fixed(make([]byte, BlockHashSize))
+		return append(w.Bytes(), rest...)
+	}
+	if got, err := DecodeWorkerRecord(withHeight(3)); err != nil || got.Info != info {
+		t.Fatalf("height 3: %+v %v", got, err)
+	}
+	if _, err := DecodeWorkerRecord(withHeight(1 << 63)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("height 2^63: %v", err)
+	}
+}
+
 func FuzzDecodeRegistry(f *testing.F) {
 	w := WorkerRecord{Info: WorkerInfo{ChainID: "c", Endpoint: "e"}, Platform: "sim", Measurement: []byte{1, 2}, RegisteredAt: 5, ExpiresAt: 100}
 	q := SimQuote{IssuedAt: -5}
 	f.Add(w.Encode())
+	w.Info.BlockHeight, w.Info.BlockHash = 1<<40, [BlockHashSize]byte{1, 31: 2}
+	w.Measurement = bytes.Repeat([]byte{3}, MaxMeasurementBytes)
+	f.Add(w.Encode())
+	f.Add(DefaultParams().Encode())
 	f.Add(q.Encode())
 	f.Add((&Account{Balance: 10, Nonce: 2}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {

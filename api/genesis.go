@@ -57,12 +57,17 @@ type Params struct {
 	FeeBase              uint64 `json:"fee_base,string"`       // fee of any transaction, in units
 	FeePerByte           uint64 `json:"fee_per_byte,string"`   // plus this per encoded byte
 	MaxTxBytes           uint64 `json:"max_tx_bytes"`          // largest transaction accepted
+	// AttestationWindow is how many blocks back the block a registration's
+	// report cites (WorkerInfo.BlockHeight) may lie, and how many recent
+	// block hashes the chain keeps in state to check it.
+	AttestationWindow uint64 `json:"attestation_window"`
 }
 
 // Upper bounds of parameters, so that block arithmetic cannot overflow.
 const (
 	MaxRegistrationLifetime = 1 << 40
 	MaxReportAge            = 365 * 24 * 3600
+	MaxAttestationWindow    = 100_000 // blocks; bounds the block hashes kept in state
 )
 
 // DefaultParams are the parameters `phala-node init` writes.
@@ -73,6 +78,7 @@ func DefaultParams() Params {
 		FeeBase:              1_000_000,
 		FeePerByte:           1_000,
 		MaxTxBytes:           4 << 20,
+		AttestationWindow:    200,
 	}
 }
 
@@ -97,6 +103,9 @@ func (p Params) Validate() error {
 	if p.RegistrationLifetime > MaxRegistrationLifetime {
 		errs = append(errs, fmt.Errorf("registration_lifetime must be at most %d blocks", MaxRegistrationLifetime))
 	}
+	if p.AttestationWindow == 0 || p.AttestationWindow > MaxAttestationWindow {
+		errs = append(errs, fmt.Errorf("attestation_window must be in [1, %d] blocks", MaxAttestationWindow))
+	}
 	return errors.Join(errs...)
 }
 
@@ -108,6 +117,7 @@ func (p Params) Encode() []byte {
 	w.Uvarint(p.FeeBase)
 	w.Uvarint(p.FeePerByte)
 	w.Uvarint(p.MaxTxBytes)
+	w.Uvarint(p.AttestationWindow)
 	return w.Bytes()
 }
 
@@ -120,6 +130,7 @@ func DecodeParams(b []byte) (Params, error) {
 	p.FeeBase = r.Uvarint()
 	p.FeePerByte = r.Uvarint()
 	p.MaxTxBytes = r.Uvarint()
+	p.AttestationWindow = r.Uvarint()
 	if err := r.Done(); err != nil {
 		return p, fmt.Errorf("%w: params: %v", ErrMalformed, err)
 	}

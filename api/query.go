@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
@@ -29,7 +30,16 @@ var (
 	KeyAttestation = []byte("p/attestation")
 	KeyGatekeepers = []byte("g/list")
 	KeyMasterKey   = []byte("g/master")
+	// KeyBlockHashFloor holds the lowest height (uvarint) whose hash may
+	// still be under BlockHashKey; lower ones are pruned.
+	KeyBlockHashFloor = []byte("b/floor")
 )
+
+// BlockHashKey is the state key of the hash of the block at height h (kept
+// for the last attestation_window blocks). Heights are 8 bytes big-endian.
+func BlockHashKey(h int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("b/h/"), uint64(h))
+}
 
 // AccountKey is the state key of an account.
 func AccountKey(pk crypto.PublicKey) []byte { return append([]byte("a/"), pk[:]...) }

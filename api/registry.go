@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha512"
 	"fmt"
+	"math"
 
 	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/crypto"
@@ -13,8 +14,9 @@ const (
 	MaxEndpointBytes    = 256
 	MaxPlatformBytes    = 16
 	MaxQuoteBytes       = 64 << 10
-	MaxMeasurementBytes = 64
+	MaxMeasurementBytes = 192 // TDX: MRTD‖RTMR0‖RTMR1‖RTMR2, 4×48 bytes
 	ReportDataSize      = 64
+	BlockHashSize       = 32 // a CometBFT block (header) hash, SHA-256
 )
 
 // Attestation platforms.
@@ -30,7 +32,15 @@ type WorkerInfo struct {
 	IdentityKey crypto.PublicKey
 	EcdhKey     crypto.PublicKey
 	Endpoint    string           // base URL of the worker's pRuntime API for off-chain queries
-	Operator    crypto.PublicKey // account paid for the worker's work
+	Operator    crypto.PublicKey // account paid for the worker's work; it must sign the register_worker transaction
+	// BlockHeight and BlockHash name a recent block of this chain as the
+	// pRuntime verified it: the block before its last verified header,
+	// whose hash that header commits to (LastBlockID). Covered by
+	// ReportData, they make a report fresh: the chain refuses a report whose
+	// block is older than the attestation_window parameter (in blocks),
+	// unknown, or of another hash (another chain or fork).
+	BlockHeight int64
+	BlockHash   [BlockHashSize]byte
 }
 
 func (i *WorkerInfo) encode(w *codec.Writer) {
@@ -39,6 +49,8 @@ func (i *WorkerInfo) encode(w *codec.Writer) {
 	w.Fixed(i.EcdhKey[:])
 	w.String(i.Endpoint)
 	w.Fixed(i.Operator[:])
+	w.Uvarint(uint64(i.BlockHeight))
+	w.Fixed(i.BlockHash[:])
 }
 
 func (i *WorkerInfo) decode(r *codec.Reader) {
@@ -47,11 +59,17 @@ func (i *WorkerInfo) decode(r *codec.Reader) {
 	r.Fixed(i.EcdhKey[:])
 	i.Endpoint = r.String(MaxEndpointBytes)
 	r.Fixed(i.Operator[:])
+	h := r.Uvarint()
+	if h > math.MaxInt64 {
+		r.Fail(fmt.Errorf("%w: block height %d", codec.ErrBadFormat, h))
+	}
+	i.BlockHeight = int64(h)
+	r.Fixed(i.BlockHash[:])
 }
 
 // Encode returns the canonical bytes.
 func (i *WorkerInfo) Encode() []byte {
-	w := codec.NewWriter(160)
+	w := codec.NewWriter(200)
 	i.encode(w)
 	return w.Bytes()
 }
@@ -128,9 +146,10 @@ type WorkerRecord struct {
 	Measurement  []byte
 	RegisteredAt int64 // height of the (latest) registration
 	ExpiresAt    int64 // first height at which the registration is no longer valid
-	// AttestedAt is the time (unix seconds) the admitting report was issued;
-	// a renewal must carry a strictly later report, so an old registration
-	// cannot be replayed to roll the entry back.
+	// AttestedAt is the time (unix seconds) the admitting report says it
+	// was issued (for TDX: the block time of the registration). Replays are
+	// refused by Info.BlockHeight instead: a renewal must cite a strictly
+	// newer block than the registration it replaces.
 	AttestedAt int64
 }
 

@@ -340,6 +340,8 @@ every registered worker.`,
 				RegisteredAt: w.RegisteredAt,
 				ExpiresAt:    w.ExpiresAt,
 				AttestedAt:   time.Unix(w.AttestedAt, 0).UTC(),
+				ReportBlock:  w.Info.BlockHeight,
+				ReportHash:   fmt.Sprintf("%X", w.Info.BlockHash),
 				Active:       w.Active(h),
 				Height:       h,
 			}
@@ -358,6 +360,7 @@ every registered worker.`,
 				fmt.Fprintf(wr, "  registered at: height %d\n", out.RegisteredAt)
 				fmt.Fprintf(wr, "  expires at:    height %d\n", out.ExpiresAt)
 				fmt.Fprintf(wr, "  attested at:   %s\n", out.AttestedAt.Format(time.RFC3339))
+				fmt.Fprintf(wr, "  report cites:  block %d (%s)\n", out.ReportBlock, out.ReportHash)
 			})
 		},
 	}
@@ -375,6 +378,8 @@ type workerJSON struct {
 	RegisteredAt int64     `json:"registered_at"`
 	ExpiresAt    int64     `json:"expires_at"`
 	AttestedAt   time.Time `json:"attested_at"`
+	ReportBlock  int64     `json:"report_block"` // the recent block the report committed to
+	ReportHash   string    `json:"report_block_hash"`
 	Active       bool      `json:"active"`
 	Height       int64     `json:"height"`
 }

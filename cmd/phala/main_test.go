@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	cmttypes "github.com/cometbft/cometbft/types"
 	bip39 "github.com/cosmos/go-bip39"
 	subkey "github.com/vedhavyas/go-subkey/v2"
 	subsr "github.com/vedhavyas/go-subkey/v2/sr25519"
@@ -284,15 +285,32 @@ func TestChain(t *testing.T) {
 	defer cancel()
 	alice, bob := crypto.MustKeyPairFromURI("//Alice"), crypto.MustKeyPairFromURI("//Bob")
 
-	// A registered worker (from //Charlie, the operator).
+	// A registered worker (from //Charlie, the operator), and the
+	// gatekeeper registered likewise (its messages count only then). The
+	// reports cite a recent block, as a pRuntime's do.
 	charlie := crypto.MustKeyPairFromURI("//Charlie")
 	identity, _, _ := crypto.GenerateKeyPair()
-	ecdh, _, _ := crypto.GenerateKeyPair()
-	info := api.WorkerInfo{ChainID: n.ChainID, IdentityKey: identity.Public(), EcdhKey: ecdh.Public(), Endpoint: "http://127.0.0.1:8000", Operator: charlie.Public()}
-	report := attestation.SignSimQuote(crypto.MustKeyPairFromURI(api.DevAttestationURI), measurement, info.ReportData(), time.Now())
-	if _, err := c.NewSigner(charlie).Submit(ctx, &api.RegisterWorker{Info: info, Report: *report}); err != nil {
-		t.Fatalf("register worker: %v", err)
+	registerKey := func(id *crypto.KeyPair) api.WorkerInfo {
+		ecdh, _, _ := crypto.GenerateKeyPair()
+		var recent *cmttypes.SignedHeader
+		testnet.WaitFor(t, 30*time.Second, "a committed block to cite", func() (bool, error) {
+			h, err := c.Height(ctx)
+			if err != nil || h < 2 {
+				return false, err
+			}
+			recent, err = c.SignedHeader(ctx, h-1)
+			return err == nil, err
+		})
+		info := api.WorkerInfo{ChainID: n.ChainID, IdentityKey: id.Public(), EcdhKey: ecdh.Public(), Endpoint: "http://127.0.0.1:8000", Operator: charlie.Public(),
+			BlockHeight: recent.Height, BlockHash: [api.BlockHashSize]byte(recent.Hash())}
+		report := attestation.SignSimQuote(crypto.MustKeyPairFromURI(api.DevAttestationURI), measurement, info.ReportData(), time.Now())
+		if _, err := c.NewSigner(charlie).Submit(ctx, &api.RegisterWorker{Info: info, Report: *report}); err != nil {
+			t.Fatalf("register %s: %v", id.Public().Short(), err)
+		}
+		return info
 	}
+	info := registerKey(identity)
+	registerKey(gatekeeper)
 
 	phala := func(args ...string) []string { return append(args, "--node", rpc) }
 
@@ -399,12 +417,12 @@ func TestChain(t *testing.T) {
 		var w workerJSON
 		okJSON(t, &w, phala("worker", identity.Public().Address())...)
 		if w.Identity != identity.Public().Address() || w.Endpoint != info.Endpoint || w.Operator != charlie.Address() ||
-			w.EcdhKey != ecdh.Public().Hex() || w.Platform != api.PlatformSim || w.Measurement != fmt.Sprintf("0x%x", measurement) ||
-			!w.Active || w.RegisteredAt <= 0 || w.ExpiresAt != w.RegisteredAt+int64(api.DefaultParams().RegistrationLifetime) || w.ChainID != n.ChainID {
+			w.EcdhKey != info.EcdhKey.Hex() || w.Platform != api.PlatformSim || w.Measurement != fmt.Sprintf("0x%x", measurement) ||
+			!w.Active || w.RegisteredAt <= 0 || w.ReportBlock != info.BlockHeight || w.ReportHash != fmt.Sprintf("%X", info.BlockHash) || w.ExpiresAt != w.RegisteredAt+int64(api.DefaultParams().RegistrationLifetime) || w.ChainID != n.ChainID {
 			t.Errorf("worker: %+v", w)
 		}
 		out := ok(t, phala("worker", identity.Public().Hex())...)
-		for _, want := range []string{"status:        active", "endpoint:      " + info.Endpoint, "operator:      " + charlie.Address(), "platform:      sim", "expires at:    height"} {
+		for _, want := range []string{"status:        active", "endpoint:      " + info.Endpoint, "operator:      " + charlie.Address(), "platform:      sim", "expires at:    height", fmt.Sprintf("report cites:  block %d", info.BlockHeight)} {
 			if !strings.Contains(out, want) {
 				t.Errorf("worker output lacks %q:\n%s", want, out)
 			}

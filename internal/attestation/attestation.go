@@ -9,12 +9,16 @@
 //   - "sim": a quote signed by the development attestation key, accepted
 //     only where the genesis allows it.
 //   - "tdx": an Intel TDX quote (v4), verified offline against the Intel SGX
-//     Root CA at the block time (see verifyTDX). The measurement is MRTD (48
-//     bytes), the report data is REPORTDATA. TDX quotes carry no time, so
-//     their IssuedAt is the block time and the report-age limit does not
-//     make them fresh: freshness must come from the report data binding a
-//     recent block (future work). TDX is accepted wherever the allowlist
-//     holds the TD's MRTD.
+//     Root CA at the block time (see verifyTDX). The measurement is
+//     MRTD‖RTMR0‖RTMR1‖RTMR2 (192 bytes, see TDXMeasurement), the report
+//     data is REPORTDATA. TDX quotes carry no time, so their IssuedAt is
+//     the block time; freshness comes from the report data, which commits
+//     to a recent block the registry checks. TDX is accepted wherever the
+//     allowlist holds the TD's measurement.
+//
+// For every platform the registry, not this package, checks freshness: the
+// report data commits to api.WorkerInfo, which names a recent block by
+// height and hash.
 package attestation
 
 import (

@@ -26,7 +26,7 @@ func FuzzVerify(f *testing.F) {
 		for _, c := range []struct {
 			platform string
 			measure  int
-		}{{api.PlatformSim, 32}, {api.PlatformTDX, 48}} {
+		}{{api.PlatformSim, 32}, {api.PlatformTDX, TDXMeasurementSize}} {
 			in := bytes.Clone(quote)
 			ev, err := Verify(settings, &api.AttestationReport{Platform: c.platform, Quote: in}, sampleValidTime)
 			if !bytes.Equal(in, quote) {
@@ -44,8 +44,8 @@ func FuzzVerify(f *testing.F) {
 			if ev.Platform != c.platform || len(ev.Measurement) != c.measure {
 				t.Fatalf("%s: accepted with evidence %+v", c.platform, ev)
 			}
-			if c.platform == api.PlatformTDX && (!bytes.Equal(ev.Measurement, quote[offMRTD:offMRTD+48]) || !bytes.Equal(ev.ReportData[:], quote[offReportData:offReportData+64])) {
-				t.Fatalf("tdx: evidence does not match the quote's MRTD and REPORTDATA")
+			if c.platform == api.PlatformTDX && (!bytes.Equal(ev.Measurement[:48], quote[offMRTD:offMRTD+48]) || !bytes.Equal(ev.Measurement[48:], quote[offRTMR0:offRTMR0+144]) || !bytes.Equal(ev.ReportData[:], quote[offReportData:offReportData+64])) {
+				t.Fatalf("tdx: evidence does not match the quote's MRTD, RTMR0-2 and REPORTDATA")
 			}
 		}
 	})

@@ -72,8 +72,8 @@ const (
 // enclave's report under the PCK certificate and its binding to the
 // attestation key; and the signature of the quote header and TD report
 // under that key. Then it checks the quoting enclave is Intel's TD_QE and
-// the TD is not debuggable, and returns MRTD as the measurement and
-// REPORTDATA as the report data.
+// the TD is not debuggable, and returns TDXMeasurement (MRTD‖RTMR0‖RTMR1‖
+// RTMR2) as the measurement and REPORTDATA as the report data.
 //
 // Nothing is fetched: no TCB info, QE identity TCB levels or CRLs. So the
 // platform's TCB status (up to date or not) and revocation of PCK
@@ -115,18 +115,51 @@ func verifyTDX(settings *api.AttestationSettings, quote []byte, now time.Time) (
 		return nil, fmt.Errorf("%w: %v", api.ErrAttestation, err)
 	}
 	body := q.GetTdQuoteBody()
+	m, err := TDXMeasurement(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrAttestation, err)
+	}
 	ev = &Evidence{
 		Platform:    api.PlatformTDX,
-		Measurement: bytes.Clone(body.GetMrTd()),
-		// TDX quotes carry no time. The registry's freshness check and its
-		// "renewal needs a newer report" rule therefore see the block time
-		// and hold trivially: an old TDX quote can be replayed. Future work:
-		// have the report data bind a recent block (e.g. its hash) and check
-		// it here, then set IssuedAt to that block's time.
+		Measurement: m,
+		// TDX quotes carry no time: IssuedAt is the block time, so the
+		// report-age limit holds trivially. Freshness comes from the report
+		// data instead: it commits to WorkerInfo, which names a recent block
+		// by hash, and the registry checks that block (CheckFresh).
 		IssuedAt: now,
 	}
 	copy(ev.ReportData[:], body.GetReportData())
 	return ev, nil
+}
+
+// TDXMeasurementSize is the size of a TDX measurement: four 48-byte
+// registers.
+const TDXMeasurementSize = 4 * abi.RtmrSize
+
+// TDXMeasurement is what the allowlist holds for a TD: MRTD‖RTMR0‖RTMR1‖
+// RTMR2 (192 bytes), the registers that cover the code the TD boots. MRTD
+// measures the initial TD memory (the virtual firmware, TDVF); RTMR0 the
+// firmware's configuration (TD HOB, ACPI tables); RTMR1 the OS loader and
+// kernel; RTMR2 the kernel command line and initrd, where pRuntime lives.
+// MRTD alone would admit any kernel and pRuntime booted by an allowed
+// firmware. RTMR3 is left out: it is for the TD's own runtime use
+// (extended after boot) and does not identify the code. The registers are
+// concatenated, not hashed, so an allowlist entry can be compared register
+// by register with the reference values of a build.
+func TDXMeasurement(body *pb.TDQuoteBody) ([]byte, error) {
+	rtmrs := body.GetRtmrs()
+	if len(body.GetMrTd()) != abi.RtmrSize || len(rtmrs) < 3 {
+		return nil, fmt.Errorf("TDX quote body lacks MRTD or RTMR0-2")
+	}
+	m := make([]byte, 0, TDXMeasurementSize)
+	m = append(m, body.GetMrTd()...)
+	for _, r := range rtmrs[:3] {
+		if len(r) != abi.RtmrSize {
+			return nil, fmt.Errorf("TDX quote body has an RTMR of %d bytes", len(r))
+		}
+		m = append(m, r...)
+	}
+	return m, nil
 }
 
 // checkTDXIdentity checks the parts of a signature-verified quote that the

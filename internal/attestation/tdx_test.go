@@ -40,6 +40,7 @@ const (
 	offTDBody       = 0x30
 	offTDAttributes = offTDBody + 0x78
 	offMRTD         = offTDBody + 0x88
+	offRTMR0        = offTDBody + 0x148 // RTMR0..3, 48 bytes each
 	offReportData   = offTDBody + 0x208
 	offSignedSize   = 0x278
 	offSignature    = 0x27c
@@ -94,8 +95,9 @@ func TestVerifyTDXSample(t *testing.T) {
 		if ev.Platform != api.PlatformTDX {
 			t.Errorf("platform %q", ev.Platform)
 		}
-		if len(ev.Measurement) != 48 || !bytes.Equal(ev.Measurement, wantMRTD) {
-			t.Errorf("measurement %x, want MRTD %x", ev.Measurement, wantMRTD)
+		if wantM := raw[offMRTD : offMRTD+48]; len(ev.Measurement) != TDXMeasurementSize || !bytes.Equal(ev.Measurement[:48], wantM) ||
+			!bytes.Equal(ev.Measurement[48:], raw[offRTMR0:offRTMR0+3*48]) {
+			t.Errorf("measurement %x, want MRTD‖RTMR0‖RTMR1‖RTMR2 of the quote", ev.Measurement)
 		}
 		if !bytes.Equal(ev.ReportData[:], wantRD) {
 			t.Errorf("report data %x, want %x", ev.ReportData, wantRD)
@@ -144,6 +146,9 @@ func TestVerifyTDXRejects(t *testing.T) {
 	}{
 		{"tampered REPORTDATA", api.PlatformTDX, flip(raw, offReportData+5), sampleValidTime, "message digest"},
 		{"tampered MRTD", api.PlatformTDX, flip(raw, offMRTD), sampleValidTime, "message digest"},
+		{"tampered RTMR0", api.PlatformTDX, flip(raw, offRTMR0), sampleValidTime, "message digest"},
+		{"tampered RTMR1", api.PlatformTDX, flip(raw, offRTMR0+48+17), sampleValidTime, "message digest"},
+		{"tampered RTMR2", api.PlatformTDX, flip(raw, offRTMR0+2*48+47), sampleValidTime, "message digest"},
 		{"tampered TD attributes (debug bit)", api.PlatformTDX, flip(raw, offTDAttributes), sampleValidTime, "message digest"},
 		{"tampered header", api.PlatformTDX, flip(raw, 0x0c), sampleValidTime, "message digest"},
 		{"tampered signature", api.PlatformTDX, flip(raw, offSignature+7), sampleValidTime, "message digest"},
@@ -188,6 +193,61 @@ func TestVerifyTDXRejects(t *testing.T) {
 				t.Errorf("error %q does not say %q", err, tc.wantMsg)
 			}
 		})
+	}
+}
+
+// The measurement covers MRTD and RTMR0-2, each register at its place: a TD
+// that differs from the sample in any of them (a different kernel, initrd or
+// command line under the same firmware) has a different measurement, so an
+// allowlist holding the sample's does not admit it. RTMR3 (runtime use) is
+// not part of it. The signature makes a tampered quote fail anyway (see
+// TestVerifyTDXRejects); this tests what the allowlist is compared with.
+func TestTDXMeasurementCoversRTMRs(t *testing.T) {
+	raw := loadSampleTDXQuote(t)
+	base := decodeSampleTDXQuote(t, raw)
+	want, err := TDXMeasurement(base.GetTdQuoteBody())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != TDXMeasurementSize || !bytes.Equal(want[:48], raw[offMRTD:offMRTD+48]) || !bytes.Equal(want[48:], raw[offRTMR0:offRTMR0+144]) {
+		t.Fatal("measurement is not MRTD‖RTMR0‖RTMR1‖RTMR2 at the v4 offsets")
+	}
+	allow := &api.AttestationSettings{Measurements: []api.HexBytes{want}}
+	onlyMRTD := &api.AttestationSettings{Measurements: []api.HexBytes{base.GetTdQuoteBody().GetMrTd()}}
+	if !allow.MeasurementAllowed(want) || onlyMRTD.MeasurementAllowed(want) {
+		t.Fatal("allowlist: the full measurement must match exactly, MRTD alone must not")
+	}
+	for _, tc := range []struct {
+		name    string
+		mutate  func(b *pb.TDQuoteBody)
+		changed bool
+	}{
+		{"MRTD", func(b *pb.TDQuoteBody) { b.MrTd[0] ^= 1 }, true},
+		{"RTMR0", func(b *pb.TDQuoteBody) { b.Rtmrs[0][5] ^= 1 }, true},
+		{"RTMR1", func(b *pb.TDQuoteBody) { b.Rtmrs[1][47] ^= 1 }, true},
+		{"RTMR2", func(b *pb.TDQuoteBody) { b.Rtmrs[2][0] ^= 0x80 }, true},
+		{"RTMR3 (runtime)", func(b *pb.TDQuoteBody) { b.Rtmrs[3][0] ^= 1 }, false},
+		{"MRCONFIGID", func(b *pb.TDQuoteBody) { b.MrConfigId[0] ^= 1 }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := proto.Clone(base).(*pb.QuoteV4)
+			tc.mutate(q.TdQuoteBody)
+			got, err := TDXMeasurement(q.TdQuoteBody)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed := !bytes.Equal(got, want); changed != tc.changed {
+				t.Fatalf("measurement changed: %v, want %v", changed, tc.changed)
+			}
+			if tc.changed && allow.MeasurementAllowed(got) {
+				t.Fatal("a TD with another register value is allowed")
+			}
+		})
+	}
+	short := proto.Clone(base).(*pb.QuoteV4)
+	short.TdQuoteBody.Rtmrs = short.TdQuoteBody.Rtmrs[:2]
+	if _, err := TDXMeasurement(short.TdQuoteBody); err == nil {
+		t.Fatal("body without RTMR2 accepted")
 	}
 }
 

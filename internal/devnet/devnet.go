@@ -174,7 +174,6 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		rc.Node = d.nodes[0].RPCAddress()
 		rc.PRuntime = rt.ControlURL
 		rc.Operator = crypto.MustKeyPairFromURI(operators[i%len(operators)])
-		rc.Register = name != "gatekeeper"
 		rc.Log = log.With("part", "pherry-"+name)
 		r, err := relayer.New(rc)
 		if err != nil {

@@ -31,11 +31,13 @@ func (r *Relayer) renewMargin() int64 {
 	return max(int64(r.params.RegistrationLifetime/10), 1)
 }
 
-// maybeRegister registers the worker if it is not registered on chain or
-// its registration expires within the renewal margin. It is called only
-// when pRuntime has verified the tip's header, because the attestation
-// report is issued at pRuntime's last verified header time and the chain
-// refuses reports too far from its block time.
+// maybeRegister registers the worker (or gatekeeper) pRuntime if it is not
+// registered on chain or its registration expires within the renewal
+// margin. It is called only when pRuntime has verified the tip's header,
+// because the report cites the block before pRuntime's last verified header
+// and the chain refuses a report citing a block older than its
+// attestation_window. The transaction is signed by the operator the report
+// names (cfg.Operator): the chain accepts register_worker only from it.
 func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
 	r.mu.Lock()
 	st := r.reg

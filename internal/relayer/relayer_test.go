@@ -318,6 +318,26 @@ func TestPRuntimeOfAnotherChain(t *testing.T) {
 func TestEgressOnceWithConcurrentRelayers(t *testing.T) {
 	ev := newEnv(t, true, testnet.Options{})
 	rt := ev.startRuntime(t)
+	if eg := rt.e.Egress(); len(eg) != 0 {
+		t.Fatalf("gatekeeper announced before registering: %+v", eg)
+	}
+	// The gatekeeper's pRuntime registers (Charlie operates it) and
+	// announces its MasterKey once it sees its registration; nothing is
+	// pushed until the relayers start.
+	var reg *api.RegisterWorker
+	testnet.WaitFor(t, 20*time.Second, "two verified headers to cite", func() (bool, error) {
+		syncRuntime(t, ev, rt)
+		var err error
+		reg, err = rt.e.Registration(charlie.Public())
+		return err == nil, nil
+	})
+	if _, err := ev.c.NewSigner(charlie).Submit(tctx(t), reg); err != nil {
+		t.Fatalf("register the gatekeeper: %v", err)
+	}
+	testnet.WaitFor(t, 20*time.Second, "master key announced", func() (bool, error) {
+		syncRuntime(t, ev, rt)
+		return len(rt.e.Egress()) > 0, nil
+	})
 	eg := rt.e.Egress()
 	if len(eg) != 1 || eg[0].Message.Topic != api.TopicMasterKey {
 		t.Fatalf("gatekeeper egress %+v", eg)
@@ -372,6 +392,33 @@ func TestEgressOnceWithConcurrentRelayers(t *testing.T) {
 	pushes, failed := scanBlocks(t, ev.c, ev.net.Height(0))
 	if pushes != 1 || len(failed) != 0 {
 		t.Fatalf("blocks hold %d push_message txs (want 1); failed txs: %v", pushes, failed)
+	}
+}
+
+// syncRuntime brings rt's pRuntime to the chain's tip (as a relayer would,
+// without pushing its egress).
+func syncRuntime(t *testing.T, ev *env, rt *runtime) {
+	t.Helper()
+	top := ev.net.Height(0)
+	f := &relayer.Fetcher{C: ev.c}
+	info := rt.e.Info()
+	if info.Synced < top {
+		hb, err := f.Headers(tctx(t), info.Synced+1, top)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rt.e.SyncHeaders(hb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if info.Dispatched < top-1 {
+		bb, err := f.Blocks(tctx(t), info.Dispatched+1, top-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rt.e.DispatchBlocks(bb); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -223,7 +223,7 @@ func (a *App) runCall(ctx *block.Context, signer crypto.PublicKey, call api.Call
 		onPushed(ctx, &c.Message.Message)
 		return nil
 	case *api.RegisterWorker:
-		return registry.RegisterWorker(ctx, c)
+		return registry.RegisterWorker(ctx, signer, c)
 	case *api.UploadContract:
 		return contracts.Upload(ctx, signer, c)
 	case *api.ContractCommand:
@@ -273,6 +273,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		}
 		results[i] = res
 	}
+	registry.RecordBlockHash(ctx, req.Hash) // registrations cite recent blocks by hash
 	root := a.store.WorkingRoot()
 	hash := api.AppHash(root, api.MessagesRoot(ctx.Messages))
 	a.pending = &pendingBlock{height: req.Height, time: req.Time, msgs: ctx.Messages, appHash: hash, stateRoot: root}

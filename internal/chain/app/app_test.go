@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -72,7 +74,8 @@ func (h *harness) block(txs ...[]byte) *abci.ResponseFinalizeBlock {
 	h.t.Helper()
 	h.height++
 	h.now = h.now.Add(time.Second)
-	res, err := h.app.FinalizeBlock(context.Background(), &abci.RequestFinalizeBlock{Height: h.height, Time: h.now, Txs: txs})
+	hash := blockHash(h.height)
+	res, err := h.app.FinalizeBlock(context.Background(), &abci.RequestFinalizeBlock{Height: h.height, Time: h.now, Txs: txs, Hash: hash[:]})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -80,6 +83,11 @@ func (h *harness) block(txs ...[]byte) *abci.ResponseFinalizeBlock {
 		h.t.Fatal(err)
 	}
 	return res
+}
+
+// blockHash is the hash the harness gives the block at height.
+func blockHash(height int64) [32]byte {
+	return sha256.Sum256(binary.AppendUvarint([]byte("block "), uint64(height)))
 }
 
 func (h *harness) check(tx []byte) *abci.ResponseCheckTx {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ type worker struct {
 	info           api.WorkerInfo
 }
 
+// newWorker is a pRuntime's keys with info naming Bob as operator.
 func newWorker(t *testing.T) *worker {
 	id, _, err := crypto.GenerateKeyPair()
 	if err != nil {
@@ -27,6 +29,20 @@ func newWorker(t *testing.T) *worker {
 		ChainID: chainID, IdentityKey: id.Public(), EcdhKey: ecdh.Public(), Endpoint: "http://127.0.0.1:8000", Operator: bob.Public(),
 	}}
 }
+
+// cite returns info citing the last committed block, as a pRuntime does.
+func (h *harness) cite(info api.WorkerInfo) api.WorkerInfo {
+	info.BlockHeight, info.BlockHash = h.height, blockHash(h.height)
+	return info
+}
+
+// register is a register_worker call for info with a valid sim report.
+func (h *harness) register(info api.WorkerInfo) *api.RegisterWorker {
+	return &api.RegisterWorker{Info: info, Report: *attestation.SignSimQuote(devAt, measurement, info.ReportData(), h.now)}
+}
+
+// nonce is the next nonce of key's account.
+func (h *harness) nonce(key *crypto.KeyPair) uint64 { return h.account(key.Public()).Nonce }
 
 func (h *harness) worker(pk crypto.PublicKey) *api.WorkerRecord {
 	res, _ := h.app.Query(context.Background(), &abci.RequestQuery{Path: api.QueryWorker, Data: pk[:]})
@@ -40,10 +56,20 @@ func (h *harness) worker(pk crypto.PublicKey) *api.WorkerRecord {
 	return w
 }
 
+// mustRefuse checks that CheckTx refuses tx with code and a log saying msg.
+func (h *harness) mustRefuse(tx []byte, code api.Code, msg string) {
+	h.t.Helper()
+	res := h.check(tx)
+	if api.Code(res.Code) != code || !strings.Contains(res.Log, msg) {
+		h.t.Fatalf("code %s %q, want %s saying %q", api.Code(res.Code), res.Log, code, msg)
+	}
+}
+
 func TestRegisterWorker(t *testing.T) {
 	h := newHarness(t, genesis())
 	h.block()
 	w := newWorker(t)
+	w.info = h.cite(w.info)
 	report := attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)
 
 	otherInfo := w.info
@@ -63,10 +89,10 @@ func TestRegisterWorker(t *testing.T) {
 		{"stale report", &api.RegisterWorker{Info: w.info, Report: *attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now.Add(-time.Hour))}, api.CodeAttestation},
 		{"unknown platform", &api.RegisterWorker{Info: w.info, Report: api.AttestationReport{Platform: "sgx-epid", Quote: report.Quote}}, api.CodeAttestation},
 		{"garbage quote", &api.RegisterWorker{Info: w.info, Report: api.AttestationReport{Platform: "sim", Quote: []byte{1, 2, 3}}}, api.CodeAttestation},
-		{"wrong chain", &api.RegisterWorker{Info: wrongChain, Report: *attestation.SignSimQuote(devAt, measurement, wrongChain.ReportData(), h.now)}, api.CodeInvalidCall},
+		{"wrong chain", h.register(wrongChain), api.CodeInvalidCall},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if res := h.check(h.tx(alice, 0, tc.call)); api.Code(res.Code) != tc.code {
+			if res := h.check(h.tx(bob, 0, tc.call)); api.Code(res.Code) != tc.code {
 				t.Fatalf("code %s, want %s: %s", api.Code(res.Code), tc.code, res.Log)
 			}
 		})
@@ -75,7 +101,7 @@ func TestRegisterWorker(t *testing.T) {
 		t.Fatal("refused registration left a record")
 	}
 
-	res := h.block(h.tx(alice, 0, &api.RegisterWorker{Info: w.info, Report: *report}))
+	res := h.block(h.tx(bob, 0, &api.RegisterWorker{Info: w.info, Report: *report}))
 	if res.TxResults[0].Code != 0 {
 		t.Fatal(res.TxResults[0].Log)
 	}
@@ -92,7 +118,8 @@ func TestRegisterWorker(t *testing.T) {
 	// Renewal replaces the entry (new endpoint, new expiry).
 	w.info.Endpoint = "http://127.0.0.1:9000"
 	h.block()
-	res = h.block(h.tx(alice, 1, &api.RegisterWorker{Info: w.info, Report: *attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)}))
+	w.info = h.cite(w.info)
+	res = h.block(h.tx(bob, 1, h.register(w.info)))
 	if res.TxResults[0].Code != 0 {
 		t.Fatal(res.TxResults[0].Log)
 	}
@@ -101,13 +128,220 @@ func TestRegisterWorker(t *testing.T) {
 	}
 }
 
+// register_worker is accepted only from the worker's operator, and nobody
+// re-registers someone else's active worker, even with a valid report that
+// names himself: the call is refused with a clear error and the record does
+// not change. Once the registration expired, the worker's host may register
+// it under another operator.
+func TestRegistrationOperatorAuthenticated(t *testing.T) {
+	g := genesis()
+	g.Params.RegistrationLifetime = 5
+	h := newHarness(t, g)
+	h.block()
+	w := newWorker(t) // operator: Bob
+	w.info = h.cite(w.info)
+	call := h.register(w.info)
+	h.mustRefuse(h.tx(alice, 0, call), api.CodeInvalidCall, "must be signed by the worker's operator")
+	if r := h.block(h.tx(alice, 0, call)); api.Code(r.TxResults[0].Code) != api.CodeInvalidCall || h.worker(w.identity.Public()) != nil {
+		t.Fatalf("stranger's registration in a block: %s", r.TxResults[0].Log)
+	}
+	if r := h.block(h.tx(bob, h.nonce(bob), call)); r.TxResults[0].Code != 0 {
+		t.Fatal(r.TxResults[0].Log)
+	}
+	before := h.worker(w.identity.Public())
+
+	// Alice re-registers Bob's worker: Bob's own call signed by her, and a
+	// call naming her as operator (with a valid report over it).
+	h.mustRefuse(h.tx(alice, h.nonce(alice), h.register(h.cite(w.info))), api.CodeInvalidCall, "must be signed by the worker's operator")
+	stolen := h.cite(w.info)
+	stolen.Operator = alice.Public()
+	h.mustRefuse(h.tx(alice, h.nonce(alice), h.register(stolen)), api.CodeInvalidCall, "only that operator can renew it")
+	r := h.block(h.tx(alice, h.nonce(alice), h.register(stolen)))
+	if api.Code(r.TxResults[0].Code) != api.CodeInvalidCall {
+		t.Fatalf("stranger's re-registration in a block: %s", r.TxResults[0].Log)
+	}
+	if after := h.worker(w.identity.Public()); string(after.Encode()) != string(before.Encode()) {
+		t.Fatalf("refused re-registration changed the record: %+v", after)
+	}
+
+	// Expired: the host registers its worker under a new operator.
+	for h.worker(w.identity.Public()).Active(h.height + 1) {
+		h.block()
+	}
+	moved := h.cite(w.info)
+	moved.Operator = alice.Public()
+	if r := h.block(h.tx(alice, h.nonce(alice), h.register(moved))); r.TxResults[0].Code != 0 {
+		t.Fatalf("registration of an expired worker under a new operator: %s", r.TxResults[0].Log)
+	}
+	if rec := h.worker(w.identity.Public()); rec.Info.Operator != alice.Public() {
+		t.Fatalf("record %+v", rec)
+	}
+}
+
+// A report commits to a recent block of this chain: one citing a block
+// outside the attestation window, a block not yet final, a block the chain
+// does not know, or a known height with another hash is refused. The chain
+// keeps exactly the hashes of the window.
+func TestRegistrationFreshness(t *testing.T) {
+	const window = 3
+	g := genesis()
+	g.Params.AttestationWindow = window
+	h := newHarness(t, g)
+	w := newWorker(t)
+	unknown := w.info // height 0: no block has it
+	h.mustRefuse(h.tx(bob, 0, h.register(unknown)), api.CodeAttestation, "does not know")
+	for range 10 {
+		h.block()
+	}
+	at := func(height int64, hash [32]byte) api.WorkerInfo {
+		i := w.info
+		i.BlockHeight, i.BlockHash = height, hash
+		return i
+	}
+	forged := blockHash(h.height)
+	forged[0] ^= 1
+	nonce := uint64(0)
+	for _, tc := range []struct {
+		name string
+		info api.WorkerInfo
+		msg  string // "" when accepted
+	}{
+		{"oldest block of the window", at(h.height+1-window, blockHash(h.height+1-window)), ""},
+		{"last block", h.cite(w.info), ""},
+		{"one block too old", at(h.height-window, blockHash(h.height-window)), "request a fresh report"},
+		{"very old", at(1, blockHash(1)), "request a fresh report"},
+		{"forged hash", at(h.height, forged), "another chain or fork"},
+		{"hash of another height", at(h.height, blockHash(h.height-1)), "another chain or fork"},
+		{"block not final", at(h.height+1, blockHash(h.height+1)), "not below the current height"},
+		{"far future", at(1<<40, blockHash(1<<40)), "not below the current height"},
+	} {
+		tx := h.tx(bob, nonce, h.register(tc.info))
+		res := h.check(tx)
+		if tc.msg == "" {
+			if res.Code != 0 {
+				t.Fatalf("%s: %s", tc.name, res.Log)
+			}
+			nonce++ // CheckTx admitted it
+			continue
+		}
+		if api.Code(res.Code) != api.CodeAttestation || !strings.Contains(res.Log, tc.msg) {
+			t.Errorf("%s: code %s %q, want %q", tc.name, api.Code(res.Code), res.Log, tc.msg)
+		}
+	}
+	// A report that was fresh when made is refused once it is too old.
+	old := h.register(h.cite(w.info))
+	for range window {
+		h.block()
+	}
+	r := h.block(h.tx(bob, 0, old))
+	if api.Code(r.TxResults[0].Code) != api.CodeAttestation || !strings.Contains(r.TxResults[0].Log, "fresh report") || h.worker(w.identity.Public()) != nil {
+		t.Fatalf("old report: %s", r.TxResults[0].Log)
+	}
+	// The state holds the hashes of the last `window` blocks, no older ones.
+	snap, err := h.app.store.Snapshot(h.height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for height := int64(0); height <= h.height; height++ {
+		got := snap.Get(api.BlockHashKey(height))
+		want := blockHash(height)
+		if keep := height > h.height-window; keep != (got != nil) || (keep && string(got) != string(want[:])) {
+			t.Errorf("block %d (tip %d): stored hash %x", height, h.height, got)
+		}
+	}
+}
+
+// An old registration replayed by anyone (even its operator) cannot roll a
+// renewed worker back: a renewal must cite a newer block.
+func TestRegistrationReplayRefused(t *testing.T) {
+	h := newHarness(t, genesis())
+	h.block()
+	w := newWorker(t)
+	old := h.register(h.cite(w.info))
+	if r := h.block(h.tx(bob, 0, old)); r.TxResults[0].Code != 0 {
+		t.Fatal(r.TxResults[0].Log)
+	}
+	rotated, _, _ := crypto.GenerateKeyPair()
+	w.info.EcdhKey = rotated.Public()
+	renewal := h.register(h.cite(w.info))
+	if r := h.block(h.tx(bob, 1, renewal)); r.TxResults[0].Code != 0 {
+		t.Fatal(r.TxResults[0].Log)
+	}
+	sameBlock := renewal.Info
+	sameBlock.Endpoint = "http://127.0.0.1:9999"
+	for name, call := range map[string]*api.RegisterWorker{"old registration": old, "same renewal again": renewal, "renewal citing the same block": h.register(sameBlock)} {
+		if r := h.block(h.tx(bob, h.nonce(bob), call)); api.Code(r.TxResults[0].Code) != api.CodeAttestation || !strings.Contains(r.TxResults[0].Log, "newer block") {
+			t.Fatalf("%s replayed: code %d %s", name, r.TxResults[0].Code, r.TxResults[0].Log)
+		}
+	}
+	if rec := h.worker(w.identity.Public()); rec.Info.EcdhKey != rotated.Public() || rec.Info.Endpoint != w.info.Endpoint {
+		t.Fatal("worker rolled back")
+	}
+}
+
+// A gatekeeper named in the genesis is not trusted until its pRuntime has
+// registered with an attested report: the chain refuses its master key
+// announcement and its key grants; once registered they are accepted; a
+// registered worker not on the gatekeeper list cannot speak as one, and an
+// expired gatekeeper registration is refused again.
+func TestGatekeeperMustBeAttested(t *testing.T) {
+	gk := newWorker(t)
+	g := genesis()
+	g.Gatekeepers = []crypto.PublicKey{gk.identity.Public()}
+	g.Params.RegistrationLifetime = 20
+	h := newHarness(t, g)
+	h.block()
+	mk, _, _ := crypto.GenerateKeyPair()
+	mkPub := mk.Public()
+	announce := func(seq uint64) *api.PushMessage {
+		return &api.PushMessage{Message: api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, gk.identity.Public()), Topic: api.TopicMasterKey, Seq: seq, Payload: mkPub[:]}, gk.identity)}
+	}
+	grant := &api.PushMessage{Message: api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, gk.identity.Public()), Topic: api.TopicContractKey, Payload: []byte("grant")}, gk.identity)}
+	h.mustRefuse(h.tx(alice, 0, announce(0)), api.CodeUnknownOrigin, "no attested registration")
+	h.mustRefuse(h.tx(alice, 0, grant), api.CodeUnknownOrigin, "no attested registration")
+	if r := h.block(h.tx(alice, 0, announce(0))); api.Code(r.TxResults[0].Code) != api.CodeUnknownOrigin {
+		t.Fatalf("announcement of an unattested gatekeeper in a block: %s", r.TxResults[0].Log)
+	}
+	masterKey := func() []byte {
+		res, _ := h.app.Query(context.Background(), &abci.RequestQuery{Path: api.QueryMasterKey})
+		return res.Value
+	}
+	if masterKey() != nil {
+		t.Fatal("master key published by an unattested gatekeeper")
+	}
+
+	// A registered worker that is not a gatekeeper cannot speak as one.
+	w := newWorker(t)
+	if r := h.block(h.tx(bob, 0, h.register(h.cite(w.info)))); r.TxResults[0].Code != 0 {
+		t.Fatal(r.TxResults[0].Log)
+	}
+	asGK := &api.PushMessage{Message: api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, w.identity.Public()), Topic: api.TopicMasterKey, Payload: mkPub[:]}, w.identity)}
+	h.mustRefuse(h.tx(alice, h.nonce(alice), asGK), api.CodeUnknownOrigin, "not a gatekeeper")
+
+	// Registered: its announcement counts.
+	if r := h.block(h.tx(bob, h.nonce(bob), h.register(h.cite(gk.info)))); r.TxResults[0].Code != 0 {
+		t.Fatal(r.TxResults[0].Log)
+	}
+	if r := h.block(h.tx(alice, h.nonce(alice), announce(0))); r.TxResults[0].Code != 0 {
+		t.Fatal(r.TxResults[0].Log)
+	}
+	if string(masterKey()) != string(mkPub[:]) {
+		t.Fatalf("master key %x, want %x", masterKey(), mkPub)
+	}
+	// Expired: refused again.
+	for h.worker(gk.identity.Public()).Active(h.height + 1) {
+		h.block()
+	}
+	h.mustRefuse(h.tx(alice, h.nonce(alice), announce(1)), api.CodeUnknownOrigin, "expired")
+}
+
 func TestSimNotAllowed(t *testing.T) {
 	g := genesis()
 	g.Attestation.AllowSim = false
 	h := newHarness(t, g)
+	h.block()
 	w := newWorker(t)
-	report := attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)
-	if res := h.check(h.tx(alice, 0, &api.RegisterWorker{Info: w.info, Report: *report})); api.Code(res.Code) != api.CodeAttestation {
+	if res := h.check(h.tx(bob, 0, h.register(h.cite(w.info)))); api.Code(res.Code) != api.CodeAttestation {
 		t.Fatalf("got %s", res.Log)
 	}
 }
@@ -127,8 +361,9 @@ func (h *harness) messages(height int64) *api.BlockMessages {
 // Off-chain origins: only a registered worker's key, only the next sequence.
 func TestPushMessage(t *testing.T) {
 	h := newHarness(t, genesis())
+	h.block()
 	w := newWorker(t)
-	h.block(h.tx(alice, 0, &api.RegisterWorker{Info: w.info, Report: *attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)}))
+	h.block(h.tx(bob, 0, h.register(h.cite(w.info))))
 	origin := api.KeyOrigin(api.OriginWorker, w.identity.Public())
 	msg := func(seq uint64, key *crypto.KeyPair) *api.PushMessage {
 		return &api.PushMessage{Message: api.SignMessage(chainID, api.Message{Origin: origin, Topic: "egress", Seq: seq, Payload: []byte{byte(seq)}}, key)}
@@ -146,13 +381,13 @@ func TestPushMessage(t *testing.T) {
 		{"empty topic", &api.PushMessage{Message: api.SignMessage(chainID, api.Message{Origin: origin, Topic: ""}, w.identity)}, api.CodeInvalidCall},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if res := h.check(h.tx(bob, 0, tc.call)); api.Code(res.Code) != tc.code {
+			if res := h.check(h.tx(bob, 1, tc.call)); api.Code(res.Code) != tc.code {
 				t.Fatalf("code %s, want %s: %s", api.Code(res.Code), tc.code, res.Log)
 			}
 		})
 	}
 	// Anyone (here Bob, a relayer) may submit the worker's signed messages.
-	res := h.block(h.tx(bob, 0, msg(0, w.identity)), h.tx(bob, 1, msg(1, w.identity)), h.tx(bob, 2, msg(1, w.identity)))
+	res := h.block(h.tx(bob, 1, msg(0, w.identity)), h.tx(bob, 2, msg(1, w.identity)), h.tx(bob, 3, msg(1, w.identity)))
 	if res.TxResults[0].Code != 0 || res.TxResults[1].Code != 0 || api.Code(res.TxResults[2].Code) != api.CodeAlreadyAccepted {
 		t.Fatalf("results %q %q %q", res.TxResults[0].Log, res.TxResults[1].Log, res.TxResults[2].Log)
 	}
@@ -189,31 +424,6 @@ func TestMessagesBoundToAppHash(t *testing.T) {
 	}
 }
 
-// An old registration replayed by anyone cannot roll a renewed worker back.
-func TestRegistrationReplayRefused(t *testing.T) {
-	h := newHarness(t, genesis())
-	h.block()
-	w := newWorker(t)
-	old := &api.RegisterWorker{Info: w.info, Report: *attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)}
-	if r := h.block(h.tx(alice, 0, old)); r.TxResults[0].Code != 0 {
-		t.Fatal(r.TxResults[0].Log)
-	}
-	rotated, _, _ := crypto.GenerateKeyPair()
-	w.info.EcdhKey = rotated.Public()
-	renewal := &api.RegisterWorker{Info: w.info, Report: *attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)}
-	if r := h.block(h.tx(alice, 1, renewal)); r.TxResults[0].Code != 0 {
-		t.Fatal(r.TxResults[0].Log)
-	}
-	for name, call := range map[string]*api.RegisterWorker{"old registration": old, "same renewal again": renewal} {
-		if r := h.block(h.tx(bob, h.account(bob.Public()).Nonce, call)); api.Code(r.TxResults[0].Code) != api.CodeAttestation {
-			t.Fatalf("%s replayed: code %d %s", name, r.TxResults[0].Code, r.TxResults[0].Log)
-		}
-	}
-	if rec := h.worker(w.identity.Public()); rec.Info.EcdhKey != rotated.Public() {
-		t.Fatal("worker rolled back")
-	}
-}
-
 // After a restart CheckTx judges report freshness by the last block's time,
 // not the zero time.
 func TestCheckTxAfterRestartUsesBlockTime(t *testing.T) {
@@ -222,8 +432,7 @@ func TestCheckTxAfterRestartUsesBlockTime(t *testing.T) {
 	h.app.Close()
 	h.open()
 	w := newWorker(t)
-	call := &api.RegisterWorker{Info: w.info, Report: *attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)}
-	if res := h.check(h.tx(alice, 0, call)); res.Code != 0 {
+	if res := h.check(h.tx(bob, 0, h.register(h.cite(w.info)))); res.Code != 0 {
 		t.Fatalf("CheckTx after restart: %s", res.Log)
 	}
 }

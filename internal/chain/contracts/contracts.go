@@ -131,8 +131,10 @@ func Command(ctx *block.Context, from crypto.PublicKey, c *api.ContractCommand) 
 // contract keys)): the contract's public keys and all its workers at once.
 // The first valid grant of an upload wins; later ones (another
 // gatekeeper's) are ignored, and so are grants for unknown uploads, or
-// naming unregistered or expired workers, or more than the requested
+// naming workers that are not registry.Attested, or more than the requested
 // replicas (reported as events): the message itself stays in the queue.
+// The gatekeeper itself is attested: registry.Authorize admits no
+// gatekeeper message otherwise.
 func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKeyGrant) {
 	ignore := func(why string) {
 		ctx.Event("contract_grant_ignored", "upload_id", hex.EncodeToString(g.Upload[:]), "reason", why)
@@ -155,8 +157,8 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 	rec := &api.ContractRecord{Upload: g.Upload, Deployer: p.deployer, CodeHash: p.codeHash, Sequence: p.seq, Identity: g.Identity, Ecdh: g.Ecdh}
 	seen := map[crypto.PublicKey]bool{}
 	for _, k := range g.Workers {
-		if w := registry.Worker(ctx.KV, k.Worker); w == nil || !w.Active(ctx.Height) || seen[k.Worker] {
-			ignore("worker not registered, expired or repeated")
+		if _, err := registry.Attested(ctx.KV, k.Worker, ctx.Height); err != nil || seen[k.Worker] {
+			ignore("worker not attested (unregistered, expired or measurement no longer allowed) or repeated")
 			return
 		}
 		seen[k.Worker] = true

@@ -1,12 +1,14 @@
 // Package registry owns who the chain trusts off-chain: registered workers
 // (WorkerInfo with the attestation that admitted them and its expiry), the
-// gatekeeper list, the master public key and the attestation settings.
+// gatekeeper list, the master public key, the attestation settings, and the
+// hashes of the recent blocks a registration's report must cite.
 package registry
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -72,38 +74,74 @@ func Attestation(kv store.KV) *api.AttestationSettings {
 // SetAttestation writes the attestation settings.
 func SetAttestation(kv store.KV, a *api.AttestationSettings) { kv.Set(api.KeyAttestation, a.Encode()) }
 
-// Authorize is the mq.Authorizer of off-chain origins: a worker must be
-// registered and unexpired; a gatekeeper must be on the list.
+// Attested returns the record of identity pk if it is admitted now (at
+// height): registered, unexpired, and with a measurement the attestation
+// settings still allow. Errors wrap api.ErrUnknownOrigin and say which
+// condition failed.
+func Attested(kv store.KV, pk crypto.PublicKey, height int64) (*api.WorkerRecord, error) {
+	w := Worker(kv, pk)
+	if w == nil {
+		return nil, fmt.Errorf("%w: %s has no attested registration; its pRuntime must register (register_worker) first", api.ErrUnknownOrigin, pk.Hex())
+	}
+	if !w.Active(height) {
+		return nil, fmt.Errorf("%w: registration of %s expired at height %d; renew it", api.ErrUnknownOrigin, pk.Hex(), w.ExpiresAt)
+	}
+	if !Attestation(kv).MeasurementAllowed(w.Measurement) {
+		return nil, fmt.Errorf("%w: %s is registered with measurement %x, which is no longer allowed", api.ErrUnknownOrigin, pk.Hex(), w.Measurement)
+	}
+	return w, nil
+}
+
+// Authorize is the mq.Authorizer of off-chain origins. A worker must be
+// Attested. A gatekeeper must be on the gatekeeper list AND Attested: its
+// pRuntime registers with an attestation report like a worker's (whitepaper
+// 4.4: the genesis names the gatekeeper's identity, which registers before
+// its MasterKey announcement counts). Every gatekeeper message (master key
+// announcement and shares, contract key grants) passes here, so the chain
+// acts on none from a key merely named in the genesis.
 func Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height int64) error {
 	switch kind {
 	case api.OriginWorker:
-		w := Worker(kv, key)
-		if w == nil {
-			return fmt.Errorf("%w: worker %s is not registered", api.ErrUnknownOrigin, key.Hex())
-		}
-		if !w.Active(height) {
-			return fmt.Errorf("%w: registration of worker %s expired at height %d; renew it", api.ErrUnknownOrigin, key.Hex(), w.ExpiresAt)
-		}
-		return nil
+		_, err := Attested(kv, key, height)
+		return err
 	case api.OriginGatekeeper:
 		if !IsGatekeeper(kv, key) {
 			return fmt.Errorf("%w: %s is not a gatekeeper", api.ErrUnknownOrigin, key.Hex())
+		}
+		if _, err := Attested(kv, key, height); err != nil {
+			return fmt.Errorf("gatekeeper: %w", err)
 		}
 		return nil
 	}
 	return fmt.Errorf("%w: no %s with key %s is known to the chain", api.ErrUnknownOrigin, kind, key.Hex())
 }
 
-// RegisterWorker verifies the attestation of a worker and records it. A
-// registration of an identity already present (expired or not) replaces the
-// entry and restarts its lifetime.
-func RegisterWorker(ctx *block.Context, c *api.RegisterWorker) error {
+// RegisterWorker verifies the attestation of a worker (or gatekeeper)
+// pRuntime and records it. It is accepted only when signer, the
+// transaction's signer, is info.Operator, and only when the report is
+// fresh: info names a block of this chain within the last
+// attestation_window blocks by its hash (see CheckFresh). A registration of
+// an identity already present replaces the entry and restarts its lifetime
+// if it cites a strictly newer block than the one it replaces (an old
+// registration cannot be replayed) and, while the entry is active, comes
+// from the same operator (nobody re-registers someone else's worker).
+// Errors: api.ErrInvalidCall (chain, keys, operator), api.ErrAttestation
+// (report, freshness, replay), api.ErrMeasurementNotAllowed.
+func RegisterWorker(ctx *block.Context, signer crypto.PublicKey, c *api.RegisterWorker) error {
 	info := &c.Info
 	if info.ChainID != ctx.ChainID {
 		return fmt.Errorf("%w: worker info is for chain %q, this is %q", api.ErrInvalidCall, info.ChainID, ctx.ChainID)
 	}
 	if !info.IdentityKey.Valid() || !info.EcdhKey.Valid() || !info.Operator.Valid() {
 		return fmt.Errorf("%w: worker info holds an invalid public key", api.ErrInvalidCall)
+	}
+	if signer != info.Operator {
+		return fmt.Errorf("%w: register_worker must be signed by the worker's operator %s, not %s", api.ErrInvalidCall, info.Operator.Address(), signer.Address())
+	}
+	prev := Worker(ctx.KV, info.IdentityKey)
+	if prev != nil && prev.Active(ctx.Height) && prev.Info.Operator != info.Operator {
+		return fmt.Errorf("%w: worker %s is registered to operator %s until height %d; only that operator can renew it",
+			api.ErrInvalidCall, info.IdentityKey.Hex(), prev.Info.Operator.Address(), prev.ExpiresAt)
 	}
 	settings := Attestation(ctx.KV)
 	ev, err := attestation.Verify(settings, &c.Report, ctx.Time)
@@ -116,10 +154,12 @@ func RegisterWorker(ctx *block.Context, c *api.RegisterWorker) error {
 	if !settings.MeasurementAllowed(ev.Measurement) {
 		return fmt.Errorf("%w: pRuntime measurement %x is not in the genesis allowlist", api.ErrMeasurementNotAllowed, ev.Measurement)
 	}
-	prev := Worker(ctx.KV, info.IdentityKey)
-	if prev != nil && ev.IssuedAt.Unix() <= prev.AttestedAt {
-		return fmt.Errorf("%w: worker %s is registered with a report issued at %s; a renewal needs a newer report (an old registration cannot be replayed)",
-			api.ErrAttestation, info.IdentityKey.Hex(), time.Unix(prev.AttestedAt, 0).UTC().Format(time.RFC3339))
+	if err := CheckFresh(ctx, info); err != nil {
+		return err
+	}
+	if prev != nil && info.BlockHeight <= prev.Info.BlockHeight {
+		return fmt.Errorf("%w: worker %s is registered with a report citing block %d; a renewal must cite a newer block (an old registration cannot be replayed)",
+			api.ErrAttestation, info.IdentityKey.Hex(), prev.Info.BlockHeight)
 	}
 	rec := &api.WorkerRecord{
 		Info:         *info,
@@ -134,8 +174,58 @@ func RegisterWorker(ctx *block.Context, c *api.RegisterWorker) error {
 	ctx.Event("worker_registered",
 		"identity", info.IdentityKey.Hex(), "operator", info.Operator.Address(),
 		"endpoint", info.Endpoint, "expires_at", strconv.FormatInt(rec.ExpiresAt, 10),
-		"renewal", strconv.FormatBool(prev != nil))
+		"renewal", strconv.FormatBool(prev != nil), "gatekeeper", strconv.FormatBool(IsGatekeeper(ctx.KV, info.IdentityKey)))
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicWorkerRegistered, enc)
+}
+
+// CheckFresh checks that info cites a block of this chain (by height and
+// hash) at most attestation_window blocks before the current height.
+// Errors wrap api.ErrAttestation.
+func CheckFresh(ctx *block.Context, info *api.WorkerInfo) error {
+	b, window := info.BlockHeight, int64(ctx.Params.AttestationWindow)
+	if b >= ctx.Height {
+		return fmt.Errorf("%w: report cites block %d, not below the current height %d", api.ErrAttestation, b, ctx.Height)
+	}
+	if ctx.Height-b > window {
+		return fmt.Errorf("%w: report cites block %d, %d blocks before height %d; reports must cite one of the last %d blocks (attestation_window): request a fresh report",
+			api.ErrAttestation, b, ctx.Height-b, ctx.Height, window)
+	}
+	have := ctx.KV.Get(api.BlockHashKey(b))
+	if have == nil {
+		return fmt.Errorf("%w: report cites block %d, whose hash this chain does not know", api.ErrAttestation, b)
+	}
+	if !bytes.Equal(have, info.BlockHash[:]) {
+		return fmt.Errorf("%w: report cites block %d with hash %X, but this chain's block %d has hash %X: it was made on another chain or fork",
+			api.ErrAttestation, b, info.BlockHash, b, have)
+	}
+	return nil
+}
+
+// RecordBlockHash keeps hash as the hash of the block at ctx.Height (the
+// block being finalized) and deletes the hashes no registration can cite
+// any more: those below ctx.Height+1-attestation_window. Deterministic: it
+// depends on the state and the block only. A hash of another size than
+// api.BlockHashSize is not recorded.
+func RecordBlockHash(ctx *block.Context, hash []byte) {
+	if len(hash) == api.BlockHashSize {
+		ctx.KV.Set(api.BlockHashKey(ctx.Height), hash)
+	}
+	keep := ctx.Height + 1 - int64(ctx.Params.AttestationWindow)
+	floor := ctx.Height
+	if v := ctx.KV.Get(api.KeyBlockHashFloor); v != nil {
+		f, n := binary.Uvarint(v)
+		if n <= 0 || n != len(v) {
+			panic(fmt.Sprintf("corrupt block hash floor %x", v))
+		}
+		floor = int64(f)
+	}
+	for h := floor; h < keep; h++ {
+		ctx.KV.Delete(api.BlockHashKey(h))
+	}
+	if keep > floor {
+		floor = keep
+	}
+	ctx.KV.Set(api.KeyBlockHashFloor, binary.AppendUvarint(nil, uint64(floor)))
 }
 
 // PublishMasterKey records the master public key announced by a

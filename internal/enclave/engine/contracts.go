@@ -105,7 +105,7 @@ func (e *Engine) grant(ctx *Context, id [32]byte, u *upload) {
 	}
 	var cs []cand
 	for _, w := range e.st.workers {
-		if !w.Active(ctx.Height) || slicesContains(e.genState.Gatekeepers, w.Info.IdentityKey) {
+		if !e.attested(w, ctx.Height) || slicesContains(e.genState.Gatekeepers, w.Info.IdentityKey) {
 			continue
 		}
 		cs = append(cs, cand{sha256.Sum256(append(id[:], w.Info.IdentityKey[:]...)), w})
@@ -139,11 +139,14 @@ func slicesContains(s []crypto.PublicKey, k crypto.PublicKey) bool {
 	return false
 }
 
-// onGrant (worker) opens a key grant addressed to this worker and starts
-// the contract, running its init.
+// onGrant (worker) opens a key grant addressed to this worker from an
+// attested gatekeeper and starts the contract, running its init.
 func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
-	if m.Origin.Kind != api.OriginGatekeeper || !slicesContains(e.genState.Gatekeepers, m.Origin.Key) {
+	if m.Origin.Kind != api.OriginGatekeeper {
 		return fmt.Errorf("key grant from %s, not a gatekeeper", m.Origin)
+	}
+	if err := e.attestedGatekeeper(m.Origin.Key, ctx.Height); err != nil {
+		return fmt.Errorf("key grant ignored: %w", err)
 	}
 	g, err := api.DecodeContractKeyGrant(m.Payload)
 	if err != nil {

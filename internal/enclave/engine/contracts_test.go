@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,13 +15,39 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/contract/contracttest"
+	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/relayer"
+	"github.com/phalago/phala/internal/testnet"
 )
 
 // relay brings every engine up to the chain's tip and puts their egress on
-// chain (Bob pays), like pherry does.
+// chain (s pays), like pherry does.
 func relay(t *testing.T, ch *chain, s *client.Signer, es ...*Engine) {
+	t.Helper()
+	syncTo(t, ch, es...)
+	for _, e := range es {
+		for _, m := range e.Egress() {
+			v, _, err := queryRaw(t, ch.c, api.QueryNextSeq, m.Message.Origin.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := uint64(0)
+			if len(v) > 0 {
+				next, _ = binary.Uvarint(v)
+			}
+			if m.Message.Seq < next {
+				continue
+			}
+			if _, err := s.Submit(ctx(t), &api.PushMessage{Message: m}); err != nil {
+				t.Fatalf("push %s: %v", m.Message.Topic, err)
+			}
+		}
+	}
+}
+
+// syncTo brings every engine up to the chain's tip (headers and blocks).
+func syncTo(t *testing.T, ch *chain, es ...*Engine) {
 	t.Helper()
 	top, err := ch.c.Height(ctx(t))
 	if err != nil {
@@ -50,22 +77,21 @@ func relay(t *testing.T, ch *chain, s *client.Signer, es ...*Engine) {
 				t.Fatal(err)
 			}
 		}
-		for _, m := range e.Egress() {
-			v, _, err := queryRaw(t, ch.c, api.QueryNextSeq, m.Message.Origin.Encode())
-			if err != nil {
-				t.Fatal(err)
-			}
-			next := uint64(0)
-			if len(v) > 0 {
-				next, _ = binary.Uvarint(v)
-			}
-			if m.Message.Seq < next {
-				continue
-			}
-			if _, err := s.Submit(ctx(t), &api.PushMessage{Message: m}); err != nil {
-				t.Fatalf("push %s: %v", m.Message.Topic, err)
-			}
-		}
+	}
+}
+
+// register syncs e and registers it on chain with operator op, who signs
+// the transaction (the chain accepts register_worker only from the
+// operator the report names).
+func register(t *testing.T, ch *chain, e *Engine, op *crypto.KeyPair) {
+	t.Helper()
+	syncTo(t, ch, e)
+	reg, err := e.Registration(op.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.c.NewSigner(op).Submit(ctx(t), reg); err != nil {
+		t.Fatalf("register %s: %v", e.Identity().Short(), err)
 	}
 }
 
@@ -97,13 +123,10 @@ func TestContractLifecycle(t *testing.T) {
 	w := ch.engine(t, t.TempDir())
 	bobS := ch.c.NewSigner(bob)
 	aliceS := ch.c.NewSigner(alice)
-	reg, err := w.Registration(bob.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := aliceS.Submit(ctx(t), reg); err != nil {
-		t.Fatal(err)
-	}
+	// Both the worker and the gatekeeper register with attestation; the
+	// gatekeeper's grants count only once it has.
+	register(t, ch, w, bob)
+	register(t, ch, gk, alice)
 	relay(t, ch, bobS, gk, w)
 
 	code := contracttest.Build(t, filepath.Join("..", "..", "..", "examples", "contracts", "token"))
@@ -185,4 +208,46 @@ func TestContractLifecycle(t *testing.T) {
 	if _, err := New(Config{DataDir: w.cfg.DataDir, Genesis: ch.genesis, Platform: sim(t, w.cfg.DataDir), Log: quiet()}); err == nil || !strings.Contains(err.Error(), "altered") {
 		t.Fatalf("altered contract code: %v", err)
 	}
+}
+
+// End to end: the genesis gatekeeper's pRuntime, named in the genesis but
+// never registered, derives and emits a contract key grant for an upload;
+// the chain refuses to take it (no attested registration), so the contract
+// is not deployed and the worker runs nothing. Once the gatekeeper has
+// registered with attestation, the same grant is accepted and the worker
+// starts the contract.
+func TestUnattestedGatekeeperCannotGrant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chain + contracts")
+	}
+	ch := newChain(t)
+	gk := ch.engine(t, ch.gkDir)
+	w := ch.engine(t, t.TempDir())
+	register(t, ch, w, bob)
+	aliceS, bobS := ch.c.NewSigner(alice), ch.c.NewSigner(bob)
+	code := contracttest.Build(t, filepath.Join("..", "..", "..", "examples", "contracts", "token"))
+	if _, err := aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, code), Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	upload := api.UploadID(alice.Public(), sha256.Sum256(code), 0)
+	syncTo(t, ch, gk, w)
+	eg := gk.Egress()
+	if len(eg) != 1 || eg[0].Message.Topic != api.TopicContractKey {
+		t.Fatalf("gatekeeper egress %+v, want one grant (and no master key announcement)", eg)
+	}
+	_, err := bobS.Submit(ctx(t), &api.PushMessage{Message: eg[0]})
+	var refused *api.TxError
+	if !errors.As(err, &refused) || refused.Code != api.CodeUnknownOrigin || !strings.Contains(err.Error(), "no attested registration") {
+		t.Fatalf("grant of an unattested gatekeeper: %v", err)
+	}
+	syncTo(t, ch, gk, w)
+	if v, _, _ := queryRaw(t, ch.c, api.QueryContractUpload, upload[:]); v != nil || len(w.ContractRoots()) != 0 {
+		t.Fatal("contract deployed from an unattested gatekeeper's grant")
+	}
+
+	register(t, ch, gk, alice)
+	testnet.WaitFor(t, time.Minute, "contract running on the worker", func() (bool, error) {
+		relay(t, ch, bobS, gk, w)
+		return len(w.ContractRoots()) == 1, nil
+	})
 }

@@ -178,7 +178,7 @@ func (e *Engine) initGatekeeper() error {
 	switch {
 	case err == nil:
 		e.master = m
-		e.reannounce()
+		e.announceMaster(e.st.dispatched)
 	case errors.Is(err, sealing.ErrNotExist):
 		if e.genState.Gatekeepers[0] != e.entity.Identity.Public() {
 			e.log.Info("gatekeeper without a MasterKey: waiting to receive it from another gatekeeper")
@@ -191,9 +191,8 @@ func (e *Engine) initGatekeeper() error {
 			return fmt.Errorf("seal master key: %w", err)
 		}
 		e.master = m
-		pub := m.Public()
-		e.emit(api.OriginGatekeeper, api.TopicMasterKey, pub[:])
-		e.log.Info("master key created", "public", pub.Hex())
+		e.log.Info("master key created; announced once this gatekeeper's attested registration is in the queue", "public", m.Public().Hex())
+		e.announceMaster(e.st.dispatched)
 	default:
 		return fmt.Errorf("load master key: %w", err)
 	}
@@ -377,6 +376,9 @@ func (e *Engine) onWorkerRegistered(ctx *Context, m *api.Message) error {
 		return err
 	}
 	e.st.workers[rec.Info.IdentityKey] = rec
+	if rec.Info.IdentityKey == e.entity.Identity.Public() {
+		e.announceMaster(ctx.Height)
+	}
 	e.shareMaster(ctx, rec)
 	return nil
 }
@@ -431,15 +433,30 @@ func (e *Engine) WorkerInfo(operator crypto.PublicKey) api.WorkerInfo {
 
 // Registration returns a register_worker call: the worker info for operator
 // and the platform's attestation report over it, issued at the time of the
-// last verified header.
+// last verified header. The info cites a recent block, so the report is
+// fresh: the block before the last verified header, by the hash that header
+// commits to (LastBlockID). That block is committed on chain whenever the
+// header exists, so the chain always knows its hash (the last header's own
+// block may still be executing). The operator must sign the transaction.
+// Errors: ErrBadInput (invalid operator), ErrNotSynced (fewer than two
+// headers verified), or the platform's quote error.
 func (e *Engine) Registration(operator crypto.PublicKey) (*api.RegisterWorker, error) {
 	if !operator.Valid() {
 		return nil, fmt.Errorf("%w: operator %s is not a valid account", ErrBadInput, operator.Hex())
 	}
+	info := e.WorkerInfo(operator)
 	e.mu.Lock()
 	at := e.lc.Time()
+	trusted := e.lc.Trusted()
+	ok := trusted != nil && len(trusted.LastBlockID.Hash) == api.BlockHashSize
+	if ok {
+		info.BlockHeight = trusted.Height - 1
+		copy(info.BlockHash[:], trusted.LastBlockID.Hash)
+	}
 	e.mu.Unlock()
-	info := e.WorkerInfo(operator)
+	if !ok {
+		return nil, fmt.Errorf("%w: a registration cites the block before the last verified header; verify at least two headers first", ErrNotSynced)
+	}
 	rep, err := e.cfg.Platform.Quote(info.ReportData(), at)
 	if err != nil {
 		return nil, fmt.Errorf("attestation quote: %w", err)
@@ -455,20 +472,4 @@ func splitCheckpoint(b []byte) ([]byte, []byte, error) {
 	st := r.BytesField(1 << 30)
 	run := r.BytesField(1 << 30)
 	return st, run, r.Done()
-}
-
-// reannounce emits the master public key again if this gatekeeper created
-// it but no announcement is pending or known (a crash between sealing the
-// key and checkpointing its announcement).
-func (e *Engine) reannounce() {
-	if e.st.masterPub != (crypto.PublicKey{}) || e.genState.Gatekeepers[0] != e.entity.Identity.Public() {
-		return
-	}
-	for _, m := range e.st.egress {
-		if m.Message.Topic == api.TopicMasterKey {
-			return
-		}
-	}
-	pub := e.master.Public()
-	e.emit(api.OriginGatekeeper, api.TopicMasterKey, pub[:])
 }

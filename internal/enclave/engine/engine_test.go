@@ -119,37 +119,51 @@ func TestSyncRegisterAndEgress(t *testing.T) {
 	if gk.Info().Role != RoleGatekeeper || gk.Info().MasterKey == "" {
 		t.Fatalf("genesis gatekeeper: %+v", gk.Info())
 	}
-	eg := gk.Egress()
-	if len(eg) != 1 || eg[0].Message.Topic != api.TopicMasterKey {
-		t.Fatalf("egress %+v", eg)
+	// Whitepaper 4.4: the genesis gatekeeper announces its MasterKey only
+	// once its own attested registration is in the queue.
+	if eg := gk.Egress(); len(eg) != 0 {
+		t.Fatalf("announced before registering: %+v", eg)
 	}
-	// A worker registers with its attestation report; the gatekeeper's
-	// egress goes on chain through a relayer (Bob pays).
+	// A worker registers with its attestation report (Bob, its operator,
+	// signs); the gatekeeper sees it and still announces nothing.
 	w := ch.engine(t, t.TempDir())
-	reg, err := w.Registration(bob.Public())
-	if err != nil {
-		t.Fatal(err)
+	register(t, ch, w, bob)
+	syncTo(t, ch, gk)
+	if eg := gk.Egress(); len(eg) != 0 {
+		t.Fatalf("announced on another pRuntime's registration: %+v", eg)
 	}
-	if _, err := ch.c.NewSigner(alice).Submit(ctx(t), reg); err != nil {
-		t.Fatalf("register: %v", err)
-	}
-	if _, err := ch.c.NewSigner(bob).Submit(ctx(t), &api.PushMessage{Message: eg[0]}); err != nil {
-		t.Fatalf("push egress: %v", err)
-	}
+	// The gatekeeper registers (Alice operates it): then it announces, and
+	// its egress goes on chain through a relayer (Bob pays).
+	register(t, ch, gk, alice)
+	bobS := ch.c.NewSigner(bob)
+	testnet.WaitFor(t, time.Minute, "master key on chain", func() (bool, error) {
+		relay(t, ch, bobS, gk)
+		mk, ok, err := ch.c.MasterKey(ctx(t))
+		return ok && mk.Hex() == gk.Info().MasterKey, err
+	})
 	if _, err := ch.c.NewSigner(alice).Submit(ctx(t), &api.PostMessage{Topic: "app/x", Payload: []byte("hi")}); err != nil {
 		t.Fatal(err)
 	}
 	top := ch.fetch(t)
-
 	for _, e := range []*Engine{gk, w} {
-		syncAll(t, e, ch)
 		info := e.Info()
-		if info.Dispatched != top || info.Synced != top+1 || info.Workers != 1 {
+		if _, err := e.SyncHeaders(&api.HeaderBatch{Headers: ch.headers.Headers[info.Synced:]}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.DispatchBlocks(&api.BlockBatch{Blocks: ch.blocks.Blocks[info.Dispatched:]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := ch.engine(t, t.TempDir())
+	syncAll(t, ref, ch)
+	for _, e := range []*Engine{gk, w, ref} {
+		info := e.Info()
+		if info.Dispatched != top || info.Synced != top+1 || info.Workers != 2 {
 			t.Fatalf("after sync: %+v", info)
 		}
 	}
-	if gk.StateRoot() != w.StateRoot() {
-		t.Fatal("two pRuntimes that dispatched the same blocks disagree")
+	if gk.StateRoot() != w.StateRoot() || w.StateRoot() != ref.StateRoot() {
+		t.Fatal("pRuntimes that dispatched the same blocks disagree")
 	}
 	if n := len(gk.Egress()); n != 0 {
 		t.Fatalf("accepted egress still pending: %d", n)
@@ -367,10 +381,12 @@ func TestGenesisOfAnotherChain(t *testing.T) {
 func TestEgressSurvivesRestart(t *testing.T) {
 	ch := newChain(t)
 	gk := ch.engine(t, ch.gkDir)
+	register(t, ch, gk, alice)
+	testnet.WaitFor(t, time.Minute, "master key announced", func() (bool, error) {
+		syncTo(t, ch, gk)
+		return len(gk.Egress()) == 1, nil
+	})
 	want := gk.Egress()
-	if len(want) != 1 {
-		t.Fatalf("egress %d", len(want))
-	}
 	again := ch.engine(t, ch.gkDir)
 	got := again.Egress()
 	if len(got) != 1 || got[0].Message.Seq != want[0].Message.Seq || string(got[0].Message.Payload) != string(want[0].Message.Payload) {

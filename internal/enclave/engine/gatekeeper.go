@@ -10,11 +10,58 @@ import (
 	"github.com/phalago/phala/internal/enclave/keys"
 )
 
-// onMasterKeyAnnounced records the master public key the first gatekeeper
-// announced (chain-derived; shares must match it).
-func (e *Engine) onMasterKeyAnnounced(_ *Context, m *api.Message) error {
-	if m.Origin.Kind != api.OriginGatekeeper || !slicesContains(e.genState.Gatekeepers, m.Origin.Key) {
+// attested reports whether rec admits its pRuntime at height: registered
+// (its record came from the registry in the queue), unexpired, and with a
+// measurement the genesis allowlist holds. The chain's registry.Attested
+// applies the same rule.
+func (e *Engine) attested(rec *api.WorkerRecord, height int64) bool {
+	return rec != nil && rec.Active(height) && e.genState.Attestation.MeasurementAllowed(rec.Measurement)
+}
+
+// attestedGatekeeper checks that key is a gatekeeper pRuntime this one may
+// act on: named in the genesis AND attested at height. A key merely named
+// in the genesis is not enough (whitepaper 4.4: the genesis gatekeeper
+// registers with attestation before its MasterKey announcement counts).
+func (e *Engine) attestedGatekeeper(key crypto.PublicKey, height int64) error {
+	if !slicesContains(e.genState.Gatekeepers, key) {
+		return fmt.Errorf("%s is not a gatekeeper", key.Hex())
+	}
+	if !e.attested(e.st.workers[key], height) {
+		return fmt.Errorf("gatekeeper %s has no active attested registration at height %d", key.Hex(), height)
+	}
+	return nil
+}
+
+// announceMaster (the genesis gatekeeper holding the MasterKey) emits the
+// master public key announcement once its own attested registration is in
+// the queue (the chain refuses the announcement of an unregistered
+// gatekeeper), unless the key is already announced on chain or the
+// announcement waits in the egress. Called when the registration arrives
+// and at start (a crash between sealing the key and checkpointing the
+// announcement).
+func (e *Engine) announceMaster(height int64) {
+	me := e.entity.Identity.Public()
+	if e.master == nil || e.genState.Gatekeepers[0] != me || e.st.masterPub != (crypto.PublicKey{}) || !e.attested(e.st.workers[me], height) {
+		return
+	}
+	for _, m := range e.st.egress {
+		if m.Message.Topic == api.TopicMasterKey {
+			return
+		}
+	}
+	pub := e.master.Public()
+	e.emit(api.OriginGatekeeper, api.TopicMasterKey, pub[:])
+	e.log.Info("master key announced", "public", pub.Hex(), "height", height)
+}
+
+// onMasterKeyAnnounced records the master public key the first attested
+// gatekeeper announced (chain-derived; shares must match it).
+func (e *Engine) onMasterKeyAnnounced(ctx *Context, m *api.Message) error {
+	if m.Origin.Kind != api.OriginGatekeeper {
 		return fmt.Errorf("master key announced by %s, not a gatekeeper", m.Origin)
+	}
+	if err := e.attestedGatekeeper(m.Origin.Key, ctx.Height); err != nil {
+		return fmt.Errorf("master key announcement ignored: %w", err)
 	}
 	if e.st.masterPub != (crypto.PublicKey{}) || len(m.Payload) != crypto.PublicKeySize {
 		return nil
@@ -25,10 +72,11 @@ func (e *Engine) onMasterKeyAnnounced(_ *Context, m *api.Message) error {
 
 // shareMaster (a gatekeeper holding the MasterKey) seals it to another
 // gatekeeper that has just registered: to its attested ECDH key, so only
-// that gatekeeper's pRuntime can open it.
+// that gatekeeper's pRuntime can open it. Only a genesis gatekeeper whose
+// registration is attested (active, allowed measurement) receives it.
 func (e *Engine) shareMaster(ctx *Context, rec *api.WorkerRecord) {
 	to := rec.Info.IdentityKey
-	if e.master == nil || to == e.entity.Identity.Public() || !slicesContains(e.genState.Gatekeepers, to) || !rec.Active(ctx.Height) {
+	if e.master == nil || to == e.entity.Identity.Public() || !slicesContains(e.genState.Gatekeepers, to) || !e.attested(rec, ctx.Height) {
 		return
 	}
 	ch, err := channel.New(e.entity.Ecdh, rec.Info.EcdhKey, api.ChannelPurposeMasterKey)
@@ -43,10 +91,14 @@ func (e *Engine) shareMaster(ctx *Context, rec *api.WorkerRecord) {
 }
 
 // onMasterKeyShare (a gatekeeper without the MasterKey) opens a share
-// addressed to it, checks it is the announced master key, and seals it.
-func (e *Engine) onMasterKeyShare(_ *Context, m *api.Message) error {
-	if m.Origin.Kind != api.OriginGatekeeper || !slicesContains(e.genState.Gatekeepers, m.Origin.Key) {
+// addressed to it from an attested gatekeeper, checks it is the announced
+// master key, and seals it.
+func (e *Engine) onMasterKeyShare(ctx *Context, m *api.Message) error {
+	if m.Origin.Kind != api.OriginGatekeeper {
 		return fmt.Errorf("master key share from %s, not a gatekeeper", m.Origin)
+	}
+	if err := e.attestedGatekeeper(m.Origin.Key, ctx.Height); err != nil {
+		return fmt.Errorf("master key share ignored: %w", err)
 	}
 	s, err := api.DecodeMasterKeyShare(m.Payload)
 	if err != nil {

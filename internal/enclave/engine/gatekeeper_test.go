@@ -2,12 +2,15 @@ package engine
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	cmttypes "github.com/cometbft/cometbft/types"
 
+	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/node"
@@ -39,13 +42,8 @@ func TestMasterKeySharedWithNewGatekeeper(t *testing.T) {
 	if first.Info().MasterKey == "" || second.Info().MasterKey != "" {
 		t.Fatalf("before sharing: %q / %q", first.Info().MasterKey, second.Info().MasterKey)
 	}
-	reg, err := second.Registration(bob.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.c.NewSigner(alice).Submit(ctx(t), reg); err != nil {
-		t.Fatal(err)
-	}
+	register(t, ch, first, alice)
+	register(t, ch, second, bob)
 	bobS := ch.c.NewSigner(bob)
 	testnet.WaitFor(t, time.Minute, "master key shared", func() (bool, error) {
 		relay(t, ch, bobS, first, second)
@@ -62,5 +60,94 @@ func TestMasterKeySharedWithNewGatekeeper(t *testing.T) {
 	again := ch.engine(t, dirs[1])
 	if again.Info().MasterKey != first.Info().MasterKey {
 		t.Fatal("received master key not sealed")
+	}
+}
+
+// A pRuntime acts on a gatekeeper's messages (master key announcement,
+// master key share, contract key grant) only when the gatekeeper is named
+// in the genesis AND its attested registration is in the queue: active, with
+// a measurement the genesis allows. It shares the MasterKey only with such a
+// gatekeeper. (The chain refuses these messages too, see the app tests; this
+// is the pRuntime's own check, tested on its handlers directly.)
+func TestGatekeeperMessagesNeedAttestation(t *testing.T) {
+	ch := newChain(t)
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	var ids []crypto.PublicKey
+	for _, d := range dirs {
+		e, _, err := keys.LoadOrCreateEntity(sim(t, d), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.Identity.Public())
+	}
+	gs, err := api.DecodeGenesisState(ch.genesis.AppState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs.Gatekeepers = ids[:2]
+	doc := *ch.genesis
+	if doc.AppState, err = json.Marshal(gs); err != nil {
+		t.Fatal(err)
+	}
+	ch2 := &chain{genesis: &doc}
+	first, worker := ch2.engine(t, dirs[0]), ch2.engine(t, dirs[2])
+	if first.Info().MasterKey == "" {
+		t.Fatal("genesis gatekeeper without a MasterKey")
+	}
+	allowed := sha256.Sum256(code)
+	const height = 10
+	rec := func(id crypto.PublicKey, measurement []byte, expiresAt int64) *api.WorkerRecord {
+		return &api.WorkerRecord{Info: api.WorkerInfo{IdentityKey: id, EcdhKey: id, Operator: bob.Public()}, Platform: api.PlatformSim, Measurement: measurement, ExpiresAt: expiresAt}
+	}
+	mk := crypto.PublicKey{7}
+	for _, tc := range []struct {
+		name   string
+		from   crypto.PublicKey
+		rec    *api.WorkerRecord // the sender's registration, if any
+		reason string            // "" when acted on
+	}{
+		{"named in the genesis, never registered", ids[1], nil, "no active attested registration"},
+		{"registration expired", ids[1], rec(ids[1], allowed[:], height), "no active attested registration"},
+		{"measurement not allowed", ids[1], rec(ids[1], []byte{9}, height+1), "no active attested registration"},
+		{"registered, not a gatekeeper", ids[2], rec(ids[2], allowed[:], height+1), "not a gatekeeper"},
+		{"attested gatekeeper", ids[1], rec(ids[1], allowed[:], height+1), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			worker.st.workers = map[crypto.PublicKey]*api.WorkerRecord{}
+			if tc.rec != nil {
+				worker.st.workers[tc.from] = tc.rec
+			}
+			worker.st.masterPub = crypto.PublicKey{}
+			c := &Context{e: worker, Height: height}
+			msg := func(topic string, payload []byte) *api.Message {
+				return &api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, tc.from), Topic: topic, Payload: payload}
+			}
+			// Announcement: recorded only from an attested gatekeeper.
+			err := worker.onMasterKeyAnnounced(c, msg(api.TopicMasterKey, mk[:]))
+			if acted := worker.st.masterPub == mk; acted != (tc.reason == "") || (tc.reason != "" && (err == nil || !strings.Contains(err.Error(), tc.reason))) {
+				t.Fatalf("announcement: acted %v, err %v", acted, err)
+			}
+			// Grant and share: refused before anything is decoded, or
+			// past the check (then the garbage payload fails to decode).
+			for name, h := range map[string]Handler{"grant": worker.onGrant, "share": worker.onMasterKeyShare} {
+				err := h(c, msg("x", []byte("garbage")))
+				refused := err != nil && strings.Contains(err.Error(), "ignored")
+				if refused != (tc.reason != "") || (refused && !strings.Contains(err.Error(), tc.reason)) {
+					t.Fatalf("%s: %v", name, err)
+				}
+			}
+			if len(worker.running) != 0 || worker.master != nil {
+				t.Fatal("worker acted on a gatekeeper message")
+			}
+
+			// The MasterKey is shared only with an attested gatekeeper.
+			first.st.egress = nil
+			if tc.rec != nil {
+				first.shareMaster(&Context{e: first, Height: height}, tc.rec)
+			}
+			if shared := len(first.st.egress) == 1; shared != (tc.reason == "") {
+				t.Fatalf("master key shared: %v", shared)
+			}
+		})
 	}
 }

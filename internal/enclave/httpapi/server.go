@@ -141,7 +141,7 @@ func (s *server) registration(w http.ResponseWriter, r *http.Request) {
 	}
 	call, err := s.e.Registration(op)
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
+		writeErr(w, statusOf(err), err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
