@@ -20,6 +20,12 @@ func (e *Engine) onMasterKeyAnnounced(_ *Context, m *api.Message) error {
 		return nil
 	}
 	copy(e.st.masterPub[:], m.Payload)
+	if e.master != nil && e.master.Public() != e.st.masterPub {
+		// Only a host rolling back sealed files gets here: a MasterKey the
+		// chain did not adopt is never used.
+		e.log.Error("the chain announced another master key than this gatekeeper's: not using it", "own", e.master.Public().Hex(), "chain", e.st.masterPub.Hex())
+		e.master = nil
+	}
 	return nil
 }
 
@@ -73,7 +79,7 @@ func (e *Engine) onMasterKeyShare(_ *Context, m *api.Message) error {
 	if mk.Public() != s.Master || (e.st.masterPub != (crypto.PublicKey{}) && mk.Public() != e.st.masterPub) {
 		return errors.New("shared key is not the announced master key")
 	}
-	if err := mk.Save(e.cfg.Platform, e.cfg.DataDir); err != nil {
+	if err := mk.Save(e.sealer, e.cfg.DataDir); err != nil {
 		return fmt.Errorf("seal master key: %w", err)
 	}
 	e.master = mk
