@@ -20,7 +20,7 @@ func TestMasterKeySharedWithNewGatekeeper(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	var ids []crypto.PublicKey
 	for _, d := range dirs {
-		e, _, err := keys.LoadOrCreateEntity(sim(t, d), d)
+		e, err := keys.CreatePreGenesisEntity(sim(t, d), d)
 		if err != nil {
 			t.Fatal(err)
 		}
