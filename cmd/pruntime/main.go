@@ -82,7 +82,8 @@ operator; use it for development only.`,
 			log.Info("stopping", "signal", (<-ch).String())
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			return srv.Shutdown(ctx)
+			serr := srv.Shutdown(ctx)
+			return errors.Join(serr, e.Close())
 		},
 	}
 	f := root.Flags()

@@ -287,13 +287,13 @@ func (e *Engine) Query(q *api.ContractQuery) (*api.ContractQueryResponse, error)
 	// for the chain, zero) would be fresh here.
 	if me := e.Identity(); q.Worker != me {
 		if q.Worker == (crypto.PublicKey{}) {
-			return nil, fmt.Errorf("%w: %v: the query is for the chain only (no worker named)", ErrBadInput, contracts.ErrQueryRefused)
+			return nil, fmt.Errorf("%w: %w: the query is for the chain only (no worker named)", ErrBadInput, contracts.ErrQueryRefused)
 		}
-		return nil, fmt.Errorf("%w: %v: the query is addressed to worker %s, this is %s", ErrBadInput, contracts.ErrQueryRefused, q.Worker.Hex(), me.Hex())
+		return nil, fmt.Errorf("%w: %w: the query is addressed to worker %s, this is %s", ErrBadInput, contracts.ErrQueryRefused, q.Worker.Hex(), me.Hex())
 	}
 	input, ch, err := r.c.OpenQuery(e.guard, q, now)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	e.mu.Lock()
 	height := e.st.dispatched

@@ -262,6 +262,15 @@ func (e *Engine) checkpoint() error {
 	return nil
 }
 
+// Close writes a last checkpoint (so what changed since the last sync
+// call, such as queries remembered by the replay guard, survives a clean
+// stop). The engine must not be used afterwards.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.checkpoint()
+}
+
 // SyncHeaders verifies consecutive headers. It stops at the first header
 // that does not verify, keeping those before it, and returns the height
 // reached with the error.

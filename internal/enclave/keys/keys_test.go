@@ -28,7 +28,9 @@ func sim(t testing.TB, dir string) platform.Platform {
 
 var chainA = sealing.Binding{ChainID: "phala-a", GenesisHash: [32]byte{1}}
 
-func chainSealer(p platform.Platform, b sealing.Binding) *sealing.Sealer { return sealing.NewSealer(p, b) }
+func chainSealer(p platform.Platform, b sealing.Binding) *sealing.Sealer {
+	return sealing.NewSealer(p, b)
+}
 
 func TestEntityCreatedOnceAndReloaded(t *testing.T) {
 	dir := t.TempDir()

@@ -129,14 +129,16 @@ func TestGenesisHash(t *testing.T) {
 	other := cmttypes.NewMockPV()
 	opub, _ := other.GetPubKey()
 	for name, mod := range map[string]func(d *cmttypes.GenesisDoc){
-		"chain id":         func(d *cmttypes.GenesisDoc) { d.ChainID = "phala-b" },
-		"initial height":   func(d *cmttypes.GenesisDoc) { d.InitialHeight = 2 },
-		"time":             func(d *cmttypes.GenesisDoc) { d.GenesisTime = d.GenesisTime.Add(time.Second) },
-		"validator key":    func(d *cmttypes.GenesisDoc) { d.Validators[0].PubKey = opub },
-		"validator power":  func(d *cmttypes.GenesisDoc) { d.Validators[0].Power = 11 },
-		"second validator": func(d *cmttypes.GenesisDoc) { d.Validators = append(d.Validators, cmttypes.GenesisValidator{PubKey: opub, Power: 1}) },
-		"app state":        func(d *cmttypes.GenesisDoc) { d.AppState = []byte(`{"a": 2}`) },
-		"app hash":         func(d *cmttypes.GenesisDoc) { d.AppHash = []byte{1} },
+		"chain id":        func(d *cmttypes.GenesisDoc) { d.ChainID = "phala-b" },
+		"initial height":  func(d *cmttypes.GenesisDoc) { d.InitialHeight = 2 },
+		"time":            func(d *cmttypes.GenesisDoc) { d.GenesisTime = d.GenesisTime.Add(time.Second) },
+		"validator key":   func(d *cmttypes.GenesisDoc) { d.Validators[0].PubKey = opub },
+		"validator power": func(d *cmttypes.GenesisDoc) { d.Validators[0].Power = 11 },
+		"second validator": func(d *cmttypes.GenesisDoc) {
+			d.Validators = append(d.Validators, cmttypes.GenesisValidator{PubKey: opub, Power: 1})
+		},
+		"app state": func(d *cmttypes.GenesisDoc) { d.AppState = []byte(`{"a": 2}`) },
+		"app hash":  func(d *cmttypes.GenesisDoc) { d.AppHash = []byte{1} },
 		"consensus params": func(d *cmttypes.GenesisDoc) {
 			d.ConsensusParams = cmttypes.DefaultConsensusParams()
 			d.ConsensusParams.Block.MaxGas = 12345
