@@ -214,3 +214,55 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 		}
 	})
 }
+
+// A second genesis gatekeeper's host keeps a copy of its pre-genesis
+// entity keys, claims them on a chain of its own listing the same
+// gatekeepers, and replays there the MasterKey share the first gatekeeper
+// sent on the real chain: the share is bound to the real chain's genesis
+// and does not open.
+func TestMasterKeyShareBoundToChain(t *testing.T) {
+	ch := newChain(t)
+	dirs := []string{ch.gkDir, t.TempDir()}
+	g2, err := keys.CreatePreGenesisEntity(sim(t, dirs[1]), dirs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyOfG2 := copyDir(t, dirs[1])
+	gs, err := api.DecodeGenesisState(ch.genesis.AppState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gks := []crypto.PublicKey{gs.Gatekeepers[0], g2.Identity.Public()}
+	docA := withGatekeepers(t, ch.genesis, gks...)
+	docB := withGatekeepers(t, ch.genesis, gks...)
+	docB.ChainID = "phala-host"
+	open := func(doc *cmttypes.GenesisDoc, dir string) *Engine {
+		e, err := New(Config{DataDir: dir, Genesis: doc, Platform: sim(t, dir), Log: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	first := open(docA, dirs[0])
+	onA, onB := open(docA, dirs[1]), open(docB, copyOfG2)
+	if first.master == nil || onA.master != nil || onB.master != nil {
+		t.Fatal("setup: only the first gatekeeper holds a MasterKey")
+	}
+	rec := &api.WorkerRecord{Info: api.WorkerInfo{IdentityKey: g2.Identity.Public(), EcdhKey: g2.Ecdh.Public()}, ExpiresAt: 1 << 40}
+	first.shareMaster(&Context{e: first, Height: 1}, rec)
+	var share *api.Message
+	for _, m := range first.Egress() {
+		if m.Message.Topic == api.TopicMasterKeyShare {
+			share = &m.Message
+		}
+	}
+	if share == nil {
+		t.Fatal("no share")
+	}
+	if err := onB.onMasterKeyShare(nil, share); err == nil || onB.master != nil {
+		t.Fatalf("the share opened on the host's chain: %v", err)
+	}
+	if err := onA.onMasterKeyShare(nil, share); err != nil || onA.master == nil || onA.master.Public() != first.master.Public() {
+		t.Fatalf("the share on its own chain: %v", err)
+	}
+}

@@ -43,7 +43,7 @@ func (e *Engine) shareMaster(ctx *Context, rec *api.WorkerRecord) {
 	}
 	s := &api.MasterKeyShare{To: to, ToEcdh: rec.Info.EcdhKey, FromEcdh: e.entity.Ecdh.Public(), Master: e.master.Public()}
 	seed := e.master.Seed()
-	s.Sealed = ch.Seal(seed[:], s.AD())
+	s.Sealed = ch.Seal(seed[:], e.shareAD(s))
 	ctx.Emit(api.OriginGatekeeper, api.TopicMasterKeyShare, s.Encode())
 	e.log.Info("master key shared", "to", to.Short())
 }
@@ -68,7 +68,7 @@ func (e *Engine) onMasterKeyShare(_ *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	seed, err := ch.Open(s.Sealed, s.AD())
+	seed, err := ch.Open(s.Sealed, e.shareAD(s))
 	if err != nil || len(seed) != crypto.SeedSize {
 		return fmt.Errorf("cannot open the master key share: %v", err)
 	}
@@ -85,4 +85,14 @@ func (e *Engine) onMasterKeyShare(_ *Context, m *api.Message) error {
 	e.master = mk
 	e.log.Info("master key received", "from", m.Origin.Key.Short(), "public", mk.Public().Hex())
 	return nil
+}
+
+// shareAD is the additional data of a MasterKey share: the share's own
+// (api.MasterKeyShare.AD) and this chain's genesis hash, so a share
+// replayed into the queue of another chain (one whose validators are the
+// host) does not open there, even for the same gatekeeper identity (a copy
+// of its pre-genesis entity keys claimed on that chain).
+func (e *Engine) shareAD(s *api.MasterKeyShare) []byte {
+	h := e.sealer.Binding().GenesisHash
+	return append(s.AD(), h[:]...)
 }
