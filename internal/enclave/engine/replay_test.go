@@ -99,6 +99,18 @@ func TestQueryReplayRefused(t *testing.T) {
 		t.Fatalf("a query of its own to the other replica: %v", err)
 	}
 
+	// The captured query is off-chain only: the chain refuses it, and a
+	// replica refuses it from the queue (where a coalition of validators
+	// could put it), emitting nothing.
+	if _, err := aliceS.Submit(ctx(t), &api.ContractQueryCall{Query: *captured.Query}); err == nil {
+		t.Fatal("the chain took an off-chain query")
+	}
+	before := len(w1.Egress())
+	m := &api.Message{Origin: api.ModuleOrigin("contracts"), Topic: api.TopicContractQuery, Payload: captured.Query.Encode()}
+	if err := w1.onChainQuery(&Context{e: w1, Height: w1.Info().Dispatched, Time: time.Unix(0, w1.st.blockTime)}, m); !errors.Is(err, contracts.ErrQueryRefused) || len(w1.Egress()) != before {
+		t.Fatalf("off-chain query from the queue: %v", err)
+	}
+
 	// Clean stop, restart from the data directory.
 	if err := w0.Close(); err != nil {
 		t.Fatal(err)
@@ -110,10 +122,10 @@ func TestQueryReplayRefused(t *testing.T) {
 	if _, err := w0.Query(second.Query); err != nil {
 		t.Fatal(err)
 	}
-	before := w0.Info().Synced
+	synced := w0.Info().Synced
 	testnet.WaitFor(t, time.Minute, "a checkpointing sync call", func() (bool, error) {
 		relay(t, ch, bobS, w0)
-		return w0.Info().Synced > before, nil
+		return w0.Info().Synced > synced, nil
 	})
 	w0 = ch.engine(t, w0.cfg.DataDir)
 	refused("replay after a crash", w0, second.Query)
