@@ -147,6 +147,16 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 						t.Fatalf("master key held: %v, master.sealed deleted: %v", e.master != nil, gone(keys.MasterFile))
 					}
 				}
+				if gone(keys.EntityFile) && (!gone(keys.MasterFile) || !gone(StateFile)) {
+					// The lost identity's other files: refused before a new
+					// identity is made.
+					if !errors.Is(err, sealing.ErrOtherIdentity) && !errors.Is(err, sealing.ErrOtherChain) {
+						t.Fatalf("orphaned files: %v", err)
+					}
+					if _, serr := os.Stat(filepath.Join(dir, keys.EntityFile)); serr == nil {
+						t.Fatal("a new identity was created next to the lost one's files")
+					}
+				}
 				if err != nil {
 					return
 				}

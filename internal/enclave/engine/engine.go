@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -117,6 +118,9 @@ func New(cfg Config) (*Engine, error) {
 	// Every sealed file is bound to this chain; all but the entity keys
 	// also to this pRuntime's identity.
 	chainSealer := sealing.NewSealer(cfg.Platform, sealing.Binding{ChainID: g.ChainID, GenesisHash: g.Hash})
+	if err := orphans(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	var est keys.EntityState
 	if e.entity, est, err = keys.LoadOrCreateEntity(chainSealer, cfg.DataDir); err != nil {
 		return nil, err
@@ -181,6 +185,21 @@ func New(cfg Config) (*Engine, error) {
 	e.log.Info("pRuntime ready", "role", e.role, "identity", e.entity.Identity.Public().Hex(), "platform", cfg.Platform.Name(),
 		"synced", e.st.headerHeight, "dispatched", e.st.dispatched, "egress", len(e.st.egress))
 	return e, e.checkpoint()
+}
+
+// orphans refuses to create new entity keys next to sealed files of the
+// identity whose keys are gone (they would be refused anyway, after a new
+// identity had been made): nothing changes, and the error says what to do.
+func orphans(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, keys.EntityFile)); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	for _, f := range []string{keys.MasterFile, StateFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return fmt.Errorf("%w: %s is in %s without %s: it belongs to the identity whose keys are gone; move it away to start as a new pRuntime", sealing.ErrOtherIdentity, f, dir, keys.EntityFile)
+		}
+	}
+	return nil
 }
 
 func decodeTrusted(b []byte) (*cmttypes.SignedHeader, *cmttypes.ValidatorSet, error) {

@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/sha256"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/phalago/phala/contract/contracttest"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/enclave/contracts"
+	"github.com/phalago/phala/internal/enclave/keys"
+	"github.com/phalago/phala/internal/enclave/sealing"
 	"github.com/phalago/phala/internal/testnet"
 )
 
@@ -130,4 +133,19 @@ func TestQueryReplayRefused(t *testing.T) {
 	w0 = ch.engine(t, w0.cfg.DataDir)
 	refused("replay after a crash", w0, second.Query)
 	refused("first replay after two restarts", w0, captured.Query)
+
+	// The worker's checkpoint holds the contract's keys: a copy of its data
+	// directory opens on no other chain, and under no other identity.
+	other := *ch.genesis
+	other.ChainID = "phala-host"
+	dir := copyDir(t, w0.cfg.DataDir)
+	if _, err := New(Config{DataDir: dir, Genesis: &other, Platform: sim(t, dir), Log: quiet()}); !errors.Is(err, sealing.ErrOtherChain) {
+		t.Fatalf("worker data on another chain: %v", err)
+	}
+	if err := os.Remove(filepath.Join(dir, keys.EntityFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{DataDir: dir, Genesis: ch.genesis, Platform: sim(t, dir), Log: quiet()}); !errors.Is(err, sealing.ErrOtherIdentity) {
+		t.Fatalf("worker checkpoint under a new identity: %v", err)
+	}
 }
