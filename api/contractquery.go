@@ -10,7 +10,7 @@ import (
 
 // Signing contexts and limits of off-chain contract queries.
 const (
-	ContextQuery         crypto.Context = "phala/contract: query v1"
+	ContextQuery         crypto.Context = "phala/contract: query v2"
 	ContextQueryResponse crypto.Context = "phala/contract: query response v1"
 	// ChannelPurposeQuery is the channel purpose of query payloads.
 	ChannelPurposeQuery = "contract query"
@@ -21,8 +21,15 @@ const (
 // worker. The input is sealed with CommKey(From, contract EcdhKey) for
 // ChannelPurposeQuery with the query's header (everything before the
 // ciphertext) as additional data; the whole query is signed by From.
+//
+// Worker binds the query to one worker: a worker answers off-chain only
+// queries addressed to its identity key (so a captured query cannot be
+// replayed to another replica, whose replay guard never saw it). The zero
+// key means "on chain only": such a query is answered only when the chain
+// orders it (TopicContractQuery), by every replica, and refused off-chain.
 type ContractQuery struct {
 	Contract   crypto.PublicKey // the contract's identity key
+	Worker     crypto.PublicKey // the worker's identity key; zero: on chain only
 	From       crypto.PublicKey // the client; also its ECDH key
 	Nonce      [16]byte
 	NotAfter   int64 // unix seconds; refused once the worker's block time passes it
@@ -32,8 +39,9 @@ type ContractQuery struct {
 
 // Header returns the bytes bound as additional data to the ciphertext.
 func (q *ContractQuery) Header() []byte {
-	w := codec.NewWriter(96)
+	w := codec.NewWriter(128)
 	w.Fixed(q.Contract[:])
+	w.Fixed(q.Worker[:])
 	w.Fixed(q.From[:])
 	w.Fixed(q.Nonce[:])
 	w.Varint(q.NotAfter)
@@ -42,7 +50,7 @@ func (q *ContractQuery) Header() []byte {
 
 // SignBytes returns the bytes From signs.
 func (q *ContractQuery) SignBytes() []byte {
-	w := codec.NewWriter(128 + len(q.Ciphertext))
+	w := codec.NewWriter(160 + len(q.Ciphertext))
 	w.Fixed(q.Header())
 	w.BytesField(q.Ciphertext)
 	return w.Bytes()
@@ -62,6 +70,7 @@ func DecodeContractQuery(b []byte) (*ContractQuery, error) {
 	q := &ContractQuery{}
 	r := codec.NewReader(b)
 	r.Fixed(q.Contract[:])
+	r.Fixed(q.Worker[:])
 	r.Fixed(q.From[:])
 	r.Fixed(q.Nonce[:])
 	q.NotAfter = r.Varint()

@@ -24,13 +24,15 @@ type PendingQuery struct {
 }
 
 // NewQuery seals input to the contract (identity contractID, ECDH key
-// contractEcdh) and signs it with key, valid until notAfter.
-func NewQuery(key *crypto.KeyPair, contractID, contractEcdh crypto.PublicKey, input []byte, notAfter time.Time) (*PendingQuery, error) {
+// contractEcdh) for the one worker whose identity key is worker (the
+// worker whose endpoint the query goes to; zero: an on-chain query, which
+// workers refuse off-chain), and signs it with key, valid until notAfter.
+func NewQuery(key *crypto.KeyPair, contractID, contractEcdh, worker crypto.PublicKey, input []byte, notAfter time.Time) (*PendingQuery, error) {
 	ch, err := channel.New(key, contractEcdh, api.ChannelPurposeQuery)
 	if err != nil {
 		return nil, err
 	}
-	q := &api.ContractQuery{Contract: contractID, From: key.Public(), NotAfter: notAfter.Unix()}
+	q := &api.ContractQuery{Contract: contractID, Worker: worker, From: key.Public(), NotAfter: notAfter.Unix()}
 	if _, err := rand.Read(q.Nonce[:]); err != nil {
 		return nil, err
 	}

@@ -121,7 +121,8 @@ func contractQueryCmd(g *globals) *cobra.Command {
 		Use:   "query <contract id> <input>",
 		Short: "Query a contract off-chain, encrypted, at a worker running it",
 		Long: `query finds a worker running the contract in the chain's records, sends it
-the query sealed to the contract and signed by --from, and prints the
+the query sealed to the contract, addressed to that one worker (no other
+replica answers it) and signed by --from, and prints the
 contract's answer (checked to be signed by the contract) and the block height
 it reflects. The contract decides who may read what.`,
 		Example: `  phala contract query --from //Bob 0x1ee8... balance`,

@@ -7,12 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/internal/enclave/engine"
 	"github.com/phalago/phala/internal/enclave/httpapi"
+	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/platform"
 )
 
@@ -111,9 +114,13 @@ operator; use it for development only.`,
 			log.Info("stopping", "signal", (<-ch).String())
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			return errors.Join(srv.Shutdown(ctx), csrv.Shutdown(ctx))
+			// Stop both listeners before the last checkpoint, so no call
+			// changes the state after it.
+			serr := errors.Join(srv.Shutdown(ctx), csrv.Shutdown(ctx))
+			return errors.Join(serr, e.Close())
 		},
 	}
+	root.AddCommand(initCommand())
 	f := root.Flags()
 	f.StringVar(&dataDir, "data-dir", "pruntime-data", "directory of the sealed keys and state")
 	f.StringVar(&genesis, "genesis", "", "the chain's genesis.json (the only thing pRuntime trusts)")
@@ -126,4 +133,43 @@ operator; use it for development only.`,
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}
+}
+
+// initCommand creates a genesis gatekeeper's entity keys before the genesis
+// that names it exists (pre-genesis; the first start binds them to its
+// chain) and prints the identity to put in the genesis' gatekeepers.
+func initCommand() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a genesis gatekeeper's keys before its chain's genesis exists",
+		Long: `init creates the entity keys of a pRuntime that a chain's genesis will name as
+gatekeeper (the first one listed creates the chain's MasterKey at its first
+start). The keys are sealed "pre-genesis"; the first start with a --genesis
+binds them to that chain for good. Run it once, in an empty data directory;
+workers need no init (they create keys bound to their chain at first start).`,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return initEntity(dataDir, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "pruntime-data", "directory of the sealed keys and state")
+	return cmd
+}
+
+func initEntity(dataDir string, w io.Writer) error {
+	if _, err := os.Stat(filepath.Join(dataDir, keys.EntityFile)); err == nil {
+		return fmt.Errorf("%s already holds entity keys", dataDir)
+	}
+	p, err := platform.NewSim(dataDir, nil, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		return err
+	}
+	e, err := keys.CreatePreGenesisEntity(p, dataDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "identity %s\necdh %s\n", e.Identity.Public().Hex(), e.Ecdh.Public().Hex())
+	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/phalago/phala/client/pruntime"
@@ -23,6 +24,8 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/enclave/engine"
 	"github.com/phalago/phala/internal/enclave/platform"
+	"github.com/phalago/phala/internal/enclave/sealing"
+	"github.com/phalago/phala/internal/node"
 	"github.com/phalago/phala/internal/relayer"
 	"github.com/phalago/phala/internal/testnet"
 )
@@ -191,5 +194,53 @@ func TestCrashRecovery(t *testing.T) {
 	exe, _ := os.ReadFile(bin)
 	if m := sha256.Sum256(exe); final.Measurement != fmt.Sprintf("%x", m) {
 		t.Fatal("measurement is not the binary's hash")
+	}
+}
+
+// init makes pre-genesis keys once; the first start with a genesis naming
+// them as first gatekeeper binds them and creates the MasterKey; init
+// refuses to run over existing keys.
+func TestInitPreGenesis(t *testing.T) {
+	dir := t.TempDir()
+	var out strings.Builder
+	if err := initEntity(dir, &out); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	if _, err := fmt.Sscanf(out.String(), "identity %s", &id); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	if err := initEntity(dir, io.Discard); err == nil {
+		t.Fatal("init over existing keys")
+	}
+	pk, err := crypto.ParsePublicKey(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := node.DevGenesisState([]byte{1})
+	gs.Gatekeepers = []crypto.PublicKey{pk}
+	app, _ := json.Marshal(gs)
+	pv := cmttypes.NewMockPV()
+	pub, _ := pv.GetPubKey()
+	doc := func(chainID string) *cmttypes.GenesisDoc {
+		return &cmttypes.GenesisDoc{ChainID: chainID, GenesisTime: time.Unix(1_700_000_000, 0).UTC(), InitialHeight: 1,
+			Validators: []cmttypes.GenesisValidator{{PubKey: pub, Power: 10}}, AppState: app}
+	}
+	open := func(chainID string) (*engine.Engine, error) {
+		p, err := platform.NewSim(dir, nil, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return engine.New(engine.Config{DataDir: dir, Genesis: doc(chainID), Platform: p, Log: slog.New(slog.DiscardHandler)})
+	}
+	e, err := open("phala-init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := e.Info(); info.Role != engine.RoleGatekeeper || info.IdentityKey != id || info.MasterKey == "" {
+		t.Fatalf("first start: %+v", info)
+	}
+	if _, err := open("phala-other"); !errors.Is(err, sealing.ErrOtherChain) {
+		t.Fatalf("keys bound at first start opened on another chain: %v", err)
 	}
 }

@@ -193,13 +193,14 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 
 // initialize writes the node homes and the genesis: the dev accounts
 // funded, sim attestation with this executable's measurement allowed, and
-// the gatekeeper pRuntime's identity (created now) as genesis gatekeeper.
+// the gatekeeper pRuntime's identity (created now, pre-genesis: its first start binds it to this chain) as
+// genesis gatekeeper.
 func initialize(dc Config, gkDir string) error {
 	p, err := platform.NewSim(gkDir, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
-	gk, _, err := keys.LoadOrCreateEntity(p, gkDir)
+	gk, err := keys.CreatePreGenesisEntity(p, gkDir)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func newEnv(t *testing.T, gatekeeper bool, opts testnet.Options) *env {
 	m := sha256.Sum256(code)
 	g := node.DevGenesisState(m[:])
 	if gatekeeper {
-		ent, _, err := keys.LoadOrCreateEntity(sim(t, dir), dir)
+		ent, err := keys.CreatePreGenesisEntity(sim(t, dir), dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -171,8 +171,12 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 	}
 }
 
-// Query queues an on-chain query for a deployed contract.
+// Query queues an on-chain query for a deployed contract. A query that
+// names a worker is off-chain only (api.ContractQuery) and refused.
 func Query(ctx *block.Context, c *api.ContractQueryCall) error {
+	if c.Query.Worker != (crypto.PublicKey{}) {
+		return fmt.Errorf("%w: the query names worker %s: it is for that worker's endpoint, on-chain queries name no worker", api.ErrInvalidCall, c.Query.Worker.Hex())
+	}
 	if Record(ctx.KV, c.Query.Contract) == nil {
 		return fmt.Errorf("%w: no contract %s is deployed", api.ErrInvalidCall, c.Query.Contract.Hex())
 	}

@@ -27,7 +27,7 @@ func BenchmarkQuery(b *testing.B) {
 	now := t0.Add(time.Minute)
 	qs := make([]*client.PendingQuery, b.N)
 	for i := range qs {
-		qs[i], _ = client.NewQuery(bob, c.ID(), c.EcdhPublic(), []byte("balance"), now.Add(time.Minute))
+		qs[i], _ = client.NewQuery(bob, c.ID(), c.EcdhPublic(), worker, []byte("balance"), now.Add(time.Minute))
 	}
 	lat := make([]time.Duration, b.N)
 	b.ResetTimer()

@@ -6,15 +6,18 @@
 package contracts
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/enclave/keys"
@@ -242,6 +245,67 @@ func NewQueryGuard() *QueryGuard {
 	return &QueryGuard{seen: map[[48]byte]int64{}, byExpiry: map[int64][][48]byte{}}
 }
 
+// Bounds of the guard: entries (each a live query's client, nonce and
+// expiry) and their encoding in the sealed checkpoint.
+const (
+	MaxQueryGuardEntries = 100_000
+	MaxQueryGuardBytes   = 16 + MaxQueryGuardEntries*(48+10)
+)
+
+// Encode returns the guard's unexpired entries at block time now (expired
+// ones are dropped first), sorted, for the sealed checkpoint: count, then
+// (client, nonce, not_after) per entry.
+func (g *QueryGuard) Encode(now time.Time) []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.purge(now.Unix())
+	ks := make([][48]byte, 0, len(g.seen))
+	for k := range g.seen {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return bytes.Compare(ks[i][:], ks[j][:]) < 0 })
+	w := codec.NewWriter(8 + len(ks)*58)
+	w.Uvarint(uint64(len(ks)))
+	for _, k := range ks {
+		w.Fixed(k[:])
+		w.Varint(g.seen[k])
+	}
+	return w.Bytes()
+}
+
+// DecodeQueryGuard strictly decodes Encode's output (from the sealed
+// checkpoint; empty means an empty guard).
+func DecodeQueryGuard(b []byte) (*QueryGuard, error) {
+	g := NewQueryGuard()
+	if len(b) == 0 {
+		return g, nil
+	}
+	if len(b) > MaxQueryGuardBytes {
+		return nil, fmt.Errorf("query guard of %d bytes", len(b))
+	}
+	r := codec.NewReader(b)
+	n := r.Uvarint()
+	if n > MaxQueryGuardEntries {
+		return nil, fmt.Errorf("query guard of %d entries", n)
+	}
+	var prev [48]byte
+	for i := uint64(0); i < n && r.Err() == nil; i++ {
+		var k [48]byte
+		r.Fixed(k[:])
+		exp := r.Varint()
+		if i > 0 && bytes.Compare(prev[:], k[:]) >= 0 {
+			return nil, errors.New("query guard entries out of order")
+		}
+		prev = k
+		g.seen[k] = exp
+		g.byExpiry[exp] = append(g.byExpiry[exp], k)
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("query guard: %w", err)
+	}
+	return g, nil
+}
+
 func (g *QueryGuard) purge(now int64) {
 	if now <= g.lastPurge {
 		return
@@ -256,6 +320,11 @@ func (g *QueryGuard) purge(now int64) {
 		}
 	}
 }
+
+// CheckQuery records q in g if it is neither expired (at block time now),
+// too far ahead, nor replayed; ErrQueryRefused otherwise. It does not
+// check the signature (OpenQuery does, then calls it).
+func CheckQuery(g *QueryGuard, q *api.ContractQuery, now time.Time) error { return g.check(q, now) }
 
 func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
 	g.mu.Lock()
@@ -272,6 +341,9 @@ func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
 	copy(k[32:], q.Nonce[:])
 	if _, ok := g.seen[k]; ok {
 		return fmt.Errorf("%w: replayed (nonce already used)", ErrQueryRefused)
+	}
+	if len(g.seen) >= MaxQueryGuardEntries {
+		return fmt.Errorf("%w: %d unexpired queries are remembered, the most this worker keeps; retry after some expire", ErrQueryRefused, len(g.seen))
 	}
 	g.seen[k] = q.NotAfter
 	g.byExpiry[q.NotAfter] = append(g.byExpiry[q.NotAfter], k)

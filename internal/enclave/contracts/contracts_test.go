@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/contract/contracttest"
 	"github.com/phalago/phala/crypto"
@@ -25,6 +26,7 @@ var (
 	buildOnce sync.Map // dir -> []byte
 	alice     = crypto.MustKeyPairFromURI("//Alice")
 	bob       = crypto.MustKeyPairFromURI("//Bob")
+	worker    = crypto.MustKeyPairFromURI("//Worker").Public() // the worker queries are addressed to
 	t0        = time.Unix(1_700_000_000, 0).UTC()
 )
 
@@ -233,7 +235,7 @@ func TestQueries(t *testing.T) {
 	g := contracts.NewQueryGuard()
 	now := t0.Add(time.Minute)
 	ask := func(key *crypto.KeyPair, input string, notAfter time.Time) (*client.PendingQuery, *api.ContractQueryResponse, error) {
-		p, err := client.NewQuery(key, c.ID(), c.EcdhPublic(), []byte(input), notAfter)
+		p, err := client.NewQuery(key, c.ID(), c.EcdhPublic(), worker, []byte(input), notAfter)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +260,7 @@ func TestQueries(t *testing.T) {
 	}
 	// Refusals.
 	fresh := func() *api.ContractQuery {
-		p, _ := client.NewQuery(bob, c.ID(), c.EcdhPublic(), []byte("balance"), now.Add(time.Minute))
+		p, _ := client.NewQuery(bob, c.ID(), c.EcdhPublic(), worker, []byte("balance"), now.Add(time.Minute))
 		return p.Query
 	}
 	replayed := fresh()
@@ -270,9 +272,9 @@ func TestQueries(t *testing.T) {
 	resigned := fresh()
 	resigned.Ciphertext[len(resigned.Ciphertext)-1] ^= 1
 	resigned.Signature = bob.Sign(api.ContextQuery, resigned.SignBytes())
-	expired, _ := client.NewQuery(bob, c.ID(), c.EcdhPublic(), nil, now.Add(-time.Second))
-	far, _ := client.NewQuery(bob, c.ID(), c.EcdhPublic(), nil, now.Add(time.Hour))
-	other, _ := client.NewQuery(bob, alice.Public(), c.EcdhPublic(), nil, now.Add(time.Minute))
+	expired, _ := client.NewQuery(bob, c.ID(), c.EcdhPublic(), worker, nil, now.Add(-time.Second))
+	far, _ := client.NewQuery(bob, c.ID(), c.EcdhPublic(), worker, nil, now.Add(time.Hour))
+	other, _ := client.NewQuery(bob, alice.Public(), c.EcdhPublic(), worker, nil, now.Add(time.Minute))
 	for name, q := range map[string]*api.ContractQuery{
 		"replayed": replayed, "bad signature": tampered, "tampered ciphertext": resigned,
 		"expired": expired.Query, "too far ahead": far.Query, "for another contract": other.Query,
@@ -294,8 +296,10 @@ func TestQueries(t *testing.T) {
 }
 
 func FuzzDecodeContractQuery(f *testing.F) {
-	p, _ := client.NewQuery(alice, bob.Public(), bob.Public(), []byte("x"), t0)
+	p, _ := client.NewQuery(alice, bob.Public(), bob.Public(), worker, []byte("x"), t0)
 	f.Add(p.Query.Encode())
+	onChain, _ := client.NewQuery(alice, bob.Public(), bob.Public(), crypto.PublicKey{}, nil, t0)
+	f.Add(onChain.Query.Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		q, err := api.DecodeContractQuery(b)
 		if err == nil && !bytes.Equal(q.Encode(), b) {
@@ -303,6 +307,82 @@ func FuzzDecodeContractQuery(f *testing.F) {
 		}
 		if r, err := api.DecodeContractQueryResponse(b); err == nil && !bytes.Equal(r.Encode(), b) {
 			t.Fatalf("response mismatch %x", b)
+		}
+	})
+}
+
+// The replay guard survives its encoding (the sealed checkpoint): a query
+// seen before is still refused after a decode, expired entries are dropped
+// by block time, and the encoding is canonical.
+func TestQueryGuardEncoding(t *testing.T) {
+	g := contracts.NewQueryGuard()
+	now := t0
+	var qs []*api.ContractQuery
+	for i, ttl := range []time.Duration{time.Minute, 5 * time.Minute} {
+		p, err := client.NewQuery(bob, bob.Public(), bob.Public(), worker, []byte{byte(i)}, now.Add(ttl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := contracts.CheckQuery(g, p.Query, now); err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, p.Query)
+	}
+	b := g.Encode(now)
+	g2, err := contracts.DecodeQueryGuard(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(g2.Encode(now), b) {
+		t.Fatal("guard encoding is not stable")
+	}
+	for _, q := range qs {
+		if err := contracts.CheckQuery(g2, q, now); !errors.Is(err, contracts.ErrQueryRefused) {
+			t.Fatalf("replay after decode: %v", err)
+		}
+	}
+	// Two minutes later the first entry expired and is not encoded.
+	later := now.Add(2 * time.Minute)
+	if n := len(g2.Encode(later)); n >= len(b) {
+		t.Fatalf("expired entry kept: %d >= %d bytes", n, len(b))
+	}
+	if err := contracts.CheckQuery(g2, qs[1], later); !errors.Is(err, contracts.ErrQueryRefused) {
+		t.Fatalf("live entry lost: %v", err)
+	}
+	// Bad encodings are refused.
+	for name, bad := range map[string][]byte{
+		"truncated":    b[:len(b)-1],
+		"trailing":     append(bytes.Clone(b), 0),
+		"huge count":   {0xff, 0xff, 0xff, 0xff, 0x0f},
+		"out of order": outOfOrder(),
+	} {
+		if _, err := contracts.DecodeQueryGuard(bad); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func outOfOrder() []byte {
+	w := codec.NewWriter(0)
+	w.Uvarint(2)
+	w.Fixed(bytes.Repeat([]byte{2}, 48))
+	w.Varint(5)
+	w.Fixed(bytes.Repeat([]byte{1}, 48))
+	w.Varint(5)
+	return w.Bytes()
+}
+
+func FuzzDecodeQueryGuard(f *testing.F) {
+	g := contracts.NewQueryGuard()
+	p, _ := client.NewQuery(bob, bob.Public(), bob.Public(), worker, nil, t0.Add(time.Minute))
+	_ = contracts.CheckQuery(g, p.Query, t0)
+	f.Add(g.Encode(t0))
+	f.Add([]byte{})
+	f.Add([]byte{0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := contracts.DecodeQueryGuard(b)
+		if err == nil && len(b) > 0 && !bytes.Equal(g.Encode(time.Unix(0, 0)), b) {
+			t.Fatalf("mismatch %x", b)
 		}
 	})
 }

@@ -286,9 +286,17 @@ func (e *Engine) Query(q *api.ContractQuery) (*api.ContractQueryResponse, error)
 	if !ok {
 		return nil, fmt.Errorf("%w: this worker does not run contract %s", ErrBadInput, q.Contract.Hex())
 	}
+	// The replay guard is this worker's: a query for another replica (or
+	// for the chain, zero) would be fresh here.
+	if me := e.Identity(); q.Worker != me {
+		if q.Worker == (crypto.PublicKey{}) {
+			return nil, fmt.Errorf("%w: %w: the query is for the chain only (no worker named)", ErrBadInput, contracts.ErrQueryRefused)
+		}
+		return nil, fmt.Errorf("%w: %w: the query is addressed to worker %s, this is %s", ErrBadInput, contracts.ErrQueryRefused, q.Worker.Hex(), me.Hex())
+	}
 	input, ch, err := r.c.OpenQuery(e.guard, q, now)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	e.mu.Lock()
 	height := e.st.dispatched
@@ -411,9 +419,14 @@ func (e *Engine) decodeRunning(b []byte) error {
 
 // onChainQuery answers a query put on chain: the answer goes back through
 // the chain as the contract's ContractReturn message. Only expiry is
-// checked here (by block time, the same on every replica): the chain's
-// ordering makes the answer deterministic in all but its random sealing,
-// and the chain keeps the first replica's answer.
+// checked here (by block time, the same on every replica), with no replay
+// guard: every replica answers every on-chain query in the chain's order,
+// deterministically in all but its random sealing, and the chain keeps the
+// first replica's answer; a replayed transaction is the chain's to refuse
+// (account nonces), and a copy with a new nonce is a new paid query whose
+// answer is sealed to its client. A query addressed to a worker (off-chain
+// only) is refused here, so a captured off-chain query cannot be put on
+// chain to reach the replicas whose guards never saw it.
 func (e *Engine) onChainQuery(ctx *Context, m *api.Message) error {
 	if m.Origin != api.ModuleOrigin("contracts") {
 		return fmt.Errorf("contract query from %s", m.Origin)
@@ -425,6 +438,9 @@ func (e *Engine) onChainQuery(ctx *Context, m *api.Message) error {
 	r, ok := e.running[q.Contract]
 	if !ok {
 		return nil
+	}
+	if q.Worker != (crypto.PublicKey{}) {
+		return fmt.Errorf("%w: on-chain query addressed to worker %s (off-chain only)", contracts.ErrQueryRefused, q.Worker.Short())
 	}
 	input, ch, err := r.c.OpenQuery(contracts.NewQueryGuard(), q, ctx.Time)
 	if err != nil {

@@ -177,7 +177,7 @@ func TestContractLifecycle(t *testing.T) {
 	}
 	relay(t, ch, bobS, gk, w)
 
-	p, err := client.NewQuery(bob, rec.Identity, rec.Ecdh, []byte("balance"), time.Now().Add(time.Minute))
+	p, err := client.NewQuery(bob, rec.Identity, rec.Ecdh, rec.Workers[0], []byte("balance"), time.Now().Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -86,6 +87,7 @@ type Engine struct {
 	cfg      Config
 	log      *slog.Logger
 	entity   *keys.Entity
+	sealer   *sealing.Sealer // bound to the chain and this identity
 	master   *keys.Master
 	role     string
 	chainID  string
@@ -113,24 +115,37 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Log.With("module", "pruntime"), chainID: g.ChainID, genState: gs, role: RoleWorker,
 		running: map[crypto.PublicKey]*running{}, guard: contracts.NewQueryGuard()}
-	var created bool
-	if e.entity, created, err = keys.LoadOrCreateEntity(cfg.Platform, cfg.DataDir); err != nil {
+	// Every sealed file is bound to this chain; all but the entity keys
+	// also to this pRuntime's identity.
+	chainSealer := sealing.NewSealer(cfg.Platform, sealing.Binding{ChainID: g.ChainID, GenesisHash: g.Hash})
+	if err := orphans(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if created {
-		e.log.Info("entity keys created", "identity", e.entity.Identity.Public().Hex(), "ecdh", e.entity.Ecdh.Public().Hex())
+	var est keys.EntityState
+	if e.entity, est, err = keys.LoadOrCreateEntity(chainSealer, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	e.sealer = chainSealer.ForIdentity(e.entity.Identity.Public())
+	switch est {
+	case keys.EntityCreated:
+		e.log.Info("entity keys created", "identity", e.entity.Identity.Public().Hex(), "ecdh", e.entity.Ecdh.Public().Hex(), "chain", chainSealer.Binding().Chain())
+	case keys.EntityPreGenesis:
+		e.log.Info("pre-genesis entity keys: first start, binding them to this chain", "identity", e.entity.Identity.Public().Hex(), "chain", chainSealer.Binding().Chain())
 	}
 	e.st = newState()
 	var trusted *cmttypes.SignedHeader
-	data, err := sealing.Load(cfg.Platform, filepath.Join(cfg.DataDir, StateFile))
+	data, err := e.sealer.Load(filepath.Join(cfg.DataDir, StateFile))
 	switch {
 	case err == nil:
-		stateBytes, runningBytes, derr := splitCheckpoint(data)
+		stateBytes, runningBytes, guardBytes, derr := splitCheckpoint(data)
 		if derr == nil {
 			e.st, derr = decodeState(stateBytes)
 		}
 		if derr == nil {
 			derr = e.decodeRunning(runningBytes)
+		}
+		if derr == nil {
+			e.guard, derr = contracts.DecodeQueryGuard(guardBytes)
 		}
 		if derr != nil {
 			return nil, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, StateFile, derr)
@@ -156,13 +171,35 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicMasterKeyShare, e.onMasterKeyShare)
 	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
 		e.role = RoleGatekeeper
-		if err := e.initGatekeeper(); err != nil {
+		if err := e.initGatekeeper(est == keys.EntityPreGenesis); err != nil {
 			return nil, err
+		}
+	}
+	if est == keys.EntityPreGenesis {
+		// After the MasterKey is sealed: a crash before this line starts
+		// over as a first start, one after it finds the MasterKey.
+		if err := e.entity.Bind(chainSealer, cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("bind entity keys to the chain: %w", err)
 		}
 	}
 	e.log.Info("pRuntime ready", "role", e.role, "identity", e.entity.Identity.Public().Hex(), "platform", cfg.Platform.Name(),
 		"synced", e.st.headerHeight, "dispatched", e.st.dispatched, "egress", len(e.st.egress))
 	return e, e.checkpoint()
+}
+
+// orphans refuses to create new entity keys next to sealed files of the
+// identity whose keys are gone (they would be refused anyway, after a new
+// identity had been made): nothing changes, and the error says what to do.
+func orphans(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, keys.EntityFile)); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	for _, f := range []string{keys.MasterFile, StateFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return fmt.Errorf("%w: %s is in %s without %s: it belongs to the identity whose keys are gone; move it away to start as a new pRuntime", sealing.ErrOtherIdentity, f, dir, keys.EntityFile)
+		}
+	}
+	return nil
 }
 
 func decodeTrusted(b []byte) (*cmttypes.SignedHeader, *cmttypes.ValidatorSet, error) {
@@ -171,23 +208,30 @@ func decodeTrusted(b []byte) (*cmttypes.SignedHeader, *cmttypes.ValidatorSet, er
 	return lightclient.DecodeHeaderOnly(b)
 }
 
-// initGatekeeper loads the MasterKey, or creates it if this is the first
-// genesis gatekeeper and none exists yet.
-func (e *Engine) initGatekeeper() error {
-	m, err := keys.LoadMaster(e.cfg.Platform, e.cfg.DataDir)
+// initGatekeeper loads the MasterKey, or creates it on the first start of
+// the first genesis gatekeeper (firstStart: its pre-genesis entity keys are
+// being bound to this chain now). Any other gatekeeper without a MasterKey,
+// including the first one after its master.sealed was deleted, waits for a
+// share: a chain has one MasterKey, announced once.
+func (e *Engine) initGatekeeper(firstStart bool) error {
+	m, err := keys.LoadMaster(e.sealer, e.cfg.DataDir)
 	switch {
 	case err == nil:
+		if e.st.masterPub != (crypto.PublicKey{}) && m.Public() != e.st.masterPub {
+			e.log.Error("the sealed master key is not the chain's master key: not using it; waiting for a share", "sealed", m.Public().Hex(), "chain", e.st.masterPub.Hex())
+			return nil
+		}
 		e.master = m
 		e.announceMaster(e.st.dispatched)
 	case errors.Is(err, sealing.ErrNotExist):
-		if e.genState.Gatekeepers[0] != e.entity.Identity.Public() {
+		if !firstStart || e.genState.Gatekeepers[0] != e.entity.Identity.Public() || e.st.masterPub != (crypto.PublicKey{}) {
 			e.log.Info("gatekeeper without a MasterKey: waiting to receive it from another gatekeeper")
 			return nil
 		}
 		if m, err = keys.GenerateMaster(); err != nil {
 			return err
 		}
-		if err := m.Save(e.cfg.Platform, e.cfg.DataDir); err != nil {
+		if err := m.Save(e.sealer, e.cfg.DataDir); err != nil {
 			return fmt.Errorf("seal master key: %w", err)
 		}
 		e.master = m
@@ -229,10 +273,20 @@ func (e *Engine) checkpoint() error {
 	w := codec.NewWriter(0)
 	w.BytesField(e.st.encode())
 	w.BytesField(e.encodeRunning())
-	if err := sealing.Save(e.cfg.Platform, filepath.Join(e.cfg.DataDir, StateFile), w.Bytes()); err != nil {
+	w.BytesField(e.guard.Encode(time.Unix(0, e.st.blockTime)))
+	if err := e.sealer.Save(filepath.Join(e.cfg.DataDir, StateFile), w.Bytes()); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
+}
+
+// Close writes a last checkpoint (so what changed since the last sync
+// call, such as queries remembered by the replay guard, survives a clean
+// stop). The engine must not be used afterwards.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.checkpoint()
 }
 
 // SyncHeaders verifies consecutive headers. It stops at the first header
@@ -467,9 +521,10 @@ func (e *Engine) Registration(operator crypto.PublicKey) (*api.RegisterWorker, e
 // Identity returns the identity public key.
 func (e *Engine) Identity() crypto.PublicKey { return e.entity.Identity.Public() }
 
-func splitCheckpoint(b []byte) ([]byte, []byte, error) {
+func splitCheckpoint(b []byte) ([]byte, []byte, []byte, error) {
 	r := codec.NewReader(b)
 	st := r.BytesField(1 << 30)
 	run := r.BytesField(1 << 30)
-	return st, run, r.Done()
+	guard := r.BytesField(contracts.MaxQueryGuardBytes)
+	return st, run, guard, r.Done()
 }

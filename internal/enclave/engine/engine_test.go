@@ -59,7 +59,7 @@ func sim(t testing.TB, dir string) platform.Platform {
 func newChain(t *testing.T) *chain {
 	t.Helper()
 	gkDir := t.TempDir()
-	gk, _, err := keys.LoadOrCreateEntity(sim(t, gkDir), gkDir)
+	gk, err := keys.CreatePreGenesisEntity(sim(t, gkDir), gkDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,12 @@ func (e *Engine) onMasterKeyAnnounced(ctx *Context, m *api.Message) error {
 		return nil
 	}
 	copy(e.st.masterPub[:], m.Payload)
+	if e.master != nil && e.master.Public() != e.st.masterPub {
+		// Only a host rolling back sealed files gets here: a MasterKey the
+		// chain did not adopt is never used.
+		e.log.Error("the chain announced another master key than this gatekeeper's: not using it", "own", e.master.Public().Hex(), "chain", e.st.masterPub.Hex())
+		e.master = nil
+	}
 	return nil
 }
 
@@ -85,7 +91,7 @@ func (e *Engine) shareMaster(ctx *Context, rec *api.WorkerRecord) {
 	}
 	s := &api.MasterKeyShare{To: to, ToEcdh: rec.Info.EcdhKey, FromEcdh: e.entity.Ecdh.Public(), Master: e.master.Public()}
 	seed := e.master.Seed()
-	s.Sealed = ch.Seal(seed[:], s.AD())
+	s.Sealed = ch.Seal(seed[:], e.shareAD(s))
 	ctx.Emit(api.OriginGatekeeper, api.TopicMasterKeyShare, s.Encode())
 	e.log.Info("master key shared", "to", to.Short())
 }
@@ -114,7 +120,7 @@ func (e *Engine) onMasterKeyShare(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	seed, err := ch.Open(s.Sealed, s.AD())
+	seed, err := ch.Open(s.Sealed, e.shareAD(s))
 	if err != nil || len(seed) != crypto.SeedSize {
 		return fmt.Errorf("cannot open the master key share: %v", err)
 	}
@@ -125,10 +131,20 @@ func (e *Engine) onMasterKeyShare(ctx *Context, m *api.Message) error {
 	if mk.Public() != s.Master || (e.st.masterPub != (crypto.PublicKey{}) && mk.Public() != e.st.masterPub) {
 		return errors.New("shared key is not the announced master key")
 	}
-	if err := mk.Save(e.cfg.Platform, e.cfg.DataDir); err != nil {
+	if err := mk.Save(e.sealer, e.cfg.DataDir); err != nil {
 		return fmt.Errorf("seal master key: %w", err)
 	}
 	e.master = mk
 	e.log.Info("master key received", "from", m.Origin.Key.Short(), "public", mk.Public().Hex())
 	return nil
+}
+
+// shareAD is the additional data of a MasterKey share: the share's own
+// (api.MasterKeyShare.AD) and this chain's genesis hash, so a share
+// replayed into the queue of another chain (one whose validators are the
+// host) does not open there, even for the same gatekeeper identity (a copy
+// of its pre-genesis entity keys claimed on that chain).
+func (e *Engine) shareAD(s *api.MasterKeyShare) []byte {
+	h := e.sealer.Binding().GenesisHash
+	return append(s.AD(), h[:]...)
 }

@@ -23,7 +23,7 @@ func TestMasterKeySharedWithNewGatekeeper(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	var ids []crypto.PublicKey
 	for _, d := range dirs {
-		e, _, err := keys.LoadOrCreateEntity(sim(t, d), d)
+		e, err := keys.CreatePreGenesisEntity(sim(t, d), d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func TestGatekeeperMessagesNeedAttestation(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	var ids []crypto.PublicKey
 	for _, d := range dirs {
-		e, _, err := keys.LoadOrCreateEntity(sim(t, d), d)
+		e, err := keys.CreatePreGenesisEntity(sim(t, d), d)
 		if err != nil {
 			t.Fatal(err)
 		}

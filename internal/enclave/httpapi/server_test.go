@@ -55,7 +55,7 @@ func newEngine(t *testing.T, gatekeeper bool) *engine.Engine {
 	}
 	g := node.DevGenesisState()
 	if gatekeeper {
-		ent, _, err := keys.LoadOrCreateEntity(p, dir)
+		ent, err := keys.CreatePreGenesisEntity(p, dir)
 		if err != nil {
 			t.Fatal(err)
 		}

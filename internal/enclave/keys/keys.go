@@ -38,37 +38,78 @@ const (
 type Entity struct {
 	Identity *crypto.KeyPair
 	Ecdh     *crypto.KeyPair
+	seeds    [2][crypto.SeedSize]byte
 }
 
+// EntityState says where LoadOrCreateEntity found the entity keys.
+type EntityState int
+
+// Entity states.
+const (
+	// EntityLoaded: sealed for this chain by an earlier start.
+	EntityLoaded EntityState = iota
+	// EntityCreated: created now, sealed for this chain.
+	EntityCreated
+	// EntityPreGenesis: created before the genesis (CreatePreGenesisEntity)
+	// and not yet bound to a chain; the caller binds it with Bind once its
+	// first-start work is done.
+	EntityPreGenesis
+)
+
 // LoadOrCreateEntity loads the sealed entity keys from dir, or creates them
-// if (and only if) the file does not exist. created reports which.
-func LoadOrCreateEntity(p platform.Platform, dir string) (e *Entity, created bool, err error) {
+// if (and only if) the file does not exist. s is the sealer of the chain
+// (binding without identity). Keys sealed for another chain fail with
+// sealing.ErrOtherChain: they are never used, and never replaced.
+func LoadOrCreateEntity(s *sealing.Sealer, dir string) (*Entity, EntityState, error) {
 	path := filepath.Join(dir, EntityFile)
-	data, err := sealing.Load(p, path)
+	st := EntityLoaded
+	if b, err := sealing.ReadBinding(path); err == nil && b.PreGenesis() && !s.Binding().PreGenesis() {
+		st, s = EntityPreGenesis, sealing.NewSealer(s.Platform(), sealing.Binding{})
+	}
+	data, err := s.Load(path)
 	switch {
 	case err == nil:
 		seeds, err := decodeSeeds(data, 2)
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, path, err)
+			return nil, st, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, path, err)
 		}
 		e, err := entityFromSeeds(seeds[0], seeds[1])
-		return e, false, err
+		return e, st, err
 	case errors.Is(err, sealing.ErrNotExist):
 		var idSeed, ecdhSeed [crypto.SeedSize]byte
-		var e Entity
+		e := Entity{}
 		if e.Identity, idSeed, err = crypto.GenerateKeyPair(); err != nil {
-			return nil, false, err
+			return nil, EntityCreated, err
 		}
 		if e.Ecdh, ecdhSeed, err = crypto.GenerateKeyPair(); err != nil {
-			return nil, false, err
+			return nil, EntityCreated, err
 		}
-		if err := sealing.Save(p, path, encodeSeeds(idSeed, ecdhSeed)); err != nil {
-			return nil, false, fmt.Errorf("save entity keys: %w", err)
+		e.seeds = [2][crypto.SeedSize]byte{idSeed, ecdhSeed}
+		if err := s.Save(path, encodeSeeds(idSeed, ecdhSeed)); err != nil {
+			return nil, EntityCreated, fmt.Errorf("save entity keys: %w", err)
 		}
-		return &e, true, nil
+		return &e, EntityCreated, nil
 	default:
-		return nil, false, fmt.Errorf("load entity keys (refusing to create a new identity over an unreadable one): %w", err)
+		return nil, st, fmt.Errorf("load entity keys (refusing to create a new identity over an unreadable one): %w", err)
 	}
+}
+
+// CreatePreGenesisEntity creates (or loads, if dir already holds them) the
+// entity keys of a genesis gatekeeper before the genesis naming its
+// identity exists: sealed with the pre-genesis binding, which the first
+// pRuntime start binds to its chain for good.
+func CreatePreGenesisEntity(p platform.Platform, dir string) (*Entity, error) {
+	e, _, err := LoadOrCreateEntity(sealing.NewSealer(p, sealing.Binding{}), dir)
+	return e, err
+}
+
+// Bind seals the entity keys in dir for the chain of s (binding without
+// identity), replacing a pre-genesis file.
+func (e *Entity) Bind(s *sealing.Sealer, dir string) error {
+	if s.Binding().PreGenesis() || s.Binding().Identity != (crypto.PublicKey{}) {
+		return errors.New("entity keys are bound to a chain, without identity")
+	}
+	return s.Save(filepath.Join(dir, EntityFile), encodeSeeds(e.seeds[0], e.seeds[1]))
 }
 
 func entityFromSeeds(id, ecdh [crypto.SeedSize]byte) (*Entity, error) {
@@ -80,7 +121,7 @@ func entityFromSeeds(id, ecdh [crypto.SeedSize]byte) (*Entity, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Entity{Identity: i, Ecdh: e}, nil
+	return &Entity{Identity: i, Ecdh: e, seeds: [2][crypto.SeedSize]byte{id, ecdh}}, nil
 }
 
 func encodeSeeds(seeds ...[crypto.SeedSize]byte) []byte {
@@ -135,16 +176,22 @@ func (m *Master) Public() crypto.PublicKey { return m.key.Public() }
 // to another gatekeeper only.
 func (m *Master) Seed() [crypto.SeedSize]byte { return m.seed }
 
-// Save seals the MasterKey into dir.
-func (m *Master) Save(p platform.Platform, dir string) error {
-	return sealing.Save(p, filepath.Join(dir, MasterFile), encodeSeeds(m.seed))
+// Save seals the MasterKey into dir with s, the sealer of this chain and
+// this pRuntime's identity.
+func (m *Master) Save(s *sealing.Sealer, dir string) error {
+	if s.Binding().PreGenesis() || s.Binding().Identity == (crypto.PublicKey{}) {
+		return errors.New("the master key is sealed bound to a chain and an identity")
+	}
+	return s.Save(filepath.Join(dir, MasterFile), encodeSeeds(m.seed))
 }
 
-// LoadMaster loads the sealed MasterKey from dir; sealing.ErrNotExist if
-// this pRuntime holds none.
-func LoadMaster(p platform.Platform, dir string) (*Master, error) {
+// LoadMaster loads the sealed MasterKey from dir with s (the sealer of this
+// chain and identity): sealing.ErrNotExist if this pRuntime holds none,
+// sealing.ErrOtherChain or ErrOtherIdentity if the file is not this
+// pRuntime's on this chain.
+func LoadMaster(s *sealing.Sealer, dir string) (*Master, error) {
 	path := filepath.Join(dir, MasterFile)
-	data, err := sealing.Load(p, path)
+	data, err := s.Load(path)
 	if err != nil {
 		return nil, err
 	}

@@ -26,16 +26,22 @@ func sim(t testing.TB, dir string) platform.Platform {
 	return p
 }
 
+var chainA = sealing.Binding{ChainID: "phala-a", GenesisHash: [32]byte{1}}
+
+func chainSealer(p platform.Platform, b sealing.Binding) *sealing.Sealer {
+	return sealing.NewSealer(p, b)
+}
+
 func TestEntityCreatedOnceAndReloaded(t *testing.T) {
 	dir := t.TempDir()
 	p := sim(t, dir)
-	e1, created, err := LoadOrCreateEntity(p, dir)
-	if err != nil || !created {
-		t.Fatalf("create: %v %v", created, err)
+	e1, st, err := LoadOrCreateEntity(chainSealer(p, chainA), dir)
+	if err != nil || st != EntityCreated {
+		t.Fatalf("create: %v %v", st, err)
 	}
-	e2, created, err := LoadOrCreateEntity(sim(t, dir), dir)
-	if err != nil || created {
-		t.Fatalf("reload: %v %v", created, err)
+	e2, st, err := LoadOrCreateEntity(chainSealer(sim(t, dir), chainA), dir)
+	if err != nil || st != EntityLoaded {
+		t.Fatalf("reload: %v %v", st, err)
 	}
 	if e1.Identity.Public() != e2.Identity.Public() || e1.Ecdh.Public() != e2.Ecdh.Public() {
 		t.Fatal("reloaded keys differ")
@@ -45,21 +51,28 @@ func TestEntityCreatedOnceAndReloaded(t *testing.T) {
 	}
 }
 
-// A damaged or foreign sealed identity is an error, never a new identity.
+// A damaged, foreign or other chain's sealed identity is an error, never a
+// new identity.
 func TestEntityNeverSilentlyReplaced(t *testing.T) {
 	dir := t.TempDir()
-	if _, _, err := LoadOrCreateEntity(sim(t, dir), dir); err != nil {
+	if _, _, err := LoadOrCreateEntity(chainSealer(sim(t, dir), chainA), dir); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, EntityFile)
 	before, _ := os.ReadFile(path)
 	// Another machine's platform key.
-	if _, _, err := LoadOrCreateEntity(sim(t, t.TempDir()), dir); !errors.Is(err, sealing.ErrForeign) {
+	if _, _, err := LoadOrCreateEntity(chainSealer(sim(t, t.TempDir()), chainA), dir); !errors.Is(err, sealing.ErrForeign) {
 		t.Fatalf("foreign: %v", err)
+	}
+	// Another chain, or the pre-genesis binding.
+	for _, b := range []sealing.Binding{{ChainID: "phala-b", GenesisHash: chainA.GenesisHash}, {ChainID: chainA.ChainID}, {}} {
+		if _, _, err := LoadOrCreateEntity(chainSealer(sim(t, dir), b), dir); !errors.Is(err, sealing.ErrOtherChain) {
+			t.Fatalf("other chain %+v: %v", b, err)
+		}
 	}
 	// Damage.
 	os.WriteFile(path, before[:len(before)-3], 0o600)
-	if _, _, err := LoadOrCreateEntity(sim(t, dir), dir); !errors.Is(err, sealing.ErrForeign) {
+	if _, _, err := LoadOrCreateEntity(chainSealer(sim(t, dir), chainA), dir); !errors.Is(err, sealing.ErrForeign) {
 		t.Fatalf("damaged: %v", err)
 	}
 	if after, _ := os.ReadFile(path); len(after) != len(before)-3 {
@@ -67,22 +80,61 @@ func TestEntityNeverSilentlyReplaced(t *testing.T) {
 	}
 }
 
+// Pre-genesis entity keys load on any chain until bound; once bound they
+// are that chain's only.
+func TestPreGenesisEntityBoundOnce(t *testing.T) {
+	dir := t.TempDir()
+	p := sim(t, dir)
+	e, err := CreatePreGenesisEntity(p, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, st, err := LoadOrCreateEntity(chainSealer(p, chainA), dir)
+	if err != nil || st != EntityPreGenesis || got.Identity.Public() != e.Identity.Public() {
+		t.Fatalf("first start: %v %v", st, err)
+	}
+	if err := got.Bind(chainSealer(p, chainA), dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, st, err := LoadOrCreateEntity(chainSealer(p, chainA), dir); err != nil || st != EntityLoaded {
+		t.Fatalf("after binding: %v %v", st, err)
+	}
+	if _, _, err := LoadOrCreateEntity(chainSealer(p, sealing.Binding{ChainID: "phala-b"}), dir); !errors.Is(err, sealing.ErrOtherChain) {
+		t.Fatalf("bound entity on another chain: %v", err)
+	}
+	if err := got.Bind(chainSealer(p, sealing.Binding{}), dir); err == nil {
+		t.Fatal("bound back to pre-genesis")
+	}
+}
+
 func TestMasterSealRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	p := sim(t, dir)
-	if _, err := LoadMaster(p, dir); !errors.Is(err, sealing.ErrNotExist) {
+	me := crypto.MustKeyPairFromURI("//Me").Public()
+	s := chainSealer(p, chainA).ForIdentity(me)
+	if _, err := LoadMaster(s, dir); !errors.Is(err, sealing.ErrNotExist) {
 		t.Fatalf("no master yet: %v", err)
 	}
 	m, err := GenerateMaster()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Save(p, dir); err != nil {
+	if err := m.Save(chainSealer(p, chainA), dir); err == nil {
+		t.Fatal("master sealed without an identity")
+	}
+	if err := m.Save(s, dir); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := LoadMaster(p, dir)
+	m2, err := LoadMaster(s, dir)
 	if err != nil || m2.Public() != m.Public() {
 		t.Fatalf("reload: %v", err)
+	}
+	other := crypto.MustKeyPairFromURI("//Other").Public()
+	if _, err := LoadMaster(chainSealer(p, chainA).ForIdentity(other), dir); !errors.Is(err, sealing.ErrOtherIdentity) {
+		t.Fatalf("another identity: %v", err)
+	}
+	if _, err := LoadMaster(chainSealer(p, sealing.Binding{ChainID: "phala-b"}).ForIdentity(me), dir); !errors.Is(err, sealing.ErrOtherChain) {
+		t.Fatalf("another chain: %v", err)
 	}
 }
 

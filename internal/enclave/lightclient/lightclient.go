@@ -7,6 +7,8 @@ package lightclient
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -14,12 +16,17 @@ import (
 	"github.com/cometbft/cometbft/light"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/phalago/phala/api/codec"
 )
 
 // Errors.
 var (
 	ErrNotNext   = errors.New("header is not the next height")
 	ErrUntrusted = errors.New("header does not verify")
+	// ErrFork (wrapped in ErrUntrusted) means a header's LastBlockID is not
+	// the hash of the trusted header: it belongs to another fork.
+	ErrFork = errors.New("header does not extend the trusted header")
 )
 
 // The trusting period is irrelevant when every header is verified in order
@@ -29,7 +36,9 @@ const trustingPeriod = 100 * 365 * 24 * time.Hour
 
 // Genesis is what pRuntime trusts before it has verified anything.
 type Genesis struct {
-	ChainID       string
+	ChainID string
+	Hash    [32]byte // GenesisHash of the document
+
 	InitialHeight int64
 	Time          time.Time
 	Validators    *cmttypes.ValidatorSet
@@ -44,7 +53,55 @@ func GenesisFromDoc(doc *cmttypes.GenesisDoc) (*Genesis, error) {
 	for i, v := range doc.Validators {
 		vals[i] = cmttypes.NewValidator(v.PubKey, v.Power)
 	}
-	return &Genesis{ChainID: doc.ChainID, InitialHeight: doc.InitialHeight, Time: doc.GenesisTime, Validators: cmttypes.NewValidatorSet(vals)}, nil
+	h, err := GenesisHash(doc)
+	if err != nil {
+		return nil, err
+	}
+	return &Genesis{ChainID: doc.ChainID, Hash: h, InitialHeight: doc.InitialHeight, Time: doc.GenesisTime, Validators: cmttypes.NewValidatorSet(vals)}, nil
+}
+
+// GenesisHash identifies a chain with its ChainID: SHA-256 over a canonical
+// encoding (api/codec) of the CometBFT genesis document after
+// ValidateAndComplete: the context "phala/genesis v1", chain id, initial
+// height, genesis time (unix nanoseconds), each validator (key type, key
+// bytes, voting power; names are not covered), the consensus parameters
+// (protobuf), the initial app hash and the app state (JSON, compacted, so
+// whitespace does not matter). Two documents differing in any of these are
+// different chains. pRuntime binds every sealed file to it.
+func GenesisHash(doc *cmttypes.GenesisDoc) ([32]byte, error) {
+	if err := doc.ValidateAndComplete(); err != nil {
+		return [32]byte{}, fmt.Errorf("genesis: %w", err)
+	}
+	w := codec.NewWriter(1024 + len(doc.AppState))
+	w.String("phala/genesis v1")
+	w.String(doc.ChainID)
+	w.Varint(doc.InitialHeight)
+	w.Varint(doc.GenesisTime.UnixNano())
+	w.Uvarint(uint64(len(doc.Validators)))
+	for _, v := range doc.Validators {
+		w.String(v.PubKey.Type())
+		w.BytesField(v.PubKey.Bytes())
+		w.Varint(v.Power)
+	}
+	var params []byte
+	if doc.ConsensusParams != nil {
+		pp := doc.ConsensusParams.ToProto()
+		b, err := pp.Marshal()
+		if err != nil {
+			return [32]byte{}, fmt.Errorf("genesis consensus params: %w", err)
+		}
+		params = b
+	}
+	w.BytesField(params)
+	w.BytesField(doc.AppHash)
+	var app bytes.Buffer
+	if len(doc.AppState) > 0 {
+		if err := json.Compact(&app, doc.AppState); err != nil {
+			return [32]byte{}, fmt.Errorf("genesis app_state: %w", err)
+		}
+	}
+	w.BytesField(app.Bytes())
+	return sha256.Sum256(w.Bytes()), nil
 }
 
 // Client holds the last verified header.
@@ -92,8 +149,17 @@ func (c *Client) Verify(sh *cmttypes.SignedHeader, vals *cmttypes.ValidatorSet) 
 		if err := c.verifyFirst(sh, vals); err != nil {
 			return fmt.Errorf("%w: height %d: %v", ErrUntrusted, sh.Height, err)
 		}
-	} else if err := light.VerifyAdjacent(c.trusted, sh, vals, trustingPeriod, sh.Time, time.Second); err != nil {
-		return fmt.Errorf("%w: height %d: %v", ErrUntrusted, sh.Height, err)
+	} else {
+		// VerifyAdjacent checks signatures and the validator-set hand-over,
+		// not that sh extends the trusted block: without this, a header of
+		// another chain from the same genesis (a fork signed by the same
+		// validators) would be accepted on top of ours.
+		if want := c.trusted.Hash(); !bytes.Equal(sh.LastBlockID.Hash, want) {
+			return fmt.Errorf("%w: height %d: %v: it extends block %X, the trusted block %d is %X", ErrUntrusted, sh.Height, ErrFork, sh.LastBlockID.Hash, c.trusted.Height, want)
+		}
+		if err := light.VerifyAdjacent(c.trusted, sh, vals, trustingPeriod, sh.Time, time.Second); err != nil {
+			return fmt.Errorf("%w: height %d: %v", ErrUntrusted, sh.Height, err)
+		}
 	}
 	c.trusted = sh
 	return nil
