@@ -78,6 +78,7 @@ func (r result) String() string {
 func run(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(bin(t), args...)
+	cmd.Env = append(os.Environ(), "PHALA_HOME="+filepath.Join(buildDir, "home")) // never the user's ~/.phala
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -294,7 +295,8 @@ func TestChain(t *testing.T) {
 		t.Fatalf("register worker: %v", err)
 	}
 
-	phala := func(args ...string) []string { return append(args, "--node", rpc) }
+	genesisFile := filepath.Join(n.Homes[0], "config", "genesis.json")
+	phala := func(args ...string) []string { return append(args, "--node", rpc, "--genesis", genesisFile) }
 
 	t.Run("status", func(t *testing.T) {
 		var s statusJSON
