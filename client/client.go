@@ -108,6 +108,19 @@ func DialOptions(ctx context.Context, addr string, opts Options) (*Client, error
 // Verifies reports whether the client has a trust root (proved reads work).
 func (c *Client) Verifies() bool { return c.v != nil }
 
+// TrustRoot describes the trust root: "genesis validators" or "header
+// <height> <hash>" ("" without one).
+func (c *Client) TrustRoot() string {
+	switch {
+	case c.v == nil:
+		return ""
+	case c.v.gen != nil:
+		return "genesis validators"
+	default:
+		return fmt.Sprintf("header %d %X", c.v.trust.Height, c.v.trust.Hash)
+	}
+}
+
 // ChainID returns the chain id.
 func (c *Client) ChainID() string { return c.chainID }
 
