@@ -147,6 +147,9 @@ func (t *trustFlags) noRoot(chainID, addr string) error {
 	if t.dataDir != "" {
 		where = "in " + t.chainDir(chainID)
 	}
+	if chainID == "phala-dev" { // phala-node dev's chain, home in the temporary directory by default
+		where += fmt.Sprintf(" (a `phala-node dev` chain: --genesis %s)", filepath.Join(os.TempDir(), "phala-dev", "config", "genesis.json"))
+	}
 	return fmt.Errorf("no trust root for chain %q (node %s): phala checks every read against headers it verifies itself, starting from validators you trust. "+
 		"Give --genesis FILE (the chain's genesis.json) or --trust-height N --trust-hash HEX (a block of the chain and its hash, from a source you trust); "+
 		"it is remembered %s. A `phala devnet` records its genesis there itself", chainID, addr, where)
