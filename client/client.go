@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -210,7 +211,7 @@ func (c *Client) ProveRecent(ctx context.Context, path string, data []byte) (*Pr
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", path, err)
 	}
-	lb := c.v.newest(latest)
+	lb := c.v.newest(latest, latest+1) // a header the node has the state below
 	if lb == nil {
 		if latest < 2 { // no state proved by a header yet: wait for one
 			return c.Prove(ctx, path, data)
@@ -282,7 +283,7 @@ func (c *Client) TrustedHeight() int64 {
 	if c.v == nil {
 		return 0
 	}
-	if lb := c.v.newest(0); lb != nil {
+	if lb := c.v.newest(0, math.MaxInt64); lb != nil {
 		return lb.Height
 	}
 	return 0

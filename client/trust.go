@@ -222,11 +222,12 @@ func newVerifier(o *Options, chainID string, src lightSource) (*verifier, error)
 	return v, nil
 }
 
-// newest returns the newest verified header at or above height, or nil.
-func (v *verifier) newest(height int64) *cmttypes.LightBlock {
+// newest returns the newest verified header if its height is within
+// [lo, hi], else nil.
+func (v *verifier) newest(lo, hi int64) *cmttypes.LightBlock {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.latest != nil && v.latest.Height >= height {
+	if v.latest != nil && v.latest.Height >= lo && v.latest.Height <= hi {
 		return v.latest
 	}
 	return nil
@@ -237,20 +238,33 @@ func (v *verifier) newest(height int64) *cmttypes.LightBlock {
 // committed.
 func (v *verifier) verified(ctx context.Context, height int64, wait bool) (*cmttypes.LightBlock, error) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	if lb := v.cache[height]; lb != nil {
+	lb := v.cache[height]
+	v.mu.Unlock()
+	if lb != nil {
 		return lb, nil
 	}
+	var target *cmttypes.LightBlock
+	if wait { // wait for the height without holding the lock
+		var err error
+		if target, err = v.fetch(ctx, height, true); err != nil {
+			return nil, err
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if err := v.init(ctx); err != nil {
 		return nil, err
 	}
 	if lb := v.cache[height]; lb != nil {
 		return lb, nil
 	}
-	target, err := v.fetch(ctx, height, wait)
-	if err != nil {
-		return nil, err
+	if target == nil {
+		var err error
+		if target, err = v.fetch(ctx, height, false); err != nil {
+			return nil, err
+		}
 	}
+	var err error
 	if height > v.latest.Height {
 		err = v.forward(ctx, target)
 	} else {
