@@ -1,6 +1,9 @@
 // Package client is the Go SDK of the Phala chain: it builds and signs
 // transactions, submits them and waits for their result, and reads state
-// with Merkle proofs checked against signed headers.
+// with Merkle proofs checked against headers it verified itself with
+// CometBFT's light-client verifier, from a trust root the caller gives:
+// the chain's genesis or a header trusted out of band (see Options). A
+// node supplies data, never trust.
 package client
 
 import (
@@ -8,9 +11,11 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	coretypes "github.com/cometbft/cometbft/rpc/core/types"
 	cmttypes "github.com/cometbft/cometbft/types"
@@ -19,22 +24,39 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-// Client talks to one node's CometBFT RPC.
+// Client talks to one node's CometBFT RPC. Proved reads are checked
+// against headers it verified itself from its trust root (see Options);
+// the node supplies data, never trust.
 type Client struct {
 	rpc     *rpchttp.HTTP
 	chainID string
 	params  api.Params
+	v       *verifier // nil: no trust root, proved reads fail
 }
 
-// Dial connects to a node (e.g. "http://127.0.0.1:26657") and reads its chain
-// id and parameters (proved against a signed header). Use DialChain to
-// refuse a node of another chain: transactions are signed for the chain id
-// the node reports.
-func Dial(ctx context.Context, addr string) (*Client, error) { return DialChain(ctx, addr, "") }
+// Dial connects to a node (e.g. "http://127.0.0.1:26657") without a trust
+// root: transactions and unproved reads work, proved reads (Prove and
+// everything built on it) fail with ErrNoTrustRoot, and Params are the
+// node's word (unproved). It suits a relayer talking to its own node; use
+// DialOptions with a genesis or a trusted header to read state.
+func Dial(ctx context.Context, addr string) (*Client, error) {
+	return DialOptions(ctx, addr, Options{})
+}
 
 // DialChain is Dial that refuses a node whose chain id is not chainID
 // (empty: accept the node's).
 func DialChain(ctx context.Context, addr, chainID string) (*Client, error) {
+	return DialOptions(ctx, addr, Options{ChainID: chainID})
+}
+
+// DialOptions connects to a node and, with a trust root in opts, verifies
+// proved reads from it (light-client verification of every header used).
+// It refuses a node whose chain id is not opts.ChainID or the genesis'
+// chain id, and reads the chain parameters (proved, with a trust root).
+// Errors: ErrUntrustedHeader when the node's headers do not verify from
+// the root, ErrTrustExpired when the root is older than the trusting
+// period.
+func DialOptions(ctx context.Context, addr string, opts Options) (*Client, error) {
 	rpc, err := rpchttp.New(addr, "/websocket")
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
@@ -53,11 +75,28 @@ func DialChain(ctx context.Context, addr, chainID string) (*Client, error) {
 			return nil, fmt.Errorf("node at %s does not answer: %w", addr, err)
 		}
 	}
-	if chainID != "" && st.NodeInfo.Network != chainID {
-		return nil, fmt.Errorf("node at %s runs chain %q, expected %q", addr, st.NodeInfo.Network, chainID)
+	want := opts.ChainID
+	if want == "" && opts.Genesis != nil {
+		want = opts.Genesis.ChainID
+	}
+	if want != "" && st.NodeInfo.Network != want {
+		return nil, fmt.Errorf("node at %s runs chain %q, expected %q", addr, st.NodeInfo.Network, want)
 	}
 	c := &Client{rpc: rpc, chainID: st.NodeInfo.Network}
-	pv, err := c.Prove(ctx, api.QueryParams, nil)
+	if !opts.HasRoot() {
+		v, _, err := c.query(ctx, api.QueryParams, nil, 0)
+		if err != nil {
+			return nil, fmt.Errorf("read chain parameters from %s: %w", addr, err)
+		}
+		if c.params, err = api.DecodeParams(v); err != nil {
+			return nil, fmt.Errorf("chain parameters from %s: %w", addr, err)
+		}
+		return c, nil
+	}
+	if c.v, err = newVerifier(&opts, c.chainID, rpcSource{c}); err != nil {
+		return nil, err
+	}
+	pv, err := c.ProveRecent(ctx, api.QueryParams, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read chain parameters from %s: %w", addr, err)
 	}
@@ -65,6 +104,22 @@ func DialChain(ctx context.Context, addr, chainID string) (*Client, error) {
 		return nil, fmt.Errorf("chain parameters from %s: %w", addr, err)
 	}
 	return c, nil
+}
+
+// Verifies reports whether the client has a trust root (proved reads work).
+func (c *Client) Verifies() bool { return c.v != nil }
+
+// TrustRoot describes the trust root: "genesis validators" or "header
+// <height> <hash>" ("" without one).
+func (c *Client) TrustRoot() string {
+	switch {
+	case c.v == nil:
+		return ""
+	case c.v.gen != nil:
+		return "genesis validators"
+	default:
+		return fmt.Sprintf("header %d %X", c.v.trust.Height, c.v.trust.Hash)
+	}
 }
 
 // ChainID returns the chain id.
@@ -100,18 +155,23 @@ func (c *Client) Account(ctx context.Context, pk crypto.PublicKey) (api.Account,
 	return *a, nil
 }
 
-// ProvedValue is a state value checked against a signed header.
+// ProvedValue is a state value checked against a verified header.
 type ProvedValue struct {
 	Key    []byte
 	Value  []byte // nil: proved absent
 	Height int64  // state after this block; proved by the header of Height+1
 }
 
-// Prove reads a state value with its proof and checks it against the app
-// hash of the next header, whose commit signatures are checked against the
-// validator set the node reports for that height (see SignedHeader for what
-// that trusts). It waits (until ctx ends) for the next header to exist.
+// Prove reads a state value as of the node's latest committed block (so
+// it reflects every transaction committed before the call) with its proof,
+// and checks it against the app hash of the next header, verified from
+// the trust root. It waits (until ctx ends) for the next header to exist
+// (about one block). Errors: ErrNoTrustRoot, ErrUntrustedHeader,
+// api.ErrBadProof.
 func (c *Client) Prove(ctx context.Context, path string, data []byte) (*ProvedValue, error) {
+	if c.v == nil {
+		return nil, fmt.Errorf("proved read of %s: %w", path, ErrNoTrustRoot)
+	}
 	key, err := api.QueryKey(path, data)
 	if err != nil {
 		return nil, err
@@ -130,63 +190,107 @@ func (c *Client) Prove(ctx context.Context, path string, data []byte) (*ProvedVa
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", path, err)
 	}
-	r := res.Response
+	return c.checkAnswer(ctx, path, key, 0, &res.Response, nil)
+}
+
+// ProveRecent is Prove without the wait: it reads the state as of the
+// block before the node's latest one (at most one block older than
+// Prove's), proved by the latest header, and reuses a header this client
+// already verified when it is that recent. Reads that need not see a
+// transaction committed in the last block (parameters, registrations,
+// contract records) use it; one verified header then serves them all.
+func (c *Client) ProveRecent(ctx context.Context, path string, data []byte) (*ProvedValue, error) {
+	if c.v == nil {
+		return nil, fmt.Errorf("proved read of %s: %w", path, ErrNoTrustRoot)
+	}
+	key, err := api.QueryKey(path, data)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := c.Height(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", path, err)
+	}
+	lb := c.v.newest(latest, latest+1) // a header the node has the state below
+	if lb == nil {
+		if latest < 2 { // no state proved by a header yet: wait for one
+			return c.Prove(ctx, path, data)
+		}
+		if lb, err = c.v.verified(ctx, latest, false); err != nil {
+			return nil, fmt.Errorf("query %s: %w", path, err)
+		}
+	}
+	res, err := c.rpc.ABCIQueryWithOptions(ctx, path, data, rpcQueryOpts(lb.Height-1, true))
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", path, err)
+	}
+	return c.checkAnswer(ctx, path, key, lb.Height-1, &res.Response, lb)
+}
+
+// checkAnswer checks a proved ABCI answer for key (at height, 0: any)
+// against lb, or the verified header of its height + 1.
+func (c *Client) checkAnswer(ctx context.Context, path string, key []byte, height int64, r *abci.ResponseQuery, lb *cmttypes.LightBlock) (*ProvedValue, error) {
 	if r.Code != 0 {
 		return nil, &api.TxError{Code: api.Code(r.Code), Log: r.Log}
 	}
 	if !bytes.Equal(r.Key, key) {
 		return nil, fmt.Errorf("%w: node answered %s for another key", api.ErrBadProof, path)
 	}
-	sh, err := c.SignedHeader(ctx, r.Height+1)
-	if err != nil {
-		return nil, err
+	if height != 0 && r.Height != height {
+		return nil, fmt.Errorf("%w: asked for %s at height %d, node answered for %d", api.ErrBadProof, path, height, r.Height)
 	}
-	if err := api.VerifyStateProof(r.Key, r.Value, r.ProofOps, sh.AppHash); err != nil {
+	if r.Height < 1 {
+		return nil, fmt.Errorf("%w: %s answered for height %d", api.ErrBadProof, path, r.Height)
+	}
+	if lb == nil {
+		var err error
+		if lb, err = c.v.verified(ctx, r.Height+1, true); err != nil {
+			return nil, fmt.Errorf("query %s: %w", path, err)
+		}
+	}
+	if err := api.VerifyStateProof(r.Key, r.Value, r.ProofOps, lb.AppHash); err != nil {
 		return nil, fmt.Errorf("%s at height %d: %w", path, r.Height, err)
 	}
 	return &ProvedValue{Key: r.Key, Value: r.Value, Height: r.Height}, nil
 }
 
-// SignedHeader returns the header of height with its commit, after checking
-// that the validator set the node reports hashes to the header's
-// ValidatorsHash and that validators holding more than 2/3 of its power
-// signed it. It waits for the height to be committed.
-//
-// It trusts the node for the validator set itself; verifying validator-set
-// changes from a trusted genesis is the light client's job (pRuntime's
-// verified sync), which the SDK will use too.
+// SignedHeader returns the header of height with its commit, verified from
+// the trust root (see LightBlock). It waits for the height to be
+// committed.
 func (c *Client) SignedHeader(ctx context.Context, height int64) (*cmttypes.SignedHeader, error) {
-	for {
-		cm, err := c.rpc.Commit(ctx, &height)
-		if err != nil && !strings.Contains(err.Error(), "must be less than or equal to the current blockchain height") {
-			return nil, fmt.Errorf("header %d: %w", height, err)
-		}
-		if err == nil && cm.CanonicalCommit {
-			vals, err := c.Validators(ctx, height)
-			if err != nil {
-				return nil, err
-			}
-			sh := &cm.SignedHeader
-			if err := sh.ValidateBasic(c.chainID); err != nil {
-				return nil, fmt.Errorf("header %d: %w", height, err)
-			}
-			if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
-				return nil, fmt.Errorf("%w: validator set reported for height %d does not match its header", api.ErrBadProof, height)
-			}
-			if err := vals.VerifyCommitLight(c.chainID, sh.Commit.BlockID, height, sh.Commit); err != nil {
-				return nil, fmt.Errorf("commit of header %d: %w", height, err)
-			}
-			return sh, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for header %d: %w", height, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
+	lb, err := c.LightBlock(ctx, height)
+	if err != nil {
+		return nil, err
 	}
+	return lb.SignedHeader, nil
 }
 
-// Validators returns the validator set of a height (as the node reports it).
+// LightBlock returns the header of height with its commit and validator
+// set, verified from the trust root with CometBFT's light-client verifier
+// (each verified header is kept, so a height is verified once). It waits
+// for the height to be committed. Errors: ErrNoTrustRoot,
+// ErrUntrustedHeader, ErrTrustExpired.
+func (c *Client) LightBlock(ctx context.Context, height int64) (*cmttypes.LightBlock, error) {
+	if c.v == nil {
+		return nil, fmt.Errorf("header %d: %w", height, ErrNoTrustRoot)
+	}
+	return c.v.verified(ctx, height, true)
+}
+
+// TrustedHeight is the height of the newest header the client verified (0
+// before any, or without a trust root).
+func (c *Client) TrustedHeight() int64 {
+	if c.v == nil {
+		return 0
+	}
+	if lb := c.v.newest(0, math.MaxInt64); lb != nil {
+		return lb.Height
+	}
+	return 0
+}
+
+// Validators returns the validator set of a height as the node reports it
+// (unverified; LightBlock returns a verified one).
 func (c *Client) Validators(ctx context.Context, height int64) (*cmttypes.ValidatorSet, error) {
 	var all []*cmttypes.Validator
 	for page := 1; ; page++ {
@@ -195,12 +299,39 @@ func (c *Client) Validators(ctx context.Context, height int64) (*cmttypes.Valida
 		if err != nil {
 			return nil, fmt.Errorf("validators at %d: %w", height, err)
 		}
+		if res.Total > maxValidators {
+			return nil, fmt.Errorf("%w: node reports %d validators at %d", ErrUntrustedHeader, res.Total, height)
+		}
 		all = append(all, res.Validators...)
 		if len(all) >= res.Total || len(res.Validators) == 0 {
 			break
 		}
 	}
 	return cmttypes.NewValidatorSet(all), nil
+}
+
+// rpcSource fetches the node's light blocks (the commit of a height is
+// its canonical one, or the node's seen commit for its latest height;
+// both carry more than 2/3 of the signatures).
+type rpcSource struct{ c *Client }
+
+func (s rpcSource) lightBlock(ctx context.Context, height int64) (*cmttypes.LightBlock, error) {
+	cm, err := s.c.rpc.Commit(ctx, &height)
+	if err != nil {
+		if strings.Contains(err.Error(), "must be less than or equal to the current blockchain height") {
+			return nil, fmt.Errorf("header %d: %w", height, errNotYet)
+		}
+		return nil, fmt.Errorf("header %d: %w", height, err)
+	}
+	vals, err := s.c.Validators(ctx, height)
+	if err != nil {
+		return nil, err
+	}
+	lb := &cmttypes.LightBlock{SignedHeader: &cm.SignedHeader, ValidatorSet: vals}
+	if err := lb.ValidateBasic(s.c.chainID); err != nil {
+		return nil, fmt.Errorf("%w: header %d from the node: %v", ErrUntrustedHeader, height, err)
+	}
+	return lb, nil
 }
 
 // Messages returns the queue messages of a height (verify them with

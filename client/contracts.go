@@ -47,6 +47,15 @@ func (c *Client) proveValue(ctx context.Context, path string, data []byte) ([]by
 	return pv.Value, nil
 }
 
+// proveRecentValue is proveValue with ProveRecent (no wait for a block).
+func (c *Client) proveRecentValue(ctx context.Context, path string, data []byte) ([]byte, error) {
+	pv, err := c.ProveRecent(ctx, path, data)
+	if err != nil {
+		return nil, err
+	}
+	return pv.Value, nil
+}
+
 // deployerSeq reads how many contracts deployer uploaded (the sequence of
 // its next upload).
 func (c *Client) deployerSeq(ctx context.Context, d crypto.PublicKey) (uint64, error) {
@@ -61,9 +70,10 @@ func (c *Client) deployerSeq(ctx context.Context, d crypto.PublicKey) (uint64, e
 	return n, nil
 }
 
-// Contract reads a deployed contract's record (proved).
+// Contract reads a deployed contract's record (proved, as of a recent
+// block: see ProveRecent).
 func (c *Client) Contract(ctx context.Context, id crypto.PublicKey) (*api.ContractRecord, error) {
-	v, err := c.proveValue(ctx, api.QueryContract, id[:])
+	v, err := c.proveRecentValue(ctx, api.QueryContract, id[:])
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +85,7 @@ func (c *Client) Contract(ctx context.Context, id crypto.PublicKey) (*api.Contra
 
 // ContractByUpload returns the record of the contract an upload became.
 func (c *Client) ContractByUpload(ctx context.Context, upload [32]byte) (*api.ContractRecord, error) {
-	v, err := c.proveValue(ctx, api.QueryContractUpload, upload[:])
+	v, err := c.proveRecentValue(ctx, api.QueryContractUpload, upload[:])
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +136,7 @@ func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []b
 func (c *Client) QueryContract(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, input []byte) ([]byte, int64, error) {
 	var lastErr error
 	for _, w := range rec.Workers {
-		v, err := c.proveValue(ctx, api.QueryWorker, w[:])
+		v, err := c.proveRecentValue(ctx, api.QueryWorker, w[:])
 		if err != nil || v == nil {
 			lastErr = fmt.Errorf("worker %s: not registered", w.Short())
 			continue
@@ -188,7 +198,7 @@ func (p *PendingQuery) Send(ctx context.Context, endpoint string) ([]byte, int64
 
 // WorkerEndpoint returns the API endpoint a worker registered (proved).
 func (c *Client) WorkerEndpoint(ctx context.Context, worker crypto.PublicKey) (string, error) {
-	v, err := c.proveValue(ctx, api.QueryWorker, worker[:])
+	v, err := c.proveRecentValue(ctx, api.QueryWorker, worker[:])
 	if err != nil {
 		return "", err
 	}

@@ -35,10 +35,12 @@ then sends --queries encrypted balance queries to the worker from
 			if cfg.Code, err = contractbuild.Build(filepath.Join("examples", "contracts", "token")); err != nil {
 				return err
 			}
-			cfg.RPC = g.nodeURL()
 			cfg.Log = func(f string, a ...any) { fmt.Fprintf(cmd.ErrOrStderr(), f+"\n", a...) }
 			ctx, cancel := g.withTimeout(cmd)
 			defer cancel()
+			if cfg.RPC, cfg.Trust, _, err = g.clientOptions(ctx); err != nil {
+				return err
+			}
 			res, err := loadgen.RunContracts(ctx, cfg)
 			if err != nil {
 				return err

@@ -39,7 +39,8 @@ func statusCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show the chain id, latest block, validators and chain parameters",
 		Long: `status asks the node for the chain id, its latest block and the validator
-set, and prints the chain parameters (read with a proof at connection): the
+set (the block's header and validators verified from the trust root, see
+` + "`phala --help`" + `), and prints the chain parameters (read with a proof): the
 transaction fee (fee_base + fee_per_byte * size), the era length, the
 lifetime of a worker registration and the largest transaction.`,
 		Example: `  phala status
@@ -57,10 +58,11 @@ lifetime of a worker registration and the largest transaction.`,
 				return g.nodeError(err)
 			}
 			h := st.SyncInfo.LatestBlockHeight
-			vals, err := c.Validators(ctx, h)
+			lb, err := c.LightBlock(ctx, h) // verified from the trust root
 			if err != nil {
 				return g.nodeError(err)
 			}
+			vals := lb.ValidatorSet
 			p := c.Params()
 			// What a transfer costs: its size hardly varies, so one example.
 			example := client.BuildTx(c.ChainID(), p, crypto.MustKeyPairFromURI("//Alice"), 0, &api.Transfer{To: crypto.MustKeyPairFromURI("//Bob").Public(), Amount: api.Unit})
@@ -70,13 +72,14 @@ lifetime of a worker registration and the largest transaction.`,
 				Moniker:       st.NodeInfo.Moniker,
 				Version:       st.NodeInfo.Version,
 				LatestHeight:  h,
-				LatestTime:    st.SyncInfo.LatestBlockTime.UTC(),
+				LatestTime:    lb.Time.UTC(),
 				CatchingUp:    st.SyncInfo.CatchingUp,
 				Validators:    len(vals.Validators),
 				VotingPower:   vals.TotalVotingPower(),
 				Params:        p,
 				TransferFee:   fmt.Sprint(example.Fee),
 				TransferFeePH: formatAmount(example.Fee),
+				TrustRoot:     c.TrustRoot(),
 			}
 			return g.output(cmd, out, func(w io.Writer) {
 				fmt.Fprintf(w, "Chain:        %s\n", out.ChainID)
@@ -86,6 +89,7 @@ lifetime of a worker registration and the largest transaction.`,
 					fmt.Fprintln(w, "              (the node is still catching up with the chain)")
 				}
 				fmt.Fprintf(w, "Validators:   %d (total voting power %d)\n", out.Validators, out.VotingPower)
+				fmt.Fprintf(w, "Verified:     from the %s\n", out.TrustRoot)
 				fmt.Fprintln(w, "Parameters:")
 				fmt.Fprintf(w, "  fee:                   %s + %s per byte (a transfer: %s)\n", pha(p.FeeBase), pha(p.FeePerByte), pha(example.Fee))
 				fmt.Fprintf(w, "  era length:            %d blocks\n", p.EraLength)
@@ -109,6 +113,7 @@ type statusJSON struct {
 	Params        api.Params `json:"params"`
 	TransferFee   string     `json:"transfer_fee"`     // units
 	TransferFeePH string     `json:"transfer_fee_pha"` // PHA
+	TrustRoot     string     `json:"trust_root"`       // what the headers were verified from
 }
 
 func balanceCmd(g *globals) *cobra.Command {

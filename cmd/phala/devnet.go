@@ -19,7 +19,7 @@ import (
 	"github.com/phalago/phala/internal/devnet"
 )
 
-func devnetCmd(_ *globals) *cobra.Command {
+func devnetCmd(g *globals) *cobra.Command {
 	var (
 		home, logLevel string
 		cfg            = devnet.DefaultConfig("")
@@ -40,6 +40,11 @@ Data lives in --home: run devnet again with the same --home and it resumes
 where it stopped. Without --home, a fresh directory is used each time.
 
 The pRuntimes use the sim platform: no hardware protection, development only.
+
+The devnet records its genesis as the trust root of its chain id in the
+CLI's --data-dir (~/.phala/chains/<chain id>/genesis.json), so phala
+commands verify this devnet's headers from its genesis validators with no
+flag. A new devnet (another --home) replaces the record.
 
 --demo deploys the confidential token (built from examples/contracts/token,
 so run it from the repository) and runs a few private transfers and queries.`,
@@ -71,7 +76,12 @@ so run it from the repository) and runs a few private transfers and queries.`,
 				d.Stop()
 			}()
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "home:        %s\nnode RPC:    %s\n", home, d.RPC())
+			if g.trust.dataDir != "" {
+				if err := g.trust.recordGenesis(d.GenesisFile()); err != nil {
+					return fmt.Errorf("record the devnet's genesis in %s: %w", g.trust.dataDir, err)
+				}
+			}
+			fmt.Fprintf(out, "home:        %s\nnode RPC:    %s\ngenesis:     %s (trusted by phala commands)\n", home, d.RPC(), d.GenesisFile())
 			for _, rt := range d.Runtimes {
 				fmt.Fprintf(out, "%-12s %s (control %s)\n", rt.Name+":", rt.URL, rt.ControlURL)
 			}
@@ -83,7 +93,7 @@ so run it from the repository) and runs a few private transfers and queries.`,
 			}
 			fmt.Fprintf(out, "devnet ready: chain %s at %s; try `go run ./cmd/phala status`\n", cfg.ChainID, d.RPC())
 			if demo {
-				if err := runDemo(ctx, out, d.RPC()); err != nil {
+				if err := runDemo(ctx, out, d); err != nil {
 					return fmt.Errorf("demo: %w", err)
 				}
 			}
@@ -102,8 +112,8 @@ so run it from the repository) and runs a few private transfers and queries.`,
 }
 
 // runDemo deploys the token and shows what each party sees.
-func runDemo(ctx context.Context, out io.Writer, rpc string) error {
-	cl, err := client.Dial(ctx, rpc)
+func runDemo(ctx context.Context, out io.Writer, d *devnet.Devnet) error {
+	cl, err := d.Dial(ctx)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ type globals struct {
 	node    string
 	json    bool
 	timeout time.Duration
+	trust   trustFlags
 }
 
 func main() {
@@ -53,11 +54,23 @@ func newRootCmd() *cobra.Command {
 keys (the same keys and SS58 addresses as Substrate's subkey), send PHA and
 read balances, look up workers and gatekeepers, and show the chain's status.
 
-Reads of chain state are checked with Merkle proofs against headers signed
-by the chain's validators. Every command takes --node (the CometBFT RPC of a
-phala-node) and --json (machine-readable output).`,
-		Example: `  go run ./cmd/phala-node dev            # a development chain on ` + defaultNode + `
+Reads of chain state are checked with Merkle proofs against headers that
+phala verifies itself with CometBFT's light client, from a trust root you
+give: --genesis FILE (the chain's genesis.json: its validators sign the
+first block, and each validator-set change is followed from there) or
+--trust-height N --trust-hash HEX (a block and its hash, learned from a
+source you trust). The root is remembered per chain id in --data-dir
+(~/.phala), with the newest verified header, so later commands need no
+flag; ` + "`phala devnet`" + ` records its own genesis there, so the CLI works with
+it out of the box. A node's word is never the root: without one, commands
+that read state stop and say how to give it.
+
+Every command takes --node (the CometBFT RPC of a phala-node) and --json
+(machine-readable output).`,
+		Example: `  go run ./cmd/phala devnet               # a development network on ` + defaultNode + `
   phala status
+  phala status --genesis ~/chain/config/genesis.json
+  phala status --trust-height 1200 --trust-hash 3F0A...   # a block hash you trust
   phala key inspect //Alice
   phala transfer --from //Alice --to 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty --amount 1.5
   phala balance 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty`,
@@ -67,6 +80,7 @@ phala-node) and --json (machine-readable output).`,
 	root.PersistentFlags().StringVar(&g.node, "node", defaultNode, "CometBFT RPC address of a phala-node")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON instead of text")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", time.Minute, "give up on the node after this long")
+	g.trust.register(root)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())
 	})
@@ -109,17 +123,35 @@ func (g *globals) nodeURL() string {
 	return g.node
 }
 
-// dial connects to --node, turning a node that does not answer into advice.
+// dial connects to --node with the trust root of the flags or the data
+// directory (see trust.go), turning a node that does not answer into
+// advice.
 func (g *globals) dial(ctx context.Context) (*client.Client, error) {
-	addr := g.nodeURL()
-	if u, err := url.Parse(addr); err != nil || u.Host == "" {
-		return nil, fmt.Errorf("--node %q is not an RPC address: give one such as %s", g.node, defaultNode)
+	addr, opts, remember, err := g.clientOptions(ctx)
+	if err != nil {
+		return nil, err
 	}
-	c, err := client.Dial(ctx, addr)
+	c, err := client.DialOptions(ctx, addr, opts)
 	if err != nil {
 		return nil, g.nodeError(err)
 	}
+	if err := remember(c.ChainID()); err != nil {
+		return nil, fmt.Errorf("remember the trust root in %s: %w", g.trust.dataDir, err)
+	}
 	return c, nil
+}
+
+// clientOptions checks --node and resolves the trust root.
+func (g *globals) clientOptions(ctx context.Context) (string, client.Options, func(string) error, error) {
+	addr := g.nodeURL()
+	if u, err := url.Parse(addr); err != nil || u.Host == "" {
+		return "", client.Options{}, nil, fmt.Errorf("--node %q is not an RPC address: give one such as %s", g.node, defaultNode)
+	}
+	opts, remember, err := g.trust.options(ctx, addr)
+	if err != nil {
+		return "", opts, nil, g.nodeError(err)
+	}
+	return addr, opts, remember, nil
 }
 
 // nodeError explains an error talking to the node: one that does not
@@ -128,6 +160,9 @@ func (g *globals) nodeError(err error) error {
 	addr := g.nodeURL()
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("node at %s did not answer within --timeout %s: is it reachable, and is its chain producing blocks? (proved reads wait for the next block) (%v)", addr, g.timeout, err)
+	}
+	if errors.Is(err, client.ErrUntrustedHeader) {
+		return fmt.Errorf("the node at %s sent a header that does not verify from the trust root: the node lies, or it runs another chain under the same chain id (a new devnet records its genesis when `phala devnet` starts; for another chain give --genesis FILE or --trust-height/--trust-hash): %w", addr, err)
 	}
 	if !unreachable(err) {
 		return err

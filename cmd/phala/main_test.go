@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
-	cmttypes "github.com/cometbft/cometbft/types"
 	bip39 "github.com/cosmos/go-bip39"
 	subkey "github.com/vedhavyas/go-subkey/v2"
 	subsr "github.com/vedhavyas/go-subkey/v2/sr25519"
+
+	"github.com/cometbft/cometbft/crypto/ed25519"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -79,6 +81,7 @@ func (r result) String() string {
 func run(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(bin(t), args...)
+	cmd.Env = append(os.Environ(), "PHALA_HOME="+filepath.Join(buildDir, "home")) // never the user's ~/.phala
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -312,7 +315,8 @@ func TestChain(t *testing.T) {
 	info := registerKey(identity)
 	registerKey(gatekeeper)
 
-	phala := func(args ...string) []string { return append(args, "--node", rpc) }
+	genesisFile := filepath.Join(n.Homes[0], "config", "genesis.json")
+	phala := func(args ...string) []string { return append(args, "--node", rpc, "--genesis", genesisFile) }
 
 	t.Run("status", func(t *testing.T) {
 		var s statusJSON
@@ -453,6 +457,74 @@ func TestChain(t *testing.T) {
 		okJSON(t, &g, phala("gatekeepers")...)
 		if g.MasterKey == nil || g.MasterKey.PublicKey != mk.Hex() || g.MasterKey.Address != mk.Address() {
 			t.Errorf("gatekeepers after publication: %+v", g)
+		}
+	})
+
+	// Trust roots: none is refused; --genesis and --trust-height/--trust-hash
+	// verify and are remembered in --data-dir; wrong ones are refused.
+	t.Run("trust", func(t *testing.T) {
+		at := func(dir string, args ...string) []string { return append(args, "--node", rpc, "--data-dir", dir) }
+		empty := t.TempDir()
+		for _, cmd := range [][]string{{"status"}, {"balance", "//Alice"}, {"worker", identity.Public().Hex()}, {"gatekeepers"}} {
+			fails(t, []string{"no trust root for chain \"" + n.ChainID + "\"", "--genesis FILE", "--trust-height N --trust-hash HEX"}, at(empty, cmd...)...)
+		}
+		// --genesis, remembered with the newest verified header.
+		dir := t.TempDir()
+		var s statusJSON
+		okJSON(t, &s, at(dir, "status", "--genesis", genesisFile)...)
+		if s.TrustRoot != "genesis validators" || s.Validators != 1 {
+			t.Errorf("status from the genesis: %+v", s)
+		}
+		ok(t, at(dir, "balance", "//Alice")...)
+		chainDir := filepath.Join(dir, "chains", n.ChainID)
+		if _, err := os.Stat(filepath.Join(chainDir, "genesis.json")); err != nil {
+			t.Errorf("genesis not remembered: %v", err)
+		}
+		if m, _ := filepath.Glob(filepath.Join(chainDir, "trusted-*.pb")); len(m) != 1 {
+			t.Errorf("verified headers stored: %v", m)
+		}
+		// A trusted header: a wrong hash is refused, the right one verifies
+		// and replaces the genesis as the remembered root.
+		lb, err := c.LightBlock(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash := hex.EncodeToString(lb.Hash())
+		wrong := strings.Repeat("ab", 32)
+		fails(t, []string{"does not verify", "not the trusted"}, at(dir, "balance", "//Alice", "--trust-height", "2", "--trust-hash", wrong)...)
+		okJSON(t, &s, at(dir, "status", "--trust-height", "2", "--trust-hash", "0x"+hash)...)
+		if s.TrustRoot != "header 2 "+strings.ToUpper(hash) {
+			t.Errorf("status from a trusted header: %+v", s)
+		}
+		okJSON(t, &s, at(dir, "status")...)
+		if s.TrustRoot != "header 2 "+strings.ToUpper(hash) {
+			t.Errorf("remembered root: %+v", s)
+		}
+		if _, err := os.Stat(filepath.Join(chainDir, "genesis.json")); !os.IsNotExist(err) {
+			t.Errorf("the replaced genesis root is still there: %v", err)
+		}
+		// Bad flags.
+		fails(t, []string{"not both"}, at(dir, "status", "--genesis", genesisFile, "--trust-height", "2", "--trust-hash", hash)...)
+		fails(t, []string{"go together"}, at(dir, "status", "--trust-height", "2")...)
+		fails(t, []string{"--trust-hash", "64 hex digits"}, at(dir, "status", "--trust-height", "2", "--trust-hash", "abc")...)
+		fails(t, []string{"not a genesis document"}, at(dir, "status", "--genesis", filepath.Join(n.Homes[0], "config", "config.toml"))...)
+		// A genesis of another chain id, and one with other validators.
+		doc := n.Genesis()
+		doc.ChainID = "other-chain"
+		other := filepath.Join(t.TempDir(), "other.json")
+		if err := doc.SaveAs(other); err != nil {
+			t.Fatal(err)
+		}
+		fails(t, []string{"runs chain \"" + n.ChainID + "\", expected \"other-chain\""}, at(t.TempDir(), "status", "--genesis", other)...)
+		doc = n.Genesis()
+		doc.Validators = []cmttypes.GenesisValidator{{PubKey: ed25519.GenPrivKey().PubKey(), Power: 10}}
+		if err := doc.SaveAs(other); err != nil {
+			t.Fatal(err)
+		}
+		fresh := t.TempDir()
+		fails(t, []string{"does not verify", "not signed by the genesis validators"}, at(fresh, "balance", "//Alice", "--genesis", other)...)
+		if _, err := os.Stat(filepath.Join(fresh, "chains", n.ChainID, "genesis.json")); !os.IsNotExist(err) {
+			t.Errorf("a root that did not verify was remembered: %v", err)
 		}
 	})
 

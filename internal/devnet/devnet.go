@@ -98,6 +98,7 @@ type Devnet struct {
 	Runtimes []*Runtime
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	genesis  *cmttypes.GenesisDoc
 }
 
 func (c Config) nodeHomes() []string {
@@ -145,6 +146,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		d.Stop()
 		return nil, err
 	}
+	d.genesis = doc
 	rctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	names := []string{"gatekeeper"}
@@ -324,10 +326,24 @@ func (rt *Runtime) Kill() error {
 // RPC returns the first validator's RPC URL.
 func (d *Devnet) RPC() string { return d.nodes[0].RPCAddress() }
 
+// GenesisFile is the path of the chain's genesis document.
+func (d *Devnet) GenesisFile() string {
+	return filepath.Join(d.cfg.nodeHomes()[0], "config", "genesis.json")
+}
+
+// Genesis returns the chain's genesis document.
+func (d *Devnet) Genesis() *cmttypes.GenesisDoc { return d.genesis }
+
+// Dial connects a client to the first validator, trusting the genesis
+// validators (proved reads verified from them).
+func (d *Devnet) Dial(ctx context.Context) (*client.Client, error) {
+	return client.DialOptions(ctx, d.RPC(), client.Options{Genesis: d.genesis})
+}
+
 // WaitReady waits until the master key is published, every worker is
 // registered and every pRuntime has caught up with the chain.
 func (d *Devnet) WaitReady(ctx context.Context) error {
-	c, err := client.Dial(ctx, d.RPC())
+	c, err := d.Dial(ctx)
 	if err != nil {
 		return err
 	}

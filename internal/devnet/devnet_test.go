@@ -132,7 +132,7 @@ func TestDevnetToken(t *testing.T) {
 }
 
 func dial(t *testing.T, ctx context.Context, d *Devnet) *client.Client {
-	c, err := client.Dial(ctx, d.RPC())
+	c, err := d.Dial(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,9 @@ type ContractConfig struct {
 	Batch       int
 	Funder      *crypto.KeyPair
 	Log         func(format string, args ...any)
+	// Trust is the client's trust root (proved reads of the contract and
+	// its worker are verified from it).
+	Trust client.Options
 }
 
 // ContractResult of a run.
@@ -58,7 +61,7 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	c, err := client.Dial(ctx, cfg.RPC)
+	c, err := client.DialOptions(ctx, cfg.RPC, cfg.Trust)
 	if err != nil {
 		return nil, err
 	}

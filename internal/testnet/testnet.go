@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	cfg "github.com/cometbft/cometbft/config"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
@@ -134,12 +136,22 @@ func (n *Network) Node(i int) *node.Node { return n.nodes[i] }
 // RPC returns the RPC address of node i (valid while it runs).
 func (n *Network) RPC(i int) string { return n.nodes[i].RPCAddress() }
 
-// Client dials node i.
+// Genesis returns the network's genesis document.
+func (n *Network) Genesis() *cmttypes.GenesisDoc {
+	n.t.Helper()
+	doc, err := cmttypes.GenesisDocFromFile(filepath.Join(n.Homes[0], "config", "genesis.json"))
+	if err != nil {
+		n.t.Fatalf("genesis: %v", err)
+	}
+	return doc
+}
+
+// Client dials node i, trusting the network's genesis validators.
 func (n *Network) Client(i int) *client.Client {
 	n.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, n.RPC(i))
+	c, err := client.DialOptions(ctx, n.RPC(i), client.Options{Genesis: n.Genesis()})
 	if err != nil {
 		n.t.Fatalf("dial node %d: %v", i, err)
 	}
