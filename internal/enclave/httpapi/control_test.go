@@ -23,7 +23,7 @@ import (
 // 404 on the public API and changes nothing; the public info holds only
 // public facts; queries are served there (and not on the control API).
 func TestPublicAPIChangesNothing(t *testing.T) {
-	e := newEngine(t, true) // a gatekeeper: its egress is not empty
+	e := gatekeeperWithEgress(t)
 	log := slog.New(slog.DiscardHandler)
 	public := PublicHandler(e, log)
 	control := ControlHandler(e, log, ControlOptions{})
@@ -328,7 +328,7 @@ func TestEgressPage(t *testing.T) {
 
 // The egress endpoint: pages through HTTP, and refuses bad parameters.
 func TestEgressEndpoint(t *testing.T) {
-	e := newEngine(t, true)
+	e := gatekeeperWithEgress(t)
 	h := ControlHandler(e, slog.New(slog.DiscardHandler), ControlOptions{})
 	r := serve(h, "GET", "/egress?max_bytes=1", nil, "127.0.0.1:1")
 	ms, err := api.DecodeSignedMessages(r.Body.Bytes())

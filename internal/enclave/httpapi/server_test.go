@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,6 +23,8 @@ import (
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/platform"
 	"github.com/phalago/phala/internal/node"
+	"github.com/phalago/phala/internal/relayer"
+	"github.com/phalago/phala/internal/testnet"
 )
 
 // newServer serves a fresh worker engine's control API (on loopback, so
@@ -44,7 +47,7 @@ func newServers(t *testing.T, opts ControlOptions) (control, public *httptest.Se
 }
 
 // newEngine returns a fresh engine: a worker, or the genesis gatekeeper
-// (whose egress holds its master key announcement).
+// (which holds the MasterKey but announces it only once registered).
 func newEngine(t *testing.T, gatekeeper bool) *engine.Engine {
 	t.Helper()
 	dir := t.TempDir()
@@ -152,4 +155,72 @@ func TestClient(t *testing.T) {
 	if strings.Contains(string(b), "seed") || strings.Contains(string(b), "secret") {
 		t.Fatalf("info mentions secrets: %s", b)
 	}
+}
+
+// gatekeeperWithEgress returns the genesis gatekeeper of a real one-node
+// chain, synced past its own registration, so that its egress holds its
+// MasterKey announcement (a gatekeeper announces only once it is attested).
+func gatekeeperWithEgress(t *testing.T) *engine.Engine {
+	t.Helper()
+	code := []byte("code")
+	m := sha256.Sum256(code)
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := platform.NewSim(dir, code, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent, err := keys.CreatePreGenesisEntity(p, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := node.DevGenesisState(m[:])
+	g.Gatekeepers = []crypto.PublicKey{ent.Identity.Public()}
+	net := testnet.New(t, testnet.Options{Genesis: g})
+	c := net.Client(0)
+	e, err := engine.New(engine.Config{DataDir: dir, Genesis: net.Genesis(), Endpoint: "http://w", Platform: p, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := &relayer.Fetcher{C: c}
+	sync := func() {
+		t.Helper()
+		top, err := c.Height(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SignedHeader(ctx, top+1) // waits for the header that commits to top
+		info := e.Info()
+		hs, err := f.Headers(ctx, info.Synced+1, top+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.SyncHeaders(hs); err != nil {
+			t.Fatal(err)
+		}
+		bs, err := f.Blocks(ctx, info.Dispatched+1, top)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.DispatchBlocks(bs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	net.WaitHeight(3, 30*time.Second)
+	sync()
+	operator := crypto.MustKeyPairFromURI("//Alice")
+	call, err := e.Registration(operator.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewSigner(operator).Submit(ctx, call); err != nil {
+		t.Fatal(err)
+	}
+	testnet.WaitFor(t, 30*time.Second, "the gatekeeper's announcement in its egress", func() (bool, error) {
+		sync()
+		return len(e.Egress()) > 0, nil
+	})
+	return e
 }
