@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,6 +77,7 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 	gk := ch.engine(t, ch.gkDir)
 	g := gk.Identity()
 	bobS := ch.c.NewSigner(bob)
+	register(t, ch, gk, bob) // a gatekeeper announces only once attested
 	testnet.WaitFor(t, time.Minute, "master key announced on chain", func() (bool, error) {
 		relay(t, ch, bobS, gk)
 		return gk.st.masterPub != (crypto.PublicKey{}), nil
@@ -258,7 +260,17 @@ func TestMasterKeyShareBoundToChain(t *testing.T) {
 	if first.master == nil || onA.master != nil || onB.master != nil {
 		t.Fatal("setup: only the first gatekeeper holds a MasterKey")
 	}
-	rec := &api.WorkerRecord{Info: api.WorkerInfo{IdentityKey: g2.Identity.Public(), EcdhKey: g2.Ecdh.Public()}, ExpiresAt: 1 << 40}
+	// Both gatekeepers attested (as their registrations in the queue would
+	// make them), so that only the chain binding is left to refuse.
+	m := sha256.Sum256(code)
+	attested := func(ent *keys.Entity) *api.WorkerRecord {
+		return &api.WorkerRecord{Info: api.WorkerInfo{IdentityKey: ent.Identity.Public(), EcdhKey: ent.Ecdh.Public()}, Platform: api.PlatformSim, Measurement: m[:], ExpiresAt: 1 << 40}
+	}
+	rec := attested(g2)
+	firstRec := attested(first.entity)
+	for _, e := range []*Engine{onA, onB} {
+		e.st.workers[firstRec.Info.IdentityKey] = firstRec
+	}
 	first.shareMaster(&Context{e: first, Height: 1}, rec)
 	var share *api.Message
 	for _, m := range first.Egress() {
@@ -269,10 +281,10 @@ func TestMasterKeyShareBoundToChain(t *testing.T) {
 	if share == nil {
 		t.Fatal("no share")
 	}
-	if err := onB.onMasterKeyShare(nil, share); err == nil || onB.master != nil {
+	if err := onB.onMasterKeyShare(&Context{e: onB, Height: 1}, share); err == nil || onB.master != nil {
 		t.Fatalf("the share opened on the host's chain: %v", err)
 	}
-	if err := onA.onMasterKeyShare(nil, share); err != nil || onA.master == nil || onA.master.Public() != first.master.Public() {
+	if err := onA.onMasterKeyShare(&Context{e: onA, Height: 1}, share); err != nil || onA.master == nil || onA.master.Public() != first.master.Public() {
 		t.Fatalf("the share on its own chain: %v", err)
 	}
 }

@@ -31,14 +31,8 @@ func TestQueryReplayRefused(t *testing.T) {
 	gk := ch.engine(t, ch.gkDir)
 	ws := []*Engine{ch.engine(t, t.TempDir()), ch.engine(t, t.TempDir())}
 	bobS, aliceS := ch.c.NewSigner(bob), ch.c.NewSigner(alice)
-	for _, w := range ws {
-		reg, err := w.Registration(bob.Public())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := aliceS.Submit(ctx(t), reg); err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range []*Engine{gk, ws[0], ws[1]} {
+		register(t, ch, e, bob)
 	}
 	relay(t, ch, bobS, gk, ws[0], ws[1])
 	code := contracttest.Build(t, filepath.Join("..", "..", "..", "examples", "contracts", "token"))
