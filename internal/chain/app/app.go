@@ -1,7 +1,8 @@
-// Package app is the chain's ABCI++ application: it decodes and checks
-// transactions, runs them through the modules (accounts, registry, mq) on
-// the Merkle store, collects each block's queue messages, and commits to
-// them and to the state in the app hash.
+// Package app is the chain's ABCI++ application: a dispatcher. It decodes
+// and checks transactions, charges fees, and routes everything else through
+// the module table (newMux, package module): calls, pushed messages,
+// genesis, begin/end-block work and queries. It collects each block's queue
+// messages and commits to them and to the state in the app hash.
 //
 // Concurrency: CometBFT calls the consensus connection (InitChain,
 // FinalizeBlock, Commit) from one goroutine; CheckTx and Query may run
@@ -20,10 +21,10 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/phalago/phala/api"
-	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/accounts"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/contracts"
+	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
 	"github.com/phalago/phala/internal/chain/store"
@@ -41,6 +42,7 @@ type App struct {
 	log   *slog.Logger
 	store *store.Store
 	sigs  *sigCache
+	mux   *module.Mux
 
 	// Set at InitChain or on open; constant afterwards.
 	chainID string
@@ -70,7 +72,7 @@ func New(dir string, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{log: log.With("module", "app"), store: st, sigs: newSigCache(1 << 18)}
+	a := &App{log: log.With("module", "app"), store: st, sigs: newSigCache(1 << 18), mux: newMux()}
 	if st.Height() > 0 {
 		snap, err := st.Snapshot(0)
 		if err != nil {
@@ -92,6 +94,34 @@ func New(dir string, log *slog.Logger) (*App, error) {
 	}
 	return a, nil
 }
+
+// newMux is the chain's module table: every call, origin, pushed topic,
+// state key prefix and query path has one owner here. Genesis and block
+// hooks run in this order.
+func newMux() *module.Mux {
+	x := &muxRef{}
+	x.Mux = module.NewMux(
+		chainSpec(),
+		accounts.Spec(),
+		registry.Spec(),
+		mq.Spec(x),
+		contracts.Spec(),
+	)
+	return x.Mux
+}
+
+// chainSpec is the application's own entry: the chain id and parameters,
+// written at genesis (by writeGenesis, before the modules' parts).
+func chainSpec() *module.Module {
+	return &module.Module{
+		Name:         "chain",
+		KeyPrefixes:  []string{string(keyChainID), string(api.KeyParams)},
+		StateQueries: []string{api.QueryParams},
+	}
+}
+
+// muxRef lets the queue module route through the table it belongs to.
+type muxRef struct{ *module.Mux }
 
 // Close closes the state.
 func (a *App) Close() error { return a.store.Close() }
@@ -128,12 +158,17 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	}
 	a.chainID, a.params = req.ChainId, g.Params
 	st := a.store
-	writeGenesis(st, req.ChainId, g)
+	mg := &module.Genesis{ChainID: req.ChainId, State: g, Validators: req.Validators}
+	if err := a.writeGenesis(st, mg); err != nil {
+		return nil, err
+	}
 	// CheckTx may run before block 1 is committed: give it the genesis state
 	// over the empty committed version.
 	empty := mustEmptySnapshot(st)
 	check := store.NewCache(empty)
-	writeGenesis(check, req.ChainId, g)
+	if err := a.writeGenesis(check, mg); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	a.check, a.lastHeight, a.lastTime = store.NewCache(check), 0, req.Time
 	a.mu.Unlock()
@@ -197,7 +232,7 @@ func (a *App) execTx(ctx *block.Context, tx *api.Tx, size int) error {
 	callCtx := *ctx
 	callCtx.KV = callc
 	callCtx.Messages, callCtx.Events = nil, nil
-	err := a.runCall(&callCtx, tx.Signer, tx.Call)
+	err := a.mux.Execute(&callCtx, tx.Signer, tx.Call)
 	if err != nil && ctx.Checking {
 		return err
 	}
@@ -208,30 +243,6 @@ func (a *App) execTx(ctx *block.Context, tx *api.Tx, size int) error {
 	}
 	txc.Write()
 	return err
-}
-
-func (a *App) runCall(ctx *block.Context, signer crypto.PublicKey, call api.Call) error {
-	switch c := call.(type) {
-	case *api.Transfer:
-		return accounts.Transfer(ctx, signer, c)
-	case *api.PostMessage:
-		return mq.Emit(ctx, api.KeyOrigin(api.OriginAccount, signer), c.Topic, c.Payload)
-	case *api.PushMessage:
-		if err := mq.Push(ctx, &c.Message, authorize); err != nil {
-			return err
-		}
-		onPushed(ctx, &c.Message.Message)
-		return nil
-	case *api.RegisterWorker:
-		return registry.RegisterWorker(ctx, c)
-	case *api.UploadContract:
-		return contracts.Upload(ctx, signer, c)
-	case *api.ContractCommand:
-		return contracts.Command(ctx, signer, c)
-	case *api.ContractQueryCall:
-		return contracts.Query(ctx, c)
-	}
-	return fmt.Errorf("%w: %s", api.ErrUnknownCall, call.Kind())
 }
 
 // PrepareProposal drops transactions that no longer fit, in order.
@@ -257,6 +268,10 @@ func (a *App) ProcessProposal(context.Context, *abci.RequestProcessProposal) (*a
 // FinalizeBlock executes a decided block on the working version.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	ctx := &block.Context{KV: a.store, ChainID: a.chainID, Height: req.Height, Time: req.Time, Params: a.params}
+	if err := a.mux.BeginBlock(ctx); err != nil {
+		return nil, err
+	}
+	blockEvents := ctx.Events
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, b := range req.Txs {
 		ctx.Events = nil
@@ -273,10 +288,15 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		}
 		results[i] = res
 	}
+	ctx.Events = nil
+	if err := a.mux.EndBlock(ctx); err != nil {
+		return nil, err
+	}
+	blockEvents = append(blockEvents, ctx.Events...)
 	root := a.store.WorkingRoot()
 	hash := api.AppHash(root, api.MessagesRoot(ctx.Messages))
 	a.pending = &pendingBlock{height: req.Height, time: req.Time, msgs: ctx.Messages, appHash: hash, stateRoot: root}
-	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: hash}, nil
+	return &abci.ResponseFinalizeBlock{Events: blockEvents, TxResults: results, AppHash: hash}, nil
 }
 
 // Commit persists the block and moves CheckTx and queries to it.
@@ -301,46 +321,12 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	return &abci.ResponseCommit{}, nil
 }
 
-// authorize admits off-chain origins: workers and gatekeepers through the
-// registry, contracts when deployed.
-func authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height int64) error {
-	if kind == api.OriginContract {
-		if contracts.Record(kv, key) == nil {
-			return fmt.Errorf("%w: no contract %s is deployed", api.ErrUnknownOrigin, key.Hex())
-		}
-		return nil
-	}
-	return registry.Authorize(kv, kind, key, height)
-}
-
-// onPushed lets the chain's modules act on the messages enclaves send them
-// (they stay in the queue whatever the module makes of them).
-func onPushed(ctx *block.Context, m *api.Message) {
-	if m.Origin.Kind == api.OriginContract && m.Topic == api.TopicContractReturn {
-		contracts.OnReturn(ctx, m.Origin.Key, m.Payload)
-		return
-	}
-	if m.Origin.Kind != api.OriginGatekeeper {
-		return
-	}
-	switch m.Topic {
-	case api.TopicMasterKey:
-		registry.PublishMasterKey(ctx, m.Origin.Key, m.Payload)
-	case api.TopicContractKey:
-		if g, err := api.DecodeContractKeyGrant(m.Payload); err == nil {
-			contracts.OnGrant(ctx, m.Origin.Key, g)
-		}
-	}
-}
-
-func writeGenesis(kv store.KV, chainID string, g *api.GenesisState) {
-	kv.Set(keyChainID, []byte(chainID))
-	kv.Set(api.KeyParams, g.Params.Encode())
-	registry.SetAttestation(kv, &g.Attestation)
-	registry.SetGatekeepers(kv, g.Gatekeepers)
-	for _, acc := range g.Accounts {
-		accounts.Set(kv, acc.Address, api.Account{Balance: acc.Balance})
-	}
+// writeGenesis writes the chain id and parameters, then every module's
+// part of the genesis.
+func (a *App) writeGenesis(kv store.KV, g *module.Genesis) error {
+	kv.Set(keyChainID, []byte(g.ChainID))
+	kv.Set(api.KeyParams, g.State.Params.Encode())
+	return a.mux.InitGenesis(kv, g)
 }
 
 func mustEmptySnapshot(st *store.Store) *store.Snapshot {
