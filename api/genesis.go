@@ -34,6 +34,8 @@ type GenesisState struct {
 	Gatekeepers []crypto.PublicKey  `json:"gatekeepers"`
 	Attestation AttestationSettings `json:"attestation"`
 	Params      Params              `json:"params"`
+	// Governance is the genesis council (empty: no governance).
+	Governance GovernanceGenesis `json:"governance"`
 }
 
 // GenesisAccount is a funded account.
@@ -57,6 +59,9 @@ type Params struct {
 	FeeBase              uint64 `json:"fee_base,string"`       // fee of any transaction, in units
 	FeePerByte           uint64 `json:"fee_per_byte,string"`   // plus this per encoded byte
 	MaxTxBytes           uint64 `json:"max_tx_bytes"`          // largest transaction accepted
+	// GovVotingPeriod is how many blocks a governance motion takes votes
+	// before it expires unapproved.
+	GovVotingPeriod uint64 `json:"gov_voting_period"`
 }
 
 // Upper bounds of parameters, so that block arithmetic cannot overflow.
@@ -73,6 +78,7 @@ func DefaultParams() Params {
 		FeeBase:              1_000_000,
 		FeePerByte:           1_000,
 		MaxTxBytes:           4 << 20,
+		GovVotingPeriod:      14_400,
 	}
 }
 
@@ -97,6 +103,9 @@ func (p Params) Validate() error {
 	if p.RegistrationLifetime > MaxRegistrationLifetime {
 		errs = append(errs, fmt.Errorf("registration_lifetime must be at most %d blocks", MaxRegistrationLifetime))
 	}
+	if p.GovVotingPeriod == 0 || p.GovVotingPeriod > MaxRegistrationLifetime {
+		errs = append(errs, fmt.Errorf("gov_voting_period must be in [1, %d] blocks", MaxRegistrationLifetime))
+	}
 	return errors.Join(errs...)
 }
 
@@ -108,6 +117,7 @@ func (p Params) Encode() []byte {
 	w.Uvarint(p.FeeBase)
 	w.Uvarint(p.FeePerByte)
 	w.Uvarint(p.MaxTxBytes)
+	w.Uvarint(p.GovVotingPeriod)
 	return w.Bytes()
 }
 
@@ -120,6 +130,7 @@ func DecodeParams(b []byte) (Params, error) {
 	p.FeeBase = r.Uvarint()
 	p.FeePerByte = r.Uvarint()
 	p.MaxTxBytes = r.Uvarint()
+	p.GovVotingPeriod = r.Uvarint()
 	if err := r.Done(); err != nil {
 		return p, fmt.Errorf("%w: params: %v", ErrMalformed, err)
 	}
@@ -201,6 +212,10 @@ func (g *GenesisState) Validate() error {
 		if len(m) == 0 || len(m) > MaxMeasurementBytes {
 			errs = append(errs, fmt.Errorf("measurement of %d bytes", len(m)))
 		}
+	}
+	gc := Council{Members: g.Governance.Council, Threshold: g.Governance.Threshold}
+	if err := gc.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("governance: %w", err))
 	}
 	if g.Attestation.AllowSim && !g.Attestation.DevPublicKey.Valid() {
 		errs = append(errs, errors.New("allow_sim needs a valid dev_public_key"))

@@ -24,6 +24,7 @@ import (
 	"github.com/phalago/phala/internal/chain/accounts"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/contracts"
+	"github.com/phalago/phala/internal/chain/governance"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
@@ -46,7 +47,10 @@ type App struct {
 
 	// Set at InitChain or on open; constant afterwards.
 	chainID string
-	params  api.Params
+	// params are those of the next block: set at InitChain, on open and
+	// at Commit (governance may change them). Written only by the consensus
+	// connection, under mu; CheckTx reads them under mu.
+	params api.Params
 
 	// Consensus connection only.
 	pending *pendingBlock
@@ -64,6 +68,7 @@ type pendingBlock struct {
 	msgs      []api.Message
 	appHash   []byte
 	stateRoot []byte
+	params    api.Params // for the next block
 }
 
 // New opens the application's state in dir.
@@ -106,18 +111,15 @@ func newMux() *module.Mux {
 		registry.Spec(),
 		mq.Spec(x),
 		contracts.Spec(),
+		governance.Spec(),
 	)
 	return x.Mux
 }
 
-// chainSpec is the application's own entry: the chain id and parameters,
-// written at genesis (by writeGenesis, before the modules' parts).
+// chainSpec is the application's own entry: the chain id, written at
+// genesis (by writeGenesis, before the modules' parts).
 func chainSpec() *module.Module {
-	return &module.Module{
-		Name:         "chain",
-		KeyPrefixes:  []string{string(keyChainID), string(api.KeyParams)},
-		StateQueries: []string{api.QueryParams},
-	}
+	return &module.Module{Name: "chain", KeyPrefixes: []string{string(keyChainID)}}
 }
 
 // muxRef lets the queue module route through the table it belongs to.
@@ -156,7 +158,10 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	if len(req.ChainId) == 0 || len(req.ChainId) > api.MaxChainIDBytes {
 		return nil, fmt.Errorf("chain id must be 1 to %d bytes", api.MaxChainIDBytes)
 	}
-	a.chainID, a.params = req.ChainId, g.Params
+	a.chainID = req.ChainId
+	a.mu.Lock()
+	a.params = g.Params
+	a.mu.Unlock()
 	st := a.store
 	mg := &module.Genesis{ChainID: req.ChainId, State: g, Validators: req.Validators}
 	if err := a.writeGenesis(st, mg); err != nil {
@@ -180,7 +185,10 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 // CheckTx admits a transaction to the mempool if it would apply on top of
 // the committed state and the transactions already admitted.
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
-	tx, err := a.decodeAndVerify(req.Tx)
+	a.mu.Lock()
+	params := a.params
+	a.mu.Unlock()
+	tx, err := a.decodeAndVerify(req.Tx, params)
 	if err == nil {
 		a.mu.Lock()
 		ctx := &block.Context{KV: a.check, ChainID: a.chainID, Height: a.lastHeight + 1, Time: a.lastTime, Params: a.params, Checking: true}
@@ -195,8 +203,8 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 
 // decodeAndVerify decodes a transaction and checks what needs no state:
 // size, chain id and signature (each signature once per process).
-func (a *App) decodeAndVerify(b []byte) (*api.Tx, error) {
-	if max := a.params.MaxTxBytes; max > 0 && uint64(len(b)) > max {
+func (a *App) decodeAndVerify(b []byte, params api.Params) (*api.Tx, error) {
+	if max := params.MaxTxBytes; max > 0 && uint64(len(b)) > max {
 		return nil, fmt.Errorf("%w: transaction of %d bytes exceeds the chain's max_tx_bytes %d", api.ErrTooLarge, len(b), max)
 	}
 	tx, err := api.DecodeTx(b)
@@ -275,7 +283,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, b := range req.Txs {
 		ctx.Events = nil
-		tx, err := a.decodeAndVerify(b)
+		tx, err := a.decodeAndVerify(b, a.params)
 		if err == nil {
 			err = a.execTx(ctx, tx, len(b))
 		}
@@ -293,10 +301,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		return nil, err
 	}
 	blockEvents = append(blockEvents, ctx.Events...)
+	params, err := api.DecodeParams(a.store.Get(api.KeyParams))
+	if err != nil {
+		return nil, fmt.Errorf("params after block %d: %w", req.Height, err)
+	}
 	root := a.store.WorkingRoot()
 	hash := api.AppHash(root, api.MessagesRoot(ctx.Messages))
-	a.pending = &pendingBlock{height: req.Height, time: req.Time, msgs: ctx.Messages, appHash: hash, stateRoot: root}
-	return &abci.ResponseFinalizeBlock{Events: blockEvents, TxResults: results, AppHash: hash}, nil
+	a.pending = &pendingBlock{height: req.Height, time: req.Time, msgs: ctx.Messages, appHash: hash, stateRoot: root, params: params}
+	return &abci.ResponseFinalizeBlock{Events: blockEvents, TxResults: results, AppHash: hash, ValidatorUpdates: ctx.ValidatorUpdates}, nil
 }
 
 // Commit persists the block and moves CheckTx and queries to it.
@@ -314,6 +326,9 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if err != nil {
 		return nil, err
 	}
+	a.mu.Lock()
+	a.params = p.params
+	a.mu.Unlock()
 	a.resetCheck(snap, p.time)
 	if len(p.msgs) > 0 {
 		a.log.Debug("block committed", "height", p.height, "messages", len(p.msgs))
@@ -321,11 +336,10 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	return &abci.ResponseCommit{}, nil
 }
 
-// writeGenesis writes the chain id and parameters, then every module's
-// part of the genesis.
+// writeGenesis writes the chain id, then every module's part of the
+// genesis (governance writes the parameters).
 func (a *App) writeGenesis(kv store.KV, g *module.Genesis) error {
 	kv.Set(keyChainID, []byte(g.ChainID))
-	kv.Set(api.KeyParams, g.State.Params.Encode())
 	return a.mux.InitGenesis(kv, g)
 }
 

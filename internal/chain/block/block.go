@@ -27,6 +27,9 @@ type Context struct {
 
 	Messages []api.Message
 	Events   []abci.Event
+	// ValidatorUpdates are the changes to CometBFT's validator set the
+	// block returns from FinalizeBlock (effective two heights later).
+	ValidatorUpdates []abci.ValidatorUpdate
 }
 
 // Emit records a queue message. Its sequence must already be assigned (see

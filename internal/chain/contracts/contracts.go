@@ -156,8 +156,8 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 	rec := &api.ContractRecord{Upload: g.Upload, Deployer: p.deployer, CodeHash: p.codeHash, Sequence: p.seq, Identity: g.Identity, Ecdh: g.Ecdh}
 	seen := map[crypto.PublicKey]bool{}
 	for _, k := range g.Workers {
-		if w := registry.Worker(ctx.KV, k.Worker); w == nil || !w.Active(ctx.Height) || seen[k.Worker] {
-			ignore("worker not registered, expired or repeated")
+		if w := registry.Worker(ctx.KV, k.Worker); w == nil || !registry.WorkerActive(ctx.KV, w, ctx.Height) || seen[k.Worker] {
+			ignore("worker not registered, expired (or its measurement revoked) or repeated")
 			return
 		}
 		seen[k.Worker] = true

@@ -87,6 +87,9 @@ func Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height in
 		if !w.Active(height) {
 			return fmt.Errorf("%w: registration of worker %s expired at height %d; renew it", api.ErrUnknownOrigin, key.Hex(), w.ExpiresAt)
 		}
+		if !Attestation(kv).MeasurementAllowed(w.Measurement) {
+			return fmt.Errorf("%w: worker %s runs pRuntime measurement %x, which governance revoked; its registration has expired", api.ErrUnknownOrigin, key.Hex(), w.Measurement)
+		}
 		return nil
 	case api.OriginGatekeeper:
 		if !IsGatekeeper(kv, key) {
@@ -95,6 +98,32 @@ func Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height in
 		return nil
 	}
 	return fmt.Errorf("%w: no %s with key %s is known to the chain", api.ErrUnknownOrigin, kind, key.Hex())
+}
+
+// WorkerActive reports whether w may act as a worker at height h: its
+// registration is unexpired and its measurement is still allowed (a
+// measurement revoked by governance expires every registration made with
+// it).
+func WorkerActive(kv store.KV, w *api.WorkerRecord, h int64) bool {
+	return w.Active(h) && Attestation(kv).MeasurementAllowed(w.Measurement)
+}
+
+// SetMeasurementAllowed adds m to the allowlist (allowed) or removes it,
+// and returns the allowlist after the change.
+func SetMeasurementAllowed(kv store.KV, m []byte, allowed bool) []api.HexBytes {
+	a := Attestation(kv)
+	var out []api.HexBytes
+	for _, x := range a.Measurements {
+		if string(x) != string(m) {
+			out = append(out, x)
+		}
+	}
+	if allowed {
+		out = append(out, append(api.HexBytes(nil), m...))
+	}
+	a.Measurements = out
+	SetAttestation(kv, a)
+	return out
 }
 
 // RegisterWorker verifies the attestation of a worker and records it. A
