@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -59,7 +58,7 @@ type Config struct {
 	Log      *slog.Logger
 }
 
-// Handler handles the messages of one topic prefix.
+// Handler handles the messages of one topic.
 type Handler func(ctx *Context, m *api.Message) error
 
 // Context is what a handler sees.
@@ -75,11 +74,6 @@ func (c *Context) Emit(kind api.OriginKind, topic string, payload []byte) {
 	c.e.emit(kind, topic, payload)
 }
 
-type route struct {
-	prefix string
-	h      Handler
-}
-
 // Engine is a running pRuntime core. Its methods are safe for concurrent use.
 type Engine struct {
 	mu       sync.Mutex
@@ -92,7 +86,7 @@ type Engine struct {
 	genState *api.GenesisState
 	lc       *lightclient.Client
 	st       *state
-	routes   []route
+	routes   map[string]Handler // by exact topic
 	vm       *vm.VM
 	running  map[crypto.PublicKey]*running
 	guard    *contracts.QueryGuard
@@ -112,7 +106,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Log.With("module", "pruntime"), chainID: g.ChainID, genState: gs, role: RoleWorker,
-		running: map[crypto.PublicKey]*running{}, guard: contracts.NewQueryGuard()}
+		running: map[crypto.PublicKey]*running{}, guard: contracts.NewQueryGuard(), routes: map[string]Handler{}}
 	var created bool
 	if e.entity, created, err = keys.LoadOrCreateEntity(cfg.Platform, cfg.DataDir); err != nil {
 		return nil, err
@@ -143,6 +137,7 @@ func New(cfg Config) (*Engine, error) {
 	case errors.Is(err, sealing.ErrNotExist):
 		e.st.headerHeight = g.InitialHeight - 1
 		e.st.dispatched = g.InitialHeight - 1
+		e.st.allowlist = gs.Attestation.Measurements
 	default:
 		return nil, fmt.Errorf("load runtime state: %w", err)
 	}
@@ -154,6 +149,8 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicContractQuery, e.onChainQuery)
 	e.handle(api.TopicMasterKey, e.onMasterKeyAnnounced)
 	e.handle(api.TopicMasterKeyShare, e.onMasterKeyShare)
+	e.handle(api.TopicGovAllowlist, e.onAllowlist)
+	e.handle(api.TopicGovMinRuntimeVersion, e.onMinVersion)
 	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
 		e.role = RoleGatekeeper
 		if err := e.initGatekeeper(); err != nil {
@@ -200,15 +197,22 @@ func (e *Engine) initGatekeeper() error {
 	return nil
 }
 
-// handle routes messages whose topic starts with prefix to h.
-func (e *Engine) handle(prefix string, h Handler) { e.routes = append(e.routes, route{prefix, h}) }
+// handle routes the messages of exactly topic to h (one handler per
+// topic; a second registration is a programming error).
+func (e *Engine) handle(topic string, h Handler) {
+	if _, ok := e.routes[topic]; ok {
+		panic(fmt.Sprintf("engine: topic %q handled twice", topic))
+	}
+	e.routes[topic] = h
+}
 
-// Handle registers a handler (the contract engine plugs in here). Call it
-// before serving.
-func (e *Engine) Handle(prefix string, h Handler) {
+// Handle registers the handler of exactly topic (not a prefix). Call it
+// before serving. A chain module's message on a topic without a handler
+// stops dispatch (ErrUpgradeRequired).
+func (e *Engine) Handle(topic string, h Handler) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.handle(prefix, h)
+	e.handle(topic, h)
 }
 
 func (e *Engine) emit(kind api.OriginKind, topic string, payload []byte) {
@@ -326,6 +330,9 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 		}
 		seen[k] = next + 1
 	}
+	if err := e.checkVersion(bm); err != nil {
+		return err
+	}
 	for k, v := range seen {
 		e.st.nextSeq[k] = v
 	}
@@ -338,13 +345,11 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 	for i := range bm.Messages {
 		m := &bm.Messages[i]
 		e.ack(m)
-		for _, r := range e.routes {
-			if strings.HasPrefix(m.Topic, r.prefix) {
-				if err := r.h(ctx, m); err != nil {
-					// A message the chain ordered cannot be refused; its
-					// handler's failure is recorded, the queue moves on.
-					e.log.Warn("message handler failed", "height", bm.Height, "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "err", err)
-				}
+		if h, ok := e.routes[m.Topic]; ok {
+			if err := h(ctx, m); err != nil {
+				// A message the chain ordered cannot be refused; its
+				// handler's failure is recorded, the queue moves on.
+				e.log.Warn("message handler failed", "height", bm.Height, "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "err", err)
 			}
 		}
 	}

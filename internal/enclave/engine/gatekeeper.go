@@ -28,7 +28,7 @@ func (e *Engine) onMasterKeyAnnounced(_ *Context, m *api.Message) error {
 // that gatekeeper's pRuntime can open it.
 func (e *Engine) shareMaster(ctx *Context, rec *api.WorkerRecord) {
 	to := rec.Info.IdentityKey
-	if e.master == nil || to == e.entity.Identity.Public() || !slicesContains(e.genState.Gatekeepers, to) || !rec.Active(ctx.Height) {
+	if e.master == nil || to == e.entity.Identity.Public() || !slicesContains(e.genState.Gatekeepers, to) || !e.workerActive(rec, ctx.Height) {
 		return
 	}
 	ch, err := channel.New(e.entity.Ecdh, rec.Info.EcdhKey, api.ChannelPurposeMasterKey)
