@@ -91,6 +91,7 @@ lifetime of a worker registration and the largest transaction.`,
 				fmt.Fprintf(w, "  era length:            %d blocks\n", p.EraLength)
 				fmt.Fprintf(w, "  registration lifetime: %d blocks\n", p.RegistrationLifetime)
 				fmt.Fprintf(w, "  largest transaction:   %d bytes\n", p.MaxTxBytes)
+				fmt.Fprintf(w, "  gov voting period:     %d blocks\n", p.GovVotingPeriod)
 			})
 		},
 	}

@@ -74,7 +74,7 @@ phala-node) and --json (machine-readable output).`,
 		keyCmd(g),
 		statusCmd(g), balanceCmd(g), transferCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
-		contractCmd(g), devnetCmd(g), benchCmd(g),
+		contractCmd(g), govCmd(g), devnetCmd(g), benchCmd(g),
 	)
 	return root
 }
