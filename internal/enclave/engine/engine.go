@@ -298,7 +298,10 @@ func (e *Engine) DispatchBlocks(b *api.BlockBatch) (int64, error) {
 			return e.st.dispatched, err
 		}
 	}
-	if ferr != nil {
+	switch {
+	case errors.Is(ferr, ErrUpgradeRequired):
+		e.log.Error("dispatch stopped: the chain requires a newer pRuntime; upgrade it", "version", Version, "dispatched", e.st.dispatched, "err", ferr)
+	case ferr != nil:
 		e.log.Warn("block dispatch refused", "dispatched", e.st.dispatched, "err", ferr)
 	}
 	return e.st.dispatched, ferr
@@ -408,6 +411,7 @@ func (e *Engine) Info() Info {
 		IdentityKey: e.entity.Identity.Public().Hex(), EcdhKey: e.entity.Ecdh.Public().Hex(),
 		Synced: e.st.headerHeight, Dispatched: e.st.dispatched, BlockTime: time.Unix(0, e.st.blockTime).UTC(),
 		Egress: len(e.st.egress), Workers: len(e.st.workers), StateRoot: fmt.Sprintf("%x", root), MemoryBytes: ms.HeapAlloc,
+		Version: Version, MinVersion: e.st.minVersion,
 	}
 	if e.master != nil {
 		info.MasterKey = e.master.Public().Hex()
