@@ -93,7 +93,7 @@ type runtime struct {
 	srv *httptest.Server
 
 	mu   sync.Mutex
-	msgs []string // payloads of dispatched app/ messages, in order
+	msgs []string // payloads of dispatched app/test messages, in order (topics are routed exactly)
 }
 
 func (ev *env) startRuntime(t *testing.T) *runtime {
@@ -104,7 +104,7 @@ func (ev *env) startRuntime(t *testing.T) *runtime {
 		t.Fatal(err)
 	}
 	rt := &runtime{e: e}
-	e.Handle("app/", func(_ *engine.Context, m *api.Message) error {
+	e.Handle("app/test", func(_ *engine.Context, m *api.Message) error {
 		rt.mu.Lock()
 		rt.msgs = append(rt.msgs, string(m.Payload))
 		rt.mu.Unlock()
