@@ -335,3 +335,18 @@ func TestGovParamsAndCouncil(t *testing.T) {
 		t.Fatalf("removed member proposes: %s", r.Log)
 	}
 }
+
+// The last block of the voting period still takes the approving aye: the
+// motion is enacted, not expired.
+func TestGovApprovedInLastVotingBlock(t *testing.T) {
+	h := newGovHarness(t, govGenesis())             // voting period 3
+	mustOK(t, h.block(h.tx(alice, 0, minVersion5))) // height 1: votes at 1..3
+	h.block()
+	mustOK(t, h.block(h.tx(bob, 0, &api.GovVote{Motion: 0, Aye: true}))) // height 3
+	if m := h.motion(0); m.Status != api.MotionEnacted || m.DecidedAt != 3 {
+		t.Fatalf("motion %+v", m)
+	}
+	if v, _ := api.DecodeRuntimeVersion(h.state(api.QueryMinRuntimeVersion)); v != 5 {
+		t.Fatalf("min version %d", v)
+	}
+}

@@ -199,3 +199,26 @@ func waitDeployed(t *testing.T, ch *chain, s *client.Signer, upload [32]byte, es
 		}
 	}
 }
+
+// Topics are routed exactly: a topic that merely starts like a handled one
+// (or is a prefix of it) reaches no handler.
+func TestExactTopicRouting(t *testing.T) {
+	ch := newChain(t)
+	s := ch.c.NewSigner(alice)
+	for _, topic := range []string{"app/x", "app/x/y", "app/", "app/xx", "app/x"} {
+		if _, err := s.Submit(ctx(t), &api.PostMessage{Topic: topic, Payload: []byte(topic)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch.fetch(t)
+	e := ch.engine(t, t.TempDir())
+	var got []string
+	e.Handle("app/x", func(_ *Context, m *api.Message) error {
+		got = append(got, string(m.Payload))
+		return nil
+	})
+	syncAll(t, e, ch)
+	if fmt.Sprint(got) != "[app/x app/x]" {
+		t.Fatalf("handler of app/x got %q", got)
+	}
+}
