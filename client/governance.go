@@ -146,3 +146,16 @@ func (s *Signer) Propose(ctx context.Context, a api.Action) (uint64, *TxResult, 
 func (s *Signer) Vote(ctx context.Context, id uint64, aye bool) (*TxResult, error) {
 	return s.Submit(ctx, &api.GovVote{Motion: id, Aye: aye})
 }
+
+// AttestationSettings returns the registry's attestation settings (the
+// measurement allowlist governance changes), proved.
+func (c *Client) AttestationSettings(ctx context.Context) (*api.AttestationSettings, error) {
+	pv, err := c.Prove(ctx, api.QueryAttestation, nil)
+	if err != nil {
+		return nil, err
+	}
+	if pv.Value == nil {
+		return nil, fmt.Errorf("%w: no attestation settings at height %d", api.ErrNotFound, pv.Height)
+	}
+	return api.DecodeAttestationSettings(pv.Value)
+}

@@ -329,6 +329,11 @@ every registered worker.`,
 			if err != nil {
 				return g.nodeError(err)
 			}
+			settings, err := c.AttestationSettings(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			revoked := !settings.MeasurementAllowed(w.Measurement)
 			out := workerJSON{
 				Identity:     w.Info.IdentityKey.Address(),
 				IdentityHex:  w.Info.IdentityKey.Hex(),
@@ -341,12 +346,16 @@ every registered worker.`,
 				RegisteredAt: w.RegisteredAt,
 				ExpiresAt:    w.ExpiresAt,
 				AttestedAt:   time.Unix(w.AttestedAt, 0).UTC(),
-				Active:       w.Active(h),
+				Active:       w.Active(h) && !revoked,
+				Revoked:      revoked,
 				Height:       h,
 			}
 			return g.output(cmd, out, func(wr io.Writer) {
 				state := "active"
-				if !out.Active {
+				switch {
+				case revoked:
+					state = "EXPIRED: governance revoked its pRuntime measurement (it must run an allowed pRuntime and register again)"
+				case !out.Active:
 					state = "EXPIRED (it must register again)"
 				}
 				fmt.Fprintf(wr, "Worker %s\n", out.Identity)
@@ -377,6 +386,7 @@ type workerJSON struct {
 	ExpiresAt    int64     `json:"expires_at"`
 	AttestedAt   time.Time `json:"attested_at"`
 	Active       bool      `json:"active"`
+	Revoked      bool      `json:"measurement_revoked"` // governance revoked its measurement: expired
 	Height       int64     `json:"height"`
 }
 

@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cometbft/cometbft/crypto/ed25519"
 
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/attestation"
 	"github.com/phalago/phala/internal/node"
 	"github.com/phalago/phala/internal/testnet"
 )
@@ -19,7 +23,8 @@ import (
 // in CometBFT's validator set.
 func TestGov(t *testing.T) {
 	bin(t)
-	n := testnet.New(t, testnet.Options{Genesis: node.DevGenesisState()})
+	measurement := [32]byte{4, 5, 6}
+	n := testnet.New(t, testnet.Options{Genesis: node.DevGenesisState(measurement[:])})
 	phala := func(args ...string) []string { return append(args, "--node", n.RPC(0)) }
 
 	var l govListJSON
@@ -88,8 +93,34 @@ func TestGov(t *testing.T) {
 	// Removing a validator that is not in the set is refused.
 	fails(t, []string{"not in the set"}, phala("gov", "propose", "--from", "//Alice", "validator", "0x"+strings.Repeat("11", 32), "0")...)
 
+	// A registered worker whose measurement the council revokes is shown
+	// expired.
+	identity, _, _ := crypto.GenerateKeyPair()
+	info := api.WorkerInfo{ChainID: n.ChainID, IdentityKey: identity.Public(), EcdhKey: identity.Public(), Endpoint: "http://127.0.0.1:8000", Operator: identity.Public()}
+	report := attestation.SignSimQuote(crypto.MustKeyPairFromURI(api.DevAttestationURI), measurement, info.ReportData(), time.Now())
+	if _, err := c.NewSigner(crypto.MustKeyPairFromURI("//Dave")).Submit(ctx, &api.RegisterWorker{Info: info, Report: *report}); err != nil {
+		t.Fatalf("register worker: %v", err)
+	}
+	var w workerJSON
+	okJSON(t, &w, phala("worker", identity.Public().Hex())...)
+	if !w.Active || w.Revoked {
+		t.Fatalf("registered worker: %+v", w)
+	}
+	okJSON(t, &m, phala("gov", "propose", "--from", "//Alice", "revoke-measurement", "0x"+hex.EncodeToString(measurement[:]))...)
+	okJSON(t, &m, phala("gov", "vote", "--from", "//Bob", "2", "aye")...)
+	if m.Status != "enacted" {
+		t.Fatalf("revocation: %+v", m)
+	}
+	okJSON(t, &w, phala("worker", identity.Public().Hex())...)
+	if w.Active || !w.Revoked {
+		t.Fatalf("worker after revocation: %+v", w)
+	}
+	if out := ok(t, phala("worker", identity.Public().Hex())...); !strings.Contains(out, "governance revoked its pRuntime measurement") {
+		t.Fatalf("worker after revocation:\n%s", out)
+	}
+
 	out = ok(t, phala("gov", "list")...)
-	for _, want := range []string{"Council (2 of 3 approve)", "Minimum pRuntime version: 2", "#1    enacted   set validator", "#0    enacted   require pRuntime version 2"} {
+	for _, want := range []string{"Council (2 of 3 approve)", "Minimum pRuntime version: 2", "#2    enacted   revoke pRuntime measurement", "#1    enacted   set validator", "#0    enacted   require pRuntime version 2"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list lacks %q:\n%s", want, out)
 		}
