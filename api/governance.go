@@ -17,6 +17,9 @@ import (
 // Limits of governance records.
 const (
 	MaxCouncilMembers = 64
+	// MaxMotionVotes bounds each of a motion's aye and nay lists (council
+	// changes while a motion is open can bring new voters).
+	MaxMotionVotes = 4 * MaxCouncilMembers
 	// MaxValidatorPower bounds one validator's voting power, so that the
 	// total stays far below CometBFT's MaxTotalVotingPower.
 	MaxValidatorPower = 1 << 40
@@ -437,8 +440,8 @@ func DecodeMotion(b []byte) (*Motion, error) {
 	m.Action.decode(r)
 	m.ProposedAt = decodeHeight(r)
 	m.ExpiresAt = decodeHeight(r)
-	m.Ayes = decodeKeyList(r, MaxCouncilMembers)
-	m.Nays = decodeKeyList(r, MaxCouncilMembers)
+	m.Ayes = decodeKeyList(r, MaxMotionVotes)
+	m.Nays = decodeKeyList(r, MaxMotionVotes)
 	m.Status = MotionStatus(r.U8())
 	if r.Err() == nil && !m.Status.valid() {
 		r.Fail(fmt.Errorf("%w: motion status %d", codec.ErrBadFormat, m.Status))

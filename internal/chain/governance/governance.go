@@ -207,6 +207,9 @@ func Vote(ctx *block.Context, signer crypto.PublicKey, v *api.GovVote) error {
 	if m.Voted(signer) {
 		return fmt.Errorf("%w: %s already voted on motion %d", api.ErrAlreadyVoted, signer, m.ID)
 	}
+	if len(m.Ayes) >= api.MaxMotionVotes || len(m.Nays) >= api.MaxMotionVotes {
+		return fmt.Errorf("%w: motion %d holds the most votes a motion may (%d each way)", api.ErrMotionClosed, m.ID, api.MaxMotionVotes)
+	}
 	if v.Aye {
 		m.Ayes = append(m.Ayes, signer)
 	} else {
