@@ -157,7 +157,7 @@ func New(cfg Config) (*Engine, error) {
 			return nil, err
 		}
 	}
-	e.log.Info("pRuntime ready", "role", e.role, "identity", e.entity.Identity.Public().Hex(), "platform", cfg.Platform.Name(),
+	e.log.Info("pRuntime ready", "version", Version, "role", e.role, "identity", e.entity.Identity.Public().Hex(), "platform", cfg.Platform.Name(),
 		"synced", e.st.headerHeight, "dispatched", e.st.dispatched, "egress", len(e.st.egress))
 	return e, e.checkpoint()
 }
