@@ -70,8 +70,12 @@ func DecodeCall(kind CallKind, body []byte) (Call, error) {
 		c = decodeContractCommand(r)
 	case CallContractQuery:
 		c = decodeContractQueryCall(r)
+	case CallGovPropose:
+		c = decodeGovPropose(r)
+	case CallGovVote:
+		c = decodeGovVote(r)
 	default:
-		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query)", ErrUnknownCall, kind)
+		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query, gov_propose, gov_vote)", ErrUnknownCall, kind)
 	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, kind, err)

@@ -34,6 +34,8 @@ type GenesisState struct {
 	Gatekeepers []crypto.PublicKey  `json:"gatekeepers"`
 	Attestation AttestationSettings `json:"attestation"`
 	Params      Params              `json:"params"`
+	// Governance is the genesis council (empty: no governance).
+	Governance GovernanceGenesis `json:"governance"`
 }
 
 // GenesisAccount is a funded account.
@@ -61,6 +63,9 @@ type Params struct {
 	// report cites (WorkerInfo.BlockHeight) may lie, and how many recent
 	// block hashes the chain keeps in state to check it.
 	AttestationWindow uint64 `json:"attestation_window"`
+	// GovVotingPeriod is how many blocks a governance motion takes votes
+	// before it expires unapproved.
+	GovVotingPeriod uint64 `json:"gov_voting_period"`
 }
 
 // Upper bounds of parameters, so that block arithmetic cannot overflow.
@@ -79,6 +84,7 @@ func DefaultParams() Params {
 		FeePerByte:           1_000,
 		MaxTxBytes:           4 << 20,
 		AttestationWindow:    200,
+		GovVotingPeriod:      14_400,
 	}
 }
 
@@ -106,6 +112,9 @@ func (p Params) Validate() error {
 	if p.AttestationWindow == 0 || p.AttestationWindow > MaxAttestationWindow {
 		errs = append(errs, fmt.Errorf("attestation_window must be in [1, %d] blocks", MaxAttestationWindow))
 	}
+	if p.GovVotingPeriod == 0 || p.GovVotingPeriod > MaxRegistrationLifetime {
+		errs = append(errs, fmt.Errorf("gov_voting_period must be in [1, %d] blocks", MaxRegistrationLifetime))
+	}
 	return errors.Join(errs...)
 }
 
@@ -118,6 +127,7 @@ func (p Params) Encode() []byte {
 	w.Uvarint(p.FeePerByte)
 	w.Uvarint(p.MaxTxBytes)
 	w.Uvarint(p.AttestationWindow)
+	w.Uvarint(p.GovVotingPeriod)
 	return w.Bytes()
 }
 
@@ -131,6 +141,7 @@ func DecodeParams(b []byte) (Params, error) {
 	p.FeePerByte = r.Uvarint()
 	p.MaxTxBytes = r.Uvarint()
 	p.AttestationWindow = r.Uvarint()
+	p.GovVotingPeriod = r.Uvarint()
 	if err := r.Done(); err != nil {
 		return p, fmt.Errorf("%w: params: %v", ErrMalformed, err)
 	}
@@ -212,6 +223,10 @@ func (g *GenesisState) Validate() error {
 		if len(m) == 0 || len(m) > MaxMeasurementBytes {
 			errs = append(errs, fmt.Errorf("measurement of %d bytes", len(m)))
 		}
+	}
+	gc := Council{Members: g.Governance.Council, Threshold: g.Governance.Threshold}
+	if err := gc.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("governance: %w", err))
 	}
 	if g.Attestation.AllowSim && !g.Attestation.DevPublicKey.Valid() {
 		errs = append(errs, errors.New("allow_sim needs a valid dev_public_key"))

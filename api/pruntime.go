@@ -139,6 +139,10 @@ type PRuntimeInfo struct {
 	StateRoot   string            `json:"state_root"`
 	Contracts   map[string]string `json:"contracts,omitempty"` // contract identity -> encrypted state root
 	MemoryBytes uint64            `json:"memory_bytes"`
+	// Version is the pRuntime's version; MinVersion the minimum the chain's
+	// governance announced so far (dispatch stops at a higher one).
+	Version    uint32 `json:"runtime_version"`
+	MinVersion uint32 `json:"min_runtime_version"`
 }
 
 // PRuntimePublicInfo is what a pRuntime tells anyone on its public API (GET

@@ -144,6 +144,19 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		var id [32]byte
 		copy(id[:], data)
 		return ContractUploadKey(id), nil
+	case QueryCouncil:
+		return KeyCouncil, nil
+	case QueryNextMotion:
+		return KeyNextMotion, nil
+	case QueryMinRuntimeVersion:
+		return KeyMinRuntimeVersion, nil
+	case QueryValidators:
+		return KeyValidators, nil
+	case QueryMotion:
+		if len(data) != 8 {
+			return nil, fmt.Errorf("%w: %s takes a big-endian u64 motion id (8 bytes)", ErrInvalidCall, path)
+		}
+		return MotionKey(binary.BigEndian.Uint64(data)), nil
 	case QueryNextSeq:
 		o, err := DecodeOrigin(data)
 		if err != nil {

@@ -95,6 +95,7 @@ lifetime of a worker registration and the largest transaction.`,
 				fmt.Fprintf(w, "  era length:            %d blocks\n", p.EraLength)
 				fmt.Fprintf(w, "  registration lifetime: %d blocks\n", p.RegistrationLifetime)
 				fmt.Fprintf(w, "  largest transaction:   %d bytes\n", p.MaxTxBytes)
+				fmt.Fprintf(w, "  gov voting period:     %d blocks\n", p.GovVotingPeriod)
 			})
 		},
 	}
@@ -333,6 +334,11 @@ every registered worker.`,
 			if err != nil {
 				return g.nodeError(err)
 			}
+			settings, err := c.AttestationSettings(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			revoked := !settings.MeasurementAllowed(w.Measurement)
 			out := workerJSON{
 				Identity:     w.Info.IdentityKey.Address(),
 				IdentityHex:  w.Info.IdentityKey.Hex(),
@@ -347,12 +353,16 @@ every registered worker.`,
 				AttestedAt:   time.Unix(w.AttestedAt, 0).UTC(),
 				ReportBlock:  w.Info.BlockHeight,
 				ReportHash:   fmt.Sprintf("%X", w.Info.BlockHash),
-				Active:       w.Active(h),
+				Active:       w.Active(h) && !revoked,
+				Revoked:      revoked,
 				Height:       h,
 			}
 			return g.output(cmd, out, func(wr io.Writer) {
 				state := "active"
-				if !out.Active {
+				switch {
+				case revoked:
+					state = "EXPIRED: governance revoked its pRuntime measurement (it must run an allowed pRuntime and register again)"
+				case !out.Active:
 					state = "EXPIRED (it must register again)"
 				}
 				fmt.Fprintf(wr, "Worker %s\n", out.Identity)
@@ -386,6 +396,7 @@ type workerJSON struct {
 	ReportBlock  int64     `json:"report_block"` // the recent block the report committed to
 	ReportHash   string    `json:"report_block_hash"`
 	Active       bool      `json:"active"`
+	Revoked      bool      `json:"measurement_revoked"` // governance revoked its measurement: expired
 	Height       int64     `json:"height"`
 }
 

@@ -88,7 +88,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 		keyCmd(g),
 		statusCmd(g), balanceCmd(g), transferCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
-		contractCmd(g), devnetCmd(g), benchCmd(g),
+		contractCmd(g), govCmd(g), devnetCmd(g), benchCmd(g),
 	)
 	return root
 }

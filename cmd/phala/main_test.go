@@ -135,6 +135,7 @@ func TestHelp(t *testing.T) {
 	for _, c := range [][]string{
 		{}, {"key"}, {"key", "generate"}, {"key", "inspect"}, {"status"}, {"balance"},
 		{"transfer"}, {"worker"}, {"gatekeepers"},
+		{"gov", "propose"}, {"gov", "vote"}, {"gov", "show"}, {"gov", "list"},
 	} {
 		out := ok(t, append(c, "--help")...)
 		for _, want := range []string{"Examples:", "  phala ", "--node", "--json"} {

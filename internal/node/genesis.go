@@ -16,7 +16,8 @@ const DevBalance = 1_000_000 * api.Unit
 
 // DevGenesisState returns the app state of a development chain: the dev
 // accounts funded, sim attestation accepted with the development key, the
-// given measurements allowed, no gatekeepers yet.
+// given measurements allowed, no gatekeepers yet, and a governance council
+// of //Alice, //Bob and //Charlie approving motions with 2 ayes.
 func DevGenesisState(measurements ...api.HexBytes) *api.GenesisState {
 	g := &api.GenesisState{
 		Params: api.DefaultParams(),
@@ -28,6 +29,10 @@ func DevGenesisState(measurements ...api.HexBytes) *api.GenesisState {
 		},
 		Gatekeepers: []crypto.PublicKey{},
 	}
+	for _, name := range api.DevAccounts[:3] {
+		g.Governance.Council = append(g.Governance.Council, crypto.MustKeyPairFromURI("//"+name).Public())
+	}
+	g.Governance.Threshold = 2
 	for _, name := range api.DevAccounts {
 		g.Accounts = append(g.Accounts, api.GenesisAccount{
 			Address: crypto.MustKeyPairFromURI("//" + name).Public(),

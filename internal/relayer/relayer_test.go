@@ -96,7 +96,7 @@ type runtime struct {
 	srv *httptest.Server
 
 	mu   sync.Mutex
-	msgs []string // payloads of dispatched app/ messages, in order
+	msgs []string // payloads of dispatched app/test messages, in order (topics are routed exactly)
 }
 
 func (ev *env) startRuntime(t *testing.T) *runtime {
@@ -107,7 +107,7 @@ func (ev *env) startRuntime(t *testing.T) *runtime {
 		t.Fatal(err)
 	}
 	rt := &runtime{e: e}
-	e.Handle("app/", func(ctx *engine.Context, m *api.Message) error {
+	e.Handle("app/test", func(ctx *engine.Context, m *api.Message) error {
 		// "emit N" makes the worker emit N messages of 2000 bytes.
 		if n, ok := strings.CutPrefix(string(m.Payload), "emit "); ok {
 			k, _ := strconv.Atoi(n)

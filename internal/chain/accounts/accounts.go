@@ -9,6 +9,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/store"
 )
 
@@ -75,4 +76,27 @@ func Transfer(ctx *block.Context, from crypto.PublicKey, t *api.Transfer) error 
 	Set(ctx.KV, t.To, dst)
 	ctx.Event("transfer", "from", from.Address(), "to", t.To.Address(), "amount", strconv.FormatUint(t.Amount, 10))
 	return nil
+}
+
+// Spec returns the accounts module's entry in the chain's module table:
+// it owns the "a/" keys, executes transfers, writes the genesis balances
+// and serves proved account reads. Fees are charged by the application
+// before any call (ChargeFee).
+func Spec() *module.Module {
+	return &module.Module{
+		Name:        "accounts",
+		KeyPrefixes: []string{"a/"},
+		Calls: map[api.CallKind]module.CallHandler{
+			api.CallTransfer: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
+				return Transfer(ctx, signer, c.(*api.Transfer))
+			},
+		},
+		InitGenesis: func(kv store.KV, g *module.Genesis) error {
+			for _, acc := range g.State.Accounts {
+				Set(kv, acc.Address, api.Account{Balance: acc.Balance})
+			}
+			return nil
+		},
+		StateQueries: []string{api.QueryAccount},
+	}
 }

@@ -1,7 +1,8 @@
-// Package app is the chain's ABCI++ application: it decodes and checks
-// transactions, runs them through the modules (accounts, registry, mq) on
-// the Merkle store, collects each block's queue messages, and commits to
-// them and to the state in the app hash.
+// Package app is the chain's ABCI++ application: a dispatcher. It decodes
+// and checks transactions, charges fees, and routes everything else through
+// the module table (newMux, package module): calls, pushed messages,
+// genesis, begin/end-block work and queries. It collects each block's queue
+// messages and commits to them and to the state in the app hash.
 //
 // Concurrency: CometBFT calls the consensus connection (InitChain,
 // FinalizeBlock, Commit) from one goroutine; CheckTx and Query may run
@@ -20,10 +21,11 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/phalago/phala/api"
-	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/accounts"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/contracts"
+	"github.com/phalago/phala/internal/chain/governance"
+	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
 	"github.com/phalago/phala/internal/chain/store"
@@ -41,10 +43,14 @@ type App struct {
 	log   *slog.Logger
 	store *store.Store
 	sigs  *sigCache
+	mux   *module.Mux
 
 	// Set at InitChain or on open; constant afterwards.
 	chainID string
-	params  api.Params
+	// params are those of the next block: set at InitChain, on open and
+	// at Commit (governance may change them). Written only by the consensus
+	// connection, under mu; CheckTx reads them under mu.
+	params api.Params
 
 	// Consensus connection only.
 	pending *pendingBlock
@@ -62,6 +68,7 @@ type pendingBlock struct {
 	msgs      []api.Message
 	appHash   []byte
 	stateRoot []byte
+	params    api.Params // for the next block
 }
 
 // New opens the application's state in dir.
@@ -70,7 +77,7 @@ func New(dir string, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{log: log.With("module", "app"), store: st, sigs: newSigCache(1 << 18)}
+	a := &App{log: log.With("module", "app"), store: st, sigs: newSigCache(1 << 18), mux: newMux()}
 	if st.Height() > 0 {
 		snap, err := st.Snapshot(0)
 		if err != nil {
@@ -92,6 +99,31 @@ func New(dir string, log *slog.Logger) (*App, error) {
 	}
 	return a, nil
 }
+
+// newMux is the chain's module table: every call, origin, pushed topic,
+// state key prefix and query path has one owner here. Genesis and block
+// hooks run in this order.
+func newMux() *module.Mux {
+	x := &muxRef{}
+	x.Mux = module.NewMux(
+		chainSpec(),
+		accounts.Spec(),
+		registry.Spec(),
+		mq.Spec(x),
+		contracts.Spec(),
+		governance.Spec(),
+	)
+	return x.Mux
+}
+
+// chainSpec is the application's own entry: the chain id, written at
+// genesis (by writeGenesis, before the modules' parts).
+func chainSpec() *module.Module {
+	return &module.Module{Name: "chain", KeyPrefixes: []string{string(keyChainID)}}
+}
+
+// muxRef lets the queue module route through the table it belongs to.
+type muxRef struct{ *module.Mux }
 
 // Close closes the state.
 func (a *App) Close() error { return a.store.Close() }
@@ -126,14 +158,22 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	if len(req.ChainId) == 0 || len(req.ChainId) > api.MaxChainIDBytes {
 		return nil, fmt.Errorf("chain id must be 1 to %d bytes", api.MaxChainIDBytes)
 	}
-	a.chainID, a.params = req.ChainId, g.Params
+	a.chainID = req.ChainId
+	a.mu.Lock()
+	a.params = g.Params
+	a.mu.Unlock()
 	st := a.store
-	writeGenesis(st, req.ChainId, g)
+	mg := &module.Genesis{ChainID: req.ChainId, State: g, Validators: req.Validators}
+	if err := a.writeGenesis(st, mg); err != nil {
+		return nil, err
+	}
 	// CheckTx may run before block 1 is committed: give it the genesis state
 	// over the empty committed version.
 	empty := mustEmptySnapshot(st)
 	check := store.NewCache(empty)
-	writeGenesis(check, req.ChainId, g)
+	if err := a.writeGenesis(check, mg); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	a.check, a.lastHeight, a.lastTime = store.NewCache(check), 0, req.Time
 	a.mu.Unlock()
@@ -145,7 +185,10 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 // CheckTx admits a transaction to the mempool if it would apply on top of
 // the committed state and the transactions already admitted.
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
-	tx, err := a.decodeAndVerify(req.Tx)
+	a.mu.Lock()
+	params := a.params
+	a.mu.Unlock()
+	tx, err := a.decodeAndVerify(req.Tx, params)
 	if err == nil {
 		a.mu.Lock()
 		ctx := &block.Context{KV: a.check, ChainID: a.chainID, Height: a.lastHeight + 1, Time: a.lastTime, Params: a.params, Checking: true}
@@ -160,8 +203,8 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 
 // decodeAndVerify decodes a transaction and checks what needs no state:
 // size, chain id and signature (each signature once per process).
-func (a *App) decodeAndVerify(b []byte) (*api.Tx, error) {
-	if max := a.params.MaxTxBytes; max > 0 && uint64(len(b)) > max {
+func (a *App) decodeAndVerify(b []byte, params api.Params) (*api.Tx, error) {
+	if max := params.MaxTxBytes; max > 0 && uint64(len(b)) > max {
 		return nil, fmt.Errorf("%w: transaction of %d bytes exceeds the chain's max_tx_bytes %d", api.ErrTooLarge, len(b), max)
 	}
 	tx, err := api.DecodeTx(b)
@@ -197,7 +240,7 @@ func (a *App) execTx(ctx *block.Context, tx *api.Tx, size int) error {
 	callCtx := *ctx
 	callCtx.KV = callc
 	callCtx.Messages, callCtx.Events = nil, nil
-	err := a.runCall(&callCtx, tx.Signer, tx.Call)
+	err := a.mux.Execute(&callCtx, tx.Signer, tx.Call)
 	if err != nil && ctx.Checking {
 		return err
 	}
@@ -208,30 +251,6 @@ func (a *App) execTx(ctx *block.Context, tx *api.Tx, size int) error {
 	}
 	txc.Write()
 	return err
-}
-
-func (a *App) runCall(ctx *block.Context, signer crypto.PublicKey, call api.Call) error {
-	switch c := call.(type) {
-	case *api.Transfer:
-		return accounts.Transfer(ctx, signer, c)
-	case *api.PostMessage:
-		return mq.Emit(ctx, api.KeyOrigin(api.OriginAccount, signer), c.Topic, c.Payload)
-	case *api.PushMessage:
-		if err := mq.Push(ctx, &c.Message, authorize); err != nil {
-			return err
-		}
-		onPushed(ctx, &c.Message.Message)
-		return nil
-	case *api.RegisterWorker:
-		return registry.RegisterWorker(ctx, signer, c)
-	case *api.UploadContract:
-		return contracts.Upload(ctx, signer, c)
-	case *api.ContractCommand:
-		return contracts.Command(ctx, signer, c)
-	case *api.ContractQueryCall:
-		return contracts.Query(ctx, c)
-	}
-	return fmt.Errorf("%w: %s", api.ErrUnknownCall, call.Kind())
 }
 
 // PrepareProposal drops transactions that no longer fit, in order.
@@ -256,11 +275,15 @@ func (a *App) ProcessProposal(context.Context, *abci.RequestProcessProposal) (*a
 
 // FinalizeBlock executes a decided block on the working version.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
-	ctx := &block.Context{KV: a.store, ChainID: a.chainID, Height: req.Height, Time: req.Time, Params: a.params}
+	ctx := &block.Context{KV: a.store, ChainID: a.chainID, Height: req.Height, Time: req.Time, Params: a.params, BlockHash: req.Hash}
+	if err := a.mux.BeginBlock(ctx); err != nil {
+		return nil, err
+	}
+	blockEvents := ctx.Events
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, b := range req.Txs {
 		ctx.Events = nil
-		tx, err := a.decodeAndVerify(b)
+		tx, err := a.decodeAndVerify(b, a.params)
 		if err == nil {
 			err = a.execTx(ctx, tx, len(b))
 		}
@@ -273,11 +296,19 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		}
 		results[i] = res
 	}
-	registry.RecordBlockHash(ctx, req.Hash) // registrations cite recent blocks by hash
+	ctx.Events = nil
+	if err := a.mux.EndBlock(ctx); err != nil {
+		return nil, err
+	}
+	blockEvents = append(blockEvents, ctx.Events...)
+	params, err := api.DecodeParams(a.store.Get(api.KeyParams))
+	if err != nil {
+		return nil, fmt.Errorf("params after block %d: %w", req.Height, err)
+	}
 	root := a.store.WorkingRoot()
 	hash := api.AppHash(root, api.MessagesRoot(ctx.Messages))
-	a.pending = &pendingBlock{height: req.Height, time: req.Time, msgs: ctx.Messages, appHash: hash, stateRoot: root}
-	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: hash}, nil
+	a.pending = &pendingBlock{height: req.Height, time: req.Time, msgs: ctx.Messages, appHash: hash, stateRoot: root, params: params}
+	return &abci.ResponseFinalizeBlock{Events: blockEvents, TxResults: results, AppHash: hash, ValidatorUpdates: ctx.ValidatorUpdates}, nil
 }
 
 // Commit persists the block and moves CheckTx and queries to it.
@@ -295,6 +326,9 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if err != nil {
 		return nil, err
 	}
+	a.mu.Lock()
+	a.params = p.params
+	a.mu.Unlock()
 	a.resetCheck(snap, p.time)
 	if len(p.msgs) > 0 {
 		a.log.Debug("block committed", "height", p.height, "messages", len(p.msgs))
@@ -302,46 +336,11 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	return &abci.ResponseCommit{}, nil
 }
 
-// authorize admits off-chain origins: workers and gatekeepers through the
-// registry, contracts when deployed.
-func authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height int64) error {
-	if kind == api.OriginContract {
-		if contracts.Record(kv, key) == nil {
-			return fmt.Errorf("%w: no contract %s is deployed", api.ErrUnknownOrigin, key.Hex())
-		}
-		return nil
-	}
-	return registry.Authorize(kv, kind, key, height)
-}
-
-// onPushed lets the chain's modules act on the messages enclaves send them
-// (they stay in the queue whatever the module makes of them).
-func onPushed(ctx *block.Context, m *api.Message) {
-	if m.Origin.Kind == api.OriginContract && m.Topic == api.TopicContractReturn {
-		contracts.OnReturn(ctx, m.Origin.Key, m.Payload)
-		return
-	}
-	if m.Origin.Kind != api.OriginGatekeeper {
-		return
-	}
-	switch m.Topic {
-	case api.TopicMasterKey:
-		registry.PublishMasterKey(ctx, m.Origin.Key, m.Payload)
-	case api.TopicContractKey:
-		if g, err := api.DecodeContractKeyGrant(m.Payload); err == nil {
-			contracts.OnGrant(ctx, m.Origin.Key, g)
-		}
-	}
-}
-
-func writeGenesis(kv store.KV, chainID string, g *api.GenesisState) {
-	kv.Set(keyChainID, []byte(chainID))
-	kv.Set(api.KeyParams, g.Params.Encode())
-	registry.SetAttestation(kv, &g.Attestation)
-	registry.SetGatekeepers(kv, g.Gatekeepers)
-	for _, acc := range g.Accounts {
-		accounts.Set(kv, acc.Address, api.Account{Balance: acc.Balance})
-	}
+// writeGenesis writes the chain id, then every module's part of the
+// genesis (governance writes the parameters).
+func (a *App) writeGenesis(kv store.KV, g *module.Genesis) error {
+	kv.Set(keyChainID, []byte(g.ChainID))
+	return a.mux.InitGenesis(kv, g)
 }
 
 func mustEmptySnapshot(st *store.Store) *store.Snapshot {

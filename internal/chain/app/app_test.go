@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -304,6 +305,34 @@ func TestQueryErrors(t *testing.T) {
 		res, _ := h.app.Query(context.Background(), tc.req)
 		if !errors.Is(api.Code(res.Code).Err(), tc.want) {
 			t.Errorf("%s: code %d (%s), want %v", tc.req.Path, res.Code, res.Log, tc.want)
+		}
+	}
+}
+
+// TestModuleTableComplete: every call kind and every query path the api
+// declares has an owner in the module table.
+func TestModuleTableComplete(t *testing.T) {
+	x := newMux()
+	owned := map[api.CallKind]bool{}
+	for _, m := range x.Modules() {
+		for k := range m.Calls {
+			owned[k] = true
+		}
+	}
+	for k := api.CallKind(1); k.String() != fmt.Sprintf("call#%d", uint16(k)); k++ {
+		if !owned[k] {
+			t.Errorf("call %s has no module", k)
+		}
+	}
+	for _, p := range []string{api.QueryAccount, api.QueryWorker, api.QueryGatekeepers, api.QueryMasterKey, api.QueryParams,
+		api.QueryAttestation, api.QueryNextSeq, api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn} {
+		if !x.StateQuery(p) {
+			t.Errorf("state query %s has no module", p)
+		}
+	}
+	for _, p := range []string{api.QueryMessages, api.QueryWorkers} {
+		if x.Querier(p) == nil {
+			t.Errorf("query %s has no module", p)
 		}
 	}
 }

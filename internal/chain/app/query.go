@@ -8,7 +8,6 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/phalago/phala/api"
-	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/store"
 )
 
@@ -24,33 +23,15 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 }
 
 func (a *App) query(req *abci.RequestQuery) (*abci.ResponseQuery, error) {
-	if req.Path == api.QueryMessages {
-		h := req.Height
-		if h == 0 {
-			h = a.store.Height()
-		}
-		bm, err := a.store.Messages(h)
+	if q := a.mux.Querier(req.Path); q != nil {
+		res, err := q(a.store, req)
 		if err != nil {
 			return nil, notFound(err)
 		}
-		return &abci.ResponseQuery{Height: h, Value: bm.Encode()}, nil
+		return res, nil
 	}
-	if req.Path == api.QueryWorkers {
-		snap, err := a.store.Snapshot(req.Height)
-		if err != nil {
-			return nil, notFound(err)
-		}
-		var ids []crypto.PublicKey
-		err = snap.Prefix([]byte("w/"), maxListing, func(k, _ []byte) bool {
-			var pk crypto.PublicKey
-			copy(pk[:], k[2:])
-			ids = append(ids, pk)
-			return true
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &abci.ResponseQuery{Height: snap.Height(), Value: api.EncodeKeys(ids)}, nil
+	if !a.mux.StateQuery(req.Path) {
+		return nil, fmt.Errorf("%w: unknown query path %q", api.ErrInvalidCall, req.Path)
 	}
 	key, err := api.QueryKey(req.Path, req.Data)
 	if err != nil {
@@ -77,9 +58,6 @@ func (a *App) query(req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 	}
 	return res, nil
 }
-
-// maxListing bounds listings.
-const maxListing = 10_000
 
 func notFound(err error) error {
 	if errors.Is(err, store.ErrNoVersion) {

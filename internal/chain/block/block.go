@@ -21,12 +21,18 @@ type Context struct {
 	Height  int64
 	Time    time.Time
 	Params  api.Params
+	// BlockHash is the hash of the block being finalized (CometBFT's
+	// RequestFinalizeBlock.Hash); empty in CheckTx.
+	BlockHash []byte
 	// Checking is true in CheckTx: the call is validated against pending
 	// state but its messages and events go nowhere.
 	Checking bool
 
 	Messages []api.Message
 	Events   []abci.Event
+	// ValidatorUpdates are the changes to CometBFT's validator set the
+	// block returns from FinalizeBlock (effective two heights later).
+	ValidatorUpdates []abci.ValidatorUpdate
 }
 
 // Emit records a queue message. Its sequence must already be assigned (see

@@ -18,6 +18,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
 	"github.com/phalago/phala/internal/chain/store"
@@ -197,4 +198,48 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 	}
 	ctx.KV.Set(key, payload)
 	ctx.Event("contract_return", "contract", contract.Hex(), "query", hex.EncodeToString(resp.Query[:]))
+}
+
+// Spec returns the contracts module's entry in the chain's module table:
+// it owns the "c" keys (records "c/", uploads "cu/", deployer sequences
+// "cs/", pending uploads "cp/", on-chain query answers "cr/"); it executes
+// uploads, commands and on-chain queries, admits contract origins (deployed
+// contracts) into the queue, consumes gatekeepers' key grants and
+// contracts' query answers, and serves the contracts' proved reads.
+func Spec() *module.Module {
+	return &module.Module{
+		Name:        Module,
+		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/"},
+		Calls: map[api.CallKind]module.CallHandler{
+			api.CallUploadContract: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
+				return Upload(ctx, signer, c.(*api.UploadContract))
+			},
+			api.CallContractCommand: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
+				return Command(ctx, signer, c.(*api.ContractCommand))
+			},
+			api.CallContractQuery: func(ctx *block.Context, _ crypto.PublicKey, c api.Call) error {
+				return Query(ctx, c.(*api.ContractQueryCall))
+			},
+		},
+		Origins: map[api.OriginKind]module.Authorizer{api.OriginContract: authorize},
+		Consumes: []module.Consumer{
+			{Origin: api.OriginContract, Topic: api.TopicContractReturn, Handle: func(ctx *block.Context, m *api.Message) {
+				OnReturn(ctx, m.Origin.Key, m.Payload)
+			}},
+			{Origin: api.OriginGatekeeper, Topic: api.TopicContractKey, Handle: func(ctx *block.Context, m *api.Message) {
+				if g, err := api.DecodeContractKeyGrant(m.Payload); err == nil {
+					OnGrant(ctx, m.Origin.Key, g)
+				}
+			}},
+		},
+		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn},
+	}
+}
+
+// authorize admits messages of deployed contracts.
+func authorize(kv store.KV, _ api.OriginKind, key crypto.PublicKey, _ int64) error {
+	if Record(kv, key) == nil {
+		return fmt.Errorf("%w: no contract %s is deployed", api.ErrUnknownOrigin, key.Hex())
+	}
+	return nil
 }

@@ -12,9 +12,12 @@ import (
 	"strconv"
 	"strings"
 
+	abci "github.com/cometbft/cometbft/abci/types"
+
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/store"
 )
 
@@ -106,4 +109,54 @@ func checkShape(topic string, payload []byte) error {
 func enqueue(ctx *block.Context, m api.Message) {
 	ctx.Emit(m)
 	ctx.Event("message", "origin", m.Origin.String(), "topic", m.Topic, "seq", strconv.FormatUint(m.Seq, 10))
+}
+
+// Router is what the queue needs of the module table to admit and route
+// pushed messages: the authorizer of each off-chain origin kind, and the
+// module consuming each (origin kind, topic).
+type Router interface {
+	Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height int64) error
+	Deliver(ctx *block.Context, m *api.Message)
+}
+
+// Spec returns the queue's entry in the chain's module table: it owns the
+// sequences ("q/"), executes post_message and push_message (admitting a
+// pushed message through r, then handing it to the module that consumes
+// it; it stays in the queue whatever that module makes of it), and serves
+// the next-sequence reads and a block's messages.
+func Spec(r Router) *module.Module {
+	return &module.Module{
+		Name:        "mq",
+		KeyPrefixes: []string{"q/"},
+		Calls: map[api.CallKind]module.CallHandler{
+			api.CallPostMessage: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
+				p := c.(*api.PostMessage)
+				return Emit(ctx, api.KeyOrigin(api.OriginAccount, signer), p.Topic, p.Payload)
+			},
+			api.CallPushMessage: func(ctx *block.Context, _ crypto.PublicKey, c api.Call) error {
+				p := c.(*api.PushMessage)
+				if err := Push(ctx, &p.Message, r.Authorize); err != nil {
+					return err
+				}
+				r.Deliver(ctx, &p.Message.Message)
+				return nil
+			},
+		},
+		StateQueries: []string{api.QueryNextSeq},
+		Queries:      map[string]module.Querier{api.QueryMessages: queryMessages},
+	}
+}
+
+// queryMessages answers a block's messages (the last committed block at
+// height 0), verified by the client against the app hash.
+func queryMessages(st *store.Store, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
+	h := req.Height
+	if h == 0 {
+		h = st.Height()
+	}
+	bm, err := st.Messages(h)
+	if err != nil {
+		return nil, err
+	}
+	return &abci.ResponseQuery{Height: h, Value: bm.Encode()}, nil
 }

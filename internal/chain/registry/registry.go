@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"strconv"
 
+	abci "github.com/cometbft/cometbft/abci/types"
+
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/attestation"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/store"
 )
@@ -114,6 +117,32 @@ func Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height in
 		return nil
 	}
 	return fmt.Errorf("%w: no %s with key %s is known to the chain", api.ErrUnknownOrigin, kind, key.Hex())
+}
+
+// WorkerActive reports whether w may act as a worker at height h: its
+// registration is unexpired and its measurement is still allowed (a
+// measurement revoked by governance expires every registration made with
+// it).
+func WorkerActive(kv store.KV, w *api.WorkerRecord, h int64) bool {
+	return w.Active(h) && Attestation(kv).MeasurementAllowed(w.Measurement)
+}
+
+// SetMeasurementAllowed adds m to the allowlist (allowed) or removes it,
+// and returns the allowlist after the change.
+func SetMeasurementAllowed(kv store.KV, m []byte, allowed bool) []api.HexBytes {
+	a := Attestation(kv)
+	var out []api.HexBytes
+	for _, x := range a.Measurements {
+		if string(x) != string(m) {
+			out = append(out, x)
+		}
+	}
+	if allowed {
+		out = append(out, append(api.HexBytes(nil), m...))
+	}
+	a.Measurements = out
+	SetAttestation(kv, a)
+	return out
 }
 
 // RegisterWorker verifies the attestation of a worker (or gatekeeper)
@@ -242,4 +271,61 @@ func PublishMasterKey(ctx *block.Context, gatekeeper crypto.PublicKey, payload [
 	}
 	ctx.KV.Set(api.KeyMasterKey, payload)
 	ctx.Event("master_key_published", "public_key", pk.Hex(), "gatekeeper", gatekeeper.Hex())
+}
+
+// Spec returns the registry's entry in the chain's module table: it
+// owns workers ("w/"), the gatekeeper list and master key ("g/"), the
+// recent block hashes registrations cite ("b/") and the attestation
+// settings; it executes register_worker, admits worker and
+// gatekeeper origins into the queue, records the master key a gatekeeper
+// announces, and serves the registry's proved reads and the worker listing.
+func Spec() *module.Module {
+	return &module.Module{
+		Name:        Module,
+		KeyPrefixes: []string{"w/", "g/", "b/", string(api.KeyAttestation)},
+		Calls: map[api.CallKind]module.CallHandler{
+			api.CallRegisterWorker: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
+				return RegisterWorker(ctx, signer, c.(*api.RegisterWorker))
+			},
+		},
+		// Registrations cite recent blocks by hash (CheckFresh).
+		EndBlock: func(ctx *block.Context) error {
+			RecordBlockHash(ctx, ctx.BlockHash)
+			return nil
+		},
+		Origins: map[api.OriginKind]module.Authorizer{api.OriginWorker: Authorize, api.OriginGatekeeper: Authorize},
+		Consumes: []module.Consumer{{Origin: api.OriginGatekeeper, Topic: api.TopicMasterKey, Handle: func(ctx *block.Context, m *api.Message) {
+			PublishMasterKey(ctx, m.Origin.Key, m.Payload)
+		}}},
+		InitGenesis: func(kv store.KV, g *module.Genesis) error {
+			SetAttestation(kv, &g.State.Attestation)
+			SetGatekeepers(kv, g.State.Gatekeepers)
+			return nil
+		},
+		StateQueries: []string{api.QueryWorker, api.QueryGatekeepers, api.QueryMasterKey, api.QueryAttestation},
+		Queries:      map[string]module.Querier{api.QueryWorkers: queryWorkers},
+	}
+}
+
+// maxListing bounds listings.
+const maxListing = 10_000
+
+// queryWorkers lists the identities of registered workers (unproved; prove
+// each with /worker).
+func queryWorkers(st *store.Store, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
+	snap, err := st.Snapshot(req.Height)
+	if err != nil {
+		return nil, err
+	}
+	var ids []crypto.PublicKey
+	err = snap.Prefix([]byte("w/"), maxListing, func(k, _ []byte) bool {
+		var pk crypto.PublicKey
+		copy(pk[:], k[2:])
+		ids = append(ids, pk)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &abci.ResponseQuery{Height: snap.Height(), Value: api.EncodeKeys(ids)}, nil
 }

@@ -91,7 +91,8 @@ func gunzip(b []byte) ([]byte, error) {
 }
 
 // grant (gatekeeper) derives the contract's keys and provisions them to the
-// assigned workers: registered, attested, unexpired, not gatekeepers,
+// assigned workers: registered, attested, unexpired, with a measurement
+// governance has not revoked, not gatekeepers,
 // ordered by SHA-256(upload id, worker) so every gatekeeper picks the same.
 func (e *Engine) grant(ctx *Context, id [32]byte, u *upload) {
 	ck, err := e.master.ContractKey(u.deployer, u.codeHash, u.seq)

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +59,7 @@ type Config struct {
 	Log      *slog.Logger
 }
 
-// Handler handles the messages of one topic prefix.
+// Handler handles the messages of one topic.
 type Handler func(ctx *Context, m *api.Message) error
 
 // Context is what a handler sees.
@@ -76,11 +75,6 @@ func (c *Context) Emit(kind api.OriginKind, topic string, payload []byte) {
 	c.e.emit(kind, topic, payload)
 }
 
-type route struct {
-	prefix string
-	h      Handler
-}
-
 // Engine is a running pRuntime core. Its methods are safe for concurrent use.
 type Engine struct {
 	mu       sync.Mutex
@@ -94,7 +88,7 @@ type Engine struct {
 	genState *api.GenesisState
 	lc       *lightclient.Client
 	st       *state
-	routes   []route
+	routes   map[string]Handler // by exact topic
 	vm       *vm.VM
 	running  map[crypto.PublicKey]*running
 	guard    *contracts.QueryGuard
@@ -114,7 +108,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Log.With("module", "pruntime"), chainID: g.ChainID, genState: gs, role: RoleWorker,
-		running: map[crypto.PublicKey]*running{}, guard: contracts.NewQueryGuard()}
+		running: map[crypto.PublicKey]*running{}, guard: contracts.NewQueryGuard(), routes: map[string]Handler{}}
 	// Every sealed file is bound to this chain; all but the entity keys
 	// also to this pRuntime's identity.
 	chainSealer := sealing.NewSealer(cfg.Platform, sealing.Binding{ChainID: g.ChainID, GenesisHash: g.Hash})
@@ -158,6 +152,7 @@ func New(cfg Config) (*Engine, error) {
 	case errors.Is(err, sealing.ErrNotExist):
 		e.st.headerHeight = g.InitialHeight - 1
 		e.st.dispatched = g.InitialHeight - 1
+		e.st.allowlist = gs.Attestation.Measurements
 	default:
 		return nil, fmt.Errorf("load runtime state: %w", err)
 	}
@@ -169,6 +164,8 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicContractQuery, e.onChainQuery)
 	e.handle(api.TopicMasterKey, e.onMasterKeyAnnounced)
 	e.handle(api.TopicMasterKeyShare, e.onMasterKeyShare)
+	e.handle(api.TopicGovAllowlist, e.onAllowlist)
+	e.handle(api.TopicGovMinRuntimeVersion, e.onMinVersion)
 	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
 		e.role = RoleGatekeeper
 		if err := e.initGatekeeper(est == keys.EntityPreGenesis); err != nil {
@@ -182,7 +179,7 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("bind entity keys to the chain: %w", err)
 		}
 	}
-	e.log.Info("pRuntime ready", "role", e.role, "identity", e.entity.Identity.Public().Hex(), "platform", cfg.Platform.Name(),
+	e.log.Info("pRuntime ready", "version", Version, "role", e.role, "identity", e.entity.Identity.Public().Hex(), "platform", cfg.Platform.Name(),
 		"synced", e.st.headerHeight, "dispatched", e.st.dispatched, "egress", len(e.st.egress))
 	return e, e.checkpoint()
 }
@@ -243,15 +240,22 @@ func (e *Engine) initGatekeeper(firstStart bool) error {
 	return nil
 }
 
-// handle routes messages whose topic starts with prefix to h.
-func (e *Engine) handle(prefix string, h Handler) { e.routes = append(e.routes, route{prefix, h}) }
+// handle routes the messages of exactly topic to h (one handler per
+// topic; a second registration is a programming error).
+func (e *Engine) handle(topic string, h Handler) {
+	if _, ok := e.routes[topic]; ok {
+		panic(fmt.Sprintf("engine: topic %q handled twice", topic))
+	}
+	e.routes[topic] = h
+}
 
-// Handle registers a handler (the contract engine plugs in here). Call it
-// before serving.
-func (e *Engine) Handle(prefix string, h Handler) {
+// Handle registers the handler of exactly topic (not a prefix). Call it
+// before serving. A chain module's message on a topic without a handler
+// stops dispatch (ErrUpgradeRequired).
+func (e *Engine) Handle(topic string, h Handler) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.handle(prefix, h)
+	e.handle(topic, h)
 }
 
 func (e *Engine) emit(kind api.OriginKind, topic string, payload []byte) {
@@ -347,7 +351,10 @@ func (e *Engine) DispatchBlocks(b *api.BlockBatch) (int64, error) {
 			return e.st.dispatched, err
 		}
 	}
-	if ferr != nil {
+	switch {
+	case errors.Is(ferr, ErrUpgradeRequired):
+		e.log.Error("dispatch stopped: the chain requires a newer pRuntime; upgrade it", "version", Version, "dispatched", e.st.dispatched, "err", ferr)
+	case ferr != nil:
 		e.log.Warn("block dispatch refused", "dispatched", e.st.dispatched, "err", ferr)
 	}
 	return e.st.dispatched, ferr
@@ -379,6 +386,9 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 		}
 		seen[k] = next + 1
 	}
+	if err := e.checkVersion(bm); err != nil {
+		return err
+	}
 	for k, v := range seen {
 		e.st.nextSeq[k] = v
 	}
@@ -391,13 +401,11 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 	for i := range bm.Messages {
 		m := &bm.Messages[i]
 		e.ack(m)
-		for _, r := range e.routes {
-			if strings.HasPrefix(m.Topic, r.prefix) {
-				if err := r.h(ctx, m); err != nil {
-					// A message the chain ordered cannot be refused; its
-					// handler's failure is recorded, the queue moves on.
-					e.log.Warn("message handler failed", "height", bm.Height, "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "err", err)
-				}
+		if h, ok := e.routes[m.Topic]; ok {
+			if err := h(ctx, m); err != nil {
+				// A message the chain ordered cannot be refused; its
+				// handler's failure is recorded, the queue moves on.
+				e.log.Warn("message handler failed", "height", bm.Height, "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "err", err)
 			}
 		}
 	}
@@ -459,6 +467,7 @@ func (e *Engine) Info() Info {
 		IdentityKey: e.entity.Identity.Public().Hex(), EcdhKey: e.entity.Ecdh.Public().Hex(),
 		Synced: e.st.headerHeight, Dispatched: e.st.dispatched, BlockTime: time.Unix(0, e.st.blockTime).UTC(),
 		Egress: len(e.st.egress), Workers: len(e.st.workers), StateRoot: fmt.Sprintf("%x", root), MemoryBytes: ms.HeapAlloc,
+		Version: Version, MinVersion: e.st.minVersion,
 	}
 	if e.master != nil {
 		info.MasterKey = e.master.Public().Hex()

@@ -58,6 +58,12 @@ func sim(t testing.TB, dir string) platform.Platform {
 
 func newChain(t *testing.T) *chain {
 	t.Helper()
+	return newChainWith(t, nil)
+}
+
+// newChainWith is newChain with the genesis app state edited first.
+func newChainWith(t *testing.T, edit func(g *api.GenesisState)) *chain {
+	t.Helper()
 	gkDir := t.TempDir()
 	gk, err := keys.CreatePreGenesisEntity(sim(t, gkDir), gkDir)
 	if err != nil {
@@ -66,6 +72,9 @@ func newChain(t *testing.T) *chain {
 	m := sha256.Sum256(code)
 	g := node.DevGenesisState(m[:])
 	g.Gatekeepers = []crypto.PublicKey{gk.Identity.Public()}
+	if edit != nil {
+		edit(g)
+	}
 	net := testnet.New(t, testnet.Options{Genesis: g})
 	doc, err := cmttypes.GenesisDocFromFile(filepath.Join(net.Homes[0], "config", "genesis.json"))
 	if err != nil {

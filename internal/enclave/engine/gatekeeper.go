@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -12,10 +13,11 @@ import (
 
 // attested reports whether rec admits its pRuntime at height: registered
 // (its record came from the registry in the queue), unexpired, and with a
-// measurement the genesis allowlist holds. The chain's registry.Attested
-// applies the same rule.
+// measurement the allowlist holds (the genesis one, as governance changed
+// it since: a revoked measurement expires every registration made with
+// it). The chain's registry.Attested applies the same rule.
 func (e *Engine) attested(rec *api.WorkerRecord, height int64) bool {
-	return rec != nil && rec.Active(height) && e.genState.Attestation.MeasurementAllowed(rec.Measurement)
+	return rec != nil && rec.Active(height) && slices.ContainsFunc(e.st.allowlist, func(m api.HexBytes) bool { return string(m) == string(rec.Measurement) })
 }
 
 // attestedGatekeeper checks that key is a gatekeeper pRuntime this one may

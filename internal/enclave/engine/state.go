@@ -11,7 +11,7 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-const stateVersion = 1
+const stateVersion = 2
 
 // state is everything pRuntime derives from the chain plus its egress. It
 // is checkpointed (sealed) after every sync or dispatch call.
@@ -37,6 +37,10 @@ type state struct {
 	uploads map[[32]byte]*upload
 	// The master public key the first gatekeeper announced.
 	masterPub crypto.PublicKey
+	// Governance: the allowed pRuntime measurements (from the genesis,
+	// then as enacted) and the minimum pRuntime version announced.
+	allowlist  []api.HexBytes
+	minVersion uint32
 }
 
 func newState() *state {
@@ -94,6 +98,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 	}
 	s.encodeUploads(w)
 	w.Fixed(s.masterPub[:])
+	s.encodeGovernance(w)
 }
 
 // root is the state root: SHA-256 over the chain-derived state. Two
@@ -153,6 +158,7 @@ func decodeState(b []byte) (*state, error) {
 	}
 	s.decodeUploads(r)
 	r.Fixed(s.masterPub[:])
+	s.decodeGovernance(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

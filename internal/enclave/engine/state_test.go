@@ -19,6 +19,7 @@ func sampleState() *state {
 	o := api.KeyOrigin(api.OriginWorker, k.Public())
 	s.egressSeq[string(o.Encode())] = 1
 	s.egress = []api.SignedMessage{api.SignMessage("c", api.Message{Origin: o, Topic: "t"}, k)}
+	s.allowlist, s.minVersion = []api.HexBytes{{1, 2}, {3}}, 4
 	return s
 }
 
@@ -39,6 +40,11 @@ func TestStateRoundTrip(t *testing.T) {
 	got.nextSeq["x"] = 1
 	if got.root() == s.root() {
 		t.Fatal("root ignores sequences")
+	}
+	again, _ := decodeState(s.encode())
+	again.allowlist = again.allowlist[1:]
+	if again.root() == s.root() {
+		t.Fatal("root ignores the allowlist")
 	}
 }
 

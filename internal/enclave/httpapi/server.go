@@ -154,6 +154,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, engine.ErrBadInput):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, engine.ErrUpgradeRequired):
+		return http.StatusUpgradeRequired
 	}
 	return http.StatusInternalServerError
 }

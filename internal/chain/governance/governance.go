@@ -1,0 +1,395 @@
+// Package governance owns the chain's trust roots as the council changes
+// them: the council itself (members and threshold), the motions it
+// proposes and votes, the chain parameters, the minimum pRuntime version
+// and the record of CometBFT's validator set. Through the registry it
+// changes the pRuntime measurement allowlist.
+//
+// # Motions
+//
+// A council member proposes a motion (its proposal is its aye); members
+// vote aye or nay, once each. When the ayes of current members reach the
+// threshold the motion is approved, and it is enacted at the end of that
+// same block (EndBlock), in approval order: deterministic, and never in the
+// middle of another transaction. A motion still open when its voting period
+// (Params.GovVotingPeriod blocks) ends expires at the end of its last
+// voting block and is never enacted. An approved motion whose action no
+// longer applies to the state at enactment (a measurement already revoked
+// by another motion of the block, the last validator removed) is marked
+// failed with the reason; nothing of it is applied.
+//
+// # What enactment does
+//
+//   - allow/revoke measurement: changes the registry's allowlist and
+//     announces the new allowlist to pRuntimes (api.TopicGovAllowlist).
+//     A revoked measurement makes every registration made with it expire:
+//     registry.Authorize refuses its messages, key grants naming it are
+//     ignored, and gatekeepers stop granting contract keys to it.
+//   - set minimum pRuntime version: recorded and announced
+//     (api.TopicGovMinRuntimeVersion); older pRuntimes stop dispatching.
+//   - set params: the chain parameters from the next block on.
+//   - set council: members and threshold; open motions keep their votes,
+//     but only current members' ayes count.
+//   - set validator: a CometBFT validator update returned from
+//     FinalizeBlock (effective two blocks later); a change that would
+//     leave no voting power, or remove a validator that does not exist,
+//     is refused.
+package governance
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/module"
+	"github.com/phalago/phala/internal/chain/mq"
+	"github.com/phalago/phala/internal/chain/registry"
+	"github.com/phalago/phala/internal/chain/store"
+)
+
+// Name is the module's origin name in the queue.
+const Name = "governance"
+
+// Spec returns the governance module's entry in the chain's module table.
+func Spec() *module.Module {
+	return &module.Module{
+		Name:        Name,
+		KeyPrefixes: []string{"gov/", string(api.KeyParams)},
+		Calls: map[api.CallKind]module.CallHandler{
+			api.CallGovPropose: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
+				return Propose(ctx, signer, c.(*api.GovPropose))
+			},
+			api.CallGovVote: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
+				return Vote(ctx, signer, c.(*api.GovVote))
+			},
+		},
+		InitGenesis: initGenesis,
+		EndBlock:    EndBlock,
+		StateQueries: []string{api.QueryParams, api.QueryCouncil, api.QueryMotion, api.QueryNextMotion,
+			api.QueryMinRuntimeVersion, api.QueryValidators},
+	}
+}
+
+func initGenesis(kv store.KV, g *module.Genesis) error {
+	kv.Set(api.KeyParams, g.State.Params.Encode())
+	c := &api.Council{Members: g.State.Governance.Council, Threshold: g.State.Governance.Threshold}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	kv.Set(api.KeyCouncil, c.Encode())
+	var vs api.ValidatorSet
+	for _, v := range g.Validators {
+		pk := v.PubKey.GetEd25519()
+		if len(pk) != api.ValidatorKeySize || v.Power <= 0 || v.Power > api.MaxValidatorPower {
+			return fmt.Errorf("genesis validator %x: only ed25519 keys with power in [1, %d] are supported", pk, uint64(api.MaxValidatorPower))
+		}
+		vs = append(vs, api.Validator{PubKey: [api.ValidatorKeySize]byte(pk), Power: uint64(v.Power)})
+	}
+	sortValidators(vs)
+	for i := 1; i < len(vs); i++ {
+		if vs[i].PubKey == vs[i-1].PubKey {
+			return fmt.Errorf("genesis validator %x listed twice", vs[i].PubKey)
+		}
+	}
+	kv.Set(api.KeyValidators, vs.Encode())
+	return nil
+}
+
+// Council returns the council (empty if none).
+func Council(kv store.KV) *api.Council {
+	v := kv.Get(api.KeyCouncil)
+	if v == nil {
+		return &api.Council{}
+	}
+	c, err := api.DecodeCouncil(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt council: %v", err))
+	}
+	return c
+}
+
+// Motion returns motion id, or nil.
+func Motion(kv store.KV, id uint64) *api.Motion {
+	v := kv.Get(api.MotionKey(id))
+	if v == nil {
+		return nil
+	}
+	m, err := api.DecodeMotion(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt motion %d: %v", id, err))
+	}
+	return m
+}
+
+func saveMotion(kv store.KV, m *api.Motion) { kv.Set(api.MotionKey(m.ID), m.Encode()) }
+
+// MinRuntimeVersion returns the minimum pRuntime version (0: none set).
+func MinRuntimeVersion(kv store.KV) uint32 {
+	v := kv.Get(api.KeyMinRuntimeVersion)
+	if v == nil {
+		return 0
+	}
+	n, err := api.DecodeRuntimeVersion(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt min runtime version: %v", err))
+	}
+	return n
+}
+
+// Validators returns the chain's record of the validator set.
+func Validators(kv store.KV) api.ValidatorSet {
+	v := kv.Get(api.KeyValidators)
+	if v == nil {
+		return nil
+	}
+	s, err := api.DecodeValidatorSet(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt validator set: %v", err))
+	}
+	return s
+}
+
+func sortValidators(vs api.ValidatorSet) {
+	sort.Slice(vs, func(i, j int) bool { return bytes.Compare(vs[i].PubKey[:], vs[j].PubKey[:]) < 0 })
+}
+
+// Propose records a motion of a council member, counting the proposal as
+// its aye. Errors: api.ErrNotCouncilMember, api.ErrInvalidAction (the
+// action is malformed or does not apply to the current state).
+func Propose(ctx *block.Context, signer crypto.PublicKey, p *api.GovPropose) error {
+	c := Council(ctx.KV)
+	if !c.IsMember(signer) {
+		return fmt.Errorf("%w: %s may not propose", api.ErrNotCouncilMember, signer)
+	}
+	if err := p.Action.Validate(); err != nil {
+		return err
+	}
+	if err := check(ctx.KV, &p.Action); err != nil {
+		return err
+	}
+	id := uint64(0)
+	if v := ctx.KV.Get(api.KeyNextMotion); len(v) == 8 {
+		id = binary.BigEndian.Uint64(v)
+	}
+	ctx.KV.Set(api.KeyNextMotion, binary.BigEndian.AppendUint64(nil, id+1))
+	m := &api.Motion{ID: id, Proposer: signer, Action: p.Action, ProposedAt: ctx.Height,
+		ExpiresAt: ctx.Height + int64(ctx.Params.GovVotingPeriod), Ayes: []crypto.PublicKey{signer}, Status: api.MotionOpen}
+	addToList(ctx.KV, dueKey(m.ExpiresAt-1), id)
+	ctx.Event("gov_proposed", "motion", strconv.FormatUint(id, 10), "action", p.Action.Kind.String(), "proposer", signer.Address(),
+		"expires_at", strconv.FormatInt(m.ExpiresAt, 10))
+	tally(ctx, c, m)
+	saveMotion(ctx.KV, m)
+	return nil
+}
+
+// Vote records a council member's vote on an open motion. Errors:
+// api.ErrNotCouncilMember, api.ErrUnknownMotion, api.ErrMotionClosed
+// (approved, enacted, failed or expired), api.ErrAlreadyVoted.
+func Vote(ctx *block.Context, signer crypto.PublicKey, v *api.GovVote) error {
+	c := Council(ctx.KV)
+	if !c.IsMember(signer) {
+		return fmt.Errorf("%w: %s may not vote", api.ErrNotCouncilMember, signer)
+	}
+	m := Motion(ctx.KV, v.Motion)
+	if m == nil {
+		return fmt.Errorf("%w: no motion %d", api.ErrUnknownMotion, v.Motion)
+	}
+	if m.Status != api.MotionOpen || ctx.Height >= m.ExpiresAt {
+		return fmt.Errorf("%w: motion %d is %s (voting ended at height %d)", api.ErrMotionClosed, m.ID, m.Status, m.ExpiresAt)
+	}
+	if m.Voted(signer) {
+		return fmt.Errorf("%w: %s already voted on motion %d", api.ErrAlreadyVoted, signer, m.ID)
+	}
+	if len(m.Ayes) >= api.MaxMotionVotes || len(m.Nays) >= api.MaxMotionVotes {
+		return fmt.Errorf("%w: motion %d holds the most votes a motion may (%d each way)", api.ErrMotionClosed, m.ID, api.MaxMotionVotes)
+	}
+	if v.Aye {
+		m.Ayes = append(m.Ayes, signer)
+	} else {
+		m.Nays = append(m.Nays, signer)
+	}
+	ctx.Event("gov_voted", "motion", strconv.FormatUint(m.ID, 10), "voter", signer.Address(), "aye", strconv.FormatBool(v.Aye))
+	tally(ctx, c, m)
+	saveMotion(ctx.KV, m)
+	return nil
+}
+
+// tally approves m if the ayes of current members reach the threshold.
+func tally(ctx *block.Context, c *api.Council, m *api.Motion) {
+	ayes := 0
+	for _, a := range m.Ayes {
+		if c.IsMember(a) {
+			ayes++
+		}
+	}
+	if c.Threshold == 0 || ayes < int(c.Threshold) {
+		return
+	}
+	m.Status, m.DecidedAt = api.MotionApproved, ctx.Height
+	addToList(ctx.KV, enactKey(ctx.Height), m.ID)
+	ctx.Event("gov_approved", "motion", strconv.FormatUint(m.ID, 10), "ayes", strconv.Itoa(ayes), "threshold", strconv.FormatUint(uint64(c.Threshold), 10))
+}
+
+// EndBlock enacts the motions approved in this block, in approval order,
+// then expires the open motions whose voting period ends with this block.
+func EndBlock(ctx *block.Context) error {
+	for _, id := range takeList(ctx.KV, enactKey(ctx.Height)) {
+		m := Motion(ctx.KV, id)
+		if m == nil || m.Status != api.MotionApproved {
+			return fmt.Errorf("motion %d listed for enactment is not approved", id)
+		}
+		// The action runs on a cache: a failure leaves nothing behind.
+		c := store.NewCache(ctx.KV)
+		actx := *ctx
+		actx.KV, actx.Messages, actx.Events, actx.ValidatorUpdates = c, nil, nil, nil
+		err := check(c, &m.Action)
+		if err == nil {
+			err = enact(&actx, &m.Action)
+		}
+		m.DecidedAt = ctx.Height
+		if err != nil {
+			m.Status, m.Reason = api.MotionFailed, truncate(err.Error(), api.MaxReasonBytes)
+			ctx.Event("gov_failed", "motion", strconv.FormatUint(id, 10), "reason", m.Reason)
+		} else {
+			c.Write()
+			ctx.Messages = append(ctx.Messages, actx.Messages...)
+			ctx.Events = append(ctx.Events, actx.Events...)
+			ctx.ValidatorUpdates = append(ctx.ValidatorUpdates, actx.ValidatorUpdates...)
+			m.Status = api.MotionEnacted
+			ctx.Event("gov_enacted", "motion", strconv.FormatUint(id, 10), "action", m.Action.Kind.String())
+		}
+		saveMotion(ctx.KV, m)
+	}
+	for _, id := range takeList(ctx.KV, dueKey(ctx.Height)) {
+		m := Motion(ctx.KV, id)
+		if m == nil || m.Status != api.MotionOpen {
+			continue
+		}
+		m.Status, m.DecidedAt = api.MotionExpired, ctx.Height
+		saveMotion(ctx.KV, m)
+		ctx.Event("gov_expired", "motion", strconv.FormatUint(id, 10))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// check says whether an action applies to the current state.
+func check(kv store.KV, a *api.Action) error {
+	switch a.Kind {
+	case api.ActionAllowMeasurement:
+		if registry.Attestation(kv).MeasurementAllowed(a.Measurement) {
+			return fmt.Errorf("%w: measurement %x is already allowed", api.ErrInvalidAction, []byte(a.Measurement))
+		}
+		if len(registry.Attestation(kv).Measurements) >= api.MaxMeasurements {
+			return fmt.Errorf("%w: the allowlist holds %d measurements already", api.ErrInvalidAction, api.MaxMeasurements)
+		}
+	case api.ActionRevokeMeasurement:
+		if !registry.Attestation(kv).MeasurementAllowed(a.Measurement) {
+			return fmt.Errorf("%w: measurement %x is not on the allowlist", api.ErrInvalidAction, []byte(a.Measurement))
+		}
+	case api.ActionSetValidator:
+		_, err := applyValidator(Validators(kv), a.Validator)
+		return err
+	}
+	return nil
+}
+
+// applyValidator returns the set after the change, or why it is refused.
+func applyValidator(vs api.ValidatorSet, v api.Validator) (api.ValidatorSet, error) {
+	out := make(api.ValidatorSet, 0, len(vs)+1)
+	found := false
+	for _, x := range vs {
+		if x.PubKey == v.PubKey {
+			found = true
+			if v.Power > 0 {
+				out = append(out, v)
+			}
+			continue
+		}
+		out = append(out, x)
+	}
+	switch {
+	case !found && v.Power == 0:
+		return nil, fmt.Errorf("%w: validator %X is not in the set; nothing to remove", api.ErrInvalidAction, v.PubKey)
+	case !found:
+		out = append(out, v)
+		sortValidators(out)
+	}
+	if len(out) > api.MaxValidators {
+		return nil, fmt.Errorf("%w: more than %d validators", api.ErrInvalidAction, api.MaxValidators)
+	}
+	if out.TotalPower() == 0 {
+		return nil, fmt.Errorf("%w: the change would leave no voting power", api.ErrInvalidAction)
+	}
+	return out, nil
+}
+
+// enact applies a checked action.
+func enact(ctx *block.Context, a *api.Action) error {
+	origin := api.ModuleOrigin(Name)
+	switch a.Kind {
+	case api.ActionAllowMeasurement, api.ActionRevokeMeasurement:
+		list := registry.SetMeasurementAllowed(ctx.KV, a.Measurement, a.Kind == api.ActionAllowMeasurement)
+		ctx.Event("gov_measurement", "measurement", hex.EncodeToString(a.Measurement), "allowed", strconv.FormatBool(a.Kind == api.ActionAllowMeasurement))
+		return mq.Emit(ctx, origin, api.TopicGovAllowlist, api.EncodeMeasurements(list))
+	case api.ActionSetMinRuntimeVersion:
+		b := api.EncodeRuntimeVersion(a.Version)
+		ctx.KV.Set(api.KeyMinRuntimeVersion, b)
+		return mq.Emit(ctx, origin, api.TopicGovMinRuntimeVersion, b)
+	case api.ActionSetParams:
+		ctx.KV.Set(api.KeyParams, a.Params.Encode())
+	case api.ActionSetCouncil:
+		ctx.KV.Set(api.KeyCouncil, a.Council.Encode())
+	case api.ActionSetValidator:
+		vs, err := applyValidator(Validators(ctx.KV), a.Validator)
+		if err != nil {
+			return err
+		}
+		ctx.KV.Set(api.KeyValidators, vs.Encode())
+		ctx.ValidatorUpdates = append(ctx.ValidatorUpdates, abci.Ed25519ValidatorUpdate(a.Validator.PubKey[:], int64(a.Validator.Power)))
+		ctx.Event("gov_validator", "pub_key", fmt.Sprintf("%X", a.Validator.PubKey), "power", strconv.FormatUint(a.Validator.Power, 10))
+	default:
+		return fmt.Errorf("%w: unknown action kind %d", api.ErrInvalidAction, a.Kind)
+	}
+	return nil
+}
+
+func dueKey(h int64) []byte   { return binary.BigEndian.AppendUint64([]byte("gov/due/"), uint64(h)) }
+func enactKey(h int64) []byte { return binary.BigEndian.AppendUint64([]byte("gov/enact/"), uint64(h)) }
+
+// addToList appends id to the list under key (uvarint ids).
+func addToList(kv store.KV, key []byte, id uint64) {
+	kv.Set(key, binary.AppendUvarint(append([]byte(nil), kv.Get(key)...), id))
+}
+
+// takeList returns the ids under key and deletes it.
+func takeList(kv store.KV, key []byte) []uint64 {
+	v := kv.Get(key)
+	if v == nil {
+		return nil
+	}
+	kv.Delete(key)
+	var ids []uint64
+	for len(v) > 0 {
+		id, n := binary.Uvarint(v)
+		if n <= 0 {
+			panic(fmt.Sprintf("corrupt motion list %q", key))
+		}
+		ids = append(ids, id)
+		v = v[n:]
+	}
+	return ids
+}
