@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,8 @@ func TestGov(t *testing.T) {
 	bin(t)
 	measurement := [32]byte{4, 5, 6}
 	n := testnet.New(t, testnet.Options{Genesis: node.DevGenesisState(measurement[:])})
-	phala := func(args ...string) []string { return append(args, "--node", n.RPC(0)) }
+	genesisFile := filepath.Join(n.Homes[0], "config", "genesis.json")
+	phala := func(args ...string) []string { return append(args, "--node", n.RPC(0), "--genesis", genesisFile) }
 
 	var l govListJSON
 	okJSON(t, &l, phala("gov", "list")...)
@@ -96,9 +98,19 @@ func TestGov(t *testing.T) {
 	// A registered worker whose measurement the council revokes is shown
 	// expired.
 	identity, _, _ := crypto.GenerateKeyPair()
-	info := api.WorkerInfo{ChainID: n.ChainID, IdentityKey: identity.Public(), EcdhKey: identity.Public(), Endpoint: "http://127.0.0.1:8000", Operator: identity.Public()}
+	dave := crypto.MustKeyPairFromURI("//Dave")
+	h, err := c.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recent, err := c.SignedHeader(ctx, h-1) // the report cites a recent block
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := api.WorkerInfo{ChainID: n.ChainID, IdentityKey: identity.Public(), EcdhKey: identity.Public(), Endpoint: "http://127.0.0.1:8000", Operator: dave.Public(),
+		BlockHeight: recent.Height, BlockHash: [api.BlockHashSize]byte(recent.Hash())}
 	report := attestation.SignSimQuote(crypto.MustKeyPairFromURI(api.DevAttestationURI), measurement, info.ReportData(), time.Now())
-	if _, err := c.NewSigner(crypto.MustKeyPairFromURI("//Dave")).Submit(ctx, &api.RegisterWorker{Info: info, Report: *report}); err != nil {
+	if _, err := c.NewSigner(dave).Submit(ctx, &api.RegisterWorker{Info: info, Report: *report}); err != nil {
 		t.Fatalf("register worker: %v", err)
 	}
 	var w workerJSON

@@ -13,7 +13,6 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
-	"github.com/phalago/phala/internal/attestation"
 )
 
 var charlie = crypto.MustKeyPairFromURI("//Charlie")
@@ -214,14 +213,15 @@ func TestGovRevokeMeasurement(t *testing.T) {
 	g.Governance.Threshold = 1
 	h := newGovHarness(t, g)
 	w := newWorker(t)
-	mustOK(t, h.block(h.tx(alice, 0, &api.RegisterWorker{Info: w.info, Report: *attestation.SignSimQuote(devAt, measurement, w.info.ReportData(), h.now)})))
+	mustOK(t, h.block()) // a block for the registration to cite
+	mustOK(t, h.block(h.tx(bob, h.nonce(bob), h.register(h.cite(w.info)))))
 	origin := api.KeyOrigin(api.OriginWorker, w.identity.Public())
 	push := func(seq uint64) *api.PushMessage {
 		return &api.PushMessage{Message: api.SignMessage(chainID, api.Message{Origin: origin, Topic: "egress", Seq: seq}, w.identity)}
 	}
-	mustOK(t, h.block(h.tx(bob, 0, push(0))))
+	mustOK(t, h.block(h.tx(bob, h.nonce(bob), push(0))))
 
-	res := h.block(h.tx(alice, 1, &api.GovPropose{Action: api.Action{Kind: api.ActionRevokeMeasurement, Measurement: measurement[:]}}))
+	res := h.block(h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionRevokeMeasurement, Measurement: measurement[:]}}))
 	mustOK(t, res)
 	if m := h.motion(0); m.Status != api.MotionEnacted {
 		t.Fatalf("threshold-1 motion: %+v", m)
@@ -233,18 +233,18 @@ func TestGovRevokeMeasurement(t *testing.T) {
 	if list, err := api.DecodeMeasurements(msgs[0].Payload); err != nil || len(list) != 0 {
 		t.Fatalf("announced allowlist %v %v", list, err)
 	}
-	r := h.check(h.tx(bob, 1, push(1)))
-	if api.Code(r.Code) != api.CodeUnknownOrigin || !strings.Contains(r.Log, "revoked") {
+	r := h.check(h.tx(bob, h.nonce(bob), push(1)))
+	if api.Code(r.Code) != api.CodeUnknownOrigin || !strings.Contains(r.Log, "no longer allowed") {
 		t.Fatalf("push of a revoked worker: %s", r.Log)
 	}
 	// The same measurement cannot register anew.
 	w2 := newWorker(t)
-	r = h.check(h.tx(charlie, 0, &api.RegisterWorker{Info: w2.info, Report: *attestation.SignSimQuote(devAt, measurement, w2.info.ReportData(), h.now)}))
+	r = h.check(h.tx(bob, h.nonce(bob), h.register(h.cite(w2.info))))
 	if api.Code(r.Code) != api.CodeMeasurementNotAllowed {
 		t.Fatalf("registration with a revoked measurement: %s", r.Log)
 	}
-	mustOK(t, h.block(h.tx(alice, 2, &api.GovPropose{Action: api.Action{Kind: api.ActionAllowMeasurement, Measurement: measurement[:]}})))
-	mustOK(t, h.block(h.tx(bob, 1, push(1))))
+	mustOK(t, h.block(h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionAllowMeasurement, Measurement: measurement[:]}})))
+	mustOK(t, h.block(h.tx(bob, h.nonce(bob), push(1))))
 }
 
 // Validator changes are returned to CometBFT from FinalizeBlock; the chain

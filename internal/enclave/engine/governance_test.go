@@ -133,14 +133,8 @@ func TestRevokedMeasurementGetsNoGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	aliceS, bobS := ch.c.NewSigner(alice), ch.c.NewSigner(bob)
-	for _, w := range []*Engine{w1, w2} {
-		reg, err := w.Registration(bob.Public())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := aliceS.Submit(ctx(t), reg); err != nil {
-			t.Fatal(err)
-		}
+	for _, w := range []*Engine{gk, w1, w2} {
+		register(t, ch, w, bob)
 	}
 	enactMotion(t, ch, aliceS, bobS, api.Action{Kind: api.ActionRevokeMeasurement, Measurement: m2[:]})
 	relay(t, ch, bobS, gk, w1, w2)
