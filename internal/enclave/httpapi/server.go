@@ -178,7 +178,7 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	resp, err := s.e.Query(q)
+	resp, err := s.e.Query(r.Context(), q)
 	if err != nil {
 		writeErr(w, statusOf(err), err)
 		return

@@ -1,0 +1,327 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/keys"
+	"github.com/phalago/phala/internal/enclave/sealing"
+)
+
+// The checkpoint is split so that a call writes what it changed, not the
+// whole runtime (docs/pruntime.md, "Checkpoint"):
+//
+//	runtime.sealed                          the core: generation, runtime state
+//	                                        without its egress, and the name and
+//	                                        SHA-256 of every part file below
+//	checkpoint/egress-<gen>.sealed          the pending egress
+//	checkpoint/contract-<id>-<gen>.sealed   one running contract: keys, call
+//	                                        counter, store snapshot, nonces
+//
+// A checkpoint of generation g writes the parts that changed under new
+// names (suffix g), then the core naming them, then removes the parts the
+// core no longer names. The core's atomic replacement is the commit point:
+// a crash before it leaves the previous core, which names only complete
+// files of earlier generations (never removed before the new core is in
+// place); parts of the unfinished generation are ignored and removed on
+// load. A part whose digest differs from the core's is refused, so an old
+// part cannot be substituted for a newer one.
+const (
+	checkpointVersion = 2
+	checkpointDir     = "checkpoint"
+)
+
+// partRef is what the core says of a part file.
+type partRef struct {
+	gen    uint64
+	digest [32]byte
+}
+
+// ckpt is the engine's checkpoint bookkeeping.
+type ckpt struct {
+	gen       uint64
+	egress    partRef
+	egressFP  [2]uint64 // (len, last position) of the egress when written
+	contracts map[crypto.PublicKey]partRef
+	// writes counts part files written (for tests).
+	writes map[string]int
+}
+
+func (e *Engine) partPath(name string) string {
+	return filepath.Join(e.cfg.DataDir, checkpointDir, name)
+}
+
+func egressPart(gen uint64) string { return "egress-" + strconv.FormatUint(gen, 10) + ".sealed" }
+
+func contractPart(id crypto.PublicKey, gen uint64) string {
+	return "contract-" + hex.EncodeToString(id[:]) + "-" + strconv.FormatUint(gen, 10) + ".sealed"
+}
+
+// savePart seals one part file and returns its reference.
+func (e *Engine) savePart(name string, gen uint64, data []byte) (partRef, error) {
+	if err := os.MkdirAll(filepath.Join(e.cfg.DataDir, checkpointDir), 0o700); err != nil {
+		return partRef{}, err
+	}
+	if err := sealing.Save(e.cfg.Platform, e.partPath(name), data); err != nil {
+		return partRef{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if e.ck.writes == nil {
+		e.ck.writes = map[string]int{}
+	}
+	e.ck.writes[strings.SplitN(name, "-", 2)[0]]++
+	return partRef{gen: gen, digest: sha256.Sum256(data)}, nil
+}
+
+// loadPart opens a part file and checks it is the one the core names.
+func (e *Engine) loadPart(name string, ref partRef) ([]byte, error) {
+	data, err := sealing.Load(e.cfg.Platform, e.partPath(name))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint part %s: %w", name, err)
+	}
+	if sha256.Sum256(data) != ref.digest {
+		return nil, fmt.Errorf("%w: checkpoint part %s is not the one %s names (an older or newer copy)", sealing.ErrCorrupt, name, StateFile)
+	}
+	return data, nil
+}
+
+// egressFingerprint identifies the egress list's content: positions are
+// never reused and the list only loses entries (acks) or gains them at
+// its end, so (length, last position) changes whenever the list does.
+func (e *Engine) egressFingerprint() [2]uint64 {
+	e.egressPositions()
+	var last uint64
+	if n := len(e.st.egress); n > 0 {
+		last = e.egressPos[egressKey(&e.st.egress[n-1].Message)]
+	}
+	return [2]uint64{uint64(len(e.st.egress)), last}
+}
+
+// checkpoint seals what changed since the last checkpoint (see above).
+func (e *Engine) checkpoint() error {
+	if t := e.lc.Trusted(); t != nil {
+		b, err := t.ToProto().Marshal()
+		if err != nil {
+			return err
+		}
+		e.st.trustedHeader = b
+	}
+	if e.ck.contracts == nil {
+		e.ck.contracts = map[crypto.PublicKey]partRef{}
+	}
+	gen := e.ck.gen + 1
+	egressRef := e.ck.egress
+	fp := e.egressFingerprint()
+	if egressRef.gen == 0 || fp != e.ck.egressFP {
+		ref, err := e.savePart(egressPart(gen), gen, api.EncodeSignedMessages(e.st.egress))
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		egressRef = ref
+	}
+	refs := make(map[crypto.PublicKey]partRef, len(e.running))
+	var written []crypto.PublicKey
+	for id, r := range e.running {
+		ref, ok := e.ck.contracts[id]
+		if !ok || r.dirty {
+			var err error
+			if ref, err = e.savePart(contractPart(id, gen), gen, e.encodeContract(r)); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+			written = append(written, id)
+		}
+		refs[id] = ref
+	}
+	ids := make([]crypto.PublicKey, 0, len(refs))
+	for id := range refs {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	egress := e.st.egress
+	e.st.egress = nil // in its own part
+	core := e.st.encode()
+	e.st.egress = egress
+	w := codec.NewWriter(len(core) + 64 + 72*len(ids))
+	w.U8(checkpointVersion)
+	w.Uvarint(gen)
+	w.BytesField(core)
+	w.Uvarint(egressRef.gen)
+	w.Fixed(egressRef.digest[:])
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		w.Fixed(id[:])
+		ref := refs[id]
+		w.Uvarint(ref.gen)
+		w.Fixed(ref.digest[:])
+	}
+	if err := sealing.Save(e.cfg.Platform, filepath.Join(e.cfg.DataDir, StateFile), w.Bytes()); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	// Committed: forget the superseded parts.
+	if egressRef != e.ck.egress && e.ck.egress.gen != 0 {
+		os.Remove(e.partPath(egressPart(e.ck.egress.gen)))
+	}
+	for id, old := range e.ck.contracts {
+		if ref, ok := refs[id]; !ok || ref != old {
+			os.Remove(e.partPath(contractPart(id, old.gen)))
+		}
+	}
+	for _, id := range written {
+		e.running[id].dirty = false
+	}
+	e.ck.gen, e.ck.egress, e.ck.egressFP, e.ck.contracts = gen, egressRef, fp, refs
+	return nil
+}
+
+// restoreCheckpoint loads the core (data, opened from StateFile) and the
+// parts it names, then removes the parts it does not name.
+func (e *Engine) restoreCheckpoint(data []byte) error {
+	r := codec.NewReader(data)
+	if v := r.U8(); r.Err() == nil && v != checkpointVersion {
+		return fmt.Errorf("checkpoint version %d, this pRuntime reads %d", v, checkpointVersion)
+	}
+	gen := r.Uvarint()
+	core := r.BytesField(1 << 30)
+	var egressRef partRef
+	egressRef.gen = r.Uvarint()
+	r.Fixed(egressRef.digest[:])
+	refs := map[crypto.PublicKey]partRef{}
+	var order []crypto.PublicKey
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		var id crypto.PublicKey
+		var ref partRef
+		r.Fixed(id[:])
+		ref.gen = r.Uvarint()
+		r.Fixed(ref.digest[:])
+		if _, dup := refs[id]; dup || ref.gen == 0 || ref.gen > gen {
+			r.Fail(errors.New("bad contract part reference"))
+		}
+		refs[id] = ref
+		order = append(order, id)
+	}
+	if err := r.Done(); err != nil {
+		return err
+	}
+	if egressRef.gen == 0 || egressRef.gen > gen {
+		return errors.New("bad egress part reference")
+	}
+	st, err := decodeState(core)
+	if err != nil {
+		return err
+	}
+	e.st = st
+	eg, err := e.loadPart(egressPart(egressRef.gen), egressRef)
+	if err != nil {
+		return err
+	}
+	if e.st.egress, err = api.DecodeSignedMessages(eg); err != nil {
+		return fmt.Errorf("egress part: %w", err)
+	}
+	for _, id := range order {
+		ref := refs[id]
+		b, err := e.loadPart(contractPart(id, ref.gen), ref)
+		if err != nil {
+			return err
+		}
+		if err := e.decodeContract(id, b); err != nil {
+			return fmt.Errorf("contract part %s: %w", id.Short(), err)
+		}
+	}
+	e.ck = ckpt{gen: gen, egress: egressRef, contracts: refs, writes: e.ck.writes}
+	e.ck.egressFP = e.egressFingerprint()
+	e.removeStaleParts()
+	return nil
+}
+
+// removeStaleParts deletes part files the core does not name (superseded,
+// or of a generation a crash left unfinished).
+func (e *Engine) removeStaleParts() {
+	ents, err := os.ReadDir(filepath.Join(e.cfg.DataDir, checkpointDir))
+	if err != nil {
+		return
+	}
+	keep := map[string]bool{egressPart(e.ck.egress.gen): true}
+	for id, ref := range e.ck.contracts {
+		keep[contractPart(id, ref.gen)] = true
+	}
+	for _, de := range ents {
+		if !keep[de.Name()] && strings.HasSuffix(de.Name(), ".sealed") {
+			os.Remove(e.partPath(de.Name()))
+		}
+	}
+}
+
+// encodeContract writes one running contract: keys (secret) and its
+// encrypted store snapshot; it goes only into a sealed part.
+func (e *Engine) encodeContract(r *running) []byte {
+	seed := r.c.Keys().Seed
+	root := r.c.StateRoot()
+	snap := r.c.Store().Snapshot()
+	w := codec.NewWriter(len(snap) + 256)
+	w.Fixed(r.upload[:])
+	w.Fixed(seed[:])
+	w.Uvarint(r.c.Calls())
+	w.Fixed(root[:])
+	w.BytesField(snap)
+	froms := make([]crypto.PublicKey, 0, len(r.lastNonce))
+	for f := range r.lastNonce {
+		froms = append(froms, f)
+	}
+	sort.Slice(froms, func(i, j int) bool { return bytes.Compare(froms[i][:], froms[j][:]) < 0 })
+	w.Uvarint(uint64(len(froms)))
+	for _, f := range froms {
+		w.Fixed(f[:])
+		w.Uvarint(r.lastNonce[f])
+	}
+	return w.Bytes()
+}
+
+// maxContractPartBytes bounds a contract part's store snapshot.
+const maxContractPartBytes = 1 << 30
+
+func (e *Engine) decodeContract(id crypto.PublicKey, b []byte) error {
+	r := codec.NewReader(b)
+	var uploadID, root [32]byte
+	var seed [crypto.SeedSize]byte
+	r.Fixed(uploadID[:])
+	r.Fixed(seed[:])
+	calls := r.Uvarint()
+	r.Fixed(root[:])
+	snap := r.BytesField(maxContractPartBytes)
+	nonces := map[crypto.PublicKey]uint64{}
+	for m := r.Uvarint(); r.Err() == nil && m > 0; m-- {
+		var f crypto.PublicKey
+		r.Fixed(f[:])
+		nonces[f] = r.Uvarint()
+	}
+	if err := r.Done(); err != nil {
+		return err
+	}
+	u, ok := e.st.uploads[uploadID]
+	if !ok {
+		return errors.New("running contract of an unknown upload")
+	}
+	ck, err := keys.ContractKeysFromSeed(seed)
+	if err != nil {
+		return err
+	}
+	if ck.Identity.Public() != id {
+		return errors.New("contract part holds another contract's keys")
+	}
+	c, err := e.startContract(ck, u.codeHash, snap, root, calls)
+	if err != nil {
+		return err
+	}
+	e.running[id] = &running{upload: uploadID, c: c, lastNonce: nonces}
+	return nil
+}
