@@ -238,7 +238,7 @@ func (c *Contract) Command(ctx context.Context, caller crypto.PublicKey, input [
 // Query answers a read-only query at the current state. It reads the live
 // store: the caller serializes it with commands (QueryView does not need to).
 func (c *Contract) Query(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
-	return c.queryOn(ctx, c.store, c.calls, caller, input, height, t)
+	return c.queryOn(ctx, c.store, c.calls, caller, input, height, t, 0)
 }
 
 // View is an immutable view of a contract's committed state, for queries
@@ -254,19 +254,25 @@ type View struct {
 func (c *Contract) View() *View { return &View{store: c.store.View(), calls: c.calls} }
 
 // QueryView answers a read-only query on v. It is safe to call
-// concurrently with commands and other queries; when ctx ends the call
-// stops with vm.ErrInterrupted.
-func (c *Contract) QueryView(ctx context.Context, v *View, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
-	return c.queryOn(ctx, v.store, v.calls, caller, input, height, t)
+// concurrently with commands and other queries. The contract call stops
+// with vm.ErrInterrupted when ctx ends or after timeout (if positive; the
+// first query's compilation and a new instance's start are not counted).
+func (c *Contract) QueryView(ctx context.Context, v *View, caller crypto.PublicKey, input []byte, height int64, t time.Time, timeout time.Duration) (*Result, error) {
+	return c.queryOn(ctx, v.store, v.calls, caller, input, height, t, timeout)
 }
 
-func (c *Contract) queryOn(ctx context.Context, store *Store, calls uint64, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
+func (c *Contract) queryOn(ctx context.Context, store *Store, calls uint64, caller crypto.PublicKey, input []byte, height int64, t time.Time, timeout time.Duration) (*Result, error) {
 	e := newEnvOn(c.keys, store, calls, vm.EntryQuery, caller, height, t)
 	in, err := c.queryInstance(ctx, e)
 	if err != nil {
 		return nil, err
 	}
 	defer c.releaseQueryInstance(ctx, in)
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	res, err := in.Call(ctx, vm.EntryQuery, input, e, min(c.GasLimit, QueryGasLimit))
 	if err == nil && e.err != nil {
 		err = e.err

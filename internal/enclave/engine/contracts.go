@@ -287,15 +287,15 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 // signature check, decryption, the contract call (on an immutable view of
 // the committed state at the height the answer states), sealing and
 // signing run outside it, so sync, dispatch and Info never wait for a
-// query. At most MaxConcurrentQueries run at once; a query gets
-// QueryTimeout in all, and stops when ctx ends (the HTTP handler passes
-// the request's context, which ends when the client goes away). Errors:
+// query. At most MaxConcurrentQueries run at once; a query waits at most
+// QueryTimeout for a slot, its contract call runs at most QueryTimeout
+// (the contract's first query also compiles it, not counted), and both
+// stop when ctx ends (the HTTP handler passes the request's context,
+// which ends when the client goes away). Errors:
 // ErrBadInput (not our contract; refused query), ErrBusy (no slot before
 // the deadline). A query that runs out of time gets an answer with an
 // error status, like one that runs out of gas.
 func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
-	defer cancel()
 	e.mu.Lock()
 	r, ok := e.running[q.Contract]
 	now := time.Unix(0, e.st.blockTime)
@@ -308,18 +308,20 @@ func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.Contract
 		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
 	slots := e.querySlots()
+	wait, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
 	select {
 	case slots <- struct{}{}:
 		defer func() { <-slots }()
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %d queries in progress (%v)", ErrBusy, MaxConcurrentQueries, ctx.Err())
+	case <-wait.Done():
+		return nil, fmt.Errorf("%w: %d queries in progress (%v)", ErrBusy, MaxConcurrentQueries, wait.Err())
 	}
 	e.mu.Lock()
 	height := e.st.dispatched
 	at := time.Unix(0, e.st.blockTime)
 	view := r.c.View()
 	e.mu.Unlock()
-	res, qerr := r.c.QueryView(ctx, view, q.From, input, height, at)
+	res, qerr := r.c.QueryView(ctx, view, q.From, input, height, at, QueryTimeout)
 	return r.c.Answer(ch, q, height, res, qerr), nil
 }
 

@@ -130,13 +130,14 @@ func (e *Engine) egressBudget(id crypto.PublicKey, r *running, height int64) int
 
 // Query limits.
 const (
-	// QueryTimeout bounds a query's wall-clock time, waiting for a slot
-	// included; the VM call stops when it passes (or when the caller goes
-	// away).
+	// QueryTimeout bounds a query's wait for a slot, and its contract
+	// call's wall-clock time: the VM call stops when it passes (or when
+	// the caller goes away).
 	QueryTimeout = 2 * time.Second
 	// MaxConcurrentQueries bounds the queries running at once; others wait
-	// (within their timeout).
-	MaxConcurrentQueries = 8
+	// (within their timeout). Each may hold an instance of up to
+	// vm.DefaultMemoryLimitPages.
+	MaxConcurrentQueries = 4
 )
 
 // ErrBusy: a query waited for a free slot until its deadline or until its
