@@ -421,3 +421,77 @@ func TestQueryCancelled(t *testing.T) {
 	}
 	waitFor(t, time.Second, "the slot to be freed", func() bool { return len(slots) == 0 })
 }
+
+// On a real chain: the tester's command (80 messages of 1 MiB) fails alone
+// on the worker; the next command runs, and its message reaches the chain
+// through the relayer, which then acknowledges it back.
+func TestOverEmittingCommandFailsAlone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chain + contracts")
+	}
+	ch := newChain(t)
+	gk := ch.engine(t, ch.gkDir)
+	w := ch.engine(t, t.TempDir())
+	bobS, aliceS := ch.c.NewSigner(bob), ch.c.NewSigner(alice)
+	reg, err := w.Registration(bob.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aliceS.Submit(ctx(t), reg); err != nil {
+		t.Fatal(err)
+	}
+	relay(t, ch, bobS, gk, w)
+	wasm := emitterWasm(t)
+	if _, err := aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, wasm), Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	upload := api.UploadID(alice.Public(), sha256.Sum256(wasm), 0)
+	var rec *api.ContractRecord
+	waitFor(t, 60*time.Second, "the contract's deployment", func() bool {
+		relay(t, ch, bobS, gk, w)
+		if v, _, _ := queryRaw(t, ch.c, api.QueryContractUpload, upload[:]); len(v) == 32 {
+			if cv, _, err := queryRaw(t, ch.c, api.QueryContract, v); err == nil {
+				rec, _ = api.DecodeContractRecord(cv)
+			}
+		}
+		return rec != nil
+	})
+	relay(t, ch, bobS, gk, w)
+	cmd := func(nonce uint64, count, size uint32) {
+		in := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, count), size)
+		chn, err := channel.New(alice, rec.Ecdh, api.ChannelPurposeCommand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, Sealed: chn.Seal(in, api.CommandAD(rec.Identity, alice.Public(), nonce))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd(1, 80, vm.MaxValueBytes)
+	cmd(2, 1, 100)
+	origin := api.KeyOrigin(api.OriginContract, rec.Identity)
+	waitFor(t, 60*time.Second, "the contract's message on chain and acknowledged", func() bool {
+		relay(t, ch, bobS, gk, w)
+		v, _, err := queryRaw(t, ch.c, api.QueryNextSeq, origin.Encode())
+		if err != nil || len(v) == 0 {
+			return false
+		}
+		next, _ := binary.Uvarint(v)
+		if next > 1 {
+			t.Fatalf("the chain accepted %d messages of the contract, want 1", next)
+		}
+		return next == 1 && len(w.Egress()) == 0
+	})
+	// The first command's write was reverted; the second's stands.
+	p, err := client.NewQuery(bob, rec.Identity, rec.Ecdh, nil, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := w.Query(ctx(t), p.Query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := p.Open(resp); err != nil || binary.LittleEndian.Uint32(out) != 100 {
+		t.Fatalf("state after the commands: %x, %v", out, err)
+	}
+}
