@@ -55,7 +55,8 @@ type ckpt struct {
 	egressFP  [2]uint64 // (len, last position) of the egress when written
 	contracts map[crypto.PublicKey]partRef
 	// writes counts part files written (for tests).
-	writes map[string]int
+	writes   map[string]int
+	dirReady bool
 }
 
 func (e *Engine) partPath(name string) string {
@@ -70,8 +71,16 @@ func contractPart(id crypto.PublicKey, gen uint64) string {
 
 // savePart seals one part file and returns its reference.
 func (e *Engine) savePart(name string, gen uint64, data []byte) (partRef, error) {
-	if err := os.MkdirAll(filepath.Join(e.cfg.DataDir, checkpointDir), 0o700); err != nil {
-		return partRef{}, err
+	if dir := filepath.Join(e.cfg.DataDir, checkpointDir); !e.ck.dirReady {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return partRef{}, err
+		}
+		// Make the directory's entry durable before a core names its files.
+		if d, err := os.Open(e.cfg.DataDir); err == nil {
+			d.Sync()
+			d.Close()
+		}
+		e.ck.dirReady = true
 	}
 	if err := sealing.Save(e.cfg.Platform, e.partPath(name), data); err != nil {
 		return partRef{}, fmt.Errorf("%s: %w", name, err)
@@ -149,22 +158,9 @@ func (e *Engine) checkpoint() error {
 	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
 	egress := e.st.egress
 	e.st.egress = nil // in its own part
-	core := e.st.encode()
+	c := &core{gen: gen, state: e.st.encode(), egress: egressRef, refs: refs, order: ids}
 	e.st.egress = egress
-	w := codec.NewWriter(len(core) + 64 + 72*len(ids))
-	w.U8(checkpointVersion)
-	w.Uvarint(gen)
-	w.BytesField(core)
-	w.Uvarint(egressRef.gen)
-	w.Fixed(egressRef.digest[:])
-	w.Uvarint(uint64(len(ids)))
-	for _, id := range ids {
-		w.Fixed(id[:])
-		ref := refs[id]
-		w.Uvarint(ref.gen)
-		w.Fixed(ref.digest[:])
-	}
-	if err := sealing.Save(e.cfg.Platform, filepath.Join(e.cfg.DataDir, StateFile), w.Bytes()); err != nil {
+	if err := sealing.Save(e.cfg.Platform, filepath.Join(e.cfg.DataDir, StateFile), c.encode()); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	// Committed: forget the superseded parts.
@@ -186,36 +182,12 @@ func (e *Engine) checkpoint() error {
 // restoreCheckpoint loads the core (data, opened from StateFile) and the
 // parts it names, then removes the parts it does not name.
 func (e *Engine) restoreCheckpoint(data []byte) error {
-	r := codec.NewReader(data)
-	if v := r.U8(); r.Err() == nil && v != checkpointVersion {
-		return fmt.Errorf("checkpoint version %d, this pRuntime reads %d", v, checkpointVersion)
-	}
-	gen := r.Uvarint()
-	core := r.BytesField(1 << 30)
-	var egressRef partRef
-	egressRef.gen = r.Uvarint()
-	r.Fixed(egressRef.digest[:])
-	refs := map[crypto.PublicKey]partRef{}
-	var order []crypto.PublicKey
-	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
-		var id crypto.PublicKey
-		var ref partRef
-		r.Fixed(id[:])
-		ref.gen = r.Uvarint()
-		r.Fixed(ref.digest[:])
-		if _, dup := refs[id]; dup || ref.gen == 0 || ref.gen > gen {
-			r.Fail(errors.New("bad contract part reference"))
-		}
-		refs[id] = ref
-		order = append(order, id)
-	}
-	if err := r.Done(); err != nil {
+	c, err := decodeCore(data)
+	if err != nil {
 		return err
 	}
-	if egressRef.gen == 0 || egressRef.gen > gen {
-		return errors.New("bad egress part reference")
-	}
-	st, err := decodeState(core)
+	gen, egressRef, refs := c.gen, c.egress, c.refs
+	st, err := decodeState(c.state)
 	if err != nil {
 		return err
 	}
@@ -227,7 +199,7 @@ func (e *Engine) restoreCheckpoint(data []byte) error {
 	if e.st.egress, err = api.DecodeSignedMessages(eg); err != nil {
 		return fmt.Errorf("egress part: %w", err)
 	}
-	for _, id := range order {
+	for _, id := range c.order {
 		ref := refs[id]
 		b, err := e.loadPart(contractPart(id, ref.gen), ref)
 		if err != nil {
@@ -237,10 +209,77 @@ func (e *Engine) restoreCheckpoint(data []byte) error {
 			return fmt.Errorf("contract part %s: %w", id.Short(), err)
 		}
 	}
-	e.ck = ckpt{gen: gen, egress: egressRef, contracts: refs, writes: e.ck.writes}
+	e.ck = ckpt{gen: gen, egress: egressRef, contracts: refs, writes: e.ck.writes, dirReady: true}
 	e.ck.egressFP = e.egressFingerprint()
 	e.removeStaleParts()
 	return nil
+}
+
+// core is the decoded core file.
+type core struct {
+	gen    uint64
+	state  []byte
+	egress partRef
+	refs   map[crypto.PublicKey]partRef
+	order  []crypto.PublicKey // ascending ids, as written
+}
+
+func (c *core) encode() []byte {
+	w := codec.NewWriter(len(c.state) + 64 + 72*len(c.order))
+	w.U8(checkpointVersion)
+	w.Uvarint(c.gen)
+	w.BytesField(c.state)
+	w.Uvarint(c.egress.gen)
+	w.Fixed(c.egress.digest[:])
+	w.Uvarint(uint64(len(c.order)))
+	for _, id := range c.order {
+		ref := c.refs[id]
+		w.Fixed(id[:])
+		w.Uvarint(ref.gen)
+		w.Fixed(ref.digest[:])
+	}
+	return w.Bytes()
+}
+
+// decodeCore parses the core file strictly: its version, references no
+// newer than its generation, contract ids in ascending order, no trailing
+// bytes.
+func decodeCore(data []byte) (*core, error) {
+	r := codec.NewReader(data)
+	if v := r.U8(); r.Err() == nil && v != checkpointVersion {
+		return nil, fmt.Errorf("checkpoint version %d, this pRuntime reads %d", v, checkpointVersion)
+	}
+	c := &core{refs: map[crypto.PublicKey]partRef{}}
+	c.gen = r.Uvarint()
+	c.state = r.BytesField(1 << 30)
+	c.egress.gen = r.Uvarint()
+	r.Fixed(c.egress.digest[:])
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()/65) {
+		r.Fail(codec.ErrTooLong)
+	}
+	for ; r.Err() == nil && n > 0; n-- {
+		var id crypto.PublicKey
+		var ref partRef
+		r.Fixed(id[:])
+		ref.gen = r.Uvarint()
+		r.Fixed(ref.digest[:])
+		if k := len(c.order); k > 0 && bytes.Compare(c.order[k-1][:], id[:]) >= 0 {
+			r.Fail(errors.New("contract part references out of order"))
+		}
+		if ref.gen == 0 || ref.gen > c.gen {
+			r.Fail(errors.New("contract part reference of another generation"))
+		}
+		c.refs[id] = ref
+		c.order = append(c.order, id)
+	}
+	if err := r.Done(); err != nil {
+		return nil, err
+	}
+	if c.egress.gen == 0 || c.egress.gen > c.gen {
+		return nil, errors.New("egress part reference of another generation")
+	}
+	return c, nil
 }
 
 // removeStaleParts deletes part files the core does not name (superseded,
@@ -255,33 +294,39 @@ func (e *Engine) removeStaleParts() {
 		keep[contractPart(id, ref.gen)] = true
 	}
 	for _, de := range ents {
-		if !keep[de.Name()] && strings.HasSuffix(de.Name(), ".sealed") {
+		// Unnamed parts, and temporary files of interrupted writes.
+		if !keep[de.Name()] && (strings.HasSuffix(de.Name(), ".sealed") || strings.HasPrefix(de.Name(), ".")) {
 			os.Remove(e.partPath(de.Name()))
 		}
 	}
 }
 
-// encodeContract writes one running contract: keys (secret) and its
-// encrypted store snapshot; it goes only into a sealed part.
-func (e *Engine) encodeContract(r *running) []byte {
-	seed := r.c.Keys().Seed
-	root := r.c.StateRoot()
-	snap := r.c.Store().Snapshot()
-	w := codec.NewWriter(len(snap) + 256)
-	w.Fixed(r.upload[:])
-	w.Fixed(seed[:])
-	w.Uvarint(r.c.Calls())
-	w.Fixed(root[:])
-	w.BytesField(snap)
-	froms := make([]crypto.PublicKey, 0, len(r.lastNonce))
-	for f := range r.lastNonce {
-		froms = append(froms, f)
+// contractFile is a contract part's content.
+type contractFile struct {
+	upload [32]byte
+	seed   [crypto.SeedSize]byte
+	calls  uint64
+	root   [32]byte
+	snap   []byte // encrypted store snapshot
+	nonces map[crypto.PublicKey]uint64
+}
+
+func (f *contractFile) encode() []byte {
+	w := codec.NewWriter(len(f.snap) + 256 + 40*len(f.nonces))
+	w.Fixed(f.upload[:])
+	w.Fixed(f.seed[:])
+	w.Uvarint(f.calls)
+	w.Fixed(f.root[:])
+	w.BytesField(f.snap)
+	froms := make([]crypto.PublicKey, 0, len(f.nonces))
+	for k := range f.nonces {
+		froms = append(froms, k)
 	}
 	sort.Slice(froms, func(i, j int) bool { return bytes.Compare(froms[i][:], froms[j][:]) < 0 })
 	w.Uvarint(uint64(len(froms)))
-	for _, f := range froms {
-		w.Fixed(f[:])
-		w.Uvarint(r.lastNonce[f])
+	for _, k := range froms {
+		w.Fixed(k[:])
+		w.Uvarint(f.nonces[k])
 	}
 	return w.Bytes()
 }
@@ -289,39 +334,63 @@ func (e *Engine) encodeContract(r *running) []byte {
 // maxContractPartBytes bounds a contract part's store snapshot.
 const maxContractPartBytes = 1 << 30
 
-func (e *Engine) decodeContract(id crypto.PublicKey, b []byte) error {
+// decodeContractFile parses a contract part strictly (nonces in ascending
+// sender order, no trailing bytes).
+func decodeContractFile(b []byte) (*contractFile, error) {
 	r := codec.NewReader(b)
-	var uploadID, root [32]byte
-	var seed [crypto.SeedSize]byte
-	r.Fixed(uploadID[:])
-	r.Fixed(seed[:])
-	calls := r.Uvarint()
-	r.Fixed(root[:])
-	snap := r.BytesField(maxContractPartBytes)
-	nonces := map[crypto.PublicKey]uint64{}
-	for m := r.Uvarint(); r.Err() == nil && m > 0; m-- {
-		var f crypto.PublicKey
-		r.Fixed(f[:])
-		nonces[f] = r.Uvarint()
+	f := &contractFile{nonces: map[crypto.PublicKey]uint64{}}
+	r.Fixed(f.upload[:])
+	r.Fixed(f.seed[:])
+	f.calls = r.Uvarint()
+	r.Fixed(f.root[:])
+	f.snap = r.BytesField(maxContractPartBytes)
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()/33) {
+		r.Fail(codec.ErrTooLong)
+	}
+	var prev *crypto.PublicKey
+	for ; r.Err() == nil && n > 0; n-- {
+		var k crypto.PublicKey
+		r.Fixed(k[:])
+		if prev != nil && bytes.Compare(prev[:], k[:]) >= 0 {
+			r.Fail(errors.New("nonces out of order"))
+		}
+		prev = &k
+		f.nonces[k] = r.Uvarint()
 	}
 	if err := r.Done(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// encodeContract writes one running contract: keys (secret) and its
+// encrypted store snapshot; it goes only into a sealed part.
+func (e *Engine) encodeContract(r *running) []byte {
+	f := &contractFile{upload: r.upload, seed: r.c.Keys().Seed, calls: r.c.Calls(), root: r.c.StateRoot(), snap: r.c.Store().Snapshot(), nonces: r.lastNonce}
+	return f.encode()
+}
+
+func (e *Engine) decodeContract(id crypto.PublicKey, b []byte) error {
+	f, err := decodeContractFile(b)
+	if err != nil {
 		return err
 	}
-	u, ok := e.st.uploads[uploadID]
+	u, ok := e.st.uploads[f.upload]
 	if !ok {
 		return errors.New("running contract of an unknown upload")
 	}
-	ck, err := keys.ContractKeysFromSeed(seed)
+	ck, err := keys.ContractKeysFromSeed(f.seed)
 	if err != nil {
 		return err
 	}
 	if ck.Identity.Public() != id {
 		return errors.New("contract part holds another contract's keys")
 	}
-	c, err := e.startContract(ck, u.codeHash, snap, root, calls)
+	c, err := e.startContract(ck, u.codeHash, f.snap, f.root, f.calls)
 	if err != nil {
 		return err
 	}
-	e.running[id] = &running{upload: uploadID, c: c, lastNonce: nonces}
+	e.running[id] = &running{upload: f.upload, c: c, lastNonce: f.nonces}
 	return nil
 }
