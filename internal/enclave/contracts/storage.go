@@ -43,6 +43,9 @@ type Store struct {
 	// shared: entries is also a view's; the next write copies it first.
 	shared bool
 	cache  *storeCache // shared with views
+	// root caches Root until the next write (Info reads it under the
+	// engine's lock; recomputing hashes the whole store).
+	root *[32]byte
 }
 
 // storeCache holds per-key derivations (deterministic functions of the
@@ -123,6 +126,7 @@ func (s *Store) View() *Store {
 
 // own makes entries private before a write.
 func (s *Store) own() {
+	s.root = nil
 	if s.shared {
 		s.entries = maps.Clone(s.entries)
 		s.shared = false
@@ -186,6 +190,9 @@ func (s *Store) Raw(f func(location, value []byte)) {
 // Root is SHA-256 over the write counter and the sorted encrypted entries:
 // equal on two workers that executed the same commands.
 func (s *Store) Root() [32]byte {
+	if s.root != nil {
+		return *s.root
+	}
 	h := sha256.New()
 	h.Write([]byte("phala/storage: root v1"))
 	h.Write(binary.BigEndian.AppendUint64(nil, s.seq))
@@ -196,6 +203,7 @@ func (s *Store) Root() [32]byte {
 	})
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
+	s.root = &out
 	return out
 }
 
