@@ -225,6 +225,9 @@ func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapsho
 	if err != nil {
 		return nil, err
 	}
+	// Queries run on a second compilation (vm.InstantiateQuery): made in
+	// the background, so the first query does not wait for it.
+	go e.vm.PrepareQuery(ctx, m)
 	if snapshot == nil {
 		return contracts.New(ctx, e.vm, ck, m)
 	}

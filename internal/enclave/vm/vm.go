@@ -242,6 +242,14 @@ func (v *VM) Instantiate(ctx context.Context, m *Module, name string, seedEnv En
 	return v.instantiate(ctx, v.rt, m.compiled, name, seedEnv)
 }
 
+// PrepareQuery compiles m for query instances now (otherwise the first
+// query does). Safe to call concurrently with anything; the error is the
+// one later queries get.
+func (v *VM) PrepareQuery(ctx context.Context, m *Module) error {
+	_, err := v.queryCompiled(ctx, m)
+	return err
+}
+
 // InstantiateQuery creates an instance of m for queries: a call on it
 // stops with ErrInterrupted when its context ends (the instance is then
 // broken). Instantiation itself is not interrupted.
