@@ -44,7 +44,8 @@ type Contract struct {
 	module   *vm.Module
 	inst     *vm.Instance // commands and init
 	instAt   int64        // the height inst was created at
-	qinst    *vm.Instance // queries: never the command instance, so what queries do cannot change what commands see
+	qmu      sync.Mutex
+	qidle    []*vm.Instance // query instances: never the command instance, so what queries do cannot change what commands see
 	store    *Store
 	GasLimit uint64
 	calls    uint64 // calls executed, for deterministic randomness
@@ -93,20 +94,34 @@ func (c *Contract) StateRoot() [32]byte { return c.store.Root() }
 // env is the vm.Env of one call.
 type env struct {
 	*overlay
-	caller crypto.PublicKey
-	height int64
-	time   time.Time
-	seed   [32]byte
-	ctr    uint64
-	out    []Message
+	caller  crypto.PublicKey
+	height  int64
+	time    time.Time
+	seed    [32]byte
+	ctr     uint64
+	out     []Message
+	budget  int // bytes (topics plus payloads) the call may emit; negative: no budget
+	emitted int
 }
 
 func (e *env) Caller() [32]byte { return e.caller }
 func (e *env) Height() int64    { return e.height }
 func (e *env) Time() time.Time  { return e.time }
-func (e *env) Emit(t string, p []byte) {
+func (e *env) Emit(t string, p []byte) error {
+	e.emitted += len(t) + len(p)
+	if e.budget >= 0 && e.emitted > e.budget {
+		return fmt.Errorf("%w: the call's messages (%d bytes so far) exceed the %d bytes its contract may still emit", ErrEgressBudget, e.emitted, e.budget)
+	}
 	e.out = append(e.out, Message{Topic: t, Payload: append([]byte(nil), p...)})
+	return nil
 }
+
+// ErrEgressBudget fails a call whose messages exceed the budget its caller
+// set (pRuntime's per-block and backlog bounds on a contract's egress).
+var ErrEgressBudget = errors.New("egress budget exceeded")
+
+// NoBudget lets a call emit up to the VM's per-call limits.
+const NoBudget = -1
 
 // Random expands the call's seed (derived from the contract's storage key,
 // the height and the call counter) with SHA-256 in counter mode.
@@ -122,37 +137,33 @@ func (e *env) Random(dst []byte) {
 }
 
 func (c *Contract) newEnv(entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
+	return newEnvOn(c.keys, c.store, c.calls, entry, caller, height, t)
+}
+
+func newEnvOn(k *keys.ContractKeys, store *Store, calls uint64, entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
 	// seed = SHA-256(domain || storage key || height || call counter): a PRF
 	// of the secret key, cheaper than HKDF on every call.
 	h := sha256.New()
 	h.Write([]byte("phala/contract: random v1"))
 	h.Write([]byte(entry))
-	h.Write(c.keys.Storage[:])
-	h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(height)), c.calls))
+	h.Write(k.Storage[:])
+	h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(height)), calls))
 	var seed [32]byte
 	copy(seed[:], h.Sum(nil))
-	return &env{overlay: newOverlay(c.store), caller: caller, height: height, time: t, seed: seed}
+	return &env{overlay: newOverlay(store), caller: caller, height: height, time: t, seed: seed, budget: NoBudget}
 }
 
 // instance returns the instance a call runs on. Commands get a fresh
 // instance at the start of every block (and after a trap): a Go guest's
 // runtime state (heap, map seeds, globals) then depends only on the
 // block's commands, the same on every replica whether or not it restarted
-// in between. Queries run on their own instance.
-func (c *Contract) instance(ctx context.Context, entry vm.Entry, e *env) (*vm.Instance, error) {
-	slot := &c.inst
-	if entry == vm.EntryQuery {
-		slot = &c.qinst
+// in between. Queries run on instances of their own (queryInstance).
+func (c *Contract) instance(ctx context.Context, e *env) (*vm.Instance, error) {
+	if c.inst != nil && !c.inst.Broken() && c.instAt == e.height {
+		return c.inst, nil
 	}
-	fresh := *slot != nil && !(*slot).Broken()
-	if entry != vm.EntryQuery && c.instAt != e.height {
-		fresh = false
-	}
-	if fresh {
-		return *slot, nil
-	}
-	if *slot != nil {
-		(*slot).Close(ctx)
+	if c.inst != nil {
+		c.inst.Close(ctx)
 	}
 	// The start function gets its own deterministic randomness, so a new
 	// instance does not shift the call's random stream.
@@ -161,11 +172,40 @@ func (c *Contract) instance(ctx context.Context, entry vm.Entry, e *env) (*vm.In
 	if err != nil {
 		return nil, err
 	}
-	*slot = in
-	if entry != vm.EntryQuery {
-		c.instAt = e.height
-	}
+	c.inst = in
+	c.instAt = e.height
 	return in, nil
+}
+
+// maxIdleQueryInstances bounds the query instances kept between queries
+// (each holds up to vm.DefaultMemoryLimitPages of memory).
+const maxIdleQueryInstances = 4
+
+// queryInstance takes an idle query instance or makes one (on the VM's
+// query runtime, so the call stops when ctx ends). Safe for concurrent use.
+func (c *Contract) queryInstance(ctx context.Context, e *env) (*vm.Instance, error) {
+	c.qmu.Lock()
+	if n := len(c.qidle); n > 0 {
+		in := c.qidle[n-1]
+		c.qidle = c.qidle[:n-1]
+		c.qmu.Unlock()
+		return in, nil
+	}
+	c.qmu.Unlock()
+	start := newEnvOn(c.keys, e.base, 0, "instantiate", e.caller, e.height, e.time)
+	return c.vm.InstantiateQuery(ctx, c.module, start)
+}
+
+func (c *Contract) releaseQueryInstance(ctx context.Context, in *vm.Instance) {
+	c.qmu.Lock()
+	if !in.Broken() && len(c.qidle) < maxIdleQueryInstances {
+		c.qidle = append(c.qidle, in)
+		in = nil
+	}
+	c.qmu.Unlock()
+	if in != nil {
+		in.Close(context.WithoutCancel(ctx))
+	}
 }
 
 // Result of a command or query.
@@ -177,34 +217,84 @@ type Result struct {
 
 // Init runs the contract's init entry point (once, at deployment).
 func (c *Contract) Init(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
-	return c.run(ctx, vm.EntryInit, caller, input, height, t)
+	return c.run(ctx, vm.EntryInit, caller, input, height, t, NoBudget)
+}
+
+// InitWithin is Init with an egress budget: the call fails with
+// ErrEgressBudget (writes reverted, messages dropped) if its messages'
+// topics and payloads exceed budget bytes.
+func (c *Contract) InitWithin(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time, budget int) (*Result, error) {
+	return c.run(ctx, vm.EntryInit, caller, input, height, t, budget)
+}
+
+// CommandWithin is Command with an egress budget (see InitWithin).
+func (c *Contract) CommandWithin(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time, budget int) (*Result, error) {
+	return c.run(ctx, vm.EntryCommand, caller, input, height, t, budget)
 }
 
 // Command executes a command in chain order. Any failure (contract error,
 // trap, out of gas) reverts the command's writes and messages.
 func (c *Contract) Command(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
-	return c.run(ctx, vm.EntryCommand, caller, input, height, t)
+	return c.run(ctx, vm.EntryCommand, caller, input, height, t, NoBudget)
 }
 
-// Query answers a read-only query at the current state.
+// Query answers a read-only query at the current state. It reads the live
+// store: the caller serializes it with commands (QueryView does not need to).
 func (c *Contract) Query(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
-	return c.run(ctx, vm.EntryQuery, caller, input, height, t)
+	return c.queryOn(ctx, c.store, c.calls, caller, input, height, t, 0)
 }
 
-func (c *Contract) run(ctx context.Context, entry vm.Entry, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
-	e := c.newEnv(entry, caller, height, t)
-	if entry != vm.EntryQuery {
-		c.calls++
-	}
-	in, err := c.instance(ctx, entry, e)
+// View is an immutable view of a contract's committed state, for queries
+// that run while commands go on.
+type View struct {
+	store *Store
+	calls uint64
+}
+
+// View returns a view of the committed state, O(1) (copy on write: the
+// next command copies the store's index instead). Take it under the same
+// lock that serializes commands.
+func (c *Contract) View() *View { return &View{store: c.store.View(), calls: c.calls} }
+
+// QueryView answers a read-only query on v. It is safe to call
+// concurrently with commands and other queries. The contract call stops
+// with vm.ErrInterrupted when ctx ends or after timeout (if positive; the
+// first query's compilation and a new instance's start are not counted).
+func (c *Contract) QueryView(ctx context.Context, v *View, caller crypto.PublicKey, input []byte, height int64, t time.Time, timeout time.Duration) (*Result, error) {
+	return c.queryOn(ctx, v.store, v.calls, caller, input, height, t, timeout)
+}
+
+func (c *Contract) queryOn(ctx context.Context, store *Store, calls uint64, caller crypto.PublicKey, input []byte, height int64, t time.Time, timeout time.Duration) (*Result, error) {
+	e := newEnvOn(c.keys, store, calls, vm.EntryQuery, caller, height, t)
+	in, err := c.queryInstance(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	limit := c.GasLimit
-	if entry == vm.EntryQuery {
-		limit = min(limit, QueryGasLimit)
+	defer c.releaseQueryInstance(ctx, in)
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
-	res, err := in.Call(ctx, entry, input, e, limit)
+	res, err := in.Call(ctx, vm.EntryQuery, input, e, min(c.GasLimit, QueryGasLimit))
+	if err == nil && e.err != nil {
+		err = e.err
+	}
+	if res == nil {
+		res = &vm.Result{}
+	}
+	return &Result{Output: res.Output, GasUsed: res.GasUsed}, err
+}
+
+func (c *Contract) run(ctx context.Context, entry vm.Entry, caller crypto.PublicKey, input []byte, height int64, t time.Time, budget int) (*Result, error) {
+	e := c.newEnv(entry, caller, height, t)
+	e.budget = budget
+	c.calls++
+	in, err := c.instance(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	res, err := in.Call(ctx, entry, input, e, c.GasLimit)
 	if err == nil && e.err != nil {
 		err = e.err
 	}
@@ -215,10 +305,8 @@ func (c *Contract) run(ctx context.Context, entry vm.Entry, caller crypto.Public
 	if err != nil {
 		return out, err
 	}
-	if entry != vm.EntryQuery {
-		e.commit()
-		out.Messages = e.out
-	}
+	e.commit()
+	out.Messages = e.out
 	return out, nil
 }
 
@@ -238,6 +326,9 @@ type QueryGuard struct {
 	seen      map[[48]byte]int64 // (from, nonce) -> not after
 	byExpiry  map[int64][][48]byte
 	lastPurge int64
+	// version counts changes (entries recorded or expired), so a
+	// checkpoint rewrites the guard only when it changed.
+	version uint64
 }
 
 // NewQueryGuard returns an empty guard.
@@ -256,6 +347,21 @@ const (
 // ones are dropped first), sorted, for the sealed checkpoint: count, then
 // (client, nonce, not_after) per entry.
 func (g *QueryGuard) Encode(now time.Time) []byte {
+	b, _ := g.EncodeVersion(now)
+	return b
+}
+
+// Version returns the guard's change counter: it moves whenever an entry
+// is recorded or expires.
+func (g *QueryGuard) Version() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.version
+}
+
+// EncodeVersion is Encode together with the version the encoding reflects
+// (taken under the same lock, so no change falls between the two).
+func (g *QueryGuard) EncodeVersion(now time.Time) ([]byte, uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.purge(now.Unix())
@@ -270,7 +376,7 @@ func (g *QueryGuard) Encode(now time.Time) []byte {
 		w.Fixed(k[:])
 		w.Varint(g.seen[k])
 	}
-	return w.Bytes()
+	return w.Bytes(), g.version
 }
 
 // DecodeQueryGuard strictly decodes Encode's output (from the sealed
@@ -317,6 +423,7 @@ func (g *QueryGuard) purge(now int64) {
 				delete(g.seen, k)
 			}
 			delete(g.byExpiry, exp)
+			g.version++
 		}
 	}
 }
@@ -347,6 +454,7 @@ func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
 	}
 	g.seen[k] = q.NotAfter
 	g.byExpiry[q.NotAfter] = append(g.byExpiry[q.NotAfter], k)
+	g.version++
 	return nil
 }
 

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
+	"sync"
 
 	"golang.org/x/crypto/hkdf"
 
@@ -30,20 +32,35 @@ var ErrCorruptStorage = errors.New("contract storage entry does not decrypt")
 // where seq is the store's write counter: unique per write, so no
 // (key, nonce) pair repeats, and the same on every worker that executes
 // the same commands, so encrypted states (and their roots) can be compared.
+//
+// A Store is not safe for concurrent use, except that views (View) may be
+// read concurrently with each other and with the store they came from.
 type Store struct {
 	storageKey [32]byte
 	locKey     [32]byte
 	seq        uint64
 	entries    map[string][]byte
-	aeads      map[string]cipher.AEAD // per plaintext key, bounded
-	locs       map[string]string      // per plaintext key, bounded
+	// shared: entries is also a view's; the next write copies it first.
+	shared bool
+	cache  *storeCache // shared with views
+	// root caches Root until the next write (Info reads it under the
+	// engine's lock; recomputing hashes the whole store).
+	root *[32]byte
+}
+
+// storeCache holds per-key derivations (deterministic functions of the
+// key), shared by a store and its views.
+type storeCache struct {
+	mu    sync.Mutex
+	aeads map[string]cipher.AEAD // per plaintext key, bounded
+	locs  map[string]string      // per plaintext key, bounded
 }
 
 const maxCachedCiphers = 4096
 
 // NewStore returns an empty store under storageKey.
 func NewStore(storageKey [32]byte) *Store {
-	s := &Store{storageKey: storageKey, entries: map[string][]byte{}, aeads: map[string]cipher.AEAD{}, locs: map[string]string{}}
+	s := &Store{storageKey: storageKey, entries: map[string][]byte{}, cache: &storeCache{aeads: map[string]cipher.AEAD{}, locs: map[string]string{}}}
 	s.locKey = derive(storageKey, "phala/storage: location v1", nil)
 	return s
 }
@@ -58,31 +75,62 @@ func derive(secret [32]byte, purpose string, key []byte) [32]byte {
 }
 
 func (s *Store) location(key []byte) string {
-	if l, ok := s.locs[string(key)]; ok {
+	c := s.cache
+	c.mu.Lock()
+	l, ok := c.locs[string(key)]
+	c.mu.Unlock()
+	if ok {
 		return l
 	}
 	m := hmac.New(sha256.New, s.locKey[:])
 	m.Write(key)
-	l := string(m.Sum(nil))
-	if len(s.locs) >= maxCachedCiphers {
-		clear(s.locs)
+	l = string(m.Sum(nil))
+	c.mu.Lock()
+	if len(c.locs) >= maxCachedCiphers {
+		clear(c.locs)
 	}
-	s.locs[string(key)] = l
+	c.locs[string(key)] = l
+	c.mu.Unlock()
 	return l
 }
 
+// aead returns the value cipher of key (AES-GCM is safe for concurrent use).
 func (s *Store) aead(key []byte) cipher.AEAD {
-	if a, ok := s.aeads[string(key)]; ok {
+	c := s.cache
+	c.mu.Lock()
+	a, ok := c.aeads[string(key)]
+	c.mu.Unlock()
+	if ok {
 		return a
 	}
 	k := derive(s.storageKey, "phala/storage: value v1", key)
 	block, _ := aes.NewCipher(k[:])
-	a, _ := cipher.NewGCM(block)
-	if len(s.aeads) >= maxCachedCiphers {
-		clear(s.aeads)
+	a, _ = cipher.NewGCM(block)
+	c.mu.Lock()
+	if len(c.aeads) >= maxCachedCiphers {
+		clear(c.aeads)
 	}
-	s.aeads[string(key)] = a
+	c.aeads[string(key)] = a
+	c.mu.Unlock()
 	return a
+}
+
+// View returns an immutable view of the store's current state in O(1):
+// the store copies its index (not the values, which are never modified in
+// place) on its next write. Reading views concurrently is safe; a view
+// must not be written.
+func (s *Store) View() *Store {
+	s.shared = true
+	return &Store{storageKey: s.storageKey, locKey: s.locKey, seq: s.seq, entries: s.entries, shared: true, cache: s.cache}
+}
+
+// own makes entries private before a write.
+func (s *Store) own() {
+	s.root = nil
+	if s.shared {
+		s.entries = maps.Clone(s.entries)
+		s.shared = false
+	}
 }
 
 func nonce(seq uint64) []byte {
@@ -110,6 +158,7 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 
 // Set encrypts and stores value under key.
 func (s *Store) Set(key, value []byte) {
+	s.own()
 	s.seq++
 	loc := s.location(key)
 	e := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(value)+16), s.seq)
@@ -117,7 +166,10 @@ func (s *Store) Set(key, value []byte) {
 }
 
 // Remove deletes key.
-func (s *Store) Remove(key []byte) { delete(s.entries, s.location(key)) }
+func (s *Store) Remove(key []byte) {
+	s.own()
+	delete(s.entries, s.location(key))
+}
 
 // Len is the number of entries.
 func (s *Store) Len() int { return len(s.entries) }
@@ -138,6 +190,9 @@ func (s *Store) Raw(f func(location, value []byte)) {
 // Root is SHA-256 over the write counter and the sorted encrypted entries:
 // equal on two workers that executed the same commands.
 func (s *Store) Root() [32]byte {
+	if s.root != nil {
+		return *s.root
+	}
 	h := sha256.New()
 	h.Write([]byte("phala/storage: root v1"))
 	h.Write(binary.BigEndian.AppendUint64(nil, s.seq))
@@ -148,6 +203,7 @@ func (s *Store) Root() [32]byte {
 	})
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
+	s.root = &out
 	return out
 }
 

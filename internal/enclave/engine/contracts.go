@@ -38,6 +38,12 @@ type running struct {
 	upload    [32]byte
 	c         *contracts.Contract
 	lastNonce map[crypto.PublicKey]uint64
+	// dirty: changed since its checkpoint part was written.
+	dirty bool
+	// Bytes emitted at blockHeight (MaxContractEgressPerBlock). Not
+	// checkpointed: checkpoints fall between blocks.
+	blockHeight int64
+	blockBytes  int
 }
 
 const maxCodeBytes = 32 << 20
@@ -189,11 +195,13 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	r := &running{upload: g.Upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}}
+	r := &running{upload: g.Upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true}
 	e.running[g.Identity] = r
-	res, err := c.Init(context.Background(), u.deployer, u.initInput, ctx.Height, ctx.Time)
+	res, err := c.InitWithin(context.Background(), u.deployer, u.initInput, ctx.Height, ctx.Time, e.egressBudget(g.Identity, r, ctx.Height))
 	e.log.Info("contract started", "contract", g.Identity.Short(), "init_ok", err == nil)
-	e.emitContract(c, res)
+	if err == nil {
+		e.emitContract(r, res)
+	}
 	return nil
 }
 
@@ -221,6 +229,9 @@ func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapsho
 	if err != nil {
 		return nil, err
 	}
+	// Queries run on a second compilation (vm.InstantiateQuery): made in
+	// the background, so the first query does not wait for it.
+	go e.vm.PrepareQuery(ctx, m)
 	if snapshot == nil {
 		return contracts.New(ctx, e.vm, ck, m)
 	}
@@ -228,11 +239,13 @@ func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapsho
 }
 
 // emitContract queues a contract's messages as its own signed egress.
-func (e *Engine) emitContract(c *contracts.Contract, res *contracts.Result) {
+func (e *Engine) emitContract(r *running, res *contracts.Result) {
 	if res == nil {
 		return
 	}
+	c := r.c
 	for _, m := range res.Messages {
+		r.blockBytes += len(m.Topic) + len(m.Payload)
 		o := api.KeyOrigin(api.OriginContract, c.ID())
 		key := string(o.Encode())
 		seq := e.st.egressSeq[key]
@@ -266,20 +279,30 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 		return fmt.Errorf("command does not open: %w", err)
 	}
 	r.lastNonce[cm.From] = cm.Nonce
-	res, err := r.c.Command(context.Background(), cm.From, input, ctx.Height, ctx.Time)
+	r.dirty = true
+	res, err := r.c.CommandWithin(context.Background(), cm.From, input, ctx.Height, ctx.Time, e.egressBudget(cm.Contract, r, ctx.Height))
 	if err != nil {
 		return fmt.Errorf("command failed: %w", err)
 	}
-	e.emitContract(r.c, res)
+	e.emitContract(r, res)
 	return nil
 }
 
 // Query answers an off-chain contract query at the last dispatched block.
 //
-// The signature check, decryption, sealing and signing run outside the
-// engine's lock, so queries use every core; only the contract call holds
-// it, so the answer reflects exactly the height it states.
-func (e *Engine) Query(q *api.ContractQuery) (*api.ContractQueryResponse, error) {
+// Only taking the contract's state view holds the engine's lock: the
+// signature check, decryption, the contract call (on an immutable view of
+// the committed state at the height the answer states), sealing and
+// signing run outside it, so sync, dispatch and Info never wait for a
+// query. At most MaxConcurrentQueries run at once; a query waits at most
+// QueryTimeout for a slot, its contract call runs at most QueryTimeout
+// (the contract's first query also compiles it, not counted), and both
+// stop when ctx ends (the HTTP handler passes the request's context,
+// which ends when the client goes away). Errors:
+// ErrBadInput (not our contract; refused query), ErrBusy (no slot before
+// the deadline). A query that runs out of time gets an answer with an
+// error status, like one that runs out of gas.
+func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
 	e.mu.Lock()
 	r, ok := e.running[q.Contract]
 	now := time.Unix(0, e.st.blockTime)
@@ -299,10 +322,21 @@ func (e *Engine) Query(q *api.ContractQuery) (*api.ContractQueryResponse, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
+	slots := e.querySlots()
+	wait, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
+	select {
+	case slots <- struct{}{}:
+		defer func() { <-slots }()
+	case <-wait.Done():
+		return nil, fmt.Errorf("%w: %d queries in progress (%v)", ErrBusy, MaxConcurrentQueries, wait.Err())
+	}
 	e.mu.Lock()
 	height := e.st.dispatched
-	res, qerr := r.c.Query(context.Background(), q.From, input, height, time.Unix(0, e.st.blockTime))
+	at := time.Unix(0, e.st.blockTime)
+	view := r.c.View()
 	e.mu.Unlock()
+	res, qerr := r.c.QueryView(ctx, view, q.From, input, height, at, QueryTimeout)
 	return r.c.Answer(ch, q, height, res, qerr), nil
 }
 
@@ -349,75 +383,6 @@ func (s *state) decodeUploads(r *codec.Reader) {
 	}
 }
 
-// encodeRunning writes the contracts this worker runs: keys (secret) and
-// encrypted store snapshots; it goes only into the sealed checkpoint.
-func (e *Engine) encodeRunning() []byte {
-	ids := make([]crypto.PublicKey, 0, len(e.running))
-	for id := range e.running {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
-	w := codec.NewWriter(1024)
-	w.Uvarint(uint64(len(ids)))
-	for _, id := range ids {
-		r := e.running[id]
-		seed := r.c.Keys().Seed
-		root := r.c.StateRoot()
-		w.Fixed(r.upload[:])
-		w.Fixed(seed[:])
-		w.Uvarint(r.c.Calls())
-		w.Fixed(root[:])
-		w.BytesField(r.c.Store().Snapshot())
-		froms := make([]crypto.PublicKey, 0, len(r.lastNonce))
-		for f := range r.lastNonce {
-			froms = append(froms, f)
-		}
-		sort.Slice(froms, func(i, j int) bool { return bytes.Compare(froms[i][:], froms[j][:]) < 0 })
-		w.Uvarint(uint64(len(froms)))
-		for _, f := range froms {
-			w.Fixed(f[:])
-			w.Uvarint(r.lastNonce[f])
-		}
-	}
-	return w.Bytes()
-}
-
-func (e *Engine) decodeRunning(b []byte) error {
-	r := codec.NewReader(b)
-	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
-		var uploadID, root [32]byte
-		var seed [crypto.SeedSize]byte
-		r.Fixed(uploadID[:])
-		r.Fixed(seed[:])
-		calls := r.Uvarint()
-		r.Fixed(root[:])
-		snap := r.BytesField(api.MaxSyncPayloadBytes)
-		nonces := map[crypto.PublicKey]uint64{}
-		for m := r.Uvarint(); r.Err() == nil && m > 0; m-- {
-			var f crypto.PublicKey
-			r.Fixed(f[:])
-			nonces[f] = r.Uvarint()
-		}
-		if r.Err() != nil {
-			break
-		}
-		u, ok := e.st.uploads[uploadID]
-		if !ok {
-			return errors.New("running contract of an unknown upload")
-		}
-		ck, err := keys.ContractKeysFromSeed(seed)
-		if err != nil {
-			return err
-		}
-		c, err := e.startContract(ck, u.codeHash, snap, root, calls)
-		if err != nil {
-			return err
-		}
-		e.running[ck.Identity.Public()] = &running{upload: uploadID, c: c, lastNonce: nonces}
-	}
-	return r.Done()
-}
-
 // onChainQuery answers a query put on chain: the answer goes back through
 // the chain as the contract's ContractReturn message. Only expiry is
 // checked here (by block time, the same on every replica), with no replay
@@ -449,6 +414,10 @@ func (e *Engine) onChainQuery(ctx *Context, m *api.Message) error {
 	}
 	res, qerr := r.c.Query(context.Background(), q.From, input, ctx.Height, ctx.Time)
 	resp := r.c.Answer(ch, q, ctx.Height, res, qerr)
-	e.emitContract(r.c, &contracts.Result{Messages: []contracts.Message{{Topic: api.TopicContractReturn, Payload: resp.Encode()}}})
+	ret := contracts.Message{Topic: api.TopicContractReturn, Payload: resp.Encode()}
+	if n := len(ret.Topic) + len(ret.Payload); n > e.egressBudget(q.Contract, r, ctx.Height) {
+		return fmt.Errorf("%w: the answer (%d bytes) exceeds what the contract may still emit", contracts.ErrEgressBudget, n)
+	}
+	e.emitContract(r, &contracts.Result{Messages: []contracts.Message{ret}})
 	return nil
 }

@@ -181,7 +181,7 @@ func TestContractLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := w.Query(p.Query)
+	resp, err := w.Query(ctx(t), p.Query)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,6 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/phalago/phala/api"
-	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/enclave/contracts"
 	"github.com/phalago/phala/internal/enclave/keys"
@@ -92,6 +91,7 @@ type Engine struct {
 	vm       *vm.VM
 	running  map[crypto.PublicKey]*running
 	guard    *contracts.QueryGuard
+	resState // bounded resources: checkpoint parts, egress pages, query slots (egress.go)
 }
 
 // New opens (or initializes) a pRuntime in cfg.DataDir.
@@ -131,17 +131,7 @@ func New(cfg Config) (*Engine, error) {
 	data, err := e.sealer.Load(filepath.Join(cfg.DataDir, StateFile))
 	switch {
 	case err == nil:
-		stateBytes, runningBytes, guardBytes, derr := splitCheckpoint(data)
-		if derr == nil {
-			e.st, derr = decodeState(stateBytes)
-		}
-		if derr == nil {
-			derr = e.decodeRunning(runningBytes)
-		}
-		if derr == nil {
-			e.guard, derr = contracts.DecodeQueryGuard(guardBytes)
-		}
-		if derr != nil {
+		if derr := e.restoreCheckpoint(data); derr != nil {
 			return nil, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, StateFile, derr)
 		}
 		if len(e.st.trustedHeader) > 0 {
@@ -264,24 +254,6 @@ func (e *Engine) emit(kind api.OriginKind, topic string, payload []byte) {
 	seq := e.st.egressSeq[key]
 	e.st.egressSeq[key] = seq + 1
 	e.st.egress = append(e.st.egress, api.SignMessage(e.chainID, api.Message{Origin: o, Topic: topic, Seq: seq, Payload: payload}, e.entity.Identity))
-}
-
-func (e *Engine) checkpoint() error {
-	if t := e.lc.Trusted(); t != nil {
-		b, err := t.ToProto().Marshal()
-		if err != nil {
-			return err
-		}
-		e.st.trustedHeader = b
-	}
-	w := codec.NewWriter(0)
-	w.BytesField(e.st.encode())
-	w.BytesField(e.encodeRunning())
-	w.BytesField(e.guard.Encode(time.Unix(0, e.st.blockTime)))
-	if err := e.sealer.Save(filepath.Join(e.cfg.DataDir, StateFile), w.Bytes()); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	return nil
 }
 
 // Close writes a last checkpoint (so what changed since the last sync
@@ -529,11 +501,3 @@ func (e *Engine) Registration(operator crypto.PublicKey) (*api.RegisterWorker, e
 
 // Identity returns the identity public key.
 func (e *Engine) Identity() crypto.PublicKey { return e.entity.Identity.Public() }
-
-func splitCheckpoint(b []byte) ([]byte, []byte, []byte, error) {
-	r := codec.NewReader(b)
-	st := r.BytesField(1 << 30)
-	run := r.BytesField(1 << 30)
-	guard := r.BytesField(contracts.MaxQueryGuardBytes)
-	return st, run, guard, r.Done()
-}

@@ -76,13 +76,13 @@ func TestQueryReplayRefused(t *testing.T) {
 	}
 	refused := func(name string, e *Engine, q *api.ContractQuery) {
 		t.Helper()
-		if _, err := e.Query(q); !errors.Is(err, ErrBadInput) || !errors.Is(err, contracts.ErrQueryRefused) {
+		if _, err := e.Query(ctx(t), q); !errors.Is(err, ErrBadInput) || !errors.Is(err, contracts.ErrQueryRefused) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
 	w0, w1 := ws[0], ws[1]
 	captured := ask(w0.Identity())
-	resp, err := w0.Query(captured.Query)
+	resp, err := w0.Query(ctx(t), captured.Query)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestQueryReplayRefused(t *testing.T) {
 	refused("replay to the same worker", w0, captured.Query)
 	refused("replay to the other replica", w1, captured.Query)
 	refused("on-chain-only query sent off-chain", w1, ask(crypto.PublicKey{}).Query)
-	if _, err := w1.Query(ask(w1.Identity()).Query); err != nil {
+	if _, err := w1.Query(ctx(t), ask(w1.Identity()).Query); err != nil {
 		t.Fatalf("a query of its own to the other replica: %v", err)
 	}
 
@@ -116,7 +116,7 @@ func TestQueryReplayRefused(t *testing.T) {
 	refused("replay after a clean restart", w0, captured.Query)
 	// Answered, then checkpointed by a sync call, then a crash (no Close).
 	second := ask(w0.Identity())
-	if _, err := w0.Query(second.Query); err != nil {
+	if _, err := w0.Query(ctx(t), second.Query); err != nil {
 		t.Fatal(err)
 	}
 	synced := w0.Info().Synced

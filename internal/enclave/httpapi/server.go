@@ -156,6 +156,8 @@ func statusOf(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, engine.ErrUpgradeRequired):
 		return http.StatusUpgradeRequired
+	case errors.Is(err, engine.ErrBusy):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -215,7 +217,7 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	resp, err := s.e.Query(q)
+	resp, err := s.e.Query(r.Context(), q)
 	if err != nil {
 		writeErr(w, statusOf(err), err)
 		return

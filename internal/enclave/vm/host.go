@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/phalago/phala/internal/enclave/vm/gas"
@@ -66,8 +67,8 @@ func writable(cs *callState) {
 	}
 }
 
-func (v *VM) instantiateHost(ctx context.Context) error {
-	b := v.rt.NewHostModuleBuilder(hostModule)
+func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(hostModule)
 	fn := func(name string, f api.GoModuleFunc, params, results []api.ValueType) {
 		b.NewFunctionBuilder().WithGoModuleFunction(f, params, results).Export(name)
 	}
@@ -120,10 +121,22 @@ func (v *VM) instantiateHost(ctx context.Context) error {
 	fn("emit", func(ctx context.Context, m api.Module, s []uint64) {
 		cs := state(ctx)
 		writable(cs)
-		topic := read(cs, m, uint32(s[0]), uint32(s[1]), 128)
+		topic := read(cs, m, uint32(s[0]), uint32(s[1]), MaxTopicBytes)
 		payload := read(cs, m, uint32(s[2]), uint32(s[3]), MaxValueBytes)
 		charge(cs, m, gasStorageIO+gasPerByte*uint64(len(topic)+len(payload)))
-		cs.env.Emit(string(topic), payload)
+		// Per-call bounds, checked before the message is queued: the
+		// call fails (writes reverted, emits dropped) on every replica.
+		cs.emits++
+		cs.emitBytes += len(topic) + len(payload)
+		if cs.emits > MaxEmitsPerCall {
+			abort(cs, fmt.Errorf("%w: more than %d messages in one call", ErrEmitLimit, MaxEmitsPerCall))
+		}
+		if cs.emitBytes > MaxEmitBytesPerCall {
+			abort(cs, fmt.Errorf("%w: more than %d bytes of messages in one call", ErrEmitLimit, MaxEmitBytesPerCall))
+		}
+		if err := cs.env.Emit(string(topic), payload); err != nil {
+			abort(cs, err)
+		}
 	}, []api.ValueType{i32, i32, i32, i32}, nil)
 	fn("random", func(ctx context.Context, m api.Module, s []uint64) {
 		cs := state(ctx)

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -34,6 +35,12 @@ var (
 	ErrReadOnly  = errors.New("write attempted in a read-only call")
 	ErrBadModule = errors.New("invalid contract module")
 	ErrFailed    = errors.New("contract returned an error")
+	// ErrEmitLimit: the call emitted more messages or bytes than one call
+	// may (MaxEmitsPerCall, MaxEmitBytesPerCall) or than its Env accepts.
+	ErrEmitLimit = errors.New("emit limit exceeded")
+	// ErrInterrupted: the call's context ended (query deadline or the
+	// caller went away) and the instance was closed mid-call.
+	ErrInterrupted = errors.New("call interrupted")
 )
 
 // Limits.
@@ -42,6 +49,13 @@ const (
 	MaxOutputBytes          = 1 << 20
 	MaxValueBytes           = 1 << 20
 	MaxKeyBytes             = 1 << 10
+	MaxTopicBytes           = 128
+	// MaxEmitsPerCall and MaxEmitBytesPerCall bound what one call may
+	// emit (messages; bytes of topics plus payloads). One message always
+	// fits in a transaction (api.Params.MaxTxBytes is at least 4 MiB by
+	// default; a signed message adds about 150 bytes).
+	MaxEmitsPerCall     = 16
+	MaxEmitBytesPerCall = 2 << 20
 	// InitGas is the budget of instantiation (the module's start function;
 	// Go's runtime initialization).
 	InitGas = 2_000_000_000
@@ -66,7 +80,9 @@ type Env interface {
 	Caller() [32]byte
 	Height() int64
 	Time() time.Time
-	Emit(topic string, payload []byte)
+	// Emit queues a message; an error (e.g. a budget the caller set) fails
+	// the call with it.
+	Emit(topic string, payload []byte) error
 	Random(dst []byte)
 }
 
@@ -86,6 +102,11 @@ type VM struct {
 	rt    wazero.Runtime
 	cfg   Config
 	cache wazero.CompilationCache
+	// qrt runs query instances: the same configuration plus
+	// WithCloseOnContextDone, so a query stops when its context ends (a
+	// deadline, or the caller going away). Commands do not use it: the
+	// option costs a goroutine per call, and a command is bounded by gas.
+	qrt wazero.Runtime
 }
 
 // New creates a VM with the host module and WASI.
@@ -111,11 +132,14 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 		rc = rc.WithCompilationCache(c)
 	}
 	v.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, v.rt); err != nil {
-		return nil, err
-	}
-	if err := v.instantiateHost(ctx); err != nil {
-		return nil, err
+	v.qrt = wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true))
+	for _, rt := range []wazero.Runtime{v.rt, v.qrt} {
+		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+			return nil, err
+		}
+		if err := instantiateHost(ctx, rt); err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
 }
@@ -123,6 +147,7 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 // Close releases the VM.
 func (v *VM) Close(ctx context.Context) error {
 	err := v.rt.Close(ctx)
+	v.qrt.Close(ctx)
 	if v.cache != nil {
 		v.cache.Close(ctx)
 	}
@@ -133,6 +158,22 @@ func (v *VM) Close(ctx context.Context) error {
 type Module struct {
 	compiled wazero.CompiledModule
 	Hash     [32]byte // SHA-256 of the uploaded (uninstrumented) code
+	metered  []byte
+	// The query runtime's compilation, made on the first query.
+	qonce     sync.Once
+	qcompiled wazero.CompiledModule
+	qerr      error
+}
+
+// queryCompiled compiles m for the query runtime (once).
+func (v *VM) queryCompiled(ctx context.Context, m *Module) (wazero.CompiledModule, error) {
+	m.qonce.Do(func() {
+		m.qcompiled, m.qerr = v.qrt.CompileModule(context.WithoutCancel(ctx), m.metered)
+		if m.qerr != nil {
+			m.qerr = fmt.Errorf("%w: %v", ErrBadModule, m.qerr)
+		}
+	})
+	return m.qcompiled, m.qerr
 }
 
 // Compile instruments and compiles contract code, checking it implements
@@ -167,7 +208,7 @@ func (v *VM) Compile(ctx context.Context, code []byte) (*Module, error) {
 			return nil, fmt.Errorf("%w: imports %s.%s (only %q and WASI are provided)", ErrBadModule, mod, name, hostModule)
 		}
 	}
-	return &Module{compiled: cm, Hash: sha256.Sum256(code)}, nil
+	return &Module{compiled: cm, Hash: sha256.Sum256(code), metered: metered}, nil
 }
 
 // Instance is a live contract instance.
@@ -188,6 +229,9 @@ type callState struct {
 	err      error // a host-detected violation
 	time     time.Time
 	random   func([]byte)
+	// emitted so far in this call
+	emits     int
+	emitBytes int
 }
 
 type ctxKey struct{}
@@ -195,6 +239,29 @@ type ctxKey struct{}
 // Instantiate creates an instance of m. seedEnv provides the clock and
 // randomness of the module's start function.
 func (v *VM) Instantiate(ctx context.Context, m *Module, name string, seedEnv Env) (*Instance, error) {
+	return v.instantiate(ctx, v.rt, m.compiled, name, seedEnv)
+}
+
+// PrepareQuery compiles m for query instances now (otherwise the first
+// query does). Safe to call concurrently with anything; the error is the
+// one later queries get.
+func (v *VM) PrepareQuery(ctx context.Context, m *Module) error {
+	_, err := v.queryCompiled(ctx, m)
+	return err
+}
+
+// InstantiateQuery creates an instance of m for queries: a call on it
+// stops with ErrInterrupted when its context ends (the instance is then
+// broken). Instantiation itself is not interrupted.
+func (v *VM) InstantiateQuery(ctx context.Context, m *Module, seedEnv Env) (*Instance, error) {
+	cm, err := v.queryCompiled(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return v.instantiate(context.WithoutCancel(ctx), v.qrt, cm, "", seedEnv)
+}
+
+func (v *VM) instantiate(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule, name string, seedEnv Env) (*Instance, error) {
 	cs := &callState{env: seedEnv, readOnly: true, time: seedEnv.Time(), random: seedEnv.Random}
 	cfg := wazero.NewModuleConfig().
 		WithName(name).
@@ -208,7 +275,7 @@ func (v *VM) Instantiate(ctx context.Context, m *Module, name string, seedEnv En
 		WithNanosleep(func(int64) {}).
 		WithRandSource(readerFunc(func(b []byte) (int, error) { cs.random(b); return len(b), nil }))
 	ctx = context.WithValue(ctx, ctxKey{}, cs)
-	mod, err := v.rt.InstantiateModule(ctx, m.compiled, cfg)
+	mod, err := rt.InstantiateModule(ctx, compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: instantiate: %v", ErrTrap, err)
 	}
@@ -281,6 +348,9 @@ func (in *Instance) Call(ctx context.Context, entry Entry, input []byte, env Env
 		}
 		if cs.err != nil {
 			return res, cs.err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return res, fmt.Errorf("%w: %v", ErrInterrupted, cerr)
 		}
 		return res, fmt.Errorf("%w: %v", ErrTrap, err)
 	}
