@@ -691,6 +691,11 @@ func TestEgressLargerThanOnePage(t *testing.T) {
 	if px.egressPages.Load() == 0 {
 		t.Fatal("the relayer never asked for a page after the first")
 	}
+	// The relayer confirms its last submissions in its own time.
+	testnet.WaitFor(t, 30*time.Second, "the relayer saw every message committed", func() (bool, error) {
+		st := run.r.Stats()
+		return st.EgressCommitted+st.EgressAlreadyAccepted >= n, nil
+	})
 	run.stop(t)
 	if st := run.r.Stats(); st.EgressCommitted+st.EgressAlreadyAccepted < n || st.EgressRefused != 0 {
 		t.Fatalf("stats %+v", st)

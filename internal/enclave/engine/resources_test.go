@@ -435,13 +435,8 @@ func TestOverEmittingCommandFailsAlone(t *testing.T) {
 	gk := ch.engine(t, ch.gkDir)
 	w := ch.engine(t, t.TempDir())
 	bobS, aliceS := ch.c.NewSigner(bob), ch.c.NewSigner(alice)
-	reg, err := w.Registration(bob.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := aliceS.Submit(ctx(t), reg); err != nil {
-		t.Fatal(err)
-	}
+	register(t, ch, gk, bob)
+	register(t, ch, w, bob)
 	relay(t, ch, bobS, gk, w)
 	wasm := emitterWasm(t)
 	if _, err := aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, wasm), Replicas: 1}); err != nil {
