@@ -85,6 +85,7 @@ type Runtime struct {
 	API        *pruntime.Client
 	srvs       []*http.Server
 	cmd        *exec.Cmd
+	exited     chan struct{} // closed when the process has exited
 	port       int
 	cport      int
 	genesis    string
@@ -301,7 +302,9 @@ func (rt *Runtime) Start() error {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", rt.Name, err)
 	}
-	go func() { rt.cmd.Wait(); logf.Close() }()
+	exited := make(chan struct{})
+	rt.exited = exited
+	go func() { rt.cmd.Wait(); logf.Close(); close(exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -407,8 +410,27 @@ func (d *Devnet) Stop() error {
 			srv.Shutdown(ctx)
 			cancel()
 		}
+		if rt.Engine != nil {
+			// The last checkpoint (the query replay guard) before exit.
+			if err := rt.Engine.Close(); err != nil {
+				d.cfg.Log.Warn("pRuntime checkpoint at stop", "pruntime", rt.Name, "err", err)
+			}
+		}
 		if rt.cmd != nil && rt.cmd.Process != nil {
 			rt.cmd.Process.Signal(os.Interrupt)
+		}
+	}
+	// Processes finish their last checkpoint; one that does not exit in
+	// time is killed (a crash it recovers from at its next start).
+	for _, rt := range d.Runtimes {
+		if rt.exited == nil {
+			continue
+		}
+		select {
+		case <-rt.exited:
+		case <-time.After(10 * time.Second):
+			rt.cmd.Process.Kill()
+			<-rt.exited
 		}
 	}
 	var errs []error
