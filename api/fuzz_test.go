@@ -270,3 +270,40 @@ func FuzzDecodeContracts(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeWorkerRegistered: the registry's TopicWorkerRegistered payload
+// (record and admitting report) decodes strictly: whatever decodes
+// re-encodes to the same bytes, a record or report out of bounds is
+// refused.
+func FuzzDecodeWorkerRegistered(f *testing.F) {
+	rec := WorkerRecord{Info: WorkerInfo{ChainID: "c", Endpoint: "e", BlockHeight: 7, BlockHash: [BlockHashSize]byte{1}}, Platform: "sim", Measurement: []byte{1, 2}, RegisteredAt: 9, ExpiresAt: 100, AttestedAt: 5}
+	q := SimQuote{IssuedAt: 5}
+	m := WorkerRegistered{Record: rec, Report: AttestationReport{Platform: PlatformSim, Quote: q.Encode()}}
+	f.Add(m.Encode())
+	f.Add((&WorkerRegistered{}).Encode())
+	f.Add(rec.Encode())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, err := DecodeWorkerRegistered(b); err == nil && !bytes.Equal(got.Encode(), b) {
+			t.Fatalf("worker registration mismatch: %x", b)
+		}
+	})
+}
+
+func TestWorkerRegisteredRoundTrip(t *testing.T) {
+	rec := WorkerRecord{Info: WorkerInfo{ChainID: "c", Endpoint: "e", BlockHeight: 7}, Platform: "tdx", Measurement: []byte{3}, ExpiresAt: 10}
+	m := &WorkerRegistered{Record: rec, Report: AttestationReport{Platform: PlatformTDX, Quote: []byte{1, 2, 3}}}
+	got, err := DecodeWorkerRegistered(m.Encode())
+	if err != nil || !bytes.Equal(got.Encode(), m.Encode()) || got.Record.Info != rec.Info || string(got.Report.Quote) != "\x01\x02\x03" {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	for name, b := range map[string][]byte{
+		"bare record (the old payload)": rec.Encode(),
+		"trailing byte":                 append(m.Encode(), 0),
+		"truncated":                     m.Encode()[:len(m.Encode())-1],
+		"quote over MaxQuoteBytes":      (&WorkerRegistered{Record: rec, Report: AttestationReport{Platform: "tdx", Quote: make([]byte, MaxQuoteBytes+1)}}).Encode(),
+	} {
+		if _, err := DecodeWorkerRegistered(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -58,6 +58,11 @@ const (
 	// minimum pRuntime version the chain requires from this message on; an
 	// older pRuntime stops dispatching.
 	TopicGovMinRuntimeVersion = "phala/governance/min_runtime_version"
+	// TopicGovParams: payload Params.Encode() of the chain parameters an
+	// enacted set_params motion sets (in force from the next block).
+	// pRuntimes follow attestation_window from it: they keep the hashes of
+	// the blocks a registration's report may cite.
+	TopicGovParams = "phala/governance/params"
 )
 
 // Query paths of governance state (proved).

@@ -21,8 +21,9 @@ const (
 
 // Topics of messages the chain's modules emit.
 const (
-	// TopicWorkerRegistered: payload is the encoded WorkerRecord of a new
-	// or renewed registration (origin: module "registry").
+	// TopicWorkerRegistered: payload is the encoded WorkerRegistered (the
+	// WorkerRecord of a new or renewed registration and the attestation
+	// report that admitted it; origin: module "registry").
 	TopicWorkerRegistered = "phala/registry/worker"
 	// TopicMasterKey: payload is the 32-byte master public key the genesis
 	// gatekeeper created (origin: that gatekeeper).

@@ -184,6 +184,51 @@ func DecodeWorkerRecord(b []byte) (*WorkerRecord, error) {
 	return w, nil
 }
 
+// maxWorkerRecordBytes bounds an encoded WorkerRecord inside a
+// WorkerRegistered message (the record's own fields are bounded far below).
+const maxWorkerRecordBytes = 4096
+
+// WorkerRegistered is the payload of TopicWorkerRegistered: the record the
+// registry stored and the attestation report that admitted it. The report
+// travels with the record so that every pRuntime verifies it itself
+// (attestation.Verify against the genesis settings and the allowlist as
+// governance changed it, at the block time of the message) instead of
+// trusting what the chain's validators state: a key leaves an enclave only
+// sealed to a peer whose attestation the enclave checked. The chain state
+// keeps the record only (a quote is up to MaxQuoteBytes); the report stays
+// provable in the block's messages.
+type WorkerRegistered struct {
+	Record WorkerRecord
+	Report AttestationReport
+}
+
+// Encode returns the canonical bytes: the record (length-prefixed), then
+// the report.
+func (m *WorkerRegistered) Encode() []byte {
+	w := codec.NewWriter(256 + len(m.Report.Quote))
+	w.BytesField(m.Record.Encode())
+	m.Report.encode(w)
+	return w.Bytes()
+}
+
+// DecodeWorkerRegistered strictly decodes a TopicWorkerRegistered payload.
+// Errors wrap ErrMalformed.
+func DecodeWorkerRegistered(b []byte) (*WorkerRegistered, error) {
+	m := &WorkerRegistered{}
+	r := codec.NewReader(b)
+	rec := r.BytesField(maxWorkerRecordBytes)
+	m.Report.decode(r)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: worker registration: %v", ErrMalformed, err)
+	}
+	wr, err := DecodeWorkerRecord(rec)
+	if err != nil {
+		return nil, fmt.Errorf("worker registration: %w", err)
+	}
+	m.Record = *wr
+	return m, nil
+}
+
 // Account is the chain's entry for an account.
 type Account struct {
 	Balance uint64

@@ -316,6 +316,11 @@ func TestGovParamsAndCouncil(t *testing.T) {
 	if err != nil || got != p {
 		t.Fatalf("params %+v %v", got, err)
 	}
+	// pRuntimes learn the new parameters (they follow attestation_window).
+	msgs := govMessages(h.messages(h.height))
+	if len(msgs) != 1 || msgs[0].Topic != api.TopicGovParams || string(msgs[0].Payload) != string(p.Encode()) {
+		t.Fatalf("queue %+v", msgs)
+	}
 	// The next transaction pays the new minimum fee (h.tx pays the old one).
 	r := h.check(h.tx(alice, 1, &api.Transfer{To: bob.Public(), Amount: 1}))
 	if api.Code(r.Code) != api.CodeFeeTooLow {

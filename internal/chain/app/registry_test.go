@@ -114,6 +114,12 @@ func TestRegisterWorker(t *testing.T) {
 	if len(msgs.Messages) != 1 || msgs.Messages[0].Origin != api.ModuleOrigin("registry") || msgs.Messages[0].Seq != 0 {
 		t.Fatalf("messages %+v", msgs.Messages)
 	}
+	// It carries the report that admitted the record, so every pRuntime
+	// verifies it itself.
+	announced, err := api.DecodeWorkerRegistered(msgs.Messages[0].Payload)
+	if err != nil || announced.Record.Info != w.info || string(announced.Report.Quote) != string(report.Quote) || msgs.Messages[0].Topic != api.TopicWorkerRegistered {
+		t.Fatalf("announcement %+v %v", announced, err)
+	}
 
 	// Renewal replaces the entry (new endpoint, new expiry).
 	w.info.Endpoint = "http://127.0.0.1:9000"

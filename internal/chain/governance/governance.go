@@ -26,7 +26,8 @@
 //     ignored, and gatekeepers stop granting contract keys to it.
 //   - set minimum pRuntime version: recorded and announced
 //     (api.TopicGovMinRuntimeVersion); older pRuntimes stop dispatching.
-//   - set params: the chain parameters from the next block on.
+//   - set params: the chain parameters from the next block on, announced
+//     to pRuntimes (api.TopicGovParams; they follow attestation_window).
 //   - set council: members and threshold; open motions keep their votes,
 //     but only current members' ayes count.
 //   - set validator: a CometBFT validator update returned from
@@ -350,7 +351,11 @@ func enact(ctx *block.Context, a *api.Action) error {
 		ctx.KV.Set(api.KeyMinRuntimeVersion, b)
 		return mq.Emit(ctx, origin, api.TopicGovMinRuntimeVersion, b)
 	case api.ActionSetParams:
-		ctx.KV.Set(api.KeyParams, a.Params.Encode())
+		b := a.Params.Encode()
+		ctx.KV.Set(api.KeyParams, b)
+		// pRuntimes follow attestation_window (the block hashes they keep
+		// to check the block a registration's report cites).
+		return mq.Emit(ctx, origin, api.TopicGovParams, b)
 	case api.ActionSetCouncil:
 		ctx.KV.Set(api.KeyCouncil, a.Council.Encode())
 	case api.ActionSetValidator:

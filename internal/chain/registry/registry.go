@@ -155,7 +155,9 @@ func SetMeasurementAllowed(kv store.KV, m []byte, allowed bool) []api.HexBytes {
 // registration cannot be replayed) and, while the entry is active, comes
 // from the same operator (nobody re-registers someone else's worker).
 // Errors: api.ErrInvalidCall (chain, keys, operator), api.ErrAttestation
-// (report, freshness, replay), api.ErrMeasurementNotAllowed.
+// (report, freshness, replay), api.ErrMeasurementNotAllowed. It emits
+// api.WorkerRegistered (the record and the report) on
+// api.TopicWorkerRegistered.
 func RegisterWorker(ctx *block.Context, signer crypto.PublicKey, c *api.RegisterWorker) error {
 	info := &c.Info
 	if info.ChainID != ctx.ChainID {
@@ -204,7 +206,10 @@ func RegisterWorker(ctx *block.Context, signer crypto.PublicKey, c *api.Register
 		"identity", info.IdentityKey.Hex(), "operator", info.Operator.Address(),
 		"endpoint", info.Endpoint, "expires_at", strconv.FormatInt(rec.ExpiresAt, 10),
 		"renewal", strconv.FormatBool(prev != nil), "gatekeeper", strconv.FormatBool(IsGatekeeper(ctx.KV, info.IdentityKey)))
-	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicWorkerRegistered, enc)
+	// The report travels with the record: every pRuntime verifies it
+	// itself before it seals any key to this worker.
+	msg := &api.WorkerRegistered{Record: *rec, Report: c.Report}
+	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicWorkerRegistered, msg.Encode())
 }
 
 // CheckFresh checks that info cites a block of this chain (by height and

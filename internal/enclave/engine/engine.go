@@ -143,6 +143,8 @@ func New(cfg Config) (*Engine, error) {
 		e.st.headerHeight = g.InitialHeight - 1
 		e.st.dispatched = g.InitialHeight - 1
 		e.st.allowlist = gs.Attestation.Measurements
+		e.st.attestWindow = gs.Params.AttestationWindow
+		e.st.hashFloor = g.InitialHeight
 	default:
 		return nil, fmt.Errorf("load runtime state: %w", err)
 	}
@@ -156,6 +158,7 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicMasterKeyShare, e.onMasterKeyShare)
 	e.handle(api.TopicGovAllowlist, e.onAllowlist)
 	e.handle(api.TopicGovMinRuntimeVersion, e.onMinVersion)
+	e.handle(api.TopicGovParams, e.onParams)
 	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
 		e.role = RoleGatekeeper
 		if err := e.initGatekeeper(est == keys.EntityPreGenesis); err != nil {
@@ -290,6 +293,7 @@ func (e *Engine) SyncHeaders(b *api.HeaderBatch) (int64, error) {
 			e.st.appHash[sh.Height-1] = sh.AppHash
 		}
 		e.st.headerTime[sh.Height] = sh.Time.UnixNano()
+		e.rememberBlockHash(sh)
 		e.st.headerHeight = sh.Height
 		n++
 	}
@@ -381,6 +385,7 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 			}
 		}
 	}
+	e.pruneBlockHashes(bm.Height)
 	return nil
 }
 
@@ -399,22 +404,6 @@ func (e *Engine) ack(m *api.Message) {
 	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool {
 		return s.Message.Origin == m.Origin && s.Message.Seq <= m.Seq
 	})
-}
-
-func (e *Engine) onWorkerRegistered(ctx *Context, m *api.Message) error {
-	if m.Origin != api.ModuleOrigin("registry") {
-		return fmt.Errorf("worker registration from %s, not the registry", m.Origin)
-	}
-	rec, err := api.DecodeWorkerRecord(m.Payload)
-	if err != nil {
-		return err
-	}
-	e.st.workers[rec.Info.IdentityKey] = rec
-	if rec.Info.IdentityKey == e.entity.Identity.Public() {
-		e.announceMaster(ctx.Height)
-	}
-	e.shareMaster(ctx, rec)
-	return nil
 }
 
 // Egress returns the signed messages waiting to be put on chain.

@@ -12,8 +12,10 @@ import (
 // (api.TopicGovMinRuntimeVersion); a pRuntime older than that stops
 // dispatching, and so does one that meets a chain module's topic it does
 // not know (the chain has moved on to a newer protocol). Raise it with
-// every change to the messages pRuntime understands.
-const Version uint32 = 1
+// every change to the messages pRuntime understands. 2: registrations
+// carry their attestation report (api.WorkerRegistered), governance
+// announces parameters (api.TopicGovParams).
+const Version uint32 = 2
 
 // ErrUpgradeRequired is returned by DispatchBlocks when the chain requires
 // a newer pRuntime: the block is refused, nothing changes, and every later

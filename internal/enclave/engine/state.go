@@ -11,7 +11,7 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-const stateVersion = 2
+const stateVersion = 3
 
 // state is everything pRuntime derives from the chain plus its egress. It
 // is checkpointed (sealed) after every sync or dispatch call.
@@ -41,10 +41,17 @@ type state struct {
 	// then as enacted) and the minimum pRuntime version announced.
 	allowlist  []api.HexBytes
 	minVersion uint32
+	// Attestation: the attestation_window parameter (blocks; the genesis
+	// one, then as governance set it) and the hashes of the recent blocks
+	// a registration's report may cite, blockHashes[h] from verified
+	// header h+1's LastBlockID; none is kept below hashFloor.
+	attestWindow uint64
+	hashFloor    int64
+	blockHashes  map[int64][api.BlockHashSize]byte
 }
 
 func newState() *state {
-	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}}
+	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -99,6 +106,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 	s.encodeUploads(w)
 	w.Fixed(s.masterPub[:])
 	s.encodeGovernance(w)
+	s.encodeAttest(w)
 }
 
 // root is the state root: SHA-256 over the chain-derived state. Two
@@ -159,6 +167,7 @@ func decodeState(b []byte) (*state, error) {
 	s.decodeUploads(r)
 	r.Fixed(s.masterPub[:])
 	s.decodeGovernance(r)
+	s.decodeAttest(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

@@ -20,6 +20,8 @@ func sampleState() *state {
 	s.egressSeq[string(o.Encode())] = 1
 	s.egress = []api.SignedMessage{api.SignMessage("c", api.Message{Origin: o, Topic: "t"}, k)}
 	s.allowlist, s.minVersion = []api.HexBytes{{1, 2}, {3}}, 4
+	s.attestWindow, s.hashFloor = 200, 2
+	s.blockHashes[5], s.blockHashes[6] = [api.BlockHashSize]byte{5}, [api.BlockHashSize]byte{6}
 	return s
 }
 
@@ -45,6 +47,11 @@ func TestStateRoundTrip(t *testing.T) {
 	again.allowlist = again.allowlist[1:]
 	if again.root() == s.root() {
 		t.Fatal("root ignores the allowlist")
+	}
+	again, _ = decodeState(s.encode())
+	again.blockHashes[6] = [api.BlockHashSize]byte{7}
+	if again.root() == s.root() {
+		t.Fatal("root ignores the block hashes")
 	}
 }
 
