@@ -10,6 +10,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto/ed25519"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -273,6 +274,58 @@ func TestGovValidatorUpdates(t *testing.T) {
 	res = h.block(h.tx(alice, 2, &api.GovPropose{Action: api.Action{Kind: api.ActionSetValidator, Validator: api.Validator{PubKey: [32]byte(v1)}}}))
 	if res.TxResults[0].Code == 0 || len(res.ValidatorUpdates) != 0 {
 		t.Fatalf("removing the last validator: %+v", res)
+	}
+}
+
+// Several validator motions on one key enacted in one block give CometBFT
+// one update for it, from the set before the block to the set after it
+// (CometBFT refuses a block's updates that name a key twice, or remove a
+// key it does not hold): checked with CometBFT's own UpdateWithChangeSet.
+func TestGovValidatorMotionsMergedPerBlock(t *testing.T) {
+	h := newGovHarness(t, govGenesis()) // 2 of 3
+	set := cmttypes.NewValidatorSet([]*cmttypes.Validator{cmttypes.NewValidator(ed25519.PubKey(validator0), 10)})
+	apply := func(res *abci.ResponseFinalizeBlock) {
+		t.Helper()
+		updates, err := cmttypes.PB2TM.ValidatorUpdates(res.ValidatorUpdates)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := set.UpdateWithChangeSet(updates); err != nil {
+			t.Fatalf("CometBFT refuses the block's validator updates %+v: %v", res.ValidatorUpdates, err)
+		}
+	}
+	v1 := ed25519.GenPrivKeyFromSecret([]byte("validator 1")).PubKey().Bytes()
+	propose := func(power uint64) []byte {
+		return h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionSetValidator, Validator: api.Validator{PubKey: [32]byte(v1), Power: power}}})
+	}
+	aye := func(id, nonce uint64) []byte { return h.tx(bob, nonce, &api.GovVote{Motion: id, Aye: true}) }
+	// Two motions on v1 (power 3, then 5) approved in one block: one
+	// update, the last power.
+	mustOK(t, h.block(propose(3)))
+	mustOK(t, h.block(propose(5)))
+	res := h.block(aye(0, 0), aye(1, 1))
+	mustOK(t, res)
+	if m0, m1 := h.motion(0), h.motion(1); m0.Status != api.MotionEnacted || m1.Status != api.MotionEnacted {
+		t.Fatalf("motions %s %s", m0.Status, m1.Status)
+	}
+	if len(res.ValidatorUpdates) != 1 || res.ValidatorUpdates[0].Power != 5 {
+		t.Fatalf("updates %+v", res.ValidatorUpdates)
+	}
+	apply(res)
+	// Removed and put back at the same power in one block: no update.
+	mustOK(t, h.block(propose(0)))
+	mustOK(t, h.block(propose(5)))
+	res = h.block(aye(2, 2), aye(3, 3))
+	mustOK(t, res)
+	if m2, m3 := h.motion(2), h.motion(3); m2.Status != api.MotionEnacted || m3.Status != api.MotionEnacted {
+		t.Fatalf("motions %s %s", m2.Status, m3.Status)
+	}
+	if len(res.ValidatorUpdates) != 0 {
+		t.Fatalf("updates %+v", res.ValidatorUpdates)
+	}
+	apply(res)
+	if set.Size() != 2 || set.TotalVotingPower() != 15 {
+		t.Fatalf("CometBFT's set %v", set)
 	}
 }
 

@@ -241,6 +241,7 @@ func tally(ctx *block.Context, c *api.Council, m *api.Motion) {
 // EndBlock enacts the motions approved in this block, in approval order,
 // then expires the open motions whose voting period ends with this block.
 func EndBlock(ctx *block.Context) error {
+	before := Validators(ctx.KV)
 	for _, id := range takeList(ctx.KV, enactKey(ctx.Height)) {
 		m := Motion(ctx.KV, id)
 		if m == nil || m.Status != api.MotionApproved {
@@ -249,7 +250,7 @@ func EndBlock(ctx *block.Context) error {
 		// The action runs on a cache: a failure leaves nothing behind.
 		c := store.NewCache(ctx.KV)
 		actx := *ctx
-		actx.KV, actx.Messages, actx.Events, actx.ValidatorUpdates = c, nil, nil, nil
+		actx.KV, actx.Messages, actx.Events = c, nil, nil
 		err := check(c, &m.Action)
 		if err == nil {
 			err = enact(&actx, &m.Action)
@@ -262,7 +263,6 @@ func EndBlock(ctx *block.Context) error {
 			c.Write()
 			ctx.Messages = append(ctx.Messages, actx.Messages...)
 			ctx.Events = append(ctx.Events, actx.Events...)
-			ctx.ValidatorUpdates = append(ctx.ValidatorUpdates, actx.ValidatorUpdates...)
 			m.Status = api.MotionEnacted
 			ctx.Event("gov_enacted", "motion", strconv.FormatUint(id, 10), "action", m.Action.Kind.String())
 		}
@@ -277,7 +277,41 @@ func EndBlock(ctx *block.Context) error {
 		saveMotion(ctx.KV, m)
 		ctx.Event("gov_expired", "motion", strconv.FormatUint(id, 10))
 	}
+	ctx.ValidatorUpdates = append(ctx.ValidatorUpdates, validatorDiff(before, Validators(ctx.KV))...)
 	return nil
+}
+
+// validatorDiff is the change from set a to set b as CometBFT validator
+// updates, one per key whose power changed (0: removed), in key order.
+// Several motions on one key in a block thus give one update, from the
+// set before the block to the set after it: CometBFT refuses a block's
+// updates that name a key twice or remove a key it does not hold.
+func validatorDiff(a, b api.ValidatorSet) []abci.ValidatorUpdate {
+	power := func(s api.ValidatorSet) map[[api.ValidatorKeySize]byte]uint64 {
+		m := make(map[[api.ValidatorKeySize]byte]uint64, len(s))
+		for _, v := range s {
+			m[v.PubKey] = v.Power
+		}
+		return m
+	}
+	pa, pb := power(a), power(b)
+	var keys [][api.ValidatorKeySize]byte
+	for k := range pa {
+		keys = append(keys, k)
+	}
+	for k := range pb {
+		if _, ok := pa[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i][:], keys[j][:]) < 0 })
+	var out []abci.ValidatorUpdate
+	for _, k := range keys {
+		if pa[k] != pb[k] {
+			out = append(out, abci.Ed25519ValidatorUpdate(k[:], int64(pb[k])))
+		}
+	}
+	return out
 }
 
 func truncate(s string, n int) string {
@@ -363,8 +397,9 @@ func enact(ctx *block.Context, a *api.Action) error {
 		if err != nil {
 			return err
 		}
+		// Returned to CometBFT by EndBlock, merged with the block's other
+		// validator motions (validatorDiff).
 		ctx.KV.Set(api.KeyValidators, vs.Encode())
-		ctx.ValidatorUpdates = append(ctx.ValidatorUpdates, abci.Ed25519ValidatorUpdate(a.Validator.PubKey[:], int64(a.Validator.Power)))
 		ctx.Event("gov_validator", "pub_key", fmt.Sprintf("%X", a.Validator.PubKey), "power", strconv.FormatUint(a.Validator.Power, 10))
 	default:
 		return fmt.Errorf("%w: unknown action kind %d", api.ErrInvalidAction, a.Kind)
