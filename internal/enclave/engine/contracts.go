@@ -20,17 +20,21 @@ import (
 	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/enclave/contracts"
 	"github.com/phalago/phala/internal/enclave/keys"
+	"github.com/phalago/phala/internal/enclave/sealing"
 	"github.com/phalago/phala/internal/enclave/vm"
 )
 
-// upload is what pRuntime keeps of a ContractUploaded message (the code
-// itself is public and cached in DataDir/code by hash).
+// upload is what pRuntime keeps of a ContractUploaded message. The code
+// and the init input are public: they are cached in plain files under
+// DataDir/code (by code hash, and by upload id), checked against the
+// hashes kept here when read back, so the sealed checkpoint holds 32
+// bytes for them, whatever their size.
 type upload struct {
-	deployer  crypto.PublicKey
-	codeHash  [32]byte
-	seq       uint64
-	replicas  uint8
-	initInput []byte
+	deployer crypto.PublicKey
+	codeHash [32]byte
+	seq      uint64
+	replicas uint8
+	initHash [32]byte // SHA-256 of the init input
 }
 
 // running is a contract this worker was granted.
@@ -50,6 +54,23 @@ const maxCodeBytes = 32 << 20
 
 func (e *Engine) codePath(hash [32]byte) string {
 	return filepath.Join(e.cfg.DataDir, "code", hex.EncodeToString(hash[:])+".wasm")
+}
+
+func (e *Engine) initPath(upload [32]byte) string {
+	return filepath.Join(e.cfg.DataDir, "code", hex.EncodeToString(upload[:])+".init")
+}
+
+// initInput reads back an upload's (public) init input from its cache
+// file, checked against its hash.
+func (e *Engine) initInput(id [32]byte, u *upload) ([]byte, error) {
+	b, err := os.ReadFile(e.initPath(id))
+	if err != nil {
+		return nil, fmt.Errorf("init input of upload %x: %w", id[:4], err)
+	}
+	if sha256.Sum256(b) != u.initHash {
+		return nil, fmt.Errorf("init input of upload %x in %s was altered", id[:4], e.initPath(id))
+	}
+	return b, nil
 }
 
 func (e *Engine) onUploaded(ctx *Context, m *api.Message) error {
@@ -74,7 +95,10 @@ func (e *Engine) onUploaded(ctx *Context, m *api.Message) error {
 		return err
 	}
 	id := api.UploadID(u.Deployer, u.CodeHash, u.Sequence)
-	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initInput: u.InitInput}
+	if err := sealing.WriteAtomic(e.initPath(id), u.InitInput); err != nil {
+		return err
+	}
+	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initHash: sha256.Sum256(u.InitInput)}
 	if e.master != nil {
 		e.grant(ctx, id, e.st.uploads[id])
 	}
@@ -176,6 +200,10 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 	if !ok {
 		return errors.New("grant for an unknown upload")
 	}
+	input, err := e.initInput(g.Upload, u)
+	if err != nil {
+		return err
+	}
 	ch, err := channel.New(e.entity.Ecdh, g.GatekeeperE, api.ChannelPurposeContractKey)
 	if err != nil {
 		return err
@@ -197,7 +225,7 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 	}
 	r := &running{upload: g.Upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true}
 	e.running[g.Identity] = r
-	res, err := c.InitWithin(context.Background(), u.deployer, u.initInput, ctx.Height, ctx.Time, e.egressBudget(g.Identity, r, ctx.Height))
+	res, err := c.InitWithin(context.Background(), u.deployer, input, ctx.Height, ctx.Time, e.egressBudget(g.Identity, r, ctx.Height))
 	e.log.Info("contract started", "contract", g.Identity.Short(), "init_ok", err == nil)
 	if err == nil {
 		e.emitContract(r, res)
@@ -365,7 +393,7 @@ func (s *state) encodeUploads(w *codec.Writer) {
 		w.Fixed(u.codeHash[:])
 		w.Uvarint(u.seq)
 		w.U8(u.replicas)
-		w.BytesField(u.initInput)
+		w.Fixed(u.initHash[:])
 	}
 }
 
@@ -378,7 +406,7 @@ func (s *state) decodeUploads(r *codec.Reader) {
 		r.Fixed(u.codeHash[:])
 		u.seq = r.Uvarint()
 		u.replicas = r.U8()
-		u.initInput = r.BytesField(api.MaxPayloadBytes)
+		r.Fixed(u.initHash[:])
 		s.uploads[id] = u
 	}
 }

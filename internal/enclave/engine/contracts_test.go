@@ -130,7 +130,10 @@ func TestContractLifecycle(t *testing.T) {
 	relay(t, ch, bobS, gk, w)
 
 	code := contracttest.Build(t, filepath.Join("..", "..", "..", "examples", "contracts", "token"))
-	if _, err := aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, code), Replicas: 1}); err != nil {
+	// A large (public) init input: cached beside the code, not in the
+	// sealed checkpoint every sync call rewrites.
+	initInput := bytes.Repeat([]byte("init "), 200_000)
+	if _, err := aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, code), Replicas: 1, InitInput: initInput}); err != nil {
 		t.Fatal(err)
 	}
 	upload := api.UploadID(alice.Public(), sha256.Sum256(code), 0)
@@ -155,6 +158,15 @@ func TestContractLifecycle(t *testing.T) {
 		t.Fatalf("record %+v", rec)
 	}
 	relay(t, ch, bobS, gk, w)
+	for _, e := range []*Engine{gk, w} {
+		st, err := os.Stat(filepath.Join(e.cfg.DataDir, StateFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > 64<<10 {
+			t.Fatalf("checkpoint core of %d bytes with a %d-byte init input", st.Size(), len(initInput))
+		}
+	}
 	if _, ok := w.ContractRoots()[rec.Identity]; !ok {
 		t.Fatal("worker does not run the contract")
 	}

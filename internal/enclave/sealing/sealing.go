@@ -51,6 +51,10 @@ var (
 	ErrForeign       = errors.New("sealed file was sealed by another platform key (another machine or data directory)")
 	ErrOtherChain    = errors.New("sealed file belongs to another chain")
 	ErrOtherIdentity = errors.New("sealed file belongs to another pRuntime identity")
+	// ErrTooLarge: Save refuses what Load would refuse (MaxFileBytes), so
+	// a checkpoint that grew too large fails when written, not at the
+	// next start.
+	ErrTooLarge = errors.New("sealed file would exceed the size limit")
 )
 
 // Binding is what a sealed file belongs to: the chain (its id and
@@ -132,6 +136,9 @@ func (s *Sealer) Save(path string, data []byte) error {
 	w.U8(Version)
 	w.BytesField(hdr)
 	w.Fixed(blob)
+	if w.Len() > MaxFileBytes {
+		return fmt.Errorf("%w: %s would be %d bytes, at most %d are read back", ErrTooLarge, filepath.Base(path), w.Len(), MaxFileBytes)
+	}
 	return WriteAtomic(path, w.Bytes())
 }
 
