@@ -147,7 +147,7 @@ func (c *Client) QueryContract(ctx context.Context, key *crypto.KeyPair, rec *ap
 			continue
 		}
 		// Bound to this worker: no other replica answers it.
-		p, err := NewQuery(key, rec.Identity, rec.Ecdh, w, input, time.Now().Add(2*time.Minute))
+		p, err := NewQuery(key, rec.Identity, rec.Ecdh, w, input, time.Now().Add(time.Minute))
 		if err != nil {
 			return nil, 0, err
 		}

@@ -315,8 +315,11 @@ var (
 	ErrQueryRefused = errors.New("query refused")
 )
 
-// MaxQueryTTL bounds NotAfter, so the replay cache stays bounded.
-const MaxQueryTTL = 10 * time.Minute
+// MaxQueryTTL bounds NotAfter (block time), so the replay guard stays
+// bounded: it remembers each answered query until its NotAfter, so a
+// sender must keep MaxQueryGuardEntries / MaxQueryTTL (833) fresh valid
+// queries per second to keep it full. Clients ask for a minute.
+const MaxQueryTTL = 2 * time.Minute
 
 // QueryGuard refuses expired and replayed queries. Time is the worker's
 // last block time. It remembers (client, nonce) until the query's

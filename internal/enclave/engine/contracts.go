@@ -346,10 +346,8 @@ func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.Contract
 		}
 		return nil, fmt.Errorf("%w: %w: the query is addressed to worker %s, this is %s", ErrBadInput, contracts.ErrQueryRefused, q.Worker.Hex(), me.Hex())
 	}
-	input, ch, err := r.c.OpenQuery(e.guard, q, now)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
-	}
+	// The slot first: a query turned away busy has not used up its nonce
+	// in the replay guard, so its client may send it again.
 	slots := e.querySlots()
 	wait, cancel := context.WithTimeout(ctx, QueryTimeout)
 	defer cancel()
@@ -358,6 +356,10 @@ func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.Contract
 		defer func() { <-slots }()
 	case <-wait.Done():
 		return nil, fmt.Errorf("%w: %d queries in progress (%v)", ErrBusy, MaxConcurrentQueries, wait.Err())
+	}
+	input, ch, err := r.c.OpenQuery(e.guard, q, now)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	e.mu.Lock()
 	height := e.st.dispatched

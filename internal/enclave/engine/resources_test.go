@@ -424,6 +424,35 @@ func TestQueryCancelled(t *testing.T) {
 	waitFor(t, time.Second, "the slot to be freed", func() bool { return len(slots) == 0 })
 }
 
+// A query turned away busy (every slot taken until its deadline) has not
+// used up its nonce: the same bytes are answered once a slot is free, and
+// only then refused as a replay.
+func TestBusyQueryKeepsItsNonce(t *testing.T) {
+	b := newBare(t, t.TempDir(), true)
+	p, err := client.NewQuery(alice, b.id, b.ck.Ecdh.Public(), b.e.Identity(), nil, time.Unix(1, 0).Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := b.e.querySlots()
+	for range MaxConcurrentQueries {
+		slots <- struct{}{}
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := b.e.Query(short, p.Query); !errors.Is(err, ErrBusy) {
+		t.Fatalf("with every slot taken: %v", err)
+	}
+	for range MaxConcurrentQueries {
+		<-slots
+	}
+	if _, err := b.e.Query(context.Background(), p.Query); err != nil {
+		t.Fatalf("the query sent again after busy: %v", err)
+	}
+	if _, err := b.e.Query(context.Background(), p.Query); !errors.Is(err, contracts.ErrQueryRefused) {
+		t.Fatalf("a replay once answered: %v", err)
+	}
+}
+
 // On a real chain: the tester's command (80 messages of 1 MiB) fails alone
 // on the worker; the next command runs, and its message reaches the chain
 // through the relayer, which then acknowledges it back.
