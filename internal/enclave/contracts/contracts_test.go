@@ -318,7 +318,7 @@ func TestQueryGuardEncoding(t *testing.T) {
 	g := contracts.NewQueryGuard()
 	now := t0
 	var qs []*api.ContractQuery
-	for i, ttl := range []time.Duration{time.Minute, 5 * time.Minute} {
+	for i, ttl := range []time.Duration{30 * time.Second, 2 * time.Minute} {
 		p, err := client.NewQuery(bob, bob.Public(), bob.Public(), worker, []byte{byte(i)}, now.Add(ttl))
 		if err != nil {
 			t.Fatal(err)
@@ -341,8 +341,8 @@ func TestQueryGuardEncoding(t *testing.T) {
 			t.Fatalf("replay after decode: %v", err)
 		}
 	}
-	// Two minutes later the first entry expired and is not encoded.
-	later := now.Add(2 * time.Minute)
+	// A minute later the first entry expired and is not encoded.
+	later := now.Add(time.Minute)
 	if n := len(g2.Encode(later)); n >= len(b) {
 		t.Fatalf("expired entry kept: %d >= %d bytes", n, len(b))
 	}
