@@ -244,6 +244,30 @@ func (c *Contract) Query(ctx context.Context, caller crypto.PublicKey, input []b
 	return c.queryOn(ctx, c.store, c.calls, caller, input, height, t, 0)
 }
 
+// ChainQuery answers a query the chain ordered (contract_query) at the
+// current state, on a fresh instance started from chain data only, closed
+// afterwards: every replica computes the same answer (its size counts
+// against the contract's egress budget, which must be a function of the
+// chain), whatever off-chain queries its pooled instances served. The
+// caller serializes it with commands.
+func (c *Contract) ChainQuery(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
+	e := newEnvOn(c.keys, c.store, c.calls, vm.EntryQuery, caller, height, t)
+	start := newEnvOn(c.keys, c.store, 0, "instantiate", caller, height, t)
+	in, err := c.vm.InstantiateQuery(ctx, c.module, start)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close(context.WithoutCancel(ctx))
+	res, err := in.Call(ctx, vm.EntryQuery, input, e, min(c.GasLimit, QueryGasLimit))
+	if err == nil && e.err != nil {
+		err = e.err
+	}
+	if res == nil {
+		res = &vm.Result{}
+	}
+	return &Result{Output: res.Output, GasUsed: res.GasUsed}, err
+}
+
 // View is an immutable view of a contract's committed state, for queries
 // that run while commands go on.
 type View struct {

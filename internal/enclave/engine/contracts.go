@@ -442,7 +442,7 @@ func (e *Engine) onChainQuery(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	res, qerr := r.c.Query(context.Background(), q.From, input, ctx.Height, ctx.Time)
+	res, qerr := r.c.ChainQuery(context.Background(), q.From, input, ctx.Height, ctx.Time)
 	resp := r.c.Answer(ch, q, ctx.Height, res, qerr)
 	ret := contracts.Message{Topic: api.TopicContractReturn, Payload: resp.Encode()}
 	if n := len(ret.Topic) + len(ret.Payload); n > e.egressBudget(q.Contract, r, ctx.Height) {
