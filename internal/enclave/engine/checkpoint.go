@@ -135,7 +135,12 @@ func (e *Engine) checkpoint() error {
 	if e.ck.contracts == nil {
 		e.ck.contracts = map[crypto.PublicKey]partRef{}
 	}
-	gen := e.ck.gen + 1
+	// A generation number is used once, even by an attempt that failed
+	// after its core was renamed into place (a directory sync error): the
+	// next attempt writes its parts under new names, never over parts a
+	// core on disk may name.
+	e.ck.gen++
+	gen := e.ck.gen
 	egressRef := e.ck.egress
 	fp := e.egressFingerprint()
 	if egressRef.gen == 0 || fp != e.ck.egressFP {
