@@ -8,7 +8,7 @@
 // gatekeeper, which the engine calls through gatekeeperRole (roles.go),
 // giving it a read-only view of the chain-derived state and its egress. The
 // worker's duties (opening contract key grants, running contracts,
-// commands and queries: contracts.go) are still here.
+// commands and queries: worker.go) are still here.
 //
 // What it trusts: the genesis it is started with, and what it verifies.
 // Time is the verified headers' time, never the host clock.

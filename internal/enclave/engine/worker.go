@@ -1,5 +1,11 @@
 package engine
 
+// The worker's role: the contract keys a gatekeeper grants this pRuntime
+// (opened in onGrant), the contracts it runs with them, their commands and
+// queries. The contract code cache and the uploads (chain-derived) are kept
+// by every pRuntime; the gatekeeper's side of an upload (deriving and
+// granting the keys) is internal/enclave/gatekeeper.
+
 import (
 	"bytes"
 	"compress/gzip"
