@@ -45,10 +45,12 @@ func (e *Engine) onWorkerRegistered(ctx *Context, m *api.Message) error {
 		return fmt.Errorf("%w: worker %s ignored (no key is sealed to it): %v", ErrNotAttested, rec.Info.IdentityKey.Hex(), err)
 	}
 	e.st.workers[rec.Info.IdentityKey] = rec
-	if rec.Info.IdentityKey == e.entity.Identity.Public() {
-		e.announceMaster(ctx.Height)
+	if e.gk != nil {
+		if rec.Info.IdentityKey == e.entity.Identity.Public() {
+			e.gk.Announce(ctx.Height)
+		}
+		e.gk.Share(ctx.Height, rec)
 	}
-	e.shareMaster(ctx, rec)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/attestation"
+	"github.com/phalago/phala/internal/enclave/gatekeeper"
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/lightclient"
 	"github.com/phalago/phala/internal/testnet"
@@ -53,7 +54,7 @@ func TestForgedRegistrationGetsNoKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := (&chain{genesis: &doc}).engine(t, dirs[0])
-	if first.master == nil {
+	if !holdsMaster(first) {
 		t.Fatal("genesis gatekeeper without a MasterKey")
 	}
 
@@ -66,8 +67,8 @@ func TestForgedRegistrationGetsNoKey(t *testing.T) {
 	dev := crypto.MustKeyPairFromURI(api.DevAttestationURI)
 	coalition := crypto.MustKeyPairFromURI("//Coalition").Public()
 	coalitionEcdh := crypto.MustKeyPairFromURI("//CoalitionEcdh").Public()
-	upload := &upload{deployer: alice.Public(), codeHash: allowed, replicas: 5}
-	uploadID := api.UploadID(upload.deployer, upload.codeHash, upload.seq)
+	upload := gatekeeper.Upload{Deployer: alice.Public(), CodeHash: allowed, Replicas: 5}
+	upload.ID = api.UploadID(upload.Deployer, upload.CodeHash, upload.Seq)
 
 	type forge struct {
 		chainID     string
@@ -159,7 +160,7 @@ func TestForgedRegistrationGetsNoKey(t *testing.T) {
 				}
 				// Contract keys go only to attested workers.
 				first.st.egress = nil
-				first.grant(c, uploadID, upload)
+				first.gk.Grant(c.Height, upload)
 				granted := false
 				for _, m := range first.st.egress {
 					g, err := api.DecodeContractKeyGrant(m.Message.Payload)

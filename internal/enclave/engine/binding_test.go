@@ -88,7 +88,7 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 		relay(t, ch, bobS, gk)
 		return gk.st.masterPub != (crypto.PublicKey{}), nil
 	})
-	mA := gk.master.Public()
+	mA := masterOf(gk)
 	if gk.st.masterPub != mA {
 		t.Fatal("the chain announced another key")
 	}
@@ -142,7 +142,7 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 						t.Fatalf("G's keys opened on another chain: %v", err)
 					}
 				case original && mask == 0:
-					if err != nil || e.master == nil || e.master.Public() != mA {
+					if err != nil || !holdsMaster(e) || masterOf(e) != mA {
 						t.Fatalf("untouched restart: %v", err)
 					}
 				case original && !gone(platform.SimKeyFile) && !gone(keys.EntityFile):
@@ -151,8 +151,8 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 					if err != nil {
 						t.Fatalf("restart with %v deleted: %v", deleted, err)
 					}
-					if gone(keys.MasterFile) != (e.master == nil) {
-						t.Fatalf("master key held: %v, master.sealed deleted: %v", e.master != nil, gone(keys.MasterFile))
+					if gone(keys.MasterFile) == holdsMaster(e) {
+						t.Fatalf("master key held: %v, master.sealed deleted: %v", holdsMaster(e), gone(keys.MasterFile))
 					}
 				}
 				if gone(keys.EntityFile) && (!gone(keys.MasterFile) || !gone(StateFile)) {
@@ -168,11 +168,11 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 				if err != nil {
 					return
 				}
-				if !original && e.master != nil {
-					t.Fatalf("a MasterKey on another chain: %s", e.master.Public().Hex())
+				if !original && holdsMaster(e) {
+					t.Fatalf("a MasterKey on another chain: %s", masterOf(e).Hex())
 				}
-				if original && e.master != nil && e.master.Public() != mA {
-					t.Fatalf("a new MasterKey on a chain that has one: %s", e.master.Public().Hex())
+				if original && holdsMaster(e) && masterOf(e) != mA {
+					t.Fatalf("a new MasterKey on a chain that has one: %s", masterOf(e).Hex())
 				}
 				for _, m := range e.Egress() {
 					switch m.Message.Topic {
@@ -212,7 +212,7 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.master == nil || e.master.Public() == mA {
+		if !holdsMaster(e) || masterOf(e) == mA {
 			t.Fatal("the host's chain did not get a MasterKey of its own")
 		}
 	})
@@ -227,8 +227,8 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 		os.Remove(filepath.Join(dir, StateFile))
 		e := ch.engine(t, dir)
 		relay(t, ch, bobS, e)
-		if e.master != nil || e.st.masterPub != mA || len(e.Egress()) != 0 {
-			t.Fatalf("master %v, chain's key %s, egress %d", e.master != nil, e.st.masterPub.Short(), len(e.Egress()))
+		if holdsMaster(e) || e.st.masterPub != mA || len(e.Egress()) != 0 {
+			t.Fatalf("master %v, chain's key %s, egress %d", holdsMaster(e), e.st.masterPub.Short(), len(e.Egress()))
 		}
 	})
 }
@@ -263,7 +263,7 @@ func TestMasterKeyShareBoundToChain(t *testing.T) {
 	}
 	first := open(docA, dirs[0])
 	onA, onB := open(docA, dirs[1]), open(docB, copyOfG2)
-	if first.master == nil || onA.master != nil || onB.master != nil {
+	if !holdsMaster(first) || holdsMaster(onA) || holdsMaster(onB) {
 		t.Fatal("setup: only the first gatekeeper holds a MasterKey")
 	}
 	// Both gatekeepers attested (as their registrations in the queue would
@@ -277,7 +277,7 @@ func TestMasterKeyShareBoundToChain(t *testing.T) {
 	for _, e := range []*Engine{onA, onB} {
 		e.st.workers[firstRec.Info.IdentityKey] = firstRec
 	}
-	first.shareMaster(&Context{e: first, Height: 1}, rec)
+	first.gk.Share(1, rec)
 	var share *api.Message
 	for _, m := range first.Egress() {
 		if m.Message.Topic == api.TopicMasterKeyShare {
@@ -287,10 +287,10 @@ func TestMasterKeyShareBoundToChain(t *testing.T) {
 	if share == nil {
 		t.Fatal("no share")
 	}
-	if err := onB.onMasterKeyShare(&Context{e: onB, Height: 1}, share); err == nil || onB.master != nil {
+	if err := onB.onMasterKeyShare(&Context{e: onB, Height: 1}, share); err == nil || holdsMaster(onB) {
 		t.Fatalf("the share opened on the host's chain: %v", err)
 	}
-	if err := onA.onMasterKeyShare(&Context{e: onA, Height: 1}, share); err != nil || onA.master == nil || onA.master.Public() != first.master.Public() {
+	if err := onA.onMasterKeyShare(&Context{e: onA, Height: 1}, share); err != nil || !holdsMaster(onA) || masterOf(onA) != masterOf(first) {
 		t.Fatalf("the share on its own chain: %v", err)
 	}
 }

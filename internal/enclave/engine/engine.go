@@ -4,6 +4,12 @@
 // it back, and checkpoints all of it sealed after every call, so a crash at
 // any moment resumes from the last checkpoint and replays to the same state.
 //
+// Roles: a genesis gatekeeper's duties and its MasterKey live in package
+// gatekeeper, which the engine calls through gatekeeperRole (roles.go),
+// giving it a read-only view of the chain-derived state and its egress. The
+// worker's duties (opening contract key grants, running contracts,
+// commands and queries: worker.go) are still here.
+//
 // What it trusts: the genesis it is started with, and what it verifies.
 // Time is the verified headers' time, never the host clock.
 package engine
@@ -81,7 +87,7 @@ type Engine struct {
 	log      *slog.Logger
 	entity   *keys.Entity
 	sealer   *sealing.Sealer // bound to the chain and this identity
-	master   *keys.Master
+	gk       gatekeeperRole  // nil unless this pRuntime is a genesis gatekeeper (roles.go)
 	role     string
 	chainID  string
 	genState *api.GenesisState
@@ -161,7 +167,7 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicGovParams, e.onParams)
 	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
 		e.role = RoleGatekeeper
-		if err := e.initGatekeeper(est == keys.EntityPreGenesis); err != nil {
+		if err := e.startGatekeeper(est == keys.EntityPreGenesis); err != nil {
 			return nil, err
 		}
 	}
@@ -196,41 +202,6 @@ func decodeTrusted(b []byte) (*cmttypes.SignedHeader, *cmttypes.ValidatorSet, er
 	// The checkpoint stores only the header; an empty validator set
 	// placeholder keeps one decoder for both.
 	return lightclient.DecodeHeaderOnly(b)
-}
-
-// initGatekeeper loads the MasterKey, or creates it on the first start of
-// the first genesis gatekeeper (firstStart: its pre-genesis entity keys are
-// being bound to this chain now). Any other gatekeeper without a MasterKey,
-// including the first one after its master.sealed was deleted, waits for a
-// share: a chain has one MasterKey, announced once.
-func (e *Engine) initGatekeeper(firstStart bool) error {
-	m, err := keys.LoadMaster(e.sealer, e.cfg.DataDir)
-	switch {
-	case err == nil:
-		if e.st.masterPub != (crypto.PublicKey{}) && m.Public() != e.st.masterPub {
-			e.log.Error("the sealed master key is not the chain's master key: not using it; waiting for a share", "sealed", m.Public().Hex(), "chain", e.st.masterPub.Hex())
-			return nil
-		}
-		e.master = m
-		e.announceMaster(e.st.dispatched)
-	case errors.Is(err, sealing.ErrNotExist):
-		if !firstStart || e.genState.Gatekeepers[0] != e.entity.Identity.Public() || e.st.masterPub != (crypto.PublicKey{}) {
-			e.log.Info("gatekeeper without a MasterKey: waiting to receive it from another gatekeeper")
-			return nil
-		}
-		if m, err = keys.GenerateMaster(); err != nil {
-			return err
-		}
-		if err := m.Save(e.sealer, e.cfg.DataDir); err != nil {
-			return fmt.Errorf("seal master key: %w", err)
-		}
-		e.master = m
-		e.log.Info("master key created; announced once this gatekeeper's attested registration is in the queue", "public", m.Public().Hex())
-		e.announceMaster(e.st.dispatched)
-	default:
-		return fmt.Errorf("load master key: %w", err)
-	}
-	return nil
 }
 
 // handle routes the messages of exactly topic to h (one handler per
@@ -430,8 +401,8 @@ func (e *Engine) Info() Info {
 		Egress: len(e.st.egress), Workers: len(e.st.workers), StateRoot: fmt.Sprintf("%x", root), MemoryBytes: ms.HeapAlloc,
 		Version: Version, MinVersion: e.st.minVersion,
 	}
-	if e.master != nil {
-		info.MasterKey = e.master.Public().Hex()
+	if pub, ok := e.masterPublic(); ok {
+		info.MasterKey = pub.Hex()
 	}
 	for id, r := range e.running {
 		if info.Contracts == nil {

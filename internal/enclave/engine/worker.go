@@ -1,5 +1,11 @@
 package engine
 
+// The worker's role: the contract keys a gatekeeper grants this pRuntime
+// (opened in onGrant), the contracts it runs with them, their commands and
+// queries. The contract code cache and the uploads (chain-derived) are kept
+// by every pRuntime; the gatekeeper's side of an upload (deriving and
+// granting the keys) is internal/enclave/gatekeeper.
+
 import (
 	"bytes"
 	"compress/gzip"
@@ -19,6 +25,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/enclave/contracts"
+	"github.com/phalago/phala/internal/enclave/gatekeeper"
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/sealing"
 	"github.com/phalago/phala/internal/enclave/vm"
@@ -99,8 +106,8 @@ func (e *Engine) onUploaded(ctx *Context, m *api.Message) error {
 		return err
 	}
 	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initHash: sha256.Sum256(u.InitInput)}
-	if e.master != nil {
-		e.grant(ctx, id, e.st.uploads[id])
+	if e.gk != nil {
+		e.gk.Grant(ctx.Height, gatekeeper.Upload{ID: id, Deployer: u.Deployer, CodeHash: u.CodeHash, Seq: u.Sequence, Replicas: u.Replicas})
 	}
 	return nil
 }
@@ -118,56 +125,6 @@ func gunzip(b []byte) ([]byte, error) {
 		return nil, errors.New("code too large")
 	}
 	return code, nil
-}
-
-// grant (gatekeeper) derives the contract's keys and provisions them to the
-// assigned workers: registered, attested, unexpired, with a measurement
-// governance has not revoked, not gatekeepers,
-// ordered by SHA-256(upload id, worker) so every gatekeeper picks the same.
-func (e *Engine) grant(ctx *Context, id [32]byte, u *upload) {
-	ck, err := e.master.ContractKey(u.deployer, u.codeHash, u.seq)
-	if err != nil {
-		e.log.Error("derive contract key", "err", err)
-		return
-	}
-	type cand struct {
-		rank [32]byte
-		w    *api.WorkerRecord
-	}
-	var cs []cand
-	for _, w := range e.st.workers {
-		if !e.attested(w, ctx.Height) || slicesContains(e.genState.Gatekeepers, w.Info.IdentityKey) {
-			continue
-		}
-		cs = append(cs, cand{sha256.Sum256(append(id[:], w.Info.IdentityKey[:]...)), w})
-	}
-	sort.Slice(cs, func(i, j int) bool { return bytes.Compare(cs[i].rank[:], cs[j].rank[:]) < 0 })
-	if len(cs) > int(u.replicas) {
-		cs = cs[:u.replicas]
-	}
-	if len(cs) == 0 {
-		e.log.Warn("no registered worker to run the uploaded contract", "upload", hex.EncodeToString(id[:4]))
-		return
-	}
-	g := &api.ContractKeyGrant{Upload: id, Identity: ck.Identity.Public(), Ecdh: ck.Ecdh.Public(), GatekeeperE: e.entity.Ecdh.Public()}
-	for _, c := range cs {
-		ch, err := channel.New(e.entity.Ecdh, c.w.Info.EcdhKey, api.ChannelPurposeContractKey)
-		if err != nil {
-			continue
-		}
-		g.Workers = append(g.Workers, api.SealedKey{Worker: c.w.Info.IdentityKey, Sealed: ch.Seal(ck.Seed[:], g.AD(c.w.Info.IdentityKey))})
-	}
-	ctx.Emit(api.OriginGatekeeper, api.TopicContractKey, g.Encode())
-	e.log.Info("contract key granted", "contract", g.Identity.Short(), "workers", len(g.Workers))
-}
-
-func slicesContains(s []crypto.PublicKey, k crypto.PublicKey) bool {
-	for _, x := range s {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // onGrant (worker) opens a key grant addressed to this worker from an
