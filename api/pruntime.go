@@ -120,31 +120,6 @@ func DecodeSignedMessages(data []byte) ([]SignedMessage, error) {
 	return ms, nil
 }
 
-// PRuntimeInfo is what a pRuntime tells its host on the control API (GET
-// /info there): no secret, but operational detail (egress backlog, memory,
-// contract state roots) that the public API leaves out.
-type PRuntimeInfo struct {
-	ChainID     string            `json:"chain_id"`
-	Role        string            `json:"role"`
-	Platform    string            `json:"platform"`
-	Measurement string            `json:"measurement"`
-	IdentityKey string            `json:"identity_key"`
-	EcdhKey     string            `json:"ecdh_key"`
-	MasterKey   string            `json:"master_public_key,omitempty"`
-	Synced      int64             `json:"synced_header"`
-	Dispatched  int64             `json:"dispatched_block"`
-	BlockTime   time.Time         `json:"block_time"`
-	Egress      int               `json:"egress"`
-	Workers     int               `json:"known_workers"`
-	StateRoot   string            `json:"state_root"`
-	Contracts   map[string]string `json:"contracts,omitempty"` // contract identity -> encrypted state root
-	MemoryBytes uint64            `json:"memory_bytes"`
-	// Version is the pRuntime's version; MinVersion the minimum the chain's
-	// governance announced so far (dispatch stops at a higher one).
-	Version    uint32 `json:"runtime_version"`
-	MinVersion uint32 `json:"min_runtime_version"`
-}
-
 // PRuntimePublicInfo is what a pRuntime tells anyone on its public API (GET
 // /info there, at the endpoint in its WorkerInfo): the facts a client needs
 // to address it (identity and ECDH keys, role, platform, measurement, chain)
@@ -163,11 +138,22 @@ type PRuntimePublicInfo struct {
 	BlockTime   time.Time `json:"block_time"`
 }
 
-// Public returns the subset of i the public API serves.
-func (i *PRuntimeInfo) Public() PRuntimePublicInfo {
-	return PRuntimePublicInfo{
-		ChainID: i.ChainID, Role: i.Role, Platform: i.Platform, Measurement: i.Measurement,
-		IdentityKey: i.IdentityKey, EcdhKey: i.EcdhKey, MasterKey: i.MasterKey,
-		Synced: i.Synced, Dispatched: i.Dispatched, BlockTime: i.BlockTime,
-	}
+// PRuntimeInfo is what a pRuntime tells its host on the control API (GET
+// /info there): the public facts and, beside them in the same JSON object,
+// operational detail that the public API leaves out (egress backlog,
+// memory, contract state roots); no secret.
+type PRuntimeInfo struct {
+	PRuntimePublicInfo
+	Egress      int               `json:"egress"`
+	Workers     int               `json:"known_workers"`
+	StateRoot   string            `json:"state_root"`
+	Contracts   map[string]string `json:"contracts,omitempty"` // contract identity -> encrypted state root
+	MemoryBytes uint64            `json:"memory_bytes"`
+	// Version is the pRuntime's version; MinVersion the minimum the chain's
+	// governance announced so far (dispatch stops at a higher one).
+	Version    uint32 `json:"runtime_version"`
+	MinVersion uint32 `json:"min_runtime_version"`
 }
+
+// Public returns the subset of i the public API serves.
+func (i *PRuntimeInfo) Public() PRuntimePublicInfo { return i.PRuntimePublicInfo }
