@@ -356,6 +356,22 @@ type QueryGuard struct {
 	// version counts changes (entries recorded or expired), so a
 	// checkpoint rewrites the guard only when it changed.
 	version uint64
+	// horizon (unix seconds): queries valid until then are refused. Set
+	// when a worker starts from a checkpoint it did not write at a clean
+	// stop: queries answered after that checkpoint were forgotten with the
+	// crash, and all of them expire by the horizon.
+	horizon int64
+}
+
+// SetHorizon makes the guard refuse every query whose NotAfter is at or
+// before t (unix seconds): see QueryGuard.horizon.
+func (g *QueryGuard) SetHorizon(t int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t > g.horizon {
+		g.horizon = t
+		g.version++
+	}
 }
 
 // NewQueryGuard returns an empty guard.
@@ -370,9 +386,10 @@ const (
 	MaxQueryGuardBytes   = 16 + MaxQueryGuardEntries*(48+10)
 )
 
-// Encode returns the guard's unexpired entries at block time now (expired
-// ones are dropped first), sorted, for the sealed checkpoint: count, then
-// (client, nonce, not_after) per entry.
+// Encode returns the guard at block time now for the sealed checkpoint:
+// its horizon (varint unix seconds), then its unexpired entries (expired
+// ones are dropped first), sorted: count, then (client, nonce, not_after)
+// per entry.
 func (g *QueryGuard) Encode(now time.Time) []byte {
 	b, _ := g.EncodeVersion(now)
 	return b
@@ -397,7 +414,8 @@ func (g *QueryGuard) EncodeVersion(now time.Time) ([]byte, uint64) {
 		ks = append(ks, k)
 	}
 	sort.Slice(ks, func(i, j int) bool { return bytes.Compare(ks[i][:], ks[j][:]) < 0 })
-	w := codec.NewWriter(8 + len(ks)*58)
+	w := codec.NewWriter(16 + len(ks)*58)
+	w.Varint(g.horizon)
 	w.Uvarint(uint64(len(ks)))
 	for _, k := range ks {
 		w.Fixed(k[:])
@@ -417,6 +435,7 @@ func DecodeQueryGuard(b []byte) (*QueryGuard, error) {
 		return nil, fmt.Errorf("query guard of %d bytes", len(b))
 	}
 	r := codec.NewReader(b)
+	g.horizon = r.Varint()
 	n := r.Uvarint()
 	if n > MaxQueryGuardEntries {
 		return nil, fmt.Errorf("query guard of %d entries", n)
@@ -469,6 +488,10 @@ func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
 	}
 	if q.NotAfter > now.Add(MaxQueryTTL).Unix() {
 		return fmt.Errorf("%w: not_after is more than %s after the block time", ErrQueryRefused, MaxQueryTTL)
+	}
+	if q.NotAfter <= g.horizon {
+		return fmt.Errorf("%w: this worker restarted from a checkpoint older than its last answers; a query valid until %s may have been answered already: send a new one valid until later, or ask another replica",
+			ErrQueryRefused, time.Unix(g.horizon, 0).UTC().Format(time.RFC3339))
 	}
 	var k [48]byte
 	copy(k[:32], q.From[:])

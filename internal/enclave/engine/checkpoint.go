@@ -41,7 +41,7 @@ import (
 // load. A part whose digest differs from the core's is refused, so an old
 // part cannot be substituted for a newer one.
 const (
-	checkpointVersion = 2
+	checkpointVersion = 3
 	checkpointDir     = "checkpoint"
 )
 
@@ -58,6 +58,9 @@ type ckpt struct {
 	egressFP  [2]uint64 // (len, last position) of the egress when written
 	guard     partRef
 	guardVer  uint64 // the query guard's version when written
+	// final: the checkpoint being written is the last of a clean stop
+	// (Close): no query is answered after it.
+	final bool
 	contracts map[crypto.PublicKey]partRef
 	// writes counts part files written (for tests).
 	writes   map[string]int
@@ -182,7 +185,7 @@ func (e *Engine) checkpoint() error {
 	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
 	egress := e.st.egress
 	e.st.egress = nil // in its own part
-	c := &core{gen: gen, state: e.st.encode(), egress: egressRef, guard: guardRef, refs: refs, order: ids}
+	c := &core{gen: gen, state: e.st.encode(), egress: egressRef, guard: guardRef, final: e.ck.final, refs: refs, order: ids}
 	e.st.egress = egress
 	if err := e.sealer.Save(filepath.Join(e.cfg.DataDir, StateFile), c.encode()); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
@@ -234,6 +237,7 @@ func (e *Engine) restoreCheckpoint(data []byte) error {
 	if e.guard, err = contracts.DecodeQueryGuard(gb); err != nil {
 		return fmt.Errorf("guard part: %w", err)
 	}
+
 	for _, id := range c.order {
 		ref := refs[id]
 		b, err := e.loadPart(contractPart(id, ref.gen), ref)
@@ -246,6 +250,12 @@ func (e *Engine) restoreCheckpoint(data []byte) error {
 	}
 	e.ck = ckpt{gen: gen, egress: egressRef, guard: c.guard, guardVer: e.guard.Version(), contracts: refs, writes: e.ck.writes, dirReady: true}
 	e.ck.egressFP = e.egressFingerprint()
+	if !c.final {
+		// Not written at a clean stop: queries answered after it (and
+		// forgotten) are valid at most until its block time + MaxQueryTTL.
+		// (After e.ck: the changed guard is written at the next checkpoint.)
+		e.guard.SetHorizon(time.Unix(0, e.st.blockTime).Add(contracts.MaxQueryTTL).Unix())
+	}
 	e.removeStaleParts()
 	return nil
 }
@@ -256,6 +266,7 @@ type core struct {
 	state  []byte
 	egress partRef
 	guard  partRef
+	final  bool // written by Close
 	refs   map[crypto.PublicKey]partRef
 	order  []crypto.PublicKey // ascending ids, as written
 }
@@ -269,6 +280,7 @@ func (c *core) encode() []byte {
 	w.Fixed(c.egress.digest[:])
 	w.Uvarint(c.guard.gen)
 	w.Fixed(c.guard.digest[:])
+	w.Bool(c.final)
 	w.Uvarint(uint64(len(c.order)))
 	for _, id := range c.order {
 		ref := c.refs[id]
@@ -294,6 +306,7 @@ func decodeCore(data []byte) (*core, error) {
 	r.Fixed(c.egress.digest[:])
 	c.guard.gen = r.Uvarint()
 	r.Fixed(c.guard.digest[:])
+	c.final = r.Bool()
 	n := r.Uvarint()
 	if n > uint64(r.Remaining()/65) {
 		r.Fail(codec.ErrTooLong)

@@ -236,6 +236,7 @@ func (e *Engine) emit(kind api.OriginKind, topic string, payload []byte) {
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.ck.final = true
 	return e.checkpoint()
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -450,6 +451,49 @@ func TestBusyQueryKeepsItsNonce(t *testing.T) {
 	}
 	if _, err := b.e.Query(context.Background(), p.Query); !errors.Is(err, contracts.ErrQueryRefused) {
 		t.Fatalf("a replay once answered: %v", err)
+	}
+}
+
+// A worker restarted after a crash (no checkpoint since its last answers,
+// which it forgot) refuses every query that may have been answered before
+// the crash: those valid until its checkpoint's block time + MaxQueryTTL.
+// The refusal survives a clean stop and start (the horizon is in the
+// sealed guard); a worker restarted after a clean stop has no horizon.
+func TestCrashForgetsNoAnsweredQuery(t *testing.T) {
+	dir := t.TempDir()
+	b := newBare(t, dir, true)
+	ask := func(e *Engine) (*api.ContractQuery, error) {
+		p, err := client.NewQuery(alice, b.id, b.ck.Ecdh.Public(), e.Identity(), nil, time.Unix(1, 0).Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.Query(context.Background(), p.Query)
+		return p.Query, err
+	}
+	q, err := ask(b.e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Crash: the answer is not in any checkpoint; a new process starts.
+	crashed := newBare(t, dir, true)
+	if _, err := crashed.e.Query(context.Background(), q); !errors.Is(err, contracts.ErrQueryRefused) || !strings.Contains(err.Error(), "restarted") {
+		t.Fatalf("the captured query after a crash: %v", err)
+	}
+	if err := crashed.e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := newBare(t, dir, true)
+	if _, err := again.e.Query(context.Background(), q); !errors.Is(err, contracts.ErrQueryRefused) {
+		t.Fatalf("the captured query after a crash and a clean restart: %v", err)
+	}
+	// After a clean stop, fresh queries are answered at once.
+	clean := t.TempDir()
+	c := newBare(t, clean, true)
+	if err := c.e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ask(newBare(t, clean, true).e); err != nil {
+		t.Fatalf("a fresh query after a clean restart: %v", err)
 	}
 }
 
