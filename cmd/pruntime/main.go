@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -103,10 +102,7 @@ operator; use it for development only.`,
 			if err != nil {
 				return err
 			}
-			// ReadTimeout bounds how long a slow client holds a connection
-			// (and, on the control API, its share of the sync budget).
-			srv := &http.Server{Handler: httpapi.PublicHandler(e, log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
-			csrv := &http.Server{Handler: httpapi.ControlHandler(e, log, opts), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute}
+			srv, csrv := httpapi.PublicServer(e, log), httpapi.ControlServer(e, log, opts)
 			go srv.Serve(ln)
 			go csrv.Serve(cln)
 			info := e.Info()

@@ -248,8 +248,7 @@ func (d *Devnet) startRuntime(name, dir string, doc *cmttypes.GenesisDoc, port, 
 		cln.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	srv := &http.Server{Handler: httpapi.PublicHandler(e, l), ReadHeaderTimeout: 10 * time.Second}
-	csrv := &http.Server{Handler: httpapi.ControlHandler(e, l, httpapi.ControlOptions{}), ReadHeaderTimeout: 10 * time.Second}
+	srv, csrv := httpapi.PublicServer(e, l), httpapi.ControlServer(e, l, httpapi.ControlOptions{})
 	go srv.Serve(ln)
 	go csrv.Serve(cln)
 	return &Runtime{Name: name, Dir: dir, Engine: e, URL: url, ControlURL: curl, API: pruntime.NewClient(curl), srvs: []*http.Server{srv, csrv}}, nil

@@ -364,3 +364,54 @@ func FuzzParseEgressCursor(f *testing.F) {
 		}
 	})
 }
+
+// slowBody signals its first Read, then blocks until released.
+type slowBody struct {
+	reading chan struct{}
+	release chan struct{}
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	select {
+	case <-b.reading:
+	default:
+		close(b.reading)
+	}
+	<-b.release
+	return 0, io.EOF
+}
+
+// A client that sends its query slowly holds its connection, not a query
+// slot: with every slow body still arriving, no slot is taken, so honest
+// queries are not kept waiting behind them.
+func TestSlowQueryBodyTakesNoSlot(t *testing.T) {
+	s := newAPIServer(newEngine(t, false), slog.New(slog.DiscardHandler), ControlOptions{})
+	var done sync.WaitGroup
+	var bodies []*slowBody
+	for range MaxConcurrentQueries + 1 {
+		b := &slowBody{reading: make(chan struct{}), release: make(chan struct{})}
+		bodies = append(bodies, b)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			s.query(httptest.NewRecorder(), httptest.NewRequest("POST", "/query", b))
+		}()
+	}
+	for _, b := range bodies {
+		select {
+		case <-b.reading:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a query waits for a slot before its body is read")
+		}
+	}
+	if n := len(s.queries); n != 0 {
+		t.Fatalf("%d query slots held by bodies still arriving", n)
+	}
+	for _, b := range bodies {
+		close(b.release)
+	}
+	done.Wait()
+	if n := len(s.queries); n != 0 {
+		t.Fatalf("%d query slots not released", n)
+	}
+}

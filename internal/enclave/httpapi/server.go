@@ -32,6 +32,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -46,6 +47,25 @@ func PublicHandler(e *engine.Engine, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /info", s.publicInfo)
 	mux.HandleFunc("POST /query", s.query)
 	return mux
+}
+
+// Timeouts of the two listeners: how long a client may take to send its
+// request. Queries are small, so a slow client holds a public connection
+// at most PublicReadTimeout; sync bodies are large (and hold their share of
+// the sync budget while they arrive).
+const (
+	PublicReadTimeout  = 10 * time.Second
+	ControlReadTimeout = 2 * time.Minute
+)
+
+// PublicServer is the HTTP server of the public API, with its timeouts.
+func PublicServer(e *engine.Engine, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: PublicHandler(e, log), ReadHeaderTimeout: PublicReadTimeout, ReadTimeout: PublicReadTimeout}
+}
+
+// ControlServer is the HTTP server of the control API, with its timeouts.
+func ControlServer(e *engine.Engine, log *slog.Logger, opts ControlOptions) *http.Server {
+	return &http.Server{Handler: ControlHandler(e, log, opts), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: ControlReadTimeout}
 }
 
 // ControlHandler returns the control API of e (info, registration, sync,
@@ -201,15 +221,18 @@ func (s *server) blocks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) query(w http.ResponseWriter, r *http.Request) {
+	// The body first (small, and bounded in time by the server's read
+	// timeout): a client that sends it slowly holds its connection, not
+	// one of the slots every query needs.
+	b, ok := readBody(w, r, api.MaxQueryBytes+512)
+	if !ok {
+		return
+	}
 	select {
 	case s.queries <- struct{}{}:
 		defer func() { <-s.queries }()
 	case <-r.Context().Done():
 		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("busy: %d queries in progress", MaxConcurrentQueries))
-		return
-	}
-	b, ok := readBody(w, r, api.MaxQueryBytes+512)
-	if !ok {
 		return
 	}
 	q, err := api.DecodeContractQuery(b)
