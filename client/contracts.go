@@ -132,18 +132,37 @@ func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []b
 
 // QueryContract asks one of the contract's workers (found through their
 // on-chain WorkerInfo) off-chain, and returns the decrypted answer with the
-// block height it reflects.
+// block height it reflects. Only workers the chain still admits are asked:
+// registered, unexpired, with a pRuntime measurement on the allowlist (a
+// measurement governance revoked expires every registration made with
+// it), all proved.
 func (c *Client) QueryContract(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, input []byte) ([]byte, int64, error) {
+	spv, err := c.ProveRecent(ctx, api.QueryAttestation, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("attestation settings: %w", err)
+	}
+	settings, err := api.DecodeAttestationSettings(spv.Value)
+	if err != nil {
+		return nil, 0, fmt.Errorf("attestation settings at height %d: %w", spv.Height, err)
+	}
 	var lastErr error
 	for _, w := range rec.Workers {
-		v, err := c.proveRecentValue(ctx, api.QueryWorker, w[:])
-		if err != nil || v == nil {
+		pv, err := c.ProveRecent(ctx, api.QueryWorker, w[:])
+		if err != nil || pv.Value == nil {
 			lastErr = fmt.Errorf("worker %s: not registered", w.Short())
 			continue
 		}
-		wr, err := api.DecodeWorkerRecord(v)
+		wr, err := api.DecodeWorkerRecord(pv.Value)
 		if err != nil {
 			lastErr = err
+			continue
+		}
+		if !wr.Active(pv.Height) {
+			lastErr = fmt.Errorf("worker %s: its registration expired at height %d", w.Short(), wr.ExpiresAt)
+			continue
+		}
+		if !settings.MeasurementAllowed(wr.Measurement) {
+			lastErr = fmt.Errorf("worker %s: its pRuntime measurement %x is no longer allowed (revoked by governance)", w.Short(), wr.Measurement)
 			continue
 		}
 		// Bound to this worker: no other replica answers it.

@@ -99,17 +99,19 @@ func TestDevnetToken(t *testing.T) {
 		}
 		return true, nil
 	})
-	roots := map[string]bool{}
-	for _, rt := range d.Runtimes[1:] {
-		info, err := rt.API.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
+	// The queries above may all have gone to one replica: the other
+	// reaches the same encrypted state once it has caught up.
+	testnet.WaitFor(t, time.Minute, "both replicas at the same encrypted state", func() (bool, error) {
+		roots := map[string]bool{}
+		for _, rt := range d.Runtimes[1:] {
+			info, err := rt.API.Info(ctx)
+			if err != nil {
+				return false, err
+			}
+			roots[info.Contracts[rec.Identity.Hex()]] = true
 		}
-		roots[info.Contracts[rec.Identity.Hex()]] = true
-	}
-	if len(roots) != 1 {
-		t.Fatal("the two replicas hold different encrypted states")
-	}
+		return len(roots) == 1, nil
+	})
 	// The queries above went to the endpoints the workers registered:
 	// their public APIs, which cannot be fed; the control APIs are elsewhere.
 	for _, rt := range d.Runtimes[1:] {
@@ -129,6 +131,23 @@ func TestDevnetToken(t *testing.T) {
 			t.Fatalf("%s public info %+v: %v", rt.Name, pub, err)
 		}
 	}
+	// Governance revokes the workers' pRuntime measurement: clients stop
+	// sending queries to them (their registrations count as expired).
+	w, err := c.Worker(ctx, rec.Workers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := as.Propose(ctx, api.Action{Kind: api.ActionRevokeMeasurement, Measurement: w.Measurement})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bs.Vote(ctx, id, true); err != nil {
+		t.Fatal(err)
+	}
+	testnet.WaitFor(t, 30*time.Second, "queries refused by the client", func() (bool, error) {
+		_, _, err := c.QueryContract(ctx, bob, rec, []byte("balance"))
+		return err != nil && strings.Contains(err.Error(), "no longer allowed"), nil
+	})
 }
 
 func dial(t *testing.T, ctx context.Context, d *Devnet) *client.Client {

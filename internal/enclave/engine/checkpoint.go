@@ -53,14 +53,14 @@ type partRef struct {
 
 // ckpt is the engine's checkpoint bookkeeping.
 type ckpt struct {
-	gen       uint64
-	egress    partRef
-	egressFP  [2]uint64 // (len, last position) of the egress when written
-	guard     partRef
-	guardVer  uint64 // the query guard's version when written
+	gen      uint64
+	egress   partRef
+	egressFP [2]uint64 // (len, last position) of the egress when written
+	guard    partRef
+	guardVer uint64 // the query guard's version when written
 	// final: the checkpoint being written is the last of a clean stop
 	// (Close): no query is answered after it.
-	final bool
+	final     bool
 	contracts map[crypto.PublicKey]partRef
 	// writes counts part files written (for tests).
 	writes   map[string]int
