@@ -358,6 +358,27 @@ func TestGovEnactmentRechecks(t *testing.T) {
 }
 
 // Params and the council itself change by motion.
+// Two parameter motions proposed side by side, on different fields, do not
+// undo each other when enacted in the other order: each changes only what
+// its proposer changed.
+func TestGovParamsMotionsCompose(t *testing.T) {
+	h := newGovHarness(t, govGenesis()) // 2 of 3
+	base := api.DefaultParams()
+	voting, window := base, base
+	voting.GovVotingPeriod = 100
+	window.AttestationWindow = 300
+	mustOK(t, h.block(h.tx(alice, 0, &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: voting}}),
+		h.tx(alice, 1, &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: window}})))
+	mustOK(t, h.block(h.tx(bob, 0, &api.GovVote{Motion: 1, Aye: true})))
+	mustOK(t, h.block(h.tx(bob, 1, &api.GovVote{Motion: 0, Aye: true})))
+	got, err := api.DecodeParams(h.state(api.QueryParams))
+	want := base
+	want.GovVotingPeriod, want.AttestationWindow = 100, 300
+	if err != nil || got != want {
+		t.Fatalf("params %+v (%v), want %+v", got, err, want)
+	}
+}
+
 func TestGovParamsAndCouncil(t *testing.T) {
 	g := govGenesis()
 	g.Governance.Threshold = 1

@@ -41,6 +41,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 
@@ -180,6 +181,10 @@ func Propose(ctx *block.Context, signer crypto.PublicKey, p *api.GovPropose) err
 		id = binary.BigEndian.Uint64(v)
 	}
 	ctx.KV.Set(api.KeyNextMotion, binary.BigEndian.AppendUint64(nil, id+1))
+	if p.Action.Kind == api.ActionSetParams {
+		// What the proposer changed is relative to these (see rebaseParams).
+		ctx.KV.Set(paramsBaseKey(id), ctx.KV.Get(api.KeyParams))
+	}
 	m := &api.Motion{ID: id, Proposer: signer, Action: p.Action, ProposedAt: ctx.Height,
 		ExpiresAt: ctx.Height + int64(ctx.Params.GovVotingPeriod), Ayes: []crypto.PublicKey{signer}, Status: api.MotionOpen}
 	addToList(ctx.KV, dueKey(m.ExpiresAt-1), id)
@@ -251,10 +256,14 @@ func EndBlock(ctx *block.Context) error {
 		c := store.NewCache(ctx.KV)
 		actx := *ctx
 		actx.KV, actx.Messages, actx.Events = c, nil, nil
-		err := check(c, &m.Action)
+		a, err := rebaseParams(c, id, m.Action)
 		if err == nil {
-			err = enact(&actx, &m.Action)
+			err = check(c, &a)
 		}
+		if err == nil {
+			err = enact(&actx, &a)
+		}
+		ctx.KV.Delete(paramsBaseKey(id))
 		m.DecidedAt = ctx.Height
 		if err != nil {
 			m.Status, m.Reason = api.MotionFailed, truncate(err.Error(), api.MaxReasonBytes)
@@ -274,6 +283,7 @@ func EndBlock(ctx *block.Context) error {
 			continue
 		}
 		m.Status, m.DecidedAt = api.MotionExpired, ctx.Height
+		ctx.KV.Delete(paramsBaseKey(id))
 		saveMotion(ctx.KV, m)
 		ctx.Event("gov_expired", "motion", strconv.FormatUint(id, 10))
 	}
@@ -405,6 +415,39 @@ func enact(ctx *block.Context, a *api.Action) error {
 		return fmt.Errorf("%w: unknown action kind %d", api.ErrInvalidAction, a.Kind)
 	}
 	return nil
+}
+
+func paramsBaseKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("gov/params_base/"), id)
+}
+
+// rebaseParams turns a set_params motion into the change it stands for: a
+// motion carries whole parameters, but enacts only the fields its proposer
+// changed from the parameters in force when it was proposed; every other
+// field keeps its value at enactment. So two motions on different fields,
+// proposed side by side, do not undo each other whatever order they are
+// enacted in (on one field, the later enacted wins). Other actions are
+// returned as they are.
+func rebaseParams(kv store.KV, id uint64, a api.Action) (api.Action, error) {
+	if a.Kind != api.ActionSetParams {
+		return a, nil
+	}
+	base, err := api.DecodeParams(kv.Get(paramsBaseKey(id)))
+	if err != nil {
+		return a, fmt.Errorf("parameters motion %d has no base: %w", id, err)
+	}
+	cur, err := api.DecodeParams(kv.Get(api.KeyParams))
+	if err != nil {
+		return a, err
+	}
+	b, p, c := reflect.ValueOf(base), reflect.ValueOf(a.Params), reflect.ValueOf(&cur).Elem()
+	for i := range c.NumField() {
+		if p.Field(i).Uint() != b.Field(i).Uint() {
+			c.Field(i).SetUint(p.Field(i).Uint())
+		}
+	}
+	a.Params = cur
+	return a, nil
 }
 
 func dueKey(h int64) []byte   { return binary.BigEndian.AppendUint64([]byte("gov/due/"), uint64(h)) }
