@@ -486,27 +486,42 @@ operator, platform and expiry.`,
 			if err != nil {
 				return g.nodeError(err)
 			}
+			settings, err := c.AttestationSettings(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
 			type row struct {
 				Identity  string `json:"identity"`
 				Endpoint  string `json:"endpoint"`
 				Operator  string `json:"operator"`
 				Platform  string `json:"platform"`
 				ExpiresAt int64  `json:"expires_at"`
+				Active    bool   `json:"active"`
+				Revoked   bool   `json:"measurement_revoked"` // governance revoked its measurement: expired
+				Height    int64  `json:"height"`
 			}
 			rows := []row{}
 			for _, id := range ids {
-				w, err := c.Worker(ctx, id)
+				w, h, err := c.WorkerProved(ctx, id)
 				if err != nil {
 					return g.nodeError(err)
 				}
-				rows = append(rows, row{id.Hex(), w.Info.Endpoint, w.Info.Operator.Address(), w.Platform, w.ExpiresAt})
+				revoked := !settings.MeasurementAllowed(w.Measurement)
+				rows = append(rows, row{id.Hex(), w.Info.Endpoint, w.Info.Operator.Address(), w.Platform, w.ExpiresAt, w.Active(h) && !revoked, revoked, h})
 			}
 			return g.output(cmd, rows, func(w io.Writer) {
 				if len(rows) == 0 {
 					fmt.Fprintln(w, "no registered workers")
 				}
 				for _, r := range rows {
-					fmt.Fprintf(w, "%s  %s  operator %s  %s  expires at %d\n", r.Identity, r.Endpoint, r.Operator, r.Platform, r.ExpiresAt)
+					status := fmt.Sprintf("expires at %d", r.ExpiresAt)
+					switch {
+					case r.Revoked:
+						status = "EXPIRED: governance revoked its pRuntime measurement"
+					case !r.Active:
+						status = fmt.Sprintf("EXPIRED at %d", r.ExpiresAt)
+					}
+					fmt.Fprintf(w, "%s  %s  operator %s  %s  %s\n", r.Identity, r.Endpoint, r.Operator, r.Platform, status)
 				}
 			})
 		},

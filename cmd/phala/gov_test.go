@@ -130,6 +130,9 @@ func TestGov(t *testing.T) {
 	if out := ok(t, phala("worker", identity.Public().Hex())...); !strings.Contains(out, "governance revoked its pRuntime measurement") {
 		t.Fatalf("worker after revocation:\n%s", out)
 	}
+	if out := ok(t, phala("workers")...); !strings.Contains(out, identity.Public().Hex()+"  http://127.0.0.1:8000") || !strings.Contains(out, "EXPIRED: governance revoked its pRuntime measurement") {
+		t.Fatalf("workers after revocation:\n%s", out)
+	}
 
 	out = ok(t, phala("gov", "list")...)
 	for _, want := range []string{"Council (2 of 3 approve)", "Minimum pRuntime version: 2", "#2    enacted   revoke pRuntime measurement", "#1    enacted   set validator", "#0    enacted   require pRuntime version 2"} {
