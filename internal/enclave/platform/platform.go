@@ -145,7 +145,11 @@ func (s *Sim) Name() string { return api.PlatformSim }
 // Measurement implements Platform.
 func (s *Sim) Measurement() []byte { return s.measurement[:] }
 
-// Seal implements Platform: AES-256-GCM, random nonce prefixed.
+// Seal implements Platform: AES-256-GCM, random nonce prefixed, under the
+// data directory's key file. Unlike a real platform, sim does not bind
+// sealing to the measurement: any build of pruntime (or anyone) holding
+// the key file opens what it sealed. A rebuilt devnet can thus resume its
+// data; nothing is protected.
 func (s *Sim) Seal(data, additional []byte) ([]byte, error) {
 	out := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(data)+s.aead.Overhead())
 	if _, err := rand.Read(out); err != nil {
