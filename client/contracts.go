@@ -17,8 +17,14 @@ import (
 	"github.com/phalago/phala/crypto/channel"
 )
 
-// ErrNotDeployed means an upload has not been provisioned to a worker yet.
-var ErrNotDeployed = errors.New("contract not deployed yet")
+// Errors of contract reads.
+var (
+	// ErrNotDeployed means an upload has not been provisioned to a worker
+	// yet.
+	ErrNotDeployed = errors.New("contract not deployed yet")
+	// ErrNoSuchContract means no contract has the id (proved absent).
+	ErrNoSuchContract = errors.New("no such contract")
+)
 
 // Upload uploads contract code (raw WebAssembly; compressed here) to run on
 // replicas workers, and returns its upload id. The contract's keys exist
@@ -73,14 +79,15 @@ func (c *Client) deployerSeq(ctx context.Context, d crypto.PublicKey) (uint64, e
 // Contract reads a deployed contract's record (proved, as of a recent
 // block: see ProveRecent).
 func (c *Client) Contract(ctx context.Context, id crypto.PublicKey) (*api.ContractRecord, error) {
-	v, err := c.proveRecentValue(ctx, api.QueryContract, id[:])
+	pv, err := c.ProveRecent(ctx, api.QueryContract, id[:])
 	if err != nil {
 		return nil, err
 	}
-	if v == nil {
-		return nil, fmt.Errorf("%w: no contract %s", ErrNotDeployed, id.Hex())
+	if pv.Value == nil {
+		return nil, fmt.Errorf("%w %s on chain %s (proved absent at height %d): contract ids are what `phala contract upload` prints once the contract is deployed",
+			ErrNoSuchContract, id.Hex(), c.chainID, pv.Height)
 	}
-	return api.DecodeContractRecord(v)
+	return api.DecodeContractRecord(pv.Value)
 }
 
 // ContractByUpload returns the record of the contract an upload became.

@@ -433,6 +433,9 @@ func TestChain(t *testing.T) {
 			}
 		}
 		fails(t, []string{"worker " + bob.Address() + " is not registered", "proved absent"}, phala("worker", bob.Address())...)
+		// An unknown contract id is not "not deployed yet".
+		fails(t, []string{"no such contract " + bob.Public().Hex(), "proved absent"}, phala("contract", "query", "--from", "//Bob", bob.Public().Hex(), "balance")...)
+		fails(t, []string{"no such contract"}, phala("contract", "command", "--from", "//Bob", bob.Public().Hex(), "anything")...)
 		list := ok(t, phala("workers")...)
 		if !strings.Contains(list, identity.Public().Hex()) || !strings.Contains(list, info.Endpoint) {
 			t.Errorf("workers lacks the registered worker:\n%s", list)
