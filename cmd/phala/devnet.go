@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,7 +39,8 @@ endpoints and one "devnet ready" line once the gatekeeper has published the
 master key and every worker is registered. Ctrl-C stops everything.
 
 Data lives in --home: run devnet again with the same --home and it resumes
-where it stopped. Without --home, a fresh directory is used each time.
+where it stopped. Without --home, a fresh temporary directory is used and removed
+when the devnet stops.
 
 The pRuntimes use the sim platform: no hardware protection, development only.
 
@@ -57,17 +60,22 @@ so run it from the repository) and runs a few private transfers and queries.`,
 				return fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)
 			}
 			if home == "" {
+				// A throwaway devnet: its directory goes when it stops.
 				dir, err := os.MkdirTemp("", "phala-devnet-")
 				if err != nil {
 					return err
 				}
 				home = dir
+				defer os.RemoveAll(dir)
 			}
 			cfg.Home = home
 			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			d, err := devnet.Start(ctx, cfg)
+			if errors.Is(err, syscall.EADDRINUSE) || (err != nil && strings.Contains(err.Error(), "address already in use")) {
+				return fmt.Errorf("%w\n(another devnet or node uses these ports: choose others with --base-port (validators: %d and up) and --pruntime-port (pRuntimes: %d and up))", err, cfg.BasePort, cfg.PRuntimePort)
+			}
 			if err != nil {
 				return err
 			}

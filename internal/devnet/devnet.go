@@ -100,6 +100,7 @@ type Devnet struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	genesis  *cmttypes.GenesisDoc
+	unlock   func() // releases the home directory (lockHome)
 }
 
 func (c Config) nodeHomes() []string {
@@ -116,15 +117,20 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		return nil, err
 	}
 	log := cfg.Log
+	unlock, err := lockHome(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
 	homes := cfg.nodeHomes()
 	gkDir := filepath.Join(cfg.Home, "gatekeeper")
 	if _, err := os.Stat(filepath.Join(homes[0], "config", "genesis.json")); errors.Is(err, os.ErrNotExist) {
 		if err := initialize(cfg, gkDir); err != nil {
+			unlock()
 			return nil, fmt.Errorf("initialize devnet in %s: %w", cfg.Home, err)
 		}
 		log.Info("devnet initialized", "home", cfg.Home)
 	}
-	d := &Devnet{cfg: cfg}
+	d := &Devnet{cfg: cfg, unlock: unlock}
 	for i, h := range homes {
 		c, err := node.LoadCometConfig(h)
 		if err != nil {
@@ -435,6 +441,10 @@ func (d *Devnet) Stop() error {
 	var errs []error
 	for _, n := range d.nodes {
 		errs = append(errs, n.Stop())
+	}
+	if d.unlock != nil {
+		d.unlock()
+		d.unlock = nil
 	}
 	return errors.Join(errs...)
 }
