@@ -50,9 +50,21 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "phala",
 		Short: "Keys, transfers and the registry of the Phala chain",
-		Long: `phala is the command line of the Phala chain for users: make and inspect
-keys (the same keys and SS58 addresses as Substrate's subkey), send PHA and
-read balances, look up workers and gatekeepers, and show the chain's status.
+		Long: `phala is the command line of the Phala chain for users:
+
+  devnet      run a whole development network on this machine (a chain,
+              a gatekeeper and workers with their relayers)
+  contract    upload confidential contracts, send them encrypted commands,
+              query them off-chain (or on chain), show their records
+  key         make and inspect keys (the same keys and SS58 addresses as
+              Substrate's subkey)
+  transfer, balance
+              send PHA and read balances
+  worker(s), gatekeepers, status
+              the registry (who runs contracts, who holds the MasterKey)
+              and the chain's status
+  gov         council motions on the chain's trust roots
+  bench       load a devnet, measure commands/s and queries/s
 
 Reads of chain state are checked with Merkle proofs against headers that
 phala verifies itself with CometBFT's light client, from a trust root you
@@ -173,9 +185,9 @@ func (g *globals) nodeError(err error) error {
 		detail = opErr.Error() // the cause, without the layers of wrapping
 	}
 	if addr == defaultNode {
-		return fmt.Errorf("node at %s does not answer: is phala-node running? start one with `go run ./cmd/phala-node dev`, or pass --node (%s)", addr, detail)
+		return fmt.Errorf("node at %s does not answer: is a chain running? start a development network with `go run ./cmd/phala devnet` (README, quick start), or pass --node (%s)", addr, detail)
 	}
-	return fmt.Errorf("node at %s does not answer: is phala-node running there, and is --node its RPC address? start a development chain with `go run ./cmd/phala-node dev` (%s)", addr, detail)
+	return fmt.Errorf("node at %s does not answer: is phala-node running there, and is --node its RPC address? start a development network with `go run ./cmd/phala devnet` (README, quick start) (%s)", addr, detail)
 }
 
 // unreachable reports whether err means the node could not be reached or

@@ -144,6 +144,14 @@ func TestHelp(t *testing.T) {
 			}
 		}
 	}
+	// The top-level help describes every command group before listing them.
+	top := ok(t, "--help")
+	intro, _, _ := strings.Cut(top, "Usage:")
+	for _, group := range []string{"devnet", "contract", "key", "transfer", "gov", "status"} {
+		if !strings.Contains(intro, "  "+group) {
+			t.Errorf("phala --help does not describe %q:\n%s", group, intro)
+		}
+	}
 }
 
 // Vectors printed by Substrate's `subkey inspect`.
@@ -255,7 +263,7 @@ func freePort(t *testing.T) int {
 func TestDeadNode(t *testing.T) {
 	dead := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	for _, args := range [][]string{{"status"}, {"balance", "//Alice"}, {"gatekeepers"}, {"transfer", "--from", "//Alice", "--to", "//Bob", "--amount", "1"}} {
-		fails(t, []string{"node at " + dead + " does not answer", "go run ./cmd/phala-node dev"}, append(args, "--node", dead)...)
+		fails(t, []string{"node at " + dead + " does not answer", "go run ./cmd/phala devnet"}, append(args, "--node", dead)...)
 	}
 	// A node that accepts connections and never answers: --timeout.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
