@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -415,12 +416,32 @@ func txResult(hash [32]byte, res *coretypes.ResultTx) *TxResult {
 func (c *Client) Submit(ctx context.Context, tx *api.Tx) (*TxResult, error) {
 	b := tx.Encode()
 	h, err := c.Broadcast(ctx, b)
+	var refused *api.TxError
+	if errors.As(err, &refused) {
+		return nil, err // refused before it entered the mempool: definitive
+	}
 	if err != nil {
-		return nil, err
+		return nil, &UnknownOutcomeError{Hash: api.TxHash(b), Err: err}
 	}
 	res, err := c.WaitTx(ctx, h)
 	if err != nil {
-		return nil, err
+		return nil, &UnknownOutcomeError{Hash: h, Err: err}
 	}
 	return res, res.Err()
 }
+
+// UnknownOutcomeError is Submit's error when a transaction may have
+// reached the chain but its result is unknown (the node failed or went
+// away mid-flight): its hash says where to look. Sending it again is safe:
+// the same bytes are refused as a duplicate, and a new transaction with the
+// same nonce is refused once the first one is committed.
+type UnknownOutcomeError struct {
+	Hash [32]byte
+	Err  error
+}
+
+func (e *UnknownOutcomeError) Error() string {
+	return fmt.Sprintf("transaction %X may have reached the chain, its result is unknown (%v): check it with `phala tx %X` once the node answers", e.Hash, e.Err, e.Hash)
+}
+
+func (e *UnknownOutcomeError) Unwrap() error { return e.Err }

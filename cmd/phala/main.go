@@ -169,6 +169,11 @@ func (g *globals) clientOptions(ctx context.Context) (string, client.Options, fu
 // nodeError explains an error talking to the node: one that does not
 // answer gets advice on starting one; anything else is returned as is.
 func (g *globals) nodeError(err error) error {
+	var unknown *client.UnknownOutcomeError
+	if errors.As(err, &unknown) {
+		return fmt.Errorf("transaction %X may have reached the chain, its result is unknown: %w\ncheck it with `phala tx %X` once the node answers (sending the same command again is safe: a duplicate is refused)",
+			unknown.Hash, g.nodeError(unknown.Err), unknown.Hash)
+	}
 	addr := g.nodeURL()
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("node at %s did not answer within --timeout %s: is it reachable, and is its chain producing blocks? (proved reads wait for the next block) (%v)", addr, g.timeout, err)
