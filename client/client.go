@@ -432,9 +432,9 @@ func (c *Client) Submit(ctx context.Context, tx *api.Tx) (*TxResult, error) {
 
 // UnknownOutcomeError is Submit's error when a transaction may have
 // reached the chain but its result is unknown (the node failed or went
-// away mid-flight): its hash says where to look. Sending it again is safe:
-// the same bytes are refused as a duplicate, and a new transaction with the
-// same nonce is refused once the first one is committed.
+// away mid-flight): its hash says where to look. Broadcasting the same
+// bytes again is safe (a duplicate is refused); signing the call anew is
+// not, if the first one was committed: check first.
 type UnknownOutcomeError struct {
 	Hash [32]byte
 	Err  error

@@ -171,7 +171,7 @@ func (g *globals) clientOptions(ctx context.Context) (string, client.Options, fu
 func (g *globals) nodeError(err error) error {
 	var unknown *client.UnknownOutcomeError
 	if errors.As(err, &unknown) {
-		return fmt.Errorf("transaction %X may have reached the chain, its result is unknown: %w\ncheck it with `phala tx %X` once the node answers (sending the same command again is safe: a duplicate is refused)",
+		return fmt.Errorf("transaction %X may have reached the chain, its result is unknown: %w\ncheck it with `phala tx %X` once the node answers, before sending the command again (a new transaction would be applied too)",
 			unknown.Hash, g.nodeError(unknown.Err), unknown.Hash)
 	}
 	addr := g.nodeURL()
