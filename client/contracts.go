@@ -243,7 +243,7 @@ func (c *Client) WorkerEndpoint(ctx context.Context, worker crypto.PublicKey) (s
 // the chain, and the answer is read back with a proof. Slower and paid
 // for; use it when no worker endpoint answers.
 func (s *Signer) QueryOnChain(ctx context.Context, rec *api.ContractRecord, input []byte) ([]byte, int64, error) {
-	p, err := NewQuery(s.key, rec.Identity, rec.Ecdh, crypto.PublicKey{}, input, time.Now().Add(2*time.Minute))
+	p, err := NewQuery(s.key, rec.Identity, rec.Ecdh, crypto.PublicKey{}, input, time.Now().Add(time.Minute))
 	if err != nil {
 		return nil, 0, err
 	}

@@ -137,7 +137,7 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 	// Queries: pre-built, sent by Concurrency clients.
 	qs := make([]*client.PendingQuery, cfg.Queries)
 	for i := range qs {
-		if qs[i], err = client.NewQuery(senders[i%len(senders)], rec.Identity, rec.Ecdh, rec.Workers[0], []byte("balance"), time.Now().Add(2*time.Minute)); err != nil {
+		if qs[i], err = client.NewQuery(senders[i%len(senders)], rec.Identity, rec.Ecdh, rec.Workers[0], []byte("balance"), time.Now().Add(time.Minute)); err != nil {
 			return nil, err
 		}
 	}
