@@ -98,7 +98,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 	})
 	root.AddCommand(
 		keyCmd(g),
-		statusCmd(g), balanceCmd(g), transferCmd(g),
+		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), blockCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
 		contractCmd(g), govCmd(g), devnetCmd(g), benchCmd(g),
 	)

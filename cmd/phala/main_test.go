@@ -136,6 +136,7 @@ func TestHelp(t *testing.T) {
 		{}, {"key"}, {"key", "generate"}, {"key", "inspect"}, {"status"}, {"balance"},
 		{"transfer"}, {"worker"}, {"gatekeepers"},
 		{"gov", "propose"}, {"gov", "vote"}, {"gov", "show"}, {"gov", "list"},
+		{"tx"}, {"block"}, {"contract", "watch"},
 	} {
 		out := ok(t, append(c, "--help")...)
 		for _, want := range []string{"Examples:", "  phala ", "--node", "--json"} {
