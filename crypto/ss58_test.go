@@ -1,0 +1,77 @@
+package crypto
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+
+	subkey "github.com/vedhavyas/go-subkey/v2"
+	subsr "github.com/vedhavyas/go-subkey/v2/sr25519"
+)
+
+// The seed subkey prints ("Secret seed") agrees with go-subkey's, which
+// follows sp_core: kept through hard junctions, none after a soft one.
+func TestKeyPairFromURIWithSeedMatchesGoSubkey(t *testing.T) {
+	for _, uri := range []string{
+		"//Alice", DevPhrase, DevPhrase + "///pw", "//Alice//stash", "//Alice/soft", "//Alice/soft//hard",
+		"0x0102030405060708091011121314151617181920212223242526272829303132",
+		"0x0102030405060708091011121314151617181920212223242526272829303132//x//1",
+	} {
+		kp, seed, err := KeyPairFromURIWithSeed(uri)
+		if err != nil {
+			t.Fatalf("%s: %v", uri, err)
+		}
+		ref, err := subkey.DeriveKeyPair(subsr.Scheme{}, uri)
+		if err != nil {
+			t.Fatalf("go-subkey %s: %v", uri, err)
+		}
+		if !bytes.Equal(kp.Public().Bytes(), ref.Public()) || !bytes.Equal(seed, ref.Seed()) {
+			t.Errorf("%s: public %x seed %x, go-subkey %x %x", uri, kp.Public(), seed, ref.Public(), ref.Seed())
+		}
+		if seed != nil {
+			again, err := KeyPairFromSeed(seed)
+			if err != nil || again.Public() != kp.Public() {
+				t.Errorf("%s: the seed gives another key", uri)
+			}
+		}
+	}
+	// //Alice's seed as subkey prints it.
+	_, seed, _ := KeyPairFromURIWithSeed("//Alice")
+	if got := "0x" + hex.EncodeToString(seed); got != "0xe5be9a5092b81bca64be81d212e7f2f9eba183bb7a90954f7b76361f6edb5c0a" {
+		t.Errorf("//Alice seed %s", got)
+	}
+}
+
+func TestNetworks(t *testing.T) {
+	alice := MustKeyPairFromURI("//Alice").Public()
+	for name, want := range map[string]uint16{"polkadot": 0, "Kusama": 2, "phala": 30, "khala": 30, "substrate": 42} {
+		p, err := NetworkPrefix(name)
+		if err != nil || p != want {
+			t.Errorf("%s: %d %v, want %d", name, p, err, want)
+		}
+	}
+	if _, err := NetworkPrefix("nope"); !errors.Is(err, ErrUnknownNetwork) || !strings.Contains(err.Error(), "polkadot") {
+		t.Errorf("unknown network: %v", err)
+	}
+	if NetworkName(30) != "phala" || NetworkName(42) != "substrate" || NetworkName(1000) != "1000" {
+		t.Error("NetworkName")
+	}
+	// Every prefix, one- and two-byte, parses back to the key.
+	for _, p := range []uint16{0, 2, 30, 42, 63, 64, 1284, MaxSS58Prefix} {
+		addr := alice.AddressWithPrefix(p)
+		if addr != subkey.SS58Encode(alice[:], p) {
+			t.Errorf("prefix %d: %s", p, addr)
+		}
+		got, err := ParsePublicKey(addr)
+		if err != nil || got != alice {
+			t.Errorf("prefix %d: ParsePublicKey(%s) = %v, %v", p, addr, got, err)
+		}
+	}
+	for _, p := range []uint64{46, 47, MaxSS58Prefix + 1} {
+		if CheckSS58Prefix(p) == nil {
+			t.Errorf("prefix %d accepted", p)
+		}
+	}
+}
