@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/internal/version"
 )
 
 // defaultNode is CometBFT's standard RPC address, where `phala-node dev`
@@ -76,7 +77,9 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
   phala balance 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
+	root.SetVersionTemplate(version.Template)
 	root.PersistentFlags().StringVar(&g.node, "node", defaultNode, "CometBFT RPC address of a phala-node")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON instead of text")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", time.Minute, "give up on the node after this long")
