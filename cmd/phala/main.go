@@ -1,5 +1,5 @@
 // Command phala is the user's command line for the Phala chain: keys
-// (generate, inspect, Substrate-compatible), transfers and balances, the
+// (generate, inspect, sign, verify, vanity: Substrate subkey-compatible), transfers and balances, the
 // worker and gatekeeper registry, and the chain's status. Each command group
 // lives in its own file (keys.go, chain.go, ...); main.go holds the root
 // command, the global flags and the helpers they share.
