@@ -51,8 +51,9 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "phala",
 		Short: "Keys, transfers and the registry of the Phala chain",
-		Long: `phala is the command line of the Phala chain for users: make and inspect
-keys (the same keys and SS58 addresses as Substrate's subkey), send PHA and
+		Long: `phala is the command line of the Phala chain for users: make, inspect and
+sign with keys (the same keys, SS58 addresses and signatures as Substrate's
+subkey: phala key generate|inspect|sign|verify|vanity), send PHA and
 read balances, look up workers and gatekeepers, and show the chain's status.
 
 Reads of chain state are checked with Merkle proofs against headers that
@@ -67,7 +68,7 @@ it out of the box. A node's word is never the root: without one, commands
 that read state stop and say how to give it.
 
 Every command takes --node (the CometBFT RPC of a phala-node) and --json
-(machine-readable output).`,
+(machine-readable output); --version prints phala's version.`,
 		Example: `  go run ./cmd/phala devnet               # a development network on ` + defaultNode + `
   phala status
   phala status --genesis ~/chain/config/genesis.json
