@@ -75,3 +75,34 @@ func TestNetworks(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParsePublicKey: ParsePublicKey never panics, and what it accepts as
+// SS58 re-encodes (under the decoded prefix) to the same address and agrees
+// with go-subkey's decoder wherever that one accepts it.
+func FuzzParsePublicKey(f *testing.F) {
+	alice := MustKeyPairFromURI("//Alice").Public()
+	for _, p := range []uint16{0, 2, 30, 42, 64, 1284, MaxSS58Prefix} {
+		f.Add(alice.AddressWithPrefix(p))
+	}
+	f.Add(alice.Hex())
+	f.Add("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQZ")
+	f.Add("")
+	f.Add("0x")
+	f.Add("1111")
+	f.Fuzz(func(t *testing.T, s string) {
+		pk, err := ParsePublicKey(s)
+		if err != nil || strings.HasPrefix(strings.TrimSpace(s), "0x") || strings.HasPrefix(strings.TrimSpace(s), "0X") {
+			return
+		}
+		prefix, payload, err := ss58Decode(strings.TrimSpace(s))
+		if err != nil || !bytes.Equal(payload, pk[:]) {
+			t.Fatalf("%q: parsed, but ss58Decode gives %v %x", s, err, payload)
+		}
+		if prefix <= MaxSS58Prefix && pk.AddressWithPrefix(prefix) != strings.TrimSpace(s) {
+			t.Fatalf("%q: re-encodes to %s", s, pk.AddressWithPrefix(prefix))
+		}
+		if p2, b2, err := subkey.SS58Decode(strings.TrimSpace(s)); err == nil && (p2 != prefix || !bytes.Equal(b2, payload)) {
+			t.Fatalf("%q: go-subkey decodes %d %x, we %d %x", s, p2, b2, prefix, payload)
+		}
+	})
+}
