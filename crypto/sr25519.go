@@ -156,8 +156,10 @@ func (pk PublicKey) Short() string { return hex.EncodeToString(pk[:4]) }
 // generic Substrate format that subkey prints by default).
 const AddressFormat uint16 = 42
 
-// ParsePublicKey accepts an SS58 address (any network prefix) or 0x-prefixed
-// hex of 32 bytes.
+// ParsePublicKey accepts an SS58 address under any network prefix (0 for
+// Polkadot, 2 for Kusama, 30 for Phala, 42 for Substrate, ...; the prefix
+// is checked by the checksum and otherwise ignored) or 0x-prefixed hex of 32
+// bytes.
 func ParsePublicKey(s string) (PublicKey, error) {
 	var pk PublicKey
 	s = strings.TrimSpace(s)
@@ -169,7 +171,7 @@ func ParsePublicKey(s string) (PublicKey, error) {
 		}
 		raw = b
 	} else {
-		_, b, err := subkey.SS58Decode(s)
+		_, b, err := ss58Decode(s)
 		if err != nil {
 			return pk, fmt.Errorf("%w: %q is neither an SS58 address nor 0x-hex: %v", ErrBadPublicKey, s, err)
 		}

@@ -31,37 +31,71 @@ type junction struct {
 // "<mnemonic or 0x-seed>[//hard][/soft][///password]". An empty phrase means
 // [DevPhrase], so "//Alice" is Substrate's well-known Alice.
 func KeyPairFromURI(uri string) (*KeyPair, error) {
+	kp, _, err := KeyPairFromURIWithSeed(uri)
+	return kp, err
+}
+
+// KeyPairFromURIWithSeed is [KeyPairFromURI] that also returns the 32-byte
+// mini secret of the derived key, which subkey prints as "Secret seed"
+// (sp_core's Pair::from_string_with_seed): the seed of the phrase (with its
+// password) or the 0x-seed, replaced by the child seed at each hard
+// junction. A soft junction has no seed: then, and for every junction after
+// it, seed is nil (subkey prints "n/a").
+func KeyPairFromURIWithSeed(uri string) (kp *KeyPair, seed []byte, err error) {
 	m := uriPattern.FindStringSubmatch(uri)
 	if m == nil {
-		return nil, fmt.Errorf("%w: expected <phrase or 0x-seed>[//hard][/soft][///password]", ErrBadURI)
+		return nil, nil, fmt.Errorf("%w: expected <phrase or 0x-seed>[//hard][/soft][///password]", ErrBadURI)
 	}
 	phrase, path, password := strings.TrimSpace(m[1]), m[2], m[3]
 	if phrase == "" {
 		phrase = DevPhrase
 	}
-	var kp *KeyPair
+	var ms *schnorrkel.MiniSecretKey
 	if strings.HasPrefix(phrase, "0x") {
-		seed, err := hex.DecodeString(phrase[2:])
-		if err != nil || len(seed) != SeedSize {
-			return nil, fmt.Errorf("%w: a hex seed must be 0x followed by %d bytes", ErrBadURI, SeedSize)
+		raw, err := hex.DecodeString(phrase[2:])
+		if err != nil || len(raw) != SeedSize {
+			return nil, nil, fmt.Errorf("%w: a hex seed must be 0x followed by %d bytes", ErrBadURI, SeedSize)
 		}
-		if kp, err = KeyPairFromSeed(seed); err != nil {
-			return nil, err
+		var b [SeedSize]byte
+		copy(b[:], raw)
+		if ms, err = schnorrkel.NewMiniSecretKeyFromRaw(b); err != nil {
+			return nil, nil, err
 		}
 	} else {
-		ms, err := schnorrkel.MiniSecretKeyFromMnemonic(phrase, password)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadURI, err)
-		}
-		if kp, err = newKeyPair(ms.ExpandEd25519()); err != nil {
-			return nil, err
+		if ms, err = schnorrkel.MiniSecretKeyFromMnemonic(phrase, password); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadURI, err)
 		}
 	}
 	js, err := parsePath(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return kp.derive(js)
+	sk := ms.ExpandEd25519()
+	for _, j := range js {
+		if !j.hard {
+			if sk, err = softDerive(sk, j.chainCode); err != nil {
+				return nil, nil, err
+			}
+			ms = nil
+			continue
+		}
+		child, err := hardDerive(sk, j.chainCode)
+		if err != nil {
+			return nil, nil, err
+		}
+		sk = child.ExpandEd25519()
+		if ms != nil {
+			ms = child
+		}
+	}
+	if kp, err = newKeyPair(sk); err != nil {
+		return nil, nil, err
+	}
+	if ms != nil {
+		b := ms.Encode()
+		seed = b[:]
+	}
+	return kp, seed, nil
 }
 
 // MustKeyPairFromURI is KeyPairFromURI for constant development URIs.
@@ -140,20 +174,30 @@ func (kp *KeyPair) derive(js []junction) (*KeyPair, error) {
 			sk = ms.ExpandEd25519()
 			continue
 		}
-		t := merlin.NewTranscript("SchnorrRistrettoHDKD")
-		t.AppendMessage([]byte("sign-bytes"), nil)
-		ek, err := sk.DeriveKey(t, j.chainCode)
-		if err != nil {
-			return nil, fmt.Errorf("soft derive: %w", err)
-		}
-		if sk, err = ek.Secret(); err != nil {
-			return nil, fmt.Errorf("soft derive: %w", err)
+		var err error
+		if sk, err = softDerive(sk, j.chainCode); err != nil {
+			return nil, err
 		}
 	}
 	if sk == kp.secret {
 		return kp, nil
 	}
 	return newKeyPair(sk)
+}
+
+// softDerive is schnorrkel's soft derivation as Substrate uses it.
+func softDerive(sk *schnorrkel.SecretKey, cc [32]byte) (*schnorrkel.SecretKey, error) {
+	t := merlin.NewTranscript("SchnorrRistrettoHDKD")
+	t.AppendMessage([]byte("sign-bytes"), nil)
+	ek, err := sk.DeriveKey(t, cc)
+	if err != nil {
+		return nil, fmt.Errorf("soft derive: %w", err)
+	}
+	out, err := ek.Secret()
+	if err != nil {
+		return nil, fmt.Errorf("soft derive: %w", err)
+	}
+	return out, nil
 }
 
 // hardDerive is schnorrkel's hard derivation as Substrate uses it

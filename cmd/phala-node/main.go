@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/phalago/phala/internal/version"
 )
 
 func main() {
@@ -25,7 +27,9 @@ Start a single-validator chain:
   phala-node init --home ~/.phala-node --chain-id phala-dev
   phala-node start --home ~/.phala-node`,
 		SilenceUsage: true,
+		Version:      version.Get().String(),
 	}
+	root.SetVersionTemplate(version.Template)
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(devCmd(), initCmd(), startCmd(), testnetCmd(), benchCmd())
 	if err := root.Execute(); err != nil {

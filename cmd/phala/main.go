@@ -1,5 +1,5 @@
 // Command phala is the user's command line for the Phala chain: keys
-// (generate, inspect, Substrate-compatible), transfers and balances, the
+// (generate, inspect, sign, verify, vanity: Substrate subkey-compatible), transfers and balances, the
 // worker and gatekeeper registry, and the chain's status. Each command group
 // lives in its own file (keys.go, chain.go, ...); main.go holds the root
 // command, the global flags and the helpers they share.
@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/internal/version"
 )
 
 // defaultNode is CometBFT's standard RPC address, where `phala-node dev`
@@ -56,13 +57,16 @@ func newRootCmd() *cobra.Command {
               a gatekeeper and workers with their relayers)
   contract    upload confidential contracts, send them encrypted commands,
               query them off-chain (or on chain), show their records
-  key         make and inspect keys (the same keys and SS58 addresses as
-              Substrate's subkey)
+  key         make, inspect and sign with keys (the same keys, SS58
+              addresses and signatures as Substrate's subkey:
+              generate, inspect, sign, verify, vanity)
   transfer, balance
               send PHA and read balances
   worker(s), gatekeepers, status
               the registry (who runs contracts, who holds the MasterKey)
               and the chain's status
+  tx, block   a transaction or a block decoded, checked against verified
+              headers
   gov         council motions on the chain's trust roots
   bench       load a devnet, measure commands/s and queries/s
 
@@ -78,7 +82,7 @@ it out of the box. A node's word is never the root: without one, commands
 that read state stop and say how to give it.
 
 Every command takes --node (the CometBFT RPC of a phala-node) and --json
-(machine-readable output).`,
+(machine-readable output); --version prints phala's version.`,
 		Example: `  go run ./cmd/phala devnet               # a development network on ` + defaultNode + `
   phala status
   phala status --genesis ~/chain/config/genesis.json
@@ -88,7 +92,9 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
   phala balance 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
+	root.SetVersionTemplate(version.Template)
 	root.PersistentFlags().StringVar(&g.node, "node", defaultNode, "CometBFT RPC address of a phala-node")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON instead of text")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", time.Minute, "give up on the node after this long")

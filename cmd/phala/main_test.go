@@ -133,7 +133,7 @@ func okJSON(t *testing.T, v any, args ...string) {
 
 func TestHelp(t *testing.T) {
 	for _, c := range [][]string{
-		{}, {"key"}, {"key", "generate"}, {"key", "inspect"}, {"status"}, {"balance"},
+		{}, {"key"}, {"key", "generate"}, {"key", "inspect"}, {"key", "sign"}, {"key", "verify"}, {"key", "vanity"}, {"status"}, {"balance"},
 		{"transfer"}, {"worker"}, {"gatekeepers"},
 		{"gov", "propose"}, {"gov", "vote"}, {"gov", "show"}, {"gov", "list"},
 		{"tx"}, {"block"}, {"contract", "watch"},
@@ -162,31 +162,62 @@ var subkeyVectors = []struct{ uri, pub, addr string }{
 	{"//Alice//stash", "0xbe5ddb1579b72e84524fc29e78609e3caf42e85aa118ebfe0b0ad404b5bdd25f", "5GNJqTPyNqANBkUVMN1LPPrxXnFouWXoe2wNSmmEoLctxiZY"},
 }
 
+// The seeds subkey prints for them (hard junctions of the development
+// phrase).
+var subkeySeeds = map[string]string{
+	"//Alice":        "0xe5be9a5092b81bca64be81d212e7f2f9eba183bb7a90954f7b76361f6edb5c0a",
+	"//Bob":          "0x398f0c28f98885e046333d4a41c19cee4c37368a9832c6502f6cfd182e2aef89",
+	"//Alice//stash": "",
+}
+
 func TestKeyInspect(t *testing.T) {
 	for _, v := range subkeyVectors {
+		ref, err := subkey.DeriveKeyPair(subsr.Scheme{}, v.uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed := "0x" + hex.EncodeToString(ref.Seed())
+		if want := subkeySeeds[v.uri]; want != "" && want != seed {
+			t.Fatalf("go-subkey's seed of %s is %s, subkey prints %s", v.uri, seed, want)
+		}
 		out := ok(t, "key", "inspect", v.uri)
 		want := fmt.Sprintf("Secret Key URI `%s` is account:\n"+
 			"  Network ID:        substrate\n"+
+			"  Secret seed:       %s\n"+
 			"  Public key (hex):  %s\n"+
 			"  Account ID:        %s\n"+
 			"  Public key (SS58): %s\n"+
-			"  SS58 Address:      %s\n", v.uri, v.pub, v.pub, v.addr, v.addr)
+			"  SS58 Address:      %s\n", v.uri, seed, v.pub, v.pub, v.addr, v.addr)
 		if out != want {
 			t.Errorf("key inspect %s:\n%s\nwant:\n%s", v.uri, out, want)
 		}
 		var k keyInfo
 		okJSON(t, &k, "key", "inspect", v.uri)
-		if k != (keyInfo{NetworkID: "substrate", PublicKey: v.pub, AccountID: v.pub, SS58PublicKey: v.addr, SS58Address: v.addr}) {
+		if k != (keyInfo{SecretKeyURI: v.uri, SecretSeed: seed, NetworkID: "substrate", PublicKey: v.pub, AccountID: v.pub, SS58PublicKey: v.addr, SS58Address: v.addr}) {
 			t.Errorf("key inspect %s --json: %+v", v.uri, k)
 		}
-		// The same account from its public key, SS58 or hex.
+		// The seed is a secret URI of the same account.
+		var again keyInfo
+		okJSON(t, &again, "key", "inspect", seed)
+		if again.SS58Address != v.addr || again.SecretSeed != seed {
+			t.Errorf("key inspect %s (the seed of %s): %+v", seed, v.uri, again)
+		}
+		// The same account from its public key, SS58 or hex (no secret).
 		for _, pub := range []string{v.addr, v.pub} {
 			var p keyInfo
 			okJSON(t, &p, "key", "inspect", "--public", pub)
-			if p != k {
-				t.Errorf("key inspect --public %s: %+v, want %+v", pub, p, k)
+			if p != (keyInfo{NetworkID: "substrate", PublicKey: v.pub, AccountID: v.pub, SS58PublicKey: v.addr, SS58Address: v.addr}) {
+				t.Errorf("key inspect --public %s: %+v", pub, p)
 			}
 		}
+	}
+	// A phrase prints as subkey prints it; a soft junction has no seed.
+	out := ok(t, "key", "inspect", crypto.DevPhrase)
+	if !strings.HasPrefix(out, "Secret phrase:       "+crypto.DevPhrase+"\n  Network ID:        substrate\n  Secret seed:       0xfac7959dbfe72f052e5a0c3c8d6530f202b02fd8f9f5ca3580ec8deb7797479e\n") {
+		t.Errorf("key inspect <dev phrase>:\n%s", out)
+	}
+	if out := ok(t, "key", "inspect", "//Alice/soft"); !strings.Contains(out, "  Secret seed:       n/a\n") {
+		t.Errorf("key inspect //Alice/soft:\n%s", out)
 	}
 	// Standard input keeps the secret off the command line.
 	r := run(t, "//Bob\n", "key", "inspect", "-")
@@ -209,6 +240,13 @@ func TestKeyInspect(t *testing.T) {
 		okJSON(t, &k, "key", "inspect", uri)
 		if want := "0x" + fmt.Sprintf("%x", ref.Public()); k.PublicKey != want || k.SS58Address != ref.SS58Address(42) {
 			t.Errorf("key inspect %q: %+v, go-subkey says %s %s", uri, k, want, ref.SS58Address(42))
+		}
+		wantSeed := "n/a"
+		if ref.Seed() != nil {
+			wantSeed = "0x" + hex.EncodeToString(ref.Seed())
+		}
+		if k.SecretSeed != wantSeed {
+			t.Errorf("key inspect %q: seed %s, go-subkey says %s", uri, k.SecretSeed, wantSeed)
 		}
 	}
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/relayer"
+	"github.com/phalago/phala/internal/version"
 )
 
 func main() {
@@ -59,6 +60,7 @@ A batch stops growing at --batch-bytes while it is fetched, and pRuntime's
 egress is read in pages, so pherry's memory stays bounded whatever the chain
 or pRuntime hold.`,
 		SilenceUsage: true,
+		Version:      version.Get().String(),
 		Args:         cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var lvl slog.Level
@@ -101,6 +103,7 @@ or pRuntime hold.`,
 	f.DurationVar(&cfg.PollInterval, "poll", d.PollInterval, "how often to ask the node for new blocks once caught up")
 	f.BoolVar(&noRegister, "no-register", false, "do not register or renew the worker on chain")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	root.SetVersionTemplate(version.Template)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	return root

@@ -25,6 +25,7 @@ import (
 	"github.com/phalago/phala/internal/enclave/httpapi"
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/platform"
+	"github.com/phalago/phala/internal/version"
 )
 
 func main() {
@@ -54,6 +55,7 @@ host in front of the control API (its callers would all look local).
 The sim platform runs anywhere and protects nothing from this machine's
 operator; use it for development only.`,
 		SilenceUsage: true,
+		Version:      version.Get().String(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Listen for Ctrl-C first: a signal that arrives while starting
 			// must not kill the process without its clean shutdown.
@@ -116,6 +118,16 @@ operator; use it for development only.`,
 			return errors.Join(serr, e.Close())
 		},
 	}
+	// --version also prints the sim platform's measurement (the SHA-256 of
+	// this executable), the value a genesis or governance allows.
+	cobra.AddTemplateFunc("measurement", func() string {
+		m, err := platform.ExecutableMeasurement()
+		if err != nil {
+			return "unknown: " + err.Error()
+		}
+		return fmt.Sprintf("%x", m)
+	})
+	root.SetVersionTemplate(version.Template + "measurement (sim platform, SHA-256 of this executable): {{measurement}}\n")
 	root.AddCommand(initCommand())
 	f := root.Flags()
 	f.StringVar(&dataDir, "data-dir", "pruntime-data", "directory of the sealed keys and state")
