@@ -31,7 +31,8 @@ Start a single-validator chain:
 	}
 	root.SetVersionTemplate(version.Template)
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(devCmd(), initCmd(), startCmd(), testnetCmd(), benchCmd())
+	root.AddCommand(devCmd(), initCmd(), startCmd(), testnetCmd(), benchCmd(),
+		showNodeIDCmd(), showValidatorCmd(), resetAllCmd(), rollbackCmd())
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}

@@ -86,6 +86,8 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("maintenance", func(t *testing.T) { testMaintenance(t, bin) })
+
 	t.Run("init start stop", func(t *testing.T) {
 		home := t.TempDir()
 		rpc := fmt.Sprintf("127.0.0.1:%d", freePort(t))

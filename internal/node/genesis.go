@@ -42,6 +42,13 @@ func DevGenesisState(measurements ...api.HexBytes) *api.GenesisState {
 	return g
 }
 
+// AppVersion is the application protocol version the chain's app reports in
+// Info (app.App.Info's AppVersion). The genesis consensus parameters declare
+// it too: CometBFT's rollback takes a rolled-back state's app version from
+// the consensus parameters, and a mismatch with the blocks' header version
+// stops the node at the next start.
+const AppVersion = 1
+
 // NewGenesisDoc assembles a CometBFT genesis document.
 func NewGenesisDoc(chainID string, vals []cmttypes.GenesisValidator, state *api.GenesisState) (*cmttypes.GenesisDoc, error) {
 	if err := state.Validate(); err != nil {
@@ -61,6 +68,7 @@ func NewGenesisDoc(chainID string, vals []cmttypes.GenesisValidator, state *api.
 	}
 	doc.ConsensusParams.Block.MaxBytes = 8 << 20
 	doc.ConsensusParams.Block.MaxGas = -1
+	doc.ConsensusParams.Version.App = AppVersion
 	if err := doc.ValidateAndComplete(); err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)
 	}

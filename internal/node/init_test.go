@@ -2,6 +2,9 @@ package node
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	cfg "github.com/cometbft/cometbft/config"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
@@ -19,6 +23,7 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/app"
 )
 
 // homeFiles are the files Init and Testnet write in every home.
@@ -446,5 +451,27 @@ func TestTestnetOptions(t *testing.T) {
 				t.Fatal("refused Testnet wrote a genesis")
 			}
 		})
+	}
+}
+
+// The genesis declares the app version the application reports, so a state
+// rolled back by CometBFT (which takes it from the consensus parameters)
+// matches the blocks' header version.
+func TestGenesisAppVersionMatchesApp(t *testing.T) {
+	a, err := app.New(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	info, err := a.Info(context.Background(), &abci.RequestInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := NewGenesisDoc("phala-v", nil, DevGenesisState())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AppVersion != AppVersion || doc.ConsensusParams.Version.App != AppVersion {
+		t.Fatalf("app reports version %d, genesis params %d, AppVersion %d", info.AppVersion, doc.ConsensusParams.Version.App, AppVersion)
 	}
 }

@@ -6,7 +6,6 @@ package node
 import (
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -33,7 +32,7 @@ type Node struct {
 // New builds a node from a loaded configuration. It opens the application
 // state; Start runs consensus.
 func New(c *cfg.Config, log *slog.Logger) (*Node, error) {
-	a, err := app.New(filepath.Join(c.RootDir, "data", "app"), log)
+	a, err := app.New(AppDir(c), log)
 	if err != nil {
 		return nil, fmt.Errorf("open application state: %w", err)
 	}

@@ -277,3 +277,37 @@ func heightKey(prefix byte, h int64) []byte {
 	binary.BigEndian.PutUint64(k[1:], uint64(h))
 	return k
 }
+
+// Rollback deletes every committed version above height and the block data
+// (messages, app hash, block time) of those heights, so the store reopens at
+// height. It is for `phala-node rollback`: call it on a store no node is
+// using, then reopen. height must be a committed version (at least 1); a
+// store already at or below height is left unchanged. Errors: ErrNoVersion
+// when height is not held.
+func (s *Store) Rollback(height int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	latest := s.tree.Version()
+	if height >= latest {
+		return nil
+	}
+	if height < 1 || !s.tree.VersionExists(height) {
+		return fmt.Errorf("%w: roll back to %d (store holds up to %d)", ErrNoVersion, height, latest)
+	}
+	if err := s.tree.LoadVersionForOverwriting(height); err != nil {
+		return fmt.Errorf("roll state tree back to %d: %w", height, err)
+	}
+	b := s.meta.NewBatch()
+	defer b.Close()
+	for h := height + 1; h <= latest; h++ {
+		for _, p := range []byte{'m', 'h', 't'} {
+			if err := b.Delete(heightKey(p, h)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.WriteSync(); err != nil {
+		return fmt.Errorf("delete block data above %d: %w", height, err)
+	}
+	return nil
+}
