@@ -12,6 +12,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
 )
 
 // The CLI, tested by running the binary.
@@ -70,6 +75,42 @@ func TestCLI(t *testing.T) {
 		out, err = run("init", "--home", home)
 		if err == nil || !strings.Contains(out, "already holds a genesis") {
 			t.Errorf("second init: %v\n%s", err, out)
+		}
+	})
+
+	// init names gatekeepers and allowed measurements in the genesis.
+	t.Run("init gatekeepers and measurements", func(t *testing.T) {
+		home := t.TempDir()
+		gk := crypto.MustKeyPairFromURI("//SomeGatekeeper").Public()
+		m := strings.Repeat("ab", 32)
+		if out, err := run("init", "--home", home, "--gatekeeper", gk.Hex(), "--measurement", m, "--measurement", "0x"+strings.Repeat("cd", 32)); err != nil {
+			t.Fatalf("init: %v\n%s", err, out)
+		}
+		doc, err := cmttypes.GenesisDocFromFile(filepath.Join(home, "config", "genesis.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := api.DecodeGenesisState(doc.AppState)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.Gatekeepers) != 1 || g.Gatekeepers[0] != gk || len(g.Attestation.Measurements) != 2 || g.Attestation.Measurements[0].String() != "0x"+m {
+			t.Fatalf("genesis gatekeepers %v measurements %v", g.Gatekeepers, g.Attestation.Measurements)
+		}
+		for _, bad := range [][]string{
+			{"--gatekeeper", "0x1234"},
+			{"--measurement", "zz"},
+			{"--measurement", strings.Repeat("ab", api.MaxMeasurementBytes+1)},
+			{"--gatekeeper", gk.Hex(), "--gatekeeper", gk.Hex()},
+		} {
+			dir := t.TempDir()
+			out, err := run(append([]string{"init", "--home", dir}, bad...)...)
+			if err == nil || !strings.Contains(out, bad[0]) && !strings.Contains(out, "listed twice") {
+				t.Errorf("init %v: %v\n%s", bad, err, out)
+			}
+			if _, serr := os.Stat(filepath.Join(dir, "config", "genesis.json")); serr == nil {
+				t.Errorf("init %v wrote a genesis", bad)
+			}
 		}
 	})
 

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/node"
 )
 
@@ -21,6 +23,7 @@ func defaultHome() string {
 func initCmd() *cobra.Command {
 	var opts node.InitOptions
 	var home string
+	var gatekeepers, measurements []string
 	c := &cobra.Command{
 		Use:   "init",
 		Short: "Create a home directory for a single-validator chain",
@@ -29,15 +32,32 @@ whose validator is this node. The genesis funds the development accounts
 (//Alice, //Bob, ... from Substrate's development phrase), accepts sim
 attestation signed by the development attestation key, and sets the default
 chain parameters; edit config/genesis.json before the first start to change
-them.`,
+them.
+
+A chain runs contracts once its genesis names a gatekeeper (--gatekeeper, the
+identity key that ` + "`pruntime init`" + ` prints; the first one listed creates the
+MasterKey) and allows the pRuntime builds that may register (--measurement,
+the measurement ` + "`pruntime init`" + ` or ` + "`pruntime --version`" + ` prints; repeat both
+flags for several).`,
+		Example: `  phala-node init --home ~/.phala-node --chain-id phala-dev
+  pruntime init --data-dir gk    # prints its identity and measurement
+  phala-node init --home ~/.phala-node --gatekeeper 0x7c35... --measurement 60a5...`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			g, err := initGenesis(gatekeepers, measurements)
+			if err != nil {
+				return err
+			}
+			opts.Genesis = g
 			if err := node.Init(home, opts); err != nil {
 				return err
 			}
-			fmt.Printf("initialized chain %q in %s\nstart it with: phala-node start --home %s\n", opts.ChainID, home, home)
+			fmt.Printf("initialized chain %q in %s (%d gatekeepers, %d allowed pRuntime measurements)\nstart it with: phala-node start --home %s\n",
+				opts.ChainID, home, len(g.Gatekeepers), len(g.Attestation.Measurements), home)
 			return nil
 		},
 	}
+	c.Flags().StringArrayVar(&gatekeepers, "gatekeeper", nil, "identity key (0x hex or SS58) of a genesis gatekeeper's pRuntime; repeatable, the first creates the MasterKey")
+	c.Flags().StringArrayVar(&measurements, "measurement", nil, "hex measurement of a pRuntime build allowed to register; repeatable")
 	c.Flags().StringVar(&home, "home", defaultHome(), "node home directory")
 	c.Flags().StringVar(&opts.ChainID, "chain-id", "phala-dev", "chain id")
 	c.Flags().StringVar(&opts.Moniker, "moniker", "phala-node", "node name")
@@ -136,4 +156,29 @@ phala-node start --home DIR/node<i>.`,
 	c.Flags().IntVar(&opts.BasePort, "base-port", 26656, "first port")
 	c.Flags().StringVar(&opts.Host, "host", "127.0.0.1", "listen host")
 	return c
+}
+
+// initGenesis is the development genesis naming gatekeepers and allowed
+// measurements given on the command line.
+func initGenesis(gatekeepers, measurements []string) (*api.GenesisState, error) {
+	var ms []api.HexBytes
+	for _, m := range measurements {
+		var h api.HexBytes
+		if err := h.UnmarshalText([]byte(m)); err != nil || len(h) == 0 || len(h) > api.MaxMeasurementBytes {
+			return nil, fmt.Errorf("--measurement %q: want 1 to %d bytes of hex (as `pruntime init` prints it)", m, api.MaxMeasurementBytes)
+		}
+		ms = append(ms, h)
+	}
+	g := node.DevGenesisState(ms...)
+	for _, k := range gatekeepers {
+		pk, err := crypto.ParsePublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("--gatekeeper %q: %w (give the identity key `pruntime init` prints)", k, err)
+		}
+		g.Gatekeepers = append(g.Gatekeepers, pk)
+	}
+	if err := g.Validate(); err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	return g, nil
 }

@@ -178,6 +178,9 @@ func initEntity(dataDir string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "identity %s\necdh %s\n", e.Identity.Public().Hex(), e.Ecdh.Public().Hex())
+	id := e.Identity.Public().Hex()
+	m := fmt.Sprintf("%x", p.Measurement())
+	fmt.Fprintf(w, "identity %s\necdh %s\nmeasurement %s\n", id, e.Ecdh.Public().Hex(), m)
+	fmt.Fprintf(w, "name it in the chain's genesis: phala-node init --gatekeeper %s --measurement %s\n", id, m)
 	return nil
 }
