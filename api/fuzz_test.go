@@ -307,3 +307,27 @@ func TestWorkerRegisteredRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeReceipt: receipts and their bodies (served by workers, read by
+// clients) decode strictly: whatever decodes re-encodes to the same bytes;
+// an unknown status is refused.
+func FuzzDecodeReceipt(f *testing.F) {
+	k := crypto.MustKeyPairFromURI("//K").Public()
+	f.Add((&Receipt{Contract: k, From: k, Nonce: 7, Height: 12, Sealed: []byte{1, 2, 3}}).Encode())
+	f.Add((&ReceiptBody{Status: ReceiptFailed, GasUsed: 1234, Output: []byte("insufficient balance")}).Encode())
+	f.Add((&ReceiptBody{Status: ReceiptRejected}).Encode())
+	f.Add([]byte{3, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if v, err := DecodeReceipt(b); err == nil && !bytes.Equal(v.Encode(), b) {
+			t.Fatalf("receipt mismatch %x", b)
+		}
+		if v, err := DecodeReceiptBody(b); err == nil {
+			if !bytes.Equal(v.Encode(), b) {
+				t.Fatalf("receipt body mismatch %x", b)
+			}
+			if v.Status > ReceiptRejected {
+				t.Fatalf("status %d decoded", v.Status)
+			}
+		}
+	})
+}

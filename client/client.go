@@ -378,8 +378,11 @@ func (c *Client) Broadcast(ctx context.Context, tx []byte) ([32]byte, error) {
 type TxResult struct {
 	Hash   [32]byte
 	Height int64
-	Code   api.Code
-	Log    string
+	// Nonce is the transaction's nonce (set by Submit; zero when read
+	// back by hash): a contract command's nonce, which names its receipt.
+	Nonce uint64
+	Code  api.Code
+	Log   string
 }
 
 // Err returns the transaction's failure as an *api.TxError, or nil.
@@ -427,6 +430,7 @@ func (c *Client) Submit(ctx context.Context, tx *api.Tx) (*TxResult, error) {
 	if err != nil {
 		return nil, &UnknownOutcomeError{Hash: h, Err: err}
 	}
+	res.Nonce = tx.Nonce
 	return res, res.Err()
 }
 

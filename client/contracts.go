@@ -144,14 +144,47 @@ func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []b
 // measurement governance revoked expires every registration made with
 // it), all proved.
 func (c *Client) QueryContract(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, input []byte) ([]byte, int64, error) {
+	ws, err := c.contractWorkers(ctx, rec)
+	if err != nil {
+		return nil, 0, err
+	}
+	var lastErr error
+	for _, w := range ws {
+		// Bound to this worker: no other replica answers it.
+		p, err := NewQuery(key, rec.Identity, rec.Ecdh, w.Key, input, time.Now().Add(time.Minute))
+		if err != nil {
+			return nil, 0, err
+		}
+		resp, err := postQuery(ctx, w.Endpoint, p.Query)
+		if err != nil {
+			lastErr = fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err)
+			continue
+		}
+		return p.Open(resp)
+	}
+	return nil, 0, lastErr
+}
+
+// WorkerEndpointInfo is a worker running a contract, and the API endpoint
+// its WorkerInfo names.
+type WorkerEndpointInfo struct {
+	Key      crypto.PublicKey
+	Endpoint string
+}
+
+// contractWorkers returns the workers of rec the chain still admits
+// (registered, unexpired, measurement allowed), all proved, in the
+// record's order; an error saying why none is when none is.
+func (c *Client) contractWorkers(ctx context.Context, rec *api.ContractRecord) ([]WorkerEndpointInfo, error) {
 	spv, err := c.ProveRecent(ctx, api.QueryAttestation, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("attestation settings: %w", err)
+		return nil, fmt.Errorf("attestation settings: %w", err)
 	}
 	settings, err := api.DecodeAttestationSettings(spv.Value)
 	if err != nil {
-		return nil, 0, fmt.Errorf("attestation settings at height %d: %w", spv.Height, err)
+		return nil, fmt.Errorf("attestation settings at height %d: %w", spv.Height, err)
 	}
+	var out []WorkerEndpointInfo
 	var lastErr error
 	for _, w := range rec.Workers {
 		pv, err := c.ProveRecent(ctx, api.QueryWorker, w[:])
@@ -172,22 +205,15 @@ func (c *Client) QueryContract(ctx context.Context, key *crypto.KeyPair, rec *ap
 			lastErr = fmt.Errorf("worker %s: its pRuntime measurement %x is no longer allowed (revoked by governance)", w.Short(), wr.Measurement)
 			continue
 		}
-		// Bound to this worker: no other replica answers it.
-		p, err := NewQuery(key, rec.Identity, rec.Ecdh, w, input, time.Now().Add(time.Minute))
-		if err != nil {
-			return nil, 0, err
-		}
-		resp, err := postQuery(ctx, wr.Info.Endpoint, p.Query)
-		if err != nil {
-			lastErr = fmt.Errorf("worker %s at %s: %w", w.Short(), wr.Info.Endpoint, err)
-			continue
-		}
-		return p.Open(resp)
+		out = append(out, WorkerEndpointInfo{Key: w, Endpoint: wr.Info.Endpoint})
 	}
-	if lastErr == nil {
-		lastErr = ErrNotDeployed
+	if len(out) == 0 {
+		if lastErr == nil {
+			lastErr = ErrNotDeployed
+		}
+		return nil, lastErr
 	}
-	return nil, 0, lastErr
+	return out, nil
 }
 
 var queryHTTP = &http.Client{Timeout: 10 * time.Second}

@@ -81,15 +81,23 @@ key), which commands and queries address.`,
 
 func contractCommandCmd(g *globals) *cobra.Command {
 	var from string
+	var noWait bool
 	c := &cobra.Command{
 		Use:   "command <contract id> <input>",
-		Short: "Send an encrypted command to a contract through the chain",
+		Short: "Send an encrypted command to a contract through the chain and print its receipt",
 		Long: `command seals <input> to the contract (CommKey between --from and the
 contract's ECDH key) and submits it as a transaction; the contract's workers
 execute it in chain order. The chain, relayers and workers' operators see
-only ciphertext.`,
-		Example: `  phala contract command --from //Alice 0x1ee8... "mint 0x8eaf...a48 100"`,
-		Args:    exactArgs(2, "a contract id and an input"),
+only ciphertext.
+
+Then it waits for the command's receipt from a worker running the contract
+(sealed to --from, signed by the contract) and prints the contract's output,
+the gas used and the block. It exits non-zero when the contract refused the
+command, printing the contract's message. --no-wait stops once the
+transaction is committed; ` + "`phala receipt <tx>`" + ` fetches the receipt later.`,
+		Example: `  phala contract command --from //Alice 0x1ee8... "mint 0x8eaf...a48 100"
+  phala contract command --from //Bob --no-wait 0x1ee8... "transfer 0xd435...7d 5"`,
+		Args: exactArgs(2, "a contract id and an input"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := signerKey(cmd, from)
 			if err != nil {
@@ -103,15 +111,41 @@ only ciphertext.`,
 			}
 			res, err := cl.NewSigner(key).Command(ctx, rec, []byte(args[1]))
 			if err != nil {
-				return fmt.Errorf("command: %w", err)
+				return fmt.Errorf("command: %w", g.nodeError(err))
 			}
-			return g.output(cmd, map[string]any{"tx": hex.EncodeToString(res.Hash[:]), "height": res.Height}, func(w io.Writer) {
-				fmt.Fprintf(w, "command committed at height %d (tx %x); the workers execute it in order\n", res.Height, res.Hash)
-			})
+			if noWait {
+				return g.output(cmd, map[string]any{"tx": hex.EncodeToString(res.Hash[:]), "height": res.Height, "nonce": res.Nonce}, func(w io.Writer) {
+					fmt.Fprintf(w, "command committed at height %d (tx %x); the workers execute it in order: `phala receipt %x --from ...` shows what became of it\n", res.Height, res.Hash, res.Hash)
+				})
+			}
+			r, err := cl.Receipt(ctx, key, rec, res.Nonce, res.Height)
+			if err != nil {
+				return fmt.Errorf("command committed at height %d (tx %x), its receipt: %w\nretry with `phala receipt %x --from ...`", res.Height, res.Hash, err, res.Hash)
+			}
+			return printReceipt(g, cmd, r, res.Hash)
 		},
 	}
 	c.Flags().StringVar(&from, "from", "", "secret URI of the sender (pays the fee; the contract's caller), or - for stdin")
+	c.Flags().BoolVar(&noWait, "no-wait", false, "return once the transaction is committed, without waiting for the receipt")
 	return c
+}
+
+// printReceipt prints an opened receipt; a refused command is an error
+// (the process exits non-zero) after the receipt is printed.
+func printReceipt(g *globals, cmd *cobra.Command, r *client.Receipt, tx [32]byte) error {
+	out := map[string]any{"tx": hex.EncodeToString(tx[:]), "contract": r.Contract.Hex(), "from": r.From.Address(), "nonce": r.Nonce,
+		"height": r.Height, "status": r.Status.String(), "gas_used": r.GasUsed, "output": string(r.Output), "worker": r.Worker.Hex()}
+	if err := g.output(cmd, out, func(w io.Writer) {
+		if r.Status == api.ReceiptOK {
+			fmt.Fprintf(w, "executed at block %d (gas %d, tx %x)\n", r.Height, r.GasUsed, tx)
+			if len(r.Output) > 0 {
+				fmt.Fprintf(w, "%s\n", r.Output)
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return r.Err()
 }
 
 func contractQueryCmd(g *globals) *cobra.Command {

@@ -67,6 +67,8 @@ func newRootCmd() *cobra.Command {
               and the chain's status
   tx, block   a transaction or a block decoded, checked against verified
               headers
+  receipt     what became of a contract command: the contract's output or
+              error, sealed to its sender
   gov         council motions on the chain's trust roots
   bench       load a devnet, measure commands/s and queries/s
 
@@ -104,7 +106,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 	})
 	root.AddCommand(
 		keyCmd(g),
-		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), blockCmd(g),
+		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), receiptCmd(g), blockCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
 		contractCmd(g), govCmd(g), devnetCmd(g), benchCmd(g),
 	)

@@ -41,7 +41,7 @@ import (
 // load. A part whose digest differs from the core's is refused, so an old
 // part cannot be substituted for a newer one.
 const (
-	checkpointVersion = 3
+	checkpointVersion = 4
 	checkpointDir     = "checkpoint"
 )
 
@@ -365,6 +365,8 @@ type contractFile struct {
 	root   [32]byte
 	snap   []byte // encrypted store snapshot
 	nonces map[crypto.PublicKey]uint64
+	// receipts: the latest commands' receipts (nil: none)
+	receipts *receiptLog
 }
 
 func (f *contractFile) encode() []byte {
@@ -383,6 +385,11 @@ func (f *contractFile) encode() []byte {
 	for _, k := range froms {
 		w.Fixed(k[:])
 		w.Uvarint(f.nonces[k])
+	}
+	if f.receipts == nil {
+		w.Uvarint(0)
+	} else {
+		f.receipts.encode(w)
 	}
 	return w.Bytes()
 }
@@ -414,6 +421,7 @@ func decodeContractFile(b []byte) (*contractFile, error) {
 		prev = &k
 		f.nonces[k] = r.Uvarint()
 	}
+	f.receipts = decodeReceiptLog(r)
 	if err := r.Done(); err != nil {
 		return nil, err
 	}
@@ -423,7 +431,7 @@ func decodeContractFile(b []byte) (*contractFile, error) {
 // encodeContract writes one running contract: keys (secret) and its
 // encrypted store snapshot; it goes only into a sealed part.
 func (e *Engine) encodeContract(r *running) []byte {
-	f := &contractFile{upload: r.upload, seed: r.c.Keys().Seed, calls: r.c.Calls(), root: r.c.StateRoot(), snap: r.c.Store().Snapshot(), nonces: r.lastNonce}
+	f := &contractFile{upload: r.upload, seed: r.c.Keys().Seed, calls: r.c.Calls(), root: r.c.StateRoot(), snap: r.c.Store().Snapshot(), nonces: r.lastNonce, receipts: r.receipts}
 	return f.encode()
 }
 
@@ -447,6 +455,6 @@ func (e *Engine) decodeContract(id crypto.PublicKey, b []byte) error {
 	if err != nil {
 		return err
 	}
-	e.running[id] = &running{upload: f.upload, c: c, lastNonce: f.nonces}
+	e.running[id] = &running{upload: f.upload, c: c, lastNonce: f.nonces, receipts: f.receipts}
 	return nil
 }

@@ -121,12 +121,31 @@ func (b *bare) command(t *testing.T, height int64, count, size uint32) error {
 	m := &api.Message{Origin: api.ModuleOrigin("contracts"), Topic: api.TopicContractCommand, Payload: cm.Encode()}
 	b.e.mu.Lock()
 	defer b.e.mu.Unlock()
-	err = b.e.onCommand(&Context{e: b.e, Height: height, Time: time.Unix(height, 0)}, m)
+	if err := b.e.onCommand(&Context{e: b.e, Height: height, Time: time.Unix(height, 0)}, m); err != nil {
+		t.Fatal(err)
+	}
 	if cerr := b.e.checkpoint(); cerr != nil {
 		t.Fatal(cerr)
 	}
-	return err
+	// What became of the command is in its receipt only.
+	rc, ok := b.e.running[b.id].receipts.get(receiptKey{alice.Public(), nonce})
+	switch {
+	case !ok:
+		t.Fatalf("no receipt for nonce %d", nonce)
+	case rc.height != height:
+		t.Fatalf("receipt at height %d, want %d", rc.height, height)
+	case rc.body.Status != api.ReceiptOK:
+		return receiptError(rc.body.Output)
+	}
+	return nil
 }
+
+// receiptError is a failed command's receipt message; errors.Is matches
+// the errors whose text it carries.
+type receiptError string
+
+func (e receiptError) Error() string        { return string(e) }
+func (e receiptError) Is(target error) bool { return strings.Contains(string(e), target.Error()) }
 
 // ackAll plays the chain echoing every pending message back.
 func (b *bare) ackAll() {

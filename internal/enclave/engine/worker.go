@@ -49,6 +49,7 @@ type running struct {
 	upload    [32]byte
 	c         *contracts.Contract
 	lastNonce map[crypto.PublicKey]uint64
+	receipts  *receiptLog // nil until the first command
 	// dirty: changed since its checkpoint part was written.
 	dirty bool
 	// Bytes emitted at blockHeight (MaxContractEgressPerBlock). Not
@@ -259,18 +260,38 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
+	r.lastNonce[cm.From] = cm.Nonce
 	input, err := ch.Open(cm.Sealed, api.CommandAD(cm.Contract, cm.From, cm.Nonce))
 	if err != nil {
-		return fmt.Errorf("command does not open: %w", err)
+		r.recordReceipt(cm.From, cm.Nonce, ctx.Height, api.ReceiptBody{Status: api.ReceiptRejected,
+			Output: []byte("the input does not open with CommKey(sender, contract): sealed to another contract's key, or altered")})
+		return nil
 	}
-	r.lastNonce[cm.From] = cm.Nonce
-	r.dirty = true
 	res, err := r.c.CommandWithin(context.Background(), cm.From, input, ctx.Height, ctx.Time, e.egressBudget(cm.Contract, r, ctx.Height))
-	if err != nil {
-		return fmt.Errorf("command failed: %w", err)
+	// What became of the command goes to its sender only, in the receipt:
+	// not to the log, which the host reads.
+	r.recordReceipt(cm.From, cm.Nonce, ctx.Height, receiptBody(res, err))
+	if err == nil {
+		e.emitContract(r, res)
 	}
-	e.emitContract(r, res)
 	return nil
+}
+
+// receiptBody is a command's receipt content: the contract's output, or
+// its error message (vm.ErrFailed), or what stopped the call.
+func receiptBody(res *contracts.Result, err error) api.ReceiptBody {
+	var b api.ReceiptBody
+	if res != nil {
+		b.GasUsed = res.GasUsed
+		b.Output = res.Output
+	}
+	if err != nil {
+		b.Status = api.ReceiptFailed
+		if !errors.Is(err, vm.ErrFailed) {
+			b.Output = []byte(err.Error())
+		}
+	}
+	return b
 }
 
 // Query answers an off-chain contract query at the last dispatched block.

@@ -7,6 +7,9 @@
 //
 //	GET  /info            PRuntimePublicInfo (JSON)
 //	POST /query           ContractQuery -> ContractQueryResponse (both binary)
+//	GET  /receipt/{contract}/{from}/{nonce}
+//	                      a command's api.Receipt (binary), sealed to from;
+//	                      404 with {"dispatched": h} while it has none
 //
 // The control API (ControlHandler) is the host's: pherry feeds the chain
 // and collects the egress through it. It serves only loopback callers and
@@ -32,6 +35,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/phalago/phala/api"
@@ -39,13 +43,14 @@ import (
 	"github.com/phalago/phala/internal/enclave/engine"
 )
 
-// PublicHandler returns the public API of e: GET /info (public facts only)
-// and POST /query. Nothing it serves changes e's state.
+// PublicHandler returns the public API of e: GET /info (public facts only),
+// POST /query and GET /receipt. Nothing it serves changes e's state.
 func PublicHandler(e *engine.Engine, log *slog.Logger) http.Handler {
 	s := newAPIServer(e, log, ControlOptions{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", s.publicInfo)
 	mux.HandleFunc("POST /query", s.query)
+	mux.HandleFunc("GET /receipt/{contract}/{from}/{nonce}", s.receipt)
 	return mux
 }
 
@@ -247,4 +252,37 @@ func (s *server) query(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Write(resp.Encode())
+}
+
+func (s *server) receipt(w http.ResponseWriter, r *http.Request) {
+	contract, err := crypto.ParsePublicKey(r.PathValue("contract"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("contract: %w", err))
+		return
+	}
+	from, err := crypto.ParsePublicKey(r.PathValue("from"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("sender: %w", err))
+		return
+	}
+	nonce, err := strconv.ParseUint(r.PathValue("nonce"), 10, 64)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("nonce: %w", err))
+		return
+	}
+	rc, err := s.e.Receipt(r.Context(), contract, from, nonce)
+	var none *engine.NoReceiptError
+	switch {
+	case errors.As(err, &none):
+		writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error(), Dispatched: &none.Dispatched})
+		return
+	case errors.Is(err, engine.ErrBadInput):
+		writeErr(w, http.StatusNotFound, err)
+		return
+	case err != nil:
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(rc.Encode())
 }

@@ -1,0 +1,208 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/crypto/channel"
+)
+
+// Errors of receipts.
+var (
+	// ErrNoReceipt: no worker running the contract holds the receipt,
+	// though they dispatched the command's block (older than their
+	// retention, or a nonce that did not increase, which is never
+	// executed).
+	ErrNoReceipt = errors.New("no receipt")
+	// ErrNotYourReceipt: the receipt is sealed to another account.
+	ErrNotYourReceipt = errors.New("the receipt is sealed to another account")
+	// ErrCommandFailed: the receipt says the contract did not execute the
+	// command successfully (see *CommandError).
+	ErrCommandFailed = errors.New("command failed")
+)
+
+// Receipt is an opened command receipt (api.Receipt): what became of one
+// command, checked to be signed by the contract.
+type Receipt struct {
+	Contract crypto.PublicKey
+	From     crypto.PublicKey
+	Nonce    uint64
+	// Height is the block that delivered the command; the contract's
+	// state after it.
+	Height  int64
+	Status  api.ReceiptStatus
+	GasUsed uint64 // gas units
+	// Output is the contract's output, or its error message (or what
+	// stopped the call) when Status is not api.ReceiptOK.
+	Output []byte
+	Worker crypto.PublicKey // the worker that served it
+}
+
+// Err returns nil for a command the contract executed, else a
+// *CommandError (errors.Is ErrCommandFailed) with its message.
+func (r *Receipt) Err() error {
+	if r.Status == api.ReceiptOK {
+		return nil
+	}
+	return &CommandError{Status: r.Status, Message: string(r.Output), Height: r.Height}
+}
+
+// CommandError is a command the contract refused, or that failed.
+type CommandError struct {
+	Status  api.ReceiptStatus
+	Message string
+	Height  int64
+}
+
+func (e *CommandError) Error() string {
+	if e.Status == api.ReceiptRejected {
+		return fmt.Sprintf("command rejected at block %d: %s", e.Height, e.Message)
+	}
+	return fmt.Sprintf("the contract refused the command at block %d: %s", e.Height, e.Message)
+}
+
+func (e *CommandError) Unwrap() error { return ErrCommandFailed }
+
+// OpenReceipt checks rc against the contract's record and opens it with
+// key, the command's sender. Errors: ErrNotYourReceipt (rc is another
+// account's), api.ErrBadSignature (not signed by the contract, or another
+// command's receipt), or a body that does not open.
+func OpenReceipt(key *crypto.KeyPair, rec *api.ContractRecord, rc *api.Receipt) (*Receipt, error) {
+	if rc.From != key.Public() {
+		return nil, fmt.Errorf("%w: the command's sender is %s, the key given is %s: only the sender's key opens it", ErrNotYourReceipt, rc.From.Address(), key.Public().Address())
+	}
+	if rc.Contract != rec.Identity || !rc.Verify() {
+		return nil, fmt.Errorf("%w: receipt not signed by contract %s", api.ErrBadSignature, rec.Identity.Short())
+	}
+	ch, err := channel.New(key, rec.Ecdh, api.ChannelPurposeReceipt)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := ch.Open(rc.Sealed, rc.Header())
+	if err != nil {
+		return nil, fmt.Errorf("receipt does not open with this key: %w", err)
+	}
+	body, err := api.DecodeReceiptBody(plain)
+	if err != nil {
+		return nil, err
+	}
+	return &Receipt{Contract: rc.Contract, From: rc.From, Nonce: rc.Nonce, Height: rc.Height,
+		Status: body.Status, GasUsed: body.GasUsed, Output: body.Output}, nil
+}
+
+// FetchReceipt asks a worker's public API for the receipt of command
+// (contract, from, nonce). ok is false while the worker holds none; then
+// dispatched is the height it has dispatched (-1 if it does not run the
+// contract).
+func FetchReceipt(ctx context.Context, endpoint string, contract, from crypto.PublicKey, nonce uint64) (rc *api.Receipt, dispatched int64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(endpoint, "/")+api.ReceiptPath(contract, from, nonce), nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	res, err := queryHTTP.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, api.MaxReceiptOutputBytes+4096))
+	if err != nil {
+		return nil, 0, err
+	}
+	switch res.StatusCode {
+	case http.StatusOK:
+		rc, err := api.DecodeReceipt(b)
+		return rc, 0, err
+	case http.StatusNotFound:
+		var body struct {
+			Error      string `json:"error"`
+			Dispatched *int64 `json:"dispatched"`
+		}
+		if json.NewDecoder(bytes.NewReader(b)).Decode(&body) == nil {
+			if body.Dispatched != nil {
+				return nil, *body.Dispatched, nil
+			}
+			return nil, -1, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("%s: %s", res.Status, strings.TrimSpace(string(b)))
+}
+
+// Receipt returns the receipt of the command key sent to rec with nonce,
+// committed at height (its TxResult's), from the first of the contract's
+// workers (contractWorkers) that holds it, opened with key. It waits
+// while the workers have not dispatched height yet, until ctx ends.
+// Errors: ErrNoReceipt (every worker dispatched height and holds none),
+// ErrNotYourReceipt, ErrNotDeployed, the workers' errors.
+func (c *Client) Receipt(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, nonce uint64, height int64) (*Receipt, error) {
+	ws, err := c.contractWorkers(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	delay := 50 * time.Millisecond
+	for {
+		var lastErr error
+		behind := false
+		for _, w := range ws {
+			rc, dispatched, err := FetchReceipt(ctx, w.Endpoint, rec.Identity, key.Public(), nonce)
+			switch {
+			case err != nil:
+				lastErr = fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err)
+			case rc != nil:
+				if rc.From != key.Public() || rc.Nonce != nonce {
+					lastErr = fmt.Errorf("%w: worker %s answered another command's receipt", api.ErrBadSignature, w.Key.Short())
+					continue
+				}
+				r, err := OpenReceipt(key, rec, rc)
+				if err != nil {
+					lastErr = fmt.Errorf("worker %s: %w", w.Key.Short(), err)
+					continue
+				}
+				r.Worker = w.Key
+				return r, nil
+			case dispatched < 0:
+				lastErr = fmt.Errorf("worker %s does not run contract %s (yet)", w.Key.Short(), rec.Identity.Short())
+				behind = true
+			case dispatched < height:
+				behind = true
+			default:
+				lastErr = fmt.Errorf("%w for nonce %d of %s: worker %s dispatched block %d and holds none (receipts are kept for the latest commands only; a nonce that did not increase is never executed)",
+					ErrNoReceipt, nonce, key.Public().Address(), w.Key.Short(), dispatched)
+			}
+		}
+		if !behind {
+			return nil, lastErr
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = fmt.Errorf("the contract's workers have not dispatched block %d yet (are their pherries running?)", height)
+			}
+			return nil, fmt.Errorf("wait for the receipt: %w (%v)", ctx.Err(), lastErr)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 500*time.Millisecond)
+	}
+}
+
+// Execute sends a command (Command) and waits for its receipt
+// (Client.Receipt): the SDK's one call for "run this and tell me what
+// happened". The receipt's Err says whether the contract executed it.
+// Errors: Command's, then Receipt's (the TxResult is returned with them:
+// the command is on chain).
+func (s *Signer) Execute(ctx context.Context, rec *api.ContractRecord, input []byte) (*Receipt, *TxResult, error) {
+	res, err := s.Command(ctx, rec, input)
+	if err != nil {
+		return nil, res, err
+	}
+	r, err := s.c.Receipt(ctx, s.key, rec, res.Nonce, res.Height)
+	return r, res, err
+}
