@@ -19,6 +19,14 @@ const (
 	// TopicContractCommand: payload ContractCommandMessage (origin module
 	// contracts), in chain order.
 	TopicContractCommand = "phala/contracts/command"
+	// TopicContractStatus: payload ContractStatusReport (origin the
+	// contract, emitted by pRuntime, never by contract code): whether the
+	// contract started on a worker (validation, instantiation and init
+	// passed) or why it failed. The chain keeps the first report.
+	TopicContractStatus = "phala/contracts/status"
+	// ReservedTopicPrefix starts the topics only pRuntime and the chain
+	// emit: contract code cannot emit them.
+	ReservedTopicPrefix = "phala/"
 	// ChannelPurposeContractKey and ChannelPurposeCommand are the channel
 	// purposes of key grants and command inputs.
 	ChannelPurposeContractKey = "contract key"
@@ -232,8 +240,72 @@ func DecodeContractCommandMessage(b []byte) (*ContractCommandMessage, error) {
 	return m, nil
 }
 
+// ContractStatus is where a deployed contract is in its start.
+type ContractStatus uint8
+
+// Contract statuses. Before a gatekeeper has provisioned an upload, it
+// has no record: it is pending (UploadPending).
+const (
+	// ContractStarting: keys granted to its workers; none has reported
+	// starting it yet.
+	ContractStarting ContractStatus = 0
+	// ContractRunning: a worker validated, instantiated and initialized
+	// it.
+	ContractRunning ContractStatus = 1
+	// ContractFailed: its module failed validation or instantiation, or
+	// its init failed (Reason says how); commands to it are refused.
+	ContractFailed ContractStatus = 2
+)
+
+func (s ContractStatus) String() string {
+	switch s {
+	case ContractStarting:
+		return "starting"
+	case ContractRunning:
+		return "running"
+	case ContractFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// MaxStatusReasonBytes bounds a failure's reason.
+const MaxStatusReasonBytes = 1024
+
+// ContractStatusReport is a contract's start report (TopicContractStatus).
+// Reason is public: it is about public code and public init input.
+type ContractStatusReport struct {
+	Status ContractStatus // ContractRunning or ContractFailed
+	Reason string         // why it failed; empty when running
+}
+
+// Encode returns the canonical bytes.
+func (r *ContractStatusReport) Encode() []byte {
+	w := codec.NewWriter(8 + len(r.Reason))
+	w.U8(uint8(r.Status))
+	w.BytesField([]byte(r.Reason))
+	return w.Bytes()
+}
+
+// DecodeContractStatusReport strictly decodes the payload. Errors:
+// ErrMalformed (including a status other than running or failed).
+func DecodeContractStatusReport(b []byte) (*ContractStatusReport, error) {
+	rep := &ContractStatusReport{}
+	r := codec.NewReader(b)
+	rep.Status = ContractStatus(r.U8())
+	rep.Reason = string(r.BytesField(MaxStatusReasonBytes))
+	if r.Err() == nil && rep.Status != ContractRunning && rep.Status != ContractFailed {
+		r.Fail(fmt.Errorf("%w: reported status %d", codec.ErrBadFormat, rep.Status))
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: contract status: %v", ErrMalformed, err)
+	}
+	return rep, nil
+}
+
 // ContractRecord is the chain's entry for a deployed contract (keyed by
-// its identity key): who deployed what, and the workers running it.
+// its identity key): who deployed what, the workers running it, and its
+// status as its first worker reported it.
 type ContractRecord struct {
 	Upload   [32]byte
 	Deployer crypto.PublicKey
@@ -242,11 +314,16 @@ type ContractRecord struct {
 	Identity crypto.PublicKey
 	Ecdh     crypto.PublicKey
 	Workers  []crypto.PublicKey
+	Status   ContractStatus
+	Reason   string // why it failed (ContractFailed)
+	// StatusHeight is the block that set Status (the grant's for
+	// ContractStarting).
+	StatusHeight int64
 }
 
 // Encode returns the canonical bytes.
 func (c *ContractRecord) Encode() []byte {
-	w := codec.NewWriter(200 + 32*len(c.Workers))
+	w := codec.NewWriter(220 + 32*len(c.Workers) + len(c.Reason))
 	w.Fixed(c.Upload[:])
 	w.Fixed(c.Deployer[:])
 	w.Fixed(c.CodeHash[:])
@@ -254,6 +331,9 @@ func (c *ContractRecord) Encode() []byte {
 	w.Fixed(c.Identity[:])
 	w.Fixed(c.Ecdh[:])
 	w.BytesField(EncodeKeys(c.Workers))
+	w.U8(uint8(c.Status))
+	w.BytesField([]byte(c.Reason))
+	w.Varint(c.StatusHeight)
 	return w.Bytes()
 }
 
@@ -268,6 +348,12 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 	r.Fixed(c.Identity[:])
 	r.Fixed(c.Ecdh[:])
 	ws := r.BytesField(32*MaxReplicas + 8)
+	c.Status = ContractStatus(r.U8())
+	c.Reason = string(r.BytesField(MaxStatusReasonBytes))
+	c.StatusHeight = r.Varint()
+	if r.Err() == nil && c.Status > ContractFailed {
+		r.Fail(fmt.Errorf("%w: contract status %d", codec.ErrBadFormat, c.Status))
+	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: contract record: %v", ErrMalformed, err)
 	}
@@ -278,11 +364,48 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 	return c, nil
 }
 
+// UploadPending is an upload no gatekeeper has provisioned yet: it has no
+// keys, no workers, no record.
+type UploadPending struct {
+	Deployer crypto.PublicKey
+	CodeHash [32]byte
+	Sequence uint64
+	Replicas uint8
+	Height   int64 // the block of the upload
+}
+
+// Encode returns the canonical bytes.
+func (p *UploadPending) Encode() []byte {
+	w := codec.NewWriter(96)
+	w.Fixed(p.Deployer[:])
+	w.Fixed(p.CodeHash[:])
+	w.Uvarint(p.Sequence)
+	w.U8(p.Replicas)
+	w.Varint(p.Height)
+	return w.Bytes()
+}
+
+// DecodeUploadPending strictly decodes a pending upload.
+func DecodeUploadPending(b []byte) (*UploadPending, error) {
+	p := &UploadPending{}
+	r := codec.NewReader(b)
+	r.Fixed(p.Deployer[:])
+	r.Fixed(p.CodeHash[:])
+	p.Sequence = r.Uvarint()
+	p.Replicas = r.U8()
+	p.Height = r.Varint()
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: pending upload: %v", ErrMalformed, err)
+	}
+	return p, nil
+}
+
 // State keys and queries of the contracts module.
 const (
 	QueryContract       = "/contract"         // data: contract identity key; value: ContractRecord
 	QueryContractUpload = "/contract/upload"  // data: upload id; value: the contract's identity key once provisioned
 	QueryDeployerSeq    = "/contract/uploads" // data: deployer; value: big-endian u64 count of its uploads
+	QueryUploadPending  = "/contract/pending" // data: upload id; value: UploadPending (kept after provisioning)
 )
 
 // ContractKey is the state key of a contract record.
@@ -290,6 +413,9 @@ func ContractKey(id crypto.PublicKey) []byte { return append([]byte("c/"), id[:]
 
 // ContractUploadKey is the state key mapping an upload to its contract.
 func ContractUploadKey(upload [32]byte) []byte { return append([]byte("cu/"), upload[:]...) }
+
+// UploadPendingKey is the state key of an upload's UploadPending.
+func UploadPendingKey(upload [32]byte) []byte { return append([]byte("cp/"), upload[:]...) }
 
 // DeployerSeqKey is the state key of a deployer's upload count.
 func DeployerSeqKey(d crypto.PublicKey) []byte { return append([]byte("cs/"), d[:]...) }

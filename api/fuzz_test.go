@@ -252,7 +252,16 @@ func FuzzDecodeContracts(f *testing.F) {
 	f.Add((&ContractCommandMessage{Contract: k, From: k, Nonce: 9, Sealed: []byte{3}}).Encode())
 	f.Add((&MasterKeyShare{To: k, Sealed: []byte{4}}).Encode())
 	f.Add((&ContractRecord{Identity: k, Workers: []crypto.PublicKey{k}}).Encode())
+	f.Add((&ContractRecord{Identity: k, Status: ContractFailed, Reason: "invalid module", StatusHeight: 9}).Encode())
+	f.Add((&ContractStatusReport{Status: ContractFailed, Reason: "init returned an error: no"}).Encode())
+	f.Add((&UploadPending{Deployer: k, Sequence: 3, Replicas: 2, Height: 40}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if v, err := DecodeContractStatusReport(b); err == nil && (!bytes.Equal(v.Encode(), b) || (v.Status != ContractRunning && v.Status != ContractFailed)) {
+			t.Fatalf("status report mismatch %x", b)
+		}
+		if v, err := DecodeUploadPending(b); err == nil && !bytes.Equal(v.Encode(), b) {
+			t.Fatalf("pending upload mismatch %x", b)
+		}
 		if v, err := DecodeContractUploaded(b); err == nil && !bytes.Equal(v.Encode(), b) {
 			t.Fatalf("uploaded mismatch %x", b)
 		}

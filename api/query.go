@@ -144,6 +144,11 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		var id [32]byte
 		copy(id[:], data)
 		return ContractUploadKey(id), nil
+	case QueryUploadPending:
+		if len(data) != 32 {
+			return nil, fmt.Errorf("%w: %s takes a 32-byte upload id", ErrInvalidCall, path)
+		}
+		return UploadPendingKey([32]byte(data)), nil
 	case QueryCouncil:
 		return KeyCouncil, nil
 	case QueryNextMotion:

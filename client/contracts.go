@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,20 +103,170 @@ func (c *Client) ContractByUpload(ctx context.Context, upload [32]byte) (*api.Co
 	return c.Contract(ctx, crypto.PublicKey(v))
 }
 
-// WaitContract waits until an upload is deployed to at least one worker.
-func (c *Client) WaitContract(ctx context.Context, upload [32]byte) (*api.ContractRecord, error) {
-	for {
-		rec, err := c.ContractByUpload(ctx, upload)
-		if err == nil && len(rec.Workers) > 0 {
-			return rec, nil
-		}
-		if err != nil && !errors.Is(err, ErrNotDeployed) {
+// ErrContractFailed: the contract failed to start (validation,
+// instantiation or init): see *DeployError.
+var ErrContractFailed = errors.New("contract failed to start")
+
+// DeployError is a contract its workers reported failed, with the reason
+// the chain recorded (public: it is about public code and init input).
+type DeployError struct {
+	Record *api.ContractRecord
+}
+
+func (e *DeployError) Error() string {
+	return fmt.Sprintf("%v: contract %s (upload at sequence %d) was reported failed at height %d: %s",
+		ErrContractFailed, e.Record.Identity.Hex(), e.Record.Sequence, e.Record.StatusHeight, e.Record.Reason)
+}
+
+func (e *DeployError) Unwrap() error { return ErrContractFailed }
+
+// UploadStatus is where an upload is: pending (no gatekeeper provisioned
+// it yet: Pending set, Record nil), or deployed (Record set, its Status
+// starting, running or failed). Reason says why it is not running yet, or
+// why it failed.
+type UploadStatus struct {
+	Upload  [32]byte
+	Pending *api.UploadPending
+	Record  *api.ContractRecord
+	Reason  string
+	Height  int64 // the height the status was read at (proved)
+}
+
+// State is "pending", "starting", "running" or "failed".
+func (s *UploadStatus) State() string {
+	if s.Record == nil {
+		return "pending"
+	}
+	return s.Record.Status.String()
+}
+
+// ErrNoSuchUpload: the chain holds no upload with the id.
+var ErrNoSuchUpload = errors.New("no such upload")
+
+// UploadStatus reads an upload's status (proved, as of a recent block). A
+// pending upload's Reason is worked out from proved chain state: no
+// MasterKey announced, no worker the chain admits to run it, or waiting
+// for a gatekeeper's grant. Errors: ErrNoSuchUpload, the reads'.
+func (c *Client) UploadStatus(ctx context.Context, upload [32]byte) (*UploadStatus, error) {
+	pv, err := c.ProveRecent(ctx, api.QueryContractUpload, upload[:])
+	if err != nil {
+		return nil, err
+	}
+	st := &UploadStatus{Upload: upload, Height: pv.Height}
+	if len(pv.Value) == crypto.PublicKeySize {
+		rec, err := c.Contract(ctx, crypto.PublicKey(pv.Value))
+		if err != nil {
 			return nil, err
+		}
+		st.Record = rec
+		switch rec.Status {
+		case api.ContractStarting:
+			st.Reason = fmt.Sprintf("keys granted to %d worker(s) at height %d; waiting for one to report that it started the contract (their pherries relay the report)", len(rec.Workers), rec.StatusHeight)
+		case api.ContractFailed:
+			st.Reason = rec.Reason
+		}
+		return st, nil
+	}
+	ppv, err := c.ProveRecent(ctx, api.QueryUploadPending, upload[:])
+	if err != nil {
+		return nil, err
+	}
+	if ppv.Value == nil {
+		return nil, fmt.Errorf("%w %x on chain %s (proved absent at height %d): upload ids are what `phala contract upload` prints", ErrNoSuchUpload, upload, c.chainID, ppv.Height)
+	}
+	if st.Pending, err = api.DecodeUploadPending(ppv.Value); err != nil {
+		return nil, err
+	}
+	st.Reason, err = c.pendingReason(ctx, st.Pending)
+	return st, err
+}
+
+// pendingReason says why no gatekeeper has provisioned an upload yet.
+func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (string, error) {
+	mk, err := c.ProveRecent(ctx, api.QueryMasterKey, nil)
+	if err != nil {
+		return "", err
+	}
+	if mk.Value == nil {
+		return "no gatekeeper holds the MasterKey yet (the first genesis gatekeeper announces it once its pRuntime is registered: is it running, with its pherry?)", nil
+	}
+	gpv, err := c.ProveRecent(ctx, api.QueryGatekeepers, nil)
+	if err != nil {
+		return "", err
+	}
+	gks, _ := api.DecodeKeys(gpv.Value)
+	ids, err := c.WorkerIDs(ctx)
+	if err != nil {
+		return "", err
+	}
+	spv, err := c.ProveRecent(ctx, api.QueryAttestation, nil)
+	if err != nil {
+		return "", err
+	}
+	settings, err := api.DecodeAttestationSettings(spv.Value)
+	if err != nil {
+		return "", err
+	}
+	workers := 0
+	for _, id := range ids {
+		if slices.Contains(gks, id) {
+			continue
+		}
+		pv, err := c.ProveRecent(ctx, api.QueryWorker, id[:])
+		if err != nil || pv.Value == nil {
+			continue
+		}
+		if wr, err := api.DecodeWorkerRecord(pv.Value); err == nil && wr.Active(pv.Height) && settings.MeasurementAllowed(wr.Measurement) {
+			workers++
+		}
+	}
+	if workers == 0 {
+		return "no registered worker can run it: start a worker pRuntime and its pherry (README, \"More\"); a gatekeeper provisions the contract as soon as one registers", nil
+	}
+	return fmt.Sprintf("waiting for a gatekeeper to provision its keys to up to %d of the %d registered worker(s) (uploaded at height %d; the gatekeeper's pherry relays the grant)", p.Replicas, workers, p.Height), nil
+}
+
+// WaitContract waits until an upload runs: provisioned by a gatekeeper
+// and reported started by one of its workers. Errors: *DeployError
+// (ErrContractFailed) when its workers reported it failed, ctx's when it
+// ends first (with the last status's reason).
+func (c *Client) WaitContract(ctx context.Context, upload [32]byte) (*api.ContractRecord, error) {
+	return c.WaitContractProgress(ctx, upload, nil)
+}
+
+// WaitContractProgress is WaitContract calling progress (if not nil) with
+// the upload's status each time its state or reason changes.
+func (c *Client) WaitContractProgress(ctx context.Context, upload [32]byte, progress func(*UploadStatus)) (*api.ContractRecord, error) {
+	var last string
+	for {
+		st, err := c.UploadStatus(ctx, upload)
+		switch {
+		case errors.Is(err, ErrNoSuchUpload):
+			// The upload's block may not be proved yet: keep waiting.
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("wait for the contract to run: %w (%s)", ctx.Err(), last)
+			}
+			return nil, err
+		case st.Record != nil && st.Record.Status == api.ContractRunning:
+			return st.Record, nil
+		case st.Record != nil && st.Record.Status == api.ContractFailed:
+			return nil, &DeployError{Record: st.Record}
+		default:
+			if now := st.State() + ": " + st.Reason; now != last {
+				last = now
+				if progress != nil {
+					progress(st)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for the contract to be deployed (are a gatekeeper, a registered worker and their pherries running?): %w", ctx.Err())
-		case <-time.After(200 * time.Millisecond):
+			if last == "" {
+				last = "the upload is not on chain yet"
+			}
+			return nil, fmt.Errorf("wait for the contract to run: %w (%s)", ctx.Err(), last)
+		case <-time.After(300 * time.Millisecond):
 		}
 	}
 }
@@ -144,6 +295,9 @@ func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []b
 // measurement governance revoked expires every registration made with
 // it), all proved.
 func (c *Client) QueryContract(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, input []byte) ([]byte, int64, error) {
+	if rec.Status == api.ContractFailed {
+		return nil, 0, &DeployError{Record: rec}
+	}
 	ws, err := c.contractWorkers(ctx, rec)
 	if err != nil {
 		return nil, 0, err
@@ -161,6 +315,9 @@ func (c *Client) QueryContract(ctx context.Context, key *crypto.KeyPair, rec *ap
 			continue
 		}
 		return p.Open(resp)
+	}
+	if rec.Status == api.ContractStarting {
+		lastErr = fmt.Errorf("%w (the contract has not started yet: granted at height %d, no worker has reported it running)", lastErr, rec.StatusHeight)
 	}
 	return nil, 0, lastErr
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,12 +37,20 @@ func contractUploadCmd(g *globals) *cobra.Command {
 	var replicas uint8
 	c := &cobra.Command{
 		Use:   "upload <contract.wasm | go contract directory>",
-		Short: "Upload a contract and wait until a gatekeeper has deployed it to workers",
+		Short: "Upload a contract and wait until its workers run it (or report why they cannot)",
 		Long: `upload uploads WebAssembly contract code (a .wasm file, or a Go contract
 directory, which is built with GOOS=wasip1 GOARCH=wasm first). A gatekeeper
 derives the contract's keys and provisions them to --replicas registered
-workers; upload waits for that and prints the contract's id (its identity
-key), which commands and queries address.`,
+workers, which validate, instantiate and initialize it and report the outcome
+on chain. upload waits for that and prints the contract's id (its identity
+key), which commands and queries address.
+
+While the upload waits (no worker registered, no gatekeeper holding the
+MasterKey yet, a grant on its way) upload says why on standard error. If the
+workers report the contract failed (a module that does not validate, a start
+function or init that traps, runs out of gas or returns an error) upload
+exits non-zero with the reason the chain recorded; commands to it are
+refused.`,
 		Example: `  phala contract upload --from //Alice ./examples/contracts/token`,
 		Args:    exactArgs(1, "a .wasm file or a contract directory"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -61,14 +70,18 @@ key), which commands and queries address.`,
 			}
 			upload, res, err := cl.NewSigner(key).Upload(ctx, code, replicas, []byte(initInput))
 			if err != nil {
-				return fmt.Errorf("upload: %w", err)
+				return fmt.Errorf("upload: %w", g.nodeError(err))
 			}
-			rec, err := cl.WaitContract(ctx, upload)
+			errw := cmd.ErrOrStderr()
+			fmt.Fprintf(errw, "upload %x committed at height %d (tx %x)\n", upload, res.Height, res.Hash)
+			rec, err := cl.WaitContractProgress(ctx, upload, func(st *client.UploadStatus) {
+				fmt.Fprintf(errw, "%s: %s\n", st.State(), st.Reason)
+			})
 			if err != nil {
 				return err
 			}
 			return g.output(cmd, contractJSON(rec, res.Height), func(w io.Writer) {
-				fmt.Fprintf(w, "contract %s deployed (upload at height %d)\n", rec.Identity.Hex(), res.Height)
+				fmt.Fprintf(w, "contract %s running on %d worker(s) (upload at height %d)\n", rec.Identity.Hex(), len(rec.Workers), res.Height)
 				printContract(w, rec)
 			})
 		},
@@ -194,24 +207,65 @@ it reflects. The contract decides who may read what.`,
 
 func contractShowCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:     "show <contract id>",
-		Short:   "Show a deployed contract: deployer, code hash, keys, workers",
+		Use:   "show <contract id | upload id>",
+		Short: "Show a contract: deployer, code hash, keys, workers, status (or why an upload waits)",
+		Long: `show prints a contract's record: deployer, code hash, keys, workers and its
+status (starting, running, or failed with the reason). Given the upload id
+` + "`contract upload`" + ` printed, it shows the contract the upload became, or, while
+no gatekeeper has provisioned it, that it is pending and why.`,
 		Example: `  phala contract show 0x1ee8...`,
-		Args:    exactArgs(1, "a contract id"),
+		Args:    exactArgs(1, "a contract id or an upload id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			_, rec, err := g.contract(cmd, ctx, args[0])
+			id, err := parseID32(args[0])
 			if err != nil {
 				return err
+			}
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			cl, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			rec, err := cl.Contract(ctx, crypto.PublicKey(id))
+			if errors.Is(err, client.ErrNoSuchContract) {
+				st, uerr := cl.UploadStatus(ctx, id)
+				switch {
+				case errors.Is(uerr, client.ErrNoSuchUpload):
+					return fmt.Errorf("%w, and no upload has that id either", err)
+				case uerr != nil:
+					return g.nodeError(uerr)
+				case st.Record != nil:
+					rec, err = st.Record, nil
+				default:
+					p := st.Pending
+					return g.output(cmd, map[string]any{"upload": hex.EncodeToString(id[:]), "status": "pending", "reason": st.Reason,
+						"deployer": p.Deployer.Address(), "code_hash": hex.EncodeToString(p.CodeHash[:]), "sequence": p.Sequence, "height": p.Height}, func(w io.Writer) {
+						fmt.Fprintf(w, "upload:     %x\ndeployer:   %s\ncode hash:  %x\nsequence:   %d\nuploaded:   height %d\nstatus:     pending\nreason:     %s\n",
+							id, p.Deployer.Address(), p.CodeHash, p.Sequence, p.Height, st.Reason)
+					})
+				}
+			}
+			if err != nil {
+				return g.nodeError(err)
 			}
 			return g.output(cmd, contractJSON(rec, 0), func(w io.Writer) { printContract(w, rec) })
 		},
 	}
 }
 
+// parseID32 reads a contract or upload id: 32 bytes of hex, 0x optional.
+func parseID32(s string) ([32]byte, error) {
+	var id [32]byte
+	b, err := hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X"))
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("id %q: want 64 hex digits (a contract id or the upload id `contract upload` printed; 0x optional)", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
 // contract dials the node and reads a contract's record (proved).
-func (g *globals) contract(_ *cobra.Command, ctx context.Context, id string) (*client.Client, *api.ContractRecord, error) {
+func (g *globals) contract(cmd *cobra.Command, ctx context.Context, id string) (*client.Client, *api.ContractRecord, error) {
 	pk, err := crypto.ParsePublicKey(id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("contract id %q: %w (it is the 0x identity key `contract upload` printed)", id, err)
@@ -223,6 +277,9 @@ func (g *globals) contract(_ *cobra.Command, ctx context.Context, id string) (*c
 	rec, err := cl.Contract(ctx, pk)
 	if err != nil {
 		return nil, nil, g.nodeError(err)
+	}
+	if rec.Status == api.ContractFailed && cmd.Name() != "show" && cmd.Name() != "watch" {
+		return nil, nil, &client.DeployError{Record: rec}
 	}
 	return cl, rec, nil
 }
@@ -261,6 +318,10 @@ func contractJSON(rec *api.ContractRecord, height int64) map[string]any {
 	m := map[string]any{
 		"contract": rec.Identity.Hex(), "ecdh_key": rec.Ecdh.Hex(), "deployer": rec.Deployer.Address(),
 		"code_hash": hex.EncodeToString(rec.CodeHash[:]), "sequence": rec.Sequence, "workers": ws,
+		"status": rec.Status.String(), "status_height": rec.StatusHeight,
+	}
+	if rec.Reason != "" {
+		m["reason"] = rec.Reason
 	}
 	if height > 0 {
 		m["height"] = height
@@ -270,6 +331,10 @@ func contractJSON(rec *api.ContractRecord, height int64) map[string]any {
 
 func printContract(w io.Writer, rec *api.ContractRecord) {
 	fmt.Fprintf(w, "contract:   %s\necdh key:   %s\ndeployer:   %s\ncode hash:  %x\nsequence:   %d\n", rec.Identity.Hex(), rec.Ecdh.Hex(), rec.Deployer.Address(), rec.CodeHash, rec.Sequence)
+	fmt.Fprintf(w, "status:     %s (since height %d)\n", rec.Status, rec.StatusHeight)
+	if rec.Reason != "" {
+		fmt.Fprintf(w, "reason:     %s\n", rec.Reason)
+	}
 	for _, wk := range rec.Workers {
 		fmt.Fprintf(w, "worker:     %s\n", wk.Hex())
 	}

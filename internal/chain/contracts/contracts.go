@@ -49,15 +49,6 @@ func CodeHash(gz []byte) ([32]byte, error) {
 	return out, nil
 }
 
-type pending struct {
-	deployer crypto.PublicKey
-	codeHash [32]byte
-	seq      uint64
-	replicas uint8
-}
-
-func pendingKey(id [32]byte) []byte { return append([]byte("cp/"), id[:]...) }
-
 // Upload records an upload and announces it to the gatekeepers.
 func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract) error {
 	if len(c.Code) == 0 {
@@ -80,26 +71,23 @@ func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract
 	}
 	ctx.KV.Set(api.DeployerSeqKey(deployer), binary.BigEndian.AppendUint64(nil, seq+1))
 	id := api.UploadID(deployer, hash, seq)
-	// pending: deployer(32) | code hash(32) | sequence(8) | replicas(1)
-	p := make([]byte, 0, 73)
-	p = append(p, deployer[:]...)
-	p = append(p, hash[:]...)
-	p = binary.BigEndian.AppendUint64(p, seq)
-	ctx.KV.Set(pendingKey(id), append(p, replicas))
+	p := &api.UploadPending{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Height: ctx.Height}
+	ctx.KV.Set(api.UploadPendingKey(id), p.Encode())
 	ctx.Event("contract_uploaded", "deployer", deployer.Address(), "code_hash", hex.EncodeToString(hash[:]),
 		"sequence", strconv.FormatUint(seq, 10), "upload_id", hex.EncodeToString(id[:]))
 	u := &api.ContractUploaded{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Code: c.Code, InitInput: c.InitInput}
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractUploaded, u.Encode())
 }
 
-func loadPending(kv store.KV, id [32]byte) *pending {
-	v := kv.Get(pendingKey(id))
-	if len(v) != 32+32+8+1 {
+func loadPending(kv store.KV, id [32]byte) *api.UploadPending {
+	v := kv.Get(api.UploadPendingKey(id))
+	if v == nil {
 		return nil
 	}
-	p := &pending{seq: binary.BigEndian.Uint64(v[64:72]), replicas: v[72]}
-	copy(p.deployer[:], v[:32])
-	copy(p.codeHash[:], v[32:64])
+	p, err := api.DecodeUploadPending(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt pending upload %x: %v", id, err))
+	}
 	return p
 }
 
@@ -116,10 +104,27 @@ func Record(kv store.KV, id crypto.PublicKey) *api.ContractRecord {
 	return r
 }
 
-// Command queues an encrypted command for a deployed contract.
+// ErrContractFailed: the contract failed to start (its record's Reason
+// says why); it takes no command.
+var ErrContractFailed = fmt.Errorf("%w: the contract failed to start", api.ErrInvalidCall)
+
+// live returns the record of a deployed contract that has not failed.
+func live(kv store.KV, id crypto.PublicKey) (*api.ContractRecord, error) {
+	rec := Record(kv, id)
+	if rec == nil {
+		return nil, fmt.Errorf("%w: no contract %s is deployed", api.ErrInvalidCall, id.Hex())
+	}
+	if rec.Status == api.ContractFailed {
+		return nil, fmt.Errorf("%w at height %d (%s): contract %s runs nowhere", ErrContractFailed, rec.StatusHeight, rec.Reason, id.Hex())
+	}
+	return rec, nil
+}
+
+// Command queues an encrypted command for a deployed contract that has
+// not failed (ErrContractFailed).
 func Command(ctx *block.Context, from crypto.PublicKey, c *api.ContractCommand) error {
-	if Record(ctx.KV, c.Contract) == nil {
-		return fmt.Errorf("%w: no contract %s is deployed", api.ErrInvalidCall, c.Contract.Hex())
+	if _, err := live(ctx.KV, c.Contract); err != nil {
+		return err
 	}
 	if len(c.Sealed) == 0 {
 		return fmt.Errorf("%w: empty command", api.ErrInvalidCall)
@@ -148,14 +153,15 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 	case ctx.KV.Get(api.ContractUploadKey(g.Upload)) != nil:
 		ignore("already deployed")
 		return
-	case len(g.Workers) == 0 || len(g.Workers) > int(p.replicas):
+	case len(g.Workers) == 0 || len(g.Workers) > int(p.Replicas):
 		ignore("worker count does not match the requested replicas")
 		return
 	case Record(ctx.KV, g.Identity) != nil:
 		ignore("contract key already in use")
 		return
 	}
-	rec := &api.ContractRecord{Upload: g.Upload, Deployer: p.deployer, CodeHash: p.codeHash, Sequence: p.seq, Identity: g.Identity, Ecdh: g.Ecdh}
+	rec := &api.ContractRecord{Upload: g.Upload, Deployer: p.Deployer, CodeHash: p.CodeHash, Sequence: p.Sequence, Identity: g.Identity, Ecdh: g.Ecdh,
+		Status: api.ContractStarting, StatusHeight: ctx.Height}
 	seen := map[crypto.PublicKey]bool{}
 	for _, k := range g.Workers {
 		if _, err := registry.Attested(ctx.KV, k.Worker, ctx.Height); err != nil || seen[k.Worker] {
@@ -172,14 +178,44 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 	}
 }
 
+// OnStatus records a contract's start report (api.ContractStatusReport,
+// emitted by pRuntime on a worker running it, signed with the contract's
+// key: only an enclave holding it can). The first report wins: replicas
+// report the same (validation, instantiation and init are deterministic),
+// and a contract that ran commands does not become failed. Malformed or
+// later reports are ignored (an event says so).
+func OnStatus(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
+	rec := Record(ctx.KV, contract)
+	rep, err := api.DecodeContractStatusReport(payload)
+	switch {
+	case rec == nil:
+		return
+	case err != nil:
+		ctx.Event("contract_status_ignored", "contract", contract.Hex(), "reason", "malformed report")
+		return
+	case rec.Status != api.ContractStarting:
+		return
+	}
+	rec.Status, rec.Reason, rec.StatusHeight = rep.Status, rep.Reason, ctx.Height
+	if rep.Status == api.ContractRunning {
+		rec.Reason = ""
+	}
+	ctx.KV.Set(api.ContractKey(contract), rec.Encode())
+	if rec.Status == api.ContractFailed {
+		ctx.Event("contract_failed", "contract", contract.Hex(), "reason", rec.Reason)
+		return
+	}
+	ctx.Event("contract_running", "contract", contract.Hex())
+}
+
 // Query queues an on-chain query for a deployed contract. A query that
 // names a worker is off-chain only (api.ContractQuery) and refused.
 func Query(ctx *block.Context, c *api.ContractQueryCall) error {
 	if c.Query.Worker != (crypto.PublicKey{}) {
 		return fmt.Errorf("%w: the query names worker %s: it is for that worker's endpoint, on-chain queries name no worker", api.ErrInvalidCall, c.Query.Worker.Hex())
 	}
-	if Record(ctx.KV, c.Query.Contract) == nil {
-		return fmt.Errorf("%w: no contract %s is deployed", api.ErrInvalidCall, c.Query.Contract.Hex())
+	if _, err := live(ctx.KV, c.Query.Contract); err != nil {
+		return err
 	}
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractQuery, c.Query.Encode())
 }
@@ -205,7 +241,8 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 // "cs/", pending uploads "cp/", on-chain query answers "cr/"); it executes
 // uploads, commands and on-chain queries, admits contract origins (deployed
 // contracts) into the queue, consumes gatekeepers' key grants and
-// contracts' query answers, and serves the contracts' proved reads.
+// contracts' query answers and start reports, and serves the contracts'
+// proved reads.
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
@@ -226,13 +263,16 @@ func Spec() *module.Module {
 			{Origin: api.OriginContract, Topic: api.TopicContractReturn, Handle: func(ctx *block.Context, m *api.Message) {
 				OnReturn(ctx, m.Origin.Key, m.Payload)
 			}},
+			{Origin: api.OriginContract, Topic: api.TopicContractStatus, Handle: func(ctx *block.Context, m *api.Message) {
+				OnStatus(ctx, m.Origin.Key, m.Payload)
+			}},
 			{Origin: api.OriginGatekeeper, Topic: api.TopicContractKey, Handle: func(ctx *block.Context, m *api.Message) {
 				if g, err := api.DecodeContractKeyGrant(m.Payload); err == nil {
 					OnGrant(ctx, m.Origin.Key, g)
 				}
 			}},
 		},
-		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn},
+		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending},
 	}
 }
 

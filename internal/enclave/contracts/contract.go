@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,6 +109,9 @@ func (e *env) Caller() [32]byte { return e.caller }
 func (e *env) Height() int64    { return e.height }
 func (e *env) Time() time.Time  { return e.time }
 func (e *env) Emit(t string, p []byte) error {
+	if strings.HasPrefix(t, api.ReservedTopicPrefix) {
+		return fmt.Errorf("%w: topic %q: topics starting %q are pRuntime's and the chain's", ErrReservedTopic, t, api.ReservedTopicPrefix)
+	}
 	e.emitted += len(t) + len(p)
 	if e.budget >= 0 && e.emitted > e.budget {
 		return fmt.Errorf("%w: the call's messages (%d bytes so far) exceed the %d bytes its contract may still emit", ErrEgressBudget, e.emitted, e.budget)
@@ -115,6 +119,11 @@ func (e *env) Emit(t string, p []byte) error {
 	e.out = append(e.out, Message{Topic: t, Payload: append([]byte(nil), p...)})
 	return nil
 }
+
+// ErrReservedTopic fails a call that emits on a topic reserved for
+// pRuntime and the chain (api.ReservedTopicPrefix): a contract cannot
+// forge its start report or a query answer.
+var ErrReservedTopic = errors.New("reserved topic")
 
 // ErrEgressBudget fails a call whose messages exceed the budget its caller
 // set (pRuntime's per-block and backlog bounds on a contract's egress).

@@ -50,6 +50,9 @@ func (e *Engine) onWorkerRegistered(ctx *Context, m *api.Message) error {
 			e.gk.Announce(ctx.Height)
 		}
 		e.gk.Share(ctx.Height, rec)
+		if !slices.Contains(e.genState.Gatekeepers, rec.Info.IdentityKey) {
+			e.grantWaiting(ctx.Height)
+		}
 	}
 	return nil
 }

@@ -148,5 +148,12 @@ func (e *Engine) onMasterKeyShare(ctx *Context, m *api.Message) error {
 	if e.gk == nil {
 		return nil
 	}
-	return e.gk.Receive(m.Origin.Key, s)
+	_, had := e.gk.MasterPublic()
+	if err := e.gk.Receive(m.Origin.Key, s); err != nil {
+		return err
+	}
+	if _, has := e.gk.MasterPublic(); has && !had {
+		e.grantWaiting(ctx.Height) // uploads made while no gatekeeper could grant
+	}
+	return nil
 }

@@ -42,6 +42,10 @@ type upload struct {
 	seq      uint64
 	replicas uint8
 	initHash [32]byte // SHA-256 of the init input
+	// granted: a gatekeeper's grant for it reached the queue. A
+	// gatekeeper grants the uploads still without one when a worker
+	// registers (no worker could run them before).
+	granted bool
 }
 
 // running is a contract this worker was granted.
@@ -113,6 +117,27 @@ func (e *Engine) onUploaded(ctx *Context, m *api.Message) error {
 	return nil
 }
 
+// grantWaiting (a gatekeeper) grants the uploads no grant reached the
+// queue for, in upload id order: called when a worker registers, so an
+// upload made while no worker could run it is provisioned then. Another
+// gatekeeper may grant the same upload: the chain keeps the first grant.
+func (e *Engine) grantWaiting(height int64) {
+	if e.gk == nil {
+		return
+	}
+	ids := make([][32]byte, 0)
+	for id, u := range e.st.uploads {
+		if !u.granted {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	for _, id := range ids {
+		u := e.st.uploads[id]
+		e.gk.Grant(height, gatekeeper.Upload{ID: id, Deployer: u.deployer, CodeHash: u.codeHash, Seq: u.seq, Replicas: u.replicas})
+	}
+}
+
 func gunzip(b []byte) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
@@ -140,6 +165,9 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 	g, err := api.DecodeContractKeyGrant(m.Payload)
 	if err != nil {
 		return err
+	}
+	if u, ok := e.st.uploads[g.Upload]; ok {
+		u.granted = true
 	}
 	me := e.entity.Identity.Public()
 	var mine []byte
@@ -179,16 +207,50 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 	}
 	c, err := e.startContract(ck, u.codeHash, nil, [32]byte{}, 0)
 	if err != nil {
-		return err
+		if errors.Is(err, errCodeCache) {
+			return err // this host's problem, not the contract's
+		}
+		e.reportStatus(ck, api.ContractFailed, "invalid module: "+err.Error())
+		return nil
 	}
 	r := &running{upload: g.Upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true}
-	e.running[g.Identity] = r
 	res, err := c.InitWithin(context.Background(), u.deployer, input, ctx.Height, ctx.Time, e.egressBudget(g.Identity, r, ctx.Height))
-	e.log.Info("contract started", "contract", g.Identity.Short(), "init_ok", err == nil)
-	if err == nil {
-		e.emitContract(r, res)
+	if err != nil {
+		// Code and init input are public: so is why init failed.
+		reason := "init failed: " + err.Error()
+		if errors.Is(err, vm.ErrFailed) && res != nil {
+			reason = "init returned an error: " + string(res.Output)
+		}
+		e.reportStatus(ck, api.ContractFailed, reason)
+		return nil
 	}
+	e.running[g.Identity] = r
+	e.log.Info("contract started", "contract", g.Identity.Short())
+	e.reportStatus(ck, api.ContractRunning, "")
+	e.emitContract(r, res)
 	return nil
+}
+
+// errCodeCache marks a contract that cannot start because of this host's
+// code cache (missing, altered file), not because of its code.
+var errCodeCache = errors.New("contract code cache")
+
+// reportStatus emits a contract's start report (api.TopicContractStatus)
+// as the contract's own egress, so the chain records it (the first
+// replica's wins). The reason is cut to api.MaxStatusReasonBytes.
+func (e *Engine) reportStatus(ck *keys.ContractKeys, status api.ContractStatus, reason string) {
+	if len(reason) > api.MaxStatusReasonBytes {
+		reason = reason[:api.MaxStatusReasonBytes-3] + "..."
+	}
+	if status == api.ContractFailed {
+		e.log.Info("contract failed to start", "contract", ck.Identity.Public().Short(), "reason", reason)
+	}
+	rep := &api.ContractStatusReport{Status: status, Reason: reason}
+	o := api.KeyOrigin(api.OriginContract, ck.Identity.Public())
+	key := string(o.Encode())
+	seq := e.st.egressSeq[key]
+	e.st.egressSeq[key] = seq + 1
+	e.st.egress = append(e.st.egress, api.SignMessage(e.chainID, api.Message{Origin: o, Topic: api.TopicContractStatus, Seq: seq, Payload: rep.Encode()}, ck.Identity))
 }
 
 func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapshot []byte, root [32]byte, calls uint64) (*contracts.Contract, error) {
@@ -204,12 +266,12 @@ func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapsho
 	}
 	code, err := os.ReadFile(e.codePath(codeHash))
 	if err != nil {
-		return nil, fmt.Errorf("contract code %x: %w", codeHash[:4], err)
+		return nil, fmt.Errorf("%w: contract code %x: %w", errCodeCache, codeHash[:4], err)
 	}
 	// The code cache is outside the enclave: check it is the code the
 	// chain committed to.
 	if sha256.Sum256(code) != codeHash {
-		return nil, fmt.Errorf("contract code %x in %s was altered", codeHash[:4], e.codePath(codeHash))
+		return nil, fmt.Errorf("%w: contract code %x in %s was altered", errCodeCache, codeHash[:4], e.codePath(codeHash))
 	}
 	m, err := e.vm.Compile(ctx, code)
 	if err != nil {
@@ -374,6 +436,7 @@ func (s *state) encodeUploads(w *codec.Writer) {
 		w.Uvarint(u.seq)
 		w.U8(u.replicas)
 		w.Fixed(u.initHash[:])
+		w.Bool(u.granted)
 	}
 }
 
@@ -387,6 +450,7 @@ func (s *state) decodeUploads(r *codec.Reader) {
 		u.seq = r.Uvarint()
 		u.replicas = r.U8()
 		r.Fixed(u.initHash[:])
+		u.granted = r.Bool()
 		s.uploads[id] = u
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -277,6 +278,10 @@ func (v *VM) instantiate(ctx context.Context, rt wazero.Runtime, compiled wazero
 	ctx = context.WithValue(ctx, ctxKey{}, cs)
 	mod, err := rt.InstantiateModule(ctx, compiled, cfg)
 	if err != nil {
+		if strings.Contains(err.Error(), "function[_initialize] failed") {
+			// Gas exhaustion traps too: wazero cannot tell them apart here.
+			return nil, fmt.Errorf("%w: instantiate: the start function _initialize trapped or used up its %d gas (InitGas): %v", ErrTrap, InitGas, err)
+		}
 		return nil, fmt.Errorf("%w: instantiate: %v", ErrTrap, err)
 	}
 	in := &Instance{vm: v, mod: mod, call: cs, alloc: mod.ExportedFunction("phala_alloc"), entries: map[Entry]api.Function{}}
