@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -489,6 +490,27 @@ func TestChain(t *testing.T) {
 		}
 	})
 
+	// An upload no gatekeeper can provision: upload says why it waits
+	// (until --timeout), show tells it later from the upload id.
+	code := filepath.Join(t.TempDir(), "c.wasm")
+	if err := os.WriteFile(code, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var uploadID string
+	t.Run("pending upload", func(t *testing.T) {
+		r := fails(t, []string{"pending: no gatekeeper holds the MasterKey yet", "wait for the contract to run"},
+			phala("contract", "upload", "--from", "//Eve", code, "--timeout", "8s")...)
+		m := regexp.MustCompile(`upload ([0-9a-f]{64}) committed`).FindStringSubmatch(r.stderr)
+		if m == nil {
+			t.Fatalf("no upload id: %s", r)
+		}
+		uploadID = m[1]
+		if out := ok(t, phala("contract", "show", uploadID)...); !strings.Contains(out, "status:     pending") || !strings.Contains(out, "no gatekeeper holds the MasterKey") {
+			t.Errorf("show of a pending upload:\n%s", out)
+		}
+		fails(t, []string{"no such contract", "no upload has that id"}, phala("contract", "show", strings.Repeat("ab", 32))...)
+	})
+
 	t.Run("gatekeepers", func(t *testing.T) {
 		var g gatekeepersJSON
 		okJSON(t, &g, phala("gatekeepers")...)
@@ -508,6 +530,17 @@ func TestChain(t *testing.T) {
 		okJSON(t, &g, phala("gatekeepers")...)
 		if g.MasterKey == nil || g.MasterKey.PublicKey != mk.Hex() || g.MasterKey.Address != mk.Address() {
 			t.Errorf("gatekeepers after publication: %+v", g)
+		}
+	})
+
+	t.Run("pending upload, master key published", func(t *testing.T) {
+		if uploadID == "" {
+			t.Skip("no upload")
+		}
+		// The master key is out and a worker is registered: it waits for
+		// a gatekeeper's grant (the test's gatekeeper runs no pRuntime).
+		if out := ok(t, phala("contract", "show", uploadID)...); !strings.Contains(out, "waiting for a gatekeeper to provision its keys to up to 1 of the 1 registered worker(s)") {
+			t.Errorf("show of a pending upload:\n%s", out)
 		}
 	})
 

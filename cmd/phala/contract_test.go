@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phalago/phala/contract/contracttest"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/devnet"
+)
+
+// The contract commands as a user runs them on a devnet: upload says
+// when the contract runs, and fails with the reason when its module
+// cannot; a command prints the contract's output, and a refused one exits
+// non-zero with the contract's message; the receipt of a command sent
+// with --no-wait opens for its sender only.
+func TestContractCLI(t *testing.T) {
+	bin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cfg := devnet.DefaultConfig(t.TempDir())
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.PRuntimePort = 0
+	var ls []net.Listener
+	for range 2 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		cfg.Ports = append(cfg.Ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	d, err := startBenchDevnet(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	dir := t.TempDir()
+	phala := func(args ...string) []string {
+		return append(args, "--node", d.RPC(), "--genesis", d.GenesisFile(), "--data-dir", dir)
+	}
+	token := filepath.Join(dir, "token.wasm")
+	if err := os.WriteFile(token, contracttest.Build(t, filepath.Join("..", "..", "examples", "contracts", "token")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.wasm")
+	if err := os.WriteFile(bad, []byte("\x00asm\x01\x00\x00\x00\xff\xff"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := crypto.MustKeyPairFromURI("//Alice").Public(), crypto.MustKeyPairFromURI("//Bob").Public()
+
+	// Upload: the contract runs; the output names it.
+	r := run(t, "", phala("contract", "upload", "--from", "//Alice", token)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "running on 1 worker(s)") || !strings.Contains(r.stderr, "committed at height") {
+		t.Fatalf("upload: %s", r)
+	}
+	id := regexp.MustCompile(`contract (0x[0-9a-f]{64}) running`).FindStringSubmatch(r.stdout)[1]
+	if out := ok(t, phala("contract", "show", id)...); !strings.Contains(out, "status:     running") {
+		t.Errorf("show:\n%s", out)
+	}
+
+	// A command the contract executes prints its output; one it refuses
+	// exits non-zero with its message.
+	if out := ok(t, phala("contract", "command", "--from", "//Alice", id, "mint "+bob.Hex()+" 100")...); !strings.Contains(out, "executed at block") || !strings.Contains(out, "ok") {
+		t.Errorf("mint:\n%s", out)
+	}
+	fails(t, []string{"the contract refused the command", "insufficient balance"},
+		phala("contract", "command", "--from", "//Bob", id, "transfer "+alice.Hex()+" 1000")...)
+
+	// --no-wait, then the receipt by transaction hash: only its sender
+	// opens it.
+	out := ok(t, phala("contract", "command", "--no-wait", "--from", "//Bob", id, "transfer "+alice.Hex()+" 1000")...)
+	tx := regexp.MustCompile(`tx ([0-9a-f]{64})`).FindStringSubmatch(out)[1]
+	fails(t, []string{"the contract refused the command", "insufficient balance"}, phala("receipt", tx, "--from", "//Bob")...)
+	fails(t, []string{"sealed to another account", "only the sender's key"}, phala("receipt", tx, "--from", "//Alice")...)
+	var rj map[string]any
+	okJSON(t, &rj, phala("contract", "command", "--from", "//Bob", id, "transfer "+alice.Hex()+" 40")...)
+	if rj["status"] != "ok" || rj["output"] != "ok" || rj["gas_used"].(float64) <= 0 {
+		t.Errorf("receipt JSON: %v", rj)
+	}
+	if out := ok(t, phala("contract", "query", "--from", "//Bob", id, "balance")...); !strings.HasPrefix(out, "60\n") {
+		t.Errorf("balance after the receipts: %s", out)
+	}
+
+	// A module that does not validate: upload fails with the reason, and
+	// commands to it are refused.
+	r = fails(t, []string{"contract failed to start", "invalid module"}, phala("contract", "upload", "--from", "//Alice", bad)...)
+	badID := regexp.MustCompile(`contract (0x[0-9a-f]{64})`).FindStringSubmatch(r.stderr)[1]
+	fails(t, []string{"failed to start", "invalid module"}, phala("contract", "command", "--from", "//Alice", badID, "x")...)
+	if out := ok(t, phala("contract", "show", badID)...); !strings.Contains(out, "status:     failed") || !strings.Contains(out, "invalid module") {
+		t.Errorf("show of the failed contract:\n%s", out)
+	}
+}
