@@ -195,8 +195,9 @@ and without changing the directory, and prints what a chain's genesis needs
 from this pRuntime: its identity key (what ` + "`phala-node init --gatekeeper`" + ` takes),
 its ECDH public key, the measurement of this executable (what
 ` + "`phala-node init --measurement`" + ` takes, as ` + "`pruntime --version`" + ` prints it), the chain
-its keys are bound to (none before the first start) and the phala-node init
-line naming it. It prints public keys only, never secret material.
+its keys are bound to (none before the first start) and, while they are bound
+to none, the phala-node init line naming it. It prints public keys only,
+never secret material.
 
 A directory without keys is an error: create a genesis gatekeeper's keys with
 ` + "`pruntime init`" + ` (a worker's are created at its first start).`,
@@ -246,6 +247,7 @@ func printIdentity(w io.Writer, e *keys.Entity, b sealing.Binding, measurement [
 		fmt.Fprintf(w, "name it in the chain's genesis: phala-node init --gatekeeper %s --measurement %s\n", id, m)
 		return
 	}
-	fmt.Fprintf(w, "keys bound to %s since their first start\n", b.Chain())
-	fmt.Fprintf(w, "a genesis names it so: phala-node init --gatekeeper %s --measurement %s\n", id, m)
+	// Bound keys open only on their chain: a new genesis naming this
+	// identity would get a gatekeeper that cannot start, so no init line.
+	fmt.Fprintf(w, "keys bound to %s since their first start: no other genesis can name this pRuntime (to name a gatekeeper, `pruntime init` new keys before the genesis)\n", b.Chain())
 }

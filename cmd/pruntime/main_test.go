@@ -353,7 +353,8 @@ func TestIdentity(t *testing.T) {
 	if err := showIdentity(dir, &out); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out.String(), "identity "+id+"\necdh "+ecdh+"\n") || !strings.Contains(out.String(), `chain "phala-identity"`) {
+	if !strings.HasPrefix(out.String(), "identity "+id+"\necdh "+ecdh+"\n") || !strings.Contains(out.String(), `bound to chain "phala-identity"`) ||
+		strings.Contains(out.String(), "phala-node init") {
 		t.Fatalf("identity after the first start:\n%s", out.String())
 	}
 
