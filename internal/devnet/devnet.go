@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cfg "github.com/cometbft/cometbft/config"
@@ -98,6 +99,7 @@ type Runtime struct {
 	exited     chan struct{} // closed when the process has exited
 	pherry     *exec.Cmd
 	pherryDone chan struct{} // closed when the pherry process has exited
+	stopping   atomic.Bool   // set by Stop: a child exiting now is expected
 	port       int
 	cport      int
 	genesis    string
@@ -199,7 +201,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		d.Runtimes = append(d.Runtimes, rt)
 		operator := operators[i%len(operators)]
 		if cfg.PherryBinary != "" {
-			if err := rt.startPherry(cfg.PherryBinary, d.nodes[0].RPCAddress(), operator); err != nil {
+			if err := rt.startPherry(cfg.PherryBinary, d.nodes[0].RPCAddress(), operator, log); err != nil {
 				d.Stop()
 				return nil, err
 			}
@@ -368,16 +370,23 @@ func (rt *Runtime) Start() error {
 		if err == nil {
 			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited at start (see %s)", rt.Name, rt.Log)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return fmt.Errorf("%s did not answer on %s", rt.Name, rt.ControlURL)
+	// Leave no process behind that nobody will stop.
+	rt.cmd.Process.Kill()
+	<-exited
+	return fmt.Errorf("%s did not answer on %s within 30 s (see %s)", rt.Name, rt.ControlURL, rt.Log)
 }
 
 // startPherry runs the pherry process of rt, relaying the node at rpc
 // with the development account operator paying, logging to
 // <rt.Dir>/pherry.log. It returns once the process has started; pherry
 // retries the node and pRuntime until they answer.
-func (rt *Runtime) startPherry(bin, rpc, operator string) error {
+func (rt *Runtime) startPherry(bin, rpc, operator string, log *slog.Logger) error {
 	if err := os.MkdirAll(rt.Dir, 0o700); err != nil {
 		return err
 	}
@@ -397,7 +406,14 @@ func (rt *Runtime) startPherry(bin, rpc, operator string) error {
 	}
 	done := make(chan struct{})
 	rt.pherry, rt.pherryDone, rt.PherryLog = cmd, done, path
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		if !rt.stopping.Load() {
+			log.Error("pherry process exited: its pRuntime is fed no more", "pruntime", rt.Name, "err", err, "log", path)
+		}
+		close(done)
+	}()
 	return nil
 }
 
@@ -516,6 +532,7 @@ func (d *Devnet) stop() error {
 		d.cancel()
 	}
 	for _, rt := range d.Runtimes {
+		rt.stopping.Store(true)
 		if rt.pherry != nil && rt.pherry.Process != nil {
 			rt.pherry.Process.Signal(os.Interrupt)
 		}
