@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,7 +82,9 @@ func readmeByHand(t *testing.T) []string {
 // test's build, $NET a temporary directory, the ports free ones (phala-node
 // init gets --rpc and --p2p, phala --node), the placeholders (0x7c35...,
 // 60a5...) the values the earlier lines printed. A line whose comment says
-// "again" is run again until it succeeds, within a deadline.
+// "again" is run again until it succeeds, within a deadline. Then, as the
+// README says, the parts stopped with SIGTERM (kill) and their lines run
+// again resume the network: the worker answers the query again.
 func TestReadmeNetworkByHand(t *testing.T) {
 	bins := partBins(t)
 	lines := readmeByHand(t)
@@ -106,20 +109,45 @@ func TestReadmeNetworkByHand(t *testing.T) {
 	defer cancel()
 
 	type bg struct {
-		name string
+		prog string
+		args []string
 		cmd  *exec.Cmd
 		log  string
 		done chan struct{}
 	}
 	var procs []*bg
-	t.Cleanup(func() {
-		// Stop in reverse order (pherries, pRuntimes, node), each with
-		// its clean shutdown; show the logs if the test failed.
+	// start runs a background part, its output in its log file (the
+	// README's "> FILE 2>&1 &").
+	start := func(p *bg) {
+		t.Helper()
+		f, err := os.Create(p.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.cmd = exec.Command(bins[p.prog], p.args...)
+		p.cmd.Dir, p.cmd.Stdout, p.cmd.Stderr = root, f, f
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		p.done = make(chan struct{})
+		go func() { p.cmd.Wait(); f.Close(); close(p.done) }()
+		t.Logf("started in the background: %s %s", p.prog, strings.Join(p.args, " "))
+	}
+	// stopAll stops the background parts in reverse order (the README's
+	// kill %5 ... %1), each with its clean shutdown, and reports those
+	// that had exited before.
+	stopAll := func() {
 		for _, p := range slices.Backward(procs) {
-			p.cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-p.done:
+				t.Errorf("%s %s had exited", p.prog, strings.Join(p.args, " "))
+			default:
+			}
+			p.cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-p.done:
 			case <-time.After(10 * time.Second):
+				t.Errorf("%s did not stop on SIGTERM", p.prog)
 				p.cmd.Process.Kill()
 				<-p.done
 			}
@@ -128,8 +156,14 @@ func TestReadmeNetworkByHand(t *testing.T) {
 				if len(b) > 3000 {
 					b = b[len(b)-3000:]
 				}
-				t.Logf("%s (%s), last lines:\n%s", p.name, p.log, b)
+				t.Logf("%s (%s), last lines:\n%s", p.prog, p.log, b)
 			}
+		}
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			stopAll()
 		}
 	})
 
@@ -138,6 +172,7 @@ func TestReadmeNetworkByHand(t *testing.T) {
 	measurementRE := regexp.MustCompile(`(?m)^measurement ([0-9a-f]{64})$`)
 	contractRE := regexp.MustCompile(`contract (0x[0-9a-f]{64}) deployed`)
 	var registered, queried bool
+	var query func() (bool, error) // the walk-through's query, to ask again
 	for _, line := range lines {
 		text, comment, _ := strings.Cut(line, "  #")
 		text = strings.TrimSpace(text)
@@ -193,20 +228,9 @@ func TestReadmeNetworkByHand(t *testing.T) {
 			if logFile == "" {
 				t.Fatalf("README line %q: a background part without a log file", line)
 			}
-			logFile = strings.ReplaceAll(logFile, "$NET", netDir)
-			f, err := os.Create(logFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(bins[prog], args...)
-			cmd.Dir, cmd.Stdout, cmd.Stderr = root, f, f
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			p := &bg{name: text, cmd: cmd, log: logFile, done: make(chan struct{})}
-			go func() { cmd.Wait(); f.Close(); close(p.done) }()
+			p := &bg{prog: prog, args: args, log: strings.ReplaceAll(logFile, "$NET", netDir)}
+			start(p)
 			procs = append(procs, p)
-			t.Logf("started in the background: %s %s", prog, strings.Join(args, " "))
 			continue
 		}
 		// A foreground line: it must succeed (and, for a query, print
@@ -256,7 +280,9 @@ func TestReadmeNetworkByHand(t *testing.T) {
 		}
 		t.Logf("%s", last)
 		registered = registered || (prog == "phala" && words[1] == "worker")
-		queried = queried || (want != "" && words[1] == "contract")
+		if want != "" && words[1] == "contract" {
+			queried, query = true, attempt
+		}
 	}
 	if !registered || !queried || contract == "" {
 		t.Fatalf("the walk-through did not check the worker's registration (%v), upload (%q) and query (%v)", registered, contract, queried)
@@ -264,13 +290,21 @@ func TestReadmeNetworkByHand(t *testing.T) {
 	if len(procs) != 5 {
 		t.Fatalf("the walk-through started %d background parts, want the node, 2 pruntimes and 2 pherries", len(procs))
 	}
-	for _, p := range procs {
-		select {
-		case <-p.done:
-			t.Errorf("%s exited during the walk-through", p.name)
-		default:
-		}
+	// Stopped (SIGTERM, as kill does) and started again with the same
+	// lines, the network resumes: the worker answers the query again.
+	stopAll()
+	stopped = true
+	if t.Failed() {
+		t.FailNow()
 	}
+	for _, p := range procs {
+		start(p)
+	}
+	stopped = false
+	testnet.WaitFor(t, 90*time.Second, "the query answered after the network resumed", func() (bool, error) {
+		ok, _ := query()
+		return ok, ctx.Err()
+	})
 }
 
 // freePortList returns n distinct ports free on loopback now.
