@@ -57,7 +57,8 @@ type Config struct {
 	PRuntimeBinary string
 	// PherryBinary, if set, runs each pherry as its own process from this
 	// executable (cmd/pherry) instead of in-process, logging to
-	// <Home>/<pRuntime name>/pherry.log (Runtime.PherryLog).
+	// <Home>/<pRuntime name>/pherry.log (Runtime.PherryLog). Process parts
+	// log at level info, or debug if Log shows debug.
 	PherryBinary string
 }
 
@@ -104,6 +105,7 @@ type Runtime struct {
 	cport      int
 	genesis    string
 	bin        string
+	logLevel   string // of the process' log file
 }
 
 // Devnet is a running development network.
@@ -190,7 +192,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		}
 		var rt *Runtime
 		if cfg.PRuntimeBinary != "" {
-			rt, err = startProcess(cfg.PRuntimeBinary, name, filepath.Join(cfg.Home, name), filepath.Join(homes[0], "config", "genesis.json"), port, cport)
+			rt, err = startProcess(cfg.PRuntimeBinary, name, filepath.Join(cfg.Home, name), filepath.Join(homes[0], "config", "genesis.json"), port, cport, fileLogLevel(log))
 		} else {
 			rt, err = d.startRuntime(name, filepath.Join(cfg.Home, name), doc, port, cport, log)
 		}
@@ -311,7 +313,7 @@ func (d *Devnet) startRuntime(name, dir string, doc *cmttypes.GenesisDoc, port, 
 }
 
 // startProcess runs a pRuntime process and waits for its API.
-func startProcess(bin, name, dir, genesis string, port, cport int) (*Runtime, error) {
+func startProcess(bin, name, dir, genesis string, port, cport int, level string) (*Runtime, error) {
 	var err error
 	if port == 0 {
 		if port, err = freePort(); err != nil {
@@ -323,7 +325,7 @@ func startProcess(bin, name, dir, genesis string, port, cport int) (*Runtime, er
 			return nil, err
 		}
 	}
-	rt := &Runtime{Name: name, Dir: dir, port: port, cport: cport, genesis: genesis, bin: bin}
+	rt := &Runtime{Name: name, Dir: dir, port: port, cport: cport, genesis: genesis, bin: bin, logLevel: level}
 	return rt, rt.Start()
 }
 
@@ -352,7 +354,7 @@ func (rt *Runtime) Start() error {
 		}
 	}
 	rt.Log = logf.Name()
-	rt.cmd = exec.Command(rt.bin, "--data-dir", rt.Dir, "--genesis", rt.genesis, "--listen", addr, "--control-listen", caddr, "--log-level", "info")
+	rt.cmd = exec.Command(rt.bin, "--data-dir", rt.Dir, "--genesis", rt.genesis, "--listen", addr, "--control-listen", caddr, "--log-level", rt.logLevel)
 	rt.cmd.Stdout, rt.cmd.Stderr = logf, logf
 	rt.cmd.SysProcAttr = childAttr()
 	if err := rt.cmd.Start(); err != nil {
@@ -382,6 +384,16 @@ func (rt *Runtime) Start() error {
 	return fmt.Errorf("%s did not answer on %s within 30 s (see %s)", rt.Name, rt.ControlURL, rt.Log)
 }
 
+// fileLogLevel is the --log-level of a child process: debug if the
+// devnet's log shows debug, else info (its own file, so more than the
+// devnet's terminal shows).
+func fileLogLevel(l *slog.Logger) string {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return "debug"
+	}
+	return "info"
+}
+
 // startPherry runs the pherry process of rt, relaying the node at rpc
 // with the development account operator paying, logging to
 // <rt.Dir>/pherry.log. It returns once the process has started; pherry
@@ -397,7 +409,7 @@ func (rt *Runtime) startPherry(bin, rpc, operator string, log *slog.Logger) erro
 	}
 	// The operator is a public development key (//Charlie...), so its
 	// URI on the command line gives nothing away.
-	cmd := exec.Command(bin, "--node", rpc, "--pruntime-control", rt.ControlURL, "--operator", operator, "--log-level", "info")
+	cmd := exec.Command(bin, "--node", rpc, "--pruntime-control", rt.ControlURL, "--operator", operator, "--log-level", fileLogLevel(log))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
