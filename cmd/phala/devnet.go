@@ -32,7 +32,7 @@ func devnetCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "devnet",
 		Short: "Run a whole development network on this machine",
-		Long: `devnet starts, in one process on loopback: --validators phala-node
+		Long: `devnet starts on loopback, in this process (see --processes): --validators phala-node
 validators (RPC on 127.0.0.1:26657), a gatekeeper pRuntime and --workers
 worker pRuntimes (public APIs on 127.0.0.1:8000..., control APIs, which only
 their pherry uses, on 127.0.0.1:8100...), and one pherry per pRuntime.
