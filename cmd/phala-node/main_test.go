@@ -116,14 +116,29 @@ func TestCLI(t *testing.T) {
 
 	t.Run("testnet", func(t *testing.T) {
 		dir := t.TempDir()
-		out, err := run("testnet", "--validators", "3", "--output", dir, "--base-port", "36000")
+		gk := crypto.MustKeyPairFromURI("//SomeGatekeeper").Public()
+		m := strings.Repeat("ef", 32)
+		out, err := run("testnet", "--validators", "3", "--output", dir, "--base-port", "36000", "--gatekeeper", gk.Hex(), "--measurement", m)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
 		for i := 0; i < 3; i++ {
-			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("node%d", i), "config", "genesis.json")); err != nil {
-				t.Error(err)
+			doc, err := cmttypes.GenesisDocFromFile(filepath.Join(dir, fmt.Sprintf("node%d", i), "config", "genesis.json"))
+			if err != nil {
+				t.Fatal(err)
 			}
+			g, err := api.DecodeGenesisState(doc.AppState)
+			if err != nil || len(g.Gatekeepers) != 1 || g.Gatekeepers[0] != gk || len(g.Attestation.Measurements) != 1 || g.Attestation.Measurements[0].String() != "0x"+m {
+				t.Fatalf("node%d genesis: %v %+v", i, err, g)
+			}
+		}
+		// A bad gatekeeper writes nothing.
+		bad := t.TempDir()
+		if out, err := run("testnet", "--output", bad, "--gatekeeper", "0x12"); err == nil || !strings.Contains(out, "--gatekeeper") {
+			t.Fatalf("testnet with a bad --gatekeeper: %v\n%s", err, out)
+		}
+		if ents, _ := os.ReadDir(bad); len(ents) != 0 {
+			t.Fatalf("testnet with a bad --gatekeeper wrote %v", ents)
 		}
 	})
 

@@ -35,7 +35,7 @@ chain parameters; edit config/genesis.json before the first start to change
 them.
 
 A chain runs contracts once its genesis names a gatekeeper (--gatekeeper, the
-identity key that ` + "`pruntime init`" + ` prints; the first one listed creates the
+identity key that ` + "`pruntime init`" + ` or ` + "`pruntime identity`" + ` prints; the first one listed creates the
 MasterKey) and allows the pRuntime builds that may register (--measurement,
 the measurement ` + "`pruntime init`" + ` or ` + "`pruntime --version`" + ` prints; repeat both
 flags for several).`,
@@ -129,8 +129,9 @@ func startCmd() *cobra.Command {
 
 func testnetCmd() *cobra.Command {
 	var (
-		dir  string
-		opts node.TestnetOptions
+		dir                       string
+		opts                      node.TestnetOptions
+		gatekeepers, measurements []string
 	)
 	c := &cobra.Command{
 		Use:   "testnet",
@@ -138,8 +139,14 @@ func testnetCmd() *cobra.Command {
 		Long: `testnet writes DIR/node0 ... DIR/node{N-1}, each a validator of one shared
 genesis, listening on loopback: node i uses port BASE+2i for p2p and BASE+2i+1
 for RPC, and all nodes are persistent peers of each other. Start each with
-phala-node start --home DIR/node<i>.`,
+phala-node start --home DIR/node<i>. The genesis is init's: the development
+accounts funded, and --gatekeeper and --measurement as for init.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			g, err := initGenesis(gatekeepers, measurements)
+			if err != nil {
+				return err
+			}
+			opts.Genesis = g
 			homes, err := node.Testnet(dir, opts)
 			if err != nil {
 				return err
@@ -155,6 +162,8 @@ phala-node start --home DIR/node<i>.`,
 	c.Flags().StringVar(&opts.ChainID, "chain-id", "phala-testnet", "chain id")
 	c.Flags().IntVar(&opts.BasePort, "base-port", 26656, "first port")
 	c.Flags().StringVar(&opts.Host, "host", "127.0.0.1", "listen host")
+	c.Flags().StringArrayVar(&gatekeepers, "gatekeeper", nil, "identity key (0x hex or SS58) of a genesis gatekeeper's pRuntime (`pruntime init` prints it); repeatable, the first creates the MasterKey")
+	c.Flags().StringArrayVar(&measurements, "measurement", nil, "hex measurement of a pRuntime build allowed to register; repeatable")
 	return c
 }
 

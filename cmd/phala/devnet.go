@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -26,11 +27,12 @@ func devnetCmd(g *globals) *cobra.Command {
 		home, logLevel string
 		cfg            = devnet.DefaultConfig("")
 		demo           bool
+		processes      bool
 	)
 	c := &cobra.Command{
 		Use:   "devnet",
 		Short: "Run a whole development network on this machine",
-		Long: `devnet starts, in one process on loopback: --validators phala-node
+		Long: `devnet starts on loopback, in this process (see --processes): --validators phala-node
 validators (RPC on 127.0.0.1:26657), a gatekeeper pRuntime and --workers
 worker pRuntimes (public APIs on 127.0.0.1:8000..., control APIs, which only
 their pherry uses, on 127.0.0.1:8100...), and one pherry per pRuntime.
@@ -44,6 +46,16 @@ when the devnet stops.
 
 The pRuntimes use the sim platform: no hardware protection, development only.
 
+--processes runs each pRuntime and each pherry as a process of its own, as
+on separate hosts, instead of inside this one: the programs are built with
+` + "`go build`" + ` from ./cmd/pruntime and ./cmd/pherry into <home>/bin (so run it from
+the repository), or taken from --pruntime-binary and --pherry-binary (either
+implies --processes). Each process logs to a file that the startup output
+names (<home>/<pruntime name>/pruntime.log and pherry.log), and stopping the
+devnet stops them (on Linux, so does the devnet dying). The genesis allows
+the measurement of the pRuntime build that created it, so resume a devnet
+with the same kind of build it started with.
+
 The devnet records its genesis as the trust root of its chain id in the
 CLI's --data-dir (~/.phala/chains/<chain id>/genesis.json), so phala
 commands verify this devnet's headers from its genesis validators with no
@@ -52,7 +64,8 @@ flag. A new devnet (another --home) replaces the record.
 --demo deploys the confidential token (built from examples/contracts/token,
 so run it from the repository) and runs a few private transfers and queries.`,
 		Example: `  go run ./cmd/phala devnet
-  go run ./cmd/phala devnet --home ~/.phala-devnet --demo`,
+  go run ./cmd/phala devnet --home ~/.phala-devnet --demo
+  go run ./cmd/phala devnet --processes`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var lvl slog.Level
@@ -69,6 +82,11 @@ so run it from the repository) and runs a few private transfers and queries.`,
 				defer os.RemoveAll(dir)
 			}
 			cfg.Home = home
+			if processes || cfg.PRuntimeBinary != "" || cfg.PherryBinary != "" {
+				if err := buildParts(cmd.OutOrStdout(), &cfg); err != nil {
+					return err
+				}
+			}
 			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -92,6 +110,9 @@ so run it from the repository) and runs a few private transfers and queries.`,
 			fmt.Fprintf(out, "home:        %s\nnode RPC:    %s\ngenesis:     %s (trusted by phala commands)\n", home, d.RPC(), d.GenesisFile())
 			for _, rt := range d.Runtimes {
 				fmt.Fprintf(out, "%-12s %s (control %s)\n", rt.Name+":", rt.URL, rt.ControlURL)
+				if rt.Log != "" || rt.PherryLog != "" {
+					fmt.Fprintf(out, "%-12s processes %v, logs %s %s\n", "", rt.PIDs(), rt.Log, rt.PherryLog)
+				}
 			}
 			readyCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 			err = d.WaitReady(readyCtx)
@@ -114,9 +135,47 @@ so run it from the repository) and runs a few private transfers and queries.`,
 	c.Flags().IntVar(&cfg.Workers, "workers", cfg.Workers, "number of worker pRuntimes")
 	c.Flags().IntVar(&cfg.BasePort, "base-port", cfg.BasePort, "validator i listens on base+2i (p2p) and base+2i+1 (RPC)")
 	c.Flags().IntVar(&cfg.PRuntimePort, "pruntime-port", cfg.PRuntimePort, "first pRuntime public API port (gatekeeper; workers follow); control APIs at this +100")
+	c.Flags().BoolVar(&processes, "processes", false, "run each pRuntime and pherry as its own process (built with go build into <home>/bin unless the binaries are given)")
+	c.Flags().StringVar(&cfg.PRuntimeBinary, "pruntime-binary", "", "pruntime executable to run the pRuntimes with (implies --processes)")
+	c.Flags().StringVar(&cfg.PherryBinary, "pherry-binary", "", "pherry executable to run the pherries with (implies --processes)")
 	c.Flags().BoolVar(&demo, "demo", false, "deploy the confidential token and run private transfers and queries")
 	c.Flags().StringVar(&logLevel, "log-level", "warn", "log level of the devnet's parts: debug, info, warn, error")
 	return c
+}
+
+// buildParts sets the pRuntime and pherry executables of a devnet of
+// processes: the ones given, else built from this module with go build
+// into <home>/bin.
+func buildParts(out io.Writer, cfg *devnet.Config) error {
+	var pkgs []string
+	dir := filepath.Join(cfg.Home, "bin")
+	for _, p := range []struct {
+		path *string
+		name string
+	}{{&cfg.PRuntimeBinary, "pruntime"}, {&cfg.PherryBinary, "pherry"}} {
+		if *p.path != "" {
+			abs, err := filepath.Abs(*p.path)
+			if err != nil {
+				return err
+			}
+			if st, err := os.Stat(abs); err != nil || st.IsDir() {
+				return fmt.Errorf("--%s-binary %s: not an executable file (%v)", p.name, *p.path, err)
+			}
+			*p.path = abs
+			continue
+		}
+		pkgs = append(pkgs, "github.com/phalago/phala/cmd/"+p.name)
+		*p.path = filepath.Join(dir, p.name)
+	}
+	if len(pkgs) == 0 {
+		return nil
+	}
+	fmt.Fprintf(out, "building %s into %s ...\n", strings.Join(pkgs, " "), dir)
+	build := exec.Command("go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	if b, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("--processes: go build: %v\n%s(run it from the repository, or give --pruntime-binary and --pherry-binary)", err, b)
+	}
+	return nil
 }
 
 // runDemo deploys the token and shows what each party sees.

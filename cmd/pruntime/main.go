@@ -25,6 +25,7 @@ import (
 	"github.com/phalago/phala/internal/enclave/httpapi"
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/platform"
+	"github.com/phalago/phala/internal/enclave/sealing"
 	"github.com/phalago/phala/internal/version"
 )
 
@@ -128,7 +129,7 @@ operator; use it for development only.`,
 		return fmt.Sprintf("%x", m)
 	})
 	root.SetVersionTemplate(version.Template + "measurement (sim platform, SHA-256 of this executable): {{measurement}}\n")
-	root.AddCommand(initCommand())
+	root.AddCommand(initCommand(), identityCommand())
 	f := root.Flags()
 	f.StringVar(&dataDir, "data-dir", "pruntime-data", "directory of the sealed keys and state")
 	f.StringVar(&genesis, "genesis", "", "the chain's genesis.json (the only thing pRuntime trusts)")
@@ -178,9 +179,75 @@ func initEntity(dataDir string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	id := e.Identity.Public().Hex()
-	m := fmt.Sprintf("%x", p.Measurement())
-	fmt.Fprintf(w, "identity %s\necdh %s\nmeasurement %s\n", id, e.Ecdh.Public().Hex(), m)
-	fmt.Fprintf(w, "name it in the chain's genesis: phala-node init --gatekeeper %s --measurement %s\n", id, m)
+	printIdentity(w, e, sealing.Binding{}, p.Measurement())
 	return nil
+}
+
+// identityCommand prints what a genesis needs from this pRuntime, reading
+// its sealed keys without starting it or changing its data directory.
+func identityCommand() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "identity",
+		Short: "Print this pRuntime's public keys and measurement, and the genesis line naming it",
+		Long: `identity reads the sealed entity keys in --data-dir, without starting pRuntime
+and without changing the directory, and prints what a chain's genesis needs
+from this pRuntime: its identity key (what ` + "`phala-node init --gatekeeper`" + ` takes),
+its ECDH public key, the measurement of this executable (what
+` + "`phala-node init --measurement`" + ` takes, as ` + "`pruntime --version`" + ` prints it), the chain
+its keys are bound to (none before the first start) and, while they are bound
+to none, the phala-node init line naming it. It prints public keys only,
+never secret material.
+
+A directory without keys is an error: create a genesis gatekeeper's keys with
+` + "`pruntime init`" + ` (a worker's are created at its first start).`,
+		Example:      `  pruntime identity --data-dir gk`,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return showIdentity(dataDir, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "pruntime-data", "directory of the sealed keys and state")
+	return cmd
+}
+
+// errNoKeys: the data directory holds no entity keys.
+var errNoKeys = errors.New("no pRuntime keys")
+
+func showIdentity(dataDir string, w io.Writer) error {
+	// Check before opening the platform: NewSim would create its key.
+	for _, f := range []string{keys.EntityFile, platform.SimKeyFile} {
+		if _, err := os.Stat(filepath.Join(dataDir, f)); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w in %s (no %s): create a genesis gatekeeper's with `pruntime init --data-dir %s`; a worker's are created at its first start", errNoKeys, dataDir, f, dataDir)
+		} else if err != nil {
+			return err
+		}
+	}
+	p, err := platform.NewSim(dataDir, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	e, b, err := keys.LoadEntity(p, dataDir)
+	if err != nil {
+		return fmt.Errorf("read the keys in %s: %w", dataDir, err)
+	}
+	printIdentity(w, e, b, p.Measurement())
+	return nil
+}
+
+// printIdentity prints the public keys, the measurement and the genesis
+// line: the output of init and identity.
+func printIdentity(w io.Writer, e *keys.Entity, b sealing.Binding, measurement []byte) {
+	id := e.Identity.Public().Hex()
+	m := fmt.Sprintf("%x", measurement)
+	fmt.Fprintf(w, "identity %s\necdh %s\nmeasurement %s\n", id, e.Ecdh.Public().Hex(), m)
+	if b.PreGenesis() {
+		fmt.Fprintf(w, "keys pre-genesis: the first start with a --genesis binds them to that chain\n")
+		fmt.Fprintf(w, "name it in the chain's genesis: phala-node init --gatekeeper %s --measurement %s\n", id, m)
+		return
+	}
+	// Bound keys open only on their chain: a new genesis naming this
+	// identity would get a gatekeeper that cannot start, so no init line.
+	fmt.Fprintf(w, "keys bound to %s since their first start: no other genesis can name this pRuntime (to name a gatekeeper, `pruntime init` new keys before the genesis)\n", b.Chain())
 }

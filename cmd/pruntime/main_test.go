@@ -244,3 +244,125 @@ func TestInitPreGenesis(t *testing.T) {
 		t.Fatalf("keys bound at first start opened on another chain: %v", err)
 	}
 }
+
+// snapshot is every file of dir with its contents and modification time.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := d.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b []byte
+		if !d.IsDir() {
+			b, _ = os.ReadFile(p)
+		}
+		m[p] = fmt.Sprintf("%s %v %x", info.ModTime(), info.Mode(), b)
+		return nil
+	})
+	return m
+}
+
+// identity prints init's public keys and the measurement of the running
+// executable, before and after the first start (then naming the chain),
+// never a secret, and changes nothing in the data directory; without keys
+// it names `pruntime init` and creates nothing.
+func TestIdentity(t *testing.T) {
+	empty := t.TempDir()
+	err := showIdentity(empty, io.Discard)
+	if !errors.Is(err, errNoKeys) || !strings.Contains(err.Error(), "pruntime init --data-dir "+empty) {
+		t.Fatalf("identity of an empty directory: %v", err)
+	}
+	if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+		t.Fatalf("identity of an empty directory created %v", ents)
+	}
+	// Missing directory: the same error, and no directory.
+	if err := showIdentity(filepath.Join(empty, "none"), io.Discard); !errors.Is(err, errNoKeys) {
+		t.Fatalf("identity of a missing directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(empty, "none")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("identity created the data directory")
+	}
+
+	dir := t.TempDir()
+	var initOut strings.Builder
+	if err := initEntity(dir, &initOut); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	var out strings.Builder
+	if err := showIdentity(dir, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != initOut.String() {
+		t.Fatalf("identity prints\n%s\ninit printed\n%s", out.String(), initOut.String())
+	}
+	m, err := platform.ExecutableMeasurement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id, ecdh, meas string
+	if _, err := fmt.Sscanf(out.String(), "identity %s\necdh %s\nmeasurement %s\n", &id, &ecdh, &meas); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	if meas != fmt.Sprintf("%x", m) {
+		t.Fatalf("measurement %s, the executable's is %x", meas, m)
+	}
+	if want := "phala-node init --gatekeeper " + id + " --measurement " + meas + "\n"; !strings.HasSuffix(out.String(), want) || !strings.Contains(out.String(), "pre-genesis") {
+		t.Fatalf("output does not end with %q:\n%s", want, out.String())
+	}
+	// No secret: the only 32-byte hex values printed are the two public
+	// keys and the measurement, and no byte string of the data directory's
+	// files (the platform key, the sealed seeds) appears.
+	for _, w := range strings.Fields(out.String()) {
+		if h := strings.TrimPrefix(w, "0x"); len(h) == 64 && h != id[2:] && h != ecdh[2:] && h != meas {
+			t.Errorf("identity printed an unexpected 32-byte value %s", w)
+		}
+	}
+	key, _ := os.ReadFile(filepath.Join(dir, platform.SimKeyFile))
+	if strings.Contains(out.String(), fmt.Sprintf("%x", key)) {
+		t.Fatal("identity printed the platform key")
+	}
+	if after := snapshot(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("identity changed the data directory:\n%v\n%v", before, after)
+	}
+
+	// After the first start the keys are bound: identity says to which
+	// chain, with the same keys.
+	pk, _ := crypto.ParsePublicKey(id)
+	gs := node.DevGenesisState([]byte{1})
+	gs.Gatekeepers = []crypto.PublicKey{pk}
+	app, _ := json.Marshal(gs)
+	pv := cmttypes.NewMockPV()
+	pub, _ := pv.GetPubKey()
+	doc := &cmttypes.GenesisDoc{ChainID: "phala-identity", GenesisTime: time.Unix(1_700_000_000, 0).UTC(), InitialHeight: 1,
+		Validators: []cmttypes.GenesisValidator{{PubKey: pub, Power: 10}}, AppState: app}
+	p, _ := platform.NewSim(dir, nil, slog.New(slog.DiscardHandler))
+	e, err := engine.New(engine.Config{DataDir: dir, Genesis: doc, Platform: p, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := showIdentity(dir, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "identity "+id+"\necdh "+ecdh+"\n") || !strings.Contains(out.String(), `bound to chain "phala-identity"`) ||
+		strings.Contains(out.String(), "phala-node init") {
+		t.Fatalf("identity after the first start:\n%s", out.String())
+	}
+
+	// Unreadable keys are an error, not new keys.
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, platform.SimKeyFile), make([]byte, 32), 0o600)
+	os.WriteFile(filepath.Join(bad, "entity.sealed"), []byte("garbage"), 0o600)
+	if err := showIdentity(bad, io.Discard); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("identity of corrupt keys: %v", err)
+	}
+}

@@ -1,12 +1,16 @@
-// Package devnet runs a whole development network in one process, on
-// loopback: validators (phala-node), a gatekeeper pRuntime, worker
-// pRuntimes, and one pherry per pRuntime. Its home directory keeps every
-// part's data, so a stopped devnet resumes where it was.
+// Package devnet runs a whole development network on loopback: validators
+// (phala-node), a gatekeeper pRuntime, worker pRuntimes, and one pherry per
+// pRuntime, all in this process, or the pRuntimes and pherries as child
+// processes of their own (Config.PRuntimeBinary, Config.PherryBinary). Its
+// home directory keeps every part's data, so a stopped devnet resumes where
+// it was.
 package devnet
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/phalago/phala/client/pruntime"
@@ -18,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cfg "github.com/cometbft/cometbft/config"
@@ -50,6 +55,11 @@ type Config struct {
 	// this executable (cmd/pruntime) instead of in-process; its
 	// measurement is the one the genesis allows.
 	PRuntimeBinary string
+	// PherryBinary, if set, runs each pherry as its own process from this
+	// executable (cmd/pherry) instead of in-process, logging to
+	// <Home>/<pRuntime name>/pherry.log (Runtime.PherryLog). Process parts
+	// log at level info, or debug if Log shows debug.
+	PherryBinary string
 }
 
 // DefaultConfig is one validator (RPC on 26657), a gatekeeper and two
@@ -83,13 +93,19 @@ type Runtime struct {
 	URL        string         // the public API (in the WorkerInfo)
 	ControlURL string         // the control API (its pherry's)
 	API        *pruntime.Client
+	Log        string // the pRuntime process' log file; "" when in-process
+	PherryLog  string // the pherry process' log file; "" when in-process
 	srvs       []*http.Server
 	cmd        *exec.Cmd
 	exited     chan struct{} // closed when the process has exited
+	pherry     *exec.Cmd
+	pherryDone chan struct{} // closed when the pherry process has exited
+	stopping   atomic.Bool   // set by Stop: a child exiting now is expected
 	port       int
 	cport      int
 	genesis    string
 	bin        string
+	logLevel   string // of the process' log file
 }
 
 // Devnet is a running development network.
@@ -101,6 +117,8 @@ type Devnet struct {
 	wg       sync.WaitGroup
 	genesis  *cmttypes.GenesisDoc
 	unlock   func() // releases the home directory (lockHome)
+	stopOnce sync.Once
+	stopErr  error
 }
 
 func (c Config) nodeHomes() []string {
@@ -154,6 +172,10 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		return nil, err
 	}
 	d.genesis = doc
+	if m, err := cfg.measurement(); err == nil && !allows(doc, m[:]) {
+		log.Warn("this devnet's genesis does not allow the measurement of the pRuntime build now running (rebuilt, or --processes switched, since the devnet was created): workers that are not yet registered will be refused; use a new --home",
+			"measurement", fmt.Sprintf("%x", m))
+	}
 	rctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	names := []string{"gatekeeper"}
@@ -170,7 +192,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		}
 		var rt *Runtime
 		if cfg.PRuntimeBinary != "" {
-			rt, err = startProcess(cfg.PRuntimeBinary, name, filepath.Join(cfg.Home, name), filepath.Join(homes[0], "config", "genesis.json"), port, cport)
+			rt, err = startProcess(cfg.PRuntimeBinary, name, filepath.Join(cfg.Home, name), filepath.Join(homes[0], "config", "genesis.json"), port, cport, fileLogLevel(log))
 		} else {
 			rt, err = d.startRuntime(name, filepath.Join(cfg.Home, name), doc, port, cport, log)
 		}
@@ -179,10 +201,18 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 			return nil, err
 		}
 		d.Runtimes = append(d.Runtimes, rt)
+		operator := operators[i%len(operators)]
+		if cfg.PherryBinary != "" {
+			if err := rt.startPherry(cfg.PherryBinary, d.nodes[0].RPCAddress(), operator, log); err != nil {
+				d.Stop()
+				return nil, err
+			}
+			continue
+		}
 		rc := relayer.DefaultConfig()
 		rc.Node = d.nodes[0].RPCAddress()
 		rc.PRuntime = rt.ControlURL
-		rc.Operator = crypto.MustKeyPairFromURI(operators[i%len(operators)])
+		rc.Operator = crypto.MustKeyPairFromURI(operator)
 		rc.Log = log.With("part", "pherry-"+name)
 		r, err := relayer.New(rc)
 		if err != nil {
@@ -213,13 +243,7 @@ func initialize(dc Config, gkDir string) error {
 	if err != nil {
 		return err
 	}
-	m, err := platform.ExecutableMeasurement()
-	if dc.PRuntimeBinary != "" {
-		var code []byte
-		if code, err = os.ReadFile(dc.PRuntimeBinary); err == nil {
-			m = sha256.Sum256(code)
-		}
-	}
+	m, err := dc.measurement()
 	if err != nil {
 		return err
 	}
@@ -230,6 +254,34 @@ func initialize(dc Config, gkDir string) error {
 		Override: func(_ int, c *cfg.Config) { c.Consensus.TimeoutCommit = dc.TimeoutCommit },
 	})
 	return err
+}
+
+// measurement is the sim measurement of the devnet's pRuntimes: that of
+// PRuntimeBinary, or of this executable when they run in-process.
+func (c Config) measurement() ([32]byte, error) {
+	if c.PRuntimeBinary == "" {
+		return platform.ExecutableMeasurement()
+	}
+	code, err := os.ReadFile(c.PRuntimeBinary)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("measure %s: %w", c.PRuntimeBinary, err)
+	}
+	return sha256.Sum256(code), nil
+}
+
+// allows reports whether the genesis allows measurement m (an empty list
+// allows any).
+func allows(doc *cmttypes.GenesisDoc, m []byte) bool {
+	var g api.GenesisState
+	if err := json.Unmarshal(doc.AppState, &g); err != nil || len(g.Attestation.Measurements) == 0 {
+		return true
+	}
+	for _, a := range g.Attestation.Measurements {
+		if bytes.Equal(a, m) {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Devnet) startRuntime(name, dir string, doc *cmttypes.GenesisDoc, port, cport int, log *slog.Logger) (*Runtime, error) {
@@ -261,7 +313,7 @@ func (d *Devnet) startRuntime(name, dir string, doc *cmttypes.GenesisDoc, port, 
 }
 
 // startProcess runs a pRuntime process and waits for its API.
-func startProcess(bin, name, dir, genesis string, port, cport int) (*Runtime, error) {
+func startProcess(bin, name, dir, genesis string, port, cport int, level string) (*Runtime, error) {
 	var err error
 	if port == 0 {
 		if port, err = freePort(); err != nil {
@@ -273,7 +325,7 @@ func startProcess(bin, name, dir, genesis string, port, cport int) (*Runtime, er
 			return nil, err
 		}
 	}
-	rt := &Runtime{Name: name, Dir: dir, port: port, cport: cport, genesis: genesis, bin: bin}
+	rt := &Runtime{Name: name, Dir: dir, port: port, cport: cport, genesis: genesis, bin: bin, logLevel: level}
 	return rt, rt.Start()
 }
 
@@ -301,8 +353,10 @@ func (rt *Runtime) Start() error {
 			return err
 		}
 	}
-	rt.cmd = exec.Command(rt.bin, "--data-dir", rt.Dir, "--genesis", rt.genesis, "--listen", addr, "--control-listen", caddr, "--log-level", "info")
+	rt.Log = logf.Name()
+	rt.cmd = exec.Command(rt.bin, "--data-dir", rt.Dir, "--genesis", rt.genesis, "--listen", addr, "--control-listen", caddr, "--log-level", rt.logLevel)
 	rt.cmd.Stdout, rt.cmd.Stderr = logf, logf
+	rt.cmd.SysProcAttr = childAttr()
 	if err := rt.cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", rt.Name, err)
@@ -318,9 +372,81 @@ func (rt *Runtime) Start() error {
 		if err == nil {
 			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited at start (see %s)", rt.Name, rt.Log)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return fmt.Errorf("%s did not answer on %s", rt.Name, rt.ControlURL)
+	// Leave no process behind that nobody will stop.
+	rt.cmd.Process.Kill()
+	<-exited
+	return fmt.Errorf("%s did not answer on %s within 30 s (see %s)", rt.Name, rt.ControlURL, rt.Log)
+}
+
+// fileLogLevel is the --log-level of a child process: debug if the
+// devnet's log shows debug, else info (its own file, so more than the
+// devnet's terminal shows).
+func fileLogLevel(l *slog.Logger) string {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return "debug"
+	}
+	return "info"
+}
+
+// startPherry runs the pherry process of rt, relaying the node at rpc
+// with the development account operator paying, logging to
+// <rt.Dir>/pherry.log. It returns once the process has started; pherry
+// retries the node and pRuntime until they answer.
+func (rt *Runtime) startPherry(bin, rpc, operator string, log *slog.Logger) error {
+	if err := os.MkdirAll(rt.Dir, 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(rt.Dir, "pherry.log")
+	logf, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	// The operator is a public development key (//Charlie...), so its
+	// URI on the command line gives nothing away.
+	cmd := exec.Command(bin, "--node", rpc, "--pruntime-control", rt.ControlURL, "--operator", operator, "--log-level", fileLogLevel(log))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = childAttr()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start pherry of %s: %w", rt.Name, err)
+	}
+	done := make(chan struct{})
+	rt.pherry, rt.pherryDone, rt.PherryLog = cmd, done, path
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		if !rt.stopping.Load() {
+			log.Error("pherry process exited: its pRuntime is fed no more", "pruntime", rt.Name, "err", err, "log", path)
+		}
+		close(done)
+	}()
+	return nil
+}
+
+// PIDs returns the process ids of rt's pRuntime and pherry processes that
+// have been started and not yet reaped (none for in-process parts).
+func (rt *Runtime) PIDs() []int {
+	var pids []int
+	for _, p := range []struct {
+		cmd  *exec.Cmd
+		done chan struct{}
+	}{{rt.cmd, rt.exited}, {rt.pherry, rt.pherryDone}} {
+		if p.cmd == nil || p.cmd.Process == nil {
+			continue
+		}
+		select {
+		case <-p.done:
+		default:
+			pids = append(pids, p.cmd.Process.Pid)
+		}
+	}
+	return pids
 }
 
 // Kill sends SIGKILL to a process pRuntime (a crash, for tests).
@@ -403,12 +529,32 @@ func (d *Devnet) ready(ctx context.Context, c *client.Client) (bool, error) {
 	return true, nil
 }
 
-// Stop stops every part.
+// Stop stops every part: the pherries first (in-process ones cancelled,
+// processes sent SIGINT), then the pRuntimes (each process sent SIGINT
+// for its last checkpoint), then the validators. A child process that does
+// not exit within 10 s is killed. Every child process has been reaped when
+// Stop returns. Calling it again returns the first call's result.
 func (d *Devnet) Stop() error {
+	d.stopOnce.Do(func() { d.stopErr = d.stop() })
+	return d.stopErr
+}
+
+func (d *Devnet) stop() error {
 	if d.cancel != nil {
 		d.cancel()
 	}
+	for _, rt := range d.Runtimes {
+		rt.stopping.Store(true)
+		if rt.pherry != nil && rt.pherry.Process != nil {
+			rt.pherry.Process.Signal(os.Interrupt)
+		}
+	}
 	d.wg.Wait()
+	for _, rt := range d.Runtimes {
+		if rt.pherry != nil {
+			reap(rt.pherry, rt.pherryDone)
+		}
+	}
 	for _, rt := range d.Runtimes {
 		for _, srv := range rt.srvs {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -428,14 +574,8 @@ func (d *Devnet) Stop() error {
 	// Processes finish their last checkpoint; one that does not exit in
 	// time is killed (a crash it recovers from at its next start).
 	for _, rt := range d.Runtimes {
-		if rt.exited == nil {
-			continue
-		}
-		select {
-		case <-rt.exited:
-		case <-time.After(10 * time.Second):
-			rt.cmd.Process.Kill()
-			<-rt.exited
+		if rt.exited != nil {
+			reap(rt.cmd, rt.exited)
 		}
 	}
 	var errs []error
@@ -447,4 +587,15 @@ func (d *Devnet) Stop() error {
 		d.unlock = nil
 	}
 	return errors.Join(errs...)
+}
+
+// reap waits for a signalled child process to exit (done closed by its
+// waiter), killing it after 10 s.
+func reap(cmd *exec.Cmd, done chan struct{}) {
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
 }

@@ -3,7 +3,9 @@ package devnet
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -191,4 +193,31 @@ func startTestDevnet(t *testing.T, ctx context.Context, tweak func(*Config)) (*D
 		t.Fatal(err)
 	}
 	return d, dial(t, ctx, d)
+}
+
+// A pRuntime process that exits at start fails Start at once, naming its
+// log, and leaves neither a process nor the home's lock behind.
+func TestProcessExitsAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a validator")
+	}
+	fail, err := exec.LookPath("false")
+	if err != nil {
+		t.Skip("no false(1)")
+	}
+	cfg := DefaultConfig(t.TempDir())
+	cfg.Ports, cfg.PRuntimePort = freePorts(t, 2), 0
+	cfg.Log = slog.New(slog.DiscardHandler)
+	cfg.PRuntimeBinary, cfg.PherryBinary = fail, fail
+	for range 2 { // the second start finds the home unlocked
+		start := time.Now()
+		d, err := Start(context.Background(), cfg)
+		if err == nil {
+			d.Stop()
+			t.Fatal("started with a pRuntime that exits")
+		}
+		if !strings.Contains(err.Error(), "exited at start") || !strings.Contains(err.Error(), "pruntime.log") || time.Since(start) > 20*time.Second {
+			t.Fatalf("after %s: %v", time.Since(start), err)
+		}
+	}
 }

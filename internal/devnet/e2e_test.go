@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,26 +41,27 @@ func (b *syncBuffer) Bytes() []byte {
 	return append([]byte(nil), b.buf.Bytes()...)
 }
 
-// TestEndToEnd: devnet with pRuntimes as processes → the token deployed on
+// TestEndToEnd: devnet with pRuntimes and pherries as processes → the token deployed on
 // two workers → 100 encrypted transfers from three accounts, with one
 // worker's pRuntime killed (SIGKILL) mid-run and restarted → balances
 // correct on both replicas and told only to their owners → no plaintext
 // amount or balance in the chain's stored data or in the node's and
-// pherries' logs.
+// pherries' logs → Stop leaves no child process behind.
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("whole devnet with processes")
 	}
-	bin := filepath.Join(t.TempDir(), "pruntime")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pruntime").CombinedOutput(); err != nil {
-		t.Fatalf("build pruntime: %v\n%s", err, out)
+	binDir := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "../../cmd/pruntime", "../../cmd/pherry").CombinedOutput(); err != nil {
+		t.Fatalf("build pruntime and pherry: %v\n%s", err, out)
 	}
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var home string
 	d, c := startTestDevnet(t, ctx, func(cfg *Config) {
-		cfg.PRuntimeBinary = bin
+		cfg.PRuntimeBinary = filepath.Join(binDir, "pruntime")
+		cfg.PherryBinary = filepath.Join(binDir, "pherry")
 		cfg.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		home = cfg.Home
 	})
@@ -181,9 +184,31 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
+	var pids []int
 	for _, rt := range d.Runtimes {
-		if b, err := os.ReadFile(filepath.Join(rt.Dir, "pruntime.log")); err == nil {
-			scan(rt.Name+" pruntime.log", b)
+		for _, f := range []string{rt.Log, rt.PherryLog} {
+			b, err := os.ReadFile(f)
+			if err != nil || len(b) == 0 {
+				t.Fatalf("%s: the log of a process part is missing (%v)", f, err)
+			}
+			scan(f, b)
+		}
+		if p := rt.PIDs(); len(p) != 2 {
+			t.Fatalf("%s runs processes %v, want a pRuntime and a pherry", rt.Name, p)
+		}
+		pids = append(pids, rt.PIDs()...)
+	}
+	// The pherries ran as processes: each registered or fed its pRuntime.
+	if b, _ := os.ReadFile(d.Runtimes[1].PherryLog); !bytes.Contains(b, []byte("pherry ready")) {
+		t.Fatalf("worker1's pherry.log:\n%s", b)
+	}
+	// Stop leaves no child process: every pid is gone (signal 0 fails).
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("process %d still exists after Stop (%v)", pid, err)
 		}
 	}
 }

@@ -103,6 +103,28 @@ func CreatePreGenesisEntity(p platform.Platform, dir string) (*Entity, error) {
 	return e, err
 }
 
+// LoadEntity reads the sealed entity keys in dir without creating or
+// changing anything, with the binding found in the file (pre-genesis or a
+// chain's), which it returns. sealing.ErrNotExist if dir holds no entity
+// keys; sealing.ErrCorrupt or ErrForeign if they cannot be unsealed on p.
+func LoadEntity(p platform.Platform, dir string) (*Entity, sealing.Binding, error) {
+	path := filepath.Join(dir, EntityFile)
+	b, err := sealing.ReadBinding(path)
+	if err != nil {
+		return nil, b, err
+	}
+	data, err := sealing.NewSealer(p, b).Load(path)
+	if err != nil {
+		return nil, b, err
+	}
+	seeds, err := decodeSeeds(data, 2)
+	if err != nil {
+		return nil, b, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, path, err)
+	}
+	e, err := entityFromSeeds(seeds[0], seeds[1])
+	return e, b, err
+}
+
 // Bind seals the entity keys in dir for the chain of s (binding without
 // identity), replacing a pre-genesis file.
 func (e *Entity) Bind(s *sealing.Sealer, dir string) error {

@@ -214,3 +214,35 @@ func TestContractKeyVectors(t *testing.T) {
 		t.Fatal("expansion from the provisioned seed differs")
 	}
 }
+
+// LoadEntity reads the keys with the binding of their file (pre-genesis,
+// then the chain's once bound), creates nothing where there are none, and
+// refuses keys sealed by another platform key.
+func TestLoadEntityReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	p := sim(t, dir)
+	if _, _, err := LoadEntity(p, dir); !errors.Is(err, sealing.ErrNotExist) {
+		t.Fatalf("no keys: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, EntityFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("LoadEntity created entity keys")
+	}
+	e, err := CreatePreGenesisEntity(p, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, b, err := LoadEntity(p, dir)
+	if err != nil || !b.PreGenesis() || got.Identity.Public() != e.Identity.Public() || got.Ecdh.Public() != e.Ecdh.Public() {
+		t.Fatalf("pre-genesis: %v %+v", err, b)
+	}
+	if err := got.Bind(chainSealer(p, chainA), dir); err != nil {
+		t.Fatal(err)
+	}
+	got, b, err = LoadEntity(p, dir)
+	if err != nil || b != chainA || got.Identity.Public() != e.Identity.Public() {
+		t.Fatalf("bound: %v %+v", err, b)
+	}
+	if _, _, err := LoadEntity(sim(t, t.TempDir()), dir); err == nil {
+		t.Fatal("keys opened with another platform key")
+	}
+}
