@@ -170,7 +170,7 @@ func TestReadmeNetworkByHand(t *testing.T) {
 	var identity, measurement, contract string
 	identityRE := regexp.MustCompile(`(?m)^identity (0x[0-9a-f]{64})$`)
 	measurementRE := regexp.MustCompile(`(?m)^measurement ([0-9a-f]{64})$`)
-	contractRE := regexp.MustCompile(`contract (0x[0-9a-f]{64}) deployed`)
+	contractRE := regexp.MustCompile(`contract (0x[0-9a-f]{64}) running`)
 	var registered, queried bool
 	var query func() (bool, error) // the walk-through's query, to ask again
 	for _, line := range lines {
