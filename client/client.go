@@ -13,12 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"strings"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	coretypes "github.com/cometbft/cometbft/rpc/core/types"
+	jsonrpcclient "github.com/cometbft/cometbft/rpc/jsonrpc/client"
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/phalago/phala/api"
@@ -34,6 +36,11 @@ type Client struct {
 	params  api.Params
 	v       *verifier // nil: no trust root, proved reads fail
 }
+
+// rpcIdleConnTimeout is how long an idle RPC connection is kept: below
+// the node's ReadTimeout (CometBFT's default 10 s), which is also its
+// idle timeout.
+const rpcIdleConnTimeout = 5 * time.Second
 
 // Dial connects to a node (e.g. "http://127.0.0.1:26657") without a trust
 // root: transactions and unproved reads work, proved reads (Prove and
@@ -58,7 +65,17 @@ func DialChain(ctx context.Context, addr, chainID string) (*Client, error) {
 // the root, ErrTrustExpired when the root is older than the trusting
 // period.
 func DialOptions(ctx context.Context, addr string, opts Options) (*Client, error) {
-	rpc, err := rpchttp.New(addr, "/websocket")
+	hc, err := jsonrpcclient.DefaultHTTPClient(addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	if t, ok := hc.Transport.(*http.Transport); ok {
+		// CometBFT's RPC server closes connections idle for its read
+		// timeout (10 s). A POST on a connection it is closing fails with
+		// EOF and is not retried: drop idle connections before it does.
+		t.IdleConnTimeout = rpcIdleConnTimeout
+	}
+	rpc, err := rpchttp.NewWithClient(addr, "/websocket", hc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
