@@ -66,6 +66,46 @@ type Params struct {
 	// GovVotingPeriod is how many blocks a governance motion takes votes
 	// before it expires unapproved.
 	GovVotingPeriod uint64 `json:"gov_voting_period"`
+
+	// The computation economy (docs/economy.md). Zero turns a feature
+	// off where its comment says so.
+
+	// UnbondingPeriod: blocks before unbonded stake can be withdrawn.
+	UnbondingPeriod uint64 `json:"unbonding_period"`
+	// MinWorkerStake: units a worker's stake must reach for it to be
+	// assigned contracts (0: no minimum).
+	MinWorkerStake uint64 `json:"min_worker_stake,string"`
+	// MinGatekeeperStake: units a gatekeeper candidate's stake must reach
+	// to stand in the election (0: no minimum).
+	MinGatekeeperStake uint64 `json:"min_gatekeeper_stake,string"`
+	// HeartbeatsPerEra: expected heartbeat challenges per node per era
+	// (0: no challenges); at most EraLength.
+	HeartbeatsPerEra uint64 `json:"heartbeats_per_era"`
+	// HeartbeatWindow: blocks a challenged node has to answer.
+	HeartbeatWindow uint64 `json:"heartbeat_window"`
+	// OfflineSlashPPM: parts per million of its stake an unresponsive
+	// node (the 1/4 rule) loses at the end of an era.
+	OfflineSlashPPM uint64 `json:"offline_slash_ppm"`
+	// TimeoutPenaltyPPM: parts per million of its stake a replica that
+	// misses a contract's execution timeout loses.
+	TimeoutPenaltyPPM uint64 `json:"timeout_penalty_ppm"`
+	// EraInflationPPB: parts per billion of total issuance minted as
+	// rewards at the end of each era.
+	EraInflationPPB uint64 `json:"era_inflation_ppb"`
+	// GatekeeperRewardPPM: the gatekeepers' share of an era's rewards,
+	// parts per million; the rest goes to workers.
+	GatekeeperRewardPPM uint64 `json:"gatekeeper_reward_ppm"`
+	// NGatekeepers: the size of the elected gatekeeper set (0: no
+	// election; the genesis list stays).
+	NGatekeepers uint64 `json:"n_gatekeepers"`
+	// GasPricePerMGas: units a command's sender pays per million gas of
+	// its declared gas limit (0: gas is free).
+	GasPricePerMGas uint64 `json:"gas_price_per_mgas,string"`
+	// MaxCommandGas: the largest gas limit one command may declare.
+	MaxCommandGas uint64 `json:"max_command_gas"`
+	// MaxWorkerGasPerBlock: the most gas (sum of declared limits) the
+	// commands of one block may ask of one worker (0: no bound).
+	MaxWorkerGasPerBlock uint64 `json:"max_worker_gas_per_block"`
 }
 
 // Upper bounds of parameters, so that block arithmetic cannot overflow.
@@ -73,6 +113,8 @@ const (
 	MaxRegistrationLifetime = 1 << 40
 	MaxReportAge            = 365 * 24 * 3600
 	MaxAttestationWindow    = 100_000 // blocks; bounds the block hashes kept in state
+	MaxGatekeepers          = 100     // the elected set's size
+	MaxGasLimit             = 1 << 40 // gas
 )
 
 // DefaultParams are the parameters `phala-node init` writes.
@@ -85,6 +127,19 @@ func DefaultParams() Params {
 		MaxTxBytes:           4 << 20,
 		AttestationWindow:    200,
 		GovVotingPeriod:      14_400,
+		UnbondingPeriod:      1_200,
+		MinWorkerStake:       100 * Unit,
+		MinGatekeeperStake:   10_000 * Unit,
+		HeartbeatsPerEra:     20,
+		HeartbeatWindow:      20,
+		OfflineSlashPPM:      10_000,
+		TimeoutPenaltyPPM:    1_000,
+		EraInflationPPB:      10_000,
+		GatekeeperRewardPPM:  200_000,
+		NGatekeepers:         3,
+		GasPricePerMGas:      1_000,
+		MaxCommandGas:        5_000_000_000,
+		MaxWorkerGasPerBlock: 20_000_000_000,
 	}
 }
 
@@ -115,7 +170,40 @@ func (p Params) Validate() error {
 	if p.GovVotingPeriod == 0 || p.GovVotingPeriod > MaxRegistrationLifetime {
 		errs = append(errs, fmt.Errorf("gov_voting_period must be in [1, %d] blocks", MaxRegistrationLifetime))
 	}
+	if p.UnbondingPeriod > MaxRegistrationLifetime {
+		errs = append(errs, fmt.Errorf("unbonding_period must be at most %d blocks", MaxRegistrationLifetime))
+	}
+	if p.HeartbeatsPerEra > p.EraLength {
+		errs = append(errs, errors.New("heartbeats_per_era must be at most era_length"))
+	}
+	if p.HeartbeatsPerEra > 0 && (p.HeartbeatWindow == 0 || p.HeartbeatWindow > p.EraLength) {
+		errs = append(errs, errors.New("heartbeat_window must be in [1, era_length] when heartbeats are on"))
+	}
+	for name, v := range map[string]uint64{"offline_slash_ppm": p.OfflineSlashPPM, "timeout_penalty_ppm": p.TimeoutPenaltyPPM, "gatekeeper_reward_ppm": p.GatekeeperRewardPPM} {
+		if v > 1_000_000 {
+			errs = append(errs, fmt.Errorf("%s must be at most 1000000 (all of it)", name))
+		}
+	}
+	if p.EraInflationPPB > 1_000_000_000 {
+		errs = append(errs, errors.New("era_inflation_ppb must be at most 1000000000"))
+	}
+	if p.NGatekeepers > MaxGatekeepers {
+		errs = append(errs, fmt.Errorf("n_gatekeepers must be at most %d", MaxGatekeepers))
+	}
+	if p.MaxCommandGas > MaxGasLimit || p.MaxWorkerGasPerBlock > MaxGasLimit {
+		errs = append(errs, fmt.Errorf("max_command_gas and max_worker_gas_per_block must be at most %d", uint64(MaxGasLimit)))
+	}
+	if p.MaxCommandGas > 0 && p.GasPricePerMGas > math.MaxUint64/p.MaxCommandGas {
+		errs = append(errs, errors.New("gas_price_per_mgas * max_command_gas overflows"))
+	}
 	return errors.Join(errs...)
+}
+
+// economy returns the economy parameters in their encoding order.
+func (p *Params) economy() []*uint64 {
+	return []*uint64{&p.UnbondingPeriod, &p.MinWorkerStake, &p.MinGatekeeperStake, &p.HeartbeatsPerEra,
+		&p.HeartbeatWindow, &p.OfflineSlashPPM, &p.TimeoutPenaltyPPM, &p.EraInflationPPB,
+		&p.GatekeeperRewardPPM, &p.NGatekeepers, &p.GasPricePerMGas, &p.MaxCommandGas, &p.MaxWorkerGasPerBlock}
 }
 
 // Encode returns the canonical bytes (the state value).
@@ -128,6 +216,9 @@ func (p Params) Encode() []byte {
 	w.Uvarint(p.MaxTxBytes)
 	w.Uvarint(p.AttestationWindow)
 	w.Uvarint(p.GovVotingPeriod)
+	for _, v := range p.economy() {
+		w.Uvarint(*v)
+	}
 	return w.Bytes()
 }
 
@@ -142,6 +233,9 @@ func DecodeParams(b []byte) (Params, error) {
 	p.MaxTxBytes = r.Uvarint()
 	p.AttestationWindow = r.Uvarint()
 	p.GovVotingPeriod = r.Uvarint()
+	for _, v := range p.economy() {
+		*v = r.Uvarint()
+	}
 	if err := r.Done(); err != nil {
 		return p, fmt.Errorf("%w: params: %v", ErrMalformed, err)
 	}
