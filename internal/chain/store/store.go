@@ -233,9 +233,7 @@ func (sn *Snapshot) Delete(key []byte) { panic("delete in a read-only snapshot")
 func (sn *Snapshot) Prefix(prefix []byte, limit int, f func(key, value []byte) bool) error {
 	sn.mu.RLock()
 	defer sn.mu.RUnlock()
-	end := append([]byte(nil), prefix...)
-	end[len(end)-1]++
-	it, err := sn.tree.Iterator(prefix, end, true)
+	it, err := sn.tree.Iterator(prefix, prefixEnd(prefix), true)
 	if err != nil {
 		return err
 	}
