@@ -1,13 +1,18 @@
 package app
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"strings"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/contracts"
 )
 
 // query runs a query at the last height and fails the test on an error code.
@@ -90,4 +95,73 @@ func TestStakingThroughTheApp(t *testing.T) {
 	if iss != 2000*api.Unit-fees || sum != iss {
 		t.Fatalf("issuance %d, want %d; balances + stake %d", iss, 2000*api.Unit-fees, sum)
 	}
+}
+
+// The contracts module ignores a gatekeeper's grant naming a worker below
+// min_worker_stake; once the worker is staked, the same grant deploys.
+func TestGrantNeedsWorkerStake(t *testing.T) {
+	gk, w := newWorker(t), newWorker(t)
+	g := genesis()
+	g.Gatekeepers = []crypto.PublicKey{gk.identity.Public()}
+	g.Params.MinWorkerStake = 100 * api.Unit
+	h := newHarness(t, g)
+	h.block()
+	code := []byte("\x00asm\x01\x00\x00\x00")
+	res := h.block(h.tx(bob, 0, h.register(h.cite(gk.info))), h.tx(bob, 1, h.register(h.cite(w.info))),
+		h.tx(alice, 0, &api.UploadContract{Code: gzipped(t, code), Replicas: 1}))
+	for i, r := range res.TxResults {
+		if r.Code != 0 {
+			t.Fatalf("tx %d: %s", i, r.Log)
+		}
+	}
+	hash, err := contracts.CodeHash(gzipped(t, code))
+	if err != nil || hash != sha256.Sum256(code) {
+		t.Fatalf("code hash %x %v", hash, err)
+	}
+	upload := api.UploadID(alice.Public(), hash, 0)
+	contract, _, _ := crypto.GenerateKeyPair()
+	seq := uint64(0)
+	grant := func() []byte {
+		gr := &api.ContractKeyGrant{Upload: upload, Identity: contract.Public(), Ecdh: contract.Public(), GatekeeperE: gk.ecdh.Public(),
+			Workers: []api.SealedKey{{Worker: w.identity.Public(), Sealed: []byte("sealed")}}}
+		m := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, gk.identity.Public()), Topic: api.TopicContractKey, Seq: seq, Payload: gr.Encode()}, gk.identity)
+		seq++
+		return h.tx(alice, h.nonce(alice), &api.PushMessage{Message: m})
+	}
+	deployed := func() bool {
+		res, _ := h.app.Query(context.Background(), &abci.RequestQuery{Path: api.QueryContractUpload, Data: upload[:]})
+		return res.Value != nil
+	}
+	res = h.block(grant())
+	if res.TxResults[0].Code != 0 || deployed() {
+		t.Fatalf("grant to an unstaked worker: code %d %s, deployed %v", res.TxResults[0].Code, res.TxResults[0].Log, deployed())
+	}
+	ignored := false
+	for _, ev := range res.TxResults[0].Events {
+		for _, a := range ev.Attributes {
+			ignored = ignored || (ev.Type == "contract_grant_ignored" && a.Key == "reason" && strings.Contains(a.Value, "below min_worker_stake"))
+		}
+	}
+	if !ignored {
+		t.Fatalf("no contract_grant_ignored event naming the stake: %v", res.TxResults[0].Events)
+	}
+	res = h.block(h.tx(bob, h.nonce(bob), &api.StakeBond{Amount: 100 * api.Unit}), h.tx(bob, h.nonce(bob)+1, &api.StakeAllocate{Node: w.identity.Public(), Amount: 100 * api.Unit}))
+	for i, r := range res.TxResults {
+		if r.Code != 0 {
+			t.Fatalf("stake tx %d: %s", i, r.Log)
+		}
+	}
+	if res = h.block(grant()); res.TxResults[0].Code != 0 || !deployed() {
+		t.Fatalf("grant to a staked worker: %s, deployed %v", res.TxResults[0].Log, deployed())
+	}
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	return buf.Bytes()
 }
