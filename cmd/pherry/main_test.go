@@ -61,6 +61,8 @@ func TestBadFlagsRefused(t *testing.T) {
 		{"--log-level", "loud"},
 		{"--operator", ""},
 		{"--node", "not a url"},
+		{"--stake", "1.5e3"},
+		{"--stake", "-1"},
 		{"extra-arg"},
 	} {
 		var out syncBuffer

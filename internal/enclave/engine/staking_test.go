@@ -89,4 +89,19 @@ func TestStakeGatesAssignment(t *testing.T) {
 	if gk.st.minWorkerStake != minStake || gk.st.nodeStake[w.Identity()] != minStake {
 		t.Fatalf("gatekeeper state: min %d, stake %d", gk.st.minWorkerStake, gk.st.nodeStake[w.Identity()])
 	}
+	// Every pRuntime follows the stakes, and they survive its checkpoint.
+	again := ch.engine(t, w.cfg.DataDir)
+	if again.st.nodeStake[w.Identity()] != minStake || again.st.minWorkerStake != minStake || again.st.root() != w.st.root() {
+		t.Fatal("node stakes not checkpointed")
+	}
+	// Only the staking module speaks of stakes.
+	zero := (&api.NodeStakeUpdate{Node: w.Identity()}).Encode()
+	for name, m := range map[string]*api.Message{
+		"not staking": {Origin: api.ModuleOrigin("registry"), Topic: api.TopicNodeStake, Payload: zero},
+		"garbage":     {Origin: api.ModuleOrigin(stakingModule), Topic: api.TopicNodeStake, Payload: append(zero, 0)},
+	} {
+		if err := gk.onNodeStake(nil, m); err == nil || !gk.assignable(w.Identity()) {
+			t.Fatalf("%s: accepted (%v) or changed the stake", name, err)
+		}
+	}
 }
