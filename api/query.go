@@ -162,6 +162,14 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %s takes a big-endian u64 motion id (8 bytes)", ErrInvalidCall, path)
 		}
 		return MotionKey(binary.BigEndian.Uint64(data)), nil
+	case QueryStakeLedger:
+		pk, err := key32()
+		return StakeLedgerKey(pk), err
+	case QueryStakeNode:
+		pk, err := key32()
+		return NodeStakeKey(pk), err
+	case QueryIssuance:
+		return KeyIssuance, nil
 	case QueryNextSeq:
 		o, err := DecodeOrigin(data)
 		if err != nil {

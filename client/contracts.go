@@ -207,7 +207,7 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 	if err != nil {
 		return "", err
 	}
-	workers := 0
+	workers, staked := 0, 0
 	for _, id := range ids {
 		if slices.Contains(gks, id) {
 			continue
@@ -218,11 +218,22 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 		}
 		if wr, err := api.DecodeWorkerRecord(pv.Value); err == nil && wr.Active(pv.Height) && settings.MeasurementAllowed(wr.Measurement) {
 			workers++
+			if c.params.MinWorkerStake == 0 {
+				staked++
+			} else if v, err := c.proveRecentValue(ctx, api.QueryStakeNode, id[:]); err == nil && v != nil {
+				if ns, err := api.DecodeNodeStake(v); err == nil && ns.Total >= c.params.MinWorkerStake {
+					staked++
+				}
+			}
 		}
 	}
 	if workers == 0 {
 		return "no registered worker can run it: start a worker pRuntime and its pherry (README, \"More\"); a gatekeeper provisions the contract as soon as one registers", nil
 	}
+	if staked == 0 {
+		return fmt.Sprintf("none of the %d registered worker(s) has the chain's min_worker_stake of %s PHA: its operator stakes it (pherry --stake, or phala stake bond and allocate); a gatekeeper provisions the contract as soon as one has", workers, api.FormatAmount(c.params.MinWorkerStake)), nil
+	}
+	workers = staked
 	return fmt.Sprintf("waiting for a gatekeeper to provision its keys to up to %d of the %d registered worker(s) (uploaded at height %d; the gatekeeper's pherry relays the grant)", p.Replicas, workers, p.Height), nil
 }
 

@@ -1,79 +1,13 @@
 package main
 
-import (
-	"errors"
-	"fmt"
-	"math"
-	"strconv"
-	"strings"
+import "github.com/phalago/phala/api"
 
-	"github.com/phalago/phala/api"
-)
+// Amounts of PHA: the chain counts units of 10^-12 PHA (api.Unit per PHA);
+// api.ParseAmount and api.FormatAmount convert (pherry shares them).
 
-// Amounts of PHA: the chain counts units of 10^-12 PHA (api.Unit per PHA).
+func parseAmount(s string) (uint64, error) { return api.ParseAmount(s) }
 
-// parseAmount parses a decimal number of PHA ("1", "1.5", "0.000000000001",
-// optionally followed by "PHA") exactly into units. It refuses signs,
-// exponents, more than api.TokenDecimals decimals, and amounts that do not
-// fit the chain's 64-bit balances.
-func parseAmount(s string) (uint64, error) {
-	in := s
-	s = strings.TrimSpace(s)
-	if u := strings.ToUpper(s); strings.HasSuffix(u, api.TokenSymbol) {
-		s = strings.TrimSpace(s[:len(s)-len(api.TokenSymbol)])
-	}
-	if strings.HasPrefix(s, "-") {
-		return 0, fmt.Errorf("amount %q is negative: give a positive number of %s such as 1.5", in, api.TokenSymbol)
-	}
-	whole, frac, dot := strings.Cut(s, ".")
-	if !digits(whole) || dot && !digits(frac) {
-		return 0, fmt.Errorf("amount %q is not a number of %s: write digits with at most one decimal point, such as 1.5 or 0.25 (no sign, exponent or thousands separators)", in, api.TokenSymbol)
-	}
-	if len(frac) > api.TokenDecimals {
-		return 0, fmt.Errorf("amount %q has %d decimals: %s has %d (the smallest amount is 0.%s1 %s)", in, len(frac), api.TokenSymbol, api.TokenDecimals, strings.Repeat("0", api.TokenDecimals-1), api.TokenSymbol)
-	}
-	tooLarge := fmt.Errorf("amount %q is too large: at most %s %s fits a balance", in, formatAmount(math.MaxUint64), api.TokenSymbol)
-	w, err := strconv.ParseUint(whole, 10, 64)
-	if err != nil {
-		if errors.Is(err, strconv.ErrRange) {
-			return 0, tooLarge
-		}
-		return 0, err
-	}
-	var f uint64
-	if frac != "" {
-		if f, err = strconv.ParseUint(frac+strings.Repeat("0", api.TokenDecimals-len(frac)), 10, 64); err != nil {
-			return 0, err
-		}
-	}
-	if w > (math.MaxUint64-f)/api.Unit {
-		return 0, tooLarge
-	}
-	return w*api.Unit + f, nil
-}
-
-func digits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// formatAmount prints units as a decimal number of PHA with no trailing
-// zeros ("1.5", "1000000", "0.000001131"); parseAmount reads it back.
-func formatAmount(units uint64) string {
-	whole, frac := units/api.Unit, units%api.Unit
-	if frac == 0 {
-		return strconv.FormatUint(whole, 10)
-	}
-	fs := fmt.Sprintf("%0*d", api.TokenDecimals, frac)
-	return strconv.FormatUint(whole, 10) + "." + strings.TrimRight(fs, "0")
-}
+func formatAmount(units uint64) string { return api.FormatAmount(units) }
 
 // pha prints units as "<amount> PHA".
 func pha(units uint64) string { return formatAmount(units) + " " + api.TokenSymbol }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"strings"
 	"time"
 
@@ -42,7 +43,9 @@ func statusCmd(g *globals) *cobra.Command {
 set (the block's header and validators verified from the trust root, see
 ` + "`phala --help`" + `), and prints the chain parameters (read with a proof): the
 transaction fee (fee_base + fee_per_byte * size), the era length, the
-lifetime of a worker registration and the largest transaction.`,
+lifetime of a worker registration and the largest transaction, and the
+economy's parameters (stake minimums, unbonding period, heartbeats,
+slashes, inflation, gas) with the total issuance.`,
 		Example: `  phala status
   phala status --node http://10.0.0.5:26657 --json`,
 		Args: exactArgs(0, "no arguments"),
@@ -81,6 +84,9 @@ lifetime of a worker registration and the largest transaction.`,
 				TransferFeePH: formatAmount(example.Fee),
 				TrustRoot:     c.TrustRoot(),
 			}
+			if iss, _, err := c.Issuance(ctx); err == nil {
+				out.Issuance, out.IssuancePHA = fmt.Sprint(iss), formatAmount(iss)
+			}
 			return g.output(cmd, out, func(w io.Writer) {
 				fmt.Fprintf(w, "Chain:        %s\n", out.ChainID)
 				fmt.Fprintf(w, "Node:         %s (%s, CometBFT %s)\n", out.Node, out.Moniker, out.Version)
@@ -96,6 +102,18 @@ lifetime of a worker registration and the largest transaction.`,
 				fmt.Fprintf(w, "  registration lifetime: %d blocks\n", p.RegistrationLifetime)
 				fmt.Fprintf(w, "  largest transaction:   %d bytes\n", p.MaxTxBytes)
 				fmt.Fprintf(w, "  gov voting period:     %d blocks\n", p.GovVotingPeriod)
+				fmt.Fprintln(w, "Economy (docs/economy.md; 0 turns a part off):")
+				fmt.Fprintf(w, "  unbonding period:      %d blocks\n", p.UnbondingPeriod)
+				fmt.Fprintf(w, "  min worker stake:      %s (a worker below it gets no contract)\n", pha(p.MinWorkerStake))
+				fmt.Fprintf(w, "  min gatekeeper stake:  %s\n", pha(p.MinGatekeeperStake))
+				fmt.Fprintf(w, "  heartbeats:            %d per era, answered within %d blocks\n", p.HeartbeatsPerEra, p.HeartbeatWindow)
+				fmt.Fprintf(w, "  offline slash:         %s of the stake; execution timeout penalty %s\n", ppm(p.OfflineSlashPPM), ppm(p.TimeoutPenaltyPPM))
+				fmt.Fprintf(w, "  era inflation:         %s of the issuance per era, %s of it to gatekeepers\n", ppb(p.EraInflationPPB), ppm(p.GatekeeperRewardPPM))
+				fmt.Fprintf(w, "  elected gatekeepers:   %d\n", p.NGatekeepers)
+				fmt.Fprintf(w, "  gas:                   %s per million gas; at most %d gas per command, %d per worker per block\n", pha(p.GasPricePerMGas), p.MaxCommandGas, p.MaxWorkerGasPerBlock)
+				if out.Issuance != "" {
+					fmt.Fprintf(w, "  total issuance:        %s PHA\n", out.IssuancePHA)
+				}
 			})
 		},
 	}
@@ -112,9 +130,23 @@ type statusJSON struct {
 	Validators    int        `json:"validators"`
 	VotingPower   int64      `json:"voting_power"`
 	Params        api.Params `json:"params"`
-	TransferFee   string     `json:"transfer_fee"`     // units
-	TransferFeePH string     `json:"transfer_fee_pha"` // PHA
-	TrustRoot     string     `json:"trust_root"`       // what the headers were verified from
+	TransferFee   string     `json:"transfer_fee"`       // units
+	TransferFeePH string     `json:"transfer_fee_pha"`   // PHA
+	TrustRoot     string     `json:"trust_root"`         // what the headers were verified from
+	Issuance      string     `json:"issuance,omitempty"` // units: every balance and stake
+	IssuancePHA   string     `json:"issuance_pha,omitempty"`
+}
+
+// ppm prints parts per million as a percentage.
+func ppm(v uint64) string { return percent(v, 1_000_000) }
+
+// ppb prints parts per billion as a percentage.
+func ppb(v uint64) string { return percent(v, 1_000_000_000) }
+
+func percent(v, denom uint64) string {
+	s := new(big.Rat).SetFrac(new(big.Int).SetUint64(v*100), new(big.Int).SetUint64(denom)).FloatString(6)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s + "%"
 }
 
 func balanceCmd(g *globals) *cobra.Command {

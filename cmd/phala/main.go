@@ -70,6 +70,7 @@ func newRootCmd() *cobra.Command {
   receipt     what became of a contract command: the contract's output or
               error, sealed to its sender
   gov         council motions on the chain's trust roots
+  stake       bond PHA, back workers and gatekeepers, nominate, unbond
   bench       load a devnet, measure commands/s and queries/s
 
 Reads of chain state are checked with Merkle proofs against headers that
@@ -108,7 +109,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 		keyCmd(g),
 		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), receiptCmd(g), blockCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
-		contractCmd(g), govCmd(g), devnetCmd(g), benchCmd(g),
+		contractCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g),
 	)
 	return root
 }

@@ -185,6 +185,22 @@ func describeCall(call api.Call) (map[string]any, string) {
 			vote = "aye"
 		}
 		return map[string]any{"motion": c.Motion, "vote": vote}, fmt.Sprintf("gov_vote %s on motion %d", vote, c.Motion)
+	case *api.StakeBond:
+		return map[string]any{"amount": strconv.FormatUint(c.Amount, 10), "amount_pha": formatAmount(c.Amount)}, "stake_bond " + pha(c.Amount)
+	case *api.StakeAllocate:
+		return map[string]any{"node": c.Node.Hex(), "amount": strconv.FormatUint(c.Amount, 10), "amount_pha": formatAmount(c.Amount)},
+			fmt.Sprintf("stake_allocate %s to %s", pha(c.Amount), c.Node.Hex())
+	case *api.StakeUnbond:
+		return map[string]any{"node": c.Node.Hex(), "amount": strconv.FormatUint(c.Amount, 10), "amount_pha": formatAmount(c.Amount)},
+			fmt.Sprintf("stake_unbond %s from %s", pha(c.Amount), c.Node.Hex())
+	case *api.StakeWithdraw:
+		return map[string]any{}, "stake_withdraw"
+	case *api.StakeNominate:
+		ts := make([]string, len(c.Targets))
+		for i, t := range c.Targets {
+			ts[i] = t.Hex()
+		}
+		return map[string]any{"targets": ts}, fmt.Sprintf("stake_nominate %d candidate(s)", len(ts))
 	}
 	return nil, call.Kind().String()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/relayer"
 	"github.com/phalago/phala/internal/version"
@@ -35,9 +36,9 @@ func main() {
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	d := relayer.DefaultConfig()
 	var (
-		operator, level string
-		noRegister      bool
-		cfg             = d
+		operator, level, stake string
+		noRegister             bool
+		cfg                    = d
 	)
 	root := &cobra.Command{
 		Use:   "pherry",
@@ -48,7 +49,9 @@ on loopback by default, so pherry runs on the pRuntime's host). It forwards ever
 to pRuntime, which verifies all of it: a relayer can delay the chain, but
 pRuntime refuses anything forged, skipped or reordered. It submits pRuntime's signed egress
 messages to the chain and, unless --no-register, registers (and renews) the
-worker with its attestation report.
+worker with its attestation report. With --stake AMOUNT, the operator then
+bonds and allocates AMOUNT PHA to the worker if its allocation is lower: a
+worker is assigned contracts only with the chain's min_worker_stake.
 
 The --operator account signs and pays the fees of those transactions, and is
 recorded on chain as the worker's operator. The default //Alice is a public
@@ -77,6 +80,11 @@ or pRuntime hold.`,
 			}
 			cfg.Operator = key
 			cfg.Register = !noRegister
+			if stake != "" {
+				if cfg.Stake, err = api.ParseAmount(stake); err != nil {
+					return fmt.Errorf("--stake: %w", err)
+				}
+			}
 			cfg.Log = log
 			if isTerminal(stderr) {
 				cfg.Progress = stderr
@@ -88,6 +96,9 @@ or pRuntime hold.`,
 			reg := "on"
 			if noRegister {
 				reg = "off"
+			}
+			if cfg.Stake > 0 {
+				reg += ", stake " + api.FormatAmount(cfg.Stake) + " " + api.TokenSymbol
 			}
 			fmt.Fprintf(stdout, "pherry ready: node %s -> pRuntime control API %s, operator %s (pays fees), registration %s\n",
 				cfg.Node, cfg.PRuntime, key.Address(), reg)
@@ -102,6 +113,7 @@ or pRuntime hold.`,
 	f.IntVar(&cfg.MaxBatchBytes, "batch-bytes", d.MaxBatchBytes, "a batch stops growing at this many bytes while it is fetched (bounds pherry's memory)")
 	f.DurationVar(&cfg.PollInterval, "poll", d.PollInterval, "how often to ask the node for new blocks once caught up")
 	f.BoolVar(&noRegister, "no-register", false, "do not register or renew the worker on chain")
+	f.StringVar(&stake, "stake", "", "PHA the operator bonds and allocates to the registered worker if its allocation is lower (decimal, like phala transfer --amount; a worker needs the chain's min_worker_stake to get contracts)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	root.SetVersionTemplate(version.Template)
 	root.SetOut(stdout)

@@ -47,7 +47,7 @@ func TestHelpSaysWhoPays(t *testing.T) {
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"--node", "--pruntime-control", "--batch-bytes", "--operator", "--batch", "--no-register", "--log-level", "pays the fees", "//Alice"} {
+	for _, want := range []string{"--node", "--pruntime-control", "--batch-bytes", "--operator", "--batch", "--no-register", "--stake", "--log-level", "pays the fees", "//Alice"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help does not mention %q", want)
 		}
@@ -61,6 +61,8 @@ func TestBadFlagsRefused(t *testing.T) {
 		{"--log-level", "loud"},
 		{"--operator", ""},
 		{"--node", "not a url"},
+		{"--stake", "1.5e3"},
+		{"--stake", "-1"},
 		{"extra-arg"},
 	} {
 		var out syncBuffer

@@ -176,6 +176,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		log.Warn("this devnet's genesis does not allow the measurement of the pRuntime build now running (rebuilt, or --processes switched, since the devnet was created): workers that are not yet registered will be refused; use a new --home",
 			"measurement", fmt.Sprintf("%x", m))
 	}
+	stake := workerStake(doc)
 	rctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	names := []string{"gatekeeper"}
@@ -203,7 +204,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		d.Runtimes = append(d.Runtimes, rt)
 		operator := operators[i%len(operators)]
 		if cfg.PherryBinary != "" {
-			if err := rt.startPherry(cfg.PherryBinary, d.nodes[0].RPCAddress(), operator, log); err != nil {
+			if err := rt.startPherry(cfg.PherryBinary, d.nodes[0].RPCAddress(), operator, stake, log); err != nil {
 				d.Stop()
 				return nil, err
 			}
@@ -213,6 +214,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		rc.Node = d.nodes[0].RPCAddress()
 		rc.PRuntime = rt.ControlURL
 		rc.Operator = crypto.MustKeyPairFromURI(operator)
+		rc.Stake = stake
 		rc.Log = log.With("part", "pherry-"+name)
 		r, err := relayer.New(rc)
 		if err != nil {
@@ -249,6 +251,9 @@ func initialize(dc Config, gkDir string) error {
 	}
 	g := node.DevGenesisState(m[:])
 	g.Gatekeepers = []crypto.PublicKey{gk.Identity.Public()}
+	// The devnet runs the economy's stake rule (the dev genesis of tests
+	// keeps it off): its pherries stake their workers (workerStake).
+	g.Params.MinWorkerStake = api.DefaultParams().MinWorkerStake
 	_, err = node.Testnet(filepath.Join(dc.Home, "nodes"), node.TestnetOptions{
 		ChainID: dc.ChainID, Validators: dc.Validators, BasePort: dc.BasePort, Ports: dc.Ports, Genesis: g,
 		Override: func(_ int, c *cfg.Config) { c.Consensus.TimeoutCommit = dc.TimeoutCommit },
@@ -267,6 +272,17 @@ func (c Config) measurement() ([32]byte, error) {
 		return [32]byte{}, fmt.Errorf("measure %s: %w", c.PRuntimeBinary, err)
 	}
 	return sha256.Sum256(code), nil
+}
+
+// workerStake is what each pherry of the devnet has its operator stake on
+// its pRuntime: the genesis min_worker_stake, so that workers are
+// assignable (0 in a devnet created before the economy: no staking).
+func workerStake(doc *cmttypes.GenesisDoc) uint64 {
+	var g api.GenesisState
+	if err := json.Unmarshal(doc.AppState, &g); err != nil {
+		return 0
+	}
+	return g.Params.MinWorkerStake
 }
 
 // allows reports whether the genesis allows measurement m (an empty list
@@ -396,9 +412,9 @@ func fileLogLevel(l *slog.Logger) string {
 
 // startPherry runs the pherry process of rt, relaying the node at rpc
 // with the development account operator paying, logging to
-// <rt.Dir>/pherry.log. It returns once the process has started; pherry
+// <rt.Dir>/pherry.log, staking stake units on rt (--stake). It returns once the process has started; pherry
 // retries the node and pRuntime until they answer.
-func (rt *Runtime) startPherry(bin, rpc, operator string, log *slog.Logger) error {
+func (rt *Runtime) startPherry(bin, rpc, operator string, stake uint64, log *slog.Logger) error {
 	if err := os.MkdirAll(rt.Dir, 0o700); err != nil {
 		return err
 	}
@@ -409,7 +425,11 @@ func (rt *Runtime) startPherry(bin, rpc, operator string, log *slog.Logger) erro
 	}
 	// The operator is a public development key (//Charlie...), so its
 	// URI on the command line gives nothing away.
-	cmd := exec.Command(bin, "--node", rpc, "--pruntime-control", rt.ControlURL, "--operator", operator, "--log-level", fileLogLevel(log))
+	args := []string{"--node", rpc, "--pruntime-control", rt.ControlURL, "--operator", operator, "--log-level", fileLogLevel(log)}
+	if stake > 0 {
+		args = append(args, "--stake", api.FormatAmount(stake))
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {

@@ -65,6 +65,15 @@ func TestDevnetToken(t *testing.T) {
 		rec = r
 		return len(r.Workers) == 2, nil
 	})
+	// The devnet runs the stake rule: its pherries staked the workers.
+	if min := c.Params().MinWorkerStake; min != api.DefaultParams().MinWorkerStake {
+		t.Fatalf("devnet min_worker_stake %d", min)
+	}
+	for _, w := range rec.Workers {
+		if ns, _, err := c.NodeStake(ctx, w); err != nil || ns.Total < c.Params().MinWorkerStake {
+			t.Fatalf("worker %s has stake %+v (%v), below the minimum", w.Short(), ns, err)
+		}
+	}
 	if _, err := as.Command(ctx, rec, []byte("mint "+bob.Public().Hex()+" 1000")); err != nil {
 		t.Fatal(err)
 	}

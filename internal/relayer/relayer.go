@@ -27,6 +27,11 @@ type Config struct {
 	PRuntime string          // pRuntime's control API URL (pruntime --control-listen), e.g. http://127.0.0.1:8001
 	Operator *crypto.KeyPair // pays the fees of egress and registration txs; the worker's operator
 	Register bool            // register (and renew) the worker on chain when needed
+	// Stake: once the worker is registered with Operator, the operator
+	// bonds and allocates to it until its allocation is at least this
+	// many units (0: no staking). A worker needs min_worker_stake to be
+	// assigned contracts.
+	Stake uint64
 
 	BatchSize     int           // headers or blocks per pRuntime call (default 500, at most api.MaxSyncBatch)
 	MaxBatchBytes int           // a batch stops growing, while it is fetched, at this many bytes (default DefaultMaxBatchBytes, at most api.MaxSyncPayloadBytes)
@@ -174,6 +179,7 @@ type Relayer struct {
 	mu     sync.Mutex     // guards what the tx waiters touch
 	egress map[string]*egressState
 	reg    regState
+	stake  stakeState
 	stats  Stats
 }
 
@@ -230,7 +236,7 @@ func (r *Relayer) Run(ctx context.Context) error {
 		r.wg.Wait()
 	}()
 	r.log.Info("pherry starting", "node", r.cfg.Node, "pruntime", r.cfg.PRuntime, "operator", r.cfg.Operator.Address(),
-		"batch", r.cfg.BatchSize, "register", r.cfg.Register)
+		"batch", r.cfg.BatchSize, "register", r.cfg.Register, "stake", r.cfg.Stake)
 	bo := backoff{min: 100 * time.Millisecond, max: r.cfg.MaxBackoff}
 	for ctx.Err() == nil {
 		progressed, err := r.round(ctx)
@@ -339,6 +345,11 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 
 	if r.cfg.Register && caughtUp {
 		if err := r.maybeRegister(ctx, tip); err != nil {
+			return progressed, err
+		}
+	}
+	if r.cfg.Stake > 0 && caughtUp {
+		if err := r.maybeStake(ctx); err != nil {
 			return progressed, err
 		}
 	}

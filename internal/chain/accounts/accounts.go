@@ -1,5 +1,6 @@
-// Package accounts owns balances of the native token, account nonces and
-// transaction fees.
+// Package accounts owns balances of the native token, account nonces,
+// transaction fees and the total issuance (docs/economy.md: genesis sets it
+// to the sum of the balances; fees and slashes burn, rewards mint).
 package accounts
 
 import (
@@ -48,6 +49,81 @@ func ChargeFee(ctx *block.Context, signer crypto.PublicKey, nonce, fee uint64, s
 	a.Balance -= fee
 	a.Nonce++
 	Set(ctx.KV, signer, a)
+	Burn(ctx.KV, fee)
+	return nil
+}
+
+// Issuance returns the total issuance in PHA base units: every balance,
+// bonded, allocated and unlocking unit in existence. A state without the
+// issuance key (a bare store of a unit test that ran no genesis) has none
+// and does not track it.
+func Issuance(kv store.KV) uint64 {
+	v, _ := issuance(kv)
+	return v
+}
+
+func issuance(kv store.KV) (uint64, bool) {
+	b := kv.Get(api.KeyIssuance)
+	if b == nil {
+		return 0, false
+	}
+	v, err := api.DecodeIssuance(b)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt issuance: %v", err))
+	}
+	return v, true
+}
+
+// Burn lowers the total issuance by amount (units that left every
+// balance and ledger: a fee, a slash). Burning more than the issuance is a
+// broken invariant and panics.
+func Burn(kv store.KV, amount uint64) {
+	v, ok := issuance(kv)
+	if !ok || amount == 0 {
+		return
+	}
+	if amount > v {
+		panic(fmt.Sprintf("accounts: burning %d exceeds the issuance %d", amount, v))
+	}
+	kv.Set(api.KeyIssuance, api.EncodeIssuance(v-amount))
+}
+
+// Mint raises the total issuance by amount, which the caller credits to
+// balances (a reward). It fails, changing nothing, if the issuance would
+// overflow.
+func Mint(kv store.KV, amount uint64) error {
+	v, ok := issuance(kv)
+	if !ok || amount == 0 {
+		return nil
+	}
+	if v+amount < v {
+		return fmt.Errorf("%w: minting %d overflows the issuance %d", api.ErrInvalidCall, amount, v)
+	}
+	kv.Set(api.KeyIssuance, api.EncodeIssuance(v+amount))
+	return nil
+}
+
+// Credit adds amount to pk's balance (the other half of a Mint, or of
+// stake coming back). It fails, changing nothing, on overflow.
+func Credit(kv store.KV, pk crypto.PublicKey, amount uint64) error {
+	a := Get(kv, pk)
+	if a.Balance+amount < a.Balance {
+		return fmt.Errorf("%w: balance of %s would overflow", api.ErrInvalidCall, pk)
+	}
+	a.Balance += amount
+	Set(kv, pk, a)
+	return nil
+}
+
+// Debit takes amount from pk's balance (to bond it).
+// Errors: api.ErrInsufficientBalance.
+func Debit(kv store.KV, pk crypto.PublicKey, amount uint64) error {
+	a := Get(kv, pk)
+	if a.Balance < amount {
+		return fmt.Errorf("%w: %s has %d, needs %d", api.ErrInsufficientBalance, pk, a.Balance, amount)
+	}
+	a.Balance -= amount
+	Set(kv, pk, a)
 	return nil
 }
 
@@ -80,7 +156,7 @@ func Transfer(ctx *block.Context, from crypto.PublicKey, t *api.Transfer) error 
 
 // Spec returns the accounts module's entry in the chain's module table:
 // it owns the "a/" keys, executes transfers, writes the genesis balances
-// and serves proved account reads. Fees are charged by the application
+// and issuance and serves proved account and issuance reads. Fees are charged by the application
 // before any call (ChargeFee).
 func Spec() *module.Module {
 	return &module.Module{
@@ -92,11 +168,14 @@ func Spec() *module.Module {
 			},
 		},
 		InitGenesis: func(kv store.KV, g *module.Genesis) error {
+			var total uint64
 			for _, acc := range g.State.Accounts {
 				Set(kv, acc.Address, api.Account{Balance: acc.Balance})
+				total += acc.Balance // GenesisState.Validate refuses an overflow
 			}
+			kv.Set(api.KeyIssuance, api.EncodeIssuance(total))
 			return nil
 		},
-		StateQueries: []string{api.QueryAccount},
+		StateQueries: []string{api.QueryAccount, api.QueryIssuance},
 	}
 }

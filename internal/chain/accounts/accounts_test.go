@@ -319,3 +319,40 @@ func TestChargeThenTransfer(t *testing.T) {
 		t.Fatalf("alice %+v, bob %+v", a, b)
 	}
 }
+
+// The total issuance: fees burn it, Mint raises it (refusing an overflow),
+// Burn beyond it is a broken invariant; a state without it tracks none.
+func TestIssuance(t *testing.T) {
+	kv := newState(map[crypto.PublicKey]api.Account{alice: {Balance: 100 * api.Unit}})
+	kv.Set(api.KeyIssuance, api.EncodeIssuance(100*api.Unit))
+	ctx := newContext(kv)
+	fee := ctx.Params.MinFee(100)
+	if err := ChargeFee(ctx, alice, 0, fee, 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := Issuance(kv); got != 100*api.Unit-fee || got != Get(kv, alice).Balance {
+		t.Fatalf("issuance after a fee: %d, balance %d", got, Get(kv, alice).Balance)
+	}
+	if err := Mint(kv, 5); err != nil || Issuance(kv) != 100*api.Unit-fee+5 {
+		t.Fatalf("mint: %v, issuance %d", err, Issuance(kv))
+	}
+	before := Issuance(kv)
+	if err := Mint(kv, math.MaxUint64); !errors.Is(err, api.ErrInvalidCall) || Issuance(kv) != before {
+		t.Fatalf("overflowing mint: %v, issuance %d", err, Issuance(kv))
+	}
+	Burn(kv, 5)
+	if Issuance(kv) != before-5 {
+		t.Fatalf("burn: issuance %d", Issuance(kv))
+	}
+	bare := memKV{}
+	Burn(bare, 1)
+	if err := Mint(bare, 1); err != nil || len(bare) != 0 {
+		t.Fatalf("a state without issuance: %v %v", err, bare)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("burning beyond the issuance did not panic")
+		}
+	}()
+	Burn(kv, before)
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
+	"github.com/phalago/phala/internal/chain/staking"
 	"github.com/phalago/phala/internal/chain/store"
 )
 
@@ -109,6 +110,7 @@ func newMux() *module.Mux {
 		chainSpec(),
 		accounts.Spec(),
 		registry.Spec(),
+		staking.Spec(),
 		mq.Spec(x),
 		contracts.Spec(),
 		governance.Spec(),

@@ -324,13 +324,18 @@ func TestModuleTableComplete(t *testing.T) {
 			t.Errorf("call %s has no module", k)
 		}
 	}
-	for _, p := range []string{api.QueryAccount, api.QueryWorker, api.QueryGatekeepers, api.QueryMasterKey, api.QueryParams,
+	for _, k := range []api.CallKind{api.CallStakeBond, api.CallStakeAllocate, api.CallStakeUnbond, api.CallStakeWithdraw, api.CallStakeNominate} {
+		if !owned[k] {
+			t.Errorf("call %s has no module", k)
+		}
+	}
+	for _, p := range []string{api.QueryStakeLedger, api.QueryStakeNode, api.QueryIssuance, api.QueryAccount, api.QueryWorker, api.QueryGatekeepers, api.QueryMasterKey, api.QueryParams,
 		api.QueryAttestation, api.QueryNextSeq, api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn} {
 		if !x.StateQuery(p) {
 			t.Errorf("state query %s has no module", p)
 		}
 	}
-	for _, p := range []string{api.QueryMessages, api.QueryWorkers} {
+	for _, p := range []string{api.QueryMessages, api.QueryWorkers, api.QueryStakeStakers} {
 		if x.Querier(p) == nil {
 			t.Errorf("query %s has no module", p)
 		}

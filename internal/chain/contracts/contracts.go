@@ -21,6 +21,7 @@ import (
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
+	"github.com/phalago/phala/internal/chain/staking"
 	"github.com/phalago/phala/internal/chain/store"
 )
 
@@ -137,7 +138,8 @@ func Command(ctx *block.Context, from crypto.PublicKey, c *api.ContractCommand) 
 // contract keys)): the contract's public keys and all its workers at once.
 // The first valid grant of an upload wins; later ones (another
 // gatekeeper's) are ignored, and so are grants for unknown uploads, or
-// naming workers that are not registry.Attested, or more than the requested
+// naming workers that are not registry.Attested or not staking.Assignable
+// (stake below min_worker_stake), or more than the requested
 // replicas (reported as events): the message itself stays in the queue.
 // The gatekeeper itself is attested: registry.Authorize admits no
 // gatekeeper message otherwise.
@@ -166,6 +168,10 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 	for _, k := range g.Workers {
 		if _, err := registry.Attested(ctx.KV, k.Worker, ctx.Height); err != nil || seen[k.Worker] {
 			ignore("worker not attested (unregistered, expired or measurement no longer allowed) or repeated")
+			return
+		}
+		if !staking.Assignable(ctx.KV, k.Worker, ctx.Params) {
+			ignore(fmt.Sprintf("worker %s has stake %d, below min_worker_stake %d", k.Worker.Hex(), staking.NodeStake(ctx.KV, k.Worker), ctx.Params.MinWorkerStake))
 			return
 		}
 		seen[k.Worker] = true

@@ -130,8 +130,9 @@ func (e *Engine) pruneBlockHashes(height int64) {
 }
 
 // onParams follows the chain parameters governance set: pRuntime uses
-// attestation_window (how many recent block hashes it keeps).
-func (e *Engine) onParams(_ *Context, m *api.Message) error {
+// attestation_window (how many recent block hashes it keeps) and
+// min_worker_stake (which workers its gatekeeper may assign contracts).
+func (e *Engine) onParams(ctx *Context, m *api.Message) error {
 	if m.Origin != api.ModuleOrigin(governanceModule) {
 		return fmt.Errorf("params from %s, not governance", m.Origin)
 	}
@@ -143,6 +144,11 @@ func (e *Engine) onParams(_ *Context, m *api.Message) error {
 		return fmt.Errorf("params: %w", err)
 	}
 	e.st.attestWindow = p.AttestationWindow
+	lowered := p.MinWorkerStake < e.st.minWorkerStake
+	e.st.minWorkerStake = p.MinWorkerStake
+	if lowered && ctx != nil {
+		e.grantWaiting(ctx.Height) // workers may have become assignable
+	}
 	return nil
 }
 

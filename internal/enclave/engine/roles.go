@@ -72,6 +72,8 @@ func (v chainView) Attested(rec *api.WorkerRecord, height int64) bool {
 	return v.e.attested(rec, height)
 }
 
+func (v chainView) Assignable(key crypto.PublicKey) bool { return v.e.assignable(key) }
+
 func (v chainView) Worker(key crypto.PublicKey) *api.WorkerRecord { return v.e.st.workers[key] }
 
 func (v chainView) Workers() []*api.WorkerRecord {

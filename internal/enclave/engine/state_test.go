@@ -22,6 +22,7 @@ func sampleState() *state {
 	s.allowlist, s.minVersion = []api.HexBytes{{1, 2}, {3}}, 4
 	s.attestWindow, s.hashFloor = 200, 2
 	s.blockHashes[5], s.blockHashes[6] = [api.BlockHashSize]byte{5}, [api.BlockHashSize]byte{6}
+	s.minWorkerStake, s.nodeStake[k.Public()] = 100, 250
 	return s
 }
 
@@ -52,6 +53,11 @@ func TestStateRoundTrip(t *testing.T) {
 	again.blockHashes[6] = [api.BlockHashSize]byte{7}
 	if again.root() == s.root() {
 		t.Fatal("root ignores the block hashes")
+	}
+	again, _ = decodeState(s.encode())
+	again.nodeStake[crypto.PublicKey{1}] = 1
+	if again.root() == s.root() {
+		t.Fatal("root ignores the node stakes")
 	}
 }
 

@@ -20,7 +20,11 @@ type view struct {
 	workers   map[crypto.PublicKey]*api.WorkerRecord
 	masterPub crypto.PublicKey
 	egress    []api.Message
+	// unstaked: workers below the minimum stake (not Assignable).
+	unstaked map[crypto.PublicKey]bool
 }
+
+func (v *view) Assignable(k crypto.PublicKey) bool { return !v.unstaked[k] }
 
 func (v *view) Attested(rec *api.WorkerRecord, height int64) bool {
 	return rec != nil && rec.Active(height)
@@ -149,8 +153,8 @@ func TestMasterKeyLifecycle(t *testing.T) {
 }
 
 // Two gatekeepers holding the MasterKey grant an upload's keys to the same
-// attested workers (not gatekeepers, not expired, at most Replicas, by
-// rank), and each chosen worker opens the contract key the grant names.
+// attested workers (not gatekeepers, not expired, not below the minimum
+// stake, at most Replicas, by rank), and each chosen worker opens the contract key the grant names.
 func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 	first, second := newNode(t, 1), newNode(t, 1)
 	gks := []crypto.PublicKey{first.entity.Identity.Public(), second.entity.Identity.Public()}
@@ -163,12 +167,20 @@ func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 		t.Fatal(err)
 	}
 	workers := map[crypto.PublicKey]*node{}
-	for i := range 5 {
+	for i := range 6 {
 		w := newNode(t, 1)
 		expires := int64(10)
-		if i == 0 {
+		switch i {
+		case 0:
 			expires = 5 // expired at height 5
-		} else {
+		case 1: // below the minimum stake
+			for _, n := range []*node{first, second} {
+				if n.view.unstaked == nil {
+					n.view.unstaked = map[crypto.PublicKey]bool{}
+				}
+				n.view.unstaked[w.entity.Identity.Public()] = true
+			}
+		default:
 			workers[w.entity.Identity.Public()] = w
 		}
 		for _, n := range []*node{first, second} {
@@ -206,7 +218,7 @@ func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 	for _, k := range grants[0].Workers {
 		w := workers[k.Worker]
 		if w == nil {
-			t.Fatalf("granted to %s: expired or a gatekeeper", k.Worker.Short())
+			t.Fatalf("granted to %s: expired, unstaked or a gatekeeper", k.Worker.Short())
 		}
 		ch, err := channel.New(w.entity.Ecdh, grants[0].GatekeeperE, api.ChannelPurposeContractKey)
 		if err != nil {
