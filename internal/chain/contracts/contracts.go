@@ -18,6 +18,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/computation"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
@@ -166,6 +167,10 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 	for _, k := range g.Workers {
 		if _, err := registry.Attested(ctx.KV, k.Worker, ctx.Height); err != nil || seen[k.Worker] {
 			ignore("worker not attested (unregistered, expired or measurement no longer allowed) or repeated")
+			return
+		}
+		if !computation.Responsive(ctx.KV, k.Worker, ctx.Height, ctx.Params.EraLength) {
+			ignore("worker found unresponsive at the last era end: not assignable this era")
 			return
 		}
 		seen[k.Worker] = true

@@ -143,6 +143,7 @@ func (e *Engine) onParams(_ *Context, m *api.Message) error {
 		return fmt.Errorf("params: %w", err)
 	}
 	e.st.attestWindow = p.AttestationWindow
+	e.st.params = p
 	return nil
 }
 

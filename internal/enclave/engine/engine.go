@@ -150,6 +150,7 @@ func New(cfg Config) (*Engine, error) {
 		e.st.dispatched = g.InitialHeight - 1
 		e.st.allowlist = gs.Attestation.Measurements
 		e.st.attestWindow = gs.Params.AttestationWindow
+		e.st.params = gs.Params
 		e.st.hashFloor = g.InitialHeight
 	default:
 		return nil, fmt.Errorf("load runtime state: %w", err)
@@ -165,6 +166,8 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicGovAllowlist, e.onAllowlist)
 	e.handle(api.TopicGovMinRuntimeVersion, e.onMinVersion)
 	e.handle(api.TopicGovParams, e.onParams)
+	e.handle(api.TopicChallenge, e.onChallenge)
+	e.handle(api.TopicAssignable, e.onAssignable)
 	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
 		e.role = RoleGatekeeper
 		if err := e.startGatekeeper(est == keys.EntityPreGenesis); err != nil {

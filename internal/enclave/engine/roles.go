@@ -84,6 +84,8 @@ func (v chainView) Workers() []*api.WorkerRecord {
 
 func (v chainView) MasterPublic() crypto.PublicKey { return v.e.st.masterPub }
 
+func (v chainView) Assignable(key crypto.PublicKey) bool { return !v.e.st.unassignable[key] }
+
 func (v chainView) Pending(topic string) bool {
 	return slices.ContainsFunc(v.e.st.egress, func(m api.SignedMessage) bool { return m.Message.Topic == topic })
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-const stateVersion = 4
+const stateVersion = 5
 
 // state is everything pRuntime derives from the chain plus its egress. It
 // is checkpointed (sealed) after every sync or dispatch call.
@@ -48,10 +48,15 @@ type state struct {
 	attestWindow uint64
 	hashFloor    int64
 	blockHashes  map[int64][api.BlockHashSize]byte
+	// The chain parameters (the genesis ones, then as governance set
+	// them) and the nodes the chain found unresponsive at the last era
+	// end (not assignable).
+	params       api.Params
+	unassignable map[crypto.PublicKey]bool
 }
 
 func newState() *state {
-	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}}
+	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, unassignable: map[crypto.PublicKey]bool{}}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -107,6 +112,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 	w.Fixed(s.masterPub[:])
 	s.encodeGovernance(w)
 	s.encodeAttest(w)
+	s.encodeComputation(w)
 }
 
 // root is the state root: SHA-256 over the chain-derived state. Two
@@ -168,6 +174,7 @@ func decodeState(b []byte) (*state, error) {
 	r.Fixed(s.masterPub[:])
 	s.decodeGovernance(r)
 	s.decodeAttest(r)
+	s.decodeComputation(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

@@ -41,6 +41,9 @@ type Chain interface {
 	Attested(rec *api.WorkerRecord, height int64) bool
 	// Worker returns the registration of key in the queue, nil if none.
 	Worker(key crypto.PublicKey) *api.WorkerRecord
+	// Assignable reports whether the chain lets key be given new
+	// contracts (not found unresponsive at the last era end).
+	Assignable(key crypto.PublicKey) bool
 	// Workers returns every registration in the queue, in any order.
 	Workers() []*api.WorkerRecord
 	// MasterPublic returns the master public key the chain adopted (the
@@ -239,7 +242,8 @@ func (g *Gatekeeper) shareAD(s *api.MasterKeyShare) []byte {
 // Grant (a gatekeeper holding the MasterKey; a no-op otherwise) derives
 // the contract keys of upload u at height (keys.Master.ContractKey) and
 // provisions them to the assigned workers: registered, attested
-// (Chain.Attested), not gatekeepers, at most u.Replicas of them, ordered by
+// (Chain.Attested), assignable (Chain.Assignable), not gatekeepers, at
+// most u.Replicas of them, ordered by
 // SHA-256(upload id, worker identity) so every gatekeeper picks the same.
 // The contract key seed is sealed to each worker's ECDH key over a CommKey
 // channel (api.ChannelPurposeContractKey) and emitted as one
@@ -260,7 +264,7 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 	}
 	var cs []cand
 	for _, w := range g.cfg.Chain.Workers() {
-		if !g.cfg.Chain.Attested(w, height) || slices.Contains(g.cfg.Gatekeepers, w.Info.IdentityKey) {
+		if !g.cfg.Chain.Attested(w, height) || slices.Contains(g.cfg.Gatekeepers, w.Info.IdentityKey) || !g.cfg.Chain.Assignable(w.Info.IdentityKey) {
 			continue
 		}
 		cs = append(cs, cand{sha256.Sum256(append(u.ID[:], w.Info.IdentityKey[:]...)), w})

@@ -17,9 +17,10 @@ import (
 // view is the chain-derived state the engine would give (Chain): the
 // registrations in the queue, all attested until expiry, and the egress.
 type view struct {
-	workers   map[crypto.PublicKey]*api.WorkerRecord
-	masterPub crypto.PublicKey
-	egress    []api.Message
+	workers      map[crypto.PublicKey]*api.WorkerRecord
+	masterPub    crypto.PublicKey
+	egress       []api.Message
+	unassignable map[crypto.PublicKey]bool
 }
 
 func (v *view) Attested(rec *api.WorkerRecord, height int64) bool {
@@ -33,7 +34,8 @@ func (v *view) Workers() []*api.WorkerRecord {
 	}
 	return ws
 }
-func (v *view) MasterPublic() crypto.PublicKey { return v.masterPub }
+func (v *view) MasterPublic() crypto.PublicKey     { return v.masterPub }
+func (v *view) Assignable(k crypto.PublicKey) bool { return !v.unassignable[k] }
 func (v *view) Pending(topic string) bool {
 	return slices.ContainsFunc(v.egress, func(m api.Message) bool { return m.Topic == topic })
 }
@@ -176,6 +178,14 @@ func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 		}
 	}
 	second.view.workers[gks[1]] = second.record(10)
+	// One worker the chain found unresponsive: never picked.
+	for k := range workers {
+		for _, n := range []*node{first, second} {
+			n.view.unassignable = map[crypto.PublicKey]bool{k: true}
+		}
+		delete(workers, k)
+		break
+	}
 	u := Upload{ID: [32]byte{1}, Deployer: crypto.PublicKey{2}, CodeHash: [32]byte{3}, Replicas: 3}
 	var grants []*api.ContractKeyGrant
 	for _, p := range []struct {
@@ -206,7 +216,7 @@ func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 	for _, k := range grants[0].Workers {
 		w := workers[k.Worker]
 		if w == nil {
-			t.Fatalf("granted to %s: expired or a gatekeeper", k.Worker.Short())
+			t.Fatalf("granted to %s: expired, unassignable or a gatekeeper", k.Worker.Short())
 		}
 		ch, err := channel.New(w.entity.Ecdh, grants[0].GatekeeperE, api.ChannelPurposeContractKey)
 		if err != nil {
