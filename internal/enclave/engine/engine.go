@@ -370,7 +370,9 @@ func (e *Engine) ack(m *api.Message) {
 	case !m.Origin.Kind.OffChain():
 		return
 	case m.Origin.Kind == api.OriginContract:
-		if _, ok := e.running[m.Origin.Key]; !ok {
+		// A contract this pRuntime emitted for: one it runs, or one whose
+		// failed start it reported (and does not run).
+		if _, ok := e.st.egressSeq[string(m.Origin.Encode())]; !ok {
 			return
 		}
 	case m.Origin.Key != e.entity.Identity.Public():

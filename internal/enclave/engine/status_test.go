@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,12 @@ func TestDeploymentStatus(t *testing.T) {
 		if _, ok := w.ContractRoots()[rec.Identity]; ok {
 			t.Fatalf("%s: the worker runs a failed contract", c.name)
 		}
+		// Its report, once on chain, leaves the worker's egress (the
+		// worker does not run the contract, yet acknowledges its report).
+		waitFor(t, 30*time.Second, "the failure report acknowledged", func() bool {
+			relay(t, ch, bobS, gk, w)
+			return !slices.ContainsFunc(w.Egress(), func(m api.SignedMessage) bool { return m.Message.Origin.Key == rec.Identity })
+		})
 		_, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: 99, Sealed: []byte{1}})
 		if !errors.Is(err, api.ErrInvalidCall) || !strings.Contains(err.Error(), "failed to start") || !strings.Contains(err.Error(), c.reason) {
 			t.Fatalf("%s: command to a failed contract: %v", c.name, err)
