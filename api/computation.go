@@ -22,6 +22,11 @@ const (
 	// TopicAssignable: payload Assignability (origin module computation),
 	// sent when a node's responsiveness verdict changes.
 	TopicAssignable = "phala/computation/assignable"
+	// TopicExecuted: payload Executed (origin a worker running the
+	// contract): the worker executed the contract's commands up to
+	// Height (sent for contracts with an execution timeout, at most once
+	// per contract per block that had commands for it).
+	TopicExecuted = "phala/computation/executed"
 	// ComputationModule is the module's origin name.
 	ComputationModule = "computation"
 	// MaxChallengedPerBlock bounds a Challenge's node list.
@@ -255,6 +260,7 @@ const (
 	QueryActivity  = "/computation/activity"  // data: era (big-endian u64) ‖ node; value: Activity
 	QueryEraReport = "/computation/era"       // data: era (big-endian u64); value: EraReport
 	QueryChallenge = "/computation/challenge" // data: node; value: big-endian u64 heights of its unanswered challenges
+	QueryExecuted  = "/computation/executed"  // data: contract ‖ worker; value: big-endian u64 height acknowledged
 )
 
 // ActivityKey is the state key of a node's activity in an era.
@@ -275,3 +281,47 @@ func ChallengeKey(node crypto.PublicKey) []byte { return append([]byte("cm/ch/")
 // UnresponsiveKey is the state key holding the era in which a node was
 // last found unresponsive (it is not assignable during the next era).
 func UnresponsiveKey(node crypto.PublicKey) []byte { return append([]byte("cm/un/"), node[:]...) }
+
+// Executed acknowledges that a worker executed a contract's commands of
+// the blocks up to Height.
+type Executed struct {
+	Contract crypto.PublicKey
+	Height   int64
+}
+
+// Encode returns the canonical bytes.
+func (x *Executed) Encode() []byte {
+	w := codec.NewWriter(48)
+	w.Fixed(x.Contract[:])
+	w.Varint(x.Height)
+	return w.Bytes()
+}
+
+// DecodeExecuted strictly decodes the payload.
+func DecodeExecuted(b []byte) (*Executed, error) {
+	x := &Executed{}
+	r := codec.NewReader(b)
+	r.Fixed(x.Contract[:])
+	x.Height = r.Varint()
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: executed: %v", ErrMalformed, err)
+	}
+	return x, nil
+}
+
+// TimeoutKey is the state key of the execution-timeout check of contract
+// due at height deadline (value: big-endian u64 height of the command).
+func TimeoutKey(deadline int64, contract crypto.PublicKey) []byte {
+	return append(TimeoutPrefix(deadline), contract[:]...)
+}
+
+// TimeoutPrefix is the state key prefix of the checks due at deadline.
+func TimeoutPrefix(deadline int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("cm/to/"), uint64(deadline))
+}
+
+// ExecutedKey is the state key of the highest height up to which worker
+// acknowledged executing contract's commands.
+func ExecutedKey(contract, worker crypto.PublicKey) []byte {
+	return append(append([]byte("cm/ex/"), contract[:]...), worker[:]...)
+}

@@ -349,6 +349,7 @@ func FuzzDecodeComputation(f *testing.F) {
 	f.Add((&Heartbeat{Height: 7, Seed: [32]byte{2}}).Encode())
 	f.Add((&Assignability{Node: k, Reason: "unresponsive in era 3"}).Encode())
 	f.Add((&Activity{Challenged: 3, Answered: 2, Egress: 9}).Encode())
+	f.Add((&Executed{Contract: k, Height: 44}).Encode())
 	f.Add((&EraReport{Era: 2, Height: 1200, Budget: 5, Nodes: []NodeVerdict{{Node: k, Count: 3, Unresponsive: true, Slashed: 4}}}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if v, err := DecodeChallenge(b); err == nil && !bytes.Equal(v.Encode(), b) {
@@ -362,6 +363,9 @@ func FuzzDecodeComputation(f *testing.F) {
 		}
 		if v, err := DecodeActivity(b); err == nil && !bytes.Equal(v.Encode(), b) {
 			t.Fatalf("activity mismatch %x", b)
+		}
+		if v, err := DecodeExecuted(b); err == nil && !bytes.Equal(v.Encode(), b) {
+			t.Fatalf("executed mismatch %x", b)
 		}
 		if v, err := DecodeEraReport(b); err == nil && !bytes.Equal(v.Encode(), b) {
 			t.Fatalf("era report mismatch %x", b)

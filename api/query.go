@@ -125,6 +125,11 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 	case QueryChallenge:
 		pk, err := key32()
 		return ChallengeKey(pk), err
+	case QueryExecuted:
+		if len(data) != 2*crypto.PublicKeySize {
+			return nil, fmt.Errorf("%w: %s takes a contract key and a worker key (64 bytes)", ErrInvalidCall, path)
+		}
+		return ExecutedKey(crypto.PublicKey(data[:32]), crypto.PublicKey(data[32:])), nil
 	case QueryAccount:
 		pk, err := key32()
 		return AccountKey(pk), err

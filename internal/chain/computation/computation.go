@@ -197,6 +197,76 @@ func Observe(ctx *block.Context, m *api.Message) {
 	setActivity(ctx.KV, era, m.Origin.Key, a)
 }
 
+// ScheduleTimeout schedules the execution-timeout check of a command to
+// contract queued in this block: at ctx.Height+timeout, every worker of
+// the contract that has not acknowledged executing up to ctx.Height
+// (api.Executed) pays Params.TimeoutPenaltyPPM.
+func ScheduleTimeout(ctx *block.Context, contract crypto.PublicKey, timeout uint64) {
+	ctx.KV.Set(api.TimeoutKey(ctx.Height+int64(timeout), contract), binary.BigEndian.AppendUint64(nil, uint64(ctx.Height)))
+}
+
+// OnExecuted records a worker's acknowledgement that it executed a
+// contract's commands up to a height: only a worker of the contract's
+// record, only for a block already final, only upwards.
+func OnExecuted(ctx *block.Context, m *api.Message) {
+	w := m.Origin.Key
+	x, err := api.DecodeExecuted(m.Payload)
+	if err != nil {
+		ctx.Event("executed_ignored", "worker", w.Hex(), "reason", "malformed")
+		return
+	}
+	v := ctx.KV.Get(api.ContractKey(x.Contract))
+	if v == nil {
+		return
+	}
+	rec, err := api.DecodeContractRecord(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt contract record %s: %v", x.Contract.Hex(), err))
+	}
+	if !slices.Contains(rec.Workers, w) || x.Height >= ctx.Height {
+		ctx.Event("executed_ignored", "worker", w.Hex(), "reason", "not a worker of the contract, or a height not yet final")
+		return
+	}
+	if prev := ctx.KV.Get(api.ExecutedKey(x.Contract, w)); len(prev) == 8 && int64(binary.BigEndian.Uint64(prev)) >= x.Height {
+		return
+	}
+	ctx.KV.Set(api.ExecutedKey(x.Contract, w), binary.BigEndian.AppendUint64(nil, uint64(x.Height)))
+}
+
+// checkTimeouts charges the replicas that missed the execution timeouts
+// due in this block.
+func checkTimeouts(ctx *block.Context, econ Economy) {
+	type due struct {
+		key      []byte
+		contract crypto.PublicKey
+		height   int64
+	}
+	var ds []due
+	prefix := api.TimeoutPrefix(ctx.Height)
+	store.Iterate(ctx.KV, prefix, func(k, v []byte) bool {
+		ds = append(ds, due{bytes.Clone(k), crypto.PublicKey(k[len(prefix):]), int64(binary.BigEndian.Uint64(v))})
+		return true
+	})
+	for _, d := range ds {
+		ctx.KV.Delete(d.key)
+		v := ctx.KV.Get(api.ContractKey(d.contract))
+		if v == nil {
+			continue
+		}
+		rec, err := api.DecodeContractRecord(v)
+		if err != nil {
+			panic(fmt.Sprintf("corrupt contract record %s: %v", d.contract.Hex(), err))
+		}
+		for _, w := range rec.Workers {
+			if a := ctx.KV.Get(api.ExecutedKey(d.contract, w)); len(a) == 8 && int64(binary.BigEndian.Uint64(a)) >= d.height {
+				continue
+			}
+			amount := econ.Slash(ctx, w, ctx.Params.TimeoutPenaltyPPM, fmt.Sprintf("missed the execution timeout of contract %s for block %d", d.contract.Hex(), d.height))
+			ctx.Event("execution_timeout", "contract", d.contract.Hex(), "worker", w.Hex(), "command_height", strconv.FormatInt(d.height, 10), "slashed", strconv.FormatUint(amount, 10))
+		}
+	}
+}
+
 // Responsive reports whether node may be given new contracts as far as
 // its responsiveness goes: it was not found unresponsive at the end of the
 // era before the one of height.
@@ -214,6 +284,7 @@ func Responsive(kv store.KV, node crypto.PublicKey, height int64, eraLength uint
 func EndBlock(econ Economy) func(ctx *block.Context) error {
 	return func(ctx *block.Context) error {
 		p := ctx.Params
+		checkTimeouts(ctx, econ)
 		if ctx.Height < 1 || uint64(ctx.Height)%p.EraLength != 0 {
 			return nil
 		}
@@ -327,7 +398,8 @@ func mulDiv(a, b, c uint64) uint64 {
 
 // Spec returns the module's entry in the chain's module table: it owns the
 // "cm/" keys (outstanding challenges "cm/ch/", activity "cm/act/", era
-// reports "cm/era/", verdicts "cm/un/"); it challenges at the start of each
+// reports "cm/era/", verdicts "cm/un/", execution acknowledgements
+// "cm/ex/" and timeout checks "cm/to/"); it challenges at the start of each
 // block, consumes the nodes' heartbeats, observes their other accepted
 // messages, does the era-end work, and serves its proved reads.
 func Spec(econ Economy) *module.Module {
@@ -340,8 +412,9 @@ func Spec(econ Economy) *module.Module {
 		Consumes: []module.Consumer{
 			{Origin: api.OriginWorker, Topic: api.TopicHeartbeat, Handle: hb},
 			{Origin: api.OriginGatekeeper, Topic: api.TopicHeartbeat, Handle: hb},
+			{Origin: api.OriginWorker, Topic: api.TopicExecuted, Handle: OnExecuted},
 		},
 		Observe:      Observe,
-		StateQueries: []string{api.QueryActivity, api.QueryEraReport, api.QueryChallenge},
+		StateQueries: []string{api.QueryActivity, api.QueryEraReport, api.QueryChallenge, api.QueryExecuted},
 	}
 }

@@ -82,13 +82,16 @@ func (c *Context) Emit(kind api.OriginKind, topic string, payload []byte) {
 
 // Engine is a running pRuntime core. Its methods are safe for concurrent use.
 type Engine struct {
-	mu       sync.Mutex
-	cfg      Config
-	log      *slog.Logger
-	entity   *keys.Entity
-	sealer   *sealing.Sealer // bound to the chain and this identity
-	gk       gatekeeperRole  // nil unless this pRuntime is a genesis gatekeeper (roles.go)
-	role     string
+	mu     sync.Mutex
+	cfg    Config
+	log    *slog.Logger
+	entity *keys.Entity
+	sealer *sealing.Sealer // bound to the chain and this identity
+	gk     gatekeeperRole  // nil unless this pRuntime is a genesis gatekeeper (roles.go)
+	role   string
+	// toAck: contracts with an execution timeout whose commands the
+	// block being dispatched executed (ackExecuted empties it).
+	toAck    map[crypto.PublicKey]bool
 	chainID  string
 	genState *api.GenesisState
 	lc       *lightclient.Client
@@ -360,6 +363,7 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 			}
 		}
 	}
+	e.ackExecuted(bm.Height)
 	e.pruneBlockHashes(bm.Height)
 	return nil
 }
