@@ -43,16 +43,25 @@ type UploadContract struct {
 	Code      []byte
 	Replicas  uint8
 	InitInput []byte
+	// ExecTimeout, if not 0, is the contract's execution timeout in
+	// blocks: a replica that has not acknowledged a command's execution
+	// within it pays Params.TimeoutPenaltyPPM of its stake
+	// (docs/economy.md). At most MaxExecTimeout.
+	ExecTimeout uint64
 }
+
+// MaxExecTimeout bounds a contract's execution timeout (blocks).
+const MaxExecTimeout = 100_000
 
 func (*UploadContract) Kind() CallKind { return CallUploadContract }
 func (u *UploadContract) encode(w *codec.Writer) {
 	w.BytesField(u.Code)
 	w.U8(u.Replicas)
 	w.BytesField(u.InitInput)
+	w.Uvarint(u.ExecTimeout)
 }
 func decodeUploadContract(r *codec.Reader) *UploadContract {
-	return &UploadContract{Code: r.BytesField(MaxCodeBytes), Replicas: r.U8(), InitInput: r.BytesField(MaxPayloadBytes)}
+	return &UploadContract{Code: r.BytesField(MaxCodeBytes), Replicas: r.U8(), InitInput: r.BytesField(MaxPayloadBytes), ExecTimeout: r.Uvarint()}
 }
 
 // ContractCommand sends a command to a deployed contract: Sealed is the
@@ -102,12 +111,13 @@ func UploadID(deployer crypto.PublicKey, codeHash [32]byte, sequence uint64) [32
 // ContractUploaded announces an upload (the whitepaper's
 // ContractUploaded(deployer, code_hash, sequence)).
 type ContractUploaded struct {
-	Deployer  crypto.PublicKey
-	CodeHash  [32]byte
-	Sequence  uint64
-	Replicas  uint8
-	Code      []byte // gzip-compressed
-	InitInput []byte
+	Deployer    crypto.PublicKey
+	CodeHash    [32]byte
+	Sequence    uint64
+	Replicas    uint8
+	Code        []byte // gzip-compressed
+	InitInput   []byte
+	ExecTimeout uint64 // blocks; 0: none
 }
 
 // Encode returns the canonical bytes.
@@ -119,6 +129,7 @@ func (u *ContractUploaded) Encode() []byte {
 	w.U8(u.Replicas)
 	w.BytesField(u.Code)
 	w.BytesField(u.InitInput)
+	w.Uvarint(u.ExecTimeout)
 	return w.Bytes()
 }
 
@@ -132,6 +143,7 @@ func DecodeContractUploaded(b []byte) (*ContractUploaded, error) {
 	u.Replicas = r.U8()
 	u.Code = r.BytesField(MaxCodeBytes)
 	u.InitInput = r.BytesField(MaxPayloadBytes)
+	u.ExecTimeout = r.Uvarint()
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: contract uploaded: %v", ErrMalformed, err)
 	}
@@ -319,6 +331,7 @@ type ContractRecord struct {
 	// StatusHeight is the block that set Status (the grant's for
 	// ContractStarting).
 	StatusHeight int64
+	ExecTimeout  uint64 // blocks; 0: none (UploadContract.ExecTimeout)
 }
 
 // Encode returns the canonical bytes.
@@ -334,6 +347,7 @@ func (c *ContractRecord) Encode() []byte {
 	w.U8(uint8(c.Status))
 	w.BytesField([]byte(c.Reason))
 	w.Varint(c.StatusHeight)
+	w.Uvarint(c.ExecTimeout)
 	return w.Bytes()
 }
 
@@ -351,6 +365,7 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 	c.Status = ContractStatus(r.U8())
 	c.Reason = string(r.BytesField(MaxStatusReasonBytes))
 	c.StatusHeight = r.Varint()
+	c.ExecTimeout = r.Uvarint()
 	if r.Err() == nil && c.Status > ContractFailed {
 		r.Fail(fmt.Errorf("%w: contract status %d", codec.ErrBadFormat, c.Status))
 	}
@@ -367,11 +382,12 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 // UploadPending is an upload no gatekeeper has provisioned yet: it has no
 // keys, no workers, no record.
 type UploadPending struct {
-	Deployer crypto.PublicKey
-	CodeHash [32]byte
-	Sequence uint64
-	Replicas uint8
-	Height   int64 // the block of the upload
+	Deployer    crypto.PublicKey
+	CodeHash    [32]byte
+	Sequence    uint64
+	Replicas    uint8
+	Height      int64  // the block of the upload
+	ExecTimeout uint64 // blocks; 0: none
 }
 
 // Encode returns the canonical bytes.
@@ -382,6 +398,7 @@ func (p *UploadPending) Encode() []byte {
 	w.Uvarint(p.Sequence)
 	w.U8(p.Replicas)
 	w.Varint(p.Height)
+	w.Uvarint(p.ExecTimeout)
 	return w.Bytes()
 }
 
@@ -394,6 +411,7 @@ func DecodeUploadPending(b []byte) (*UploadPending, error) {
 	p.Sequence = r.Uvarint()
 	p.Replicas = r.U8()
 	p.Height = r.Varint()
+	p.ExecTimeout = r.Uvarint()
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: pending upload: %v", ErrMalformed, err)
 	}

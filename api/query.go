@@ -112,6 +112,24 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		return pk, nil
 	}
 	switch path {
+	case QueryActivity:
+		if len(data) != 8+crypto.PublicKeySize {
+			return nil, fmt.Errorf("%w: %s takes a big-endian u64 era and a 32-byte node key", ErrInvalidCall, path)
+		}
+		return ActivityKey(binary.BigEndian.Uint64(data), crypto.PublicKey(data[8:])), nil
+	case QueryEraReport:
+		if len(data) != 8 {
+			return nil, fmt.Errorf("%w: %s takes a big-endian u64 era (8 bytes)", ErrInvalidCall, path)
+		}
+		return EraReportKey(binary.BigEndian.Uint64(data)), nil
+	case QueryChallenge:
+		pk, err := key32()
+		return ChallengeKey(pk), err
+	case QueryExecuted:
+		if len(data) != 2*crypto.PublicKeySize {
+			return nil, fmt.Errorf("%w: %s takes a contract key and a worker key (64 bytes)", ErrInvalidCall, path)
+		}
+		return ExecutedKey(crypto.PublicKey(data[:32]), crypto.PublicKey(data[32:])), nil
 	case QueryAccount:
 		pk, err := key32()
 		return AccountKey(pk), err

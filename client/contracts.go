@@ -31,6 +31,20 @@ var (
 // replicas workers, and returns its upload id. The contract's keys exist
 // once a gatekeeper has provisioned it: see WaitContract.
 func (s *Signer) Upload(ctx context.Context, code []byte, replicas uint8, initInput []byte) ([32]byte, *TxResult, error) {
+	return s.UploadWith(ctx, code, UploadOptions{Replicas: replicas, InitInput: initInput})
+}
+
+// UploadOptions are an upload's settings besides its code.
+type UploadOptions struct {
+	Replicas  uint8  // workers to run it (0: 1)
+	InitInput []byte // public
+	// ExecTimeout: blocks within which each replica must acknowledge
+	// executing a command, or pay a penalty (0: none; docs/economy.md).
+	ExecTimeout uint64
+}
+
+// UploadWith is Upload with every setting.
+func (s *Signer) UploadWith(ctx context.Context, code []byte, o UploadOptions) ([32]byte, *TxResult, error) {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	zw.Write(code)
@@ -39,7 +53,7 @@ func (s *Signer) Upload(ctx context.Context, code []byte, replicas uint8, initIn
 	if err != nil {
 		return [32]byte{}, nil, err
 	}
-	res, err := s.Submit(ctx, &api.UploadContract{Code: buf.Bytes(), Replicas: replicas, InitInput: initInput})
+	res, err := s.Submit(ctx, &api.UploadContract{Code: buf.Bytes(), Replicas: o.Replicas, InitInput: o.InitInput, ExecTimeout: o.ExecTimeout})
 	if err != nil {
 		return [32]byte{}, res, err
 	}

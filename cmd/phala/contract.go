@@ -35,6 +35,7 @@ answered encrypted and signed by the contract.`,
 func contractUploadCmd(g *globals) *cobra.Command {
 	var from, initInput string
 	var replicas uint8
+	var execTimeout uint64
 	c := &cobra.Command{
 		Use:   "upload <contract.wasm | go contract directory>",
 		Short: "Upload a contract and wait until its workers run it (or report why they cannot)",
@@ -68,7 +69,7 @@ refused.`,
 			if err != nil {
 				return err
 			}
-			upload, res, err := cl.NewSigner(key).Upload(ctx, code, replicas, []byte(initInput))
+			upload, res, err := cl.NewSigner(key).UploadWith(ctx, code, client.UploadOptions{Replicas: replicas, InitInput: []byte(initInput), ExecTimeout: execTimeout})
 			if err != nil {
 				return fmt.Errorf("upload: %w", g.nodeError(err))
 			}
@@ -89,6 +90,7 @@ refused.`,
 	c.Flags().StringVar(&from, "from", "", "secret URI of the deployer (pays the fee; becomes the caller of init), or - for stdin")
 	c.Flags().Uint8Var(&replicas, "replicas", 1, "number of workers to run the contract")
 	c.Flags().StringVar(&initInput, "init", "", "input of the contract's init (PUBLIC: it travels in plaintext with the code; send secrets as commands)")
+	c.Flags().Uint64Var(&execTimeout, "exec-timeout", 0, "execution timeout in blocks: a replica that has not acknowledged executing a command within it pays the chain's timeout penalty (0: none)")
 	return c
 }
 
@@ -332,6 +334,9 @@ func contractJSON(rec *api.ContractRecord, height int64) map[string]any {
 func printContract(w io.Writer, rec *api.ContractRecord) {
 	fmt.Fprintf(w, "contract:   %s\necdh key:   %s\ndeployer:   %s\ncode hash:  %x\nsequence:   %d\n", rec.Identity.Hex(), rec.Ecdh.Hex(), rec.Deployer.Address(), rec.CodeHash, rec.Sequence)
 	fmt.Fprintf(w, "status:     %s (since height %d)\n", rec.Status, rec.StatusHeight)
+	if rec.ExecTimeout > 0 {
+		fmt.Fprintf(w, "timeout:    %d blocks (replicas acknowledge execution within it)\n", rec.ExecTimeout)
+	}
 	if rec.Reason != "" {
 		fmt.Fprintf(w, "reason:     %s\n", rec.Reason)
 	}

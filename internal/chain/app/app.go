@@ -23,6 +23,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/internal/chain/accounts"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/computation"
 	"github.com/phalago/phala/internal/chain/contracts"
 	"github.com/phalago/phala/internal/chain/governance"
 	"github.com/phalago/phala/internal/chain/module"
@@ -114,6 +115,7 @@ func newMux() *module.Mux {
 		mq.Spec(x),
 		contracts.Spec(),
 		governance.Spec(),
+		computation.Spec(economy{}),
 	)
 	return x.Mux
 }

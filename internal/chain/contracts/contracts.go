@@ -18,6 +18,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/computation"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
@@ -62,6 +63,9 @@ func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract
 	if replicas > api.MaxReplicas {
 		return fmt.Errorf("%w: at most %d replicas", api.ErrInvalidCall, api.MaxReplicas)
 	}
+	if c.ExecTimeout > api.MaxExecTimeout {
+		return fmt.Errorf("%w: execution timeout %d blocks, at most %d", api.ErrInvalidCall, c.ExecTimeout, api.MaxExecTimeout)
+	}
 	hash, err := CodeHash(c.Code)
 	if err != nil {
 		return err
@@ -72,11 +76,11 @@ func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract
 	}
 	ctx.KV.Set(api.DeployerSeqKey(deployer), binary.BigEndian.AppendUint64(nil, seq+1))
 	id := api.UploadID(deployer, hash, seq)
-	p := &api.UploadPending{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Height: ctx.Height}
+	p := &api.UploadPending{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Height: ctx.Height, ExecTimeout: c.ExecTimeout}
 	ctx.KV.Set(api.UploadPendingKey(id), p.Encode())
 	ctx.Event("contract_uploaded", "deployer", deployer.Address(), "code_hash", hex.EncodeToString(hash[:]),
 		"sequence", strconv.FormatUint(seq, 10), "upload_id", hex.EncodeToString(id[:]))
-	u := &api.ContractUploaded{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Code: c.Code, InitInput: c.InitInput}
+	u := &api.ContractUploaded{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Code: c.Code, InitInput: c.InitInput, ExecTimeout: c.ExecTimeout}
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractUploaded, u.Encode())
 }
 
@@ -124,8 +128,12 @@ func live(kv store.KV, id crypto.PublicKey) (*api.ContractRecord, error) {
 // Command queues an encrypted command for a deployed contract that has
 // not failed (ErrContractFailed).
 func Command(ctx *block.Context, from crypto.PublicKey, c *api.ContractCommand) error {
-	if _, err := live(ctx.KV, c.Contract); err != nil {
+	rec, err := live(ctx.KV, c.Contract)
+	if err != nil {
 		return err
+	}
+	if rec.ExecTimeout > 0 {
+		computation.ScheduleTimeout(ctx, c.Contract, rec.ExecTimeout)
 	}
 	if len(c.Sealed) == 0 {
 		return fmt.Errorf("%w: empty command", api.ErrInvalidCall)
@@ -163,7 +171,7 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 		return
 	}
 	rec := &api.ContractRecord{Upload: g.Upload, Deployer: p.Deployer, CodeHash: p.CodeHash, Sequence: p.Sequence, Identity: g.Identity, Ecdh: g.Ecdh,
-		Status: api.ContractStarting, StatusHeight: ctx.Height}
+		Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout}
 	seen := map[crypto.PublicKey]bool{}
 	for _, k := range g.Workers {
 		if _, err := registry.Attested(ctx.KV, k.Worker, ctx.Height); err != nil || seen[k.Worker] {
@@ -172,6 +180,10 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 		}
 		if !staking.Assignable(ctx.KV, k.Worker, ctx.Params) {
 			ignore(fmt.Sprintf("worker %s has stake %d, below min_worker_stake %d", k.Worker.Hex(), staking.NodeStake(ctx.KV, k.Worker), ctx.Params.MinWorkerStake))
+			return
+		}
+		if !computation.Responsive(ctx.KV, k.Worker, ctx.Height, ctx.Params.EraLength) {
+			ignore("worker found unresponsive at the last era end: not assignable this era")
 			return
 		}
 		seen[k.Worker] = true

@@ -71,6 +71,9 @@ type Module struct {
 	Origins map[api.OriginKind]Authorizer
 	// Consumes lists the pushed messages the module acts on.
 	Consumes []Consumer
+	// Observe, if set, sees every pushed message the queue accepts, after
+	// its consumer (counting, not acting: several modules may observe).
+	Observe func(ctx *block.Context, m *api.Message)
 	// InitGenesis writes the module's part of the genesis state. It runs
 	// on the validated genesis; an error stops the chain from starting.
 	InitGenesis func(kv store.KV, g *Genesis) error
@@ -190,10 +193,15 @@ func (x *Mux) Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, 
 }
 
 // Deliver hands a pushed message to the module consuming its (origin
-// kind, topic), if any.
+// kind, topic), if any, then to every module observing.
 func (x *Mux) Deliver(ctx *block.Context, m *api.Message) {
 	if c, ok := x.consumers[consumerKey{m.Origin.Kind, m.Topic}]; ok {
 		c.Handle(ctx, m)
+	}
+	for _, mod := range x.modules {
+		if mod.Observe != nil {
+			mod.Observe(ctx, m)
+		}
 	}
 }
 

@@ -149,6 +149,7 @@ func (e *Engine) onParams(ctx *Context, m *api.Message) error {
 	if lowered && ctx != nil {
 		e.grantWaiting(ctx.Height) // workers may have become assignable
 	}
+	e.st.params = p
 	return nil
 }
 

@@ -82,13 +82,16 @@ func (c *Context) Emit(kind api.OriginKind, topic string, payload []byte) {
 
 // Engine is a running pRuntime core. Its methods are safe for concurrent use.
 type Engine struct {
-	mu       sync.Mutex
-	cfg      Config
-	log      *slog.Logger
-	entity   *keys.Entity
-	sealer   *sealing.Sealer // bound to the chain and this identity
-	gk       gatekeeperRole  // nil unless this pRuntime is a genesis gatekeeper (roles.go)
-	role     string
+	mu     sync.Mutex
+	cfg    Config
+	log    *slog.Logger
+	entity *keys.Entity
+	sealer *sealing.Sealer // bound to the chain and this identity
+	gk     gatekeeperRole  // nil unless this pRuntime is a genesis gatekeeper (roles.go)
+	role   string
+	// toAck: contracts with an execution timeout whose commands the
+	// block being dispatched executed (ackExecuted empties it).
+	toAck    map[crypto.PublicKey]bool
 	chainID  string
 	genState *api.GenesisState
 	lc       *lightclient.Client
@@ -151,6 +154,7 @@ func New(cfg Config) (*Engine, error) {
 		e.st.allowlist = gs.Attestation.Measurements
 		e.st.attestWindow = gs.Params.AttestationWindow
 		e.st.minWorkerStake = gs.Params.MinWorkerStake
+		e.st.params = gs.Params
 		e.st.hashFloor = g.InitialHeight
 	default:
 		return nil, fmt.Errorf("load runtime state: %w", err)
@@ -167,6 +171,8 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicGovMinRuntimeVersion, e.onMinVersion)
 	e.handle(api.TopicGovParams, e.onParams)
 	e.handle(api.TopicNodeStake, e.onNodeStake)
+	e.handle(api.TopicChallenge, e.onChallenge)
+	e.handle(api.TopicAssignable, e.onAssignable)
 	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
 		e.role = RoleGatekeeper
 		if err := e.startGatekeeper(est == keys.EntityPreGenesis); err != nil {
@@ -359,6 +365,7 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 			}
 		}
 	}
+	e.ackExecuted(bm.Height)
 	e.pruneBlockHashes(bm.Height)
 	return nil
 }

@@ -47,11 +47,12 @@ func (e *Engine) onNodeStake(ctx *Context, m *api.Message) error {
 	return nil
 }
 
-// assignable reports whether the worker key has the stake the chain
-// requires of a worker assigned contracts (staking.Assignable applies the
-// same rule).
+// assignable reports whether the worker key may be given new contracts:
+// it has the stake the chain requires (staking.Assignable applies the
+// same rule) and the chain did not find it unresponsive at the last era
+// end (computation.Responsive).
 func (e *Engine) assignable(key crypto.PublicKey) bool {
-	return e.st.nodeStake[key] >= e.st.minWorkerStake
+	return e.st.nodeStake[key] >= e.st.minWorkerStake && !e.st.unassignable[key]
 }
 
 // encodeStaking writes the staking part of the chain-derived state:

@@ -11,7 +11,7 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-const stateVersion = 5
+const stateVersion = 6
 
 // state is everything pRuntime derives from the chain plus its egress. It
 // is checkpointed (sealed) after every sync or dispatch call.
@@ -53,10 +53,15 @@ type state struct {
 	// (absent: zero).
 	minWorkerStake uint64
 	nodeStake      map[crypto.PublicKey]uint64
+	// The chain parameters (the genesis ones, then as governance set
+	// them) and the nodes the chain found unresponsive at the last era
+	// end (not assignable).
+	params       api.Params
+	unassignable map[crypto.PublicKey]bool
 }
 
 func newState() *state {
-	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, nodeStake: map[crypto.PublicKey]uint64{}}
+	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, nodeStake: map[crypto.PublicKey]uint64{}, unassignable: map[crypto.PublicKey]bool{}}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -113,6 +118,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 	s.encodeGovernance(w)
 	s.encodeAttest(w)
 	s.encodeStaking(w)
+	s.encodeComputation(w)
 }
 
 // root is the state root: SHA-256 over the chain-derived state. Two
@@ -175,6 +181,7 @@ func decodeState(b []byte) (*state, error) {
 	s.decodeGovernance(r)
 	s.decodeAttest(r)
 	s.decodeStaking(r)
+	s.decodeComputation(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

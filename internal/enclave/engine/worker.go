@@ -46,6 +46,9 @@ type upload struct {
 	// gatekeeper grants the uploads still without one when a worker
 	// registers (no worker could run them before).
 	granted bool
+	// execTimeout: the contract's execution timeout (blocks; 0: none):
+	// its workers acknowledge the blocks whose commands they executed.
+	execTimeout uint64
 }
 
 // running is a contract this worker was granted.
@@ -110,7 +113,7 @@ func (e *Engine) onUploaded(ctx *Context, m *api.Message) error {
 	if err := sealing.WriteAtomic(e.initPath(id), u.InitInput); err != nil {
 		return err
 	}
-	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initHash: sha256.Sum256(u.InitInput)}
+	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initHash: sha256.Sum256(u.InitInput), execTimeout: u.ExecTimeout}
 	if e.gk != nil {
 		e.gk.Grant(ctx.Height, gatekeeper.Upload{ID: id, Deployer: u.Deployer, CodeHash: u.CodeHash, Seq: u.Sequence, Replicas: u.Replicas})
 	}
@@ -325,10 +328,12 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 	r.lastNonce[cm.From] = cm.Nonce
 	input, err := ch.Open(cm.Sealed, api.CommandAD(cm.Contract, cm.From, cm.Nonce))
 	if err != nil {
+		e.executed(r, cm.Contract)
 		r.recordReceipt(cm.From, cm.Nonce, ctx.Height, api.ReceiptBody{Status: api.ReceiptRejected,
 			Output: []byte("the input does not open with CommKey(sender, contract): sealed to another contract's key, or altered")})
 		return nil
 	}
+	e.executed(r, cm.Contract)
 	res, err := r.c.CommandWithin(context.Background(), cm.From, input, ctx.Height, ctx.Time, e.egressBudget(cm.Contract, r, ctx.Height))
 	// What became of the command goes to its sender only, in the receipt:
 	// not to the log, which the host reads.
@@ -337,6 +342,36 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 		e.emitContract(r, res)
 	}
 	return nil
+}
+
+// executed notes that this worker executed a command of contract id in
+// the block being dispatched, if the contract has an execution timeout: the block's
+// acknowledgement (api.Executed) goes out after the block (ackExecuted).
+func (e *Engine) executed(r *running, id crypto.PublicKey) {
+	if u := e.st.uploads[r.upload]; u != nil && u.execTimeout > 0 {
+		if e.toAck == nil {
+			e.toAck = map[crypto.PublicKey]bool{}
+		}
+		e.toAck[id] = true
+	}
+}
+
+// ackExecuted emits, after block height, one api.Executed per contract
+// with an execution timeout whose commands this worker executed in it, in
+// contract id order.
+func (e *Engine) ackExecuted(height int64) {
+	if len(e.toAck) == 0 {
+		return
+	}
+	ids := make([]crypto.PublicKey, 0, len(e.toAck))
+	for id := range e.toAck {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	for _, id := range ids {
+		e.emit(api.OriginWorker, api.TopicExecuted, (&api.Executed{Contract: id, Height: height}).Encode())
+	}
+	clear(e.toAck)
 }
 
 // receiptBody is a command's receipt content: the contract's output, or
@@ -437,6 +472,7 @@ func (s *state) encodeUploads(w *codec.Writer) {
 		w.U8(u.replicas)
 		w.Fixed(u.initHash[:])
 		w.Bool(u.granted)
+		w.Uvarint(u.execTimeout)
 	}
 }
 
@@ -451,6 +487,7 @@ func (s *state) decodeUploads(r *codec.Reader) {
 		u.replicas = r.U8()
 		r.Fixed(u.initHash[:])
 		u.granted = r.Bool()
+		u.execTimeout = r.Uvarint()
 		s.uploads[id] = u
 	}
 }

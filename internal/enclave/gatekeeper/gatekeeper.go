@@ -41,9 +41,10 @@ type Chain interface {
 	Attested(rec *api.WorkerRecord, height int64) bool
 	// Worker returns the registration of key in the queue, nil if none.
 	Worker(key crypto.PublicKey) *api.WorkerRecord
-	// Assignable reports whether the worker key may be assigned contracts
-	// by stake: its total stake, as the staking module announced it, is at
-	// least min_worker_stake (docs/economy.md).
+	// Assignable reports whether the worker key may be assigned new
+	// contracts: its total stake, as the staking module announced it, is
+	// at least min_worker_stake, and the chain did not find it
+	// unresponsive at the last era end (docs/economy.md).
 	Assignable(key crypto.PublicKey) bool
 	// Workers returns every registration in the queue, in any order.
 	Workers() []*api.WorkerRecord
@@ -243,7 +244,8 @@ func (g *Gatekeeper) shareAD(s *api.MasterKeyShare) []byte {
 // Grant (a gatekeeper holding the MasterKey; a no-op otherwise) derives
 // the contract keys of upload u at height (keys.Master.ContractKey) and
 // provisions them to the assigned workers: registered, attested
-// (Chain.Attested), with enough stake (Chain.Assignable), not gatekeepers, at most u.Replicas of them, ordered by
+// (Chain.Attested), assignable (Chain.Assignable: staked, responsive),
+// not gatekeepers, at most u.Replicas of them, ordered by
 // SHA-256(upload id, worker identity) so every gatekeeper picks the same.
 // The contract key seed is sealed to each worker's ECDH key over a CommKey
 // channel (api.ChannelPurposeContractKey) and emitted as one

@@ -20,11 +20,10 @@ type view struct {
 	workers   map[crypto.PublicKey]*api.WorkerRecord
 	masterPub crypto.PublicKey
 	egress    []api.Message
-	// unstaked: workers below the minimum stake (not Assignable).
-	unstaked map[crypto.PublicKey]bool
+	// unassignable: workers below the minimum stake, or found
+	// unresponsive (not Assignable).
+	unassignable map[crypto.PublicKey]bool
 }
-
-func (v *view) Assignable(k crypto.PublicKey) bool { return !v.unstaked[k] }
 
 func (v *view) Attested(rec *api.WorkerRecord, height int64) bool {
 	return rec != nil && rec.Active(height)
@@ -37,7 +36,8 @@ func (v *view) Workers() []*api.WorkerRecord {
 	}
 	return ws
 }
-func (v *view) MasterPublic() crypto.PublicKey { return v.masterPub }
+func (v *view) MasterPublic() crypto.PublicKey     { return v.masterPub }
+func (v *view) Assignable(k crypto.PublicKey) bool { return !v.unassignable[k] }
 func (v *view) Pending(topic string) bool {
 	return slices.ContainsFunc(v.egress, func(m api.Message) bool { return m.Topic == topic })
 }
@@ -175,10 +175,10 @@ func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 			expires = 5 // expired at height 5
 		case 1: // below the minimum stake
 			for _, n := range []*node{first, second} {
-				if n.view.unstaked == nil {
-					n.view.unstaked = map[crypto.PublicKey]bool{}
+				if n.view.unassignable == nil {
+					n.view.unassignable = map[crypto.PublicKey]bool{}
 				}
-				n.view.unstaked[w.entity.Identity.Public()] = true
+				n.view.unassignable[w.entity.Identity.Public()] = true
 			}
 		default:
 			workers[w.entity.Identity.Public()] = w
@@ -188,6 +188,14 @@ func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 		}
 	}
 	second.view.workers[gks[1]] = second.record(10)
+	// One worker the chain found unresponsive: never picked.
+	for k := range workers {
+		for _, n := range []*node{first, second} {
+			n.view.unassignable[k] = true
+		}
+		delete(workers, k)
+		break
+	}
 	u := Upload{ID: [32]byte{1}, Deployer: crypto.PublicKey{2}, CodeHash: [32]byte{3}, Replicas: 3}
 	var grants []*api.ContractKeyGrant
 	for _, p := range []struct {
@@ -218,7 +226,7 @@ func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 	for _, k := range grants[0].Workers {
 		w := workers[k.Worker]
 		if w == nil {
-			t.Fatalf("granted to %s: expired, unstaked or a gatekeeper", k.Worker.Short())
+			t.Fatalf("granted to %s: expired, unstaked, unresponsive or a gatekeeper", k.Worker.Short())
 		}
 		ch, err := channel.New(w.entity.Ecdh, grants[0].GatekeeperE, api.ChannelPurposeContractKey)
 		if err != nil {

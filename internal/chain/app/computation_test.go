@@ -1,0 +1,155 @@
+package app
+
+import (
+	"encoding/binary"
+	"testing"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+)
+
+func (h *harness) activity(era uint64, n crypto.PublicKey) api.Activity {
+	v := h.query(api.QueryActivity, append(binary.BigEndian.AppendUint64(nil, era), n[:]...), false).Value
+	if v == nil {
+		return api.Activity{}
+	}
+	a, err := api.DecodeActivity(v)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return *a
+}
+
+// challenges returns the nodes the block's Challenge names.
+func challenged(t *testing.T, res *abci.ResponseFinalizeBlock, h *harness) map[crypto.PublicKey]bool {
+	t.Helper()
+	bm, err := h.app.store.Messages(h.height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[crypto.PublicKey]bool{}
+	for _, m := range bm.Messages {
+		if m.Topic != api.TopicChallenge {
+			continue
+		}
+		c, err := api.DecodeChallenge(m.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range c.Nodes {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// A heartbeat counts only for the node that signs it, for its own
+// outstanding challenge, with that block's seed, within the window, once.
+// At the era's end the 1/4 rule judges the nodes that were registered for
+// the whole era.
+func TestHeartbeatRules(t *testing.T) {
+	g := genesis()
+	g.Params.EraLength = 12
+	g.Params.HeartbeatsPerEra = 12 // every node, every block
+	g.Params.HeartbeatWindow = 2
+	h := newHarness(t, g)
+	h.block()
+	w1, w2 := newWorker(t), newWorker(t)
+	mustOK(t, h.block(h.tx(bob, 0, h.register(h.cite(w1.info))), h.tx(bob, 1, h.register(h.cite(w2.info)))))
+	seqs := map[crypto.PublicKey]uint64{}
+	nonce := uint64(2)
+	beat := func(w *worker, height int64, seed [32]byte) []byte {
+		hb := &api.Heartbeat{Height: height, Seed: seed}
+		m := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginWorker, w.identity.Public()), Topic: api.TopicHeartbeat, Seq: seqs[w.identity.Public()], Payload: hb.Encode()}, w.identity)
+		seqs[w.identity.Public()]++
+		nonce++
+		return h.tx(bob, nonce-1, &api.PushMessage{Message: m})
+	}
+	res := h.block()
+	c := h.height
+	if got := challenged(t, res, h); !got[w1.identity.Public()] || !got[w2.identity.Public()] {
+		t.Fatalf("block %d challenges %v", c, got)
+	}
+	seed := blockHash(c - 1)
+	// w1 answers in time; w2 answers with a wrong seed.
+	mustOK(t, h.block(beat(w1, c, seed), beat(w2, c, [32]byte{9})))
+	if a := h.activity(0, w1.identity.Public()); a.Answered != 1 {
+		t.Fatalf("w1's answer: %+v", a)
+	}
+	if a := h.activity(0, w2.identity.Public()); a.Answered != 0 {
+		t.Fatalf("w2's answer with a wrong seed counted: %+v", a)
+	}
+	// Block c+2, the window's last: w2 answers block c with the right
+	// seed (counts); w1 answers block c again (answered already: no).
+	mustOK(t, h.block(beat(w2, c, seed), beat(w1, c, seed)))
+	if a := h.activity(0, w2.identity.Public()); a.Answered != 1 {
+		t.Fatalf("w2's answer in the window: %+v", a)
+	}
+	if a := h.activity(0, w1.identity.Public()); a.Answered != 1 {
+		t.Fatalf("w1's repeated answer counted: %+v", a)
+	}
+	// Until the era's end, w1 answers every challenge, w2 none.
+	for h.height < int64(2*g.Params.EraLength) {
+		cur := h.height
+		h.block(beat(w1, cur, blockHash(cur-1)))
+	}
+	v := h.query(api.QueryEraReport, binary.BigEndian.AppendUint64(nil, 1), false).Value
+	r, err := api.DecodeEraReport(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[crypto.PublicKey]api.NodeVerdict{}
+	for _, n := range r.Nodes {
+		got[n.Node] = n
+	}
+	v1, v2 := got[w1.identity.Public()], got[w2.identity.Public()]
+	if v1.Unresponsive || v1.Count == 0 || !v2.Unresponsive || v2.Count != 0 || r.MaxWorker != v1.Count {
+		t.Fatalf("era 1: %+v", r)
+	}
+	// Era 0 judged nobody: both registered during it.
+	r0, err := api.DecodeEraReport(h.query(api.QueryEraReport, binary.BigEndian.AppendUint64(nil, 0), false).Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range r0.Nodes {
+		if !n.Exempt || n.Unresponsive {
+			t.Fatalf("era 0: %+v", n)
+		}
+	}
+}
+
+// A heartbeat within the window counts; one after it does not.
+func TestHeartbeatWindow(t *testing.T) {
+	g := genesis()
+	g.Params.EraLength = 100
+	g.Params.HeartbeatsPerEra = 1 // rarely: find a block that challenges w
+	g.Params.HeartbeatWindow = 3
+	h := newHarness(t, g)
+	h.block()
+	w := newWorker(t)
+	mustOK(t, h.block(h.tx(bob, 0, h.register(h.cite(w.info)))))
+	var c int64
+	for c == 0 && h.height < 2000 {
+		if challenged(t, h.block(), h)[w.identity.Public()] {
+			c = h.height
+		}
+	}
+	if c == 0 {
+		t.Fatal("never challenged")
+	}
+	beat := func(seq uint64) []byte {
+		hb := &api.Heartbeat{Height: c, Seed: blockHash(c - 1)}
+		m := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginWorker, w.identity.Public()), Topic: api.TopicHeartbeat, Seq: seq, Payload: hb.Encode()}, w.identity)
+		return h.tx(bob, h.nonce(bob), &api.PushMessage{Message: m})
+	}
+	for h.height < c+int64(g.Params.HeartbeatWindow) {
+		h.block()
+	}
+	// The block at c+window+1 is past the window.
+	mustOK(t, h.block(beat(0)))
+	if a := h.activity(api.Era(c, g.Params.EraLength), w.identity.Public()); a.Answered != 0 || a.Challenged == 0 {
+		t.Fatalf("late heartbeat counted: %+v", a)
+	}
+}
