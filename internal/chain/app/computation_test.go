@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/binary"
+	"math/big"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -90,11 +91,24 @@ func TestHeartbeatRules(t *testing.T) {
 	if a := h.activity(0, w1.identity.Public()); a.Answered != 1 {
 		t.Fatalf("w1's repeated answer counted: %+v", a)
 	}
+	// Alice backs both workers with 100 PHA each.
+	mustOK(t, h.block(h.tx(alice, 0, &api.StakeBond{Amount: 200 * api.Unit})))
+	mustOK(t, h.block(h.tx(alice, 1, &api.StakeAllocate{Node: w1.identity.Public(), Amount: 100 * api.Unit}),
+		h.tx(alice, 2, &api.StakeAllocate{Node: w2.identity.Public(), Amount: 100 * api.Unit})))
+	issuance := func() uint64 {
+		v, err := api.DecodeIssuance(h.query(api.QueryIssuance, nil, false).Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
 	// Until the era's end, w1 answers every challenge, w2 none.
-	for h.height < int64(2*g.Params.EraLength) {
+	for h.height < int64(2*g.Params.EraLength)-1 {
 		cur := h.height
 		h.block(beat(w1, cur, blockHash(cur-1)))
 	}
+	aliceBefore, issuedBefore := h.account(alice.Public()).Balance, issuance()
+	h.block() // the era's last block
 	v := h.query(api.QueryEraReport, binary.BigEndian.AppendUint64(nil, 1), false).Value
 	r, err := api.DecodeEraReport(v)
 	if err != nil {
@@ -107,6 +121,41 @@ func TestHeartbeatRules(t *testing.T) {
 	v1, v2 := got[w1.identity.Public()], got[w2.identity.Public()]
 	if v1.Unresponsive || v1.Count == 0 || !v2.Unresponsive || v2.Count != 0 || r.MaxWorker != v1.Count {
 		t.Fatalf("era 1: %+v", r)
+	}
+	// w2 loses offline_slash_ppm of its stake and earns nothing; w1
+	// earns the workers' share of the era's inflation, paid to Alice, its
+	// only staker; issuance moves by exactly the reward minted less the
+	// slash burned.
+	wantSlash := 100 * api.Unit * g.Params.OfflineSlashPPM / 1_000_000
+	if v2.Slashed != wantSlash || v2.Reward != 0 {
+		t.Fatalf("w2 slashed %d (want %d), rewarded %d", v2.Slashed, wantSlash, v2.Reward)
+	}
+	// The budget is taken of the issuance after the era's slashes.
+	var b big.Int
+	b.Mul(new(big.Int).SetUint64(issuedBefore-v2.Slashed), new(big.Int).SetUint64(g.Params.EraInflationPPB))
+	b.Quo(&b, big.NewInt(1_000_000_000))
+	if r.Budget != b.Uint64() || v1.Reward == 0 {
+		t.Fatalf("budget %d (want %d), w1 reward %d", r.Budget, b.Uint64(), v1.Reward)
+	}
+	if workers := r.Budget - r.Budget*g.Params.GatekeeperRewardPPM/1_000_000; v1.Reward != workers {
+		t.Fatalf("w1, the only responsive worker, got %d of the workers' %d", v1.Reward, workers)
+	}
+	if got := h.account(alice.Public()).Balance; got != aliceBefore+v1.Reward {
+		t.Fatalf("alice has %d, had %d, reward %d", got, aliceBefore, v1.Reward)
+	}
+	if got := issuance(); got != issuedBefore+v1.Reward-v2.Slashed {
+		t.Fatalf("issuance %d, was %d, +%d -%d", got, issuedBefore, v1.Reward, v2.Slashed)
+	}
+	var ns api.NodeStake
+	if v := h.query(api.QueryStakeNode, w2.identity.Public().Bytes(), false).Value; v != nil {
+		n, err := api.DecodeNodeStake(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns = *n
+	}
+	if ns.Total != 100*api.Unit-wantSlash {
+		t.Fatalf("w2's stake %d after the slash", ns.Total)
 	}
 	// Era 0 judged nobody: both registered during it.
 	r0, err := api.DecodeEraReport(h.query(api.QueryEraReport, binary.BigEndian.AppendUint64(nil, 0), false).Value)
