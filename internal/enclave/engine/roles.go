@@ -86,7 +86,6 @@ func (v chainView) Workers() []*api.WorkerRecord {
 
 func (v chainView) MasterPublic() crypto.PublicKey { return v.e.st.masterPub }
 
-
 func (v chainView) Pending(topic string) bool {
 	return slices.ContainsFunc(v.e.st.egress, func(m api.SignedMessage) bool { return m.Message.Topic == topic })
 }
