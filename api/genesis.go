@@ -139,9 +139,15 @@ func DefaultParams() Params {
 		EraInflationPPB:      10_000,
 		GatekeeperRewardPPM:  200_000,
 		NGatekeepers:         3,
-		GasPricePerMGas:      1_000,
-		MaxCommandGas:        5_000_000_000,
-		MaxWorkerGasPerBlock: 20_000_000_000,
+		// Calibrated on the development machine (docs/benchmarks.md, "Gas
+		// calibration"): ~1,900 Mgas per second of one core, for a Go
+		// contract's loop and for token transfers alike. A command runs at
+		// most 100 Mgas (~50 ms); one block asks at most 400 Mgas (~210
+		// ms) of a worker; a second of a worker's CPU (~1,900 Mgas) costs
+		// ~0.0095 PHA, a command that runs out of 100 Mgas 0.0005 PHA.
+		GasPricePerMGas:      5_000_000,
+		MaxCommandGas:        100_000_000,
+		MaxWorkerGasPerBlock: 400_000_000,
 	}
 }
 

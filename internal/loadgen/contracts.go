@@ -61,7 +61,6 @@ func (r *ContractResult) String() string {
 // worker and each pays for little more than it uses.
 const TransferGas = 200_000
 
-
 // RunContracts performs the measurement.
 func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, error) {
 	logf := cfg.Log

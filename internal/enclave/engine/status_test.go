@@ -114,7 +114,7 @@ func TestDeploymentStatus(t *testing.T) {
 		if _, ok := w.ContractRoots()[rec.Identity]; ok {
 			t.Fatalf("%s: the worker runs a failed contract", c.name)
 		}
-		_, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: 99, Sealed: []byte{1}})
+		_, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: 99, GasLimit: testGas, Sealed: []byte{1}})
 		if !errors.Is(err, api.ErrInvalidCall) || !strings.Contains(err.Error(), "failed to start") || !strings.Contains(err.Error(), c.reason) {
 			t.Fatalf("%s: command to a failed contract: %v", c.name, err)
 		}
