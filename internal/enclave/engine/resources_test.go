@@ -97,6 +97,7 @@ func newBare(t *testing.T, dir string, unmetered bool) *bare {
 		t.Fatal(err)
 	}
 	e.running[b.id] = &running{upload: uploadID, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true}
+	e.publish() // as dispatch does after a block
 	if err := e.checkpoint(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +125,7 @@ func (b *bare) command(t *testing.T, height int64, count, size uint32) error {
 	if err := b.e.onCommand(&Context{e: b.e, Height: height, Time: time.Unix(height, 0)}, m); err != nil {
 		t.Fatal(err)
 	}
+	b.e.publish()
 	if cerr := b.e.checkpoint(); cerr != nil {
 		t.Fatal(cerr)
 	}
