@@ -140,14 +140,15 @@ func DefaultParams() Params {
 		GatekeeperRewardPPM:  200_000,
 		NGatekeepers:         3,
 		// Calibrated on the development machine (docs/benchmarks.md, "Gas
-		// calibration"): ~1,900 Mgas per second of one core, for a Go
-		// contract's loop and for token transfers alike. A command runs at
-		// most 100 Mgas (~50 ms); one block asks at most 400 Mgas (~210
-		// ms) of a worker; a second of a worker's CPU (~1,900 Mgas) costs
-		// ~0.0095 PHA, a command that runs out of 100 Mgas 0.0005 PHA.
+		// calibration"): at worst ~1,200 Mgas per second of one core (a
+		// one-branch loop; Go code and token transfers run ~1,900). A
+		// command runs at most 100 Mgas (≤ ~85 ms); one block asks at most
+		// 300 Mgas (≤ 250 ms) of a worker; a second of a worker's CPU
+		// (1,200-1,900 Mgas) costs 0.006-0.0095 PHA, a command that runs
+		// out of 100 Mgas 0.0005 PHA.
 		GasPricePerMGas:      5_000_000,
 		MaxCommandGas:        100_000_000,
-		MaxWorkerGasPerBlock: 400_000_000,
+		MaxWorkerGasPerBlock: 300_000_000,
 	}
 }
 

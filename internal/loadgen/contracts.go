@@ -56,10 +56,10 @@ func (r *ContractResult) String() string {
 }
 
 // TransferGas is the gas limit the benchmark's token transfers declare:
-// about 2x the 47,308 gas one uses (docs/benchmarks.md, gas calibration),
+// about 1.6x the ~47,000 gas one uses (docs/benchmarks.md, gas calibration),
 // so a block admits max_worker_gas_per_block / TransferGas of them per
 // worker and each pays for little more than it uses.
-const TransferGas = 100_000
+const TransferGas = 75_000
 
 // RunContracts performs the measurement.
 func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, error) {
