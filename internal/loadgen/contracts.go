@@ -55,11 +55,15 @@ func (r *ContractResult) String() string {
 		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Failed)
 }
 
-// TransferGas is the gas limit the benchmark's token transfers declare:
-// about 1.6x the ~47,000 gas one uses (docs/benchmarks.md, gas calibration),
-// so a block admits max_worker_gas_per_block / TransferGas of them per
-// worker and each pays for little more than it uses.
-const TransferGas = 75_000
+// TransferGas is the gas limit the benchmark's token transfers declare.
+// A transfer uses ~47,000 gas, but the first command of a block on the
+// contract's fresh instance ~77,500 (the Go runtime's first-call work):
+// a limit below that runs the first command out of gas, which breaks the
+// instance, so the next command is a first one too, and so on (every
+// command fails, each costing an instantiation). 100,000 covers the
+// first call with a margin; a block admits max_worker_gas_per_block /
+// TransferGas (3,000 with the defaults) of them per worker.
+const TransferGas = 100_000
 
 // RunContracts performs the measurement.
 func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, error) {
