@@ -141,10 +141,10 @@ func DefaultParams() Params {
 		NGatekeepers:         3,
 		// Calibrated on the development machine (docs/benchmarks.md, "Gas
 		// calibration"): at worst ~1,200 Mgas per second of one core (a
-		// one-branch loop; Go code and token transfers run ~1,900). A
+		// one-branch loop; Go code and token transfers run ~2,000). A
 		// command runs at most 100 Mgas (≤ ~85 ms); one block asks at most
 		// 300 Mgas (≤ 250 ms) of a worker; a second of a worker's CPU
-		// (1,200-1,900 Mgas) costs 0.006-0.0095 PHA, a command that runs
+		// (1,200-2,000 Mgas) costs 0.006-0.01 PHA, a command that runs
 		// out of 100 Mgas 0.0005 PHA.
 		GasPricePerMGas:      5_000_000,
 		MaxCommandGas:        100_000_000,
