@@ -68,9 +68,16 @@ func decodeUploadContract(r *codec.Reader) *UploadContract {
 // input sealed with CommKey(signer, contract EcdhKey) for
 // ChannelPurposeCommand with CommandAD(contract, signer, nonce) bound. The
 // contract executes each (signer, nonce) at most once; nonces must increase.
+//
+// GasLimit is the most gas the command may use on each replica, in [1,
+// Params.MaxCommandGas]; its sender pays Params.GasFee(GasLimit) on top of
+// the size fee, whether the command succeeds or not, and the chain admits
+// at most Params.MaxWorkerGasPerBlock of declared limits per worker per
+// block (docs/economy.md, "Execution is paid for").
 type ContractCommand struct {
 	Contract crypto.PublicKey
 	Nonce    uint64
+	GasLimit uint64 // gas
 	Sealed   []byte
 }
 
@@ -78,12 +85,14 @@ func (*ContractCommand) Kind() CallKind { return CallContractCommand }
 func (c *ContractCommand) encode(w *codec.Writer) {
 	w.Fixed(c.Contract[:])
 	w.Uvarint(c.Nonce)
+	w.Uvarint(c.GasLimit)
 	w.BytesField(c.Sealed)
 }
 func decodeContractCommand(r *codec.Reader) *ContractCommand {
 	c := &ContractCommand{}
 	r.Fixed(c.Contract[:])
 	c.Nonce = r.Uvarint()
+	c.GasLimit = r.Uvarint()
 	c.Sealed = r.BytesField(MaxPayloadBytes)
 	return c
 }
@@ -220,20 +229,24 @@ func DecodeContractKeyGrant(b []byte) (*ContractKeyGrant, error) {
 }
 
 // ContractCommandMessage is a command as the chain queues it: From is the
-// transaction's signer, verified by the chain.
+// transaction's signer, verified by the chain; GasLimit the limit its
+// sender declared and paid for (a worker runs the command with at most
+// that much gas, and at most its own cap).
 type ContractCommandMessage struct {
 	Contract crypto.PublicKey
 	From     crypto.PublicKey
 	Nonce    uint64
+	GasLimit uint64 // gas
 	Sealed   []byte
 }
 
 // Encode returns the canonical bytes.
 func (m *ContractCommandMessage) Encode() []byte {
-	w := codec.NewWriter(80 + len(m.Sealed))
+	w := codec.NewWriter(90 + len(m.Sealed))
 	w.Fixed(m.Contract[:])
 	w.Fixed(m.From[:])
 	w.Uvarint(m.Nonce)
+	w.Uvarint(m.GasLimit)
 	w.BytesField(m.Sealed)
 	return w.Bytes()
 }
@@ -245,6 +258,7 @@ func DecodeContractCommandMessage(b []byte) (*ContractCommandMessage, error) {
 	r.Fixed(m.Contract[:])
 	r.Fixed(m.From[:])
 	m.Nonce = r.Uvarint()
+	m.GasLimit = r.Uvarint()
 	m.Sealed = r.BytesField(MaxPayloadBytes)
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: contract command: %v", ErrMalformed, err)
@@ -434,6 +448,11 @@ func ContractUploadKey(upload [32]byte) []byte { return append([]byte("cu/"), up
 
 // UploadPendingKey is the state key of an upload's UploadPending.
 func UploadPendingKey(upload [32]byte) []byte { return append([]byte("cp/"), upload[:]...) }
+
+// WorkerGasKey is the state key of the gas the current block's commands
+// declared for one worker: 16 bytes, the block height then the gas
+// (big-endian u64 each); a value of an earlier height counts as zero.
+func WorkerGasKey(worker crypto.PublicKey) []byte { return append([]byte("cg/"), worker[:]...) }
 
 // DeployerSeqKey is the state key of a deployer's upload count.
 func DeployerSeqKey(d crypto.PublicKey) []byte { return append([]byte("cs/"), d[:]...) }

@@ -33,6 +33,7 @@ const (
 	CodeNotFound
 	CodeInternal
 	CodeAlreadyAccepted
+	CodeWorkerBlockFull
 )
 
 // Sentinel errors, one per code. Wrap them with context.
@@ -58,6 +59,11 @@ var (
 	// is already in the queue (another relayer submitted it). Relayers
 	// treat it as success.
 	ErrAlreadyAccepted = errors.New("message already accepted")
+	// ErrWorkerBlockFull: the commands of this block already declare
+	// max_worker_gas_per_block of gas for one of the command's contract's
+	// workers. Nothing changed (no fee, no nonce): send it again in a
+	// later block.
+	ErrWorkerBlockFull = errors.New("worker's block gas budget is full")
 
 	// ErrBadProof is returned by verifiers when data does not match the
 	// commitment it is checked against.
@@ -68,7 +74,7 @@ var codeErrors = []error{
 	nil, ErrMalformed, ErrUnsupportedVersion, ErrWrongChain, ErrBadSignature, ErrStaleNonce,
 	ErrFutureNonce, ErrFeeTooLow, ErrInsufficientBalance, ErrTooLarge, ErrUnknownCall,
 	ErrInvalidCall, ErrAttestation, ErrMeasurementNotAllowed, ErrBadSequence, ErrUnknownOrigin,
-	ErrNotFound, ErrInternal, ErrAlreadyAccepted,
+	ErrNotFound, ErrInternal, ErrAlreadyAccepted, ErrWorkerBlockFull,
 }
 
 // CodeOf maps an error to its result code (CodeInternal for an error that

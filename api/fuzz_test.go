@@ -93,6 +93,10 @@ func FuzzDecodeTx(f *testing.F) {
 	for _, b := range readFixtures(f) {
 		f.Add(b)
 	}
+	// A contract command with its declared gas limit (not in the fixture
+	// file, whose lines the fixture test counts).
+	alice := crypto.MustKeyPairFromURI("//Alice")
+	f.Add(NewTx("phala-dev", alice, 4, 51_300_000, &ContractCommand{Contract: alice.Public(), Nonce: 4, GasLimit: 10_000_000, Sealed: []byte("sealed")}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tx, err := DecodeTx(b)
 		if err != nil {
@@ -250,6 +254,7 @@ func FuzzDecodeContracts(f *testing.F) {
 	f.Add((&ContractUploaded{Deployer: k, Sequence: 2, Replicas: 1, Code: []byte{1}, InitInput: []byte("x")}).Encode())
 	f.Add((&ContractKeyGrant{Identity: k, Workers: []SealedKey{{Worker: k, Sealed: []byte{1, 2}}}}).Encode())
 	f.Add((&ContractCommandMessage{Contract: k, From: k, Nonce: 9, Sealed: []byte{3}}).Encode())
+	f.Add((&ContractCommandMessage{Contract: k, From: k, Nonce: 9, GasLimit: 100_000_000, Sealed: []byte{3}}).Encode())
 	f.Add((&MasterKeyShare{To: k, Sealed: []byte{4}}).Encode())
 	f.Add((&ContractRecord{Identity: k, Workers: []crypto.PublicKey{k}}).Encode())
 	f.Add((&ContractRecord{Identity: k, Status: ContractFailed, Reason: "invalid module", StatusHeight: 9}).Encode())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strings"
 
 	"github.com/phalago/phala/api/codec"
@@ -101,7 +102,8 @@ type Params struct {
 	// GasPricePerMGas: units a command's sender pays per million gas of
 	// its declared gas limit (0: gas is free).
 	GasPricePerMGas uint64 `json:"gas_price_per_mgas,string"`
-	// MaxCommandGas: the largest gas limit one command may declare.
+	// MaxCommandGas: the largest gas limit one command may declare
+	// (at least 1).
 	MaxCommandGas uint64 `json:"max_command_gas"`
 	// MaxWorkerGasPerBlock: the most gas (sum of declared limits) the
 	// commands of one block may ask of one worker (0: no bound).
@@ -137,14 +139,72 @@ func DefaultParams() Params {
 		EraInflationPPB:      10_000,
 		GatekeeperRewardPPM:  200_000,
 		NGatekeepers:         3,
-		GasPricePerMGas:      1_000,
-		MaxCommandGas:        5_000_000_000,
-		MaxWorkerGasPerBlock: 20_000_000_000,
+		// Calibrated on the development machine (docs/benchmarks.md, "Gas
+		// calibration"): at worst ~1,200 Mgas per second of one core (a
+		// one-branch loop; Go code and token transfers run ~2,000). A
+		// command runs at most 100 Mgas (≤ ~85 ms); one block asks at most
+		// 300 Mgas (≤ 250 ms) of a worker; a second of a worker's CPU
+		// (1,200-2,000 Mgas) costs 0.006-0.01 PHA, a command that runs
+		// out of 100 Mgas 0.0005 PHA.
+		GasPricePerMGas:      5_000_000,
+		MaxCommandGas:        100_000_000,
+		MaxWorkerGasPerBlock: 300_000_000,
 	}
 }
 
-// MinFee is the lowest fee a transaction of n encoded bytes may declare.
+// MinFee is the lowest fee a transaction of n encoded bytes may declare
+// (its size fee; a command adds its gas fee: TxMinFee).
 func (p Params) MinFee(n int) uint64 { return p.FeeBase + p.FeePerByte*uint64(n) }
+
+// GasFee is what a command declaring gasLimit gas pays for execution, in
+// units: ⌈gasLimit · GasPricePerMGas / 10^6⌉, computed without overflow
+// (128-bit product), saturating at math.MaxUint64 (a fee nobody can pay).
+func (p Params) GasFee(gasLimit uint64) uint64 {
+	hi, lo := bits.Mul64(gasLimit, p.GasPricePerMGas)
+	if hi >= 1_000_000 {
+		return math.MaxUint64
+	}
+	q, r := bits.Div64(hi, lo, 1_000_000)
+	if r > 0 {
+		if q == math.MaxUint64 {
+			return math.MaxUint64
+		}
+		q++
+	}
+	return q
+}
+
+// ExecFee is the fee a call pays on top of its size fee: GasFee of a
+// command's declared gas limit, zero for every other call.
+func (p Params) ExecFee(c Call) uint64 {
+	if cc, ok := c.(*ContractCommand); ok {
+		return p.GasFee(cc.GasLimit)
+	}
+	return 0
+}
+
+// TxMinFee is the lowest fee a transaction of n encoded bytes carrying
+// call may declare: MinFee(n) + ExecFee(call), saturating at
+// math.MaxUint64.
+func (p Params) TxMinFee(call Call, n int) uint64 {
+	size, exec := p.MinFee(n), p.ExecFee(call)
+	if size > math.MaxUint64-exec {
+		return math.MaxUint64
+	}
+	return size + exec
+}
+
+// CheckGasLimit checks a command's declared gas limit against the
+// parameters. Errors: ErrInvalidCall (zero, or over MaxCommandGas).
+func (p Params) CheckGasLimit(gasLimit uint64) error {
+	switch {
+	case gasLimit == 0:
+		return fmt.Errorf("%w: the command declares no gas limit (gas_limit 0); declare one in [1, %d]", ErrInvalidCall, p.MaxCommandGas)
+	case gasLimit > p.MaxCommandGas:
+		return fmt.Errorf("%w: gas limit %d exceeds the chain's max_command_gas %d", ErrInvalidCall, gasLimit, p.MaxCommandGas)
+	}
+	return nil
+}
 
 // Validate checks the parameters.
 func (p Params) Validate() error {
@@ -190,8 +250,11 @@ func (p Params) Validate() error {
 	if p.NGatekeepers > MaxGatekeepers {
 		errs = append(errs, fmt.Errorf("n_gatekeepers must be at most %d", MaxGatekeepers))
 	}
-	if p.MaxCommandGas > MaxGasLimit || p.MaxWorkerGasPerBlock > MaxGasLimit {
-		errs = append(errs, fmt.Errorf("max_command_gas and max_worker_gas_per_block must be at most %d", uint64(MaxGasLimit)))
+	if p.MaxCommandGas == 0 || p.MaxCommandGas > MaxGasLimit || p.MaxWorkerGasPerBlock > MaxGasLimit {
+		errs = append(errs, fmt.Errorf("max_command_gas must be in [1, %d], max_worker_gas_per_block at most %d", uint64(MaxGasLimit), uint64(MaxGasLimit)))
+	}
+	if p.MaxWorkerGasPerBlock > 0 && p.MaxWorkerGasPerBlock < p.MaxCommandGas {
+		errs = append(errs, errors.New("max_worker_gas_per_block must be 0 (no bound) or at least max_command_gas (else the largest command never fits)"))
 	}
 	if p.MaxCommandGas > 0 && p.GasPricePerMGas > math.MaxUint64/p.MaxCommandGas {
 		errs = append(errs, errors.New("gas_price_per_mgas * max_command_gas overflows"))

@@ -296,21 +296,61 @@ func (c *Client) WaitContractProgress(ctx context.Context, upload [32]byte, prog
 	}
 }
 
+// DefaultGasFraction: a command declares MaxCommandGas / DefaultGasFraction
+// gas unless told otherwise (WithGas).
+const DefaultGasFraction = 10
+
+// DefaultGasLimit is the gas limit a command declares by default: the
+// chain's max_command_gas / DefaultGasFraction (at least 1).
+func (c *Client) DefaultGasLimit() uint64 { return max(1, c.params.MaxCommandGas/DefaultGasFraction) }
+
+// CommandOption changes how Command and Execute send a command.
+type CommandOption func(*commandOptions)
+
+type commandOptions struct{ gas uint64 }
+
+// WithGas declares the command's gas limit (gas units, in [1, the chain's
+// max_command_gas]); its sender pays for all of it, used or not
+// (api.Params.GasFee). Zero keeps the default (Client.DefaultGasLimit).
+func WithGas(limit uint64) CommandOption { return func(o *commandOptions) { o.gas = limit } }
+
 // Command sends an encrypted command to a contract: the input is sealed
 // with CommKey(signer, contract) and bound to the transaction's nonce,
-// which is also the command's nonce, so a replayed payload runs once.
-func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []byte) (*TxResult, error) {
+// which is also the command's nonce, so a replayed payload runs once. The
+// command declares Client.DefaultGasLimit gas unless WithGas says
+// otherwise, and pays for it with the fee. When the chain refuses it
+// because the block's gas for one of the contract's workers is full
+// (api.ErrWorkerBlockFull: nothing was charged), it is sent again, signed
+// anew, until ctx ends.
+func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []byte, opts ...CommandOption) (*TxResult, error) {
+	o := commandOptions{}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.gas == 0 {
+		o.gas = s.c.DefaultGasLimit()
+	}
 	ch, err := channel.New(s.key, rec.Ecdh, api.ChannelPurposeCommand)
 	if err != nil {
 		return nil, err
 	}
-	tx, err := s.signFor(ctx, func(nonce uint64) api.Call {
-		return &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, Sealed: ch.Seal(input, api.CommandAD(rec.Identity, s.key.Public(), nonce))}
-	})
-	if err != nil {
-		return nil, err
+	for {
+		tx, err := s.signFor(ctx, func(nonce uint64) api.Call {
+			return &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: o.gas, Sealed: ch.Seal(input, api.CommandAD(rec.Identity, s.key.Public(), nonce))}
+		})
+		if err != nil {
+			return nil, err
+		}
+		res, err := s.submit(ctx, tx)
+		if !errors.Is(err, api.ErrWorkerBlockFull) || res != nil {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (%v)", err, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return s.submit(ctx, tx)
 }
 
 // QueryContract asks one of the contract's workers (found through their

@@ -41,6 +41,9 @@ type Receipt struct {
 	Height  int64
 	Status  api.ReceiptStatus
 	GasUsed uint64 // gas units
+	// GasLimit is the gas the command declared (and paid for), when the
+	// caller knows it (Execute sets it; Client.Receipt cannot: zero).
+	GasLimit uint64
 	// Output is the contract's output, or its error message (or what
 	// stopped the call) when Status is not api.ReceiptOK.
 	Output []byte
@@ -193,16 +196,26 @@ func (c *Client) Receipt(ctx context.Context, key *crypto.KeyPair, rec *api.Cont
 	}
 }
 
-// Execute sends a command (Command) and waits for its receipt
+// Execute sends a command (Command, with opts) and waits for its receipt
 // (Client.Receipt): the SDK's one call for "run this and tell me what
 // happened". The receipt's Err says whether the contract executed it.
 // Errors: Command's, then Receipt's (the TxResult is returned with them:
 // the command is on chain).
-func (s *Signer) Execute(ctx context.Context, rec *api.ContractRecord, input []byte) (*Receipt, *TxResult, error) {
-	res, err := s.Command(ctx, rec, input)
+func (s *Signer) Execute(ctx context.Context, rec *api.ContractRecord, input []byte, opts ...CommandOption) (*Receipt, *TxResult, error) {
+	o := commandOptions{}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.gas == 0 {
+		o.gas = s.c.DefaultGasLimit()
+	}
+	res, err := s.Command(ctx, rec, input, WithGas(o.gas))
 	if err != nil {
 		return nil, res, err
 	}
 	r, err := s.c.Receipt(ctx, s.key, rec, res.Nonce, res.Height)
+	if r != nil {
+		r.GasLimit = o.gas
+	}
 	return r, res, err
 }

@@ -76,13 +76,14 @@ func (s *Signer) Submit(ctx context.Context, call api.Call) (*TxResult, error) {
 	return s.submit(ctx, tx)
 }
 
-// BuildTx signs a transaction paying the minimum fee for its encoded size.
+// BuildTx signs a transaction paying the minimum fee for its encoded size
+// and its call (api.Params.TxMinFee: a command also pays for its gas).
 func BuildTx(chainID string, p api.Params, key *crypto.KeyPair, nonce uint64, call api.Call) *api.Tx {
 	tx := &api.Tx{ChainID: chainID, Signer: key.Public(), Nonce: nonce, Call: call}
 	// The fee's varint length depends on the fee: iterate to the fixed point.
 	for {
 		n := len(tx.Encode())
-		fee := p.MinFee(n)
+		fee := p.TxMinFee(call, n)
 		if fee == tx.Fee {
 			break
 		}

@@ -42,10 +42,11 @@ func statusCmd(g *globals) *cobra.Command {
 		Long: `status asks the node for the chain id, its latest block and the validator
 set (the block's header and validators verified from the trust root, see
 ` + "`phala --help`" + `), and prints the chain parameters (read with a proof): the
-transaction fee (fee_base + fee_per_byte * size), the era length, the
+transaction fee (fee_base + fee_per_byte * size), what a contract command's gas
+costs and the gas bounds (per command, per worker per block), the era length, the
 lifetime of a worker registration and the largest transaction, and the
 economy's parameters (stake minimums, unbonding period, heartbeats,
-slashes, inflation, gas) with the total issuance.`,
+slashes, inflation) with the total issuance.`,
 		Example: `  phala status
   phala status --node http://10.0.0.5:26657 --json`,
 		Args: exactArgs(0, "no arguments"),
@@ -98,6 +99,8 @@ slashes, inflation, gas) with the total issuance.`,
 				fmt.Fprintf(w, "Verified:     from the %s\n", out.TrustRoot)
 				fmt.Fprintln(w, "Parameters:")
 				fmt.Fprintf(w, "  fee:                   %s + %s per byte (a transfer: %s)\n", pha(p.FeeBase), pha(p.FeePerByte), pha(example.Fee))
+				fmt.Fprintf(w, "  command gas:           %s per million gas declared; at most %d gas per command (default %d), %d per worker per block\n",
+					pha(p.GasPricePerMGas), p.MaxCommandGas, c.DefaultGasLimit(), p.MaxWorkerGasPerBlock)
 				fmt.Fprintf(w, "  era length:            %d blocks\n", p.EraLength)
 				fmt.Fprintf(w, "  registration lifetime: %d blocks\n", p.RegistrationLifetime)
 				fmt.Fprintf(w, "  largest transaction:   %d bytes\n", p.MaxTxBytes)

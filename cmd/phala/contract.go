@@ -97,6 +97,7 @@ refused.`,
 func contractCommandCmd(g *globals) *cobra.Command {
 	var from string
 	var noWait bool
+	var gas uint64
 	c := &cobra.Command{
 		Use:   "command <contract id> <input>",
 		Short: "Send an encrypted command to a contract through the chain and print its receipt",
@@ -107,7 +108,11 @@ only ciphertext.
 
 Then it waits for the command's receipt from a worker running the contract
 (sealed to --from, signed by the contract) and prints the contract's output,
-the gas used and the block. It exits non-zero when the contract refused the
+the gas used (of the declared --gas limit) and the block. The command pays
+for its whole gas limit with its fee (gas_price_per_mgas per million gas,
+see ` + "`phala status`" + `), whether it succeeds or runs out of gas; a block
+admits a bounded amount of gas per worker, and a command that does not fit
+is sent again in the next block. It exits non-zero when the contract refused the
 command, printing the contract's message. --no-wait stops once the
 transaction is committed; ` + "`phala receipt <tx>`" + ` fetches the receipt later.`,
 		Example: `  phala contract command --from //Alice 0x1ee8... "mint 0x8eaf...a48 100"
@@ -124,7 +129,13 @@ transaction is committed; ` + "`phala receipt <tx>`" + ` fetches the receipt lat
 			if err != nil {
 				return err
 			}
-			res, err := cl.NewSigner(key).Command(ctx, rec, []byte(args[1]))
+			if gas == 0 {
+				gas = cl.DefaultGasLimit()
+			}
+			if max := cl.Params().MaxCommandGas; gas > max {
+				return fmt.Errorf("--gas %d exceeds the chain's max_command_gas %d", gas, max)
+			}
+			res, err := cl.NewSigner(key).Command(ctx, rec, []byte(args[1]), client.WithGas(gas))
 			if err != nil {
 				return fmt.Errorf("command: %w", g.nodeError(err))
 			}
@@ -137,11 +148,13 @@ transaction is committed; ` + "`phala receipt <tx>`" + ` fetches the receipt lat
 			if err != nil {
 				return fmt.Errorf("command committed at height %d (tx %x), its receipt: %w\nretry with `phala receipt %x --from ...`", res.Height, res.Hash, err, res.Hash)
 			}
+			r.GasLimit = gas
 			return printReceipt(g, cmd, r, res.Hash)
 		},
 	}
 	c.Flags().StringVar(&from, "from", "", "secret URI of the sender (pays the fee; the contract's caller), or - for stdin")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "return once the transaction is committed, without waiting for the receipt")
+	c.Flags().Uint64Var(&gas, "gas", 0, fmt.Sprintf("gas limit of the command: the most it may use on each worker; the fee pays for all of it, used or not (gas_price_per_mgas per million). Default (0): the chain's max_command_gas / %d", client.DefaultGasFraction))
 	return c
 }
 
@@ -149,10 +162,10 @@ transaction is committed; ` + "`phala receipt <tx>`" + ` fetches the receipt lat
 // (the process exits non-zero) after the receipt is printed.
 func printReceipt(g *globals, cmd *cobra.Command, r *client.Receipt, tx [32]byte) error {
 	out := map[string]any{"tx": hex.EncodeToString(tx[:]), "contract": r.Contract.Hex(), "from": r.From.Address(), "nonce": r.Nonce,
-		"height": r.Height, "status": r.Status.String(), "gas_used": r.GasUsed, "output": string(r.Output), "worker": r.Worker.Hex()}
+		"height": r.Height, "status": r.Status.String(), "gas_used": r.GasUsed, "gas_limit": r.GasLimit, "output": string(r.Output), "worker": r.Worker.Hex()}
 	if err := g.output(cmd, out, func(w io.Writer) {
 		if r.Status == api.ReceiptOK {
-			fmt.Fprintf(w, "executed at block %d (gas %d, tx %x)\n", r.Height, r.GasUsed, tx)
+			fmt.Fprintf(w, "executed at block %d (gas %d of %d, tx %x)\n", r.Height, r.GasUsed, r.GasLimit, tx)
 			if len(r.Output) > 0 {
 				fmt.Fprintf(w, "%s\n", r.Output)
 			}

@@ -92,6 +92,14 @@ func TestContractCLI(t *testing.T) {
 	if out := ok(t, phala("contract", "query", "--from", "//Bob", id, "balance")...); !strings.HasPrefix(out, "60\n") {
 		t.Errorf("balance after the receipts: %s", out)
 	}
+	// --gas: the receipt shows the gas used against the declared limit;
+	// too little runs out; over the chain's max_command_gas is refused.
+	okJSON(t, &rj, phala("contract", "command", "--gas", "200000", "--from", "//Bob", id, "transfer "+alice.Hex()+" 1")...)
+	if rj["gas_limit"].(float64) != 200000 || rj["gas_used"].(float64) <= 0 || rj["gas_used"].(float64) > 200000 {
+		t.Errorf("receipt JSON with --gas: %v", rj)
+	}
+	fails(t, []string{"the contract refused the command", "out of gas"}, phala("contract", "command", "--gas", "1000", "--from", "//Bob", id, "transfer "+alice.Hex()+" 1")...)
+	fails(t, []string{"exceeds the chain's max_command_gas"}, phala("contract", "command", "--gas", "100000001", "--from", "//Bob", id, "transfer "+alice.Hex()+" 1")...)
 
 	// A module that does not validate: upload fails with the reason, and
 	// commands to it are refused.

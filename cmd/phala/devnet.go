@@ -210,11 +210,15 @@ func runDemo(ctx context.Context, out io.Writer, d *devnet.Devnet) error {
 		{bs, "transfer " + alice.Public().Hex() + " 50", "Bob sends 50 back"},
 	}
 	for _, st := range steps {
-		res, err := st.s.Command(ctx, rec, []byte(st.input))
+		// Execute waits for the receipt, so the queries below see it.
+		r, res, err := st.s.Execute(ctx, rec, []byte(st.input))
+		if err == nil {
+			err = r.Err()
+		}
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "demo: %s: an encrypted command in block %d (the chain sees only ciphertext)\n", st.what, res.Height)
+		fmt.Fprintf(out, "demo: %s: an encrypted command in block %d (the chain sees only ciphertext), executed with %d gas of the %d it paid for\n", st.what, res.Height, r.GasUsed, r.GasLimit)
 	}
 	for _, k := range []*crypto.KeyPair{alice, bob} {
 		name := map[*crypto.KeyPair]string{alice: "Alice", bob: "Bob"}[k]

@@ -72,6 +72,7 @@ when outputs are large), across restarts; an older receipt is gone.`,
 			if err != nil {
 				return fmt.Errorf("receipt of %X: %w", hash, err)
 			}
+			r.GasLimit = cc.GasLimit
 			return printReceipt(g, cmd, r, hash)
 		},
 	}

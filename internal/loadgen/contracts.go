@@ -55,6 +55,16 @@ func (r *ContractResult) String() string {
 		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Failed)
 }
 
+// TransferGas is the gas limit the benchmark's token transfers declare.
+// A transfer uses ~47,000 gas, but the first command of a block on the
+// contract's fresh instance ~77,500 (the Go runtime's first-call work):
+// a limit below that runs the first command out of gas, which breaks the
+// instance, so the next command is a first one too, and so on (every
+// command fails, each costing an instantiation). 100,000 covers the
+// first call with a margin; a block admits max_worker_gas_per_block /
+// TransferGas (3,000 with the defaults) of them per worker.
+const TransferGas = 100_000
+
 // RunContracts performs the measurement.
 func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, error) {
 	logf := cfg.Log
@@ -84,7 +94,7 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 		if senders[i], _, err = crypto.GenerateKeyPair(); err != nil {
 			return nil, err
 		}
-		if _, err := owner.Submit(ctx, &api.Transfer{To: senders[i].Public(), Amount: uint64(cfg.Commands/cfg.Senders+2) * (c.Params().MinFee(512) + 1)}); err != nil {
+		if _, err := owner.Submit(ctx, &api.Transfer{To: senders[i].Public(), Amount: uint64(cfg.Commands/cfg.Senders+2) * (c.Params().MinFee(512) + c.Params().GasFee(TransferGas) + 1)}); err != nil {
 			return nil, fmt.Errorf("fund sender: %w", err)
 		}
 		if _, err := owner.Command(ctx, rec, []byte(fmt.Sprintf("mint %s %d", senders[i].Public().Hex(), 1<<40))); err != nil {
@@ -101,7 +111,7 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 		to := senders[(i+1)%len(senders)].Public().Hex()
 		for n := 0; n < cfg.Commands/cfg.Senders; n++ {
 			nonce := uint64(n)
-			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, Sealed: ch.Seal([]byte("transfer "+to+" 1"), api.CommandAD(rec.Identity, k.Public(), nonce))}
+			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: TransferGas, Sealed: ch.Seal([]byte("transfer "+to+" 1"), api.CommandAD(rec.Identity, k.Public(), nonce))}
 			per[i] = append(per[i], client.BuildTx(c.ChainID(), c.Params(), k, nonce, call).Encode())
 		}
 	}

@@ -238,7 +238,7 @@ func broadcast(ctx context.Context, addr string, lists [][][]byte, batch int) (*
 				errc <- err
 				return
 			}
-			for i := 0; i < len(txs); i += batch {
+			for i := 0; i < len(txs); {
 				b := rpc.NewBatch()
 				end := min(i+batch, len(txs))
 				for _, tx := range txs[i:end] {
@@ -252,7 +252,18 @@ func broadcast(ctx context.Context, addr string, lists [][][]byte, batch int) (*
 					errc <- fmt.Errorf("send batch: %w", err)
 					return
 				}
-				for _, r := range res {
+				// A command refused because the block's gas for its
+				// worker is full used no nonce: send it (and the
+				// sender's later ones, refused as ahead) again once a
+				// block has passed.
+				full := len(res)
+				for j, r := range res {
+					if r, ok := r.(*coretypes.ResultBroadcastTx); ok && r.Code == uint32(api.CodeWorkerBlockFull) {
+						full = j
+						break
+					}
+				}
+				for _, r := range res[:full] {
 					switch r := r.(type) {
 					case *coretypes.ResultBroadcastTx:
 						if r.Code != 0 {
@@ -265,7 +276,16 @@ func broadcast(ctx context.Context, addr string, lists [][][]byte, batch int) (*
 						firstRefusal.CompareAndSwap(nil, &msg)
 					}
 				}
-				submitted.Add(int64(end - i))
+				submitted.Add(int64(full))
+				i += full
+				if full < len(res) {
+					select {
+					case <-ctx.Done():
+						errc <- ctx.Err()
+						return
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
 			}
 		}(txs)
 	}

@@ -5,6 +5,7 @@ package accounts
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/phalago/phala/api"
@@ -30,9 +31,12 @@ func Get(kv store.KV, pk crypto.PublicKey) api.Account {
 // Set writes the account of pk.
 func Set(kv store.KV, pk crypto.PublicKey, a api.Account) { kv.Set(api.AccountKey(pk), a.Encode()) }
 
-// ChargeFee checks the nonce and fee of a transaction of size bytes, then
-// takes the fee from the signer and advances its nonce. Fees are burned.
-func ChargeFee(ctx *block.Context, signer crypto.PublicKey, nonce, fee uint64, size int) error {
+// ChargeFee checks the nonce and fee of a transaction of size bytes whose
+// call adds execFee (api.Params.ExecFee: a command's gas fee) to the size
+// fee, then takes the declared fee from the signer and advances its nonce.
+// Fees are burned. Errors: api.ErrStaleNonce, api.ErrFutureNonce,
+// api.ErrFeeTooLow (below MinFee(size) + execFee), api.ErrInsufficientBalance.
+func ChargeFee(ctx *block.Context, signer crypto.PublicKey, nonce, fee uint64, size int, execFee uint64) error {
 	a := Get(ctx.KV, signer)
 	switch {
 	case nonce < a.Nonce:
@@ -40,8 +44,13 @@ func ChargeFee(ctx *block.Context, signer crypto.PublicKey, nonce, fee uint64, s
 	case nonce > a.Nonce:
 		return fmt.Errorf("%w: nonce %d is ahead; the next nonce of %s is %d (submit the missing ones first)", api.ErrFutureNonce, nonce, signer, a.Nonce)
 	}
-	if min := ctx.Params.MinFee(size); fee < min {
-		return fmt.Errorf("%w: fee %d is below the minimum %d for %d bytes (fee_base %d + fee_per_byte %d)", api.ErrFeeTooLow, fee, min, size, ctx.Params.FeeBase, ctx.Params.FeePerByte)
+	sizeFee := ctx.Params.MinFee(size)
+	if execFee > 0 && (sizeFee > math.MaxUint64-execFee || fee < sizeFee+execFee) {
+		return fmt.Errorf("%w: fee %d is below the minimum %d for %d bytes (fee_base %d + fee_per_byte %d) plus %d for the declared gas (gas_price_per_mgas %d)",
+			api.ErrFeeTooLow, fee, satAdd(sizeFee, execFee), size, ctx.Params.FeeBase, ctx.Params.FeePerByte, execFee, ctx.Params.GasPricePerMGas)
+	}
+	if fee < sizeFee {
+		return fmt.Errorf("%w: fee %d is below the minimum %d for %d bytes (fee_base %d + fee_per_byte %d)", api.ErrFeeTooLow, fee, sizeFee, size, ctx.Params.FeeBase, ctx.Params.FeePerByte)
 	}
 	if a.Balance < fee {
 		return fmt.Errorf("%w: %s has %d, the fee is %d", api.ErrInsufficientBalance, signer, a.Balance, fee)
@@ -125,6 +134,13 @@ func Debit(kv store.KV, pk crypto.PublicKey, amount uint64) error {
 	a.Balance -= amount
 	Set(kv, pk, a)
 	return nil
+}
+
+func satAdd(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
 }
 
 // Transfer moves amount from one account to another.

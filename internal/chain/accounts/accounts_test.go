@@ -128,7 +128,7 @@ func TestChargeFee(t *testing.T) {
 			kv := newState(start)
 			before := kv.clone()
 			ctx := newContext(kv)
-			err := ChargeFee(ctx, tc.signer, tc.nonce, tc.fee, tc.size)
+			err := ChargeFee(ctx, tc.signer, tc.nonce, tc.fee, tc.size, 0)
 			if len(ctx.Events) != 0 || len(ctx.Messages) != 0 {
 				t.Errorf("ChargeFee emitted %v %v", ctx.Events, ctx.Messages)
 			}
@@ -166,11 +166,11 @@ func TestChargeFeeSequence(t *testing.T) {
 	ctx := newContext(kv)
 	fee := ctx.Params.MinFee(100)
 	for n := uint64(0); n < 3; n++ {
-		if err := ChargeFee(ctx, alice, n, fee, 100); err != nil {
+		if err := ChargeFee(ctx, alice, n, fee, 100, 0); err != nil {
 			t.Fatalf("charge with nonce %d: %v", n, err)
 		}
 	}
-	if err := ChargeFee(ctx, alice, 2, fee, 100); !errors.Is(err, api.ErrStaleNonce) {
+	if err := ChargeFee(ctx, alice, 2, fee, 100, 0); !errors.Is(err, api.ErrStaleNonce) {
 		t.Fatalf("replayed nonce: %v, want ErrStaleNonce", err)
 	}
 	if got, want := Get(kv, alice), (api.Account{Balance: 100*api.Unit - 3*fee, Nonce: 3}); got != want {
@@ -305,7 +305,7 @@ func TestChargeThenTransfer(t *testing.T) {
 	kv := newState(map[crypto.PublicKey]api.Account{alice: {Balance: 10 * api.Unit}})
 	ctx := newContext(kv)
 	fee := ctx.Params.MinFee(120)
-	if err := ChargeFee(ctx, alice, 0, fee, 120); err != nil {
+	if err := ChargeFee(ctx, alice, 0, fee, 120, 0); err != nil {
 		t.Fatal(err)
 	}
 	err := Transfer(ctx, alice, &api.Transfer{To: bob, Amount: 10 * api.Unit})
@@ -327,7 +327,7 @@ func TestIssuance(t *testing.T) {
 	kv.Set(api.KeyIssuance, api.EncodeIssuance(100*api.Unit))
 	ctx := newContext(kv)
 	fee := ctx.Params.MinFee(100)
-	if err := ChargeFee(ctx, alice, 0, fee, 100); err != nil {
+	if err := ChargeFee(ctx, alice, 0, fee, 100, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got := Issuance(kv); got != 100*api.Unit-fee || got != Get(kv, alice).Balance {

@@ -232,13 +232,21 @@ func (a *App) decodeAndVerify(b []byte, params api.Params) (*api.Tx, error) {
 
 // execTx charges the fee and runs the call. In CheckTx a failed call leaves
 // no trace; in a block the fee and nonce stay charged and the call's writes
-// are reverted.
+// are reverted. A command's fee includes its declared gas (api.Params.
+// ExecFee), and its admission (contracts.AdmitGas: gas limit and the
+// block's per-worker gas budget) goes with the fee: a command refused
+// there pays nothing and changes nothing.
 func (a *App) execTx(ctx *block.Context, tx *api.Tx, size int) error {
 	txc := store.NewCache(ctx.KV)
 	feeCtx := *ctx
 	feeCtx.KV = txc
-	if err := accounts.ChargeFee(&feeCtx, tx.Signer, tx.Nonce, tx.Fee, size); err != nil {
+	if err := accounts.ChargeFee(&feeCtx, tx.Signer, tx.Nonce, tx.Fee, size, ctx.Params.ExecFee(tx.Call)); err != nil {
 		return err
+	}
+	if cc, ok := tx.Call.(*api.ContractCommand); ok {
+		if err := contracts.AdmitGas(&feeCtx, cc); err != nil {
+			return err
+		}
 	}
 	callc := store.NewCache(txc)
 	callCtx := *ctx

@@ -126,8 +126,12 @@ func live(kv store.KV, id crypto.PublicKey) (*api.ContractRecord, error) {
 }
 
 // Command queues an encrypted command for a deployed contract that has
-// not failed (ErrContractFailed).
+// not failed (ErrContractFailed), with its declared gas limit (already
+// admitted and paid for: AdmitGas).
 func Command(ctx *block.Context, from crypto.PublicKey, c *api.ContractCommand) error {
+	if err := ctx.Params.CheckGasLimit(c.GasLimit); err != nil {
+		return err
+	}
 	rec, err := live(ctx.KV, c.Contract)
 	if err != nil {
 		return err
@@ -138,8 +142,52 @@ func Command(ctx *block.Context, from crypto.PublicKey, c *api.ContractCommand) 
 	if len(c.Sealed) == 0 {
 		return fmt.Errorf("%w: empty command", api.ErrInvalidCall)
 	}
-	m := &api.ContractCommandMessage{Contract: c.Contract, From: from, Nonce: c.Nonce, Sealed: c.Sealed}
+	m := &api.ContractCommandMessage{Contract: c.Contract, From: from, Nonce: c.Nonce, GasLimit: c.GasLimit, Sealed: c.Sealed}
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractCommand, m.Encode())
+}
+
+// AdmitGas is a command's admission, run by the application with the fee
+// (docs/economy.md, "Execution is paid for"): it refuses a gas limit of 0
+// or over Params.MaxCommandGas (api.ErrInvalidCall), and one that would
+// take any of the contract's workers over Params.MaxWorkerGasPerBlock of
+// declared gas in this block (api.ErrWorkerBlockFull: send it again in a
+// later block); otherwise it adds the limit to each worker's count for
+// this block (api.WorkerGasKey). A command to a contract that is not
+// deployed is left to Command to refuse (it reserves nothing). The caller
+// discards these writes with the fee's if either fails, so a refused
+// command changes nothing.
+func AdmitGas(ctx *block.Context, c *api.ContractCommand) error {
+	if err := ctx.Params.CheckGasLimit(c.GasLimit); err != nil {
+		return err
+	}
+	rec := Record(ctx.KV, c.Contract)
+	max := ctx.Params.MaxWorkerGasPerBlock
+	if rec == nil || max == 0 {
+		return nil
+	}
+	used := make([]uint64, len(rec.Workers))
+	for i, w := range rec.Workers {
+		used[i] = workerGas(ctx.KV, w, ctx.Height)
+		if used[i] > max || c.GasLimit > max-used[i] {
+			return fmt.Errorf("%w: the commands of block %d already declare %d gas for worker %s, which runs contract %s; with this command's %d it would exceed max_worker_gas_per_block %d: send it again in a later block (or declare less gas)",
+				api.ErrWorkerBlockFull, ctx.Height, used[i], w.Short(), c.Contract.Short(), c.GasLimit, max)
+		}
+	}
+	for i, w := range rec.Workers {
+		v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(ctx.Height)), used[i]+c.GasLimit)
+		ctx.KV.Set(api.WorkerGasKey(w), v)
+	}
+	return nil
+}
+
+// workerGas is the gas the commands of block height declared so far for
+// worker.
+func workerGas(kv store.KV, worker crypto.PublicKey, height int64) uint64 {
+	v := kv.Get(api.WorkerGasKey(worker))
+	if len(v) != 16 || int64(binary.BigEndian.Uint64(v)) != height {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v[8:])
 }
 
 // OnGrant records a gatekeeper's key grant (ContractDeployed(workers,
@@ -256,7 +304,8 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 
 // Spec returns the contracts module's entry in the chain's module table:
 // it owns the "c" keys (records "c/", uploads "cu/", deployer sequences
-// "cs/", pending uploads "cp/", on-chain query answers "cr/"); it executes
+// "cs/", pending uploads "cp/", on-chain query answers "cr/", the block's
+// declared gas per worker "cg/"); it executes
 // uploads, commands and on-chain queries, admits contract origins (deployed
 // contracts) into the queue, consumes gatekeepers' key grants and
 // contracts' query answers and start reports, and serves the contracts'
@@ -264,7 +313,7 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
-		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/"},
+		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cg/"},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallUploadContract: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return Upload(ctx, signer, c.(*api.UploadContract))

@@ -477,7 +477,7 @@ func TestWorkloadKeepsIssuance(t *testing.T) {
 			case 0:
 				err = accounts.Transfer(ctx, who, &api.Transfer{To: people[rng.IntN(3)], Amount: amount()})
 			case 1:
-				err = accounts.ChargeFee(ctx, who, accounts.Get(c, who).Nonce, uint64(rng.IntN(20)), 0)
+				err = accounts.ChargeFee(ctx, who, accounts.Get(c, who).Nonce, uint64(rng.IntN(20)), 0, 0)
 			case 2:
 				err = Bond(ctx, who, amount())
 			case 3, 4:

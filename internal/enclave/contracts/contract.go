@@ -26,7 +26,10 @@ import (
 )
 
 // Gas limits of one command and of one query (queries are answered by one
-// worker for anyone who asks, so they get less).
+// worker for anyone who asks, so they get less). DefaultGasLimit is every
+// worker's cap on a command (the same on every replica, so replicas agree
+// on where a command runs out of gas); the chain's max_command_gas keeps
+// declared limits below it (docs/economy.md).
 const (
 	DefaultGasLimit = 5_000_000_000
 	QueryGasLimit   = 100_000_000
@@ -236,9 +239,11 @@ func (c *Contract) InitWithin(ctx context.Context, caller crypto.PublicKey, inpu
 	return c.run(ctx, vm.EntryInit, caller, input, height, t, budget)
 }
 
-// CommandWithin is Command with an egress budget (see InitWithin).
-func (c *Contract) CommandWithin(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time, budget int) (*Result, error) {
-	return c.run(ctx, vm.EntryCommand, caller, input, height, t, budget)
+// CommandWithin is Command with an egress budget (see InitWithin) and the
+// gas limit its sender declared and paid for at the chain: the command
+// runs with min(gasLimit, c.GasLimit) gas.
+func (c *Contract) CommandWithin(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time, budget int, gasLimit uint64) (*Result, error) {
+	return c.runGas(ctx, vm.EntryCommand, caller, input, height, t, budget, min(gasLimit, c.GasLimit))
 }
 
 // Command executes a command in chain order. Any failure (contract error,
@@ -320,6 +325,10 @@ func (c *Contract) queryOn(ctx context.Context, store *Store, calls uint64, call
 }
 
 func (c *Contract) run(ctx context.Context, entry vm.Entry, caller crypto.PublicKey, input []byte, height int64, t time.Time, budget int) (*Result, error) {
+	return c.runGas(ctx, entry, caller, input, height, t, budget, c.GasLimit)
+}
+
+func (c *Contract) runGas(ctx context.Context, entry vm.Entry, caller crypto.PublicKey, input []byte, height int64, t time.Time, budget int, gasLimit uint64) (*Result, error) {
 	e := c.newEnv(entry, caller, height, t)
 	e.budget = budget
 	c.calls++
@@ -327,7 +336,7 @@ func (c *Contract) run(ctx context.Context, entry vm.Entry, caller crypto.Public
 	if err != nil {
 		return nil, err
 	}
-	res, err := in.Call(ctx, entry, input, e, c.GasLimit)
+	res, err := in.Call(ctx, entry, input, e, gasLimit)
 	if err == nil && e.err != nil {
 		err = e.err
 	}

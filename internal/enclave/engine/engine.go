@@ -101,6 +101,57 @@ type Engine struct {
 	running  map[crypto.PublicKey]*running
 	guard    *contracts.QueryGuard
 	resState // bounded resources: checkpoint parts, egress pages, query slots (egress.go)
+
+	// What queries read, published after each dispatched block (publish)
+	// under pubMu, never under mu: queries do not wait for dispatch.
+	pubMu sync.RWMutex
+	pub   published
+}
+
+// published is the running contracts' committed state as of one
+// dispatched block: each contract's view after all of that block's
+// messages, the block's height and time.
+type published struct {
+	height    int64
+	blockTime int64 // unix nanoseconds
+	views     map[crypto.PublicKey]publishedView
+}
+
+type publishedView struct {
+	c     *contracts.Contract
+	view  *contracts.View
+	calls uint64 // the contract's call counter when view was taken
+}
+
+// publish (under mu, between blocks) makes the running contracts' current
+// state what queries read: a new view for each contract whose state
+// changed since the last publication (its call counter moved), the old
+// view otherwise (views are O(1), copy on write, but a new one makes the
+// next command copy the store's index).
+func (e *Engine) publish() {
+	e.pubMu.RLock()
+	old := e.pub.views
+	e.pubMu.RUnlock()
+	views := make(map[crypto.PublicKey]publishedView, len(e.running))
+	for id, r := range e.running {
+		if p, ok := old[id]; ok && p.c == r.c && p.calls == r.c.Calls() {
+			views[id] = p
+			continue
+		}
+		views[id] = publishedView{c: r.c, view: r.c.View(), calls: r.c.Calls()}
+	}
+	e.pubMu.Lock()
+	e.pub = published{height: e.st.dispatched, blockTime: e.st.blockTime, views: views}
+	e.pubMu.Unlock()
+}
+
+// queryView returns what a query to contract reads: the contract, its
+// view and the block it reflects.
+func (e *Engine) queryView(contract crypto.PublicKey) (publishedView, int64, time.Time, bool) {
+	e.pubMu.RLock()
+	defer e.pubMu.RUnlock()
+	p, ok := e.pub.views[contract]
+	return p, e.pub.height, time.Unix(0, e.pub.blockTime), ok
 }
 
 // New opens (or initializes) a pRuntime in cfg.DataDir.
@@ -186,6 +237,7 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("bind entity keys to the chain: %w", err)
 		}
 	}
+	e.publish()
 	e.log.Info("pRuntime ready", "version", Version, "role", e.role, "identity", e.entity.Identity.Public().Hex(), "platform", cfg.Platform.Name(),
 		"synced", e.st.headerHeight, "dispatched", e.st.dispatched, "egress", len(e.st.egress))
 	return e, e.checkpoint()
@@ -367,6 +419,7 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 	}
 	e.ackExecuted(bm.Height)
 	e.pruneBlockHashes(bm.Height)
+	e.publish()
 	return nil
 }
 

@@ -100,7 +100,7 @@ func (b *bare) rawCommand(t *testing.T, height int64, sealed []byte) uint64 {
 	n, _ := nonces.LoadOrStore(b.e, new(uint64))
 	*n.(*uint64)++
 	nonce := *n.(*uint64)
-	cm := &api.ContractCommandMessage{Contract: b.id, From: alice.Public(), Nonce: nonce, Sealed: sealed}
+	cm := &api.ContractCommandMessage{Contract: b.id, From: alice.Public(), Nonce: nonce, GasLimit: testGas, Sealed: sealed}
 	m := &api.Message{Origin: api.ModuleOrigin("contracts"), Topic: api.TopicContractCommand, Payload: cm.Encode()}
 	b.e.mu.Lock()
 	defer b.e.mu.Unlock()

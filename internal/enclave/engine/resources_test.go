@@ -97,6 +97,7 @@ func newBare(t *testing.T, dir string, unmetered bool) *bare {
 		t.Fatal(err)
 	}
 	e.running[b.id] = &running{upload: uploadID, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true}
+	e.publish() // as dispatch does after a block
 	if err := e.checkpoint(); err != nil {
 		t.Fatal(err)
 	}
@@ -117,13 +118,14 @@ func (b *bare) command(t *testing.T, height int64, count, size uint32) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm := &api.ContractCommandMessage{Contract: b.id, From: alice.Public(), Nonce: nonce, Sealed: ch.Seal(in, api.CommandAD(b.id, alice.Public(), nonce))}
+	cm := &api.ContractCommandMessage{Contract: b.id, From: alice.Public(), Nonce: nonce, GasLimit: contracts.DefaultGasLimit, Sealed: ch.Seal(in, api.CommandAD(b.id, alice.Public(), nonce))}
 	m := &api.Message{Origin: api.ModuleOrigin("contracts"), Topic: api.TopicContractCommand, Payload: cm.Encode()}
 	b.e.mu.Lock()
 	defer b.e.mu.Unlock()
 	if err := b.e.onCommand(&Context{e: b.e, Height: height, Time: time.Unix(height, 0)}, m); err != nil {
 		t.Fatal(err)
 	}
+	b.e.publish()
 	if cerr := b.e.checkpoint(); cerr != nil {
 		t.Fatal(cerr)
 	}
@@ -552,7 +554,7 @@ func TestOverEmittingCommandFailsAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, Sealed: chn.Seal(in, api.CommandAD(rec.Identity, alice.Public(), nonce))}); err != nil {
+		if _, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: testGas, Sealed: chn.Seal(in, api.CommandAD(rec.Identity, alice.Public(), nonce))}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -121,7 +121,7 @@ func TestDeploymentStatus(t *testing.T) {
 			relay(t, ch, bobS, gk, w)
 			return !slices.ContainsFunc(w.Egress(), func(m api.SignedMessage) bool { return m.Message.Origin.Key == rec.Identity })
 		})
-		_, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: 99, Sealed: []byte{1}})
+		_, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: 99, GasLimit: testGas, Sealed: []byte{1}})
 		if !errors.Is(err, api.ErrInvalidCall) || !strings.Contains(err.Error(), "failed to start") || !strings.Contains(err.Error(), c.reason) {
 			t.Fatalf("%s: command to a failed contract: %v", c.name, err)
 		}

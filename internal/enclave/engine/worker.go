@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"time"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/api/codec"
@@ -334,7 +333,7 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 		return nil
 	}
 	e.executed(r, cm.Contract)
-	res, err := r.c.CommandWithin(context.Background(), cm.From, input, ctx.Height, ctx.Time, e.egressBudget(cm.Contract, r, ctx.Height))
+	res, err := r.c.CommandWithin(context.Background(), cm.From, input, ctx.Height, ctx.Time, e.egressBudget(cm.Contract, r, ctx.Height), cm.GasLimit)
 	// What became of the command goes to its sender only, in the receipt:
 	// not to the log, which the host reads.
 	r.recordReceipt(cm.From, cm.Nonce, ctx.Height, receiptBody(res, err))
@@ -391,13 +390,15 @@ func receiptBody(res *contracts.Result, err error) api.ReceiptBody {
 	return b
 }
 
-// Query answers an off-chain contract query at the last dispatched block.
+// Query answers an off-chain contract query at the last block whose
+// dispatch finished.
 //
-// Only taking the contract's state view holds the engine's lock: the
-// signature check, decryption, the contract call (on an immutable view of
-// the committed state at the height the answer states), sealing and
-// signing run outside it, so sync, dispatch and Info never wait for a
-// query. At most MaxConcurrentQueries run at once; a query waits at most
+// It never takes the engine's lock: it reads the contract's view that
+// dispatch published after that block (publish: the state after all of
+// the block's messages, and the block's height and time, which the answer
+// states), so a query waits neither for a block being dispatched (however
+// long its commands run, up to the chain's per-worker gas per block) nor
+// for sync, and dispatch and Info never wait for a query. At most MaxConcurrentQueries run at once; a query waits at most
 // QueryTimeout for a slot, its contract call runs at most QueryTimeout
 // (the contract's first query also compiles it, not counted), and both
 // stop when ctx ends (the HTTP handler passes the request's context,
@@ -406,10 +407,7 @@ func receiptBody(res *contracts.Result, err error) api.ReceiptBody {
 // the deadline). A query that runs out of time gets an answer with an
 // error status, like one that runs out of gas.
 func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
-	e.mu.Lock()
-	r, ok := e.running[q.Contract]
-	now := time.Unix(0, e.st.blockTime)
-	e.mu.Unlock()
+	p, height, at, ok := e.queryView(q.Contract)
 	if !ok {
 		return nil, fmt.Errorf("%w: this worker does not run contract %s", ErrBadInput, q.Contract.Hex())
 	}
@@ -432,17 +430,12 @@ func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.Contract
 	case <-wait.Done():
 		return nil, fmt.Errorf("%w: %d queries in progress (%v)", ErrBusy, MaxConcurrentQueries, wait.Err())
 	}
-	input, ch, err := r.c.OpenQuery(e.guard, q, now)
+	input, ch, err := p.c.OpenQuery(e.guard, q, at)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
-	e.mu.Lock()
-	height := e.st.dispatched
-	at := time.Unix(0, e.st.blockTime)
-	view := r.c.View()
-	e.mu.Unlock()
-	res, qerr := r.c.QueryView(ctx, view, q.From, input, height, at, QueryTimeout)
-	return r.c.Answer(ch, q, height, res, qerr), nil
+	res, qerr := p.c.QueryView(ctx, p.view, q.From, input, height, at, QueryTimeout)
+	return p.c.Answer(ch, q, height, res, qerr), nil
 }
 
 // ContractRoots returns the state root of every contract this worker runs.
