@@ -186,6 +186,9 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 	case QueryStakeNode:
 		pk, err := key32()
 		return NodeStakeKey(pk), err
+	case QueryRewards:
+		pk, err := key32()
+		return RewardsKey(pk), err
 	case QueryIssuance:
 		return KeyIssuance, nil
 	case QueryNextSeq:

@@ -429,3 +429,64 @@ func DecodeIssuance(b []byte) (uint64, error) {
 	}
 	return v, nil
 }
+
+// QueryRewards reads an account's reward log: data account [32]; value:
+// RewardLog (absent: never rewarded).
+const QueryRewards = "/stake/rewards"
+
+// RewardsKey is the state key of an account's reward log.
+func RewardsKey(account crypto.PublicKey) []byte { return append([]byte("st/r/"), account[:]...) }
+
+// MaxRewardEntries is how many of its latest rewards an account's log
+// keeps (Total counts them all).
+const MaxRewardEntries = 32
+
+// RewardEntry is one reward paid to an account: its share of a node's
+// era reward.
+type RewardEntry struct {
+	Height int64 // the block that paid it (an era's last block)
+	Node   crypto.PublicKey
+	Amount uint64 // units
+}
+
+// RewardLog is an account's rewards: the lifetime total and the latest
+// entries, oldest first.
+type RewardLog struct {
+	Total   uint64
+	Entries []RewardEntry
+}
+
+// Encode returns the canonical bytes.
+func (l *RewardLog) Encode() []byte {
+	w := codec.NewWriter(16 + 48*len(l.Entries))
+	w.Uvarint(l.Total)
+	w.Uvarint(uint64(len(l.Entries)))
+	for _, e := range l.Entries {
+		w.Varint(e.Height)
+		w.Fixed(e.Node[:])
+		w.Uvarint(e.Amount)
+	}
+	return w.Bytes()
+}
+
+// DecodeRewardLog strictly decodes a reward log.
+func DecodeRewardLog(b []byte) (*RewardLog, error) {
+	l := &RewardLog{}
+	r := codec.NewReader(b)
+	l.Total = r.Uvarint()
+	n := r.Uvarint()
+	if n > MaxRewardEntries {
+		r.Fail(fmt.Errorf("%w: %d reward entries", codec.ErrTooLong, n))
+	}
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		var e RewardEntry
+		e.Height = r.Varint()
+		r.Fixed(e.Node[:])
+		e.Amount = r.Uvarint()
+		l.Entries = append(l.Entries, e)
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: reward log: %v", ErrMalformed, err)
+	}
+	return l, nil
+}

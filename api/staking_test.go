@@ -102,7 +102,11 @@ func FuzzDecodeStaking(f *testing.F) {
 	f.Add((&NodeStakeUpdate{Node: l.Nominations[0], Total: 9}).Encode())
 	f.Add(StakerList{{Account: l.Nominations[0], Amount: 1}, {Account: l.Nominations[1], Amount: 2}}.Encode())
 	f.Add(EncodeIssuance(1 << 63))
+	f.Add((&RewardLog{Total: 9, Entries: []RewardEntry{{Height: 600, Node: l.Nominations[0], Amount: 9}}}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if v, err := DecodeRewardLog(b); err == nil && !bytes.Equal(v.Encode(), b) {
+			t.Fatalf("reward log mismatch %x", b)
+		}
 		for _, k := range []CallKind{CallStakeBond, CallStakeAllocate, CallStakeUnbond, CallStakeWithdraw, CallStakeNominate} {
 			if got, err := DecodeCall(k, b); err == nil && !bytes.Equal(EncodeCall(got), b) {
 				t.Fatalf("%s mismatch: %x", k, b)

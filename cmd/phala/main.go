@@ -71,6 +71,7 @@ func newRootCmd() *cobra.Command {
               error, sealed to its sender
   gov         council motions on the chain's trust roots
   stake       bond PHA, back workers and gatekeepers, nominate, unbond
+  rewards     the era rewards an account received
   bench       load a devnet, measure commands/s and queries/s
 
 Reads of chain state are checked with Merkle proofs against headers that
@@ -107,7 +108,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 	})
 	root.AddCommand(
 		keyCmd(g),
-		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), receiptCmd(g), blockCmd(g),
+		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), receiptCmd(g), blockCmd(g), rewardsCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
 		contractCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g),
 	)

@@ -143,6 +143,10 @@ func TestHeartbeatRules(t *testing.T) {
 	if got := h.account(alice.Public()).Balance; got != aliceBefore+v1.Reward {
 		t.Fatalf("alice has %d, had %d, reward %d", got, aliceBefore, v1.Reward)
 	}
+	rl, err := api.DecodeRewardLog(h.query(api.QueryRewards, alice.Public().Bytes(), false).Value)
+	if err != nil || rl.Total != v1.Reward || len(rl.Entries) != 1 || rl.Entries[0].Node != w1.identity.Public() || rl.Entries[0].Height != h.height {
+		t.Fatalf("alice's reward log: %+v %v", rl, err)
+	}
 	if got := issuance(); got != issuedBefore+v1.Reward-v2.Slashed {
 		t.Fatalf("issuance %d, was %d, +%d -%d", got, issuedBefore, v1.Reward, v2.Slashed)
 	}

@@ -560,8 +560,27 @@ func Reward(ctx *block.Context, node crypto.PublicKey, amount uint64) uint64 {
 			panic(fmt.Sprintf("staking: reward credit beyond the issuance: %v", err)) // balances ≤ issuance
 		}
 		ctx.Event("stake_reward", "account", p.who.Address(), "node", node.Hex(), "amount", u64(p.amount))
+		logReward(ctx, p.who, api.RewardEntry{Height: ctx.Height, Node: node, Amount: p.amount})
 	}
 	return paid
+}
+
+// logReward adds e to who's reward log (api.RewardLog: the lifetime total
+// and the latest api.MaxRewardEntries entries).
+func logReward(ctx *block.Context, who crypto.PublicKey, e api.RewardEntry) {
+	l := &api.RewardLog{}
+	if v := ctx.KV.Get(api.RewardsKey(who)); v != nil {
+		var err error
+		if l, err = api.DecodeRewardLog(v); err != nil {
+			panic(fmt.Sprintf("corrupt reward log of %s: %v", who.Hex(), err))
+		}
+	}
+	l.Total += e.Amount // ≤ issuance: no overflow
+	l.Entries = append(l.Entries, e)
+	if n := len(l.Entries); n > api.MaxRewardEntries {
+		l.Entries = l.Entries[n-api.MaxRewardEntries:]
+	}
+	ctx.KV.Set(api.RewardsKey(who), l.Encode())
 }
 
 // Spec returns the staking module's entry in the chain's module table: it
@@ -591,7 +610,7 @@ func Spec() *module.Module {
 				return Nominate(ctx, signer, c.(*api.StakeNominate).Targets)
 			},
 		},
-		StateQueries: []string{api.QueryStakeLedger, api.QueryStakeNode},
+		StateQueries: []string{api.QueryStakeLedger, api.QueryStakeNode, api.QueryRewards},
 		Queries:      map[string]module.Querier{api.QueryStakeStakers: queryStakers},
 	}
 }

@@ -1,0 +1,63 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+)
+
+// Rewards returns an account's reward log (api.RewardLog: lifetime total
+// and latest rewards), proved, with the height it reflects; an account
+// never rewarded has an empty log.
+func (c *Client) Rewards(ctx context.Context, who crypto.PublicKey) (*api.RewardLog, int64, error) {
+	pv, err := c.ProveRecent(ctx, api.QueryRewards, who[:])
+	if err != nil {
+		return nil, 0, err
+	}
+	if pv.Value == nil {
+		return &api.RewardLog{}, pv.Height, nil
+	}
+	l, err := api.DecodeRewardLog(pv.Value)
+	if err != nil {
+		return nil, pv.Height, fmt.Errorf("reward log of %s at height %d: %w", who.Address(), pv.Height, err)
+	}
+	return l, pv.Height, nil
+}
+
+// EraReport returns what the chain decided at the end of era (verdicts by
+// the 1/4 rule, slashes, rewards), proved; nil while the era has not
+// ended.
+func (c *Client) EraReport(ctx context.Context, era uint64) (*api.EraReport, int64, error) {
+	pv, err := c.ProveRecent(ctx, api.QueryEraReport, binary.BigEndian.AppendUint64(nil, era))
+	if err != nil {
+		return nil, 0, err
+	}
+	if pv.Value == nil {
+		return nil, pv.Height, nil
+	}
+	r, err := api.DecodeEraReport(pv.Value)
+	if err != nil {
+		return nil, pv.Height, fmt.Errorf("report of era %d at height %d: %w", era, pv.Height, err)
+	}
+	return r, pv.Height, nil
+}
+
+// Activity returns a node's activity counters in an era (proved; zero
+// when none were recorded).
+func (c *Client) Activity(ctx context.Context, era uint64, node crypto.PublicKey) (api.Activity, int64, error) {
+	pv, err := c.ProveRecent(ctx, api.QueryActivity, append(binary.BigEndian.AppendUint64(nil, era), node[:]...))
+	if err != nil {
+		return api.Activity{}, 0, err
+	}
+	if pv.Value == nil {
+		return api.Activity{}, pv.Height, nil
+	}
+	a, err := api.DecodeActivity(pv.Value)
+	if err != nil {
+		return api.Activity{}, pv.Height, err
+	}
+	return *a, pv.Height, nil
+}
