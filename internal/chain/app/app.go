@@ -24,6 +24,7 @@ import (
 	"github.com/phalago/phala/internal/chain/accounts"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/contracts"
+	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/governance"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
@@ -109,6 +110,7 @@ func newMux() *module.Mux {
 		chainSpec(),
 		accounts.Spec(),
 		registry.Spec(),
+		gatekeeper.Spec(),
 		mq.Spec(x),
 		contracts.Spec(),
 		governance.Spec(),

@@ -139,7 +139,7 @@ func Command(ctx *block.Context, from crypto.PublicKey, c *api.ContractCommand) 
 // gatekeeper's) are ignored, and so are grants for unknown uploads, or
 // naming workers that are not registry.Attested, or more than the requested
 // replicas (reported as events): the message itself stays in the queue.
-// The gatekeeper itself is attested: registry.Authorize admits no
+// The gatekeeper itself is attested: gatekeeper.Authorize admits no
 // gatekeeper message otherwise.
 func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKeyGrant) {
 	ignore := func(why string) {
