@@ -74,8 +74,10 @@ func DecodeCall(kind CallKind, body []byte) (Call, error) {
 		c = decodeGovPropose(r)
 	case CallGovVote:
 		c = decodeGovVote(r)
+	case CallGatekeeperCandidacy:
+		c = decodeGatekeeperCandidacy(r)
 	default:
-		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query, gov_propose, gov_vote)", ErrUnknownCall, kind)
+		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query, gov_propose, gov_vote, gatekeeper_candidacy)", ErrUnknownCall, kind)
 	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, kind, err)

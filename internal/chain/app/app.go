@@ -110,7 +110,8 @@ func newMux() *module.Mux {
 		chainSpec(),
 		accounts.Spec(),
 		registry.Spec(),
-		gatekeeper.Spec(),
+		// The election reads no stake until the staking module is wired in.
+		gatekeeper.Spec(gatekeeper.NoStake{}),
 		mq.Spec(x),
 		contracts.Spec(),
 		governance.Spec(),
