@@ -60,7 +60,9 @@ const MaxGatekeeperCandidates = 1_000
 var KeyGatekeeperCandidates = []byte("gk/cands")
 
 // GatekeeperEraKey is the state key of the set elected for era.
-func GatekeeperEraKey(era uint64) []byte { return binary.BigEndian.AppendUint64([]byte("gk/era/"), era) }
+func GatekeeperEraKey(era uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("gk/era/"), era)
+}
 
 // GatekeeperExposureKey is the state key of the exposure of the voters to
 // member in era's election.
