@@ -105,13 +105,19 @@ func New(dir string, log *slog.Logger) (*App, error) {
 // state key prefix and query path has one owner here. Genesis and block
 // hooks run in this order.
 func newMux() *module.Mux {
+	// The election reads no stake until the staking module is wired in.
+	return newMuxWith(gatekeeper.NoStake{})
+}
+
+// newMuxWith is the module table with the gatekeeper election reading its
+// voters from voters.
+func newMuxWith(voters gatekeeper.VoterSource) *module.Mux {
 	x := &muxRef{}
 	x.Mux = module.NewMux(
 		chainSpec(),
 		accounts.Spec(),
 		registry.Spec(),
-		// The election reads no stake until the staking module is wired in.
-		gatekeeper.Spec(gatekeeper.NoStake{}),
+		gatekeeper.Spec(voters),
 		mq.Spec(x),
 		contracts.Spec(),
 		governance.Spec(),
