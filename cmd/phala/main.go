@@ -70,6 +70,9 @@ func newRootCmd() *cobra.Command {
   receipt     what became of a contract command: the contract's output or
               error, sealed to its sender
   gov         council motions on the chain's trust roots
+  gatekeeper candidacy, era
+              stand for the per-era gatekeeper election; an era's elected
+              set, its backing and confirmations
   bench       load a devnet, measure commands/s and queries/s
 
 Reads of chain state are checked with Merkle proofs against headers that
@@ -108,6 +111,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 		keyCmd(g),
 		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), receiptCmd(g), blockCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
+		gatekeeperCmd(g), eraCmd(g),
 		contractCmd(g), govCmd(g), devnetCmd(g), benchCmd(g),
 	)
 	return root
