@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
-
 )
 
 // Commands of the gatekeeper election: declaring candidates, and the era
@@ -254,4 +253,3 @@ type backerJSON struct {
 	Amount    string `json:"amount"`
 	AmountPHA string `json:"amount_pha"`
 }
-
