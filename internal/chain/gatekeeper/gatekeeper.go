@@ -386,9 +386,12 @@ func elect(ctx *block.Context, src VoterSource, era uint64) error {
 			}
 		}
 	}
+	byAccount := func(a, b api.Backer) int { return cmpKey(a.Who, b.Who) }
 	for _, m := range res.Elected {
-		x := exp[m]
-		slices.SortFunc(x.Others, func(a, b api.Backer) int { return cmpKey(a.Who, b.Who) })
+		// Nominators come in ascending order from staking; sort otherwise.
+		if x := exp[m]; !slices.IsSortedFunc(x.Others, byAccount) {
+			slices.SortFunc(x.Others, byAccount)
+		}
 	}
 	serving := Gatekeepers(ctx.KV)
 	rec := &api.ElectionRecord{Era: era, Height: ctx.Height, Members: res.Elected, Status: api.ElectionPending, StatusHeight: ctx.Height}

@@ -2,6 +2,8 @@ package gatekeeper
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -348,5 +350,48 @@ func TestEra(t *testing.T) {
 		if era, last := Era(tc.h, 10); era != tc.era || last != tc.last {
 			t.Errorf("height %d: era %d last %v", tc.h, era, last)
 		}
+	}
+}
+
+// BenchmarkEraEndElection is the module's whole era-end work (candidates'
+// attestation and stake, the nominators, Phragmén, the records and the
+// message) for 100 candidates and 10,000 nominators with 1 to 16 targets.
+func BenchmarkEraEndElection(b *testing.B) {
+	for _, seats := range []uint64{10, 100} {
+		b.Run(fmt.Sprintf("seats=%d", seats), func(b *testing.B) {
+			e := &env{kv: memKV{}, src: &fakeStake{stake: map[crypto.PublicKey]uint64{}}, p: api.DefaultParams()}
+			e.p.EraLength, e.p.NGatekeepers, e.p.MinGatekeeperStake = 10, seats, 100*api.Unit
+			registry.SetAttestation(e.kv, &api.AttestationSettings{AllowSim: true, Measurements: []api.HexBytes{{1}}})
+			rng := rand.New(rand.NewPCG(1, 1))
+			var cands []crypto.PublicKey
+			for i := 0; i < 100; i++ {
+				n := crypto.PublicKey{byte(i), byte(i >> 8), 1}
+				rec := &api.WorkerRecord{Info: api.WorkerInfo{IdentityKey: n, Operator: opA}, Platform: "sim", Measurement: []byte{1}, ExpiresAt: 1000}
+				e.kv.Set(api.WorkerKey(n), rec.Encode())
+				if err := DeclareCandidacy(e.ctx(), opA, &api.GatekeeperCandidacy{Node: n, On: true}); err != nil {
+					b.Fatal(err)
+				}
+				e.src.stake[n] = (10_000 + rng.Uint64N(100_000)) * api.Unit
+				cands = append(cands, n)
+			}
+			for i := 0; i < 10_000; i++ {
+				nm := nomination{who: crypto.PublicKey{byte(i), byte(i >> 8), 2}, bonded: (1 + rng.Uint64N(1_000)) * api.Unit}
+				for j, nt := 0, 1+rng.IntN(16); j < nt; j++ {
+					nm.targets = append(nm.targets, cands[rng.IntN(len(cands))])
+				}
+				e.src.noms = append(e.src.noms, nm)
+			}
+			e.h = 10
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := EndBlock(e.ctx(), e.src); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if r := Election(e.kv, 1); r == nil || uint64(len(r.Members)) != seats {
+				b.Fatalf("elected %+v", r)
+			}
+		})
 	}
 }
