@@ -393,6 +393,13 @@ func elect(ctx *block.Context, src VoterSource, era uint64) error {
 			slices.SortFunc(x.Others, byAccount)
 		}
 	}
+	if old := Election(ctx.KV, era); old != nil {
+		// An era_length change renumbered the eras: the new election of
+		// this era number replaces the old one whole.
+		for _, m := range old.Members {
+			ctx.KV.Delete(api.GatekeeperExposureKey(era, m))
+		}
+	}
 	serving := Gatekeepers(ctx.KV)
 	rec := &api.ElectionRecord{Era: era, Height: ctx.Height, Members: res.Elected, Status: api.ElectionPending, StatusHeight: ctx.Height}
 	for _, m := range res.Elected {
