@@ -1,7 +1,7 @@
 // Package election owns the chain's stake-weighted election algorithm:
 // sequential Phragmén, as Polkadot elects validators (sp-npos-elections
-// seq_phragmen, without the balancing post-processing), in exact integer
-// arithmetic. It is a pure function of its input: no state, no clock, no
+// seq_phragmen, SeqPhragmen) and its balancing post-processing (Balance),
+// in exact integer arithmetic. It is a pure function of its input: no state, no clock, no
 // map iteration order, no floats; ties break by candidate key.
 //
 // # The algorithm
@@ -28,7 +28,8 @@
 // Exposures are whole units: each edge gets ⌊b_v · load_e / l_v⌋ and the
 // remainder of the divisions goes to the voter's largest exposure (the
 // earliest elected on a tie), so a voter's exposures sum to its budget
-// exactly when it backs anyone elected.
+// exactly when it backs anyone elected; zero exposures are left out.
+// Balance is the optional post-processing that evens the backing out.
 package election
 
 import (
@@ -237,7 +238,9 @@ func SeqPhragmen(n int, candidates []Candidate, voters []Voter) (*Result, error)
 			}
 		}
 		out[largest].Amount += v.budget - sum
-		res.Assignments[i] = out
+		// An edge whose load is zero (two rounds with equal scores) gets
+		// nothing: no exposure of 0 units.
+		res.Assignments[i] = slices.DeleteFunc(out, func(s Stake) bool { return s.Amount == 0 })
 	}
 	return res, nil
 }

@@ -369,3 +369,120 @@ func TestMulDivExact(t *testing.T) {
 		}
 	}
 }
+
+// TestBalanceKnownResults: balancing by hand. Each voter backing several
+// elected candidates takes its weights off them, sorts them by backing,
+// and lifts the least backed to a common level with its budget (an
+// uneven remainder goes one unit each to the least backed first).
+func TestBalanceKnownResults(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		voters []Voter
+		before [][]Stake
+		after  [][]Stake
+	}{
+		{
+			// Polkadot's poc (see TestSeqPhragmenKnownResults): backing 3 =
+			// 20 + 15 = 35, 2 = 10 + 15 = 25. v30 off: 3 = 20, 2 = 10; it
+			// lifts 2 to 20 (10 units) and splits the remaining 20 evenly:
+			// 2 gets 20, 3 gets 10; both backed 30, nothing more moves.
+			name:   "polkadot poc",
+			voters: []Voter{{10, targets(1, 2)}, {20, targets(1, 3)}, {30, targets(2, 3)}},
+			before: [][]Stake{{st(2, 10)}, {st(3, 20)}, {st(3, 15), st(2, 15)}},
+			after:  [][]Stake{{st(2, 10)}, {st(3, 20)}, {st(3, 10), st(2, 20)}},
+		},
+		{
+			// A 5 → {1}, B 4 → {2}, C 4 → {1,2}. Phragmén: A1 = 9, A2 = 8;
+			// round 0 elects 1 (1/9), round 1 2 ((1 + 4/9)/8 = 13/72); C's
+			// loads 8/72 and 5/72: 2.46 → 2 and 1.54 → 1, remainder to the
+			// larger: 3 and 1. Backing 1 = 8, 2 = 5. Balancing C: off, 1 =
+			// 5, 2 = 4; lift 2 to 5 (1 unit), excess 3 over 2 edges: 1 each
+			// and the remainder unit to the least backed (2): 2 gets 3, 1
+			// gets 1 (backing 7 and 6, the unit of dust cannot be split).
+			name:   "uneven remainder",
+			voters: []Voter{{5, targets(1)}, {4, targets(2)}, {4, targets(1, 2)}},
+			before: [][]Stake{{st(1, 5)}, {st(2, 4)}, {st(1, 3), st(2, 1)}},
+			after:  [][]Stake{{st(1, 5)}, {st(2, 4)}, {st(1, 1), st(2, 3)}},
+		},
+		{
+			// A 10 → {1}, B 1 → {2}, C 2 → {1,2}: Phragmén gives C 0 (left
+			// out) and 2 to 2; 1 is backed 10, 2 is 3: C already backs only
+			// the least backed, nothing moves.
+			name:   "budget short of the level",
+			voters: []Voter{{10, targets(1)}, {1, targets(2)}, {2, targets(1, 2)}},
+			before: [][]Stake{{st(1, 10)}, {st(2, 1)}, {st(2, 2)}},
+			after:  [][]Stake{{st(1, 10)}, {st(2, 1)}, {st(2, 2)}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := SeqPhragmen(2, eligible(1, 2, 3), tc.voters)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(res.Assignments, tc.before) {
+				t.Fatalf("before balancing %v, want %v", res.Assignments, tc.before)
+			}
+			elected := slices.Clone(res.Elected)
+			Balance(res, tc.voters, 10, 0)
+			if !reflect.DeepEqual(res.Assignments, tc.after) || !slices.Equal(res.Elected, elected) {
+				t.Fatalf("after balancing %v, want %v", res.Assignments, tc.after)
+			}
+		})
+	}
+}
+
+// Balancing keeps every voter's exposures summing to its budget, on
+// elected candidates it approves, and never widens the gap between the
+// most and the least backed elected candidate.
+func TestBalanceInvariants(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for iter := 0; iter < 300; iter++ {
+		nc := 2 + rng.IntN(10)
+		var voters []Voter
+		for i, nv := 0, 1+rng.IntN(30); i < nv; i++ {
+			v := Voter{Budget: uint64(rng.IntN(1000))}
+			for j, nt := 0, rng.IntN(6); j < nt; j++ {
+				v.Targets = append(v.Targets, key(byte(1+rng.IntN(nc))))
+			}
+			voters = append(voters, v)
+		}
+		var cands []Candidate
+		for i := 0; i < nc; i++ {
+			cands = append(cands, Candidate{Key: key(byte(i + 1)), Eligible: true})
+		}
+		res, err := SeqPhragmen(1+rng.IntN(nc), cands, voters)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spread := func() uint64 {
+			backed := map[crypto.PublicKey]uint64{}
+			for _, as := range res.Assignments {
+				for _, a := range as {
+					backed[a.Target] += a.Amount
+				}
+			}
+			lo, hi := ^uint64(0), uint64(0)
+			for _, k := range res.Elected {
+				lo, hi = min(lo, backed[k]), max(hi, backed[k])
+			}
+			return hi - lo
+		}
+		before := spread()
+		Balance(res, voters, 10, 0)
+		if after := spread(); after > before {
+			t.Fatalf("iter %d: spread %d → %d", iter, before, after)
+		}
+		for vi, v := range voters {
+			var sum uint64
+			for _, a := range res.Assignments[vi] {
+				sum += a.Amount
+				if a.Amount == 0 || !slices.Contains(v.Targets, a.Target) || !slices.Contains(res.Elected, a.Target) {
+					t.Fatalf("iter %d voter %d: assignment %v", iter, vi, a)
+				}
+			}
+			if len(res.Assignments[vi]) > 0 && sum != v.Budget {
+				t.Fatalf("iter %d voter %d: %d of %d", iter, vi, sum, v.Budget)
+			}
+		}
+	}
+}

@@ -12,8 +12,9 @@
 // (gatekeeper_candidacy). At the last block of era e (heights
 // [1+e·L, (e+1)·L], L = era_length; the last is the one with height % L ==
 // 0), if n_gatekeepers > 0, the module elects the set of era e+1 by
-// sequential Phragmén (package election) among the candidates that are
-// attested and whose stake reaches min_gatekeeper_stake. Voters come from
+// sequential Phragmén with balancing (package election) among the
+// candidates that are attested and whose stake reaches
+// min_gatekeeper_stake. Voters come from
 // a VoterSource (staking): each candidate's stake is one self-vote
 // approving only it; each nominator votes its bonded stake for its
 // nominations. The result is recorded under gk/era/<e+1> (members, their
@@ -289,6 +290,12 @@ func Pending(kv store.KV) (uint64, bool) {
 	return e.Era, true
 }
 
+// BalanceIterations is how many rounds of balancing (election.Balance,
+// tolerance 0) follow the sequential Phragmén election, as Polkadot's
+// off-chain election miners run: the exposures even out between the
+// elected members a nominator backs.
+const BalanceIterations = 10
+
 // Era returns the era of height (heights [1+e·L, (e+1)·L] are era e) and
 // whether height is the era's last block.
 func Era(height int64, eraLength uint64) (era uint64, last bool) {
@@ -367,6 +374,7 @@ func elect(ctx *block.Context, src VoterSource, era uint64) error {
 		ctx.Event("gatekeeper_election_failed", "era", strconv.FormatUint(era, 10), "reason", err.Error())
 		return nil
 	}
+	election.Balance(res, voters, BalanceIterations, 0)
 	if len(res.Elected) == 0 {
 		ctx.Event("gatekeeper_election_empty", "era", strconv.FormatUint(era, 10), "candidates", strconv.Itoa(len(cands)))
 		return nil
