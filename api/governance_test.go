@@ -83,35 +83,3 @@ func FuzzDecodeGovernance(f *testing.F) {
 		}
 	})
 }
-
-// FuzzDecodeGatekeeper covers the gatekeeper election's records, payloads
-// and call: whatever decodes re-encodes to the same bytes.
-func FuzzDecodeGatekeeper(f *testing.F) {
-	k := crypto.MustKeyPairFromURI("//K").Public()
-	f.Add(EncodeCall(&GatekeeperCandidacy{Node: k, On: true}))
-	f.Add((&Candidacy{Node: k, Operator: k, Since: 9}).Encode())
-	f.Add((&ElectionRecord{Era: 3, Height: 30, Members: []crypto.PublicKey{k}, Backing: []MemberBacking{{Total: 9, Own: 4}}, Confirmed: []crypto.PublicKey{k}, Status: ElectionActive, StatusHeight: 31}).Encode())
-	f.Add((&Exposure{Era: 3, Member: k, Total: 9, Own: 4, Others: []Backer{{Who: k, Amount: 5}}}).Encode())
-	f.Add((&GatekeeperSet{Era: 4, Members: []crypto.PublicKey{k, k}}).Encode())
-	f.Add((&GatekeeperReady{Era: 1 << 40}).Encode())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, err := DecodeCall(CallGatekeeperCandidacy, b); err == nil && !bytes.Equal(EncodeCall(got), b) {
-			t.Fatalf("candidacy call mismatch: %x", b)
-		}
-		if got, err := DecodeCandidacy(b); err == nil && !bytes.Equal(got.Encode(), b) {
-			t.Fatalf("candidacy mismatch: %x", b)
-		}
-		if got, err := DecodeElectionRecord(b); err == nil && (!bytes.Equal(got.Encode(), b) || len(got.Backing) != len(got.Members)) {
-			t.Fatalf("election record mismatch: %x", b)
-		}
-		if got, err := DecodeExposure(b); err == nil && !bytes.Equal(got.Encode(), b) {
-			t.Fatalf("exposure mismatch: %x", b)
-		}
-		if got, err := DecodeGatekeeperSet(b); err == nil && !bytes.Equal(got.Encode(), b) {
-			t.Fatalf("gatekeeper set mismatch: %x", b)
-		}
-		if got, err := DecodeGatekeeperReady(b); err == nil && !bytes.Equal(got.Encode(), b) {
-			t.Fatalf("ready mismatch: %x", b)
-		}
-	})
-}

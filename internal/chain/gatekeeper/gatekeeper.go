@@ -14,11 +14,11 @@
 // 0), if n_gatekeepers > 0, the module elects the set of era e+1 by
 // sequential Phragmén with balancing (package election) among the
 // candidates that are attested and whose stake reaches
-// min_gatekeeper_stake. Voters come from
-// a VoterSource (staking): each candidate's stake is one self-vote
-// approving only it; each nominator votes its bonded stake for its
-// nominations. The result is recorded under gk/era/<e+1> (members, their
-// backing, status) and gk/exp/<e+1>/<member> (the nominators' exposures),
+// min_gatekeeper_stake. Voters come from a VoterSource (staking): each
+// candidate's stake is one self-vote approving only it; each nominator
+// votes its bonded stake for its nominations. The result is recorded under
+// gk/era/<e+1> (members, their backing, status) and gk/exp/<e+1><member>
+// (the nominators' exposures),
 // and announced as phala/gatekeeper/elected. Nothing elected: the serving
 // set stays.
 //
