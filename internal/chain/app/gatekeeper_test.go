@@ -38,6 +38,9 @@ func (v *testVoters) ForEachNominator(_ store.KV, fn func(crypto.PublicKey, uint
 	}
 }
 func (v *testVoters) Slash(*block.Context, crypto.PublicKey, uint64, string) uint64 { return 0 }
+func (v *testVoters) SlashExposure(*block.Context, crypto.PublicKey, uint64, string) uint64 {
+	return 0
+}
 
 // newElectionHarness is a harness whose gatekeeper election reads voters.
 func newElectionHarness(t *testing.T, g *api.GenesisState, voters *testVoters) *harness {

@@ -39,6 +39,7 @@ package gatekeeper
 import (
 	"bytes"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -168,6 +169,9 @@ type VoterSource interface {
 	// Slash burns ppm (parts per million) of the stake backing node and
 	// returns the amount burned.
 	Slash(ctx *block.Context, node crypto.PublicKey, ppm uint64, reason string) uint64
+	// SlashExposure burns up to amount units of voter's nominating stake
+	// and returns the amount burned.
+	SlashExposure(ctx *block.Context, voter crypto.PublicKey, amount uint64, reason string) uint64
 }
 
 // NoStake is the VoterSource of a chain without staking: no node has
@@ -178,6 +182,9 @@ func (NoStake) NodeStake(store.KV, crypto.PublicKey) uint64 { return 0 }
 func (NoStake) ForEachNominator(store.KV, func(crypto.PublicKey, uint64, []crypto.PublicKey) bool) {
 }
 func (NoStake) Slash(*block.Context, crypto.PublicKey, uint64, string) uint64 { return 0 }
+func (NoStake) SlashExposure(*block.Context, crypto.PublicKey, uint64, string) uint64 {
+	return 0
+}
 
 // Candidates returns the declared candidates, ascending.
 func Candidates(kv store.KV) []crypto.PublicKey {
@@ -337,8 +344,19 @@ func expire(ctx *block.Context, src VoterSource, era uint64) {
 			continue
 		}
 		missing = append(missing, m.Hex())
-		if ppm := ctx.Params.OfflineSlashPPM; ppm > 0 {
-			src.Slash(ctx, m, ppm, "gatekeeper set not confirmed")
+		ppm := min(ctx.Params.OfflineSlashPPM, 1_000_000)
+		if ppm == 0 {
+			continue
+		}
+		const reason = "gatekeeper set not confirmed"
+		src.Slash(ctx, m, ppm, reason)
+		// The nominators' exposure to the member, by the same fraction.
+		if x := ExposureOf(ctx.KV, era, m); x != nil {
+			for _, o := range x.Others {
+				hi, lo := bits.Mul64(o.Amount, ppm)
+				amount, _ := bits.Div64(hi, lo, 1_000_000)
+				src.SlashExposure(ctx, o.Who, amount, reason)
+			}
 		}
 	}
 	ctx.Event("gatekeeper_set_expired", "era", strconv.FormatUint(era, 10), "unconfirmed", strings.Join(missing, ","))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -27,6 +28,8 @@ type fakeStake struct {
 	stake   map[crypto.PublicKey]uint64
 	noms    []nomination
 	slashed []crypto.PublicKey
+	// exposureSlashes: voter and amount of each exposure slash.
+	exposureSlashes []nomination
 }
 
 type nomination struct {
@@ -46,6 +49,10 @@ func (f *fakeStake) ForEachNominator(_ store.KV, fn func(crypto.PublicKey, uint6
 func (f *fakeStake) Slash(_ *block.Context, n crypto.PublicKey, _ uint64, _ string) uint64 {
 	f.slashed = append(f.slashed, n)
 	return 0
+}
+func (f *fakeStake) SlashExposure(_ *block.Context, v crypto.PublicKey, amount uint64, _ string) uint64 {
+	f.exposureSlashes = append(f.exposureSlashes, nomination{who: v, bonded: amount})
+	return amount
 }
 
 var (
@@ -291,7 +298,18 @@ func TestUnconfirmedSetExpires(t *testing.T) {
 		}
 	}
 	e.src.stake = map[crypto.PublicKey]uint64{node(1): 500, node(2): 400}
+	// Alice nominates both with 3,000. A1 = 3,500, A2 = 3,400: round 0
+	// elects 1 (1/3500), round 1 2 ((1 + 3000/3500)/3400); her edge loads
+	// 3400 : 3100 split 3,000 as 1,569.2 → 1,570 (remainder) and 1,430.
+	// Balancing: off, 1 = 500, 2 = 400; lift 2 to 500 (100), the other
+	// 2,900 split evenly: 1 gets 1,450, 2 gets 1,550 (both backed 1,950).
+	alice := crypto.PublicKey{0xa1}
+	e.src.noms = []nomination{{alice, 3_000, []crypto.PublicKey{node(1), node(2)}}}
 	e.run(10)
+	x2 := ExposureOf(e.kv, 1, node(2))
+	if x2 == nil || x2.Total != 1_950 || x2.Own != 400 || !slices.Equal(x2.Others, []api.Backer{{Who: alice, Amount: 1_550}}) {
+		t.Fatalf("exposure of 2: %+v", x2)
+	}
 	OnReady(e.ctx(), node(1), (&api.GatekeeperReady{Era: 1}).Encode())
 	ctx := e.run(20)
 	if r := Election(e.kv, 1); r.Status != api.ElectionExpired || r.StatusHeight != 20 {
@@ -299,6 +317,10 @@ func TestUnconfirmedSetExpires(t *testing.T) {
 	}
 	if !slices.Equal(e.src.slashed, []crypto.PublicKey{node(2)}) || !hasEvent(ctx, "gatekeeper_set_expired") {
 		t.Fatalf("slashed %x", e.src.slashed)
+	}
+	// offline_slash_ppm 10,000: 1% of alice's exposure to 2.
+	if want := []nomination{{alice, 15, nil}}; !reflect.DeepEqual(e.src.exposureSlashes, want) {
+		t.Fatalf("exposure slashes %+v, want %+v", e.src.exposureSlashes, want)
 	}
 	if r := Election(e.kv, 2); r == nil || r.Status != api.ElectionPending {
 		t.Fatalf("era 2 %+v", r)
