@@ -39,10 +39,8 @@ func Balance(res *Result, voters []Voter, iterations int, tolerance uint64) {
 		if v.Budget == 0 || len(res.Assignments[vi]) == 0 {
 			continue
 		}
-		seen := map[int]bool{}
 		for _, t := range v.Targets {
-			if c, ok := elected[t]; ok && !seen[c] {
-				seen[c] = true
+			if c, ok := elected[t]; ok && !slices.ContainsFunc(edges[vi], func(e edge) bool { return e.c == c }) {
 				edges[vi] = append(edges[vi], edge{c: c})
 			}
 		}

@@ -486,3 +486,23 @@ func TestBalanceInvariants(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkBalance(b *testing.B) {
+	cands, voters := benchInput()
+	for _, n := range []int{10, 100} {
+		b.Run(fmt.Sprintf("seats=%d", n), func(b *testing.B) {
+			r, err := SeqPhragmen(n, cands, voters)
+			if err != nil {
+				b.Fatal(err)
+			}
+			orig := r.Assignments
+			for i := 0; i < b.N; i++ {
+				r.Assignments = make([][]Stake, len(orig))
+				for j := range orig {
+					r.Assignments[j] = slices.Clone(orig[j])
+				}
+				Balance(r, voters, 10, 0)
+			}
+		})
+	}
+}
