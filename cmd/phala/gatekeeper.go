@@ -133,7 +133,10 @@ proved against a signed header.`,
 					return fmt.Errorf("era %q is not an era number (the current era is %d)", args[0], current)
 				}
 			}
-			out := eraJSON{Era: era, Current: current, FirstHeight: era*length + 1, LastHeight: (era + 1) * length, LatestHeight: latest, Gatekeepers: []keyJSON{}, Candidates: []keyJSON{}}
+			p := cl.Params()
+			out := eraJSON{Era: era, Current: current, FirstHeight: era*length + 1, LastHeight: (era + 1) * length, LatestHeight: latest,
+				Seats: p.NGatekeepers, MinStake: strconv.FormatUint(p.MinGatekeeperStake, 10), MinStakePHA: formatAmount(p.MinGatekeeperStake),
+				Gatekeepers: []keyJSON{}, Candidates: []keyJSON{}}
 			serving, err := cl.Gatekeepers(ctx)
 			if err != nil {
 				return g.nodeError(err)
@@ -188,6 +191,7 @@ func printEra(w io.Writer, chainID string, e *eraJSON) {
 		state = "future"
 	}
 	fmt.Fprintf(w, "Era %d of %s (%s): heights %d to %d (latest block %d, era %d)\n", e.Era, chainID, state, e.FirstHeight, e.LastHeight, e.LatestHeight, e.Current)
+	fmt.Fprintf(w, "Election: %d seats at each era end, candidates need %s PHA of stake\n", e.Seats, e.MinStakePHA)
 	fmt.Fprintf(w, "Gatekeepers serving now: %d\n", len(e.Gatekeepers))
 	for _, k := range e.Gatekeepers {
 		fmt.Fprintf(w, "  %s  %s\n", k.Address, k.PublicKey)
@@ -224,6 +228,9 @@ type eraJSON struct {
 	FirstHeight  uint64        `json:"first_height"`
 	LastHeight   uint64        `json:"last_height"`
 	LatestHeight int64         `json:"latest_height"`
+	Seats        uint64        `json:"n_gatekeepers"`        // seats elected at each era end (0: no election)
+	MinStake     string        `json:"min_gatekeeper_stake"` // units a candidate needs
+	MinStakePHA  string        `json:"min_gatekeeper_stake_pha"`
 	Gatekeepers  []keyJSON     `json:"gatekeepers"` // serving now
 	Candidates   []keyJSON     `json:"candidates"`  // declared now
 	Elected      *electionJSON `json:"elected"`     // null: no set elected for the era

@@ -71,12 +71,12 @@ func TestGatekeeperCLI(t *testing.T) {
 	})
 	var e eraJSON
 	okJSON(t, &e, phala("era")...)
-	if e.Current == 0 || e.Era != e.Current || e.FirstHeight != e.Era*5+1 || e.LastHeight != e.Era*5+5 || e.Elected != nil ||
+	if e.Current == 0 || e.Era != e.Current || e.Seats != 1 || e.MinStake != "0" || e.FirstHeight != e.Era*5+1 || e.LastHeight != e.Era*5+5 || e.Elected != nil ||
 		len(e.Gatekeepers) != 1 || e.Gatekeepers[0].PublicKey != gk.Public().Hex() || len(e.Candidates) != 1 || e.Candidates[0].Address != id.Address() {
 		t.Fatalf("era: %+v", e)
 	}
 	out := ok(t, phala("era", "0")...)
-	for _, want := range []string{"Era 0 of " + n.ChainID + " (past): heights 1 to 5", "Gatekeepers serving now: 1", gk.Public().Address(), "Candidates declared now: 1", "genesis gatekeepers serve it"} {
+	for _, want := range []string{"Era 0 of " + n.ChainID + " (past): heights 1 to 5", "Election: 1 seats at each era end, candidates need 0 PHA", "Gatekeepers serving now: 1", gk.Public().Address(), "Candidates declared now: 1", "genesis gatekeepers serve it"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("era 0 lacks %q:\n%s", want, out)
 		}
