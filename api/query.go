@@ -191,6 +191,21 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		return RewardsKey(pk), err
 	case QueryIssuance:
 		return KeyIssuance, nil
+	case QueryGatekeeperEra:
+		if len(data) != 8 {
+			return nil, fmt.Errorf("%w: %s takes a big-endian u64 era (8 bytes)", ErrInvalidCall, path)
+		}
+		return GatekeeperEraKey(binary.BigEndian.Uint64(data)), nil
+	case QueryGatekeeperExposure:
+		if len(data) != 8+crypto.PublicKeySize {
+			return nil, fmt.Errorf("%w: %s takes a big-endian u64 era and a member key (40 bytes)", ErrInvalidCall, path)
+		}
+		return GatekeeperExposureKey(binary.BigEndian.Uint64(data), crypto.PublicKey(data[8:])), nil
+	case QueryGatekeeperCandidates:
+		return KeyGatekeeperCandidates, nil
+	case QueryGatekeeperCandidacy:
+		pk, err := key32()
+		return CandidacyKey(pk), err
 	case QueryNextSeq:
 		o, err := DecodeOrigin(data)
 		if err != nil {

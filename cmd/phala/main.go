@@ -72,6 +72,9 @@ func newRootCmd() *cobra.Command {
   gov         council motions on the chain's trust roots
   stake       bond PHA, back workers and gatekeepers, nominate, unbond
   rewards     the era rewards an account received
+  gatekeeper candidacy, era
+              stand for the per-era gatekeeper election; an era's elected
+              set, its backing and confirmations
   bench       load a devnet, measure commands/s and queries/s
 
 Reads of chain state are checked with Merkle proofs against headers that
@@ -110,6 +113,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 		keyCmd(g),
 		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), receiptCmd(g), blockCmd(g), rewardsCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
+		gatekeeperCmd(g), eraCmd(g),
 		contractCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g),
 	)
 	return root

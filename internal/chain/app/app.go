@@ -25,6 +25,7 @@ import (
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/computation"
 	"github.com/phalago/phala/internal/chain/contracts"
+	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/governance"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
@@ -106,12 +107,19 @@ func New(dir string, log *slog.Logger) (*App, error) {
 // state key prefix and query path has one owner here. Genesis and block
 // hooks run in this order.
 func newMux() *module.Mux {
+	return newMuxWith(economy{})
+}
+
+// newMuxWith is the module table with the gatekeeper election reading its
+// voters from voters.
+func newMuxWith(voters gatekeeper.VoterSource) *module.Mux {
 	x := &muxRef{}
 	x.Mux = module.NewMux(
 		chainSpec(),
 		accounts.Spec(),
 		registry.Spec(),
 		staking.Spec(),
+		gatekeeper.Spec(voters),
 		mq.Spec(x),
 		contracts.Spec(),
 		governance.Spec(),

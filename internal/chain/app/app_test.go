@@ -324,13 +324,14 @@ func TestModuleTableComplete(t *testing.T) {
 			t.Errorf("call %s has no module", k)
 		}
 	}
-	for _, k := range []api.CallKind{api.CallStakeBond, api.CallStakeAllocate, api.CallStakeUnbond, api.CallStakeWithdraw, api.CallStakeNominate} {
+	for _, k := range []api.CallKind{api.CallStakeBond, api.CallStakeAllocate, api.CallStakeUnbond, api.CallStakeWithdraw, api.CallStakeNominate, api.CallGatekeeperCandidacy} {
 		if !owned[k] {
 			t.Errorf("call %s has no module", k)
 		}
 	}
 	for _, p := range []string{api.QueryStakeLedger, api.QueryStakeNode, api.QueryIssuance, api.QueryAccount, api.QueryWorker, api.QueryGatekeepers, api.QueryMasterKey, api.QueryParams,
-		api.QueryAttestation, api.QueryNextSeq, api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn} {
+		api.QueryAttestation, api.QueryNextSeq, api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn,
+		api.QueryGatekeeperEra, api.QueryGatekeeperExposure, api.QueryGatekeeperCandidacy, api.QueryGatekeeperCandidates} {
 		if !x.StateQuery(p) {
 			t.Errorf("state query %s has no module", p)
 		}

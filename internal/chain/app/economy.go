@@ -8,9 +8,22 @@ import (
 	"github.com/phalago/phala/internal/chain/store"
 )
 
-// economy is the computation module's view of stake and issuance: the
-// staking and accounts modules.
+// economy is the computation module's view of stake and issuance (the
+// staking and accounts modules) and the gatekeeper election's source of
+// voters (staking).
 type economy struct{}
+
+func (economy) NodeStake(kv store.KV, node crypto.PublicKey) uint64 {
+	return staking.NodeStake(kv, node)
+}
+
+func (economy) ForEachNominator(kv store.KV, fn func(who crypto.PublicKey, bonded uint64, targets []crypto.PublicKey) bool) {
+	staking.ForEachNominator(kv, fn)
+}
+
+func (economy) SlashExposure(ctx *block.Context, voter crypto.PublicKey, amount uint64, reason string) uint64 {
+	return staking.SlashExposure(ctx, voter, amount, reason)
+}
 
 func (economy) Slash(ctx *block.Context, node crypto.PublicKey, ppm uint64, reason string) uint64 {
 	return staking.Slash(ctx, node, ppm, reason)

@@ -7,6 +7,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/registry"
 	"github.com/phalago/phala/internal/chain/store"
 )
@@ -40,7 +41,7 @@ func population(b *testing.B, n, gatekeepers int, p api.Params) *store.Store {
 			gks = append(gks, k)
 		}
 	}
-	registry.SetGatekeepers(s, gks)
+	gatekeeper.SetGatekeepers(s, gks)
 	return s
 }
 

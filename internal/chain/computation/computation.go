@@ -20,6 +20,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
@@ -54,7 +55,7 @@ type node struct {
 func nodes(kv store.KV, height int64) []node {
 	settings := registry.Attestation(kv)
 	gks := map[crypto.PublicKey]bool{}
-	for _, g := range registry.Gatekeepers(kv) {
+	for _, g := range gatekeeper.Gatekeepers(kv) {
 		gks[g] = true
 	}
 	var out []node

@@ -197,7 +197,7 @@ func workerGas(kv store.KV, worker crypto.PublicKey, height int64) uint64 {
 // naming workers that are not registry.Attested or not staking.Assignable
 // (stake below min_worker_stake), or more than the requested
 // replicas (reported as events): the message itself stays in the queue.
-// The gatekeeper itself is attested: registry.Authorize admits no
+// The gatekeeper itself is attested: gatekeeper.Authorize admits no
 // gatekeeper message otherwise.
 func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKeyGrant) {
 	ignore := func(why string) {

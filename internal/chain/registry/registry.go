@@ -1,7 +1,8 @@
 // Package registry owns who the chain trusts off-chain: registered workers
-// (WorkerInfo with the attestation that admitted them and its expiry), the
-// gatekeeper list, the master public key, the attestation settings, and the
-// hashes of the recent blocks a registration's report must cite.
+// (WorkerInfo with the attestation that admitted them and its expiry; a
+// gatekeeper's pRuntime registers the same way), the attestation settings,
+// and the hashes of the recent blocks a registration's report must cite.
+// The gatekeeper list and the master public key are package gatekeeper's.
 package registry
 
 import (
@@ -37,34 +38,6 @@ func Worker(kv store.KV, pk crypto.PublicKey) *api.WorkerRecord {
 	return w
 }
 
-// Gatekeepers returns the gatekeeper list.
-func Gatekeepers(kv store.KV) []crypto.PublicKey {
-	v := kv.Get(api.KeyGatekeepers)
-	if v == nil {
-		return nil
-	}
-	keys, err := api.DecodeKeys(v)
-	if err != nil {
-		panic(fmt.Sprintf("corrupt gatekeeper list: %v", err))
-	}
-	return keys
-}
-
-// SetGatekeepers writes the gatekeeper list.
-func SetGatekeepers(kv store.KV, keys []crypto.PublicKey) {
-	kv.Set(api.KeyGatekeepers, api.EncodeKeys(keys))
-}
-
-// IsGatekeeper reports whether pk is on the gatekeeper list.
-func IsGatekeeper(kv store.KV, pk crypto.PublicKey) bool {
-	for _, k := range Gatekeepers(kv) {
-		if k == pk {
-			return true
-		}
-	}
-	return false
-}
-
 // Attestation returns the attestation settings.
 func Attestation(kv store.KV) *api.AttestationSettings {
 	a, err := api.DecodeAttestationSettings(kv.Get(api.KeyAttestation))
@@ -95,28 +68,14 @@ func Attested(kv store.KV, pk crypto.PublicKey, height int64) (*api.WorkerRecord
 	return w, nil
 }
 
-// Authorize is the mq.Authorizer of off-chain origins. A worker must be
-// Attested. A gatekeeper must be on the gatekeeper list AND Attested: its
-// pRuntime registers with an attestation report like a worker's (whitepaper
-// 4.4: the genesis names the gatekeeper's identity, which registers before
-// its MasterKey announcement counts). Every gatekeeper message (master key
-// announcement and shares, contract key grants) passes here, so the chain
-// acts on none from a key merely named in the genesis.
+// Authorize is the mq.Authorizer of the worker origin: a worker must be
+// Attested. (The gatekeeper origin is the gatekeeper module's.)
 func Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height int64) error {
-	switch kind {
-	case api.OriginWorker:
-		_, err := Attested(kv, key, height)
-		return err
-	case api.OriginGatekeeper:
-		if !IsGatekeeper(kv, key) {
-			return fmt.Errorf("%w: %s is not a gatekeeper", api.ErrUnknownOrigin, key.Hex())
-		}
-		if _, err := Attested(kv, key, height); err != nil {
-			return fmt.Errorf("gatekeeper: %w", err)
-		}
-		return nil
+	if kind != api.OriginWorker {
+		return fmt.Errorf("%w: no %s with key %s is known to the chain", api.ErrUnknownOrigin, kind, key.Hex())
 	}
-	return fmt.Errorf("%w: no %s with key %s is known to the chain", api.ErrUnknownOrigin, kind, key.Hex())
+	_, err := Attested(kv, key, height)
+	return err
 }
 
 // WorkerActive reports whether w may act as a worker at height h: its
@@ -205,7 +164,7 @@ func RegisterWorker(ctx *block.Context, signer crypto.PublicKey, c *api.Register
 	ctx.Event("worker_registered",
 		"identity", info.IdentityKey.Hex(), "operator", info.Operator.Address(),
 		"endpoint", info.Endpoint, "expires_at", strconv.FormatInt(rec.ExpiresAt, 10),
-		"renewal", strconv.FormatBool(prev != nil), "gatekeeper", strconv.FormatBool(IsGatekeeper(ctx.KV, info.IdentityKey)))
+		"renewal", strconv.FormatBool(prev != nil))
 	// The report travels with the record: every pRuntime verifies it
 	// itself before it seals any key to this worker.
 	msg := &api.WorkerRegistered{Record: *rec, Report: c.Report}
@@ -262,32 +221,16 @@ func RecordBlockHash(ctx *block.Context, hash []byte) {
 	ctx.KV.Set(api.KeyBlockHashFloor, binary.AppendUvarint(nil, uint64(floor)))
 }
 
-// PublishMasterKey records the master public key announced by a
-// gatekeeper, once: later announcements are ignored (rotation will be its
-// own flow).
-func PublishMasterKey(ctx *block.Context, gatekeeper crypto.PublicKey, payload []byte) {
-	if len(payload) != crypto.PublicKeySize || ctx.KV.Get(api.KeyMasterKey) != nil {
-		return
-	}
-	var pk crypto.PublicKey
-	copy(pk[:], payload)
-	if !pk.Valid() {
-		return
-	}
-	ctx.KV.Set(api.KeyMasterKey, payload)
-	ctx.Event("master_key_published", "public_key", pk.Hex(), "gatekeeper", gatekeeper.Hex())
-}
-
 // Spec returns the registry's entry in the chain's module table: it
-// owns workers ("w/"), the gatekeeper list and master key ("g/"), the
-// recent block hashes registrations cite ("b/") and the attestation
-// settings; it executes register_worker, admits worker and
-// gatekeeper origins into the queue, records the master key a gatekeeper
-// announces, and serves the registry's proved reads and the worker listing.
+// owns workers ("w/"), the recent block hashes registrations cite ("b/")
+// and the attestation settings; it executes register_worker, admits the
+// worker origin into the queue, and serves the registry's proved reads and
+// the worker listing. (The gatekeeper list, the gatekeeper origin and the
+// master key are the gatekeeper module's.)
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
-		KeyPrefixes: []string{"w/", "g/", "b/", string(api.KeyAttestation)},
+		KeyPrefixes: []string{"w/", "b/", string(api.KeyAttestation)},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallRegisterWorker: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return RegisterWorker(ctx, signer, c.(*api.RegisterWorker))
@@ -298,16 +241,12 @@ func Spec() *module.Module {
 			RecordBlockHash(ctx, ctx.BlockHash)
 			return nil
 		},
-		Origins: map[api.OriginKind]module.Authorizer{api.OriginWorker: Authorize, api.OriginGatekeeper: Authorize},
-		Consumes: []module.Consumer{{Origin: api.OriginGatekeeper, Topic: api.TopicMasterKey, Handle: func(ctx *block.Context, m *api.Message) {
-			PublishMasterKey(ctx, m.Origin.Key, m.Payload)
-		}}},
+		Origins: map[api.OriginKind]module.Authorizer{api.OriginWorker: Authorize},
 		InitGenesis: func(kv store.KV, g *module.Genesis) error {
 			SetAttestation(kv, &g.State.Attestation)
-			SetGatekeepers(kv, g.State.Gatekeepers)
 			return nil
 		},
-		StateQueries: []string{api.QueryWorker, api.QueryGatekeepers, api.QueryMasterKey, api.QueryAttestation},
+		StateQueries: []string{api.QueryWorker, api.QueryAttestation},
 		Queries:      map[string]module.Querier{api.QueryWorkers: queryWorkers},
 	}
 }

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+// Commands of the gatekeeper election: declaring candidates, and the era
+// with its elected set.
+
+func gatekeeperCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "gatekeeper",
+		Short: "Gatekeeper candidacy for the per-era election",
+		Long: `gatekeeper works with the gatekeeper election: at the last block of each era
+the chain elects n_gatekeepers gatekeepers for the next era among the
+declared candidates (registered and attested nodes with at least
+min_gatekeeper_stake) by sequential Phragmén over their stake and the
+nominations. ` + "`phala era`" + ` shows an era's elected set.`,
+	}
+	c.AddCommand(candidacyCmd(g))
+	return c
+}
+
+func candidacyCmd(g *globals) *cobra.Command {
+	var from string
+	var off bool
+	c := &cobra.Command{
+		Use:   "candidacy --from <operator> <node> [--off]",
+		Short: "Declare a node a gatekeeper candidate (or withdraw it with --off)",
+		Long: `candidacy declares the node (its pRuntime identity key, SS58 or 0x-hex) a
+gatekeeper candidate. --from must be the node's operator (the account that
+registered it), and the node must be registered and attested. With --off
+it withdraws the candidacy (an expired node's operator may still do so).
+The candidate stands at every era end while its stake reaches
+min_gatekeeper_stake.`,
+		Example: `  phala gatekeeper candidacy --from //Charlie 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY
+  phala gatekeeper candidacy --from //Charlie 0xd435...a27d --off --json`,
+		Args: exactArgs(1, "the node's identity key"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			node, err := parseAccount("node", args[0])
+			if err != nil {
+				return err
+			}
+			key, err := signerKey(cmd, from)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			cl, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			res, err := cl.NewSigner(key).DeclareCandidacy(ctx, node, !off)
+			if err != nil {
+				return fmt.Errorf("candidacy of %s: %w", node, err)
+			}
+			cd, err := cl.Candidacy(ctx, node)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			out := candidacyJSON{Node: node.Address(), NodeHex: node.Hex(), Candidate: cd != nil, Height: res.Height, Hash: fmt.Sprintf("%X", res.Hash)}
+			if cd != nil {
+				out.Operator, out.Since = cd.Operator.Address(), cd.Since
+			}
+			return g.output(cmd, out, func(w io.Writer) {
+				if out.Candidate {
+					fmt.Fprintf(w, "%s is a gatekeeper candidate since height %d (operator %s; tx %s)\n", out.Node, out.Since, out.Operator, out.Hash)
+				} else {
+					fmt.Fprintf(w, "%s is no longer a gatekeeper candidate (height %d, tx %s)\n", out.Node, out.Height, out.Hash)
+				}
+			})
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "secret URI of the node's operator (pays the fee), or - for stdin")
+	c.Flags().BoolVar(&off, "off", false, "withdraw the candidacy")
+	return c
+}
+
+type candidacyJSON struct {
+	Node      string `json:"node"`
+	NodeHex   string `json:"node_hex"`
+	Candidate bool   `json:"candidate"`
+	Operator  string `json:"operator,omitempty"`
+	Since     int64  `json:"since,omitempty"`
+	Height    int64  `json:"height"`
+	Hash      string `json:"hash"`
+}
+
+func eraCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "era [N]",
+		Short: "Show an era: its heights, the gatekeeper set elected for it, exposures and confirmations (proved)",
+		Long: `era shows era N (default: the current one): its heights (era e covers
+heights [1+e·L, (e+1)·L] with L = era_length), the gatekeepers serving now,
+the declared candidates, and the set elected for era N at the last block
+of era N-1: its members in election order with their backing (own stake
+and each nominator's exposure), who confirmed holding the MasterKey, and
+its status (pending: waiting for confirmations; active: it became the
+gatekeeper list; expired: not confirmed within an era). Every read is
+proved against a signed header.`,
+		Example: `  phala era
+  phala era 3 --json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.withTimeout(cmd)
+			defer cancel()
+			cl, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			latest, err := cl.Height(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			length := cl.Params().EraLength
+			if length == 0 {
+				return errors.New("the chain's era_length is 0: it has no eras")
+			}
+			current := uint64(0)
+			if latest > 0 {
+				current = uint64(latest-1) / length
+			}
+			era := current
+			if len(args) == 1 {
+				if era, err = strconv.ParseUint(args[0], 10, 64); err != nil || era > 1<<40 {
+					return fmt.Errorf("era %q is not an era number (the current era is %d)", args[0], current)
+				}
+			}
+			p := cl.Params()
+			out := eraJSON{Era: era, Current: current, FirstHeight: era*length + 1, LastHeight: (era + 1) * length, LatestHeight: latest,
+				Seats: p.NGatekeepers, MinStake: strconv.FormatUint(p.MinGatekeeperStake, 10), MinStakePHA: formatAmount(p.MinGatekeeperStake),
+				Gatekeepers: []keyJSON{}, Candidates: []keyJSON{}}
+			serving, err := cl.Gatekeepers(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			for _, k := range serving {
+				out.Gatekeepers = append(out.Gatekeepers, keyJSON{Address: k.Address(), PublicKey: k.Hex()})
+			}
+			cands, err := cl.GatekeeperCandidates(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			for _, k := range cands {
+				out.Candidates = append(out.Candidates, keyJSON{Address: k.Address(), PublicKey: k.Hex()})
+			}
+			rec, _, err := cl.Election(ctx, era)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			if rec != nil {
+				el := &electionJSON{ElectedAt: rec.Height, Status: rec.Status.String(), StatusHeight: rec.StatusHeight, Members: []memberJSON{}}
+				for i, m := range rec.Members {
+					mj := memberJSON{Address: m.Address(), PublicKey: m.Hex(), Confirmed: slices.Contains(rec.Confirmed, m),
+						Total: strconv.FormatUint(rec.Backing[i].Total, 10), Own: strconv.FormatUint(rec.Backing[i].Own, 10),
+						TotalPHA: formatAmount(rec.Backing[i].Total), OwnPHA: formatAmount(rec.Backing[i].Own), Nominators: []backerJSON{}}
+					x, err := cl.Exposure(ctx, era, m)
+					if err != nil {
+						return g.nodeError(err)
+					}
+					if x != nil {
+						for _, o := range x.Others {
+							mj.Nominators = append(mj.Nominators, backerJSON{Account: o.Who.Address(), Amount: strconv.FormatUint(o.Amount, 10), AmountPHA: formatAmount(o.Amount)})
+						}
+					}
+					el.Members = append(el.Members, mj)
+					if mj.Confirmed {
+						el.Confirmed++
+					}
+				}
+				out.Elected = el
+			}
+			return g.output(cmd, out, func(w io.Writer) { printEra(w, cl.ChainID(), &out) })
+		},
+	}
+}
+
+func printEra(w io.Writer, chainID string, e *eraJSON) {
+	state := "current"
+	switch {
+	case e.Era < e.Current:
+		state = "past"
+	case e.Era > e.Current:
+		state = "future"
+	}
+	fmt.Fprintf(w, "Era %d of %s (%s): heights %d to %d (latest block %d, era %d)\n", e.Era, chainID, state, e.FirstHeight, e.LastHeight, e.LatestHeight, e.Current)
+	fmt.Fprintf(w, "Election: %d seats at each era end, candidates need %s PHA of stake\n", e.Seats, e.MinStakePHA)
+	fmt.Fprintf(w, "Gatekeepers serving now: %d\n", len(e.Gatekeepers))
+	for _, k := range e.Gatekeepers {
+		fmt.Fprintf(w, "  %s  %s\n", k.Address, k.PublicKey)
+	}
+	fmt.Fprintf(w, "Candidates declared now: %d\n", len(e.Candidates))
+	for _, k := range e.Candidates {
+		fmt.Fprintf(w, "  %s\n", k.Address)
+	}
+	el := e.Elected
+	if el == nil {
+		if e.Era == 0 {
+			fmt.Fprintln(w, "No set is elected for era 0: the genesis gatekeepers serve it.")
+		} else {
+			fmt.Fprintf(w, "No set was elected for era %d (at the end of era %d nobody stood with stake, or n_gatekeepers is 0, or that era has not ended): the serving list stays.\n", e.Era, e.Era-1)
+		}
+		return
+	}
+	fmt.Fprintf(w, "Set elected for era %d at height %d: %s since height %d, %d of %d confirmed\n", e.Era, el.ElectedAt, el.Status, el.StatusHeight, el.Confirmed, len(el.Members))
+	for i, m := range el.Members {
+		conf := "waiting for its confirmation"
+		if m.Confirmed {
+			conf = "confirmed"
+		}
+		fmt.Fprintf(w, "  %d. %s  backing %s PHA (own %s PHA, %d nominators)  %s\n", i+1, m.Address, m.TotalPHA, m.OwnPHA, len(m.Nominators), conf)
+		for _, n := range m.Nominators {
+			fmt.Fprintf(w, "       %s  %s PHA\n", n.Account, n.AmountPHA)
+		}
+	}
+}
+
+type eraJSON struct {
+	Era          uint64        `json:"era"`
+	Current      uint64        `json:"current_era"`
+	FirstHeight  uint64        `json:"first_height"`
+	LastHeight   uint64        `json:"last_height"`
+	LatestHeight int64         `json:"latest_height"`
+	Seats        uint64        `json:"n_gatekeepers"`        // seats elected at each era end (0: no election)
+	MinStake     string        `json:"min_gatekeeper_stake"` // units a candidate needs
+	MinStakePHA  string        `json:"min_gatekeeper_stake_pha"`
+	Gatekeepers  []keyJSON     `json:"gatekeepers"` // serving now
+	Candidates   []keyJSON     `json:"candidates"`  // declared now
+	Elected      *electionJSON `json:"elected"`     // null: no set elected for the era
+}
+
+type electionJSON struct {
+	ElectedAt    int64        `json:"elected_at"`
+	Status       string       `json:"status"` // pending, active, expired
+	StatusHeight int64        `json:"status_height"`
+	Confirmed    int          `json:"confirmed"`
+	Members      []memberJSON `json:"members"` // in election order
+}
+
+type memberJSON struct {
+	Address    string       `json:"address"`
+	PublicKey  string       `json:"public_key"`
+	Confirmed  bool         `json:"confirmed"`
+	Total      string       `json:"total"` // units
+	TotalPHA   string       `json:"total_pha"`
+	Own        string       `json:"own"`
+	OwnPHA     string       `json:"own_pha"`
+	Nominators []backerJSON `json:"nominators"`
+}
+
+type backerJSON struct {
+	Account   string `json:"account"`
+	Amount    string `json:"amount"`
+	AmountPHA string `json:"amount_pha"`
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/attestation"
+	"github.com/phalago/phala/internal/node"
+	"github.com/phalago/phala/internal/testnet"
+)
+
+// TestGatekeeperCLI: `phala gatekeeper candidacy` declares and withdraws a
+// registered node as its operator only, and `phala era` shows the era, the
+// serving gatekeepers, the candidates and (here, with no stake on the
+// chain) that nobody was elected, across era boundaries.
+func TestGatekeeperCLI(t *testing.T) {
+	bin(t)
+	measurement := [32]byte{4, 5, 6}
+	gk := crypto.MustKeyPairFromURI("//PhalaTestGatekeeper")
+	genesis := node.DevGenesisState(measurement[:])
+	genesis.Gatekeepers = []crypto.PublicKey{gk.Public()}
+	genesis.Params.EraLength, genesis.Params.NGatekeepers = 5, 1
+	n := testnet.New(t, testnet.Options{Genesis: genesis})
+	c := n.Client(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	charlie := crypto.MustKeyPairFromURI("//Charlie")
+	identity, _, _ := crypto.GenerateKeyPair()
+	ecdh, _, _ := crypto.GenerateKeyPair()
+	var recent *cmttypes.SignedHeader
+	testnet.WaitFor(t, 30*time.Second, "a committed block to cite", func() (bool, error) {
+		h, err := c.Height(ctx)
+		if err != nil || h < 2 {
+			return false, err
+		}
+		recent, err = c.SignedHeader(ctx, h-1)
+		return err == nil, err
+	})
+	info := api.WorkerInfo{ChainID: n.ChainID, IdentityKey: identity.Public(), EcdhKey: ecdh.Public(), Endpoint: "http://127.0.0.1:8000", Operator: charlie.Public(),
+		BlockHeight: recent.Height, BlockHash: [api.BlockHashSize]byte(recent.Hash())}
+	report := attestation.SignSimQuote(crypto.MustKeyPairFromURI(api.DevAttestationURI), measurement, info.ReportData(), time.Now())
+	if _, err := c.NewSigner(charlie).Submit(ctx, &api.RegisterWorker{Info: info, Report: *report}); err != nil {
+		t.Fatal(err)
+	}
+	phala := func(args ...string) []string {
+		return append(args, "--node", n.RPC(0), "--genesis", filepath.Join(n.Homes[0], "config", "genesis.json"))
+	}
+	id := identity.Public()
+
+	fails(t, []string{"not the node's operator", charlie.Address()}, phala("gatekeeper", "candidacy", "--from", "//Alice", id.Address())...)
+	fails(t, []string{"no registration"}, phala("gatekeeper", "candidacy", "--from", "//Charlie", gk.Public().Address())...)
+	var cj candidacyJSON
+	okJSON(t, &cj, phala("gatekeeper", "candidacy", "--from", "//Charlie", id.Hex())...)
+	if !cj.Candidate || cj.Node != id.Address() || cj.Operator != charlie.Address() || cj.Since != cj.Height || cj.Height <= 0 {
+		t.Fatalf("candidacy: %+v", cj)
+	}
+	fails(t, []string{"already a gatekeeper candidate"}, phala("gatekeeper", "candidacy", "--from", "//Charlie", id.Hex())...)
+
+	// Past an era end: the candidate had no stake, nobody was elected.
+	testnet.WaitFor(t, 30*time.Second, "an era end after the candidacy", func() (bool, error) {
+		h, err := c.Height(ctx)
+		return h > cj.Height+5, err
+	})
+	var e eraJSON
+	okJSON(t, &e, phala("era")...)
+	if e.Current == 0 || e.Era != e.Current || e.Seats != 1 || e.MinStake != "0" || e.FirstHeight != e.Era*5+1 || e.LastHeight != e.Era*5+5 || e.Elected != nil ||
+		len(e.Gatekeepers) != 1 || e.Gatekeepers[0].PublicKey != gk.Public().Hex() || len(e.Candidates) != 1 || e.Candidates[0].Address != id.Address() {
+		t.Fatalf("era: %+v", e)
+	}
+	out := ok(t, phala("era", "0")...)
+	for _, want := range []string{"Era 0 of " + n.ChainID + " (past): heights 1 to 5", "Election: 1 seats at each era end, candidates need 0 PHA", "Gatekeepers serving now: 1", gk.Public().Address(), "Candidates declared now: 1", "genesis gatekeepers serve it"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("era 0 lacks %q:\n%s", want, out)
+		}
+	}
+	out = ok(t, phala("era", "1")...)
+	if !strings.Contains(out, "No set was elected for era 1") {
+		t.Errorf("era 1:\n%s", out)
+	}
+	fails(t, []string{"not an era number"}, phala("era", "soon")...)
+
+	okJSON(t, &cj, phala("gatekeeper", "candidacy", "--from", "//Charlie", id.Address(), "--off")...)
+	if cj.Candidate {
+		t.Fatalf("withdrawn: %+v", cj)
+	}
+	okJSON(t, &e, phala("era")...)
+	if len(e.Candidates) != 0 {
+		t.Fatalf("candidates after withdrawal: %+v", e.Candidates)
+	}
+}
+
+// printEra shows an elected set: members in order with backing,
+// nominators and confirmations, and the status.
+func TestPrintEra(t *testing.T) {
+	e := &eraJSON{Era: 4, Current: 4, FirstHeight: 31, LastHeight: 40, LatestHeight: 33, Elected: &electionJSON{ElectedAt: 30, Status: "pending", StatusHeight: 30, Confirmed: 1,
+		Members: []memberJSON{
+			{Address: "5Member1", Confirmed: true, TotalPHA: "350", OwnPHA: "100", Nominators: []backerJSON{{Account: "5Nominator", AmountPHA: "250"}}},
+			{Address: "5Member2", TotalPHA: "500", OwnPHA: "500"},
+		}}}
+	var b bytes.Buffer
+	printEra(&b, "phala-x", e)
+	for _, want := range []string{
+		"Era 4 of phala-x (current): heights 31 to 40 (latest block 33, era 4)",
+		"Set elected for era 4 at height 30: pending since height 30, 1 of 2 confirmed",
+		"1. 5Member1  backing 350 PHA (own 100 PHA, 1 nominators)  confirmed",
+		"5Nominator  250 PHA",
+		"2. 5Member2  backing 500 PHA (own 500 PHA, 0 nominators)  waiting for its confirmation",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q:\n%s", want, b.String())
+		}
+	}
+}

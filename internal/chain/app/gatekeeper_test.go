@@ -1,0 +1,193 @@
+package app
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/store"
+)
+
+// testVoters is the election's VoterSource in app tests until staking is
+// wired in: node stakes and nominations given as Go values.
+type testVoters struct {
+	stake map[crypto.PublicKey]uint64
+	noms  []testNomination // ascending by account
+}
+
+type testNomination struct {
+	who     crypto.PublicKey
+	bonded  uint64
+	targets []crypto.PublicKey
+}
+
+func (v *testVoters) NodeStake(_ store.KV, n crypto.PublicKey) uint64 { return v.stake[n] }
+func (v *testVoters) ForEachNominator(_ store.KV, fn func(crypto.PublicKey, uint64, []crypto.PublicKey) bool) {
+	for _, n := range v.noms {
+		if !fn(n.who, n.bonded, n.targets) {
+			return
+		}
+	}
+}
+func (v *testVoters) Slash(*block.Context, crypto.PublicKey, uint64, string) uint64 { return 0 }
+func (v *testVoters) SlashExposure(*block.Context, crypto.PublicKey, uint64, string) uint64 {
+	return 0
+}
+
+// newElectionHarness is a harness whose gatekeeper election reads voters.
+func newElectionHarness(t *testing.T, g *api.GenesisState, voters *testVoters) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), now: time.Unix(1_700_000_000, 0)}
+	h.open()
+	h.app.mux = newMuxWith(voters)
+	state, _ := json.Marshal(g)
+	if _, err := h.app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, AppStateBytes: state, Time: h.now, InitialHeight: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) proved(path string, data []byte, appHash []byte) []byte {
+	h.t.Helper()
+	res, err := h.app.Query(context.Background(), &abci.RequestQuery{Path: path, Data: data, Prove: true})
+	if err != nil || res.Code != 0 {
+		h.t.Fatalf("query %s: %v %s", path, err, res.Log)
+	}
+	key, _ := api.QueryKey(path, data)
+	if err := api.VerifyStateProof(key, res.Value, res.ProofOps, appHash); err != nil {
+		h.t.Fatalf("proof of %s: %v", path, err)
+	}
+	return res.Value
+}
+
+func topicMessages(bm *api.BlockMessages, topic string) []*api.GatekeeperSet {
+	var out []*api.GatekeeperSet
+	for _, m := range bm.Messages {
+		if m.Topic == topic && m.Origin == api.ModuleOrigin("gatekeeper") {
+			s, err := api.DecodeGatekeeperSet(m.Payload)
+			if err != nil {
+				panic(err)
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestGatekeeperElection runs the chain across an era boundary: operators
+// declare candidates, the last block of era 0 elects the set of era 1 by
+// Phragmén over the voters' stake and announces it, the genesis gatekeeper
+// keeps serving while members confirm (a non-member's confirmation does
+// not count), and the last confirmation makes the set the gatekeeper list:
+// its members speak as gatekeepers, the genesis gatekeeper no longer does.
+func TestGatekeeperElection(t *testing.T) {
+	genesisGK := newWorker(t)
+	g := genesis()
+	g.Gatekeepers = []crypto.PublicKey{genesisGK.identity.Public()}
+	g.Params.EraLength, g.Params.NGatekeepers, g.Params.MinGatekeeperStake, g.Params.HeartbeatsPerEra = 10, 2, 100, 0
+	voters := &testVoters{}
+	h := newElectionHarness(t, g, voters)
+	h.block()
+	ws := []*worker{newWorker(t), newWorker(t), newWorker(t)}
+	var txs [][]byte
+	for i, w := range ws {
+		txs = append(txs, h.tx(bob, uint64(i), h.register(h.cite(w.info))))
+	}
+	mustOK(t, h.block(txs...))
+	id := func(i int) crypto.PublicKey { return ws[i].identity.Public() }
+
+	// Only the operator declares a candidate.
+	h.mustRefuse(h.tx(alice, 0, &api.GatekeeperCandidacy{Node: id(0), On: true}), api.CodeInvalidCall, "not the node's operator")
+	mustOK(t, h.block(h.tx(bob, 3, &api.GatekeeperCandidacy{Node: id(0), On: true}), h.tx(bob, 4, &api.GatekeeperCandidacy{Node: id(1), On: true}),
+		h.tx(bob, 5, &api.GatekeeperCandidacy{Node: id(2), On: true})))
+	cands, _ := api.DecodeKeys(h.state(api.QueryGatekeeperCandidates))
+	want := []crypto.PublicKey{id(0), id(1), id(2)}
+	slices.SortFunc(want, func(a, b crypto.PublicKey) int { return slices.Compare(a[:], b[:]) })
+	if !slices.Equal(cands, want) {
+		t.Fatalf("candidates %x", cands)
+	}
+
+	// Stakes: w0 500, w1 300, w2 100, and alice nominates w2 with 250.
+	// Approvals 500, 300, 350: round 0 elects w0 (1/500), round 1 w2
+	// (1/350 < 1/300).
+	voters.stake = map[crypto.PublicKey]uint64{id(0): 500, id(1): 300, id(2): 100}
+	voters.noms = []testNomination{{alice.Public(), 250, []crypto.PublicKey{id(2)}}}
+	for h.height < 9 {
+		h.block()
+	}
+	last := h.block() // height 10: the last block of era 0
+	if h.height != 10 {
+		t.Fatalf("height %d", h.height)
+	}
+	era := binary.BigEndian.AppendUint64(nil, 1)
+	rec, err := api.DecodeElectionRecord(h.proved(api.QueryGatekeeperEra, era, last.AppHash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rec.Members, []crypto.PublicKey{id(0), id(2)}) || rec.Status != api.ElectionPending || rec.Height != 10 ||
+		!slices.Equal(rec.Backing, []api.MemberBacking{{Total: 500, Own: 500}, {Total: 350, Own: 100}}) {
+		t.Fatalf("record %+v", rec)
+	}
+	x, err := api.DecodeExposure(h.proved(api.QueryGatekeeperExposure, append(era, id(2).Bytes()...), last.AppHash))
+	if err != nil || !slices.Equal(x.Others, []api.Backer{{Who: alice.Public(), Amount: 250}}) {
+		t.Fatalf("exposure %+v %v", x, err)
+	}
+	if el := topicMessages(h.messages(10), api.TopicGatekeeperElected); len(el) != 1 || el[0].Era != 1 || !slices.Equal(el[0].Members, rec.Members) {
+		t.Fatalf("elected messages %+v", el)
+	}
+	list := func() []crypto.PublicKey {
+		keys, _ := api.DecodeKeys(h.state(api.QueryGatekeepers))
+		return keys
+	}
+	if !slices.Equal(list(), g.Gatekeepers) {
+		t.Fatal("the genesis gatekeeper must serve until the set confirms")
+	}
+
+	ready := func(i int, seq uint64) []byte {
+		m := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginWorker, id(i)), Topic: api.TopicGatekeeperReady, Seq: seq,
+			Payload: (&api.GatekeeperReady{Era: 1}).Encode()}, ws[i].identity)
+		return h.tx(alice, h.nonce(alice), &api.PushMessage{Message: m})
+	}
+	// w0 confirms; w1, not a member, confirms too: it does not count.
+	mustOK(t, h.block(ready(0, 0)))
+	mustOK(t, h.block(ready(1, 0)))
+	rec, _ = api.DecodeElectionRecord(h.stateData(api.QueryGatekeeperEra, era))
+	if !slices.Equal(rec.Confirmed, []crypto.PublicKey{id(0)}) || rec.Status != api.ElectionPending || !slices.Equal(list(), g.Gatekeepers) {
+		t.Fatalf("after w0 and w1: %+v", rec)
+	}
+	mustOK(t, h.block(ready(2, 0)))
+	rec, _ = api.DecodeElectionRecord(h.stateData(api.QueryGatekeeperEra, era))
+	if rec.Status != api.ElectionActive || rec.StatusHeight != h.height || !slices.Equal(list(), rec.Members) {
+		t.Fatalf("not active: %+v, list %x", rec, list())
+	}
+	if a := topicMessages(h.messages(h.height), api.TopicGatekeeperActive); len(a) != 1 || a[0].Era != 1 || !slices.Equal(a[0].Members, rec.Members) {
+		t.Fatalf("active messages %+v", a)
+	}
+	// The list is the elected set's now: a member speaks as a gatekeeper,
+	// the genesis gatekeeper does not.
+	asGK := func(k *crypto.KeyPair, relayer *crypto.KeyPair) []byte {
+		m := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, k.Public()), Topic: "phala/gatekeeper/test"}, k)
+		return h.tx(relayer, h.nonce(relayer), &api.PushMessage{Message: m})
+	}
+	h.mustRefuse(asGK(genesisGK.identity, bob), api.CodeUnknownOrigin, "not a gatekeeper")
+	if res := h.check(asGK(ws[0].identity, alice)); res.Code != 0 {
+		t.Fatalf("member as gatekeeper: %s", res.Log)
+	}
+}
+
+func (h *harness) stateData(path string, data []byte) []byte {
+	h.t.Helper()
+	res, _ := h.app.Query(context.Background(), &abci.RequestQuery{Path: path, Data: data})
+	if res.Code != 0 {
+		h.t.Fatal(res.Log)
+	}
+	return res.Value
+}

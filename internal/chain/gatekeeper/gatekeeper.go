@@ -1,0 +1,503 @@
+// Package gatekeeper owns the chain's gatekeepers (DESIGN.md: the
+// gatekeeper list and the master key lifecycle): the list of serving
+// gatekeepers ("g/list", the genesis list until an elected set is active),
+// the gatekeeper origin in the queue, the master public key the first
+// gatekeeper announces ("g/master"), and their election ("gk/",
+// docs/economy.md "Gatekeeper election"; specification "Gatekeeper
+// Election", whitepaper 4.4).
+//
+// # Election
+//
+// The operator of a registered node declares it a candidate
+// (gatekeeper_candidacy). At the last block of era e (heights
+// [1+e·L, (e+1)·L], L = era_length; the last is the one with height % L ==
+// 0), if n_gatekeepers > 0, the module elects the set of era e+1 by
+// sequential Phragmén with balancing (package election) among the
+// candidates that are attested and whose stake reaches
+// min_gatekeeper_stake. Voters come from a VoterSource (staking): each
+// candidate's stake is one self-vote approving only it; each nominator
+// votes its bonded stake for its nominations. The result is recorded under
+// gk/era/<e+1> (members, their backing, status) and gk/exp/<e+1><member>
+// (the nominators' exposures),
+// and announced as phala/gatekeeper/elected. Nothing elected: the serving
+// set stays.
+//
+// # Activation
+//
+// Members already on the gatekeeper list hold the MasterKey and count as
+// confirmed at once; each other member confirms with
+// phala/gatekeeper/ready{era} as its own egress with origin kind WORKER:
+// it is not on the gatekeeper list yet, and widening the gatekeeper origin
+// to unconfirmed members would let their contract key grants through. When
+// every member has confirmed, the set becomes the gatekeeper list and the
+// module emits phala/gatekeeper/active; the genesis list serves until
+// then. A set still pending at the next era end (L blocks later) expires:
+// its unconfirmed members are slashed offline_slash_ppm and the new
+// election of that era end replaces it.
+package gatekeeper
+
+import (
+	"bytes"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/election"
+	"github.com/phalago/phala/internal/chain/module"
+	"github.com/phalago/phala/internal/chain/mq"
+	"github.com/phalago/phala/internal/chain/registry"
+	"github.com/phalago/phala/internal/chain/store"
+)
+
+// Name is the module's name: its origin in the queue.
+const Name = "gatekeeper"
+
+// Gatekeepers returns the list of serving gatekeepers.
+func Gatekeepers(kv store.KV) []crypto.PublicKey {
+	v := kv.Get(api.KeyGatekeepers)
+	if v == nil {
+		return nil
+	}
+	keys, err := api.DecodeKeys(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt gatekeeper list: %v", err))
+	}
+	return keys
+}
+
+// SetGatekeepers writes the list of serving gatekeepers.
+func SetGatekeepers(kv store.KV, keys []crypto.PublicKey) {
+	kv.Set(api.KeyGatekeepers, api.EncodeKeys(keys))
+}
+
+// IsGatekeeper reports whether pk is on the gatekeeper list.
+func IsGatekeeper(kv store.KV, pk crypto.PublicKey) bool {
+	for _, k := range Gatekeepers(kv) {
+		if k == pk {
+			return true
+		}
+	}
+	return false
+}
+
+// Authorize is the mq.Authorizer of the gatekeeper origin: the key must be
+// on the gatekeeper list AND Attested (registry): its pRuntime registers
+// with an attestation report like a worker's (whitepaper 4.4: the genesis
+// names the gatekeeper's identity, which registers before its MasterKey
+// announcement counts). Every gatekeeper message (master key announcement
+// and shares, contract key grants) passes here, so the chain acts on none
+// from a key merely named in the genesis. Errors wrap api.ErrUnknownOrigin.
+func Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height int64) error {
+	if kind != api.OriginGatekeeper {
+		return fmt.Errorf("%w: no %s with key %s is known to the chain", api.ErrUnknownOrigin, kind, key.Hex())
+	}
+	if !IsGatekeeper(kv, key) {
+		return fmt.Errorf("%w: %s is not a gatekeeper", api.ErrUnknownOrigin, key.Hex())
+	}
+	if _, err := registry.Attested(kv, key, height); err != nil {
+		return fmt.Errorf("gatekeeper: %w", err)
+	}
+	return nil
+}
+
+// PublishMasterKey records the master public key announced by a
+// gatekeeper, once: later announcements are ignored (rotation will be its
+// own flow).
+func PublishMasterKey(ctx *block.Context, gatekeeper crypto.PublicKey, payload []byte) {
+	if len(payload) != crypto.PublicKeySize || ctx.KV.Get(api.KeyMasterKey) != nil {
+		return
+	}
+	var pk crypto.PublicKey
+	copy(pk[:], payload)
+	if !pk.Valid() {
+		return
+	}
+	ctx.KV.Set(api.KeyMasterKey, payload)
+	ctx.Event("master_key_published", "public_key", pk.Hex(), "gatekeeper", gatekeeper.Hex())
+}
+
+// Spec returns the gatekeeper module's entry in the chain's module table:
+// it owns the gatekeeper list and the master key ("g/") and the election
+// ("gk/"); it executes gatekeeper_candidacy, admits the gatekeeper origin
+// into the queue, records the master key a gatekeeper announces and the
+// members' ready confirmations, elects at every era end (EndBlock), and
+// serves their proved reads. src gives the election its voters (the
+// staking module).
+func Spec(src VoterSource) *module.Module {
+	return &module.Module{
+		Name:        Name,
+		KeyPrefixes: []string{"g/", "gk/"},
+		Calls: map[api.CallKind]module.CallHandler{
+			api.CallGatekeeperCandidacy: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
+				return DeclareCandidacy(ctx, signer, c.(*api.GatekeeperCandidacy))
+			},
+		},
+		Origins: map[api.OriginKind]module.Authorizer{api.OriginGatekeeper: Authorize},
+		Consumes: []module.Consumer{
+			{Origin: api.OriginGatekeeper, Topic: api.TopicMasterKey, Handle: func(ctx *block.Context, m *api.Message) {
+				PublishMasterKey(ctx, m.Origin.Key, m.Payload)
+			}},
+			{Origin: api.OriginWorker, Topic: api.TopicGatekeeperReady, Handle: func(ctx *block.Context, m *api.Message) {
+				OnReady(ctx, m.Origin.Key, m.Payload)
+			}},
+		},
+		InitGenesis: func(kv store.KV, g *module.Genesis) error {
+			SetGatekeepers(kv, g.State.Gatekeepers)
+			return nil
+		},
+		EndBlock: func(ctx *block.Context) error { return EndBlock(ctx, src) },
+		StateQueries: []string{api.QueryGatekeepers, api.QueryMasterKey, api.QueryGatekeeperEra, api.QueryGatekeeperExposure,
+			api.QueryGatekeeperCandidacy, api.QueryGatekeeperCandidates},
+	}
+}
+
+// VoterSource is what the election reads of staking. Implementations must
+// be deterministic functions of the state.
+type VoterSource interface {
+	// NodeStake returns the total stake allocated to node (units): the
+	// budget of its self-vote.
+	NodeStake(kv store.KV, node crypto.PublicKey) uint64
+	// ForEachNominator calls fn with every account that has nominations,
+	// its bonded unallocated stake (units) and its targets, in ascending
+	// account order, until fn returns false. fn may keep targets.
+	ForEachNominator(kv store.KV, fn func(who crypto.PublicKey, bonded uint64, targets []crypto.PublicKey) bool)
+	// Slash burns ppm (parts per million) of the stake backing node and
+	// returns the amount burned.
+	Slash(ctx *block.Context, node crypto.PublicKey, ppm uint64, reason string) uint64
+	// SlashExposure burns up to amount units of voter's nominating stake
+	// and returns the amount burned.
+	SlashExposure(ctx *block.Context, voter crypto.PublicKey, amount uint64, reason string) uint64
+}
+
+// NoStake is the VoterSource of a chain without staking: no node has
+// stake, nobody nominates, so nobody is elected.
+type NoStake struct{}
+
+func (NoStake) NodeStake(store.KV, crypto.PublicKey) uint64 { return 0 }
+func (NoStake) ForEachNominator(store.KV, func(crypto.PublicKey, uint64, []crypto.PublicKey) bool) {
+}
+func (NoStake) Slash(*block.Context, crypto.PublicKey, uint64, string) uint64 { return 0 }
+func (NoStake) SlashExposure(*block.Context, crypto.PublicKey, uint64, string) uint64 {
+	return 0
+}
+
+// Candidates returns the declared candidates, ascending.
+func Candidates(kv store.KV) []crypto.PublicKey {
+	v := kv.Get(api.KeyGatekeeperCandidates)
+	if v == nil {
+		return nil
+	}
+	keys, err := api.DecodeKeys(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt candidate list: %v", err))
+	}
+	return keys
+}
+
+// Candidacy returns node's candidacy, or nil.
+func Candidacy(kv store.KV, node crypto.PublicKey) *api.Candidacy {
+	v := kv.Get(api.CandidacyKey(node))
+	if v == nil {
+		return nil
+	}
+	c, err := api.DecodeCandidacy(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt candidacy %s: %v", node.Hex(), err))
+	}
+	return c
+}
+
+// DeclareCandidacy executes gatekeeper_candidacy: signer, the operator of
+// the registered node (WorkerRecord.Info.Operator), declares it a
+// candidate (c.On; the node must be registry.Attested) or withdraws it
+// (an expired node's operator may still withdraw it). Errors:
+// api.ErrNotNodeOperator, api.ErrUnknownOrigin (not registered or not
+// attested), api.ErrCandidacyUnchanged (already in that state),
+// api.ErrTooManyCandidates (api.MaxGatekeeperCandidates declared).
+func DeclareCandidacy(ctx *block.Context, signer crypto.PublicKey, c *api.GatekeeperCandidacy) error {
+	w := registry.Worker(ctx.KV, c.Node)
+	cur := Candidacy(ctx.KV, c.Node)
+	switch {
+	case w != nil && w.Info.Operator != signer:
+		return fmt.Errorf("%w: node %s is operated by %s, not %s", api.ErrNotNodeOperator, c.Node.Hex(), w.Info.Operator.Address(), signer.Address())
+	case w == nil && (c.On || cur == nil):
+		return fmt.Errorf("%w: %s has no registration; its pRuntime must register (register_worker) first", api.ErrUnknownOrigin, c.Node.Hex())
+	case w == nil && cur.Operator != signer:
+		return fmt.Errorf("%w: node %s was declared by %s, not %s", api.ErrNotNodeOperator, c.Node.Hex(), cur.Operator.Address(), signer.Address())
+	case c.On && cur != nil:
+		return fmt.Errorf("%w: %s is already a gatekeeper candidate (since height %d)", api.ErrCandidacyUnchanged, c.Node.Hex(), cur.Since)
+	case !c.On && cur == nil:
+		return fmt.Errorf("%w: %s is not a gatekeeper candidate", api.ErrCandidacyUnchanged, c.Node.Hex())
+	}
+	list := Candidates(ctx.KV)
+	if c.On {
+		if _, err := registry.Attested(ctx.KV, c.Node, ctx.Height); err != nil {
+			return err
+		}
+		if len(list) >= api.MaxGatekeeperCandidates {
+			return fmt.Errorf("%w: %d declared, at most %d", api.ErrTooManyCandidates, len(list), api.MaxGatekeeperCandidates)
+		}
+		i, _ := slices.BinarySearchFunc(list, c.Node, cmpKey)
+		list = slices.Insert(list, i, c.Node)
+		ctx.KV.Set(api.CandidacyKey(c.Node), (&api.Candidacy{Node: c.Node, Operator: signer, Since: ctx.Height}).Encode())
+	} else {
+		list = slices.DeleteFunc(list, func(k crypto.PublicKey) bool { return k == c.Node })
+		ctx.KV.Delete(api.CandidacyKey(c.Node))
+	}
+	ctx.KV.Set(api.KeyGatekeeperCandidates, api.EncodeKeys(list))
+	ctx.Event("gatekeeper_candidacy", "node", c.Node.Hex(), "operator", signer.Address(), "on", strconv.FormatBool(c.On))
+	return nil
+}
+
+func cmpKey(a, b crypto.PublicKey) int { return bytes.Compare(a[:], b[:]) }
+
+// Election returns the record of the set elected for era, or nil.
+func Election(kv store.KV, era uint64) *api.ElectionRecord {
+	v := kv.Get(api.GatekeeperEraKey(era))
+	if v == nil {
+		return nil
+	}
+	e, err := api.DecodeElectionRecord(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt election record of era %d: %v", era, err))
+	}
+	return e
+}
+
+// ExposureOf returns what backs member in era's election, or nil.
+func ExposureOf(kv store.KV, era uint64, member crypto.PublicKey) *api.Exposure {
+	v := kv.Get(api.GatekeeperExposureKey(era, member))
+	if v == nil {
+		return nil
+	}
+	x, err := api.DecodeExposure(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt exposure of %s in era %d: %v", member.Hex(), era, err))
+	}
+	return x
+}
+
+var keyPending = []byte("gk/pending")
+
+// Pending returns the era of the set waiting for confirmations, if any.
+func Pending(kv store.KV) (uint64, bool) {
+	v := kv.Get(keyPending)
+	if v == nil {
+		return 0, false
+	}
+	e, err := api.DecodeGatekeeperReady(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt pending era: %v", err))
+	}
+	return e.Era, true
+}
+
+// BalanceIterations is how many rounds of balancing (election.Balance,
+// tolerance 0) follow the sequential Phragmén election, as Polkadot's
+// off-chain election miners run: the exposures even out between the
+// elected members a nominator backs.
+const BalanceIterations = 10
+
+// Era returns the era of height (heights [1+e·L, (e+1)·L] are era e) and
+// whether height is the era's last block.
+func Era(height int64, eraLength uint64) (era uint64, last bool) {
+	if height < 1 || eraLength == 0 {
+		return 0, false
+	}
+	return uint64(height-1) / eraLength, uint64(height)%eraLength == 0
+}
+
+// EndBlock does the gatekeeper module's era-end work at the last block of
+// an era: the set still pending from the previous era end expires (its
+// unconfirmed members slashed offline_slash_ppm), and, if n_gatekeepers >
+// 0, the set of the next era is elected (see the package comment).
+func EndBlock(ctx *block.Context, src VoterSource) error {
+	era, last := Era(ctx.Height, ctx.Params.EraLength)
+	if !last {
+		return nil
+	}
+	if p, ok := Pending(ctx.KV); ok {
+		expire(ctx, src, p)
+	}
+	if ctx.Params.NGatekeepers == 0 {
+		return nil
+	}
+	return elect(ctx, src, era+1)
+}
+
+func expire(ctx *block.Context, src VoterSource, era uint64) {
+	rec := Election(ctx.KV, era)
+	ctx.KV.Delete(keyPending)
+	if rec == nil {
+		panic(fmt.Sprintf("pending era %d has no election record", era))
+	}
+	rec.Status, rec.StatusHeight = api.ElectionExpired, ctx.Height
+	ctx.KV.Set(api.GatekeeperEraKey(era), rec.Encode())
+	var missing []string
+	for _, m := range rec.Members {
+		if slices.Contains(rec.Confirmed, m) {
+			continue
+		}
+		missing = append(missing, m.Hex())
+		ppm := min(ctx.Params.OfflineSlashPPM, 1_000_000)
+		if ppm == 0 {
+			continue
+		}
+		const reason = "gatekeeper set not confirmed"
+		src.Slash(ctx, m, ppm, reason)
+		// The nominators' exposure to the member, by the same fraction.
+		if x := ExposureOf(ctx.KV, era, m); x != nil {
+			for _, o := range x.Others {
+				hi, lo := bits.Mul64(o.Amount, ppm)
+				amount, _ := bits.Div64(hi, lo, 1_000_000)
+				src.SlashExposure(ctx, o.Who, amount, reason)
+			}
+		}
+	}
+	ctx.Event("gatekeeper_set_expired", "era", strconv.FormatUint(era, 10), "unconfirmed", strings.Join(missing, ","))
+}
+
+func elect(ctx *block.Context, src VoterSource, era uint64) error {
+	p := ctx.Params
+	var cands []election.Candidate
+	var voters []election.Voter
+	var nominators []crypto.PublicKey // of voters[len(selfVotes):]
+	for _, node := range Candidates(ctx.KV) {
+		_, err := registry.Attested(ctx.KV, node, ctx.Height)
+		stake := src.NodeStake(ctx.KV, node)
+		ok := err == nil && stake >= p.MinGatekeeperStake
+		cands = append(cands, election.Candidate{Key: node, Eligible: ok})
+		if ok && stake > 0 {
+			voters = append(voters, election.Voter{Budget: stake, Targets: []crypto.PublicKey{node}})
+		}
+	}
+	selfVotes := len(voters)
+	src.ForEachNominator(ctx.KV, func(who crypto.PublicKey, bonded uint64, targets []crypto.PublicKey) bool {
+		if bonded > 0 {
+			voters = append(voters, election.Voter{Budget: bonded, Targets: targets})
+			nominators = append(nominators, who)
+		}
+		return true
+	})
+	n := int(p.NGatekeepers)
+	res, err := election.SeqPhragmen(n, cands, voters)
+	if err != nil {
+		// Input the chain cannot elect from (stake sums over 2^64): the
+		// serving set stays; say so rather than halt the chain.
+		ctx.Event("gatekeeper_election_failed", "era", strconv.FormatUint(era, 10), "reason", err.Error())
+		return nil
+	}
+	election.Balance(res, voters, BalanceIterations, 0)
+	if len(res.Elected) == 0 {
+		ctx.Event("gatekeeper_election_empty", "era", strconv.FormatUint(era, 10), "candidates", strconv.Itoa(len(cands)))
+		return nil
+	}
+	exp := make(map[crypto.PublicKey]*api.Exposure, len(res.Elected))
+	for _, m := range res.Elected {
+		exp[m] = &api.Exposure{Era: era, Member: m}
+	}
+	for i, as := range res.Assignments {
+		for _, a := range as {
+			x := exp[a.Target]
+			x.Total += a.Amount
+			if i < selfVotes {
+				x.Own += a.Amount
+			} else {
+				x.Others = append(x.Others, api.Backer{Who: nominators[i-selfVotes], Amount: a.Amount})
+			}
+		}
+	}
+	byAccount := func(a, b api.Backer) int { return cmpKey(a.Who, b.Who) }
+	for _, m := range res.Elected {
+		// Nominators come in ascending order from staking; sort otherwise.
+		if x := exp[m]; !slices.IsSortedFunc(x.Others, byAccount) {
+			slices.SortFunc(x.Others, byAccount)
+		}
+	}
+	if old := Election(ctx.KV, era); old != nil {
+		// An era_length change renumbered the eras: the new election of
+		// this era number replaces the old one whole.
+		for _, m := range old.Members {
+			ctx.KV.Delete(api.GatekeeperExposureKey(era, m))
+		}
+	}
+	serving := Gatekeepers(ctx.KV)
+	rec := &api.ElectionRecord{Era: era, Height: ctx.Height, Members: res.Elected, Status: api.ElectionPending, StatusHeight: ctx.Height}
+	for _, m := range res.Elected {
+		x := exp[m]
+		rec.Backing = append(rec.Backing, api.MemberBacking{Total: x.Total, Own: x.Own})
+		ctx.KV.Set(api.GatekeeperExposureKey(era, m), x.Encode())
+		if slices.Contains(serving, m) {
+			rec.Confirmed = append(rec.Confirmed, m)
+		}
+	}
+	members := make([]string, len(rec.Members))
+	for i, m := range rec.Members {
+		members[i] = m.Hex()
+	}
+	ctx.Event("gatekeeper_elected", "era", strconv.FormatUint(era, 10), "members", strings.Join(members, ","))
+	if err := mq.Emit(ctx, api.ModuleOrigin(Name), api.TopicGatekeeperElected, (&api.GatekeeperSet{Era: era, Members: rec.Members}).Encode()); err != nil {
+		return err
+	}
+	if len(rec.Confirmed) == len(rec.Members) {
+		return activate(ctx, rec)
+	}
+	ctx.KV.Set(api.GatekeeperEraKey(era), rec.Encode())
+	ctx.KV.Set(keyPending, (&api.GatekeeperReady{Era: era}).Encode())
+	return nil
+}
+
+// activate makes rec's members the gatekeeper list.
+func activate(ctx *block.Context, rec *api.ElectionRecord) error {
+	rec.Status, rec.StatusHeight = api.ElectionActive, ctx.Height
+	ctx.KV.Set(api.GatekeeperEraKey(rec.Era), rec.Encode())
+	ctx.KV.Delete(keyPending)
+	SetGatekeepers(ctx.KV, rec.Members)
+	ctx.Event("gatekeeper_set_active", "era", strconv.FormatUint(rec.Era, 10))
+	return mq.Emit(ctx, api.ModuleOrigin(Name), api.TopicGatekeeperActive, (&api.GatekeeperSet{Era: rec.Era, Members: rec.Members}).Encode())
+}
+
+// OnReady records a member's confirmation (api.TopicGatekeeperReady,
+// origin worker node) of the pending set of the era the payload names;
+// the last confirmation activates the set. A confirmation that does not
+// apply (malformed, not the pending era, not a member, repeated) is
+// recorded as an event and changes nothing.
+func OnReady(ctx *block.Context, node crypto.PublicKey, payload []byte) {
+	refuse := func(why string) {
+		ctx.Event("gatekeeper_ready_ignored", "node", node.Hex(), "reason", why)
+	}
+	r, err := api.DecodeGatekeeperReady(payload)
+	if err != nil {
+		refuse(err.Error())
+		return
+	}
+	p, ok := Pending(ctx.KV)
+	if !ok || p != r.Era {
+		refuse(fmt.Sprintf("era %d has no set waiting for confirmations", r.Era))
+		return
+	}
+	rec := Election(ctx.KV, p)
+	switch {
+	case !slices.Contains(rec.Members, node):
+		refuse(fmt.Sprintf("not a member of the set of era %d", p))
+		return
+	case slices.Contains(rec.Confirmed, node):
+		refuse("already confirmed")
+		return
+	}
+	rec.Confirmed = append(rec.Confirmed, node)
+	ctx.Event("gatekeeper_ready", "node", node.Hex(), "era", strconv.FormatUint(p, 10),
+		"confirmed", strconv.Itoa(len(rec.Confirmed)), "members", strconv.Itoa(len(rec.Members)))
+	if len(rec.Confirmed) == len(rec.Members) {
+		if err := activate(ctx, rec); err != nil {
+			panic(fmt.Sprintf("activate the set of era %d: %v", p, err))
+		}
+		return
+	}
+	ctx.KV.Set(api.GatekeeperEraKey(p), rec.Encode())
+}
