@@ -50,7 +50,7 @@ func (e *Engine) onWorkerRegistered(ctx *Context, m *api.Message) error {
 			e.gk.Announce(ctx.Height)
 		}
 		e.gk.Share(ctx.Height, rec)
-		if !slices.Contains(e.genState.Gatekeepers, rec.Info.IdentityKey) {
+		if !e.isGatekeeper(rec.Info.IdentityKey) && !e.isElected(rec.Info.IdentityKey) {
 			e.grantWaiting(ctx.Height)
 		}
 	}

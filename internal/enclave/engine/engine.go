@@ -206,6 +206,7 @@ func New(cfg Config) (*Engine, error) {
 		e.st.attestWindow = gs.Params.AttestationWindow
 		e.st.minWorkerStake = gs.Params.MinWorkerStake
 		e.st.params = gs.Params
+		e.st.gatekeepers = slices.Clone(gs.Gatekeepers)
 		e.st.hashFloor = g.InitialHeight
 	default:
 		return nil, fmt.Errorf("load runtime state: %w", err)
@@ -224,7 +225,9 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicNodeStake, e.onNodeStake)
 	e.handle(api.TopicChallenge, e.onChallenge)
 	e.handle(api.TopicAssignable, e.onAssignable)
-	if slices.Contains(gs.Gatekeepers, e.entity.Identity.Public()) {
+	e.handle(api.TopicGatekeeperElected, e.onGatekeeperElected)
+	e.handle(api.TopicGatekeeperActive, e.onGatekeeperActive)
+	if me := e.entity.Identity.Public(); e.isGatekeeper(me) || e.isElected(me) {
 		e.role = RoleGatekeeper
 		if err := e.startGatekeeper(est == keys.EntityPreGenesis); err != nil {
 			return nil, err

@@ -109,7 +109,7 @@ func TestGatekeeperMessagesNeedAttestation(t *testing.T) {
 		{"named in the genesis, never registered", ids[1], nil, "no active attested registration"},
 		{"registration expired", ids[1], rec(ids[1], allowed[:], height), "no active attested registration"},
 		{"measurement not allowed", ids[1], rec(ids[1], []byte{9}, height+1), "no active attested registration"},
-		{"registered, not a gatekeeper", ids[2], rec(ids[2], allowed[:], height+1), "not a gatekeeper"},
+		{"registered, not a gatekeeper", ids[2], rec(ids[2], allowed[:], height+1), "not a serving gatekeeper"},
 		{"attested gatekeeper", ids[1], rec(ids[1], allowed[:], height+1), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

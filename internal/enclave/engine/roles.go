@@ -86,6 +86,10 @@ func (v chainView) Workers() []*api.WorkerRecord {
 
 func (v chainView) MasterPublic() crypto.PublicKey { return v.e.st.masterPub }
 
+func (v chainView) IsGatekeeper(key crypto.PublicKey) bool {
+	return v.e.isGatekeeper(key) || v.e.isElected(key)
+}
+
 func (v chainView) Pending(topic string) bool {
 	return slices.ContainsFunc(v.e.st.egress, func(m api.SignedMessage) bool { return m.Message.Topic == topic })
 }
@@ -100,12 +104,13 @@ func (e *Engine) attested(rec *api.WorkerRecord, height int64) bool {
 }
 
 // attestedGatekeeper checks that key is a gatekeeper pRuntime this one may
-// act on: named in the genesis AND attested at height. A key merely named
+// act on: in the serving set (the genesis list until an elected set is
+// active) AND attested at height. A key merely named
 // in the genesis is not enough (whitepaper 4.4: the genesis gatekeeper
 // registers with attestation before its MasterKey announcement counts).
 func (e *Engine) attestedGatekeeper(key crypto.PublicKey, height int64) error {
-	if !slices.Contains(e.genState.Gatekeepers, key) {
-		return fmt.Errorf("%s is not a gatekeeper", key.Hex())
+	if !e.isGatekeeper(key) {
+		return fmt.Errorf("%s is not a serving gatekeeper", key.Hex())
 	}
 	if !e.attested(e.st.workers[key], height) {
 		return fmt.Errorf("gatekeeper %s has no active attested registration at height %d", key.Hex(), height)
@@ -155,7 +160,10 @@ func (e *Engine) onMasterKeyShare(ctx *Context, m *api.Message) error {
 		return err
 	}
 	if _, has := e.gk.MasterPublic(); has && !had {
-		e.grantWaiting(ctx.Height) // uploads made while no gatekeeper could grant
+		if e.isGatekeeper(e.entity.Identity.Public()) {
+			e.grantWaiting(ctx.Height) // uploads made while no gatekeeper could grant
+		}
+		e.confirmIfReady() // an elected member confirms its set
 	}
 	return nil
 }

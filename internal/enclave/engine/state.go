@@ -11,7 +11,7 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-const stateVersion = 6
+const stateVersion = 7
 
 // state is everything pRuntime derives from the chain plus its egress. It
 // is checkpointed (sealed) after every sync or dispatch call.
@@ -58,6 +58,12 @@ type state struct {
 	// end (not assignable).
 	params       api.Params
 	unassignable map[crypto.PublicKey]bool
+	// Gatekeepers: the serving set (the genesis list, then each set the
+	// chain activated), the elected set awaiting activation (nil if
+	// none) and the era whose set this pRuntime confirmed.
+	gatekeepers []crypto.PublicKey
+	elected     *api.GatekeeperSet
+	confirmed   uint64
 }
 
 func newState() *state {
@@ -119,6 +125,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 	s.encodeAttest(w)
 	s.encodeStaking(w)
 	s.encodeComputation(w)
+	s.encodeElection(w)
 }
 
 // root is the state root: SHA-256 over the chain-derived state. Two
@@ -182,6 +189,7 @@ func decodeState(b []byte) (*state, error) {
 	s.decodeAttest(r)
 	s.decodeStaking(r)
 	s.decodeComputation(r)
+	s.decodeElection(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sort"
 
 	"github.com/phalago/phala/api"
@@ -46,6 +45,10 @@ type Chain interface {
 	// at least min_worker_stake, and the chain did not find it
 	// unresponsive at the last era end (docs/economy.md).
 	Assignable(key crypto.PublicKey) bool
+	// IsGatekeeper reports whether key is a gatekeeper: serving, or
+	// elected and not active yet (it receives the MasterKey, runs no
+	// contract).
+	IsGatekeeper(key crypto.PublicKey) bool
 	// Workers returns every registration in the queue, in any order.
 	Workers() []*api.WorkerRecord
 	// MasterPublic returns the master public key the chain adopted (the
@@ -173,14 +176,15 @@ func (g *Gatekeeper) Adopted(chainPub crypto.PublicKey) {
 }
 
 // Share (a gatekeeper holding the MasterKey) seals it to another
-// gatekeeper that has just registered (rec, from the queue at height): to
-// its attested ECDH key over a CommKey channel (api.ChannelPurposeMasterKey),
-// so only that gatekeeper's pRuntime can open it, and emits the
-// api.MasterKeyShare (api.TopicMasterKeyShare). Only a genesis gatekeeper
-// whose registration is attested (Chain.Attested) receives it.
+// gatekeeper (rec, from the queue at height) that has just registered or
+// was just elected: to its attested ECDH key over a CommKey channel
+// (api.ChannelPurposeMasterKey), so only that gatekeeper's pRuntime can
+// open it, and emits the api.MasterKeyShare (api.TopicMasterKeyShare).
+// Only a gatekeeper (Chain.IsGatekeeper: serving, or elected) whose
+// registration is attested (Chain.Attested) receives it.
 func (g *Gatekeeper) Share(height int64, rec *api.WorkerRecord) {
 	to := rec.Info.IdentityKey
-	if g.master == nil || to == g.cfg.Entity.Identity.Public() || !slices.Contains(g.cfg.Gatekeepers, to) || !g.cfg.Chain.Attested(rec, height) {
+	if g.master == nil || to == g.cfg.Entity.Identity.Public() || !g.cfg.Chain.IsGatekeeper(to) || !g.cfg.Chain.Attested(rec, height) {
 		return
 	}
 	ch, err := channel.New(g.cfg.Entity.Ecdh, rec.Info.EcdhKey, api.ChannelPurposeMasterKey)
@@ -266,7 +270,7 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 	}
 	var cs []cand
 	for _, w := range g.cfg.Chain.Workers() {
-		if !g.cfg.Chain.Attested(w, height) || !g.cfg.Chain.Assignable(w.Info.IdentityKey) || slices.Contains(g.cfg.Gatekeepers, w.Info.IdentityKey) {
+		if !g.cfg.Chain.Attested(w, height) || !g.cfg.Chain.Assignable(w.Info.IdentityKey) || g.cfg.Chain.IsGatekeeper(w.Info.IdentityKey) {
 			continue
 		}
 		cs = append(cs, cand{sha256.Sum256(append(u.ID[:], w.Info.IdentityKey[:]...)), w})

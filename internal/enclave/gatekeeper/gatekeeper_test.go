@@ -23,6 +23,7 @@ type view struct {
 	// unassignable: workers below the minimum stake, or found
 	// unresponsive (not Assignable).
 	unassignable map[crypto.PublicKey]bool
+	gatekeepers  []crypto.PublicKey // serving or elected
 }
 
 func (v *view) Attested(rec *api.WorkerRecord, height int64) bool {
@@ -36,8 +37,9 @@ func (v *view) Workers() []*api.WorkerRecord {
 	}
 	return ws
 }
-func (v *view) MasterPublic() crypto.PublicKey     { return v.masterPub }
-func (v *view) Assignable(k crypto.PublicKey) bool { return !v.unassignable[k] }
+func (v *view) MasterPublic() crypto.PublicKey       { return v.masterPub }
+func (v *view) IsGatekeeper(k crypto.PublicKey) bool { return slices.Contains(v.gatekeepers, k) }
+func (v *view) Assignable(k crypto.PublicKey) bool   { return !v.unassignable[k] }
 func (v *view) Pending(topic string) bool {
 	return slices.ContainsFunc(v.egress, func(m api.Message) bool { return m.Topic == topic })
 }
@@ -65,6 +67,7 @@ func newNode(t *testing.T, genesisHash byte) *node {
 }
 
 func (n *node) start(t *testing.T, gks []crypto.PublicKey, firstStart bool) *Gatekeeper {
+	n.view.gatekeepers = gks
 	g, err := New(Config{Entity: n.entity, Gatekeepers: gks, Sealer: n.sealer, DataDir: n.dir, Chain: n.view, Log: quiet(),
 		Emit: func(topic string, payload []byte) {
 			n.view.egress = append(n.view.egress, api.Message{Topic: topic, Payload: payload})
