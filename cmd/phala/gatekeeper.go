@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/phalago/phala/client"
 )
 
 // Commands of the gatekeeper election: declaring candidates, and the era
@@ -96,15 +99,19 @@ type candidacyJSON struct {
 func eraCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "era [N]",
-		Short: "Show an era: its heights, the gatekeeper set elected for it, exposures and confirmations (proved)",
+		Short: "Show an era: its heights, the gatekeepers elected for it, the nodes' activity, who was slashed and rewarded (proved)",
 		Long: `era shows era N (default: the current one): its heights (era e covers
 heights [1+e·L, (e+1)·L] with L = era_length), the gatekeepers serving now,
 the declared candidates, and the set elected for era N at the last block
 of era N-1: its members in election order with their backing (own stake
 and each nominator's exposure), who confirmed holding the MasterKey, and
 its status (pending: waiting for confirmations; active: it became the
-gatekeeper list; expired: not confirmed within an era). Every read is
-proved against a signed header.`,
+gatekeeper list; expired: not confirmed within an era). For the current era
+it lists each registered node's activity so far (heartbeat challenges
+issued and answered, accepted messages); for an ended era, the chain's
+report: each node's activity, whether the 1/4 rule found it unresponsive,
+what it was slashed and rewarded. Every read is proved against a signed
+header (the node listing itself is not: each node's counters are).`,
 		Example: `  phala era
   phala era 3 --json`,
 		Args: cobra.MaximumNArgs(1),
@@ -177,6 +184,11 @@ proved against a signed header.`,
 				}
 				out.Elected = el
 			}
+			if era <= current {
+				if out.Responsiveness, err = responsiveness(ctx, cl, era); err != nil {
+					return g.nodeError(err)
+				}
+			}
 			return g.output(cmd, out, func(w io.Writer) { printEra(w, cl.ChainID(), &out) })
 		},
 	}
@@ -199,6 +211,31 @@ func printEra(w io.Writer, chainID string, e *eraJSON) {
 	fmt.Fprintf(w, "Candidates declared now: %d\n", len(e.Candidates))
 	for _, k := range e.Candidates {
 		fmt.Fprintf(w, "  %s\n", k.Address)
+	}
+	if r := e.Responsiveness; r != nil {
+		if r.Ended {
+			fmt.Fprintf(w, "Responsiveness (the era ended: the 1/4 rule judged it; max activity %d of workers, %d of gatekeepers; %s PHA minted as rewards):\n", r.MaxWorker, r.MaxGatekeeper, formatAmountString(r.Budget))
+		} else {
+			fmt.Fprintln(w, "Activity so far (challenges answered + accepted messages; judged at the era's last block):")
+		}
+		for _, n := range r.Nodes {
+			kind := "worker"
+			if n.Gatekeeper {
+				kind = "gatekeeper"
+			}
+			verdict := ""
+			switch {
+			case !r.Ended:
+				verdict = fmt.Sprintf("challenged %d, answered %d", n.Challenged, n.Answered)
+			case n.Exempt:
+				verdict = "exempt (registered during the era)"
+			case n.Unresponsive:
+				verdict = fmt.Sprintf("UNRESPONSIVE: slashed %s PHA, no reward, no new contracts next era", formatAmountString(n.Slashed))
+			default:
+				verdict = fmt.Sprintf("responsive: rewarded %s PHA", formatAmountString(n.Reward))
+			}
+			fmt.Fprintf(w, "  %s  %-10s activity %d  %s\n", n.Node, kind, n.Activity, verdict)
+		}
 	}
 	el := e.Elected
 	if el == nil {
@@ -234,6 +271,65 @@ type eraJSON struct {
 	Gatekeepers  []keyJSON     `json:"gatekeepers"` // serving now
 	Candidates   []keyJSON     `json:"candidates"`  // declared now
 	Elected      *electionJSON `json:"elected"`     // null: no set elected for the era
+	// Responsiveness: the era's activity per node; once the era ended,
+	// the verdicts of the 1/4 rule, slashes and rewards (its report).
+	Responsiveness *responsivenessJSON `json:"responsiveness"`
+}
+
+type responsivenessJSON struct {
+	Ended         bool          `json:"ended"`
+	Budget        string        `json:"reward_budget,omitempty"` // units minted as rewards (ended eras)
+	MaxWorker     uint64        `json:"max_worker_activity"`
+	MaxGatekeeper uint64        `json:"max_gatekeeper_activity"`
+	Nodes         []nodeActJSON `json:"nodes"`
+}
+
+type nodeActJSON struct {
+	Node         string `json:"node"`
+	Gatekeeper   bool   `json:"gatekeeper"`
+	Activity     uint64 `json:"activity"` // c_n: answered challenges + accepted egress
+	Challenged   uint64 `json:"challenged,omitempty"`
+	Answered     uint64 `json:"answered,omitempty"`
+	Unresponsive bool   `json:"unresponsive"`
+	Exempt       bool   `json:"exempt"` // registered during the era: not judged
+	Slashed      string `json:"slashed"`
+	Reward       string `json:"reward"`
+}
+
+// maxLiveNodes bounds the nodes whose live activity era reads.
+const maxLiveNodes = 200
+
+// responsiveness reads era's report (ended) or the live activity of the
+// registered nodes (current era).
+func responsiveness(ctx context.Context, cl *client.Client, era uint64) (*responsivenessJSON, error) {
+	rep, _, err := cl.EraReport(ctx, era)
+	if err != nil {
+		return nil, err
+	}
+	out := &responsivenessJSON{Nodes: []nodeActJSON{}}
+	if rep != nil {
+		out.Ended, out.Budget, out.MaxWorker, out.MaxGatekeeper = true, strconv.FormatUint(rep.Budget, 10), rep.MaxWorker, rep.MaxGateKpr
+		for _, n := range rep.Nodes {
+			out.Nodes = append(out.Nodes, nodeActJSON{Node: n.Node.Hex(), Gatekeeper: n.Gatekeeper, Activity: n.Count, Unresponsive: n.Unresponsive,
+				Exempt: n.Exempt, Slashed: strconv.FormatUint(n.Slashed, 10), Reward: strconv.FormatUint(n.Reward, 10)})
+		}
+		return out, nil
+	}
+	ids, err := cl.WorkerIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) > maxLiveNodes {
+		ids = ids[:maxLiveNodes]
+	}
+	for _, id := range ids {
+		a, _, err := cl.Activity(ctx, era, id)
+		if err != nil {
+			return nil, err
+		}
+		out.Nodes = append(out.Nodes, nodeActJSON{Node: id.Hex(), Activity: a.Count(), Challenged: a.Challenged, Answered: a.Answered, Slashed: "0", Reward: "0"})
+	}
+	return out, nil
 }
 
 type electionJSON struct {
@@ -259,4 +355,13 @@ type backerJSON struct {
 	Account   string `json:"account"`
 	Amount    string `json:"amount"`
 	AmountPHA string `json:"amount_pha"`
+}
+
+// formatAmountString formats a decimal string of units as PHA.
+func formatAmountString(units string) string {
+	v, err := strconv.ParseUint(units, 10, 64)
+	if err != nil {
+		return units
+	}
+	return formatAmount(v)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ func TestRewardsCLI(t *testing.T) {
 	bin(t)
 	measurement := [32]byte{7}
 	genesis := node.DevGenesisState(measurement[:])
-	genesis.Params.EraLength = 8
+	genesis.Params.EraLength = 20
 	n := testnet.New(t, testnet.Options{Genesis: genesis})
 	c := n.Client(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -86,6 +87,23 @@ func TestRewardsCLI(t *testing.T) {
 	}
 	if rj.Total == "0" || len(rj.Latest) == 0 || rj.Latest[0].Node != worker.Public().Hex() || rj.Latest[0].Era == 0 {
 		t.Errorf("rewards --json: %+v (paid %d)", rj, paid)
+	}
+	// The era that paid it: the report names the worker responsive and
+	// its reward; the current era shows activity so far.
+	era := fmt.Sprint(rj.Latest[0].Era)
+	if out := ok(t, phala("era", era)...); !strings.Contains(out, "the 1/4 rule judged it") || !strings.Contains(out, worker.Public().Hex()) || !strings.Contains(out, "responsive: rewarded") {
+		t.Errorf("era %s:\n%s", era, out)
+	}
+	// (The current era may end while the command runs: a few blocks in
+	// an era of 20, so a second try finds the next one going on.)
+	for try := 0; ; try++ {
+		out := ok(t, phala("era")...)
+		if strings.Contains(out, "Activity so far") && strings.Contains(out, worker.Public().Hex()) {
+			break
+		}
+		if try == 2 {
+			t.Fatalf("era (current):\n%s", out)
+		}
 	}
 	if out := ok(t, phala("rewards", "//Ferdie")...); !strings.Contains(out, "none yet") {
 		t.Errorf("rewards of an account never rewarded:\n%s", out)
