@@ -91,6 +91,16 @@ func TestHeartbeatRules(t *testing.T) {
 	if a := h.activity(0, w1.identity.Public()); a.Answered != 1 {
 		t.Fatalf("w1's repeated answer counted: %+v", a)
 	}
+	// w1's key cannot answer for w2: a message in w2's name signed by w1
+	// is refused at the door, and w2's count does not move.
+	forged := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginWorker, w2.identity.Public()), Topic: api.TopicHeartbeat,
+		Seq: seqs[w2.identity.Public()], Payload: (&api.Heartbeat{Height: h.height, Seed: blockHash(h.height - 1)}).Encode()}, w1.identity)
+	if res := h.check(h.tx(bob, nonce, &api.PushMessage{Message: forged})); res.Code == 0 {
+		t.Fatal("a heartbeat in w2's name signed by w1 was admitted")
+	}
+	if a := h.activity(0, w2.identity.Public()); a.Answered != 1 {
+		t.Fatalf("w2's count moved: %+v", a)
+	}
 	// Alice backs both workers with 100 PHA each.
 	mustOK(t, h.block(h.tx(alice, 0, &api.StakeBond{Amount: 200 * api.Unit})))
 	mustOK(t, h.block(h.tx(alice, 1, &api.StakeAllocate{Node: w1.identity.Public(), Amount: 100 * api.Unit}),

@@ -19,7 +19,7 @@ func TestExecutionTimeout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chain + pRuntimes")
 	}
-	const timeout = 4
+	const timeout = 6
 	ch := newChain(t)
 	gk := ch.engine(t, ch.gkDir)
 	w1 := ch.engine(t, t.TempDir())
@@ -28,6 +28,24 @@ func TestExecutionTimeout(t *testing.T) {
 		register(t, ch, e, bob)
 	}
 	bobS, aliceS := ch.c.NewSigner(bob), ch.c.NewSigner(alice)
+	// Bob stakes both workers: the penalty comes out of that stake.
+	const stake = 100 * api.Unit
+	for _, c := range []api.Call{&api.StakeBond{Amount: 2 * stake}, &api.StakeAllocate{Node: w1.Identity(), Amount: stake}, &api.StakeAllocate{Node: w2.Identity(), Amount: stake}} {
+		if _, err := bobS.Submit(ctx(t), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodeStake := func(w crypto.PublicKey) uint64 {
+		v, _, err := queryRaw(t, ch.c, api.QueryStakeNode, w[:])
+		if err != nil || v == nil {
+			return 0
+		}
+		n, err := api.DecodeNodeStake(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Total
+	}
 	wasm := emitterWasm(t)
 	if _, err := aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, wasm), Replicas: 2, ExecTimeout: timeout}); err != nil {
 		t.Fatal(err)
@@ -73,6 +91,7 @@ func TestExecutionTimeout(t *testing.T) {
 		return acked(w1.Identity()) >= h1 && acked(w2.Identity()) >= h1
 	})
 	// w2's acknowledgements stop reaching the chain.
+	before1, before2 := nodeStake(w1.Identity()), nodeStake(w2.Identity())
 	h2 := command()
 	var missed map[string]bool
 	waitFor(t, 30*time.Second, "the timeout check", func() bool {
@@ -90,6 +109,12 @@ func TestExecutionTimeout(t *testing.T) {
 	})
 	if !missed[w2.Identity().Hex()] || missed[w1.Identity().Hex()] {
 		t.Fatalf("charged at height %d: %v (w1 %s, w2 %s)", h2+timeout, missed, w1.Identity().Short(), w2.Identity().Short())
+	}
+	// (Measured from the stakes before the second command: a slow relay
+	// may already have made the first one late.)
+	penalty := before2 * api.DefaultParams().TimeoutPenaltyPPM / 1_000_000
+	if got1, got2 := nodeStake(w1.Identity()), nodeStake(w2.Identity()); got1 != before1 || got2 != before2-penalty || penalty == 0 {
+		t.Fatalf("stakes after the check: w1 %d (had %d), w2 %d (had %d, penalty %d)", got1, before1, got2, before2, penalty)
 	}
 	if acked(w1.Identity()) < h2 || acked(w2.Identity()) >= h2 {
 		t.Fatalf("acknowledged: w1 %d, w2 %d, command at %d", acked(w1.Identity()), acked(w2.Identity()), h2)
