@@ -251,9 +251,12 @@ func initialize(dc Config, gkDir string) error {
 	}
 	g := node.DevGenesisState(m[:])
 	g.Gatekeepers = []crypto.PublicKey{gk.Identity.Public()}
-	// The devnet runs the economy's stake rule (the dev genesis of tests
-	// keeps it off): its pherries stake their workers (workerStake).
-	g.Params.MinWorkerStake = api.DefaultParams().MinWorkerStake
+	// The devnet runs the economy (the dev genesis of tests keeps it
+	// off): the stake rule (its pherries stake their workers:
+	// workerStake), heartbeat challenges and the gatekeeper election
+	// (nothing is elected until a staked candidate stands).
+	d := api.DefaultParams()
+	g.Params.MinWorkerStake, g.Params.HeartbeatsPerEra, g.Params.NGatekeepers = d.MinWorkerStake, d.HeartbeatsPerEra, d.NGatekeepers
 	_, err = node.Testnet(filepath.Join(dc.Home, "nodes"), node.TestnetOptions{
 		ChainID: dc.ChainID, Validators: dc.Validators, BasePort: dc.BasePort, Ports: dc.Ports, Genesis: g,
 		Override: func(_ int, c *cfg.Config) { c.Consensus.TimeoutCommit = dc.TimeoutCommit },
