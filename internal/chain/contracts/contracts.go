@@ -274,6 +274,61 @@ func OnStatus(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 	ctx.Event("contract_running", "contract", contract.Hex())
 }
 
+// OnState applies a contract's state update (api.StateUpdate, pushed as
+// the contract's own message: only an enclave holding its key signs it;
+// the queue keeps the first replica's and refuses the identical others by
+// sequence). It is refused (an event says why, the state stays) unless its
+// previous root is the root of the contract's last update (api.EmptyStateRoot
+// before the first) and it covers a later height; then its changes are
+// written to the contract's entries ("ck/<contract>/<location>") and the
+// checkpoint record ("cc/<contract>") takes its height, counter and root.
+// The chain does not recompute roots: a recovering worker checks the
+// entries against the root (docs/availability.md).
+func OnState(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
+	refuse := func(why string) {
+		ctx.Event("state_update_refused", "contract", contract.Hex(), "reason", why)
+	}
+	if Record(ctx.KV, contract) == nil {
+		return
+	}
+	u, err := api.DecodeStateUpdate(payload)
+	if err != nil {
+		refuse("malformed: " + err.Error())
+		return
+	}
+	cp := &api.Checkpoint{Root: api.EmptyStateRoot}
+	if v := ctx.KV.Get(api.CheckpointKey(contract)); v != nil {
+		if cp, err = api.DecodeCheckpoint(v); err != nil {
+			panic(fmt.Sprintf("corrupt checkpoint of %s: %v", contract.Hex(), err))
+		}
+	}
+	switch {
+	case u.PrevRoot != cp.Root:
+		refuse(fmt.Sprintf("previous root %x is not the contract's root %x (height %d)", u.PrevRoot[:8], cp.Root[:8], cp.Height))
+		return
+	case u.Height <= cp.Height || u.Height >= ctx.Height:
+		refuse(fmt.Sprintf("height %d is not after the last update's %d and before this block", u.Height, cp.Height))
+		return
+	}
+	for _, c := range u.Changes {
+		k := api.StateEntryKey(contract, c.Location)
+		if old := ctx.KV.Get(k); old != nil {
+			cp.Entries--
+			cp.Bytes -= uint64(api.StateLocationSize + len(old))
+		}
+		if c.Value == nil {
+			ctx.KV.Delete(k)
+			continue
+		}
+		ctx.KV.Set(k, c.Value)
+		cp.Entries++
+		cp.Bytes += uint64(api.StateLocationSize + len(c.Value))
+	}
+	cp.Height, cp.Seq, cp.Root = u.Height, u.Seq, u.NewRoot
+	ctx.KV.Set(api.CheckpointKey(contract), cp.Encode())
+	ctx.Event("state_update", "contract", contract.Hex(), "height", strconv.FormatInt(u.Height, 10), "changes", strconv.Itoa(len(u.Changes)))
+}
+
 // Query queues an on-chain query for a deployed contract. A query that
 // names a worker is off-chain only (api.ContractQuery) and refused.
 func Query(ctx *block.Context, c *api.ContractQueryCall) error {
@@ -313,7 +368,7 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
-		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cg/"},
+		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/"},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallUploadContract: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return Upload(ctx, signer, c.(*api.UploadContract))
@@ -333,13 +388,16 @@ func Spec() *module.Module {
 			{Origin: api.OriginContract, Topic: api.TopicContractStatus, Handle: func(ctx *block.Context, m *api.Message) {
 				OnStatus(ctx, m.Origin.Key, m.Payload)
 			}},
+			{Origin: api.OriginContract, Topic: api.TopicContractState, Handle: func(ctx *block.Context, m *api.Message) {
+				OnState(ctx, m.Origin.Key, m.Payload)
+			}},
 			{Origin: api.OriginGatekeeper, Topic: api.TopicContractKey, Handle: func(ctx *block.Context, m *api.Message) {
 				if g, err := api.DecodeContractKeyGrant(m.Payload); err == nil {
 					OnGrant(ctx, m.Origin.Key, g)
 				}
 			}},
 		},
-		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending},
+		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending, api.QueryCheckpoint},
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/hkdf"
 
+	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/api/codec"
 )
 
@@ -46,6 +47,10 @@ type Store struct {
 	// root caches Root until the next write (Info reads it under the
 	// engine's lock; recomputing hashes the whole store).
 	root *[32]byte
+	// dirty: the locations changed since the last TakeChanges (the next
+	// state update's), and the size of their current values.
+	dirty      map[string]struct{}
+	dirtyBytes int
 }
 
 // storeCache holds per-key derivations (deterministic functions of the
@@ -163,12 +168,76 @@ func (s *Store) Set(key, value []byte) {
 	loc := s.location(key)
 	e := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(value)+16), s.seq)
 	s.entries[loc] = s.aead(key).Seal(e, nonce(s.seq), value, []byte(loc))
+	s.markDirty(loc, len(s.entries[loc]))
+}
+
+func (s *Store) markDirty(loc string, n int) {
+	if s.dirty == nil {
+		s.dirty = map[string]struct{}{}
+	}
+	s.dirty[loc] = struct{}{}
+	s.dirtyBytes += len(loc) + n
+}
+
+// Seq is the store's write counter.
+func (s *Store) Seq() uint64 { return s.seq }
+
+// ChangedBytes is about how many bytes the pending changes (TakeChanges)
+// hold: it counts every write since, so it may overstate them.
+func (s *Store) ChangedBytes() int { return s.dirtyBytes }
+
+// HasChanges reports whether entries changed since the last TakeChanges.
+func (s *Store) HasChanges() bool { return len(s.dirty) > 0 }
+
+// TakeChanges returns the entries changed since the last call, merged
+// (the current value of each location; nil for one removed since), in
+// location order, and forgets them.
+func (s *Store) TakeChanges() []api.StateChange {
+	locs := make([]string, 0, len(s.dirty))
+	for l := range s.dirty {
+		locs = append(locs, l)
+	}
+	sort.Strings(locs)
+	out := make([]api.StateChange, 0, len(locs))
+	for _, l := range locs {
+		c := api.StateChange{Location: [api.StateLocationSize]byte([]byte(l))}
+		if v, ok := s.entries[l]; ok {
+			c.Value = v
+		}
+		out = append(out, c)
+	}
+	s.dirty, s.dirtyBytes = nil, 0
+	return out
+}
+
+// DirtyLocations returns the changed locations TakeChanges would report,
+// in order (to persist them with a snapshot).
+func (s *Store) DirtyLocations() [][]byte {
+	out := make([][]byte, 0, len(s.dirty))
+	for l := range s.dirty {
+		out = append(out, []byte(l))
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i], out[j]) < 0 })
+	return out
+}
+
+// MarkDirty restores the changed locations of a snapshot (DirtyLocations).
+func (s *Store) MarkDirty(locs [][]byte) {
+	for _, l := range locs {
+		n := 0
+		if v, ok := s.entries[string(l)]; ok {
+			n = len(v)
+		}
+		s.markDirty(string(l), n)
+	}
 }
 
 // Remove deletes key.
 func (s *Store) Remove(key []byte) {
 	s.own()
-	delete(s.entries, s.location(key))
+	loc := s.location(key)
+	delete(s.entries, loc)
+	s.markDirty(loc, 0)
 }
 
 // Len is the number of entries.

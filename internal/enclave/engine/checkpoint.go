@@ -41,7 +41,7 @@ import (
 // load. A part whose digest differs from the core's is refused, so an old
 // part cannot be substituted for a newer one.
 const (
-	checkpointVersion = 4
+	checkpointVersion = 5
 	checkpointDir     = "checkpoint"
 )
 
@@ -367,6 +367,11 @@ type contractFile struct {
 	nonces map[crypto.PublicKey]uint64
 	// receipts: the latest commands' receipts (nil: none)
 	receipts *receiptLog
+	// The last state update cut, and what the next one holds so far.
+	cutHeight   int64
+	cutRoot     [32]byte
+	cmdSinceCut bool
+	dirtyLocs   [][]byte
 }
 
 func (f *contractFile) encode() []byte {
@@ -390,6 +395,13 @@ func (f *contractFile) encode() []byte {
 		w.Uvarint(0)
 	} else {
 		f.receipts.encode(w)
+	}
+	w.Varint(f.cutHeight)
+	w.Fixed(f.cutRoot[:])
+	w.Bool(f.cmdSinceCut)
+	w.Uvarint(uint64(len(f.dirtyLocs)))
+	for _, l := range f.dirtyLocs {
+		w.Fixed(l)
 	}
 	return w.Bytes()
 }
@@ -422,6 +434,21 @@ func decodeContractFile(b []byte) (*contractFile, error) {
 		f.nonces[k] = r.Uvarint()
 	}
 	f.receipts = decodeReceiptLog(r)
+	f.cutHeight = r.Varint()
+	r.Fixed(f.cutRoot[:])
+	f.cmdSinceCut = r.Bool()
+	n = r.Uvarint()
+	if n > uint64(r.Remaining()/api.StateLocationSize) {
+		r.Fail(codec.ErrTooLong)
+	}
+	for ; r.Err() == nil && n > 0; n-- {
+		l := make([]byte, api.StateLocationSize)
+		r.Fixed(l)
+		if k := len(f.dirtyLocs); k > 0 && bytes.Compare(f.dirtyLocs[k-1], l) >= 0 {
+			r.Fail(errors.New("changed locations out of order"))
+		}
+		f.dirtyLocs = append(f.dirtyLocs, l)
+	}
 	if err := r.Done(); err != nil {
 		return nil, err
 	}
@@ -431,7 +458,8 @@ func decodeContractFile(b []byte) (*contractFile, error) {
 // encodeContract writes one running contract: keys (secret) and its
 // encrypted store snapshot; it goes only into a sealed part.
 func (e *Engine) encodeContract(r *running) []byte {
-	f := &contractFile{upload: r.upload, seed: r.c.Keys().Seed, calls: r.c.Calls(), root: r.c.StateRoot(), snap: r.c.Store().Snapshot(), nonces: r.lastNonce, receipts: r.receipts}
+	f := &contractFile{upload: r.upload, seed: r.c.Keys().Seed, calls: r.c.Calls(), root: r.c.StateRoot(), snap: r.c.Store().Snapshot(), nonces: r.lastNonce, receipts: r.receipts,
+		cutHeight: r.cutHeight, cutRoot: r.cutRoot, cmdSinceCut: r.cmdSinceCut, dirtyLocs: r.c.Store().DirtyLocations()}
 	return f.encode()
 }
 
@@ -455,6 +483,8 @@ func (e *Engine) decodeContract(id crypto.PublicKey, b []byte) error {
 	if err != nil {
 		return err
 	}
-	e.running[id] = &running{upload: f.upload, c: c, lastNonce: f.nonces, receipts: f.receipts}
+	c.Store().MarkDirty(f.dirtyLocs)
+	e.running[id] = &running{upload: f.upload, c: c, lastNonce: f.nonces, receipts: f.receipts,
+		cutHeight: f.cutHeight, cutRoot: f.cutRoot, cmdSinceCut: f.cmdSinceCut}
 	return nil
 }

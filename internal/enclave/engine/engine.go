@@ -421,6 +421,7 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 		}
 	}
 	e.ackExecuted(bm.Height)
+	e.cutStates(bm.Height)
 	e.pruneBlockHashes(bm.Height)
 	e.publish()
 	return nil

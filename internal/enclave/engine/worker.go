@@ -56,6 +56,12 @@ type running struct {
 	c         *contracts.Contract
 	lastNonce map[crypto.PublicKey]uint64
 	receipts  *receiptLog // nil until the first command
+	// The last state update (api.StateUpdate) this worker cut: its
+	// height and new root; cmdSinceCut: commands ran since (an update is
+	// due at the next cut height even without changes).
+	cutHeight   int64
+	cutRoot     [32]byte
+	cmdSinceCut bool
 	// dirty: changed since its checkpoint part was written.
 	dirty bool
 	// Bytes emitted at blockHeight (MaxContractEgressPerBlock). Not
@@ -215,7 +221,7 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 		e.reportStatus(ck, api.ContractFailed, "invalid module: "+err.Error())
 		return nil
 	}
-	r := &running{upload: g.Upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true}
+	r := &running{upload: g.Upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true, cutRoot: api.EmptyStateRoot}
 	res, err := c.InitWithin(context.Background(), u.deployer, input, ctx.Height, ctx.Time, e.egressBudget(g.Identity, r, ctx.Height))
 	if err != nil {
 		// Code and init input are public: so is why init failed.
@@ -237,6 +243,51 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 // code cache (missing, altered file), not because of its code.
 var errCodeCache = errors.New("contract code cache")
 
+// emitAsContract queues a message of pRuntime's own in a contract's name:
+// the contract's signed egress, sequenced with the contract's messages.
+func (e *Engine) emitAsContract(ck *keys.ContractKeys, topic string, payload []byte) {
+	o := api.KeyOrigin(api.OriginContract, ck.Identity.Public())
+	key := string(o.Encode())
+	seq := e.st.egressSeq[key]
+	e.st.egressSeq[key] = seq + 1
+	e.st.egress = append(e.st.egress, api.SignMessage(e.chainID, api.Message{Origin: o, Topic: topic, Seq: seq, Payload: payload}, ck.Identity))
+}
+
+// stateCutBytes cuts a state update early, whatever the cadence, once a
+// contract's pending changes reach it (an update must fit in one
+// transaction).
+const stateCutBytes = 512 << 10
+
+// cutStates emits, after block height, the state update of each running
+// contract due at that height (docs/availability.md, "Cadence"): at
+// heights h with (h + phase) mod interval = 0, or once its changes reach
+// stateCutBytes, if it changed or ran commands since its last update.
+// Every replica cuts at the same heights from the same commands, so their
+// updates are identical (and carry the same origin sequence).
+func (e *Engine) cutStates(height int64) {
+	ids := make([]crypto.PublicKey, 0, len(e.running))
+	for id := range e.running {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	for _, id := range ids {
+		r := e.running[id]
+		st := r.c.Store()
+		interval := uint64(api.DefaultCheckpointInterval)
+		due := (uint64(height)+api.CheckpointPhase(id, interval))%interval == 0 || st.ChangedBytes() >= stateCutBytes
+		if !due || (!st.HasChanges() && !r.cmdSinceCut) {
+			continue
+		}
+		u := &api.StateUpdate{Height: height, Seq: st.Seq(), PrevRoot: r.cutRoot, NewRoot: r.c.StateRoot(), Changes: st.TakeChanges()}
+		b := u.Encode()
+		if len(b) > api.MaxStateUpdateBytes {
+			e.log.Error("state update over the size a transaction carries: not written to the chain", "contract", id.Short(), "bytes", len(b))
+		}
+		e.emitAsContract(r.c.Keys(), api.TopicContractState, b)
+		r.cutHeight, r.cutRoot, r.cmdSinceCut, r.dirty = height, u.NewRoot, false, true
+	}
+}
+
 // reportStatus emits a contract's start report (api.TopicContractStatus)
 // as the contract's own egress, so the chain records it (the first
 // replica's wins). The reason is cut to api.MaxStatusReasonBytes.
@@ -248,11 +299,7 @@ func (e *Engine) reportStatus(ck *keys.ContractKeys, status api.ContractStatus, 
 		e.log.Info("contract failed to start", "contract", ck.Identity.Public().Short(), "reason", reason)
 	}
 	rep := &api.ContractStatusReport{Status: status, Reason: reason}
-	o := api.KeyOrigin(api.OriginContract, ck.Identity.Public())
-	key := string(o.Encode())
-	seq := e.st.egressSeq[key]
-	e.st.egressSeq[key] = seq + 1
-	e.st.egress = append(e.st.egress, api.SignMessage(e.chainID, api.Message{Origin: o, Topic: api.TopicContractStatus, Seq: seq, Payload: rep.Encode()}, ck.Identity))
+	e.emitAsContract(ck, api.TopicContractStatus, rep.Encode())
 }
 
 func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapshot []byte, root [32]byte, calls uint64) (*contracts.Contract, error) {
@@ -333,6 +380,7 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 		return nil
 	}
 	e.executed(r, cm.Contract)
+	r.cmdSinceCut = true
 	res, err := r.c.CommandWithin(context.Background(), cm.From, input, ctx.Height, ctx.Time, e.egressBudget(cm.Contract, r, ctx.Height), cm.GasLimit)
 	// What became of the command goes to its sender only, in the receipt:
 	// not to the log, which the host reads.
