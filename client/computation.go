@@ -61,3 +61,20 @@ func (c *Client) Activity(ctx context.Context, era uint64, node crypto.PublicKey
 	}
 	return *a, pv.Height, nil
 }
+
+// Checkpoint returns a contract's latest on-chain state checkpoint
+// (api.Checkpoint), proved; nil before its first state update.
+func (c *Client) Checkpoint(ctx context.Context, contract crypto.PublicKey) (*api.Checkpoint, int64, error) {
+	pv, err := c.ProveRecent(ctx, api.QueryCheckpoint, contract[:])
+	if err != nil {
+		return nil, 0, err
+	}
+	if pv.Value == nil {
+		return nil, pv.Height, nil
+	}
+	cp, err := api.DecodeCheckpoint(pv.Value)
+	if err != nil {
+		return nil, pv.Height, fmt.Errorf("checkpoint of %s at height %d: %w", contract.Short(), pv.Height, err)
+	}
+	return cp, pv.Height, nil
+}

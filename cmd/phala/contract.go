@@ -263,7 +263,22 @@ no gatekeeper has provisioned it, that it is pending and why.`,
 			if err != nil {
 				return g.nodeError(err)
 			}
-			return g.output(cmd, contractJSON(rec, 0), func(w io.Writer) { printContract(w, rec) })
+			cp, _, err := cl.Checkpoint(ctx, rec.Identity)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			out := contractJSON(rec, 0)
+			if cp != nil {
+				out["checkpoint"] = map[string]any{"height": cp.Height, "root": hex.EncodeToString(cp.Root[:]), "entries": cp.Entries, "bytes": cp.Bytes}
+			}
+			return g.output(cmd, out, func(w io.Writer) {
+				printContract(w, rec)
+				if cp == nil {
+					fmt.Fprintln(w, "checkpoint: none on chain yet (workers write the state every few blocks once it changes)")
+				} else {
+					fmt.Fprintf(w, "checkpoint: height %d, root %x, %d encrypted entries (%d bytes) on chain\n", cp.Height, cp.Root, cp.Entries, cp.Bytes)
+				}
+			})
 		},
 	}
 }

@@ -101,6 +101,16 @@ func TestContractCLI(t *testing.T) {
 	fails(t, []string{"the contract refused the command", "out of gas"}, phala("contract", "command", "--gas", "1000", "--from", "//Bob", id, "transfer "+alice.Hex()+" 1")...)
 	fails(t, []string{"exceeds the chain's max_command_gas"}, phala("contract", "command", "--gas", "100000001", "--from", "//Bob", id, "transfer "+alice.Hex()+" 1")...)
 
+	// The workers write the contract's state to the chain: show lists
+	// the checkpoint once the next cut height passes.
+	deadline := time.Now().Add(60 * time.Second)
+	for out := ""; !strings.Contains(out, "checkpoint: height"); out = ok(t, phala("contract", "show", id)...) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint in contract show:\n%s", out)
+		}
+		time.Sleep(500 * time.Millisecond) // a block
+	}
+
 	// A module that does not validate: upload fails with the reason, and
 	// commands to it are refused.
 	r = fails(t, []string{"contract failed to start", "invalid module"}, phala("contract", "upload", "--from", "//Alice", bad)...)
