@@ -385,7 +385,11 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add((&StateUpdate{Height: 9, Seq: 4, PrevRoot: EmptyStateRoot, NewRoot: [32]byte{1},
 		Changes: []StateChange{{Location: [32]byte{1}, Value: make([]byte, 24)}, {Location: [32]byte{2}}}}).Encode())
 	f.Add((&Checkpoint{Height: 9, Seq: 4, Root: [32]byte{3}, Entries: 2, Bytes: 90}).Encode())
+	f.Add((&EntryPage{Entries: []StateChange{{Location: [32]byte{1}, Value: make([]byte, 9)}}, More: true}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if v, err := DecodeEntryPage(b); err == nil && !bytes.Equal(v.Encode(), b) {
+			t.Fatalf("entry page mismatch %x", b)
+		}
 		if v, err := DecodeStateUpdate(b); err == nil && !bytes.Equal(v.Encode(), b) {
 			t.Fatalf("state update mismatch %x", b)
 		}

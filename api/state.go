@@ -178,3 +178,65 @@ func StateEntryKey(contract crypto.PublicKey, loc [StateLocationSize]byte) []byt
 func StateEntryPrefix(contract crypto.PublicKey) []byte {
 	return append([]byte("ck/"), contract[:]...)
 }
+
+// QueryContractEntries lists a contract's encrypted entries on chain, a
+// page at a time (unproved: the checkpoint root authenticates them). data:
+// contract (32) ‖ optionally the location to start after (32); value: an
+// EntryPage.
+const QueryContractEntries = "/contract/entries"
+
+// MaxEntryPageBytes bounds a page of entries.
+const MaxEntryPageBytes = 4 << 20
+
+// EntryPage is a page of a contract's entries in location order; More
+// says whether entries follow the last one.
+type EntryPage struct {
+	Entries []StateChange // Value never nil
+	More    bool
+}
+
+// Encode returns the canonical bytes.
+func (p *EntryPage) Encode() []byte {
+	n := 8
+	for _, e := range p.Entries {
+		n += 40 + len(e.Value)
+	}
+	w := codec.NewWriter(n)
+	w.Uvarint(uint64(len(p.Entries)))
+	for _, e := range p.Entries {
+		w.Fixed(e.Location[:])
+		w.BytesField(e.Value)
+	}
+	w.Bool(p.More)
+	return w.Bytes()
+}
+
+// DecodeEntryPage strictly decodes a page (locations ascending).
+func DecodeEntryPage(b []byte) (*EntryPage, error) {
+	if len(b) > MaxEntryPageBytes+(1<<20) {
+		return nil, fmt.Errorf("%w: entry page of %d bytes", ErrTooLarge, len(b))
+	}
+	p := &EntryPage{}
+	r := codec.NewReader(b)
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()/(StateLocationSize+1)) {
+		r.Fail(fmt.Errorf("%w: %d entries", codec.ErrTooLong, n))
+	}
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		var e StateChange
+		r.Fixed(e.Location[:])
+		e.Value = r.BytesField(MaxEntryPageBytes)
+		if r.Err() == nil && len(e.Value) < 8 {
+			r.Fail(fmt.Errorf("%w: a value shorter than its write counter", codec.ErrBadFormat))
+		}
+		if k := len(p.Entries); k > 0 && bytes.Compare(p.Entries[k-1].Location[:], e.Location[:]) >= 0 {
+			r.Fail(fmt.Errorf("%w: locations out of order", codec.ErrBadFormat))
+		}
+		p.Entries = append(p.Entries, e)
+	}
+	p.More = r.Bool()
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: entry page: %v", ErrMalformed, err)
+	}
+	return p, nil
+}

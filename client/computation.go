@@ -78,3 +78,29 @@ func (c *Client) Checkpoint(ctx context.Context, contract crypto.PublicKey) (*ap
 	}
 	return cp, pv.Height, nil
 }
+
+// ContractEntries reads all of a contract's encrypted entries on chain,
+// page by page (api.QueryContractEntries; unproved: check them against
+// the checkpoint's root, e.g. with contracts.RootOfEntries). The pages are
+// read at the node's latest height each; a state update between two pages
+// makes the set inconsistent, which the root check reveals.
+func (c *Client) ContractEntries(ctx context.Context, contract crypto.PublicKey) ([]api.StateChange, error) {
+	var out []api.StateChange
+	data := contract[:]
+	for {
+		v, _, err := c.query(ctx, api.QueryContractEntries, data, 0)
+		if err != nil {
+			return nil, err
+		}
+		p, err := api.DecodeEntryPage(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Entries...)
+		if !p.More || len(p.Entries) == 0 {
+			return out, nil
+		}
+		last := p.Entries[len(p.Entries)-1].Location
+		data = append(contract[:len(contract):len(contract)], last[:]...)
+	}
+}

@@ -102,3 +102,26 @@ func (c *Cache) Iterate(prefix []byte, fn func(key, value []byte) bool) {
 	})
 	emitUntil(nil)
 }
+
+// IterateFrom walks the snapshot's entries under prefix from key start
+// (inclusive) on, in key order, until fn returns false.
+func (sn *Snapshot) IterateFrom(prefix, start []byte, fn func(key, value []byte) bool) {
+	sn.mu.RLock()
+	defer sn.mu.RUnlock()
+	if bytes.Compare(start, prefix) < 0 {
+		start = prefix
+	}
+	it, err := sn.tree.Iterator(start, prefixEnd(prefix), true)
+	if err != nil {
+		panic(fmt.Sprintf("state iterate %q: %v", prefix, err))
+	}
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		if !fn(it.Key(), it.Value()) {
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		panic(fmt.Sprintf("state iterate %q: %v", prefix, err))
+	}
+}

@@ -36,6 +36,12 @@ func TestStoreChanges(t *testing.T) {
 	if removed != 1 || s.HasChanges() || len(s.TakeChanges()) != 0 {
 		t.Fatal("removal not reported, or changes taken twice")
 	}
+	// The root of the raw entries is the store's.
+	var raw []api.StateChange
+	s.Raw(func(l, v []byte) { raw = append(raw, api.StateChange{Location: [32]byte(l), Value: v}) })
+	if RootOfEntries(s.Seq(), raw) != s.Root() {
+		t.Fatal("RootOfEntries differs from Root")
+	}
 	// Persisted changed locations come back.
 	s.Set([]byte("d"), []byte("4"))
 	locs := s.DirtyLocations()

@@ -11,6 +11,7 @@ import (
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
+	"github.com/phalago/phala/internal/enclave/contracts"
 )
 
 // State updates on chain (docs/availability.md): both replicas cut the
@@ -109,6 +110,15 @@ func TestStateUpdatesOnChain(t *testing.T) {
 	w1.mu.Unlock()
 	if cp.Entries != uint64(n) || cp.Seq == 0 {
 		t.Fatalf("checkpoint %+v, store of %d entries", cp, n)
+	}
+	// The chain alone holds the contract's state: its entries, read back,
+	// have the checkpoint's root (what a recovering worker checks).
+	entries, err := ch.c.ContractEntries(ctx(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := contracts.RootOfEntries(cp.Seq, entries); got != cp.Root || uint64(len(entries)) != cp.Entries {
+		t.Fatalf("%d entries on chain with root %x, checkpoint %+v", len(entries), got[:4], cp)
 	}
 	// A forged update (signed with the contract's key, as only an
 	// enclave can) whose previous root is not the chain's: refused.
