@@ -161,8 +161,11 @@ func DecodeSubnetRecord(b []byte) (*SubnetRecord, error) {
 }
 
 // Member reports whether worker is in the subnet.
-func (s *SubnetRecord) Member(worker crypto.PublicKey) bool {
-	_, ok := searchKey(s.Members, worker)
+func (s *SubnetRecord) Member(worker crypto.PublicKey) bool { return HasMember(s.Members, worker) }
+
+// HasMember reports whether k is in the ascending keys members.
+func HasMember(members []crypto.PublicKey, k crypto.PublicKey) bool {
+	_, ok := searchKey(members, k)
 	return ok
 }
 
@@ -287,6 +290,25 @@ func (q *Requirements) encode(w *codec.Writer) {
 	w.Uvarint(uint64(q.MinCores))
 	w.Uvarint(q.MinMemoryMB)
 	w.Uvarint(uint64(q.MinRuntimeVersion))
+}
+
+// Encode returns the canonical bytes (as embedded in the upload and
+// contract encodings).
+func (q *Requirements) Encode() []byte {
+	w := codec.NewWriter(64)
+	q.encode(w)
+	return w.Bytes()
+}
+
+// DecodeRequirements strictly decodes Encode's bytes (ErrMalformed).
+func DecodeRequirements(b []byte) (*Requirements, error) {
+	q := &Requirements{}
+	r := codec.NewReader(b)
+	q.decode(r)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: requirements: %v", ErrMalformed, err)
+	}
+	return q, nil
 }
 
 func (q *Requirements) decode(r *codec.Reader) {
