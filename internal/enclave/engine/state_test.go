@@ -23,6 +23,8 @@ func sampleState() *state {
 	s.attestWindow, s.hashFloor = 200, 2
 	s.blockHashes[5], s.blockHashes[6] = [api.BlockHashSize]byte{5}, [api.BlockHashSize]byte{6}
 	s.minWorkerStake, s.nodeStake[k.Public()] = 100, 250
+	s.subnets[[32]byte{4}] = []crypto.PublicKey{k.Public()}
+	s.uploads[[32]byte{5}] = &upload{deployer: k.Public(), replicas: 2, req: api.Requirements{Subnet: [32]byte{4}, Platform: "tdx", MinCores: 2, MinMemoryMB: 1024, MinRuntimeVersion: 2}}
 	return s
 }
 
@@ -58,6 +60,16 @@ func TestStateRoundTrip(t *testing.T) {
 	again.nodeStake[crypto.PublicKey{1}] = 1
 	if again.root() == s.root() {
 		t.Fatal("root ignores the node stakes")
+	}
+	again, _ = decodeState(s.encode())
+	again.subnets[[32]byte{4}] = nil
+	if again.root() == s.root() {
+		t.Fatal("root ignores the subnets")
+	}
+	again, _ = decodeState(s.encode())
+	again.uploads[[32]byte{5}].req.MinCores = 3
+	if again.root() == s.root() {
+		t.Fatal("root ignores the deployment requirements")
 	}
 }
 
