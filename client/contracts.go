@@ -204,8 +204,9 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 	if err != nil {
 		return "", err
 	}
-	if mk.Value == nil {
-		return "no gatekeeper holds the MasterKey yet (the first genesis gatekeeper announces it once its pRuntime is registered: is it running, with its pherry?)", nil
+	const noMaster = "no gatekeeper holds the MasterKey yet (the first genesis gatekeeper announces it once its pRuntime is registered: is it running, with its pherry?)"
+	if mk.Value == nil && p.Requirements.IsZero() {
+		return noMaster, nil
 	}
 	gpv, err := c.ProveRecent(ctx, api.QueryGatekeepers, nil)
 	if err != nil {
@@ -274,17 +275,20 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 			fits++
 		}
 	}
+	if sn != nil && inSubnet == 0 {
+		return fmt.Sprintf("no worker satisfies the requirements: subnet %x has no attested staked worker (%d member(s); its owner adds workers with `phala subnet add`)", q.Subnet, len(sn.Members)), nil
+	}
 	if workers == 0 {
 		return "no registered worker can run it: start a worker pRuntime and its pherry (README, \"More\"); a gatekeeper provisions the contract as soon as one registers", nil
 	}
 	if staked == 0 {
 		return fmt.Sprintf("none of the %d registered worker(s) has the chain's min_worker_stake of %s PHA: its operator stakes it (pherry --stake, or phala stake bond and allocate); a gatekeeper provisions the contract as soon as one has", workers, api.FormatAmount(c.params.MinWorkerStake)), nil
 	}
-	if sn != nil && inSubnet == 0 {
-		return fmt.Sprintf("no worker satisfies the requirements: subnet %x has no attested staked worker (%d member(s); its owner adds workers with `phala subnet add`)", q.Subnet, len(sn.Members)), nil
-	}
 	if inSubnet > 0 && fits == 0 {
 		return fmt.Sprintf("no worker satisfies the requirements (%s): %s; a gatekeeper provisions the contract as soon as one does", q.String(), short), nil
+	}
+	if mk.Value == nil {
+		return noMaster, nil
 	}
 	return fmt.Sprintf("waiting for a gatekeeper to provision its keys to up to %d of the %d registered worker(s) satisfying its requirements (uploaded at height %d; the gatekeeper's pherry relays the grant)", p.Replicas, fits, p.Height), nil
 }
