@@ -267,9 +267,10 @@ no gatekeeper has provisioned it, that it is pending and why.`,
 				default:
 					p := st.Pending
 					return g.output(cmd, map[string]any{"upload": hex.EncodeToString(id[:]), "status": "pending", "reason": st.Reason,
-						"deployer": p.Deployer.Address(), "code_hash": hex.EncodeToString(p.CodeHash[:]), "sequence": p.Sequence, "height": p.Height}, func(w io.Writer) {
-						fmt.Fprintf(w, "upload:     %x\ndeployer:   %s\ncode hash:  %x\nsequence:   %d\nuploaded:   height %d\nstatus:     pending\nreason:     %s\n",
-							id, p.Deployer.Address(), p.CodeHash, p.Sequence, p.Height, st.Reason)
+						"deployer": p.Deployer.Address(), "code_hash": hex.EncodeToString(p.CodeHash[:]), "sequence": p.Sequence, "height": p.Height,
+						"requirements": p.Requirements.String()}, func(w io.Writer) {
+						fmt.Fprintf(w, "upload:     %x\ndeployer:   %s\ncode hash:  %x\nsequence:   %d\nuploaded:   height %d\nrequires:   %s\nstatus:     pending\nreason:     %s\n",
+							id, p.Deployer.Address(), p.CodeHash, p.Sequence, p.Height, p.Requirements.String(), st.Reason)
 					})
 				}
 			}

@@ -66,6 +66,16 @@ func TestSubnetCLI(t *testing.T) {
 	if !strings.Contains(r.stderr, "pending") {
 		t.Errorf("upload to an empty subnet: %s", r)
 	}
+	f := strings.Fields(r.stderr)
+	if len(f) < 2 || f[0] != "upload" {
+		t.Fatalf("upload printed no id: %s", r)
+	}
+	show := ok(t, phala("contract", "show", f[1])...)
+	for _, want := range []string{"status:     pending", "requires:   subnet " + created.Subnet + ", at least 2 cores", "has no attested staked worker"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("contract show of the pending upload lacks %q:\n%s", want, show)
+		}
+	}
 	fails(t, []string{"--subnet"}, phala("contract", "upload", "--from", "//Alice", "--subnet", "zz", wasm)...)
 }
 
