@@ -173,6 +173,8 @@ func FuzzDecodeRegistry(f *testing.F) {
 	w.Info.BlockHeight, w.Info.BlockHash = 1<<40, [BlockHashSize]byte{1, 31: 2}
 	w.Measurement = bytes.Repeat([]byte{3}, MaxMeasurementBytes)
 	f.Add(w.Encode())
+	w.Info.Cores, w.Info.MemoryMB, w.Info.RuntimeVersion = 64, 1<<20, 2
+	f.Add(w.Encode())
 	f.Add(DefaultParams().Encode())
 	f.Add(q.Encode())
 	f.Add((&Account{Balance: 10, Nonce: 2}).Encode())
