@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/computation"
+	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
@@ -275,15 +277,16 @@ func Unmet(kv store.KV, q *api.Requirements, wr *api.WorkerRecord) string {
 	return strings.Join(why, "; ")
 }
 
-// Unsatisfied says why no worker can currently run a deployment with
+// Unsatisfied says why no worker (gatekeepers run no contract) can currently run a deployment with
 // requirements q ("" if at least one can): "no worker satisfies the
 // requirements: ..." naming the subnet with no attested staked worker, or
 // how many attested staked workers fall short of which requirement. It
 // reads the subnet's members (at most api.MaxSubnetMembers) when q names
 // one, every registered worker otherwise.
 func Unsatisfied(kv store.KV, q *api.Requirements, height int64, params api.Params) string {
+	gks := gatekeeper.Gatekeepers(kv)
 	eligible := func(w *api.WorkerRecord) bool {
-		return registry.WorkerActive(kv, w, height) && staking.Assignable(kv, w.Info.IdentityKey, params) && computation.Responsive(kv, w.Info.IdentityKey, height, params.EraLength)
+		return !slices.Contains(gks, w.Info.IdentityKey) && registry.WorkerActive(kv, w, height) && staking.Assignable(kv, w.Info.IdentityKey, params) && computation.Responsive(kv, w.Info.IdentityKey, height, params.EraLength)
 	}
 	attested, short := 0, ""
 	check := func(w *api.WorkerRecord) bool {
