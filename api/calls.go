@@ -78,8 +78,10 @@ func DecodeCall(kind CallKind, body []byte) (Call, error) {
 		c = decodeStakingCall(kind, r)
 	case CallGatekeeperCandidacy:
 		c = decodeGatekeeperCandidacy(r)
+	case CallSubnetCreate, CallSubnetAdd, CallSubnetRemove:
+		c = decodeSubnetCall(kind, r)
 	default:
-		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query, gov_propose, gov_vote, stake_bond, stake_allocate, stake_unbond, stake_withdraw, stake_nominate, gatekeeper_candidacy)", ErrUnknownCall, kind)
+		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query, gov_propose, gov_vote, stake_bond, stake_allocate, stake_unbond, stake_withdraw, stake_nominate, gatekeeper_candidacy, subnet_create, subnet_add, subnet_remove)", ErrUnknownCall, kind)
 	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, kind, err)

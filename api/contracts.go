@@ -48,6 +48,9 @@ type UploadContract struct {
 	// within it pays Params.TimeoutPenaltyPPM of its stake
 	// (docs/economy.md). At most MaxExecTimeout.
 	ExecTimeout uint64
+	// Requirements constrain the workers that may run the contract
+	// (zero: any attested, staked, responsive worker).
+	Requirements Requirements
 }
 
 // MaxExecTimeout bounds a contract's execution timeout (blocks).
@@ -59,9 +62,12 @@ func (u *UploadContract) encode(w *codec.Writer) {
 	w.U8(u.Replicas)
 	w.BytesField(u.InitInput)
 	w.Uvarint(u.ExecTimeout)
+	u.Requirements.encode(w)
 }
 func decodeUploadContract(r *codec.Reader) *UploadContract {
-	return &UploadContract{Code: r.BytesField(MaxCodeBytes), Replicas: r.U8(), InitInput: r.BytesField(MaxPayloadBytes), ExecTimeout: r.Uvarint()}
+	u := &UploadContract{Code: r.BytesField(MaxCodeBytes), Replicas: r.U8(), InitInput: r.BytesField(MaxPayloadBytes), ExecTimeout: r.Uvarint()}
+	u.Requirements.decode(r)
+	return u
 }
 
 // ContractCommand sends a command to a deployed contract: Sealed is the
@@ -127,6 +133,8 @@ type ContractUploaded struct {
 	Code        []byte // gzip-compressed
 	InitInput   []byte
 	ExecTimeout uint64 // blocks; 0: none
+	// Requirements on the workers that may run it (zero: none).
+	Requirements Requirements
 }
 
 // Encode returns the canonical bytes.
@@ -139,6 +147,7 @@ func (u *ContractUploaded) Encode() []byte {
 	w.BytesField(u.Code)
 	w.BytesField(u.InitInput)
 	w.Uvarint(u.ExecTimeout)
+	u.Requirements.encode(w)
 	return w.Bytes()
 }
 
@@ -153,6 +162,7 @@ func DecodeContractUploaded(b []byte) (*ContractUploaded, error) {
 	u.Code = r.BytesField(MaxCodeBytes)
 	u.InitInput = r.BytesField(MaxPayloadBytes)
 	u.ExecTimeout = r.Uvarint()
+	u.Requirements.decode(r)
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: contract uploaded: %v", ErrMalformed, err)
 	}
@@ -346,6 +356,8 @@ type ContractRecord struct {
 	// ContractStarting).
 	StatusHeight int64
 	ExecTimeout  uint64 // blocks; 0: none (UploadContract.ExecTimeout)
+	// Requirements on its workers (UploadContract.Requirements).
+	Requirements Requirements
 }
 
 // Encode returns the canonical bytes.
@@ -362,6 +374,7 @@ func (c *ContractRecord) Encode() []byte {
 	w.BytesField([]byte(c.Reason))
 	w.Varint(c.StatusHeight)
 	w.Uvarint(c.ExecTimeout)
+	c.Requirements.encode(w)
 	return w.Bytes()
 }
 
@@ -380,6 +393,7 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 	c.Reason = string(r.BytesField(MaxStatusReasonBytes))
 	c.StatusHeight = r.Varint()
 	c.ExecTimeout = r.Uvarint()
+	c.Requirements.decode(r)
 	if r.Err() == nil && c.Status > ContractFailed {
 		r.Fail(fmt.Errorf("%w: contract status %d", codec.ErrBadFormat, c.Status))
 	}
@@ -402,6 +416,8 @@ type UploadPending struct {
 	Replicas    uint8
 	Height      int64  // the block of the upload
 	ExecTimeout uint64 // blocks; 0: none
+	// Requirements on its workers (UploadContract.Requirements).
+	Requirements Requirements
 }
 
 // Encode returns the canonical bytes.
@@ -413,6 +429,7 @@ func (p *UploadPending) Encode() []byte {
 	w.U8(p.Replicas)
 	w.Varint(p.Height)
 	w.Uvarint(p.ExecTimeout)
+	p.Requirements.encode(w)
 	return w.Bytes()
 }
 
@@ -426,6 +443,7 @@ func DecodeUploadPending(b []byte) (*UploadPending, error) {
 	p.Replicas = r.U8()
 	p.Height = r.Varint()
 	p.ExecTimeout = r.Uvarint()
+	p.Requirements.decode(r)
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: pending upload: %v", ErrMalformed, err)
 	}

@@ -153,6 +153,9 @@ func TestWorkerInfoBlockHeightBounded(t *testing.T) {
 		w.Fixed(make([]byte, 32)) // operator
 		w.Uvarint(h)
 		w.Fixed(make([]byte, BlockHashSize))
+		w.Uvarint(0) // cores
+		w.Uvarint(0) // memory
+		w.Uvarint(0) // runtime version
 		return append(w.Bytes(), rest...)
 	}
 	if got, err := DecodeWorkerRecord(withHeight(3)); err != nil || got.Info != info {
@@ -169,6 +172,8 @@ func FuzzDecodeRegistry(f *testing.F) {
 	f.Add(w.Encode())
 	w.Info.BlockHeight, w.Info.BlockHash = 1<<40, [BlockHashSize]byte{1, 31: 2}
 	w.Measurement = bytes.Repeat([]byte{3}, MaxMeasurementBytes)
+	f.Add(w.Encode())
+	w.Info.Cores, w.Info.MemoryMB, w.Info.RuntimeVersion = 64, 1<<20, 2
 	f.Add(w.Encode())
 	f.Add(DefaultParams().Encode())
 	f.Add(q.Encode())
@@ -260,6 +265,10 @@ func FuzzDecodeContracts(f *testing.F) {
 	f.Add((&ContractRecord{Identity: k, Status: ContractFailed, Reason: "invalid module", StatusHeight: 9}).Encode())
 	f.Add((&ContractStatusReport{Status: ContractFailed, Reason: "init returned an error: no"}).Encode())
 	f.Add((&UploadPending{Deployer: k, Sequence: 3, Replicas: 2, Height: 40}).Encode())
+	req := Requirements{Subnet: [32]byte{5}, Platform: PlatformTDX, MinCores: 4, MinMemoryMB: 8192, MinRuntimeVersion: 2}
+	f.Add((&UploadPending{Deployer: k, Sequence: 3, Replicas: 2, Height: 40, Requirements: req}).Encode())
+	f.Add((&ContractUploaded{Deployer: k, Replicas: 1, Code: []byte{1}, Requirements: req}).Encode())
+	f.Add((&ContractRecord{Identity: k, Workers: []crypto.PublicKey{k}, Requirements: req}).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if v, err := DecodeContractStatusReport(b); err == nil && (!bytes.Equal(v.Encode(), b) || (v.Status != ContractRunning && v.Status != ContractFailed)) {
 			t.Fatalf("status report mismatch %x", b)

@@ -165,6 +165,14 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		var id [32]byte
 		copy(id[:], data)
 		return ContractUploadKey(id), nil
+	case QuerySubnet:
+		if len(data) != 32 {
+			return nil, fmt.Errorf("%w: %s takes a 32-byte subnet id", ErrInvalidCall, path)
+		}
+		return SubnetKey([32]byte(data)), nil
+	case QuerySubnetSeq:
+		pk, err := key32()
+		return SubnetSeqKey(pk), err
 	case QueryUploadPending:
 		if len(data) != 32 {
 			return nil, fmt.Errorf("%w: %s takes a 32-byte upload id", ErrInvalidCall, path)

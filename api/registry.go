@@ -41,6 +41,13 @@ type WorkerInfo struct {
 	// unknown, or of another hash (another chain or fork).
 	BlockHeight int64
 	BlockHash   [BlockHashSize]byte
+	// Cores, MemoryMB (MiB) and RuntimeVersion are what the pRuntime
+	// declares of its machine and itself (deployment requirements,
+	// api.Requirements, are checked against them). Covered by ReportData:
+	// the attested pRuntime states them, the chain does not measure them.
+	Cores          uint32
+	MemoryMB       uint64
+	RuntimeVersion uint32
 }
 
 func (i *WorkerInfo) encode(w *codec.Writer) {
@@ -51,6 +58,9 @@ func (i *WorkerInfo) encode(w *codec.Writer) {
 	w.Fixed(i.Operator[:])
 	w.Uvarint(uint64(i.BlockHeight))
 	w.Fixed(i.BlockHash[:])
+	w.Uvarint(uint64(i.Cores))
+	w.Uvarint(i.MemoryMB)
+	w.Uvarint(uint64(i.RuntimeVersion))
 }
 
 func (i *WorkerInfo) decode(r *codec.Reader) {
@@ -65,6 +75,9 @@ func (i *WorkerInfo) decode(r *codec.Reader) {
 	}
 	i.BlockHeight = int64(h)
 	r.Fixed(i.BlockHash[:])
+	i.Cores = decodeU32Field(r, "cores")
+	i.MemoryMB = r.Uvarint()
+	i.RuntimeVersion = decodeU32Field(r, "runtime version")
 }
 
 // Encode returns the canonical bytes.

@@ -41,6 +41,9 @@ type UploadOptions struct {
 	// ExecTimeout: blocks within which each replica must acknowledge
 	// executing a command, or pay a penalty (0: none; docs/economy.md).
 	ExecTimeout uint64
+	// Requirements on the workers that may run it (zero: none): a subnet,
+	// a platform, minimum declared cores, memory and pRuntime version.
+	Requirements api.Requirements
 }
 
 // UploadWith is Upload with every setting.
@@ -53,7 +56,7 @@ func (s *Signer) UploadWith(ctx context.Context, code []byte, o UploadOptions) (
 	if err != nil {
 		return [32]byte{}, nil, err
 	}
-	res, err := s.Submit(ctx, &api.UploadContract{Code: buf.Bytes(), Replicas: o.Replicas, InitInput: o.InitInput, ExecTimeout: o.ExecTimeout})
+	res, err := s.Submit(ctx, &api.UploadContract{Code: buf.Bytes(), Replicas: o.Replicas, InitInput: o.InitInput, ExecTimeout: o.ExecTimeout, Requirements: o.Requirements})
 	if err != nil {
 		return [32]byte{}, res, err
 	}
@@ -201,8 +204,9 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 	if err != nil {
 		return "", err
 	}
-	if mk.Value == nil {
-		return "no gatekeeper holds the MasterKey yet (the first genesis gatekeeper announces it once its pRuntime is registered: is it running, with its pherry?)", nil
+	const noMaster = "no gatekeeper holds the MasterKey yet (the first genesis gatekeeper announces it once its pRuntime is registered: is it running, with its pherry?)"
+	if mk.Value == nil && p.Requirements.IsZero() {
+		return noMaster, nil
 	}
 	gpv, err := c.ProveRecent(ctx, api.QueryGatekeepers, nil)
 	if err != nil {
@@ -221,7 +225,21 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 	if err != nil {
 		return "", err
 	}
-	workers, staked := 0, 0
+	q := &p.Requirements
+	var sn *api.SubnetRecord
+	if q.Subnet != ([32]byte{}) {
+		v, err := c.proveRecentValue(ctx, api.QuerySubnet, q.Subnet[:])
+		if err != nil {
+			return "", err
+		}
+		if v == nil {
+			return fmt.Sprintf("no worker satisfies the requirements: subnet %x does not exist", q.Subnet), nil
+		}
+		if sn, err = api.DecodeSubnetRecord(v); err != nil {
+			return "", err
+		}
+	}
+	workers, staked, inSubnet, fits, short := 0, 0, 0, 0, ""
 	for _, id := range ids {
 		if slices.Contains(gks, id) {
 			continue
@@ -232,14 +250,33 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 		}
 		if wr, err := api.DecodeWorkerRecord(pv.Value); err == nil && wr.Active(pv.Height) && settings.MeasurementAllowed(wr.Measurement) {
 			workers++
-			if c.params.MinWorkerStake == 0 {
-				staked++
-			} else if v, err := c.proveRecentValue(ctx, api.QueryStakeNode, id[:]); err == nil && v != nil {
-				if ns, err := api.DecodeNodeStake(v); err == nil && ns.Total >= c.params.MinWorkerStake {
-					staked++
+			ok := c.params.MinWorkerStake == 0
+			if !ok {
+				if v, err := c.proveRecentValue(ctx, api.QueryStakeNode, id[:]); err == nil && v != nil {
+					if ns, err := api.DecodeNodeStake(v); err == nil && ns.Total >= c.params.MinWorkerStake {
+						ok = true
+					}
 				}
 			}
+			if !ok {
+				continue
+			}
+			staked++
+			if sn != nil && !sn.Member(id) {
+				continue
+			}
+			inSubnet++
+			if why := q.Unmet(wr); why != "" {
+				if short == "" {
+					short = fmt.Sprintf("worker %s has %s", id.Short(), why)
+				}
+				continue
+			}
+			fits++
 		}
+	}
+	if sn != nil && inSubnet == 0 {
+		return fmt.Sprintf("no worker satisfies the requirements: subnet %x has no attested staked worker (%d member(s); its owner adds workers with `phala subnet add`)", q.Subnet, len(sn.Members)), nil
 	}
 	if workers == 0 {
 		return "no registered worker can run it: start a worker pRuntime and its pherry (README, \"More\"); a gatekeeper provisions the contract as soon as one registers", nil
@@ -247,8 +284,13 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 	if staked == 0 {
 		return fmt.Sprintf("none of the %d registered worker(s) has the chain's min_worker_stake of %s PHA: its operator stakes it (pherry --stake, or phala stake bond and allocate); a gatekeeper provisions the contract as soon as one has", workers, api.FormatAmount(c.params.MinWorkerStake)), nil
 	}
-	workers = staked
-	return fmt.Sprintf("waiting for a gatekeeper to provision its keys to up to %d of the %d registered worker(s) (uploaded at height %d; the gatekeeper's pherry relays the grant)", p.Replicas, workers, p.Height), nil
+	if inSubnet > 0 && fits == 0 {
+		return fmt.Sprintf("no worker satisfies the requirements (%s): %s; a gatekeeper provisions the contract as soon as one does", q.String(), short), nil
+	}
+	if mk.Value == nil {
+		return noMaster, nil
+	}
+	return fmt.Sprintf("waiting for a gatekeeper to provision its keys to up to %d of the %d registered worker(s) satisfying its requirements (uploaded at height %d; the gatekeeper's pherry relays the grant)", p.Replicas, fits, p.Height), nil
 }
 
 // WaitContract waits until an upload runs: provisioned by a gatekeeper

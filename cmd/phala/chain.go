@@ -382,6 +382,9 @@ every registered worker.`,
 				Operator:     w.Info.Operator.Address(),
 				ChainID:      w.Info.ChainID,
 				Platform:     w.Platform,
+				Cores:        w.Info.Cores,
+				MemoryMB:     w.Info.MemoryMB,
+				Version:      w.Info.RuntimeVersion,
 				Measurement:  "0x" + hex.EncodeToString(w.Measurement),
 				RegisteredAt: w.RegisteredAt,
 				ExpiresAt:    w.ExpiresAt,
@@ -406,6 +409,7 @@ every registered worker.`,
 				fmt.Fprintf(wr, "  operator:      %s\n", out.Operator)
 				fmt.Fprintf(wr, "  ECDH key:      %s\n", out.EcdhKey)
 				fmt.Fprintf(wr, "  platform:      %s\n", out.Platform)
+				fmt.Fprintf(wr, "  declares:      %d cores, %d MiB of memory, pRuntime version %d\n", out.Cores, out.MemoryMB, out.Version)
 				fmt.Fprintf(wr, "  measurement:   %s\n", out.Measurement)
 				fmt.Fprintf(wr, "  registered at: height %d\n", out.RegisteredAt)
 				fmt.Fprintf(wr, "  expires at:    height %d\n", out.ExpiresAt)
@@ -424,6 +428,9 @@ type workerJSON struct {
 	Operator     string    `json:"operator"`
 	ChainID      string    `json:"chain_id"`
 	Platform     string    `json:"platform"`
+	Cores        uint32    `json:"cores"`
+	MemoryMB     uint64    `json:"memory_mb"`
+	Version      uint32    `json:"runtime_version"`
 	Measurement  string    `json:"measurement"`
 	RegisteredAt int64     `json:"registered_at"`
 	ExpiresAt    int64     `json:"expires_at"`

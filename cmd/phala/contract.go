@@ -36,6 +36,7 @@ func contractUploadCmd(g *globals) *cobra.Command {
 	var from, initInput string
 	var replicas uint8
 	var execTimeout uint64
+	var reqs requirementFlags
 	c := &cobra.Command{
 		Use:   "upload <contract.wasm | go contract directory>",
 		Short: "Upload a contract and wait until its workers run it (or report why they cannot)",
@@ -51,11 +52,22 @@ MasterKey yet, a grant on its way) upload says why on standard error. If the
 workers report the contract failed (a module that does not validate, a start
 function or init that traps, runs out of gas or returns an error) upload
 exits non-zero with the reason the chain recorded; commands to it are
-refused.`,
-		Example: `  phala contract upload --from //Alice ./examples/contracts/token`,
-		Args:    exactArgs(1, "a .wasm file or a contract directory"),
+refused.
+
+Deployment requirements confine it to some workers: --subnet (members of a
+subnet, see ` + "`phala subnet`" + `), --platform, --min-cores, --min-memory-mb,
+--min-runtime-version (as the workers declare them in their attested
+registration). While no registered worker satisfies them the upload stays
+pending, and upload says which requirement is unmet.`,
+		Example: `  phala contract upload --from //Alice ./examples/contracts/token
+  phala contract upload --from //Alice --subnet 3f1c...9a --platform tdx --min-cores 4 ./examples/contracts/token`,
+		Args: exactArgs(1, "a .wasm file or a contract directory"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := signerKey(cmd, from)
+			if err != nil {
+				return err
+			}
+			req, err := reqs.requirements()
 			if err != nil {
 				return err
 			}
@@ -69,7 +81,7 @@ refused.`,
 			if err != nil {
 				return err
 			}
-			upload, res, err := cl.NewSigner(key).UploadWith(ctx, code, client.UploadOptions{Replicas: replicas, InitInput: []byte(initInput), ExecTimeout: execTimeout})
+			upload, res, err := cl.NewSigner(key).UploadWith(ctx, code, client.UploadOptions{Replicas: replicas, InitInput: []byte(initInput), ExecTimeout: execTimeout, Requirements: req})
 			if err != nil {
 				return fmt.Errorf("upload: %w", g.nodeError(err))
 			}
@@ -90,6 +102,7 @@ refused.`,
 	c.Flags().StringVar(&from, "from", "", "secret URI of the deployer (pays the fee; becomes the caller of init), or - for stdin")
 	c.Flags().Uint8Var(&replicas, "replicas", 1, "number of workers to run the contract")
 	c.Flags().StringVar(&initInput, "init", "", "input of the contract's init (PUBLIC: it travels in plaintext with the code; send secrets as commands)")
+	reqs.register(c)
 	c.Flags().Uint64Var(&execTimeout, "exec-timeout", 0, "execution timeout in blocks: a replica that has not acknowledged executing a command within it pays the chain's timeout penalty (0: none)")
 	return c
 }
@@ -254,9 +267,10 @@ no gatekeeper has provisioned it, that it is pending and why.`,
 				default:
 					p := st.Pending
 					return g.output(cmd, map[string]any{"upload": hex.EncodeToString(id[:]), "status": "pending", "reason": st.Reason,
-						"deployer": p.Deployer.Address(), "code_hash": hex.EncodeToString(p.CodeHash[:]), "sequence": p.Sequence, "height": p.Height}, func(w io.Writer) {
-						fmt.Fprintf(w, "upload:     %x\ndeployer:   %s\ncode hash:  %x\nsequence:   %d\nuploaded:   height %d\nstatus:     pending\nreason:     %s\n",
-							id, p.Deployer.Address(), p.CodeHash, p.Sequence, p.Height, st.Reason)
+						"deployer": p.Deployer.Address(), "code_hash": hex.EncodeToString(p.CodeHash[:]), "sequence": p.Sequence, "height": p.Height,
+						"requirements": p.Requirements.String()}, func(w io.Writer) {
+						fmt.Fprintf(w, "upload:     %x\ndeployer:   %s\ncode hash:  %x\nsequence:   %d\nuploaded:   height %d\nrequires:   %s\nstatus:     pending\nreason:     %s\n",
+							id, p.Deployer.Address(), p.CodeHash, p.Sequence, p.Height, p.Requirements.String(), st.Reason)
 					})
 				}
 			}
@@ -353,6 +367,9 @@ func contractJSON(rec *api.ContractRecord, height int64) map[string]any {
 	if rec.Reason != "" {
 		m["reason"] = rec.Reason
 	}
+	if !rec.Requirements.IsZero() {
+		m["requirements"] = rec.Requirements.String()
+	}
 	if height > 0 {
 		m["height"] = height
 	}
@@ -362,6 +379,9 @@ func contractJSON(rec *api.ContractRecord, height int64) map[string]any {
 func printContract(w io.Writer, rec *api.ContractRecord) {
 	fmt.Fprintf(w, "contract:   %s\necdh key:   %s\ndeployer:   %s\ncode hash:  %x\nsequence:   %d\n", rec.Identity.Hex(), rec.Ecdh.Hex(), rec.Deployer.Address(), rec.CodeHash, rec.Sequence)
 	fmt.Fprintf(w, "status:     %s (since height %d)\n", rec.Status, rec.StatusHeight)
+	if !rec.Requirements.IsZero() {
+		fmt.Fprintf(w, "requires:   %s\n", rec.Requirements.String())
+	}
 	if rec.ExecTimeout > 0 {
 		fmt.Fprintf(w, "timeout:    %d blocks (replicas acknowledge execution within it)\n", rec.ExecTimeout)
 	}

@@ -114,7 +114,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), receiptCmd(g), blockCmd(g), rewardsCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
 		gatekeeperCmd(g), eraCmd(g),
-		contractCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g),
+		contractCmd(g), subnetCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g),
 	)
 	return root
 }

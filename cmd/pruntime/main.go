@@ -32,6 +32,8 @@ import (
 func main() {
 	var (
 		dataDir, genesis, listen, controlListen, endpoint, plat, level string
+		cores                                                          uint32
+		memoryMB                                                       uint64
 		controlAllow                                                   []string
 	)
 	root := &cobra.Command{
@@ -101,7 +103,7 @@ operator; use it for development only.`,
 			if endpoint == "" {
 				endpoint = "http://" + ln.Addr().String()
 			}
-			e, err := engine.New(engine.Config{DataDir: dataDir, Genesis: doc, Endpoint: endpoint, Platform: p, Log: log})
+			e, err := engine.New(engine.Config{DataDir: dataDir, Genesis: doc, Endpoint: endpoint, Platform: p, Log: log, Cores: cores, MemoryMB: memoryMB})
 			if err != nil {
 				return err
 			}
@@ -138,6 +140,8 @@ operator; use it for development only.`,
 	f.StringVar(&controlListen, "control-listen", "127.0.0.1:8001", "control API listen address (the relayer's: sync, egress, registration); keep it on loopback")
 	f.StringSliceVar(&controlAllow, "control-allow", nil, "network (CIDR) whose callers the control API serves besides loopback; repeatable. Anyone there can stall this worker: allow only networks you control")
 	f.StringVar(&plat, "platform", api.PlatformSim, "TEE platform: sim")
+	f.Uint32Var(&cores, "cores", 0, "CPU cores declared in WorkerInfo (deployment requirements --min-cores are checked against it; 0: this machine's)")
+	f.Uint64Var(&memoryMB, "memory-mb", 0, "memory (MiB) declared in WorkerInfo (deployment requirements --min-memory-mb are checked against it; 0: this machine's)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	if err := root.Execute(); err != nil {
 		os.Exit(1)

@@ -32,6 +32,7 @@ import (
 	"github.com/phalago/phala/internal/chain/registry"
 	"github.com/phalago/phala/internal/chain/staking"
 	"github.com/phalago/phala/internal/chain/store"
+	"github.com/phalago/phala/internal/chain/subnet"
 )
 
 // Version is reported to CometBFT in Info.
@@ -124,6 +125,7 @@ func newMuxWith(voters gatekeeper.VoterSource) *module.Mux {
 		contracts.Spec(),
 		governance.Spec(),
 		computation.Spec(economy{}),
+		subnet.Spec(),
 	)
 	return x.Mux
 }

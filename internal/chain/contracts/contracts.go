@@ -14,17 +14,21 @@ import (
 	"fmt"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/computation"
+	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
 	"github.com/phalago/phala/internal/chain/staking"
 	"github.com/phalago/phala/internal/chain/store"
+	"github.com/phalago/phala/internal/chain/subnet"
 )
 
 // Module is the module's origin name in the queue.
@@ -67,6 +71,10 @@ func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract
 	if c.ExecTimeout > api.MaxExecTimeout {
 		return fmt.Errorf("%w: execution timeout %d blocks, at most %d", api.ErrInvalidCall, c.ExecTimeout, api.MaxExecTimeout)
 	}
+	req := c.Requirements
+	if req.Subnet != ([32]byte{}) && subnet.Get(ctx.KV, req.Subnet) == nil {
+		return fmt.Errorf("%w: %x (create it with `phala subnet create` first)", api.ErrNoSuchSubnet, req.Subnet)
+	}
 	hash, err := CodeHash(c.Code)
 	if err != nil {
 		return err
@@ -77,11 +85,16 @@ func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract
 	}
 	ctx.KV.Set(api.DeployerSeqKey(deployer), binary.BigEndian.AppendUint64(nil, seq+1))
 	id := api.UploadID(deployer, hash, seq)
-	p := &api.UploadPending{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Height: ctx.Height, ExecTimeout: c.ExecTimeout}
+	p := &api.UploadPending{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Height: ctx.Height, ExecTimeout: c.ExecTimeout, Requirements: req}
 	ctx.KV.Set(api.UploadPendingKey(id), p.Encode())
 	ctx.Event("contract_uploaded", "deployer", deployer.Address(), "code_hash", hex.EncodeToString(hash[:]),
-		"sequence", strconv.FormatUint(seq, 10), "upload_id", hex.EncodeToString(id[:]))
-	u := &api.ContractUploaded{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Code: c.Code, InitInput: c.InitInput, ExecTimeout: c.ExecTimeout}
+		"sequence", strconv.FormatUint(seq, 10), "upload_id", hex.EncodeToString(id[:]), "requirements", req.String())
+	if !req.IsZero() {
+		if why := Unsatisfied(ctx.KV, &req, ctx.Height, ctx.Params); why != "" {
+			ctx.Event("contract_unsatisfied", "upload_id", hex.EncodeToString(id[:]), "reason", why)
+		}
+	}
+	u := &api.ContractUploaded{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Code: c.Code, InitInput: c.InitInput, ExecTimeout: c.ExecTimeout, Requirements: req}
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractUploaded, u.Encode())
 }
 
@@ -220,11 +233,16 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 		return
 	}
 	rec := &api.ContractRecord{Upload: g.Upload, Deployer: p.Deployer, CodeHash: p.CodeHash, Sequence: p.Sequence, Identity: g.Identity, Ecdh: g.Ecdh,
-		Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout}
+		Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements}
 	seen := map[crypto.PublicKey]bool{}
 	for _, k := range g.Workers {
-		if _, err := registry.Attested(ctx.KV, k.Worker, ctx.Height); err != nil || seen[k.Worker] {
+		wr, err := registry.Attested(ctx.KV, k.Worker, ctx.Height)
+		if err != nil || seen[k.Worker] {
 			ignore("worker not attested (unregistered, expired or measurement no longer allowed) or repeated")
+			return
+		}
+		if why := Unmet(ctx.KV, &p.Requirements, wr); why != "" {
+			ignore(fmt.Sprintf("worker %s does not satisfy the deployment's requirements: %s", k.Worker.Hex(), why))
 			return
 		}
 		if !staking.Assignable(ctx.KV, k.Worker, ctx.Params) {
@@ -243,6 +261,77 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 	for _, w := range rec.Workers {
 		ctx.Event("contract_deployed", "contract", g.Identity.Hex(), "worker", w.Hex(), "gatekeeper", gatekeeper.Hex())
 	}
+}
+
+// Unmet says why the attested worker wr does not satisfy the deployment
+// requirements q ("" if it does): not a member of q.Subnet, or short of
+// its hardware requirements (api.Requirements.Unmet). The pRuntime
+// gatekeeper applies the same rule when it picks workers.
+func Unmet(kv store.KV, q *api.Requirements, wr *api.WorkerRecord) string {
+	var why []string
+	if q.Subnet != ([32]byte{}) && !subnet.Member(kv, q.Subnet, wr.Info.IdentityKey) {
+		why = append(why, fmt.Sprintf("not a member of subnet %x", q.Subnet))
+	}
+	if hw := q.Unmet(wr); hw != "" {
+		why = append(why, hw)
+	}
+	return strings.Join(why, "; ")
+}
+
+// Unsatisfied says why no worker (gatekeepers run no contract) can currently run a deployment with
+// requirements q ("" if at least one can): "no worker satisfies the
+// requirements: ..." naming the subnet with no attested staked worker, or
+// how many attested staked workers fall short of which requirement. It
+// reads the subnet's members (at most api.MaxSubnetMembers) when q names
+// one, every registered worker otherwise.
+func Unsatisfied(kv store.KV, q *api.Requirements, height int64, params api.Params) string {
+	gks := gatekeeper.Gatekeepers(kv)
+	eligible := func(w *api.WorkerRecord) bool {
+		return !slices.Contains(gks, w.Info.IdentityKey) && registry.WorkerActive(kv, w, height) && staking.Assignable(kv, w.Info.IdentityKey, params) && computation.Responsive(kv, w.Info.IdentityKey, height, params.EraLength)
+	}
+	attested, short := 0, ""
+	check := func(w *api.WorkerRecord) bool {
+		if !eligible(w) {
+			return true
+		}
+		attested++
+		why := q.Unmet(w)
+		if why == "" {
+			return false
+		}
+		if short == "" {
+			short = fmt.Sprintf("worker %s has %s", w.Info.IdentityKey.Short(), why)
+		}
+		return true
+	}
+	found := false
+	if q.Subnet != ([32]byte{}) {
+		s := subnet.Get(kv, q.Subnet)
+		if s == nil {
+			return fmt.Sprintf("no worker satisfies the requirements: subnet %x does not exist", q.Subnet)
+		}
+		for _, m := range s.Members {
+			if w := registry.Worker(kv, m); w != nil && !check(w) {
+				found = true
+				break
+			}
+		}
+		if !found && attested == 0 {
+			return fmt.Sprintf("no worker satisfies the requirements: subnet %x has no attested staked worker (%d member(s))", q.Subnet, len(s.Members))
+		}
+	} else {
+		registry.ForEachWorker(kv, func(w *api.WorkerRecord) bool {
+			found = !check(w)
+			return !found
+		})
+		if !found && attested == 0 {
+			return "no worker satisfies the requirements: no attested staked worker is registered"
+		}
+	}
+	if found {
+		return ""
+	}
+	return fmt.Sprintf("no worker satisfies the requirements (%s): none of the %d attested staked candidate(s) does (%s)", q.String(), attested, short)
 }
 
 // OnStatus records a contract's start report (api.ContractStatusReport,

@@ -273,3 +273,15 @@ func queryWorkers(st *store.Store, req *abci.RequestQuery) (*abci.ResponseQuery,
 	}
 	return &abci.ResponseQuery{Height: snap.Height(), Value: api.EncodeKeys(ids)}, nil
 }
+
+// ForEachWorker calls fn with every registered worker's record (expired
+// ones too), in identity key order, until fn returns false.
+func ForEachWorker(kv store.KV, fn func(w *api.WorkerRecord) bool) {
+	store.Iterate(kv, []byte("w/"), func(k, v []byte) bool {
+		w, err := api.DecodeWorkerRecord(v)
+		if err != nil {
+			panic(fmt.Sprintf("corrupt worker record %x: %v", k, err))
+		}
+		return fn(w)
+	})
+}

@@ -62,6 +62,11 @@ type Config struct {
 	Endpoint string // the public URL of this pRuntime's API, put in WorkerInfo
 	Platform platform.Platform
 	Log      *slog.Logger
+	// Cores and MemoryMB (MiB) are declared in WorkerInfo (deployment
+	// requirements are checked against them); 0: this machine's
+	// (runtime.NumCPU, MemTotal of /proc/meminfo).
+	Cores    uint32
+	MemoryMB uint64
 }
 
 // Handler handles the messages of one topic.
@@ -227,6 +232,7 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicAssignable, e.onAssignable)
 	e.handle(api.TopicGatekeeperElected, e.onGatekeeperElected)
 	e.handle(api.TopicGatekeeperActive, e.onGatekeeperActive)
+	e.handle(api.TopicSubnetChanged, e.onSubnetChanged)
 	if me := e.entity.Identity.Public(); e.isGatekeeper(me) || e.isElected(me) {
 		e.role = RoleGatekeeper
 		if err := e.startGatekeeper(est == keys.EntityPreGenesis); err != nil {
@@ -494,7 +500,15 @@ func (e *Engine) StateRoot() [32]byte {
 
 // WorkerInfo returns what this pRuntime registers on chain.
 func (e *Engine) WorkerInfo(operator crypto.PublicKey) api.WorkerInfo {
-	return api.WorkerInfo{ChainID: e.chainID, IdentityKey: e.entity.Identity.Public(), EcdhKey: e.entity.Ecdh.Public(), Endpoint: e.cfg.Endpoint, Operator: operator}
+	cores, mem := e.cfg.Cores, e.cfg.MemoryMB
+	if cores == 0 {
+		cores = machineCores()
+	}
+	if mem == 0 {
+		mem = machineMemoryMB()
+	}
+	return api.WorkerInfo{ChainID: e.chainID, IdentityKey: e.entity.Identity.Public(), EcdhKey: e.entity.Ecdh.Public(), Endpoint: e.cfg.Endpoint, Operator: operator,
+		Cores: cores, MemoryMB: mem, RuntimeVersion: Version}
 }
 
 // Registration returns a register_worker call: the worker info for operator

@@ -84,6 +84,10 @@ func (v chainView) Workers() []*api.WorkerRecord {
 	return ws
 }
 
+func (v chainView) SubnetMember(subnet [32]byte, key crypto.PublicKey) bool {
+	return v.e.subnetMember(subnet, key)
+}
+
 func (v chainView) MasterPublic() crypto.PublicKey { return v.e.st.masterPub }
 
 func (v chainView) IsGatekeeper(key crypto.PublicKey) bool {

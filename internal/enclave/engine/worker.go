@@ -48,6 +48,8 @@ type upload struct {
 	// execTimeout: the contract's execution timeout (blocks; 0: none):
 	// its workers acknowledge the blocks whose commands they executed.
 	execTimeout uint64
+	// req: the deployment's requirements on its workers.
+	req api.Requirements
 }
 
 // running is a contract this worker was granted.
@@ -118,9 +120,9 @@ func (e *Engine) onUploaded(ctx *Context, m *api.Message) error {
 	if err := sealing.WriteAtomic(e.initPath(id), u.InitInput); err != nil {
 		return err
 	}
-	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initHash: sha256.Sum256(u.InitInput), execTimeout: u.ExecTimeout}
+	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initHash: sha256.Sum256(u.InitInput), execTimeout: u.ExecTimeout, req: u.Requirements}
 	if e.gk != nil {
-		e.gk.Grant(ctx.Height, gatekeeper.Upload{ID: id, Deployer: u.Deployer, CodeHash: u.CodeHash, Seq: u.Sequence, Replicas: u.Replicas})
+		e.gk.Grant(ctx.Height, gatekeeper.Upload{ID: id, Deployer: u.Deployer, CodeHash: u.CodeHash, Seq: u.Sequence, Replicas: u.Replicas, Requirements: u.Requirements})
 	}
 	return nil
 }
@@ -142,7 +144,7 @@ func (e *Engine) grantWaiting(height int64) {
 	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
 	for _, id := range ids {
 		u := e.st.uploads[id]
-		e.gk.Grant(height, gatekeeper.Upload{ID: id, Deployer: u.deployer, CodeHash: u.codeHash, Seq: u.seq, Replicas: u.replicas})
+		e.gk.Grant(height, gatekeeper.Upload{ID: id, Deployer: u.deployer, CodeHash: u.codeHash, Seq: u.seq, Replicas: u.replicas, Requirements: u.req})
 	}
 }
 
@@ -514,6 +516,7 @@ func (s *state) encodeUploads(w *codec.Writer) {
 		w.Fixed(u.initHash[:])
 		w.Bool(u.granted)
 		w.Uvarint(u.execTimeout)
+		w.BytesField(u.req.Encode())
 	}
 }
 
@@ -529,6 +532,12 @@ func (s *state) decodeUploads(r *codec.Reader) {
 		r.Fixed(u.initHash[:])
 		u.granted = r.Bool()
 		u.execTimeout = r.Uvarint()
+		q, err := api.DecodeRequirements(r.BytesField(128))
+		if err != nil {
+			r.Fail(err)
+			return
+		}
+		u.req = *q
 		s.uploads[id] = u
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -54,6 +55,9 @@ type Chain interface {
 	// MasterPublic returns the master public key the chain adopted (the
 	// first attested gatekeeper's announcement), zero before.
 	MasterPublic() crypto.PublicKey
+	// SubnetMember reports whether key is a member of the subnet as the
+	// chain's subnet module last announced it.
+	SubnetMember(subnet [32]byte, key crypto.PublicKey) bool
 	// Pending reports whether a message of this pRuntime on topic waits
 	// in its egress (emitted, not yet echoed back by the chain).
 	Pending(topic string) bool
@@ -94,6 +98,9 @@ type Upload struct {
 	CodeHash [32]byte
 	Seq      uint64
 	Replicas uint8 // at most this many workers get the contract's keys
+	// Requirements: only workers satisfying them are assigned
+	// (api.Requirements; a non-zero Subnet admits its members only).
+	Requirements api.Requirements
 }
 
 // New loads the MasterKey, or creates and seals it on the first start of
@@ -245,11 +252,26 @@ func (g *Gatekeeper) shareAD(s *api.MasterKeyShare) []byte {
 	return append(s.AD(), h[:]...)
 }
 
+// unmet says why worker w does not satisfy the requirements q ("" if it
+// does); the chain's contracts.Unmet applies the same rule to a grant.
+func (g *Gatekeeper) unmet(q *api.Requirements, w *api.WorkerRecord) string {
+	var why []string
+	if q.Subnet != ([32]byte{}) && !g.cfg.Chain.SubnetMember(q.Subnet, w.Info.IdentityKey) {
+		why = append(why, fmt.Sprintf("not a member of subnet %x", q.Subnet[:4]))
+	}
+	if hw := q.Unmet(w); hw != "" {
+		why = append(why, hw)
+	}
+	return strings.Join(why, "; ")
+}
+
 // Grant (a gatekeeper holding the MasterKey; a no-op otherwise) derives
 // the contract keys of upload u at height (keys.Master.ContractKey) and
 // provisions them to the assigned workers: registered, attested
 // (Chain.Attested), assignable (Chain.Assignable: staked, responsive),
-// not gatekeepers, at most u.Replicas of them, ordered by
+// not gatekeepers, satisfying u.Requirements (members of its subnet if it
+// names one, on its platform, with at least its cores, memory and pRuntime
+// version as declared in their WorkerInfo), at most u.Replicas of them, ordered by
 // SHA-256(upload id, worker identity) so every gatekeeper picks the same.
 // The contract key seed is sealed to each worker's ECDH key over a CommKey
 // channel (api.ChannelPurposeContractKey) and emitted as one
@@ -269,8 +291,16 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 		w    *api.WorkerRecord
 	}
 	var cs []cand
+	eligible, short := 0, ""
 	for _, w := range g.cfg.Chain.Workers() {
 		if !g.cfg.Chain.Attested(w, height) || !g.cfg.Chain.Assignable(w.Info.IdentityKey) || g.cfg.Chain.IsGatekeeper(w.Info.IdentityKey) {
+			continue
+		}
+		eligible++
+		if why := g.unmet(&u.Requirements, w); why != "" {
+			if short == "" {
+				short = w.Info.IdentityKey.Short() + ": " + why
+			}
 			continue
 		}
 		cs = append(cs, cand{sha256.Sum256(append(u.ID[:], w.Info.IdentityKey[:]...)), w})
@@ -280,6 +310,11 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 		cs = cs[:u.Replicas]
 	}
 	if len(cs) == 0 {
+		if eligible > 0 {
+			g.cfg.Log.Warn("no worker satisfies the deployment's requirements: waiting for one", "upload", hex.EncodeToString(u.ID[:4]),
+				"requirements", u.Requirements.String(), "eligible", eligible, "first_refused", short)
+			return
+		}
 		g.cfg.Log.Warn("no registered worker to run the uploaded contract", "upload", hex.EncodeToString(u.ID[:4]))
 		return
 	}

@@ -24,6 +24,7 @@ type view struct {
 	// unresponsive (not Assignable).
 	unassignable map[crypto.PublicKey]bool
 	gatekeepers  []crypto.PublicKey // serving or elected
+	subnets      map[[32]byte][]crypto.PublicKey
 }
 
 func (v *view) Attested(rec *api.WorkerRecord, height int64) bool {
@@ -40,6 +41,9 @@ func (v *view) Workers() []*api.WorkerRecord {
 func (v *view) MasterPublic() crypto.PublicKey       { return v.masterPub }
 func (v *view) IsGatekeeper(k crypto.PublicKey) bool { return slices.Contains(v.gatekeepers, k) }
 func (v *view) Assignable(k crypto.PublicKey) bool   { return !v.unassignable[k] }
+func (v *view) SubnetMember(id [32]byte, k crypto.PublicKey) bool {
+	return slices.Contains(v.subnets[id], k)
+}
 func (v *view) Pending(topic string) bool {
 	return slices.ContainsFunc(v.egress, func(m api.Message) bool { return m.Topic == topic })
 }
@@ -242,6 +246,83 @@ func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 		ck, err := keys.ContractKeysFromSeed([crypto.SeedSize]byte(seed))
 		if err != nil || ck.Identity.Public() != grants[0].Identity {
 			t.Fatalf("opened key %v: %v", ck, err)
+		}
+	}
+}
+
+// A grant names only workers satisfying the upload's requirements: the
+// subnet's members, on the platform, with the declared cores, memory and
+// pRuntime version; when none does, nothing is granted.
+func TestGrantRequirements(t *testing.T) {
+	gk := newNode(t, 1)
+	gks := []crypto.PublicKey{gk.entity.Identity.Public()}
+	g := gk.start(t, gks, true)
+	type spec struct {
+		platform string
+		cores    uint32
+		memMB    uint64
+		version  uint32
+		inSubnet bool
+	}
+	specs := []spec{
+		{api.PlatformSim, 2, 2048, 2, true},
+		{api.PlatformTDX, 8, 16384, 2, true},
+		{api.PlatformTDX, 8, 16384, 3, false},
+		{api.PlatformSim, 16, 65536, 3, false},
+	}
+	var ids []crypto.PublicKey
+	gk.view.subnets = map[[32]byte][]crypto.PublicKey{}
+	sn := [32]byte{9}
+	for _, sp := range specs {
+		w := newNode(t, 1)
+		rec := w.record(100)
+		rec.Platform, rec.Info.Cores, rec.Info.MemoryMB, rec.Info.RuntimeVersion = sp.platform, sp.cores, sp.memMB, sp.version
+		gk.view.workers[rec.Info.IdentityKey] = rec
+		ids = append(ids, rec.Info.IdentityKey)
+		if sp.inSubnet {
+			gk.view.subnets[sn] = append(gk.view.subnets[sn], rec.Info.IdentityKey)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		req  api.Requirements
+		want []int // indexes of the workers granted
+	}{
+		{"none", api.Requirements{}, []int{0, 1, 2, 3}},
+		{"subnet", api.Requirements{Subnet: sn}, []int{0, 1}},
+		{"subnet and tdx", api.Requirements{Subnet: sn, Platform: api.PlatformTDX}, []int{1}},
+		{"cores", api.Requirements{MinCores: 8}, []int{1, 2, 3}},
+		{"memory", api.Requirements{MinMemoryMB: 20000}, []int{3}},
+		{"version", api.Requirements{MinRuntimeVersion: 3}, []int{2, 3}},
+		{"subnet and version: none", api.Requirements{Subnet: sn, MinRuntimeVersion: 3}, nil},
+		{"unknown subnet: none", api.Requirements{Subnet: [32]byte{8}}, nil},
+	} {
+		gk.view.egress = nil
+		g.Grant(5, Upload{ID: [32]byte{1}, Deployer: crypto.PublicKey{2}, CodeHash: [32]byte{3}, Replicas: 16, Requirements: c.req})
+		if c.want == nil {
+			if len(gk.view.egress) != 0 {
+				t.Fatalf("%s: granted with no worker satisfying the requirements", c.name)
+			}
+			continue
+		}
+		if len(gk.view.egress) != 1 {
+			t.Fatalf("%s: egress %+v", c.name, gk.view.egress)
+		}
+		gr, err := api.DecodeContractKeyGrant(gk.view.egress[0].Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want []crypto.PublicKey
+		for _, k := range gr.Workers {
+			got = append(got, k.Worker)
+		}
+		for _, i := range c.want {
+			want = append(want, ids[i])
+		}
+		slices.SortFunc(got, func(a, b crypto.PublicKey) int { return slices.Compare(a[:], b[:]) })
+		slices.SortFunc(want, func(a, b crypto.PublicKey) int { return slices.Compare(a[:], b[:]) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: granted to %d workers, want %d", c.name, len(got), len(want))
 		}
 	}
 }
