@@ -48,6 +48,10 @@ type UploadContract struct {
 	// within it pays Params.TimeoutPenaltyPPM of its stake
 	// (docs/economy.md). At most MaxExecTimeout.
 	ExecTimeout uint64
+	// CheckpointInterval, if not 0, is the blocks between the contract's
+	// state updates on chain (default DefaultCheckpointInterval; at most
+	// MaxCheckpointInterval).
+	CheckpointInterval uint64
 	// Requirements constrain the workers that may run the contract
 	// (zero: any attested, staked, responsive worker).
 	Requirements Requirements
@@ -63,10 +67,12 @@ func (u *UploadContract) encode(w *codec.Writer) {
 	w.BytesField(u.InitInput)
 	w.Uvarint(u.ExecTimeout)
 	u.Requirements.encode(w)
+	w.Uvarint(u.CheckpointInterval)
 }
 func decodeUploadContract(r *codec.Reader) *UploadContract {
 	u := &UploadContract{Code: r.BytesField(MaxCodeBytes), Replicas: r.U8(), InitInput: r.BytesField(MaxPayloadBytes), ExecTimeout: r.Uvarint()}
 	u.Requirements.decode(r)
+	u.CheckpointInterval = r.Uvarint()
 	return u
 }
 
@@ -135,6 +141,8 @@ type ContractUploaded struct {
 	ExecTimeout uint64 // blocks; 0: none
 	// Requirements on the workers that may run it (zero: none).
 	Requirements Requirements
+	// CheckpointInterval: blocks between state updates (0: the default).
+	CheckpointInterval uint64
 }
 
 // Encode returns the canonical bytes.
@@ -148,6 +156,7 @@ func (u *ContractUploaded) Encode() []byte {
 	w.BytesField(u.InitInput)
 	w.Uvarint(u.ExecTimeout)
 	u.Requirements.encode(w)
+	w.Uvarint(u.CheckpointInterval)
 	return w.Bytes()
 }
 
@@ -163,6 +172,7 @@ func DecodeContractUploaded(b []byte) (*ContractUploaded, error) {
 	u.InitInput = r.BytesField(MaxPayloadBytes)
 	u.ExecTimeout = r.Uvarint()
 	u.Requirements.decode(r)
+	u.CheckpointInterval = r.Uvarint()
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: contract uploaded: %v", ErrMalformed, err)
 	}
@@ -358,6 +368,8 @@ type ContractRecord struct {
 	ExecTimeout  uint64 // blocks; 0: none (UploadContract.ExecTimeout)
 	// Requirements on its workers (UploadContract.Requirements).
 	Requirements Requirements
+	// CheckpointInterval: blocks between state updates (0: the default).
+	CheckpointInterval uint64
 }
 
 // Encode returns the canonical bytes.
@@ -375,6 +387,7 @@ func (c *ContractRecord) Encode() []byte {
 	w.Varint(c.StatusHeight)
 	w.Uvarint(c.ExecTimeout)
 	c.Requirements.encode(w)
+	w.Uvarint(c.CheckpointInterval)
 	return w.Bytes()
 }
 
@@ -394,6 +407,7 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 	c.StatusHeight = r.Varint()
 	c.ExecTimeout = r.Uvarint()
 	c.Requirements.decode(r)
+	c.CheckpointInterval = r.Uvarint()
 	if r.Err() == nil && c.Status > ContractFailed {
 		r.Fail(fmt.Errorf("%w: contract status %d", codec.ErrBadFormat, c.Status))
 	}
@@ -418,6 +432,8 @@ type UploadPending struct {
 	ExecTimeout uint64 // blocks; 0: none
 	// Requirements on its workers (UploadContract.Requirements).
 	Requirements Requirements
+	// CheckpointInterval: blocks between state updates (0: the default).
+	CheckpointInterval uint64
 }
 
 // Encode returns the canonical bytes.
@@ -430,6 +446,7 @@ func (p *UploadPending) Encode() []byte {
 	w.Varint(p.Height)
 	w.Uvarint(p.ExecTimeout)
 	p.Requirements.encode(w)
+	w.Uvarint(p.CheckpointInterval)
 	return w.Bytes()
 }
 
@@ -444,6 +461,7 @@ func DecodeUploadPending(b []byte) (*UploadPending, error) {
 	p.Height = r.Varint()
 	p.ExecTimeout = r.Uvarint()
 	p.Requirements.decode(r)
+	p.CheckpointInterval = r.Uvarint()
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: pending upload: %v", ErrMalformed, err)
 	}

@@ -60,6 +60,7 @@ type StateChange struct {
 type StateUpdate struct {
 	Height   int64    // the last block whose commands it covers
 	Seq      uint64   // the store's write counter after it
+	Calls    uint64   // the contract's call counter after it (its deterministic randomness depends on it)
 	PrevRoot [32]byte // the root after the previous update (EmptyStateRoot for the first)
 	NewRoot  [32]byte
 	Changes  []StateChange
@@ -74,6 +75,7 @@ func (u *StateUpdate) Encode() []byte {
 	w := codec.NewWriter(n)
 	w.Varint(u.Height)
 	w.Uvarint(u.Seq)
+	w.Uvarint(u.Calls)
 	w.Fixed(u.PrevRoot[:])
 	w.Fixed(u.NewRoot[:])
 	w.Uvarint(uint64(len(u.Changes)))
@@ -98,6 +100,7 @@ func DecodeStateUpdate(b []byte) (*StateUpdate, error) {
 	r := codec.NewReader(b)
 	u.Height = r.Varint()
 	u.Seq = r.Uvarint()
+	u.Calls = r.Uvarint()
 	r.Fixed(u.PrevRoot[:])
 	r.Fixed(u.NewRoot[:])
 	n := r.Uvarint()
@@ -130,6 +133,7 @@ func DecodeStateUpdate(b []byte) (*StateUpdate, error) {
 type Checkpoint struct {
 	Height  int64
 	Seq     uint64
+	Calls   uint64
 	Root    [32]byte
 	Entries uint64 // entries held on chain
 	Bytes   uint64 // their total size (locations and values)
@@ -140,6 +144,7 @@ func (c *Checkpoint) Encode() []byte {
 	w := codec.NewWriter(64)
 	w.Varint(c.Height)
 	w.Uvarint(c.Seq)
+	w.Uvarint(c.Calls)
 	w.Fixed(c.Root[:])
 	w.Uvarint(c.Entries)
 	w.Uvarint(c.Bytes)
@@ -152,6 +157,7 @@ func DecodeCheckpoint(b []byte) (*Checkpoint, error) {
 	r := codec.NewReader(b)
 	c.Height = r.Varint()
 	c.Seq = r.Uvarint()
+	c.Calls = r.Uvarint()
 	r.Fixed(c.Root[:])
 	c.Entries = r.Uvarint()
 	c.Bytes = r.Uvarint()

@@ -41,6 +41,9 @@ type UploadOptions struct {
 	// ExecTimeout: blocks within which each replica must acknowledge
 	// executing a command, or pay a penalty (0: none; docs/economy.md).
 	ExecTimeout uint64
+	// CheckpointInterval: blocks between the contract's state updates on
+	// chain (0: the chain's default; docs/availability.md).
+	CheckpointInterval uint64
 	// Requirements on the workers that may run it (zero: none): a subnet,
 	// a platform, minimum declared cores, memory and pRuntime version.
 	Requirements api.Requirements
@@ -56,7 +59,7 @@ func (s *Signer) UploadWith(ctx context.Context, code []byte, o UploadOptions) (
 	if err != nil {
 		return [32]byte{}, nil, err
 	}
-	res, err := s.Submit(ctx, &api.UploadContract{Code: buf.Bytes(), Replicas: o.Replicas, InitInput: o.InitInput, ExecTimeout: o.ExecTimeout, Requirements: o.Requirements})
+	res, err := s.Submit(ctx, &api.UploadContract{Code: buf.Bytes(), Replicas: o.Replicas, InitInput: o.InitInput, ExecTimeout: o.ExecTimeout, Requirements: o.Requirements, CheckpointInterval: o.CheckpointInterval})
 	if err != nil {
 		return [32]byte{}, res, err
 	}

@@ -35,7 +35,7 @@ answered encrypted and signed by the contract.`,
 func contractUploadCmd(g *globals) *cobra.Command {
 	var from, initInput string
 	var replicas uint8
-	var execTimeout uint64
+	var execTimeout, checkpointInterval uint64
 	var reqs requirementFlags
 	c := &cobra.Command{
 		Use:   "upload <contract.wasm | go contract directory>",
@@ -81,7 +81,7 @@ pending, and upload says which requirement is unmet.`,
 			if err != nil {
 				return err
 			}
-			upload, res, err := cl.NewSigner(key).UploadWith(ctx, code, client.UploadOptions{Replicas: replicas, InitInput: []byte(initInput), ExecTimeout: execTimeout, Requirements: req})
+			upload, res, err := cl.NewSigner(key).UploadWith(ctx, code, client.UploadOptions{Replicas: replicas, InitInput: []byte(initInput), ExecTimeout: execTimeout, CheckpointInterval: checkpointInterval, Requirements: req})
 			if err != nil {
 				return fmt.Errorf("upload: %w", g.nodeError(err))
 			}
@@ -103,6 +103,7 @@ pending, and upload says which requirement is unmet.`,
 	c.Flags().Uint8Var(&replicas, "replicas", 1, "number of workers to run the contract")
 	c.Flags().StringVar(&initInput, "init", "", "input of the contract's init (PUBLIC: it travels in plaintext with the code; send secrets as commands)")
 	reqs.register(c)
+	c.Flags().Uint64Var(&checkpointInterval, "checkpoint-interval", 0, fmt.Sprintf("blocks between the contract's state updates on chain (its encrypted entries, merged; 0: the default %d, at most %d)", api.DefaultCheckpointInterval, api.MaxCheckpointInterval))
 	c.Flags().Uint64Var(&execTimeout, "exec-timeout", 0, "execution timeout in blocks: a replica that has not acknowledged executing a command within it pays the chain's timeout penalty (0: none)")
 	return c
 }

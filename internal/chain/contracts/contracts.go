@@ -68,6 +68,9 @@ func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract
 	if replicas > api.MaxReplicas {
 		return fmt.Errorf("%w: at most %d replicas", api.ErrInvalidCall, api.MaxReplicas)
 	}
+	if c.CheckpointInterval > api.MaxCheckpointInterval {
+		return fmt.Errorf("%w: checkpoint interval %d blocks, at most %d", api.ErrInvalidCall, c.CheckpointInterval, api.MaxCheckpointInterval)
+	}
 	if c.ExecTimeout > api.MaxExecTimeout {
 		return fmt.Errorf("%w: execution timeout %d blocks, at most %d", api.ErrInvalidCall, c.ExecTimeout, api.MaxExecTimeout)
 	}
@@ -85,7 +88,7 @@ func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract
 	}
 	ctx.KV.Set(api.DeployerSeqKey(deployer), binary.BigEndian.AppendUint64(nil, seq+1))
 	id := api.UploadID(deployer, hash, seq)
-	p := &api.UploadPending{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Height: ctx.Height, ExecTimeout: c.ExecTimeout, Requirements: req}
+	p := &api.UploadPending{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Height: ctx.Height, ExecTimeout: c.ExecTimeout, Requirements: req, CheckpointInterval: c.CheckpointInterval}
 	ctx.KV.Set(api.UploadPendingKey(id), p.Encode())
 	ctx.Event("contract_uploaded", "deployer", deployer.Address(), "code_hash", hex.EncodeToString(hash[:]),
 		"sequence", strconv.FormatUint(seq, 10), "upload_id", hex.EncodeToString(id[:]), "requirements", req.String())
@@ -94,7 +97,7 @@ func Upload(ctx *block.Context, deployer crypto.PublicKey, c *api.UploadContract
 			ctx.Event("contract_unsatisfied", "upload_id", hex.EncodeToString(id[:]), "reason", why)
 		}
 	}
-	u := &api.ContractUploaded{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Code: c.Code, InitInput: c.InitInput, ExecTimeout: c.ExecTimeout, Requirements: req}
+	u := &api.ContractUploaded{Deployer: deployer, CodeHash: hash, Sequence: seq, Replicas: replicas, Code: c.Code, InitInput: c.InitInput, ExecTimeout: c.ExecTimeout, Requirements: req, CheckpointInterval: c.CheckpointInterval}
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractUploaded, u.Encode())
 }
 
@@ -233,7 +236,7 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 		return
 	}
 	rec := &api.ContractRecord{Upload: g.Upload, Deployer: p.Deployer, CodeHash: p.CodeHash, Sequence: p.Sequence, Identity: g.Identity, Ecdh: g.Ecdh,
-		Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements}
+		Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements, CheckpointInterval: p.CheckpointInterval}
 	seen := map[crypto.PublicKey]bool{}
 	for _, k := range g.Workers {
 		wr, err := registry.Attested(ctx.KV, k.Worker, ctx.Height)
@@ -414,7 +417,7 @@ func OnState(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 		cp.Entries++
 		cp.Bytes += uint64(api.StateLocationSize + len(c.Value))
 	}
-	cp.Height, cp.Seq, cp.Root = u.Height, u.Seq, u.NewRoot
+	cp.Height, cp.Seq, cp.Calls, cp.Root = u.Height, u.Seq, u.Calls, u.NewRoot
 	ctx.KV.Set(api.CheckpointKey(contract), cp.Encode())
 	ctx.Event("state_update", "contract", contract.Hex(), "height", strconv.FormatInt(u.Height, 10), "changes", strconv.Itoa(len(u.Changes)))
 }

@@ -32,7 +32,11 @@ func TestStateUpdatesOnChain(t *testing.T) {
 	}
 	bobS, aliceS := ch.c.NewSigner(bob), ch.c.NewSigner(alice)
 	wasm := emitterWasm(t)
-	if _, err := aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, wasm), Replicas: 2}); err != nil {
+	if _, err := aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, wasm), Replicas: 2, CheckpointInterval: api.MaxCheckpointInterval + 1}); err == nil {
+		t.Fatal("an interval over the maximum was accepted")
+	}
+	const interval = 3 // the deployer's
+	if _, err := aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, wasm), Replicas: 2, CheckpointInterval: interval}); err != nil {
 		t.Fatal(err)
 	}
 	upload := api.UploadID(alice.Public(), sha256.Sum256(wasm), 0)
@@ -76,6 +80,13 @@ func TestStateUpdatesOnChain(t *testing.T) {
 		for _, m := range e.Egress() {
 			if m.Message.Topic == api.TopicContractState && m.Message.Origin.Key == id {
 				out[m.Message.Seq] = m.Message.Payload
+				u, err := api.DecodeStateUpdate(m.Message.Payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (uint64(u.Height)+api.CheckpointPhase(id, interval))%interval != 0 {
+					t.Fatalf("update cut at height %d, not on the contract's cadence of %d blocks", u.Height, interval)
+				}
 			}
 		}
 		return out
@@ -106,9 +117,10 @@ func TestStateUpdatesOnChain(t *testing.T) {
 	}
 	w1.mu.Lock()
 	n := w1.running[id].c.Store().Len()
+	calls := w1.running[id].c.Calls()
 	keys := w1.running[id].c.Keys()
 	w1.mu.Unlock()
-	if cp.Entries != uint64(n) || cp.Seq == 0 {
+	if cp.Entries != uint64(n) || cp.Seq == 0 || cp.Calls != calls {
 		t.Fatalf("checkpoint %+v, store of %d entries", cp, n)
 	}
 	// The chain alone holds the contract's state: its entries, read back,

@@ -50,6 +50,9 @@ type upload struct {
 	execTimeout uint64
 	// req: the deployment's requirements on its workers.
 	req api.Requirements
+	// checkpointInterval: blocks between the contract's state updates (0:
+	// api.DefaultCheckpointInterval).
+	checkpointInterval uint64
 }
 
 // running is a contract this worker was granted.
@@ -120,7 +123,7 @@ func (e *Engine) onUploaded(ctx *Context, m *api.Message) error {
 	if err := sealing.WriteAtomic(e.initPath(id), u.InitInput); err != nil {
 		return err
 	}
-	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initHash: sha256.Sum256(u.InitInput), execTimeout: u.ExecTimeout, req: u.Requirements}
+	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initHash: sha256.Sum256(u.InitInput), execTimeout: u.ExecTimeout, req: u.Requirements, checkpointInterval: u.CheckpointInterval}
 	if e.gk != nil {
 		e.gk.Grant(ctx.Height, gatekeeper.Upload{ID: id, Deployer: u.Deployer, CodeHash: u.CodeHash, Seq: u.Sequence, Replicas: u.Replicas, Requirements: u.Requirements})
 	}
@@ -276,11 +279,14 @@ func (e *Engine) cutStates(height int64) {
 		r := e.running[id]
 		st := r.c.Store()
 		interval := uint64(api.DefaultCheckpointInterval)
+		if u := e.st.uploads[r.upload]; u != nil && u.checkpointInterval > 0 {
+			interval = u.checkpointInterval
+		}
 		due := (uint64(height)+api.CheckpointPhase(id, interval))%interval == 0 || st.ChangedBytes() >= stateCutBytes
 		if !due || (!st.HasChanges() && !r.cmdSinceCut) {
 			continue
 		}
-		u := &api.StateUpdate{Height: height, Seq: st.Seq(), PrevRoot: r.cutRoot, NewRoot: r.c.StateRoot(), Changes: st.TakeChanges()}
+		u := &api.StateUpdate{Height: height, Seq: st.Seq(), Calls: r.c.Calls(), PrevRoot: r.cutRoot, NewRoot: r.c.StateRoot(), Changes: st.TakeChanges()}
 		b := u.Encode()
 		if len(b) > api.MaxStateUpdateBytes {
 			e.log.Error("state update over the size a transaction carries: not written to the chain", "contract", id.Short(), "bytes", len(b))
@@ -517,6 +523,7 @@ func (s *state) encodeUploads(w *codec.Writer) {
 		w.Bool(u.granted)
 		w.Uvarint(u.execTimeout)
 		w.BytesField(u.req.Encode())
+		w.Uvarint(u.checkpointInterval)
 	}
 }
 
@@ -538,6 +545,7 @@ func (s *state) decodeUploads(r *codec.Reader) {
 			return
 		}
 		u.req = *q
+		u.checkpointInterval = r.Uvarint()
 		s.uploads[id] = u
 	}
 }
