@@ -75,6 +75,12 @@ func TestNoContractPlaintextLeaves(t *testing.T) {
 		}
 		return true, nil
 	})
+	// The workers write the contract's state to the chain: the scan below
+	// covers its encrypted entries in the node's store.
+	testnet.WaitFor(t, time.Minute, "a checkpoint on chain covering every command", func() (bool, error) {
+		cp, _, err := c.Checkpoint(ctx, rec.Identity)
+		return err == nil && cp != nil && cp.Height >= res.Height && cp.Entries > 0, err
+	})
 	// Queries: each failure reaches the caller, sealed, with its marker.
 	for _, op := range []string{"fail", "panic", "spin", "write", "bogus"} {
 		m := marker()
