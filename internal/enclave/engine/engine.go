@@ -232,6 +232,7 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicAssignable, e.onAssignable)
 	e.handle(api.TopicGatekeeperElected, e.onGatekeeperElected)
 	e.handle(api.TopicGatekeeperActive, e.onGatekeeperActive)
+	e.handle(api.TopicContractState, e.onStateUpdate)
 	e.handle(api.TopicSubnetChanged, e.onSubnetChanged)
 	if me := e.entity.Identity.Public(); e.isGatekeeper(me) || e.isElected(me) {
 		e.role = RoleGatekeeper

@@ -11,7 +11,7 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-const stateVersion = 9
+const stateVersion = 10
 
 // state is everything pRuntime derives from the chain plus its egress. It
 // is checkpointed (sealed) after every sync or dispatch call.
@@ -64,13 +64,18 @@ type state struct {
 	gatekeepers []crypto.PublicKey
 	elected     *api.GatekeeperSet
 	confirmed   uint64
+	// Each contract's latest accepted state update (its on-chain
+	// checkpoint, Entries and Bytes unused) and the height of its latest
+	// command, whether this pRuntime runs it or not.
+	checkpoints map[crypto.PublicKey]api.Checkpoint
+	lastCommand map[crypto.PublicKey]int64
 	// Subnets: each subnet's members (ascending) as the chain's subnet
 	// module last announced them.
 	subnets map[[32]byte][]crypto.PublicKey
 }
 
 func newState() *state {
-	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, nodeStake: map[crypto.PublicKey]uint64{}, unassignable: map[crypto.PublicKey]bool{}, subnets: map[[32]byte][]crypto.PublicKey{}}
+	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, nodeStake: map[crypto.PublicKey]uint64{}, unassignable: map[crypto.PublicKey]bool{}, checkpoints: map[crypto.PublicKey]api.Checkpoint{}, lastCommand: map[crypto.PublicKey]int64{}, subnets: map[[32]byte][]crypto.PublicKey{}}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -129,6 +134,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 	s.encodeStaking(w)
 	s.encodeComputation(w)
 	s.encodeElection(w)
+	s.encodeCheckpoints(w)
 	s.encodeSubnets(w)
 }
 
@@ -194,6 +200,7 @@ func decodeState(b []byte) (*state, error) {
 	s.decodeStaking(r)
 	s.decodeComputation(r)
 	s.decodeElection(r)
+	s.decodeCheckpoints(r)
 	s.decodeSubnets(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)

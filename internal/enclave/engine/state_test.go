@@ -24,6 +24,8 @@ func sampleState() *state {
 	s.blockHashes[5], s.blockHashes[6] = [api.BlockHashSize]byte{5}, [api.BlockHashSize]byte{6}
 	s.minWorkerStake, s.nodeStake[k.Public()] = 100, 250
 	s.subnets[[32]byte{4}] = []crypto.PublicKey{k.Public()}
+	s.checkpoints[k.Public()] = api.Checkpoint{Height: 6, Seq: 3, Calls: 2, Root: [32]byte{7}}
+	s.lastCommand[k.Public()] = 6
 	s.uploads[[32]byte{5}] = &upload{deployer: k.Public(), replicas: 2, req: api.Requirements{Subnet: [32]byte{4}, Platform: "tdx", MinCores: 2, MinMemoryMB: 1024, MinRuntimeVersion: 2}}
 	return s
 }

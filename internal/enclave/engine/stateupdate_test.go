@@ -123,6 +123,16 @@ func TestStateUpdatesOnChain(t *testing.T) {
 	if cp.Entries != uint64(n) || cp.Seq == 0 || cp.Calls != calls {
 		t.Fatalf("checkpoint %+v, store of %d entries", cp, n)
 	}
+	// Every pRuntime follows the checkpoint from the queue alone, by the
+	// chain's rule, and the contract's latest command: the gatekeeper,
+	// which does not run it, too.
+	syncTo(t, ch, gk)
+	gk.mu.Lock()
+	followed, lastCmd := gk.st.checkpoints[id], gk.st.lastCommand[id]
+	gk.mu.Unlock()
+	if followed.Height != cp.Height || followed.Seq != cp.Seq || followed.Calls != cp.Calls || followed.Root != cp.Root || lastCmd != last {
+		t.Fatalf("the gatekeeper follows checkpoint %+v and last command %d; the chain has %+v, the last command was at %d", followed, lastCmd, cp, last)
+	}
 	// The chain alone holds the contract's state: its entries, read back,
 	// have the checkpoint's root (what a recovering worker checks).
 	entries, err := ch.c.ContractEntries(ctx(t), id)

@@ -368,6 +368,7 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
+	e.st.lastCommand[cm.Contract] = ctx.Height
 	r, ok := e.running[cm.Contract]
 	if !ok {
 		return nil // not ours
