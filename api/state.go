@@ -40,6 +40,26 @@ var EmptyStateRoot = func() [32]byte {
 	return out
 }()
 
+// StateRoot is the root of a contract store whose write counter is seq
+// and whose encrypted entries are entries (in location order, values not
+// nil): SHA-256 over a domain, the counter, and each location, value
+// length and value. pRuntime's store computes the same
+// (contracts.Store.Root); anyone can compute it from the chain's entries,
+// without any key.
+func StateRoot(seq uint64, entries []StateChange) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("phala/storage: root v1"))
+	h.Write(binary.BigEndian.AppendUint64(nil, seq))
+	for _, e := range entries {
+		h.Write(e.Location[:])
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(e.Value))))
+		h.Write(e.Value)
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
 // CheckpointPhase is the offset that spreads contracts' update heights:
 // a contract writes at heights h with (h + phase) mod interval = 0.
 func CheckpointPhase(contract crypto.PublicKey, interval uint64) uint64 {

@@ -28,7 +28,7 @@ encrypted to the contract (only the enclave running it can read them);
 queries go straight to a worker running the contract, encrypted, and are
 answered encrypted and signed by the contract.`,
 	}
-	c.AddCommand(contractUploadCmd(g), contractCommandCmd(g), contractQueryCmd(g), contractShowCmd(g), contractWatchCmd(g))
+	c.AddCommand(contractUploadCmd(g), contractCommandCmd(g), contractQueryCmd(g), contractShowCmd(g), contractWatchCmd(g), contractCheckpointCmd(g))
 	return c
 }
 

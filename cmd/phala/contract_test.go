@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,11 +105,31 @@ func TestContractCLI(t *testing.T) {
 	// The workers write the contract's state to the chain: show lists
 	// the checkpoint once the next cut height passes.
 	deadline := time.Now().Add(60 * time.Second)
-	for out := ""; !strings.Contains(out, "checkpoint: height"); out = ok(t, phala("contract", "show", id)...) {
+	// It covers the last command (the transfer of 40) once its height is
+	// at least that command's: the state is settled then.
+	lastHeight := int64(rj["height"].(float64))
+	covers := regexp.MustCompile(`checkpoint: height (\d+)`)
+	for out := ""; ; out = ok(t, phala("contract", "show", id)...) {
+		if m := covers.FindStringSubmatch(out); m != nil {
+			if h, _ := strconv.ParseInt(m[1], 10, 64); h >= lastHeight {
+				break
+			}
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint in contract show:\n%s", out)
+			t.Fatalf("no checkpoint covering height %d in contract show:\n%s", lastHeight, out)
 		}
 		time.Sleep(500 * time.Millisecond) // a block
+	}
+
+	// The chain alone holds the contract's state: its entries hash to the
+	// checkpoint's root.
+	if out := ok(t, phala("contract", "checkpoint", id)...); !strings.Contains(out, "verified: the entries on chain hash to the root") {
+		t.Errorf("contract checkpoint:\n%s", out)
+	}
+	var cj map[string]any
+	okJSON(t, &cj, phala("contract", "checkpoint", id)...)
+	if cj["verified"] != true || cj["entries"].(float64) < 1 {
+		t.Errorf("contract checkpoint --json: %v", cj)
 	}
 
 	// A module that does not validate: upload fails with the reason, and

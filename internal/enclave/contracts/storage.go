@@ -281,17 +281,7 @@ func (s *Store) Root() [32]byte {
 // nil): what a worker recovering a contract from the chain checks its
 // entries against (the checkpoint's root), without any key.
 func RootOfEntries(seq uint64, entries []api.StateChange) [32]byte {
-	h := sha256.New()
-	h.Write([]byte("phala/storage: root v1"))
-	h.Write(binary.BigEndian.AppendUint64(nil, seq))
-	for _, e := range entries {
-		h.Write(e.Location[:])
-		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(e.Value))))
-		h.Write(e.Value)
-	}
-	var out [32]byte
-	copy(out[:], h.Sum(nil))
-	return out
+	return api.StateRoot(seq, entries)
 }
 
 // Snapshot encodes the encrypted state (safe to store outside the enclave).
