@@ -8,11 +8,7 @@ import (
 	"testing"
 	"time"
 
-	cmttypes "github.com/cometbft/cometbft/types"
-
-	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
-	"github.com/phalago/phala/internal/attestation"
 	"github.com/phalago/phala/internal/node"
 	"github.com/phalago/phala/internal/testnet"
 )
@@ -34,22 +30,7 @@ func TestGatekeeperCLI(t *testing.T) {
 	defer cancel()
 	charlie := crypto.MustKeyPairFromURI("//Charlie")
 	identity, _, _ := crypto.GenerateKeyPair()
-	ecdh, _, _ := crypto.GenerateKeyPair()
-	var recent *cmttypes.SignedHeader
-	testnet.WaitFor(t, 30*time.Second, "a committed block to cite", func() (bool, error) {
-		h, err := c.Height(ctx)
-		if err != nil || h < 2 {
-			return false, err
-		}
-		recent, err = c.SignedHeader(ctx, h-1)
-		return err == nil, err
-	})
-	info := api.WorkerInfo{ChainID: n.ChainID, IdentityKey: identity.Public(), EcdhKey: ecdh.Public(), Endpoint: "http://127.0.0.1:8000", Operator: charlie.Public(),
-		BlockHeight: recent.Height, BlockHash: [api.BlockHashSize]byte(recent.Hash())}
-	report := attestation.SignSimQuote(crypto.MustKeyPairFromURI(api.DevAttestationURI), measurement, info.ReportData(), time.Now())
-	if _, err := c.NewSigner(charlie).Submit(ctx, &api.RegisterWorker{Info: info, Report: *report}); err != nil {
-		t.Fatal(err)
-	}
+	registerSimWorker(t, ctx, n, charlie, identity, measurement)
 	phala := func(args ...string) []string {
 		return append(args, "--node", n.RPC(0), "--genesis", filepath.Join(n.Homes[0], "config", "genesis.json"))
 	}

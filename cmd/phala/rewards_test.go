@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	cmttypes "github.com/cometbft/cometbft/types"
-
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
-	"github.com/phalago/phala/internal/attestation"
 	"github.com/phalago/phala/internal/node"
 	"github.com/phalago/phala/internal/testnet"
 )
@@ -32,22 +29,7 @@ func TestRewardsCLI(t *testing.T) {
 	defer cancel()
 	charlie := crypto.MustKeyPairFromURI("//Charlie")
 	worker, _, _ := crypto.GenerateKeyPair()
-	ecdh, _, _ := crypto.GenerateKeyPair()
-	var recent *cmttypes.SignedHeader
-	testnet.WaitFor(t, 30*time.Second, "a committed block to cite", func() (bool, error) {
-		h, err := c.Height(ctx)
-		if err != nil || h < 2 {
-			return false, err
-		}
-		recent, err = c.SignedHeader(ctx, h-1)
-		return err == nil, err
-	})
-	info := api.WorkerInfo{ChainID: n.ChainID, IdentityKey: worker.Public(), EcdhKey: ecdh.Public(), Endpoint: "http://127.0.0.1:1", Operator: charlie.Public(),
-		BlockHeight: recent.Height, BlockHash: [api.BlockHashSize]byte(recent.Hash())}
-	report := attestation.SignSimQuote(crypto.MustKeyPairFromURI(api.DevAttestationURI), measurement, info.ReportData(), time.Now())
-	if _, err := c.NewSigner(charlie).Submit(ctx, &api.RegisterWorker{Info: info, Report: *report}); err != nil {
-		t.Fatal(err)
-	}
+	registerSimWorker(t, ctx, n, charlie, worker, measurement)
 	phala := func(args ...string) []string {
 		return append(args, "--node", n.RPC(0), "--genesis", filepath.Join(n.Homes[0], "config", "genesis.json"), "--data-dir", t.TempDir())
 	}
