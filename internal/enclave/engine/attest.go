@@ -144,12 +144,11 @@ func (e *Engine) onParams(ctx *Context, m *api.Message) error {
 		return fmt.Errorf("params: %w", err)
 	}
 	e.st.attestWindow = p.AttestationWindow
-	lowered := p.MinWorkerStake < e.st.minWorkerStake
-	e.st.minWorkerStake = p.MinWorkerStake
+	lowered := p.MinWorkerStake < e.st.params.MinWorkerStake
+	e.st.params = p
 	if lowered && ctx != nil {
 		e.grantWaiting(ctx.Height) // workers may have become assignable
 	}
-	e.st.params = p
 	return nil
 }
 

@@ -52,13 +52,12 @@ func (e *Engine) onNodeStake(ctx *Context, m *api.Message) error {
 // same rule) and the chain did not find it unresponsive at the last era
 // end (computation.Responsive).
 func (e *Engine) assignable(key crypto.PublicKey) bool {
-	return e.st.nodeStake[key] >= e.st.minWorkerStake && !e.st.unassignable[key]
+	return e.st.nodeStake[key] >= e.st.params.MinWorkerStake && !e.st.unassignable[key]
 }
 
-// encodeStaking writes the staking part of the chain-derived state:
-// min_worker_stake and the node totals in ascending key order.
+// encodeStaking writes the staking part of the chain-derived state: the
+// node totals in ascending key order (min_worker_stake is in the params).
 func (s *state) encodeStaking(w *codec.Writer) {
-	w.Uvarint(s.minWorkerStake)
 	ks := make([]crypto.PublicKey, 0, len(s.nodeStake))
 	for k := range s.nodeStake {
 		ks = append(ks, k)
@@ -72,7 +71,6 @@ func (s *state) encodeStaking(w *codec.Writer) {
 }
 
 func (s *state) decodeStaking(r *codec.Reader) {
-	s.minWorkerStake = r.Uvarint()
 	n := r.Uvarint()
 	if n > maxStakeEntries || n > uint64(r.Remaining()/(crypto.PublicKeySize+1)) {
 		r.Fail(fmt.Errorf("%w: %d node stakes", codec.ErrTooLong, n))

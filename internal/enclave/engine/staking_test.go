@@ -86,12 +86,12 @@ func TestStakeGatesAssignment(t *testing.T) {
 	if len(rec.Workers) != 1 || rec.Workers[0] != w.Identity() {
 		t.Fatalf("deployed to %v, want the staked worker", rec.Workers)
 	}
-	if gk.st.minWorkerStake != minStake || gk.st.nodeStake[w.Identity()] != minStake {
-		t.Fatalf("gatekeeper state: min %d, stake %d", gk.st.minWorkerStake, gk.st.nodeStake[w.Identity()])
+	if gk.st.params.MinWorkerStake != minStake || gk.st.nodeStake[w.Identity()] != minStake {
+		t.Fatalf("gatekeeper state: min %d, stake %d", gk.st.params.MinWorkerStake, gk.st.nodeStake[w.Identity()])
 	}
 	// Every pRuntime follows the stakes, and they survive its checkpoint.
 	again := ch.engine(t, w.cfg.DataDir)
-	if again.st.nodeStake[w.Identity()] != minStake || again.st.minWorkerStake != minStake || again.st.root() != w.st.root() {
+	if again.st.nodeStake[w.Identity()] != minStake || again.st.params.MinWorkerStake != minStake || again.st.root() != w.st.root() {
 		t.Fatal("node stakes not checkpointed")
 	}
 	// Only the staking module speaks of stakes.

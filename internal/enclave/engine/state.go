@@ -11,7 +11,7 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-const stateVersion = 10
+const stateVersion = 11
 
 // state is everything pRuntime derives from the chain plus its egress. It
 // is checkpointed (sealed) after every sync or dispatch call.
@@ -48,11 +48,9 @@ type state struct {
 	attestWindow uint64
 	hashFloor    int64
 	blockHashes  map[int64][api.BlockHashSize]byte
-	// Staking: min_worker_stake (the genesis one, then as governance set
-	// it) and each node's total stake as the staking module announced it
-	// (absent: zero).
-	minWorkerStake uint64
-	nodeStake      map[crypto.PublicKey]uint64
+	// Staking: each node's total stake as the staking module announced
+	// it (absent: zero); min_worker_stake is in params.
+	nodeStake map[crypto.PublicKey]uint64
 	// The chain parameters (the genesis ones, then as governance set
 	// them) and the nodes the chain found unresponsive at the last era
 	// end (not assignable).

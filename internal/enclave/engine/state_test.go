@@ -22,7 +22,7 @@ func sampleState() *state {
 	s.allowlist, s.minVersion = []api.HexBytes{{1, 2}, {3}}, 4
 	s.attestWindow, s.hashFloor = 200, 2
 	s.blockHashes[5], s.blockHashes[6] = [api.BlockHashSize]byte{5}, [api.BlockHashSize]byte{6}
-	s.minWorkerStake, s.nodeStake[k.Public()] = 100, 250
+	s.params.MinWorkerStake, s.nodeStake[k.Public()] = 100, 250
 	s.subnets[[32]byte{4}] = []crypto.PublicKey{k.Public()}
 	s.checkpoints[k.Public()] = api.Checkpoint{Height: 6, Seq: 3, Calls: 2, Root: [32]byte{7}}
 	s.lastCommand[k.Public()] = 6
