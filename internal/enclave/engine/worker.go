@@ -348,14 +348,9 @@ func (e *Engine) emitContract(r *running, res *contracts.Result) {
 	if res == nil {
 		return
 	}
-	c := r.c
 	for _, m := range res.Messages {
 		r.blockBytes += len(m.Topic) + len(m.Payload)
-		o := api.KeyOrigin(api.OriginContract, c.ID())
-		key := string(o.Encode())
-		seq := e.st.egressSeq[key]
-		e.st.egressSeq[key] = seq + 1
-		e.st.egress = append(e.st.egress, api.SignMessage(e.chainID, api.Message{Origin: o, Topic: m.Topic, Seq: seq, Payload: m.Payload}, c.Keys().Identity))
+		e.emitAsContract(r.c.Keys(), m.Topic, m.Payload)
 	}
 }
 
