@@ -1,6 +1,7 @@
 package devnet
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -52,5 +53,15 @@ func lockHome(home string) (release func(), err error) {
 
 func alive(pid int) bool {
 	p, err := os.FindProcess(pid)
-	return err == nil && p.Signal(syscall.Signal(0)) == nil
+	if err != nil || p.Signal(syscall.Signal(0)) != nil {
+		return false
+	}
+	// A killed process not yet reaped by its parent (a zombie) still
+	// answers signal 0, but holds nothing any more.
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'Z' {
+			return false
+		}
+	}
+	return true
 }

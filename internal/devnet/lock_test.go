@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -42,4 +43,30 @@ func TestSecondDevnetOnSameHomeRefused(t *testing.T) {
 		t.Fatalf("stale lock: %v", err)
 	}
 	release()
+}
+
+// A killed process its parent has not reaped yet (a zombie) holds no
+// home: alive says so, so a devnet restarted right after `kill -9` of the
+// previous one is not refused.
+func TestAliveIgnoresZombies(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep:", err)
+	}
+	pid := cmd.Process.Pid
+	if !alive(pid) {
+		t.Fatal("a running process is not alive")
+	}
+	cmd.Process.Kill()
+	defer cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("a killed, unreaped process still counts as alive")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
