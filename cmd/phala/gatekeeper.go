@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/crypto"
 )
 
 // Commands of the gatekeeper election: declaring candidates, and the era
@@ -185,7 +186,7 @@ header (the node listing itself is not: each node's counters are).`,
 				out.Elected = el
 			}
 			if era <= current {
-				if out.Responsiveness, err = responsiveness(ctx, cl, era); err != nil {
+				if out.Responsiveness, err = responsiveness(ctx, cl, era, serving); err != nil {
 					return g.nodeError(err)
 				}
 			}
@@ -214,7 +215,7 @@ func printEra(w io.Writer, chainID string, e *eraJSON) {
 	}
 	if r := e.Responsiveness; r != nil {
 		if r.Ended {
-			fmt.Fprintf(w, "Responsiveness (the era ended: the 1/4 rule judged it; max activity %d of workers, %d of gatekeepers; %s PHA minted as rewards):\n", r.MaxWorker, r.MaxGatekeeper, formatAmountString(r.Budget))
+			fmt.Fprintf(w, "Responsiveness (the era ended: the 1/4 rule judged it; max activity %d of workers, %d of gatekeepers; %s PHA paid as rewards of a budget of %s PHA: exempt and unresponsive nodes earn nothing):\n", r.MaxWorker, r.MaxGatekeeper, formatAmountString(r.Minted), formatAmountString(r.Budget))
 		} else {
 			fmt.Fprintln(w, "Activity so far (challenges answered + accepted messages; judged at the era's last block):")
 		}
@@ -278,7 +279,8 @@ type eraJSON struct {
 
 type responsivenessJSON struct {
 	Ended         bool          `json:"ended"`
-	Budget        string        `json:"reward_budget,omitempty"` // units minted as rewards (ended eras)
+	Budget        string        `json:"reward_budget,omitempty"` // units the era's inflation allowed (ended eras)
+	Minted        string        `json:"rewards_paid,omitempty"`  // units actually paid to the nodes' stakers (ended eras)
 	MaxWorker     uint64        `json:"max_worker_activity"`
 	MaxGatekeeper uint64        `json:"max_gatekeeper_activity"`
 	Nodes         []nodeActJSON `json:"nodes"`
@@ -301,7 +303,7 @@ const maxLiveNodes = 200
 
 // responsiveness reads era's report (ended) or the live activity of the
 // registered nodes (current era).
-func responsiveness(ctx context.Context, cl *client.Client, era uint64) (*responsivenessJSON, error) {
+func responsiveness(ctx context.Context, cl *client.Client, era uint64, gatekeepers []crypto.PublicKey) (*responsivenessJSON, error) {
 	rep, _, err := cl.EraReport(ctx, era)
 	if err != nil {
 		return nil, err
@@ -309,6 +311,11 @@ func responsiveness(ctx context.Context, cl *client.Client, era uint64) (*respon
 	out := &responsivenessJSON{Nodes: []nodeActJSON{}}
 	if rep != nil {
 		out.Ended, out.Budget, out.MaxWorker, out.MaxGatekeeper = true, strconv.FormatUint(rep.Budget, 10), rep.MaxWorker, rep.MaxGateKpr
+		var paid uint64
+		for _, n := range rep.Nodes {
+			paid += n.Reward
+		}
+		out.Minted = strconv.FormatUint(paid, 10)
 		for _, n := range rep.Nodes {
 			out.Nodes = append(out.Nodes, nodeActJSON{Node: n.Node.Hex(), Gatekeeper: n.Gatekeeper, Activity: n.Count, Unresponsive: n.Unresponsive,
 				Exempt: n.Exempt, Slashed: strconv.FormatUint(n.Slashed, 10), Reward: strconv.FormatUint(n.Reward, 10)})
@@ -327,7 +334,7 @@ func responsiveness(ctx context.Context, cl *client.Client, era uint64) (*respon
 		if err != nil {
 			return nil, err
 		}
-		out.Nodes = append(out.Nodes, nodeActJSON{Node: id.Hex(), Activity: a.Count(), Challenged: a.Challenged, Answered: a.Answered, Slashed: "0", Reward: "0"})
+		out.Nodes = append(out.Nodes, nodeActJSON{Node: id.Hex(), Gatekeeper: slices.Contains(gatekeepers, id), Activity: a.Count(), Challenged: a.Challenged, Answered: a.Answered, Slashed: "0", Reward: "0"})
 	}
 	return out, nil
 }
