@@ -39,6 +39,11 @@ type harness struct {
 }
 
 func genesis() *api.GenesisState {
+	// No heartbeat challenges (the tests that want them set them): a
+	// challenge is drawn from block hashes, so it would land in the
+	// messages of some blocks and not others.
+	p := api.DefaultParams()
+	p.HeartbeatsPerEra = 0
 	return &api.GenesisState{
 		Accounts: []api.GenesisAccount{
 			{Address: alice.Public(), Balance: 1000 * api.Unit},
@@ -46,7 +51,7 @@ func genesis() *api.GenesisState {
 		},
 		Gatekeepers: []crypto.PublicKey{},
 		Attestation: api.AttestationSettings{AllowSim: true, DevPublicKey: devAt.Public(), Measurements: []api.HexBytes{measurement[:]}, MaxReportAgeSeconds: 600},
-		Params:      api.DefaultParams(),
+		Params:      p,
 	}
 }
 
