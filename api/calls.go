@@ -70,6 +70,8 @@ func DecodeCall(kind CallKind, body []byte) (Call, error) {
 		c = decodeContractCommand(r)
 	case CallContractQuery:
 		c = decodeContractQueryCall(r)
+	case CallContractReassign:
+		c = decodeContractReassign(r)
 	case CallGovPropose:
 		c = decodeGovPropose(r)
 	case CallGovVote:
@@ -81,7 +83,7 @@ func DecodeCall(kind CallKind, body []byte) (Call, error) {
 	case CallSubnetCreate, CallSubnetAdd, CallSubnetRemove:
 		c = decodeSubnetCall(kind, r)
 	default:
-		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query, gov_propose, gov_vote, stake_bond, stake_allocate, stake_unbond, stake_withdraw, stake_nominate, gatekeeper_candidacy, subnet_create, subnet_add, subnet_remove)", ErrUnknownCall, kind)
+		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query, contract_reassign, gov_propose, gov_vote, stake_bond, stake_allocate, stake_unbond, stake_withdraw, stake_nominate, gatekeeper_candidacy, subnet_create, subnet_add, subnet_remove)", ErrUnknownCall, kind)
 	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, kind, err)

@@ -370,6 +370,10 @@ type ContractRecord struct {
 	Requirements Requirements
 	// CheckpointInterval: blocks between state updates (0: the default).
 	CheckpointInterval uint64
+	// Excluded: workers removed from the contract by its deployer
+	// (ContractReassign), never assigned it again; the oldest is
+	// forgotten beyond MaxExcludedWorkers.
+	Excluded []crypto.PublicKey
 }
 
 // Encode returns the canonical bytes.
@@ -388,6 +392,7 @@ func (c *ContractRecord) Encode() []byte {
 	w.Uvarint(c.ExecTimeout)
 	c.Requirements.encode(w)
 	w.Uvarint(c.CheckpointInterval)
+	w.BytesField(EncodeKeys(c.Excluded))
 	return w.Bytes()
 }
 
@@ -408,6 +413,7 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 	c.ExecTimeout = r.Uvarint()
 	c.Requirements.decode(r)
 	c.CheckpointInterval = r.Uvarint()
+	xs := r.BytesField(8 + 32*MaxExcludedWorkers)
 	if r.Err() == nil && c.Status > ContractFailed {
 		r.Fail(fmt.Errorf("%w: contract status %d", codec.ErrBadFormat, c.Status))
 	}
@@ -417,6 +423,12 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 	var err error
 	if c.Workers, err = DecodeKeys(ws); err != nil {
 		return nil, err
+	}
+	if c.Excluded, err = DecodeKeys(xs); err != nil {
+		return nil, err
+	}
+	if len(c.Excluded) == 0 {
+		c.Excluded = nil
 	}
 	return c, nil
 }

@@ -153,6 +153,10 @@ type PRuntimeInfo struct {
 	// governance announced so far (dispatch stops at a higher one).
 	Version    uint32 `json:"runtime_version"`
 	MinVersion uint32 `json:"min_runtime_version"`
+	// Recovering: the contracts this worker was assigned and is
+	// rebuilding from the chain, with what its relayer must bring
+	// (POST /recover).
+	Recovering []RecoveryNeed `json:"recovering,omitempty"`
 }
 
 // Public returns the subset of i the public API serves.

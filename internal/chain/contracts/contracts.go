@@ -207,63 +207,208 @@ func workerGas(kv store.KV, worker crypto.PublicKey, height int64) uint64 {
 	return binary.BigEndian.Uint64(v[8:])
 }
 
-// OnGrant records a gatekeeper's key grant (ContractDeployed(workers,
-// contract keys)): the contract's public keys and all its workers at once.
-// The first valid grant of an upload wins; later ones (another
-// gatekeeper's) are ignored, and so are grants for unknown uploads, or
-// naming workers that are not registry.Attested or not staking.Assignable
-// (stake below min_worker_stake), or more than the requested
-// replicas (reported as events): the message itself stays in the queue.
-// The gatekeeper itself is attested: gatekeeper.Authorize admits no
-// gatekeeper message otherwise.
+// OnGrant records a gatekeeper's key grant. The first valid grant of an
+// upload deploys the contract (its record takes the contract's public
+// keys and the granted workers); a later grant for a deployed contract
+// adds its workers while the contract has fewer than the replicas asked
+// for (a replacement, docs/availability.md "Reassignment"). Either way the
+// change is announced as one api.ContractDeployed carrying the grant, so
+// the added workers open their keys from it. A grant is ignored whole
+// (an event says why; the message stays in the queue) if its upload is
+// unknown, if it names more workers than the contract may still take, a
+// worker twice or one already running it or excluded by its deployer, a
+// worker that is not registry.Attested, not staking.Assignable, found
+// unresponsive (computation.Responsive) or short of the deployment's
+// requirements (Unmet), or if it carries other keys than the deployed
+// contract's. The gatekeeper itself is attested: gatekeeper.Authorize
+// admits no gatekeeper message otherwise.
 func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKeyGrant) {
 	ignore := func(why string) {
 		ctx.Event("contract_grant_ignored", "upload_id", hex.EncodeToString(g.Upload[:]), "reason", why)
 	}
 	p := loadPending(ctx.KV, g.Upload)
-	switch {
-	case p == nil:
+	if p == nil {
 		ignore("unknown upload")
 		return
-	case ctx.KV.Get(api.ContractUploadKey(g.Upload)) != nil:
-		ignore("already deployed")
-		return
-	case len(g.Workers) == 0 || len(g.Workers) > int(p.Replicas):
-		ignore("worker count does not match the requested replicas")
-		return
-	case Record(ctx.KV, g.Identity) != nil:
+	}
+	var rec *api.ContractRecord
+	if v := ctx.KV.Get(api.ContractUploadKey(g.Upload)); v != nil {
+		rec = Record(ctx.KV, crypto.PublicKey(v))
+		switch {
+		case rec.Identity != g.Identity || rec.Ecdh != g.Ecdh:
+			ignore("the grant's keys are not the deployed contract's")
+			return
+		case rec.Status == api.ContractFailed:
+			ignore("the contract failed to start")
+			return
+		}
+	} else if Record(ctx.KV, g.Identity) != nil {
 		ignore("contract key already in use")
 		return
 	}
-	rec := &api.ContractRecord{Upload: g.Upload, Deployer: p.Deployer, CodeHash: p.CodeHash, Sequence: p.Sequence, Identity: g.Identity, Ecdh: g.Ecdh,
-		Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements, CheckpointInterval: p.CheckpointInterval}
-	seen := map[crypto.PublicKey]bool{}
+	current := 0
+	if rec != nil {
+		current = len(rec.Workers)
+	}
+	if len(g.Workers) == 0 || current+len(g.Workers) > int(p.Replicas) {
+		ignore(fmt.Sprintf("%d worker(s) granted, the contract has %d of its %d replicas", len(g.Workers), current, p.Replicas))
+		return
+	}
+	var added []crypto.PublicKey
 	for _, k := range g.Workers {
-		wr, err := registry.Attested(ctx.KV, k.Worker, ctx.Height)
-		if err != nil || seen[k.Worker] {
-			ignore("worker not attested (unregistered, expired or measurement no longer allowed) or repeated")
+		if why := ineligible(ctx, p, rec, k.Worker); why != "" {
+			ignore(fmt.Sprintf("worker %s: %s", k.Worker.Hex(), why))
 			return
 		}
-		if why := Unmet(ctx.KV, &p.Requirements, wr); why != "" {
-			ignore(fmt.Sprintf("worker %s does not satisfy the deployment's requirements: %s", k.Worker.Hex(), why))
+		if slices.Contains(added, k.Worker) {
+			ignore(fmt.Sprintf("worker %s granted twice", k.Worker.Hex()))
 			return
 		}
-		if !staking.Assignable(ctx.KV, k.Worker, ctx.Params) {
-			ignore(fmt.Sprintf("worker %s has stake %d, below min_worker_stake %d", k.Worker.Hex(), staking.NodeStake(ctx.KV, k.Worker), ctx.Params.MinWorkerStake))
-			return
-		}
-		if !computation.Responsive(ctx.KV, k.Worker, ctx.Height, ctx.Params.EraLength) {
-			ignore("worker found unresponsive at the last era end: not assignable this era")
-			return
-		}
-		seen[k.Worker] = true
-		rec.Workers = append(rec.Workers, k.Worker)
+		added = append(added, k.Worker)
 	}
-	ctx.KV.Set(api.ContractUploadKey(g.Upload), g.Identity[:])
+	reason := api.DeployedAdded
+	if rec == nil {
+		reason = api.DeployedFirst
+		rec = &api.ContractRecord{Upload: g.Upload, Deployer: p.Deployer, CodeHash: p.CodeHash, Sequence: p.Sequence, Identity: g.Identity, Ecdh: g.Ecdh,
+			Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements, CheckpointInterval: p.CheckpointInterval}
+		ctx.KV.Set(api.ContractUploadKey(g.Upload), g.Identity[:])
+	}
+	rec.Workers = append(rec.Workers, added...)
 	ctx.KV.Set(api.ContractKey(g.Identity), rec.Encode())
-	for _, w := range rec.Workers {
-		ctx.Event("contract_deployed", "contract", g.Identity.Hex(), "worker", w.Hex(), "gatekeeper", gatekeeper.Hex())
+	for _, w := range added {
+		ctx.Event("contract_deployed", "contract", g.Identity.Hex(), "worker", w.Hex(), "gatekeeper", gatekeeper.Hex(), "reason", reason)
 	}
+	announce(ctx, rec, nil, reason, g.Encode())
+}
+
+// ineligible says why worker may not be assigned the contract of upload p
+// (rec: its record, nil before the deployment), "" if it may.
+func ineligible(ctx *block.Context, p *api.UploadPending, rec *api.ContractRecord, worker crypto.PublicKey) string {
+	if rec != nil && slices.Contains(rec.Workers, worker) {
+		return "already runs the contract"
+	}
+	if rec != nil && slices.Contains(rec.Excluded, worker) {
+		return "excluded by the contract's deployer"
+	}
+	wr, err := registry.Attested(ctx.KV, worker, ctx.Height)
+	if err != nil {
+		return "not attested (unregistered, expired or measurement no longer allowed)"
+	}
+	if why := Unmet(ctx.KV, &p.Requirements, wr); why != "" {
+		return "does not satisfy the deployment's requirements: " + why
+	}
+	if !staking.Assignable(ctx.KV, worker, ctx.Params) {
+		return fmt.Sprintf("stake %d, below min_worker_stake %d", staking.NodeStake(ctx.KV, worker), ctx.Params.MinWorkerStake)
+	}
+	if !computation.Responsive(ctx.KV, worker, ctx.Height, ctx.Params.EraLength) {
+		return "found unresponsive at the last era end: not assignable this era"
+	}
+	return ""
+}
+
+// announce emits the api.ContractDeployed of a change of rec's workers.
+func announce(ctx *block.Context, rec *api.ContractRecord, removed []crypto.PublicKey, reason string, grant []byte) {
+	d := &api.ContractDeployed{Contract: rec.Identity, Upload: rec.Upload, Workers: rec.Workers, Removed: removed, Reason: reason, Grant: grant}
+	if err := mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractDeployed, d.Encode()); err != nil {
+		panic(fmt.Sprintf("announce the workers of %s: %v", rec.Identity.Hex(), err)) // a module message of bounded size
+	}
+}
+
+// removeWorkers takes workers out of rec (saved), with an event each and
+// one api.ContractDeployed; a gatekeeper then grants replacements.
+func removeWorkers(ctx *block.Context, rec *api.ContractRecord, workers []crypto.PublicKey, reason string) {
+	rec.Workers = slices.DeleteFunc(rec.Workers, func(w crypto.PublicKey) bool { return slices.Contains(workers, w) })
+	ctx.KV.Set(api.ContractKey(rec.Identity), rec.Encode())
+	for _, w := range workers {
+		ctx.Event("contract_worker_removed", "contract", rec.Identity.Hex(), "worker", w.Hex(), "reason", reason)
+	}
+	announce(ctx, rec, workers, reason, nil)
+}
+
+// ReplicaCheckInterval is how often (blocks) the contracts module checks
+// every contract's workers and removes those no longer fit to run it
+// (checkReplicas).
+const ReplicaCheckInterval = 10
+
+// checkReplicas (end of every ReplicaCheckInterval-th block) removes from
+// each contract that has not failed the workers whose registration
+// expired or whose measurement was revoked (api.RemovedExpired), whose
+// stake fell below min_worker_stake (api.RemovedStake), or that the chain
+// found unresponsive at the last era end (api.RemovedUnresponsive).
+func checkReplicas(ctx *block.Context) {
+	if ctx.Height%ReplicaCheckInterval != 0 {
+		return
+	}
+	type removal struct {
+		rec     *api.ContractRecord
+		why     string
+		workers []crypto.PublicKey
+	}
+	var rs []removal
+	store.Iterate(ctx.KV, []byte("c/"), func(_, v []byte) bool {
+		rec, err := api.DecodeContractRecord(v)
+		if err != nil {
+			panic(fmt.Sprintf("corrupt contract record: %v", err))
+		}
+		if rec.Status == api.ContractFailed {
+			return true
+		}
+		byWhy := map[string][]crypto.PublicKey{}
+		var whys []string
+		for _, w := range rec.Workers {
+			why := ""
+			switch {
+			case !attested(ctx.KV, w, ctx.Height):
+				why = api.RemovedExpired
+			case !staking.Assignable(ctx.KV, w, ctx.Params):
+				why = api.RemovedStake
+			case !computation.Responsive(ctx.KV, w, ctx.Height, ctx.Params.EraLength):
+				why = api.RemovedUnresponsive
+			}
+			if why != "" {
+				if byWhy[why] == nil {
+					whys = append(whys, why)
+				}
+				byWhy[why] = append(byWhy[why], w)
+			}
+		}
+		for _, why := range whys {
+			rs = append(rs, removal{rec, why, byWhy[why]})
+		}
+		return true
+	})
+	for _, r := range rs {
+		removeWorkers(ctx, Record(ctx.KV, r.rec.Identity), r.workers, r.why)
+	}
+}
+
+// attested reports whether worker has an attested registration at height.
+func attested(kv store.KV, worker crypto.PublicKey, height int64) bool {
+	_, err := registry.Attested(kv, worker, height)
+	return err == nil
+}
+
+// Reassign removes a worker from a contract at its deployer's request
+// (api.ContractReassign) and excludes it from the contract from then on
+// (the record keeps the last api.MaxExcludedWorkers). Errors
+// (api.ErrInvalidCall): no such contract, not its deployer, the worker
+// does not run it.
+func Reassign(ctx *block.Context, signer crypto.PublicKey, c *api.ContractReassign) error {
+	rec := Record(ctx.KV, c.Contract)
+	switch {
+	case rec == nil:
+		return fmt.Errorf("%w: no contract %s is deployed", api.ErrInvalidCall, c.Contract.Hex())
+	case rec.Deployer != signer:
+		return fmt.Errorf("%w: only the contract's deployer %s may reassign it", api.ErrInvalidCall, rec.Deployer.Address())
+	case !slices.Contains(rec.Workers, c.Worker):
+		return fmt.Errorf("%w: worker %s does not run contract %s (its workers: %d)", api.ErrInvalidCall, c.Worker.Hex(), c.Contract.Hex(), len(rec.Workers))
+	}
+	rec.Excluded = append(rec.Excluded, c.Worker)
+	if n := len(rec.Excluded); n > api.MaxExcludedWorkers {
+		rec.Excluded = rec.Excluded[n-api.MaxExcludedWorkers:]
+	}
+	removeWorkers(ctx, rec, []crypto.PublicKey{c.Worker}, api.RemovedByDeployer)
+	return nil
 }
 
 // Unmet says why the attested worker wr does not satisfy the deployment
@@ -472,6 +617,9 @@ func Spec() *module.Module {
 			api.CallContractQuery: func(ctx *block.Context, _ crypto.PublicKey, c api.Call) error {
 				return Query(ctx, c.(*api.ContractQueryCall))
 			},
+			api.CallContractReassign: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
+				return Reassign(ctx, signer, c.(*api.ContractReassign))
+			},
 		},
 		Origins: map[api.OriginKind]module.Authorizer{api.OriginContract: authorize},
 		Consumes: []module.Consumer{
@@ -489,6 +637,10 @@ func Spec() *module.Module {
 					OnGrant(ctx, m.Origin.Key, g)
 				}
 			}},
+		},
+		EndBlock: func(ctx *block.Context) error {
+			checkReplicas(ctx)
+			return nil
 		},
 		Queries:      map[string]module.Querier{api.QueryContractEntries: queryEntries},
 		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending, api.QueryCheckpoint},

@@ -76,6 +76,13 @@ func Restore(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module, 
 	return c, nil
 }
 
+// Adopt replaces the new contract's (empty) store with st and sets its
+// call counter: a contract recovered from its on-chain checkpoint
+// (st already checked against the checkpoint's root).
+func (c *Contract) Adopt(st *Store, calls uint64) {
+	c.store, c.calls = st, calls
+}
+
 // Calls is the number of commands (and inits) executed, part of the
 // deterministic randomness seed.
 func (c *Contract) Calls() uint64 { return c.calls }

@@ -77,6 +77,9 @@ type Context struct {
 	e      *Engine
 	Height int64
 	Time   time.Time
+	// appHash: the app hash that commits to this block (kept for the
+	// blocks a recovery may replay).
+	appHash []byte
 }
 
 // Emit queues a message from this pRuntime (origin: its identity as
@@ -218,7 +221,8 @@ func New(cfg Config) (*Engine, error) {
 	e.lc = lightclient.New(g, trusted)
 	e.handle(api.TopicWorkerRegistered, e.onWorkerRegistered)
 	e.handle(api.TopicContractUploaded, e.onUploaded)
-	e.handle(api.TopicContractKey, e.onGrant)
+	e.handle(api.TopicContractDeployed, e.onDeployed)
+	e.handle(api.TopicContractStatus, e.onContractStatus)
 	e.handle(api.TopicContractCommand, e.onCommand)
 	e.handle(api.TopicContractQuery, e.onChainQuery)
 	e.handle(api.TopicMasterKey, e.onMasterKeyAnnounced)
@@ -414,7 +418,7 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 	delete(e.st.appHash, bm.Height)
 	delete(e.st.headerTime, bm.Height)
 	e.st.dispatched = bm.Height
-	ctx := &Context{e: e, Height: bm.Height, Time: t}
+	ctx := &Context{e: e, Height: bm.Height, Time: t, appHash: appHash}
 	for i := range bm.Messages {
 		m := &bm.Messages[i]
 		e.ack(m)
@@ -428,6 +432,9 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 	}
 	e.ackExecuted(bm.Height)
 	e.cutStates(bm.Height)
+	if bm.Height%regrantInterval == 0 {
+		e.grantWaiting(bm.Height)
+	}
 	e.pruneBlockHashes(bm.Height)
 	e.publish()
 	return nil
@@ -480,6 +487,10 @@ func (e *Engine) Info() Info {
 	}
 	if pub, ok := e.masterPublic(); ok {
 		info.MasterKey = pub.Hex()
+	}
+	info.Recovering = e.recoveryNeeds()
+	if len(info.Recovering) == 0 {
+		info.Recovering = nil
 	}
 	for id, r := range e.running {
 		if info.Contracts == nil {

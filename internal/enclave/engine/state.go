@@ -11,7 +11,7 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-const stateVersion = 11
+const stateVersion = 12
 
 // state is everything pRuntime derives from the chain plus its egress. It
 // is checkpointed (sealed) after every sync or dispatch call.
@@ -70,10 +70,21 @@ type state struct {
 	// Subnets: each subnet's members (ascending) as the chain's subnet
 	// module last announced them.
 	subnets map[[32]byte][]crypto.PublicKey
+	// Deployments (recovery.go): each deployed contract's workers, its
+	// input heights since its checkpoint, the blocks they are in, and
+	// what is kept of its latest accepted update besides the checkpoint.
+	deployed  map[crypto.PublicKey]*deployment
+	inputs    map[crypto.PublicKey][]int64
+	blockRefs map[int64]*blockRef
+	cpMeta    map[crypto.PublicKey]cpMeta
+	// recovering: the contracts this worker was assigned and is
+	// rebuilding from the chain (their keys; not chain-derived).
+	recovering map[crypto.PublicKey]*recovery
 }
 
 func newState() *state {
-	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, nodeStake: map[crypto.PublicKey]uint64{}, unassignable: map[crypto.PublicKey]bool{}, checkpoints: map[crypto.PublicKey]api.Checkpoint{}, lastCommand: map[crypto.PublicKey]int64{}, subnets: map[[32]byte][]crypto.PublicKey{}}
+	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, nodeStake: map[crypto.PublicKey]uint64{}, unassignable: map[crypto.PublicKey]bool{}, checkpoints: map[crypto.PublicKey]api.Checkpoint{}, lastCommand: map[crypto.PublicKey]int64{}, subnets: map[[32]byte][]crypto.PublicKey{},
+		deployed: map[crypto.PublicKey]*deployment{}, inputs: map[crypto.PublicKey][]int64{}, blockRefs: map[int64]*blockRef{}, cpMeta: map[crypto.PublicKey]cpMeta{}, recovering: map[crypto.PublicKey]*recovery{}}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -134,6 +145,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 	s.encodeElection(w)
 	s.encodeCheckpoints(w)
 	s.encodeSubnets(w)
+	s.encodeDeployments(w)
 }
 
 // root is the state root: SHA-256 over the chain-derived state. Two
@@ -151,6 +163,7 @@ func (s *state) encode() []byte {
 	w.U8(stateVersion)
 	w.BytesField(s.trustedHeader)
 	s.encodeChain(w)
+	s.encodeRecovering(w)
 	own := sortedKeys(s.egressSeq)
 	w.Uvarint(uint64(len(own)))
 	for _, o := range own {
@@ -200,6 +213,8 @@ func decodeState(b []byte) (*state, error) {
 	s.decodeElection(r)
 	s.decodeCheckpoints(r)
 	s.decodeSubnets(r)
+	s.decodeDeployments(r)
+	s.decodeRecovering(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

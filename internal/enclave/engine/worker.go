@@ -125,15 +125,19 @@ func (e *Engine) onUploaded(ctx *Context, m *api.Message) error {
 	}
 	e.st.uploads[id] = &upload{deployer: u.Deployer, codeHash: u.CodeHash, seq: u.Sequence, replicas: u.Replicas, initHash: sha256.Sum256(u.InitInput), execTimeout: u.ExecTimeout, req: u.Requirements, checkpointInterval: u.CheckpointInterval}
 	if e.gk != nil {
-		e.gk.Grant(ctx.Height, gatekeeper.Upload{ID: id, Deployer: u.Deployer, CodeHash: u.CodeHash, Seq: u.Sequence, Replicas: u.Replicas, Requirements: u.Requirements})
+		e.gk.Grant(ctx.Height, e.gkUpload(id, nil))
 	}
 	return nil
 }
 
-// grantWaiting (a gatekeeper) grants the uploads no grant reached the
-// queue for, in upload id order: called when a worker registers, so an
-// upload made while no worker could run it is provisioned then. Another
-// gatekeeper may grant the same upload: the chain keeps the first grant.
+// grantWaiting (a gatekeeper) grants the uploads no deployment reached
+// the queue for, in upload id order, then workers to the deployed
+// contracts that have fewer than their replicas (replacements), in
+// contract id order: called when a worker registers or joins a subnet,
+// and every regrantInterval blocks, so an upload made while no worker
+// could run it is provisioned when one can, and a contract that lost a
+// worker gets another. Another gatekeeper may grant the same: the chain
+// keeps what fits.
 func (e *Engine) grantWaiting(height int64) {
 	if e.gk == nil {
 		return
@@ -146,9 +150,34 @@ func (e *Engine) grantWaiting(height int64) {
 	}
 	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
 	for _, id := range ids {
-		u := e.st.uploads[id]
-		e.gk.Grant(height, gatekeeper.Upload{ID: id, Deployer: u.deployer, CodeHash: u.codeHash, Seq: u.seq, Replicas: u.replicas, Requirements: u.req})
+		e.gk.Grant(height, e.gkUpload(id, nil))
 	}
+	cs := make([]crypto.PublicKey, 0)
+	for id, d := range e.st.deployed {
+		if u := e.st.uploads[d.upload]; u != nil && !d.failed && len(d.workers) < int(u.replicas) {
+			cs = append(cs, id)
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool { return bytes.Compare(cs[i][:], cs[j][:]) < 0 })
+	for _, id := range cs {
+		d := e.st.deployed[id]
+		e.gk.Grant(height, e.gkUpload(d.upload, d))
+	}
+}
+
+// regrantInterval is how often (blocks) a gatekeeper retries the grants
+// still missing (grantWaiting), in case one it sent was refused.
+const regrantInterval = 10
+
+// gkUpload is what the gatekeeper role grants from: upload id, and for a
+// deployed contract d its current and excluded workers.
+func (e *Engine) gkUpload(id [32]byte, d *deployment) gatekeeper.Upload {
+	u := e.st.uploads[id]
+	g := gatekeeper.Upload{ID: id, Deployer: u.deployer, CodeHash: u.codeHash, Seq: u.seq, Replicas: u.replicas, Requirements: u.req}
+	if d != nil {
+		g.Current, g.Exclude = d.workers, d.excluded
+	}
+	return g
 }
 
 func gunzip(b []byte) ([]byte, error) {
@@ -166,57 +195,46 @@ func gunzip(b []byte) ([]byte, error) {
 	return code, nil
 }
 
-// onGrant (worker) opens a key grant addressed to this worker from an
-// attested gatekeeper and starts the contract, running its init.
-func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
-	if m.Origin.Kind != api.OriginGatekeeper {
-		return fmt.Errorf("key grant from %s, not a gatekeeper", m.Origin)
-	}
-	if err := e.attestedGatekeeper(m.Origin.Key, ctx.Height); err != nil {
-		return fmt.Errorf("key grant ignored: %w", err)
-	}
-	g, err := api.DecodeContractKeyGrant(m.Payload)
-	if err != nil {
-		return err
-	}
-	if u, ok := e.st.uploads[g.Upload]; ok {
-		u.granted = true
-	}
-	me := e.entity.Identity.Public()
-	var mine []byte
-	for _, k := range g.Workers {
-		if k.Worker == me {
-			mine = k.Sealed
+// openGrant opens this worker's sealed contract key in an accepted grant
+// g (from the ContractDeployed that adds this worker): sealed by the ECDH
+// key of a gatekeeper that is serving and attested at height, and the
+// keys the grant announces.
+func (e *Engine) openGrant(height int64, g *api.ContractKeyGrant, sealed []byte) (*keys.ContractKeys, error) {
+	ok := false
+	for _, k := range e.st.gatekeepers {
+		if w := e.st.workers[k]; w != nil && w.Info.EcdhKey == g.GatekeeperE && e.attestedGatekeeper(k, height) == nil {
+			ok = true
 		}
 	}
-	if mine == nil {
-		return nil // for other workers
-	}
-	if _, ok := e.running[g.Identity]; ok {
-		return nil // a second gatekeeper's grant
-	}
-	u, ok := e.st.uploads[g.Upload]
 	if !ok {
-		return errors.New("grant for an unknown upload")
-	}
-	input, err := e.initInput(g.Upload, u)
-	if err != nil {
-		return err
+		return nil, fmt.Errorf("key grant sealed by %s, the ECDH key of no serving attested gatekeeper", g.GatekeeperE.Short())
 	}
 	ch, err := channel.New(e.entity.Ecdh, g.GatekeeperE, api.ChannelPurposeContractKey)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	seed, err := ch.Open(mine, g.AD(me))
+	me := e.entity.Identity.Public()
+	seed, err := ch.Open(sealed, g.AD(me))
 	if err != nil || len(seed) != crypto.SeedSize {
-		return fmt.Errorf("cannot open the contract key: %v", err)
+		return nil, fmt.Errorf("cannot open the contract key: %v", err)
 	}
 	ck, err := keys.ContractKeysFromSeed([crypto.SeedSize]byte(seed))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ck.Identity.Public() != g.Identity || ck.Ecdh.Public() != g.Ecdh {
-		return errors.New("granted key does not match the announced contract keys")
+		return nil, errors.New("granted key does not match the announced contract keys")
+	}
+	return ck, nil
+}
+
+// startFresh starts a contract at its deployment (height of ctx): it
+// instantiates it and runs its init. A contract whose code or init fails
+// is reported failed (its own signed status report) and not kept.
+func (e *Engine) startFresh(ctx *Context, upload [32]byte, ck *keys.ContractKeys) error {
+	u, ok := e.st.uploads[upload]
+	if !ok {
+		return errors.New("grant for an unknown upload")
 	}
 	c, err := e.startContract(ck, u.codeHash, nil, [32]byte{}, 0)
 	if err != nil {
@@ -226,8 +244,25 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 		e.reportStatus(ck, api.ContractFailed, "invalid module: "+err.Error())
 		return nil
 	}
-	r := &running{upload: g.Upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true, cutRoot: api.EmptyStateRoot}
-	res, err := c.InitWithin(context.Background(), u.deployer, input, ctx.Height, ctx.Time, e.egressBudget(g.Identity, r, ctx.Height))
+	r := &running{upload: upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true, cutRoot: api.EmptyStateRoot}
+	if e.initContract(ctx, r) {
+		e.running[ck.Identity.Public()] = r
+		e.log.Info("contract started", "contract", ck.Identity.Public().Short())
+	}
+	return nil
+}
+
+// initContract runs r's init at ctx's block and reports the outcome as
+// the contract's status; it reports whether the contract runs.
+func (e *Engine) initContract(ctx *Context, r *running) bool {
+	u := e.st.uploads[r.upload]
+	ck := r.c.Keys()
+	input, err := e.initInput(r.upload, u)
+	if err != nil {
+		e.log.Error("contract not started", "contract", ck.Identity.Public().Short(), "err", err)
+		return false
+	}
+	res, err := r.c.InitWithin(context.Background(), u.deployer, input, ctx.Height, ctx.Time, e.egressBudget(ck.Identity.Public(), r, ctx.Height))
 	if err != nil {
 		// Code and init input are public: so is why init failed.
 		reason := "init failed: " + err.Error()
@@ -235,13 +270,11 @@ func (e *Engine) onGrant(ctx *Context, m *api.Message) error {
 			reason = "init returned an error: " + string(res.Output)
 		}
 		e.reportStatus(ck, api.ContractFailed, reason)
-		return nil
+		return false
 	}
-	e.running[g.Identity] = r
-	e.log.Info("contract started", "contract", g.Identity.Short())
 	e.reportStatus(ck, api.ContractRunning, "")
 	e.emitContract(r, res)
-	return nil
+	return true
 }
 
 // errCodeCache marks a contract that cannot start because of this host's
@@ -264,11 +297,7 @@ func (e *Engine) emitAsContract(ck *keys.ContractKeys, topic string, payload []b
 const stateCutBytes = 512 << 10
 
 // cutStates emits, after block height, the state update of each running
-// contract due at that height (docs/availability.md, "Cadence"): at
-// heights h with (h + phase) mod interval = 0, or once its changes reach
-// stateCutBytes, if it changed or ran commands since its last update.
-// Every replica cuts at the same heights from the same commands, so their
-// updates are identical (and carry the same origin sequence).
+// contract due at that height (cutState), in contract id order.
 func (e *Engine) cutStates(height int64) {
 	ids := make([]crypto.PublicKey, 0, len(e.running))
 	for id := range e.running {
@@ -276,24 +305,44 @@ func (e *Engine) cutStates(height int64) {
 	}
 	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
 	for _, id := range ids {
-		r := e.running[id]
-		st := r.c.Store()
-		interval := uint64(api.DefaultCheckpointInterval)
-		if u := e.st.uploads[r.upload]; u != nil && u.checkpointInterval > 0 {
-			interval = u.checkpointInterval
-		}
-		due := (uint64(height)+api.CheckpointPhase(id, interval))%interval == 0 || st.ChangedBytes() >= stateCutBytes
-		if !due || (!st.HasChanges() && !r.cmdSinceCut) {
-			continue
-		}
-		u := &api.StateUpdate{Height: height, Seq: st.Seq(), Calls: r.c.Calls(), PrevRoot: r.cutRoot, NewRoot: r.c.StateRoot(), Changes: st.TakeChanges()}
-		b := u.Encode()
-		if len(b) > api.MaxStateUpdateBytes {
-			e.log.Error("state update over the size a transaction carries: not written to the chain", "contract", id.Short(), "bytes", len(b))
-		}
-		e.emitAsContract(r.c.Keys(), api.TopicContractState, b)
-		r.cutHeight, r.cutRoot, r.cmdSinceCut, r.dirty = height, u.NewRoot, false, true
+		e.cutState(height, id, e.running[id])
 	}
+}
+
+// checkpointInterval is contract r's interval between state updates
+// (blocks): its deployer's, or api.DefaultCheckpointInterval.
+func (e *Engine) checkpointInterval(r *running) uint64 {
+	if u := e.st.uploads[r.upload]; u != nil && u.checkpointInterval > 0 {
+		return u.checkpointInterval
+	}
+	return api.DefaultCheckpointInterval
+}
+
+// cutDue reports whether height is one of contract id's periodic cut
+// heights: (height + phase) mod interval = 0.
+func cutDue(id crypto.PublicKey, interval uint64, height int64) bool {
+	return (uint64(height)+api.CheckpointPhase(id, interval))%interval == 0
+}
+
+// cutState emits, after block height, contract id's state update if one
+// is due (docs/availability.md, "Cadence"): at its periodic cut heights,
+// or once its changes reach stateCutBytes, if it changed or ran commands
+// since its last update. Every replica cuts at the same heights from the
+// same commands, so their updates are identical (and carry the same
+// origin sequence); a recovering worker replays the same cuts.
+func (e *Engine) cutState(height int64, id crypto.PublicKey, r *running) {
+	st := r.c.Store()
+	due := cutDue(id, e.checkpointInterval(r), height) || st.ChangedBytes() >= stateCutBytes
+	if !due || (!st.HasChanges() && !r.cmdSinceCut) {
+		return
+	}
+	u := &api.StateUpdate{Height: height, Seq: st.Seq(), Calls: r.c.Calls(), PrevRoot: r.cutRoot, NewRoot: r.c.StateRoot(), Changes: st.TakeChanges()}
+	b := u.Encode()
+	if len(b) > api.MaxStateUpdateBytes {
+		e.log.Error("state update over the size a transaction carries: not written to the chain", "contract", id.Short(), "bytes", len(b))
+	}
+	e.emitAsContract(r.c.Keys(), api.TopicContractState, b)
+	r.cutHeight, r.cutRoot, r.cmdSinceCut, r.dirty = height, u.NewRoot, false, true
 }
 
 // reportStatus emits a contract's start report (api.TopicContractStatus)
@@ -343,6 +392,17 @@ func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapsho
 	return contracts.Restore(ctx, e.vm, ck, m, snapshot, root, calls)
 }
 
+// startContractWith instantiates a contract over an existing store (a
+// recovery) with its call counter.
+func (e *Engine) startContractWith(ck *keys.ContractKeys, codeHash [32]byte, st *contracts.Store, calls uint64) (*contracts.Contract, error) {
+	c, err := e.startContract(ck, codeHash, nil, [32]byte{}, 0)
+	if err != nil {
+		return nil, err
+	}
+	c.Adopt(st, calls)
+	return c, nil
+}
+
 // emitContract queues a contract's messages as its own signed egress.
 func (e *Engine) emitContract(r *running, res *contracts.Result) {
 	if res == nil {
@@ -364,10 +424,17 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 		return err
 	}
 	e.st.lastCommand[cm.Contract] = ctx.Height
+	e.noteInput(ctx, cm.Contract)
 	r, ok := e.running[cm.Contract]
 	if !ok {
 		return nil // not ours
 	}
+	return e.runCommand(ctx, r, cm)
+}
+
+// runCommand executes command cm of contract r at ctx's block: live, or
+// replayed by a recovery.
+func (e *Engine) runCommand(ctx *Context, r *running, cm *api.ContractCommandMessage) error {
 	if last, seen := r.lastNonce[cm.From]; seen && cm.Nonce <= last {
 		return fmt.Errorf("replayed command (nonce %d, last %d)", cm.Nonce, last)
 	}
@@ -564,10 +631,17 @@ func (e *Engine) onChainQuery(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
+	e.noteInput(ctx, q.Contract)
 	r, ok := e.running[q.Contract]
 	if !ok {
 		return nil
 	}
+	return e.runChainQuery(ctx, r, q)
+}
+
+// runChainQuery answers on-chain query q of contract r at ctx's block:
+// live, or replayed by a recovery.
+func (e *Engine) runChainQuery(ctx *Context, r *running, q *api.ContractQuery) error {
 	if q.Worker != (crypto.PublicKey{}) {
 		return fmt.Errorf("%w: on-chain query addressed to worker %s (off-chain only)", contracts.ErrQueryRefused, q.Worker.Short())
 	}

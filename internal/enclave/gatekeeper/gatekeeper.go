@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 
@@ -87,6 +88,8 @@ type Config struct {
 type Gatekeeper struct {
 	cfg    Config
 	master *keys.Master // nil until created, loaded or received
+	// waiting: why each upload no worker can run was last logged.
+	waiting map[[32]byte]string
 }
 
 // Upload is what a grant derives from: a ContractUploaded message the
@@ -101,6 +104,10 @@ type Upload struct {
 	// Requirements: only workers satisfying them are assigned
 	// (api.Requirements; a non-zero Subnet admits its members only).
 	Requirements api.Requirements
+	// Current: the workers running the deployed contract (none before
+	// its deployment); a grant adds at most Replicas minus their number,
+	// never one of them or of Exclude (removed by the deployer).
+	Current, Exclude []crypto.PublicKey
 }
 
 // New loads the MasterKey, or creates and seals it on the first start of
@@ -273,12 +280,16 @@ func (g *Gatekeeper) unmet(q *api.Requirements, w *api.WorkerRecord) string {
 // names one, on its platform, with at least its cores, memory and pRuntime
 // version as declared in their WorkerInfo), at most u.Replicas of them, ordered by
 // SHA-256(upload id, worker identity) so every gatekeeper picks the same.
+// For a deployed contract (u.Current not empty) it adds at most
+// u.Replicas minus len(u.Current) workers, skipping u.Current and
+// u.Exclude: a replacement (docs/availability.md, "Reassignment").
 // The contract key seed is sealed to each worker's ECDH key over a CommKey
 // channel (api.ChannelPurposeContractKey) and emitted as one
 // api.ContractKeyGrant (api.TopicContractKey). No eligible worker: nothing
-// is emitted (logged).
+// is emitted (logged for a first deployment).
 func (g *Gatekeeper) Grant(height int64, u Upload) {
-	if g.master == nil {
+	want := int(u.Replicas) - len(u.Current)
+	if g.master == nil || want <= 0 {
 		return
 	}
 	ck, err := g.master.ContractKey(u.Deployer, u.CodeHash, u.Seq)
@@ -293,7 +304,8 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 	var cs []cand
 	eligible, short := 0, ""
 	for _, w := range g.cfg.Chain.Workers() {
-		if !g.cfg.Chain.Attested(w, height) || !g.cfg.Chain.Assignable(w.Info.IdentityKey) || g.cfg.Chain.IsGatekeeper(w.Info.IdentityKey) {
+		k := w.Info.IdentityKey
+		if !g.cfg.Chain.Attested(w, height) || !g.cfg.Chain.Assignable(k) || g.cfg.Chain.IsGatekeeper(k) || slices.Contains(u.Current, k) || slices.Contains(u.Exclude, k) {
 			continue
 		}
 		eligible++
@@ -306,18 +318,29 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 		cs = append(cs, cand{sha256.Sum256(append(u.ID[:], w.Info.IdentityKey[:]...)), w})
 	}
 	sort.Slice(cs, func(i, j int) bool { return bytes.Compare(cs[i].rank[:], cs[j].rank[:]) < 0 })
-	if len(cs) > int(u.Replicas) {
-		cs = cs[:u.Replicas]
+	if len(cs) > want {
+		cs = cs[:want]
+	}
+	if len(cs) == 0 && len(u.Current) > 0 {
+		return // a replacement waits for a worker; retried (engine.grantWaiting)
 	}
 	if len(cs) == 0 {
+		// Retried every few blocks (engine.grantWaiting): said once per
+		// upload and reason.
+		why := "no registered worker to run the uploaded contract"
 		if eligible > 0 {
-			g.cfg.Log.Warn("no worker satisfies the deployment's requirements: waiting for one", "upload", hex.EncodeToString(u.ID[:4]),
-				"requirements", u.Requirements.String(), "eligible", eligible, "first_refused", short)
-			return
+			why = "no worker satisfies the deployment's requirements: waiting for one"
 		}
-		g.cfg.Log.Warn("no registered worker to run the uploaded contract", "upload", hex.EncodeToString(u.ID[:4]))
+		if g.waiting[u.ID] != why {
+			if g.waiting == nil {
+				g.waiting = map[[32]byte]string{}
+			}
+			g.waiting[u.ID] = why
+			g.cfg.Log.Warn(why, "upload", hex.EncodeToString(u.ID[:4]), "requirements", u.Requirements.String(), "eligible", eligible, "first_refused", short)
+		}
 		return
 	}
+	delete(g.waiting, u.ID)
 	gr := &api.ContractKeyGrant{Upload: u.ID, Identity: ck.Identity.Public(), Ecdh: ck.Ecdh.Public(), GatekeeperE: g.cfg.Entity.Ecdh.Public()}
 	for _, c := range cs {
 		ch, err := channel.New(g.cfg.Entity.Ecdh, c.w.Info.EcdhKey, api.ChannelPurposeContractKey)
@@ -327,5 +350,5 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 		gr.Workers = append(gr.Workers, api.SealedKey{Worker: c.w.Info.IdentityKey, Sealed: ch.Seal(ck.Seed[:], gr.AD(c.w.Info.IdentityKey))})
 	}
 	g.cfg.Emit(api.TopicContractKey, gr.Encode())
-	g.cfg.Log.Info("contract key granted", "contract", gr.Identity.Short(), "workers", len(gr.Workers))
+	g.cfg.Log.Info("contract key granted", "contract", gr.Identity.Short(), "workers", len(gr.Workers), "replacing", len(u.Current) > 0)
 }

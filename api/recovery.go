@@ -1,0 +1,118 @@
+package api
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+)
+
+// Recovery (docs/availability.md, "Recovery"): a worker added to a
+// contract that already ran (a replacement, or a worker that lost its
+// data) rebuilds the contract's state from the chain. pRuntime makes no
+// network call: it says in its info what it needs (RecoveryNeed), its
+// relayer reads it from the node and posts it (RecoverRequest), and
+// pRuntime checks all of it against what it verified itself: the entries
+// against the checkpoint root it followed in the queue, the blocks against
+// the app hashes it kept.
+
+// MaxRecoverBytes bounds a RecoverRequest (a contract's whole on-chain
+// state plus the blocks since its checkpoint).
+const MaxRecoverBytes = 1 << 30
+
+// MaxRecoverBlocks bounds the blocks since a contract's checkpoint that a
+// recovery replays (pRuntime keeps their app hashes only up to this many
+// per contract).
+const MaxRecoverBlocks = 10_000
+
+// RecoveryNeed is what a recovering contract needs, as pRuntime's info
+// (GET /info, "recovering") lists it: the contract's entries as the
+// chain's state holds them at EntriesHeight (the block that accepted the
+// checkpoint pRuntime follows; 0: the contract has no checkpoint, no
+// entries), and the messages of the blocks at Heights (ascending: the
+// blocks since the checkpoint with an input for the contract).
+type RecoveryNeed struct {
+	Contract         string  `json:"contract"`
+	CheckpointHeight int64   `json:"checkpoint_height"`
+	EntriesHeight    int64   `json:"entries_height"`
+	Heights          []int64 `json:"heights"`
+}
+
+// RecoverRequest is the body of the control API's POST /recover: what a
+// RecoveryNeed asks for.
+type RecoverRequest struct {
+	Contract crypto.PublicKey
+	Entries  []StateChange // ascending locations, values never nil
+	Blocks   []BlockMessages
+}
+
+// Encode returns the canonical bytes.
+func (q *RecoverRequest) Encode() []byte {
+	n := 64
+	for _, e := range q.Entries {
+		n += 40 + len(e.Value)
+	}
+	w := codec.NewWriter(n)
+	w.Fixed(q.Contract[:])
+	w.Uvarint(uint64(len(q.Entries)))
+	for _, e := range q.Entries {
+		w.Fixed(e.Location[:])
+		w.BytesField(e.Value)
+	}
+	w.Uvarint(uint64(len(q.Blocks)))
+	for i := range q.Blocks {
+		w.BytesField(q.Blocks[i].Encode())
+	}
+	return w.Bytes()
+}
+
+// DecodeRecoverRequest strictly decodes a RecoverRequest: at most
+// MaxRecoverBytes, locations strictly ascending, values of at least their
+// 8-byte write counter, at most MaxRecoverBlocks blocks that decode.
+func DecodeRecoverRequest(b []byte) (*RecoverRequest, error) {
+	if len(b) > MaxRecoverBytes {
+		return nil, fmt.Errorf("%w: recover request of %d bytes", ErrTooLarge, len(b))
+	}
+	q := &RecoverRequest{}
+	r := codec.NewReader(b)
+	r.Fixed(q.Contract[:])
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()/(StateLocationSize+1)) {
+		r.Fail(fmt.Errorf("%w: %d entries", codec.ErrTooLong, n))
+	}
+	if r.Err() == nil {
+		q.Entries = make([]StateChange, 0, n)
+	}
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		var e StateChange
+		r.Fixed(e.Location[:])
+		e.Value = r.BytesField(MaxEntryPageBytes)
+		if r.Err() == nil && len(e.Value) < 8 {
+			r.Fail(fmt.Errorf("%w: a value shorter than its write counter", codec.ErrBadFormat))
+		}
+		if k := len(q.Entries); k > 0 && bytes.Compare(q.Entries[k-1].Location[:], e.Location[:]) >= 0 {
+			r.Fail(fmt.Errorf("%w: locations out of order", codec.ErrBadFormat))
+		}
+		q.Entries = append(q.Entries, e)
+	}
+	nb := r.Uvarint()
+	if nb > MaxRecoverBlocks || nb > uint64(r.Remaining()) {
+		r.Fail(fmt.Errorf("%w: %d blocks", codec.ErrTooLong, nb))
+	}
+	for i := uint64(0); r.Err() == nil && i < nb; i++ {
+		raw := r.BytesField(MaxSyncPayloadBytes)
+		if r.Err() != nil {
+			break
+		}
+		bm, err := DecodeBlockMessages(raw)
+		if err != nil {
+			return nil, fmt.Errorf("recover request: block %d: %w", i, err)
+		}
+		q.Blocks = append(q.Blocks, *bm)
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: recover request: %v", ErrMalformed, err)
+	}
+	return q, nil
+}

@@ -1,0 +1,553 @@
+package engine
+
+// Deployments, reassignment and recovery (docs/availability.md). Every
+// pRuntime follows, from the queue, which workers run each contract (the
+// contracts module's api.ContractDeployed) and, since each contract's
+// latest on-chain checkpoint, the heights of the blocks that carried an
+// input for it (its start, commands, on-chain queries) with their app
+// hashes and times. A worker added to a contract that already ran cannot
+// replay those blocks from its own past (it did not hold the key when it
+// dispatched them): it marks the contract recovering, says in its info
+// what it needs (api.RecoveryNeed), and rebuilds it from what its relayer
+// posts (Recover): the checkpoint's entries, checked against the root the
+// queue announced, and the blocks since, checked against the kept app
+// hashes. It then replays the contract's inputs and cuts exactly as the
+// other replicas did, so it runs in step with them.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/contracts"
+	"github.com/phalago/phala/internal/enclave/keys"
+)
+
+// deployment is a deployed contract as the queue announced it.
+type deployment struct {
+	upload   [32]byte
+	workers  []crypto.PublicKey
+	excluded []crypto.PublicKey // removed by the deployer, not assigned again
+	// reported: its first status report was seen; failed: it said
+	// failed (the chain keeps the first report).
+	reported, failed bool
+	// lost: more than api.MaxRecoverBlocks blocks with inputs since its
+	// checkpoint; no recovery can replay them.
+	lost bool
+}
+
+// blockRef is what is kept of a dispatched block that carries an input of
+// a contract after its checkpoint: its app hash (to verify its messages
+// when a recovery replays them), its header time, and how many contracts
+// refer to it.
+type blockRef struct {
+	appHash []byte
+	time    int64
+	refs    int
+}
+
+// cpMeta is what pRuntime keeps of a contract's latest accepted state
+// update besides the api.Checkpoint: the contract's egress sequence after
+// it (the update's own sequence plus one) and the block that accepted it
+// (whose state holds the checkpoint's entries).
+type cpMeta struct {
+	egressSeq  uint64
+	acceptedAt int64
+}
+
+// recovery is a contract this worker was assigned and is rebuilding.
+type recovery struct {
+	upload [32]byte
+	seed   [crypto.SeedSize]byte
+	since  int64 // the height that added this worker
+}
+
+// onDeployed follows a change of a contract's workers (every pRuntime):
+// a worker it adds opens its key and starts the contract (its deployment)
+// or recovers it (a contract that ran before); a worker it removes stops
+// it; a gatekeeper grants more workers while the contract has fewer than
+// its replicas.
+func (e *Engine) onDeployed(ctx *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin("contracts") {
+		return fmt.Errorf("contract deployment from %s", m.Origin)
+	}
+	d, err := api.DecodeContractDeployed(m.Payload)
+	if err != nil {
+		return err
+	}
+	u, ok := e.st.uploads[d.Upload]
+	if !ok {
+		return fmt.Errorf("deployment of unknown upload %x", d.Upload[:4])
+	}
+	dep, existed := e.st.deployed[d.Contract]
+	if !existed {
+		dep = &deployment{upload: d.Upload}
+		e.st.deployed[d.Contract] = dep
+		u.granted = true
+		e.noteInput(ctx, d.Contract) // its start: init runs at this height
+	}
+	dep.workers = d.Workers
+	if d.Reason == api.RemovedByDeployer {
+		dep.excluded = append(dep.excluded, d.Removed...)
+		if n := len(dep.excluded); n > api.MaxExcludedWorkers {
+			dep.excluded = dep.excluded[n-api.MaxExcludedWorkers:]
+		}
+	}
+	me := e.entity.Identity.Public()
+	if slices.Contains(d.Removed, me) {
+		e.stopContract(d.Contract, d.Reason)
+	}
+	if len(d.Grant) > 0 {
+		if err := e.takeGrant(ctx, d, existed); err != nil {
+			return err
+		}
+	}
+	if e.gk != nil && !dep.failed && len(dep.workers) < int(u.replicas) {
+		e.gk.Grant(ctx.Height, e.gkUpload(dep.upload, dep))
+	}
+	return nil
+}
+
+// takeGrant opens this worker's key in an accepted grant, if it names
+// this worker, and starts the contract: afresh at its deployment
+// (!existed), or as a recovery.
+func (e *Engine) takeGrant(ctx *Context, d *api.ContractDeployed, existed bool) error {
+	g, err := api.DecodeContractKeyGrant(d.Grant)
+	if err != nil {
+		return err
+	}
+	me := e.entity.Identity.Public()
+	var mine []byte
+	for _, k := range g.Workers {
+		if k.Worker == me {
+			mine = k.Sealed
+		}
+	}
+	if mine == nil {
+		return nil
+	}
+	if _, ok := e.running[g.Identity]; ok {
+		return nil
+	}
+	ck, err := e.openGrant(ctx.Height, g, mine)
+	if err != nil {
+		return err
+	}
+	if !existed {
+		return e.startFresh(ctx, g.Upload, ck)
+	}
+	e.st.recovering[g.Identity] = &recovery{upload: g.Upload, seed: ck.Seed, since: ctx.Height}
+	cp := e.st.checkpoints[g.Identity]
+	e.log.Info("contract assigned to this worker: recovering it from its on-chain checkpoint", "contract", g.Identity.Short(),
+		"checkpoint_height", cp.Height, "blocks_to_replay", len(e.st.inputs[g.Identity]), "reason", d.Reason)
+	return nil
+}
+
+// stopContract stops running (or recovering) contract id on this worker,
+// removed from it by the chain: its keys, state and pending egress are
+// dropped (the other replicas emit the same messages).
+func (e *Engine) stopContract(id crypto.PublicKey, why string) {
+	_, ran := e.running[id]
+	_, rec := e.st.recovering[id]
+	if !ran && !rec {
+		return
+	}
+	delete(e.running, id)
+	delete(e.st.recovering, id)
+	o := api.KeyOrigin(api.OriginContract, id)
+	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool { return s.Message.Origin == o })
+	delete(e.st.egressSeq, string(o.Encode()))
+	e.publish()
+	e.log.Info("contract removed from this worker", "contract", id.Short(), "reason", why)
+}
+
+// onContractStatus follows a contract's first status report (the one the
+// chain keeps): a contract that failed to start gets no replacement.
+func (e *Engine) onContractStatus(ctx *Context, m *api.Message) error {
+	if m.Origin.Kind != api.OriginContract {
+		return nil
+	}
+	d := e.st.deployed[m.Origin.Key]
+	if d == nil || d.reported {
+		return nil
+	}
+	rep, err := api.DecodeContractStatusReport(m.Payload)
+	if err != nil {
+		return nil // ignored on chain too
+	}
+	d.reported, d.failed = true, rep.Status == api.ContractFailed
+	return nil
+}
+
+// noteInput records that the block being dispatched carries an input of
+// contract id (its start, a command, an on-chain query): a recovery
+// replays it unless a checkpoint covers it first.
+func (e *Engine) noteInput(ctx *Context, id crypto.PublicKey) {
+	d := e.st.deployed[id]
+	if d == nil || d.lost {
+		return
+	}
+	hs := e.st.inputs[id]
+	if n := len(hs); n > 0 && hs[n-1] == ctx.Height {
+		return
+	}
+	if len(hs) >= api.MaxRecoverBlocks {
+		d.lost = true
+		e.dropInputs(id, ctx.Height+1)
+		e.log.Warn("contract without a checkpoint for too many blocks: a worker assigned it later cannot recover it", "contract", id.Short(), "blocks", api.MaxRecoverBlocks)
+		return
+	}
+	e.st.inputs[id] = append(hs, ctx.Height)
+	ref := e.st.blockRefs[ctx.Height]
+	if ref == nil {
+		ref = &blockRef{appHash: ctx.appHash, time: ctx.Time.UnixNano()}
+		e.st.blockRefs[ctx.Height] = ref
+	}
+	ref.refs++
+}
+
+// dropInputs forgets contract id's input heights below upTo (covered by a
+// checkpoint) and the blocks no contract refers to any more.
+func (e *Engine) dropInputs(id crypto.PublicKey, upTo int64) {
+	hs := e.st.inputs[id]
+	i := sort.Search(len(hs), func(i int) bool { return hs[i] >= upTo })
+	for _, h := range hs[:i] {
+		if ref := e.st.blockRefs[h]; ref != nil {
+			if ref.refs--; ref.refs <= 0 {
+				delete(e.st.blockRefs, h)
+			}
+		}
+	}
+	if i == len(hs) {
+		delete(e.st.inputs, id)
+		return
+	}
+	e.st.inputs[id] = slices.Clone(hs[i:])
+}
+
+// recoveryNeeds lists what each recovering contract needs, by contract id.
+func (e *Engine) recoveryNeeds() []api.RecoveryNeed {
+	ids := make([]crypto.PublicKey, 0, len(e.st.recovering))
+	for id := range e.st.recovering {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	out := make([]api.RecoveryNeed, 0, len(ids))
+	for _, id := range ids {
+		cp := e.st.checkpoints[id]
+		out = append(out, api.RecoveryNeed{Contract: id.Hex(), CheckpointHeight: cp.Height, EntriesHeight: e.st.cpMeta[id].acceptedAt,
+			Heights: slices.Clone(e.st.inputs[id])})
+	}
+	return out
+}
+
+// ErrNotRecovering: Recover was called for a contract this worker is not
+// recovering.
+var ErrNotRecovering = errors.New("not recovering this contract")
+
+// RecoverResult says what a recovery did.
+type RecoverResult struct {
+	Entries  int      // the checkpoint's entries restored
+	Replayed int      // blocks replayed after the checkpoint
+	Root     [32]byte // the contract's state root after the replay
+}
+
+// Recover rebuilds a contract this worker is recovering from req (what
+// its api.RecoveryNeed asked): the checkpoint's entries must give the
+// root of the checkpoint followed in the queue, and the blocks must be
+// exactly those at the needed heights, each matching the app hash kept
+// for it. The contract's inputs in them are then replayed in chain order
+// with the state updates the replicas cut, and the contract runs. Nothing
+// changes on error. Errors: ErrNotRecovering; ErrBadInput wrapping why
+// the request does not match (contracts.ErrRootMismatch for entries that
+// are not the checkpoint's); the contract's code cache.
+func (e *Engine) Recover(req *api.RecoverRequest) (*RecoverResult, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id := req.Contract
+	rc, ok := e.st.recovering[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %s", ErrNotRecovering, id.Hex())
+	}
+	dep := e.st.deployed[id]
+	if dep != nil && dep.lost {
+		return nil, fmt.Errorf("%w: contract %s has had inputs in more than %d blocks since its checkpoint: they cannot be replayed", ErrBadInput, id.Short(), api.MaxRecoverBlocks)
+	}
+	heights := e.st.inputs[id]
+	if len(req.Blocks) != len(heights) {
+		return nil, fmt.Errorf("%w: %d blocks posted, the recovery needs the %d at heights %v", ErrBadInput, len(req.Blocks), len(heights), heights)
+	}
+	for i := range req.Blocks {
+		b := &req.Blocks[i]
+		ref := e.st.blockRefs[heights[i]]
+		if b.Height != heights[i] || ref == nil {
+			return nil, fmt.Errorf("%w: block %d of the request is height %d, the recovery needs %d", ErrBadInput, i, b.Height, heights[i])
+		}
+		if err := b.Verify(ref.appHash); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		}
+	}
+	u := e.st.uploads[rc.upload]
+	ck, err := keys.ContractKeysFromSeed(rc.seed)
+	if err != nil {
+		return nil, err
+	}
+	cp, hasCp := e.st.checkpoints[id]
+	var c *contracts.Contract
+	if hasCp {
+		st, err := storeFromEntries(ck.Storage, cp.Seq, req.Entries, cp.Root)
+		if err != nil {
+			return nil, fmt.Errorf("%w: checkpoint of %s at height %d: %w", ErrBadInput, id.Short(), cp.Height, err)
+		}
+		c, err = e.startContractWith(ck, u.codeHash, st, cp.Calls)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		if len(req.Entries) > 0 {
+			return nil, fmt.Errorf("%w: contract %s has no checkpoint; %d entries posted", ErrBadInput, id.Short(), len(req.Entries))
+		}
+		if c, err = e.startContract(ck, u.codeHash, nil, [32]byte{}, 0); err != nil {
+			return nil, err
+		}
+		cp.Root = api.EmptyStateRoot
+	}
+	r := &running{upload: rc.upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true, cutRoot: cp.Root, cutHeight: cp.Height}
+	o := api.KeyOrigin(api.OriginContract, id)
+	okey := string(o.Encode())
+	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool { return s.Message.Origin == o })
+	e.st.egressSeq[okey] = e.st.cpMeta[id].egressSeq
+	started := hasCp
+	interval := e.checkpointInterval(r)
+	cut := func(from, to int64) { // the periodic cuts in (from, to]
+		for h := nextCut(id, interval, from); h <= to; h = nextCut(id, interval, h) {
+			if !r.c.Store().HasChanges() && !r.cmdSinceCut {
+				return
+			}
+			e.cutState(h, id, r)
+		}
+	}
+	last := cp.Height
+	for i := range req.Blocks {
+		b := &req.Blocks[i]
+		cut(last, b.Height-1)
+		ctx := &Context{e: e, Height: b.Height, Time: time.Unix(0, e.st.blockRefs[b.Height].time).UTC()}
+		for j := range b.Messages {
+			m := &b.Messages[j]
+			if m.Origin != api.ModuleOrigin("contracts") {
+				continue
+			}
+			switch m.Topic {
+			case api.TopicContractDeployed:
+				if d, err := api.DecodeContractDeployed(m.Payload); err == nil && d.Contract == id && d.Reason == api.DeployedFirst && !started {
+					started = true
+					if !e.initContract(ctx, r) {
+						e.dropRecovered(id, o)
+						return nil, fmt.Errorf("contract %s failed to start when its deployment was replayed", id.Short())
+					}
+				}
+			case api.TopicContractCommand:
+				if cm, err := api.DecodeContractCommandMessage(m.Payload); err == nil && cm.Contract == id && started {
+					if err := e.runCommand(ctx, r, cm); err != nil {
+						e.log.Warn("replayed command refused", "contract", id.Short(), "height", b.Height, "err", err)
+					}
+				}
+			case api.TopicContractQuery:
+				if q, err := api.DecodeContractQuery(m.Payload); err == nil && q.Contract == id && started {
+					if err := e.runChainQuery(ctx, r, q); err != nil {
+						e.log.Warn("replayed on-chain query refused", "contract", id.Short(), "height", b.Height, "err", err)
+					}
+				}
+			}
+		}
+		e.cutState(b.Height, id, r)
+		last = b.Height
+	}
+	cut(last, e.st.dispatched)
+	clear(e.toAck) // the blocks' acknowledgements were due long ago
+	// What the replay emitted that the chain already holds (the other
+	// replicas sent it) is dropped; the rest is new.
+	next := e.st.nextSeq[okey]
+	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool { return s.Message.Origin == o && s.Message.Seq < next })
+	if e.st.egressSeq[okey] < next {
+		e.st.egressSeq[okey] = next
+	}
+	delete(e.st.recovering, id)
+	e.running[id] = r
+	e.publish()
+	res := &RecoverResult{Entries: len(req.Entries), Replayed: len(req.Blocks), Root: r.c.StateRoot()}
+	if err := e.checkpoint(); err != nil {
+		return res, err
+	}
+	e.log.Info("contract recovered from its on-chain checkpoint", "contract", id.Short(), "checkpoint_height", cp.Height,
+		"entries", res.Entries, "blocks_replayed", res.Replayed, "dispatched", e.st.dispatched)
+	return res, nil
+}
+
+// dropRecovered gives up a recovery whose replayed start failed (as it
+// failed on the replicas): the status report it emitted stays.
+func (e *Engine) dropRecovered(id crypto.PublicKey, o api.Origin) {
+	delete(e.st.recovering, id)
+	next := e.st.nextSeq[string(o.Encode())]
+	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool { return s.Message.Origin == o && s.Message.Seq < next })
+}
+
+// nextCut is contract id's first periodic cut height after h.
+func nextCut(id crypto.PublicKey, interval uint64, h int64) int64 {
+	rem := (uint64(h) + api.CheckpointPhase(id, interval)) % interval
+	return h + int64(interval-rem)
+}
+
+// storeFromEntries builds a contract store holding exactly entries with
+// write counter seq, checked against root.
+func storeFromEntries(storageKey [32]byte, seq uint64, entries []api.StateChange, root [32]byte) (*contracts.Store, error) {
+	n := 16
+	for _, e := range entries {
+		n += 40 + len(e.Value)
+	}
+	w := codec.NewWriter(n)
+	w.U8(1)
+	w.Uvarint(seq)
+	w.Uvarint(uint64(len(entries)))
+	for _, e := range entries {
+		w.Fixed(e.Location[:])
+		w.BytesField(e.Value)
+	}
+	return contracts.RestoreStore(storageKey, w.Bytes(), root)
+}
+
+// encodeDeployments writes the followed deployments, input heights and
+// kept blocks (chain-derived), by ascending contract id and height.
+func (s *state) encodeDeployments(w *codec.Writer) {
+	ids := make([]crypto.PublicKey, 0, len(s.deployed))
+	for id := range s.deployed {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		d := s.deployed[id]
+		w.Fixed(id[:])
+		w.Fixed(d.upload[:])
+		w.BytesField(api.EncodeKeys(d.workers))
+		w.BytesField(api.EncodeKeys(d.excluded))
+		w.Bool(d.reported)
+		w.Bool(d.failed)
+		w.Bool(d.lost)
+		hs := s.inputs[id]
+		w.Uvarint(uint64(len(hs)))
+		for _, h := range hs {
+			w.Varint(h)
+		}
+		m := s.cpMeta[id]
+		w.Uvarint(m.egressSeq)
+		w.Varint(m.acceptedAt)
+	}
+	hs := make([]int64, 0, len(s.blockRefs))
+	for h := range s.blockRefs {
+		hs = append(hs, h)
+	}
+	slices.Sort(hs)
+	w.Uvarint(uint64(len(hs)))
+	for _, h := range hs {
+		ref := s.blockRefs[h]
+		w.Varint(h)
+		w.BytesField(ref.appHash)
+		w.Varint(ref.time)
+		w.Uvarint(uint64(ref.refs))
+	}
+}
+
+func (s *state) decodeDeployments(r *codec.Reader) {
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()/(64+6)) {
+		r.Fail(codec.ErrTooLong)
+	}
+	for ; r.Err() == nil && n > 0; n-- {
+		var id crypto.PublicKey
+		d := &deployment{}
+		r.Fixed(id[:])
+		r.Fixed(d.upload[:])
+		ws := r.BytesField(8 + 32*api.MaxReplicas)
+		xs := r.BytesField(8 + 32*api.MaxExcludedWorkers)
+		d.reported, d.failed, d.lost = r.Bool(), r.Bool(), r.Bool()
+		k := r.Uvarint()
+		if k > api.MaxRecoverBlocks {
+			r.Fail(codec.ErrTooLong)
+		}
+		var hs []int64
+		for ; r.Err() == nil && k > 0; k-- {
+			hs = append(hs, r.Varint())
+		}
+		var m cpMeta
+		m.egressSeq = r.Uvarint()
+		m.acceptedAt = r.Varint()
+		if r.Err() != nil {
+			return
+		}
+		var err error
+		if d.workers, err = api.DecodeKeys(ws); err == nil {
+			d.excluded, err = api.DecodeKeys(xs)
+		}
+		if err != nil {
+			r.Fail(err)
+			return
+		}
+		s.deployed[id] = d
+		if len(hs) > 0 {
+			s.inputs[id] = hs
+		}
+		if m != (cpMeta{}) {
+			s.cpMeta[id] = m
+		}
+	}
+	k := r.Uvarint()
+	if k > uint64(r.Remaining()/4) {
+		r.Fail(codec.ErrTooLong)
+	}
+	for ; r.Err() == nil && k > 0; k-- {
+		h := r.Varint()
+		ref := &blockRef{appHash: r.BytesField(64), time: r.Varint(), refs: int(r.Uvarint())}
+		s.blockRefs[h] = ref
+	}
+}
+
+// encodeRecovering writes the contracts this worker is recovering (their
+// keys: only into the sealed core).
+func (s *state) encodeRecovering(w *codec.Writer) {
+	ids := make([]crypto.PublicKey, 0, len(s.recovering))
+	for id := range s.recovering {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		rc := s.recovering[id]
+		w.Fixed(id[:])
+		w.Fixed(rc.upload[:])
+		w.Fixed(rc.seed[:])
+		w.Varint(rc.since)
+	}
+}
+
+func (s *state) decodeRecovering(r *codec.Reader) {
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()/(96+crypto.SeedSize)) {
+		r.Fail(codec.ErrTooLong)
+	}
+	for ; r.Err() == nil && n > 0; n-- {
+		var id crypto.PublicKey
+		rc := &recovery{}
+		r.Fixed(id[:])
+		r.Fixed(rc.upload[:])
+		r.Fixed(rc.seed[:])
+		rc.since = r.Varint()
+		s.recovering[id] = rc
+	}
+}
