@@ -116,3 +116,11 @@ func DecodeRecoverRequest(b []byte) (*RecoverRequest, error) {
 	}
 	return q, nil
 }
+
+// RecoverAnswer is the JSON answer of POST /recover: the entries
+// restored, the blocks replayed and the contract's state root after.
+type RecoverAnswer struct {
+	Entries  int    `json:"entries"`
+	Replayed int    `json:"blocks_replayed"`
+	Root     string `json:"state_root"`
+}

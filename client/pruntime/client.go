@@ -118,6 +118,17 @@ func (c *Client) Registration(ctx context.Context, operator crypto.PublicKey) (*
 	return call.(*api.RegisterWorker), nil
 }
 
+// Recover posts what a recovering contract needs (api.RecoveryNeed in
+// Info) to POST /recover.
+func (c *Client) Recover(ctx context.Context, req *api.RecoverRequest) (*api.RecoverAnswer, error) {
+	b, err := c.do(ctx, http.MethodPost, "/recover", req.Encode())
+	if err != nil {
+		return nil, err
+	}
+	var out api.RecoverAnswer
+	return &out, json.Unmarshal(b, &out)
+}
+
 // SyncHeaders sends headers and returns the synced height.
 func (c *Client) SyncHeaders(ctx context.Context, b *api.HeaderBatch) (int64, error) {
 	return c.height(ctx, "/sync/headers", b.Encode(), "synced")

@@ -174,6 +174,9 @@ type Relayer struct {
 	caughtUp   bool
 	lastStatus time.Time
 	prog       *progress
+	// lastRecoverCheck: when pRuntime's info was last read for contracts
+	// to recover (maybeRecover).
+	lastRecoverCheck time.Time
 
 	wg     sync.WaitGroup // tx waiters
 	mu     sync.Mutex     // guards what the tx waiters touch
@@ -350,6 +353,11 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 	}
 	if r.cfg.Stake > 0 && caughtUp {
 		if err := r.maybeStake(ctx); err != nil {
+			return progressed, err
+		}
+	}
+	if caughtUp {
+		if err := r.maybeRecover(ctx); err != nil {
 			return progressed, err
 		}
 	}

@@ -93,6 +93,7 @@ func (s *server) control() http.Handler {
 	mux.HandleFunc("POST /sync/headers", s.headers)
 	mux.HandleFunc("POST /sync/blocks", s.blocks)
 	mux.HandleFunc("GET /egress", s.egress)
+	mux.HandleFunc("POST /recover", s.recover)
 	return s.allowOnly(mux)
 }
 
@@ -173,6 +174,29 @@ func (s *server) registration(w http.ResponseWriter, r *http.Request) {
 	w.Write(api.EncodeCall(call))
 }
 
+// recover rebuilds a recovering contract (engine.Recover) from the body,
+// an api.RecoverRequest of at most api.MaxRecoverBytes. Answers: 200 with
+// an api.RecoverAnswer; 400 malformed; 409 not recovering that contract; 422
+// the request does not match what the recovery needs (entries of another
+// root, other blocks).
+func (s *server) recover(w http.ResponseWriter, r *http.Request) {
+	b, ok := readBody(w, r, api.MaxRecoverBytes)
+	if !ok {
+		return
+	}
+	req, err := api.DecodeRecoverRequest(b)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	res, err := s.e.Recover(req)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.RecoverAnswer{Entries: res.Entries, Replayed: res.Replayed, Root: fmt.Sprintf("%x", res.Root)})
+}
+
 func statusOf(err error) int {
 	switch {
 	case errors.Is(err, engine.ErrNotSynced):
@@ -183,6 +207,8 @@ func statusOf(err error) int {
 		return http.StatusUpgradeRequired
 	case errors.Is(err, engine.ErrBusy):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, engine.ErrNotRecovering):
+		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }
