@@ -116,7 +116,42 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 		gatekeeperCmd(g), eraCmd(g),
 		contractCmd(g), subnetCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g),
 	)
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group (a command with
+// subcommands and no action of its own, the root included) print its help
+// when called alone and fail with cobra's "unknown command" error, its
+// suggestions and a pointer to --help when given anything else: cobra
+// itself prints the help and exits 0 for `phala contract frobnicate`.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs // checked below, with suggestions
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		return unknownSubcommand(cmd, args[0])
+	}
+}
+
+// unknownSubcommand is cobra's error for a command group given a name that
+// is none of its subcommands, with its suggestions and a pointer to --help.
+func unknownSubcommand(cmd *cobra.Command, name string) error {
+	hint := ""
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, set only on its own path
+	}
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		hint = "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return fmt.Errorf("unknown command %q for %q%s (see `%s --help` for its commands)", name, cmd.CommandPath(), hint, cmd.CommandPath())
 }
 
 // exactArgs is cobra.ExactArgs with a message naming what is missing.
