@@ -79,13 +79,16 @@ is a label only.`,
   phala subnet create --from //Alice --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := signerKey(cmd, from)
-			if err != nil {
-				return err
-			}
 			name := ""
 			if len(args) == 1 {
 				name = args[0]
+			}
+			if err := api.CheckSubnetName(name); err != nil {
+				return fmt.Errorf("%w (the name is a label only: shorten it or leave it out)", err)
+			}
+			key, err := signerKey(cmd, from)
+			if err != nil {
+				return err
 			}
 			ctx, cancel := g.withTimeout(cmd)
 			defer cancel()
