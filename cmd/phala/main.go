@@ -154,6 +154,16 @@ func unknownSubcommand(cmd *cobra.Command, name string) error {
 	return fmt.Errorf("unknown command %q for %q%s (see `%s --help` for its commands)", name, cmd.CommandPath(), hint, cmd.CommandPath())
 }
 
+// withArticle prefixes a name with its indefinite article as it is read:
+// "an upload_contract", "a transfer" (by the first letter: the chain's
+// call names start with no silent or "you"-sounding vowel).
+func withArticle(name string) string {
+	if name != "" && strings.ContainsRune("aeiouAEIOU", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
+}
+
 // exactArgs is cobra.ExactArgs with a message naming what is missing.
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

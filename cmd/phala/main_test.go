@@ -666,3 +666,18 @@ func mustHash(t *testing.T, s string) [32]byte {
 	copy(h[:], b)
 	return h
 }
+
+// withArticle reads call names as a user does: "an upload_contract".
+func TestWithArticle(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"upload_contract", "an upload_contract"},
+		{"transfer", "a transfer"},
+		{"gov_propose", "a gov_propose"},
+		{"Unknown", "an Unknown"},
+		{"", "a "},
+	} {
+		if got := withArticle(c.in); got != c.want {
+			t.Errorf("withArticle(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -56,7 +56,7 @@ when outputs are large), across restarts; an older receipt is gone.`,
 			}
 			cc, ok := info.Tx.Call.(*api.ContractCommand)
 			if !ok {
-				return fmt.Errorf("transaction %X is a %s, not a contract command: only commands have receipts (see `phala tx %X`)", hash, info.Tx.Call.Kind(), hash)
+				return fmt.Errorf("transaction %X is %s, not a contract command: only commands have receipts (see `phala tx %X`)", hash, withArticle(info.Tx.Call.Kind().String()), hash)
 			}
 			if info.Code != api.CodeOK {
 				return fmt.Errorf("transaction %X failed on chain (code %d: %s): the command never reached the contract", hash, info.Code, info.Log)
