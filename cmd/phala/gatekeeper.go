@@ -55,12 +55,11 @@ min_gatekeeper_stake.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			res, err := cl.NewSigner(key).DeclareCandidacy(ctx, node, !off)
 			if err != nil {
 				return fmt.Errorf("candidacy of %s: %w", node, err)
@@ -119,12 +118,11 @@ header (the node listing itself is not: each node's counters are).`,
   phala era 3 --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			latest, err := cl.Height(ctx)
 			if err != nil {
 				return g.nodeError(err)

@@ -186,6 +186,20 @@ func (g *globals) withTimeout(cmd *cobra.Command) (context.Context, context.Canc
 	return context.WithTimeout(ctx, g.timeout)
 }
 
+// connect is the start of a command that reads or writes the chain: its
+// context, ended by --timeout, and a client dialled to --node with the
+// trust root (dial). The caller defers the returned cancel; on an error
+// the context is already ended.
+func (g *globals) connect(cmd *cobra.Command) (context.Context, *client.Client, context.CancelFunc, error) {
+	ctx, cancel := g.withTimeout(cmd)
+	c, err := g.dial(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, c, cancel, nil
+}
+
 // nodeURL accepts "host:port" for "http://host:port".
 func (g *globals) nodeURL() string {
 	if !strings.Contains(g.node, "://") {

@@ -38,12 +38,11 @@ when outputs are large), across restarts; an older receipt is gone.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			info, err := cl.Tx(ctx, hash)
 			if errors.Is(err, client.ErrTxNotFound) {
 				return fmt.Errorf("no transaction %X on the node at %s: it was never committed there (a refused or dropped transaction is not kept), or the node does not index transactions", hash, g.nodeURL())

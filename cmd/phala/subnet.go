@@ -90,12 +90,11 @@ is a label only.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			id, res, err := cl.NewSigner(key).CreateSubnet(ctx, name)
 			if err != nil {
 				return fmt.Errorf("subnet create: %w", g.nodeError(err))
@@ -143,12 +142,11 @@ waiting for a member is provisioned as soon as one is added.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			res, err := cl.NewSigner(key).SubnetMember(ctx, id, worker, remove)
 			if err != nil {
 				return fmt.Errorf("subnet %s: %w", use, g.nodeError(err))
@@ -179,12 +177,11 @@ func subnetShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			s, h, err := cl.Subnet(ctx, id)
 			if err != nil {
 				return g.nodeError(err)
