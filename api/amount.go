@@ -72,3 +72,11 @@ func FormatAmount(units uint64) string {
 	fs := fmt.Sprintf("%0*d", TokenDecimals, frac)
 	return strconv.FormatUint(whole, 10) + "." + strings.TrimRight(fs, "0")
 }
+
+// FormatAmountUnits prints units for people who may also need the exact
+// figure: "1.5 PHA (1500000000000 units)". The chain's refusals use it, so
+// that an error reads in PHA and still matches the base units of state
+// and events.
+func FormatAmountUnits(units uint64) string {
+	return FormatAmount(units) + " " + TokenSymbol + " (" + strconv.FormatUint(units, 10) + " units)"
+}

@@ -103,9 +103,22 @@ func (c *SubnetMember) encode(w *codec.Writer) {
 
 func decodeSubnetCall(kind CallKind, r *codec.Reader) Call {
 	if kind == CallSubnetCreate {
-		c := &SubnetCreate{Name: r.String(MaxSubnetNameBytes)}
-		if r.Err() == nil && !printable(c.Name) {
-			r.Fail(fmt.Errorf("%w: subnet name is not printable", codec.ErrBadFormat))
+		// The length is checked here rather than by r.String so that the
+		// refusal names the subnet name and its limit.
+		n := r.Uvarint()
+		if r.Err() == nil && n > MaxSubnetNameBytes {
+			r.Fail(fmt.Errorf("%w: subnet name is %d bytes, at most %d", codec.ErrTooLong, n, MaxSubnetNameBytes))
+		}
+		if r.Err() != nil {
+			return &SubnetCreate{}
+		}
+		name := make([]byte, n)
+		r.Fixed(name)
+		c := &SubnetCreate{Name: string(name)}
+		if r.Err() == nil {
+			if err := CheckSubnetName(c.Name); err != nil {
+				r.Fail(fmt.Errorf("%w: %w", codec.ErrBadFormat, err))
+			}
 		}
 		return c
 	}
@@ -113,6 +126,23 @@ func decodeSubnetCall(kind CallKind, r *codec.Reader) Call {
 	r.Fixed(c.Subnet[:])
 	r.Fixed(c.Worker[:])
 	return c
+}
+
+// CheckSubnetName returns nil for a valid subnet name (at most
+// MaxSubnetNameBytes bytes of printable ASCII, 0x20 to 0x7e; may be empty),
+// else an error saying what is wrong ("subnet name is 65 bytes, at most
+// 64"). The chain's decoder of subnet_create applies it; clients check
+// with it before they sign.
+func CheckSubnetName(name string) error {
+	if len(name) > MaxSubnetNameBytes {
+		return fmt.Errorf("subnet name is %d bytes, at most %d", len(name), MaxSubnetNameBytes)
+	}
+	for i, c := range []byte(name) {
+		if c < 0x20 || c > 0x7e {
+			return fmt.Errorf("subnet name has byte 0x%02x at offset %d: use printable ASCII (0x20 to 0x7e)", c, i)
+		}
+	}
+	return nil
 }
 
 func printable(s string) bool {

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/phalago/phala/api/codec"
@@ -87,6 +88,42 @@ func TestSubnetDecodersStrict(t *testing.T) {
 	} {
 		if err := c.decode(c.b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// CheckSubnetName accepts up to MaxSubnetNameBytes of printable ASCII and
+// says what is wrong otherwise; the chain's decoder of subnet_create gives
+// the same clear reasons (not a bare "too long"), wrapping ErrMalformed.
+func TestSubnetNameErrors(t *testing.T) {
+	long := string(bytes.Repeat([]byte("x"), MaxSubnetNameBytes+1))
+	for _, c := range []struct {
+		name, want string
+	}{
+		{"", ""},
+		{"gpu pool", ""},
+		{long[1:], ""},
+		{long, "subnet name is 65 bytes, at most 64"},
+		{long + long, "subnet name is 130 bytes, at most 64"},
+		{"a\nb", "subnet name has byte 0x0a at offset 1: use printable ASCII"},
+		{"caf\xc3\xa9", "subnet name has byte 0xc3 at offset 3"},
+	} {
+		err := CheckSubnetName(c.name)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", c.name, err)
+			}
+			if _, derr := DecodeCall(CallSubnetCreate, EncodeCall(&SubnetCreate{Name: c.name})); derr != nil {
+				t.Errorf("decode %q: %v", c.name, derr)
+			}
+			continue
+		}
+		if err == nil || err.Error() != c.want && !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.name, err, c.want)
+		}
+		_, derr := DecodeCall(CallSubnetCreate, EncodeCall(&SubnetCreate{Name: c.name}))
+		if !errors.Is(derr, ErrMalformed) || derr == nil || !strings.Contains(derr.Error(), c.want) {
+			t.Errorf("decode %q: %v, want ErrMalformed saying %q", c.name, derr, c.want)
 		}
 	}
 }

@@ -32,7 +32,11 @@ func (c *Client) Subnet(ctx context.Context, id [32]byte) (*api.SubnetRecord, in
 
 // CreateSubnet creates a subnet owned by the signer and returns its id
 // (api.SubnetID of the signer and its subnet count before the call).
+// A name api.CheckSubnetName refuses is refused before anything is sent.
 func (s *Signer) CreateSubnet(ctx context.Context, name string) ([32]byte, *TxResult, error) {
+	if err := api.CheckSubnetName(name); err != nil {
+		return [32]byte{}, nil, err
+	}
 	v, err := s.c.proveValue(ctx, api.QuerySubnetSeq, s.key.Public().Bytes())
 	if err != nil {
 		return [32]byte{}, nil, err

@@ -51,12 +51,11 @@ slashes, inflation) with the total issuance.`,
   phala status --node http://10.0.0.5:26657 --json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			st, err := c.RPC().Status(ctx)
 			if err != nil {
 				return g.nodeError(err)
@@ -169,12 +168,11 @@ account such as //Alice.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			a, h, err := c.AccountProved(ctx, pk)
 			if err != nil {
 				return g.nodeError(err)
@@ -242,12 +240,11 @@ address, 0x-hex, or a development account such as //Bob.`,
 			if err != nil {
 				return fmt.Errorf("--from: %w", err)
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			acct, err := c.Account(ctx, key.Public())
 			if err != nil {
 				return g.nodeError(err)
@@ -356,12 +353,11 @@ every registered worker.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			w, h, err := c.WorkerProved(ctx, id)
 			if errors.Is(err, api.ErrNotFound) {
 				return fmt.Errorf("worker %s is not registered on chain %s (proved absent at height %d): check the identity key (pRuntime prints it at start-up); a worker is listed once its registration is committed", id, c.ChainID(), h)
@@ -452,12 +448,11 @@ published it, the MasterKey public key, both with proofs.`,
   phala gatekeepers --json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			// Both reads wait for the next header: make them together.
 			var mk crypto.PublicKey
 			var ok bool
@@ -518,12 +513,11 @@ operator, platform and expiry.`,
   phala workers --json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			ids, err := c.WorkerIDs(ctx)
 			if err != nil {
 				return g.nodeError(err)

@@ -75,12 +75,11 @@ pending, and upload says which requirement is unmet.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			upload, res, err := cl.NewSigner(key).UploadWith(ctx, code, client.UploadOptions{Replicas: replicas, InitInput: []byte(initInput), ExecTimeout: execTimeout, CheckpointInterval: checkpointInterval, Requirements: req})
 			if err != nil {
 				return fmt.Errorf("upload: %w", g.nodeError(err))
@@ -249,12 +248,11 @@ no gatekeeper has provisioned it, that it is pending and why.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			rec, err := cl.Contract(ctx, crypto.PublicKey(id))
 			if errors.Is(err, client.ErrNoSuchContract) {
 				st, uerr := cl.UploadStatus(ctx, id)

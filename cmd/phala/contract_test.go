@@ -67,6 +67,8 @@ func TestContractCLI(t *testing.T) {
 		t.Fatalf("upload: %s", r)
 	}
 	id := regexp.MustCompile(`contract (0x[0-9a-f]{64}) running`).FindStringSubmatch(r.stdout)[1]
+	uploadTx := regexp.MustCompile(`\(tx ([0-9a-f]{64})\)`).FindStringSubmatch(r.stderr)[1]
+	fails(t, []string{"is an upload_contract, not a contract command"}, phala("receipt", uploadTx, "--from", "//Alice")...)
 	if out := ok(t, phala("contract", "show", id)...); !strings.Contains(out, "status:     running") {
 		t.Errorf("show:\n%s", out)
 	}

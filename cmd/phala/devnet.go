@@ -120,7 +120,7 @@ so run it from the repository) and runs a few private transfers and queries.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "devnet ready: chain %s at %s; try `go run ./cmd/phala status`\n", cfg.ChainID, d.RPC())
+			fmt.Fprintf(out, "devnet ready: chain %s at %s; try `%s`\n", cfg.ChainID, d.RPC(), devnetTry(d.RPC(), g.trust.dataDir, d.GenesisFile()))
 			if demo {
 				if err := runDemo(ctx, out, d); err != nil {
 					return fmt.Errorf("demo: %w", err)
@@ -245,4 +245,23 @@ func runDemo(ctx context.Context, out io.Writer, d *devnet.Devnet) error {
 	}
 	fmt.Fprintln(out, "demo: done; the devnet keeps running (Ctrl-C to stop)")
 	return nil
+}
+
+// devnetTry is the command the ready line suggests: phala status with the
+// flags that reach this devnet: --node unless it listens on the default
+// RPC address, --data-dir unless its genesis was recorded in the default
+// one, --genesis if it was recorded nowhere (an empty --data-dir).
+func devnetTry(rpc, dataDir, genesisFile string) string {
+	try := "go run ./cmd/phala status"
+	if rpc != defaultNode {
+		try += " --node " + rpc
+	}
+	switch dataDir {
+	case defaultDataDir():
+	case "":
+		try += " --data-dir '' --genesis " + genesisFile
+	default:
+		try += " --data-dir " + dataDir
+	}
+	return try
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -66,6 +67,10 @@ func TestDevnetCommand(t *testing.T) {
 				home = strings.TrimSpace(h)
 			}
 			ready = strings.HasPrefix(l, "devnet ready")
+			// Not on the default ports: the suggested command says where.
+			if want := fmt.Sprintf("try `go run ./cmd/phala status --node http://127.0.0.1:%d`", base+1); ready && !strings.Contains(l, want) {
+				t.Errorf("ready line %q lacks %q", l, want)
+			}
 		case <-deadline:
 			t.Fatal("devnet not ready in 3 minutes")
 		}
@@ -141,6 +146,23 @@ func runDevnet(t *testing.T, args ...string) (*exec.Cmd, []string) {
 			}
 		case <-deadline:
 			t.Fatalf("devnet not ready in 2 minutes:\n%s", strings.Join(seen, "\n"))
+		}
+	}
+}
+
+// The ready line's suggested command carries the flags that reach the
+// devnet: --node off the default RPC address, --data-dir off the default
+// trust directory, --genesis when its genesis was recorded nowhere.
+func TestDevnetTry(t *testing.T) {
+	t.Setenv("PHALA_HOME", "/home/u/.phala")
+	for _, c := range []struct{ rpc, dataDir, want string }{
+		{defaultNode, "/home/u/.phala", "go run ./cmd/phala status"},
+		{"http://127.0.0.1:36657", "/home/u/.phala", "go run ./cmd/phala status --node http://127.0.0.1:36657"},
+		{defaultNode, "/tmp/d", "go run ./cmd/phala status --data-dir /tmp/d"},
+		{"http://127.0.0.1:36657", "", "go run ./cmd/phala status --node http://127.0.0.1:36657 --data-dir '' --genesis /g.json"},
+	} {
+		if got := devnetTry(c.rpc, c.dataDir, "/g.json"); got != c.want {
+			t.Errorf("devnetTry(%q, %q) = %q, want %q", c.rpc, c.dataDir, got, c.want)
 		}
 	}
 }

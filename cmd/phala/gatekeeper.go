@@ -55,12 +55,11 @@ min_gatekeeper_stake.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			res, err := cl.NewSigner(key).DeclareCandidacy(ctx, node, !off)
 			if err != nil {
 				return fmt.Errorf("candidacy of %s: %w", node, err)
@@ -107,7 +106,9 @@ the declared candidates, and the set elected for era N at the last block
 of era N-1: its members in election order with their backing (own stake
 and each nominator's exposure), who confirmed holding the MasterKey, and
 its status (pending: waiting for confirmations; active: it became the
-gatekeeper list; expired: not confirmed within an era). For the current era
+gatekeeper list; expired: not confirmed within an era). An era that has
+not started is refused, unless its set is elected already (the era after
+the current one, from the current era's last block). For the current era
 it lists each registered node's activity so far (heartbeat challenges
 issued and answered, accepted messages); for an ended era, the chain's
 report: each node's activity, whether the 1/4 rule found it unresponsive,
@@ -117,12 +118,11 @@ header (the node listing itself is not: each node's counters are).`,
   phala era 3 --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			latest, err := cl.Height(ctx)
 			if err != nil {
 				return g.nodeError(err)
@@ -162,6 +162,11 @@ header (the node listing itself is not: each node's counters are).`,
 			rec, _, err := cl.Election(ctx, era)
 			if err != nil {
 				return g.nodeError(err)
+			}
+			if era > current && rec == nil {
+				// Only the era after the current one can have a set
+				// (elected at the current era's last block): show it then.
+				return fmt.Errorf("era %d has not started; the current era is %d (heights %d to %d, latest block %d)", era, current, current*length+1, (current+1)*length, latest)
 			}
 			if rec != nil {
 				el := &electionJSON{ElectedAt: rec.Height, Status: rec.Status.String(), StatusHeight: rec.StatusHeight, Members: []memberJSON{}}

@@ -67,6 +67,7 @@ func TestGatekeeperCLI(t *testing.T) {
 		t.Errorf("era 1:\n%s", out)
 	}
 	fails(t, []string{"not an era number"}, phala("era", "soon")...)
+	fails(t, []string{"era 1000 has not started; the current era is "}, phala("era", "1000")...)
 
 	okJSON(t, &cj, phala("gatekeeper", "candidacy", "--from", "//Charlie", id.Address(), "--off")...)
 	if cj.Candidate {

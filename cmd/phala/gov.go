@@ -78,12 +78,11 @@ on the allowlist, removing the last voting power, invalid parameters).`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			a, err := parseAction(args[0], args[1:], cl.Params())
 			if err != nil {
 				return err
@@ -137,12 +136,11 @@ which is enacted at the end of that block. It prints the motion afterwards.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			res, err := cl.NewSigner(key).Vote(ctx, id, aye)
 			if err != nil {
 				return fmt.Errorf("vote: %w", err)
@@ -176,12 +174,11 @@ enacted, expired, or failed with the reason).`,
 			if err != nil {
 				return fmt.Errorf("motion id %q is not a number (see `phala gov list`)", args[0])
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			m, h, err := cl.Motion(ctx, id)
 			if err != nil {
 				return g.nodeError(err)
@@ -206,12 +203,11 @@ newest first.`,
 			if limit < 1 {
 				return fmt.Errorf("--limit must be positive")
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			council, h, err := cl.Council(ctx)
 			if err != nil {
 				return g.nodeError(err)

@@ -116,7 +116,52 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 		gatekeeperCmd(g), eraCmd(g),
 		contractCmd(g), subnetCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g),
 	)
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group (a command with
+// subcommands and no action of its own, the root included) print its help
+// when called alone and fail with cobra's "unknown command" error, its
+// suggestions and a pointer to --help when given anything else: cobra
+// itself prints the help and exits 0 for `phala contract frobnicate`.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs // checked below, with suggestions
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		return unknownSubcommand(cmd, args[0])
+	}
+}
+
+// unknownSubcommand is cobra's error for a command group given a name that
+// is none of its subcommands, with its suggestions and a pointer to --help.
+func unknownSubcommand(cmd *cobra.Command, name string) error {
+	hint := ""
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, set only on its own path
+	}
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		hint = "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return fmt.Errorf("unknown command %q for %q%s (see `%s --help` for its commands)", name, cmd.CommandPath(), hint, cmd.CommandPath())
+}
+
+// withArticle prefixes a name with its indefinite article as it is read:
+// "an upload_contract", "a transfer" (by the first letter: the chain's
+// call names start with no silent or "you"-sounding vowel).
+func withArticle(name string) string {
+	if name != "" && strings.ContainsRune("aeiouAEIOU", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
 }
 
 // exactArgs is cobra.ExactArgs with a message naming what is missing.
@@ -139,6 +184,20 @@ func (g *globals) withTimeout(cmd *cobra.Command) (context.Context, context.Canc
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, g.timeout)
+}
+
+// connect is the start of a command that reads or writes the chain: its
+// context, ended by --timeout, and a client dialled to --node with the
+// trust root (dial). The caller defers the returned cancel; on an error
+// the context is already ended.
+func (g *globals) connect(cmd *cobra.Command) (context.Context, *client.Client, context.CancelFunc, error) {
+	ctx, cancel := g.withTimeout(cmd)
+	c, err := g.dial(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, c, cancel, nil
 }
 
 // nodeURL accepts "host:port" for "http://host:port".

@@ -156,6 +156,32 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// An unknown subcommand of any command group fails with cobra's "unknown
+// command" error, a suggestion when one is close, and a pointer to the
+// group's help; a group called alone prints its help and exits 0.
+func TestUnknownSubcommand(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"frobnicate"}, []string{`unknown command "frobnicate" for "phala"`, "phala --help"}},
+		{[]string{"stat"}, []string{`unknown command "stat"`, "did you mean", "status"}},
+		{[]string{"contract", "frobnicate"}, []string{`unknown command "frobnicate" for "phala contract"`, "phala contract --help"}},
+		{[]string{"contract", "uplod"}, []string{"did you mean upload?"}},
+		{[]string{"key", "frobnicate"}, []string{`for "phala key"`}},
+		{[]string{"stake", "frobnicate"}, []string{`for "phala stake"`}},
+		{[]string{"gov", "frobnicate"}, []string{`for "phala gov"`}},
+		{[]string{"subnet", "frobnicate", "x"}, []string{`for "phala subnet"`}},
+	} {
+		fails(t, c.want, c.args...)
+	}
+	for _, group := range []string{"contract", "key", "gov"} {
+		if out := ok(t, group); !strings.Contains(out, "Available Commands:") {
+			t.Errorf("phala %s prints no help:\n%s", group, out)
+		}
+	}
+}
+
 // Vectors printed by Substrate's `subkey inspect`.
 var subkeyVectors = []struct{ uri, pub, addr string }{
 	{"//Alice", "0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d", "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"},
@@ -639,4 +665,19 @@ func mustHash(t *testing.T, s string) [32]byte {
 	}
 	copy(h[:], b)
 	return h
+}
+
+// withArticle reads call names as a user does: "an upload_contract".
+func TestWithArticle(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"upload_contract", "an upload_contract"},
+		{"transfer", "a transfer"},
+		{"gov_propose", "a gov_propose"},
+		{"Unknown", "an Unknown"},
+		{"", "a "},
+	} {
+		if got := withArticle(c.in); got != c.want {
+			t.Errorf("withArticle(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
 }

@@ -38,12 +38,11 @@ when outputs are large), across restarts; an older receipt is gone.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			info, err := cl.Tx(ctx, hash)
 			if errors.Is(err, client.ErrTxNotFound) {
 				return fmt.Errorf("no transaction %X on the node at %s: it was never committed there (a refused or dropped transaction is not kept), or the node does not index transactions", hash, g.nodeURL())
@@ -56,7 +55,7 @@ when outputs are large), across restarts; an older receipt is gone.`,
 			}
 			cc, ok := info.Tx.Call.(*api.ContractCommand)
 			if !ok {
-				return fmt.Errorf("transaction %X is a %s, not a contract command: only commands have receipts (see `phala tx %X`)", hash, info.Tx.Call.Kind(), hash)
+				return fmt.Errorf("transaction %X is %s, not a contract command: only commands have receipts (see `phala tx %X`)", hash, withArticle(info.Tx.Call.Kind().String()), hash)
 			}
 			if info.Code != api.CodeOK {
 				return fmt.Errorf("transaction %X failed on chain (code %d: %s): the command never reached the contract", hash, info.Code, info.Log)

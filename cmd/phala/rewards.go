@@ -29,12 +29,11 @@ to its operator (docs/economy.md). The log keeps the latest 32 rewards.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			l, h, err := c.Rewards(ctx, pk)
 			if err != nil {
 				return g.nodeError(err)

@@ -67,12 +67,11 @@ func stakeSubmit(cmd *cobra.Command, g *globals, from string, call api.Call, wha
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
-	ctx, cancel := g.withTimeout(cmd)
-	defer cancel()
-	c, err := g.dial(ctx)
+	ctx, c, cancel, err := g.connect(cmd)
 	if err != nil {
 		return err
 	}
+	defer cancel()
 	res, err := c.NewSigner(key).Submit(ctx, call)
 	if err != nil {
 		var refused *api.TxError
@@ -261,12 +260,11 @@ entries with the height from which withdraw returns them.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			l, h, err := c.StakeLedger(ctx, pk)
 			if err != nil {
 				return g.nodeError(err)
@@ -299,12 +297,11 @@ the accounts backing it (a listing from the node).`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			ns, h, err := c.NodeStake(ctx, n)
 			if err != nil {
 				return g.nodeError(err)

@@ -64,7 +64,8 @@ func TestStake(t *testing.T) {
 	}
 
 	// The chain's refusals, with its reason.
-	fails(t, []string{"refused", "allocated"}, phala("stake", "unbond", "--from", "//Charlie", worker, "--amount", "101")...)
+	fails(t, []string{"refused", "allocated", "allocates 100 PHA (100000000000000 units) to", "unbonding 101 PHA (101000000000000 units)"}, phala("stake", "unbond", "--from", "//Charlie", worker, "--amount", "101")...)
+	fails(t, []string{"refused", "has 50 PHA (50000000000000 units) bonded and unallocated, allocating 60 PHA"}, phala("stake", "allocate", "--from", "//Charlie", worker, "--amount", "60")...)
 	fails(t, []string{"refused", "unknown node"}, phala("stake", "allocate", "--from", "//Charlie", crypto.MustKeyPairFromURI("//Nobody").Public().Hex(), "--amount", "1")...)
 	fails(t, []string{"nothing unlocked"}, phala("stake", "withdraw", "--from", "//Charlie")...)
 

@@ -79,20 +79,22 @@ is a label only.`,
   phala subnet create --from //Alice --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := signerKey(cmd, from)
-			if err != nil {
-				return err
-			}
 			name := ""
 			if len(args) == 1 {
 				name = args[0]
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			if err := api.CheckSubnetName(name); err != nil {
+				return fmt.Errorf("%w (the name is a label only: shorten it or leave it out)", err)
+			}
+			key, err := signerKey(cmd, from)
 			if err != nil {
 				return err
 			}
+			ctx, cl, cancel, err := g.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
 			id, res, err := cl.NewSigner(key).CreateSubnet(ctx, name)
 			if err != nil {
 				return fmt.Errorf("subnet create: %w", g.nodeError(err))
@@ -140,12 +142,11 @@ waiting for a member is provisioned as soon as one is added.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			res, err := cl.NewSigner(key).SubnetMember(ctx, id, worker, remove)
 			if err != nil {
 				return fmt.Errorf("subnet %s: %w", use, g.nodeError(err))
@@ -176,12 +177,11 @@ func subnetShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(ctx)
+			ctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			s, h, err := cl.Subnet(ctx, id)
 			if err != nil {
 				return g.nodeError(err)

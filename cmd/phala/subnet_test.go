@@ -39,6 +39,9 @@ func TestSubnetCLI(t *testing.T) {
 	if out := ok(t, phala("subnet", "create", "--from", "//Alice")...); !strings.Contains(out, "subnet "+hexID(api.SubnetID(alice, 1))+" created") {
 		t.Fatalf("second create: %s", out)
 	}
+	// A bad name is refused before anything is signed, saying why.
+	fails(t, []string{"subnet name is 65 bytes, at most 64", "shorten it"}, phala("subnet", "create", "--from", "//Alice", strings.Repeat("x", 65))...)
+	fails(t, []string{"byte 0x0a at offset 1"}, phala("subnet", "create", "--from", "//Alice", "a\nb")...)
 	ok(t, phala("subnet", "add", "--from", "//Alice", created.Subnet, w1.Public().Hex())...)
 	var added subnetJSON
 	okJSON(t, &added, phala("subnet", "add", "--from", "//Alice", created.Subnet, w2.Public().Hex())...)

@@ -47,12 +47,11 @@ A node indexes transactions by default; one that does not knows none.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			info, err := c.Tx(ctx, hash)
 			if errors.Is(err, client.ErrTxNotFound) {
 				return fmt.Errorf("no transaction %X on the node at %s: it was never committed there (a refused or dropped transaction is not kept; resend it), or the node does not index transactions", hash, g.nodeURL())
@@ -264,12 +263,11 @@ time), also for ` + "`latest`" + `.`,
 				}
 				height = h
 			}
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			c, err := g.dial(ctx)
+			ctx, c, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			b, err := c.Block(ctx, height)
 			if errors.Is(err, client.ErrBeyondTip) {
 				return fmt.Errorf("%w (see `phala status`, or `phala block latest`)", err)

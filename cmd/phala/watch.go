@@ -52,12 +52,11 @@ prints one JSON object per line.`,
 			if err != nil {
 				return fmt.Errorf("contract id %q: %w (it is the 0x identity key `contract upload` printed)", args[0], err)
 			}
-			dctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			cl, err := g.dial(dctx)
+			dctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
 				return err
 			}
+			defer cancel()
 			if _, err := cl.Contract(dctx, pk); err != nil {
 				if errors.Is(err, client.ErrNotDeployed) {
 					return fmt.Errorf("no contract %s on chain %s (see `phala contract show`)", pk.Hex(), cl.ChainID())

@@ -53,7 +53,7 @@ func ChargeFee(ctx *block.Context, signer crypto.PublicKey, nonce, fee uint64, s
 		return fmt.Errorf("%w: fee %d is below the minimum %d for %d bytes (fee_base %d + fee_per_byte %d)", api.ErrFeeTooLow, fee, sizeFee, size, ctx.Params.FeeBase, ctx.Params.FeePerByte)
 	}
 	if a.Balance < fee {
-		return fmt.Errorf("%w: %s has %d, the fee is %d", api.ErrInsufficientBalance, signer, a.Balance, fee)
+		return fmt.Errorf("%w: %s has %s, the fee is %s", api.ErrInsufficientBalance, signer, api.FormatAmountUnits(a.Balance), api.FormatAmountUnits(fee))
 	}
 	a.Balance -= fee
 	a.Nonce++
@@ -129,7 +129,7 @@ func Credit(kv store.KV, pk crypto.PublicKey, amount uint64) error {
 func Debit(kv store.KV, pk crypto.PublicKey, amount uint64) error {
 	a := Get(kv, pk)
 	if a.Balance < amount {
-		return fmt.Errorf("%w: %s has %d, needs %d", api.ErrInsufficientBalance, pk, a.Balance, amount)
+		return fmt.Errorf("%w: %s has %s, needs %s", api.ErrInsufficientBalance, pk, api.FormatAmountUnits(a.Balance), api.FormatAmountUnits(amount))
 	}
 	a.Balance -= amount
 	Set(kv, pk, a)
@@ -153,7 +153,7 @@ func Transfer(ctx *block.Context, from crypto.PublicKey, t *api.Transfer) error 
 	}
 	src := Get(ctx.KV, from)
 	if src.Balance < t.Amount {
-		return fmt.Errorf("%w: %s has %d after the fee, transfer needs %d", api.ErrInsufficientBalance, from, src.Balance, t.Amount)
+		return fmt.Errorf("%w: %s has %s after the fee, transfer needs %s", api.ErrInsufficientBalance, from, api.FormatAmountUnits(src.Balance), api.FormatAmountUnits(t.Amount))
 	}
 	if from == t.To {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -355,4 +356,28 @@ func TestIssuance(t *testing.T) {
 		}
 	}()
 	Burn(kv, before)
+}
+
+// Insufficient-balance refusals state amounts in PHA with the base units
+// beside them (they gave bare base units).
+func TestInsufficientBalanceSpeaksPHA(t *testing.T) {
+	kv := newState(map[crypto.PublicKey]api.Account{alice: {Balance: api.Unit, Nonce: 0}})
+	ctx := newContext(kv)
+	for _, tc := range []struct {
+		name string
+		op   func() error
+		want string
+	}{
+		{"debit", func() error { return Debit(kv, alice, 3*api.Unit/2) },
+			"has 1 PHA (1000000000000 units), needs 1.5 PHA (1500000000000 units)"},
+		{"fee", func() error { return ChargeFee(ctx, alice, 0, 2*api.Unit, 100, 0) },
+			"has 1 PHA (1000000000000 units), the fee is 2 PHA (2000000000000 units)"},
+		{"transfer", func() error { return Transfer(ctx, alice, &api.Transfer{To: bob, Amount: api.Unit + 1}) },
+			"has 1 PHA (1000000000000 units) after the fee, transfer needs 1.000000000001 PHA (1000000000001 units)"},
+	} {
+		err := tc.op()
+		if !errors.Is(err, api.ErrInsufficientBalance) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrInsufficientBalance saying %q", tc.name, err, tc.want)
+		}
+	}
 }

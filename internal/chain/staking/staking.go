@@ -192,6 +192,9 @@ func amountErr(amount uint64) error {
 
 func u64(v uint64) string { return strconv.FormatUint(v, 10) }
 
+// pha is an amount in errors: "1.5 PHA (1500000000000 units)".
+func pha(units uint64) string { return api.FormatAmountUnits(units) }
+
 // Bond moves amount from who's balance to its bonded stake.
 // Errors: api.ErrInvalidCall (zero), api.ErrInsufficientBalance.
 func Bond(ctx *block.Context, who crypto.PublicKey, amount uint64) error {
@@ -227,7 +230,7 @@ func Allocate(ctx *block.Context, who, node crypto.PublicKey, amount uint64) err
 	}
 	l := Ledger(ctx.KV, who)
 	if l.Bonded < amount {
-		return fmt.Errorf("%w: %s has %d bonded and unallocated, allocating %d (bond first)", api.ErrNotEnoughBonded, who, l.Bonded, amount)
+		return fmt.Errorf("%w: %s has %s bonded and unallocated, allocating %s (bond first)", api.ErrNotEnoughBonded, who, pha(l.Bonded), pha(amount))
 	}
 	i, found := slices.BinarySearchFunc(l.Allocations, node, func(a api.Allocation, n crypto.PublicKey) int { return cmpKey(a.Node, n) })
 	if !found && len(l.Allocations) >= api.MaxAllocations {
@@ -280,10 +283,10 @@ func Unbond(ctx *block.Context, who, node crypto.PublicKey, amount uint64) error
 		var found bool
 		i, found = slices.BinarySearchFunc(l.Allocations, node, func(a api.Allocation, n crypto.PublicKey) int { return cmpKey(a.Node, n) })
 		if !found || l.Allocations[i].Amount < amount {
-			return fmt.Errorf("%w: %s allocates %d to %s, unbonding %d", api.ErrNotEnoughAllocated, who, l.Allocated(node), node.Hex(), amount)
+			return fmt.Errorf("%w: %s allocates %s to %s, unbonding %s", api.ErrNotEnoughAllocated, who, pha(l.Allocated(node)), node.Hex(), pha(amount))
 		}
 	} else if l.Bonded < amount {
-		return fmt.Errorf("%w: %s has %d bonded and unallocated, unbonding %d", api.ErrNotEnoughBonded, who, l.Bonded, amount)
+		return fmt.Errorf("%w: %s has %s bonded and unallocated, unbonding %s", api.ErrNotEnoughBonded, who, pha(l.Bonded), pha(amount))
 	}
 	e := api.Unlocking{Amount: amount, Until: ctx.Height + int64(ctx.Params.UnbondingPeriod), Node: node}
 	j, merge := slices.BinarySearchFunc(l.Unlocking, e, func(u, v api.Unlocking) int {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -408,6 +409,34 @@ func TestRefusalsChangeNothing(t *testing.T) {
 				t.Fatalf("refused call changed state (%v) or emitted %v %v", !reflect.DeepEqual(kv, before), ctx.Messages, ctx.Events)
 			}
 		})
+	}
+}
+
+// The stake refusals state amounts in PHA with the base units beside them
+// (they said "has 1000000000000 bonded ..., allocating 1500000000000").
+func TestRefusalsSpeakPHA(t *testing.T) {
+	kv := newState(t)
+	accounts.Set(kv, alice, api.Account{Balance: 3 * api.Unit})
+	ctx := ctxAt(kv, 1)
+	must(t, Bond(ctx, alice, 2*api.Unit))
+	must(t, Allocate(ctx, alice, node1, api.Unit))
+	for _, tc := range []struct {
+		name string
+		op   func() error
+		want string
+	}{
+		{"bond beyond the balance", func() error { return Bond(ctx, alice, 3*api.Unit/2) },
+			"has 1 PHA (1000000000000 units), needs 1.5 PHA (1500000000000 units)"},
+		{"allocate beyond bonded", func() error { return Allocate(ctx, alice, node2, 3*api.Unit/2) },
+			"has 1 PHA (1000000000000 units) bonded and unallocated, allocating 1.5 PHA (1500000000000 units)"},
+		{"unbond beyond allocated", func() error { return Unbond(ctx, alice, node1, 2*api.Unit) },
+			"allocates 1 PHA (1000000000000 units) to " + node1.Hex() + ", unbonding 2 PHA (2000000000000 units)"},
+		{"unbond beyond bonded", func() error { return Unbond(ctx, alice, crypto.PublicKey{}, api.Unit+1) },
+			"has 1 PHA (1000000000000 units) bonded and unallocated, unbonding 1.000000000001 PHA (1000000000001 units)"},
+	} {
+		if err := tc.op(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want it to say %q", tc.name, err, tc.want)
+		}
 	}
 }
 
