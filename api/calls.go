@@ -72,6 +72,8 @@ func DecodeCall(kind CallKind, body []byte) (Call, error) {
 		c = decodeContractQueryCall(r)
 	case CallContractReassign:
 		c = decodeContractReassign(r)
+	case CallArbitrationRequest:
+		c = decodeArbitrationRequest(r)
 	case CallGovPropose:
 		c = decodeGovPropose(r)
 	case CallGovVote:
@@ -83,7 +85,7 @@ func DecodeCall(kind CallKind, body []byte) (Call, error) {
 	case CallSubnetCreate, CallSubnetAdd, CallSubnetRemove:
 		c = decodeSubnetCall(kind, r)
 	default:
-		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query, contract_reassign, gov_propose, gov_vote, stake_bond, stake_allocate, stake_unbond, stake_withdraw, stake_nominate, gatekeeper_candidacy, subnet_create, subnet_add, subnet_remove)", ErrUnknownCall, kind)
+		return nil, fmt.Errorf("%w: kind %d (this node knows transfer, post_message, push_message, register_worker, upload_contract, contract_command, contract_query, contract_reassign, gov_propose, gov_vote, stake_bond, stake_allocate, stake_unbond, stake_withdraw, stake_nominate, gatekeeper_candidacy, subnet_create, subnet_add, subnet_remove, arbitration_request)", ErrUnknownCall, kind)
 	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, kind, err)

@@ -108,6 +108,23 @@ type Params struct {
 	// MaxWorkerGasPerBlock: the most gas (sum of declared limits) the
 	// commands of one block may ask of one worker (0: no bound).
 	MaxWorkerGasPerBlock uint64 `json:"max_worker_gas_per_block"`
+
+	// State update arbitration (docs/availability.md, "Arbitration").
+	// ArbitrationWindow: blocks after a state update is accepted during
+	// which it may be disputed (0: no arbitration).
+	ArbitrationWindow uint64 `json:"arbitration_window"`
+	// ArbitrationBond: units someone other than the contract's deployer
+	// posts with a request, lost if the arbiters uphold the update.
+	ArbitrationBond uint64 `json:"arbitration_bond,string"`
+	// ArbitrationSlashPPM: parts per million of its stake a worker loses
+	// whose vote for a state update the arbiters overturn.
+	ArbitrationSlashPPM uint64 `json:"arbitration_slash_ppm"`
+	// Arbiters: extra workers a gatekeeper assigns to recompute a
+	// disputed update (at most MaxReplicas; fewer if fewer are eligible).
+	Arbiters uint64 `json:"arbiters"`
+	// ArbitrationTimeout: blocks an open arbitration waits for its
+	// verdict before it expires (the bond returned, nothing changed).
+	ArbitrationTimeout uint64 `json:"arbitration_timeout"`
 }
 
 // Upper bounds of parameters, so that block arithmetic cannot overflow.
@@ -149,6 +166,11 @@ func DefaultParams() Params {
 		GasPricePerMGas:      5_000_000,
 		MaxCommandGas:        100_000_000,
 		MaxWorkerGasPerBlock: 300_000_000,
+		ArbitrationWindow:    200,
+		ArbitrationBond:      10 * Unit,
+		ArbitrationSlashPPM:  100_000,
+		Arbiters:             2,
+		ArbitrationTimeout:   200,
 	}
 }
 
@@ -259,6 +281,15 @@ func (p Params) Validate() error {
 	if p.MaxCommandGas > 0 && p.GasPricePerMGas > math.MaxUint64/p.MaxCommandGas {
 		errs = append(errs, errors.New("gas_price_per_mgas * max_command_gas overflows"))
 	}
+	if p.ArbitrationWindow > MaxRegistrationLifetime || p.ArbitrationTimeout > MaxRegistrationLifetime {
+		errs = append(errs, fmt.Errorf("arbitration_window and arbitration_timeout must be at most %d blocks", MaxRegistrationLifetime))
+	}
+	if p.ArbitrationWindow > 0 && (p.Arbiters == 0 || p.Arbiters > MaxReplicas || p.ArbitrationTimeout == 0) {
+		errs = append(errs, fmt.Errorf("arbiters must be in [1, %d] and arbitration_timeout positive when arbitration is on", MaxReplicas))
+	}
+	if p.ArbitrationSlashPPM > 1_000_000 {
+		errs = append(errs, errors.New("arbitration_slash_ppm must be at most 1000000 (all of it)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -266,7 +297,8 @@ func (p Params) Validate() error {
 func (p *Params) economy() []*uint64 {
 	return []*uint64{&p.UnbondingPeriod, &p.MinWorkerStake, &p.MinGatekeeperStake, &p.HeartbeatsPerEra,
 		&p.HeartbeatWindow, &p.OfflineSlashPPM, &p.TimeoutPenaltyPPM, &p.EraInflationPPB,
-		&p.GatekeeperRewardPPM, &p.NGatekeepers, &p.GasPricePerMGas, &p.MaxCommandGas, &p.MaxWorkerGasPerBlock}
+		&p.GatekeeperRewardPPM, &p.NGatekeepers, &p.GasPricePerMGas, &p.MaxCommandGas, &p.MaxWorkerGasPerBlock,
+		&p.ArbitrationWindow, &p.ArbitrationBond, &p.ArbitrationSlashPPM, &p.Arbiters, &p.ArbitrationTimeout}
 }
 
 // Encode returns the canonical bytes (the state value).

@@ -1,0 +1,298 @@
+package api
+
+import (
+	"fmt"
+
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+)
+
+// State update arbitration (docs/availability.md, "Arbitration"; the
+// specification's "State Update Arbitration" improvement). A state
+// update is the contract's signed word: a worker that extracted the
+// contract's key could post a wrong one. Every replica therefore also
+// vouches for each update it cuts with its own identity (StateVote), and
+// within Params.ArbitrationWindow blocks of an update's acceptance its
+// deployer, or anyone posting Params.ArbitrationBond, may dispute it
+// (ArbitrationRequest). The chain announces the dispute
+// (ArbitrationOpened); a gatekeeper seals the contract key to
+// Params.Arbiters extra workers (ArbiterGrant, announced as
+// ArbitersAssigned); each arbiter rebuilds the contract's state at the
+// checkpoint before the disputed update from the chain, replays the inputs
+// the update covers and votes the root it computes (a StateVote). A
+// majority of the arbiters decides (ArbitrationVerdict): if they confirm
+// the update, the request was frivolous and its bond is lost; if not, the
+// chain rolls the contract's entries and checkpoint back to before the
+// update, and every worker whose vote for it differs from the arbiters'
+// root is slashed Params.ArbitrationSlashPPM of its stake and removed from
+// the contract (the bond is returned). Without a verdict within
+// Params.ArbitrationTimeout blocks the dispute expires: nothing changes,
+// the bond is returned.
+
+// CallArbitrationRequest disputes a contract's state update.
+const CallArbitrationRequest CallKind = 60
+
+func init() { callNames[CallArbitrationRequest] = "arbitration_request" }
+
+// Topics of arbitration.
+const (
+	// TopicStateVote: payload StateVote, origin a worker: the root the
+	// worker computed for a contract at a cut height (a replica's, at
+	// each update it cuts; an arbiter's, for the disputed update).
+	TopicStateVote = "phala/contracts/state_vote"
+	// TopicArbitrationOpened: payload ArbitrationOpened, origin module
+	// "contracts".
+	TopicArbitrationOpened = "phala/contracts/arbitration_opened"
+	// TopicArbiterGrant: payload ArbiterGrant, origin a gatekeeper.
+	TopicArbiterGrant = "phala/contracts/arbiter_grant"
+	// TopicArbitersAssigned: payload ArbitersAssigned, origin module
+	// "contracts": the grant the chain accepted.
+	TopicArbitersAssigned = "phala/contracts/arbiters"
+	// TopicArbitrationVerdict: payload ArbitrationVerdict, origin module
+	// "contracts".
+	TopicArbitrationVerdict = "phala/contracts/verdict"
+)
+
+// Errors of arbitration requests (each wraps ErrInvalidCall).
+var (
+	ErrArbitrationClosed = fmt.Errorf("%w: no state update of that height can be disputed", ErrInvalidCall)
+	ErrArbitrationOpen   = fmt.Errorf("%w: an arbitration of this contract is already open", ErrInvalidCall)
+)
+
+// ArbitrationRequest disputes the state update of Contract cut at Height
+// (a StateUpdate.Height the chain accepted within
+// Params.ArbitrationWindow blocks). Its signer, unless the contract's
+// deployer, posts Params.ArbitrationBond.
+type ArbitrationRequest struct {
+	Contract crypto.PublicKey
+	Height   int64
+}
+
+func (*ArbitrationRequest) Kind() CallKind { return CallArbitrationRequest }
+func (c *ArbitrationRequest) encode(w *codec.Writer) {
+	w.Fixed(c.Contract[:])
+	w.Varint(c.Height)
+}
+
+func decodeArbitrationRequest(r *codec.Reader) Call {
+	c := &ArbitrationRequest{}
+	r.Fixed(c.Contract[:])
+	c.Height = r.Varint()
+	if r.Err() == nil && c.Height <= 0 {
+		r.Fail(fmt.Errorf("%w: height %d", codec.ErrBadFormat, c.Height))
+	}
+	return c
+}
+
+// StateVote is a worker's word on a contract's state at a cut height:
+// the root it computed (signed by the worker's identity as the pushed
+// message's origin).
+type StateVote struct {
+	Contract crypto.PublicKey
+	Height   int64
+	Root     [32]byte
+}
+
+// Encode returns the canonical bytes.
+func (v *StateVote) Encode() []byte {
+	w := codec.NewWriter(80)
+	w.Fixed(v.Contract[:])
+	w.Varint(v.Height)
+	w.Fixed(v.Root[:])
+	return w.Bytes()
+}
+
+// DecodeStateVote strictly decodes a StateVote.
+func DecodeStateVote(b []byte) (*StateVote, error) {
+	v := &StateVote{}
+	r := codec.NewReader(b)
+	r.Fixed(v.Contract[:])
+	v.Height = r.Varint()
+	r.Fixed(v.Root[:])
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: state vote: %v", ErrMalformed, err)
+	}
+	return v, nil
+}
+
+// ArbitrationOpened announces a dispute of Contract's update at Height
+// (new root Root), whose previous checkpoint is PrevHeight/PrevRoot, with
+// that checkpoint's entries in the chain's state at EntriesHeight (the
+// block before the one that accepted the disputed update).
+type ArbitrationOpened struct {
+	Contract      crypto.PublicKey
+	Height        int64
+	Root          [32]byte
+	PrevHeight    int64
+	PrevRoot      [32]byte
+	EntriesHeight int64
+	Requester     crypto.PublicKey
+}
+
+// Encode returns the canonical bytes.
+func (o *ArbitrationOpened) Encode() []byte {
+	w := codec.NewWriter(200)
+	w.Fixed(o.Contract[:])
+	w.Varint(o.Height)
+	w.Fixed(o.Root[:])
+	w.Varint(o.PrevHeight)
+	w.Fixed(o.PrevRoot[:])
+	w.Varint(o.EntriesHeight)
+	w.Fixed(o.Requester[:])
+	return w.Bytes()
+}
+
+// DecodeArbitrationOpened strictly decodes an ArbitrationOpened.
+func DecodeArbitrationOpened(b []byte) (*ArbitrationOpened, error) {
+	o := &ArbitrationOpened{}
+	r := codec.NewReader(b)
+	r.Fixed(o.Contract[:])
+	o.Height = r.Varint()
+	r.Fixed(o.Root[:])
+	o.PrevHeight = r.Varint()
+	r.Fixed(o.PrevRoot[:])
+	o.EntriesHeight = r.Varint()
+	r.Fixed(o.Requester[:])
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: arbitration opened: %v", ErrMalformed, err)
+	}
+	return o, nil
+}
+
+// ArbiterGrant is a gatekeeper's assignment of arbiters to the open
+// dispute of Contract's update at Height: Grant is an encoded
+// ContractKeyGrant of the contract's keys sealed to each arbiter.
+type ArbiterGrant struct {
+	Contract crypto.PublicKey
+	Height   int64
+	Grant    []byte
+}
+
+// ArbitersAssigned announces the arbiters the chain accepted (the first
+// valid ArbiterGrant of the dispute): Arbiters, and the grant they open
+// their keys from.
+type ArbitersAssigned struct {
+	Contract crypto.PublicKey
+	Height   int64
+	Arbiters []crypto.PublicKey
+	Grant    []byte
+}
+
+// Encode returns the canonical bytes.
+func (g *ArbiterGrant) Encode() []byte { return encodeArbiters(g.Contract, g.Height, nil, g.Grant) }
+
+// Encode returns the canonical bytes.
+func (a *ArbitersAssigned) Encode() []byte {
+	return encodeArbiters(a.Contract, a.Height, a.Arbiters, a.Grant)
+}
+
+func encodeArbiters(c crypto.PublicKey, h int64, ks []crypto.PublicKey, grant []byte) []byte {
+	w := codec.NewWriter(64 + 32*len(ks) + len(grant))
+	w.Fixed(c[:])
+	w.Varint(h)
+	if ks != nil {
+		w.BytesField(EncodeKeys(ks))
+	}
+	w.BytesField(grant)
+	return w.Bytes()
+}
+
+// DecodeArbiterGrant strictly decodes an ArbiterGrant (its grant must
+// decode).
+func DecodeArbiterGrant(b []byte) (*ArbiterGrant, error) {
+	g := &ArbiterGrant{}
+	r := codec.NewReader(b)
+	r.Fixed(g.Contract[:])
+	g.Height = r.Varint()
+	g.Grant = r.BytesField(maxDeployedGrantSize)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: arbiter grant: %v", ErrMalformed, err)
+	}
+	if _, err := DecodeContractKeyGrant(g.Grant); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// DecodeArbitersAssigned strictly decodes an ArbitersAssigned.
+func DecodeArbitersAssigned(b []byte) (*ArbitersAssigned, error) {
+	a := &ArbitersAssigned{}
+	r := codec.NewReader(b)
+	r.Fixed(a.Contract[:])
+	a.Height = r.Varint()
+	ks := r.BytesField(8 + 32*MaxReplicas)
+	a.Grant = r.BytesField(maxDeployedGrantSize)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: arbiters assigned: %v", ErrMalformed, err)
+	}
+	var err error
+	if a.Arbiters, err = DecodeKeys(ks); err != nil {
+		return nil, err
+	}
+	if len(a.Arbiters) > MaxReplicas {
+		return nil, fmt.Errorf("%w: arbiters assigned: over %d arbiters", ErrMalformed, MaxReplicas)
+	}
+	if _, err := DecodeContractKeyGrant(a.Grant); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Outcomes of an arbitration (ArbitrationVerdict.Outcome).
+const (
+	ArbitrationUpheld     = 1 // the arbiters computed the disputed root: the request was frivolous
+	ArbitrationOverturned = 2 // they did not: the update is rolled back
+	ArbitrationExpired    = 3 // no verdict in time: nothing changes
+)
+
+// ArbitrationVerdict closes the dispute of Contract's update at Height:
+// Outcome, the arbiters' majority Root (zero when expired), and the
+// workers slashed and removed for voting another root. After an
+// overturn the contract's checkpoint is the one before the update
+// (RollbackHeight, RollbackRoot): every update from Height on was undone.
+type ArbitrationVerdict struct {
+	Contract       crypto.PublicKey
+	Height         int64
+	Outcome        uint8
+	Root           [32]byte
+	Slashed        []crypto.PublicKey
+	RollbackHeight int64
+	RollbackRoot   [32]byte
+}
+
+// Encode returns the canonical bytes.
+func (v *ArbitrationVerdict) Encode() []byte {
+	w := codec.NewWriter(160 + 32*len(v.Slashed))
+	w.Fixed(v.Contract[:])
+	w.Varint(v.Height)
+	w.U8(v.Outcome)
+	w.Fixed(v.Root[:])
+	w.BytesField(EncodeKeys(v.Slashed))
+	w.Varint(v.RollbackHeight)
+	w.Fixed(v.RollbackRoot[:])
+	return w.Bytes()
+}
+
+// DecodeArbitrationVerdict strictly decodes an ArbitrationVerdict.
+func DecodeArbitrationVerdict(b []byte) (*ArbitrationVerdict, error) {
+	v := &ArbitrationVerdict{}
+	r := codec.NewReader(b)
+	r.Fixed(v.Contract[:])
+	v.Height = r.Varint()
+	v.Outcome = r.U8()
+	r.Fixed(v.Root[:])
+	ks := r.BytesField(8 + 32*2*MaxReplicas)
+	v.RollbackHeight = r.Varint()
+	r.Fixed(v.RollbackRoot[:])
+	if r.Err() == nil && (v.Outcome < ArbitrationUpheld || v.Outcome > ArbitrationExpired) {
+		r.Fail(fmt.Errorf("%w: outcome %d", codec.ErrBadFormat, v.Outcome))
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: arbitration verdict: %v", ErrMalformed, err)
+	}
+	var err error
+	if v.Slashed, err = DecodeKeys(ks); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
