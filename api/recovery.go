@@ -33,15 +33,34 @@ const MaxRecoverBlocks = 10_000
 // entries), and the messages of the blocks at Heights (ascending: the
 // blocks since the checkpoint with an input for the contract).
 type RecoveryNeed struct {
+	// Purpose: RecoverContract (a contract this worker now runs) or
+	// RecoverArbitration (an arbiter recomputing a disputed update).
+	Purpose          string  `json:"purpose"`
 	Contract         string  `json:"contract"`
 	CheckpointHeight int64   `json:"checkpoint_height"`
 	EntriesHeight    int64   `json:"entries_height"`
 	Heights          []int64 `json:"heights"`
 }
 
+// Purposes of a recovery (RecoverRequest.Purpose; RecoveryNeed.Purpose
+// names them "contract" and "arbitration").
+const (
+	RecoverContract    uint8 = 0
+	RecoverArbitration uint8 = 1
+)
+
+// RecoverPurposeName is the name of purpose p in a RecoveryNeed.
+func RecoverPurposeName(p uint8) string {
+	if p == RecoverArbitration {
+		return "arbitration"
+	}
+	return "contract"
+}
+
 // RecoverRequest is the body of the control API's POST /recover: what a
 // RecoveryNeed asks for.
 type RecoverRequest struct {
+	Purpose  uint8 // RecoverContract or RecoverArbitration
 	Contract crypto.PublicKey
 	Entries  []StateChange // ascending locations, values never nil
 	Blocks   []BlockMessages
@@ -54,6 +73,7 @@ func (q *RecoverRequest) Encode() []byte {
 		n += 40 + len(e.Value)
 	}
 	w := codec.NewWriter(n)
+	w.U8(q.Purpose)
 	w.Fixed(q.Contract[:])
 	w.Uvarint(uint64(len(q.Entries)))
 	for _, e := range q.Entries {
@@ -76,6 +96,10 @@ func DecodeRecoverRequest(b []byte) (*RecoverRequest, error) {
 	}
 	q := &RecoverRequest{}
 	r := codec.NewReader(b)
+	q.Purpose = r.U8()
+	if r.Err() == nil && q.Purpose > RecoverArbitration {
+		r.Fail(fmt.Errorf("%w: purpose %d", codec.ErrBadFormat, q.Purpose))
+	}
 	r.Fixed(q.Contract[:])
 	n := r.Uvarint()
 	if n > uint64(r.Remaining()/(StateLocationSize+1)) {

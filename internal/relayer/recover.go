@@ -45,6 +45,9 @@ func (r *Relayer) recoverOne(ctx context.Context, need api.RecoveryNeed) error {
 	}
 	start := time.Now()
 	req := &api.RecoverRequest{Contract: id}
+	if need.Purpose == api.RecoverPurposeName(api.RecoverArbitration) {
+		req.Purpose = api.RecoverArbitration
+	}
 	if need.EntriesHeight > 0 {
 		if req.Entries, err = r.f.Entries(ctx, id, need.EntriesHeight); err != nil {
 			return fmt.Errorf("entries at height %d: %w", need.EntriesHeight, err)
@@ -65,7 +68,7 @@ func (r *Relayer) recoverOne(ctx context.Context, need api.RecoveryNeed) error {
 	if err != nil {
 		return err
 	}
-	r.log.Info("contract recovered", "contract", id.Short(), "checkpoint_height", need.CheckpointHeight, "entries", res.Entries,
+	r.log.Info("contract recovered", "purpose", need.Purpose, "contract", id.Short(), "checkpoint_height", need.CheckpointHeight, "entries", res.Entries,
 		"blocks_replayed", res.Replayed, "state_root", res.Root, "fetch", fetched.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return nil
 }

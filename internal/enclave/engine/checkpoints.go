@@ -37,9 +37,7 @@ func (e *Engine) onStateUpdate(ctx *Context, m *api.Message) error {
 		return nil
 	}
 	cp.Height, cp.Seq, cp.Calls, cp.Root = u.Height, u.Seq, u.Calls, u.NewRoot
-	e.st.checkpoints[m.Origin.Key] = cp
-	e.st.cpMeta[m.Origin.Key] = cpMeta{egressSeq: m.Seq + 1, acceptedAt: ctx.Height}
-	e.dropInputs(m.Origin.Key, u.Height+1) // covered by the checkpoint
+	e.accepted(ctx.Height, m.Origin.Key, cp, cpMeta{egressSeq: m.Seq + 1, acceptedAt: ctx.Height})
 	return nil
 }
 

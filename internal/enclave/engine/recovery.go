@@ -40,6 +40,13 @@ type deployment struct {
 	// lost: more than api.MaxRecoverBlocks blocks with inputs since its
 	// checkpoint; no recovery can replay them.
 	lost bool
+	// Arbitration (arbitration.go): the checkpoints before the current
+	// one that a dispute may roll back to, oldest first; the open
+	// dispute, if any; and the height of the last overturn, up to which a
+	// rebuild cuts no update (0: none since the last accepted update).
+	hist       []histEntry
+	dispute    *dispute
+	noCutUntil int64
 }
 
 // blockRef is what is kept of a dispatched block that carries an input of
@@ -241,8 +248,18 @@ func (e *Engine) recoveryNeeds() []api.RecoveryNeed {
 	out := make([]api.RecoveryNeed, 0, len(ids))
 	for _, id := range ids {
 		cp := e.st.checkpoints[id]
-		out = append(out, api.RecoveryNeed{Contract: id.Hex(), CheckpointHeight: cp.Height, EntriesHeight: e.st.cpMeta[id].acceptedAt,
-			Heights: slices.Clone(e.st.inputs[id])})
+		out = append(out, api.RecoveryNeed{Purpose: api.RecoverPurposeName(api.RecoverContract), Contract: id.Hex(), CheckpointHeight: cp.Height,
+			EntriesHeight: e.st.cpMeta[id].acceptedAt, Heights: slices.Clone(e.inputsAfter(id, cp.Height))})
+	}
+	ids = ids[:0]
+	for id := range e.st.arbitrating {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	for _, id := range ids {
+		if need, ok := e.arbitrationNeed(id); ok {
+			out = append(out, need)
+		}
 	}
 	return out
 }
@@ -258,118 +275,47 @@ type RecoverResult struct {
 	Root     [32]byte // the contract's state root after the replay
 }
 
-// Recover rebuilds a contract this worker is recovering from req (what
-// its api.RecoveryNeed asked): the checkpoint's entries must give the
-// root of the checkpoint followed in the queue, and the blocks must be
-// exactly those at the needed heights, each matching the app hash kept
-// for it. The contract's inputs in them are then replayed in chain order
-// with the state updates the replicas cut, and the contract runs. Nothing
-// changes on error. Errors: ErrNotRecovering; ErrBadInput wrapping why
-// the request does not match (contracts.ErrRootMismatch for entries that
-// are not the checkpoint's); the contract's code cache.
+// Recover rebuilds a contract from req (what its api.RecoveryNeed asked):
+// a contract this worker is recovering (api.RecoverContract), or a
+// disputed update it arbitrates (api.RecoverArbitration: arbitrate). The
+// checkpoint's entries must give the root of the checkpoint followed in
+// the queue, and the blocks must be exactly those at the needed heights,
+// each matching the app hash kept for it. The contract's inputs in them
+// are then replayed in chain order with the state updates the replicas
+// cut (none up to the height of an overturn that rolled the contract
+// back: its first update after carries every change since), and the
+// contract runs. Nothing changes on error. Errors: ErrNotRecovering;
+// ErrBadInput wrapping why the request does not match
+// (contracts.ErrRootMismatch for entries that are not the checkpoint's);
+// the contract's code cache.
 func (e *Engine) Recover(req *api.RecoverRequest) (*RecoverResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if req.Purpose == api.RecoverArbitration {
+		return e.arbitrate(req)
+	}
 	id := req.Contract
 	rc, ok := e.st.recovering[id]
 	if !ok {
 		return nil, fmt.Errorf("%w %s", ErrNotRecovering, id.Hex())
 	}
-	dep := e.st.deployed[id]
-	if dep != nil && dep.lost {
-		return nil, fmt.Errorf("%w: contract %s has had inputs in more than %d blocks since its checkpoint: they cannot be replayed", ErrBadInput, id.Short(), api.MaxRecoverBlocks)
+	cp, hasCp := e.st.checkpoints[id]
+	if !hasCp {
+		cp.Root = api.EmptyStateRoot
 	}
-	heights := e.st.inputs[id]
-	if len(req.Blocks) != len(heights) {
-		return nil, fmt.Errorf("%w: %d blocks posted, the recovery needs the %d at heights %v", ErrBadInput, len(req.Blocks), len(heights), heights)
-	}
-	for i := range req.Blocks {
-		b := &req.Blocks[i]
-		ref := e.st.blockRefs[heights[i]]
-		if b.Height != heights[i] || ref == nil {
-			return nil, fmt.Errorf("%w: block %d of the request is height %d, the recovery needs %d", ErrBadInput, i, b.Height, heights[i])
-		}
-		if err := b.Verify(ref.appHash); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
-		}
-	}
-	u := e.st.uploads[rc.upload]
-	ck, err := keys.ContractKeysFromSeed(rc.seed)
+	r, err := e.rebuild(id, rc.upload, rc.seed, cp, req, e.inputsAfter(id, cp.Height))
 	if err != nil {
 		return nil, err
 	}
-	cp, hasCp := e.st.checkpoints[id]
-	var c *contracts.Contract
-	if hasCp {
-		st, err := storeFromEntries(ck.Storage, cp.Seq, req.Entries, cp.Root)
-		if err != nil {
-			return nil, fmt.Errorf("%w: checkpoint of %s at height %d: %w", ErrBadInput, id.Short(), cp.Height, err)
-		}
-		c, err = e.startContractWith(ck, u.codeHash, st, cp.Calls)
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		if len(req.Entries) > 0 {
-			return nil, fmt.Errorf("%w: contract %s has no checkpoint; %d entries posted", ErrBadInput, id.Short(), len(req.Entries))
-		}
-		if c, err = e.startContract(ck, u.codeHash, nil, [32]byte{}, 0); err != nil {
-			return nil, err
-		}
-		cp.Root = api.EmptyStateRoot
-	}
-	r := &running{upload: rc.upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true, cutRoot: cp.Root, cutHeight: cp.Height}
 	o := api.KeyOrigin(api.OriginContract, id)
 	okey := string(o.Encode())
 	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool { return s.Message.Origin == o })
 	e.st.egressSeq[okey] = e.st.cpMeta[id].egressSeq
-	started := hasCp
-	interval := e.checkpointInterval(r)
-	cut := func(from, to int64) { // the periodic cuts in (from, to]
-		for h := nextCut(id, interval, from); h <= to; h = nextCut(id, interval, h) {
-			if !r.c.Store().HasChanges() && !r.cmdSinceCut {
-				return
-			}
-			e.cutState(h, id, r)
-		}
+	noCut := e.st.deployed[id].noCutUntil
+	if err := e.replay(id, r, req.Blocks, hasCp, cp.Height, noCut, e.st.dispatched); err != nil {
+		e.dropRecovered(id, o)
+		return nil, err
 	}
-	last := cp.Height
-	for i := range req.Blocks {
-		b := &req.Blocks[i]
-		cut(last, b.Height-1)
-		ctx := &Context{e: e, Height: b.Height, Time: time.Unix(0, e.st.blockRefs[b.Height].time).UTC()}
-		for j := range b.Messages {
-			m := &b.Messages[j]
-			if m.Origin != api.ModuleOrigin("contracts") {
-				continue
-			}
-			switch m.Topic {
-			case api.TopicContractDeployed:
-				if d, err := api.DecodeContractDeployed(m.Payload); err == nil && d.Contract == id && d.Reason == api.DeployedFirst && !started {
-					started = true
-					if !e.initContract(ctx, r) {
-						e.dropRecovered(id, o)
-						return nil, fmt.Errorf("contract %s failed to start when its deployment was replayed", id.Short())
-					}
-				}
-			case api.TopicContractCommand:
-				if cm, err := api.DecodeContractCommandMessage(m.Payload); err == nil && cm.Contract == id && started {
-					if err := e.runCommand(ctx, r, cm); err != nil {
-						e.log.Warn("replayed command refused", "contract", id.Short(), "height", b.Height, "err", err)
-					}
-				}
-			case api.TopicContractQuery:
-				if q, err := api.DecodeContractQuery(m.Payload); err == nil && q.Contract == id && started {
-					if err := e.runChainQuery(ctx, r, q); err != nil {
-						e.log.Warn("replayed on-chain query refused", "contract", id.Short(), "height", b.Height, "err", err)
-					}
-				}
-			}
-		}
-		e.cutState(b.Height, id, r)
-		last = b.Height
-	}
-	cut(last, e.st.dispatched)
 	clear(e.toAck) // the blocks' acknowledgements were due long ago
 	// What the replay emitted that the chain already holds (the other
 	// replicas sent it) is dropped; the rest is new.
@@ -388,6 +334,116 @@ func (e *Engine) Recover(req *api.RecoverRequest) (*RecoverResult, error) {
 	e.log.Info("contract recovered from its on-chain checkpoint", "contract", id.Short(), "checkpoint_height", cp.Height,
 		"entries", res.Entries, "blocks_replayed", res.Replayed, "dispatched", e.st.dispatched)
 	return res, nil
+}
+
+// inputsAfter returns contract id's input heights after height.
+func (e *Engine) inputsAfter(id crypto.PublicKey, height int64) []int64 {
+	hs := e.st.inputs[id]
+	return hs[sort.Search(len(hs), func(i int) bool { return hs[i] > height }):]
+}
+
+// rebuild checks req against what a rebuild of contract id from
+// checkpoint cp needs (the blocks at heights, the entries of cp) and
+// returns the contract at cp, not yet replayed.
+func (e *Engine) rebuild(id crypto.PublicKey, upload [32]byte, seed [crypto.SeedSize]byte, cp api.Checkpoint, req *api.RecoverRequest, heights []int64) (*running, error) {
+	if dep := e.st.deployed[id]; dep == nil || dep.lost {
+		return nil, fmt.Errorf("%w: contract %s has had inputs in more than %d blocks since its checkpoint: they cannot be replayed", ErrBadInput, id.Short(), api.MaxRecoverBlocks)
+	}
+	if len(req.Blocks) != len(heights) {
+		return nil, fmt.Errorf("%w: %d blocks posted, the recovery needs the %d at heights %v", ErrBadInput, len(req.Blocks), len(heights), heights)
+	}
+	for i := range req.Blocks {
+		b := &req.Blocks[i]
+		ref := e.st.blockRefs[heights[i]]
+		if b.Height != heights[i] || ref == nil {
+			return nil, fmt.Errorf("%w: block %d of the request is height %d, the recovery needs %d", ErrBadInput, i, b.Height, heights[i])
+		}
+		if err := b.Verify(ref.appHash); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		}
+	}
+	u := e.st.uploads[upload]
+	ck, err := keys.ContractKeysFromSeed(seed)
+	if err != nil {
+		return nil, err
+	}
+	var c *contracts.Contract
+	if cp.Height > 0 {
+		st, err := storeFromEntries(ck.Storage, cp.Seq, req.Entries, cp.Root)
+		if err != nil {
+			return nil, fmt.Errorf("%w: checkpoint of %s at height %d: %w", ErrBadInput, id.Short(), cp.Height, err)
+		}
+		if c, err = e.startContractWith(ck, u.codeHash, st, cp.Calls); err != nil {
+			return nil, err
+		}
+	} else {
+		if len(req.Entries) > 0 {
+			return nil, fmt.Errorf("%w: contract %s has no checkpoint; %d entries posted", ErrBadInput, id.Short(), len(req.Entries))
+		}
+		if c, err = e.startContract(ck, u.codeHash, nil, [32]byte{}, 0); err != nil {
+			return nil, err
+		}
+	}
+	return &running{upload: upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true, cutRoot: cp.Root, cutHeight: cp.Height}, nil
+}
+
+// replay runs contract id's inputs in blocks (verified, ascending) on r,
+// as live dispatch did: its start if !started (the deployment's init),
+// commands and on-chain queries, each block followed by its state cut,
+// and the periodic cuts between them from the checkpoint height from up
+// to height to; no cut at heights up to noCut (0: none skipped).
+func (e *Engine) replay(id crypto.PublicKey, r *running, blocks []api.BlockMessages, started bool, from, noCut, to int64) error {
+	interval := e.checkpointInterval(r)
+	cutAt := func(h int64) {
+		if h > noCut {
+			e.cutState(h, id, r)
+		}
+	}
+	cut := func(from, to int64) { // the periodic cuts in (from, to]
+		for h := nextCut(id, interval, from); h <= to; h = nextCut(id, interval, h) {
+			if !r.c.Store().HasChanges() && !r.cmdSinceCut {
+				return
+			}
+			cutAt(h)
+		}
+	}
+	last := from
+	for i := range blocks {
+		b := &blocks[i]
+		cut(last, b.Height-1)
+		ctx := &Context{e: e, Height: b.Height, Time: time.Unix(0, e.st.blockRefs[b.Height].time).UTC()}
+		for j := range b.Messages {
+			m := &b.Messages[j]
+			if m.Origin != api.ModuleOrigin("contracts") {
+				continue
+			}
+			switch m.Topic {
+			case api.TopicContractDeployed:
+				if d, err := api.DecodeContractDeployed(m.Payload); err == nil && d.Contract == id && d.Reason == api.DeployedFirst && !started {
+					started = true
+					if !e.initContract(ctx, r) {
+						return fmt.Errorf("contract %s failed to start when its deployment was replayed", id.Short())
+					}
+				}
+			case api.TopicContractCommand:
+				if cm, err := api.DecodeContractCommandMessage(m.Payload); err == nil && cm.Contract == id && started {
+					if err := e.runCommand(ctx, r, cm); err != nil {
+						e.log.Warn("replayed command refused", "contract", id.Short(), "height", b.Height, "err", err)
+					}
+				}
+			case api.TopicContractQuery:
+				if q, err := api.DecodeContractQuery(m.Payload); err == nil && q.Contract == id && started {
+					if err := e.runChainQuery(ctx, r, q); err != nil {
+						e.log.Warn("replayed on-chain query refused", "contract", id.Short(), "height", b.Height, "err", err)
+					}
+				}
+			}
+		}
+		cutAt(b.Height)
+		last = b.Height
+	}
+	cut(last, to)
+	return nil
 }
 
 // dropRecovered gives up a recovery whose replayed start failed (as it
@@ -448,6 +504,7 @@ func (s *state) encodeDeployments(w *codec.Writer) {
 		m := s.cpMeta[id]
 		w.Uvarint(m.egressSeq)
 		w.Varint(m.acceptedAt)
+		d.encodeArbitration(w)
 	}
 	hs := make([]int64, 0, len(s.blockRefs))
 	for h := range s.blockRefs {
@@ -488,6 +545,7 @@ func (s *state) decodeDeployments(r *codec.Reader) {
 		var m cpMeta
 		m.egressSeq = r.Uvarint()
 		m.acceptedAt = r.Varint()
+		d.decodeArbitration(r)
 		if r.Err() != nil {
 			return
 		}

@@ -30,6 +30,9 @@ type gatekeeperRole interface {
 	// Grant derives an upload's contract keys and seals them to its
 	// workers.
 	Grant(height int64, u gatekeeper.Upload)
+	// Arbiters seals a contract's key to n arbiters of the dispute of
+	// its update at disputed.
+	Arbiters(height int64, u gatekeeper.Upload, contract crypto.PublicKey, disputed int64, n int)
 }
 
 // startGatekeeper gives this pRuntime, named a gatekeeper in the genesis,

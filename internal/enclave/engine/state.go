@@ -80,11 +80,14 @@ type state struct {
 	// recovering: the contracts this worker was assigned and is
 	// rebuilding from the chain (their keys; not chain-derived).
 	recovering map[crypto.PublicKey]*recovery
+	// arbitrating: the disputes this worker was assigned to arbitrate
+	// (the contracts' keys until it voted; not chain-derived).
+	arbitrating map[crypto.PublicKey]*arbitration
 }
 
 func newState() *state {
 	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, nodeStake: map[crypto.PublicKey]uint64{}, unassignable: map[crypto.PublicKey]bool{}, checkpoints: map[crypto.PublicKey]api.Checkpoint{}, lastCommand: map[crypto.PublicKey]int64{}, subnets: map[[32]byte][]crypto.PublicKey{},
-		deployed: map[crypto.PublicKey]*deployment{}, inputs: map[crypto.PublicKey][]int64{}, blockRefs: map[int64]*blockRef{}, cpMeta: map[crypto.PublicKey]cpMeta{}, recovering: map[crypto.PublicKey]*recovery{}}
+		deployed: map[crypto.PublicKey]*deployment{}, inputs: map[crypto.PublicKey][]int64{}, blockRefs: map[int64]*blockRef{}, cpMeta: map[crypto.PublicKey]cpMeta{}, recovering: map[crypto.PublicKey]*recovery{}, arbitrating: map[crypto.PublicKey]*arbitration{}}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -164,6 +167,7 @@ func (s *state) encode() []byte {
 	w.BytesField(s.trustedHeader)
 	s.encodeChain(w)
 	s.encodeRecovering(w)
+	s.encodeArbitrating(w)
 	own := sortedKeys(s.egressSeq)
 	w.Uvarint(uint64(len(own)))
 	for _, o := range own {
@@ -215,6 +219,7 @@ func decodeState(b []byte) (*state, error) {
 	s.decodeSubnets(r)
 	s.decodeDeployments(r)
 	s.decodeRecovering(r)
+	s.decodeArbitrating(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

@@ -337,11 +337,15 @@ func (e *Engine) cutState(height int64, id crypto.PublicKey, r *running) {
 		return
 	}
 	u := &api.StateUpdate{Height: height, Seq: st.Seq(), Calls: r.c.Calls(), PrevRoot: r.cutRoot, NewRoot: r.c.StateRoot(), Changes: st.TakeChanges()}
+	if cutHook != nil {
+		cutHook(id, u, st)
+	}
 	b := u.Encode()
 	if len(b) > api.MaxStateUpdateBytes {
 		e.log.Error("state update over the size a transaction carries: not written to the chain", "contract", id.Short(), "bytes", len(b))
 	}
 	e.emitAsContract(r.c.Keys(), api.TopicContractState, b)
+	e.vote(id, height, u.NewRoot)
 	r.cutHeight, r.cutRoot, r.cmdSinceCut, r.dirty = height, u.NewRoot, false, true
 }
 

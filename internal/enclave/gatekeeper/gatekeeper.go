@@ -18,6 +18,7 @@ package gatekeeper
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -292,39 +293,11 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 	if g.master == nil || want <= 0 {
 		return
 	}
-	ck, err := g.master.ContractKey(u.Deployer, u.CodeHash, u.Seq)
-	if err != nil {
-		g.cfg.Log.Error("derive contract key", "err", err)
-		return
-	}
-	type cand struct {
-		rank [32]byte
-		w    *api.WorkerRecord
-	}
-	var cs []cand
-	eligible, short := 0, ""
-	for _, w := range g.cfg.Chain.Workers() {
-		k := w.Info.IdentityKey
-		if !g.cfg.Chain.Attested(w, height) || !g.cfg.Chain.Assignable(k) || g.cfg.Chain.IsGatekeeper(k) || slices.Contains(u.Current, k) || slices.Contains(u.Exclude, k) {
-			continue
-		}
-		eligible++
-		if why := g.unmet(&u.Requirements, w); why != "" {
-			if short == "" {
-				short = w.Info.IdentityKey.Short() + ": " + why
-			}
-			continue
-		}
-		cs = append(cs, cand{sha256.Sum256(append(u.ID[:], w.Info.IdentityKey[:]...)), w})
-	}
-	sort.Slice(cs, func(i, j int) bool { return bytes.Compare(cs[i].rank[:], cs[j].rank[:]) < 0 })
-	if len(cs) > want {
-		cs = cs[:want]
-	}
-	if len(cs) == 0 && len(u.Current) > 0 {
+	ws, eligible, short := g.pick(height, &u, u.ID[:], want)
+	if len(ws) == 0 && len(u.Current) > 0 {
 		return // a replacement waits for a worker; retried (engine.grantWaiting)
 	}
-	if len(cs) == 0 {
+	if len(ws) == 0 {
 		// Retried every few blocks (engine.grantWaiting): said once per
 		// upload and reason.
 		why := "no registered worker to run the uploaded contract"
@@ -341,14 +314,88 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 		return
 	}
 	delete(g.waiting, u.ID)
-	gr := &api.ContractKeyGrant{Upload: u.ID, Identity: ck.Identity.Public(), Ecdh: ck.Ecdh.Public(), GatekeeperE: g.cfg.Entity.Ecdh.Public()}
-	for _, c := range cs {
-		ch, err := channel.New(g.cfg.Entity.Ecdh, c.w.Info.EcdhKey, api.ChannelPurposeContractKey)
-		if err != nil {
-			continue
-		}
-		gr.Workers = append(gr.Workers, api.SealedKey{Worker: c.w.Info.IdentityKey, Sealed: ch.Seal(ck.Seed[:], gr.AD(c.w.Info.IdentityKey))})
+	gr, err := g.seal(&u, ws)
+	if err != nil {
+		g.cfg.Log.Error("derive contract key", "err", err)
+		return
 	}
 	g.cfg.Emit(api.TopicContractKey, gr.Encode())
 	g.cfg.Log.Info("contract key granted", "contract", gr.Identity.Short(), "workers", len(gr.Workers), "replacing", len(u.Current) > 0)
+}
+
+// pick returns at most want workers for upload u at height: registered,
+// attested, assignable, not gatekeepers, not in u.Current or u.Exclude,
+// satisfying u.Requirements, ordered by SHA-256(seed ‖ worker identity);
+// with the count of the eligible ones and why the first refused one falls
+// short of the requirements.
+func (g *Gatekeeper) pick(height int64, u *Upload, seed []byte, want int) (ws []*api.WorkerRecord, eligible int, short string) {
+	type cand struct {
+		rank [32]byte
+		w    *api.WorkerRecord
+	}
+	var cs []cand
+	for _, w := range g.cfg.Chain.Workers() {
+		k := w.Info.IdentityKey
+		if !g.cfg.Chain.Attested(w, height) || !g.cfg.Chain.Assignable(k) || g.cfg.Chain.IsGatekeeper(k) || slices.Contains(u.Current, k) || slices.Contains(u.Exclude, k) {
+			continue
+		}
+		eligible++
+		if why := g.unmet(&u.Requirements, w); why != "" {
+			if short == "" {
+				short = k.Short() + ": " + why
+			}
+			continue
+		}
+		cs = append(cs, cand{sha256.Sum256(append(bytes.Clone(seed), k[:]...)), w})
+	}
+	sort.Slice(cs, func(i, j int) bool { return bytes.Compare(cs[i].rank[:], cs[j].rank[:]) < 0 })
+	for i := 0; i < len(cs) && i < want; i++ {
+		ws = append(ws, cs[i].w)
+	}
+	return ws, eligible, short
+}
+
+// seal derives upload u's contract keys and seals the key to each of ws
+// (a CommKey channel to its ECDH key, api.ChannelPurposeContractKey).
+func (g *Gatekeeper) seal(u *Upload, ws []*api.WorkerRecord) (*api.ContractKeyGrant, error) {
+	ck, err := g.master.ContractKey(u.Deployer, u.CodeHash, u.Seq)
+	if err != nil {
+		return nil, err
+	}
+	gr := &api.ContractKeyGrant{Upload: u.ID, Identity: ck.Identity.Public(), Ecdh: ck.Ecdh.Public(), GatekeeperE: g.cfg.Entity.Ecdh.Public()}
+	for _, w := range ws {
+		ch, err := channel.New(g.cfg.Entity.Ecdh, w.Info.EcdhKey, api.ChannelPurposeContractKey)
+		if err != nil {
+			continue
+		}
+		gr.Workers = append(gr.Workers, api.SealedKey{Worker: w.Info.IdentityKey, Sealed: ch.Seal(ck.Seed[:], gr.AD(w.Info.IdentityKey))})
+	}
+	return gr, nil
+}
+
+// Arbiters (a gatekeeper holding the MasterKey) assigns n arbiters to the
+// open dispute of contract's state update at disputed (docs/availability.md,
+// "Arbitration"): workers eligible as for a grant that do not run it
+// (u.Current), ordered by SHA-256(contract ‖ disputed height ‖ worker), the
+// contract key sealed to each, emitted as one api.ArbiterGrant
+// (api.TopicArbiterGrant). No eligible worker: nothing is emitted
+// (logged).
+func (g *Gatekeeper) Arbiters(height int64, u Upload, contract crypto.PublicKey, disputed int64, n int) {
+	if g.master == nil || n <= 0 {
+		return
+	}
+	seed := binary.BigEndian.AppendUint64(bytes.Clone(contract[:]), uint64(disputed))
+	ws, _, _ := g.pick(height, &u, seed, n)
+	if len(ws) == 0 {
+		g.cfg.Log.Warn("no worker to arbitrate the disputed state update", "contract", contract.Short(), "height", disputed)
+		return
+	}
+	gr, err := g.seal(&u, ws)
+	if err != nil {
+		g.cfg.Log.Error("derive contract key", "err", err)
+		return
+	}
+	ag := &api.ArbiterGrant{Contract: contract, Height: disputed, Grant: gr.Encode()}
+	g.cfg.Emit(api.TopicArbiterGrant, ag.Encode())
+	g.cfg.Log.Info("arbiters assigned", "contract", contract.Short(), "height", disputed, "arbiters", len(gr.Workers))
 }
