@@ -45,10 +45,11 @@ type arbitration struct {
 	height int64 // the disputed update's
 }
 
-// cutHook, when set, may alter an update a worker cuts before it is
-// signed (its root and vote follow). It is nil in every build: only
-// tests set it (a worker made to lie, for arbitration tests).
-var cutHook func(id crypto.PublicKey, u *api.StateUpdate, st *contracts.Store)
+// cutHook, when set, may alter an update the worker with identity
+// worker cuts for contract id before it is signed (its root and vote
+// follow). It is nil in every build: only tests set it (a worker made to
+// lie, for arbitration tests).
+var cutHook func(worker, id crypto.PublicKey, u *api.StateUpdate, st *contracts.Store)
 
 // vote pushes this worker's api.StateVote for contract id's update at
 // height with root (when arbitration is on).

@@ -29,11 +29,20 @@ type recoveryHarness struct {
 	upload [32]byte
 	nonce  uint64
 	last   int64 // height of the last command
+	// The arbitration verdicts read from the blocks up to scanned.
+	scanned  int64
+	verdicts map[int64]*api.ArbitrationVerdict
 }
 
 func newRecoveryHarness(t *testing.T) *recoveryHarness {
 	t.Helper()
-	h := &recoveryHarness{ch: newChain(t)}
+	return newRecoveryHarnessWith(t, nil)
+}
+
+// newRecoveryHarnessWith is newRecoveryHarness with the genesis edited.
+func newRecoveryHarnessWith(t *testing.T, edit func(g *api.GenesisState)) *recoveryHarness {
+	t.Helper()
+	h := &recoveryHarness{ch: newChainWith(t, edit)}
 	h.gk = h.ch.engine(t, h.ch.gkDir)
 	h.bobS, h.aliceS = h.ch.c.NewSigner(bob), h.ch.c.NewSigner(alice)
 	register(t, h.ch, h.gk, bob)

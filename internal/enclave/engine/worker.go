@@ -338,7 +338,7 @@ func (e *Engine) cutState(height int64, id crypto.PublicKey, r *running) {
 	}
 	u := &api.StateUpdate{Height: height, Seq: st.Seq(), Calls: r.c.Calls(), PrevRoot: r.cutRoot, NewRoot: r.c.StateRoot(), Changes: st.TakeChanges()}
 	if cutHook != nil {
-		cutHook(id, u, st)
+		cutHook(e.entity.Identity.Public(), id, u, st)
 	}
 	b := u.Encode()
 	if len(b) > api.MaxStateUpdateBytes {
