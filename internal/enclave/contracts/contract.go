@@ -53,13 +53,16 @@ type Contract struct {
 	store    *Store
 	GasLimit uint64
 	calls    uint64 // calls executed, for deterministic randomness
-	chMu     sync.Mutex
-	channels map[crypto.PublicKey]*channel.Channel
+	// stateBudget: the state change bytes the next call may commit
+	// (SetStateBudget; NoBudget: no bound).
+	stateBudget int
+	chMu        sync.Mutex
+	channels    map[crypto.PublicKey]*channel.Channel
 }
 
 // New instantiates a contract from its provisioned keys and code.
 func New(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module) (*Contract, error) {
-	return &Contract{keys: k, vm: v, module: m, store: NewStore(k.Storage), GasLimit: DefaultGasLimit, channels: map[crypto.PublicKey]*channel.Channel{}}, nil
+	return &Contract{keys: k, vm: v, module: m, store: NewStore(k.Storage), GasLimit: DefaultGasLimit, stateBudget: NoBudget, channels: map[crypto.PublicKey]*channel.Channel{}}, nil
 }
 
 // Restore rebuilds a contract from its checkpoint: the encrypted store
@@ -134,6 +137,16 @@ func (e *env) Emit(t string, p []byte) error {
 // pRuntime and the chain (api.ReservedTopicPrefix): a contract cannot
 // forge its start report or a query answer.
 var ErrReservedTopic = errors.New("reserved topic")
+
+// ErrStateBudget fails a call whose writes exceed the state change
+// budget its caller set (SetStateBudget): its writes are reverted, its
+// messages dropped.
+var ErrStateBudget = errors.New("state change budget exceeded")
+
+// SetStateBudget bounds the state changes (Result.StateBytes) of the next
+// command or init to n bytes (NoBudget: none); the bound holds for that
+// one call.
+func (c *Contract) SetStateBudget(n int) { c.stateBudget = n }
 
 // ErrEgressBudget fails a call whose messages exceed the budget its caller
 // set (pRuntime's per-block and backlog bounds on a contract's egress).
@@ -232,6 +245,10 @@ type Result struct {
 	Output   []byte
 	GasUsed  uint64
 	Messages []Message
+	// StateBytes: what the call's committed writes add to the next state
+	// update (per written key: its 32-byte location, plus the encrypted
+	// value's size unless removed).
+	StateBytes int
 }
 
 // Init runs the contract's init entry point (once, at deployment).
@@ -338,6 +355,8 @@ func (c *Contract) run(ctx context.Context, entry vm.Entry, caller crypto.Public
 func (c *Contract) runGas(ctx context.Context, entry vm.Entry, caller crypto.PublicKey, input []byte, height int64, t time.Time, budget int, gasLimit uint64) (*Result, error) {
 	e := c.newEnv(entry, caller, height, t)
 	e.budget = budget
+	stateBudget := c.stateBudget
+	c.stateBudget = NoBudget
 	c.calls++
 	in, err := c.instance(ctx, e)
 	if err != nil {
@@ -353,6 +372,10 @@ func (c *Contract) runGas(ctx context.Context, entry vm.Entry, caller crypto.Pub
 	out := &Result{Output: res.Output, GasUsed: res.GasUsed}
 	if err != nil {
 		return out, err
+	}
+	out.StateBytes = e.overlay.changeBytes()
+	if b := stateBudget; b >= 0 && out.StateBytes > b {
+		return out, fmt.Errorf("%w: the call's writes (%d bytes as a state update carries them) exceed the %d bytes its contract may still change in this block", ErrStateBudget, out.StateBytes, b)
 	}
 	e.commit()
 	out.Messages = e.out

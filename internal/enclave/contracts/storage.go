@@ -359,6 +359,20 @@ func (o *overlay) Set(key, value []byte) {
 
 func (o *overlay) Remove(key []byte) { o.writes[string(key)] = nil }
 
+// changeBytes is about what the buffered writes add to a state update:
+// per key its location, plus the encrypted value (write counter, value,
+// GCM tag) unless removed.
+func (o *overlay) changeBytes() int {
+	n := 0
+	for _, v := range o.writes {
+		n += api.StateLocationSize
+		if v != nil {
+			n += 8 + len(v) + 16
+		}
+	}
+	return n
+}
+
 func (o *overlay) commit() {
 	keys := make([]string, 0, len(o.writes))
 	for k := range o.writes {

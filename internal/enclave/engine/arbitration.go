@@ -255,9 +255,17 @@ func (e *Engine) arbitrate(req *api.RecoverRequest) (*RecoverResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	egress, seqs := len(e.st.egress), cloneSeqs(e.st.egressSeq)
+	// The replay's messages are the replicas' (sent long ago): numbered
+	// as theirs were, then dropped with everything it changed.
+	egress, seqs := slices.Clone(e.st.egress), cloneSeqs(e.st.egressSeq)
+	o := api.KeyOrigin(api.OriginContract, id)
+	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool { return s.Message.Origin == o })
+	e.st.egressSeq[string(o.Encode())] = 0
+	if i := slices.IndexFunc(d.hist, func(h histEntry) bool { return h.cp == cp }); i >= 0 {
+		e.st.egressSeq[string(o.Encode())] = d.hist[i].meta.egressSeq
+	}
 	err = e.replay(id, r, req.Blocks, cp.Height > 0, cp.Height, d.dispute.height, d.dispute.height)
-	e.st.egress, e.st.egressSeq = e.st.egress[:egress], seqs
+	e.st.egress, e.st.egressSeq = egress, seqs
 	clear(e.toAck)
 	if err != nil {
 		return nil, err

@@ -121,11 +121,31 @@ func (e *Engine) pendingEgress(o api.Origin) int {
 // egressBudget is what contract r may still emit at height: the least of
 // its per-block and its pending budget.
 func (e *Engine) egressBudget(id crypto.PublicKey, r *running, height int64) int {
-	if r.blockHeight != height {
-		r.blockHeight, r.blockBytes = height, 0
-	}
+	r.atBlock(height)
 	pending := e.pendingEgress(api.KeyOrigin(api.OriginContract, id))
 	return max(0, min(MaxContractEgressPerBlock-r.blockBytes, MaxContractPendingEgress-pending))
+}
+
+// MaxStateChangePerBlock bounds the state changes (locations and
+// encrypted values, as api.StateUpdate carries them) one contract's calls
+// make in one block: a call that would exceed it fails alone
+// (contracts.ErrStateBudget: its writes reverted). With the early cut at
+// stateCutBytes (a block starts with less than that pending), every state
+// update then fits in api.MaxStateUpdateBytes, so a contract's update
+// never blocks its egress; one value of the largest size (1 MiB) fits.
+const MaxStateChangePerBlock = 1<<20 + 256<<10
+
+// stateBudget is what contract r's calls may still change at height.
+func (r *running) stateBudget(height int64) int {
+	r.atBlock(height)
+	return max(0, MaxStateChangePerBlock-r.blockState)
+}
+
+// atBlock resets r's per-block counters when height is a new block.
+func (r *running) atBlock(height int64) {
+	if r.blockHeight != height {
+		r.blockHeight, r.blockBytes, r.blockState = height, 0, 0
+	}
 }
 
 // Query limits.

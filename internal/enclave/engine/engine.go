@@ -425,6 +425,11 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 	for i := range bm.Messages {
 		m := &bm.Messages[i]
 		e.ack(m)
+		if m.Origin.Kind == api.OriginContract {
+			// Its acknowledgement changes the contract's pending egress
+			// (part of its egress budget): a rebuild replays it.
+			e.noteInput(ctx, m.Origin.Key)
+		}
 		if h, ok := e.routes[m.Topic]; ok {
 			if err := h(ctx, m); err != nil {
 				// A message the chain ordered cannot be refused; its

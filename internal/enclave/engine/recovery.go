@@ -407,6 +407,20 @@ func (e *Engine) replay(id crypto.PublicKey, r *running, blocks []api.BlockMessa
 			cutAt(h)
 		}
 	}
+	// The contract's messages emitted before the checkpoint's cut and
+	// seen on chain only after it were pending then: they count in its
+	// egress budget until their acknowledgement is replayed.
+	o := api.KeyOrigin(api.OriginContract, id)
+	start := e.st.egressSeq[string(o.Encode())]
+	var before []api.SignedMessage
+	for i := range blocks {
+		for _, m := range blocks[i].Messages {
+			if m.Origin == o && m.Seq < start {
+				before = append(before, api.SignedMessage{Message: m})
+			}
+		}
+	}
+	e.st.egress = append(before, e.st.egress...)
 	last := from
 	for i := range blocks {
 		b := &blocks[i]
@@ -414,6 +428,10 @@ func (e *Engine) replay(id crypto.PublicKey, r *running, blocks []api.BlockMessa
 		ctx := &Context{e: e, Height: b.Height, Time: time.Unix(0, e.st.blockRefs[b.Height].time).UTC()}
 		for j := range b.Messages {
 			m := &b.Messages[j]
+			if m.Origin == o {
+				e.ack(m) // as dispatch did
+				continue
+			}
 			if m.Origin != api.ModuleOrigin("contracts") {
 				continue
 			}

@@ -179,13 +179,18 @@ func TestEmitBounds(t *testing.T) {
 		ack         bool  // the chain echoes the egress back first
 	}
 	const two = mib - 100 // two of these fit in one call
+	const quarter = mib/4 - 100
 	steps := []step{
 		{height: 2, count: vm.MaxEmitsPerCall + 1, size: 10, want: vm.ErrEmitLimit}, // too many messages in one call
 		{height: 2, count: 3, size: vm.MaxValueBytes, want: vm.ErrEmitLimit},        // too many bytes in one call
 		{height: 2, count: 80, size: vm.MaxValueBytes, want: vm.ErrEmitLimit},       // the tester's command
-		{height: 2, count: 2, size: two},                                            // 2 MiB: fine
-		{height: 2, count: 2, size: two},                                            // 4 MiB in the block: fine
-		{height: 2, count: 1, size: 1000, want: contracts.ErrEgressBudget},          // over the block's budget
+		// 4 MiB in the block, in four commands (each also stores a
+		// quarter MiB: the block's state changes stay under their bound).
+		{height: 2, count: 4, size: quarter},
+		{height: 2, count: 4, size: quarter},
+		{height: 2, count: 4, size: quarter},
+		{height: 2, count: 4, size: quarter},
+		{height: 2, count: 1, size: 2000, want: contracts.ErrEgressBudget}, // over the block's budget
 		{height: 3, count: 1, size: 1000},                                           // next block: fine
 	}
 	for h := int64(4); h < 10; h++ { // the backlog builds up to 16 MiB less about 2 kB
@@ -603,5 +608,40 @@ func TestOverEmittingCommandFailsAlone(t *testing.T) {
 	}
 	if out, _, err := p.Open(resp); err != nil || binary.LittleEndian.Uint32(out) != 100 {
 		t.Fatalf("state after the commands: %x, %v", out, err)
+	}
+}
+
+// A contract's state changes are bounded per block (MaxStateChangePerBlock),
+// so every state update fits in a transaction: the command that would go
+// over fails alone, its writes reverted, the same way on a replica; the
+// next block has room again.
+func TestStateChangeBoundPerBlock(t *testing.T) {
+	a := newBare(t, t.TempDir(), false)
+	replica := newBare(t, t.TempDir(), false)
+	size := uint32(vm.MaxValueBytes - 100)
+	per := api.StateLocationSize + 8 + int(size) + 16
+	fit := MaxStateChangePerBlock / per
+	if fit < 1 {
+		t.Fatalf("one value (%d bytes) is over the block's bound", per)
+	}
+	for _, b := range []*bare{a, replica} {
+		for i := 0; i < fit; i++ {
+			if err := b.command(t, 5, 0, size); err != nil {
+				t.Fatalf("command %d of the block: %v", i, err)
+			}
+		}
+		before := b.root()
+		if err := b.command(t, 5, 0, size); !errors.Is(err, contracts.ErrStateBudget) {
+			t.Fatalf("the command over the block's bound: %v", err)
+		}
+		if b.root() != before {
+			t.Fatal("a refused command changed the state")
+		}
+		if err := b.command(t, 6, 0, size); err != nil {
+			t.Fatalf("next block: %v", err)
+		}
+	}
+	if a.root() != replica.root() {
+		t.Fatal("replicas diverge")
 	}
 }

@@ -73,6 +73,7 @@ type running struct {
 	// checkpointed: checkpoints fall between blocks.
 	blockHeight int64
 	blockBytes  int
+	blockState  int // state change bytes at blockHeight (MaxStateChangePerBlock)
 }
 
 const maxCodeBytes = 32 << 20
@@ -262,7 +263,11 @@ func (e *Engine) initContract(ctx *Context, r *running) bool {
 		e.log.Error("contract not started", "contract", ck.Identity.Public().Short(), "err", err)
 		return false
 	}
+	r.c.SetStateBudget(r.stateBudget(ctx.Height))
 	res, err := r.c.InitWithin(context.Background(), u.deployer, input, ctx.Height, ctx.Time, e.egressBudget(ck.Identity.Public(), r, ctx.Height))
+	if err == nil {
+		r.blockState += res.StateBytes
+	}
 	if err != nil {
 		// Code and init input are public: so is why init failed.
 		reason := "init failed: " + err.Error()
@@ -456,7 +461,11 @@ func (e *Engine) runCommand(ctx *Context, r *running, cm *api.ContractCommandMes
 	}
 	e.executed(r, cm.Contract)
 	r.cmdSinceCut = true
+	r.c.SetStateBudget(r.stateBudget(ctx.Height))
 	res, err := r.c.CommandWithin(context.Background(), cm.From, input, ctx.Height, ctx.Time, e.egressBudget(cm.Contract, r, ctx.Height), cm.GasLimit)
+	if err == nil {
+		r.blockState += res.StateBytes
+	}
 	// What became of the command goes to its sender only, in the receipt:
 	// not to the log, which the host reads.
 	r.recordReceipt(cm.From, cm.Nonce, ctx.Height, receiptBody(res, err))
