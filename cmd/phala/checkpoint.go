@@ -14,9 +14,10 @@ import (
 // contract signed.
 func contractCheckpointCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "checkpoint <contract id>",
-		Short: "Show a contract's latest state checkpoint on chain and verify its entries against the root",
-		Long: `checkpoint reads a contract's latest on-chain checkpoint (proved: the height
+		Use:     "checkpoints <contract id>",
+		Aliases: []string{"checkpoint"},
+		Short:   "Show a contract's latest state checkpoint on chain and verify its entries against the root",
+		Long: `checkpoints (alias: checkpoint) reads a contract's latest on-chain checkpoint (proved: the height
 of the last block whose commands it covers, the store's write counter, the
 contract's call counter and the state root the contract signed), then
 downloads every encrypted entry the chain holds for the contract and checks
@@ -24,7 +25,7 @@ that they hash to that root: the contract's state can be recovered from the
 chain alone (docs/availability.md). Entries stay encrypted: only an enclave
 holding the contract's key can read them. Its workers write a checkpoint every
 few blocks (the contract's checkpoint interval) once its state changed.`,
-		Example: `  phala contract checkpoint 0x1ee8...`,
+		Example: `  phala contract checkpoints 0x1ee8...`,
 		Args:    exactArgs(1, "a contract id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.withTimeout(cmd)

@@ -17,7 +17,8 @@ import (
 	"github.com/phalago/phala/internal/contractbuild"
 )
 
-// Commands of confidential contracts: upload, command, query, show.
+// Commands of confidential contracts: upload, command, query, show,
+// watch, checkpoints, reassign.
 
 func contractCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
@@ -28,7 +29,7 @@ encrypted to the contract (only the enclave running it can read them);
 queries go straight to a worker running the contract, encrypted, and are
 answered encrypted and signed by the contract.`,
 	}
-	c.AddCommand(contractUploadCmd(g), contractCommandCmd(g), contractQueryCmd(g), contractShowCmd(g), contractWatchCmd(g), contractCheckpointCmd(g))
+	c.AddCommand(contractUploadCmd(g), contractCommandCmd(g), contractQueryCmd(g), contractShowCmd(g), contractWatchCmd(g), contractCheckpointCmd(g), contractReassignCmd(g))
 	return c
 }
 
@@ -236,9 +237,11 @@ it reflects. The contract decides who may read what.`,
 func contractShowCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show <contract id | upload id>",
-		Short: "Show a contract: deployer, code hash, keys, workers, status (or why an upload waits)",
-		Long: `show prints a contract's record: deployer, code hash, keys, workers and its
-status (starting, running, or failed with the reason). Given the upload id
+		Short: "Show a contract: deployer, code hash, keys, workers, status, latest checkpoint (or why an upload waits)",
+		Long: `show prints a contract's record: deployer, code hash, keys, workers, the
+workers its deployer excluded (` + "`contract reassign`" + `), its status (starting,
+running, or failed with the reason) and its latest state checkpoint on
+chain (height and root). Given the upload id
 ` + "`contract upload`" + ` printed, it shows the contract the upload became, or, while
 no gatekeeper has provisioned it, that it is pending and why.`,
 		Example: `  phala contract show 0x1ee8...`,
@@ -363,6 +366,13 @@ func contractJSON(rec *api.ContractRecord, height int64) map[string]any {
 		"code_hash": hex.EncodeToString(rec.CodeHash[:]), "sequence": rec.Sequence, "workers": ws,
 		"status": rec.Status.String(), "status_height": rec.StatusHeight,
 	}
+	if len(rec.Excluded) > 0 {
+		ex := make([]string, 0, len(rec.Excluded))
+		for _, w := range rec.Excluded {
+			ex = append(ex, w.Hex())
+		}
+		m["excluded"] = ex
+	}
 	if rec.Reason != "" {
 		m["reason"] = rec.Reason
 	}
@@ -387,7 +397,13 @@ func printContract(w io.Writer, rec *api.ContractRecord) {
 	if rec.Reason != "" {
 		fmt.Fprintf(w, "reason:     %s\n", rec.Reason)
 	}
+	if len(rec.Workers) == 0 {
+		fmt.Fprintln(w, "workers:    none (waiting for a gatekeeper to assign one)")
+	}
 	for _, wk := range rec.Workers {
 		fmt.Fprintf(w, "worker:     %s\n", wk.Hex())
+	}
+	for _, wk := range rec.Excluded {
+		fmt.Fprintf(w, "excluded:   %s (removed by the deployer; never assigned this contract again)\n", wk.Hex())
 	}
 }

@@ -125,11 +125,11 @@ func TestContractCLI(t *testing.T) {
 
 	// The chain alone holds the contract's state: its entries hash to the
 	// checkpoint's root.
-	if out := ok(t, phala("contract", "checkpoint", id)...); !strings.Contains(out, "verified: the entries on chain hash to the root") {
-		t.Errorf("contract checkpoint:\n%s", out)
+	if out := ok(t, phala("contract", "checkpoints", id)...); !strings.Contains(out, "verified: the entries on chain hash to the root") {
+		t.Errorf("contract checkpoints:\n%s", out)
 	}
 	var cj map[string]any
-	okJSON(t, &cj, phala("contract", "checkpoint", id)...)
+	okJSON(t, &cj, phala("contract", "checkpoint", id)...) // the old name, an alias
 	if cj["verified"] != true || cj["entries"].(float64) < 1 {
 		t.Errorf("contract checkpoint --json: %v", cj)
 	}
@@ -142,4 +142,35 @@ func TestContractCLI(t *testing.T) {
 	if out := ok(t, phala("contract", "show", badID)...); !strings.Contains(out, "status:     failed") || !strings.Contains(out, "invalid module") {
 		t.Errorf("show of the failed contract:\n%s", out)
 	}
+
+	// The deployer reassigns the token contract's worker: others may not,
+	// nor name a worker that does not run it; the removed worker is
+	// listed as excluded, no longer among the workers.
+	var sj map[string]any
+	okJSON(t, &sj, phala("contract", "show", id)...)
+	ws := sj["workers"].([]any)
+	if len(ws) == 0 {
+		t.Fatalf("show --json lists no worker: %v", sj)
+	}
+	worker := ws[0].(string)
+	fails(t, []string{"reassign", "only the contract's deployer"}, phala("contract", "reassign", "--from", "//Bob", id, worker)...)
+	fails(t, []string{"reassign", "does not run contract"}, phala("contract", "reassign", "--from", "//Alice", id, bob.Hex())...)
+	fails(t, []string{"worker \"nope\" is not an account"}, phala("contract", "reassign", "--from", "//Alice", id, "nope")...)
+	if out := ok(t, phala("contract", "reassign", "--from", "//Alice", id, worker)...); !strings.Contains(out, "worker "+worker+" removed from contract "+id) ||
+		!regexp.MustCompile(`now runs on [01] worker\(s\); a gatekeeper will assign a replacement`).MatchString(out) {
+		t.Errorf("reassign:\n%s", out)
+	}
+	// show reads the state one block back: it lists the change once
+	// that block is proved.
+	deadline = time.Now().Add(20 * time.Second)
+	for out = ok(t, phala("contract", "show", id)...); !strings.Contains(out, "excluded:   "+worker); out = ok(t, phala("contract", "show", id)...) {
+		if time.Now().After(deadline) {
+			t.Fatalf("show after the reassign does not list the excluded worker:\n%s", out)
+		}
+		time.Sleep(500 * time.Millisecond) // a block
+	}
+	if strings.Contains(out, "worker:     "+worker) || !strings.Contains(out, "checkpoint: height ") {
+		t.Errorf("show after the reassign:\n%s", out)
+	}
+	fails(t, []string{"reassign", "does not run contract"}, phala("contract", "reassign", "--from", "//Alice", id, worker)...)
 }

@@ -298,7 +298,7 @@ func ineligible(ctx *block.Context, p *api.UploadPending, rec *api.ContractRecor
 		return "does not satisfy the deployment's requirements: " + why
 	}
 	if !staking.Assignable(ctx.KV, worker, ctx.Params) {
-		return fmt.Sprintf("stake %d, below min_worker_stake %d", staking.NodeStake(ctx.KV, worker), ctx.Params.MinWorkerStake)
+		return fmt.Sprintf("stake %s, below min_worker_stake %s", api.FormatAmountUnits(staking.NodeStake(ctx.KV, worker)), api.FormatAmountUnits(ctx.Params.MinWorkerStake))
 	}
 	if !computation.Responsive(ctx.KV, worker, ctx.Height, ctx.Params.EraLength) {
 		return "found unresponsive at the last era end: not assignable this era"
