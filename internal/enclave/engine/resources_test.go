@@ -191,7 +191,7 @@ func TestEmitBounds(t *testing.T) {
 		{height: 2, count: 4, size: quarter},
 		{height: 2, count: 4, size: quarter},
 		{height: 2, count: 1, size: 2000, want: contracts.ErrEgressBudget}, // over the block's budget
-		{height: 3, count: 1, size: 1000},                                           // next block: fine
+		{height: 3, count: 1, size: 1000},                                  // next block: fine
 	}
 	for h := int64(4); h < 10; h++ { // the backlog builds up to 16 MiB less about 2 kB
 		steps = append(steps, step{height: h, count: 2, size: two})
