@@ -27,6 +27,15 @@ func sampleState() *state {
 	s.checkpoints[k.Public()] = api.Checkpoint{Height: 6, Seq: 3, Calls: 2, Root: [32]byte{7}}
 	s.lastCommand[k.Public()] = 6
 	s.uploads[[32]byte{5}] = &upload{deployer: k.Public(), replicas: 2, req: api.Requirements{Subnet: [32]byte{4}, Platform: "tdx", MinCores: 2, MinMemoryMB: 1024, MinRuntimeVersion: 2}}
+	c := crypto.MustKeyPairFromURI("//C").Public()
+	s.deployed[c] = &deployment{upload: [32]byte{5}, workers: []crypto.PublicKey{k.Public()}, excluded: []crypto.PublicKey{c}, reported: true,
+		hist:    []histEntry{{cp: api.Checkpoint{Root: api.EmptyStateRoot}, supersededAt: 4}},
+		dispute: &dispute{height: 6, prevHeight: 0, entriesHeight: 5, root: [32]byte{7}, prevRoot: api.EmptyStateRoot}, noCutUntil: 3}
+	s.inputs[c] = []int64{7, 8}
+	s.blockRefs[7], s.blockRefs[8] = &blockRef{appHash: bytes.Repeat([]byte{2}, 32), time: 70, refs: 1}, &blockRef{appHash: bytes.Repeat([]byte{3}, 32), time: 80, refs: 1}
+	s.cpMeta[c] = cpMeta{egressSeq: 4, acceptedAt: 7}
+	s.recovering[c] = &recovery{upload: [32]byte{5}, seed: [crypto.SeedSize]byte{9}, since: 8}
+	s.arbitrating[k.Public()] = &arbitration{upload: [32]byte{5}, seed: [crypto.SeedSize]byte{8}, height: 6}
 	return s
 }
 
@@ -72,6 +81,27 @@ func TestStateRoundTrip(t *testing.T) {
 	again.uploads[[32]byte{5}].req.MinCores = 3
 	if again.root() == s.root() {
 		t.Fatal("root ignores the deployment requirements")
+	}
+	// Deployments, the kept blocks and disputes are chain-derived; what
+	// this worker recovers or arbitrates (keys) is not.
+	for name, edit := range map[string]func(*state){
+		"workers":    func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].workers = nil },
+		"input":      func(s *state) { s.inputs[crypto.MustKeyPairFromURI("//C").Public()] = []int64{7} },
+		"block ref":  func(s *state) { s.blockRefs[8].time = 81 },
+		"dispute":    func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].dispute = nil },
+		"history":    func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].hist = nil },
+		"egress seq": func(s *state) { s.cpMeta[crypto.MustKeyPairFromURI("//C").Public()] = cpMeta{egressSeq: 5, acceptedAt: 7} },
+	} {
+		again, _ = decodeState(s.encode())
+		edit(again)
+		if again.root() == s.root() {
+			t.Fatalf("root ignores the %s", name)
+		}
+	}
+	again, _ = decodeState(s.encode())
+	again.recovering, again.arbitrating = map[crypto.PublicKey]*recovery{}, map[crypto.PublicKey]*arbitration{}
+	if again.root() != s.root() {
+		t.Fatal("root covers this worker's own recoveries")
 	}
 }
 
