@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"testing"
@@ -83,6 +84,18 @@ func BenchmarkRecoverEntries1M(b *testing.B) {
 			}
 		})
 	})
+	// The parallel ranges: 1 (one range read page after page) to 8 (the
+	// default, DefaultFetchWorkers).
+	for _, w := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("fetch-ranges=%d", w), func(b *testing.B) {
+			g := &relayer.Fetcher{C: c, RPC: rpc, Workers: w}
+			timed(b, func() {
+				if _, err := g.Entries(ctx, contract, h); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
 	var fetched []api.StateChange
 	b.Run("fetch", func(b *testing.B) {
 		timed(b, func() {
