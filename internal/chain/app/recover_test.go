@@ -87,7 +87,7 @@ func TestFetcherEntries(t *testing.T) {
 	a := crypto.PublicKey{0x10, 0xff}
 	b := a
 	b[31]++                                 // right after a: a listing must not run into it
-	sa := newCheckpointState(a, 120_000, 1) // 3 pages in one range
+	sa := newCheckpointState(a, 60_000, 1) // 2 pages in one range
 	sb := newCheckpointState(b, 500, 2)
 	net := startWithCheckpoints(t, 60*time.Second, sa, sb)
 	c := net.Client(0)
