@@ -86,7 +86,7 @@ func startWithCheckpoints(tb testing.TB, timeout time.Duration, states ...*check
 func TestFetcherEntries(t *testing.T) {
 	a := crypto.PublicKey{0x10, 0xff}
 	b := a
-	b[31]++                                 // right after a: a listing must not run into it
+	b[31]++                                // right after a: a listing must not run into it
 	sa := newCheckpointState(a, 60_000, 1) // 2 pages in one range
 	sb := newCheckpointState(b, 500, 2)
 	net := startWithCheckpoints(t, 60*time.Second, sa, sb)
