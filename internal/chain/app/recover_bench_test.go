@@ -25,9 +25,12 @@ import (
 // contracts.StoreFromEntries rebuilds the store and checks its root
 // against the checkpoint's.
 //
-// Phases: "fetch" (Fetcher.Entries), "build+root" (StoreFromEntries on
-// the fetched entries), "total" (both, what a recovering pRuntime waits
-// for, minus the HTTP hop from pherry to pRuntime's control API).
+// Phases: "node-listing" (the node's part alone: every page listed by an
+// in-process ABCI Query, no RPC), "fetch-ranges=N" (Fetcher.Entries with
+// N parallel location ranges), "fetch" (the default 8), "build+root"
+// (StoreFromEntries on the fetched entries), "total" (fetch and build,
+// what a recovering pRuntime waits for, minus the HTTP hop from pherry to
+// pRuntime's control API). Each run's time is logged (-v).
 // Excluded: writing the entries into the node (a test-only genesis hook,
 // timed only as setup), the replay of the commands after the checkpoint,
 // and reading the checkpoint record.
