@@ -206,10 +206,37 @@ func StateEntryPrefix(contract crypto.PublicKey) []byte {
 }
 
 // QueryContractEntries lists a contract's encrypted entries on chain, a
-// page at a time (unproved: the checkpoint root authenticates them). data:
-// contract (32) ‖ optionally the location to start after (32); value: an
-// EntryPage.
+// page at a time (unproved: the checkpoint root authenticates them), at
+// the query's height. data is one of
+//
+//	contract (32)                    entries from the first
+//	contract ‖ after (32)            entries after location after
+//	contract ‖ from (32) ‖ end (32)  entries with from ≤ location < end
+//	                                 (end all zero: no upper bound)
+//
+// value: an EntryPage (More: entries follow within the bounds). The
+// range form (EntryRangeQuery) lets a reader fetch disjoint ranges of
+// locations in parallel; it continues a range from the location after
+// the page's last (NextLocation).
 const QueryContractEntries = "/contract/entries"
+
+// EntryRangeQuery is the QueryContractEntries data of contract's entries
+// with from ≤ location < end; end all zero means no upper bound.
+func EntryRangeQuery(contract crypto.PublicKey, from, end [StateLocationSize]byte) []byte {
+	return append(append(contract[:len(contract):len(contract)], from[:]...), end[:]...)
+}
+
+// NextLocation returns the location right after loc (loc + 1 as a
+// big-endian number), and false if loc is the last one (all 0xff).
+func NextLocation(loc [StateLocationSize]byte) ([StateLocationSize]byte, bool) {
+	for i := StateLocationSize - 1; i >= 0; i-- {
+		loc[i]++
+		if loc[i] != 0 {
+			return loc, true
+		}
+	}
+	return loc, false
+}
 
 // MaxEntryPageBytes bounds a page of entries.
 const MaxEntryPageBytes = 4 << 20

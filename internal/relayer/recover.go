@@ -1,7 +1,6 @@
 package relayer
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -71,34 +70,4 @@ func (r *Relayer) recoverOne(ctx context.Context, need api.RecoveryNeed) error {
 	r.log.Info("contract recovered", "purpose", need.Purpose, "contract", id.Short(), "checkpoint_height", need.CheckpointHeight, "entries", res.Entries,
 		"blocks_replayed", res.Replayed, "state_root", res.Root, "fetch", fetched.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// Entries returns all of a contract's encrypted entries as the chain's
-// state held them at height, in location order: every page is read at
-// that height, so they are one consistent snapshot.
-func (f *Fetcher) Entries(ctx context.Context, contract crypto.PublicKey, height int64) ([]api.StateChange, error) {
-	var out []api.StateChange
-	data := contract[:]
-	for {
-		res, err := f.rpc().ABCIQueryWithOptions(ctx, api.QueryContractEntries, data, rpcQueryOpts(height))
-		if err != nil {
-			return nil, err
-		}
-		if rr := res.Response; rr.Code != 0 {
-			return nil, &api.TxError{Code: api.Code(rr.Code), Log: rr.Log}
-		}
-		p, err := api.DecodeEntryPage(res.Response.Value)
-		if err != nil {
-			return nil, err
-		}
-		if len(out) > 0 && len(p.Entries) > 0 && bytes.Compare(out[len(out)-1].Location[:], p.Entries[0].Location[:]) >= 0 {
-			return nil, fmt.Errorf("%w: entry pages overlap", api.ErrBadProof)
-		}
-		out = append(out, p.Entries...)
-		if !p.More || len(p.Entries) == 0 {
-			return out, nil
-		}
-		last := p.Entries[len(p.Entries)-1].Location
-		data = append(contract[:len(contract):len(contract)], last[:]...)
-	}
 }

@@ -31,6 +31,9 @@ type Options struct {
 	TimeoutCommit time.Duration     // default 100ms
 	LogLevel      slog.Level        // default Warn
 	Override      func(i int, c *cfg.Config)
+	// StartTimeout bounds the wait for height 2 (default 30s; longer for a
+	// genesis that writes much state).
+	StartTimeout time.Duration
 }
 
 // Network is a set of in-process validators.
@@ -81,7 +84,10 @@ func New(t testing.TB, opts Options) *Network {
 	for i := range homes {
 		n.Start(i)
 	}
-	n.WaitHeight(2, 30*time.Second)
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 30 * time.Second
+	}
+	n.WaitHeight(2, opts.StartTimeout)
 	return n
 }
 

@@ -12,7 +12,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	abci "github.com/cometbft/cometbft/abci/types"
 	"io"
 	"slices"
 	"strconv"
@@ -653,39 +652,4 @@ func authorize(kv store.KV, _ api.OriginKind, key crypto.PublicKey, _ int64) err
 		return fmt.Errorf("%w: no contract %s is deployed", api.ErrUnknownOrigin, key.Hex())
 	}
 	return nil
-}
-
-// maxEntriesPerPage bounds a page of the entries listing.
-const maxEntriesPerPage = 50_000
-
-// queryEntries lists a contract's encrypted entries (api.EntryPage) after
-// an optional location, up to api.MaxEntryPageBytes or maxEntriesPerPage.
-func queryEntries(st *store.Store, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
-	if len(req.Data) != crypto.PublicKeySize && len(req.Data) != crypto.PublicKeySize+api.StateLocationSize {
-		return nil, fmt.Errorf("%w: %s takes a contract key, then optionally the location to start after", api.ErrInvalidCall, api.QueryContractEntries)
-	}
-	snap, err := st.Snapshot(req.Height)
-	if err != nil {
-		return nil, err
-	}
-	prefix := api.StateEntryPrefix(crypto.PublicKey(req.Data[:32]))
-	start := prefix
-	if len(req.Data) > 32 {
-		start = append(append(bytes.Clone(prefix), req.Data[32:]...), 0) // strictly after
-	}
-	page := &api.EntryPage{}
-	size := 0
-	snap.IterateFrom(prefix, start, func(k, v []byte) bool {
-		if len(page.Entries) >= maxEntriesPerPage || size+len(v)+40 > api.MaxEntryPageBytes {
-			page.More = true
-			return false
-		}
-		var e api.StateChange
-		copy(e.Location[:], k[len(prefix):])
-		e.Value = bytes.Clone(v)
-		page.Entries = append(page.Entries, e)
-		size += len(v) + 40
-		return true
-	})
-	return &abci.ResponseQuery{Height: snap.Height(), Value: page.Encode()}, nil
 }

@@ -125,3 +125,49 @@ func (sn *Snapshot) IterateFrom(prefix, start []byte, fn func(key, value []byte)
 		panic(fmt.Sprintf("state iterate %q: %v", prefix, err))
 	}
 }
+
+// IterateLatestFrom walks the latest committed version's entries under
+// prefix from start (inclusive) on, like Snapshot.IterateFrom, if use,
+// given a reader of that version, agrees; no commit happens in between,
+// so the walk reads the key-ordered index IAVL keeps of the latest
+// version (fast storage: a LevelDB range scan) rather than the tree node
+// by node. It returns that version's height and whether it walked.
+func (s *Store) IterateLatestFrom(prefix, start []byte, use func(get func(key []byte) []byte) bool, fn func(key, value []byte) bool) (int64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	h := s.tree.Version()
+	if h == 0 {
+		return 0, false
+	}
+	t, err := s.tree.GetImmutable(h)
+	if err != nil {
+		panic(fmt.Sprintf("state version %d: %v", h, err))
+	}
+	get := func(key []byte) []byte {
+		v, err := t.Get(key)
+		if err != nil {
+			panic(fmt.Sprintf("state read %q at %d: %v", key, h, err))
+		}
+		return v
+	}
+	if !use(get) {
+		return h, false
+	}
+	if bytes.Compare(start, prefix) < 0 {
+		start = prefix
+	}
+	it, err := t.Iterator(start, prefixEnd(prefix), true)
+	if err != nil {
+		panic(fmt.Sprintf("state iterate %q: %v", prefix, err))
+	}
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		if !fn(it.Key(), it.Value()) {
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		panic(fmt.Sprintf("state iterate %q: %v", prefix, err))
+	}
+	return h, true
+}

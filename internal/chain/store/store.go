@@ -53,7 +53,7 @@ func Open(dir string) (*Store, error) {
 	s := &Store{
 		mu:   new(sync.RWMutex),
 		db:   db,
-		tree: iavl.NewMutableTree(iavldb.NewPrefixDB(db, []byte("t/")), treeCacheSize, true, iavl.NewNopLogger()),
+		tree: iavl.NewMutableTree(iavldb.NewPrefixDB(db, []byte("t/")), treeCacheSize, false, iavl.NewNopLogger()),
 		meta: iavldb.NewPrefixDB(db, []byte("b/")),
 	}
 	if _, err := s.tree.Load(); err != nil {

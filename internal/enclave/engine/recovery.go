@@ -369,7 +369,7 @@ func (e *Engine) rebuild(id crypto.PublicKey, upload [32]byte, seed [crypto.Seed
 	}
 	var c *contracts.Contract
 	if cp.Height > 0 {
-		st, err := storeFromEntries(ck.Storage, cp.Seq, req.Entries, cp.Root)
+		st, err := contracts.StoreFromEntries(ck.Storage, cp.Seq, req.Entries, cp.Root)
 		if err != nil {
 			return nil, fmt.Errorf("%w: checkpoint of %s at height %d: %w", ErrBadInput, id.Short(), cp.Height, err)
 		}
@@ -476,24 +476,6 @@ func (e *Engine) dropRecovered(id crypto.PublicKey, o api.Origin) {
 func nextCut(id crypto.PublicKey, interval uint64, h int64) int64 {
 	rem := (uint64(h) + api.CheckpointPhase(id, interval)) % interval
 	return h + int64(interval-rem)
-}
-
-// storeFromEntries builds a contract store holding exactly entries with
-// write counter seq, checked against root.
-func storeFromEntries(storageKey [32]byte, seq uint64, entries []api.StateChange, root [32]byte) (*contracts.Store, error) {
-	n := 16
-	for _, e := range entries {
-		n += 40 + len(e.Value)
-	}
-	w := codec.NewWriter(n)
-	w.U8(1)
-	w.Uvarint(seq)
-	w.Uvarint(uint64(len(entries)))
-	for _, e := range entries {
-		w.Fixed(e.Location[:])
-		w.BytesField(e.Value)
-	}
-	return contracts.RestoreStore(storageKey, w.Bytes(), root)
 }
 
 // encodeDeployments writes the followed deployments, input heights and

@@ -14,6 +14,7 @@ import (
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
+	"github.com/phalago/phala/internal/enclave/contracts"
 	"github.com/phalago/phala/internal/relayer"
 )
 
@@ -228,8 +229,8 @@ func TestRecoveryAfterLosingEveryWorker(t *testing.T) {
 		edit func(*api.RecoverRequest)
 		want error
 	}{
-		"an altered entry": {func(q *api.RecoverRequest) { q.Entries[0].Value[len(q.Entries[0].Value)-1] ^= 1 }, ErrBadInput},
-		"an entry dropped": {func(q *api.RecoverRequest) { q.Entries = q.Entries[1:] }, ErrBadInput},
+		"an altered entry": {func(q *api.RecoverRequest) { q.Entries[0].Value[len(q.Entries[0].Value)-1] ^= 1 }, contracts.ErrRootMismatch},
+		"an entry dropped": {func(q *api.RecoverRequest) { q.Entries = q.Entries[1:] }, contracts.ErrRootMismatch},
 		"a block missing":  {func(q *api.RecoverRequest) { q.Blocks = q.Blocks[1:] }, ErrBadInput},
 		"a command removed from a block": {func(q *api.RecoverRequest) {
 			b := &q.Blocks[len(q.Blocks)-1]

@@ -85,12 +85,14 @@ func TestStateRoundTrip(t *testing.T) {
 	// Deployments, the kept blocks and disputes are chain-derived; what
 	// this worker recovers or arbitrates (keys) is not.
 	for name, edit := range map[string]func(*state){
-		"workers":    func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].workers = nil },
-		"input":      func(s *state) { s.inputs[crypto.MustKeyPairFromURI("//C").Public()] = []int64{7} },
-		"block ref":  func(s *state) { s.blockRefs[8].time = 81 },
-		"dispute":    func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].dispute = nil },
-		"history":    func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].hist = nil },
-		"egress seq": func(s *state) { s.cpMeta[crypto.MustKeyPairFromURI("//C").Public()] = cpMeta{egressSeq: 5, acceptedAt: 7} },
+		"workers":   func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].workers = nil },
+		"input":     func(s *state) { s.inputs[crypto.MustKeyPairFromURI("//C").Public()] = []int64{7} },
+		"block ref": func(s *state) { s.blockRefs[8].time = 81 },
+		"dispute":   func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].dispute = nil },
+		"history":   func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].hist = nil },
+		"egress seq": func(s *state) {
+			s.cpMeta[crypto.MustKeyPairFromURI("//C").Public()] = cpMeta{egressSeq: 5, acceptedAt: 7}
+		},
 	} {
 		again, _ = decodeState(s.encode())
 		edit(again)
