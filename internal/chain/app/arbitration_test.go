@@ -75,10 +75,15 @@ func (f *arbFixture) ok(res *abci.ResponseFinalizeBlock) *abci.ResponseFinalizeB
 // push is a push_message tx (paid by Alice) of a message of key's origin
 // with its next sequence.
 func (f *arbFixture) push(key *crypto.KeyPair, kind api.OriginKind, topic string, payload []byte) []byte {
+	return f.pushN(f.nonce(alice), key, kind, topic, payload)
+}
+
+// pushN is push with Alice's nonce given (several pushes in one block).
+func (f *arbFixture) pushN(nonce uint64, key *crypto.KeyPair, kind api.OriginKind, topic string, payload []byte) []byte {
 	o := api.KeyOrigin(kind, key.Public())
 	m := api.SignMessage(chainID, api.Message{Origin: o, Topic: topic, Seq: f.seqs[string(o.Encode())], Payload: payload}, key)
 	f.seqs[string(o.Encode())]++
-	return f.tx(alice, f.nonce(alice), &api.PushMessage{Message: m})
+	return f.tx(alice, nonce, &api.PushMessage{Message: m})
 }
 
 // pushBlock pushes one message in a block of its own.
@@ -477,5 +482,41 @@ func TestArbiterGrantValidation(t *testing.T) {
 	f.vote(f.a2, h1, [32]byte{1})
 	if v := f.verdict(); v.Outcome != api.ArbitrationUpheld {
 		t.Fatalf("verdict %+v", v)
+	}
+}
+
+// Two updates of a contract accepted in one block: a dispute of the
+// second names the checkpoint before the first (the one whose entries
+// the state before that block holds), and an overturn undoes both (the
+// arbiters replayed both from there).
+func TestArbitrationSameBlockUpdates(t *testing.T) {
+	f := newArbFixture(t, nil)
+	r1, r2, r3 := [32]byte{1}, [32]byte{2}, [32]byte{3}
+	h1 := f.update(api.EmptyStateRoot, r1, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
+	before := f.snapshot()
+	f.block()
+	h2, h3 := f.height-1, f.height
+	u2 := &api.StateUpdate{Height: h2, Seq: 2, PrevRoot: r1, NewRoot: r2, Changes: []api.StateChange{{Location: [32]byte{2}, Value: val(2)}}}
+	u3 := &api.StateUpdate{Height: h3, Seq: 3, PrevRoot: r2, NewRoot: r3, Changes: []api.StateChange{{Location: [32]byte{1}}}}
+	n := f.nonce(alice)
+	f.ok(f.block(f.pushN(n, f.contract, api.OriginContract, api.TopicContractState, u2.Encode()), f.pushN(n+1, f.contract, api.OriginContract, api.TopicContractState, u3.Encode())))
+	accepted := f.height
+	if cp, _ := api.DecodeCheckpoint(f.query(api.QueryCheckpoint, f.contract.Public().Bytes(), false).Value); cp == nil || cp.Root != r3 {
+		t.Fatalf("checkpoint %+v", cp)
+	}
+	if r := f.request(alice, h3); r.Code != 0 {
+		t.Fatal(r.Log)
+	}
+	o, err := api.DecodeArbitrationOpened(f.topic(api.TopicArbitrationOpened)[0])
+	if err != nil || o.Height != h3 || o.Root != r3 || o.PrevHeight != h1 || o.PrevRoot != r1 || o.EntriesHeight != accepted-1 {
+		t.Fatalf("opened %+v %v (h1 %d, accepted %d)", o, err, h1, accepted)
+	}
+	f.arbiterGrant(h3, f.keyGrant(f.a1))
+	f.vote(f.a1, h3, [32]byte{8})
+	if v := f.verdict(); v.Outcome != api.ArbitrationOverturned || v.RollbackHeight != h1 || v.RollbackRoot != r1 {
+		t.Fatalf("verdict %+v", v)
+	}
+	if f.snapshot() != before {
+		t.Fatal("not rolled back to the checkpoint before the block")
 	}
 }

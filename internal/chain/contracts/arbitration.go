@@ -197,8 +197,8 @@ func keepUndo(ctx *block.Context, contract crypto.PublicKey, height int64, u *un
 }
 
 // prune deletes contract's undo records accepted more than
-// Params.ArbitrationWindow blocks ago, except the open dispute's and
-// those after it (an overturn undoes them), then the votes for heights
+// Params.ArbitrationWindow blocks ago, except those after the open
+// dispute's previous checkpoint (an overturn undoes them), then the votes for heights
 // that have no undo record and are not after the checkpoint (votes for a
 // height the chain has no update of yet wait for it: a replica's vote may
 // reach the chain before the update it vouches for).
@@ -206,7 +206,7 @@ func prune(ctx *block.Context, contract crypto.PublicKey) {
 	window := int64(ctx.Params.ArbitrationWindow)
 	keepFrom := int64(-1)
 	if a := loadArbitration(ctx.KV, contract); a != nil {
-		keepFrom = a.Height
+		keepFrom = a.PrevHeight + 1
 	}
 	var stale [][]byte
 	store.Iterate(ctx.KV, undoPrefix(contract), func(k, v []byte) bool {
@@ -357,8 +357,20 @@ func Request(ctx *block.Context, signer crypto.PublicKey, c *api.ArbitrationRequ
 		}
 	}
 	a := &api.Arbitration{Height: c.Height, Root: u.Root, PrevRoot: api.EmptyStateRoot, EntriesHeight: u.Accepted - 1, Requester: signer, Bond: bond, Opened: ctx.Height}
-	if u.Prev != nil {
-		a.PrevHeight, a.PrevRoot = u.Prev.Height, u.Prev.Root
+	// The state at EntriesHeight holds the entries of the checkpoint
+	// before every update accepted in the disputed update's block (two
+	// updates of a contract can land in one block): the arbiters rebuild
+	// from the first of them's previous checkpoint and replay from there.
+	for prev := u.Prev; prev != nil; {
+		a.PrevHeight, a.PrevRoot = prev.Height, prev.Root
+		pu := loadUndo(ctx.KV, c.Contract, prev.Height)
+		if pu == nil || pu.Accepted != u.Accepted {
+			break
+		}
+		prev = pu.Prev
+		if prev == nil {
+			a.PrevHeight, a.PrevRoot = 0, api.EmptyStateRoot
+		}
 	}
 	ctx.KV.Set(api.ArbitrationKey(c.Contract), a.Encode())
 	ctx.Event("arbitration_opened", "contract", c.Contract.Hex(), "height", strconv.FormatInt(c.Height, 10), "requester", signer.Address(), "bond", strconv.FormatUint(bond, 10))
@@ -468,8 +480,10 @@ func decide(ctx *block.Context, contract crypto.PublicKey, a *api.Arbitration) {
 // closeArbitration applies a's outcome (docs/availability.md,
 // "Arbitration"): upheld, the bond goes to the arbiters that voted root
 // (split evenly, the remainder to the first) and the update may not be
-// disputed again; overturned, every update of the contract from the
-// disputed height on is undone (rollback) and the bond returned; expired,
+// disputed again; overturned, every update of the contract after the
+// dispute's previous checkpoint (a.PrevHeight: the disputed update and
+// those after it, and those accepted in its block before it) is undone
+// (rollback) and the bond returned; expired,
 // the bond is returned. Upheld or overturned, every worker whose vote for
 // the disputed height (not an arbiter's) is not root is slashed
 // Params.ArbitrationSlashPPM of its stake, and those still running the
@@ -512,7 +526,7 @@ func closeArbitration(ctx *block.Context, contract crypto.PublicKey, a *api.Arbi
 		}
 	case api.ArbitrationOverturned:
 		name = "overturned"
-		rollback(ctx, contract, a.Height)
+		rollback(ctx, contract, a.PrevHeight+1)
 		credit(a.Requester, a.Bond)
 	default:
 		credit(a.Requester, a.Bond)
@@ -548,7 +562,7 @@ func closeArbitration(ctx *block.Context, contract crypto.PublicKey, a *api.Arbi
 	case api.ArbitrationUpheld:
 		deleteVotes(ctx, contract, a.Height, a.Height, nil)
 	case api.ArbitrationOverturned:
-		deleteVotes(ctx, contract, a.Height, 1<<62, nil)
+		deleteVotes(ctx, contract, a.PrevHeight+1, 1<<62, nil)
 	default:
 		deleteVotes(ctx, contract, a.Height, a.Height, a.Arbiters)
 	}

@@ -127,7 +127,7 @@ func TestUndoPruning(t *testing.T) {
 		t.Fatal("record of 11 pruned")
 	}
 	// An open dispute keeps its record and the later ones.
-	st.Set(api.ArbitrationKey(contract.Public()), (&api.Arbitration{Height: 11, Opened: 16}).Encode())
+	st.Set(api.ArbitrationKey(contract.Public()), (&api.Arbitration{Height: 11, PrevHeight: 9, Opened: 16}).Encode())
 	ctx.Height = 40
 	apply(39)
 	for _, h := range []int64{11, 14, 15, 39} {
