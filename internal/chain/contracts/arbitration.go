@@ -272,8 +272,9 @@ func deleteVotes(ctx *block.Context, contract crypto.PublicKey, from, to int64, 
 // dispute is about; an arbiter's vote may decide the dispute (decide).
 // A worker's first vote for a height stands. Anything else is ignored
 // with a state_vote_ignored event: a malformed vote, an unknown contract,
-// arbitration off (Params.ArbitrationWindow 0), a voter that neither runs
-// the contract nor arbitrates that height, a height not disputable.
+// a voter that neither runs the contract nor arbitrates that height, a
+// replica's vote while arbitration is off (Params.ArbitrationWindow 0) or
+// for a height not disputable.
 func OnVote(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 	v, err := api.DecodeStateVote(payload)
 	if err != nil {
@@ -284,12 +285,8 @@ func OnVote(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 		ctx.Event("state_vote_ignored", "contract", v.Contract.Hex(), "worker", worker.Hex(), "height", strconv.FormatInt(v.Height, 10), "reason", why)
 	}
 	rec := Record(ctx.KV, v.Contract)
-	switch {
-	case rec == nil:
+	if rec == nil {
 		ignore("no such contract")
-		return
-	case ctx.Params.ArbitrationWindow == 0:
-		ignore("arbitration is off (arbitration_window 0)")
 		return
 	}
 	key := voteKey(v.Contract, v.Height, worker)
@@ -304,8 +301,12 @@ func OnVote(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 		decide(ctx, v.Contract, a)
 		return
 	}
-	if !slices.Contains(rec.Workers, worker) {
+	switch {
+	case !slices.Contains(rec.Workers, worker):
 		ignore("neither runs the contract nor arbitrates that height")
+		return
+	case ctx.Params.ArbitrationWindow == 0:
+		ignore("arbitration is off (arbitration_window 0)")
 		return
 	}
 	if ctx.KV.Get(undoKey(v.Contract, v.Height)) == nil {
