@@ -296,3 +296,80 @@ func DecodeArbitrationVerdict(b []byte) (*ArbitrationVerdict, error) {
 	}
 	return v, nil
 }
+
+// RemovedByArbitration is the ContractDeployed.Reason of the workers an
+// arbitration verdict removed (their vote differed from the arbiters').
+const RemovedByArbitration = "wrong state update (arbitration)"
+
+// QueryArbitration reads a contract's open arbitration (proved state).
+// data: the contract's identity key; value: Arbitration (absent: none
+// open).
+const QueryArbitration = "/contract/arbitration"
+
+// ArbitrationKey is the state key of a contract's open arbitration.
+func ArbitrationKey(contract crypto.PublicKey) []byte { return append([]byte("ca/"), contract[:]...) }
+
+// Arbitration is the contracts module's record of the open dispute of a
+// contract's state update (ArbitrationKey, QueryArbitration): the
+// disputed update (Height, Root), the checkpoint before it (PrevHeight,
+// PrevRoot; 0 and EmptyStateRoot before the contract's first update) whose
+// entries are in the state at EntriesHeight, the Requester and the Bond it
+// posted (PHA base units held by the module; 0 when the deployer asked),
+// the block that Opened it, and the Arbiters assigned (none until a
+// gatekeeper's ArbiterGrant is accepted).
+type Arbitration struct {
+	Height        int64
+	Root          [32]byte
+	PrevHeight    int64
+	PrevRoot      [32]byte
+	EntriesHeight int64
+	Requester     crypto.PublicKey
+	Bond          uint64
+	Opened        int64
+	Arbiters      []crypto.PublicKey
+}
+
+// Encode returns the canonical bytes.
+func (a *Arbitration) Encode() []byte {
+	w := codec.NewWriter(200 + 32*len(a.Arbiters))
+	w.Varint(a.Height)
+	w.Fixed(a.Root[:])
+	w.Varint(a.PrevHeight)
+	w.Fixed(a.PrevRoot[:])
+	w.Varint(a.EntriesHeight)
+	w.Fixed(a.Requester[:])
+	w.Uvarint(a.Bond)
+	w.Varint(a.Opened)
+	w.BytesField(EncodeKeys(a.Arbiters))
+	return w.Bytes()
+}
+
+// DecodeArbitration strictly decodes an Arbitration (at most MaxReplicas
+// arbiters; Arbiters nil when none).
+func DecodeArbitration(b []byte) (*Arbitration, error) {
+	a := &Arbitration{}
+	r := codec.NewReader(b)
+	a.Height = r.Varint()
+	r.Fixed(a.Root[:])
+	a.PrevHeight = r.Varint()
+	r.Fixed(a.PrevRoot[:])
+	a.EntriesHeight = r.Varint()
+	r.Fixed(a.Requester[:])
+	a.Bond = r.Uvarint()
+	a.Opened = r.Varint()
+	ks := r.BytesField(8 + 32*MaxReplicas)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: arbitration: %v", ErrMalformed, err)
+	}
+	var err error
+	if a.Arbiters, err = DecodeKeys(ks); err != nil {
+		return nil, err
+	}
+	if len(a.Arbiters) > MaxReplicas {
+		return nil, fmt.Errorf("%w: arbitration: over %d arbiters", ErrMalformed, MaxReplicas)
+	}
+	if len(a.Arbiters) == 0 {
+		a.Arbiters = nil
+	}
+	return a, nil
+}

@@ -115,6 +115,9 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 	case QueryCheckpoint:
 		pk, err := key32()
 		return CheckpointKey(pk), err
+	case QueryArbitration:
+		pk, err := key32()
+		return ArbitrationKey(pk), err
 	case QueryActivity:
 		if len(data) != 8+crypto.PublicKeySize {
 			return nil, fmt.Errorf("%w: %s takes a big-endian u64 era and a 32-byte node key", ErrInvalidCall, path)

@@ -329,14 +329,14 @@ func TestModuleTableComplete(t *testing.T) {
 			t.Errorf("call %s has no module", k)
 		}
 	}
-	for _, k := range []api.CallKind{api.CallStakeBond, api.CallStakeAllocate, api.CallStakeUnbond, api.CallStakeWithdraw, api.CallStakeNominate, api.CallGatekeeperCandidacy, api.CallSubnetCreate, api.CallSubnetAdd, api.CallSubnetRemove} {
+	for _, k := range []api.CallKind{api.CallStakeBond, api.CallStakeAllocate, api.CallStakeUnbond, api.CallStakeWithdraw, api.CallStakeNominate, api.CallGatekeeperCandidacy, api.CallSubnetCreate, api.CallSubnetAdd, api.CallSubnetRemove, api.CallContractReassign, api.CallArbitrationRequest} {
 		if !owned[k] {
 			t.Errorf("call %s has no module", k)
 		}
 	}
 	for _, p := range []string{api.QueryStakeLedger, api.QueryStakeNode, api.QueryIssuance, api.QueryAccount, api.QueryWorker, api.QueryGatekeepers, api.QueryMasterKey, api.QueryParams,
 		api.QueryAttestation, api.QueryNextSeq, api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn,
-		api.QueryGatekeeperEra, api.QueryGatekeeperExposure, api.QueryGatekeeperCandidacy, api.QueryGatekeeperCandidates, api.QuerySubnet, api.QuerySubnetSeq, api.QueryUploadPending} {
+		api.QueryGatekeeperEra, api.QueryGatekeeperExposure, api.QueryGatekeeperCandidacy, api.QueryGatekeeperCandidates, api.QuerySubnet, api.QuerySubnetSeq, api.QueryUploadPending, api.QueryCheckpoint, api.QueryArbitration} {
 		if !x.StateQuery(p) {
 			t.Errorf("state query %s has no module", p)
 		}

@@ -518,7 +518,8 @@ func OnStatus(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 // previous root is the root of the contract's last update (api.EmptyStateRoot
 // before the first) and it covers a later height; then its changes are
 // written to the contract's entries ("ck/<contract>/<location>") and the
-// checkpoint record ("cc/<contract>") takes its height, counter and root.
+// checkpoint record ("cc/<contract>") takes its height, counter and root;
+// its undo record is kept for arbitration (keepUndo, arbitration.go).
 // The chain does not recompute roots: a recovering worker checks the
 // entries against the root (docs/availability.md).
 func OnState(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
@@ -547,6 +548,7 @@ func OnState(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 		refuse(fmt.Sprintf("height %d is not after the last update's %d and before this block", u.Height, cp.Height))
 		return
 	}
+	undo := captureUndo(ctx, contract, u)
 	for _, c := range u.Changes {
 		k := api.StateEntryKey(contract, c.Location)
 		if old := ctx.KV.Get(k); old != nil {
@@ -563,6 +565,7 @@ func OnState(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 	}
 	cp.Height, cp.Seq, cp.Calls, cp.Root = u.Height, u.Seq, u.Calls, u.NewRoot
 	ctx.KV.Set(api.CheckpointKey(contract), cp.Encode())
+	keepUndo(ctx, contract, u.Height, undo)
 	ctx.Event("state_update", "contract", contract.Hex(), "height", strconv.FormatInt(u.Height, 10), "changes", strconv.Itoa(len(u.Changes)))
 }
 
@@ -597,15 +600,17 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 // Spec returns the contracts module's entry in the chain's module table:
 // it owns the "c" keys (records "c/", uploads "cu/", deployer sequences
 // "cs/", pending uploads "cp/", on-chain query answers "cr/", the block's
-// declared gas per worker "cg/"); it executes
-// uploads, commands and on-chain queries, admits contract origins (deployed
+// declared gas per worker "cg/", checkpoints "cc/" and entries "ck/",
+// arbitrations "ca/", state votes "cv/" and undo records "cx/"); it executes
+// uploads, commands, on-chain queries and arbitration requests, admits contract origins (deployed
 // contracts) into the queue, consumes gatekeepers' key grants and
-// contracts' query answers and start reports, and serves the contracts'
+// contracts' query answers, start reports and state updates, workers'
+// state votes and gatekeepers' arbiter grants, and serves the contracts'
 // proved reads.
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
-		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/"},
+		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/"},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallUploadContract: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return Upload(ctx, signer, c.(*api.UploadContract))
@@ -618,6 +623,9 @@ func Spec() *module.Module {
 			},
 			api.CallContractReassign: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return Reassign(ctx, signer, c.(*api.ContractReassign))
+			},
+			api.CallArbitrationRequest: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
+				return Request(ctx, signer, c.(*api.ArbitrationRequest))
 			},
 		},
 		Origins: map[api.OriginKind]module.Authorizer{api.OriginContract: authorize},
@@ -636,13 +644,20 @@ func Spec() *module.Module {
 					OnGrant(ctx, m.Origin.Key, g)
 				}
 			}},
+			{Origin: api.OriginWorker, Topic: api.TopicStateVote, Handle: func(ctx *block.Context, m *api.Message) {
+				OnVote(ctx, m.Origin.Key, m.Payload)
+			}},
+			{Origin: api.OriginGatekeeper, Topic: api.TopicArbiterGrant, Handle: func(ctx *block.Context, m *api.Message) {
+				OnArbiterGrant(ctx, m.Origin.Key, m.Payload)
+			}},
 		},
 		EndBlock: func(ctx *block.Context) error {
 			checkReplicas(ctx)
+			expireArbitrations(ctx)
 			return nil
 		},
 		Queries:      map[string]module.Querier{api.QueryContractEntries: queryEntries},
-		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending, api.QueryCheckpoint},
+		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending, api.QueryCheckpoint, api.QueryArbitration},
 	}
 }
 

@@ -1,0 +1,522 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/contracts"
+)
+
+// arbFixture is a chain with a gatekeeper, a contract deployed by Alice
+// on two staked replicas (w1, w2) and two more workers (a1, a2) to
+// arbitrate, driven by pushing the contract's, the workers' and the
+// gatekeeper's messages directly.
+type arbFixture struct {
+	*harness
+	gk, w1, w2, a1, a2 *worker
+	contract           *crypto.KeyPair
+	upload             [32]byte
+	seqs               map[string]uint64 // by origin
+}
+
+const arbStake = 100 * api.Unit
+
+func newArbFixture(t *testing.T, tune func(*api.Params)) *arbFixture {
+	f := &arbFixture{gk: newWorker(t), w1: newWorker(t), w2: newWorker(t), a1: newWorker(t), a2: newWorker(t), seqs: map[string]uint64{}}
+	g := genesis()
+	g.Gatekeepers = []crypto.PublicKey{f.gk.identity.Public()}
+	g.Params.MinWorkerStake = 0
+	if tune != nil {
+		tune(&g.Params)
+	}
+	f.harness = newHarness(t, g)
+	f.block()
+	code := []byte("\x00asm\x01\x00\x00\x00")
+	var txs [][]byte
+	for i, w := range []*worker{f.gk, f.w1, f.w2, f.a1, f.a2} {
+		txs = append(txs, f.tx(bob, uint64(i), f.register(f.cite(w.info))))
+	}
+	txs = append(txs, f.tx(alice, 0, &api.UploadContract{Code: gzipped(t, code), Replicas: 2}),
+		f.tx(bob, 5, &api.StakeBond{Amount: 2 * arbStake}),
+		f.tx(bob, 6, &api.StakeAllocate{Node: f.w1.identity.Public(), Amount: arbStake}),
+		f.tx(bob, 7, &api.StakeAllocate{Node: f.w2.identity.Public(), Amount: arbStake}))
+	f.ok(f.block(txs...))
+	hash, err := contracts.CodeHash(gzipped(t, code))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.upload = api.UploadID(alice.Public(), hash, 0)
+	f.contract, _, _ = crypto.GenerateKeyPair()
+	gr := f.keyGrant(f.w1, f.w2)
+	f.ok(f.block(f.push(f.gk.identity, api.OriginGatekeeper, api.TopicContractKey, gr.Encode())))
+	if rec := f.record(); rec == nil || len(rec.Workers) != 2 {
+		t.Fatalf("not deployed: %+v", rec)
+	}
+	return f
+}
+
+func (f *arbFixture) ok(res *abci.ResponseFinalizeBlock) *abci.ResponseFinalizeBlock {
+	f.t.Helper()
+	for i, r := range res.TxResults {
+		if r.Code != 0 {
+			f.t.Fatalf("tx %d: %s", i, r.Log)
+		}
+	}
+	return res
+}
+
+// push is a push_message tx (paid by Alice) of a message of key's origin
+// with its next sequence.
+func (f *arbFixture) push(key *crypto.KeyPair, kind api.OriginKind, topic string, payload []byte) []byte {
+	return f.pushN(f.nonce(alice), key, kind, topic, payload)
+}
+
+// pushN is push with Alice's nonce given (several pushes in one block).
+func (f *arbFixture) pushN(nonce uint64, key *crypto.KeyPair, kind api.OriginKind, topic string, payload []byte) []byte {
+	o := api.KeyOrigin(kind, key.Public())
+	m := api.SignMessage(chainID, api.Message{Origin: o, Topic: topic, Seq: f.seqs[string(o.Encode())], Payload: payload}, key)
+	f.seqs[string(o.Encode())]++
+	return f.tx(alice, nonce, &api.PushMessage{Message: m})
+}
+
+// pushBlock pushes one message in a block of its own.
+func (f *arbFixture) pushBlock(key *crypto.KeyPair, kind api.OriginKind, topic string, payload []byte) *abci.ExecTxResult {
+	f.t.Helper()
+	return f.ok(f.block(f.push(key, kind, topic, payload))).TxResults[0]
+}
+
+func (f *arbFixture) keyGrant(ws ...*worker) *api.ContractKeyGrant {
+	gr := &api.ContractKeyGrant{Upload: f.upload, Identity: f.contract.Public(), Ecdh: f.contract.Public(), GatekeeperE: f.gk.ecdh.Public()}
+	for _, w := range ws {
+		gr.Workers = append(gr.Workers, api.SealedKey{Worker: w.identity.Public(), Sealed: []byte("sealed")})
+	}
+	return gr
+}
+
+// update pushes the contract's state update covering the last block,
+// from root prev to root next, setting loc to val (nil: removing it).
+func (f *arbFixture) update(prev, next [32]byte, seq uint64, changes ...api.StateChange) int64 {
+	f.t.Helper()
+	return f.updateAt(f.height, prev, next, seq, changes...)
+}
+
+func (f *arbFixture) updateAt(height int64, prev, next [32]byte, seq uint64, changes ...api.StateChange) int64 {
+	f.t.Helper()
+	u := &api.StateUpdate{Height: height, Seq: seq, Calls: seq, PrevRoot: prev, NewRoot: next, Changes: changes}
+	r := f.pushBlock(f.contract, api.OriginContract, api.TopicContractState, u.Encode())
+	if event(r, "state_update", "height") == "" {
+		f.t.Fatalf("update refused: %v", r.Events)
+	}
+	return u.Height
+}
+
+func (f *arbFixture) vote(w *worker, height int64, root [32]byte) *abci.ExecTxResult {
+	f.t.Helper()
+	v := &api.StateVote{Contract: f.contract.Public(), Height: height, Root: root}
+	return f.pushBlock(w.identity, api.OriginWorker, api.TopicStateVote, v.Encode())
+}
+
+func (f *arbFixture) arbiterGrant(height int64, g *api.ContractKeyGrant) *abci.ExecTxResult {
+	f.t.Helper()
+	ag := &api.ArbiterGrant{Contract: f.contract.Public(), Height: height, Grant: g.Encode()}
+	return f.pushBlock(f.gk.identity, api.OriginGatekeeper, api.TopicArbiterGrant, ag.Encode())
+}
+
+func (f *arbFixture) request(key *crypto.KeyPair, height int64) *abci.ExecTxResult {
+	f.t.Helper()
+	return f.block(f.tx(key, f.nonce(key), &api.ArbitrationRequest{Contract: f.contract.Public(), Height: height})).TxResults[0]
+}
+
+func (f *arbFixture) record() *api.ContractRecord {
+	v := f.query(api.QueryContract, f.contract.Public().Bytes(), false).Value
+	if v == nil {
+		return nil
+	}
+	rec, err := api.DecodeContractRecord(v)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return rec
+}
+
+func (f *arbFixture) arbitration() *api.Arbitration {
+	f.t.Helper()
+	res := f.query(api.QueryArbitration, f.contract.Public().Bytes(), true)
+	if res.Value == nil {
+		return nil
+	}
+	if res.ProofOps == nil {
+		f.t.Fatal("arbitration query without proof")
+	}
+	a, err := api.DecodeArbitration(res.Value)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return a
+}
+
+// snapshot is the contract's checkpoint record and entries page as stored.
+func (f *arbFixture) snapshot() string {
+	cp := f.query(api.QueryCheckpoint, f.contract.Public().Bytes(), false).Value
+	entries := f.query(api.QueryContractEntries, f.contract.Public().Bytes(), false).Value
+	return string(cp) + "|" + string(entries)
+}
+
+func (f *arbFixture) nodeStake(w *worker) uint64 {
+	v := f.query(api.QueryStakeNode, w.identity.Public().Bytes(), false).Value
+	if v == nil {
+		return 0
+	}
+	n, err := api.DecodeNodeStake(v)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return n.Total
+}
+
+// topic returns the payloads of the messages of topic in the last block.
+func (f *arbFixture) topic(topic string) [][]byte {
+	var out [][]byte
+	for _, m := range f.messages(f.height).Messages {
+		if m.Topic == topic && m.Origin == api.ModuleOrigin(contracts.Module) {
+			out = append(out, m.Payload)
+		}
+	}
+	return out
+}
+
+func (f *arbFixture) verdict() *api.ArbitrationVerdict {
+	f.t.Helper()
+	ps := f.topic(api.TopicArbitrationVerdict)
+	if len(ps) != 1 {
+		f.t.Fatalf("%d verdicts in block %d", len(ps), f.height)
+	}
+	v, err := api.DecodeArbitrationVerdict(ps[0])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return v
+}
+
+func val(b byte) []byte { return bytes.Repeat([]byte{b}, 12) }
+
+// An overturned update: three updates are applied; the 2nd is disputed
+// by Bob (bond debited, ArbitrationOpened names the checkpoint before
+// it and the block whose state holds its entries); the arbiters vote
+// another root than the update's: every update from the 2nd on is
+// undone (entries and checkpoint exactly as after the 1st), the replica
+// that vouched for the wrong root is slashed, removed and excluded, the
+// honest one stays, and the bond returns to Bob.
+func TestArbitrationOverturned(t *testing.T) {
+	f := newArbFixture(t, nil)
+	r1, r2, r3, truth := [32]byte{1}, [32]byte{2}, [32]byte{3}, [32]byte{0xee}
+	la, lb, lc := [32]byte{0xa}, [32]byte{0xb}, [32]byte{0xc}
+	h1 := f.update(api.EmptyStateRoot, r1, 2, api.StateChange{Location: la, Value: val(1)}, api.StateChange{Location: lb, Value: val(2)})
+	after1 := f.snapshot()
+	h2 := f.update(r1, r2, 4, api.StateChange{Location: la, Value: val(3)}, api.StateChange{Location: lb}, api.StateChange{Location: lc, Value: val(4)})
+	accepted2 := f.height
+	f.vote(f.w1, h2, r2)    // the liar vouches for its update
+	f.vote(f.w2, h2, truth) // the honest replica computed another root
+	h3 := f.update(r2, r3, 5, api.StateChange{Location: la}, api.StateChange{Location: lc, Value: val(5)})
+	f.vote(f.w1, h3, r3)
+	if after1 == f.snapshot() {
+		t.Fatal("updates changed nothing")
+	}
+	// Bob disputes the 2nd update and posts the bond.
+	before := f.account(bob.Public()).Balance
+	if r := f.request(bob, h2); r.Code != 0 {
+		t.Fatalf("request: %s", r.Log)
+	}
+	fee := api.DefaultParams().MinFee(2048)
+	if got := f.account(bob.Public()).Balance; got != before-fee-api.DefaultParams().ArbitrationBond {
+		t.Fatalf("bob's balance %d, want %d - fee - bond", got, before)
+	}
+	ps := f.topic(api.TopicArbitrationOpened)
+	if len(ps) != 1 {
+		t.Fatalf("%d ArbitrationOpened", len(ps))
+	}
+	o, err := api.DecodeArbitrationOpened(ps[0])
+	if err != nil || o.Contract != f.contract.Public() || o.Height != h2 || o.Root != r2 || o.PrevHeight != h1 || o.PrevRoot != r1 || o.EntriesHeight != accepted2-1 || o.Requester != bob.Public() {
+		t.Fatalf("opened %+v %v (h1 %d h2 %d accepted %d)", o, err, h1, h2, accepted2)
+	}
+	if a := f.arbitration(); a == nil || a.Height != h2 || a.Bond != api.DefaultParams().ArbitrationBond || a.Requester != bob.Public() || len(a.Arbiters) != 0 {
+		t.Fatalf("record %+v", a)
+	}
+	// The entries at EntriesHeight are those after the 1st update.
+	at, err := f.app.Query(context.Background(), &abci.RequestQuery{Path: api.QueryContractEntries, Data: f.contract.Public().Bytes(), Height: o.EntriesHeight})
+	if err != nil || at.Code != 0 || !strings.HasSuffix(after1, "|"+string(at.Value)) {
+		t.Fatalf("entries at %d are not those after the 1st update: %v %s", o.EntriesHeight, err, at.Log)
+	}
+	// A second request is refused while it is open.
+	if r := f.request(alice, h3); api.Code(r.Code) != api.CodeInvalidCall || !strings.Contains(r.Log, "already open") {
+		t.Fatalf("second request: %s %s", api.Code(r.Code), r.Log)
+	}
+	// Updates continue meanwhile.
+	f.update(r3, [32]byte{4}, 6, api.StateChange{Location: lb, Value: val(6)})
+	// Arbiters.
+	f.arbiterGrant(h2, f.keyGrant(f.a1, f.a2))
+	as := f.topic(api.TopicArbitersAssigned)
+	if len(as) != 1 {
+		t.Fatalf("%d ArbitersAssigned", len(as))
+	}
+	// A stranger's vote does not count; one arbiter is not a majority of two.
+	if r := f.vote(f.gk, h2, truth); !strings.Contains(event(r, "state_vote_ignored", "reason"), "neither runs") {
+		t.Fatalf("stranger's vote: %v", r.Events)
+	}
+	f.vote(f.a1, h2, truth)
+	if f.arbitration() == nil || len(f.topic(api.TopicArbitrationVerdict)) != 0 {
+		t.Fatal("decided on one vote of two")
+	}
+	stake1, stake2 := f.nodeStake(f.w1), f.nodeStake(f.w2)
+	before = f.account(bob.Public()).Balance
+	f.vote(f.a2, h2, truth)
+	v := f.verdict()
+	if v.Outcome != api.ArbitrationOverturned || v.Root != truth || v.Height != h2 || v.RollbackHeight != h1 || v.RollbackRoot != r1 ||
+		len(v.Slashed) != 1 || v.Slashed[0] != f.w1.identity.Public() {
+		t.Fatalf("verdict %+v", v)
+	}
+	if f.snapshot() != after1 {
+		t.Fatal("the rollback did not restore the entries and checkpoint after the 1st update")
+	}
+	if f.arbitration() != nil {
+		t.Fatal("arbitration record kept")
+	}
+	want := stake1 - stake1*api.DefaultParams().ArbitrationSlashPPM/1_000_000
+	if got := f.nodeStake(f.w1); got != want || f.nodeStake(f.w2) != stake2 {
+		t.Fatalf("stakes %d %d, want %d %d", got, f.nodeStake(f.w2), want, stake2)
+	}
+	rec := f.record()
+	if len(rec.Workers) != 1 || rec.Workers[0] != f.w2.identity.Public() || !slices.Contains(rec.Excluded, f.w1.identity.Public()) {
+		t.Fatalf("record workers %v excluded %v", rec.Workers, rec.Excluded)
+	}
+	var removed bool
+	for _, p := range f.topic(api.TopicContractDeployed) {
+		d, err := api.DecodeContractDeployed(p)
+		removed = removed || (err == nil && d.Reason == api.RemovedByArbitration && len(d.Removed) == 1 && d.Removed[0] == f.w1.identity.Public())
+	}
+	if !removed {
+		t.Fatal("no ContractDeployed removing the liar")
+	}
+	if got := f.account(bob.Public()).Balance; got != before+api.DefaultParams().ArbitrationBond {
+		t.Fatalf("bond not returned: %d, want %d", got, before+api.DefaultParams().ArbitrationBond)
+	}
+	// The chain goes on from the rolled-back checkpoint: the next update
+	// links to r1; the undone heights cannot be disputed.
+	f.update(r1, [32]byte{7}, 5, api.StateChange{Location: lc, Value: val(9)})
+	if r := f.request(alice, h3); api.Code(r.Code) != api.CodeInvalidCall || !strings.Contains(r.Log, "no update of height") {
+		t.Fatalf("request of an undone update: %s %s", api.Code(r.Code), r.Log)
+	}
+}
+
+// An upheld update: the arbiters compute the disputed root, so the bond
+// is paid to them (split evenly) and the update may not be disputed
+// again; the replica that voted another root (its vote reaching the
+// chain before the update) is slashed and removed.
+func TestArbitrationUpheld(t *testing.T) {
+	f := newArbFixture(t, func(p *api.Params) { p.ArbitrationBond = 11 })
+	r1 := [32]byte{1}
+	h1 := f.height
+	f.vote(f.w2, h1, [32]byte{9})
+	f.updateAt(h1, api.EmptyStateRoot, r1, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
+	f.vote(f.w1, h1, r1)
+	after := f.snapshot()
+	if r := f.request(bob, h1); r.Code != 0 {
+		t.Fatalf("request: %s", r.Log)
+	}
+	f.arbiterGrant(h1, f.keyGrant(f.a1, f.a2))
+	stake1, stake2 := f.nodeStake(f.w1), f.nodeStake(f.w2)
+	f.vote(f.a1, h1, r1)
+	f.vote(f.a2, h1, r1)
+	v := f.verdict()
+	if v.Outcome != api.ArbitrationUpheld || v.Root != r1 || v.RollbackHeight != h1 || v.RollbackRoot != r1 || len(v.Slashed) != 1 || v.Slashed[0] != f.w2.identity.Public() {
+		t.Fatalf("verdict %+v", v)
+	}
+	if f.snapshot() != after {
+		t.Fatal("an upheld update changed the state")
+	}
+	if a1, a2 := f.account(f.a1.identity.Public()).Balance, f.account(f.a2.identity.Public()).Balance; a1 != 6 || a2 != 5 {
+		t.Fatalf("arbiters paid %d and %d, want 6 and 5", a1, a2)
+	}
+	if f.nodeStake(f.w1) != stake1 || f.nodeStake(f.w2) >= stake2 {
+		t.Fatalf("stakes %d %d (before %d %d)", f.nodeStake(f.w1), f.nodeStake(f.w2), stake1, stake2)
+	}
+	if rec := f.record(); len(rec.Workers) != 1 || rec.Workers[0] != f.w1.identity.Public() {
+		t.Fatalf("workers %v", rec.Workers)
+	}
+	if r := f.request(alice, h1); api.Code(r.Code) != api.CodeInvalidCall || !strings.Contains(r.Log, "already upheld") {
+		t.Fatalf("re-request: %s %s", api.Code(r.Code), r.Log)
+	}
+}
+
+// Requests: refused for an unknown contract or height, outside the
+// window, and when the signer cannot post the bond (nothing changes);
+// the deployer posts none; an open dispute without a verdict expires
+// after arbitration_timeout blocks and returns the bond.
+func TestArbitrationRequestAndExpiry(t *testing.T) {
+	carol := crypto.MustKeyPairFromURI("//Carol")
+	f := newArbFixture(t, func(p *api.Params) { p.ArbitrationWindow, p.ArbitrationTimeout = 20, 3 })
+	f.ok(f.block(f.tx(alice, f.nonce(alice), &api.Transfer{To: carol.Public(), Amount: 1 * api.Unit})))
+	r1 := [32]byte{1}
+	h1 := f.update(api.EmptyStateRoot, r1, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
+	accepted := f.height
+	for _, c := range []struct {
+		name string
+		key  *crypto.KeyPair
+		req  *api.ArbitrationRequest
+		want string
+	}{
+		{"unknown contract", bob, &api.ArbitrationRequest{Contract: alice.Public(), Height: h1}, "no contract"},
+		{"unknown height", bob, &api.ArbitrationRequest{Contract: f.contract.Public(), Height: h1 - 1}, "no update of height"},
+		{"no balance for the bond", carol, &api.ArbitrationRequest{Contract: f.contract.Public(), Height: h1}, "insufficient balance"},
+	} {
+		before := f.account(carol.Public()).Balance
+		r := f.block(f.tx(c.key, f.nonce(c.key), c.req)).TxResults[0]
+		if r.Code == 0 || !strings.Contains(r.Log, c.want) {
+			t.Errorf("%s: %s %s", c.name, api.Code(r.Code), r.Log)
+		}
+		if f.arbitration() != nil || len(f.topic(api.TopicArbitrationOpened)) != 0 {
+			t.Fatalf("%s: opened", c.name)
+		}
+		if c.name == "no balance for the bond" && f.account(carol.Public()).Balance != before-api.DefaultParams().MinFee(2048) {
+			t.Fatalf("carol lost more than the fee")
+		}
+	}
+	// The deployer posts nothing.
+	before := f.account(alice.Public()).Balance
+	if r := f.request(alice, h1); r.Code != 0 {
+		t.Fatalf("deployer's request: %s", r.Log)
+	}
+	opened := f.height
+	if a := f.arbitration(); a == nil || a.Bond != 0 || f.account(alice.Public()).Balance != before-api.DefaultParams().MinFee(2048) {
+		t.Fatalf("deployer's record %+v", a)
+	}
+	// No verdict: it expires after the timeout, nothing changes.
+	snap := f.snapshot()
+	for f.height < opened+3 {
+		f.block()
+		if f.arbitration() == nil {
+			t.Fatalf("expired at %d, opened at %d", f.height, opened)
+		}
+	}
+	f.block()
+	if v := f.verdict(); v.Outcome != api.ArbitrationExpired || v.RollbackHeight != h1 || len(v.Slashed) != 0 || f.arbitration() != nil || f.snapshot() != snap {
+		t.Fatalf("expiry %+v", v)
+	}
+	// Bob's bond comes back at expiry too.
+	before = f.account(bob.Public()).Balance
+	if r := f.request(bob, h1); r.Code != 0 {
+		t.Fatalf("request after expiry: %s", r.Log)
+	}
+	for f.arbitration() != nil {
+		f.block()
+	}
+	if got := f.account(bob.Public()).Balance; got != before-api.DefaultParams().MinFee(2048) {
+		t.Fatalf("bond not returned at expiry: %d, want %d", got, before-api.DefaultParams().MinFee(2048))
+	}
+	// Past the window the update cannot be disputed.
+	for f.height <= accepted+20 {
+		f.block()
+	}
+	if r := f.request(alice, h1); api.Code(r.Code) != api.CodeInvalidCall || !strings.Contains(r.Log, "arbitration_window") {
+		t.Fatalf("late request: %s %s", api.Code(r.Code), r.Log)
+	}
+}
+
+// Arbiter grants: only the first valid grant for the open dispute is
+// taken: grants for another height, with other keys, naming a worker of
+// the contract, more than `arbiters` workers or one twice are ignored.
+func TestArbiterGrantValidation(t *testing.T) {
+	f := newArbFixture(t, nil)
+	h1 := f.update(api.EmptyStateRoot, [32]byte{1}, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
+	if r := f.arbiterGrant(h1, f.keyGrant(f.a1)); !strings.Contains(event(r, "arbiter_grant_ignored", "reason"), "no dispute") {
+		t.Fatalf("grant without a dispute: %v", r.Events)
+	}
+	if r := f.request(alice, h1); r.Code != 0 {
+		t.Fatal(r.Log)
+	}
+	other := f.keyGrant(f.a1)
+	other.Ecdh = alice.Public()
+	for _, c := range []struct {
+		name   string
+		height int64
+		g      *api.ContractKeyGrant
+		want   string
+	}{
+		{"other height", h1 + 1, f.keyGrant(f.a1), "no dispute"},
+		{"other keys", h1, other, "not the contract's"},
+		{"a replica", h1, f.keyGrant(f.a1, f.w1), "already runs the contract"},
+		{"too many", h1, f.keyGrant(f.a1, f.a2, f.gk), "1 to 2 allowed"},
+		{"twice", h1, f.keyGrant(f.a1, f.a1), "granted twice"},
+		{"none", h1, f.keyGrant(), "1 to 2 allowed"},
+	} {
+		if r := f.arbiterGrant(c.height, c.g); !strings.Contains(event(r, "arbiter_grant_ignored", "reason"), c.want) || len(f.topic(api.TopicArbitersAssigned)) != 0 {
+			t.Errorf("%s: %v", c.name, r.Events)
+		}
+	}
+	if a := f.arbitration(); len(a.Arbiters) != 0 {
+		t.Fatalf("arbiters %v", a.Arbiters)
+	}
+	f.arbiterGrant(h1, f.keyGrant(f.a2))
+	ps := f.topic(api.TopicArbitersAssigned)
+	if len(ps) != 1 {
+		t.Fatal("no ArbitersAssigned")
+	}
+	as, err := api.DecodeArbitersAssigned(ps[0])
+	if err != nil || len(as.Arbiters) != 1 || as.Arbiters[0] != f.a2.identity.Public() || !bytes.Equal(as.Grant, f.keyGrant(f.a2).Encode()) {
+		t.Fatalf("assigned %+v %v", as, err)
+	}
+	if r := f.arbiterGrant(h1, f.keyGrant(f.a1)); !strings.Contains(event(r, "arbiter_grant_ignored", "reason"), "already assigned") {
+		t.Fatalf("second grant: %v", r.Events)
+	}
+	if a := f.arbitration(); len(a.Arbiters) != 1 || a.Arbiters[0] != f.a2.identity.Public() {
+		t.Fatalf("arbiters %v", a.Arbiters)
+	}
+	// One arbiter of one is a majority.
+	f.vote(f.a2, h1, [32]byte{1})
+	if v := f.verdict(); v.Outcome != api.ArbitrationUpheld {
+		t.Fatalf("verdict %+v", v)
+	}
+}
+
+// Two updates of a contract accepted in one block: a dispute of the
+// second names the checkpoint before the first (the one whose entries
+// the state before that block holds), and an overturn undoes both (the
+// arbiters replayed both from there).
+func TestArbitrationSameBlockUpdates(t *testing.T) {
+	f := newArbFixture(t, nil)
+	r1, r2, r3 := [32]byte{1}, [32]byte{2}, [32]byte{3}
+	h1 := f.update(api.EmptyStateRoot, r1, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
+	before := f.snapshot()
+	f.block()
+	h2, h3 := f.height-1, f.height
+	u2 := &api.StateUpdate{Height: h2, Seq: 2, PrevRoot: r1, NewRoot: r2, Changes: []api.StateChange{{Location: [32]byte{2}, Value: val(2)}}}
+	u3 := &api.StateUpdate{Height: h3, Seq: 3, PrevRoot: r2, NewRoot: r3, Changes: []api.StateChange{{Location: [32]byte{1}}}}
+	n := f.nonce(alice)
+	f.ok(f.block(f.pushN(n, f.contract, api.OriginContract, api.TopicContractState, u2.Encode()), f.pushN(n+1, f.contract, api.OriginContract, api.TopicContractState, u3.Encode())))
+	accepted := f.height
+	if cp, _ := api.DecodeCheckpoint(f.query(api.QueryCheckpoint, f.contract.Public().Bytes(), false).Value); cp == nil || cp.Root != r3 {
+		t.Fatalf("checkpoint %+v", cp)
+	}
+	if r := f.request(alice, h3); r.Code != 0 {
+		t.Fatal(r.Log)
+	}
+	o, err := api.DecodeArbitrationOpened(f.topic(api.TopicArbitrationOpened)[0])
+	if err != nil || o.Height != h3 || o.Root != r3 || o.PrevHeight != h1 || o.PrevRoot != r1 || o.EntriesHeight != accepted-1 {
+		t.Fatalf("opened %+v %v (h1 %d, accepted %d)", o, err, h1, accepted)
+	}
+	f.arbiterGrant(h3, f.keyGrant(f.a1))
+	f.vote(f.a1, h3, [32]byte{8})
+	if v := f.verdict(); v.Outcome != api.ArbitrationOverturned || v.RollbackHeight != h1 || v.RollbackRoot != r1 {
+		t.Fatalf("verdict %+v", v)
+	}
+	if f.snapshot() != before {
+		t.Fatal("not rolled back to the checkpoint before the block")
+	}
+}

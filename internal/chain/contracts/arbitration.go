@@ -1,0 +1,641 @@
+package contracts
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/accounts"
+	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/mq"
+	"github.com/phalago/phala/internal/chain/staking"
+	"github.com/phalago/phala/internal/chain/store"
+)
+
+// State update arbitration, the chain's side (docs/availability.md,
+// "Arbitration"; the specification's "State Update Arbitration"). The
+// module keeps, for every state update accepted within the last
+// Params.ArbitrationWindow blocks, its undo record ("cx/<contract><height
+// BE>": enough to restore the entries and the checkpoint record as they
+// were before it) and the workers' votes on its root ("cv/<contract><height
+// BE><worker>" → root); a dispute open on a contract is its arbitration
+// record ("ca/<contract>", api.Arbitration).
+
+// undoRecord is what applying one state update overwrote: the checkpoint
+// record before it (Prev; nil: the contract had none, it was its first
+// update), the old value of every location the update changed (Value nil:
+// absent before), locations ascending, the block that accepted it, the
+// update's new root, and whether arbiters upheld it (Settled: it may not
+// be disputed again).
+type undoRecord struct {
+	Accepted int64
+	Root     [32]byte
+	Prev     *api.Checkpoint
+	Settled  bool
+	Old      []api.StateChange
+}
+
+func (u *undoRecord) encode() []byte {
+	n := 128
+	for _, c := range u.Old {
+		n += 40 + len(c.Value)
+	}
+	w := codec.NewWriter(n)
+	w.Varint(u.Accepted)
+	w.Fixed(u.Root[:])
+	w.Bool(u.Prev != nil)
+	if u.Prev != nil {
+		w.BytesField(u.Prev.Encode())
+	}
+	w.Bool(u.Settled)
+	w.Uvarint(uint64(len(u.Old)))
+	for _, c := range u.Old {
+		w.Fixed(c.Location[:])
+		w.Bool(c.Value != nil)
+		if c.Value != nil {
+			w.BytesField(c.Value)
+		}
+	}
+	return w.Bytes()
+}
+
+// maxUndoValue bounds one old value of an undo record (every entry was
+// written by a state update, at most api.MaxStateUpdateBytes).
+const maxUndoValue = api.MaxStateUpdateBytes
+
+// decodeUndo strictly decodes an undo record: a positive accepting
+// height, a previous checkpoint that decodes, locations strictly
+// ascending, values at least a write counter long.
+func decodeUndo(b []byte) (*undoRecord, error) {
+	u := &undoRecord{}
+	r := codec.NewReader(b)
+	u.Accepted = r.Varint()
+	r.Fixed(u.Root[:])
+	if r.Bool() {
+		cb := r.BytesField(128)
+		if r.Err() == nil {
+			cp, err := api.DecodeCheckpoint(cb)
+			if err != nil {
+				r.Fail(err)
+			}
+			u.Prev = cp
+		}
+	}
+	u.Settled = r.Bool()
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()/(api.StateLocationSize+1)) {
+		r.Fail(fmt.Errorf("%w: %d old values", codec.ErrTooLong, n))
+	}
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		var c api.StateChange
+		r.Fixed(c.Location[:])
+		if r.Bool() {
+			c.Value = r.BytesField(maxUndoValue)
+			if r.Err() == nil && len(c.Value) < 8 {
+				r.Fail(fmt.Errorf("%w: a value shorter than its write counter", codec.ErrBadFormat))
+			}
+		}
+		if k := len(u.Old); k > 0 && bytes.Compare(u.Old[k-1].Location[:], c.Location[:]) >= 0 {
+			r.Fail(fmt.Errorf("%w: locations out of order", codec.ErrBadFormat))
+		}
+		u.Old = append(u.Old, c)
+	}
+	if r.Err() == nil && u.Accepted <= 0 {
+		r.Fail(fmt.Errorf("%w: accepting height %d", codec.ErrBadFormat, u.Accepted))
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: undo record: %v", api.ErrMalformed, err)
+	}
+	return u, nil
+}
+
+func undoPrefix(contract crypto.PublicKey) []byte { return append([]byte("cx/"), contract[:]...) }
+
+func undoKey(contract crypto.PublicKey, height int64) []byte {
+	return binary.BigEndian.AppendUint64(undoPrefix(contract), uint64(height))
+}
+
+func votePrefix(contract crypto.PublicKey) []byte { return append([]byte("cv/"), contract[:]...) }
+
+func voteHeightPrefix(contract crypto.PublicKey, height int64) []byte {
+	return binary.BigEndian.AppendUint64(votePrefix(contract), uint64(height))
+}
+
+func voteKey(contract crypto.PublicKey, height int64, worker crypto.PublicKey) []byte {
+	return append(voteHeightPrefix(contract, height), worker[:]...)
+}
+
+func loadUndo(kv store.KV, contract crypto.PublicKey, height int64) *undoRecord {
+	v := kv.Get(undoKey(contract, height))
+	if v == nil {
+		return nil
+	}
+	u, err := decodeUndo(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt undo record of %s at %d: %v", contract.Hex(), height, err))
+	}
+	return u
+}
+
+// loadArbitration returns contract's open arbitration, or nil.
+func loadArbitration(kv store.KV, contract crypto.PublicKey) *api.Arbitration {
+	v := kv.Get(api.ArbitrationKey(contract))
+	if v == nil {
+		return nil
+	}
+	a, err := api.DecodeArbitration(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt arbitration of %s: %v", contract.Hex(), err))
+	}
+	return a
+}
+
+// currentCheckpoint returns contract's checkpoint record (height 0 and
+// api.EmptyStateRoot before its first update).
+func currentCheckpoint(kv store.KV, contract crypto.PublicKey) *api.Checkpoint {
+	v := kv.Get(api.CheckpointKey(contract))
+	if v == nil {
+		return &api.Checkpoint{Root: api.EmptyStateRoot}
+	}
+	cp, err := api.DecodeCheckpoint(v)
+	if err != nil {
+		panic(fmt.Sprintf("corrupt checkpoint of %s: %v", contract.Hex(), err))
+	}
+	return cp
+}
+
+// captureUndo reads, before the state update u of contract is applied,
+// what applying it overwrites; nil when arbitration is off
+// (Params.ArbitrationWindow 0: no undo record is kept).
+func captureUndo(ctx *block.Context, contract crypto.PublicKey, u *api.StateUpdate) *undoRecord {
+	if ctx.Params.ArbitrationWindow == 0 && ctx.KV.Get(api.ArbitrationKey(contract)) == nil {
+		return nil // an open dispute keeps the undo records of the updates after it whatever the window
+	}
+	rec := &undoRecord{Accepted: ctx.Height, Root: u.NewRoot, Old: make([]api.StateChange, len(u.Changes))}
+	if v := ctx.KV.Get(api.CheckpointKey(contract)); v != nil {
+		rec.Prev = currentCheckpoint(ctx.KV, contract)
+	}
+	for i, c := range u.Changes {
+		rec.Old[i] = api.StateChange{Location: c.Location, Value: bytes.Clone(ctx.KV.Get(api.StateEntryKey(contract, c.Location)))}
+	}
+	return rec
+}
+
+// keepUndo stores the undo record of contract's update at height (just
+// applied; nil: none kept) and prunes the records and votes no longer
+// disputable.
+func keepUndo(ctx *block.Context, contract crypto.PublicKey, height int64, u *undoRecord) {
+	if u != nil {
+		ctx.KV.Set(undoKey(contract, height), u.encode())
+	}
+	prune(ctx, contract)
+}
+
+// prune deletes contract's undo records accepted more than
+// Params.ArbitrationWindow blocks ago, except those after the open
+// dispute's previous checkpoint (an overturn undoes them), then the votes for heights
+// that have no undo record and are not after the checkpoint (votes for a
+// height the chain has no update of yet wait for it: a replica's vote may
+// reach the chain before the update it vouches for).
+func prune(ctx *block.Context, contract crypto.PublicKey) {
+	window := int64(ctx.Params.ArbitrationWindow)
+	keepFrom := int64(-1)
+	if a := loadArbitration(ctx.KV, contract); a != nil {
+		keepFrom = a.PrevHeight + 1
+	}
+	var stale [][]byte
+	store.Iterate(ctx.KV, undoPrefix(contract), func(k, v []byte) bool {
+		h := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
+		u, err := decodeUndo(v)
+		if err != nil {
+			panic(fmt.Sprintf("corrupt undo record of %s at %d: %v", contract.Hex(), h, err))
+		}
+		if (keepFrom >= 0 && h >= keepFrom) || ctx.Height-u.Accepted <= window {
+			return false // accepting heights grow with update heights: the rest is kept too
+		}
+		stale = append(stale, bytes.Clone(k))
+		return true
+	})
+	for _, k := range stale {
+		ctx.KV.Delete(k)
+	}
+	cpHeight := currentCheckpoint(ctx.KV, contract).Height
+	stale = stale[:0]
+	last, lastKept := int64(-1), false
+	store.Iterate(ctx.KV, votePrefix(contract), func(k, _ []byte) bool {
+		h := int64(binary.BigEndian.Uint64(k[len(k)-40 : len(k)-32]))
+		if h > cpHeight {
+			return false
+		}
+		if h != last {
+			last, lastKept = h, ctx.KV.Get(undoKey(contract, h)) != nil
+		}
+		if !lastKept {
+			stale = append(stale, bytes.Clone(k))
+		}
+		return true
+	})
+	for _, k := range stale {
+		ctx.KV.Delete(k)
+	}
+}
+
+// deleteVotes deletes contract's votes for heights from..to (inclusive),
+// only the given workers' when workers is not nil.
+func deleteVotes(ctx *block.Context, contract crypto.PublicKey, from, to int64, workers []crypto.PublicKey) {
+	var stale [][]byte
+	store.Iterate(ctx.KV, votePrefix(contract), func(k, _ []byte) bool {
+		h := int64(binary.BigEndian.Uint64(k[len(k)-40 : len(k)-32]))
+		if h > to {
+			return false
+		}
+		if h >= from && (workers == nil || slices.Contains(workers, crypto.PublicKey(k[len(k)-32:]))) {
+			stale = append(stale, bytes.Clone(k))
+		}
+		return true
+	})
+	for _, k := range stale {
+		ctx.KV.Delete(k)
+	}
+}
+
+// OnVote records a worker's api.StateVote (pushed as the worker's own
+// message, so attributable) as "cv/<contract><height><worker>" → root:
+// a current worker's vote for a height whose update is still disputable
+// (its undo record is kept) or not yet on chain (after the checkpoint,
+// before this block), or an assigned arbiter's vote for the height its
+// dispute is about; an arbiter's vote may decide the dispute (decide).
+// A worker's first vote for a height stands. Anything else is ignored
+// with a state_vote_ignored event: a malformed vote, an unknown contract,
+// a voter that neither runs the contract nor arbitrates that height, a
+// replica's vote while arbitration is off (Params.ArbitrationWindow 0) or
+// for a height not disputable.
+func OnVote(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
+	v, err := api.DecodeStateVote(payload)
+	if err != nil {
+		ctx.Event("state_vote_ignored", "worker", worker.Hex(), "reason", "malformed: "+err.Error())
+		return
+	}
+	ignore := func(why string) {
+		ctx.Event("state_vote_ignored", "contract", v.Contract.Hex(), "worker", worker.Hex(), "height", strconv.FormatInt(v.Height, 10), "reason", why)
+	}
+	rec := Record(ctx.KV, v.Contract)
+	if rec == nil {
+		ignore("no such contract")
+		return
+	}
+	key := voteKey(v.Contract, v.Height, worker)
+	if ctx.KV.Get(key) != nil {
+		ignore("already voted for that height")
+		return
+	}
+	a := loadArbitration(ctx.KV, v.Contract)
+	if a != nil && a.Height == v.Height && slices.Contains(a.Arbiters, worker) {
+		ctx.KV.Set(key, v.Root[:])
+		ctx.Event("arbiter_vote", "contract", v.Contract.Hex(), "worker", worker.Hex(), "height", strconv.FormatInt(v.Height, 10))
+		decide(ctx, v.Contract, a)
+		return
+	}
+	switch {
+	case !slices.Contains(rec.Workers, worker):
+		ignore("neither runs the contract nor arbitrates that height")
+		return
+	case ctx.Params.ArbitrationWindow == 0:
+		ignore("arbitration is off (arbitration_window 0)")
+		return
+	}
+	if ctx.KV.Get(undoKey(v.Contract, v.Height)) == nil {
+		if cp := currentCheckpoint(ctx.KV, v.Contract); v.Height <= cp.Height || v.Height >= ctx.Height {
+			ignore(fmt.Sprintf("no disputable update at that height (checkpoint at %d)", cp.Height))
+			return
+		}
+	}
+	ctx.KV.Set(key, v.Root[:])
+}
+
+// Request opens a dispute of a contract's state update
+// (api.ArbitrationRequest, call 60). Errors (each wraps
+// api.ErrInvalidCall; nothing changes): the contract is not deployed or
+// failed; api.ErrArbitrationOpen when a dispute of the contract is open;
+// api.ErrArbitrationClosed when no update of that height is on record,
+// its acceptance is more than Params.ArbitrationWindow blocks old, or the
+// arbiters already upheld it; api.ErrInsufficientBalance when the signer,
+// not the contract's deployer, cannot post Params.ArbitrationBond (PHA
+// base units, debited and held in the arbitration record). It records
+// api.Arbitration ("ca/<contract>") and announces api.ArbitrationOpened.
+func Request(ctx *block.Context, signer crypto.PublicKey, c *api.ArbitrationRequest) error {
+	rec, err := live(ctx.KV, c.Contract)
+	if err != nil {
+		return err
+	}
+	if a := loadArbitration(ctx.KV, c.Contract); a != nil {
+		return fmt.Errorf("%w: the dispute of its update at height %d, opened at block %d", api.ErrArbitrationOpen, a.Height, a.Opened)
+	}
+	window := int64(ctx.Params.ArbitrationWindow)
+	u := loadUndo(ctx.KV, c.Contract, c.Height)
+	switch {
+	case window == 0:
+		return fmt.Errorf("%w: arbitration is off on this chain (arbitration_window 0)", api.ErrArbitrationClosed)
+	case u == nil:
+		return fmt.Errorf("%w: contract %s has no update of height %d within the last %d blocks (its checkpoint is at %d)",
+			api.ErrArbitrationClosed, c.Contract.Hex(), c.Height, window, currentCheckpoint(ctx.KV, c.Contract).Height)
+	case ctx.Height-u.Accepted > window:
+		return fmt.Errorf("%w: the update of height %d was accepted at block %d, more than arbitration_window %d blocks ago",
+			api.ErrArbitrationClosed, c.Height, u.Accepted, window)
+	case u.Settled:
+		return fmt.Errorf("%w: arbiters already upheld the update of height %d", api.ErrArbitrationClosed, c.Height)
+	}
+	var bond uint64
+	if signer != rec.Deployer {
+		bond = ctx.Params.ArbitrationBond
+		if err := accounts.Debit(ctx.KV, signer, bond); err != nil {
+			return fmt.Errorf("arbitration bond: %w", err)
+		}
+	}
+	a := &api.Arbitration{Height: c.Height, Root: u.Root, PrevRoot: api.EmptyStateRoot, EntriesHeight: u.Accepted - 1, Requester: signer, Bond: bond, Opened: ctx.Height}
+	// The state at EntriesHeight holds the entries of the checkpoint
+	// before every update accepted in the disputed update's block (two
+	// updates of a contract can land in one block): the arbiters rebuild
+	// from the first of them's previous checkpoint and replay from there.
+	for prev := u.Prev; prev != nil; {
+		a.PrevHeight, a.PrevRoot = prev.Height, prev.Root
+		pu := loadUndo(ctx.KV, c.Contract, prev.Height)
+		if pu == nil || pu.Accepted != u.Accepted {
+			break
+		}
+		prev = pu.Prev
+		if prev == nil {
+			a.PrevHeight, a.PrevRoot = 0, api.EmptyStateRoot
+		}
+	}
+	ctx.KV.Set(api.ArbitrationKey(c.Contract), a.Encode())
+	ctx.Event("arbitration_opened", "contract", c.Contract.Hex(), "height", strconv.FormatInt(c.Height, 10), "requester", signer.Address(), "bond", strconv.FormatUint(bond, 10))
+	o := &api.ArbitrationOpened{Contract: c.Contract, Height: a.Height, Root: a.Root, PrevHeight: a.PrevHeight, PrevRoot: a.PrevRoot, EntriesHeight: a.EntriesHeight, Requester: signer}
+	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicArbitrationOpened, o.Encode())
+}
+
+// OnArbiterGrant records the arbiters of an open dispute from a
+// gatekeeper's api.ArbiterGrant (the gatekeeper is attested:
+// gatekeeper.Authorize admits no gatekeeper message otherwise) and
+// announces them (api.ArbitersAssigned, carrying the grant). The first
+// valid grant of the dispute wins; a grant is ignored (arbiter_grant_ignored
+// event) if it is malformed, if no dispute of that contract and height is
+// open or its arbiters are assigned, if its keys or upload are not the
+// contract's, if it names no worker or more than Params.Arbiters, a worker
+// twice, or a worker that may not be assigned the contract (ineligible:
+// one running it or excluded from it, not attested, short of the
+// deployment's requirements, under-staked or unresponsive).
+func OnArbiterGrant(ctx *block.Context, gatekeeper crypto.PublicKey, payload []byte) {
+	g, err := api.DecodeArbiterGrant(payload)
+	if err != nil {
+		ctx.Event("arbiter_grant_ignored", "gatekeeper", gatekeeper.Hex(), "reason", "malformed: "+err.Error())
+		return
+	}
+	ignore := func(why string) {
+		ctx.Event("arbiter_grant_ignored", "contract", g.Contract.Hex(), "height", strconv.FormatInt(g.Height, 10), "gatekeeper", gatekeeper.Hex(), "reason", why)
+	}
+	a := loadArbitration(ctx.KV, g.Contract)
+	rec := Record(ctx.KV, g.Contract)
+	switch {
+	case a == nil || a.Height != g.Height || rec == nil:
+		ignore("no dispute of that update is open")
+		return
+	case len(a.Arbiters) > 0:
+		ignore("the dispute's arbiters are already assigned")
+		return
+	}
+	kg, err := api.DecodeContractKeyGrant(g.Grant)
+	if err != nil { // DecodeArbiterGrant checked it
+		ignore("malformed grant")
+		return
+	}
+	switch {
+	case kg.Identity != rec.Identity || kg.Ecdh != rec.Ecdh || kg.Upload != rec.Upload:
+		ignore("the grant's keys are not the contract's")
+		return
+	case len(kg.Workers) == 0 || uint64(len(kg.Workers)) > ctx.Params.Arbiters:
+		ignore(fmt.Sprintf("%d arbiter(s) granted, 1 to %d allowed", len(kg.Workers), ctx.Params.Arbiters))
+		return
+	}
+	p := loadPending(ctx.KV, rec.Upload)
+	if p == nil {
+		panic(fmt.Sprintf("contract %s without its upload record", rec.Identity.Hex()))
+	}
+	var arbiters []crypto.PublicKey
+	for _, k := range kg.Workers {
+		if why := ineligible(ctx, p, rec, k.Worker); why != "" {
+			ignore(fmt.Sprintf("worker %s: %s", k.Worker.Hex(), why))
+			return
+		}
+		if slices.Contains(arbiters, k.Worker) {
+			ignore(fmt.Sprintf("worker %s granted twice", k.Worker.Hex()))
+			return
+		}
+		arbiters = append(arbiters, k.Worker)
+	}
+	// Votes an arbiter cast before (for a dispute of the same height that
+	// expired) do not count.
+	deleteVotes(ctx, g.Contract, g.Height, g.Height, arbiters)
+	a.Arbiters = arbiters
+	ctx.KV.Set(api.ArbitrationKey(g.Contract), a.Encode())
+	for _, w := range arbiters {
+		ctx.Event("arbiter_assigned", "contract", g.Contract.Hex(), "height", strconv.FormatInt(g.Height, 10), "worker", w.Hex(), "gatekeeper", gatekeeper.Hex())
+	}
+	as := &api.ArbitersAssigned{Contract: g.Contract, Height: g.Height, Arbiters: arbiters, Grant: g.Grant}
+	if err := mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicArbitersAssigned, as.Encode()); err != nil {
+		panic(fmt.Sprintf("announce the arbiters of %s: %v", g.Contract.Hex(), err)) // a module message of bounded size
+	}
+}
+
+// decide closes the dispute a of contract once a majority of its n
+// arbiters (n/2+1) voted one root.
+func decide(ctx *block.Context, contract crypto.PublicKey, a *api.Arbitration) {
+	var roots [][32]byte
+	var counts []int
+	for _, w := range a.Arbiters {
+		v := ctx.KV.Get(voteKey(contract, a.Height, w))
+		if len(v) != 32 {
+			continue
+		}
+		i := slices.Index(roots, [32]byte(v))
+		if i < 0 {
+			roots, counts, i = append(roots, [32]byte(v)), append(counts, 0), len(roots)
+		}
+		counts[i]++
+		if counts[i] >= len(a.Arbiters)/2+1 {
+			outcome := api.ArbitrationUpheld
+			if roots[i] != a.Root {
+				outcome = api.ArbitrationOverturned
+			}
+			closeArbitration(ctx, contract, a, uint8(outcome), roots[i])
+			return
+		}
+	}
+}
+
+// closeArbitration applies a's outcome (docs/availability.md,
+// "Arbitration"): upheld, the bond goes to the arbiters that voted root
+// (split evenly, the remainder to the first) and the update may not be
+// disputed again; overturned, every update of the contract after the
+// dispute's previous checkpoint (a.PrevHeight: the disputed update and
+// those after it, and those accepted in its block before it) is undone
+// (rollback) and the bond returned; expired,
+// the bond is returned. Upheld or overturned, every worker whose vote for
+// the disputed height (not an arbiter's) is not root is slashed
+// Params.ArbitrationSlashPPM of its stake, and those still running the
+// contract are removed from it and excluded. It announces
+// api.ArbitrationVerdict and deletes the record, the dispute's votes
+// (all votes of the height; after an overturn every height undone; after
+// an expiry the arbiters' only), and the undo records no longer needed.
+func closeArbitration(ctx *block.Context, contract crypto.PublicKey, a *api.Arbitration, outcome uint8, root [32]byte) {
+	ctx.KV.Delete(api.ArbitrationKey(contract))
+	credit := func(who crypto.PublicKey, amount uint64) {
+		if amount == 0 {
+			return
+		}
+		if err := accounts.Credit(ctx.KV, who, amount); err != nil {
+			panic(fmt.Sprintf("arbitration of %s: pay back %d held units: %v", contract.Hex(), amount, err)) // held units came from balances: no overflow
+		}
+	}
+	v := &api.ArbitrationVerdict{Contract: contract, Height: a.Height, Outcome: outcome, Root: root}
+	name := "expired"
+	switch outcome {
+	case api.ArbitrationUpheld:
+		name = "upheld"
+		var paid []crypto.PublicKey
+		for _, w := range a.Arbiters {
+			if bytes.Equal(ctx.KV.Get(voteKey(contract, a.Height, w)), root[:]) {
+				paid = append(paid, w)
+			}
+		}
+		share := a.Bond / uint64(len(paid))
+		for i, w := range paid {
+			amount := share
+			if i == 0 {
+				amount += a.Bond % uint64(len(paid))
+			}
+			credit(w, amount)
+		}
+		if u := loadUndo(ctx.KV, contract, a.Height); u != nil {
+			u.Settled = true
+			ctx.KV.Set(undoKey(contract, a.Height), u.encode())
+		}
+	case api.ArbitrationOverturned:
+		name = "overturned"
+		rollback(ctx, contract, a.PrevHeight+1)
+		credit(a.Requester, a.Bond)
+	default:
+		credit(a.Requester, a.Bond)
+	}
+	if outcome != api.ArbitrationExpired {
+		store.Iterate(ctx.KV, voteHeightPrefix(contract, a.Height), func(k, val []byte) bool {
+			w := crypto.PublicKey(k[len(k)-32:])
+			if !slices.Contains(a.Arbiters, w) && !bytes.Equal(val, root[:]) {
+				v.Slashed = append(v.Slashed, w)
+			}
+			return true
+		})
+		rec := Record(ctx.KV, contract)
+		var removed []crypto.PublicKey
+		for _, w := range v.Slashed {
+			staking.Slash(ctx, w, ctx.Params.ArbitrationSlashPPM, api.RemovedByArbitration)
+			if slices.Contains(rec.Workers, w) {
+				removed = append(removed, w)
+			}
+		}
+		if len(v.Slashed) > 2*api.MaxReplicas { // the verdict lists at most that many (votes of workers since replaced add up)
+			v.Slashed = v.Slashed[:2*api.MaxReplicas]
+		}
+		if len(removed) > 0 {
+			rec.Excluded = append(rec.Excluded, removed...)
+			if n := len(rec.Excluded); n > api.MaxExcludedWorkers {
+				rec.Excluded = rec.Excluded[n-api.MaxExcludedWorkers:]
+			}
+			removeWorkers(ctx, rec, removed, api.RemovedByArbitration)
+		}
+	}
+	switch outcome {
+	case api.ArbitrationUpheld:
+		deleteVotes(ctx, contract, a.Height, a.Height, nil)
+	case api.ArbitrationOverturned:
+		deleteVotes(ctx, contract, a.PrevHeight+1, 1<<62, nil)
+	default:
+		deleteVotes(ctx, contract, a.Height, a.Height, a.Arbiters)
+	}
+	prune(ctx, contract)
+	cp := currentCheckpoint(ctx.KV, contract)
+	v.RollbackHeight, v.RollbackRoot = cp.Height, cp.Root
+	ctx.Event("arbitration_verdict", "contract", contract.Hex(), "height", strconv.FormatInt(a.Height, 10), "outcome", name,
+		"slashed", strconv.Itoa(len(v.Slashed)), "checkpoint", strconv.FormatInt(cp.Height, 10))
+	if err := mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicArbitrationVerdict, v.Encode()); err != nil {
+		panic(fmt.Sprintf("announce the verdict on %s: %v", contract.Hex(), err)) // a module message of bounded size
+	}
+}
+
+// rollback undoes every update of contract from height on, newest first:
+// each location an update changed takes its old value back, and the
+// checkpoint record the one before the update (none before the first);
+// their undo records are deleted.
+func rollback(ctx *block.Context, contract crypto.PublicKey, height int64) {
+	type entry struct {
+		key []byte
+		u   *undoRecord
+	}
+	var undone []entry
+	store.Iterate(ctx.KV, undoPrefix(contract), func(k, v []byte) bool {
+		if int64(binary.BigEndian.Uint64(k[len(k)-8:])) < height {
+			return true
+		}
+		u, err := decodeUndo(v)
+		if err != nil {
+			panic(fmt.Sprintf("corrupt undo record %x: %v", k, err))
+		}
+		undone = append(undone, entry{bytes.Clone(k), u})
+		return true
+	})
+	for i := len(undone) - 1; i >= 0; i-- {
+		u := undone[i].u
+		for _, c := range u.Old {
+			if c.Value == nil {
+				ctx.KV.Delete(api.StateEntryKey(contract, c.Location))
+			} else {
+				ctx.KV.Set(api.StateEntryKey(contract, c.Location), c.Value)
+			}
+		}
+		if u.Prev == nil {
+			ctx.KV.Delete(api.CheckpointKey(contract))
+		} else {
+			ctx.KV.Set(api.CheckpointKey(contract), u.Prev.Encode())
+		}
+		ctx.KV.Delete(undone[i].key)
+	}
+}
+
+// expireArbitrations (end of every block) closes the disputes opened more
+// than Params.ArbitrationTimeout blocks ago without a verdict
+// (api.ArbitrationExpired: nothing changes, the bond is returned).
+func expireArbitrations(ctx *block.Context) {
+	type open struct {
+		contract crypto.PublicKey
+		a        *api.Arbitration
+	}
+	var expired []open
+	store.Iterate(ctx.KV, []byte("ca/"), func(k, v []byte) bool {
+		a, err := api.DecodeArbitration(v)
+		if err != nil {
+			panic(fmt.Sprintf("corrupt arbitration %x: %v", k, err))
+		}
+		if ctx.Height-a.Opened > int64(ctx.Params.ArbitrationTimeout) {
+			expired = append(expired, open{crypto.PublicKey(k[3:]), a})
+		}
+		return true
+	})
+	for _, e := range expired {
+		closeArbitration(ctx, e.contract, e.a, api.ArbitrationExpired, [32]byte{})
+	}
+}
