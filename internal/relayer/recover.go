@@ -50,7 +50,6 @@ func (r *Relayer) recoverOne(ctx context.Context, need api.RecoveryNeed) error {
 			return fmt.Errorf("entries at height %d: %w", need.EntriesHeight, err)
 		}
 	}
-	fetched := time.Since(start)
 	for _, h := range need.Heights {
 		b, err := r.f.Blocks(ctx, h, h)
 		if err != nil {
@@ -61,6 +60,7 @@ func (r *Relayer) recoverOne(ctx context.Context, need api.RecoveryNeed) error {
 		}
 		req.Blocks = append(req.Blocks, b.Blocks[0])
 	}
+	fetched := time.Since(start) // the entries and the blocks
 	res, err := r.pr.Recover(ctx, req)
 	if err != nil {
 		return err
