@@ -36,18 +36,21 @@ import (
 // processes (docs/availability.md, "Recovery" and "Reassignment"): the
 // token, deployed on one worker with a checkpoint every 4 blocks, runs
 // commands and checkpoints them on chain; the worker's pRuntime and
-// pherry are killed (SIGKILL) and its data directory deleted; commands
-// sent while no worker runs it wait in the chain; a fresh worker (a new
-// pRuntime, a new identity, registered by its own pherry) starts; the
-// deployer reassigns the dead worker (contract_reassign); the gatekeeper
-// grants the fresh worker the contract, its pherry brings the
-// checkpoint's entries and the blocks since, and the fresh worker runs
-// it: a client, finding the worker from the contract record, gets every
-// balance the commands made (those the dead worker ran and those sent
-// after its death), a new command runs, and the fresh worker's state
-// updates are accepted by the chain. The recovery is logged by pherry
-// ("contract recovered"), and no log of any part holds the contract's
-// keys, the master key or a plaintext balance or amount.
+// pherry are killed (SIGKILL) and its data directory deleted; the
+// deployer reassigns the dead worker (contract_reassign), which leaves
+// the contract without worker (queries refused); commands sent meanwhile
+// wait in the chain; a fresh worker (a new pRuntime, a new identity,
+// registered and staked by its own pherry) starts; the gatekeeper grants
+// it the contract, its pherry brings the checkpoint's entries and the
+// blocks since, and the fresh worker runs it: a client, finding the
+// worker from the contract record, gets every balance the commands made
+// (those the dead worker ran and those sent after its death), a new
+// command runs, and the fresh worker's state updates are accepted by the
+// chain, also after a kill -9 of its pRuntime. The control API refuses a
+// second recovery (409) and a malformed one (400); the public API has no
+// /recover. pherry logs the recovery ("contract recovered"), and no log
+// of any part nor the chain's stored data holds the contract's keys, the
+// master key or a plaintext balance or amount.
 func TestContractSurvivesLosingEveryWorker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("whole devnet with processes")
