@@ -199,20 +199,9 @@ func (f *Fetcher) Blocks(ctx context.Context, from, to int64) (*api.BlockBatch, 
 	}
 	out := make([]api.BlockMessages, to-from+1)
 	n, err := fetchPrefix(ctx, len(out), f.workers(), f.MaxBytes, func(ctx context.Context, i int) (int, error) {
-		h := from + int64(i)
-		res, err := f.rpc().ABCIQueryWithOptions(ctx, api.QueryMessages, nil, rpcQueryOpts(h))
+		bm, err := f.blockAt(ctx, from+int64(i))
 		if err != nil {
-			return 0, fmt.Errorf("messages of %d: %w", h, err)
-		}
-		if r := res.Response; r.Code != 0 {
-			return 0, fmt.Errorf("messages of %d: %w", h, &api.TxError{Code: api.Code(r.Code), Log: r.Log})
-		}
-		bm, err := api.DecodeBlockMessages(res.Response.Value)
-		if err != nil {
-			return 0, fmt.Errorf("messages of %d: %w", h, err)
-		}
-		if bm.Height != h {
-			return 0, fmt.Errorf("messages of %d: %w: node answered height %d", h, api.ErrBadProof, bm.Height)
+			return 0, err
 		}
 		out[i] = *bm
 		return blockBytes(bm), nil
@@ -222,6 +211,44 @@ func (f *Fetcher) Blocks(ctx context.Context, from, to int64) (*api.BlockBatch, 
 	}
 	clear(out[n:]) // fetched past the cap: not kept
 	return &api.BlockBatch{Blocks: out[:n:n]}, nil
+}
+
+// BlocksAt returns the queue messages of the blocks at heights, in that
+// order, fetched Workers at a time; MaxBytes does not apply (the caller
+// bounds what it asks for).
+func (f *Fetcher) BlocksAt(ctx context.Context, heights []int64) ([]api.BlockMessages, error) {
+	out := make([]api.BlockMessages, len(heights))
+	_, err := fetchPrefix(ctx, len(out), f.workers(), 0, func(ctx context.Context, i int) (int, error) {
+		bm, err := f.blockAt(ctx, heights[i])
+		if err != nil {
+			return 0, err
+		}
+		out[i] = *bm
+		return blockBytes(bm), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// blockAt fetches the queue messages of block h.
+func (f *Fetcher) blockAt(ctx context.Context, h int64) (*api.BlockMessages, error) {
+	res, err := f.rpc().ABCIQueryWithOptions(ctx, api.QueryMessages, nil, rpcQueryOpts(h))
+	if err != nil {
+		return nil, fmt.Errorf("messages of %d: %w", h, err)
+	}
+	if r := res.Response; r.Code != 0 {
+		return nil, fmt.Errorf("messages of %d: %w", h, &api.TxError{Code: api.Code(r.Code), Log: r.Log})
+	}
+	bm, err := api.DecodeBlockMessages(res.Response.Value)
+	if err != nil {
+		return nil, fmt.Errorf("messages of %d: %w", h, err)
+	}
+	if bm.Height != h {
+		return nil, fmt.Errorf("messages of %d: %w: node answered height %d", h, api.ErrBadProof, bm.Height)
+	}
+	return bm, nil
 }
 
 // fetchPrefix calls f(i) for i = 0, 1, ... in order of start, with up to

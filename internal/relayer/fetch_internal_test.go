@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A batch stops growing at its byte cap: fetchPrefix starts no fetch once
@@ -51,5 +52,19 @@ func TestFetchPrefixStopsAtCap(t *testing.T) {
 		return 1, nil
 	}); !errors.Is(err, boom) {
 		t.Fatalf("error: %v", err)
+	}
+}
+
+// A failing recovery waits longer after each failure, from the check
+// interval up to maxRecoverBackoff.
+func TestRecoverBackoff(t *testing.T) {
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, time.Minute, time.Minute}
+	for i, w := range want {
+		if got := recoverBackoff(i + 1); got != w {
+			t.Fatalf("after %d failures: %s, want %s", i+1, got, w)
+		}
+	}
+	if got := recoverBackoff(1000); got != maxRecoverBackoff {
+		t.Fatalf("after 1000 failures: %s", got)
 	}
 }

@@ -177,6 +177,8 @@ type Relayer struct {
 	// lastRecoverCheck: when pRuntime's info was last read for contracts
 	// to recover (maybeRecover).
 	lastRecoverCheck time.Time
+	// recoverRetries: contracts whose recovery failed, by id (hex).
+	recoverRetries map[string]*recoverRetry
 
 	wg     sync.WaitGroup // tx waiters
 	mu     sync.Mutex     // guards what the tx waiters touch

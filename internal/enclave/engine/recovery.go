@@ -100,7 +100,7 @@ func (e *Engine) onDeployed(ctx *Context, m *api.Message) error {
 		e.noteInput(ctx, d.Contract) // its start: init runs at this height
 	}
 	dep.workers = d.Workers
-	if d.Reason == api.RemovedByDeployer {
+	if d.Reason == api.RemovedByDeployer || d.Reason == api.RemovedByArbitration { // the chain excludes them too
 		dep.excluded = append(dep.excluded, d.Removed...)
 		if n := len(dep.excluded); n > api.MaxExcludedWorkers {
 			dep.excluded = dep.excluded[n-api.MaxExcludedWorkers:]

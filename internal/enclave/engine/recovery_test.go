@@ -135,6 +135,9 @@ func recoverAll(t *testing.T, ch *chain, e *Engine, edit func(*api.RecoverReques
 			t.Fatal(err)
 		}
 		req := &api.RecoverRequest{Contract: id}
+		if need.Purpose == api.RecoverPurposeName(api.RecoverArbitration) {
+			req.Purpose = api.RecoverArbitration
+		}
 		if need.EntriesHeight > 0 {
 			if req.Entries, err = f.Entries(ctx(t), id, need.EntriesHeight); err != nil {
 				t.Fatal(err)
