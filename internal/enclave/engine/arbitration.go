@@ -192,6 +192,7 @@ func (e *Engine) onVerdict(ctx *Context, m *api.Message) error {
 	}
 	d.hist = slices.Clone(d.hist[:i])
 	d.noCutUntil = ctx.Height
+	d.resumeSeq = e.st.nextSeq[string(api.KeyOrigin(api.OriginContract, v.Contract).Encode())]
 	if r := e.running[v.Contract]; r != nil {
 		seed := r.c.Keys().Seed
 		delete(e.running, v.Contract)
@@ -310,6 +311,7 @@ func (d *deployment) encodeArbitration(w *codec.Writer) {
 		w.Varint(ds.entriesHeight)
 	}
 	w.Varint(d.noCutUntil)
+	w.Uvarint(d.resumeSeq)
 }
 
 func (d *deployment) decodeArbitration(r *codec.Reader) {
@@ -338,6 +340,7 @@ func (d *deployment) decodeArbitration(r *codec.Reader) {
 		d.dispute = ds
 	}
 	d.noCutUntil = r.Varint()
+	d.resumeSeq = r.Uvarint()
 }
 
 // encodeArbitrating writes the disputes this worker arbitrates (their

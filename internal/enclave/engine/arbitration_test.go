@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -26,9 +25,6 @@ func lieOnce(t *testing.T, worker crypto.PublicKey) func() ([32]byte, bool) {
 	cutHook = func(w, id crypto.PublicKey, u *api.StateUpdate, st *contracts.Store) {
 		mu.Lock()
 		defer mu.Unlock()
-		if os.Getenv("DEBUG_ARB") != "" {
-			t.Logf("cut by %s: height %d prev %x new %x changes %d", w.Short(), u.Height, u.PrevRoot[:4], u.NewRoot[:4], len(u.Changes))
-		}
 		if w != worker || told {
 			return
 		}
@@ -174,15 +170,6 @@ func TestArbitrationCatchesALiar(t *testing.T) {
 			t.Logf("replacement: %v", err)
 		}
 		cp := h.checkpoint(t)
-		if os.Getenv("DEBUG_ARB") != "" {
-			rec := h.record(t)
-			t.Logf("cp %d %x workers %v recovering %+v roots %x egress %d", cp.Height, cp.Root[:4], rec.Workers, w2.Info().Recovering, w2.ContractRoots()[h.id], len(w2.Egress()))
-			w2.mu.Lock()
-			if r := w2.running[h.id]; r != nil {
-				t.Logf("w2 cut %d %x changes %v cmd %v dispatched %d nocut %d", r.cutHeight, r.cutRoot[:4], r.c.Store().HasChanges(), r.cmdSinceCut, w2.st.dispatched, w2.st.deployed[h.id].noCutUntil)
-			}
-			w2.mu.Unlock()
-		}
 		return cp != nil && cp.Root == truth
 	})
 	rec := h.record(t)

@@ -47,6 +47,9 @@ type deployment struct {
 	hist       []histEntry
 	dispute    *dispute
 	noCutUntil int64
+	// resumeSeq: the contract's egress sequence at the overturn at
+	// noCutUntil; a rebuild numbers its messages after it from there.
+	resumeSeq uint64
 }
 
 // blockRef is what is kept of a dispatched block that carries an input of
@@ -311,8 +314,24 @@ func (e *Engine) Recover(req *api.RecoverRequest) (*RecoverResult, error) {
 	okey := string(o.Encode())
 	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool { return s.Message.Origin == o })
 	e.st.egressSeq[okey] = e.st.cpMeta[id].egressSeq
-	noCut := e.st.deployed[id].noCutUntil
-	if err := e.replay(id, r, req.Blocks, hasCp, cp.Height, noCut, e.st.dispatched); err != nil {
+	blocks, from := req.Blocks, cp.Height
+	if d := e.st.deployed[id]; d.noCutUntil > 0 {
+		// After an overturn: the inputs up to it rebuild the state only
+		// (what they emitted is on chain, numbered as it was, or was the
+		// liar's); its messages from then on are numbered from the
+		// contract's sequence at the overturn, as on every replica.
+		i := sort.Search(len(blocks), func(i int) bool { return blocks[i].Height > d.noCutUntil })
+		egress, seqs := slices.Clone(e.st.egress), cloneSeqs(e.st.egressSeq)
+		err := e.replay(id, r, blocks[:i], hasCp, from, d.noCutUntil, d.noCutUntil)
+		e.st.egress, e.st.egressSeq = egress, seqs
+		if err != nil {
+			e.dropRecovered(id, o)
+			return nil, err
+		}
+		e.st.egressSeq[okey] = d.resumeSeq
+		blocks, from, hasCp = blocks[i:], d.noCutUntil, true
+	}
+	if err := e.replay(id, r, blocks, hasCp, from, 0, e.st.dispatched); err != nil {
 		e.dropRecovered(id, o)
 		return nil, err
 	}
