@@ -151,7 +151,9 @@ func (e *Engine) grantWaiting(height int64) {
 	}
 	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
 	for _, id := range ids {
-		e.gk.Grant(height, e.gkUpload(id, nil))
+		if !e.grantPending(id) {
+			e.gk.Grant(height, e.gkUpload(id, nil))
+		}
 	}
 	cs := make([]crypto.PublicKey, 0)
 	for id, d := range e.st.deployed {
@@ -161,9 +163,26 @@ func (e *Engine) grantWaiting(height int64) {
 	}
 	sort.Slice(cs, func(i, j int) bool { return bytes.Compare(cs[i][:], cs[j][:]) < 0 })
 	for _, id := range cs {
-		d := e.st.deployed[id]
-		e.gk.Grant(height, e.gkUpload(d.upload, d))
+		if d := e.st.deployed[id]; !e.grantPending(d.upload) {
+			e.gk.Grant(height, e.gkUpload(d.upload, d))
+		}
 	}
+}
+
+// grantPending reports whether a grant of this gatekeeper for upload
+// waits in its egress (not yet in the queue): a retry would only
+// duplicate it.
+func (e *Engine) grantPending(upload [32]byte) bool {
+	for i := range e.st.egress {
+		m := &e.st.egress[i].Message
+		if m.Topic != api.TopicContractKey || m.Origin.Kind != api.OriginGatekeeper {
+			continue
+		}
+		if g, err := api.DecodeContractKeyGrant(m.Payload); err == nil && g.Upload == upload {
+			return true
+		}
+	}
+	return false
 }
 
 // regrantInterval is how often (blocks) a gatekeeper retries the grants
