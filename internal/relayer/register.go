@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client/pruntime"
 	"github.com/phalago/phala/crypto"
 )
 
@@ -66,6 +68,12 @@ func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
 		r.log.Info("worker registration expires soon; renewing", "identity", r.identity.Hex(), "expires_at", rec.ExpiresAt, "tip", tip)
 	}
 	call, err := r.pr.Registration(ctx, r.cfg.Operator.Public())
+	if perr := (*pruntime.Error)(nil); errors.As(err, &perr) && perr.Status == http.StatusConflict {
+		// pRuntime has not verified the headers a registration cites yet
+		// (right after start): the next rounds bring them.
+		r.log.Debug("registration waits for pRuntime to verify more headers", "err", err)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("registration from pRuntime: %w", err)
 	}
