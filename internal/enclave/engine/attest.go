@@ -99,7 +99,7 @@ func (e *Engine) verifyRegistration(ctx *Context, reg *api.WorkerRegistered) err
 	}
 	have, ok := e.st.blockHashes[b]
 	if !ok {
-		return fmt.Errorf("the report cites block %d, which is not a recent block this pRuntime verified (attestation_window %d)", b, e.st.attestWindow)
+		return fmt.Errorf("the report cites block %d, which is not a recent block this pRuntime verified (attestation_window %d)", b, e.st.params.AttestationWindow)
 	}
 	if have != info.BlockHash {
 		return fmt.Errorf("the report cites block %d with hash %X, but the block %d this pRuntime verified has hash %X: it was made on another chain or fork", b, info.BlockHash, b, have)
@@ -120,7 +120,7 @@ func (e *Engine) rememberBlockHash(sh *cmttypes.SignedHeader) {
 // as the registry does (so this pRuntime keeps at least the hashes the
 // chain accepts citations of). Cost proportional to what it deletes.
 func (e *Engine) pruneBlockHashes(height int64) {
-	keep := height + 1 - int64(e.st.attestWindow)
+	keep := height + 1 - int64(e.st.params.AttestationWindow)
 	for h := e.st.hashFloor; h < keep; h++ {
 		delete(e.st.blockHashes, h)
 	}
@@ -143,7 +143,6 @@ func (e *Engine) onParams(ctx *Context, m *api.Message) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("params: %w", err)
 	}
-	e.st.attestWindow = p.AttestationWindow
 	lowered := p.MinWorkerStake < e.st.params.MinWorkerStake
 	e.st.params = p
 	if lowered && ctx != nil {
@@ -153,10 +152,9 @@ func (e *Engine) onParams(ctx *Context, m *api.Message) error {
 }
 
 // encodeAttest writes the attestation part of the chain-derived state: the
-// attestation window, the floor below which no block hash is kept, and the
-// kept hashes by height.
+// floor below which no block hash is kept, and the kept hashes by height
+// (the window is params.AttestationWindow).
 func (s *state) encodeAttest(w *codec.Writer) {
-	w.Uvarint(s.attestWindow)
 	w.Uvarint(uint64(s.hashFloor))
 	hs := sortedHeights(s.blockHashes)
 	w.Uvarint(uint64(len(hs)))
@@ -168,7 +166,6 @@ func (s *state) encodeAttest(w *codec.Writer) {
 }
 
 func (s *state) decodeAttest(r *codec.Reader) {
-	s.attestWindow = r.Uvarint()
 	s.hashFloor = int64(r.Uvarint())
 	n := r.Uvarint()
 	if n > maxKeptBlockHashes {

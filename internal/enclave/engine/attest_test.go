@@ -253,8 +253,8 @@ func TestBlockHashesFollowVerifiedHeaders(t *testing.T) {
 	p := gsParams(t, ch)
 	p.AttestationWindow = 50
 	gov := &api.Message{Origin: api.ModuleOrigin(governanceModule), Topic: api.TopicGovParams, Payload: p.Encode()}
-	if err := e.onParams(nil, gov); err != nil || e.st.attestWindow != 50 {
-		t.Fatalf("window %d, err %v", e.st.attestWindow, err)
+	if err := e.onParams(nil, gov); err != nil || e.st.params.AttestationWindow != 50 {
+		t.Fatalf("window %d, err %v", e.st.params.AttestationWindow, err)
 	}
 	p.AttestationWindow = 0
 	for name, m := range map[string]*api.Message{
@@ -262,8 +262,8 @@ func TestBlockHashesFollowVerifiedHeaders(t *testing.T) {
 		"invalid params": {Origin: gov.Origin, Payload: p.Encode()},
 		"garbage":        {Origin: gov.Origin, Payload: []byte{1}},
 	} {
-		if err := e.onParams(nil, m); err == nil || e.st.attestWindow != 50 {
-			t.Fatalf("%s: window %d, err %v", name, e.st.attestWindow, err)
+		if err := e.onParams(nil, m); err == nil || e.st.params.AttestationWindow != 50 {
+			t.Fatalf("%s: window %d, err %v", name, e.st.params.AttestationWindow, err)
 		}
 	}
 }

@@ -211,7 +211,6 @@ func New(cfg Config) (*Engine, error) {
 		e.st.headerHeight = g.InitialHeight - 1
 		e.st.dispatched = g.InitialHeight - 1
 		e.st.allowlist = gs.Attestation.Measurements
-		e.st.attestWindow = gs.Params.AttestationWindow
 		e.st.params = gs.Params
 		e.st.gatekeepers = slices.Clone(gs.Gatekeepers)
 		e.st.hashFloor = g.InitialHeight

@@ -41,13 +41,12 @@ type state struct {
 	// then as enacted) and the minimum pRuntime version announced.
 	allowlist  []api.HexBytes
 	minVersion uint32
-	// Attestation: the attestation_window parameter (blocks; the genesis
-	// one, then as governance set it) and the hashes of the recent blocks
-	// a registration's report may cite, blockHashes[h] from verified
-	// header h+1's LastBlockID; none is kept below hashFloor.
-	attestWindow uint64
-	hashFloor    int64
-	blockHashes  map[int64][api.BlockHashSize]byte
+	// Attestation: the hashes of the recent blocks a registration's
+	// report may cite (params.AttestationWindow of them),
+	// blockHashes[h] from verified header h+1's LastBlockID; none is kept
+	// below hashFloor.
+	hashFloor   int64
+	blockHashes map[int64][api.BlockHashSize]byte
 	// Staking: each node's total stake as the staking module announced
 	// it (absent: zero); min_worker_stake is in params.
 	nodeStake map[crypto.PublicKey]uint64

@@ -20,7 +20,7 @@ func sampleState() *state {
 	s.egressSeq[string(o.Encode())] = 1
 	s.egress = []api.SignedMessage{api.SignMessage("c", api.Message{Origin: o, Topic: "t"}, k)}
 	s.allowlist, s.minVersion = []api.HexBytes{{1, 2}, {3}}, 4
-	s.attestWindow, s.hashFloor = 200, 2
+	s.params.AttestationWindow, s.hashFloor = 200, 2
 	s.blockHashes[5], s.blockHashes[6] = [api.BlockHashSize]byte{5}, [api.BlockHashSize]byte{6}
 	s.params.MinWorkerStake, s.nodeStake[k.Public()] = 100, 250
 	s.subnets[[32]byte{4}] = []crypto.PublicKey{k.Public()}
