@@ -90,14 +90,20 @@ func decodeArbitrationRequest(r *codec.Reader) Call {
 type StateVote struct {
 	Contract crypto.PublicKey
 	Height   int64
+	// PrevRoot: the root the worker computed from (its previous cut's,
+	// or the rebuilt checkpoint's for an arbiter): a vote differing from
+	// a verdict counts against its worker only if it started from the
+	// same root as the disputed update.
+	PrevRoot [32]byte
 	Root     [32]byte
 }
 
 // Encode returns the canonical bytes.
 func (v *StateVote) Encode() []byte {
-	w := codec.NewWriter(80)
+	w := codec.NewWriter(112)
 	w.Fixed(v.Contract[:])
 	w.Varint(v.Height)
+	w.Fixed(v.PrevRoot[:])
 	w.Fixed(v.Root[:])
 	return w.Bytes()
 }
@@ -108,6 +114,7 @@ func DecodeStateVote(b []byte) (*StateVote, error) {
 	r := codec.NewReader(b)
 	r.Fixed(v.Contract[:])
 	v.Height = r.Varint()
+	r.Fixed(v.PrevRoot[:])
 	r.Fixed(v.Root[:])
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: state vote: %v", ErrMalformed, err)
@@ -258,6 +265,12 @@ type ArbitrationVerdict struct {
 	Slashed        []crypto.PublicKey
 	RollbackHeight int64
 	RollbackRoot   [32]byte
+	// ResumeSeq (overturned only; 0 otherwise): the contract's next
+	// message sequence from the verdict on. The chain moves it past every
+	// sequence used or in flight (messages of the wrong history are
+	// refused as stale), and a rebuilt replica numbers its messages after
+	// the verdict from it.
+	ResumeSeq uint64
 }
 
 // Encode returns the canonical bytes.
@@ -270,6 +283,7 @@ func (v *ArbitrationVerdict) Encode() []byte {
 	w.BytesField(EncodeKeys(v.Slashed))
 	w.Varint(v.RollbackHeight)
 	w.Fixed(v.RollbackRoot[:])
+	w.Uvarint(v.ResumeSeq)
 	return w.Bytes()
 }
 
@@ -284,6 +298,7 @@ func DecodeArbitrationVerdict(b []byte) (*ArbitrationVerdict, error) {
 	ks := r.BytesField(8 + 32*2*MaxReplicas)
 	v.RollbackHeight = r.Varint()
 	r.Fixed(v.RollbackRoot[:])
+	v.ResumeSeq = r.Uvarint()
 	if r.Err() == nil && (v.Outcome < ArbitrationUpheld || v.Outcome > ArbitrationExpired) {
 		r.Fail(fmt.Errorf("%w: outcome %d", codec.ErrBadFormat, v.Outcome))
 	}

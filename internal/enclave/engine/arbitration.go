@@ -52,12 +52,12 @@ type arbitration struct {
 var cutHook func(worker, id crypto.PublicKey, u *api.StateUpdate, st *contracts.Store)
 
 // vote pushes this worker's api.StateVote for contract id's update at
-// height with root (when arbitration is on).
-func (e *Engine) vote(id crypto.PublicKey, height int64, root [32]byte) {
+// height from prev to root (when arbitration is on).
+func (e *Engine) vote(id crypto.PublicKey, height int64, prev, root [32]byte) {
 	if e.st.params.ArbitrationWindow == 0 {
 		return
 	}
-	e.emit(api.OriginWorker, api.TopicStateVote, (&api.StateVote{Contract: id, Height: height, Root: root}).Encode())
+	e.emit(api.OriginWorker, api.TopicStateVote, (&api.StateVote{Contract: id, Height: height, PrevRoot: prev, Root: root}).Encode())
 }
 
 // accepted records contract id's update accepted at height: the
@@ -273,7 +273,7 @@ func (e *Engine) arbitrate(req *api.RecoverRequest) (*RecoverResult, error) {
 	}
 	root := r.c.StateRoot()
 	delete(e.st.arbitrating, id)
-	e.emit(api.OriginWorker, api.TopicStateVote, (&api.StateVote{Contract: id, Height: d.dispute.height, Root: root}).Encode())
+	e.emit(api.OriginWorker, api.TopicStateVote, (&api.StateVote{Contract: id, Height: d.dispute.height, PrevRoot: cp.Root, Root: root}).Encode())
 	res := &RecoverResult{Entries: len(req.Entries), Replayed: len(req.Blocks), Root: root}
 	if err := e.checkpoint(); err != nil {
 		return res, err

@@ -369,7 +369,7 @@ func (e *Engine) cutState(height int64, id crypto.PublicKey, r *running) {
 		e.log.Error("state update over the size a transaction carries: not written to the chain", "contract", id.Short(), "bytes", len(b))
 	}
 	e.emitAsContract(r.c.Keys(), api.TopicContractState, b)
-	e.vote(id, height, u.NewRoot)
+	e.vote(id, height, u.PrevRoot, u.NewRoot)
 	r.cutHeight, r.cutRoot, r.cmdSinceCut, r.dirty = height, u.NewRoot, false, true
 }
 
