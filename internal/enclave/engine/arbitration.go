@@ -35,6 +35,7 @@ type histEntry struct {
 type dispute struct {
 	height, prevHeight, entriesHeight int64
 	root, prevRoot                    [32]byte
+	assigned                          bool // the chain accepted its arbiters
 }
 
 // arbitration is a dispute this worker arbitrates: the contract's key
@@ -130,6 +131,9 @@ func (e *Engine) onArbitersAssigned(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
+	if d := e.st.deployed[a.Contract]; d != nil && d.dispute != nil && d.dispute.height == a.Height {
+		d.dispute.assigned = true
+	}
 	me := e.entity.Identity.Public()
 	if !slices.Contains(a.Arbiters, me) {
 		return nil
@@ -192,7 +196,13 @@ func (e *Engine) onVerdict(ctx *Context, m *api.Message) error {
 	}
 	d.hist = slices.Clone(d.hist[:i])
 	d.noCutUntil = ctx.Height
-	d.resumeSeq = e.st.nextSeq[string(api.KeyOrigin(api.OriginContract, v.Contract).Encode())]
+	// The chain moved the contract's message sequence past the wrong
+	// history (its messages in flight are refused as stale).
+	okey := string(api.KeyOrigin(api.OriginContract, v.Contract).Encode())
+	if v.ResumeSeq > e.st.nextSeq[okey] {
+		e.st.nextSeq[okey] = v.ResumeSeq
+	}
+	d.resumeSeq = e.st.nextSeq[okey]
 	if r := e.running[v.Contract]; r != nil {
 		seed := r.c.Keys().Seed
 		delete(e.running, v.Contract)
@@ -203,6 +213,35 @@ func (e *Engine) onVerdict(ctx *Context, m *api.Message) error {
 		e.log.Warn("a state update of this contract was overturned by arbitration: rebuilding it from the rolled-back checkpoint", "contract", v.Contract.Short(), "checkpoint_height", h.cp.Height)
 	}
 	return nil
+}
+
+// assignArbiters (a gatekeeper) retries the arbiters of the open
+// disputes the chain has not accepted any for (none was eligible, or a
+// grant was refused), unless its own grant waits in its egress; called
+// with grantWaiting.
+func (e *Engine) assignArbiters(height int64) {
+	if e.gk == nil {
+		return
+	}
+	pending := map[crypto.PublicKey]bool{}
+	for i := range e.st.egress {
+		if m := &e.st.egress[i].Message; m.Topic == api.TopicArbiterGrant && m.Origin.Kind == api.OriginGatekeeper {
+			if g, err := api.DecodeArbiterGrant(m.Payload); err == nil {
+				pending[g.Contract] = true
+			}
+		}
+	}
+	ids := make([]crypto.PublicKey, 0)
+	for id, d := range e.st.deployed {
+		if d.dispute != nil && !d.dispute.assigned && !pending[id] {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b crypto.PublicKey) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range ids {
+		d := e.st.deployed[id]
+		e.gk.Arbiters(height, e.gkUpload(d.upload, d), id, d.dispute.height, int(e.st.params.Arbiters))
+	}
 }
 
 // arbitrationNeed is what this worker needs to arbitrate the dispute of
@@ -309,6 +348,7 @@ func (d *deployment) encodeArbitration(w *codec.Writer) {
 		w.Varint(ds.prevHeight)
 		w.Fixed(ds.prevRoot[:])
 		w.Varint(ds.entriesHeight)
+		w.Bool(ds.assigned)
 	}
 	w.Varint(d.noCutUntil)
 	w.Uvarint(d.resumeSeq)
@@ -337,6 +377,7 @@ func (d *deployment) decodeArbitration(r *codec.Reader) {
 		ds.prevHeight = r.Varint()
 		r.Fixed(ds.prevRoot[:])
 		ds.entriesHeight = r.Varint()
+		ds.assigned = r.Bool()
 		d.dispute = ds
 	}
 	d.noCutUntil = r.Varint()

@@ -37,9 +37,12 @@ type deployment struct {
 	// reported: its first status report was seen; failed: it said
 	// failed (the chain keeps the first report).
 	reported, failed bool
-	// lost: more than api.MaxRecoverBlocks blocks with inputs since its
-	// checkpoint; no recovery can replay them.
-	lost bool
+	// droppedUpTo: the highest input height forgotten because the
+	// contract had more than api.MaxRecoverBlocks of them since its
+	// checkpoint (0: none). A rebuild from a checkpoint below it cannot
+	// replay them; a newer checkpoint makes the contract recoverable
+	// again.
+	droppedUpTo int64
 	// Arbitration (arbitration.go): the checkpoints before the current
 	// one that a dispute may roll back to, oldest first; the open
 	// dispute, if any; and the height of the last overturn, up to which a
@@ -200,7 +203,7 @@ func (e *Engine) onContractStatus(ctx *Context, m *api.Message) error {
 // replays it unless a checkpoint covers it first.
 func (e *Engine) noteInput(ctx *Context, id crypto.PublicKey) {
 	d := e.st.deployed[id]
-	if d == nil || d.lost {
+	if d == nil {
 		return
 	}
 	hs := e.st.inputs[id]
@@ -208,10 +211,14 @@ func (e *Engine) noteInput(ctx *Context, id crypto.PublicKey) {
 		return
 	}
 	if len(hs) >= api.MaxRecoverBlocks {
-		d.lost = true
-		e.dropInputs(id, ctx.Height+1)
-		e.log.Warn("contract without a checkpoint for too many blocks: a worker assigned it later cannot recover it", "contract", id.Short(), "blocks", api.MaxRecoverBlocks)
-		return
+		// The oldest goes: recovering from the current checkpoint is
+		// impossible until the contract writes a newer one.
+		if d.droppedUpTo < e.st.checkpoints[id].Height+1 {
+			e.log.Warn("contract without a checkpoint for too many blocks: a worker assigned it cannot recover it until it writes a newer one", "contract", id.Short(), "blocks", api.MaxRecoverBlocks)
+		}
+		d.droppedUpTo = hs[0]
+		e.dropInputs(id, hs[0]+1)
+		hs = e.st.inputs[id]
 	}
 	e.st.inputs[id] = append(hs, ctx.Height)
 	ref := e.st.blockRefs[ctx.Height]
@@ -312,6 +319,18 @@ func (e *Engine) Recover(req *api.RecoverRequest) (*RecoverResult, error) {
 	}
 	o := api.KeyOrigin(api.OriginContract, id)
 	okey := string(o.Encode())
+	keepEgress, keepSeqs := slices.Clone(e.st.egress), cloneSeqs(e.st.egressSeq)
+	fail := func(err error) (*RecoverResult, error) {
+		if errors.Is(err, errCodeCache) {
+			// This host's problem (a cache file): nothing changed, the
+			// recovery stays, to be retried.
+			e.st.egress, e.st.egressSeq = keepEgress, keepSeqs
+			clear(e.toAck)
+			return nil, err
+		}
+		e.dropRecovered(id, o)
+		return nil, err
+	}
 	e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool { return s.Message.Origin == o })
 	e.st.egressSeq[okey] = e.st.cpMeta[id].egressSeq
 	blocks, from := req.Blocks, cp.Height
@@ -325,15 +344,13 @@ func (e *Engine) Recover(req *api.RecoverRequest) (*RecoverResult, error) {
 		err := e.replay(id, r, blocks[:i], hasCp, from, d.noCutUntil, d.noCutUntil)
 		e.st.egress, e.st.egressSeq = egress, seqs
 		if err != nil {
-			e.dropRecovered(id, o)
-			return nil, err
+			return fail(err)
 		}
 		e.st.egressSeq[okey] = d.resumeSeq
 		blocks, from, hasCp = blocks[i:], d.noCutUntil, true
 	}
 	if err := e.replay(id, r, blocks, hasCp, from, 0, e.st.dispatched); err != nil {
-		e.dropRecovered(id, o)
-		return nil, err
+		return fail(err)
 	}
 	clear(e.toAck) // the blocks' acknowledgements were due long ago
 	// What the replay emitted that the chain already holds (the other
@@ -365,8 +382,8 @@ func (e *Engine) inputsAfter(id crypto.PublicKey, height int64) []int64 {
 // checkpoint cp needs (the blocks at heights, the entries of cp) and
 // returns the contract at cp, not yet replayed.
 func (e *Engine) rebuild(id crypto.PublicKey, upload [32]byte, seed [crypto.SeedSize]byte, cp api.Checkpoint, req *api.RecoverRequest, heights []int64) (*running, error) {
-	if dep := e.st.deployed[id]; dep == nil || dep.lost {
-		return nil, fmt.Errorf("%w: contract %s has had inputs in more than %d blocks since its checkpoint: they cannot be replayed", ErrBadInput, id.Short(), api.MaxRecoverBlocks)
+	if dep := e.st.deployed[id]; dep == nil || dep.droppedUpTo > cp.Height {
+		return nil, fmt.Errorf("%w: contract %s has had inputs in more than %d blocks since its checkpoint at height %d: they cannot be replayed until it writes a newer one", ErrBadInput, id.Short(), api.MaxRecoverBlocks, cp.Height)
 	}
 	if len(req.Blocks) != len(heights) {
 		return nil, fmt.Errorf("%w: %d blocks posted, the recovery needs the %d at heights %v", ErrBadInput, len(req.Blocks), len(heights), heights)
@@ -458,7 +475,11 @@ func (e *Engine) replay(id crypto.PublicKey, r *running, blocks []api.BlockMessa
 			case api.TopicContractDeployed:
 				if d, err := api.DecodeContractDeployed(m.Payload); err == nil && d.Contract == id && d.Reason == api.DeployedFirst && !started {
 					started = true
-					if !e.initContract(ctx, r) {
+					ok, err := e.initContract(ctx, r)
+					if err != nil {
+						return err // this host's: retried
+					}
+					if !ok {
 						return fmt.Errorf("contract %s failed to start when its deployment was replayed", id.Short())
 					}
 				}
@@ -514,7 +535,7 @@ func (s *state) encodeDeployments(w *codec.Writer) {
 		w.BytesField(api.EncodeKeys(d.excluded))
 		w.Bool(d.reported)
 		w.Bool(d.failed)
-		w.Bool(d.lost)
+		w.Varint(d.droppedUpTo)
 		hs := s.inputs[id]
 		w.Uvarint(uint64(len(hs)))
 		for _, h := range hs {
@@ -552,7 +573,7 @@ func (s *state) decodeDeployments(r *codec.Reader) {
 		r.Fixed(d.upload[:])
 		ws := r.BytesField(8 + 32*api.MaxReplicas)
 		xs := r.BytesField(8 + 32*api.MaxExcludedWorkers)
-		d.reported, d.failed, d.lost = r.Bool(), r.Bool(), r.Bool()
+		d.reported, d.failed, d.droppedUpTo = r.Bool(), r.Bool(), r.Varint()
 		k := r.Uvarint()
 		if k > api.MaxRecoverBlocks {
 			r.Fail(codec.ErrTooLong)

@@ -167,6 +167,7 @@ func (e *Engine) grantWaiting(height int64) {
 			e.gk.Grant(height, e.gkUpload(d.upload, d))
 		}
 	}
+	e.assignArbiters(height)
 }
 
 // grantPending reports whether a grant of this gatekeeper for upload
@@ -265,7 +266,11 @@ func (e *Engine) startFresh(ctx *Context, upload [32]byte, ck *keys.ContractKeys
 		return nil
 	}
 	r := &running{upload: upload, c: c, lastNonce: map[crypto.PublicKey]uint64{}, dirty: true, cutRoot: api.EmptyStateRoot}
-	if e.initContract(ctx, r) {
+	started, err := e.initContract(ctx, r)
+	if err != nil {
+		return err
+	}
+	if started {
 		e.running[ck.Identity.Public()] = r
 		e.log.Info("contract started", "contract", ck.Identity.Public().Short())
 	}
@@ -273,14 +278,16 @@ func (e *Engine) startFresh(ctx *Context, upload [32]byte, ck *keys.ContractKeys
 }
 
 // initContract runs r's init at ctx's block and reports the outcome as
-// the contract's status; it reports whether the contract runs.
-func (e *Engine) initContract(ctx *Context, r *running) bool {
+// the contract's status; it reports whether the contract runs. An error
+// is this host's (the init input's cache file: errCodeCache), not the
+// contract's: nothing was run or reported.
+func (e *Engine) initContract(ctx *Context, r *running) (bool, error) {
 	u := e.st.uploads[r.upload]
 	ck := r.c.Keys()
 	input, err := e.initInput(r.upload, u)
 	if err != nil {
 		e.log.Error("contract not started", "contract", ck.Identity.Public().Short(), "err", err)
-		return false
+		return false, fmt.Errorf("%w: %w", errCodeCache, err)
 	}
 	r.c.SetStateBudget(r.stateBudget(ctx.Height))
 	res, err := r.c.InitWithin(context.Background(), u.deployer, input, ctx.Height, ctx.Time, e.egressBudget(ck.Identity.Public(), r, ctx.Height))
@@ -294,11 +301,11 @@ func (e *Engine) initContract(ctx *Context, r *running) bool {
 			reason = "init returned an error: " + string(res.Output)
 		}
 		e.reportStatus(ck, api.ContractFailed, reason)
-		return false
+		return false, nil
 	}
 	e.reportStatus(ck, api.ContractRunning, "")
 	e.emitContract(r, res)
-	return true
+	return true, nil
 }
 
 // errCodeCache marks a contract that cannot start because of this host's
