@@ -27,8 +27,8 @@ nothing changes and the bond is returned). If they confirm the update the
 bond is lost (paid to the arbiters); if not, the chain rolls the contract's
 state back to the checkpoint before it, returns the bond, and every worker
 that vouched for the wrong root loses arbitration_slash_ppm of its stake
-(default %d ppm) and is removed from the contract (`+"`phala status`"+` shows the
-chain's values).`, p.ArbitrationWindow, api.FormatAmount(p.ArbitrationBond)+" "+api.TokenSymbol, p.ArbitrationTimeout, p.ArbitrationSlashPPM)
+(default %s) and is removed from the contract (`+"`phala status`"+` shows the
+chain's values).`, p.ArbitrationWindow, pha(p.ArbitrationBond), p.ArbitrationTimeout, ppm(p.ArbitrationSlashPPM))
 }()
 
 // contractArbitrateCmd sends arbitration_request (call 60): dispute a
