@@ -82,3 +82,55 @@ func (c *Client) WaitVerdict(ctx context.Context, contract crypto.PublicKey, hei
 	return nil, 0, fmt.Errorf("no verdict on %s's update at height %d by block %d: the dispute opened at block %d should have expired after arbitration_timeout %d blocks",
 		contract.Short(), height, last, opened, c.params.ArbitrationTimeout)
 }
+
+// ArbiterVote is an assigned arbiter's vote on a disputed update: the
+// root it computed, and the block whose queue carried it.
+type ArbiterVote struct {
+	Arbiter crypto.PublicKey
+	Root    [32]byte
+	Block   int64
+}
+
+// MaxVoteScan bounds the blocks ArbiterVotes reads (a dispute lasts at
+// most arbitration_timeout + 1 blocks; the default is 200).
+const MaxVoteScan = 1_000
+
+// ArbiterVotes returns the votes of a's arbiters on its disputed update
+// found in the verified queue messages of the blocks after a.Opened up to
+// to (inclusive; at most MaxVoteScan blocks), each arbiter's first, in
+// the order they were cast. The chain records an assigned arbiter's first
+// vote for the dispute's height (docs/availability.md, "Chain side"), so
+// these are the votes the verdict counts. None when no arbiter is
+// assigned. Errors: VerifiedMessages'.
+func (c *Client) ArbiterVotes(ctx context.Context, contract crypto.PublicKey, a *api.Arbitration, to int64) ([]ArbiterVote, error) {
+	if len(a.Arbiters) == 0 {
+		return nil, nil
+	}
+	if to-a.Opened > MaxVoteScan {
+		return nil, fmt.Errorf("votes of the dispute opened at block %d: more than %d blocks to read up to %d", a.Opened, MaxVoteScan, to)
+	}
+	arbiter := map[crypto.PublicKey]bool{}
+	for _, k := range a.Arbiters {
+		arbiter[k] = true
+	}
+	var out []ArbiterVote
+	for h := a.Opened + 1; h <= to && len(out) < len(a.Arbiters); h++ {
+		bm, _, err := c.VerifiedMessages(ctx, h)
+		if err != nil {
+			return nil, fmt.Errorf("votes on %s's update at height %d: %w", contract.Short(), a.Height, err)
+		}
+		for i := range bm.Messages {
+			m := &bm.Messages[i]
+			if m.Topic != api.TopicStateVote || m.Origin.Kind != api.OriginWorker || !arbiter[m.Origin.Key] {
+				continue
+			}
+			v, err := api.DecodeStateVote(m.Payload)
+			if err != nil || v.Contract != contract || v.Height != a.Height {
+				continue
+			}
+			arbiter[m.Origin.Key] = false // its first vote stands
+			out = append(out, ArbiterVote{Arbiter: m.Origin.Key, Root: v.Root, Block: h})
+		}
+	}
+	return out, nil
+}

@@ -137,7 +137,8 @@ func contractArbitrationCmd(g *globals) *cobra.Command {
 		Long: `arbitration reads the contract's open dispute from the chain (proved): the
 disputed update (height, root), the checkpoint the arbiters recompute it from,
 who asked and the bond posted, the block that opened it, the arbiters
-assigned and the verdict deadline. --height N shows it as of block N (a dispute
+assigned, their votes so far (read from the verified queue since the
+opening) and the verdict deadline. --height N shows it as of block N (a dispute
 closed since). Open one with ` + "`phala contract arbitrate`" + `.
 
 ` + arbitrationHelp,
@@ -165,9 +166,18 @@ closed since). Open one with ` + "`phala contract arbitrate`" + `.
 				return g.nodeError(err)
 			}
 			out := map[string]any{"contract": rec.Identity.Hex(), "proved_at": h, "open": a != nil}
+			var votes []client.ArbiterVote
 			if a != nil {
+				if votes, err = cl.ArbiterVotes(ctx, rec.Identity, a, h); err != nil {
+					return g.nodeError(err)
+				}
 				j := arbitrationJSON(a)
 				j["expires_after"] = a.Opened + int64(cl.Params().ArbitrationTimeout) + 1
+				vj := []map[string]any{}
+				for _, v := range votes {
+					vj = append(vj, map[string]any{"arbiter": v.Arbiter.Hex(), "root": hex.EncodeToString(v.Root[:]), "block": v.Block, "confirms": v.Root == a.Root})
+				}
+				j["votes"] = vj
 				out["arbitration"] = j
 			}
 			return g.output(cmd, out, func(w io.Writer) {
@@ -190,6 +200,16 @@ closed since). Open one with ` + "`phala contract arbitrate`" + `.
 				}
 				for _, ar := range a.Arbiters {
 					fmt.Fprintf(w, "  arbiter:    %s\n", ar.Hex())
+				}
+				if len(a.Arbiters) > 0 {
+					fmt.Fprintf(w, "  votes:      %d of %d (a majority of %d decides)\n", len(votes), len(a.Arbiters), len(a.Arbiters)/2+1)
+				}
+				for _, v := range votes {
+					verb := "confirms the update"
+					if v.Root != a.Root {
+						verb = fmt.Sprintf("computed another root %x", v.Root)
+					}
+					fmt.Fprintf(w, "  vote:       %s at block %d %s\n", v.Arbiter.Hex(), v.Block, verb)
 				}
 			})
 		},

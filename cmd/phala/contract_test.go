@@ -161,6 +161,14 @@ func TestContractCLI(t *testing.T) {
 		!strings.Contains(out, "requester:  "+alice.Address()) || !strings.Contains(out, "bond:       none") {
 		t.Errorf("arbitration as of the block that opened it:\n%s", out)
 	}
+	// The block before the verdict: the arbiter is assigned, its vote
+	// (which decided, in the verdict's block) not yet cast.
+	before := strconv.FormatInt(int64(verdict["block"].(float64))-1, 10)
+	var bj map[string]any
+	okJSON(t, &bj, phala("contract", "arbitration", "--height", before, id)...)
+	if ba, _ := bj["arbitration"].(map[string]any); ba == nil || len(ba["arbiters"].([]any)) != 1 || len(ba["votes"].([]any)) != 0 || bj["open"] != true {
+		t.Errorf("arbitration before the verdict: %v", bj)
+	}
 	if out := ok(t, phala("contract", "arbitration", id)...); !strings.Contains(out, "no open dispute") {
 		t.Errorf("arbitration after the verdict:\n%s", out)
 	}
