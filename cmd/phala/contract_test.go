@@ -158,7 +158,7 @@ func TestContractCLI(t *testing.T) {
 	}
 	opened := strconv.FormatInt(int64(arb["opened"].(float64)), 10)
 	if out := ok(t, phala("contract", "arbitration", "--height", opened, id)...); !strings.Contains(out, "update:     height "+cpHeight) ||
-		!strings.Contains(out, "requester:  "+alice.Address()) || !strings.Contains(out, "bond:       none") {
+		!strings.Contains(out, "requester:  "+alice.Address()) || !strings.Contains(out, "bond:       none") || !strings.Contains(out, "arbiters:   none assigned yet") {
 		t.Errorf("arbitration as of the block that opened it:\n%s", out)
 	}
 	// The block before the verdict: the arbiter is assigned, its vote
