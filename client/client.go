@@ -245,6 +245,32 @@ func (c *Client) ProveRecent(ctx context.Context, path string, data []byte) (*Pr
 	return c.checkAnswer(ctx, path, key, lb.Height-1, &res.Response, lb)
 }
 
+// ProveAt reads a state value as of the state after block height (>= 1),
+// proved by the verified header of height+1, which it waits for (until
+// ctx ends). Errors: ErrNoTrustRoot, ErrUntrustedHeader, api.ErrBadProof,
+// the node's (a node that pruned that state version refuses).
+func (c *Client) ProveAt(ctx context.Context, path string, data []byte, height int64) (*ProvedValue, error) {
+	if c.v == nil {
+		return nil, fmt.Errorf("proved read of %s: %w", path, ErrNoTrustRoot)
+	}
+	if height < 1 {
+		return nil, fmt.Errorf("proved read of %s at height %d: heights start at 1", path, height)
+	}
+	key, err := api.QueryKey(path, data)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := c.v.verified(ctx, height+1, true)
+	if err != nil {
+		return nil, fmt.Errorf("query %s at height %d: %w", path, height, err)
+	}
+	res, err := c.rpc.ABCIQueryWithOptions(ctx, path, data, rpcQueryOpts(height, true))
+	if err != nil {
+		return nil, fmt.Errorf("query %s at height %d: %w", path, height, err)
+	}
+	return c.checkAnswer(ctx, path, key, height, &res.Response, lb)
+}
+
 // checkAnswer checks a proved ABCI answer for key (at height, 0: any)
 // against lb, or the verified header of its height + 1.
 func (c *Client) checkAnswer(ctx context.Context, path string, key []byte, height int64, r *abci.ResponseQuery, lb *cmttypes.LightBlock) (*ProvedValue, error) {

@@ -25,7 +25,28 @@ var (
 	ErrNotDeployed = errors.New("contract not deployed yet")
 	// ErrNoSuchContract means no contract has the id (proved absent).
 	ErrNoSuchContract = errors.New("no such contract")
+	// ErrNoWorker means a deployed contract's record names no worker
+	// right now: every worker was removed (expired, unstaked,
+	// unresponsive, reassigned by the deployer or by an arbitration) and
+	// a gatekeeper assigns a replacement once one is eligible
+	// (docs/availability.md, "Reassignment"). Not an upload still pending
+	// (ErrNotDeployed).
+	ErrNoWorker = errors.New("the contract has no worker right now")
 )
+
+// notRunningHint explains a worker the contract's record names saying it
+// does not run the contract: it was just assigned and is recovering the
+// contract's state from the chain's checkpoint.
+const notRunningHint = "the record names this worker: it may be recovering the contract from its on-chain checkpoint (just assigned); retry shortly"
+
+// explainWorkerError adds notRunningHint to a worker's error that says it
+// does not run the contract.
+func explainWorkerError(err error) error {
+	if err != nil && strings.Contains(err.Error(), "does not run contract") {
+		return fmt.Errorf("%w (%s)", err, notRunningHint)
+	}
+	return err
+}
 
 // Upload uploads contract code (raw WebAssembly; compressed here) to run on
 // replicas workers, and returns its upload id. The contract's keys exist
@@ -421,7 +442,7 @@ func (c *Client) QueryContract(ctx context.Context, key *crypto.KeyPair, rec *ap
 		}
 		resp, err := postQuery(ctx, w.Endpoint, p.Query)
 		if err != nil {
-			lastErr = fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err)
+			lastErr = explainWorkerError(fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err))
 			continue
 		}
 		return p.Open(resp)
@@ -441,8 +462,12 @@ type WorkerEndpointInfo struct {
 
 // contractWorkers returns the workers of rec the chain still admits
 // (registered, unexpired, measurement allowed), all proved, in the
-// record's order; an error saying why none is when none is.
+// record's order; an error saying why none is when none is (ErrNoWorker
+// when the record names none).
 func (c *Client) contractWorkers(ctx context.Context, rec *api.ContractRecord) ([]WorkerEndpointInfo, error) {
+	if len(rec.Workers) == 0 {
+		return nil, noWorkerError(rec)
+	}
 	spv, err := c.ProveRecent(ctx, api.QueryAttestation, nil)
 	if err != nil {
 		return nil, fmt.Errorf("attestation settings: %w", err)
@@ -475,12 +500,15 @@ func (c *Client) contractWorkers(ctx context.Context, rec *api.ContractRecord) (
 		out = append(out, WorkerEndpointInfo{Key: w, Endpoint: wr.Info.Endpoint})
 	}
 	if len(out) == 0 {
-		if lastErr == nil {
-			lastErr = ErrNotDeployed
-		}
 		return nil, lastErr
 	}
 	return out, nil
+}
+
+// noWorkerError is ErrNoWorker for rec, saying what happens next.
+func noWorkerError(rec *api.ContractRecord) error {
+	return fmt.Errorf("%w: contract %s is deployed but every worker was removed from it (`phala contract show %s` lists its workers and the excluded ones); a gatekeeper assigns a replacement when a worker is eligible, which recovers the state from the chain's checkpoint, and commands wait in the chain meanwhile",
+		ErrNoWorker, rec.Identity.Hex(), rec.Identity.Hex())
 }
 
 var queryHTTP = &http.Client{Timeout: 10 * time.Second}

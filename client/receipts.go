@@ -144,7 +144,7 @@ func FetchReceipt(ctx context.Context, endpoint string, contract, from crypto.Pu
 // workers (contractWorkers) that holds it, opened with key. It waits
 // while the workers have not dispatched height yet, until ctx ends.
 // Errors: ErrNoReceipt (every worker dispatched height and holds none),
-// ErrNotYourReceipt, ErrNotDeployed, the workers' errors.
+// ErrNotYourReceipt, ErrNoWorker, the workers' errors.
 func (c *Client) Receipt(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, nonce uint64, height int64) (*Receipt, error) {
 	ws, err := c.contractWorkers(ctx, rec)
 	if err != nil {
@@ -158,7 +158,7 @@ func (c *Client) Receipt(ctx context.Context, key *crypto.KeyPair, rec *api.Cont
 			rc, dispatched, err := FetchReceipt(ctx, w.Endpoint, rec.Identity, key.Public(), nonce)
 			switch {
 			case err != nil:
-				lastErr = fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err)
+				lastErr = explainWorkerError(fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err))
 			case rc != nil:
 				if rc.From != key.Public() || rc.Nonce != nonce {
 					lastErr = fmt.Errorf("%w: worker %s answered another command's receipt", api.ErrBadSignature, w.Key.Short())
@@ -172,7 +172,7 @@ func (c *Client) Receipt(ctx context.Context, key *crypto.KeyPair, rec *api.Cont
 				r.Worker = w.Key
 				return r, nil
 			case dispatched < 0:
-				lastErr = fmt.Errorf("worker %s does not run contract %s (yet)", w.Key.Short(), rec.Identity.Short())
+				lastErr = fmt.Errorf("worker %s does not run contract %s yet (%s)", w.Key.Short(), rec.Identity.Short(), notRunningHint)
 				behind = true
 			case dispatched < height:
 				behind = true

@@ -112,6 +112,12 @@ slashes, inflation) with the total issuance.`,
 				fmt.Fprintf(w, "  offline slash:         %s of the stake; execution timeout penalty %s\n", ppm(p.OfflineSlashPPM), ppm(p.TimeoutPenaltyPPM))
 				fmt.Fprintf(w, "  era inflation:         %s of the issuance per era, %s of it to gatekeepers\n", ppb(p.EraInflationPPB), ppm(p.GatekeeperRewardPPM))
 				fmt.Fprintf(w, "  elected gatekeepers:   %d\n", p.NGatekeepers)
+				if p.ArbitrationWindow == 0 {
+					fmt.Fprintln(w, "  arbitration:           off (arbitration_window 0)")
+				} else {
+					fmt.Fprintf(w, "  arbitration:           disputes within %d blocks of an update, bond %s (none for the deployer), %d arbiters, verdict within %d blocks, a liar loses %s of its stake\n",
+						p.ArbitrationWindow, pha(p.ArbitrationBond), p.Arbiters, p.ArbitrationTimeout, ppm(p.ArbitrationSlashPPM))
+				}
 				fmt.Fprintf(w, "  gas:                   %s per million gas; at most %d gas per command, %d per worker per block\n", pha(p.GasPricePerMGas), p.MaxCommandGas, p.MaxWorkerGasPerBlock)
 				if out.Issuance != "" {
 					fmt.Fprintf(w, "  total issuance:        %s PHA\n", out.IssuancePHA)

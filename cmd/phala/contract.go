@@ -18,7 +18,7 @@ import (
 )
 
 // Commands of confidential contracts: upload, command, query, show,
-// watch, checkpoints, reassign.
+// watch, checkpoints, reassign, arbitrate, arbitration.
 
 func contractCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
@@ -29,7 +29,7 @@ encrypted to the contract (only the enclave running it can read them);
 queries go straight to a worker running the contract, encrypted, and are
 answered encrypted and signed by the contract.`,
 	}
-	c.AddCommand(contractUploadCmd(g), contractCommandCmd(g), contractQueryCmd(g), contractShowCmd(g), contractWatchCmd(g), contractCheckpointCmd(g), contractReassignCmd(g))
+	c.AddCommand(contractUploadCmd(g), contractCommandCmd(g), contractQueryCmd(g), contractShowCmd(g), contractWatchCmd(g), contractCheckpointCmd(g), contractReassignCmd(g), contractArbitrateCmd(g), contractArbitrationCmd(g))
 	return c
 }
 
@@ -240,8 +240,9 @@ func contractShowCmd(g *globals) *cobra.Command {
 		Short: "Show a contract: deployer, code hash, keys, workers, status, latest checkpoint (or why an upload waits)",
 		Long: `show prints a contract's record: deployer, code hash, keys, workers, the
 workers its deployer excluded (` + "`contract reassign`" + `), its status (starting,
-running, or failed with the reason) and its latest state checkpoint on
-chain (height and root). Given the upload id
+running, or failed with the reason), its latest state checkpoint on
+chain (height and root) and its open state update dispute, if any
+(` + "`contract arbitration`" + `). Given the upload id
 ` + "`contract upload`" + ` printed, it shows the contract the upload became, or, while
 no gatekeeper has provisioned it, that it is pending and why.`,
 		Example: `  phala contract show 0x1ee8...`,
@@ -283,9 +284,16 @@ no gatekeeper has provisioned it, that it is pending and why.`,
 			if err != nil {
 				return g.nodeError(err)
 			}
+			arb, _, err := cl.Arbitration(ctx, rec.Identity)
+			if err != nil {
+				return g.nodeError(err)
+			}
 			out := contractJSON(rec, 0)
 			if cp != nil {
 				out["checkpoint"] = map[string]any{"height": cp.Height, "root": hex.EncodeToString(cp.Root[:]), "entries": cp.Entries, "bytes": cp.Bytes}
+			}
+			if arb != nil {
+				out["arbitration"] = arbitrationJSON(arb)
 			}
 			return g.output(cmd, out, func(w io.Writer) {
 				printContract(w, rec)
@@ -294,6 +302,7 @@ no gatekeeper has provisioned it, that it is pending and why.`,
 				} else {
 					fmt.Fprintf(w, "checkpoint: height %d, root %x, %d encrypted entries (%d bytes) on chain\n", cp.Height, cp.Root, cp.Entries, cp.Bytes)
 				}
+				printArbitrationLine(w, arb)
 			})
 		},
 	}
@@ -357,7 +366,7 @@ func loadCode(path string) ([]byte, error) {
 }
 
 func contractJSON(rec *api.ContractRecord, height int64) map[string]any {
-	var ws []string
+	ws := []string{} // [] rather than null when every worker was removed
 	for _, w := range rec.Workers {
 		ws = append(ws, w.Hex())
 	}
@@ -398,12 +407,20 @@ func printContract(w io.Writer, rec *api.ContractRecord) {
 		fmt.Fprintf(w, "reason:     %s\n", rec.Reason)
 	}
 	if len(rec.Workers) == 0 {
-		fmt.Fprintln(w, "workers:    none (waiting for a gatekeeper to assign one)")
+		fmt.Fprintln(w, "workers:    none right now (all removed: a gatekeeper assigns a replacement when a worker is eligible)")
 	}
 	for _, wk := range rec.Workers {
 		fmt.Fprintf(w, "worker:     %s\n", wk.Hex())
 	}
 	for _, wk := range rec.Excluded {
 		fmt.Fprintf(w, "excluded:   %s (removed by the deployer; never assigned this contract again)\n", wk.Hex())
+	}
+}
+
+// printArbitrationLine prints a contract's open dispute in one line
+// (nothing when none is open).
+func printArbitrationLine(w io.Writer, a *api.Arbitration) {
+	if a != nil {
+		fmt.Fprintf(w, "arbitration: open since height %d (update %d): `phala contract arbitration` shows it\n", a.Opened, a.Height)
 	}
 }

@@ -25,7 +25,7 @@ import (
 // with --no-wait opens for its sender only.
 func TestContractCLI(t *testing.T) {
 	bin(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	cfg := devnet.DefaultConfig(t.TempDir())
 	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -134,6 +134,46 @@ func TestContractCLI(t *testing.T) {
 		t.Errorf("contract checkpoint --json: %v", cj)
 	}
 
+	// Arbitration (docs/availability.md): no dispute yet; a height with
+	// no update, and a requester with the fee but not the bond, are
+	// refused; the deployer's dispute of the real checkpoint opens with no
+	// bond, is shown as of its block, and the devnet's other worker, as
+	// arbiter, recomputes the update: the verdict upholds it, after which
+	// it cannot be disputed again.
+	if out := ok(t, phala("contract", "arbitration", id)...); !strings.Contains(out, "no open dispute") {
+		t.Errorf("arbitration before any:\n%s", out)
+	}
+	cpHeight := strconv.FormatInt(int64(cj["height"].(float64)), 10)
+	fails(t, []string{"refused the arbitration request", "no state update of that height can be disputed", "has no update of height 1"},
+		phala("contract", "arbitrate", "--from", "//Alice", id, "1")...)
+	ok(t, phala("transfer", "--from", "//Alice", "--to", crypto.MustKeyPairFromURI("//Mallory").Public().Address(), "--amount", "1")...)
+	fails(t, []string{"arbitration", "bond", "insufficient balance"}, phala("contract", "arbitrate", "--from", "//Mallory", id, cpHeight)...)
+	var aj map[string]any
+	okJSON(t, &aj, phala("contract", "arbitrate", "--from", "//Alice", "--wait", "--timeout", "3m", id, cpHeight)...)
+	arb, _ := aj["arbitration"].(map[string]any)
+	verdict, _ := aj["verdict"].(map[string]any)
+	if arb == nil || verdict == nil || arb["bond"] != "0" || arb["requester"] != alice.Address() || arb["height"] != cj["height"] ||
+		verdict["outcome"] != "upheld" || len(verdict["slashed"].([]any)) != 0 {
+		t.Fatalf("arbitrate --wait --json: %v", aj)
+	}
+	opened := strconv.FormatInt(int64(arb["opened"].(float64)), 10)
+	if out := ok(t, phala("contract", "arbitration", "--height", opened, id)...); !strings.Contains(out, "update:     height "+cpHeight) ||
+		!strings.Contains(out, "requester:  "+alice.Address()) || !strings.Contains(out, "bond:       none") || !strings.Contains(out, "arbiters:   none assigned yet") {
+		t.Errorf("arbitration as of the block that opened it:\n%s", out)
+	}
+	// The block before the verdict: the arbiter is assigned, its vote
+	// (which decided, in the verdict's block) not yet cast.
+	before := strconv.FormatInt(int64(verdict["block"].(float64))-1, 10)
+	var bj map[string]any
+	okJSON(t, &bj, phala("contract", "arbitration", "--height", before, id)...)
+	if ba, _ := bj["arbitration"].(map[string]any); ba == nil || len(ba["arbiters"].([]any)) != 1 || len(ba["votes"].([]any)) != 0 || bj["open"] != true {
+		t.Errorf("arbitration before the verdict: %v", bj)
+	}
+	if out := ok(t, phala("contract", "arbitration", id)...); !strings.Contains(out, "no open dispute") {
+		t.Errorf("arbitration after the verdict:\n%s", out)
+	}
+	fails(t, []string{"no state update of that height can be disputed", "already upheld"}, phala("contract", "arbitrate", "--from", "//Bob", id, cpHeight)...)
+
 	// A module that does not validate: upload fails with the reason, and
 	// commands to it are refused.
 	r = fails(t, []string{"contract failed to start", "invalid module"}, phala("contract", "upload", "--from", "//Alice", bad)...)
@@ -173,4 +213,24 @@ func TestContractCLI(t *testing.T) {
 		t.Errorf("show after the reassign:\n%s", out)
 	}
 	fails(t, []string{"reassign", "does not run contract"}, phala("contract", "reassign", "--from", "//Alice", id, worker)...)
+
+	// The devnet's other worker replaces it; once the deployer reassigns
+	// that one too, no worker may run the contract: a query says the
+	// contract has no worker right now (not that it is not deployed).
+	deadline = time.Now().Add(30 * time.Second)
+	for okJSON(t, &sj, phala("contract", "show", id)...); len(sj["workers"].([]any)) == 0; okJSON(t, &sj, phala("contract", "show", id)...) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no replacement worker after the reassign: %v", sj)
+		}
+		time.Sleep(500 * time.Millisecond) // a block
+	}
+	ok(t, phala("contract", "reassign", "--from", "//Alice", id, sj["workers"].([]any)[0].(string))...)
+	deadline = time.Now().Add(20 * time.Second)
+	for out = ok(t, phala("contract", "show", id)...); !strings.Contains(out, "workers:    none right now"); out = ok(t, phala("contract", "show", id)...) {
+		if time.Now().After(deadline) {
+			t.Fatalf("show after reassigning both workers:\n%s", out)
+		}
+		time.Sleep(500 * time.Millisecond) // a block
+	}
+	fails(t, []string{"the contract has no worker right now", "a gatekeeper assigns a replacement"}, phala("contract", "query", "--from", "//Bob", id, "balance")...)
 }

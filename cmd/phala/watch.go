@@ -58,7 +58,7 @@ prints one JSON object per line.`,
 			}
 			defer cancel()
 			if _, err := cl.Contract(dctx, pk); err != nil {
-				if errors.Is(err, client.ErrNotDeployed) {
+				if errors.Is(err, client.ErrNoSuchContract) {
 					return fmt.Errorf("no contract %s on chain %s (see `phala contract show`)", pk.Hex(), cl.ChainID())
 				}
 				return g.nodeError(err)
