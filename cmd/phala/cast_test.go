@@ -283,7 +283,7 @@ func TestCast(t *testing.T) {
 	})
 
 	t.Run("watch errors", func(t *testing.T) {
-		fails(t, []string{"no such contract " + bob.Public().Hex()}, phala("contract", "watch", bob.Public().Hex())...)
+		fails(t, []string{"no contract " + bob.Public().Hex(), "phala contract show"}, phala("contract", "watch", bob.Public().Hex())...)
 		fails(t, []string{"contract id", "identity key"}, phala("contract", "watch", "0x1234")...)
 		fails(t, []string{"--from-height -1", "positive"}, phala("contract", "watch", contract.Public().Hex(), "--from-height", "-1")...)
 	})
