@@ -14,7 +14,10 @@ import (
 // vouches for each update it cuts with its own identity (StateVote), and
 // within Params.ArbitrationWindow blocks of an update's acceptance its
 // deployer, or anyone posting Params.ArbitrationBond, may dispute it
-// (ArbitrationRequest). The chain announces the dispute
+// (ArbitrationRequest); the chain disputes it by itself when a replica's
+// vote contradicts it (same previous root, another root), and a dispute
+// of an earlier update takes over an open one (which expires). The chain
+// announces the dispute
 // (ArbitrationOpened); a gatekeeper seals the contract key to
 // Params.Arbiters extra workers (ArbiterGrant, announced as
 // ArbitersAssigned); each arbiter rebuilds the contract's state at the
@@ -23,9 +26,13 @@ import (
 // majority of the arbiters decides (ArbitrationVerdict): if they confirm
 // the update, the request was frivolous and its bond is lost; if not, the
 // chain rolls the contract's entries and checkpoint back to before the
-// update, and every worker whose vote for it differs from the arbiters'
-// root is slashed Params.ArbitrationSlashPPM of its stake and removed from
-// the contract (the bond is returned). Without a verdict within
+// update, removes every replica that did not vote the arbiters' root, and
+// moves the contract's message sequence ahead (the bond is returned).
+// Either way every worker whose vote for it started from the update's
+// previous root and differs from the arbiters' root is slashed
+// Params.ArbitrationSlashPPM of its stake and removed from the contract
+// (only votes attribute a root to a worker: the update itself is signed
+// by the contract's key). Without a verdict within
 // Params.ArbitrationTimeout blocks the dispute expires: nothing changes,
 // the bond is returned.
 
@@ -125,7 +132,8 @@ func DecodeStateVote(b []byte) (*StateVote, error) {
 // ArbitrationOpened announces a dispute of Contract's update at Height
 // (new root Root), whose previous checkpoint is PrevHeight/PrevRoot, with
 // that checkpoint's entries in the chain's state at EntriesHeight (the
-// block before the one that accepted the disputed update).
+// block before the one that accepted the disputed update). Requester is
+// the zero key when the chain opened it from a contradicting vote.
 type ArbitrationOpened struct {
 	Contract      crypto.PublicKey
 	Height        int64
@@ -254,7 +262,8 @@ const (
 
 // ArbitrationVerdict closes the dispute of Contract's update at Height:
 // Outcome, the arbiters' majority Root (zero when expired), and the
-// workers slashed and removed for voting another root. After an
+// workers slashed for voting another root from the update's previous
+// root (at most 2×MaxReplicas listed). After an
 // overturn the contract's checkpoint is the one before the update
 // (RollbackHeight, RollbackRoot): every update from Height on was undone.
 type ArbitrationVerdict struct {
@@ -313,7 +322,9 @@ func DecodeArbitrationVerdict(b []byte) (*ArbitrationVerdict, error) {
 }
 
 // RemovedByArbitration is the ContractDeployed.Reason of the workers an
-// arbitration verdict removed (their vote differed from the arbiters').
+// arbitration verdict removed (their vote, from the disputed update's
+// previous root, differed from the arbiters'; or, at an overturn, they did
+// not vouch for the arbiters' root).
 const RemovedByArbitration = "wrong state update (arbitration)"
 
 // QueryArbitration reads a contract's open arbitration (proved state).
@@ -329,7 +340,8 @@ func ArbitrationKey(contract crypto.PublicKey) []byte { return append([]byte("ca
 // disputed update (Height, Root), the checkpoint before it (PrevHeight,
 // PrevRoot; 0 and EmptyStateRoot before the contract's first update) whose
 // entries are in the state at EntriesHeight, the Requester and the Bond it
-// posted (PHA base units held by the module; 0 when the deployer asked),
+// posted (PHA base units held by the module; 0 when the deployer asked;
+// the zero key and 0 when the chain opened it from a contradicting vote),
 // the block that Opened it, and the Arbiters assigned (none until a
 // gatekeeper's ArbiterGrant is accepted).
 type Arbitration struct {

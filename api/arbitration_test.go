@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/phalago/phala/crypto"
@@ -110,4 +111,18 @@ func FuzzDecodeArbitration(f *testing.F) {
 			t.Fatalf("arbitration mismatch %x", b)
 		}
 	})
+}
+
+// The arbitration window may not outgrow what a pRuntime keeps to rebuild
+// the oldest disputable checkpoint (MaxRecoverBlocks/2).
+func TestArbitrationWindowBound(t *testing.T) {
+	p := DefaultParams()
+	p.ArbitrationWindow = MaxRecoverBlocks / 2
+	if err := p.Validate(); err != nil {
+		t.Fatalf("window %d: %v", p.ArbitrationWindow, err)
+	}
+	p.ArbitrationWindow++
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "arbitration_window must be at most") {
+		t.Fatalf("window %d: %v", p.ArbitrationWindow, err)
+	}
 }

@@ -284,6 +284,12 @@ func (p Params) Validate() error {
 	if p.ArbitrationWindow > MaxRegistrationLifetime || p.ArbitrationTimeout > MaxRegistrationLifetime {
 		errs = append(errs, fmt.Errorf("arbitration_window and arbitration_timeout must be at most %d blocks", MaxRegistrationLifetime))
 	}
+	if p.ArbitrationWindow > MaxRecoverBlocks/2 {
+		// A pRuntime keeps a contract's input heights back to its oldest
+		// disputable checkpoint (docs/availability.md, "Arbitration"); over
+		// MaxRecoverBlocks a rollback would leave the contract unrecoverable.
+		errs = append(errs, fmt.Errorf("arbitration_window must be at most %d blocks (max recover blocks / 2)", MaxRecoverBlocks/2))
+	}
 	if p.ArbitrationWindow > 0 && (p.Arbiters == 0 || p.Arbiters > MaxReplicas || p.ArbitrationTimeout == 0) {
 		errs = append(errs, fmt.Errorf("arbiters must be in [1, %d] and arbitration_timeout positive when arbitration is on", MaxReplicas))
 	}

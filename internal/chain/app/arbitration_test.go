@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -117,9 +118,10 @@ func (f *arbFixture) updateAt(height int64, prev, next [32]byte, seq uint64, cha
 	return u.Height
 }
 
-func (f *arbFixture) vote(w *worker, height int64, root [32]byte) *abci.ExecTxResult {
+// vote pushes w's vote for height: root computed from prev.
+func (f *arbFixture) vote(w *worker, height int64, prev, root [32]byte) *abci.ExecTxResult {
 	f.t.Helper()
-	v := &api.StateVote{Contract: f.contract.Public(), Height: height, Root: root}
+	v := &api.StateVote{Contract: f.contract.Public(), Height: height, PrevRoot: prev, Root: root}
 	return f.pushBlock(w.identity, api.OriginWorker, api.TopicStateVote, v.Encode())
 }
 
@@ -222,10 +224,9 @@ func TestArbitrationOverturned(t *testing.T) {
 	after1 := f.snapshot()
 	h2 := f.update(r1, r2, 4, api.StateChange{Location: la, Value: val(3)}, api.StateChange{Location: lb}, api.StateChange{Location: lc, Value: val(4)})
 	accepted2 := f.height
-	f.vote(f.w1, h2, r2)    // the liar vouches for its update
-	f.vote(f.w2, h2, truth) // the honest replica computed another root
+	f.vote(f.w1, h2, r1, r2) // the liar vouches for its update
 	h3 := f.update(r2, r3, 5, api.StateChange{Location: la}, api.StateChange{Location: lc, Value: val(5)})
-	f.vote(f.w1, h3, r3)
+	f.vote(f.w1, h3, r2, r3)
 	if after1 == f.snapshot() {
 		t.Fatal("updates changed nothing")
 	}
@@ -254,7 +255,10 @@ func TestArbitrationOverturned(t *testing.T) {
 	if err != nil || at.Code != 0 || !strings.HasSuffix(after1, "|"+string(at.Value)) {
 		t.Fatalf("entries at %d are not those after the 1st update: %v %s", o.EntriesHeight, err, at.Log)
 	}
-	// A second request is refused while it is open.
+	// The honest replica computed another root (its vote would have
+	// opened the dispute by itself).
+	f.vote(f.w2, h2, r1, truth)
+	// A second request (of a later update) is refused while it is open.
 	if r := f.request(alice, h3); api.Code(r.Code) != api.CodeInvalidCall || !strings.Contains(r.Log, "already open") {
 		t.Fatalf("second request: %s %s", api.Code(r.Code), r.Log)
 	}
@@ -267,16 +271,18 @@ func TestArbitrationOverturned(t *testing.T) {
 		t.Fatalf("%d ArbitersAssigned", len(as))
 	}
 	// A stranger's vote does not count; one arbiter is not a majority of two.
-	if r := f.vote(f.gk, h2, truth); !strings.Contains(event(r, "state_vote_ignored", "reason"), "neither runs") {
+	if r := f.vote(f.gk, h2, r1, truth); !strings.Contains(event(r, "state_vote_ignored", "reason"), "neither runs") {
 		t.Fatalf("stranger's vote: %v", r.Events)
 	}
-	f.vote(f.a1, h2, truth)
+	f.vote(f.a1, h2, r1, truth)
 	if f.arbitration() == nil || len(f.topic(api.TopicArbitrationVerdict)) != 0 {
 		t.Fatal("decided on one vote of two")
 	}
 	stake1, stake2 := f.nodeStake(f.w1), f.nodeStake(f.w2)
 	before = f.account(bob.Public()).Balance
-	f.vote(f.a2, h2, truth)
+	contractOrigin := string(api.KeyOrigin(api.OriginContract, f.contract.Public()).Encode())
+	staleSeq := f.seqs[contractOrigin]
+	f.vote(f.a2, h2, r1, truth)
 	v := f.verdict()
 	if v.Outcome != api.ArbitrationOverturned || v.Root != truth || v.Height != h2 || v.RollbackHeight != h1 || v.RollbackRoot != r1 ||
 		len(v.Slashed) != 1 || v.Slashed[0] != f.w1.identity.Public() {
@@ -307,6 +313,18 @@ func TestArbitrationOverturned(t *testing.T) {
 	if got := f.account(bob.Public()).Balance; got != before+api.DefaultParams().ArbitrationBond {
 		t.Fatalf("bond not returned: %d, want %d", got, before+api.DefaultParams().ArbitrationBond)
 	}
+	// The contract's message sequence jumped: a message of the wrong
+	// history still in flight is refused as stale; the rebuilt replicas
+	// number theirs from ResumeSeq.
+	if v.ResumeSeq != staleSeq+contracts.ResumeSeqGap {
+		t.Fatalf("resume seq %d, want %d + 2^20", v.ResumeSeq, staleSeq)
+	}
+	late := &api.StateUpdate{Height: f.height, Seq: 6, Calls: 6, PrevRoot: r1, NewRoot: [32]byte{6}}
+	m := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginContract, f.contract.Public()), Topic: api.TopicContractState, Seq: staleSeq, Payload: late.Encode()}, f.contract)
+	if r := f.block(f.tx(alice, f.nonce(alice), &api.PushMessage{Message: m})).TxResults[0]; r.Code == 0 || !strings.Contains(r.Log, "next expected is "+strconv.FormatUint(v.ResumeSeq, 10)) {
+		t.Fatalf("a message of the wrong history: %d %s", r.Code, r.Log)
+	}
+	f.seqs[contractOrigin] = v.ResumeSeq
 	// The chain goes on from the rolled-back checkpoint: the next update
 	// links to r1; the undone heights cannot be disputed.
 	f.update(r1, [32]byte{7}, 5, api.StateChange{Location: lc, Value: val(9)})
@@ -317,25 +335,24 @@ func TestArbitrationOverturned(t *testing.T) {
 
 // An upheld update: the arbiters compute the disputed root, so the bond
 // is paid to them (split evenly) and the update may not be disputed
-// again; the replica that voted another root (its vote reaching the
-// chain before the update) is slashed and removed.
+// again; the replica that voted another root from the same previous root
+// is slashed and removed.
 func TestArbitrationUpheld(t *testing.T) {
 	f := newArbFixture(t, func(p *api.Params) { p.ArbitrationBond = 11 })
 	r1 := [32]byte{1}
-	h1 := f.height
-	f.vote(f.w2, h1, [32]byte{9})
-	f.updateAt(h1, api.EmptyStateRoot, r1, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
-	f.vote(f.w1, h1, r1)
+	h1 := f.update(api.EmptyStateRoot, r1, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
+	f.vote(f.w1, h1, api.EmptyStateRoot, r1)
 	after := f.snapshot()
 	if r := f.request(bob, h1); r.Code != 0 {
 		t.Fatalf("request: %s", r.Log)
 	}
+	f.vote(f.w2, h1, api.EmptyStateRoot, [32]byte{9})
 	f.arbiterGrant(h1, f.keyGrant(f.a1, f.a2))
 	stake1, stake2 := f.nodeStake(f.w1), f.nodeStake(f.w2)
-	f.vote(f.a1, h1, r1)
-	f.vote(f.a2, h1, r1)
+	f.vote(f.a1, h1, api.EmptyStateRoot, r1)
+	f.vote(f.a2, h1, api.EmptyStateRoot, r1)
 	v := f.verdict()
-	if v.Outcome != api.ArbitrationUpheld || v.Root != r1 || v.RollbackHeight != h1 || v.RollbackRoot != r1 || len(v.Slashed) != 1 || v.Slashed[0] != f.w2.identity.Public() {
+	if v.Outcome != api.ArbitrationUpheld || v.Root != r1 || v.RollbackHeight != h1 || v.RollbackRoot != r1 || len(v.Slashed) != 1 || v.Slashed[0] != f.w2.identity.Public() || v.ResumeSeq != 0 {
 		t.Fatalf("verdict %+v", v)
 	}
 	if f.snapshot() != after {
@@ -479,7 +496,7 @@ func TestArbiterGrantValidation(t *testing.T) {
 		t.Fatalf("arbiters %v", a.Arbiters)
 	}
 	// One arbiter of one is a majority.
-	f.vote(f.a2, h1, [32]byte{1})
+	f.vote(f.a2, h1, api.EmptyStateRoot, [32]byte{1})
 	if v := f.verdict(); v.Outcome != api.ArbitrationUpheld {
 		t.Fatalf("verdict %+v", v)
 	}
@@ -512,11 +529,184 @@ func TestArbitrationSameBlockUpdates(t *testing.T) {
 		t.Fatalf("opened %+v %v (h1 %d, accepted %d)", o, err, h1, accepted)
 	}
 	f.arbiterGrant(h3, f.keyGrant(f.a1))
-	f.vote(f.a1, h3, [32]byte{8})
+	f.vote(f.a1, h3, r1, [32]byte{8})
 	if v := f.verdict(); v.Outcome != api.ArbitrationOverturned || v.RollbackHeight != h1 || v.RollbackRoot != r1 {
 		t.Fatalf("verdict %+v", v)
 	}
 	if f.snapshot() != before {
 		t.Fatal("not rolled back to the checkpoint before the block")
+	}
+}
+
+// A vote computed from another previous root is no evidence: the liar's
+// wrong update at h2 is accepted, its next at h3 builds on it; the honest
+// replica votes h3 from its own (true) previous root. A dispute of h3 that
+// the arbiters uphold (they replay from the chain's checkpoint, the
+// liar's) slashes nobody.
+func TestArbitrationVoteFromAnotherRoot(t *testing.T) {
+	f := newArbFixture(t, nil)
+	r1, r2, r3, t2, t3 := [32]byte{1}, [32]byte{2}, [32]byte{3}, [32]byte{0xe2}, [32]byte{0xe3}
+	h1 := f.update(api.EmptyStateRoot, r1, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
+	f.vote(f.w1, h1, api.EmptyStateRoot, r1)
+	f.vote(f.w2, h1, api.EmptyStateRoot, r1)
+	h2 := f.update(r1, r2, 2, api.StateChange{Location: [32]byte{2}, Value: val(2)})
+	f.vote(f.w1, h2, r1, r2)
+	h3 := f.update(r2, r3, 3, api.StateChange{Location: [32]byte{3}, Value: val(3)})
+	f.vote(f.w1, h3, r2, r3)
+	f.vote(f.w2, h3, t2, t3) // from its true root after h2
+	if f.arbitration() != nil {
+		t.Fatal("a vote from another root opened a dispute")
+	}
+	if r := f.request(bob, h3); r.Code != 0 {
+		t.Fatal(r.Log)
+	}
+	f.arbiterGrant(h3, f.keyGrant(f.a1))
+	stake2 := f.nodeStake(f.w2)
+	f.vote(f.a1, h3, r2, r3)
+	if v := f.verdict(); v.Outcome != api.ArbitrationUpheld || len(v.Slashed) != 0 {
+		t.Fatalf("verdict %+v", v)
+	}
+	if f.nodeStake(f.w2) != stake2 || len(f.record().Workers) != 2 {
+		t.Fatalf("honest replica slashed or removed: stake %d (was %d), workers %v", f.nodeStake(f.w2), stake2, f.record().Workers)
+	}
+}
+
+// An overturn removes every replica that did not vouch for the
+// arbiters' root from the update's previous root: the one that voted
+// nothing (the update is signed by the contract's key: only votes
+// attribute it) is removed but neither slashed nor excluded; the one that
+// voted the arbiters' root stays.
+func TestArbitrationOverturnRemovesSilentReplicas(t *testing.T) {
+	f := newArbFixture(t, nil)
+	r1, truth := [32]byte{1}, [32]byte{0xee}
+	h1 := f.update(api.EmptyStateRoot, r1, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
+	if r := f.request(alice, h1); r.Code != 0 {
+		t.Fatal(r.Log)
+	}
+	f.vote(f.w2, h1, api.EmptyStateRoot, truth)
+	f.arbiterGrant(h1, f.keyGrant(f.a1))
+	stake1 := f.nodeStake(f.w1)
+	f.vote(f.a1, h1, api.EmptyStateRoot, truth)
+	v := f.verdict()
+	if v.Outcome != api.ArbitrationOverturned || len(v.Slashed) != 0 || v.ResumeSeq == 0 {
+		t.Fatalf("verdict %+v", v)
+	}
+	rec := f.record()
+	if len(rec.Workers) != 1 || rec.Workers[0] != f.w2.identity.Public() || slices.Contains(rec.Excluded, f.w1.identity.Public()) {
+		t.Fatalf("workers %v excluded %v", rec.Workers, rec.Excluded)
+	}
+	if f.nodeStake(f.w1) != stake1 {
+		t.Fatalf("the silent replica was slashed: %d, was %d", f.nodeStake(f.w1), stake1)
+	}
+	var removed bool
+	for _, p := range f.topic(api.TopicContractDeployed) {
+		d, err := api.DecodeContractDeployed(p)
+		removed = removed || (err == nil && d.Reason == api.RemovedByArbitration && len(d.Removed) == 1 && d.Removed[0] == f.w1.identity.Public())
+	}
+	if !removed {
+		t.Fatal("no ContractDeployed removing the silent replica")
+	}
+}
+
+// Disputes the chain opens by itself, and take-overs: a request of an
+// earlier update than the open dispute's expires it (its bond returned)
+// and opens its own; a replica's vote contradicting an accepted update
+// (same previous root, another root) opens a dispute without requester
+// or bond, taking over a later one too; so does a contradicting vote
+// that reached the chain before the update.
+func TestArbitrationAutomaticAndTakeover(t *testing.T) {
+	f := newArbFixture(t, nil)
+	r1, r2, r3 := [32]byte{1}, [32]byte{2}, [32]byte{3}
+	h1 := f.update(api.EmptyStateRoot, r1, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
+	h2 := f.update(r1, r2, 2, api.StateChange{Location: [32]byte{2}, Value: val(2)})
+	h3 := f.update(r2, r3, 3, api.StateChange{Location: [32]byte{3}, Value: val(3)})
+	fee := api.DefaultParams().MinFee(2048)
+	opened := func(height int64, requester crypto.PublicKey) {
+		t.Helper()
+		ps := f.topic(api.TopicArbitrationOpened)
+		if len(ps) != 1 {
+			t.Fatalf("%d ArbitrationOpened", len(ps))
+		}
+		o, err := api.DecodeArbitrationOpened(ps[0])
+		if err != nil || o.Height != height || o.Requester != requester {
+			t.Fatalf("opened %+v %v, want height %d", o, err, height)
+		}
+	}
+	expired := func(height int64) {
+		t.Helper()
+		if v := f.verdict(); v.Outcome != api.ArbitrationExpired || v.Height != height || v.ResumeSeq != 0 {
+			t.Fatalf("verdict %+v, want the dispute of %d expired", v, height)
+		}
+	}
+	before := f.account(bob.Public()).Balance
+	if r := f.request(bob, h3); r.Code != 0 {
+		t.Fatal(r.Log)
+	}
+	// A vote contradicting a later update than the open dispute's does
+	// not take over; neither does a request of a later or the same height.
+	f.vote(f.w2, h3, r2, [32]byte{0xe3})
+	if a := f.arbitration(); a == nil || a.Height != h3 || len(f.topic(api.TopicArbitrationOpened)) != 0 {
+		t.Fatalf("dispute %+v", a)
+	}
+	if r := f.request(alice, h3); !strings.Contains(r.Log, "already open") {
+		t.Fatalf("same height: %s", r.Log)
+	}
+	// Alice disputes an earlier update: Bob's dispute expires, his bond returns.
+	if r := f.request(alice, h2); r.Code != 0 {
+		t.Fatal(r.Log)
+	}
+	expired(h3)
+	opened(h2, alice.Public())
+	if got := f.account(bob.Public()).Balance; got != before-fee {
+		t.Fatalf("bob's balance %d, want %d", got, before-fee)
+	}
+	// A replica's vote contradicting the first update opens its dispute.
+	f.vote(f.w2, h1, api.EmptyStateRoot, [32]byte{0xe1})
+	expired(h2)
+	opened(h1, crypto.PublicKey{})
+	if a := f.arbitration(); a == nil || a.Height != h1 || a.Bond != 0 || a.Requester != (crypto.PublicKey{}) {
+		t.Fatalf("dispute %+v", a)
+	}
+
+	// A contradicting vote that reached the chain before its update.
+	g := newArbFixture(t, nil)
+	h := g.height
+	g.vote(g.w2, h, api.EmptyStateRoot, [32]byte{0xe1})
+	if g.arbitration() != nil {
+		t.Fatal("a dispute before the update")
+	}
+	g.updateAt(h, api.EmptyStateRoot, r1, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
+	if a := g.arbitration(); a == nil || a.Height != h || a.Root != r1 || len(g.topic(api.TopicArbitrationOpened)) != 1 {
+		t.Fatalf("dispute %+v", a)
+	}
+}
+
+// Votes are accepted only for a height with a disputable update, or
+// early (before the update reaches the chain) up to twice the contract's
+// checkpoint interval after its checkpoint: a worker cannot fill the
+// state with votes for arbitrary heights. A worker's first vote for a
+// height stands.
+func TestStateVoteBounds(t *testing.T) {
+	f := newArbFixture(t, nil)
+	limit := int64(2 * api.DefaultCheckpointInterval) // the checkpoint is at 0
+	for f.height <= limit+1 {
+		f.block()
+	}
+	for _, c := range []struct {
+		height int64
+		want   string
+	}{
+		{limit + 1, "no disputable update"},
+		{-1, "no disputable update"}, // this very block (set below)
+		{limit, ""},
+		{limit, "already voted"},
+	} {
+		if c.height < 0 {
+			c.height = f.height + 1
+		}
+		r := f.vote(f.w1, c.height, api.EmptyStateRoot, [32]byte{1})
+		if got := event(r, "state_vote_ignored", "reason"); (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("vote for %d: ignored %q, want %q", c.height, got, c.want)
+		}
 	}
 }

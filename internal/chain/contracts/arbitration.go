@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 
@@ -23,8 +24,41 @@ import (
 // Params.ArbitrationWindow blocks, its undo record ("cx/<contract><height
 // BE>": enough to restore the entries and the checkpoint record as they
 // were before it) and the workers' votes on its root ("cv/<contract><height
-// BE><worker>" → root); a dispute open on a contract is its arbitration
-// record ("ca/<contract>", api.Arbitration).
+// BE><worker>" → the vote's previous root then its root, 64 bytes); a
+// dispute open on a contract is its arbitration record ("ca/<contract>",
+// api.Arbitration).
+
+// ResumeSeqGap is how far an overturn moves the contract's next message
+// sequence (api.ArbitrationVerdict.ResumeSeq = the next sequence + 2^20):
+// far more messages than the contract's replicas can have signed in the
+// wrong history and not yet landed, so every one of them is refused as
+// stale (mq.SkipTo) and the rebuilt replicas number theirs from ResumeSeq.
+const ResumeSeqGap = 1 << 20
+
+// voteValue is the stored form of a vote: its previous root, its root.
+func voteValue(v *api.StateVote) []byte { return append(bytes.Clone(v.PrevRoot[:]), v.Root[:]...) }
+
+// loadVote returns worker's recorded vote for contract's height (ok
+// false: none).
+func loadVote(kv store.KV, contract crypto.PublicKey, height int64, worker crypto.PublicKey) (prev, root [32]byte, ok bool) {
+	return splitVote(kv.Get(voteKey(contract, height, worker)))
+}
+
+func splitVote(v []byte) (prev, root [32]byte, ok bool) {
+	if len(v) != 64 {
+		return prev, root, false
+	}
+	return [32]byte(v[:32]), [32]byte(v[32:]), true
+}
+
+// prevRoot is the root the update of u started from (api.EmptyStateRoot
+// for a contract's first update).
+func (u *undoRecord) prevRoot() [32]byte {
+	if u.Prev == nil {
+		return api.EmptyStateRoot
+	}
+	return u.Prev.Root
+}
 
 // undoRecord is what applying one state update overwrote: the checkpoint
 // record before it (Prev; nil: the contract had none, it was its first
@@ -194,6 +228,21 @@ func keepUndo(ctx *block.Context, contract crypto.PublicKey, height int64, u *un
 		ctx.KV.Set(undoKey(contract, height), u.encode())
 	}
 	prune(ctx, contract)
+	if u == nil {
+		return
+	}
+	// Votes that reached the chain before the update may contradict it.
+	rec := Record(ctx.KV, contract)
+	var contra []*api.StateVote
+	store.Iterate(ctx.KV, voteHeightPrefix(contract, height), func(k, val []byte) bool {
+		if prev, root, ok := splitVote(val); ok && rec != nil && slices.Contains(rec.Workers, crypto.PublicKey(k[len(k)-32:])) {
+			contra = append(contra, &api.StateVote{Contract: contract, Height: height, PrevRoot: prev, Root: root})
+		}
+		return true
+	})
+	for _, v := range contra {
+		autoDispute(ctx, v, u)
+	}
 }
 
 // prune deletes contract's undo records accepted more than
@@ -265,16 +314,19 @@ func deleteVotes(ctx *block.Context, contract crypto.PublicKey, from, to int64, 
 }
 
 // OnVote records a worker's api.StateVote (pushed as the worker's own
-// message, so attributable) as "cv/<contract><height><worker>" → root:
-// a current worker's vote for a height whose update is still disputable
-// (its undo record is kept) or not yet on chain (after the checkpoint,
-// before this block), or an assigned arbiter's vote for the height its
-// dispute is about; an arbiter's vote may decide the dispute (decide).
-// A worker's first vote for a height stands. Anything else is ignored
-// with a state_vote_ignored event: a malformed vote, an unknown contract,
-// a voter that neither runs the contract nor arbitrates that height, a
-// replica's vote while arbitration is off (Params.ArbitrationWindow 0) or
-// for a height not disputable.
+// message, so attributable) as "cv/<contract><height><worker>" → previous
+// root, root: a current worker's vote for a height whose update is still
+// disputable (its undo record is kept) or not yet on chain (an early
+// vote: after the checkpoint by at most twice the contract's checkpoint
+// interval, before this block), or an assigned arbiter's vote for the
+// height its dispute is about; an arbiter's vote may decide the dispute
+// (decide). A worker's first vote for a height stands. A current
+// worker's vote that contradicts an accepted update (same previous root,
+// another root) opens a dispute of it by itself (autoDispute). Anything
+// else is ignored with a state_vote_ignored event: a malformed vote, an
+// unknown contract, a voter that neither runs the contract nor
+// arbitrates that height, a replica's vote while arbitration is off
+// (Params.ArbitrationWindow 0) or for a height not disputable.
 func OnVote(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 	v, err := api.DecodeStateVote(payload)
 	if err != nil {
@@ -296,7 +348,7 @@ func OnVote(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 	}
 	a := loadArbitration(ctx.KV, v.Contract)
 	if a != nil && a.Height == v.Height && slices.Contains(a.Arbiters, worker) {
-		ctx.KV.Set(key, v.Root[:])
+		ctx.KV.Set(key, voteValue(v))
 		ctx.Event("arbiter_vote", "contract", v.Contract.Hex(), "worker", worker.Hex(), "height", strconv.FormatInt(v.Height, 10))
 		decide(ctx, v.Contract, a)
 		return
@@ -309,19 +361,52 @@ func OnVote(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 		ignore("arbitration is off (arbitration_window 0)")
 		return
 	}
-	if ctx.KV.Get(undoKey(v.Contract, v.Height)) == nil {
-		if cp := currentCheckpoint(ctx.KV, v.Contract); v.Height <= cp.Height || v.Height >= ctx.Height {
-			ignore(fmt.Sprintf("no disputable update at that height (checkpoint at %d)", cp.Height))
+	u := loadUndo(ctx.KV, v.Contract, v.Height)
+	if u == nil {
+		interval := int64(rec.CheckpointInterval) // at most api.MaxCheckpointInterval
+		if interval == 0 {
+			interval = api.DefaultCheckpointInterval
+		}
+		if cp := currentCheckpoint(ctx.KV, v.Contract); v.Height <= cp.Height || v.Height >= ctx.Height || v.Height-cp.Height > 2*interval {
+			ignore(fmt.Sprintf("no disputable update at that height (checkpoint at %d, early votes up to %d blocks after it)", cp.Height, 2*interval))
 			return
 		}
 	}
-	ctx.KV.Set(key, v.Root[:])
+	ctx.KV.Set(key, voteValue(v))
+	if u != nil {
+		autoDispute(ctx, v, u)
+	}
+}
+
+// autoDispute opens, with no requester (the zero key) and no bond, the
+// dispute of the update u of v.Contract at v.Height when the vote v of a
+// current worker contradicts it (same previous root, another root),
+// the update is still disputable (within Params.ArbitrationWindow, not
+// upheld) and no dispute of the contract is open but one of a later
+// height (which it takes over: that one expires).
+func autoDispute(ctx *block.Context, v *api.StateVote, u *undoRecord) {
+	window := int64(ctx.Params.ArbitrationWindow)
+	if window == 0 || u.Settled || ctx.Height-u.Accepted > window || v.PrevRoot != u.prevRoot() || v.Root == u.Root {
+		return
+	}
+	if _, err := live(ctx.KV, v.Contract); err != nil {
+		return
+	}
+	if a := loadArbitration(ctx.KV, v.Contract); a != nil && a.Height <= v.Height {
+		return
+	}
+	if err := open(ctx, v.Contract, v.Height, u, crypto.PublicKey{}, 0); err != nil {
+		panic(fmt.Sprintf("open the dispute of %s at %d: %v", v.Contract.Hex(), v.Height, err)) // a module message of bounded size
+	}
 }
 
 // Request opens a dispute of a contract's state update
-// (api.ArbitrationRequest, call 60). Errors (each wraps
+// (api.ArbitrationRequest, call 60). A dispute of an earlier update than
+// the open one takes over: the open one expires (api.ArbitrationExpired,
+// its bond returned). Errors (each wraps
 // api.ErrInvalidCall; nothing changes): the contract is not deployed or
-// failed; api.ErrArbitrationOpen when a dispute of the contract is open;
+// failed; api.ErrArbitrationOpen when a dispute of the contract at the
+// same or an earlier height is open;
 // api.ErrArbitrationClosed when no update of that height is on record,
 // its acceptance is more than Params.ArbitrationWindow blocks old, or the
 // arbiters already upheld it; api.ErrInsufficientBalance when the signer,
@@ -333,7 +418,7 @@ func Request(ctx *block.Context, signer crypto.PublicKey, c *api.ArbitrationRequ
 	if err != nil {
 		return err
 	}
-	if a := loadArbitration(ctx.KV, c.Contract); a != nil {
+	if a := loadArbitration(ctx.KV, c.Contract); a != nil && a.Height <= c.Height {
 		return fmt.Errorf("%w: the dispute of its update at height %d, opened at block %d", api.ErrArbitrationOpen, a.Height, a.Opened)
 	}
 	window := int64(ctx.Params.ArbitrationWindow)
@@ -357,14 +442,25 @@ func Request(ctx *block.Context, signer crypto.PublicKey, c *api.ArbitrationRequ
 			return fmt.Errorf("arbitration bond: %w", err)
 		}
 	}
-	a := &api.Arbitration{Height: c.Height, Root: u.Root, PrevRoot: api.EmptyStateRoot, EntriesHeight: u.Accepted - 1, Requester: signer, Bond: bond, Opened: ctx.Height}
+	return open(ctx, c.Contract, c.Height, u, signer, bond)
+}
+
+// open records the dispute of contract's update u at height (requester
+// posted bond; the zero key and 0 for a dispute the chain opened) and
+// announces it, after expiring the open dispute of a later height if any.
+func open(ctx *block.Context, contract crypto.PublicKey, height int64, u *undoRecord, requester crypto.PublicKey, bond uint64) error {
+	if old := loadArbitration(ctx.KV, contract); old != nil {
+		ctx.Event("arbitration_superseded", "contract", contract.Hex(), "height", strconv.FormatInt(old.Height, 10), "by", strconv.FormatInt(height, 10))
+		closeArbitration(ctx, contract, old, api.ArbitrationExpired, [32]byte{})
+	}
+	a := &api.Arbitration{Height: height, Root: u.Root, PrevRoot: api.EmptyStateRoot, EntriesHeight: u.Accepted - 1, Requester: requester, Bond: bond, Opened: ctx.Height}
 	// The state at EntriesHeight holds the entries of the checkpoint
 	// before every update accepted in the disputed update's block (two
 	// updates of a contract can land in one block): the arbiters rebuild
 	// from the first of them's previous checkpoint and replay from there.
 	for prev := u.Prev; prev != nil; {
 		a.PrevHeight, a.PrevRoot = prev.Height, prev.Root
-		pu := loadUndo(ctx.KV, c.Contract, prev.Height)
+		pu := loadUndo(ctx.KV, contract, prev.Height)
 		if pu == nil || pu.Accepted != u.Accepted {
 			break
 		}
@@ -373,9 +469,9 @@ func Request(ctx *block.Context, signer crypto.PublicKey, c *api.ArbitrationRequ
 			a.PrevHeight, a.PrevRoot = 0, api.EmptyStateRoot
 		}
 	}
-	ctx.KV.Set(api.ArbitrationKey(c.Contract), a.Encode())
-	ctx.Event("arbitration_opened", "contract", c.Contract.Hex(), "height", strconv.FormatInt(c.Height, 10), "requester", signer.Address(), "bond", strconv.FormatUint(bond, 10))
-	o := &api.ArbitrationOpened{Contract: c.Contract, Height: a.Height, Root: a.Root, PrevHeight: a.PrevHeight, PrevRoot: a.PrevRoot, EntriesHeight: a.EntriesHeight, Requester: signer}
+	ctx.KV.Set(api.ArbitrationKey(contract), a.Encode())
+	ctx.Event("arbitration_opened", "contract", contract.Hex(), "height", strconv.FormatInt(height, 10), "requester", requester.Address(), "bond", strconv.FormatUint(bond, 10))
+	o := &api.ArbitrationOpened{Contract: contract, Height: a.Height, Root: a.Root, PrevHeight: a.PrevHeight, PrevRoot: a.PrevRoot, EntriesHeight: a.EntriesHeight, Requester: requester}
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicArbitrationOpened, o.Encode())
 }
 
@@ -458,13 +554,13 @@ func decide(ctx *block.Context, contract crypto.PublicKey, a *api.Arbitration) {
 	var roots [][32]byte
 	var counts []int
 	for _, w := range a.Arbiters {
-		v := ctx.KV.Get(voteKey(contract, a.Height, w))
-		if len(v) != 32 {
+		_, root, ok := loadVote(ctx.KV, contract, a.Height, w)
+		if !ok {
 			continue
 		}
-		i := slices.Index(roots, [32]byte(v))
+		i := slices.Index(roots, root)
 		if i < 0 {
-			roots, counts, i = append(roots, [32]byte(v)), append(counts, 0), len(roots)
+			roots, counts, i = append(roots, root), append(counts, 0), len(roots)
 		}
 		counts[i]++
 		if counts[i] >= len(a.Arbiters)/2+1 {
@@ -484,11 +580,18 @@ func decide(ctx *block.Context, contract crypto.PublicKey, a *api.Arbitration) {
 // disputed again; overturned, every update of the contract after the
 // dispute's previous checkpoint (a.PrevHeight: the disputed update and
 // those after it, and those accepted in its block before it) is undone
-// (rollback) and the bond returned; expired,
+// (rollback), the bond returned, and the contract's next message
+// sequence moved ResumeSeqGap ahead (the verdict's ResumeSeq); expired,
 // the bond is returned. Upheld or overturned, every worker whose vote for
-// the disputed height (not an arbiter's) is not root is slashed
+// the disputed height (not an arbiter's) started from the disputed
+// update's previous root and is not root is slashed
 // Params.ArbitrationSlashPPM of its stake, and those still running the
-// contract are removed from it and excluded. It announces
+// contract are removed from it and excluded (a vote from another
+// previous root is no evidence: its worker followed another history).
+// Overturned, every other current worker without a vote of root from
+// that previous root is removed too, neither slashed nor excluded: the
+// wrong update is signed by the contract's key, only votes attribute it,
+// and a worker that withheld its vote may be the liar. It announces
 // api.ArbitrationVerdict and deletes the record, the dispute's votes
 // (all votes of the height; after an overturn every height undone; after
 // an expiry the arbiters' only), and the undo records no longer needed.
@@ -502,6 +605,9 @@ func closeArbitration(ctx *block.Context, contract crypto.PublicKey, a *api.Arbi
 			panic(fmt.Sprintf("arbitration of %s: pay back %d held units: %v", contract.Hex(), amount, err)) // held units came from balances: no overflow
 		}
 	}
+	// The disputed update's own previous root (read before a rollback
+	// deletes its undo record; an open dispute keeps it).
+	disputed := loadUndo(ctx.KV, contract, a.Height)
 	v := &api.ArbitrationVerdict{Contract: contract, Height: a.Height, Outcome: outcome, Root: root}
 	name := "expired"
 	switch outcome {
@@ -509,7 +615,7 @@ func closeArbitration(ctx *block.Context, contract crypto.PublicKey, a *api.Arbi
 		name = "upheld"
 		var paid []crypto.PublicKey
 		for _, w := range a.Arbiters {
-			if bytes.Equal(ctx.KV.Get(voteKey(contract, a.Height, w)), root[:]) {
+			if _, r, ok := loadVote(ctx.KV, contract, a.Height, w); ok && r == root {
 				paid = append(paid, w)
 			}
 		}
@@ -521,41 +627,59 @@ func closeArbitration(ctx *block.Context, contract crypto.PublicKey, a *api.Arbi
 			}
 			credit(w, amount)
 		}
-		if u := loadUndo(ctx.KV, contract, a.Height); u != nil {
-			u.Settled = true
-			ctx.KV.Set(undoKey(contract, a.Height), u.encode())
+		if disputed != nil {
+			disputed.Settled = true
+			ctx.KV.Set(undoKey(contract, a.Height), disputed.encode())
 		}
 	case api.ArbitrationOverturned:
 		name = "overturned"
 		rollback(ctx, contract, a.PrevHeight+1)
 		credit(a.Requester, a.Bond)
+		o := api.KeyOrigin(api.OriginContract, contract)
+		next := mq.NextSeq(ctx.KV, o)
+		if next > math.MaxUint64-ResumeSeqGap {
+			panic(fmt.Sprintf("contract %s: message sequence %d exhausted", contract.Hex(), next)) // 2^64 messages: unreachable
+		}
+		v.ResumeSeq = next + ResumeSeqGap
+		mq.SkipTo(ctx.KV, o, v.ResumeSeq)
 	default:
 		credit(a.Requester, a.Bond)
 	}
-	if outcome != api.ArbitrationExpired {
+	if outcome != api.ArbitrationExpired && disputed != nil {
+		from := disputed.prevRoot()
 		store.Iterate(ctx.KV, voteHeightPrefix(contract, a.Height), func(k, val []byte) bool {
 			w := crypto.PublicKey(k[len(k)-32:])
-			if !slices.Contains(a.Arbiters, w) && !bytes.Equal(val, root[:]) {
+			if prev, r, ok := splitVote(val); ok && !slices.Contains(a.Arbiters, w) && prev == from && r != root {
 				v.Slashed = append(v.Slashed, w)
 			}
 			return true
 		})
 		rec := Record(ctx.KV, contract)
-		var removed []crypto.PublicKey
+		var removed, excluded []crypto.PublicKey
 		for _, w := range v.Slashed {
 			staking.Slash(ctx, w, ctx.Params.ArbitrationSlashPPM, api.RemovedByArbitration)
 			if slices.Contains(rec.Workers, w) {
-				removed = append(removed, w)
+				excluded = append(excluded, w)
+			}
+		}
+		removed = append(removed, excluded...)
+		if outcome == api.ArbitrationOverturned {
+			for _, w := range rec.Workers {
+				if prev, r, ok := loadVote(ctx.KV, contract, a.Height, w); !slices.Contains(excluded, w) && (!ok || prev != from || r != root) {
+					removed = append(removed, w)
+				}
 			}
 		}
 		if len(v.Slashed) > 2*api.MaxReplicas { // the verdict lists at most that many (votes of workers since replaced add up)
 			v.Slashed = v.Slashed[:2*api.MaxReplicas]
 		}
-		if len(removed) > 0 {
-			rec.Excluded = append(rec.Excluded, removed...)
+		if len(excluded) > 0 {
+			rec.Excluded = append(rec.Excluded, excluded...)
 			if n := len(rec.Excluded); n > api.MaxExcludedWorkers {
 				rec.Excluded = rec.Excluded[n-api.MaxExcludedWorkers:]
 			}
+		}
+		if len(removed) > 0 {
 			removeWorkers(ctx, rec, removed, api.RemovedByArbitration)
 		}
 	}

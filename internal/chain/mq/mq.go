@@ -38,6 +38,18 @@ func NextSeq(kv store.KV, o api.Origin) uint64 {
 	return n
 }
 
+// SkipTo moves o's next sequence forward to next (nothing when it is
+// already at or past next): every message of o with a sequence below next
+// is then refused as stale (api.ErrAlreadyAccepted), and o's next message
+// must carry next. The contracts module uses it when an arbitration
+// overturns a contract's state update (docs/availability.md,
+// "Arbitration"): the messages of the wrong history still in flight die.
+func SkipTo(kv store.KV, o api.Origin, next uint64) {
+	if next > NextSeq(kv, o) {
+		setNextSeq(kv, o, next)
+	}
+}
+
 func setNextSeq(kv store.KV, o api.Origin, n uint64) {
 	kv.Set(api.NextSeqKey(o), binary.AppendUvarint(nil, n))
 }

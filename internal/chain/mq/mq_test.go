@@ -100,6 +100,20 @@ func TestNextSeq(t *testing.T) {
 	}
 }
 
+// SkipTo only moves a sequence forward.
+func TestSkipTo(t *testing.T) {
+	o := api.ModuleOrigin("registry")
+	mem := memKV{}
+	SkipTo(mem, o, 7)
+	if got := NextSeq(mem, o); got != 7 {
+		t.Fatalf("after SkipTo(7): %d", got)
+	}
+	SkipTo(mem, o, 3)
+	if got := NextSeq(mem, o); got != 7 {
+		t.Fatalf("SkipTo moved back: %d", got)
+	}
+}
+
 func TestEmitSequencesPerOrigin(t *testing.T) {
 	mem := memKV{}
 	ctx, cache := newContext(mem)
