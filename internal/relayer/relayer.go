@@ -385,7 +385,9 @@ func (r *Relayer) resume(ctx context.Context) error {
 	if id != r.identity {
 		r.log.Info("pRuntime", "role", info.Role, "identity", id.Hex(), "synced", info.Synced, "dispatched", info.Dispatched, "egress", info.Egress)
 		r.mu.Lock()
-		r.reg = regState{} // another pRuntime: nothing known of its registration
+		// Another pRuntime (a new identity, e.g. after its data was
+		// wiped): nothing is known of its registration or its stake.
+		r.reg, r.stake = regState{}, stakeState{}
 		r.mu.Unlock()
 	} else {
 		r.log.Info("resuming from pRuntime's heights", "synced", info.Synced, "dispatched", info.Dispatched)

@@ -1,6 +1,9 @@
 package relayer_test
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,4 +67,34 @@ func TestStakeAfterRegistration(t *testing.T) {
 	if l := stakeLedger(t, ev, charlie.Public()); l.Bonded != 0 || len(l.Allocations) != 1 {
 		t.Fatalf("ledger after topping up: %+v", l)
 	}
+}
+
+// A pRuntime whose data was wiped comes back behind the same endpoint
+// with a new identity: the relayer registers it and stakes it too (the
+// stake done for the old identity does not count).
+func TestStakeFollowsANewIdentity(t *testing.T) {
+	ev := newEnv(t, false, testnet.Options{})
+	rt := ev.startRuntime(t)
+	var h atomic.Pointer[http.Handler]
+	first := rt.srv.Config.Handler
+	h.Store(&first)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	run := startRelayer(t, ev.net.RPC(0), srv.URL, charlie, func(c *relayer.Config) { c.Stake = 150 * api.Unit; c.Register = true })
+	old := rt.e.Identity()
+	testnet.WaitFor(t, 30*time.Second, "the first identity staked", func() (bool, error) {
+		return stakeLedger(t, ev, charlie.Public()).Allocated(old) == 150*api.Unit, nil
+	})
+	// Wiped: a new engine in a fresh directory, same endpoint.
+	ev.dir = t.TempDir()
+	fresh := ev.startRuntime(t)
+	if fresh.e.Identity() == old {
+		t.Fatal("a wiped pRuntime kept its identity")
+	}
+	next := fresh.srv.Config.Handler
+	h.Store(&next)
+	testnet.WaitFor(t, 60*time.Second, "the new identity staked", func() (bool, error) {
+		return stakeLedger(t, ev, charlie.Public()).Allocated(fresh.e.Identity()) == 150*api.Unit, nil
+	})
+	run.stop(t)
 }
