@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -221,6 +222,12 @@ func TestRecoveryAfterLosingEveryWorker(t *testing.T) {
 	rec = h.record(t)
 	if !slices.Equal(rec.Workers, []crypto.PublicKey{w2.Identity()}) || !slices.Contains(rec.Excluded, w1.Identity()) {
 		t.Fatalf("after the reassignment: workers %v, excluded %v", rec.Workers, rec.Excluded)
+	}
+	// A query meanwhile says why it gets no answer.
+	if q, err := client.NewQuery(alice, h.id, h.ecdh, w2.Identity(), nil, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	} else if _, err := w2.Query(ctx(t), q.Query); err == nil || !strings.Contains(err.Error(), "recovering") {
+		t.Fatalf("query to a recovering worker: %v", err)
 	}
 	need := w2.Info().Recovering[0]
 	if len(need.Heights) < 2 || need.EntriesHeight == 0 {

@@ -565,17 +565,22 @@ func receiptBody(res *contracts.Result, err error) api.ReceiptBody {
 // the deadline). A query that runs out of time gets an answer with an
 // error status, like one that runs out of gas.
 func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
-	p, height, at, ok := e.queryView(q.Contract)
-	if !ok {
-		return nil, fmt.Errorf("%w: this worker does not run contract %s", ErrBadInput, q.Contract.Hex())
-	}
 	// The replay guard is this worker's: a query for another replica (or
-	// for the chain, zero) would be fresh here.
+	// for the chain, zero) would be fresh here. Checked first: a client
+	// whose record names another identity at this endpoint (this
+	// pRuntime's data was wiped) learns that, not "not running".
 	if me := e.Identity(); q.Worker != me {
 		if q.Worker == (crypto.PublicKey{}) {
 			return nil, fmt.Errorf("%w: %w: the query is for the chain only (no worker named)", ErrBadInput, contracts.ErrQueryRefused)
 		}
-		return nil, fmt.Errorf("%w: %w: the query is addressed to worker %s, this is %s", ErrBadInput, contracts.ErrQueryRefused, q.Worker.Hex(), me.Hex())
+		return nil, fmt.Errorf("%w: %w: the query is addressed to worker %s, this is %s (the endpoint now serves another pRuntime: the worker the record names is gone)", ErrBadInput, contracts.ErrQueryRefused, q.Worker.Hex(), me.Hex())
+	}
+	p, height, at, ok := e.queryView(q.Contract)
+	if !ok {
+		if e.recoveringNow(q.Contract) {
+			return nil, fmt.Errorf("%w: this worker is recovering contract %s from its on-chain checkpoint: retry shortly", ErrBadInput, q.Contract.Hex())
+		}
+		return nil, fmt.Errorf("%w: this worker does not run contract %s", ErrBadInput, q.Contract.Hex())
 	}
 	// The slot first: a query turned away busy has not used up its nonce
 	// in the replay guard, so its client may send it again.
@@ -594,6 +599,15 @@ func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.Contract
 	}
 	res, qerr := p.c.QueryView(ctx, p.view, q.From, input, height, at, QueryTimeout)
 	return p.c.Answer(ch, q, height, res, qerr), nil
+}
+
+// recoveringNow reports whether this worker is recovering contract id (a
+// query's rare path: it takes the engine's lock).
+func (e *Engine) recoveringNow(id crypto.PublicKey) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.st.recovering[id]
+	return ok
 }
 
 // ContractRoots returns the state root of every contract this worker runs.
