@@ -11,7 +11,6 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
-	"github.com/phalago/phala/crypto"
 )
 
 // arbitrationHelp explains state update arbitration in two sentences
@@ -51,9 +50,9 @@ long) for the verdict and prints it.
   phala contract arbitrate --from //Bob --wait --timeout 5m 0x1ee8... 1042`,
 		Args: exactArgs(2, "a contract id and an update height"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			contract, err := crypto.ParsePublicKey(args[0])
+			contract, err := parseContractID(args[0])
 			if err != nil {
-				return fmt.Errorf("contract id %q: %w (it is the 0x identity key `contract upload` printed)", args[0], err)
+				return err
 			}
 			height, err := strconv.ParseInt(args[1], 10, 64)
 			if err != nil || height <= 0 {

@@ -285,6 +285,8 @@ func TestCast(t *testing.T) {
 	t.Run("watch errors", func(t *testing.T) {
 		fails(t, []string{"no contract " + bob.Public().Hex(), "phala contract show"}, phala("contract", "watch", bob.Public().Hex())...)
 		fails(t, []string{"contract id", "identity key"}, phala("contract", "watch", "0x1234")...)
+		// A mistyped id of the right length is no key: said without jargon.
+		fails(t, []string{"is not a contract id", "phala contract upload"}, phala("contract", "watch", "0x"+strings.Repeat("ff", 32))...)
 		fails(t, []string{"--from-height -1", "positive"}, phala("contract", "watch", contract.Public().Hex(), "--from-height", "-1")...)
 	})
 }

@@ -319,11 +319,23 @@ func parseID32(s string) ([32]byte, error) {
 	return id, nil
 }
 
+// parseContractID reads a contract id: the 0x identity key `phala
+// contract upload` printed. A string that is no such key (a mistyped id
+// is usually 64 hex digits that are no valid key) gets an error saying
+// what to use instead, without the curve's jargon.
+func parseContractID(s string) (crypto.PublicKey, error) {
+	pk, err := crypto.ParsePublicKey(s)
+	if err != nil {
+		return pk, fmt.Errorf("%q is not a contract id: a contract id is the 0x... identity key `phala contract upload` printed (or see `phala contract show <upload id>`); this one does not decode as a key (%v)", s, err)
+	}
+	return pk, nil
+}
+
 // contract dials the node and reads a contract's record (proved).
 func (g *globals) contract(cmd *cobra.Command, ctx context.Context, id string) (*client.Client, *api.ContractRecord, error) {
-	pk, err := crypto.ParsePublicKey(id)
+	pk, err := parseContractID(id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("contract id %q: %w (it is the 0x identity key `contract upload` printed)", id, err)
+		return nil, nil, err
 	}
 	cl, err := g.dial(ctx)
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
-	"github.com/phalago/phala/crypto"
 )
 
 // contractReassignCmd is the deployer's contract_reassign: remove one
@@ -32,9 +31,9 @@ were found unresponsive.`,
 		Example: `  phala contract reassign --from //Alice 0x1ee8... 0xd435...a27d`,
 		Args:    exactArgs(2, "a contract id and a worker"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			contract, err := crypto.ParsePublicKey(args[0])
+			contract, err := parseContractID(args[0])
 			if err != nil {
-				return fmt.Errorf("contract id %q: %w (it is the 0x identity key `contract upload` printed)", args[0], err)
+				return err
 			}
 			worker, err := parseAccount("worker", args[1])
 			if err != nil {

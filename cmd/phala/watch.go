@@ -48,9 +48,9 @@ prints one JSON object per line.`,
 			if count < 0 {
 				return fmt.Errorf("--count %d: give a positive number of messages (0: no limit)", count)
 			}
-			pk, err := crypto.ParsePublicKey(args[0])
+			pk, err := parseContractID(args[0])
 			if err != nil {
-				return fmt.Errorf("contract id %q: %w (it is the 0x identity key `contract upload` printed)", args[0], err)
+				return err
 			}
 			dctx, cl, cancel, err := g.connect(cmd)
 			if err != nil {
