@@ -289,6 +289,11 @@ no gatekeeper has provisioned it, that it is pending and why.`,
 				return g.nodeError(err)
 			}
 			out := contractJSON(rec, 0)
+			interval := rec.CheckpointInterval
+			if interval == 0 {
+				interval = api.DefaultCheckpointInterval
+			}
+			out["checkpoint_interval"] = interval
 			if cp != nil {
 				out["checkpoint"] = map[string]any{"height": cp.Height, "root": hex.EncodeToString(cp.Root[:]), "entries": cp.Entries, "bytes": cp.Bytes}
 			}
@@ -298,9 +303,9 @@ no gatekeeper has provisioned it, that it is pending and why.`,
 			return g.output(cmd, out, func(w io.Writer) {
 				printContract(w, rec)
 				if cp == nil {
-					fmt.Fprintln(w, "checkpoint: none on chain yet (workers write the state every few blocks once it changes)")
+					fmt.Fprintf(w, "checkpoint: none on chain yet (workers write the state every %d blocks once it changes)\n", interval)
 				} else {
-					fmt.Fprintf(w, "checkpoint: height %d, root %x, %d encrypted entries (%d bytes) on chain\n", cp.Height, cp.Root, cp.Entries, cp.Bytes)
+					fmt.Fprintf(w, "checkpoint: height %d, root %x, %d encrypted entries (%d bytes) on chain; written every %d blocks\n", cp.Height, cp.Root, cp.Entries, cp.Bytes, interval)
 				}
 				printArbitrationLine(w, arb)
 			})

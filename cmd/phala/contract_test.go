@@ -114,6 +114,9 @@ func TestContractCLI(t *testing.T) {
 	for out := ""; ; out = ok(t, phala("contract", "show", id)...) {
 		if m := covers.FindStringSubmatch(out); m != nil {
 			if h, _ := strconv.ParseInt(m[1], 10, 64); h >= lastHeight {
+				if !strings.Contains(out, "written every 13 blocks") {
+					t.Errorf("contract show does not say the checkpoint interval:\n%s", out)
+				}
 				break
 			}
 		}
