@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/phalago/phala/api"
@@ -34,16 +36,27 @@ var (
 	ErrNoWorker = errors.New("the contract has no worker right now")
 )
 
-// notRunningHint explains a worker the contract's record names saying it
-// does not run the contract: it was just assigned and is recovering the
-// contract's state from the chain's checkpoint.
-const notRunningHint = "the record names this worker: it may be recovering the contract from its on-chain checkpoint (just assigned); retry shortly"
+// Hints added to a worker's error (explainWorkerError).
+const (
+	// notRunningHint: a worker the contract's record names says it does
+	// not run the contract (a worker recovering it says so itself).
+	notRunningHint = "the record names this worker, but it does not run the contract: it may have lost its data; the deployer can replace it with `phala contract reassign`"
+	// downHint: the worker's endpoint does not answer.
+	downHint = "the worker does not answer: it may be down; the deployer can replace it with `phala contract reassign`, and `phala contract query --on-chain` asks the replicas through the chain"
+)
 
-// explainWorkerError adds notRunningHint to a worker's error that says it
-// does not run the contract.
+// explainWorkerError adds a hint to a worker's error that says it does
+// not run the contract, or that shows its endpoint does not answer.
 func explainWorkerError(err error) error {
-	if err != nil && strings.Contains(err.Error(), "does not run contract") {
+	if err == nil {
+		return nil
+	}
+	var ne net.Error
+	switch {
+	case strings.Contains(err.Error(), "does not run contract"):
 		return fmt.Errorf("%w (%s)", err, notRunningHint)
+	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w (%s)", err, downHint)
 	}
 	return err
 }

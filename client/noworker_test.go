@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 
@@ -32,10 +33,24 @@ func TestNoWorkerError(t *testing.T) {
 func TestExplainWorkerError(t *testing.T) {
 	base := errors.New("400 Bad Request: bad input: this worker does not run contract 0x12")
 	err := explainWorkerError(base)
-	if !errors.Is(err, base) || !strings.Contains(err.Error(), "recovering the contract from its on-chain checkpoint") || !strings.Contains(err.Error(), "retry shortly") {
+	if !errors.Is(err, base) || !strings.Contains(err.Error(), "does not run the contract") || !strings.Contains(err.Error(), "phala contract reassign") {
 		t.Errorf("hint: %v", err)
 	}
-	other := errors.New("connection refused")
+	// A worker that does not answer: a real refused connection.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, derr := net.Dial("tcp", addr)
+	if derr == nil {
+		t.Skip("the closed port answered")
+	}
+	if err := explainWorkerError(derr); !errors.Is(err, derr) || !strings.Contains(err.Error(), "does not answer") || !strings.Contains(err.Error(), "--on-chain") {
+		t.Errorf("down hint: %v", err)
+	}
+	other := errors.New("400 Bad Request: the query expired")
 	if explainWorkerError(other) != other || explainWorkerError(nil) != nil {
 		t.Error("an unrelated error was changed")
 	}
