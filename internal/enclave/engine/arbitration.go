@@ -38,14 +38,6 @@ type dispute struct {
 	assigned                          bool // the chain accepted its arbiters
 }
 
-// arbitration is a dispute this worker arbitrates: the contract's key
-// until it voted.
-type arbitration struct {
-	upload [32]byte
-	seed   [crypto.SeedSize]byte
-	height int64 // the disputed update's
-}
-
 // cutHook, when set, may alter an update the worker with identity
 // worker cuts for contract id before it is signed (its root and vote
 // follow). It is nil in every build: only tests set it (a worker made to
@@ -155,7 +147,7 @@ func (e *Engine) onArbitersAssigned(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	e.st.arbitrating[a.Contract] = &arbitration{upload: g.Upload, seed: ck.Seed, height: a.Height}
+	e.st.arbitrating[a.Contract] = &heldKey{upload: g.Upload, seed: ck.Seed, height: a.Height}
 	e.log.Info("assigned to arbitrate a disputed state update", "contract", a.Contract.Short(), "height", a.Height)
 	return nil
 }
@@ -208,7 +200,7 @@ func (e *Engine) onVerdict(ctx *Context, m *api.Message) error {
 		delete(e.running, v.Contract)
 		o := api.KeyOrigin(api.OriginContract, v.Contract)
 		e.st.egress = slices.DeleteFunc(e.st.egress, func(s api.SignedMessage) bool { return s.Message.Origin == o })
-		e.st.recovering[v.Contract] = &recovery{upload: r.upload, seed: seed, since: ctx.Height}
+		e.st.recovering[v.Contract] = &heldKey{upload: r.upload, seed: seed, height: ctx.Height}
 		e.publish()
 		e.log.Warn("a state update of this contract was overturned by arbitration: rebuilding it from the rolled-back checkpoint", "contract", v.Contract.Short(), "checkpoint_height", h.cp.Height)
 	}
@@ -382,38 +374,4 @@ func (d *deployment) decodeArbitration(r *codec.Reader) {
 	}
 	d.noCutUntil = r.Varint()
 	d.resumeSeq = r.Uvarint()
-}
-
-// encodeArbitrating writes the disputes this worker arbitrates (their
-// keys: only into the sealed core).
-func (s *state) encodeArbitrating(w *codec.Writer) {
-	ids := make([]crypto.PublicKey, 0, len(s.arbitrating))
-	for id := range s.arbitrating {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b crypto.PublicKey) int { return bytes.Compare(a[:], b[:]) })
-	w.Uvarint(uint64(len(ids)))
-	for _, id := range ids {
-		a := s.arbitrating[id]
-		w.Fixed(id[:])
-		w.Fixed(a.upload[:])
-		w.Fixed(a.seed[:])
-		w.Varint(a.height)
-	}
-}
-
-func (s *state) decodeArbitrating(r *codec.Reader) {
-	n := r.Uvarint()
-	if n > uint64(r.Remaining()/(64+crypto.SeedSize)) {
-		r.Fail(codec.ErrTooLong)
-	}
-	for ; r.Err() == nil && n > 0; n-- {
-		var id crypto.PublicKey
-		a := &arbitration{}
-		r.Fixed(id[:])
-		r.Fixed(a.upload[:])
-		r.Fixed(a.seed[:])
-		a.height = r.Varint()
-		s.arbitrating[id] = a
-	}
 }

@@ -74,11 +74,14 @@ type cpMeta struct {
 	acceptedAt int64
 }
 
-// recovery is a contract this worker was assigned and is rebuilding.
-type recovery struct {
+// heldKey is a contract key this worker holds for a rebuild it waits to
+// do: a contract it was assigned and is recovering (height: the block that
+// added it), or a dispute it arbitrates (height: the disputed update's).
+// Sealed only inside the runtime core.
+type heldKey struct {
 	upload [32]byte
 	seed   [crypto.SeedSize]byte
-	since  int64 // the height that added this worker
+	height int64
 }
 
 // onDeployed follows a change of a contract's workers (every pRuntime):
@@ -155,7 +158,7 @@ func (e *Engine) takeGrant(ctx *Context, d *api.ContractDeployed, existed bool) 
 	if !existed {
 		return e.startFresh(ctx, g.Upload, ck)
 	}
-	e.st.recovering[g.Identity] = &recovery{upload: g.Upload, seed: ck.Seed, since: ctx.Height}
+	e.st.recovering[g.Identity] = &heldKey{upload: g.Upload, seed: ck.Seed, height: ctx.Height}
 	cp := e.st.checkpoints[g.Identity]
 	e.log.Info("contract assigned to this worker: recovering it from its on-chain checkpoint", "contract", g.Identity.Short(),
 		"checkpoint_height", cp.Height, "blocks_to_replay", len(e.st.inputs[g.Identity]), "reason", d.Reason)
@@ -616,36 +619,36 @@ func (s *state) decodeDeployments(r *codec.Reader) {
 	}
 }
 
-// encodeRecovering writes the contracts this worker is recovering (their
-// keys: only into the sealed core).
-func (s *state) encodeRecovering(w *codec.Writer) {
-	ids := make([]crypto.PublicKey, 0, len(s.recovering))
-	for id := range s.recovering {
+// encodeHeldKeys writes held contract keys by ascending contract id
+// (their seeds: only into the sealed core).
+func encodeHeldKeys(w *codec.Writer, m map[crypto.PublicKey]*heldKey) {
+	ids := make([]crypto.PublicKey, 0, len(m))
+	for id := range m {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
 	w.Uvarint(uint64(len(ids)))
 	for _, id := range ids {
-		rc := s.recovering[id]
+		k := m[id]
 		w.Fixed(id[:])
-		w.Fixed(rc.upload[:])
-		w.Fixed(rc.seed[:])
-		w.Varint(rc.since)
+		w.Fixed(k.upload[:])
+		w.Fixed(k.seed[:])
+		w.Varint(k.height)
 	}
 }
 
-func (s *state) decodeRecovering(r *codec.Reader) {
+func decodeHeldKeys(r *codec.Reader, m map[crypto.PublicKey]*heldKey) {
 	n := r.Uvarint()
-	if n > uint64(r.Remaining()/(96+crypto.SeedSize)) {
+	if n > uint64(r.Remaining()/(64+crypto.SeedSize)) {
 		r.Fail(codec.ErrTooLong)
 	}
 	for ; r.Err() == nil && n > 0; n-- {
 		var id crypto.PublicKey
-		rc := &recovery{}
+		k := &heldKey{}
 		r.Fixed(id[:])
-		r.Fixed(rc.upload[:])
-		r.Fixed(rc.seed[:])
-		rc.since = r.Varint()
-		s.recovering[id] = rc
+		r.Fixed(k.upload[:])
+		r.Fixed(k.seed[:])
+		k.height = r.Varint()
+		m[id] = k
 	}
 }

@@ -78,15 +78,15 @@ type state struct {
 	cpMeta    map[crypto.PublicKey]cpMeta
 	// recovering: the contracts this worker was assigned and is
 	// rebuilding from the chain (their keys; not chain-derived).
-	recovering map[crypto.PublicKey]*recovery
+	recovering map[crypto.PublicKey]*heldKey
 	// arbitrating: the disputes this worker was assigned to arbitrate
 	// (the contracts' keys until it voted; not chain-derived).
-	arbitrating map[crypto.PublicKey]*arbitration
+	arbitrating map[crypto.PublicKey]*heldKey
 }
 
 func newState() *state {
 	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, nodeStake: map[crypto.PublicKey]uint64{}, unassignable: map[crypto.PublicKey]bool{}, checkpoints: map[crypto.PublicKey]api.Checkpoint{}, lastCommand: map[crypto.PublicKey]int64{}, subnets: map[[32]byte][]crypto.PublicKey{},
-		deployed: map[crypto.PublicKey]*deployment{}, inputs: map[crypto.PublicKey][]int64{}, blockRefs: map[int64]*blockRef{}, cpMeta: map[crypto.PublicKey]cpMeta{}, recovering: map[crypto.PublicKey]*recovery{}, arbitrating: map[crypto.PublicKey]*arbitration{}}
+		deployed: map[crypto.PublicKey]*deployment{}, inputs: map[crypto.PublicKey][]int64{}, blockRefs: map[int64]*blockRef{}, cpMeta: map[crypto.PublicKey]cpMeta{}, recovering: map[crypto.PublicKey]*heldKey{}, arbitrating: map[crypto.PublicKey]*heldKey{}}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -165,8 +165,8 @@ func (s *state) encode() []byte {
 	w.U8(stateVersion)
 	w.BytesField(s.trustedHeader)
 	s.encodeChain(w)
-	s.encodeRecovering(w)
-	s.encodeArbitrating(w)
+	encodeHeldKeys(w, s.recovering)
+	encodeHeldKeys(w, s.arbitrating)
 	own := sortedKeys(s.egressSeq)
 	w.Uvarint(uint64(len(own)))
 	for _, o := range own {
@@ -217,8 +217,8 @@ func decodeState(b []byte) (*state, error) {
 	s.decodeCheckpoints(r)
 	s.decodeSubnets(r)
 	s.decodeDeployments(r)
-	s.decodeRecovering(r)
-	s.decodeArbitrating(r)
+	decodeHeldKeys(r, s.recovering)
+	decodeHeldKeys(r, s.arbitrating)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

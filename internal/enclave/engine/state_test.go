@@ -34,8 +34,8 @@ func sampleState() *state {
 	s.inputs[c] = []int64{7, 8}
 	s.blockRefs[7], s.blockRefs[8] = &blockRef{appHash: bytes.Repeat([]byte{2}, 32), time: 70, refs: 1}, &blockRef{appHash: bytes.Repeat([]byte{3}, 32), time: 80, refs: 1}
 	s.cpMeta[c] = cpMeta{egressSeq: 4, acceptedAt: 7}
-	s.recovering[c] = &recovery{upload: [32]byte{5}, seed: [crypto.SeedSize]byte{9}, since: 8}
-	s.arbitrating[k.Public()] = &arbitration{upload: [32]byte{5}, seed: [crypto.SeedSize]byte{8}, height: 6}
+	s.recovering[c] = &heldKey{upload: [32]byte{5}, seed: [crypto.SeedSize]byte{9}, height: 8}
+	s.arbitrating[k.Public()] = &heldKey{upload: [32]byte{5}, seed: [crypto.SeedSize]byte{8}, height: 6}
 	return s
 }
 
@@ -101,7 +101,7 @@ func TestStateRoundTrip(t *testing.T) {
 		}
 	}
 	again, _ = decodeState(s.encode())
-	again.recovering, again.arbitrating = map[crypto.PublicKey]*recovery{}, map[crypto.PublicKey]*arbitration{}
+	again.recovering, again.arbitrating = map[crypto.PublicKey]*heldKey{}, map[crypto.PublicKey]*heldKey{}
 	if again.root() != s.root() {
 		t.Fatal("root covers this worker's own recoveries")
 	}
