@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -69,17 +68,7 @@ long) for the verdict and prints it.
 			defer cancel()
 			res, err := cl.NewSigner(key).Submit(ctx, &api.ArbitrationRequest{Contract: contract, Height: height})
 			if err != nil {
-				var refused *api.TxError
-				var unknown *client.UnknownOutcomeError
-				switch {
-				case errors.As(err, &unknown):
-					return g.nodeError(err)
-				case errors.As(err, &refused) && res != nil:
-					return fmt.Errorf("arbitration request failed in block %d (%s): %s; the fee was paid, no bond was taken", res.Height, refused.Code, refused.Log)
-				case errors.As(err, &refused):
-					return fmt.Errorf("the node refused the arbitration request (%s): %s", refused.Code, refused.Log)
-				}
-				return fmt.Errorf("arbitrate: %w", g.nodeError(err))
+				return g.submitError(err, res, "arbitration request", ", no bond was taken")
 			}
 			// The dispute as the request's block left it (a verdict may
 			// close it soon after).

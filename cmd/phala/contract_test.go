@@ -147,7 +147,7 @@ func TestContractCLI(t *testing.T) {
 		t.Errorf("arbitration before any:\n%s", out)
 	}
 	cpHeight := strconv.FormatInt(int64(cj["height"].(float64)), 10)
-	fails(t, []string{"refused the arbitration request", "no state update of that height can be disputed", "has no update of height 1"},
+	fails(t, []string{"arbitration request: refused by the node", "no state update of that height can be disputed", "has no update of height 1"},
 		phala("contract", "arbitrate", "--from", "//Alice", id, "1")...)
 	ok(t, phala("transfer", "--from", "//Alice", "--to", crypto.MustKeyPairFromURI("//Mallory").Public().Address(), "--amount", "1")...)
 	fails(t, []string{"arbitration", "bond", "insufficient balance"}, phala("contract", "arbitrate", "--from", "//Mallory", id, cpHeight)...)

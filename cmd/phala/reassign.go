@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -9,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phalago/phala/api"
-	"github.com/phalago/phala/client"
 )
 
 // contractReassignCmd is the deployer's contract_reassign: remove one
@@ -50,17 +48,7 @@ were found unresponsive.`,
 			defer cancel()
 			res, err := cl.NewSigner(key).Submit(ctx, &api.ContractReassign{Contract: contract, Worker: worker})
 			if err != nil {
-				var refused *api.TxError
-				var unknown *client.UnknownOutcomeError
-				switch {
-				case errors.As(err, &unknown):
-					return g.nodeError(err)
-				case errors.As(err, &refused) && res != nil:
-					return fmt.Errorf("reassign failed in block %d (%s): %s; the fee was paid", res.Height, refused.Code, refused.Log)
-				case errors.As(err, &refused):
-					return fmt.Errorf("the node refused the reassign (%s): %s", refused.Code, refused.Log)
-				}
-				return fmt.Errorf("reassign: %w", g.nodeError(err))
+				return g.submitError(err, res, "reassign", "")
 			}
 			out := map[string]any{"contract": contract.Hex(), "removed": worker.Hex(), "height": res.Height, "tx": fmt.Sprintf("%X", res.Hash)}
 			// The record after the transaction's block (Prove waits for

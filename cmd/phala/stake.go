@@ -60,6 +60,24 @@ func positive(amount string) (uint64, error) {
 	return units, nil
 }
 
+// submitError explains a transaction that did not succeed: refused by
+// the node (nothing happened), failed in a block (the fee was paid, and
+// afterFee says what else did not happen), or of unknown outcome (check
+// it before sending again). what names the action ("reassign").
+func (g *globals) submitError(err error, res *client.TxResult, what, afterFee string) error {
+	var refused *api.TxError
+	var unknown *client.UnknownOutcomeError
+	switch {
+	case errors.As(err, &unknown):
+		return g.nodeError(err)
+	case errors.As(err, &refused) && res != nil:
+		return fmt.Errorf("%s failed in block %d (%s): %s; the fee was paid%s", what, res.Height, refused.Code, refused.Log, afterFee)
+	case errors.As(err, &refused):
+		return fmt.Errorf("%s: refused by the node, nothing changed (%s): %s", what, refused.Code, refused.Log)
+	}
+	return fmt.Errorf("%s: %w", what, g.nodeError(err))
+}
+
 // stakeSubmit signs call with --from, submits it, waits for it, and
 // prints the result and the signer's ledger afterwards.
 func stakeSubmit(cmd *cobra.Command, g *globals, from string, call api.Call, what string) error {
@@ -74,17 +92,7 @@ func stakeSubmit(cmd *cobra.Command, g *globals, from string, call api.Call, wha
 	defer cancel()
 	res, err := c.NewSigner(key).Submit(ctx, call)
 	if err != nil {
-		var refused *api.TxError
-		var unknown *client.UnknownOutcomeError
-		switch {
-		case errors.As(err, &unknown):
-			return err
-		case errors.As(err, &refused) && res != nil:
-			return fmt.Errorf("%s failed in block %d (%s): %s; the fee was paid", what, res.Height, refused.Code, refused.Log)
-		case errors.As(err, &refused):
-			return fmt.Errorf("the node refused to %s (%s): %s", what, refused.Code, refused.Log)
-		}
-		return g.nodeError(err)
+		return g.submitError(err, res, what, "")
 	}
 	l, h, err := c.StakeLedger(ctx, key.Public())
 	if err != nil {
