@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/phalago/phala/api/codec"
@@ -75,11 +74,7 @@ func (q *RecoverRequest) Encode() []byte {
 	w := codec.NewWriter(n)
 	w.U8(q.Purpose)
 	w.Fixed(q.Contract[:])
-	w.Uvarint(uint64(len(q.Entries)))
-	for _, e := range q.Entries {
-		w.Fixed(e.Location[:])
-		w.BytesField(e.Value)
-	}
+	encodeEntries(w, q.Entries)
 	w.Uvarint(uint64(len(q.Blocks)))
 	for i := range q.Blocks {
 		w.BytesField(q.Blocks[i].Encode())
@@ -101,25 +96,7 @@ func DecodeRecoverRequest(b []byte) (*RecoverRequest, error) {
 		r.Fail(fmt.Errorf("%w: purpose %d", codec.ErrBadFormat, q.Purpose))
 	}
 	r.Fixed(q.Contract[:])
-	n := r.Uvarint()
-	if n > uint64(r.Remaining()/(StateLocationSize+1)) {
-		r.Fail(fmt.Errorf("%w: %d entries", codec.ErrTooLong, n))
-	}
-	if r.Err() == nil {
-		q.Entries = make([]StateChange, 0, n)
-	}
-	for i := uint64(0); r.Err() == nil && i < n; i++ {
-		var e StateChange
-		r.Fixed(e.Location[:])
-		e.Value = r.BytesField(MaxEntryPageBytes)
-		if r.Err() == nil && len(e.Value) < 8 {
-			r.Fail(fmt.Errorf("%w: a value shorter than its write counter", codec.ErrBadFormat))
-		}
-		if k := len(q.Entries); k > 0 && bytes.Compare(q.Entries[k-1].Location[:], e.Location[:]) >= 0 {
-			r.Fail(fmt.Errorf("%w: locations out of order", codec.ErrBadFormat))
-		}
-		q.Entries = append(q.Entries, e)
-	}
+	q.Entries = decodeEntries(r)
 	nb := r.Uvarint()
 	if nb > MaxRecoverBlocks || nb > uint64(r.Remaining()) {
 		r.Fail(fmt.Errorf("%w: %d blocks", codec.ErrTooLong, nb))

@@ -255,13 +255,46 @@ func (p *EntryPage) Encode() []byte {
 		n += 40 + len(e.Value)
 	}
 	w := codec.NewWriter(n)
-	w.Uvarint(uint64(len(p.Entries)))
-	for _, e := range p.Entries {
+	encodeEntries(w, p.Entries)
+	w.Bool(p.More)
+	return w.Bytes()
+}
+
+// encodeEntries writes a list of entries (a page, a recovery's state):
+// their count, then each location and value.
+func encodeEntries(w *codec.Writer, entries []StateChange) {
+	w.Uvarint(uint64(len(entries)))
+	for _, e := range entries {
 		w.Fixed(e.Location[:])
 		w.BytesField(e.Value)
 	}
-	w.Bool(p.More)
-	return w.Bytes()
+}
+
+// decodeEntries reads what encodeEntries wrote, strictly: locations
+// strictly ascending, each value at least its 8-byte write counter and
+// at most MaxEntryPageBytes.
+func decodeEntries(r *codec.Reader) []StateChange {
+	n := r.Uvarint()
+	if n > uint64(r.Remaining()/(StateLocationSize+1)) {
+		r.Fail(fmt.Errorf("%w: %d entries", codec.ErrTooLong, n))
+	}
+	var out []StateChange
+	if r.Err() == nil && n > 0 {
+		out = make([]StateChange, 0, n)
+	}
+	for i := uint64(0); r.Err() == nil && i < n; i++ {
+		var e StateChange
+		r.Fixed(e.Location[:])
+		e.Value = r.BytesField(MaxEntryPageBytes)
+		if r.Err() == nil && len(e.Value) < 8 {
+			r.Fail(fmt.Errorf("%w: a value shorter than its write counter", codec.ErrBadFormat))
+		}
+		if k := len(out); k > 0 && bytes.Compare(out[k-1].Location[:], e.Location[:]) >= 0 {
+			r.Fail(fmt.Errorf("%w: locations out of order", codec.ErrBadFormat))
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // DecodeEntryPage strictly decodes a page (locations ascending).
@@ -271,22 +304,7 @@ func DecodeEntryPage(b []byte) (*EntryPage, error) {
 	}
 	p := &EntryPage{}
 	r := codec.NewReader(b)
-	n := r.Uvarint()
-	if n > uint64(r.Remaining()/(StateLocationSize+1)) {
-		r.Fail(fmt.Errorf("%w: %d entries", codec.ErrTooLong, n))
-	}
-	for i := uint64(0); r.Err() == nil && i < n; i++ {
-		var e StateChange
-		r.Fixed(e.Location[:])
-		e.Value = r.BytesField(MaxEntryPageBytes)
-		if r.Err() == nil && len(e.Value) < 8 {
-			r.Fail(fmt.Errorf("%w: a value shorter than its write counter", codec.ErrBadFormat))
-		}
-		if k := len(p.Entries); k > 0 && bytes.Compare(p.Entries[k-1].Location[:], e.Location[:]) >= 0 {
-			r.Fail(fmt.Errorf("%w: locations out of order", codec.ErrBadFormat))
-		}
-		p.Entries = append(p.Entries, e)
-	}
+	p.Entries = decodeEntries(r)
 	p.More = r.Bool()
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: entry page: %v", ErrMalformed, err)

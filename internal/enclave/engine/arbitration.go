@@ -134,12 +134,7 @@ func (e *Engine) onArbitersAssigned(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	var mine []byte
-	for _, k := range g.Workers {
-		if k.Worker == me {
-			mine = k.Sealed
-		}
-	}
+	mine := sealedFor(g, me)
 	if mine == nil {
 		return nil
 	}

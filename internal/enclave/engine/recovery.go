@@ -130,6 +130,16 @@ func (e *Engine) onDeployed(ctx *Context, m *api.Message) error {
 	return nil
 }
 
+// sealedFor returns the key g seals to worker, nil if g names it not.
+func sealedFor(g *api.ContractKeyGrant, worker crypto.PublicKey) []byte {
+	for _, k := range g.Workers {
+		if k.Worker == worker {
+			return k.Sealed
+		}
+	}
+	return nil
+}
+
 // takeGrant opens this worker's key in an accepted grant, if it names
 // this worker, and starts the contract: afresh at its deployment
 // (!existed), or as a recovery.
@@ -139,12 +149,7 @@ func (e *Engine) takeGrant(ctx *Context, d *api.ContractDeployed, existed bool) 
 		return err
 	}
 	me := e.entity.Identity.Public()
-	var mine []byte
-	for _, k := range g.Workers {
-		if k.Worker == me {
-			mine = k.Sealed
-		}
-	}
+	mine := sealedFor(g, me)
 	if mine == nil {
 		return nil
 	}
