@@ -18,9 +18,9 @@ import (
 // vote contradicts it (same previous root, another root), and a dispute
 // of an earlier update takes over an open one (which expires). The chain
 // announces the dispute
-// (ArbitrationOpened); a gatekeeper seals the contract key to
-// Params.Arbiters extra workers (ArbiterGrant, announced as
-// ArbitersAssigned); each arbiter rebuilds the contract's state at the
+// (ArbitrationOpened); the key set seals the contract key's partials to
+// Params.Arbiters extra workers (KeyPartials for KeyForArbiters, announced
+// as ArbitersAssigned once T members sent theirs); each arbiter rebuilds the contract's state at the
 // checkpoint before the disputed update from the chain, replays the inputs
 // the update covers and votes the root it computes (a StateVote). A
 // majority of the arbiters decides (ArbitrationVerdict): if they confirm
@@ -50,8 +50,6 @@ const (
 	// TopicArbitrationOpened: payload ArbitrationOpened, origin module
 	// "contracts".
 	TopicArbitrationOpened = "phala/contracts/arbitration_opened"
-	// TopicArbiterGrant: payload ArbiterGrant, origin a gatekeeper.
-	TopicArbiterGrant = "phala/contracts/arbiter_grant"
 	// TopicArbitersAssigned: payload ArbitersAssigned, origin module
 	// "contracts": the grant the chain accepted.
 	TopicArbitersAssigned = "phala/contracts/arbiters"
@@ -174,27 +172,16 @@ func DecodeArbitrationOpened(b []byte) (*ArbitrationOpened, error) {
 	return o, nil
 }
 
-// ArbiterGrant is a gatekeeper's assignment of arbiters to the open
-// dispute of Contract's update at Height: Grant is an encoded
-// ContractKeyGrant of the contract's keys sealed to each arbiter.
-type ArbiterGrant struct {
-	Contract crypto.PublicKey
-	Height   int64
-	Grant    []byte
-}
-
 // ArbitersAssigned announces the arbiters the chain accepted (the first
-// valid ArbiterGrant of the dispute): Arbiters, and the grant they open
-// their keys from.
+// completed round of KeyForArbiters partials of the dispute): Arbiters,
+// and the grant (an encoded ContractKeyGrant the chain built) naming the
+// round whose partials they combine.
 type ArbitersAssigned struct {
 	Contract crypto.PublicKey
 	Height   int64
 	Arbiters []crypto.PublicKey
 	Grant    []byte
 }
-
-// Encode returns the canonical bytes.
-func (g *ArbiterGrant) Encode() []byte { return encodeArbiters(g.Contract, g.Height, nil, g.Grant) }
 
 // Encode returns the canonical bytes.
 func (a *ArbitersAssigned) Encode() []byte {
@@ -205,28 +192,9 @@ func encodeArbiters(c crypto.PublicKey, h int64, ks []crypto.PublicKey, grant []
 	w := codec.NewWriter(64 + 32*len(ks) + len(grant))
 	w.Fixed(c[:])
 	w.Varint(h)
-	if ks != nil {
-		w.BytesField(EncodeKeys(ks))
-	}
+	w.BytesField(EncodeKeys(ks))
 	w.BytesField(grant)
 	return w.Bytes()
-}
-
-// DecodeArbiterGrant strictly decodes an ArbiterGrant (its grant must
-// decode).
-func DecodeArbiterGrant(b []byte) (*ArbiterGrant, error) {
-	g := &ArbiterGrant{}
-	r := codec.NewReader(b)
-	r.Fixed(g.Contract[:])
-	g.Height = r.Varint()
-	g.Grant = r.BytesField(maxDeployedGrantSize)
-	if err := r.Done(); err != nil {
-		return nil, fmt.Errorf("%w: arbiter grant: %v", ErrMalformed, err)
-	}
-	if _, err := DecodeContractKeyGrant(g.Grant); err != nil {
-		return nil, err
-	}
-	return g, nil
 }
 
 // DecodeArbitersAssigned strictly decodes an ArbitersAssigned.
@@ -343,7 +311,7 @@ func ArbitrationKey(contract crypto.PublicKey) []byte { return append([]byte("ca
 // posted (PHA base units held by the module; 0 when the deployer asked;
 // the zero key and 0 when the chain opened it from a contradicting vote),
 // the block that Opened it, and the Arbiters assigned (none until a
-// gatekeeper's ArbiterGrant is accepted).
+// round of KeyForArbiters partials completes).
 type Arbitration struct {
 	Height        int64
 	Root          [32]byte

@@ -11,12 +11,11 @@ import (
 
 func arbitrationSeeds() [][]byte {
 	k := crypto.MustKeyPairFromURI("//K").Public()
-	grant := (&ContractKeyGrant{Upload: [32]byte{1}, Identity: k, Ecdh: k, GatekeeperE: k, Workers: []SealedKey{{Worker: k, Sealed: []byte("sealed")}}}).Encode()
+	grant := (&ContractKeyGrant{Upload: [32]byte{1}, Identity: k, Ecdh: k, Era: 2, Round: [32]byte{7}, Workers: []crypto.PublicKey{k}}).Encode()
 	return [][]byte{
 		EncodeCall(&ArbitrationRequest{Contract: k, Height: 12}),
 		(&StateVote{Contract: k, Height: 12, Root: [32]byte{3}}).Encode(),
 		(&ArbitrationOpened{Contract: k, Height: 12, Root: [32]byte{3}, PrevHeight: 4, PrevRoot: EmptyStateRoot, EntriesHeight: 9, Requester: k}).Encode(),
-		(&ArbiterGrant{Contract: k, Height: 12, Grant: grant}).Encode(),
 		(&ArbitersAssigned{Contract: k, Height: 12, Arbiters: []crypto.PublicKey{k, k}, Grant: grant}).Encode(),
 		(&ArbitrationVerdict{Contract: k, Height: 12, Outcome: ArbitrationOverturned, Root: [32]byte{5}, Slashed: []crypto.PublicKey{k}, RollbackHeight: 4, RollbackRoot: EmptyStateRoot}).Encode(),
 		(&Arbitration{Height: 12, Root: [32]byte{3}, PrevHeight: 4, PrevRoot: EmptyStateRoot, EntriesHeight: 9, Requester: k, Bond: 10 * Unit, Opened: 10, Arbiters: []crypto.PublicKey{k}}).Encode(),
@@ -39,7 +38,6 @@ func TestArbitrationCodec(t *testing.T) {
 		},
 		func(b []byte) ([]byte, error) { v, err := DecodeStateVote(b); return enc(v, err) },
 		func(b []byte) ([]byte, error) { v, err := DecodeArbitrationOpened(b); return enc(v, err) },
-		func(b []byte) ([]byte, error) { v, err := DecodeArbiterGrant(b); return enc(v, err) },
 		func(b []byte) ([]byte, error) { v, err := DecodeArbitersAssigned(b); return enc(v, err) },
 		func(b []byte) ([]byte, error) { v, err := DecodeArbitrationVerdict(b); return enc(v, err) },
 		func(b []byte) ([]byte, error) { v, err := DecodeArbitration(b); return enc(v, err) },
@@ -64,7 +62,7 @@ func TestArbitrationCodec(t *testing.T) {
 	if _, err := DecodeCall(CallArbitrationRequest, EncodeCall(&ArbitrationRequest{Contract: k})); !errors.Is(err, ErrMalformed) {
 		t.Errorf("height 0: %v", err)
 	}
-	if a, err := DecodeArbitration(s[7]); err != nil || a.Arbiters != nil {
+	if a, err := DecodeArbitration(s[6]); err != nil || a.Arbiters != nil {
 		t.Errorf("no arbiters: %+v %v", a, err)
 	}
 	if key, err := QueryKey(QueryArbitration, k[:]); err != nil || !bytes.Equal(key, ArbitrationKey(k)) {
@@ -97,9 +95,6 @@ func FuzzDecodeArbitration(f *testing.F) {
 		}
 		if v, err := DecodeArbitrationOpened(b); err == nil && !bytes.Equal(v.Encode(), b) {
 			t.Fatalf("opened mismatch %x", b)
-		}
-		if v, err := DecodeArbiterGrant(b); err == nil && !bytes.Equal(v.Encode(), b) {
-			t.Fatalf("arbiter grant mismatch %x", b)
 		}
 		if v, err := DecodeArbitersAssigned(b); err == nil && !bytes.Equal(v.Encode(), b) {
 			t.Fatalf("arbiters assigned mismatch %x", b)

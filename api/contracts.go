@@ -13,9 +13,6 @@ import (
 const (
 	// TopicContractUploaded: payload ContractUploaded (origin module contracts).
 	TopicContractUploaded = "phala/contracts/uploaded"
-	// TopicContractKey: payload ContractKeyGrant (origin a gatekeeper): a
-	// ContractKey sealed to one worker.
-	TopicContractKey = "phala/contracts/key"
 	// TopicContractCommand: payload ContractCommandMessage (origin module
 	// contracts), in chain order.
 	TopicContractCommand = "phala/contracts/command"
@@ -179,68 +176,50 @@ func DecodeContractUploaded(b []byte) (*ContractUploaded, error) {
 	return u, nil
 }
 
-// ContractKeyGrant is a gatekeeper provisioning a contract to all of its
-// workers at once (so every replica starts at the same place in the
-// queue): the contract's public keys and, per worker, its ContractKey
-// sealed with CommKey(gatekeeper EcdhKey, worker EcdhKey) for
-// ChannelPurposeContractKey (additional data: AD(worker)).
+// ContractKeyGrant is a provisioning of a contract's keys the chain
+// accepted: a round of KeyPartials (Round) that T members of the key set
+// of Era completed for Workers, and the contract's public keys (from its
+// record, or for a first deployment from the report of one of the round's
+// workers, ContractKeyed). The chain builds it; it travels inside
+// ContractDeployed and ArbitersAssigned, and each named worker takes the
+// key it combined from the round's partials (docs/keys.md).
 type ContractKeyGrant struct {
-	Upload      [32]byte
-	Identity    crypto.PublicKey // the contract's
-	Ecdh        crypto.PublicKey // the contract's
-	GatekeeperE crypto.PublicKey // the gatekeeper's ECDH key used to seal
-	Workers     []SealedKey
-}
-
-// SealedKey is a ContractKey sealed to one worker.
-type SealedKey struct {
-	Worker crypto.PublicKey // the worker's identity key
-	Sealed []byte
-}
-
-// AD returns the additional data bound to worker's sealed key.
-func (g *ContractKeyGrant) AD(worker crypto.PublicKey) []byte {
-	w := codec.NewWriter(160)
-	w.Fixed(g.Upload[:])
-	w.Fixed(worker[:])
-	w.Fixed(g.Identity[:])
-	w.Fixed(g.Ecdh[:])
-	w.Fixed(g.GatekeeperE[:])
-	return w.Bytes()
+	Upload   [32]byte
+	Identity crypto.PublicKey // the contract's
+	Ecdh     crypto.PublicKey // the contract's
+	Era      uint64           // the key set that derived it
+	Epoch    uint64           // the contract's key epoch
+	Round    [32]byte         // the round of partials (KeyPartials.Round)
+	Workers  []crypto.PublicKey
 }
 
 // Encode returns the canonical bytes.
 func (g *ContractKeyGrant) Encode() []byte {
-	w := codec.NewWriter(256)
+	w := codec.NewWriter(192 + 32*len(g.Workers))
 	w.Fixed(g.Upload[:])
 	w.Fixed(g.Identity[:])
 	w.Fixed(g.Ecdh[:])
-	w.Fixed(g.GatekeeperE[:])
-	w.Uvarint(uint64(len(g.Workers)))
-	for _, k := range g.Workers {
-		w.Fixed(k.Worker[:])
-		w.BytesField(k.Sealed)
-	}
+	w.Uvarint(g.Era)
+	w.Uvarint(g.Epoch)
+	w.Fixed(g.Round[:])
+	w.Fixed(EncodeKeys(g.Workers))
 	return w.Bytes()
 }
 
-// DecodeContractKeyGrant strictly decodes the payload.
+// DecodeContractKeyGrant strictly decodes the payload (1 to MaxReplicas
+// workers).
 func DecodeContractKeyGrant(b []byte) (*ContractKeyGrant, error) {
 	g := &ContractKeyGrant{}
 	r := codec.NewReader(b)
 	r.Fixed(g.Upload[:])
 	r.Fixed(g.Identity[:])
 	r.Fixed(g.Ecdh[:])
-	r.Fixed(g.GatekeeperE[:])
-	n := r.Uvarint()
-	if n > MaxReplicas {
-		r.Fail(fmt.Errorf("%w: %d workers", codec.ErrTooLong, n))
-	}
-	for i := uint64(0); r.Err() == nil && i < n; i++ {
-		var k SealedKey
-		r.Fixed(k.Worker[:])
-		k.Sealed = r.BytesField(256)
-		g.Workers = append(g.Workers, k)
+	g.Era = r.Uvarint()
+	g.Epoch = r.Uvarint()
+	r.Fixed(g.Round[:])
+	g.Workers = readKeys(r, MaxReplicas)
+	if r.Err() == nil && len(g.Workers) == 0 {
+		r.Fail(fmt.Errorf("no worker"))
 	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: contract key grant: %v", ErrMalformed, err)
@@ -374,6 +353,9 @@ type ContractRecord struct {
 	// (ContractReassign), never assigned it again; the oldest is
 	// forgotten beyond MaxExcludedWorkers.
 	Excluded []crypto.PublicKey
+	// KeyEra and KeyEpoch: the key set whose MasterKey derives the
+	// contract's current key, and its key epoch (docs/keys.md).
+	KeyEra, KeyEpoch uint64
 }
 
 // Encode returns the canonical bytes.
@@ -393,6 +375,8 @@ func (c *ContractRecord) Encode() []byte {
 	c.Requirements.encode(w)
 	w.Uvarint(c.CheckpointInterval)
 	w.BytesField(EncodeKeys(c.Excluded))
+	w.Uvarint(c.KeyEra)
+	w.Uvarint(c.KeyEpoch)
 	return w.Bytes()
 }
 
@@ -414,6 +398,8 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 	c.Requirements.decode(r)
 	c.CheckpointInterval = r.Uvarint()
 	xs := r.BytesField(8 + 32*MaxExcludedWorkers)
+	c.KeyEra = r.Uvarint()
+	c.KeyEpoch = r.Uvarint()
 	if r.Err() == nil && c.Status > ContractFailed {
 		r.Fail(fmt.Errorf("%w: contract status %d", codec.ErrBadFormat, c.Status))
 	}
@@ -518,6 +504,7 @@ const (
 // another's: CommKey(FromEcdh, ToEcdh) for ChannelPurposeMasterKey, with
 // the other fields bound as additional data.
 type MasterKeyShare struct {
+	Era      uint64           // the key era the receiver holds it for
 	To       crypto.PublicKey // the receiving gatekeeper's identity
 	ToEcdh   crypto.PublicKey
 	FromEcdh crypto.PublicKey
@@ -527,7 +514,7 @@ type MasterKeyShare struct {
 
 // AD returns the additional data bound to Sealed.
 func (s *MasterKeyShare) AD() []byte {
-	b := make([]byte, 0, 128)
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 136), s.Era)
 	for _, k := range []crypto.PublicKey{s.To, s.ToEcdh, s.FromEcdh, s.Master} {
 		b = append(b, k[:]...)
 	}
@@ -546,6 +533,9 @@ func (s *MasterKeyShare) Encode() []byte {
 func DecodeMasterKeyShare(b []byte) (*MasterKeyShare, error) {
 	s := &MasterKeyShare{}
 	r := codec.NewReader(b)
+	var era [8]byte
+	r.Fixed(era[:])
+	s.Era = binary.BigEndian.Uint64(era[:])
 	for _, k := range []*crypto.PublicKey{&s.To, &s.ToEcdh, &s.FromEcdh, &s.Master} {
 		r.Fixed(k[:])
 	}

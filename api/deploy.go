@@ -40,12 +40,12 @@ const (
 	RemovedByDeployer    = "reassigned by the deployer"
 	MaxDeployedReason    = 128
 	MaxExcludedWorkers   = 32
-	maxDeployedGrantSize = 64 + 4*32 + MaxReplicas*(32+256+4)
+	maxDeployedGrantSize = 192 + 32*MaxReplicas
 )
 
 // ContractDeployed announces a change of a contract's worker set: either
-// workers added by a gatekeeper's grant (Grant: the accepted
-// ContractKeyGrant, whose sealed keys name exactly the added workers), or
+// workers added by a completed round of key partials (Grant: the
+// ContractKeyGrant the chain built, naming exactly the added workers), or
 // workers removed (Removed, with Grant empty). Workers is the whole set
 // after the change; Reason one of the Deployed*/Removed* strings.
 type ContractDeployed struct {
@@ -67,11 +67,7 @@ func (d *ContractDeployed) Added() []crypto.PublicKey {
 	if err != nil {
 		return nil
 	}
-	out := make([]crypto.PublicKey, len(g.Workers))
-	for i, k := range g.Workers {
-		out[i] = k.Worker
-	}
-	return out
+	return g.Workers
 }
 
 // Encode returns the canonical bytes.

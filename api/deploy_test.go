@@ -10,7 +10,7 @@ import (
 func deploymentSeeds() [][]byte {
 	k := crypto.MustKeyPairFromURI("//K").Public()
 	w := crypto.MustKeyPairFromURI("//W").Public()
-	grant := (&ContractKeyGrant{Identity: k, Workers: []SealedKey{{Worker: w, Sealed: []byte{1, 2}}}}).Encode()
+	grant := (&ContractKeyGrant{Identity: k, Workers: []crypto.PublicKey{w}}).Encode()
 	return [][]byte{
 		(&ContractDeployed{Contract: k, Workers: []crypto.PublicKey{w}, Reason: DeployedFirst, Grant: grant}).Encode(),
 		(&ContractDeployed{Contract: k, Removed: []crypto.PublicKey{w}, Reason: RemovedByDeployer}).Encode(),

@@ -257,7 +257,7 @@ func FuzzDecodeSyncPayloads(f *testing.F) {
 func FuzzDecodeContracts(f *testing.F) {
 	k := crypto.MustKeyPairFromURI("//K").Public()
 	f.Add((&ContractUploaded{Deployer: k, Sequence: 2, Replicas: 1, Code: []byte{1}, InitInput: []byte("x")}).Encode())
-	f.Add((&ContractKeyGrant{Identity: k, Workers: []SealedKey{{Worker: k, Sealed: []byte{1, 2}}}}).Encode())
+	f.Add((&ContractKeyGrant{Identity: k, Workers: []crypto.PublicKey{k}}).Encode())
 	f.Add((&ContractCommandMessage{Contract: k, From: k, Nonce: 9, Sealed: []byte{3}}).Encode())
 	f.Add((&ContractCommandMessage{Contract: k, From: k, Nonce: 9, GasLimit: 100_000_000, Sealed: []byte{3}}).Encode())
 	f.Add((&MasterKeyShare{To: k, Sealed: []byte{4}}).Encode())

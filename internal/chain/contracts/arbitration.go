@@ -475,47 +475,23 @@ func open(ctx *block.Context, contract crypto.PublicKey, height int64, u *undoRe
 	return mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicArbitrationOpened, o.Encode())
 }
 
-// OnArbiterGrant records the arbiters of an open dispute from a
-// gatekeeper's api.ArbiterGrant (the gatekeeper is attested:
-// gatekeeper.Authorize admits no gatekeeper message otherwise) and
-// announces them (api.ArbitersAssigned, carrying the grant). The first
-// valid grant of the dispute wins; a grant is ignored (arbiter_grant_ignored
-// event) if it is malformed, if no dispute of that contract and height is
-// open or its arbiters are assigned, if its keys or upload are not the
-// contract's, if it names no worker or more than Params.Arbiters, a worker
-// twice, or a worker that may not be assigned the contract (ineligible:
-// one running it or excluded from it, not attested, short of the
-// deployment's requirements, under-staked or unresponsive).
-func OnArbiterGrant(ctx *block.Context, gatekeeper crypto.PublicKey, payload []byte) {
-	g, err := api.DecodeArbiterGrant(payload)
-	if err != nil {
-		ctx.Event("arbiter_grant_ignored", "gatekeeper", gatekeeper.Hex(), "reason", "malformed: "+err.Error())
-		return
-	}
+// assignArbiters records the arbiters of contract's open dispute of its
+// update at disputed from a completed round of KeyForArbiters partials (g,
+// built by OnPartials, which checked the dispute is open without
+// arbiters) and announces them (api.ArbitersAssigned, carrying the
+// grant). The round is ignored (arbiter_grant_ignored event) if it names
+// more workers than Params.Arbiters, a worker twice, or a worker that may
+// not be assigned the contract (ineligible: one running it or excluded
+// from it, not attested, short of the deployment's requirements,
+// under-staked or unresponsive).
+func assignArbiters(ctx *block.Context, contract crypto.PublicKey, disputed int64, g *api.ContractKeyGrant) {
 	ignore := func(why string) {
-		ctx.Event("arbiter_grant_ignored", "contract", g.Contract.Hex(), "height", strconv.FormatInt(g.Height, 10), "gatekeeper", gatekeeper.Hex(), "reason", why)
+		ctx.Event("arbiter_grant_ignored", "contract", contract.Hex(), "height", strconv.FormatInt(disputed, 10), "reason", why)
 	}
-	a := loadArbitration(ctx.KV, g.Contract)
-	rec := Record(ctx.KV, g.Contract)
-	switch {
-	case a == nil || a.Height != g.Height || rec == nil:
-		ignore("no dispute of that update is open")
-		return
-	case len(a.Arbiters) > 0:
-		ignore("the dispute's arbiters are already assigned")
-		return
-	}
-	kg, err := api.DecodeContractKeyGrant(g.Grant)
-	if err != nil { // DecodeArbiterGrant checked it
-		ignore("malformed grant")
-		return
-	}
-	switch {
-	case kg.Identity != rec.Identity || kg.Ecdh != rec.Ecdh || kg.Upload != rec.Upload:
-		ignore("the grant's keys are not the contract's")
-		return
-	case len(kg.Workers) == 0 || uint64(len(kg.Workers)) > ctx.Params.Arbiters:
-		ignore(fmt.Sprintf("%d arbiter(s) granted, 1 to %d allowed", len(kg.Workers), ctx.Params.Arbiters))
+	a := loadArbitration(ctx.KV, contract)
+	rec := Record(ctx.KV, contract)
+	if uint64(len(g.Workers)) > ctx.Params.Arbiters {
+		ignore(fmt.Sprintf("%d arbiter(s) granted, 1 to %d allowed", len(g.Workers), ctx.Params.Arbiters))
 		return
 	}
 	p := loadPending(ctx.KV, rec.Upload)
@@ -523,28 +499,28 @@ func OnArbiterGrant(ctx *block.Context, gatekeeper crypto.PublicKey, payload []b
 		panic(fmt.Sprintf("contract %s without its upload record", rec.Identity.Hex()))
 	}
 	var arbiters []crypto.PublicKey
-	for _, k := range kg.Workers {
-		if why := ineligible(ctx, p, rec, k.Worker); why != "" {
-			ignore(fmt.Sprintf("worker %s: %s", k.Worker.Hex(), why))
+	for _, k := range g.Workers {
+		if why := ineligible(ctx, p, rec, k); why != "" {
+			ignore(fmt.Sprintf("worker %s: %s", k.Hex(), why))
 			return
 		}
-		if slices.Contains(arbiters, k.Worker) {
-			ignore(fmt.Sprintf("worker %s granted twice", k.Worker.Hex()))
+		if slices.Contains(arbiters, k) {
+			ignore(fmt.Sprintf("worker %s granted twice", k.Hex()))
 			return
 		}
-		arbiters = append(arbiters, k.Worker)
+		arbiters = append(arbiters, k)
 	}
 	// Votes an arbiter cast before (for a dispute of the same height that
 	// expired) do not count.
-	deleteVotes(ctx, g.Contract, g.Height, g.Height, arbiters)
+	deleteVotes(ctx, contract, disputed, disputed, arbiters)
 	a.Arbiters = arbiters
-	ctx.KV.Set(api.ArbitrationKey(g.Contract), a.Encode())
+	ctx.KV.Set(api.ArbitrationKey(contract), a.Encode())
 	for _, w := range arbiters {
-		ctx.Event("arbiter_assigned", "contract", g.Contract.Hex(), "height", strconv.FormatInt(g.Height, 10), "worker", w.Hex(), "gatekeeper", gatekeeper.Hex())
+		ctx.Event("arbiter_assigned", "contract", contract.Hex(), "height", strconv.FormatInt(disputed, 10), "worker", w.Hex(), "key_era", strconv.FormatUint(g.Era, 10))
 	}
-	as := &api.ArbitersAssigned{Contract: g.Contract, Height: g.Height, Arbiters: arbiters, Grant: g.Grant}
+	as := &api.ArbitersAssigned{Contract: contract, Height: disputed, Arbiters: arbiters, Grant: g.Encode()}
 	if err := mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicArbitersAssigned, as.Encode()); err != nil {
-		panic(fmt.Sprintf("announce the arbiters of %s: %v", g.Contract.Hex(), err)) // a module message of bounded size
+		panic(fmt.Sprintf("announce the arbiters of %s: %v", contract.Hex(), err)) // a module message of bounded size
 	}
 }
 

@@ -206,22 +206,21 @@ func workerGas(kv store.KV, worker crypto.PublicKey, height int64) uint64 {
 	return binary.BigEndian.Uint64(v[8:])
 }
 
-// OnGrant records a gatekeeper's key grant. The first valid grant of an
-// upload deploys the contract (its record takes the contract's public
-// keys and the granted workers); a later grant for a deployed contract
-// adds its workers while the contract has fewer than the replicas asked
-// for (a replacement, docs/availability.md "Reassignment"). Either way the
-// change is announced as one api.ContractDeployed carrying the grant, so
-// the added workers open their keys from it. A grant is ignored whole
-// (an event says why; the message stays in the queue) if its upload is
-// unknown, if it names more workers than the contract may still take, a
-// worker twice or one already running it or excluded by its deployer, a
-// worker that is not registry.Attested, not staking.Assignable, found
-// unresponsive (computation.Responsive) or short of the deployment's
-// requirements (Unmet), or if it carries other keys than the deployed
-// contract's. The gatekeeper itself is attested: gatekeeper.Authorize
-// admits no gatekeeper message otherwise.
-func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKeyGrant) {
+// OnGrant accepts a grant the chain built from a completed round of
+// partials (keys.go). The first grant of an upload deploys the contract
+// (its record takes the contract's public keys, key era and epoch, and the
+// granted workers); a later grant for a deployed contract adds its
+// workers while the contract has fewer than the replicas asked for (a
+// replacement, docs/availability.md "Reassignment"). Either way the change
+// is announced as one api.ContractDeployed carrying the grant, so the
+// added workers take the keys they combined from the round. A grant is
+// ignored whole (an event says why) if its upload is unknown, if it names
+// more workers than the contract may still take, a worker twice or one
+// already running it or excluded by its deployer, a worker that is not
+// registry.Attested, not staking.Assignable, found unresponsive
+// (computation.Responsive) or short of the deployment's requirements
+// (Unmet), or if it carries other keys than the deployed contract's.
+func OnGrant(ctx *block.Context, g *api.ContractKeyGrant) {
 	ignore := func(why string) {
 		ctx.Event("contract_grant_ignored", "upload_id", hex.EncodeToString(g.Upload[:]), "reason", why)
 	}
@@ -255,27 +254,27 @@ func OnGrant(ctx *block.Context, gatekeeper crypto.PublicKey, g *api.ContractKey
 	}
 	var added []crypto.PublicKey
 	for _, k := range g.Workers {
-		if why := ineligible(ctx, p, rec, k.Worker); why != "" {
-			ignore(fmt.Sprintf("worker %s: %s", k.Worker.Hex(), why))
+		if why := ineligible(ctx, p, rec, k); why != "" {
+			ignore(fmt.Sprintf("worker %s: %s", k.Hex(), why))
 			return
 		}
-		if slices.Contains(added, k.Worker) {
-			ignore(fmt.Sprintf("worker %s granted twice", k.Worker.Hex()))
+		if slices.Contains(added, k) {
+			ignore(fmt.Sprintf("worker %s granted twice", k.Hex()))
 			return
 		}
-		added = append(added, k.Worker)
+		added = append(added, k)
 	}
 	reason := api.DeployedAdded
 	if rec == nil {
 		reason = api.DeployedFirst
 		rec = &api.ContractRecord{Upload: g.Upload, Deployer: p.Deployer, CodeHash: p.CodeHash, Sequence: p.Sequence, Identity: g.Identity, Ecdh: g.Ecdh,
-			Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements, CheckpointInterval: p.CheckpointInterval}
+			Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements, CheckpointInterval: p.CheckpointInterval, KeyEra: g.Era, KeyEpoch: g.Epoch}
 		ctx.KV.Set(api.ContractUploadKey(g.Upload), g.Identity[:])
 	}
 	rec.Workers = append(rec.Workers, added...)
 	ctx.KV.Set(api.ContractKey(g.Identity), rec.Encode())
 	for _, w := range added {
-		ctx.Event("contract_deployed", "contract", g.Identity.Hex(), "worker", w.Hex(), "gatekeeper", gatekeeper.Hex(), "reason", reason)
+		ctx.Event("contract_deployed", "contract", g.Identity.Hex(), "worker", w.Hex(), "key_era", strconv.FormatUint(g.Era, 10), "reason", reason)
 	}
 	announce(ctx, rec, nil, reason, g.Encode())
 }
@@ -601,16 +600,18 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 // it owns the "c" keys (records "c/", uploads "cu/", deployer sequences
 // "cs/", pending uploads "cp/", on-chain query answers "cr/", the block's
 // declared gas per worker "cg/", checkpoints "cc/" and entries "ck/",
-// arbitrations "ca/", state votes "cv/" and undo records "cx/"); it executes
+// arbitrations "ca/", state votes "cv/", undo records "cx/" and rounds of
+// key partials "kr/"); it executes
 // uploads, commands, on-chain queries and arbitration requests, admits contract origins (deployed
-// contracts) into the queue, consumes gatekeepers' key grants and
+// contracts) into the queue, consumes key-set members' partials, workers'
+// reports of derived contract keys, and
 // contracts' query answers, start reports and state updates, workers'
-// state votes and gatekeepers' arbiter grants, and serves the contracts'
+// state votes, and serves the contracts'
 // proved reads.
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
-		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/"},
+		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/"},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallUploadContract: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return Upload(ctx, signer, c.(*api.UploadContract))
@@ -639,20 +640,19 @@ func Spec() *module.Module {
 			{Origin: api.OriginContract, Topic: api.TopicContractState, Handle: func(ctx *block.Context, m *api.Message) {
 				OnState(ctx, m.Origin.Key, m.Payload)
 			}},
-			{Origin: api.OriginGatekeeper, Topic: api.TopicContractKey, Handle: func(ctx *block.Context, m *api.Message) {
-				if g, err := api.DecodeContractKeyGrant(m.Payload); err == nil {
-					OnGrant(ctx, m.Origin.Key, g)
-				}
+			{Origin: api.OriginWorker, Topic: api.TopicKeyPartials, Handle: func(ctx *block.Context, m *api.Message) {
+				OnPartials(ctx, m.Origin.Key, m.Payload)
+			}},
+			{Origin: api.OriginWorker, Topic: api.TopicContractKeyed, Handle: func(ctx *block.Context, m *api.Message) {
+				OnKeyed(ctx, m.Origin.Key, m.Payload)
 			}},
 			{Origin: api.OriginWorker, Topic: api.TopicStateVote, Handle: func(ctx *block.Context, m *api.Message) {
 				OnVote(ctx, m.Origin.Key, m.Payload)
 			}},
-			{Origin: api.OriginGatekeeper, Topic: api.TopicArbiterGrant, Handle: func(ctx *block.Context, m *api.Message) {
-				OnArbiterGrant(ctx, m.Origin.Key, m.Payload)
-			}},
 		},
 		EndBlock: func(ctx *block.Context) error {
 			checkReplicas(ctx)
+			pruneRounds(ctx)
 			expireArbitrations(ctx)
 			return nil
 		},

@@ -105,22 +105,6 @@ func Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height in
 	return nil
 }
 
-// PublishMasterKey records the master public key announced by a
-// gatekeeper, once: later announcements are ignored (rotation will be its
-// own flow).
-func PublishMasterKey(ctx *block.Context, gatekeeper crypto.PublicKey, payload []byte) {
-	if len(payload) != crypto.PublicKeySize || ctx.KV.Get(api.KeyMasterKey) != nil {
-		return
-	}
-	var pk crypto.PublicKey
-	copy(pk[:], payload)
-	if !pk.Valid() {
-		return
-	}
-	ctx.KV.Set(api.KeyMasterKey, payload)
-	ctx.Event("master_key_published", "public_key", pk.Hex(), "gatekeeper", gatekeeper.Hex())
-}
-
 // Spec returns the gatekeeper module's entry in the chain's module table:
 // it owns the gatekeeper list and the master key ("g/") and the election
 // ("gk/"); it executes gatekeeper_candidacy, admits the gatekeeper origin
@@ -458,6 +442,12 @@ func activate(ctx *block.Context, rec *api.ElectionRecord) error {
 	ctx.KV.Set(api.GatekeeperEraKey(rec.Era), rec.Encode())
 	ctx.KV.Delete(keyPending)
 	SetGatekeepers(ctx.KV, rec.Members)
+	// Until the elected set runs its own DKG, its members hold the
+	// serving MasterKey whole (shared by a serving gatekeeper) and form
+	// the key set of their era with threshold 1.
+	if cur, ok := ServingKeyEra(ctx.KV); ok {
+		adoptKeySet(ctx, &api.KeySet{Era: rec.Era, T: 1, Members: rec.Members, Commits: KeySetOf(ctx.KV, cur).Commits[:1]})
+	}
 	ctx.Event("gatekeeper_set_active", "era", strconv.FormatUint(rec.Era, 10))
 	return mq.Emit(ctx, api.ModuleOrigin(Name), api.TopicGatekeeperActive, (&api.GatekeeperSet{Era: rec.Era, Members: rec.Members}).Encode())
 }

@@ -134,11 +134,10 @@ func (e *Engine) onArbitersAssigned(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	mine := sealedFor(g, me)
-	if mine == nil {
+	if !slices.Contains(g.Workers, me) {
 		return nil
 	}
-	ck, err := e.openGrant(ctx.Height, g, mine)
+	ck, err := e.takeRoundKey(g)
 	if err != nil {
 		return err
 	}
@@ -204,7 +203,7 @@ func (e *Engine) onVerdict(ctx *Context, m *api.Message) error {
 
 // assignArbiters (a gatekeeper) retries the arbiters of the open
 // disputes the chain has not accepted any for (none was eligible, or a
-// grant was refused), unless its own grant waits in its egress; called
+// round was refused), unless its own partials wait in its egress; called
 // with grantWaiting.
 func (e *Engine) assignArbiters(height int64) {
 	if e.gk == nil {
@@ -212,9 +211,9 @@ func (e *Engine) assignArbiters(height int64) {
 	}
 	pending := map[crypto.PublicKey]bool{}
 	for i := range e.st.egress {
-		if m := &e.st.egress[i].Message; m.Topic == api.TopicArbiterGrant && m.Origin.Kind == api.OriginGatekeeper {
-			if g, err := api.DecodeArbiterGrant(m.Payload); err == nil {
-				pending[g.Contract] = true
+		if m := &e.st.egress[i].Message; m.Topic == api.TopicKeyPartials {
+			if p, err := api.DecodeKeyPartials(m.Payload); err == nil && p.Purpose == api.KeyForArbiters {
+				pending[p.Contract] = true
 			}
 		}
 	}

@@ -49,7 +49,11 @@ func (e *Engine) onWorkerRegistered(ctx *Context, m *api.Message) error {
 		if rec.Info.IdentityKey == e.entity.Identity.Public() {
 			e.gk.Announce(ctx.Height)
 		}
-		e.gk.Share(ctx.Height, rec)
+		era := e.st.servingKeyEra
+		if e.isElected(rec.Info.IdentityKey) {
+			era = e.st.elected.Era
+		}
+		e.gk.Share(ctx.Height, rec, era)
 		if !e.isGatekeeper(rec.Info.IdentityKey) && !e.isElected(rec.Info.IdentityKey) {
 			e.grantWaiting(ctx.Height)
 		}

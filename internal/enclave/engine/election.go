@@ -50,7 +50,7 @@ func (e *Engine) onGatekeeperElected(ctx *Context, m *api.Message) error {
 		for _, k := range set.Members {
 			if !e.isGatekeeper(k) {
 				if rec := e.st.workers[k]; rec != nil {
-					e.gk.Share(ctx.Height, rec)
+					e.gk.Share(ctx.Height, rec, set.Era)
 				}
 			}
 		}
@@ -75,7 +75,7 @@ func (e *Engine) confirmIfReady() {
 	if e.st.elected == nil || e.st.confirmed == e.st.elected.Era || !e.isElected(me) || e.isGatekeeper(me) {
 		return
 	}
-	if pub, ok := e.masterPublic(); !ok || pub != e.st.masterPub {
+	if e.gk == nil || !e.gk.Holds(e.st.elected.Era) {
 		return
 	}
 	e.emit(api.OriginWorker, api.TopicGatekeeperReady, (&api.GatekeeperReady{Era: e.st.elected.Era}).Encode())

@@ -15,6 +15,7 @@
 package engine
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -229,6 +230,8 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicContractQuery, e.onChainQuery)
 	e.handle(api.TopicMasterKey, e.onMasterKeyAnnounced)
 	e.handle(api.TopicMasterKeyShare, e.onMasterKeyShare)
+	e.handle(api.TopicKeyRotationReady, e.onKeyRotationReady)
+	e.handle(api.TopicKeyPartials, e.onKeyPartials)
 	e.handle(api.TopicGovAllowlist, e.onAllowlist)
 	e.handle(api.TopicGovMinRuntimeVersion, e.onMinVersion)
 	e.handle(api.TopicGovParams, e.onParams)
@@ -440,6 +443,7 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 	e.ackExecuted(bm.Height)
 	e.cutStates(bm.Height)
 	if bm.Height%regrantInterval == 0 {
+		e.pruneRounds(bm.Height)
 		e.grantWaiting(bm.Height)
 	}
 	e.pruneBlockHashes(bm.Height)
@@ -492,8 +496,9 @@ func (e *Engine) Info() Info {
 		Egress: len(e.st.egress), Workers: len(e.st.workers), StateRoot: fmt.Sprintf("%x", root), MemoryBytes: ms.HeapAlloc,
 		Version: Version, MinVersion: e.st.minVersion,
 	}
-	if pub, ok := e.masterPublic(); ok {
-		info.MasterKey = pub.Hex()
+	if set := e.st.keySets[e.st.servingKeyEra]; set != nil && e.gk != nil && e.gk.Holds(set.Era) {
+		pub := set.Public()
+		info.MasterKey = hex.EncodeToString(pub[:])
 	}
 	info.Recovering = e.recoveryNeeds()
 	if len(info.Recovering) == 0 {

@@ -31,7 +31,9 @@ import (
 
 // deployment is a deployed contract as the queue announced it.
 type deployment struct {
-	upload   [32]byte
+	upload [32]byte
+	// keyEra, keyEpoch: the key set and epoch its key is derived under.
+	keyEra, keyEpoch uint64
 	workers  []crypto.PublicKey
 	excluded []crypto.PublicKey // removed by the deployer, not assigned again
 	// reported: its first status report was seen; failed: it said
@@ -104,6 +106,9 @@ func (e *Engine) onDeployed(ctx *Context, m *api.Message) error {
 	dep, existed := e.st.deployed[d.Contract]
 	if !existed {
 		dep = &deployment{upload: d.Upload}
+		if g, err := api.DecodeContractKeyGrant(d.Grant); err == nil {
+			dep.keyEra, dep.keyEpoch = g.Era, g.Epoch
+		}
 		e.st.deployed[d.Contract] = dep
 		u.granted = true
 		e.noteInput(ctx, d.Contract) // its start: init runs at this height
@@ -130,33 +135,21 @@ func (e *Engine) onDeployed(ctx *Context, m *api.Message) error {
 	return nil
 }
 
-// sealedFor returns the key g seals to worker, nil if g names it not.
-func sealedFor(g *api.ContractKeyGrant, worker crypto.PublicKey) []byte {
-	for _, k := range g.Workers {
-		if k.Worker == worker {
-			return k.Sealed
-		}
-	}
-	return nil
-}
-
-// takeGrant opens this worker's key in an accepted grant, if it names
-// this worker, and starts the contract: afresh at its deployment
-// (!existed), or as a recovery.
+// takeGrant takes this worker's key from the round an accepted grant
+// names, if it names this worker, and starts the contract: afresh at its
+// deployment (!existed), or as a recovery.
 func (e *Engine) takeGrant(ctx *Context, d *api.ContractDeployed, existed bool) error {
 	g, err := api.DecodeContractKeyGrant(d.Grant)
 	if err != nil {
 		return err
 	}
-	me := e.entity.Identity.Public()
-	mine := sealedFor(g, me)
-	if mine == nil {
+	if !slices.Contains(g.Workers, e.entity.Identity.Public()) {
 		return nil
 	}
 	if _, ok := e.running[g.Identity]; ok {
 		return nil
 	}
-	ck, err := e.openGrant(ctx.Height, g, mine)
+	ck, err := e.takeRoundKey(g)
 	if err != nil {
 		return err
 	}
@@ -539,6 +532,8 @@ func (s *state) encodeDeployments(w *codec.Writer) {
 		d := s.deployed[id]
 		w.Fixed(id[:])
 		w.Fixed(d.upload[:])
+		w.Uvarint(d.keyEra)
+		w.Uvarint(d.keyEpoch)
 		w.BytesField(api.EncodeKeys(d.workers))
 		w.BytesField(api.EncodeKeys(d.excluded))
 		w.Bool(d.reported)
@@ -579,6 +574,7 @@ func (s *state) decodeDeployments(r *codec.Reader) {
 		d := &deployment{}
 		r.Fixed(id[:])
 		r.Fixed(d.upload[:])
+		d.keyEra, d.keyEpoch = r.Uvarint(), r.Uvarint()
 		ws := r.BytesField(8 + 32*api.MaxReplicas)
 		xs := r.BytesField(8 + 32*api.MaxExcludedWorkers)
 		d.reported, d.failed, d.droppedUpTo = r.Bool(), r.Bool(), r.Varint()

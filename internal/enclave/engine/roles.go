@@ -15,23 +15,23 @@ import (
 // makes on a gatekeeper's messages (attestedGatekeeper); the role keeps
 // the key and the decisions made with it. Called under the engine's lock.
 type gatekeeperRole interface {
-	// MasterPublic returns the held MasterKey's public key (ok false
-	// while none is held).
-	MasterPublic() (pub crypto.PublicKey, ok bool)
-	// Announce emits the master public key once this gatekeeper's own
-	// attested registration is in the queue at height.
+	// Holds reports whether a share of era's MasterKey is held.
+	Holds(era uint64) bool
+	// Announce emits the genesis master public key once this
+	// gatekeeper's own attested registration is in the queue at height.
 	Announce(height int64)
-	// Adopted reports the master public key the chain adopted.
-	Adopted(chainPub crypto.PublicKey)
-	// Share seals the MasterKey to the attested genesis gatekeeper rec.
-	Share(height int64, rec *api.WorkerRecord)
+	// Adopted reports a key set the chain adopted.
+	Adopted(set *api.KeySet)
+	// Share seals the serving MasterKey (threshold 1) to the attested
+	// gatekeeper rec, for key era era.
+	Share(height int64, rec *api.WorkerRecord, era uint64)
 	// Receive opens and seals a MasterKey share from gatekeeper from.
 	Receive(from crypto.PublicKey, s *api.MasterKeyShare) error
-	// Grant derives an upload's contract keys and seals them to its
-	// workers.
+	// Grant sends this member's partials of an upload's contract key to
+	// its workers.
 	Grant(height int64, u gatekeeper.Upload)
-	// Arbiters seals a contract's key to n arbiters of the dispute of
-	// its update at disputed.
+	// Arbiters sends this member's partials of a contract's key to n
+	// arbiters of the dispute of its update at disputed.
 	Arbiters(height int64, u gatekeeper.Upload, contract crypto.PublicKey, disputed int64, n int)
 }
 
@@ -47,7 +47,7 @@ func (e *Engine) startGatekeeper(firstStart bool) error {
 		Sealer:      e.sealer,
 		DataDir:     e.cfg.DataDir,
 		Chain:       chainView{e},
-		Emit:        func(topic string, payload []byte) { e.emit(api.OriginGatekeeper, topic, payload) },
+		Emit:        e.emit,
 		Log:         e.log,
 	}, firstStart)
 	if err != nil {
@@ -56,15 +56,6 @@ func (e *Engine) startGatekeeper(firstStart bool) error {
 	e.gk = gk
 	e.gk.Announce(e.st.dispatched)
 	return nil
-}
-
-// masterPublic returns the public key of the MasterKey this pRuntime holds
-// as gatekeeper (ok false for a worker, or a gatekeeper still without it).
-func (e *Engine) masterPublic() (crypto.PublicKey, bool) {
-	if e.gk == nil {
-		return crypto.PublicKey{}, false
-	}
-	return e.gk.MasterPublic()
 }
 
 // chainView is the gatekeeper's read-only view of the engine's
@@ -91,7 +82,9 @@ func (v chainView) SubnetMember(subnet [32]byte, key crypto.PublicKey) bool {
 	return v.e.subnetMember(subnet, key)
 }
 
-func (v chainView) MasterPublic() crypto.PublicKey { return v.e.st.masterPub }
+func (v chainView) KeySet(era uint64) *api.KeySet { return v.e.st.keySets[era] }
+
+func (v chainView) ServingKeyEra() (uint64, bool) { return v.e.st.servingKeyEra, v.e.st.hasKeySet }
 
 func (v chainView) IsGatekeeper(key crypto.PublicKey) bool {
 	return v.e.isGatekeeper(key) || v.e.isElected(key)
@@ -125,22 +118,16 @@ func (e *Engine) attestedGatekeeper(key crypto.PublicKey, height int64) error {
 	return nil
 }
 
-// onMasterKeyAnnounced (every pRuntime) records the master public key the
-// first attested gatekeeper announced (chain-derived; shares must match
-// it) and tells this pRuntime's gatekeeper role, if any.
+// onMasterKeyAnnounced (every pRuntime) checks the genesis master key
+// announcement comes from an attested gatekeeper; the key set it makes is
+// adopted from the gatekeeper module's api.TopicKeyRotationReady
+// (onKeyRotationReady).
 func (e *Engine) onMasterKeyAnnounced(ctx *Context, m *api.Message) error {
 	if m.Origin.Kind != api.OriginGatekeeper {
 		return fmt.Errorf("master key announced by %s, not a gatekeeper", m.Origin)
 	}
 	if err := e.attestedGatekeeper(m.Origin.Key, ctx.Height); err != nil {
 		return fmt.Errorf("master key announcement ignored: %w", err)
-	}
-	if e.st.masterPub != (crypto.PublicKey{}) || len(m.Payload) != crypto.PublicKeySize {
-		return nil
-	}
-	copy(e.st.masterPub[:], m.Payload)
-	if e.gk != nil {
-		e.gk.Adopted(e.st.masterPub)
 	}
 	return nil
 }
@@ -162,11 +149,11 @@ func (e *Engine) onMasterKeyShare(ctx *Context, m *api.Message) error {
 	if e.gk == nil {
 		return nil
 	}
-	_, had := e.gk.MasterPublic()
+	had := e.gk.Holds(s.Era)
 	if err := e.gk.Receive(m.Origin.Key, s); err != nil {
 		return err
 	}
-	if _, has := e.gk.MasterPublic(); has && !had {
+	if !had && e.gk.Holds(s.Era) {
 		if e.isGatekeeper(e.entity.Identity.Public()) {
 			e.grantWaiting(ctx.Height) // uploads made while no gatekeeper could grant
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-const stateVersion = 12
+const stateVersion = 13
 
 // state is everything pRuntime derives from the chain plus its egress. It
 // is checkpointed (sealed) after every sync or dispatch call.
@@ -35,8 +35,11 @@ type state struct {
 	egress    []api.SignedMessage
 	// Contract uploads seen (chain-derived).
 	uploads map[[32]byte]*upload
-	// The master public key the first gatekeeper announced.
-	masterPub crypto.PublicKey
+	// Key sets (keys.go): each key era's set the chain adopted, and the
+	// serving one's era (hasKeySet false before the genesis one).
+	keySets       map[uint64]*api.KeySet
+	servingKeyEra uint64
+	hasKeySet     bool
 	// Governance: the allowed pRuntime measurements (from the genesis,
 	// then as enacted) and the minimum pRuntime version announced.
 	allowlist  []api.HexBytes
@@ -82,11 +85,15 @@ type state struct {
 	// arbitrating: the disputes this worker was assigned to arbitrate
 	// (the contracts' keys until it voted; not chain-derived).
 	arbitrating map[crypto.PublicKey]*heldKey
+	// rounds: the rounds of key partials naming this worker (keys.go;
+	// not chain-derived).
+	rounds map[[32]byte]*keyRound
 }
 
 func newState() *state {
 	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, nodeStake: map[crypto.PublicKey]uint64{}, unassignable: map[crypto.PublicKey]bool{}, checkpoints: map[crypto.PublicKey]api.Checkpoint{}, lastCommand: map[crypto.PublicKey]int64{}, subnets: map[[32]byte][]crypto.PublicKey{},
-		deployed: map[crypto.PublicKey]*deployment{}, inputs: map[crypto.PublicKey][]int64{}, blockRefs: map[int64]*blockRef{}, cpMeta: map[crypto.PublicKey]cpMeta{}, recovering: map[crypto.PublicKey]*heldKey{}, arbitrating: map[crypto.PublicKey]*heldKey{}}
+		deployed: map[crypto.PublicKey]*deployment{}, inputs: map[crypto.PublicKey][]int64{}, blockRefs: map[int64]*blockRef{}, cpMeta: map[crypto.PublicKey]cpMeta{}, recovering: map[crypto.PublicKey]*heldKey{}, arbitrating: map[crypto.PublicKey]*heldKey{},
+		keySets: map[uint64]*api.KeySet{}, rounds: map[[32]byte]*keyRound{}}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -139,7 +146,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 		w.BytesField(s.workers[k].Encode())
 	}
 	s.encodeUploads(w)
-	w.Fixed(s.masterPub[:])
+	s.encodeKeySets(w)
 	s.encodeGovernance(w)
 	s.encodeAttest(w)
 	s.encodeStaking(w)
@@ -167,6 +174,7 @@ func (s *state) encode() []byte {
 	s.encodeChain(w)
 	encodeHeldKeys(w, s.recovering)
 	encodeHeldKeys(w, s.arbitrating)
+	encodeRounds(w, s.rounds)
 	own := sortedKeys(s.egressSeq)
 	w.Uvarint(uint64(len(own)))
 	for _, o := range own {
@@ -208,7 +216,7 @@ func decodeState(b []byte) (*state, error) {
 		s.workers[rec.Info.IdentityKey] = rec
 	}
 	s.decodeUploads(r)
-	r.Fixed(s.masterPub[:])
+	s.decodeKeySets(r)
 	s.decodeGovernance(r)
 	s.decodeAttest(r)
 	s.decodeStaking(r)
@@ -219,6 +227,7 @@ func decodeState(b []byte) (*state, error) {
 	s.decodeDeployments(r)
 	decodeHeldKeys(r, s.recovering)
 	decodeHeldKeys(r, s.arbitrating)
+	decodeRounds(r, s.rounds)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

@@ -176,10 +176,10 @@ func (e *Engine) grantWaiting(height int64) {
 func (e *Engine) grantPending(upload [32]byte) bool {
 	for i := range e.st.egress {
 		m := &e.st.egress[i].Message
-		if m.Topic != api.TopicContractKey || m.Origin.Kind != api.OriginGatekeeper {
+		if m.Topic != api.TopicKeyPartials {
 			continue
 		}
-		if g, err := api.DecodeContractKeyGrant(m.Payload); err == nil && g.Upload == upload {
+		if p, err := api.DecodeKeyPartials(m.Payload); err == nil && p.Purpose == api.KeyForWorkers && p.Upload == upload {
 			return true
 		}
 	}
@@ -194,9 +194,10 @@ const regrantInterval = 10
 // deployed contract d its current and excluded workers.
 func (e *Engine) gkUpload(id [32]byte, d *deployment) gatekeeper.Upload {
 	u := e.st.uploads[id]
-	g := gatekeeper.Upload{ID: id, Deployer: u.deployer, CodeHash: u.codeHash, Seq: u.seq, Replicas: u.replicas, Requirements: u.req}
+	g := gatekeeper.Upload{ID: id, Deployer: u.deployer, CodeHash: u.codeHash, Seq: u.seq, Replicas: u.replicas, Requirements: u.req, KeyEra: e.st.servingKeyEra}
 	if d != nil {
 		g.Current, g.Exclude = d.workers, d.excluded
+		g.KeyEra, g.KeyEpoch = d.keyEra, d.keyEpoch
 	}
 	return g
 }
@@ -214,39 +215,6 @@ func gunzip(b []byte) ([]byte, error) {
 		return nil, errors.New("code too large")
 	}
 	return code, nil
-}
-
-// openGrant opens this worker's sealed contract key in an accepted grant
-// g (from the ContractDeployed that adds this worker): sealed by the ECDH
-// key of a gatekeeper that is serving and attested at height, and the
-// keys the grant announces.
-func (e *Engine) openGrant(height int64, g *api.ContractKeyGrant, sealed []byte) (*keys.ContractKeys, error) {
-	ok := false
-	for _, k := range e.st.gatekeepers {
-		if w := e.st.workers[k]; w != nil && w.Info.EcdhKey == g.GatekeeperE && e.attestedGatekeeper(k, height) == nil {
-			ok = true
-		}
-	}
-	if !ok {
-		return nil, fmt.Errorf("key grant sealed by %s, the ECDH key of no serving attested gatekeeper", g.GatekeeperE.Short())
-	}
-	ch, err := channel.New(e.entity.Ecdh, g.GatekeeperE, api.ChannelPurposeContractKey)
-	if err != nil {
-		return nil, err
-	}
-	me := e.entity.Identity.Public()
-	seed, err := ch.Open(sealed, g.AD(me))
-	if err != nil || len(seed) != crypto.SeedSize {
-		return nil, fmt.Errorf("cannot open the contract key: %v", err)
-	}
-	ck, err := keys.ContractKeysFromSeed([crypto.SeedSize]byte(seed))
-	if err != nil {
-		return nil, err
-	}
-	if ck.Identity.Public() != g.Identity || ck.Ecdh.Public() != g.Ecdh {
-		return nil, errors.New("granted key does not match the announced contract keys")
-	}
-	return ck, nil
 }
 
 // startFresh starts a contract at its deployment (height of ctx): it

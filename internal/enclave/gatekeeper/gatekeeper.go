@@ -1,18 +1,21 @@
-// Package gatekeeper holds a gatekeeper pRuntime's duties and the key only
-// a gatekeeper holds: the MasterKey (whitepaper 4.4). It creates the
-// MasterKey at the first start of the first genesis gatekeeper, announces
-// its public key once this gatekeeper's own attested registration is in the
-// queue, shares it with the other attested genesis gatekeepers, receives
-// it from one of them, and derives every contract's keys from it, sealing
-// them to the attested workers that run the contract (the grant).
+// Package gatekeeper holds a gatekeeper pRuntime's duties and the keys
+// only a gatekeeper holds: its shares of the MasterKey of each key era
+// (docs/keys.md; whitepaper 4.4). The first genesis gatekeeper creates the
+// genesis MasterKey at its first start and announces its public key once
+// its own attested registration is in the queue; it shares it with the
+// other attested genesis gatekeepers (key era 0: threshold 1). For each
+// contract it evaluates its share on the contract's point (a threshold
+// DH-PRF, internal/enclave/threshold) with a DLEQ proof and seals the
+// partial to each assigned worker (api.KeyPartials); the worker checks
+// and combines T of them. No gatekeeper ever holds a contract's key.
 //
 // It owns no chain state: what it decides on (the registrations in the
-// queue, who is attested, the master public key the chain adopted, the
-// egress) is the engine's verified view (Chain), and what it says goes
-// out through the engine's egress (Config.Emit). The engine
+// queue, who is attested, the key sets the chain adopted, the egress) is
+// the engine's verified view (Chain), and what it says goes out through
+// the engine's egress (Config.Emit). The engine
 // (internal/enclave/engine) calls it under its lock, from its handlers in
 // block order, so it needs no lock of its own. The worker's side (opening
-// a grant, running the contract) stays in the engine.
+// and combining partials, running the contract) stays in the engine.
 package gatekeeper
 
 import (
@@ -23,15 +26,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
+	"go.dedis.ch/kyber/v3"
+	"go.dedis.ch/kyber/v3/share"
+
 	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/sealing"
+	"github.com/phalago/phala/internal/enclave/threshold"
 )
 
 // Chain is the gatekeeper's read-only view of the chain-derived state the
@@ -54,9 +63,12 @@ type Chain interface {
 	IsGatekeeper(key crypto.PublicKey) bool
 	// Workers returns every registration in the queue, in any order.
 	Workers() []*api.WorkerRecord
-	// MasterPublic returns the master public key the chain adopted (the
-	// first attested gatekeeper's announcement), zero before.
-	MasterPublic() crypto.PublicKey
+	// KeySet returns the key set of era the chain adopted
+	// (api.TopicKeyRotationReady), nil if none.
+	KeySet(era uint64) *api.KeySet
+	// ServingKeyEra returns the era of the serving key set; ok is false
+	// before the genesis MasterKey is announced.
+	ServingKeyEra() (era uint64, ok bool)
 	// SubnetMember reports whether key is a member of the subnet as the
 	// chain's subnet module last announced it.
 	SubnetMember(subnet [32]byte, key crypto.PublicKey) bool
@@ -68,27 +80,31 @@ type Chain interface {
 // Config is what a gatekeeper needs from its pRuntime.
 type Config struct {
 	// Entity: this pRuntime's keys; its ECDH key opens shares and seals
-	// grants and shares.
+	// partials and shares.
 	Entity *keys.Entity
 	// Gatekeepers: the genesis gatekeepers, the first one creating the
 	// MasterKey.
 	Gatekeepers []crypto.PublicKey
-	// Sealer: bound to the chain and this identity; seals the MasterKey,
+	// Sealer: bound to the chain and this identity; seals the shares,
 	// and its binding's genesis hash is in every share's additional data.
 	Sealer  *sealing.Sealer
 	DataDir string // where keys.MasterFile is sealed
 	Chain   Chain
-	// Emit queues a message from this pRuntime as gatekeeper
-	// (api.OriginGatekeeper) into its signed egress.
-	Emit func(topic string, payload []byte)
+	// Emit queues a message from this pRuntime into its signed egress:
+	// as gatekeeper (api.OriginGatekeeper: announcements, shares) or as
+	// a key-set member (api.OriginWorker: partials; members of past sets
+	// are no longer gatekeepers).
+	Emit func(origin api.OriginKind, topic string, payload []byte)
 	Log  *slog.Logger
 }
 
 // Gatekeeper is a gatekeeper pRuntime's role. Not safe for concurrent use
 // (the engine's lock serializes it).
 type Gatekeeper struct {
-	cfg    Config
-	master *keys.Master // nil until created, loaded or received
+	cfg Config
+	// shares: this pRuntime's share of each key era's MasterKey (its
+	// index is its place in the era's key set).
+	shares map[uint64]kyber.Scalar
 	// waiting: why each upload no worker can run was last logged.
 	waiting map[[32]byte]string
 }
@@ -109,119 +125,228 @@ type Upload struct {
 	// its deployment); a grant adds at most Replicas minus their number,
 	// never one of them or of Exclude (removed by the deployer).
 	Current, Exclude []crypto.PublicKey
+	// KeyEra, KeyEpoch: the key set and epoch the contract's key is
+	// derived under (the serving key era and 0 for a new contract).
+	KeyEra, KeyEpoch uint64
 }
 
-// New loads the MasterKey, or creates and seals it on the first start of
-// the first genesis gatekeeper (firstStart: its pre-genesis entity keys
-// are being bound to this chain now, and the chain has adopted no master
-// key). Any other gatekeeper without a MasterKey, including the first one
-// after its master.sealed was deleted, waits for a share: a chain has one
-// MasterKey, announced once. A sealed MasterKey that is not the one the
-// chain adopted is not used. New emits nothing; the engine calls Announce
-// after it. Errors: the sealer's (another chain or identity, corrupt) or
-// the sealing of a new key.
+// sharesVersion is the version of the sealed shares file (1 was the
+// whole sr25519 MasterKey of pRuntimes before issue 12).
+const sharesVersion = 2
+
+// New loads this gatekeeper's shares, or creates the genesis MasterKey on
+// the first start of the first genesis gatekeeper (firstStart: its
+// pre-genesis entity keys are being bound to this chain now, and the
+// chain has adopted no key set). Any other gatekeeper without shares,
+// including the first one after its sealed file was deleted, waits for
+// one: a chain has one genesis MasterKey, announced once. A sealed share
+// that is not the one the chain's key set commits to is dropped. New
+// emits nothing; the engine calls Announce after it. Errors: the
+// sealer's (another chain or identity, corrupt), a file of an older
+// pRuntime, or the sealing of a new key.
 func New(cfg Config, firstStart bool) (*Gatekeeper, error) {
-	g := &Gatekeeper{cfg: cfg}
-	chainPub := cfg.Chain.MasterPublic()
-	m, err := keys.LoadMaster(cfg.Sealer, cfg.DataDir)
+	g := &Gatekeeper{cfg: cfg, shares: map[uint64]kyber.Scalar{}}
+	err := g.load()
 	switch {
 	case err == nil:
-		if chainPub != (crypto.PublicKey{}) && m.Public() != chainPub {
-			cfg.Log.Error("the sealed master key is not the chain's master key: not using it; waiting for a share", "sealed", m.Public().Hex(), "chain", chainPub.Hex())
-			return g, nil
+		for era := range g.shares {
+			if set := cfg.Chain.KeySet(era); set != nil {
+				g.Adopted(set)
+			}
 		}
-		g.master = m
 	case errors.Is(err, sealing.ErrNotExist):
-		if !firstStart || cfg.Gatekeepers[0] != cfg.Entity.Identity.Public() || chainPub != (crypto.PublicKey{}) {
-			cfg.Log.Info("gatekeeper without a MasterKey: waiting to receive it from another gatekeeper")
+		_, announced := cfg.Chain.ServingKeyEra()
+		if !firstStart || cfg.Gatekeepers[0] != cfg.Entity.Identity.Public() || announced {
+			cfg.Log.Info("gatekeeper without a MasterKey share: waiting to receive one")
 			return g, nil
 		}
-		if m, err = keys.GenerateMaster(); err != nil {
-			return nil, err
-		}
-		if err := m.Save(cfg.Sealer, cfg.DataDir); err != nil {
+		g.shares[0] = threshold.Suite.Scalar().Pick(threshold.Suite.RandomStream())
+		if err := g.save(); err != nil {
 			return nil, fmt.Errorf("seal master key: %w", err)
 		}
-		g.master = m
-		cfg.Log.Info("master key created; announced once this gatekeeper's attested registration is in the queue", "public", m.Public().Hex())
+		cfg.Log.Info("genesis master key created; announced once this gatekeeper's attested registration is in the queue", "public", hex.EncodeToString(public(g.shares[0])))
 	default:
-		return nil, fmt.Errorf("load master key: %w", err)
+		return nil, fmt.Errorf("load master key shares: %w", err)
 	}
 	return g, nil
 }
 
-// MasterPublic returns the public key of the MasterKey this gatekeeper
-// holds; ok is false while it holds none.
-func (g *Gatekeeper) MasterPublic() (pub crypto.PublicKey, ok bool) {
-	if g.master == nil {
-		return crypto.PublicKey{}, false
-	}
-	return g.master.Public(), true
+// public returns x·G's encoding.
+func public(x kyber.Scalar) []byte {
+	b, _ := threshold.Suite.Point().Mul(x, nil).MarshalBinary()
+	return b
 }
 
-// Announce (the genesis gatekeeper holding the MasterKey) emits the master
-// public key announcement (api.TopicMasterKey) once its own attested
-// registration is in the queue at height (the chain refuses the
-// announcement of an unregistered gatekeeper), unless the key is already
-// announced on chain or the announcement waits in the egress. The engine
-// calls it when this pRuntime's registration arrives and at start (a crash
-// between sealing the key and checkpointing the announcement).
+// save seals every held share into keys.MasterFile (rewritten whole, so a
+// dropped share is gone from the file too).
+func (g *Gatekeeper) save() error {
+	if g.cfg.Sealer.Binding().PreGenesis() || g.cfg.Sealer.Binding().Identity == (crypto.PublicKey{}) {
+		return errors.New("master key shares are sealed bound to a chain and an identity")
+	}
+	eras := make([]uint64, 0, len(g.shares))
+	for era := range g.shares {
+		eras = append(eras, era)
+	}
+	slices.Sort(eras)
+	w := codec.NewWriter(1 + 41*len(eras))
+	w.U8(sharesVersion)
+	w.Uvarint(uint64(len(eras)))
+	for _, era := range eras {
+		b, err := g.shares[era].MarshalBinary()
+		if err != nil {
+			return err
+		}
+		w.Uvarint(era)
+		w.Fixed(b)
+	}
+	return g.cfg.Sealer.Save(filepath.Join(g.cfg.DataDir, keys.MasterFile), w.Bytes())
+}
+
+// load reads the sealed shares: sealing.ErrNotExist if none.
+func (g *Gatekeeper) load() error {
+	path := filepath.Join(g.cfg.DataDir, keys.MasterFile)
+	data, err := g.cfg.Sealer.Load(path)
+	if err != nil {
+		return err
+	}
+	r := codec.NewReader(data)
+	if v := r.U8(); v != sharesVersion {
+		return fmt.Errorf("%w: %s: version %d, written by a pRuntime before threshold keys: this gatekeeper's data directory must be created anew", sealing.ErrCorrupt, path, v)
+	}
+	n := r.Uvarint()
+	for ; r.Err() == nil && n > 0; n-- {
+		era := r.Uvarint()
+		var b [32]byte
+		r.Fixed(b[:])
+		x := threshold.Suite.Scalar()
+		if r.Err() == nil {
+			if err := x.UnmarshalBinary(b[:]); err != nil {
+				r.Fail(err)
+			}
+		}
+		g.shares[era] = x
+	}
+	if err := r.Done(); err != nil {
+		return fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, path, err)
+	}
+	return nil
+}
+
+// Holds reports whether this gatekeeper holds a share of era's MasterKey.
+func (g *Gatekeeper) Holds(era uint64) bool { return g.shares[era] != nil }
+
+// Eras returns the key eras whose shares this gatekeeper holds, ascending.
+func (g *Gatekeeper) Eras() []uint64 {
+	eras := make([]uint64, 0, len(g.shares))
+	for era := range g.shares {
+		eras = append(eras, era)
+	}
+	slices.Sort(eras)
+	return eras
+}
+
+// Announce (the first genesis gatekeeper, holding the genesis MasterKey)
+// emits its public key (api.TopicMasterKey: 32 bytes, an edwards25519
+// point) once its own attested registration is in the queue at height
+// (the chain refuses the announcement of an unregistered gatekeeper),
+// unless a key set is already adopted or the announcement waits in the
+// egress. The engine calls it when this pRuntime's registration arrives
+// and at start (a crash between sealing the key and checkpointing the
+// announcement).
 func (g *Gatekeeper) Announce(height int64) {
 	me := g.cfg.Entity.Identity.Public()
-	if g.master == nil || g.cfg.Gatekeepers[0] != me || g.cfg.Chain.MasterPublic() != (crypto.PublicKey{}) || !g.cfg.Chain.Attested(g.cfg.Chain.Worker(me), height) {
+	_, announced := g.cfg.Chain.ServingKeyEra()
+	if g.shares[0] == nil || g.cfg.Gatekeepers[0] != me || announced || !g.cfg.Chain.Attested(g.cfg.Chain.Worker(me), height) {
 		return
 	}
 	if g.cfg.Chain.Pending(api.TopicMasterKey) {
 		return
 	}
-	pub := g.master.Public()
-	g.cfg.Emit(api.TopicMasterKey, pub[:])
-	g.cfg.Log.Info("master key announced", "public", pub.Hex(), "height", height)
+	pub := public(g.shares[0])
+	g.cfg.Emit(api.OriginGatekeeper, api.TopicMasterKey, pub)
+	g.cfg.Log.Info("genesis master key announced", "public", hex.EncodeToString(pub), "height", height)
 }
 
-// Adopted tells the gatekeeper the master public key the chain adopted.
-// Only a host rolling back sealed files makes it differ from the one this
-// gatekeeper holds: a MasterKey the chain did not adopt is dropped, never
-// used.
-func (g *Gatekeeper) Adopted(chainPub crypto.PublicKey) {
-	if g.master != nil && g.master.Public() != chainPub {
-		g.cfg.Log.Error("the chain announced another master key than this gatekeeper's: not using it", "own", g.master.Public().Hex(), "chain", chainPub.Hex())
-		g.master = nil
+// Adopted tells the gatekeeper a key set the chain adopted. A held share
+// of that era that is not the one the set commits to for this member
+// (only a host rolling back sealed files makes it differ) is dropped,
+// never used.
+func (g *Gatekeeper) Adopted(set *api.KeySet) {
+	x := g.shares[set.Era]
+	if x == nil {
+		return
+	}
+	i := set.Index(g.cfg.Entity.Identity.Public())
+	want, err := commitment(set, i)
+	if err == nil && bytes.Equal(public(x), want) {
+		return
+	}
+	g.cfg.Log.Error("the chain's key set commits to another share than this gatekeeper's: dropping it", "era", set.Era)
+	delete(g.shares, set.Era)
+	if err := g.save(); err != nil {
+		g.cfg.Log.Error("reseal master key shares", "err", err)
 	}
 }
 
-// Share (a gatekeeper holding the MasterKey) seals it to another
-// gatekeeper (rec, from the queue at height) that has just registered or
-// was just elected: to its attested ECDH key over a CommKey channel
-// (api.ChannelPurposeMasterKey), so only that gatekeeper's pRuntime can
-// open it, and emits the api.MasterKeyShare (api.TopicMasterKeyShare).
-// Only a gatekeeper (Chain.IsGatekeeper: serving, or elected) whose
-// registration is attested (Chain.Attested) receives it.
-func (g *Gatekeeper) Share(height int64, rec *api.WorkerRecord) {
+// commitment returns member i's public commitment X_i in set, encoded.
+func commitment(set *api.KeySet, i int) ([]byte, error) {
+	if i < 0 {
+		return nil, errors.New("not a member")
+	}
+	cs, err := commits(set)
+	if err != nil {
+		return nil, err
+	}
+	return threshold.MemberCommitment(cs, i).MarshalBinary()
+}
+
+// commits decodes set's commitments.
+func commits(set *api.KeySet) ([]kyber.Point, error) {
+	return threshold.DecodeCommits(set.Commits)
+}
+
+// Share (a gatekeeper holding the serving MasterKey whole: a key set of
+// threshold 1) seals it to another gatekeeper (rec, from the queue at
+// height) for key era era: a genesis gatekeeper that has just registered
+// (era 0), or a member of a newly elected set (its era). Sealed to its
+// attested ECDH key over a CommKey channel (api.ChannelPurposeMasterKey),
+// so only that gatekeeper's pRuntime can open it, and emitted as an
+// api.MasterKeyShare (api.TopicMasterKeyShare). Only a gatekeeper
+// (Chain.IsGatekeeper: serving, or elected) whose registration is attested
+// (Chain.Attested) receives it.
+func (g *Gatekeeper) Share(height int64, rec *api.WorkerRecord, era uint64) {
 	to := rec.Info.IdentityKey
-	if g.master == nil || to == g.cfg.Entity.Identity.Public() || !g.cfg.Chain.IsGatekeeper(to) || !g.cfg.Chain.Attested(rec, height) {
+	serving, ok := g.cfg.Chain.ServingKeyEra()
+	if !ok || g.shares[serving] == nil || to == g.cfg.Entity.Identity.Public() || !g.cfg.Chain.IsGatekeeper(to) || !g.cfg.Chain.Attested(rec, height) {
+		return
+	}
+	if set := g.cfg.Chain.KeySet(serving); set == nil || set.T != 1 {
 		return
 	}
 	ch, err := channel.New(g.cfg.Entity.Ecdh, rec.Info.EcdhKey, api.ChannelPurposeMasterKey)
 	if err != nil {
 		return
 	}
-	s := &api.MasterKeyShare{To: to, ToEcdh: rec.Info.EcdhKey, FromEcdh: g.cfg.Entity.Ecdh.Public(), Master: g.master.Public()}
-	seed := g.master.Seed()
-	s.Sealed = ch.Seal(seed[:], g.shareAD(s))
-	g.cfg.Emit(api.TopicMasterKeyShare, s.Encode())
-	g.cfg.Log.Info("master key shared", "to", to.Short())
+	x := g.shares[serving]
+	s := &api.MasterKeyShare{Era: era, To: to, ToEcdh: rec.Info.EcdhKey, FromEcdh: g.cfg.Entity.Ecdh.Public(), Master: crypto.PublicKey(public(x))}
+	b, err := x.MarshalBinary()
+	if err != nil {
+		return
+	}
+	s.Sealed = ch.Seal(b, g.shareAD(s))
+	g.cfg.Emit(api.OriginGatekeeper, api.TopicMasterKeyShare, s.Encode())
+	g.cfg.Log.Info("master key shared", "to", to.Short(), "era", era)
 }
 
-// Receive (a gatekeeper without the MasterKey) opens a share addressed to
-// it, sent by the attested gatekeeper from (the engine checked that),
-// checks it is the master key the share names and the chain adopted, and
-// seals it. A share for another gatekeeper, or arriving when this one
-// already holds the MasterKey, is ignored (nil). Errors: sealed to another
-// ECDH key, does not open (another chain, tampered), not the announced
-// master key, or the sealing failed; nothing changes then.
+// Receive (a gatekeeper without a share of s.Era) opens a share addressed
+// to it, sent by the attested gatekeeper from (the engine checked that),
+// checks it is the serving master key the chain adopted, and seals it. A
+// share for another gatekeeper, or of an era this one holds, is ignored
+// (nil). Errors: sealed to another ECDH key, does not open (another
+// chain, tampered), not the serving master key, or the sealing failed;
+// nothing changes then.
 func (g *Gatekeeper) Receive(from crypto.PublicKey, s *api.MasterKeyShare) error {
-	if s.To != g.cfg.Entity.Identity.Public() || g.master != nil {
+	if s.To != g.cfg.Entity.Identity.Public() || g.shares[s.Era] != nil {
 		return nil
 	}
 	if s.ToEcdh != g.cfg.Entity.Ecdh.Public() {
@@ -231,22 +356,27 @@ func (g *Gatekeeper) Receive(from crypto.PublicKey, s *api.MasterKeyShare) error
 	if err != nil {
 		return err
 	}
-	seed, err := ch.Open(s.Sealed, g.shareAD(s))
-	if err != nil || len(seed) != crypto.SeedSize {
+	b, err := ch.Open(s.Sealed, g.shareAD(s))
+	if err != nil {
 		return fmt.Errorf("cannot open the master key share: %v", err)
 	}
-	mk, err := keys.MasterFromSeed([crypto.SeedSize]byte(seed))
-	if err != nil {
-		return err
+	x := threshold.Suite.Scalar()
+	if err := x.UnmarshalBinary(b); err != nil {
+		return fmt.Errorf("master key share: %v", err)
 	}
-	if chainPub := g.cfg.Chain.MasterPublic(); mk.Public() != s.Master || (chainPub != (crypto.PublicKey{}) && mk.Public() != chainPub) {
+	serving, ok := g.cfg.Chain.ServingKeyEra()
+	if !ok || !bytes.Equal(public(x), s.Master[:]) {
 		return errors.New("shared key is not the announced master key")
 	}
-	if err := mk.Save(g.cfg.Sealer, g.cfg.DataDir); err != nil {
+	if set := g.cfg.Chain.KeySet(serving); set == nil || set.Public() != [32]byte(s.Master) {
+		return errors.New("shared key is not the serving master key")
+	}
+	g.shares[s.Era] = x
+	if err := g.save(); err != nil {
+		delete(g.shares, s.Era)
 		return fmt.Errorf("seal master key: %w", err)
 	}
-	g.master = mk
-	g.cfg.Log.Info("master key received", "from", from.Short(), "public", mk.Public().Hex())
+	g.cfg.Log.Info("master key received", "from", from.Short(), "era", s.Era)
 	return nil
 }
 
@@ -273,24 +403,23 @@ func (g *Gatekeeper) unmet(q *api.Requirements, w *api.WorkerRecord) string {
 	return strings.Join(why, "; ")
 }
 
-// Grant (a gatekeeper holding the MasterKey; a no-op otherwise) derives
-// the contract keys of upload u at height (keys.Master.ContractKey) and
-// provisions them to the assigned workers: registered, attested
-// (Chain.Attested), assignable (Chain.Assignable: staked, responsive),
-// not gatekeepers, satisfying u.Requirements (members of its subnet if it
-// names one, on its platform, with at least its cores, memory and pRuntime
-// version as declared in their WorkerInfo), at most u.Replicas of them, ordered by
-// SHA-256(upload id, worker identity) so every gatekeeper picks the same.
-// For a deployed contract (u.Current not empty) it adds at most
-// u.Replicas minus len(u.Current) workers, skipping u.Current and
-// u.Exclude: a replacement (docs/availability.md, "Reassignment").
-// The contract key seed is sealed to each worker's ECDH key over a CommKey
-// channel (api.ChannelPurposeContractKey) and emitted as one
-// api.ContractKeyGrant (api.TopicContractKey). No eligible worker: nothing
-// is emitted (logged for a first deployment).
+// Grant (a member of the key set of u.KeyEra holding its share; a no-op
+// otherwise) provisions upload u's contract key at height to its
+// assigned workers: registered, attested (Chain.Attested), assignable
+// (Chain.Assignable: staked, responsive), not gatekeepers, satisfying
+// u.Requirements (members of its subnet if it names one, on its platform,
+// with at least its cores, memory and pRuntime version as declared in
+// their WorkerInfo), at most u.Replicas of them, ordered by
+// SHA-256(upload id, worker identity) so every member picks the same. For
+// a deployed contract (u.Current not empty) it adds at most u.Replicas
+// minus len(u.Current) workers, skipping u.Current and u.Exclude: a
+// replacement (docs/availability.md, "Reassignment"). It emits its
+// partial evaluations, one sealed to each worker (api.KeyPartials,
+// api.TopicKeyPartials). No eligible worker: nothing is emitted (logged
+// for a first deployment).
 func (g *Gatekeeper) Grant(height int64, u Upload) {
 	want := int(u.Replicas) - len(u.Current)
-	if g.master == nil || want <= 0 {
+	if !g.member(u.KeyEra) || want <= 0 {
 		return
 	}
 	ws, eligible, short := g.pick(height, &u, u.ID[:], want)
@@ -314,13 +443,20 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 		return
 	}
 	delete(g.waiting, u.ID)
-	gr, err := g.seal(&u, ws)
-	if err != nil {
-		g.cfg.Log.Error("derive contract key", "err", err)
+	p := &api.KeyPartials{Upload: u.ID, Era: u.KeyEra, Epoch: u.KeyEpoch, Purpose: api.KeyForWorkers}
+	if err := g.seal(p, ws); err != nil {
+		g.cfg.Log.Error("evaluate contract key partials", "err", err)
 		return
 	}
-	g.cfg.Emit(api.TopicContractKey, gr.Encode())
-	g.cfg.Log.Info("contract key granted", "contract", gr.Identity.Short(), "workers", len(gr.Workers), "replacing", len(u.Current) > 0)
+	g.cfg.Emit(api.OriginWorker, api.TopicKeyPartials, p.Encode())
+	g.cfg.Log.Info("contract key partials sent", "upload", hex.EncodeToString(u.ID[:4]), "workers", len(ws), "era", u.KeyEra, "replacing", len(u.Current) > 0)
+}
+
+// member reports whether this gatekeeper holds a share of era's key set
+// and is one of its members.
+func (g *Gatekeeper) member(era uint64) bool {
+	set := g.cfg.Chain.KeySet(era)
+	return g.shares[era] != nil && set != nil && set.Index(g.cfg.Entity.Identity.Public()) >= 0
 }
 
 // pick returns at most want workers for upload u at height: registered,
@@ -355,33 +491,45 @@ func (g *Gatekeeper) pick(height int64, u *Upload, seed []byte, want int) (ws []
 	return ws, eligible, short
 }
 
-// seal derives upload u's contract keys and seals the key to each of ws
-// (a CommKey channel to its ECDH key, api.ChannelPurposeContractKey).
-func (g *Gatekeeper) seal(u *Upload, ws []*api.WorkerRecord) (*api.ContractKeyGrant, error) {
-	ck, err := g.master.ContractKey(u.Deployer, u.CodeHash, u.Seq)
+// seal evaluates this member's share of p.Era on the contract's point
+// (threshold.ContractPoint of p's upload, epoch and era) with its DLEQ
+// proof, and seals the partial to each of ws: a CommKey channel from this
+// pRuntime's ECDH key to the worker's (api.ChannelPurposeKeyPartial),
+// additional data p.AD(worker).
+func (g *Gatekeeper) seal(p *api.KeyPartials, ws []*api.WorkerRecord) error {
+	set := g.cfg.Chain.KeySet(p.Era)
+	i := set.Index(g.cfg.Entity.Identity.Public())
+	part, err := threshold.Evaluate(&share.PriShare{I: i, V: g.shares[p.Era]}, threshold.ContractPoint(p.Upload, p.Epoch, p.Era))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	gr := &api.ContractKeyGrant{Upload: u.ID, Identity: ck.Identity.Public(), Ecdh: ck.Ecdh.Public(), GatekeeperE: g.cfg.Entity.Ecdh.Public()}
+	b, err := part.Encode()
+	if err != nil {
+		return err
+	}
+	p.MemberE = g.cfg.Entity.Ecdh.Public()
 	for _, w := range ws {
-		ch, err := channel.New(g.cfg.Entity.Ecdh, w.Info.EcdhKey, api.ChannelPurposeContractKey)
-		if err != nil {
-			continue
-		}
-		gr.Workers = append(gr.Workers, api.SealedKey{Worker: w.Info.IdentityKey, Sealed: ch.Seal(ck.Seed[:], gr.AD(w.Info.IdentityKey))})
+		p.Workers = append(p.Workers, api.SealedKey{Worker: w.Info.IdentityKey})
 	}
-	return gr, nil
+	for j, w := range ws {
+		ch, err := channel.New(g.cfg.Entity.Ecdh, w.Info.EcdhKey, api.ChannelPurposeKeyPartial)
+		if err != nil {
+			return fmt.Errorf("channel to worker %s: %w", w.Info.IdentityKey.Short(), err)
+		}
+		p.Workers[j].Sealed = ch.Seal(b, p.AD(w.Info.IdentityKey))
+	}
+	return nil
 }
 
-// Arbiters (a gatekeeper holding the MasterKey) assigns n arbiters to the
-// open dispute of contract's state update at disputed (docs/availability.md,
-// "Arbitration"): workers eligible as for a grant that do not run it
-// (u.Current), ordered by SHA-256(contract ‖ disputed height ‖ worker), the
-// contract key sealed to each, emitted as one api.ArbiterGrant
-// (api.TopicArbiterGrant). No eligible worker: nothing is emitted
+// Arbiters (a member of the contract's key set) assigns n arbiters to the
+// open dispute of contract's state update at disputed
+// (docs/availability.md, "Arbitration"): workers eligible as for a grant
+// that do not run it (u.Current), ordered by SHA-256(contract ‖ disputed
+// height ‖ worker), its partial sealed to each, emitted as api.KeyPartials
+// for api.KeyForArbiters. No eligible worker: nothing is emitted
 // (logged).
 func (g *Gatekeeper) Arbiters(height int64, u Upload, contract crypto.PublicKey, disputed int64, n int) {
-	if g.master == nil || n <= 0 {
+	if !g.member(u.KeyEra) || n <= 0 {
 		return
 	}
 	seed := binary.BigEndian.AppendUint64(bytes.Clone(contract[:]), uint64(disputed))
@@ -390,12 +538,11 @@ func (g *Gatekeeper) Arbiters(height int64, u Upload, contract crypto.PublicKey,
 		g.cfg.Log.Warn("no worker to arbitrate the disputed state update", "contract", contract.Short(), "height", disputed)
 		return
 	}
-	gr, err := g.seal(&u, ws)
-	if err != nil {
-		g.cfg.Log.Error("derive contract key", "err", err)
+	p := &api.KeyPartials{Upload: u.ID, Era: u.KeyEra, Epoch: u.KeyEpoch, Purpose: api.KeyForArbiters, Contract: contract, Disputed: disputed}
+	if err := g.seal(p, ws); err != nil {
+		g.cfg.Log.Error("evaluate contract key partials", "err", err)
 		return
 	}
-	ag := &api.ArbiterGrant{Contract: contract, Height: disputed, Grant: gr.Encode()}
-	g.cfg.Emit(api.TopicArbiterGrant, ag.Encode())
-	g.cfg.Log.Info("arbiters assigned", "contract", contract.Short(), "height", disputed, "arbiters", len(gr.Workers))
+	g.cfg.Emit(api.OriginWorker, api.TopicKeyPartials, p.Encode())
+	g.cfg.Log.Info("arbiters assigned", "contract", contract.Short(), "height", disputed, "arbiters", len(ws))
 }

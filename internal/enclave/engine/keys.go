@@ -1,0 +1,306 @@
+package engine
+
+// The worker's side of contract key provisioning (docs/keys.md, "Contract
+// key derivation"): every pRuntime follows the key sets the chain adopts
+// (api.TopicKeyRotationReady); a worker named in a member's partials
+// (api.KeyPartials) opens its own, checks it against the member's public
+// commitment in the era's key set, and once it holds T of one round
+// combines them into the contract's seed; for a first deployment it
+// reports the contract's public keys (api.ContractKeyed), and when the
+// chain accepts the round (api.ContractDeployed, api.ArbitersAssigned) it
+// takes the key from the round.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"go.dedis.ch/kyber/v3"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/crypto/channel"
+	"github.com/phalago/phala/internal/enclave/keys"
+	"github.com/phalago/phala/internal/enclave/threshold"
+)
+
+// keyRoundLifetime is how long (blocks) this worker keeps a round's
+// partials or combined key that no accepted grant took (the chain's
+// contracts.KeyRoundLifetime).
+const keyRoundLifetime = 100
+
+// keyRound is what this worker holds of a round of partials naming it:
+// the verified partials by member index, then the combined seed. Sealed
+// only inside the runtime core (not chain-derived).
+type keyRound struct {
+	upload   [32]byte
+	era      uint64
+	epoch    uint64
+	purpose  api.KeyPurpose
+	height   int64 // the block of its first partial
+	partials map[int][]byte
+	seed     *[crypto.SeedSize]byte
+}
+
+// onKeyRotationReady (every pRuntime) records a key set the chain adopted
+// (chain-derived) and tells this pRuntime's gatekeeper role.
+func (e *Engine) onKeyRotationReady(ctx *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin(gatekeeperModule) {
+		return fmt.Errorf("key set from %s, not the gatekeeper module", m.Origin)
+	}
+	set, err := api.DecodeKeySet(m.Payload)
+	if err != nil {
+		return err
+	}
+	if _, err := keySetCommits(set); err != nil {
+		return err
+	}
+	e.st.keySets[set.Era] = set
+	e.st.servingKeyEra, e.st.hasKeySet = set.Era, true
+	if e.gk != nil {
+		e.gk.Adopted(set)
+	}
+	e.log.Info("key set adopted", "era", set.Era, "threshold", set.T, "members", len(set.Members))
+	if e.gk != nil && e.isGatekeeper(e.entity.Identity.Public()) {
+		e.grantWaiting(ctx.Height) // uploads made while no key set could serve them
+	}
+	return nil
+}
+
+// keySetCommits decodes set's commitments.
+func keySetCommits(set *api.KeySet) ([]kyber.Point, error) {
+	cs, err := threshold.DecodeCommits(set.Commits)
+	if err != nil {
+		return nil, fmt.Errorf("key set of era %d: %w", set.Era, err)
+	}
+	return cs, nil
+}
+
+// onKeyPartials: a worker named in a key-set member's partials opens its
+// own and keeps it if its proof checks against the member's commitment;
+// the T-th valid one of the round gives the contract's seed. A partial
+// from a non-member, sealed with another key than the member's
+// registered ECDH key, that does not open or whose proof fails changes
+// nothing (the error is logged with the message).
+func (e *Engine) onKeyPartials(ctx *Context, m *api.Message) error {
+	if m.Origin.Kind != api.OriginWorker {
+		return nil
+	}
+	p, err := api.DecodeKeyPartials(m.Payload)
+	if err != nil {
+		return err
+	}
+	me := e.entity.Identity.Public()
+	j := slices.IndexFunc(p.Workers, func(k api.SealedKey) bool { return k.Worker == me })
+	if j < 0 {
+		return nil
+	}
+	set := e.st.keySets[p.Era]
+	if set == nil {
+		return fmt.Errorf("key partials of era %d: no such key set", p.Era)
+	}
+	idx := set.Index(m.Origin.Key)
+	if idx < 0 {
+		return fmt.Errorf("key partials from %s, not a member of the key set of era %d", m.Origin.Key.Short(), p.Era)
+	}
+	if w := e.st.workers[m.Origin.Key]; w == nil || w.Info.EcdhKey != p.MemberE {
+		return fmt.Errorf("key partials from %s sealed with another ECDH key than its registered one", m.Origin.Key.Short())
+	}
+	roundID := p.Round()
+	r := e.st.rounds[roundID]
+	if r == nil {
+		r = &keyRound{upload: p.Upload, era: p.Era, epoch: p.Epoch, purpose: p.Purpose, height: ctx.Height, partials: map[int][]byte{}}
+	}
+	if r.seed != nil || r.partials[idx] != nil {
+		return nil
+	}
+	ch, err := channel.New(e.entity.Ecdh, p.MemberE, api.ChannelPurposeKeyPartial)
+	if err != nil {
+		return err
+	}
+	b, err := ch.Open(p.Workers[j].Sealed, p.AD(me))
+	if err != nil {
+		return fmt.Errorf("key partial from %s does not open: %w", m.Origin.Key.Short(), err)
+	}
+	part, err := threshold.DecodePartial(b)
+	if err != nil {
+		return err
+	}
+	cs, err := keySetCommits(set)
+	if err != nil {
+		return err
+	}
+	h := threshold.ContractPoint(p.Upload, p.Epoch, p.Era)
+	if part.Index != idx {
+		return fmt.Errorf("key partial from member %d claims index %d", idx, part.Index)
+	}
+	if err := threshold.Verify(threshold.MemberCommitment(cs, idx), h, part); err != nil {
+		return fmt.Errorf("key partial from %s: %w", m.Origin.Key.Short(), err)
+	}
+	r.partials[idx] = b
+	e.st.rounds[roundID] = r
+	if len(r.partials) < int(set.T) {
+		return nil
+	}
+	seed, err := r.combine(int(set.T), len(set.Members))
+	if err != nil {
+		return err
+	}
+	r.seed, r.partials = &seed, nil
+	if p.Purpose != api.KeyForWorkers {
+		return nil
+	}
+	if u := e.st.uploads[p.Upload]; u != nil && !u.granted {
+		ck, err := keys.ContractKeysFromSeed(seed)
+		if err != nil {
+			return err
+		}
+		k := &api.ContractKeyed{Round: roundID, Upload: p.Upload, Identity: ck.Identity.Public(), Ecdh: ck.Ecdh.Public()}
+		e.emit(api.OriginWorker, api.TopicContractKeyed, k.Encode())
+		e.log.Info("contract key derived from its partials: reporting its public keys", "contract", k.Identity.Short(), "era", p.Era)
+	}
+	return nil
+}
+
+// combine interpolates the round's verified partials (t of an n-member
+// set) into the contract's seed.
+func (r *keyRound) combine(t, n int) ([crypto.SeedSize]byte, error) {
+	ps := make([]*threshold.Partial, 0, len(r.partials))
+	for _, b := range r.partials {
+		p, err := threshold.DecodePartial(b)
+		if err != nil {
+			return [crypto.SeedSize]byte{}, err
+		}
+		ps = append(ps, p)
+	}
+	xh, err := threshold.Combine(ps, t, n)
+	if err != nil {
+		return [crypto.SeedSize]byte{}, err
+	}
+	return threshold.ContractSeed(xh, r.upload, r.epoch)
+}
+
+// errNoRoundKey: an accepted grant names this worker but it did not
+// combine the round's key (it missed partials: a sealed file rolled back,
+// a partial that did not verify).
+var errNoRoundKey = errors.New("no key combined for the accepted round")
+
+// takeRoundKey returns the contract keys this worker combined in the
+// round the accepted grant g names, checked against the contract's public
+// keys g carries, and forgets the round.
+func (e *Engine) takeRoundKey(g *api.ContractKeyGrant) (*keys.ContractKeys, error) {
+	r := e.st.rounds[g.Round]
+	if r == nil || r.seed == nil {
+		return nil, fmt.Errorf("%w (round %x)", errNoRoundKey, g.Round[:4])
+	}
+	ck, err := keys.ContractKeysFromSeed(*r.seed)
+	if err != nil {
+		return nil, err
+	}
+	delete(e.st.rounds, g.Round)
+	if ck.Identity.Public() != g.Identity || ck.Ecdh.Public() != g.Ecdh {
+		return nil, errors.New("the combined key does not match the contract's public keys")
+	}
+	return ck, nil
+}
+
+// pruneRounds forgets the rounds older than keyRoundLifetime.
+func (e *Engine) pruneRounds(height int64) {
+	for id, r := range e.st.rounds {
+		if height-r.height > keyRoundLifetime {
+			delete(e.st.rounds, id)
+		}
+	}
+}
+
+// encodeKeySets writes the adopted key sets and the serving era
+// (chain-derived).
+func (s *state) encodeKeySets(w *codec.Writer) {
+	eras := make([]uint64, 0, len(s.keySets))
+	for era := range s.keySets {
+		eras = append(eras, era)
+	}
+	slices.Sort(eras)
+	w.Uvarint(uint64(len(eras)))
+	for _, era := range eras {
+		w.BytesField(s.keySets[era].Encode())
+	}
+	w.Bool(s.hasKeySet)
+	w.Uvarint(s.servingKeyEra)
+}
+
+func (s *state) decodeKeySets(r *codec.Reader) {
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		set, err := api.DecodeKeySet(r.BytesField(16 + 64*api.MaxGatekeepers + 16))
+		if err != nil {
+			r.Fail(err)
+			return
+		}
+		s.keySets[set.Era] = set
+	}
+	s.hasKeySet = r.Bool()
+	s.servingKeyEra = r.Uvarint()
+}
+
+// encodeRounds writes this worker's rounds (sealed core only).
+func encodeRounds(w *codec.Writer, m map[[32]byte]*keyRound) {
+	ids := make([][32]byte, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		r := m[id]
+		w.Fixed(id[:])
+		w.Fixed(r.upload[:])
+		w.Uvarint(r.era)
+		w.Uvarint(r.epoch)
+		w.U8(uint8(r.purpose))
+		w.Varint(r.height)
+		w.Bool(r.seed != nil)
+		if r.seed != nil {
+			w.Fixed(r.seed[:])
+		}
+		idx := make([]int, 0, len(r.partials))
+		for i := range r.partials {
+			idx = append(idx, i)
+		}
+		slices.Sort(idx)
+		w.Uvarint(uint64(len(idx)))
+		for _, i := range idx {
+			w.Uvarint(uint64(i))
+			w.BytesField(r.partials[i])
+		}
+	}
+}
+
+func decodeRounds(r *codec.Reader, m map[[32]byte]*keyRound) {
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		var id [32]byte
+		r.Fixed(id[:])
+		k := &keyRound{partials: map[int][]byte{}}
+		r.Fixed(k.upload[:])
+		k.era = r.Uvarint()
+		k.epoch = r.Uvarint()
+		k.purpose = api.KeyPurpose(r.U8())
+		k.height = r.Varint()
+		if r.Bool() {
+			var s [crypto.SeedSize]byte
+			r.Fixed(s[:])
+			k.seed = &s
+		}
+		for p := r.Uvarint(); r.Err() == nil && p > 0; p-- {
+			i := r.Uvarint()
+			if i >= threshold.MaxMembers {
+				r.Fail(fmt.Errorf("member index %d", i))
+				return
+			}
+			k.partials[int(i)] = r.BytesField(threshold.PartialSize)
+		}
+		m[id] = k
+	}
+}
