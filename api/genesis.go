@@ -125,6 +125,22 @@ type Params struct {
 	// ArbitrationTimeout: blocks an open arbitration waits for its
 	// verdict before it expires (the bond returned, nothing changed).
 	ArbitrationTimeout uint64 `json:"arbitration_timeout"`
+
+	// Key rotation (docs/keys.md, "Rotation per era").
+	// DkgTimeout: blocks each phase of an elected set's DKG may take (its
+	// members' keys, then its deals and responses) before the chain moves
+	// on without the members that are late; a DKG not adopted after three
+	// of them fails (the late members slashed offline_slash_ppm, the
+	// serving set stays). At most a third of era_length is used
+	// (DkgPhase), so a DKG ends within its era.
+	DkgTimeout uint64 `json:"dkg_timeout"`
+}
+
+// DkgPhase returns the blocks one DKG phase may take: dkg_timeout, at
+// most a third of era_length, at least 1.
+func (p *Params) DkgPhase() int64 {
+	t := min(p.DkgTimeout, p.EraLength/3)
+	return int64(max(t, 1))
 }
 
 // Upper bounds of parameters, so that block arithmetic cannot overflow.
@@ -171,6 +187,7 @@ func DefaultParams() Params {
 		ArbitrationSlashPPM:  100_000,
 		Arbiters:             2,
 		ArbitrationTimeout:   200,
+		DkgTimeout:           20,
 	}
 }
 
@@ -293,6 +310,9 @@ func (p Params) Validate() error {
 	if p.ArbitrationWindow > 0 && (p.Arbiters == 0 || p.Arbiters > MaxReplicas || p.ArbitrationTimeout == 0) {
 		errs = append(errs, fmt.Errorf("arbiters must be in [1, %d] and arbitration_timeout positive when arbitration is on", MaxReplicas))
 	}
+	if p.DkgTimeout == 0 || p.DkgTimeout > MaxRegistrationLifetime {
+		errs = append(errs, fmt.Errorf("dkg_timeout must be in [1, %d] blocks", MaxRegistrationLifetime))
+	}
 	if p.ArbitrationSlashPPM > 1_000_000 {
 		errs = append(errs, errors.New("arbitration_slash_ppm must be at most 1000000 (all of it)"))
 	}
@@ -304,7 +324,7 @@ func (p *Params) economy() []*uint64 {
 	return []*uint64{&p.UnbondingPeriod, &p.MinWorkerStake, &p.MinGatekeeperStake, &p.HeartbeatsPerEra,
 		&p.HeartbeatWindow, &p.OfflineSlashPPM, &p.TimeoutPenaltyPPM, &p.EraInflationPPB,
 		&p.GatekeeperRewardPPM, &p.NGatekeepers, &p.GasPricePerMGas, &p.MaxCommandGas, &p.MaxWorkerGasPerBlock,
-		&p.ArbitrationWindow, &p.ArbitrationBond, &p.ArbitrationSlashPPM, &p.Arbiters, &p.ArbitrationTimeout}
+		&p.ArbitrationWindow, &p.ArbitrationBond, &p.ArbitrationSlashPPM, &p.Arbiters, &p.ArbitrationTimeout, &p.DkgTimeout}
 }
 
 // Encode returns the canonical bytes (the state value).

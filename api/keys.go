@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/crypto"
@@ -331,3 +332,139 @@ func DecodeKeyRound(b []byte) (*KeyRound, error) {
 	}
 	return k, nil
 }
+
+// The DKG of an elected set (docs/keys.md, "Rotation per era"). Members
+// (origin kind WORKER: they are not gatekeepers before the set serves)
+// post DkgKey, then, once the chain started the DKG (DkgStart, origin
+// module gatekeeper), their deals, responses, justifications and result
+// (DkgMessage); the chain forwards them in queue order, so every member
+// sees the same transcript, and adopts the key set when T participants
+// posted the same result (TopicKeyRotationReady). DkgTimeout (origin
+// module gatekeeper) tells the participants a phase deadline passed.
+const (
+	TopicDkgKey           = "phala/keys/dkg_key"
+	TopicDkgStart         = "phala/keys/dkg_start"
+	TopicDkgDeals         = "phala/keys/dkg_deals"
+	TopicDkgResponse      = "phala/keys/dkg_response"
+	TopicDkgJustification = "phala/keys/dkg_justification"
+	TopicDkgResult        = "phala/keys/dkg_result"
+	TopicDkgTimeout       = "phala/keys/dkg_timeout"
+)
+
+// MaxDkgBody bounds a DKG message's body (a member's deals for
+// MaxGatekeepers members).
+const MaxDkgBody = 1 << 20
+
+// DkgMessage is a member's DKG message of the DKG of era (its attempt):
+// Body is a DKG key (32 bytes), the member's deals, a response, a
+// justification or a result, in the threshold package's encodings.
+type DkgMessage struct {
+	Era     uint64
+	Attempt uint64
+	Body    []byte
+}
+
+// Encode returns the canonical bytes.
+func (m *DkgMessage) Encode() []byte {
+	w := codec.NewWriter(24 + len(m.Body))
+	w.Uvarint(m.Era)
+	w.Uvarint(m.Attempt)
+	w.BytesField(m.Body)
+	return w.Bytes()
+}
+
+// DecodeDkgMessage strictly decodes a DkgMessage (a body of at most
+// MaxDkgBody bytes). Errors: ErrMalformed.
+func DecodeDkgMessage(b []byte) (*DkgMessage, error) {
+	r := codec.NewReader(b)
+	m := &DkgMessage{Era: r.Uvarint(), Attempt: r.Uvarint()}
+	m.Body = r.BytesField(MaxDkgBody)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: dkg message: %v", ErrMalformed, err)
+	}
+	return m, nil
+}
+
+// Phases of a DKG (DkgState.Phase).
+const (
+	DkgCollectingKeys uint8 = 1 // members post their DKG keys
+	DkgDealing        uint8 = 2 // participants deal, respond, justify and post results
+	DkgTimedOut       uint8 = 3 // DkgTimeout sent: the last window for results
+)
+
+// DkgState is the chain's record of the elected set's running DKG
+// (KeyDkg): the era and attempt, the phase and the block it began, the
+// elected members and each one's DKG key (zero: none posted), then, from
+// DkgStart, the participants (the members with keys, in member order: a
+// participant's share index is its place here), the threshold T, who
+// posted deals, and each participant's result digest (zero: none).
+type DkgState struct {
+	Era          uint64
+	Attempt      uint64
+	Phase        uint8
+	PhaseStart   int64
+	Members      []crypto.PublicKey
+	Keys         [][32]byte
+	Participants []crypto.PublicKey
+	T            uint32
+	Dealt        []bool
+	Results      [][32]byte
+}
+
+// DkgStart returns the payload of TopicDkgStart: era, attempt, T, the
+// participants and their keys (KeySet-shaped: Commits are the DKG keys).
+func (s *DkgState) DkgStart() *KeySet {
+	ks := &KeySet{Era: s.Era, T: s.T, Members: s.Participants}
+	for _, p := range s.Participants {
+		ks.Commits = append(ks.Commits, s.Keys[slices.Index(s.Members, p)])
+	}
+	return ks
+}
+
+// Encode returns the canonical bytes.
+func (s *DkgState) Encode() []byte {
+	w := codec.NewWriter(64 + 64*len(s.Members) + 64*len(s.Participants))
+	w.Uvarint(s.Era)
+	w.Uvarint(s.Attempt)
+	w.U8(s.Phase)
+	w.Varint(s.PhaseStart)
+	w.Fixed(EncodeKeys(s.Members))
+	for _, k := range s.Keys {
+		w.Fixed(k[:])
+	}
+	w.Fixed(EncodeKeys(s.Participants))
+	w.Uvarint(uint64(s.T))
+	for i := range s.Participants {
+		w.Bool(s.Dealt[i])
+		w.Fixed(s.Results[i][:])
+	}
+	return w.Bytes()
+}
+
+// DecodeDkgState strictly decodes a DkgState (chain state).
+func DecodeDkgState(b []byte) (*DkgState, error) {
+	s := &DkgState{}
+	r := codec.NewReader(b)
+	s.Era, s.Attempt, s.Phase, s.PhaseStart = r.Uvarint(), r.Uvarint(), r.U8(), r.Varint()
+	s.Members = readKeys(r, MaxGatekeepers)
+	s.Keys = make([][32]byte, len(s.Members))
+	for i := range s.Keys {
+		r.Fixed(s.Keys[i][:])
+	}
+	s.Participants = readKeys(r, MaxGatekeepers)
+	s.T = uint32(r.Uvarint())
+	s.Dealt = make([]bool, len(s.Participants))
+	s.Results = make([][32]byte, len(s.Participants))
+	for i := range s.Participants {
+		s.Dealt[i] = r.Bool()
+		r.Fixed(s.Results[i][:])
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: dkg state: %v", ErrMalformed, err)
+	}
+	return s, nil
+}
+
+// KeyDkg is the state key of the running DKG (DkgState), absent when none
+// runs.
+var KeyDkg = []byte("g/dkg")

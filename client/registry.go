@@ -58,9 +58,10 @@ func (c *Client) Gatekeepers(ctx context.Context) ([]crypto.PublicKey, error) {
 	return keys, nil
 }
 
-// MasterKey returns the gatekeepers' MasterKey public key, proved against a
-// signed header. ok is false (proved absent) until it is published.
-func (c *Client) MasterKey(ctx context.Context) (pk crypto.PublicKey, ok bool, err error) {
+// MasterKey returns the serving key set's master public key (an
+// edwards25519 point, docs/keys.md), proved against a signed header. ok is
+// false (proved absent) until the genesis one is published.
+func (c *Client) MasterKey(ctx context.Context) (pk [32]byte, ok bool, err error) {
 	pv, err := c.Prove(ctx, api.QueryMasterKey, nil)
 	if err != nil {
 		return pk, false, err
@@ -68,14 +69,10 @@ func (c *Client) MasterKey(ctx context.Context) (pk crypto.PublicKey, ok bool, e
 	if pv.Value == nil {
 		return pk, false, nil
 	}
-	if len(pv.Value) != crypto.PublicKeySize {
-		return pk, false, fmt.Errorf("%w: master key at height %d is %d bytes, want %d", api.ErrMalformed, pv.Height, len(pv.Value), crypto.PublicKeySize)
+	if len(pv.Value) != 32 {
+		return pk, false, fmt.Errorf("%w: master key at height %d is %d bytes, want 32", api.ErrMalformed, pv.Height, len(pv.Value))
 	}
-	copy(pk[:], pv.Value)
-	if !pk.Valid() {
-		return crypto.PublicKey{}, false, fmt.Errorf("%w: master key at height %d is not a valid public key", api.ErrMalformed, pv.Height)
-	}
-	return pk, true, nil
+	return [32]byte(pv.Value), true, nil
 }
 
 // AccountProved returns an account's balance and next nonce, proved against

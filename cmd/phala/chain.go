@@ -460,7 +460,7 @@ published it, the MasterKey public key, both with proofs.`,
 			}
 			defer cancel()
 			// Both reads wait for the next header: make them together.
-			var mk crypto.PublicKey
+			var mk [32]byte
 			var ok bool
 			var mkErr error
 			done := make(chan struct{})
@@ -478,7 +478,7 @@ published it, the MasterKey public key, both with proofs.`,
 				out.Gatekeepers = append(out.Gatekeepers, keyJSON{Address: k.Address(), PublicKey: k.Hex()})
 			}
 			if ok {
-				out.MasterKey = &keyJSON{Address: mk.Address(), PublicKey: mk.Hex()}
+				out.MasterKey = &masterKeyJSON{PublicKey: "0x" + hex.EncodeToString(mk[:])}
 			}
 			return g.output(cmd, out, func(w io.Writer) {
 				fmt.Fprintf(w, "Gatekeepers of %s: %d\n", c.ChainID(), len(keys))
@@ -489,7 +489,7 @@ published it, the MasterKey public key, both with proofs.`,
 					fmt.Fprintf(w, "  %s  %s\n", k.Address, k.PublicKey)
 				}
 				if ok {
-					fmt.Fprintf(w, "Master key: %s  %s\n", mk.Address(), mk.Hex())
+					fmt.Fprintf(w, "Master key: %s (edwards25519; held as threshold shares)\n", out.MasterKey.PublicKey)
 				} else {
 					fmt.Fprintln(w, "Master key: not published yet")
 				}
@@ -504,8 +504,14 @@ type keyJSON struct {
 }
 
 type gatekeepersJSON struct {
-	Gatekeepers []keyJSON `json:"gatekeepers"`
-	MasterKey   *keyJSON  `json:"master_key"` // null until published
+	Gatekeepers []keyJSON      `json:"gatekeepers"`
+	MasterKey   *masterKeyJSON `json:"master_key"` // null until published
+}
+
+// masterKeyJSON is the serving key set's master public key (an
+// edwards25519 point, not an account: no address).
+type masterKeyJSON struct {
+	PublicKey string `json:"public_key"`
 }
 
 func workersCmd(g *globals) *cobra.Command {

@@ -26,9 +26,11 @@ import (
 	"github.com/phalago/phala/client/pruntime"
 	"github.com/phalago/phala/contract/contracttest"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/gatekeeper"
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/platform"
 	"github.com/phalago/phala/internal/enclave/sealing"
+	"github.com/phalago/phala/internal/enclave/threshold"
 	"github.com/phalago/phala/internal/testnet"
 )
 
@@ -387,7 +389,7 @@ type testContractKeys struct {
 }
 
 // contractKeys derives the keys of deployer's first upload of codeHash
-// from the master key sealed in the gatekeeper's directory gkDir by the
+// from the genesis master key share sealed in the gatekeeper's directory gkDir by the
 // pRuntime binary prBin (the sim platform: its sealing key is a file).
 func contractKeys(t *testing.T, gkDir, prBin string, deployer crypto.PublicKey, codeHash [32]byte) testContractKeys {
 	t.Helper()
@@ -413,13 +415,20 @@ func contractKeys(t *testing.T, gkDir, prBin string, deployer crypto.PublicKey, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := keys.LoadMaster(sealing.NewSealer(p, b), filepath.Dir(path))
+	shares, err := gatekeeper.LoadShares(sealing.NewSealer(p, b), filepath.Dir(path))
+	if err != nil || shares[0] == nil {
+		t.Fatalf("genesis master key share: %v", err)
+	}
+	// The genesis key set has threshold 1: its share is the MasterKey.
+	upload := api.UploadID(deployer, codeHash, 0)
+	seed, err := threshold.ContractSeed(threshold.Suite.Point().Mul(shares[0], threshold.ContractPoint(upload, 0, 0)), upload, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck, err := m.ContractKey(deployer, codeHash, 0)
+	ck, err := keys.ContractKeysFromSeed(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testContractKeys{ContractKeys: ck, master: m.Seed()}
+	master, _ := shares[0].MarshalBinary()
+	return testContractKeys{ContractKeys: ck, master: [crypto.SeedSize]byte(master)}
 }

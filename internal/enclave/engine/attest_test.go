@@ -67,6 +67,7 @@ func TestForgedRegistrationGetsNoKey(t *testing.T) {
 	dev := crypto.MustKeyPairFromURI(api.DevAttestationURI)
 	coalition := crypto.MustKeyPairFromURI("//Coalition").Public()
 	coalitionEcdh := crypto.MustKeyPairFromURI("//CoalitionEcdh").Public()
+	adoptGenesisKeySet(first, ids, masterOf(first))
 	upload := gatekeeper.Upload{Deployer: alice.Public(), CodeHash: allowed, Replicas: 5}
 	upload.ID = api.UploadID(upload.Deployer, upload.CodeHash, upload.Seq)
 
@@ -163,11 +164,11 @@ func TestForgedRegistrationGetsNoKey(t *testing.T) {
 				first.gk.Grant(c.Height, upload)
 				granted := false
 				for _, m := range first.st.egress {
-					g, err := api.DecodeContractKeyGrant(m.Message.Payload)
+					p, err := api.DecodeKeyPartials(m.Message.Payload)
 					if err != nil {
 						t.Fatal(err)
 					}
-					for _, w := range g.Workers {
+					for _, w := range p.Workers {
 						granted = granted || w.Worker == coalition
 					}
 				}

@@ -86,10 +86,10 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 	register(t, ch, gk, bob) // a gatekeeper announces only once attested
 	testnet.WaitFor(t, time.Minute, "master key announced on chain", func() (bool, error) {
 		relay(t, ch, bobS, gk)
-		return gk.st.masterPub != (crypto.PublicKey{}), nil
+		return chainMaster(gk) != (crypto.PublicKey{}), nil
 	})
 	mA := masterOf(gk)
-	if gk.st.masterPub != mA {
+	if chainMaster(gk) != mA {
 		t.Fatal("the chain announced another key")
 	}
 	host := crypto.MustKeyPairFromURI("//Host").Public()
@@ -176,7 +176,7 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 				}
 				for _, m := range e.Egress() {
 					switch m.Message.Topic {
-					case api.TopicMasterKeyShare, api.TopicContractKey:
+					case api.TopicMasterKeyShare, api.TopicKeyPartials:
 						t.Fatalf("key egress: %s", m.Message.Topic)
 					case api.TopicMasterKey:
 						if string(m.Message.Payload) != string(mA[:]) {
@@ -227,8 +227,8 @@ func TestSealedKeysStayOnTheirChain(t *testing.T) {
 		os.Remove(filepath.Join(dir, StateFile))
 		e := ch.engine(t, dir)
 		relay(t, ch, bobS, e)
-		if holdsMaster(e) || e.st.masterPub != mA || len(e.Egress()) != 0 {
-			t.Fatalf("master %v, chain's key %s, egress %d", holdsMaster(e), e.st.masterPub.Short(), len(e.Egress()))
+		if holdsMaster(e) || chainMaster(e) != mA || len(e.Egress()) != 0 {
+			t.Fatalf("master %v, chain's key %s, egress %d", holdsMaster(e), chainMaster(e).Short(), len(e.Egress()))
 		}
 	})
 }
@@ -277,7 +277,10 @@ func TestMasterKeyShareBoundToChain(t *testing.T) {
 	for _, e := range []*Engine{onA, onB} {
 		e.st.workers[firstRec.Info.IdentityKey] = firstRec
 	}
-	first.gk.Share(1, rec)
+	for _, e := range []*Engine{first, onA, onB} {
+		adoptGenesisKeySet(e, gks, masterOf(first))
+	}
+	first.gk.Share(1, rec, 0)
 	var share *api.Message
 	for _, m := range first.Egress() {
 		if m.Message.Topic == api.TopicMasterKeyShare {

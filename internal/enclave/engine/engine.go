@@ -496,9 +496,11 @@ func (e *Engine) Info() Info {
 		Egress: len(e.st.egress), Workers: len(e.st.workers), StateRoot: fmt.Sprintf("%x", root), MemoryBytes: ms.HeapAlloc,
 		Version: Version, MinVersion: e.st.minVersion,
 	}
-	if set := e.st.keySets[e.st.servingKeyEra]; set != nil && e.gk != nil && e.gk.Holds(set.Era) {
-		pub := set.Public()
-		info.MasterKey = hex.EncodeToString(pub[:])
+	if e.gk != nil {
+		if eras := e.gk.Eras(); len(eras) > 0 {
+			pub, _ := e.gk.Public(eras[len(eras)-1])
+			info.MasterKey = "0x" + hex.EncodeToString(pub[:])
+		}
 	}
 	info.Recovering = e.recoveryNeeds()
 	if len(info.Recovering) == 0 {

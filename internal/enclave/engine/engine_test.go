@@ -152,7 +152,7 @@ func TestSyncRegisterAndEgress(t *testing.T) {
 	testnet.WaitFor(t, time.Minute, "master key on chain", func() (bool, error) {
 		relay(t, ch, bobS, gk)
 		mk, ok, err := ch.c.MasterKey(ctx(t))
-		return ok && mk.Hex() == gk.Info().MasterKey, err
+		return ok && pointHex(mk) == gk.Info().MasterKey, err
 	})
 	if _, err := ch.c.NewSigner(alice).Submit(ctx(t), &api.PostMessage{Topic: "app/x", Payload: []byte("hi")}); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -53,8 +54,8 @@ func TestMasterKeySharedWithNewGatekeeper(t *testing.T) {
 		t.Fatal("the shared key differs")
 	}
 	mk, ok, err := ch.c.MasterKey(ctx(t))
-	if err != nil || !ok || mk.Hex() != first.Info().MasterKey {
-		t.Fatalf("chain's master key %s %v %v, pRuntime's %s", mk.Hex(), ok, err, first.Info().MasterKey)
+	if err != nil || !ok || pointHex(mk) != first.Info().MasterKey {
+		t.Fatalf("chain's master key %s %v %v, pRuntime's %s", pointHex(mk), ok, err, first.Info().MasterKey)
 	}
 	// It survives a restart (sealed).
 	again := ch.engine(t, dirs[1])
@@ -117,14 +118,14 @@ func TestGatekeeperMessagesNeedAttestation(t *testing.T) {
 			if tc.rec != nil {
 				worker.st.workers[tc.from] = tc.rec
 			}
-			worker.st.masterPub = crypto.PublicKey{}
 			c := &Context{e: worker, Height: height}
 			msg := func(topic string, payload []byte) *api.Message {
 				return &api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, tc.from), Topic: topic, Payload: payload}
 			}
-			// Announcement: recorded only from an attested gatekeeper.
+			// Announcement: accepted only from an attested gatekeeper (the
+			// key set it makes comes from the gatekeeper module).
 			err := worker.onMasterKeyAnnounced(c, msg(api.TopicMasterKey, mk[:]))
-			if acted := worker.st.masterPub == mk; acted != (tc.reason == "") || (tc.reason != "" && (err == nil || !strings.Contains(err.Error(), tc.reason))) {
+			if acted := err == nil; acted != (tc.reason == "") || (tc.reason != "" && (err == nil || !strings.Contains(err.Error(), tc.reason))) {
 				t.Fatalf("announcement: acted %v, err %v", acted, err)
 			}
 			// A share: refused before anything is decoded, or past the
@@ -144,8 +145,9 @@ func TestGatekeeperMessagesNeedAttestation(t *testing.T) {
 
 			// The MasterKey is shared only with an attested gatekeeper.
 			first.st.egress = nil
+			adoptGenesisKeySet(first, ids[:2], masterOf(first))
 			if tc.rec != nil {
-				first.gk.Share(height, tc.rec)
+				first.gk.Share(height, tc.rec, 0)
 			}
 			if shared := len(first.st.egress) == 1; shared != (tc.reason == "") {
 				t.Fatalf("master key shared: %v", shared)
@@ -154,14 +156,40 @@ func TestGatekeeperMessagesNeedAttestation(t *testing.T) {
 	}
 }
 
-// holdsMaster reports whether e holds a MasterKey (as gatekeeper).
+// holdsMaster reports whether e holds a share of a MasterKey (as
+// gatekeeper).
 func holdsMaster(e *Engine) bool {
-	_, ok := e.masterPublic()
-	return ok
+	return e.gk != nil && len(e.gk.Eras()) > 0
 }
 
-// masterOf returns the public key of the MasterKey e holds, zero if none.
+// masterOf returns the public commitment of the share of the latest key
+// era e holds, zero if none (a key set of threshold 1: the master public
+// key).
 func masterOf(e *Engine) crypto.PublicKey {
-	pub, _ := e.masterPublic()
-	return pub
+	if !holdsMaster(e) {
+		return crypto.PublicKey{}
+	}
+	eras := e.gk.Eras()
+	pub, _ := e.gk.Public(eras[len(eras)-1])
+	return crypto.PublicKey(pub)
 }
+
+// chainMaster returns the serving key set's master public key as e
+// follows it from the chain, zero before the genesis one.
+func chainMaster(e *Engine) crypto.PublicKey {
+	if !e.st.hasKeySet {
+		return crypto.PublicKey{}
+	}
+	return crypto.PublicKey(e.st.keySets[e.st.servingKeyEra].Public())
+}
+
+// adoptGenesisKeySet gives e the genesis key set (threshold 1) of members
+// with master public key pub, as the gatekeeper module's rotation_ready
+// would.
+func adoptGenesisKeySet(e *Engine, members []crypto.PublicKey, pub crypto.PublicKey) {
+	e.st.keySets[0] = &api.KeySet{T: 1, Members: members, Commits: [][32]byte{[32]byte(pub)}}
+	e.st.hasKeySet = true
+}
+
+// pointHex is a master public key as Info shows it.
+func pointHex(p [32]byte) string { return "0x" + hex.EncodeToString(p[:]) }

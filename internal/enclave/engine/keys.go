@@ -60,11 +60,22 @@ func (e *Engine) onKeyRotationReady(ctx *Context, m *api.Message) error {
 	}
 	e.st.keySets[set.Era] = set
 	e.st.servingKeyEra, e.st.hasKeySet = set.Era, true
+	me := e.entity.Identity.Public()
 	if e.gk != nil {
 		e.gk.Adopted(set)
+		// The genesis key set: its creator shares the MasterKey with
+		// the genesis gatekeepers already registered (those registering
+		// later get it then, onWorkerRegistered).
+		if set.Era == 0 && e.gk.Holds(0) && set.Members[0] == me {
+			for _, k := range set.Members {
+				if rec := e.st.workers[k]; rec != nil && k != me {
+					e.gk.Share(ctx.Height, rec, 0)
+				}
+			}
+		}
 	}
 	e.log.Info("key set adopted", "era", set.Era, "threshold", set.T, "members", len(set.Members))
-	if e.gk != nil && e.isGatekeeper(e.entity.Identity.Public()) {
+	if e.gk != nil && e.isGatekeeper(me) {
 		e.grantWaiting(ctx.Height) // uploads made while no key set could serve them
 	}
 	return nil

@@ -34,8 +34,8 @@ type deployment struct {
 	upload [32]byte
 	// keyEra, keyEpoch: the key set and epoch its key is derived under.
 	keyEra, keyEpoch uint64
-	workers  []crypto.PublicKey
-	excluded []crypto.PublicKey // removed by the deployer, not assigned again
+	workers          []crypto.PublicKey
+	excluded         []crypto.PublicKey // removed by the deployer, not assigned again
 	// reported: its first status report was seen; failed: it said
 	// failed (the chain keeps the first report).
 	reported, failed bool

@@ -17,6 +17,10 @@ import (
 type gatekeeperRole interface {
 	// Holds reports whether a share of era's MasterKey is held.
 	Holds(era uint64) bool
+	// Eras returns the key eras whose shares are held, ascending.
+	Eras() []uint64
+	// Public returns the held share's public commitment of era.
+	Public(era uint64) (pub [32]byte, ok bool)
 	// Announce emits the genesis master public key once this
 	// gatekeeper's own attested registration is in the queue at height.
 	Announce(height int64)

@@ -204,14 +204,30 @@ func (g *Gatekeeper) save() error {
 
 // load reads the sealed shares: sealing.ErrNotExist if none.
 func (g *Gatekeeper) load() error {
-	path := filepath.Join(g.cfg.DataDir, keys.MasterFile)
-	data, err := g.cfg.Sealer.Load(path)
+	shares, err := LoadShares(g.cfg.Sealer, g.cfg.DataDir)
 	if err != nil {
 		return err
 	}
+	g.shares = shares
+	return nil
+}
+
+// LoadShares reads the MasterKey shares sealed in dir (keys.MasterFile)
+// with s, by key era: what the gatekeeper holds. pRuntime loads them at
+// start; tests use it to stand for a leak of a gatekeeper's sealed files.
+// Errors: the sealer's (sealing.ErrNotExist if none, another chain or
+// identity), sealing.ErrCorrupt for a file of an older pRuntime or a bad
+// encoding.
+func LoadShares(s *sealing.Sealer, dir string) (map[uint64]kyber.Scalar, error) {
+	path := filepath.Join(dir, keys.MasterFile)
+	data, err := s.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	shares := map[uint64]kyber.Scalar{}
 	r := codec.NewReader(data)
 	if v := r.U8(); v != sharesVersion {
-		return fmt.Errorf("%w: %s: version %d, written by a pRuntime before threshold keys: this gatekeeper's data directory must be created anew", sealing.ErrCorrupt, path, v)
+		return nil, fmt.Errorf("%w: %s: version %d, written by a pRuntime before threshold keys: this gatekeeper's data directory must be created anew", sealing.ErrCorrupt, path, v)
 	}
 	n := r.Uvarint()
 	for ; r.Err() == nil && n > 0; n-- {
@@ -224,16 +240,26 @@ func (g *Gatekeeper) load() error {
 				r.Fail(err)
 			}
 		}
-		g.shares[era] = x
+		shares[era] = x
 	}
 	if err := r.Done(); err != nil {
-		return fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, path, err)
+		return nil, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, path, err)
 	}
-	return nil
+	return shares, nil
 }
 
 // Holds reports whether this gatekeeper holds a share of era's MasterKey.
 func (g *Gatekeeper) Holds(era uint64) bool { return g.shares[era] != nil }
+
+// Public returns X_i = x_i·G of this gatekeeper's share of era (ok false
+// if it holds none).
+func (g *Gatekeeper) Public(era uint64) (pub [32]byte, ok bool) {
+	x := g.shares[era]
+	if x == nil {
+		return pub, false
+	}
+	return [32]byte(public(x)), true
+}
 
 // Eras returns the key eras whose shares this gatekeeper holds, ascending.
 func (g *Gatekeeper) Eras() []uint64 {

@@ -1,10 +1,14 @@
 package gatekeeper
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
 	"testing"
+
+	"go.dedis.ch/kyber/v3"
+	"go.dedis.ch/kyber/v3/share"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -12,14 +16,16 @@ import (
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/platform"
 	"github.com/phalago/phala/internal/enclave/sealing"
+	"github.com/phalago/phala/internal/enclave/threshold"
 )
 
 // view is the chain-derived state the engine would give (Chain): the
 // registrations in the queue, all attested until expiry, and the egress.
 type view struct {
-	workers   map[crypto.PublicKey]*api.WorkerRecord
-	masterPub crypto.PublicKey
-	egress    []api.Message
+	workers map[crypto.PublicKey]*api.WorkerRecord
+	keySets map[uint64]*api.KeySet
+	serving uint64
+	egress  []api.Message
 	// unassignable: workers below the minimum stake, or found
 	// unresponsive (not Assignable).
 	unassignable map[crypto.PublicKey]bool
@@ -38,7 +44,20 @@ func (v *view) Workers() []*api.WorkerRecord {
 	}
 	return ws
 }
-func (v *view) MasterPublic() crypto.PublicKey       { return v.masterPub }
+func (v *view) KeySet(era uint64) *api.KeySet { return v.keySets[era] }
+func (v *view) ServingKeyEra() (uint64, bool) {
+	_, ok := v.keySets[v.serving]
+	return v.serving, ok
+}
+
+// adopt makes set the view's serving key set.
+func (v *view) adopt(set *api.KeySet) {
+	if v.keySets == nil {
+		v.keySets = map[uint64]*api.KeySet{}
+	}
+	v.keySets[set.Era] = set
+	v.serving = set.Era
+}
 func (v *view) IsGatekeeper(k crypto.PublicKey) bool { return slices.Contains(v.gatekeepers, k) }
 func (v *view) Assignable(k crypto.PublicKey) bool   { return !v.unassignable[k] }
 func (v *view) SubnetMember(id [32]byte, k crypto.PublicKey) bool {
@@ -73,8 +92,8 @@ func newNode(t *testing.T, genesisHash byte) *node {
 func (n *node) start(t *testing.T, gks []crypto.PublicKey, firstStart bool) *Gatekeeper {
 	n.view.gatekeepers = gks
 	g, err := New(Config{Entity: n.entity, Gatekeepers: gks, Sealer: n.sealer, DataDir: n.dir, Chain: n.view, Log: quiet(),
-		Emit: func(topic string, payload []byte) {
-			n.view.egress = append(n.view.egress, api.Message{Topic: topic, Payload: payload})
+		Emit: func(origin api.OriginKind, topic string, payload []byte) {
+			n.view.egress = append(n.view.egress, api.Message{Origin: api.KeyOrigin(origin, n.entity.Identity.Public()), Topic: topic, Payload: payload})
 		}}, firstStart)
 	if err != nil {
 		t.Fatal(err)
@@ -97,14 +116,14 @@ func TestMasterKeyLifecycle(t *testing.T) {
 	first, second := newNode(t, 1), newNode(t, 1)
 	gks := []crypto.PublicKey{first.entity.Identity.Public(), second.entity.Identity.Public()}
 	g1 := first.start(t, gks, true)
-	pub, ok := g1.MasterPublic()
+	pub, ok := g1.Public(0)
 	if !ok {
 		t.Fatal("first start of the first gatekeeper: no MasterKey")
 	}
-	if again, _ := first.start(t, gks, false).MasterPublic(); again != pub {
+	if again, _ := first.start(t, gks, false).Public(0); again != pub {
 		t.Fatal("restart did not load the sealed MasterKey")
 	}
-	if _, ok := second.start(t, gks, true).MasterPublic(); ok {
+	if second.start(t, gks, true).Holds(0) {
 		t.Fatal("the second gatekeeper made a MasterKey")
 	}
 
@@ -120,13 +139,20 @@ func TestMasterKeyLifecycle(t *testing.T) {
 	}
 	first.view.egress = nil
 
-	// Share: not to an expired registration, nor to a worker.
-	g1.Share(10, second.record(10))
-	g1.Share(5, newNode(t, 1).record(10))
-	if len(first.view.egress) != 0 {
-		t.Fatalf("shared with an unattested gatekeeper or a worker: %+v", first.view.egress)
+	// Share: not before the chain adopted the key, not to an expired
+	// registration, nor to a worker.
+	g1.Share(5, second.record(10), 0)
+	genesis := &api.KeySet{T: 1, Members: gks, Commits: [][32]byte{pub}}
+	for _, n := range []*node{first, second} {
+		n.view.adopt(genesis)
 	}
-	g1.Share(5, second.record(10))
+	g1.Announce(7)
+	g1.Share(10, second.record(10), 0)
+	g1.Share(5, newNode(t, 1).record(10), 0)
+	if len(first.view.egress) != 0 {
+		t.Fatalf("announced after adoption, or shared with an unattested gatekeeper or a worker: %+v", first.view.egress)
+	}
+	g1.Share(5, second.record(10), 0)
 	if len(first.view.egress) != 1 || first.view.egress[0].Topic != api.TopicMasterKeyShare {
 		t.Fatalf("share: %+v", first.view.egress)
 	}
@@ -138,6 +164,7 @@ func TestMasterKeyLifecycle(t *testing.T) {
 	// A copy of the second gatekeeper's keys on another chain.
 	elsewhere := newNode(t, 2)
 	elsewhere.entity = second.entity
+	elsewhere.view.adopt(genesis)
 	gElsewhere := elsewhere.start(t, gks, false)
 	if err := gElsewhere.Receive(gks[0], s); err == nil {
 		t.Fatal("the share opened on another chain")
@@ -146,33 +173,63 @@ func TestMasterKeyLifecycle(t *testing.T) {
 	if err := g2.Receive(gks[0], s); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := g2.MasterPublic(); got != pub {
+	if got, _ := g2.Public(0); got != pub {
 		t.Fatal("received another key")
 	}
-	if got, _ := second.start(t, gks, false).MasterPublic(); got != pub {
+	if got, _ := second.start(t, gks, false).Public(0); got != pub {
 		t.Fatal("received MasterKey not sealed")
 	}
-	// The chain adopting another key drops this one.
-	g2.Adopted(crypto.PublicKey{7})
-	if _, ok := g2.MasterPublic(); ok {
+	// A key set committing to another key drops this one, from the
+	// sealed file too.
+	other := threshold.Suite.Point().Pick(threshold.Suite.RandomStream())
+	ob, _ := other.MarshalBinary()
+	g2.Adopted(&api.KeySet{T: 1, Members: gks, Commits: [][32]byte{[32]byte(ob)}})
+	if g2.Holds(0) || second.start(t, gks, false).Holds(0) {
 		t.Fatal("kept a MasterKey the chain did not adopt")
 	}
 }
 
-// Two gatekeepers holding the MasterKey grant an upload's keys to the same
-// attested workers (not gatekeepers, not expired, not below the minimum
-// stake, at most Replicas, by rank), and each chosen worker opens the contract key the grant names.
-func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
-	first, second := newNode(t, 1), newNode(t, 1)
-	gks := []crypto.PublicKey{first.entity.Identity.Public(), second.entity.Identity.Public()}
-	g1 := first.start(t, gks, true)
-	g2 := second.start(t, gks, false)
-	first.view.workers[gks[1]] = second.record(10)
-	g1.Share(5, second.record(10))
-	s, _ := api.DecodeMasterKeyShare(first.view.egress[0].Payload)
-	if err := g2.Receive(gks[0], s); err != nil {
-		t.Fatal(err)
+// dealKeySet gives each of ns a share of a fresh MasterKey of era with
+// threshold t (dealt here by a trusted dealer; the DKG makes them in
+// pRuntime) and adopts the key set in every view.
+func dealKeySet(t *testing.T, era uint64, th int, ns []*node, gs []*Gatekeeper) (*api.KeySet, kyber.Scalar) {
+	t.Helper()
+	secret := threshold.Suite.Scalar().Pick(threshold.Suite.RandomStream())
+	poly := share.NewPriPoly(threshold.Suite, th, secret, threshold.Suite.RandomStream())
+	_, commits := poly.Commit(threshold.Suite.Point().Base()).Info()
+	set := &api.KeySet{Era: era, T: uint32(th)}
+	for _, c := range commits {
+		b, _ := c.MarshalBinary()
+		set.Commits = append(set.Commits, [32]byte(b))
 	}
+	for i, n := range ns {
+		set.Members = append(set.Members, n.entity.Identity.Public())
+		gs[i].shares[era] = poly.Shares(len(ns))[i].V
+	}
+	for _, n := range ns {
+		n.view.adopt(set)
+	}
+	return set, secret
+}
+
+// The members of a key set of threshold 2 send partials of an upload's
+// key to the same attested workers (not gatekeepers, not expired, not
+// below the minimum stake, at most Replicas, by rank); each chosen worker
+// opens each member's partial, checks its proof against the member's
+// commitment, and any 2 of them give the same contract seed, which is the
+// threshold PRF of the (never assembled) MasterKey; 1 gives nothing (P1).
+func TestPartialsFromThresholdMembers(t *testing.T) {
+	ns := []*node{newNode(t, 1), newNode(t, 1), newNode(t, 1)}
+	var gks []crypto.PublicKey
+	for _, n := range ns {
+		gks = append(gks, n.entity.Identity.Public())
+	}
+	gs := make([]*Gatekeeper, len(ns))
+	for i, n := range ns {
+		gs[i] = n.start(t, gks, i == 0)
+		n.view.workers[gks[i]] = n.record(10)
+	}
+	set, secret := dealKeySet(t, 3, 2, ns, gs)
 	workers := map[crypto.PublicKey]*node{}
 	for i := range 6 {
 		w := newNode(t, 1)
@@ -180,8 +237,8 @@ func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 		switch i {
 		case 0:
 			expires = 5 // expired at height 5
-		case 1: // below the minimum stake
-			for _, n := range []*node{first, second} {
+		case 1, 2: // below the minimum stake, or found unresponsive
+			for _, n := range ns {
 				if n.view.unassignable == nil {
 					n.view.unassignable = map[crypto.PublicKey]bool{}
 				}
@@ -190,63 +247,86 @@ func TestGrantSameWorkersOnEveryGatekeeper(t *testing.T) {
 		default:
 			workers[w.entity.Identity.Public()] = w
 		}
-		for _, n := range []*node{first, second} {
+		for _, n := range ns {
 			n.view.workers[w.entity.Identity.Public()] = w.record(expires)
 		}
 	}
-	second.view.workers[gks[1]] = second.record(10)
-	// One worker the chain found unresponsive: never picked.
-	for k := range workers {
-		for _, n := range []*node{first, second} {
-			n.view.unassignable[k] = true
+	u := Upload{ID: [32]byte{1}, Deployer: crypto.PublicKey{2}, CodeHash: [32]byte{3}, Replicas: 3, KeyEra: set.Era}
+	var sent []*api.KeyPartials
+	for i, n := range ns {
+		n.view.egress = nil
+		gs[i].Grant(5, u)
+		if len(n.view.egress) != 1 || n.view.egress[0].Topic != api.TopicKeyPartials || n.view.egress[0].Origin.Kind != api.OriginWorker {
+			t.Fatalf("member %d: egress %+v", i, n.view.egress)
 		}
-		delete(workers, k)
-		break
-	}
-	u := Upload{ID: [32]byte{1}, Deployer: crypto.PublicKey{2}, CodeHash: [32]byte{3}, Replicas: 3}
-	var grants []*api.ContractKeyGrant
-	for _, p := range []struct {
-		n *node
-		g *Gatekeeper
-	}{{first, g1}, {second, g2}} {
-		p.n.view.egress = nil
-		p.g.Grant(5, u)
-		if len(p.n.view.egress) != 1 || p.n.view.egress[0].Topic != api.TopicContractKey {
-			t.Fatalf("grant: %+v", p.n.view.egress)
-		}
-		gr, err := api.DecodeContractKeyGrant(p.n.view.egress[0].Payload)
+		p, err := api.DecodeKeyPartials(n.view.egress[0].Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
-		grants = append(grants, gr)
+		sent = append(sent, p)
 	}
-	pick := func(gr *api.ContractKeyGrant) []crypto.PublicKey {
-		var ks []crypto.PublicKey
-		for _, k := range gr.Workers {
-			ks = append(ks, k.Worker)
+	for _, p := range sent[1:] {
+		if p.Round() != sent[0].Round() {
+			t.Fatal("members picked different rounds")
 		}
-		return ks
 	}
-	if a, b := pick(grants[0]), pick(grants[1]); len(a) != 3 || !slices.Equal(a, b) || grants[0].Identity != grants[1].Identity {
-		t.Fatalf("gatekeepers disagree: %v / %v", a, b)
+	if len(sent[0].Workers) != 3 {
+		t.Fatalf("%d workers, want 3 (the eligible ones)", len(sent[0].Workers))
 	}
-	for _, k := range grants[0].Workers {
+	cs, err := threshold.DecodeCommits(set.Commits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := threshold.ContractPoint(u.ID, 0, set.Era)
+	want, _ := threshold.ContractSeed(threshold.Suite.Point().Mul(secret, h), u.ID, 0)
+	for j, k := range sent[0].Workers {
 		w := workers[k.Worker]
 		if w == nil {
-			t.Fatalf("granted to %s: expired, unstaked, unresponsive or a gatekeeper", k.Worker.Short())
+			t.Fatalf("partials for %s: expired, unstaked, unresponsive or a gatekeeper", k.Worker.Short())
 		}
-		ch, err := channel.New(w.entity.Ecdh, grants[0].GatekeeperE, api.ChannelPurposeContractKey)
-		if err != nil {
-			t.Fatal(err)
+		var parts []*threshold.Partial
+		for i, p := range sent {
+			ch, err := channel.New(w.entity.Ecdh, p.MemberE, api.ChannelPurposeKeyPartial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := ch.Open(p.Workers[j].Sealed, p.AD(k.Worker))
+			if err != nil {
+				t.Fatalf("member %d's partial does not open: %v", i, err)
+			}
+			if _, err := ch.Open(p.Workers[j].Sealed, p.AD(gks[0])); err == nil {
+				t.Fatal("a partial opens with another worker's additional data")
+			}
+			part, err := threshold.DecodePartial(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := threshold.Verify(threshold.MemberCommitment(cs, i), h, part); err != nil {
+				t.Fatalf("member %d: %v", i, err)
+			}
+			parts = append(parts, part)
 		}
-		seed, err := ch.Open(k.Sealed, grants[0].AD(k.Worker))
-		if err != nil {
-			t.Fatal(err)
+		if _, err := threshold.Combine(parts[:1], 2, 3); !errors.Is(err, threshold.ErrTooFew) {
+			t.Fatalf("one partial combined: %v", err)
 		}
-		ck, err := keys.ContractKeysFromSeed([crypto.SeedSize]byte(seed))
-		if err != nil || ck.Identity.Public() != grants[0].Identity {
-			t.Fatalf("opened key %v: %v", ck, err)
+		for _, pair := range [][]*threshold.Partial{{parts[0], parts[1]}, {parts[1], parts[2]}, {parts[2], parts[0]}} {
+			xh, err := threshold.Combine(pair, 2, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seed, _ := threshold.ContractSeed(xh, u.ID, 0); seed != want {
+				t.Fatal("a pair of partials gives another seed than the MasterKey's PRF")
+			}
 		}
+	}
+	// A member of no key set of that era, or without its share, sends
+	// nothing.
+	ns[0].view.egress = nil
+	gs[0].Grant(5, Upload{ID: [32]byte{1}, Replicas: 3, KeyEra: 9})
+	delete(gs[1].shares, set.Era)
+	gs[1].Grant(5, u)
+	if len(ns[0].view.egress)+len(ns[1].view.egress) != 1 { // ns[1]'s egress still holds its first grant
+		t.Fatalf("sent partials without a share: %+v %+v", ns[0].view.egress, ns[1].view.egress)
 	}
 }
 
@@ -257,6 +337,8 @@ func TestGrantRequirements(t *testing.T) {
 	gk := newNode(t, 1)
 	gks := []crypto.PublicKey{gk.entity.Identity.Public()}
 	g := gk.start(t, gks, true)
+	pub, _ := g.Public(0)
+	gk.view.adopt(&api.KeySet{T: 1, Members: gks, Commits: [][32]byte{pub}})
 	type spec struct {
 		platform string
 		cores    uint32
@@ -308,14 +390,11 @@ func TestGrantRequirements(t *testing.T) {
 		if len(gk.view.egress) != 1 {
 			t.Fatalf("%s: egress %+v", c.name, gk.view.egress)
 		}
-		gr, err := api.DecodeContractKeyGrant(gk.view.egress[0].Payload)
+		p, err := api.DecodeKeyPartials(gk.view.egress[0].Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got, want []crypto.PublicKey
-		for _, k := range gr.Workers {
-			got = append(got, k.Worker)
-		}
+		got, want := p.WorkerKeys(), []crypto.PublicKey(nil)
 		for _, i := range c.want {
 			want = append(want, ids[i])
 		}

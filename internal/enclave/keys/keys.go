@@ -1,23 +1,22 @@
-// Package keys owns pRuntime's secrets: the entity keys every pRuntime
-// generates at first start (IdentityKey signs, EcdhKey agrees channel keys),
-// the gatekeepers' MasterKey, and the derivation of contract keys from it.
-// Secrets are created from crypto/rand, sealed to disk through package
-// sealing, and never leave this process: only public keys, signatures and
-// channel ciphertexts do.
+// Package keys owns pRuntime's own secrets: the entity keys every pRuntime
+// generates at first start (IdentityKey signs, EcdhKey agrees channel
+// keys), and the expansion of a contract's seed into its keys. Secrets are
+// created from crypto/rand, sealed to disk through package sealing, and
+// never leave this process: only public keys, signatures and channel
+// ciphertexts do. (A gatekeeper's MasterKey shares are
+// internal/enclave/gatekeeper's, sealed in MasterFile.)
 //
 // # Contract keys
 //
-// ContractKey = MasterKey / "phala/contract" / deployer / code hash / sequence,
-// each step a Substrate-style hard derivation (schnorrkel HDKD, the
-// junction being the SCALE encoding of the bytes, hashed with blake2b-256
-// when longer than 32 bytes, as Substrate does for long junctions). From the
-// ContractKey: the contract's IdentityKey ("identity"), EcdhKey ("ecdh")
-// and StorageKey ("storage", the 32-byte seed of that junction) by their own
-// hard junctions. testdata/contract_keys.json holds vectors.
+// A contract's seed is a threshold DH-PRF of its key era's MasterKey
+// (docs/keys.md, internal/enclave/threshold). From the seed: the
+// contract's IdentityKey ("identity"), EcdhKey ("ecdh") and StorageKey
+// ("storage", the 32-byte seed of that junction), each a Substrate-style
+// hard derivation (schnorrkel HDKD, the junction being the SCALE encoding
+// of the bytes). testdata/contract_keys.json holds vectors.
 package keys
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -167,86 +166,12 @@ func decodeSeeds(b []byte, n int) ([][crypto.SeedSize]byte, error) {
 	return seeds, r.Done()
 }
 
-// Master is the MasterKey, held only by gatekeepers.
-type Master struct {
-	key  *crypto.KeyPair
-	seed [crypto.SeedSize]byte
-}
-
-// GenerateMaster creates a new MasterKey from crypto/rand.
-func GenerateMaster() (*Master, error) {
-	kp, seed, err := crypto.GenerateKeyPair()
-	if err != nil {
-		return nil, err
-	}
-	return &Master{key: kp, seed: seed}, nil
-}
-
-// MasterFromSeed rebuilds a MasterKey (received from another gatekeeper).
-func MasterFromSeed(seed [crypto.SeedSize]byte) (*Master, error) {
-	kp, err := crypto.KeyPairFromSeed(seed[:])
-	if err != nil {
-		return nil, err
-	}
-	return &Master{key: kp, seed: seed}, nil
-}
-
-// Public returns the master public key.
-func (m *Master) Public() crypto.PublicKey { return m.key.Public() }
-
-// Seed returns the secret seed, for sealing and for sharing over a channel
-// to another gatekeeper only.
-func (m *Master) Seed() [crypto.SeedSize]byte { return m.seed }
-
-// Save seals the MasterKey into dir with s, the sealer of this chain and
-// this pRuntime's identity.
-func (m *Master) Save(s *sealing.Sealer, dir string) error {
-	if s.Binding().PreGenesis() || s.Binding().Identity == (crypto.PublicKey{}) {
-		return errors.New("the master key is sealed bound to a chain and an identity")
-	}
-	return s.Save(filepath.Join(dir, MasterFile), encodeSeeds(m.seed))
-}
-
-// LoadMaster loads the sealed MasterKey from dir with s (the sealer of this
-// chain and identity): sealing.ErrNotExist if this pRuntime holds none,
-// sealing.ErrOtherChain or ErrOtherIdentity if the file is not this
-// pRuntime's on this chain.
-func LoadMaster(s *sealing.Sealer, dir string) (*Master, error) {
-	path := filepath.Join(dir, MasterFile)
-	data, err := s.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	seeds, err := decodeSeeds(data, 1)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, path, err)
-	}
-	return MasterFromSeed(seeds[0])
-}
-
 // ContractKeys are the keys of one contract.
 type ContractKeys struct {
 	Seed     [crypto.SeedSize]byte // the ContractKey, provisioned to workers
 	Identity *crypto.KeyPair
 	Ecdh     *crypto.KeyPair
 	Storage  [32]byte
-}
-
-// ContractKey derives the keys of the contract uploaded by deployer with
-// codeHash as the deployer's sequence-th upload.
-func (m *Master) ContractKey(deployer crypto.PublicKey, codeHash [32]byte, sequence uint64) (*ContractKeys, error) {
-	kp := m.key
-	var seed [crypto.SeedSize]byte
-	for _, j := range [][]byte{[]byte("phala/contract"), deployer[:], codeHash[:], binary.LittleEndian.AppendUint64(nil, sequence)} {
-		var err error
-		if seed, err = kp.HardDeriveSeed(j); err != nil {
-			return nil, err
-		}
-		if kp, err = crypto.KeyPairFromSeed(seed[:]); err != nil {
-			return nil, err
-		}
-	}
-	return ContractKeysFromSeed(seed)
 }
 
 // ContractKeysFromSeed expands a provisioned ContractKey.
