@@ -34,15 +34,14 @@ import (
 
 // Errors callers branch on.
 var (
-	ErrBadRun          = errors.New("invalid DKG run parameters")
-	ErrNotMember       = errors.New("not a member of the DKG")
-	ErrReplay          = errors.New("DKG message already processed")
-	ErrUnknownDealer   = errors.New("DKG message about a dealer whose deals were not processed")
-	ErrDisqualified    = errors.New("DKG dealer disqualified")
-	ErrFalseComplaint  = errors.New("DKG complaint about a deal that opens and verifies")
-	ErrClosed          = errors.New("DKG phase closed by the timeout")
-	ErrNotCertified    = errors.New("DKG not certified")
-	ErrDealsNotMade    = errors.New("DKG deals not made yet")
+	ErrBadRun         = errors.New("invalid DKG run parameters")
+	ErrNotMember      = errors.New("not a member of the DKG")
+	ErrReplay         = errors.New("DKG message already processed")
+	ErrUnknownDealer  = errors.New("DKG message about a dealer whose deals were not processed")
+	ErrDisqualified   = errors.New("DKG dealer disqualified")
+	ErrFalseComplaint = errors.New("DKG complaint about a deal that opens and verifies")
+	ErrClosed         = errors.New("DKG phase closed by the timeout")
+	ErrNotCertified   = errors.New("DKG not certified")
 )
 
 var (
@@ -96,14 +95,14 @@ type Run struct {
 	suite   *edwards25519.SuiteEd25519
 	gen     *dkg.DistKeyGenerator
 
-	dealsMsg  []byte                  // our deals message, once made
-	dealt     []bool                  // deals message of member i processed
-	encDeals  [][]*vss.EncryptedDeal  // [dealer][recipient], kept for complaints
-	disq      []bool                  // dealer disqualified (proven complaint, bad justification)
-	ownResp   map[int][]byte          // our response message per dealer
-	ownJust   map[int][]byte          // our justification per complainer
-	justified map[int]*vss.Deal       // our deal from a dealer, as its justification revealed it
-	seenJust  map[[32]byte]bool       // justifications processed
+	dealsMsg  []byte                 // our deals message, once made
+	dealt     []bool                 // deals message of member i processed
+	encDeals  [][]*vss.EncryptedDeal // [dealer][recipient], kept for complaints
+	disq      []bool                 // dealer disqualified (proven complaint, bad justification)
+	ownResp   map[int][]byte         // our response message per dealer
+	ownJust   map[int][]byte         // our justification per complainer
+	justified map[int]*vss.Deal      // our deal from a dealer, as its justification revealed it
+	seenJust  map[[32]byte]bool      // justifications processed
 	closed    bool
 }
 

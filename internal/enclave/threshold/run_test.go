@@ -39,7 +39,7 @@ type harness struct {
 	t       int
 	runs    []*Run
 	active  []bool
-	mutate  func(m qmsg) qmsg          // applied to a member's output before it is queued
+	mutate  func(m qmsg) qmsg           // applied to a member's output before it is queued
 	before  func(i int, r *Run, m qmsg) // called before m is delivered to member i
 	logs    [][]rcall
 	errs    [][]error
