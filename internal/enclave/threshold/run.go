@@ -95,14 +95,14 @@ type Run struct {
 	suite   *edwards25519.SuiteEd25519
 	gen     *dkg.DistKeyGenerator
 
-	dealsMsg  []byte                 // our deals message, once made
-	dealt     []bool                 // deals message of member i processed
-	encDeals  [][]*vss.EncryptedDeal // [dealer][recipient], kept for complaints
-	disq      []bool                 // dealer disqualified (proven complaint, bad justification)
-	ownResp   map[int][]byte         // our response message per dealer
-	ownJust   map[int][]byte         // our justification per complainer
-	justified map[int]*vss.Deal      // our deal from a dealer, as its justification revealed it
-	seenJust  map[[32]byte]bool      // justifications processed
+	dealsMsg  []byte            // our deals message, once made
+	dealt     []bool            // deals message of member i processed
+	deals     [][]*dkg.Deal     // [dealer][recipient], kept for complaints
+	disq      []bool            // dealer disqualified (proven complaint, bad justification)
+	ownResp   map[int][]byte    // our response message per dealer
+	ownJust   map[int][]byte    // our justification per complainer
+	justified map[int]*vss.Deal // our deal from a dealer, as its justification revealed it
+	seenJust  map[[32]byte]bool // justifications processed
 	closed    bool
 }
 
@@ -140,7 +140,7 @@ func NewRun(seed [32]byte, members []kyber.Point, t int) (*Run, error) {
 		long:      long,
 		rand:      &opStream{seed: seed},
 		dealt:     make([]bool, n),
-		encDeals:  make([][]*vss.EncryptedDeal, n),
+		deals:     make([][]*dkg.Deal, n),
 		disq:      make([]bool, n),
 		ownResp:   map[int][]byte{},
 		ownJust:   map[int][]byte{},
@@ -186,28 +186,30 @@ func (r *Run) Deals() ([]byte, error) {
 		return nil, fmt.Errorf("dkg deals: %w", err)
 	}
 	list := make([]AddressedDeal, 0, len(deals))
-	enc := make([]*vss.EncryptedDeal, r.n)
+	byTo := make([]*dkg.Deal, r.n)
 	for to := 0; to < r.n; to++ {
 		if d, ok := deals[to]; ok {
 			list = append(list, AddressedDeal{To: to, Deal: d})
-			enc[to] = d.Deal
+			byTo[to] = d
 		}
 	}
 	r.dealsMsg = EncodeDeals(list)
-	r.encDeals[r.me] = enc
+	r.deals[r.me] = byTo
 	r.dealt[r.me] = true
 	return slices.Clone(r.dealsMsg), nil
 }
 
 // OnDeals processes member from's deals message (from is the sender the
-// chain authenticated). The message is checked as a whole, the same way
-// at every member (so every member accepts or refuses it alike): exactly
-// one deal for every member but from, each with from's index, a valid
-// signature of from, a prime-order ephemeral key and a GCM nonce. Then
-// the deal addressed to this member is processed; the returned response
-// message (for OnResponse, to broadcast) is kyber's approval or complaint,
-// or, when the deal does not open (its cipher does not decrypt or
-// decode to our share), a complaint with proof (see OnResponse). Our own
+// chain authenticated). The message's form is checked the same way at
+// every member (so all accept or refuse it alike): exactly one deal for
+// every member but from, in recipient order, each with from's index and a
+// GCM nonce. Then the deal addressed to this member is processed; the
+// returned response message (for OnResponse, to broadcast) is kyber's
+// approval or complaint, or, when the deal is not usable (a signature of
+// from's does not verify, the ephemeral key is not of prime order, or the
+// cipher does not decrypt and decode to our share: cases where kyber only
+// returns an error, and this member's view of QUAL would silently differ
+// from the others'), a complaint with proof (see OnResponse). Our own
 // deals message coming back gives (nil, nil). Errors: ErrNotMember,
 // ErrReplay, ErrClosed, ErrBadDKGMessage; the Run is then unchanged.
 func (r *Run) OnDeals(from int, msg []byte) ([]byte, error) {
@@ -230,17 +232,18 @@ func (r *Run) OnDeals(from int, msg []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc, err := r.checkDeals(from, list)
+	byTo, err := r.checkDeals(from, list)
 	if err != nil {
 		return nil, err
 	}
-	mine := enc[r.me]
-	pre := Suite.Point().Mul(r.long, pointOf(mine.DHKey))
-	if _, err := openDeal(r.members, from, r.me, pre, mine); err != nil {
-		// The deal does not open: complain with the DH secret and a proof
-		// that it is ours, so that every member can check it.
+	mine := byTo[r.me]
+	dh := pointOf(mine.Deal.DHKey)
+	pre := Suite.Point().Mul(r.long, dh)
+	if r.entryBad(from, mine) != nil || !openable(r.members, from, r.me, pre, mine) {
+		// The deal is not ours to use: complain with the DH secret and a
+		// proof that it is ours, so that every member can check it.
 		r.rand.rekey("complaint", from, msg)
-		proof, _, _, err := dleq.NewDLEQProof(r.suite, Suite.Point().Base(), pointOf(mine.DHKey), r.long)
+		proof, _, _, err := dleq.NewDLEQProof(r.suite, Suite.Point().Base(), dh, r.long)
 		if err != nil {
 			return nil, fmt.Errorf("dkg complaint: %w", err)
 		}
@@ -249,35 +252,29 @@ func (r *Run) OnDeals(from int, msg []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := r.applyComplaint(c); err != nil {
-			return nil, err
-		}
-		r.dealt[from], r.encDeals[from], r.ownResp[from] = true, enc, out
+		r.applyComplaint(c)
+		r.dealt[from], r.deals[from], r.ownResp[from] = true, byTo, out
 		return slices.Clone(out), nil
 	}
 	r.rand.rekey("deal", from, msg)
-	var ours *dkg.Deal
-	for _, d := range list {
-		if d.To == r.me {
-			ours = d.Deal
-		}
-	}
-	resp, err := r.gen.ProcessDeal(ours)
+	resp, err := r.gen.ProcessDeal(mine)
 	if err != nil {
 		return nil, fmt.Errorf("%w: deal of member %d: %v", ErrBadDKGMessage, from, err)
 	}
 	out := EncodeResponseMessage(resp)
-	r.dealt[from], r.encDeals[from], r.ownResp[from] = true, enc, out
+	r.dealt[from], r.deals[from], r.ownResp[from] = true, byTo, out
 	return slices.Clone(out), nil
 }
 
-// checkDeals is OnDeals' public check; it returns the encrypted deals by
-// recipient.
-func (r *Run) checkDeals(from int, list []AddressedDeal) ([]*vss.EncryptedDeal, error) {
+// checkDeals is OnDeals' check of the message's form (the same at every
+// member, cheap); it returns the deals by recipient. What only the
+// recipient can check (signatures, ephemeral key, opening) it checks on
+// its own deal, and proves to the others when it complains.
+func (r *Run) checkDeals(from int, list []AddressedDeal) ([]*dkg.Deal, error) {
 	if len(list) != r.n-1 {
 		return nil, fmt.Errorf("%w: %d deals from member %d, want %d", ErrBadDKGMessage, len(list), from, r.n-1)
 	}
-	enc := make([]*vss.EncryptedDeal, r.n)
+	byTo := make([]*dkg.Deal, r.n)
 	want := 0
 	for _, d := range list {
 		if want == from {
@@ -290,31 +287,45 @@ func (r *Run) checkDeals(from int, list []AddressedDeal) ([]*vss.EncryptedDeal, 
 		if int(d.Deal.Index) != from {
 			return nil, fmt.Errorf("%w: member %d sent a deal of dealer %d", ErrBadDKGMessage, from, d.Deal.Index)
 		}
-		e := d.Deal.Deal
-		if len(e.Nonce) != gcmNonceSize {
-			return nil, fmt.Errorf("%w: deal of member %d to %d: a nonce of %d bytes", ErrBadDKGMessage, from, d.To, len(e.Nonce))
+		if len(d.Deal.Deal.Nonce) != gcmNonceSize {
+			return nil, fmt.Errorf("%w: deal of member %d to %d: a nonce of %d bytes", ErrBadDKGMessage, from, d.To, len(d.Deal.Deal.Nonce))
 		}
-		if !primeOrder(pointOf(e.DHKey)) {
-			return nil, fmt.Errorf("%w: deal of member %d to %d: ephemeral key not of prime order", ErrBadDKGMessage, from, d.To)
-		}
-		signed, _ := d.Deal.MarshalBinary()
-		if err := schnorr.Verify(Suite, r.members[from], signed, d.Deal.Signature); err != nil {
-			return nil, fmt.Errorf("%w: deal of member %d to %d: signature: %v", ErrBadDKGMessage, from, d.To, err)
-		}
-		if err := schnorr.Verify(Suite, r.members[from], e.DHKey, e.Signature); err != nil {
-			return nil, fmt.Errorf("%w: deal of member %d to %d: ephemeral key signature: %v", ErrBadDKGMessage, from, d.To, err)
-		}
-		enc[d.To] = e
+		byTo[d.To] = d.Deal
 	}
-	return enc, nil
+	return byTo, nil
+}
+
+// entryBad checks, publicly, what makes a dealer's deal unusable before
+// opening it: its two signatures (kyber's) and a prime-order ephemeral
+// key.
+func (r *Run) entryBad(dealer int, d *dkg.Deal) error {
+	signed, _ := d.MarshalBinary()
+	if err := schnorr.Verify(Suite, r.members[dealer], signed, d.Signature); err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	if err := schnorr.Verify(Suite, r.members[dealer], d.Deal.DHKey, d.Deal.Signature); err != nil {
+		return fmt.Errorf("ephemeral key signature: %w", err)
+	}
+	if !primeOrder(pointOf(d.Deal.DHKey)) {
+		return errors.New("ephemeral key not of prime order")
+	}
+	return nil
+}
+
+// openable reports whether the deal opens with pre to its recipient's
+// share.
+func openable(members []kyber.Point, dealer, to int, pre kyber.Point, d *dkg.Deal) bool {
+	_, err := openDeal(members, dealer, to, pre, d.Deal)
+	return err == nil
 }
 
 // OnResponse processes a response message (what OnDeals returned, from
 // any member, in queue order; every member processes every one). Two
 // kinds: kyber's signed approval or complaint about dealer D's deal to
-// verifier V; and a complaint with proof (a deal that does not open),
-// which every member checks (the DLEQ proof that Pre = x_V·DHKey, then
-// opening the deal with it) and which, when it holds, disqualifies D.
+// verifier V; and a complaint with proof (a deal V cannot use), which
+// every member checks (the DLEQ proof that Pre = x_V·DHKey, then the
+// deal's signatures and ephemeral key, then opening it with Pre) and
+// which, when it holds, disqualifies D.
 // When the message is a kyber complaint about our own deal, the returned
 // justification (for OnJustification, to broadcast) reveals that deal.
 // Our own response coming back gives (nil, nil). Errors: ErrNotMember,
@@ -360,7 +371,8 @@ func (r *Run) OnResponse(msg []byte) ([]byte, error) {
 		if err := r.checkComplaint(c); err != nil {
 			return nil, err
 		}
-		return nil, r.applyComplaint(c)
+		r.applyComplaint(c)
+		return nil, nil
 	}
 	r.rand.rekey("response", dealer, msg)
 	j, err := r.gen.ProcessResponse(resp)
@@ -380,18 +392,23 @@ func (r *Run) OnResponse(msg []byte) ([]byte, error) {
 }
 
 // checkComplaint verifies a complaint with proof: Pre is the complainer's
-// DH secret with the deal's ephemeral key (DLEQ against its DKG key), and
-// the deal does not open with it.
+// DH secret with the deal's ephemeral key (DLEQ against its DKG key) and
+// the deal does not open with it; or the deal is publicly bad (entryBad),
+// whoever says so.
 func (r *Run) checkComplaint(c *Complaint) error {
-	e := r.encDeals[c.Dealer][c.Complainer]
-	dh := pointOf(e.DHKey)
+	d := r.deals[c.Dealer][c.Complainer]
+	if r.entryBad(c.Dealer, d) != nil {
+		// Publicly bad (and a DLEQ proof on a base with a torsion part
+		// would not verify): the proof is not needed.
+		return nil
+	}
+	if err := verifyDLEQ(Suite.Point().Base(), pointOf(d.Deal.DHKey), r.members[c.Complainer], c.Pre, c.Proof); err != nil {
+		return fmt.Errorf("%w: complaint of member %d: %v", ErrBadDKGMessage, c.Complainer, err)
+	}
 	if !primeOrder(c.Pre) {
 		return fmt.Errorf("%w: complaint: DH secret not of prime order", ErrBadDKGMessage)
 	}
-	if err := verifyDLEQ(Suite.Point().Base(), dh, r.members[c.Complainer], c.Pre, c.Proof); err != nil {
-		return fmt.Errorf("%w: complaint of member %d: %v", ErrBadDKGMessage, c.Complainer, err)
-	}
-	if _, err := openDeal(r.members, c.Dealer, c.Complainer, c.Pre, e); err == nil {
+	if openable(r.members, c.Dealer, c.Complainer, c.Pre, d) {
 		return fmt.Errorf("%w: member %d about dealer %d", ErrFalseComplaint, c.Complainer, c.Dealer)
 	}
 	return nil
@@ -399,11 +416,10 @@ func (r *Run) checkComplaint(c *Complaint) error {
 
 // applyComplaint records a proven complaint: the complainer's response on
 // the dealer's deal is a complaint no justification can answer.
-func (r *Run) applyComplaint(c *Complaint) error {
+func (r *Run) applyComplaint(c *Complaint) {
 	v := r.gen.Verifiers()[uint32(c.Dealer)]
 	v.UnsafeSetResponseDKG(uint32(c.Complainer), vss.StatusComplaint)
 	r.disq[c.Dealer] = true
-	return nil
 }
 
 // OnJustification processes a justification (a dealer's answer to a

@@ -293,7 +293,36 @@ func resign(tb testing.TB, seed [32]byte, d *AddressedDeal) {
 // victim complains with proof, every member checks it, the dealer is
 // disqualified everywhere, the rest certify at the timeout with the same
 // result and a working key (the victim's share included).
-func TestRunUndecryptableDeal(t *testing.T) {
+func TestRunUnusableDeal(t *testing.T) {
+	torsion := Suite.Point()
+	if err := torsion.UnmarshalBinary(append([]byte{0xec}, append(bytes.Repeat([]byte{0xff}, 30), 0x7f)...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		tamper func(tb testing.TB, seed [32]byte, d *AddressedDeal)
+	}{
+		{"cipher altered and re-signed", func(tb testing.TB, seed [32]byte, d *AddressedDeal) {
+			d.Deal.Deal.Cipher[0] ^= 1
+			resign(tb, seed, d)
+		}},
+		{"signature broken", func(tb testing.TB, seed [32]byte, d *AddressedDeal) {
+			d.Deal.Signature[0] ^= 1
+		}},
+		{"ephemeral key with torsion, signed", func(tb testing.TB, seed [32]byte, d *AddressedDeal) {
+			d.Deal.Deal.DHKey, _ = Suite.Point().Add(pointOf(d.Deal.Deal.DHKey), torsion).MarshalBinary()
+			sec, _ := DKGKey(seed)
+			d.Deal.Deal.Signature, _ = schnorr.Sign(Suite, sec, d.Deal.Deal.DHKey)
+			resign(tb, seed, d)
+		}},
+	} {
+		// Only a deal that fails to open needs the DH secret proven; a
+		// publicly bad one is bad whoever says so.
+		t.Run(c.name, func(t *testing.T) { testUnusableDeal(t, c.tamper, c.name == "cipher altered and re-signed") })
+	}
+}
+
+func testUnusableDeal(t *testing.T, tamper func(tb testing.TB, seed [32]byte, d *AddressedDeal), proofMatters bool) {
 	const n, th, bad, victim = 5, 4, 1, 3
 	h := newHarness(t, "tamper", n, th)
 	h.mutate = func(m qmsg) qmsg {
@@ -306,8 +335,7 @@ func TestRunUndecryptableDeal(t *testing.T) {
 		}
 		for k := range list {
 			if list[k].To == victim {
-				list[k].Deal.Deal.Cipher[0] ^= 1
-				resign(t, h.seeds[bad], &list[k])
+				tamper(t, h.seeds[bad], &list[k])
 			}
 		}
 		m.body = EncodeDeals(list)
@@ -319,6 +347,9 @@ func TestRunUndecryptableDeal(t *testing.T) {
 			return
 		}
 		complaint = m.body
+		if !proofMatters {
+			return
+		}
 		// Before the true complaint: one whose DH secret is not the
 		// victim's, and a true-to-form complaint of member 4 about its
 		// deal from the same dealer, which opens.
@@ -332,7 +363,7 @@ func TestRunUndecryptableDeal(t *testing.T) {
 			t.Errorf("a complaint with another DH secret: %v", err)
 		}
 		x4, _ := DKGKey(h.seeds[4])
-		dh := pointOf(r.encDeals[bad][4].DHKey)
+		dh := pointOf(r.deals[bad][4].Deal.DHKey)
 		proof, _, pre, err := dleq.NewDLEQProof(Suite, Suite.Point().Base(), dh, x4)
 		if err != nil {
 			t.Fatal(err)
@@ -522,9 +553,12 @@ func TestRunErrorsChangeNothing(t *testing.T) {
 		case m.kind == 'd' && m.from == 2 && !checked["deals"]:
 			checked["deals"] = true
 			list, _ := DecodeDeals(m.body)
-			badSig := slices.Clone(list)
-			badSig[0].Deal = cloneDeal(list[0])
-			badSig[0].Deal.Deal.Cipher[0] ^= 1
+			otherIdx := slices.Clone(list)
+			otherIdx[1].Deal = cloneDeal(list[1])
+			otherIdx[1].Deal.Index = 3
+			nonce := slices.Clone(list)
+			nonce[2].Deal = cloneDeal(list[2])
+			nonce[2].Deal.Deal.Nonce = append(nonce[2].Deal.Deal.Nonce, 0)
 			short := slices.Clone(list[:len(list)-1])
 			cases = []tc{
 				{"from outside", func() error { _, err := r.OnDeals(n, m.body); return err }, ErrNotMember},
@@ -533,7 +567,8 @@ func TestRunErrorsChangeNothing(t *testing.T) {
 				{"trailing", func() error { _, err := r.OnDeals(2, append(slices.Clone(m.body), 0)); return err }, ErrBadDKGMessage},
 				{"another's deals", func() error { _, err := r.OnDeals(3, m.body); return err }, ErrBadDKGMessage},
 				{"in our name", func() error { _, err := r.OnDeals(0, m.body); return err }, ErrBadDKGMessage},
-				{"bad signature", func() error { _, err := r.OnDeals(2, EncodeDeals(badSig)); return err }, ErrBadDKGMessage},
+				{"another dealer's deal", func() error { _, err := r.OnDeals(2, EncodeDeals(otherIdx)); return err }, ErrBadDKGMessage},
+				{"nonce size", func() error { _, err := r.OnDeals(2, EncodeDeals(nonce)); return err }, ErrBadDKGMessage},
 				{"a deal missing", func() error { _, err := r.OnDeals(2, EncodeDeals(short)); return err }, ErrBadDKGMessage},
 			}
 		case m.kind == 'd' && m.from == 3 && !checked["replay"]:
