@@ -12,6 +12,7 @@ import (
 	"go.dedis.ch/kyber/v3/proof/dleq"
 	"go.dedis.ch/kyber/v3/share"
 	dkg "go.dedis.ch/kyber/v3/share/dkg/pedersen"
+	vss "go.dedis.ch/kyber/v3/share/vss/pedersen"
 	"go.dedis.ch/kyber/v3/sign/schnorr"
 )
 
@@ -400,7 +401,119 @@ func testUnusableDeal(t *testing.T, tamper func(tb testing.TB, seed [32]byte, d 
 func TestRunFalseComplaintJustified(t *testing.T) {
 	const n, th, dealer, liar = 5, 4, 0, 4
 	h := newHarness(t, "justify", n, th)
+	h.mutate = falseComplaint(t, h, dealer, liar)
+	var justification []byte
+	h.before = func(i int, r *Run, m qmsg) {
+		if i != 1 || m.kind != 'j' {
+			return
+		}
+		justification = m.body
+		j, err := DecodeJustification(m.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Another member's share revealed (signed), a broken signature,
+		// a dealer outside the set: refused, nothing changed.
+		other := *j.Justification
+		d := *other.Deal
+		s2 := *d.SecShare
+		s2.I = 2
+		d.SecShare, other.Deal = &s2, &d
+		resignJustification(t, h.seeds[dealer], &other)
+		broken := *j.Justification
+		broken.Signature = slices.Clone(broken.Signature)
+		broken.Signature[0] ^= 1
+		for name, v := range map[string]*dkg.Justification{
+			"another's share":  {Index: j.Index, Justification: &other},
+			"broken signature": {Index: j.Index, Justification: &broken},
+			"dealer outside":   {Index: n, Justification: j.Justification},
+		} {
+			b, err := EncodeJustification(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.OnJustification(b); !errors.Is(err, ErrBadDKGMessage) && !errors.Is(err, ErrNotMember) {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+	h.run(t)
+	var just int
+	for _, m := range h.queue {
+		if m.kind == 'j' {
+			just++
+			if m.from != dealer {
+				t.Fatalf("justification from %d", m.from)
+			}
+		}
+	}
+	if just != 1 || justification == nil {
+		t.Fatalf("%d justifications", just)
+	}
+	for _, i := range honestExcept(n, liar) {
+		if len(h.errs[i]) > 0 {
+			t.Fatalf("member %d: %v", i, h.errs[i])
+		}
+		if l := h.logs[i]; l[len(l)-1].kind == 'T' {
+			t.Fatalf("member %d needed the timeout", i)
+		}
+	}
+	if err := h.runs[1].OnJustification(justification); !errors.Is(err, ErrReplay) {
+		t.Fatalf("a justification replayed: %v", err)
+	}
+	shares, qual := h.shares(t, honestExcept(n))
+	if len(qual) != n {
+		t.Fatalf("QUAL %v", qual)
+	}
+	checkThreshold(t, shares, th, n)
+}
+
+// A justification, signed by the dealer, whose revealed share does not
+// verify: the dealer is disqualified everywhere (kyber's rule), the rest
+// certify at the timeout without it.
+func TestRunBadJustification(t *testing.T) {
+	const n, th, dealer, liar = 5, 4, 0, 4
+	h := newHarness(t, "badjust", n, th)
+	lie := falseComplaint(t, h, dealer, liar)
 	h.mutate = func(m qmsg) qmsg {
+		if m.kind != 'j' {
+			return lie(m)
+		}
+		j, err := DecodeJustification(m.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := *j.Justification.Deal
+		s := *d.SecShare
+		s.V = Suite.Scalar().Add(s.V, Suite.Scalar().One())
+		d.SecShare, j.Justification.Deal = &s, &d
+		resignJustification(t, h.seeds[dealer], j.Justification)
+		if m.body, err = EncodeJustification(j); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	h.run(t)
+	honest := []int{1, 2, 3} // the dealer and the liar each keep their own view
+	for _, i := range honest {
+		for _, err := range h.errs[i] {
+			if !errors.Is(err, ErrDisqualified) {
+				t.Fatalf("member %d: %v", i, err)
+			}
+		}
+		if got := h.runs[i].Disqualified(); !slices.Equal(got, []int{dealer}) {
+			t.Fatalf("member %d disqualified %v", i, got)
+		}
+	}
+	if _, qual := h.shares(t, honest); !slices.Equal(qual, []int{1, 2, 3, 4}) {
+		t.Fatalf("QUAL %v", qual)
+	}
+}
+
+// falseComplaint turns liar's response on dealer's deal into a (signed)
+// complaint.
+func falseComplaint(t *testing.T, h *harness, dealer, liar int) func(qmsg) qmsg {
+	return func(m qmsg) qmsg {
 		if m.kind != 'r' || m.from != liar {
 			return m
 		}
@@ -416,32 +529,15 @@ func TestRunFalseComplaintJustified(t *testing.T) {
 		m.body = EncodeResponseMessage(p)
 		return m
 	}
-	h.run(t)
-	var just int
-	for _, m := range h.queue {
-		if m.kind == 'j' {
-			just++
-			if m.from != dealer {
-				t.Fatalf("justification from %d", m.from)
-			}
-		}
+}
+
+func resignJustification(tb testing.TB, seed [32]byte, j *vss.Justification) {
+	sec, _ := DKGKey(seed)
+	sig, err := schnorr.Sign(Suite, sec, j.Hash(Suite))
+	if err != nil {
+		tb.Fatal(err)
 	}
-	if just != 1 {
-		t.Fatalf("%d justifications", just)
-	}
-	for _, i := range honestExcept(n, liar) {
-		if len(h.errs[i]) > 0 {
-			t.Fatalf("member %d: %v", i, h.errs[i])
-		}
-		if l := h.logs[i]; l[len(l)-1].kind == 'T' {
-			t.Fatalf("member %d needed the timeout", i)
-		}
-	}
-	shares, qual := h.shares(t, honestExcept(n))
-	if len(qual) != n {
-		t.Fatalf("QUAL %v", qual)
-	}
-	checkThreshold(t, shares, th, n)
+	j.Signature = sig
 }
 
 // Determinism and replay: two networks from the same seeds produce the
