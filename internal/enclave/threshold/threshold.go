@@ -73,15 +73,7 @@ func Verify(xi, h kyber.Point, p *Partial) error {
 	if p == nil || p.V == nil || p.Proof == nil || p.Proof.C == nil || p.Proof.R == nil || p.Proof.VG == nil || p.Proof.VH == nil {
 		return fmt.Errorf("%w: incomplete", ErrBadPartial)
 	}
-	hs := Suite.Hash()
-	xi.MarshalTo(hs)
-	p.V.MarshalTo(hs)
-	p.Proof.VG.MarshalTo(hs)
-	p.Proof.VH.MarshalTo(hs)
-	if c := Suite.Scalar().Pick(Suite.XOF(hs.Sum(nil))); !c.Equal(p.Proof.C) {
-		return fmt.Errorf("%w: the proof's challenge is not its transcript's", ErrBadPartial)
-	}
-	if err := p.Proof.Verify(Suite, Suite.Point().Base(), h, xi, p.V); err != nil {
+	if err := verifyDLEQ(Suite.Point().Base(), h, xi, p.V, p.Proof); err != nil {
 		return fmt.Errorf("%w: member %d: %v", ErrBadPartial, p.Index, err)
 	}
 	return nil
