@@ -333,17 +333,20 @@ func DecodeKeyRound(b []byte) (*KeyRound, error) {
 	return k, nil
 }
 
-// The DKG of an elected set (docs/keys.md, "Rotation per era"). Members
-// (origin kind WORKER: they are not gatekeepers before the set serves)
-// post DkgKey, then, once the chain started the DKG (DkgStart, origin
-// module gatekeeper), their deals, responses, justifications and result
-// (DkgMessage); the chain forwards them in queue order, so every member
-// sees the same transcript, and adopts the key set when T participants
-// posted the same result (TopicKeyRotationReady). DkgTimeout (origin
-// module gatekeeper) tells the participants a phase deadline passed.
+// The DKG of an elected set (docs/keys.md, "Rotation per era"). The chain
+// announces each phase of each attempt (TopicDkgRound, payload DkgState,
+// origin module gatekeeper): collecting keys, then dealing among the
+// participants, or failed. Members (origin kind WORKER: they are not
+// gatekeepers before the set serves) post their DKG key, then their
+// deals, responses, justifications and result (DkgMessage); the chain
+// forwards them in queue order, so every member sees the same transcript,
+// and adopts the key set when T participants posted the same result
+// (TopicKeyRotationReady). TopicDkgTimeout (payload DkgMessage without a
+// body, origin module gatekeeper) tells the participants the dealing
+// deadline passed.
 const (
 	TopicDkgKey           = "phala/keys/dkg_key"
-	TopicDkgStart         = "phala/keys/dkg_start"
+	TopicDkgRound         = "phala/keys/dkg_round"
 	TopicDkgDeals         = "phala/keys/dkg_deals"
 	TopicDkgResponse      = "phala/keys/dkg_response"
 	TopicDkgJustification = "phala/keys/dkg_justification"
@@ -390,6 +393,7 @@ const (
 	DkgCollectingKeys uint8 = 1 // members post their DKG keys
 	DkgDealing        uint8 = 2 // participants deal, respond, justify and post results
 	DkgTimedOut       uint8 = 3 // DkgTimeout sent: the last window for results
+	DkgFailed         uint8 = 4 // given up: the serving set stays
 )
 
 // DkgState is the chain's record of the elected set's running DKG
@@ -411,14 +415,12 @@ type DkgState struct {
 	Results      [][32]byte
 }
 
-// DkgStart returns the payload of TopicDkgStart: era, attempt, T, the
-// participants and their keys (KeySet-shaped: Commits are the DKG keys).
-func (s *DkgState) DkgStart() *KeySet {
-	ks := &KeySet{Era: s.Era, T: s.T, Members: s.Participants}
-	for _, p := range s.Participants {
-		ks.Commits = append(ks.Commits, s.Keys[slices.Index(s.Members, p)])
+// Key returns participant's DKG key, zero if it is none.
+func (s *DkgState) Key(participant crypto.PublicKey) [32]byte {
+	if i := slices.Index(s.Members, participant); i >= 0 {
+		return s.Keys[i]
 	}
-	return ks
+	return [32]byte{}
 }
 
 // Encode returns the canonical bytes.

@@ -39,7 +39,6 @@ package gatekeeper
 import (
 	"bytes"
 	"fmt"
-	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,8 +125,20 @@ func Spec(src VoterSource) *module.Module {
 			{Origin: api.OriginGatekeeper, Topic: api.TopicMasterKey, Handle: func(ctx *block.Context, m *api.Message) {
 				PublishMasterKey(ctx, m.Origin.Key, m.Payload)
 			}},
-			{Origin: api.OriginWorker, Topic: api.TopicGatekeeperReady, Handle: func(ctx *block.Context, m *api.Message) {
-				OnReady(ctx, m.Origin.Key, m.Payload)
+			{Origin: api.OriginWorker, Topic: api.TopicDkgKey, Handle: func(ctx *block.Context, m *api.Message) {
+				OnDkgKey(ctx, src, m.Origin.Key, m.Payload)
+			}},
+			{Origin: api.OriginWorker, Topic: api.TopicDkgDeals, Handle: func(ctx *block.Context, m *api.Message) {
+				OnDkgDeals(ctx, m.Origin.Key, m.Payload)
+			}},
+			{Origin: api.OriginWorker, Topic: api.TopicDkgResponse, Handle: func(ctx *block.Context, m *api.Message) {
+				OnDkgForward(ctx, m.Origin.Key, m.Topic, m.Payload)
+			}},
+			{Origin: api.OriginWorker, Topic: api.TopicDkgJustification, Handle: func(ctx *block.Context, m *api.Message) {
+				OnDkgForward(ctx, m.Origin.Key, m.Topic, m.Payload)
+			}},
+			{Origin: api.OriginWorker, Topic: api.TopicDkgResult, Handle: func(ctx *block.Context, m *api.Message) {
+				OnDkgResult(ctx, m.Origin.Key, m.Payload)
 			}},
 		},
 		InitGenesis: func(kv store.KV, g *module.Genesis) error {
@@ -301,6 +312,7 @@ func Era(height int64, eraLength uint64) (era uint64, last bool) {
 // unconfirmed members slashed offline_slash_ppm), and, if n_gatekeepers >
 // 0, the set of the next era is elected (see the package comment).
 func EndBlock(ctx *block.Context, src VoterSource) error {
+	stepDkg(ctx, src)
 	era, last := Era(ctx.Height, ctx.Params.EraLength)
 	if !last {
 		return nil
@@ -320,6 +332,11 @@ func expire(ctx *block.Context, src VoterSource, era uint64) {
 	if rec == nil {
 		panic(fmt.Sprintf("pending era %d has no election record", era))
 	}
+	if st := Dkg(ctx.KV); st != nil {
+		st.Phase, st.PhaseStart = api.DkgFailed, ctx.Height
+		announceDkg(ctx, st)
+		ctx.KV.Delete(api.KeyDkg)
+	}
 	rec.Status, rec.StatusHeight = api.ElectionExpired, ctx.Height
 	ctx.KV.Set(api.GatekeeperEraKey(era), rec.Encode())
 	var missing []string
@@ -328,20 +345,7 @@ func expire(ctx *block.Context, src VoterSource, era uint64) {
 			continue
 		}
 		missing = append(missing, m.Hex())
-		ppm := min(ctx.Params.OfflineSlashPPM, 1_000_000)
-		if ppm == 0 {
-			continue
-		}
-		const reason = "gatekeeper set not confirmed"
-		src.Slash(ctx, m, ppm, reason)
-		// The nominators' exposure to the member, by the same fraction.
-		if x := ExposureOf(ctx.KV, era, m); x != nil {
-			for _, o := range x.Others {
-				hi, lo := bits.Mul64(o.Amount, ppm)
-				amount, _ := bits.Div64(hi, lo, 1_000_000)
-				src.SlashExposure(ctx, o.Who, amount, reason)
-			}
-		}
+		slashMember(ctx, src, era, m, "gatekeeper set not confirmed")
 	}
 	ctx.Event("gatekeeper_set_expired", "era", strconv.FormatUint(era, 10), "unconfirmed", strings.Join(missing, ","))
 }
@@ -410,15 +414,11 @@ func elect(ctx *block.Context, src VoterSource, era uint64) error {
 			ctx.KV.Delete(api.GatekeeperExposureKey(era, m))
 		}
 	}
-	serving := Gatekeepers(ctx.KV)
 	rec := &api.ElectionRecord{Era: era, Height: ctx.Height, Members: res.Elected, Status: api.ElectionPending, StatusHeight: ctx.Height}
 	for _, m := range res.Elected {
 		x := exp[m]
 		rec.Backing = append(rec.Backing, api.MemberBacking{Total: x.Total, Own: x.Own})
 		ctx.KV.Set(api.GatekeeperExposureKey(era, m), x.Encode())
-		if slices.Contains(serving, m) {
-			rec.Confirmed = append(rec.Confirmed, m)
-		}
 	}
 	members := make([]string, len(rec.Members))
 	for i, m := range rec.Members {
@@ -428,66 +428,19 @@ func elect(ctx *block.Context, src VoterSource, era uint64) error {
 	if err := mq.Emit(ctx, api.ModuleOrigin(Name), api.TopicGatekeeperElected, (&api.GatekeeperSet{Era: era, Members: rec.Members}).Encode()); err != nil {
 		return err
 	}
-	if len(rec.Confirmed) == len(rec.Members) {
-		return activate(ctx, rec)
-	}
 	ctx.KV.Set(api.GatekeeperEraKey(era), rec.Encode())
 	ctx.KV.Set(keyPending, (&api.GatekeeperReady{Era: era}).Encode())
+	beginDkg(ctx, era, 0, rec.Members)
 	return nil
 }
 
-// activate makes rec's members the gatekeeper list.
-func activate(ctx *block.Context, rec *api.ElectionRecord) error {
+// activate makes the set of rec serve: serving (the participants of its
+// DKG, who hold shares of its key set) become the gatekeeper list.
+func activate(ctx *block.Context, rec *api.ElectionRecord, serving []crypto.PublicKey) error {
 	rec.Status, rec.StatusHeight = api.ElectionActive, ctx.Height
 	ctx.KV.Set(api.GatekeeperEraKey(rec.Era), rec.Encode())
 	ctx.KV.Delete(keyPending)
-	SetGatekeepers(ctx.KV, rec.Members)
-	// Until the elected set runs its own DKG, its members hold the
-	// serving MasterKey whole (shared by a serving gatekeeper) and form
-	// the key set of their era with threshold 1.
-	if cur, ok := ServingKeyEra(ctx.KV); ok {
-		adoptKeySet(ctx, &api.KeySet{Era: rec.Era, T: 1, Members: rec.Members, Commits: KeySetOf(ctx.KV, cur).Commits[:1]})
-	}
-	ctx.Event("gatekeeper_set_active", "era", strconv.FormatUint(rec.Era, 10))
-	return mq.Emit(ctx, api.ModuleOrigin(Name), api.TopicGatekeeperActive, (&api.GatekeeperSet{Era: rec.Era, Members: rec.Members}).Encode())
-}
-
-// OnReady records a member's confirmation (api.TopicGatekeeperReady,
-// origin worker node) of the pending set of the era the payload names;
-// the last confirmation activates the set. A confirmation that does not
-// apply (malformed, not the pending era, not a member, repeated) is
-// recorded as an event and changes nothing.
-func OnReady(ctx *block.Context, node crypto.PublicKey, payload []byte) {
-	refuse := func(why string) {
-		ctx.Event("gatekeeper_ready_ignored", "node", node.Hex(), "reason", why)
-	}
-	r, err := api.DecodeGatekeeperReady(payload)
-	if err != nil {
-		refuse(err.Error())
-		return
-	}
-	p, ok := Pending(ctx.KV)
-	if !ok || p != r.Era {
-		refuse(fmt.Sprintf("era %d has no set waiting for confirmations", r.Era))
-		return
-	}
-	rec := Election(ctx.KV, p)
-	switch {
-	case !slices.Contains(rec.Members, node):
-		refuse(fmt.Sprintf("not a member of the set of era %d", p))
-		return
-	case slices.Contains(rec.Confirmed, node):
-		refuse("already confirmed")
-		return
-	}
-	rec.Confirmed = append(rec.Confirmed, node)
-	ctx.Event("gatekeeper_ready", "node", node.Hex(), "era", strconv.FormatUint(p, 10),
-		"confirmed", strconv.Itoa(len(rec.Confirmed)), "members", strconv.Itoa(len(rec.Members)))
-	if len(rec.Confirmed) == len(rec.Members) {
-		if err := activate(ctx, rec); err != nil {
-			panic(fmt.Sprintf("activate the set of era %d: %v", p, err))
-		}
-		return
-	}
-	ctx.KV.Set(api.GatekeeperEraKey(p), rec.Encode())
+	SetGatekeepers(ctx.KV, serving)
+	ctx.Event("gatekeeper_set_active", "era", strconv.FormatUint(rec.Era, 10), "members", strconv.Itoa(len(serving)))
+	return mq.Emit(ctx, api.ModuleOrigin(Name), api.TopicGatekeeperActive, (&api.GatekeeperSet{Era: rec.Era, Members: serving}).Encode())
 }
