@@ -54,7 +54,9 @@ var (
 // DKGKey is the member's long-term DKG key pair for the era whose sealed
 // seed is seed: secret = Pick(BLAKE2Xb("phala/dkg-key v1" ‖ seed)),
 // public = secret·G. The public key is what the member announces
-// (DkgKey) and what NewRun's member list holds.
+// (DkgKey) and what NewRun's member list holds. The seed must be fresh
+// per era (sealed with the era's DKG state): it is the era's DKG key and
+// the source of all the run's randomness.
 func DKGKey(seed [32]byte) (kyber.Scalar, kyber.Point) {
 	x := Suite.Scalar().Pick(blake2xb.New(append(append([]byte{}, dkgKeyDomain...), seed[:]...)))
 	return x, Suite.Point().Mul(x, nil)

@@ -9,6 +9,10 @@
 // Lagrange interpolation in the exponent (Combine) into the contract seed
 // (ContractSeed), without the MasterKey ever existing in one place.
 //
+// It also owns one member's side of an era's DKG (Run, run.go): a
+// deterministic, replayable state machine over kyber's DistKeyGenerator,
+// with the wire forms of its messages, share and result (runwire.go).
+//
 // Group: edwards25519 (kyber's Ed25519 suite). Everything here is pure;
 // the messages that carry shares and partials, and their sealing, belong
 // to the engine.
