@@ -34,13 +34,10 @@ const (
 	// "gatekeeper": the set elected for Era at the end of era Era-1.
 	TopicGatekeeperElected = "phala/gatekeeper/elected"
 	// TopicGatekeeperActive: payload GatekeeperSet, origin module
-	// "gatekeeper": every member confirmed; the set is the gatekeeper list
+	// "gatekeeper": the set's DKG completed (its key set adopted,
+	// TopicKeyRotationReady); its participants are the gatekeeper list
 	// from this message on.
 	TopicGatekeeperActive = "phala/gatekeeper/active"
-	// TopicGatekeeperReady: payload GatekeeperReady, origin a member's
-	// identity with origin kind worker (it is not on the gatekeeper list
-	// until the set is active): the member holds the MasterKey.
-	TopicGatekeeperReady = "phala/gatekeeper/ready"
 )
 
 // Query paths of the gatekeeper module.
@@ -338,8 +335,8 @@ func DecodeGatekeeperSet(b []byte) (*GatekeeperSet, error) {
 	return s, nil
 }
 
-// GatekeeperReady is the payload of TopicGatekeeperReady: the era whose
-// set the sender, a member, confirms.
+// GatekeeperReady names the era of the elected set whose DKG runs (the
+// gatekeeper module's pending era).
 type GatekeeperReady struct{ Era uint64 }
 
 // Encode returns the canonical bytes of g.

@@ -136,6 +136,12 @@ type Params struct {
 	DkgTimeout uint64 `json:"dkg_timeout"`
 }
 
+// DkgDealWindow returns the blocks after the dealing phase began during
+// which deals count (half the phase, at least 1): the responses to a deal
+// need the rest of it to reach every member before the timeout, so all
+// members certify the same deals.
+func (p *Params) DkgDealWindow() int64 { return max(p.DkgPhase()/2, 1) }
+
 // DkgPhase returns the blocks one DKG phase may take: dkg_timeout, at
 // most a third of era_length, at least 1.
 func (p *Params) DkgPhase() int64 {

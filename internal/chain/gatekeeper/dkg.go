@@ -207,15 +207,20 @@ func OnDkgKey(ctx *block.Context, src VoterSource, node crypto.PublicKey, payloa
 	startDealing(ctx, src, st)
 }
 
-// OnDkgDeals records that a participant dealt (once); its deals reach
-// the members through the queue.
+// OnDkgDeals records that a participant dealt (once, within
+// Params.DkgDealWindow of the dealing phase's start; members apply the
+// same window); its deals reach the members through the queue.
 func OnDkgDeals(ctx *block.Context, node crypto.PublicKey, payload []byte) {
 	st, _, i := dkgMessage(ctx, node, api.TopicDkgDeals, payload, api.DkgDealing)
 	if st == nil {
 		return
 	}
-	if st.Dealt[i] {
+	switch {
+	case st.Dealt[i]:
 		ctx.Event("dkg_message_ignored", "node", node.Hex(), "topic", api.TopicDkgDeals, "reason", "already dealt")
+		return
+	case ctx.Height-st.PhaseStart > ctx.Params.DkgDealWindow():
+		ctx.Event("dkg_message_ignored", "node", node.Hex(), "topic", api.TopicDkgDeals, "reason", "too late to deal")
 		return
 	}
 	st.Dealt[i] = true

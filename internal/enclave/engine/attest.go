@@ -49,11 +49,9 @@ func (e *Engine) onWorkerRegistered(ctx *Context, m *api.Message) error {
 		if rec.Info.IdentityKey == e.entity.Identity.Public() {
 			e.gk.Announce(ctx.Height)
 		}
-		era := e.st.servingKeyEra
-		if e.isElected(rec.Info.IdentityKey) {
-			era = e.st.elected.Era
+		if e.st.servingKeyEra == 0 { // the genesis key set: shared whole
+			e.gk.Share(ctx.Height, rec, 0)
 		}
-		e.gk.Share(ctx.Height, rec, era)
 		if !e.isGatekeeper(rec.Info.IdentityKey) && !e.isElected(rec.Info.IdentityKey) {
 			e.grantWaiting(ctx.Height)
 		}

@@ -3,12 +3,9 @@ package engine
 // The gatekeeper election's side in pRuntime (docs/economy.md, "Gatekeeper
 // election"): every pRuntime follows the serving gatekeeper set from the
 // chain's messages (the genesis list until the first elected set is
-// active); a gatekeeper holding the MasterKey seals it to each newly
-// elected member; a newly elected member takes the gatekeeper role, and
-// once it holds the MasterKey confirms with phala/gatekeeper/ready (as a
-// worker: it is not on the gatekeeper list before activation); a
-// gatekeeper that leaves the set stops serving keys (destroying them is
-// the key-rotation issue's).
+// active); a newly elected member takes the gatekeeper role and runs the
+// set's DKG (dkg.go); a gatekeeper that leaves the set serves no new
+// contract.
 
 import (
 	"fmt"
@@ -33,9 +30,8 @@ func (e *Engine) isElected(key crypto.PublicKey) bool {
 	return e.st.elected != nil && slices.Contains(e.st.elected.Members, key)
 }
 
-// onGatekeeperElected records a newly elected set; a serving gatekeeper
-// holding the MasterKey shares it with the new members; this pRuntime,
-// if elected and not serving, takes the gatekeeper role.
+// onGatekeeperElected records a newly elected set (its DKG follows:
+// dkg.go).
 func (e *Engine) onGatekeeperElected(ctx *Context, m *api.Message) error {
 	if m.Origin != api.ModuleOrigin(gatekeeperModule) {
 		return fmt.Errorf("elected set from %s, not the gatekeeper module", m.Origin)
@@ -45,47 +41,14 @@ func (e *Engine) onGatekeeperElected(ctx *Context, m *api.Message) error {
 		return err
 	}
 	e.st.elected = set
-	me := e.entity.Identity.Public()
-	if e.gk != nil && e.isGatekeeper(me) {
-		for _, k := range set.Members {
-			if !e.isGatekeeper(k) {
-				if rec := e.st.workers[k]; rec != nil {
-					e.gk.Share(ctx.Height, rec, set.Era)
-				}
-			}
-		}
-	}
-	if slices.Contains(set.Members, me) && !e.isGatekeeper(me) {
-		if e.gk == nil {
-			e.role = RoleGatekeeper
-			if err := e.startGatekeeper(false); err != nil {
-				return fmt.Errorf("take the gatekeeper role: %w", err)
-			}
-			e.log.Info("elected gatekeeper: waiting for the MasterKey from a serving gatekeeper", "era", set.Era)
-		}
-		e.confirmIfReady()
-	}
 	return nil
 }
 
-// confirmIfReady emits this pRuntime's confirmation of the elected set
-// once it holds the MasterKey the chain adopted (once per set).
-func (e *Engine) confirmIfReady() {
-	me := e.entity.Identity.Public()
-	if e.st.elected == nil || e.st.confirmed == e.st.elected.Era || !e.isElected(me) || e.isGatekeeper(me) {
-		return
-	}
-	if e.gk == nil || !e.gk.Holds(e.st.elected.Era) {
-		return
-	}
-	e.emit(api.OriginWorker, api.TopicGatekeeperReady, (&api.GatekeeperReady{Era: e.st.elected.Era}).Encode())
-	e.st.confirmed = e.st.elected.Era
-	e.log.Info("elected gatekeeper ready: MasterKey held, confirmation sent", "era", e.st.elected.Era)
-}
-
-// onGatekeeperActive makes the confirmed set the serving one. A
-// gatekeeper that left the set stops serving keys (no grants, shares or
-// announcements); a member that holds no role yet takes it.
+// onGatekeeperActive makes the set whose DKG completed the serving one. A
+// gatekeeper that left the set stops serving new contracts; it keeps its
+// shares of past key eras for the contracts derived under them
+// (docs/keys.md, "Rotation per era"). A member that holds no role yet
+// takes it.
 func (e *Engine) onGatekeeperActive(ctx *Context, m *api.Message) error {
 	if m.Origin != api.ModuleOrigin(gatekeeperModule) {
 		return fmt.Errorf("active set from %s, not the gatekeeper module", m.Origin)
@@ -105,10 +68,9 @@ func (e *Engine) onGatekeeperActive(ctx *Context, m *api.Message) error {
 		if err := e.startGatekeeper(false); err != nil {
 			return fmt.Errorf("take the gatekeeper role: %w", err)
 		}
-	case !e.isGatekeeper(me) && e.gk != nil:
-		e.gk = nil
+	case !e.isGatekeeper(me) && e.role == RoleGatekeeper:
 		e.role = RoleWorker
-		e.log.Info("no longer a gatekeeper: this pRuntime stops serving keys", "era", set.Era)
+		e.log.Info("no longer a gatekeeper: this pRuntime serves no new contract; it keeps its shares of past key eras for the contracts under them", "era", set.Era)
 	}
 	return nil
 }

@@ -60,6 +60,12 @@ func (e *Engine) onKeyRotationReady(ctx *Context, m *api.Message) error {
 	}
 	e.st.keySets[set.Era] = set
 	e.st.servingKeyEra, e.st.hasKeySet = set.Era, true
+	if e.st.dkgPhase != nil && e.st.dkgPhase.Era <= set.Era {
+		e.st.dkgPhase = nil
+	}
+	if e.st.dkg != nil && e.st.dkg.era <= set.Era {
+		e.st.dkg = nil // the DKG key: gone from the next checkpoint
+	}
 	me := e.entity.Identity.Public()
 	if e.gk != nil {
 		e.gk.Adopted(set)

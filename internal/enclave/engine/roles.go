@@ -2,6 +2,9 @@ package engine
 
 import (
 	"fmt"
+
+	"go.dedis.ch/kyber/v3"
+
 	"slices"
 
 	"github.com/phalago/phala/api"
@@ -17,6 +20,8 @@ import (
 type gatekeeperRole interface {
 	// Holds reports whether a share of era's MasterKey is held.
 	Holds(era uint64) bool
+	// Keep seals a share of era's MasterKey made by the DKG.
+	Keep(era uint64, x kyber.Scalar) error
 	// Eras returns the key eras whose shares are held, ascending.
 	Eras() []uint64
 	// Public returns the held share's public commitment of era.
@@ -90,6 +95,8 @@ func (v chainView) KeySet(era uint64) *api.KeySet { return v.e.st.keySets[era] }
 
 func (v chainView) ServingKeyEra() (uint64, bool) { return v.e.st.servingKeyEra, v.e.st.hasKeySet }
 
+func (v chainView) Rotating() bool { return v.e.st.dkgPhase != nil }
+
 func (v chainView) IsGatekeeper(key crypto.PublicKey) bool {
 	return v.e.isGatekeeper(key) || v.e.isElected(key)
 }
@@ -161,7 +168,6 @@ func (e *Engine) onMasterKeyShare(ctx *Context, m *api.Message) error {
 		if e.isGatekeeper(e.entity.Identity.Public()) {
 			e.grantWaiting(ctx.Height) // uploads made while no gatekeeper could grant
 		}
-		e.confirmIfReady() // an elected member confirms its set
 	}
 	return nil
 }

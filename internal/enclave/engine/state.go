@@ -88,6 +88,11 @@ type state struct {
 	// rounds: the rounds of key partials naming this worker (keys.go;
 	// not chain-derived).
 	rounds map[[32]byte]*keyRound
+	// dkgPhase: the elected set's DKG as the chain last announced it
+	// (nil when none runs; chain-derived); dkg: this member's part in it
+	// (dkg.go; not chain-derived).
+	dkgPhase *api.DkgState
+	dkg      *dkgRun
 }
 
 func newState() *state {
@@ -147,6 +152,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 	}
 	s.encodeUploads(w)
 	s.encodeKeySets(w)
+	s.encodeDkg(w)
 	s.encodeGovernance(w)
 	s.encodeAttest(w)
 	s.encodeStaking(w)
@@ -175,6 +181,7 @@ func (s *state) encode() []byte {
 	encodeHeldKeys(w, s.recovering)
 	encodeHeldKeys(w, s.arbitrating)
 	encodeRounds(w, s.rounds)
+	encodeDkgRun(w, s.dkg)
 	own := sortedKeys(s.egressSeq)
 	w.Uvarint(uint64(len(own)))
 	for _, o := range own {
@@ -217,6 +224,7 @@ func decodeState(b []byte) (*state, error) {
 	}
 	s.decodeUploads(r)
 	s.decodeKeySets(r)
+	s.decodeDkg(r)
 	s.decodeGovernance(r)
 	s.decodeAttest(r)
 	s.decodeStaking(r)
@@ -228,6 +236,7 @@ func decodeState(b []byte) (*state, error) {
 	decodeHeldKeys(r, s.recovering)
 	decodeHeldKeys(r, s.arbitrating)
 	decodeRounds(r, s.rounds)
+	s.dkg = decodeDkgRun(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
 		s.egressSeq[string(o)] = r.Uvarint()

@@ -69,6 +69,9 @@ type Chain interface {
 	// ServingKeyEra returns the era of the serving key set; ok is false
 	// before the genesis MasterKey is announced.
 	ServingKeyEra() (era uint64, ok bool)
+	// Rotating reports whether an elected set's DKG runs: new contracts
+	// wait for its key set (whitepaper 4.7: grants paused).
+	Rotating() bool
 	// SubnetMember reports whether key is a member of the subnet as the
 	// chain's subnet module last announced it.
 	SubnetMember(subnet [32]byte, key crypto.PublicKey) bool
@@ -248,6 +251,22 @@ func LoadShares(s *sealing.Sealer, dir string) (map[uint64]kyber.Scalar, error) 
 	return shares, nil
 }
 
+// Keep seals x as this member's share of era's MasterKey (from its DKG;
+// used once the chain adopts a key set committing to it). Errors: the
+// sealing's (nothing kept then).
+func (g *Gatekeeper) Keep(era uint64, x kyber.Scalar) error {
+	old := g.shares[era]
+	g.shares[era] = x
+	if err := g.save(); err != nil {
+		g.shares[era] = old
+		if old == nil {
+			delete(g.shares, era)
+		}
+		return fmt.Errorf("seal the share of era %d: %w", era, err)
+	}
+	return nil
+}
+
 // Holds reports whether this gatekeeper holds a share of era's MasterKey.
 func (g *Gatekeeper) Holds(era uint64) bool { return g.shares[era] != nil }
 
@@ -331,10 +350,10 @@ func commits(set *api.KeySet) ([]kyber.Point, error) {
 	return threshold.DecodeCommits(set.Commits)
 }
 
-// Share (a gatekeeper holding the serving MasterKey whole: a key set of
-// threshold 1) seals it to another gatekeeper (rec, from the queue at
-// height) for key era era: a genesis gatekeeper that has just registered
-// (era 0), or a member of a newly elected set (its era). Sealed to its
+// Share (a genesis gatekeeper holding the genesis MasterKey whole: key
+// era 0, threshold 1) seals it to another genesis gatekeeper (rec, from
+// the queue at height) that has just registered, for key era era (0).
+// Elected sets make their own key by DKG. Sealed to its
 // attested ECDH key over a CommKey channel (api.ChannelPurposeMasterKey),
 // so only that gatekeeper's pRuntime can open it, and emitted as an
 // api.MasterKeyShare (api.TopicMasterKeyShare). Only a gatekeeper
@@ -467,6 +486,9 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 			g.cfg.Log.Warn(why, "upload", hex.EncodeToString(u.ID[:4]), "requirements", u.Requirements.String(), "eligible", eligible, "first_refused", short)
 		}
 		return
+	}
+	if len(u.Current) == 0 && g.cfg.Chain.Rotating() {
+		return // retried once the new key set serves (engine.grantWaiting)
 	}
 	delete(g.waiting, u.ID)
 	p := &api.KeyPartials{Upload: u.ID, Era: u.KeyEra, Epoch: u.KeyEpoch, Purpose: api.KeyForWorkers}

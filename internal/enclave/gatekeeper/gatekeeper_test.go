@@ -22,10 +22,11 @@ import (
 // view is the chain-derived state the engine would give (Chain): the
 // registrations in the queue, all attested until expiry, and the egress.
 type view struct {
-	workers map[crypto.PublicKey]*api.WorkerRecord
-	keySets map[uint64]*api.KeySet
-	serving uint64
-	egress  []api.Message
+	workers  map[crypto.PublicKey]*api.WorkerRecord
+	keySets  map[uint64]*api.KeySet
+	serving  uint64
+	rotating bool // an elected set's DKG runs
+	egress   []api.Message
 	// unassignable: workers below the minimum stake, or found
 	// unresponsive (not Assignable).
 	unassignable map[crypto.PublicKey]bool
@@ -49,6 +50,8 @@ func (v *view) ServingKeyEra() (uint64, bool) {
 	_, ok := v.keySets[v.serving]
 	return v.serving, ok
 }
+
+func (v *view) Rotating() bool { return v.rotating }
 
 // adopt makes set the view's serving key set.
 func (v *view) adopt(set *api.KeySet) {
