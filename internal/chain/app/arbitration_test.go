@@ -29,7 +29,7 @@ type arbFixture struct {
 const arbStake = 100 * api.Unit
 
 func newArbFixture(t *testing.T, tune func(*api.Params)) *arbFixture {
-	f := &arbFixture{gk: newWorker(t), w1: newWorker(t), w2: newWorker(t), a1: newWorker(t), a2: newWorker(t), }
+	f := &arbFixture{gk: newWorker(t), w1: newWorker(t), w2: newWorker(t), a1: newWorker(t), a2: newWorker(t)}
 	g := genesis()
 	g.Gatekeepers = []crypto.PublicKey{f.gk.identity.Public()}
 	g.Params.MinWorkerStake = 0
