@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"slices"
 	"strings"
 	"testing"
@@ -301,5 +302,79 @@ func TestKeyRoundPruned(t *testing.T) {
 	}
 	if _, ok := h.deployedAs(d.upload); ok {
 		t.Fatal("deployed from a pruned round")
+	}
+}
+
+// Key eras across an election: once the elected set is active, the key
+// set of era 1 (its member, T 1) serves new contracts, and partials of
+// era 0 for a new contract are ignored; a contract deployed under era 0
+// keeps taking era-0 partials from the genesis gatekeeper (no longer a
+// gatekeeper) and refuses era-1 ones; a member of one era's set only is
+// no member of the other's.
+func TestKeyErasAcrossElection(t *testing.T) {
+	gk, m, w1, w2 := newWorker(t), newWorker(t), newWorker(t), newWorker(t)
+	g := genesis()
+	g.Gatekeepers = []crypto.PublicKey{gk.identity.Public()}
+	g.Params.EraLength, g.Params.NGatekeepers, g.Params.MinGatekeeperStake, g.Params.MinWorkerStake = 10, 1, 100, 0
+	voters := &testVoters{stake: map[crypto.PublicKey]uint64{m.identity.Public(): 500}}
+	h := newElectionHarness(t, g, voters)
+	h.block()
+	var txs [][]byte
+	for i, w := range []*worker{gk, m, w1, w2} {
+		txs = append(txs, h.tx(bob, uint64(i), h.register(h.cite(w.info))))
+	}
+	mustOK(t, h.block(txs...))
+	h.announceMasterKey(gk)
+	code := []byte("\x00asm\x01\x00\x00\x00")
+	n := h.nonce(alice)
+	mustOK(t, h.block(h.tx(alice, n, &api.UploadContract{Code: gzipped(t, code), Replicas: 2}), h.tx(alice, n+1, &api.UploadContract{Code: gzipped(t, code), Replicas: 2}),
+		h.tx(bob, 4, &api.GatekeeperCandidacy{Node: m.identity.Public(), On: true})))
+	oldUp, newUp := api.UploadID(alice.Public(), sha256.Sum256(code), 0), api.UploadID(alice.Public(), sha256.Sum256(code), 1)
+	oldC, _, _ := crypto.GenerateKeyPair()
+	newC, _, _ := crypto.GenerateKeyPair()
+	if r := h.provision(gk, oldUp, oldC.Public(), oldC.Public(), w1); event(r, "contract_deployed", "key_era") != "0" {
+		t.Fatalf("deployment under era 0: %v", r.Events)
+	}
+	for h.height < 10 {
+		h.block()
+	}
+	h.pushed(m.identity, api.OriginWorker, api.TopicGatekeeperReady, (&api.GatekeeperReady{Era: 1}).Encode())
+	if s := h.keySet(1); s == nil || !slices.Equal(s.Members, keysOf(m)) || s.T != 1 || s.Public() != h.keySet(0).Public() {
+		t.Fatalf("key set of era 1: %+v", s)
+	}
+
+	era1 := func(p *api.KeyPartials) *api.KeyPartials { p.Era = 1; return p }
+	for _, c := range []struct {
+		name string
+		from *worker
+		p    *api.KeyPartials
+		want string
+	}{
+		{"a new contract under era 0", gk, keyPartials(gk, newUp, w1), "serving key era (1), epoch 0"},
+		{"the old contract under era 1", m, era1(keyPartials(m, oldUp, w2)), "the contract's key is of era 0 epoch 0"},
+		{"era 0's member for era 1", gk, era1(keyPartials(gk, newUp, w1)), "not a member of the key set of era 1"},
+		{"era 1's member for era 0", m, keyPartials(m, oldUp, w2), "not a member of the key set of era 0"},
+	} {
+		if r := h.sendPartials(c.from, c.p); !strings.Contains(event(r, "key_partials_ignored", "reason"), c.want) || event(r, "key_round_complete", "era") != "" {
+			t.Errorf("%s: %v", c.name, r.Events)
+		}
+	}
+	p := era1(keyPartials(m, newUp, w1))
+	h.sendPartials(m, p)
+	if r := h.reportKeys(w1, p.Round(), newUp, newC.Public(), newC.Public()); event(r, "contract_deployed", "key_era") != "1" {
+		t.Fatalf("deployment under era 1: %v", r.Events)
+	}
+	if r := h.sendPartials(gk, keyPartials(gk, oldUp, w2)); event(r, "contract_deployed", "key_era") != "0" || event(r, "contract_deployed", "worker") != w2.identity.Public().Hex() {
+		t.Fatalf("a replica of the era-0 contract: %v", r.Events)
+	}
+	for _, c := range []struct {
+		id  crypto.PublicKey
+		era uint64
+		ws  []crypto.PublicKey
+	}{{oldC.Public(), 0, keysOf(w1, w2)}, {newC.Public(), 1, keysOf(w1)}} {
+		rec, err := api.DecodeContractRecord(h.query(api.QueryContract, c.id.Bytes(), false).Value)
+		if err != nil || rec.KeyEra != c.era || rec.KeyEpoch != 0 || !slices.Equal(rec.Workers, c.ws) {
+			t.Fatalf("record %+v %v, want key era %d", rec, err, c.era)
+		}
 	}
 }
