@@ -267,7 +267,7 @@ func TestReplicaRemovedExpired(t *testing.T) {
 	c.workersAre(failed, w1)
 	// w2's renewal expires at 44: the check at 50 removes it (w1 is gone
 	// already, so named once), and the contract runs nowhere, waiting
-	// for a gatekeeper's grant.
+	// for a grant of the key set.
 	res = c.toCheck()
 	c.removedAt(res, live, api.RemovedExpired, []*worker{w2})
 	c.workersAre(failed, w1)
@@ -306,7 +306,7 @@ func TestReplicaRemovedRevokedMeasurement(t *testing.T) {
 }
 
 // Stake below min_worker_stake: the worker leaves its contracts at the
-// next replica check (RemovedStake); a gatekeeper's grant naming it is
+// next replica check (RemovedStake); a grant (a completed round) naming it is
 // ignored with the stake in PHA and units.
 func TestReplicaRemovedStake(t *testing.T) {
 	g := genesis()
