@@ -15,6 +15,7 @@ import (
 	"time"
 
 	cmttypes "github.com/cometbft/cometbft/types"
+	"go.dedis.ch/kyber/v3/group/edwards25519"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
@@ -25,8 +26,10 @@ import (
 )
 
 // tx, block and contract watch against an in-process chain. The contract
-// is made on the chain directly: an upload, a grant pushed by a registered
-// gatekeeper to a registered worker, and messages pushed with the
+// is made on the chain directly: an upload, the MasterKey announced by the
+// registered gatekeeper, its partials of the contract's key for a
+// registered worker and the worker's report of the contract's keys (the
+// chain opens neither), and messages pushed with the
 // contract's identity key (no pRuntime: the chain admits whatever its
 // registered key signs, which is what watch shows).
 func TestCast(t *testing.T) {
@@ -46,7 +49,8 @@ func TestCast(t *testing.T) {
 		return append(args, "--node", rpc, "--genesis", genesisFile, "--data-dir", filepath.Join(buildDir, "cast-home"))
 	}
 
-	register := func(id *crypto.KeyPair) {
+	// register registers id's pRuntime and returns its ECDH key.
+	register := func(id *crypto.KeyPair) crypto.PublicKey {
 		ecdh, _, _ := crypto.GenerateKeyPair()
 		var recent *cmttypes.SignedHeader
 		testnet.WaitFor(t, 30*time.Second, "a committed block to cite", func() (bool, error) {
@@ -63,6 +67,7 @@ func TestCast(t *testing.T) {
 		if _, err := c.NewSigner(dave).Submit(ctx, &api.RegisterWorker{Info: info, Report: *report}); err != nil {
 			t.Fatalf("register %s: %v", id.Public().Short(), err)
 		}
+		return ecdh.Public()
 	}
 
 	var tr transferJSON
@@ -136,22 +141,39 @@ func TestCast(t *testing.T) {
 	// registered gatekeeper; its identity key pushes public messages.
 	worker, _, _ := crypto.GenerateKeyPair()
 	register(worker)
-	register(gatekeeper)
+	gatekeeperE := register(gatekeeper)
 	contract, _, _ := crypto.GenerateKeyPair()
 	other, _, _ := crypto.GenerateKeyPair()
 	upload, _, err := c.NewSigner(crypto.MustKeyPairFromURI("//Eve")).Upload(ctx, []byte("\x00asm\x01\x00\x00\x00"), 1, nil)
 	if err != nil {
 		t.Fatalf("upload: %v", err)
 	}
-	gkSeq := uint64(0)
-	grant := func(upload [32]byte, id crypto.PublicKey) {
-		g := &api.ContractKeyGrant{Upload: upload, Identity: id, Ecdh: id, GatekeeperE: gatekeeper.Public(),
-			Workers: []api.SealedKey{{Worker: worker.Public(), Sealed: []byte("not a real sealed key")}}}
-		m := api.SignMessage(n.ChainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, gatekeeper.Public()), Topic: api.TopicContractKey, Seq: gkSeq, Payload: g.Encode()}, gatekeeper)
-		gkSeq++
+	originSeqs := map[api.Origin]uint64{}
+	send := func(kind api.OriginKind, from *crypto.KeyPair, topic string, payload []byte) {
+		t.Helper()
+		o := api.KeyOrigin(kind, from.Public())
+		m := api.SignMessage(n.ChainID, api.Message{Origin: o, Topic: topic, Seq: originSeqs[o], Payload: payload}, from)
+		originSeqs[o]++
 		if _, err := c.NewSigner(dave).Submit(ctx, &api.PushMessage{Message: m}); err != nil {
-			t.Fatalf("grant: %v", err)
+			t.Fatalf("push %s: %v", topic, err)
 		}
+	}
+	suite := edwards25519.NewBlakeSHA256Ed25519()
+	master, err := suite.Point().Pick(suite.RandomStream()).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(api.OriginGatekeeper, gatekeeper, api.TopicMasterKey, master)
+	grant := func(upload [32]byte, id crypto.PublicKey) {
+		t.Helper()
+		p := &api.KeyPartials{Upload: upload, MemberE: gatekeeperE, Workers: []api.SealedKey{{Worker: worker.Public(), Sealed: []byte("not a real sealed partial")}}}
+		send(api.OriginWorker, gatekeeper, api.TopicKeyPartials, p.Encode())
+		k := &api.ContractKeyed{Round: p.Round(), Upload: upload, Identity: id, Ecdh: id}
+		send(api.OriginWorker, worker, api.TopicContractKeyed, k.Encode())
+		testnet.WaitFor(t, 30*time.Second, "the contract deployed", func() (bool, error) {
+			_, err := c.Contract(ctx, id)
+			return err == nil, nil
+		})
 	}
 	grant(upload, contract.Public())
 	upload2, _, err := c.NewSigner(crypto.MustKeyPairFromURI("//Eve")).Upload(ctx, []byte("\x00asm\x01\x00\x00\x00other"), 1, nil)

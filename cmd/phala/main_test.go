@@ -24,6 +24,7 @@ import (
 
 	"github.com/cometbft/cometbft/crypto/ed25519"
 	cmttypes "github.com/cometbft/cometbft/types"
+	"go.dedis.ch/kyber/v3/group/edwards25519"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -546,9 +547,14 @@ func TestChain(t *testing.T) {
 		if out := ok(t, phala("gatekeepers")...); !strings.Contains(out, gatekeeper.Address()) || !strings.Contains(out, "Master key: not published yet") {
 			t.Errorf("gatekeepers:\n%s", out)
 		}
-		// The gatekeeper publishes the master key (pushed by //Dave).
-		master, _, _ := crypto.GenerateKeyPair()
-		mk := master.Public()
+		// The gatekeeper publishes the master key, an edwards25519 point
+		// (pushed by //Dave).
+		suite := edwards25519.NewBlakeSHA256Ed25519()
+		pt, err := suite.Point().Pick(suite.RandomStream()).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mk := crypto.PublicKey(pt)
 		msg := api.SignMessage(n.ChainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, gatekeeper.Public()), Topic: api.TopicMasterKey, Payload: mk[:]}, gatekeeper)
 		if _, err := c.NewSigner(crypto.MustKeyPairFromURI("//Dave")).Submit(ctx, &api.PushMessage{Message: msg}); err != nil {
 			t.Fatalf("publish master key: %v", err)

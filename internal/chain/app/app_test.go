@@ -36,6 +36,16 @@ type harness struct {
 	dir    string
 	height int64
 	now    time.Time
+	// seqs: per origin (encoded), the next sequence after the messages
+	// signed (by signed) for the block being built.
+	seqs map[string]blockSeq
+}
+
+// blockSeq is an origin's next sequence after the messages signed while
+// height was the last committed block.
+type blockSeq struct {
+	height int64
+	next   uint64
 }
 
 func genesis() *api.GenesisState {

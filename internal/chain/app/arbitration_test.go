@@ -15,22 +15,21 @@ import (
 	"github.com/phalago/phala/internal/chain/contracts"
 )
 
-// arbFixture is a chain with a gatekeeper, a contract deployed by Alice
-// on two staked replicas (w1, w2) and two more workers (a1, a2) to
-// arbitrate, driven by pushing the contract's, the workers' and the
-// gatekeeper's messages directly.
+// arbFixture is a chain with a gatekeeper (the genesis key set's one
+// member), a contract deployed by Alice on two staked replicas (w1, w2)
+// and two more workers (a1, a2) to arbitrate, driven by pushing the
+// contract's, the workers' and the gatekeeper's messages directly.
 type arbFixture struct {
 	*harness
 	gk, w1, w2, a1, a2 *worker
 	contract           *crypto.KeyPair
 	upload             [32]byte
-	seqs               map[string]uint64 // by origin
 }
 
 const arbStake = 100 * api.Unit
 
 func newArbFixture(t *testing.T, tune func(*api.Params)) *arbFixture {
-	f := &arbFixture{gk: newWorker(t), w1: newWorker(t), w2: newWorker(t), a1: newWorker(t), a2: newWorker(t), seqs: map[string]uint64{}}
+	f := &arbFixture{gk: newWorker(t), w1: newWorker(t), w2: newWorker(t), a1: newWorker(t), a2: newWorker(t)}
 	g := genesis()
 	g.Gatekeepers = []crypto.PublicKey{f.gk.identity.Public()}
 	g.Params.MinWorkerStake = 0
@@ -55,8 +54,8 @@ func newArbFixture(t *testing.T, tune func(*api.Params)) *arbFixture {
 	}
 	f.upload = api.UploadID(alice.Public(), hash, 0)
 	f.contract, _, _ = crypto.GenerateKeyPair()
-	gr := f.keyGrant(f.w1, f.w2)
-	f.ok(f.block(f.push(f.gk.identity, api.OriginGatekeeper, api.TopicContractKey, gr.Encode())))
+	f.announceMasterKey(f.gk)
+	f.provision(f.gk, f.upload, f.contract.Public(), f.contract.Public(), f.w1, f.w2)
 	if rec := f.record(); rec == nil || len(rec.Workers) != 2 {
 		t.Fatalf("not deployed: %+v", rec)
 	}
@@ -81,24 +80,13 @@ func (f *arbFixture) push(key *crypto.KeyPair, kind api.OriginKind, topic string
 
 // pushN is push with Alice's nonce given (several pushes in one block).
 func (f *arbFixture) pushN(nonce uint64, key *crypto.KeyPair, kind api.OriginKind, topic string, payload []byte) []byte {
-	o := api.KeyOrigin(kind, key.Public())
-	m := api.SignMessage(chainID, api.Message{Origin: o, Topic: topic, Seq: f.seqs[string(o.Encode())], Payload: payload}, key)
-	f.seqs[string(o.Encode())]++
-	return f.tx(alice, nonce, &api.PushMessage{Message: m})
+	return f.tx(alice, nonce, f.signed(key, kind, topic, payload))
 }
 
 // pushBlock pushes one message in a block of its own.
 func (f *arbFixture) pushBlock(key *crypto.KeyPair, kind api.OriginKind, topic string, payload []byte) *abci.ExecTxResult {
 	f.t.Helper()
 	return f.ok(f.block(f.push(key, kind, topic, payload))).TxResults[0]
-}
-
-func (f *arbFixture) keyGrant(ws ...*worker) *api.ContractKeyGrant {
-	gr := &api.ContractKeyGrant{Upload: f.upload, Identity: f.contract.Public(), Ecdh: f.contract.Public(), GatekeeperE: f.gk.ecdh.Public()}
-	for _, w := range ws {
-		gr.Workers = append(gr.Workers, api.SealedKey{Worker: w.identity.Public(), Sealed: []byte("sealed")})
-	}
-	return gr
 }
 
 // update pushes the contract's state update covering the last block,
@@ -125,10 +113,16 @@ func (f *arbFixture) vote(w *worker, height int64, prev, root [32]byte) *abci.Ex
 	return f.pushBlock(w.identity, api.OriginWorker, api.TopicStateVote, v.Encode())
 }
 
-func (f *arbFixture) arbiterGrant(height int64, g *api.ContractKeyGrant) *abci.ExecTxResult {
+// arbiters is the gatekeeper's partials of the contract's key for the
+// arbiters ws of the dispute of the update at height (a round the one
+// member completes).
+func (f *arbFixture) arbiters(height int64, ws ...*worker) *abci.ExecTxResult {
 	f.t.Helper()
-	ag := &api.ArbiterGrant{Contract: f.contract.Public(), Height: height, Grant: g.Encode()}
-	return f.pushBlock(f.gk.identity, api.OriginGatekeeper, api.TopicArbiterGrant, ag.Encode())
+	return f.sendPartials(f.gk, f.arbiterPartials(height, ws...))
+}
+
+func (f *arbFixture) arbiterPartials(height int64, ws ...*worker) *api.KeyPartials {
+	return arbiterPartials(f.gk, f.upload, f.contract.Public(), height, ws...)
 }
 
 func (f *arbFixture) request(key *crypto.KeyPair, height int64) *abci.ExecTxResult {
@@ -265,7 +259,7 @@ func TestArbitrationOverturned(t *testing.T) {
 	// Updates continue meanwhile.
 	f.update(r3, [32]byte{4}, 6, api.StateChange{Location: lb, Value: val(6)})
 	// Arbiters.
-	f.arbiterGrant(h2, f.keyGrant(f.a1, f.a2))
+	f.arbiters(h2, f.a1, f.a2)
 	as := f.topic(api.TopicArbitersAssigned)
 	if len(as) != 1 {
 		t.Fatalf("%d ArbitersAssigned", len(as))
@@ -280,8 +274,7 @@ func TestArbitrationOverturned(t *testing.T) {
 	}
 	stake1, stake2 := f.nodeStake(f.w1), f.nodeStake(f.w2)
 	before = f.account(bob.Public()).Balance
-	contractOrigin := string(api.KeyOrigin(api.OriginContract, f.contract.Public()).Encode())
-	staleSeq := f.seqs[contractOrigin]
+	staleSeq := f.nextSeq(api.KeyOrigin(api.OriginContract, f.contract.Public()))
 	f.vote(f.a2, h2, r1, truth)
 	v := f.verdict()
 	if v.Outcome != api.ArbitrationOverturned || v.Root != truth || v.Height != h2 || v.RollbackHeight != h1 || v.RollbackRoot != r1 ||
@@ -324,7 +317,6 @@ func TestArbitrationOverturned(t *testing.T) {
 	if r := f.block(f.tx(alice, f.nonce(alice), &api.PushMessage{Message: m})).TxResults[0]; r.Code == 0 || !strings.Contains(r.Log, "next expected is "+strconv.FormatUint(v.ResumeSeq, 10)) {
 		t.Fatalf("a message of the wrong history: %d %s", r.Code, r.Log)
 	}
-	f.seqs[contractOrigin] = v.ResumeSeq
 	// The chain goes on from the rolled-back checkpoint: the next update
 	// links to r1; the undone heights cannot be disputed.
 	f.update(r1, [32]byte{7}, 5, api.StateChange{Location: lc, Value: val(9)})
@@ -347,7 +339,7 @@ func TestArbitrationUpheld(t *testing.T) {
 		t.Fatalf("request: %s", r.Log)
 	}
 	f.vote(f.w2, h1, api.EmptyStateRoot, [32]byte{9})
-	f.arbiterGrant(h1, f.keyGrant(f.a1, f.a2))
+	f.arbiters(h1, f.a1, f.a2)
 	stake1, stake2 := f.nodeStake(f.w1), f.nodeStake(f.w2)
 	f.vote(f.a1, h1, api.EmptyStateRoot, r1)
 	f.vote(f.a2, h1, api.EmptyStateRoot, r1)
@@ -446,51 +438,63 @@ func TestArbitrationRequestAndExpiry(t *testing.T) {
 	}
 }
 
-// Arbiter grants: only the first valid grant for the open dispute is
-// taken: grants for another height, with other keys, naming a worker of
-// the contract, more than `arbiters` workers or one twice are ignored.
-func TestArbiterGrantValidation(t *testing.T) {
+// Arbiter rounds: only the first completed round of partials for the
+// open dispute assigns arbiters. Partials before the dispute opens, for
+// another height, of another key epoch, naming no worker or one twice are
+// ignored by the round count (key_partials_ignored); a completed round
+// naming a worker of the contract or more than `arbiters` workers is
+// ignored whole (arbiter_grant_ignored). Nothing is assigned meanwhile.
+// The assignment carries the grant the chain built (the contract's keys,
+// key era and epoch, the round, the arbiters); a later round is ignored.
+func TestArbiterRounds(t *testing.T) {
 	f := newArbFixture(t, nil)
 	h1 := f.update(api.EmptyStateRoot, [32]byte{1}, 1, api.StateChange{Location: [32]byte{1}, Value: val(1)})
-	if r := f.arbiterGrant(h1, f.keyGrant(f.a1)); !strings.Contains(event(r, "arbiter_grant_ignored", "reason"), "no dispute") {
-		t.Fatalf("grant without a dispute: %v", r.Events)
+	if r := f.arbiters(h1, f.a1); !strings.Contains(event(r, "key_partials_ignored", "reason"), "no dispute") {
+		t.Fatalf("partials without a dispute: %v", r.Events)
 	}
 	if r := f.request(alice, h1); r.Code != 0 {
 		t.Fatal(r.Log)
 	}
-	other := f.keyGrant(f.a1)
-	other.Ecdh = alice.Public()
+	epoch1 := f.arbiterPartials(h1, f.a1)
+	epoch1.Epoch = 1
 	for _, c := range []struct {
-		name   string
-		height int64
-		g      *api.ContractKeyGrant
-		want   string
+		name  string
+		p     *api.KeyPartials
+		event string
+		want  string
 	}{
-		{"other height", h1 + 1, f.keyGrant(f.a1), "no dispute"},
-		{"other keys", h1, other, "not the contract's"},
-		{"a replica", h1, f.keyGrant(f.a1, f.w1), "already runs the contract"},
-		{"too many", h1, f.keyGrant(f.a1, f.a2, f.gk), "1 to 2 allowed"},
-		{"twice", h1, f.keyGrant(f.a1, f.a1), "granted twice"},
-		{"none", h1, f.keyGrant(), "1 to 2 allowed"},
+		{"other height", f.arbiterPartials(h1+1, f.a1), "key_partials_ignored", "no dispute"},
+		{"other epoch", epoch1, "key_partials_ignored", "the contract's key is of era 0 epoch 0"},
+		{"none", f.arbiterPartials(h1), "key_partials_ignored", "0 workers"},
+		{"twice", f.arbiterPartials(h1, f.a1, f.a1), "key_partials_ignored", "twice"},
+		{"a replica", f.arbiterPartials(h1, f.a1, f.w1), "arbiter_grant_ignored", "already runs the contract"},
+		{"too many", f.arbiterPartials(h1, f.a1, f.a2, f.gk), "arbiter_grant_ignored", "1 to 2 allowed"},
 	} {
-		if r := f.arbiterGrant(c.height, c.g); !strings.Contains(event(r, "arbiter_grant_ignored", "reason"), c.want) || len(f.topic(api.TopicArbitersAssigned)) != 0 {
+		if r := f.sendPartials(f.gk, c.p); !strings.Contains(event(r, c.event, "reason"), c.want) || len(f.topic(api.TopicArbitersAssigned)) != 0 {
 			t.Errorf("%s: %v", c.name, r.Events)
 		}
 	}
 	if a := f.arbitration(); len(a.Arbiters) != 0 {
 		t.Fatalf("arbiters %v", a.Arbiters)
 	}
-	f.arbiterGrant(h1, f.keyGrant(f.a2))
+	p := f.arbiterPartials(h1, f.a2)
+	if r := f.sendPartials(f.gk, p); event(r, "key_round_complete", "members") != "1" || event(r, "arbiter_assigned", "worker") != f.a2.identity.Public().Hex() || event(r, "arbiter_assigned", "key_era") != "0" {
+		t.Fatalf("arbiter round: %v", r.Events)
+	}
 	ps := f.topic(api.TopicArbitersAssigned)
 	if len(ps) != 1 {
 		t.Fatal("no ArbitersAssigned")
 	}
+	want := &api.ContractKeyGrant{Upload: f.upload, Identity: f.contract.Public(), Ecdh: f.contract.Public(), Era: 0, Epoch: 0, Round: p.Round(), Workers: keysOf(f.a2)}
 	as, err := api.DecodeArbitersAssigned(ps[0])
-	if err != nil || len(as.Arbiters) != 1 || as.Arbiters[0] != f.a2.identity.Public() || !bytes.Equal(as.Grant, f.keyGrant(f.a2).Encode()) {
+	if err != nil || len(as.Arbiters) != 1 || as.Arbiters[0] != f.a2.identity.Public() || !bytes.Equal(as.Grant, want.Encode()) {
 		t.Fatalf("assigned %+v %v", as, err)
 	}
-	if r := f.arbiterGrant(h1, f.keyGrant(f.a1)); !strings.Contains(event(r, "arbiter_grant_ignored", "reason"), "already assigned") {
-		t.Fatalf("second grant: %v", r.Events)
+	if f.keyRound(p.Round()) != nil {
+		t.Fatal("the accepted arbiter round is kept")
+	}
+	if r := f.arbiters(h1, f.a1); !strings.Contains(event(r, "key_partials_ignored", "reason"), "already assigned") {
+		t.Fatalf("second round: %v", r.Events)
 	}
 	if a := f.arbitration(); len(a.Arbiters) != 1 || a.Arbiters[0] != f.a2.identity.Public() {
 		t.Fatalf("arbiters %v", a.Arbiters)
@@ -528,7 +532,7 @@ func TestArbitrationSameBlockUpdates(t *testing.T) {
 	if err != nil || o.Height != h3 || o.Root != r3 || o.PrevHeight != h1 || o.PrevRoot != r1 || o.EntriesHeight != accepted-1 {
 		t.Fatalf("opened %+v %v (h1 %d, accepted %d)", o, err, h1, accepted)
 	}
-	f.arbiterGrant(h3, f.keyGrant(f.a1))
+	f.arbiters(h3, f.a1)
 	f.vote(f.a1, h3, r1, [32]byte{8})
 	if v := f.verdict(); v.Outcome != api.ArbitrationOverturned || v.RollbackHeight != h1 || v.RollbackRoot != r1 {
 		t.Fatalf("verdict %+v", v)
@@ -560,7 +564,7 @@ func TestArbitrationVoteFromAnotherRoot(t *testing.T) {
 	if r := f.request(bob, h3); r.Code != 0 {
 		t.Fatal(r.Log)
 	}
-	f.arbiterGrant(h3, f.keyGrant(f.a1))
+	f.arbiters(h3, f.a1)
 	stake2 := f.nodeStake(f.w2)
 	f.vote(f.a1, h3, r2, r3)
 	if v := f.verdict(); v.Outcome != api.ArbitrationUpheld || len(v.Slashed) != 0 {
@@ -584,7 +588,7 @@ func TestArbitrationOverturnRemovesSilentReplicas(t *testing.T) {
 		t.Fatal(r.Log)
 	}
 	f.vote(f.w2, h1, api.EmptyStateRoot, truth)
-	f.arbiterGrant(h1, f.keyGrant(f.a1))
+	f.arbiters(h1, f.a1)
 	stake1 := f.nodeStake(f.w1)
 	f.vote(f.a1, h1, api.EmptyStateRoot, truth)
 	v := f.verdict()

@@ -22,7 +22,6 @@ type replicaChain struct {
 	h       *harness
 	gk      *worker
 	ws      []*worker
-	gkSeq   uint64
 	uploads uint64 // Alice's accepted uploads
 }
 
@@ -36,8 +35,8 @@ type deployment struct {
 var replicaCode = []byte("\x00asm\x01\x00\x00\x00")
 
 // newReplicaChain registers the gatekeeper gk (g's) and n workers at
-// height 2 on h, a chain of genesis g; register (nil: the default) makes
-// a worker's registration.
+// height 2 on h, a chain of genesis g, and has gk announce the MasterKey
+// (height 3); register (nil: the default) makes a worker's registration.
 func newReplicaChain(t *testing.T, g *api.GenesisState, h *harness, gk *worker, n int, register func(h *harness, w *worker) *api.RegisterWorker) *replicaChain {
 	t.Helper()
 	c := &replicaChain{t: t, h: h, gk: gk}
@@ -52,6 +51,7 @@ func newReplicaChain(t *testing.T, g *api.GenesisState, h *harness, gk *worker, 
 		txs = append(txs, h.tx(bob, uint64(i+1), register(h, w)))
 	}
 	mustOK(t, h.block(txs...))
+	h.announceMasterKey(gk)
 	if stake := g.Params.MinWorkerStake; stake > 0 {
 		txs = [][]byte{h.tx(alice, h.nonce(alice), &api.StakeBond{Amount: uint64(n) * stake})}
 		for i, w := range c.ws {
@@ -84,26 +84,13 @@ func (c *replicaChain) upload(replicas uint8) *deployment {
 	return d
 }
 
-// grantKeys is the gatekeeper's grant of d's keys (identity and ecdh: key)
-// to ws, pushed in a block; it returns the push's result.
-func (c *replicaChain) grantKeys(d *deployment, key crypto.PublicKey, ws ...*worker) *abci.ExecTxResult {
-	c.t.Helper()
-	h := c.h
-	gr := &api.ContractKeyGrant{Upload: d.upload, Identity: key, Ecdh: key, GatekeeperE: c.gk.ecdh.Public()}
-	for _, w := range ws {
-		gr.Workers = append(gr.Workers, api.SealedKey{Worker: w.identity.Public(), Sealed: []byte("sealed")})
-	}
-	m := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, c.gk.identity.Public()), Topic: api.TopicContractKey, Seq: c.gkSeq, Payload: gr.Encode()}, c.gk.identity)
-	c.gkSeq++
-	r := h.block(h.tx(alice, h.nonce(alice), &api.PushMessage{Message: m})).TxResults[0]
-	if r.Code != 0 {
-		c.t.Fatalf("grant push refused: %s", r.Log)
-	}
-	return r
-}
-
+// grant is the key set's provisioning of d's keys to ws (provision: the
+// gatekeeper's partials and, for the first deployment, ws[0]'s report);
+// it returns the result of the push in which the chain took or ignored
+// the grant.
 func (c *replicaChain) grant(d *deployment, ws ...*worker) *abci.ExecTxResult {
-	return c.grantKeys(d, d.contract.Public(), ws...)
+	c.t.Helper()
+	return c.h.provision(c.gk, d.upload, d.contract.Public(), d.contract.Public(), ws...)
 }
 
 // record is d's contract record (nil before its deployment).
@@ -280,7 +267,7 @@ func TestReplicaRemovedExpired(t *testing.T) {
 	c.workersAre(failed, w1)
 	// w2's renewal expires at 44: the check at 50 removes it (w1 is gone
 	// already, so named once), and the contract runs nowhere, waiting
-	// for a gatekeeper's grant.
+	// for a grant of the key set.
 	res = c.toCheck()
 	c.removedAt(res, live, api.RemovedExpired, []*worker{w2})
 	c.workersAre(failed, w1)
@@ -319,7 +306,7 @@ func TestReplicaRemovedRevokedMeasurement(t *testing.T) {
 }
 
 // Stake below min_worker_stake: the worker leaves its contracts at the
-// next replica check (RemovedStake); a gatekeeper's grant naming it is
+// next replica check (RemovedStake); a grant (a completed round) naming it is
 // ignored with the stake in PHA and units.
 func TestReplicaRemovedStake(t *testing.T) {
 	g := genesis()
@@ -353,12 +340,9 @@ func TestReplicaRemovedUnresponsive(t *testing.T) {
 	w1, w2 := c.ws[0], c.ws[1]
 	d := c.upload(2)
 	c.grant(d, w1, w2)
-	seq := uint64(0)
 	beat := func(w *worker, height int64) []byte {
 		hb := &api.Heartbeat{Height: height, Seed: blockHash(height - 1)}
-		m := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginWorker, w.identity.Public()), Topic: api.TopicHeartbeat, Seq: seq, Payload: hb.Encode()}, w.identity)
-		seq++
-		return h.tx(bob, h.nonce(bob), &api.PushMessage{Message: m})
+		return h.tx(bob, h.nonce(bob), h.signed(w.identity, api.OriginWorker, api.TopicHeartbeat, hb.Encode()))
 	}
 	// Era 1 (blocks 21..40): w2 answers every challenge, w1 none.
 	for h.height < 2*int64(g.Params.EraLength) {
@@ -387,10 +371,11 @@ func TestReplicaRemovedUnresponsive(t *testing.T) {
 	c.removedAt(res, d, api.RemovedUnresponsive, []*worker{w1}, w2)
 }
 
-// Grants after the deployment add workers only while they fit in the
-// replicas and are eligible; a grant is ignored whole when it names too
-// many, a worker already running the contract, one the deployer excluded,
-// an ineligible one, or other keys. The deployer's reassign removes a
+// Grants after the deployment (completed rounds of partials) add workers
+// only while they fit in the replicas and are eligible; a grant is ignored
+// whole when it names too many, a worker already running the contract,
+// one the deployer excluded or an ineligible one; a worker's report of
+// other keys than the contract's is a contract_key_mismatch. The deployer's reassign removes a
 // worker at once and excludes it; others' reassigns, and reassigns of a
 // worker not running the contract, fail and change nothing.
 func TestGrantReplicasAndReassign(t *testing.T) {
@@ -414,8 +399,12 @@ func TestGrantReplicasAndReassign(t *testing.T) {
 	}
 	ignored(c.grant(d, w2, w3), "2 worker(s) granted, the contract has 1 of its 2 replicas")
 	ignored(c.grant(d, w1), "already runs the contract")
+	// A worker's report of other keys than the deployed contract's says
+	// so and changes nothing.
 	other, _, _ := crypto.GenerateKeyPair()
-	ignored(c.grantKeys(d, other.Public(), w2), "not the deployed contract's")
+	if r := h.reportKeys(w1, [32]byte{}, d.upload, other.Public(), other.Public()); event(r, "contract_key_mismatch", "worker") != w1.identity.Public().Hex() {
+		t.Fatalf("report of other keys: %v", r.Events)
+	}
 	mustOK(t, h.block(h.tx(alice, h.nonce(alice), &api.StakeUnbond{Node: w4.identity.Public(), Amount: 1})))
 	ignored(c.grant(d, w4), "below min_worker_stake")
 	c.workersAre(d, w1)

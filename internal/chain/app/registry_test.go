@@ -287,7 +287,8 @@ func TestRegistrationReplayRefused(t *testing.T) {
 
 // A gatekeeper named in the genesis is not trusted until its pRuntime has
 // registered with an attested report: the chain refuses its master key
-// announcement and its key grants; once registered they are accepted; a
+// announcement and its other messages (a master key share); once
+// registered they are accepted; a
 // registered worker not on the gatekeeper list cannot speak as one, and an
 // expired gatekeeper registration is refused again.
 func TestGatekeeperMustBeAttested(t *testing.T) {
@@ -297,14 +298,13 @@ func TestGatekeeperMustBeAttested(t *testing.T) {
 	g.Params.RegistrationLifetime = 20
 	h := newHarness(t, g)
 	h.block()
-	mk, _, _ := crypto.GenerateKeyPair()
-	mkPub := mk.Public()
+	mkPub := masterPoint()
 	announce := func(seq uint64) *api.PushMessage {
 		return &api.PushMessage{Message: api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, gk.identity.Public()), Topic: api.TopicMasterKey, Seq: seq, Payload: mkPub[:]}, gk.identity)}
 	}
-	grant := &api.PushMessage{Message: api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, gk.identity.Public()), Topic: api.TopicContractKey, Payload: []byte("grant")}, gk.identity)}
+	share := &api.PushMessage{Message: api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, gk.identity.Public()), Topic: api.TopicMasterKeyShare, Payload: []byte("share")}, gk.identity)}
 	h.mustRefuse(h.tx(alice, 0, announce(0)), api.CodeUnknownOrigin, "no attested registration")
-	h.mustRefuse(h.tx(alice, 0, grant), api.CodeUnknownOrigin, "no attested registration")
+	h.mustRefuse(h.tx(alice, 0, share), api.CodeUnknownOrigin, "no attested registration")
 	if r := h.block(h.tx(alice, 0, announce(0))); api.Code(r.TxResults[0].Code) != api.CodeUnknownOrigin {
 		t.Fatalf("announcement of an unattested gatekeeper in a block: %s", r.TxResults[0].Log)
 	}

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -194,19 +193,13 @@ func TestGrantRequirements(t *testing.T) {
 		t.Fatalf("pending upload %+v %v", p, err)
 	}
 	contract, _, _ := crypto.GenerateKeyPair()
-	seq := uint64(0)
+	h.announceMasterKey(gk)
 	grant := func(ws ...*worker) *abci.ExecTxResult {
-		gr := &api.ContractKeyGrant{Upload: id, Identity: contract.Public(), Ecdh: contract.Public(), GatekeeperE: gk.ecdh.Public()}
-		for _, w := range ws {
-			gr.Workers = append(gr.Workers, api.SealedKey{Worker: w.identity.Public(), Sealed: []byte("sealed")})
-		}
-		m := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, gk.identity.Public()), Topic: api.TopicContractKey, Seq: seq, Payload: gr.Encode()}, gk.identity)
-		seq++
-		return h.block(h.tx(alice, h.nonce(alice), &api.PushMessage{Message: m})).TxResults[0]
+		return h.provision(gk, id, contract.Public(), contract.Public(), ws...)
 	}
 	deployed := func() bool {
-		res, _ := h.app.Query(context.Background(), &abci.RequestQuery{Path: api.QueryContractUpload, Data: id[:]})
-		return res.Value != nil
+		_, ok := h.deployedAs(id)
+		return ok
 	}
 	if r := grant(w1, w2); r.Code != 0 || deployed() || !strings.Contains(event(r, "contract_grant_ignored", "reason"), "not a member of subnet") {
 		t.Fatalf("grant naming a non-member: %s deployed %v events %v", r.Log, deployed(), r.Events)
