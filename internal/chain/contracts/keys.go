@@ -155,9 +155,10 @@ func dueRound(ctx *block.Context, p *api.KeyPartials) string {
 // first-deployment round (api.TopicContractKeyed, origin worker): the
 // first report of a worker of the round deploys the contract with the
 // round's workers (OnGrant). A report of keys that differ from the
-// deployed contract's is an event (contract_key_mismatch): that worker's
-// enclave derived other keys than the one whose report was taken. Any
-// other report is ignored (contract_keyed_ignored).
+// deployed contract's, from one of its workers, is an event
+// (contract_key_mismatch): that worker's enclave derived other keys than
+// the one whose report was taken. Any other report is ignored
+// (contract_keyed_ignored).
 func OnKeyed(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 	k, err := api.DecodeContractKeyed(payload)
 	if err != nil {
@@ -165,7 +166,10 @@ func OnKeyed(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 		return
 	}
 	if rec := deployedUpload(ctx.KV, k.Upload); rec != nil {
-		if rec.Identity != k.Identity || rec.Ecdh != k.Ecdh {
+		switch {
+		case !slices.Contains(rec.Workers, worker):
+			ctx.Event("contract_keyed_ignored", "worker", worker.Hex(), "upload_id", hex.EncodeToString(k.Upload[:]), "reason", "not a worker of the deployed contract")
+		case rec.Identity != k.Identity || rec.Ecdh != k.Ecdh:
 			ctx.Event("contract_key_mismatch", "contract", rec.Identity.Hex(), "worker", worker.Hex())
 		}
 		return

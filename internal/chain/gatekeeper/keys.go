@@ -44,14 +44,22 @@ func ServingKeyEra(kv store.KV) (era uint64, ok bool) {
 }
 
 // validPoint reports whether b is the canonical encoding of an
-// edwards25519 group element (a commitment of a key set).
+// edwards25519 point of the prime-order subgroup other than the identity
+// (a commitment of a key set, a DKG key). A 32-byte string does not say
+// its key type: about half of all sr25519 public keys also decode as
+// such points.
 func validPoint(b [32]byte) bool {
-	p := edwards25519.NewBlakeSHA256Ed25519().Point()
+	suite := edwards25519.NewBlakeSHA256Ed25519()
+	p := suite.Point()
 	if p.UnmarshalBinary(b[:]) != nil {
 		return false
 	}
 	again, err := p.MarshalBinary()
-	return err == nil && string(again) == string(b[:])
+	if err != nil || string(again) != string(b[:]) || p.Equal(suite.Point().Null()) {
+		return false
+	}
+	lp := suite.Point().Add(suite.Point().Mul(suite.Scalar().SetInt64(-1), p), p) // L·P
+	return lp.Equal(suite.Point().Null())
 }
 
 // adoptKeySet records s as the key set of its era and makes it the
