@@ -1,0 +1,223 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"go.dedis.ch/kyber/v3"
+	"go.dedis.ch/kyber/v3/share"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/gatekeeper"
+	"github.com/phalago/phala/internal/enclave/keys"
+	"github.com/phalago/phala/internal/enclave/threshold"
+)
+
+// relayBatch is relay without waiting for each message's block: every
+// engine's egress the chain has not taken is broadcast at once (in
+// order, with consecutive nonces), then it waits for the next block. A
+// DKG's messages fit its deal window so.
+func relayBatch(t *testing.T, ch *chain, s *client.Signer, es ...*Engine) {
+	t.Helper()
+	syncTo(t, ch, es...)
+	sent := false
+	for _, e := range es {
+		for _, m := range e.Egress() {
+			v, _, err := queryRaw(t, ch.c, api.QueryNextSeq, m.Message.Origin.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next, _ := binary.Uvarint(v); len(v) > 0 && m.Message.Seq < next {
+				continue
+			}
+			tx, err := s.Sign(ctx(t), &api.PushMessage{Message: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ch.c.Broadcast(ctx(t), tx.Encode()); err != nil {
+				s.Resync()
+				t.Logf("broadcast %s: %v", m.Message.Topic, err)
+				return
+			}
+			sent = true
+		}
+	}
+	if !sent {
+		return
+	}
+	h, err := ch.c.Height(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.c.SignedHeader(ctx(t), h+1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// electSet stakes and declares n new pRuntimes candidates, and relays
+// (with also) until the chain adopted their DKG's key set and they serve.
+func electSet(t *testing.T, h *recoveryHarness, n int, also ...*Engine) []*Engine {
+	t.Helper()
+	ms := make([]*Engine, n)
+	for i := range ms {
+		ms[i] = h.ch.engine(t, t.TempDir())
+		register(t, h.ch, ms[i], bob)
+	}
+	h.bobS = h.ch.c.NewSigner(bob)
+	if _, err := h.bobS.Submit(ctx(t), &api.StakeBond{Amount: 100 * api.Unit * uint64(n)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		for _, c := range []api.Call{&api.StakeAllocate{Node: m.Identity(), Amount: 100 * api.Unit}, &api.GatekeeperCandidacy{Node: m.Identity(), On: true}} {
+			if _, err := h.bobS.Submit(ctx(t), c); err != nil {
+				t.Fatalf("%T: %v", c, err)
+			}
+		}
+	}
+	all := append(append([]*Engine{}, ms...), also...)
+	waitFor(t, 180*time.Second, "the elected set's key set adopted and serving", func() bool {
+		relayBatch(t, h.ch, h.bobS, append([]*Engine{h.gk}, all...)...)
+		v, _, err := queryRaw(t, h.ch.c, api.QueryGatekeepers, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks, _ := api.DecodeKeys(v)
+		return len(ks) == n && !slices.Contains(ks, h.gk.Identity())
+	})
+	return ms
+}
+
+// leakedShares reads each member's sealed share of era from its data
+// directory (standing for a leak of its sealed files), by share index.
+func leakedShares(t *testing.T, set *api.KeySet, ms []*Engine) map[int]kyber.Scalar {
+	t.Helper()
+	out := map[int]kyber.Scalar{}
+	for _, m := range ms {
+		shares, err := gatekeeper.LoadShares(m.sealer, m.cfg.DataDir)
+		if err != nil || shares[set.Era] == nil {
+			t.Fatalf("member %s: no sealed share of era %d: %v", m.Identity().Short(), set.Era, err)
+		}
+		out[set.Index(m.Identity())] = shares[set.Era]
+	}
+	return out
+}
+
+// An elected set of 4 makes its MasterKey by DKG (threshold 3) and serves
+// a contract: the worker combines 3 members' partials. P1 with the sealed
+// files of real pRuntimes: any 2 members' shares interpolate to another
+// secret than the MasterKey and give no contract key, any 3 give both.
+// P4: with one member down (its pRuntime stopped), the 3 others provision
+// a newly assigned worker, which recovers the contract.
+func TestThresholdKeySetServesContracts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chain + pRuntimes")
+	}
+	h := newRecoveryHarnessWith(t, func(g *api.GenesisState) {
+		g.Params.EraLength = 60
+		g.Params.NGatekeepers = 4
+	})
+	w1 := h.ch.engine(t, t.TempDir())
+	register(t, h.ch, w1, bob)
+	ms := electSet(t, h, 4, w1)
+	syncTo(t, h.ch, w1)
+	set := w1.st.keySets[w1.st.servingKeyEra]
+	if set == nil || set.Era == 0 || set.T != 3 || len(set.Members) != 4 || len(set.Commits) != 3 {
+		t.Fatalf("serving key set %+v", set)
+	}
+	for _, m := range ms {
+		if !m.gk.Holds(set.Era) || m.role != RoleGatekeeper {
+			t.Fatalf("member %s: share %v, role %s", m.Identity().Short(), m.gk.Holds(set.Era), m.role)
+		}
+	}
+
+	h.uploadOnly(t, 1)
+	rec := h.waitRunning(t, "the contract running on the worker", []crypto.PublicKey{w1.Identity()}, append(ms, w1)...)
+	if rec.KeyEra != set.Era {
+		t.Fatalf("contract key era %d, want %d", rec.KeyEra, set.Era)
+	}
+
+	// P1, from the members' sealed files.
+	x := threshold.Suite.Point().Base()
+	cs, err := threshold.DecodeCommits(set.Commits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := cs[0]
+	leaked := leakedShares(t, set, ms)
+	hp := threshold.ContractPoint(h.upload, 0, set.Era)
+	seedOf := func(idx []int, th int) ([32]byte, kyber.Point, error) {
+		var pri []*share.PriShare
+		var parts []*threshold.Partial
+		for _, i := range idx {
+			pri = append(pri, &share.PriShare{I: i, V: leaked[i]})
+			p, err := threshold.Evaluate(pri[len(pri)-1], hp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts = append(parts, p)
+		}
+		secret, err := share.RecoverSecret(threshold.Suite, pri, th, len(set.Members))
+		if err != nil {
+			return [32]byte{}, nil, err
+		}
+		xh, err := threshold.Combine(parts, th, len(set.Members))
+		if err != nil {
+			return [32]byte{}, nil, err
+		}
+		seed, err := threshold.ContractSeed(xh, h.upload, 0)
+		return seed, threshold.Suite.Point().Mul(secret, x), err
+	}
+	for _, pair := range [][]int{{0, 1}, {1, 2}, {2, 3}, {0, 3}} {
+		if _, _, err := seedOf(pair, int(set.T)); !errors.Is(err, threshold.ErrTooFew) && err == nil {
+			t.Fatalf("members %v derived a key below the threshold", pair)
+		}
+		// Treated as if 2 sufficed, they interpolate to another secret
+		// and another contract key.
+		seed, pub, err := seedOf(pair, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ck, _ := keys.ContractKeysFromSeed(seed)
+		if pub.Equal(master) || ck.Identity.Public() == rec.Identity {
+			t.Fatalf("members %v learned the MasterKey or the contract key", pair)
+		}
+	}
+	for _, three := range [][]int{{0, 1, 2}, {1, 2, 3}, {0, 2, 3}} {
+		seed, pub, err := seedOf(three, int(set.T))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ck, _ := keys.ContractKeysFromSeed(seed)
+		if !pub.Equal(master) || ck.Identity.Public() != rec.Identity {
+			t.Fatalf("members %v: not the MasterKey or not the contract's key", three)
+		}
+	}
+
+	// P4: one member down; the deployer moves the contract to a new
+	// worker, which the other three provision.
+	w2 := h.ch.engine(t, t.TempDir())
+	register(t, h.ch, w2, bob)
+	h.bobS = h.ch.c.NewSigner(bob)
+	up := append(slices.Clone(ms[:3]), w1, w2)
+	syncTo(t, h.ch, up...)
+	if _, err := h.aliceS.Submit(ctx(t), &api.ContractReassign{Contract: rec.Identity, Worker: w1.Identity()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the new worker provisioned by 3 of 4 members", func() bool {
+		relay(t, h.ch, h.bobS, append([]*Engine{h.gk}, up...)...)
+		return len(w2.Info().Recovering) == 1
+	})
+	syncTo(t, h.ch, w2)
+	if n, err := recoverAll(t, h.ch, w2, nil); err != nil || n != 1 {
+		t.Fatalf("recovery: %d, %v", n, err)
+	}
+	h.waitRunning(t, "the contract running on the new worker", []crypto.PublicKey{w2.Identity()}, up...)
+	if _, ok := w2.running[rec.Identity]; !ok {
+		t.Fatal("the new worker does not run the contract")
+	}
+}
