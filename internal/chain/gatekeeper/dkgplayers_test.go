@@ -36,11 +36,11 @@ type dkgPlayers struct {
 
 // dkgPlayer is one member's state in the attempt it follows.
 type dkgPlayer struct {
-	node  crypto.PublicKey
-	mute  map[string]bool
-	st    *api.DkgState // the attempt's last announced phase, nil if none
-	seed  [32]byte
-	run   *threshold.Run
+	node   crypto.PublicKey
+	mute   map[string]bool
+	st     *api.DkgState // the attempt's last announced phase, nil if none
+	seed   [32]byte
+	run    *threshold.Run
 	done   bool             // result made (posted unless muted)
 	share  *threshold.Share // the member's share once done
 	result []byte           // and its result's body
