@@ -1,7 +1,8 @@
 package gatekeeper
 
-// The same file is in internal/chain/app (dkgplayers_test.go); keep the
-// two copies alike (test files of two packages cannot share code).
+// The same file is in internal/chain/app (dkgplayers_test.go, there
+// with gatekeeper.Name); keep the two copies alike (test files of two
+// packages cannot share code).
 
 import (
 	"crypto/sha256"
