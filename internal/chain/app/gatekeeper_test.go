@@ -239,3 +239,84 @@ func (h *harness) stateData(path string, data []byte) []byte {
 	}
 	return res.Value
 }
+
+// A failed DKG slashes through staking: w1, elected with w0, never posts
+// its result; the attempt times out (14) and fails (17) with w1 late,
+// and one responsive member of two is under two thirds, so the set
+// fails: w1's stakers lose offline_slash_ppm (1%) of their allocation to
+// it and its nominator (bob) the same share of its exposure to it, burned
+// from the issuance; w0's stake is untouched, the genesis gatekeeper
+// serves on, no key set of era 1 exists.
+func TestDkgFailureSlashesStake(t *testing.T) {
+	gk := newWorker(t)
+	g := genesis()
+	g.Gatekeepers = []crypto.PublicKey{gk.identity.Public()}
+	g.Params.EraLength, g.Params.NGatekeepers, g.Params.MinGatekeeperStake = 10, 2, api.Unit
+	h := newHarness(t, g)
+	h.block()
+	w0, w1 := newWorker(t), newWorker(t)
+	mustOK(t, h.block(h.tx(bob, 0, h.register(h.cite(w0.info))), h.tx(bob, 1, h.register(h.cite(w1.info)))))
+	id0, id1 := w0.identity.Public(), w1.identity.Public()
+	mustOK(t, h.block(
+		h.tx(alice, 0, &api.StakeBond{Amount: 300 * api.Unit}),
+		h.tx(alice, 1, &api.StakeAllocate{Node: id0, Amount: 200 * api.Unit}),
+		h.tx(alice, 2, &api.StakeAllocate{Node: id1, Amount: 100 * api.Unit}),
+		h.tx(bob, 2, &api.StakeBond{Amount: 50 * api.Unit}),
+		h.tx(bob, 3, &api.StakeNominate{Targets: []crypto.PublicKey{id1}}),
+		h.tx(bob, 4, &api.GatekeeperCandidacy{Node: id0, On: true}),
+		h.tx(bob, 5, &api.GatekeeperCandidacy{Node: id1, On: true})))
+	d := h.dkgMembers(w0, w1)
+	d.mute(id1, api.TopicDkgResult)
+	for h.height < 10 {
+		d.block()
+	}
+	issuance := func() uint64 {
+		v, err := api.DecodeIssuance(h.query(api.QueryIssuance, nil, false).Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := issuance()
+	era := binary.BigEndian.AppendUint64(nil, 1)
+	x, err := api.DecodeExposure(h.stateData(api.QueryGatekeeperExposure, append(era, id1.Bytes()...)))
+	if err != nil || !slices.Equal(x.Others, []api.Backer{{Who: bob.Public(), Amount: 50 * api.Unit}}) {
+		t.Fatalf("exposure of w1 %+v %v", x, err)
+	}
+	var failed *abci.ResponseFinalizeBlock
+	pushes := 0
+	for failed == nil {
+		res := d.block()
+		pushes += len(res.TxResults)
+		for _, ev := range res.Events {
+			if ev.Type == "dkg_failed" {
+				failed = res
+			}
+		}
+		if h.height > 17 {
+			t.Fatalf("no failure by height %d", h.height)
+		}
+	}
+	rec, _ := api.DecodeElectionRecord(h.stateData(api.QueryGatekeeperEra, era))
+	if h.height != 17 || rec.Status != api.ElectionExpired || rec.StatusHeight != 17 || h.keySet(1) != nil || h.app.store.Get(api.KeyDkg) != nil {
+		t.Fatalf("height %d: %+v", h.height, rec)
+	}
+	if keys, _ := api.DecodeKeys(h.state(api.QueryGatekeepers)); !slices.Equal(keys, g.Gatekeepers) {
+		t.Fatalf("list %x", keys)
+	}
+	stake := func(n crypto.PublicKey) uint64 {
+		s, err := api.DecodeNodeStake(h.query(api.QueryStakeNode, n[:], false).Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Total
+	}
+	l, err := api.DecodeStakeLedger(h.query(api.QueryStakeLedger, bob.Public().Bytes(), false).Value)
+	if err != nil || stake(id0) != 200*api.Unit || stake(id1) != 99*api.Unit || l.Bonded != 50*api.Unit-api.Unit/2 {
+		t.Fatalf("stakes %d, %d; bob's ledger %+v %v", stake(id0), stake(id1), l, err)
+	}
+	// The pushes' fees burn too.
+	if want := before - api.Unit - api.Unit/2 - uint64(pushes)*api.DefaultParams().MinFee(2048); issuance() != want {
+		t.Fatalf("issuance %d, want %d", issuance(), want)
+	}
+}
