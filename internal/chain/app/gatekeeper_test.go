@@ -1,10 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,10 +86,12 @@ func topicMessages(bm *api.BlockMessages, topic string) []*api.GatekeeperSet {
 
 // TestGatekeeperElection runs the chain across an era boundary: operators
 // declare candidates, the last block of era 0 elects the set of era 1 by
-// Phragmén over the voters' stake and announces it, the genesis gatekeeper
-// keeps serving while members confirm (a non-member's confirmation does
-// not count), and the last confirmation makes the set the gatekeeper list:
-// its members speak as gatekeepers, the genesis gatekeeper no longer does.
+// Phragmén over the voters' stake, announces it and begins its DKG; the
+// genesis gatekeeper keeps serving while the members run it through the
+// queue (their messages pushed with origin WORKER; a non-member's DKG key
+// is ignored), and the key set their results agree on makes the set the
+// gatekeeper list: its members speak as gatekeepers, the genesis
+// gatekeeper no longer does.
 func TestGatekeeperElection(t *testing.T) {
 	genesisGK := newWorker(t)
 	g := genesis()
@@ -120,10 +124,11 @@ func TestGatekeeperElection(t *testing.T) {
 	// (1/350 < 1/300).
 	voters.stake = map[crypto.PublicKey]uint64{id(0): 500, id(1): 300, id(2): 100}
 	voters.noms = []testNomination{{alice.Public(), 250, []crypto.PublicKey{id(2)}}}
+	d := h.dkgMembers(ws...) // each would take part if elected
 	for h.height < 9 {
-		h.block()
+		d.block()
 	}
-	last := h.block() // height 10: the last block of era 0
+	last := d.block() // height 10: the last block of era 0
 	if h.height != 10 {
 		t.Fatalf("height %d", h.height)
 	}
@@ -143,33 +148,54 @@ func TestGatekeeperElection(t *testing.T) {
 	if el := topicMessages(h.messages(10), api.TopicGatekeeperElected); len(el) != 1 || el[0].Era != 1 || !slices.Equal(el[0].Members, rec.Members) {
 		t.Fatalf("elected messages %+v", el)
 	}
+	if st := dkgRoundsOf(t, h.messages(10)); len(st) != 1 || st[0].Era != 1 || st[0].Phase != api.DkgCollectingKeys || !slices.Equal(st[0].Members, rec.Members) {
+		t.Fatalf("DKG rounds %+v", st)
+	}
 	list := func() []crypto.PublicKey {
 		keys, _ := api.DecodeKeys(h.state(api.QueryGatekeepers))
 		return keys
 	}
 	if !slices.Equal(list(), g.Gatekeepers) {
-		t.Fatal("the genesis gatekeeper must serve until the set confirms")
+		t.Fatal("the genesis gatekeeper must serve until the set's key set is adopted")
 	}
 
-	ready := func(i int, seq uint64) []byte {
-		m := api.SignMessage(chainID, api.Message{Origin: api.KeyOrigin(api.OriginWorker, id(i)), Topic: api.TopicGatekeeperReady, Seq: seq,
-			Payload: (&api.GatekeeperReady{Era: 1}).Encode()}, ws[i].identity)
-		return h.tx(alice, h.nonce(alice), &api.PushMessage{Message: m})
+	// Block 11: the members' DKG keys, and w1's, which is not a member's.
+	d.post(ws[1], api.TopicDkgKey, &api.DkgMessage{Era: 1, Body: masterPointBytes()})
+	res := d.block()
+	ignored := 0
+	for _, r := range res.TxResults {
+		if why := event(r, "dkg_message_ignored", "reason"); why != "" {
+			if event(r, "dkg_message_ignored", "node") != id(1).Hex() || !strings.Contains(why, "not a participant") {
+				t.Fatalf("ignored %s", why)
+			}
+			ignored++
+		}
 	}
-	// w0 confirms; w1, not a member, confirms too: it does not count.
-	mustOK(t, h.block(ready(0, 0)))
-	mustOK(t, h.block(ready(1, 0)))
-	rec, _ = api.DecodeElectionRecord(h.stateData(api.QueryGatekeeperEra, era))
-	if !slices.Equal(rec.Confirmed, []crypto.PublicKey{id(0)}) || rec.Status != api.ElectionPending || !slices.Equal(list(), g.Gatekeepers) {
-		t.Fatalf("after w0 and w1: %+v", rec)
+	st, err := api.DecodeDkgState(h.app.store.Get(api.KeyDkg))
+	if err != nil || ignored != 1 || st.Phase != api.DkgDealing || !slices.Equal(st.Participants, rec.Members) || st.T != 2 {
+		t.Fatalf("after the keys (%d ignored): %+v %v", ignored, st, err)
 	}
-	mustOK(t, h.block(ready(2, 0)))
+	// Deals (12), responses (13), results (14): the key set is adopted.
+	for len(topicMessages(h.messages(h.height), api.TopicGatekeeperActive)) == 0 {
+		if h.height >= 14 {
+			t.Fatalf("no activation by height %d", h.height)
+		}
+		if !slices.Equal(list(), g.Gatekeepers) {
+			t.Fatalf("height %d: the genesis gatekeeper must serve until the set's key set is adopted", h.height)
+		}
+		d.block()
+	}
 	rec, _ = api.DecodeElectionRecord(h.stateData(api.QueryGatekeeperEra, era))
-	if rec.Status != api.ElectionActive || rec.StatusHeight != h.height || !slices.Equal(list(), rec.Members) {
+	if rec.Status != api.ElectionActive || rec.StatusHeight != h.height || !slices.Equal(rec.Confirmed, rec.Members) || !slices.Equal(list(), rec.Members) {
 		t.Fatalf("not active: %+v, list %x", rec, list())
 	}
 	if a := topicMessages(h.messages(h.height), api.TopicGatekeeperActive); len(a) != 1 || a[0].Era != 1 || !slices.Equal(a[0].Members, rec.Members) {
 		t.Fatalf("active messages %+v", a)
+	}
+	s := h.keySet(1)
+	if s == nil || s.T != 2 || !slices.Equal(s.Members, rec.Members) || !bytes.Equal(h.query(api.QueryMasterKey, nil, false).Value, s.Commits[0][:]) ||
+		h.app.store.Get(api.KeyDkg) != nil {
+		t.Fatalf("key set of era 1 %+v", s)
 	}
 	// The list is the elected set's now: a member speaks as a gatekeeper,
 	// the genesis gatekeeper does not.
@@ -183,6 +209,28 @@ func TestGatekeeperElection(t *testing.T) {
 	}
 }
 
+// dkgRoundsOf are the DKG phases the gatekeeper module announced in bm.
+func dkgRoundsOf(t *testing.T, bm *api.BlockMessages) []*api.DkgState {
+	t.Helper()
+	var out []*api.DkgState
+	for _, m := range bm.Messages {
+		if m.Topic == api.TopicDkgRound && m.Origin == api.ModuleOrigin("gatekeeper") {
+			st, err := api.DecodeDkgState(m.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// masterPointBytes is masterPoint as a slice (a valid DKG key too).
+func masterPointBytes() []byte {
+	p := masterPoint()
+	return p[:]
+}
+
 func (h *harness) stateData(path string, data []byte) []byte {
 	h.t.Helper()
 	res, _ := h.app.Query(context.Background(), &abci.RequestQuery{Path: path, Data: data})
@@ -190,4 +238,85 @@ func (h *harness) stateData(path string, data []byte) []byte {
 		h.t.Fatal(res.Log)
 	}
 	return res.Value
+}
+
+// A failed DKG slashes through staking: w1, elected with w0, never posts
+// its result; the attempt times out (14) and fails (17) with w1 late,
+// and one responsive member of two is under two thirds, so the set
+// fails: w1's stakers lose offline_slash_ppm (1%) of their allocation to
+// it and its nominator (bob) the same share of its exposure to it, burned
+// from the issuance; w0's stake is untouched, the genesis gatekeeper
+// serves on, no key set of era 1 exists.
+func TestDkgFailureSlashesStake(t *testing.T) {
+	gk := newWorker(t)
+	g := genesis()
+	g.Gatekeepers = []crypto.PublicKey{gk.identity.Public()}
+	g.Params.EraLength, g.Params.NGatekeepers, g.Params.MinGatekeeperStake = 10, 2, api.Unit
+	h := newHarness(t, g)
+	h.block()
+	w0, w1 := newWorker(t), newWorker(t)
+	mustOK(t, h.block(h.tx(bob, 0, h.register(h.cite(w0.info))), h.tx(bob, 1, h.register(h.cite(w1.info)))))
+	id0, id1 := w0.identity.Public(), w1.identity.Public()
+	mustOK(t, h.block(
+		h.tx(alice, 0, &api.StakeBond{Amount: 300 * api.Unit}),
+		h.tx(alice, 1, &api.StakeAllocate{Node: id0, Amount: 200 * api.Unit}),
+		h.tx(alice, 2, &api.StakeAllocate{Node: id1, Amount: 100 * api.Unit}),
+		h.tx(bob, 2, &api.StakeBond{Amount: 50 * api.Unit}),
+		h.tx(bob, 3, &api.StakeNominate{Targets: []crypto.PublicKey{id1}}),
+		h.tx(bob, 4, &api.GatekeeperCandidacy{Node: id0, On: true}),
+		h.tx(bob, 5, &api.GatekeeperCandidacy{Node: id1, On: true})))
+	d := h.dkgMembers(w0, w1)
+	d.mute(id1, api.TopicDkgResult)
+	for h.height < 10 {
+		d.block()
+	}
+	issuance := func() uint64 {
+		v, err := api.DecodeIssuance(h.query(api.QueryIssuance, nil, false).Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := issuance()
+	era := binary.BigEndian.AppendUint64(nil, 1)
+	x, err := api.DecodeExposure(h.stateData(api.QueryGatekeeperExposure, append(era, id1.Bytes()...)))
+	if err != nil || !slices.Equal(x.Others, []api.Backer{{Who: bob.Public(), Amount: 50 * api.Unit}}) {
+		t.Fatalf("exposure of w1 %+v %v", x, err)
+	}
+	var failed *abci.ResponseFinalizeBlock
+	pushes := 0
+	for failed == nil {
+		res := d.block()
+		pushes += len(res.TxResults)
+		for _, ev := range res.Events {
+			if ev.Type == "dkg_failed" {
+				failed = res
+			}
+		}
+		if h.height > 17 {
+			t.Fatalf("no failure by height %d", h.height)
+		}
+	}
+	rec, _ := api.DecodeElectionRecord(h.stateData(api.QueryGatekeeperEra, era))
+	if h.height != 17 || rec.Status != api.ElectionExpired || rec.StatusHeight != 17 || h.keySet(1) != nil || h.app.store.Get(api.KeyDkg) != nil {
+		t.Fatalf("height %d: %+v", h.height, rec)
+	}
+	if keys, _ := api.DecodeKeys(h.state(api.QueryGatekeepers)); !slices.Equal(keys, g.Gatekeepers) {
+		t.Fatalf("list %x", keys)
+	}
+	stake := func(n crypto.PublicKey) uint64 {
+		s, err := api.DecodeNodeStake(h.query(api.QueryStakeNode, n[:], false).Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Total
+	}
+	l, err := api.DecodeStakeLedger(h.query(api.QueryStakeLedger, bob.Public().Bytes(), false).Value)
+	if err != nil || stake(id0) != 200*api.Unit || stake(id1) != 99*api.Unit || l.Bonded != 50*api.Unit-api.Unit/2 {
+		t.Fatalf("stakes %d, %d; bob's ledger %+v %v", stake(id0), stake(id1), l, err)
+	}
+	// The pushes' fees burn too.
+	if want := before - api.Unit - api.Unit/2 - uint64(pushes)*api.DefaultParams().MinFee(2048); issuance() != want {
+		t.Fatalf("issuance %d, want %d", issuance(), want)
+	}
 }

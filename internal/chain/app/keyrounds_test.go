@@ -305,8 +305,9 @@ func TestKeyRoundPruned(t *testing.T) {
 	}
 }
 
-// Key eras across an election: once the elected set is active, the key
-// set of era 1 (its member, T 1) serves new contracts, and partials of
+// Key eras across an election: once the elected set's DKG (one member: a
+// key it made alone) made it active, the key set of era 1 (its member, T
+// 1, its own public key) serves new contracts, and partials of
 // era 0 for a new contract are ignored; a contract deployed under era 0
 // keeps taking era-0 partials from the genesis gatekeeper (no longer a
 // gatekeeper) and refuses era-1 ones; a member of one era's set only is
@@ -338,8 +339,18 @@ func TestKeyErasAcrossElection(t *testing.T) {
 	for h.height < 10 {
 		h.block()
 	}
-	h.pushed(m.identity, api.OriginWorker, api.TopicGatekeeperReady, (&api.GatekeeperReady{Era: 1}).Encode())
-	if s := h.keySet(1); s == nil || !slices.Equal(s.Members, keysOf(m)) || s.T != 1 || s.Public() != h.keySet(0).Public() {
+	// m, the one member elected at 10, posts its DKG key (11) and, the
+	// only participant, a result it made alone (12).
+	d := h.dkgMembers(m)
+	d.read()
+	for h.keySet(1) == nil {
+		if h.height >= 12 {
+			t.Fatalf("no key set of era 1 by height %d", h.height)
+		}
+		d.block()
+	}
+	mine, err := d.player(m.identity.Public()).share.Commits[0].MarshalBinary()
+	if s := h.keySet(1); err != nil || !slices.Equal(s.Members, keysOf(m)) || s.T != 1 || s.Public() != [32]byte(mine) || s.Public() == h.keySet(0).Public() {
 		t.Fatalf("key set of era 1: %+v", s)
 	}
 

@@ -1,10 +1,10 @@
 package gatekeeper
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"slices"
 	"testing"
 
@@ -68,11 +68,15 @@ type env struct {
 	src *fakeStake
 	h   int64
 	p   api.Params
+	// players answer the queue of every block run (nil: nobody does);
+	// outs is what they, or the test, post in the next block.
+	players *dkgPlayers
+	outs    []api.Message
 }
 
 // newEnv is a state with attestation settings, nodes 1..5 registered
 // (operator A for 1-3, B for 4-5) until height 1000, genesis gatekeeper 9
-// (registered too), era length 10, 2 seats.
+// (registered too), era length 10 (a DKG phase of 3 blocks), 2 seats.
 func newEnv(t *testing.T) *env {
 	e := &env{t: t, kv: memKV{}, src: &fakeStake{stake: map[crypto.PublicKey]uint64{}}, p: api.DefaultParams()}
 	e.p.EraLength, e.p.NGatekeepers, e.p.MinGatekeeperStake, e.p.OfflineSlashPPM = 10, 2, 100, 10_000
@@ -93,19 +97,64 @@ func (e *env) ctx() *block.Context {
 	return &block.Context{KV: e.kv, ChainID: "c", Height: e.h, Params: e.p}
 }
 
-// run executes blocks until height to (EndBlock of each), returning the
-// messages and events of the last.
+// block executes the next block: the messages posted for it (e.outs), each
+// queued and handed to its consumer in the module table as the queue
+// does, then EndBlock; the players read the block's queue and post their
+// answers for the next one.
+func (e *env) block() *block.Context {
+	e.t.Helper()
+	e.h++
+	ctx := e.ctx()
+	outs := e.outs
+	e.outs = nil
+	for i := range outs {
+		deliver(ctx, e.src, &outs[i])
+	}
+	if err := EndBlock(ctx, e.src); err != nil {
+		e.t.Fatal(err)
+	}
+	if e.players != nil {
+		e.outs = append(e.outs, e.players.feed(ctx.Height, ctx.Messages)...)
+	}
+	return ctx
+}
+
+// deliver queues m and hands it to its consumer in the module table.
+func deliver(ctx *block.Context, src VoterSource, m *api.Message) {
+	ctx.Emit(*m)
+	for _, c := range Spec(src).Consumes {
+		if c.Origin == m.Origin.Kind && c.Topic == m.Topic {
+			c.Handle(ctx, m)
+		}
+	}
+}
+
+// run executes blocks until height to, returning the last one's context.
 func (e *env) run(to int64) *block.Context {
 	e.t.Helper()
 	var ctx *block.Context
 	for e.h < to {
-		e.h++
-		ctx = e.ctx()
-		if err := EndBlock(ctx, e.src); err != nil {
-			e.t.Fatal(err)
-		}
+		ctx = e.block()
 	}
 	return ctx
+}
+
+// until executes blocks until one satisfies done (at most to height
+// limit), returning its context.
+func (e *env) until(limit int64, what string, done func(*block.Context) bool) *block.Context {
+	e.t.Helper()
+	for e.h < limit {
+		if ctx := e.block(); done(ctx) {
+			return ctx
+		}
+	}
+	e.t.Fatalf("no %s by height %d", what, limit)
+	return nil
+}
+
+// post has node post a DKG message of topic in the next block.
+func (e *env) post(node crypto.PublicKey, topic string, m *api.DkgMessage) {
+	e.outs = append(e.outs, api.Message{Origin: api.KeyOrigin(api.OriginWorker, node), Topic: topic, Payload: m.Encode()})
 }
 
 func (e *env) declare(op crypto.PublicKey, n crypto.PublicKey, on bool) error {
@@ -185,10 +234,31 @@ func hasEvent(ctx *block.Context, kind string) bool {
 	return false
 }
 
+// dkgRounds are the DKG phases the module announced in ctx's block.
+func dkgRounds(t *testing.T, ctx *block.Context) []*api.DkgState {
+	t.Helper()
+	var out []*api.DkgState
+	for _, m := range ctx.Messages {
+		if m.Topic == api.TopicDkgRound && m.Origin == api.ModuleOrigin(Name) {
+			st, err := api.DecodeDkgState(m.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
 // An election at the era end: candidates below the minimum stake or not
 // attested do not stand; the result and exposures are recorded and
-// announced; members confirm; the last confirmation activates the set.
-func TestElectionConfirmActivate(t *testing.T) {
+// announced, and the set's DKG begins (phala/keys/dkg_round, collecting
+// its members' DKG keys). The genesis list serves until the members'
+// DKG ends in an adopted key set, which makes its participants the
+// gatekeeper list (phala/gatekeeper/active) and its members confirmed.
+// The next era end re-elects the same set: a fresh DKG, the era-1 set
+// serving until it completes.
+func TestElectionDkgActivate(t *testing.T) {
 	e := newEnv(t)
 	e.h = 1
 	for _, n := range []byte{1, 2, 3} {
@@ -214,9 +284,11 @@ func TestElectionConfirmActivate(t *testing.T) {
 	// Round 1: c1 = (1 + 150/410)/250 = 560/102500 ≈ 0.00546, c2 = 1/300
 	// ≈ 0.00333 → 2. Alice backs only 3 among the elected: 150.
 	e.src.noms = []nomination{{alice, 150, []crypto.PublicKey{node(1), node(3)}}, {bob, 60, []crypto.PublicKey{node(3), node(4), node(5)}}}
+	// Every candidate would play its part if elected.
+	e.players = newDkgPlayers(t, e.p, node(1), node(2), node(3), node(4), node(5))
 
 	ctx := e.run(9)
-	if Election(e.kv, 1) != nil || len(ctx.Messages) != 0 {
+	if Election(e.kv, 1) != nil || len(ctx.Messages) != 0 || Dkg(e.kv) != nil {
 		t.Fatal("elected before the era's last block")
 	}
 	ctx = e.run(10) // last block of era 0: elects the set of era 1
@@ -237,102 +309,64 @@ func TestElectionConfirmActivate(t *testing.T) {
 	if p, ok := Pending(e.kv); !ok || p != 1 {
 		t.Fatal("no pending set")
 	}
-	if !slices.Equal(Gatekeepers(e.kv), []crypto.PublicKey{node(9)}) {
-		t.Fatal("the genesis list must serve until the set confirms")
+	st := Dkg(e.kv)
+	if st == nil || st.Era != 1 || st.Attempt != 0 || st.Phase != api.DkgCollectingKeys || st.PhaseStart != 10 || !slices.Equal(st.Members, r.Members) ||
+		len(st.Keys) != 2 || st.Keys[0] != ([32]byte{}) || len(st.Participants) != 0 || !hasEvent(ctx, "dkg_begun") {
+		t.Fatalf("DKG state %+v", st)
+	}
+	if rounds := dkgRounds(t, ctx); len(rounds) != 1 || !bytes.Equal(rounds[0].Encode(), st.Encode()) {
+		t.Fatalf("DKG rounds %+v", rounds)
 	}
 
-	// Confirmations that do not apply change nothing.
-	for _, tc := range []struct {
-		from    crypto.PublicKey
-		payload []byte
-	}{
-		{node(1), (&api.GatekeeperReady{Era: 1}).Encode()}, // not a member
-		{node(3), (&api.GatekeeperReady{Era: 2}).Encode()}, // another era
-		{node(3), []byte{1, 0}},                            // malformed
-	} {
-		c := e.ctx()
-		OnReady(c, tc.from, tc.payload)
-		if !hasEvent(c, "gatekeeper_ready_ignored") || len(Election(e.kv, 1).Confirmed) != 0 {
-			t.Fatalf("ready %x from %x applied", tc.payload, tc.from[0])
+	// The members post their keys (11), deal (12), respond (13) and post
+	// their results (14): the last one adopts the key set.
+	genesis := []crypto.PublicKey{node(9)}
+	ctx = e.until(20, "activation", func(c *block.Context) bool {
+		if len(emitted(c, api.TopicGatekeeperActive)) == 0 {
+			if !slices.Equal(Gatekeepers(e.kv), genesis) || Election(e.kv, 1).Status != api.ElectionPending {
+				t.Fatalf("height %d: the genesis list must serve until the set's key set is adopted", c.Height)
+			}
+			return false
 		}
-	}
-	e.h++
-	c := e.ctx()
-	OnReady(c, node(3), (&api.GatekeeperReady{Era: 1}).Encode())
-	OnReady(c, node(3), (&api.GatekeeperReady{Era: 1}).Encode())
-	if r := Election(e.kv, 1); !slices.Equal(r.Confirmed, []crypto.PublicKey{node(3)}) || r.Status != api.ElectionPending || len(emitted(c, api.TopicGatekeeperActive)) != 0 {
-		t.Fatalf("after one confirmation %+v", r)
-	}
-	OnReady(c, node(2), (&api.GatekeeperReady{Era: 1}).Encode())
+		return true
+	})
 	r = Election(e.kv, 1)
-	if r.Status != api.ElectionActive || r.StatusHeight != 11 || !slices.Equal(Gatekeepers(e.kv), r.Members) {
-		t.Fatalf("not active: %+v, list %x", r, Gatekeepers(e.kv))
+	if ctx.Height != 14 || r.Status != api.ElectionActive || r.StatusHeight != 14 || !slices.Equal(r.Confirmed, r.Members) || !slices.Equal(Gatekeepers(e.kv), r.Members) {
+		t.Fatalf("height %d: %+v, list %x", ctx.Height, r, Gatekeepers(e.kv))
 	}
-	if a := emitted(c, api.TopicGatekeeperActive); len(a) != 1 || a[0].Era != 1 || !slices.Equal(a[0].Members, r.Members) {
+	if a := emitted(ctx, api.TopicGatekeeperActive); len(a) != 1 || a[0].Era != 1 || !slices.Equal(a[0].Members, r.Members) {
 		t.Fatalf("active messages %+v", a)
 	}
-	if _, ok := Pending(e.kv); ok {
-		t.Fatal("still pending")
+	if _, ok := Pending(e.kv); ok || Dkg(e.kv) != nil || e.kv.Get(api.KeyDkg) != nil {
+		t.Fatal("still pending, or the DKG state kept")
+	}
+	s1 := KeySetOf(e.kv, 1)
+	if s1 == nil || s1.T != 2 || !slices.Equal(s1.Members, r.Members) {
+		t.Fatalf("key set of era 1 %+v", s1)
 	}
 
-	// Next era end: the same set is re-elected; its members serve, so it
-	// is active at once.
+	// Next era end: the same set is re-elected and runs a fresh DKG; the
+	// set of era 1 serves until it completes.
 	ctx = e.run(20)
 	r2 := Election(e.kv, 2)
-	if r2 == nil || r2.Status != api.ElectionActive || !slices.Equal(r2.Members, r.Members) || len(emitted(ctx, api.TopicGatekeeperActive)) != 1 {
+	if r2 == nil || r2.Status != api.ElectionPending || !slices.Equal(r2.Members, r.Members) || Dkg(e.kv) == nil || Dkg(e.kv).Era != 2 {
 		t.Fatalf("re-election %+v", r2)
+	}
+	ctx = e.until(30, "activation of era 2", func(c *block.Context) bool {
+		if len(emitted(c, api.TopicGatekeeperActive)) == 0 {
+			if !slices.Equal(Gatekeepers(e.kv), r.Members) {
+				t.Fatalf("height %d: list %x", c.Height, Gatekeepers(e.kv))
+			}
+			return false
+		}
+		return true
+	})
+	s2 := KeySetOf(e.kv, 2)
+	if r2 = Election(e.kv, 2); r2.Status != api.ElectionActive || s2 == nil || s2.Public() == s1.Public() || !slices.Equal(Gatekeepers(e.kv), r.Members) {
+		t.Fatalf("era 2: %+v, key set %+v", r2, s2)
 	}
 	if len(e.src.slashed) != 0 {
 		t.Fatalf("slashed %x", e.src.slashed)
-	}
-}
-
-// A set not confirmed by the next era end expires: unconfirmed members are
-// slashed, the new election replaces it, the serving list stays.
-func TestUnconfirmedSetExpires(t *testing.T) {
-	e := newEnv(t)
-	e.h = 1
-	for _, n := range []byte{1, 2} {
-		if err := e.declare(opA, node(n), true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.src.stake = map[crypto.PublicKey]uint64{node(1): 500, node(2): 400}
-	// Alice nominates both with 3,000. A1 = 3,500, A2 = 3,400: round 0
-	// elects 1 (1/3500), round 1 2 ((1 + 3000/3500)/3400); her edge loads
-	// 3400 : 3100 split 3,000 as 1,569.2 → 1,570 (remainder) and 1,430.
-	// Balancing: off, 1 = 500, 2 = 400; lift 2 to 500 (100), the other
-	// 2,900 split evenly: 1 gets 1,450, 2 gets 1,550 (both backed 1,950).
-	alice := crypto.PublicKey{0xa1}
-	e.src.noms = []nomination{{alice, 3_000, []crypto.PublicKey{node(1), node(2)}}}
-	e.run(10)
-	x2 := ExposureOf(e.kv, 1, node(2))
-	if x2 == nil || x2.Total != 1_950 || x2.Own != 400 || !slices.Equal(x2.Others, []api.Backer{{Who: alice, Amount: 1_550}}) {
-		t.Fatalf("exposure of 2: %+v", x2)
-	}
-	OnReady(e.ctx(), node(1), (&api.GatekeeperReady{Era: 1}).Encode())
-	ctx := e.run(20)
-	if r := Election(e.kv, 1); r.Status != api.ElectionExpired || r.StatusHeight != 20 {
-		t.Fatalf("era 1 %+v", r)
-	}
-	if !slices.Equal(e.src.slashed, []crypto.PublicKey{node(2)}) || !hasEvent(ctx, "gatekeeper_set_expired") {
-		t.Fatalf("slashed %x", e.src.slashed)
-	}
-	// offline_slash_ppm 10,000: 1% of alice's exposure to 2.
-	if want := []nomination{{alice, 15, nil}}; !reflect.DeepEqual(e.src.exposureSlashes, want) {
-		t.Fatalf("exposure slashes %+v, want %+v", e.src.exposureSlashes, want)
-	}
-	if r := Election(e.kv, 2); r == nil || r.Status != api.ElectionPending {
-		t.Fatalf("era 2 %+v", r)
-	}
-	if p, _ := Pending(e.kv); p != 2 {
-		t.Fatalf("pending %d", p)
-	}
-	// A late confirmation of the expired set changes nothing.
-	c := e.ctx()
-	OnReady(c, node(2), (&api.GatekeeperReady{Era: 1}).Encode())
-	if !hasEvent(c, "gatekeeper_ready_ignored") || !slices.Equal(Gatekeepers(e.kv), []crypto.PublicKey{node(9)}) {
-		t.Fatal("late confirmation applied")
 	}
 }
 

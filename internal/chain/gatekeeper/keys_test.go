@@ -5,17 +5,23 @@ import (
 	"slices"
 	"testing"
 
+	"go.dedis.ch/kyber/v3"
 	"go.dedis.ch/kyber/v3/group/edwards25519"
+	"go.dedis.ch/kyber/v3/share"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/enclave/threshold"
 )
 
-// An elected set that becomes active adopts the key set of its era (T 1,
-// its members, the serving MasterKey's commitment), serves it and
-// announces it; before a MasterKey exists no key set is adopted. The
-// genesis announcement adopts era 0 once; a point announced later changes
-// nothing.
+// The genesis announcement adopts the key set of era 0 once (T 1, the
+// genesis gatekeepers, the point); a point announced later changes
+// nothing. The elected set's DKG adopts the key set of era 1: T =
+// DkgThreshold(2) = 2, its participants, the commitments the members'
+// shares match (two shares recover its secret); it serves, its public key
+// becomes the MasterKey, it is announced (phala/keys/rotation_ready), and
+// the key set of era 0 stays.
 func TestKeySetsPerEra(t *testing.T) {
 	suite := edwards25519.NewBlakeSHA256Ed25519()
 	point := func() [32]byte {
@@ -66,46 +72,94 @@ func TestKeySetsPerEra(t *testing.T) {
 		t.Fatal("a later announcement changed the key set")
 	}
 
+	e.players = newDkgPlayers(t, e.p, node(1), node(2))
 	e.run(10)
 	if KeySetOf(e.kv, 1) != nil {
-		t.Fatal("key set adopted before the elected set is active")
+		t.Fatal("key set adopted before the elected set's DKG")
 	}
-	e.h++
-	ctx = e.ctx()
-	OnReady(ctx, node(1), (&api.GatekeeperReady{Era: 1}).Encode())
-	OnReady(ctx, node(2), (&api.GatekeeperReady{Era: 1}).Encode())
+	ctx = e.until(20, "key set of era 1", func(c *block.Context) bool { return KeySetOf(e.kv, 1) != nil })
 	members := Election(e.kv, 1).Members
 	s1 := KeySetOf(e.kv, 1)
-	if s1 == nil || s1.Era != 1 || s1.T != 1 || !slices.Equal(s1.Members, members) || len(s1.Commits) != 1 || s1.Public() != mk {
+	if s1.Era != 1 || s1.T != 2 || !slices.Equal(s1.Members, members) || len(s1.Commits) != 2 || s1.Public() == mk {
 		t.Fatalf("key set of era 1 %+v", s1)
+	}
+	// The commitments are the members' DKG's: each member's share is its
+	// commitment's scalar, and two shares recover the secret of the
+	// public key.
+	var shares []*share.PriShare
+	for i, m := range members {
+		sh := e.players.player(m).share
+		b, err := threshold.MemberCommitment(pointsOf(t, s1.Commits), i).MarshalBinary()
+		if err != nil || sh.Index != i || [32]byte(b) != pointBytes(t, threshold.Suite.Point().Mul(sh.V, nil)) {
+			t.Fatalf("share of member %d does not match the key set's commitments", i)
+		}
+		shares = append(shares, sh.PriShare())
+	}
+	secret, err := share.RecoverSecret(threshold.Suite, shares, 2, 2)
+	if err != nil || pointBytes(t, threshold.Suite.Point().Mul(secret, nil)) != s1.Public() {
+		t.Fatalf("the shares do not recover the key set's secret: %v", err)
 	}
 	if era, ok := ServingKeyEra(e.kv); !ok || era != 1 {
 		t.Fatalf("serving key era %d %v", era, ok)
 	}
-	if r := ready(ctx.Messages); len(r) != 1 || r[0].Era != 1 || !slices.Equal(r[0].Members, members) {
+	if r := ready(ctx.Messages); len(r) != 1 || !bytes.Equal(r[0].Encode(), s1.Encode()) || !hasEvent(ctx, "key_set_adopted") {
 		t.Fatalf("rotation ready %+v", r)
 	}
-	if !bytes.Equal(e.kv.Get(api.KeyMasterKey), mk[:]) || KeySetOf(e.kv, 0).Public() != mk {
-		t.Fatal("the MasterKey or the key set of era 0 changed")
+	if !bytes.Equal(e.kv.Get(api.KeyMasterKey), s1.Commits[0][:]) || KeySetOf(e.kv, 0).Public() != mk {
+		t.Fatal("the MasterKey is not the era-1 key set's, or the key set of era 0 changed")
 	}
 }
 
-// Without a MasterKey an activated set adopts no key set.
-func TestNoKeySetWithoutMasterKey(t *testing.T) {
+func pointsOf(t *testing.T, bs [][32]byte) []kyber.Point {
+	t.Helper()
+	out := make([]kyber.Point, len(bs))
+	for i, b := range bs {
+		out[i] = threshold.Suite.Point()
+		if err := out[i].UnmarshalBinary(b[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func pointBytes(t *testing.T, p kyber.Point) [32]byte {
+	t.Helper()
+	b, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return [32]byte(b)
+}
+
+// Without a genesis MasterKey the elected set's DKG still makes a key
+// set (a single member: a result it made alone, T 1); it serves and is
+// the MasterKey, and a genesis gatekeeper's announcement after it is
+// ignored.
+func TestDkgKeySetWithoutGenesisMasterKey(t *testing.T) {
 	e := newEnv(t)
 	e.h = 1
 	if err := e.declare(opA, node(1), true); err != nil {
 		t.Fatal(err)
 	}
 	e.src.stake = map[crypto.PublicKey]uint64{node(1): 500}
+	e.players = newDkgPlayers(t, e.p, node(1))
 	e.run(10)
-	e.h++
-	ctx := e.ctx()
-	OnReady(ctx, node(1), (&api.GatekeeperReady{Era: 1}).Encode())
-	if r := Election(e.kv, 1); r == nil || r.Status != api.ElectionActive {
+	// Key at 11, the dealing among one participant at 11, its result at 12.
+	e.run(12)
+	if r := Election(e.kv, 1); r == nil || r.Status != api.ElectionActive || r.StatusHeight != 12 || !slices.Equal(r.Confirmed, []crypto.PublicKey{node(1)}) {
 		t.Fatalf("not active: %+v", r)
 	}
-	if _, ok := ServingKeyEra(e.kv); ok || KeySetOf(e.kv, 1) != nil {
-		t.Fatal("a key set without a MasterKey")
+	s1, p := KeySetOf(e.kv, 1), e.players.player(node(1))
+	if s1 == nil || s1.T != 1 || !slices.Equal(s1.Members, []crypto.PublicKey{node(1)}) || len(s1.Commits) != 1 ||
+		s1.Public() != pointBytes(t, threshold.Suite.Point().Mul(p.share.V, nil)) {
+		t.Fatalf("key set %+v", s1)
+	}
+	if era, ok := ServingKeyEra(e.kv); !ok || era != 1 || KeySetOf(e.kv, 0) != nil || !bytes.Equal(e.kv.Get(api.KeyMasterKey), s1.Commits[0][:]) {
+		t.Fatal("the era-1 key set does not serve")
+	}
+	late := pointBytes(t, threshold.Suite.Point().Pick(threshold.Suite.RandomStream()))
+	PublishMasterKey(e.ctx(), node(9), late[:])
+	if KeySetOf(e.kv, 0) != nil || !bytes.Equal(e.kv.Get(api.KeyMasterKey), s1.Commits[0][:]) {
+		t.Fatal("a genesis announcement after the DKG's key set was adopted")
 	}
 }
