@@ -68,8 +68,8 @@ func startDealing(ctx *block.Context, src VoterSource, st *api.DkgState) {
 			st.Participants = append(st.Participants, m)
 		}
 	}
-	if len(st.Participants) == 0 {
-		failDkg(ctx, src, st, "no member posted a DKG key")
+	if elected := len(Election(ctx.KV, st.Era).Members); len(st.Participants) == 0 || 3*len(st.Participants) < 2*elected {
+		failDkg(ctx, src, st, fmt.Sprintf("%d of %d elected members posted a DKG key, fewer than two thirds", len(st.Participants), elected))
 		return
 	}
 	st.T = DkgThreshold(len(st.Participants))
@@ -106,17 +106,9 @@ func stepDkg(ctx *block.Context, src VoterSource) {
 // are slashed; the others retry if they are at least two thirds of the
 // elected set, else the set fails (the serving set stays).
 func failDkg(ctx *block.Context, src VoterSource, st *api.DkgState, why string) {
-	var ok []crypto.PublicKey
-	for i, m := range st.Members {
-		late := st.Keys[i] == ([32]byte{})
-		if j := slices.Index(st.Participants, m); j >= 0 {
-			late = late || !st.Dealt[j] || st.Results[j] == ([32]byte{})
-		}
-		if late {
-			slashMember(ctx, src, st.Era, m, "late in the gatekeeper DKG")
-		} else {
-			ok = append(ok, m)
-		}
+	late, ok := blame(st)
+	for _, m := range late {
+		slashMember(ctx, src, st.Era, m, "late in the gatekeeper DKG")
 	}
 	rec := Election(ctx.KV, st.Era)
 	ctx.Event("dkg_failed", "era", strconv.FormatUint(st.Era, 10), "attempt", strconv.FormatUint(st.Attempt, 10), "reason", why,
@@ -132,6 +124,30 @@ func failDkg(ctx *block.Context, src VoterSource, st *api.DkgState, why string) 
 	rec.Status, rec.StatusHeight = api.ElectionExpired, ctx.Height
 	ctx.KV.Set(api.GatekeeperEraKey(st.Era), rec.Encode())
 	ctx.Event("gatekeeper_set_expired", "era", strconv.FormatUint(st.Era, 10), "reason", "DKG failed")
+}
+
+// blame splits st's members into the late ones (no key; once dealing:
+// no deals, or no result although at least T participants dealt, so an
+// honest one could certify) and the others.
+func blame(st *api.DkgState) (late, ok []crypto.PublicKey) {
+	dealt := 0
+	for _, d := range st.Dealt {
+		if d {
+			dealt++
+		}
+	}
+	for i, m := range st.Members {
+		l := st.Keys[i] == ([32]byte{})
+		if j := slices.Index(st.Participants, m); j >= 0 && st.Phase != api.DkgCollectingKeys {
+			l = l || !st.Dealt[j] || (dealt >= int(st.T) && st.Results[j] == ([32]byte{}))
+		}
+		if l {
+			late = append(late, m)
+		} else {
+			ok = append(ok, m)
+		}
+	}
+	return late, ok
 }
 
 // slashMember slashes member m of era's set offline_slash_ppm of its

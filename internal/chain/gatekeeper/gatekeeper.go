@@ -22,18 +22,19 @@
 // and announced as phala/gatekeeper/elected. Nothing elected: the serving
 // set stays.
 //
-// # Activation
+// # Activation: the set's DKG
 //
-// Members already on the gatekeeper list hold the MasterKey and count as
-// confirmed at once; each other member confirms with
-// phala/gatekeeper/ready{era} as its own egress with origin kind WORKER:
-// it is not on the gatekeeper list yet, and widening the gatekeeper origin
-// to unconfirmed members would let their contract key grants through. When
-// every member has confirmed, the set becomes the gatekeeper list and the
-// module emits phala/gatekeeper/active; the genesis list serves until
-// then. A set still pending at the next era end (L blocks later) expires:
-// its unconfirmed members are slashed offline_slash_ppm and the new
-// election of that era end replaces it.
+// Each elected set makes a fresh MasterKey by a Pedersen DKG run through
+// the queue (dkg.go; docs/keys.md, "Rotation per era"): the members post
+// DKG keys, deal, respond and post results as their own egress with
+// origin kind WORKER (they are not on the gatekeeper list yet). When T
+// participants posted the same result the module adopts the key set
+// (phala/keys/rotation_ready), makes the participants the gatekeeper list
+// and emits phala/gatekeeper/active; the serving list serves until then.
+// A failed attempt slashes its late members offline_slash_ppm and retries
+// without them while two thirds of the set remain; a set still pending at
+// the next era end (L blocks later) expires and the new election of that
+// era end replaces it.
 package gatekeeper
 
 import (
@@ -105,11 +106,11 @@ func Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height in
 }
 
 // Spec returns the gatekeeper module's entry in the chain's module table:
-// it owns the gatekeeper list and the master key ("g/") and the election
-// ("gk/"); it executes gatekeeper_candidacy, admits the gatekeeper origin
-// into the queue, records the master key a gatekeeper announces and the
-// members' ready confirmations, elects at every era end (EndBlock), and
-// serves their proved reads. src gives the election its voters (the
+// it owns the gatekeeper list, the key sets and the running DKG ("g/")
+// and the election ("gk/"); it executes gatekeeper_candidacy, admits the
+// gatekeeper origin into the queue, adopts the genesis master key a
+// gatekeeper announces, runs the elected set's DKG, elects at every era
+// end (EndBlock), and serves their proved reads. src gives the election its voters (the
 // staking module).
 func Spec(src VoterSource) *module.Module {
 	return &module.Module{
@@ -279,7 +280,7 @@ func ExposureOf(kv store.KV, era uint64, member crypto.PublicKey) *api.Exposure 
 
 var keyPending = []byte("gk/pending")
 
-// Pending returns the era of the set waiting for confirmations, if any.
+// Pending returns the era of the elected set whose DKG runs, if any.
 func Pending(kv store.KV) (uint64, bool) {
 	v := kv.Get(keyPending)
 	if v == nil {
@@ -307,10 +308,11 @@ func Era(height int64, eraLength uint64) (era uint64, last bool) {
 	return uint64(height-1) / eraLength, uint64(height)%eraLength == 0
 }
 
-// EndBlock does the gatekeeper module's era-end work at the last block of
-// an era: the set still pending from the previous era end expires (its
-// unconfirmed members slashed offline_slash_ppm), and, if n_gatekeepers >
-// 0, the set of the next era is elected (see the package comment).
+// EndBlock advances the running DKG's deadlines (every block), and at the
+// last block of an era: the set still pending from the previous era end
+// expires (its DKG cut short, nobody slashed for that attempt), and, if
+// n_gatekeepers > 0, the set of the next era is elected and its DKG begins
+// (see the package comment).
 func EndBlock(ctx *block.Context, src VoterSource) error {
 	stepDkg(ctx, src)
 	era, last := Era(ctx.Height, ctx.Params.EraLength)
@@ -318,7 +320,7 @@ func EndBlock(ctx *block.Context, src VoterSource) error {
 		return nil
 	}
 	if p, ok := Pending(ctx.KV); ok {
-		expire(ctx, src, p)
+		expire(ctx, p)
 	}
 	if ctx.Params.NGatekeepers == 0 {
 		return nil
@@ -326,27 +328,28 @@ func EndBlock(ctx *block.Context, src VoterSource) error {
 	return elect(ctx, src, era+1)
 }
 
-func expire(ctx *block.Context, src VoterSource, era uint64) {
+func expire(ctx *block.Context, era uint64) {
 	rec := Election(ctx.KV, era)
 	ctx.KV.Delete(keyPending)
 	if rec == nil {
 		panic(fmt.Sprintf("pending era %d has no election record", era))
 	}
+	// The attempt still running is cut short by the era end, not by its
+	// members: nobody is slashed for it (the late members of earlier
+	// attempts were when those failed).
+	var missing []string
 	if st := Dkg(ctx.KV); st != nil {
+		for i, m := range st.Members {
+			if j := slices.Index(st.Participants, m); st.Keys[i] == ([32]byte{}) || (j >= 0 && st.Results[j] == ([32]byte{})) {
+				missing = append(missing, m.Hex())
+			}
+		}
 		st.Phase, st.PhaseStart = api.DkgFailed, ctx.Height
 		announceDkg(ctx, st)
 		ctx.KV.Delete(api.KeyDkg)
 	}
 	rec.Status, rec.StatusHeight = api.ElectionExpired, ctx.Height
 	ctx.KV.Set(api.GatekeeperEraKey(era), rec.Encode())
-	var missing []string
-	for _, m := range rec.Members {
-		if slices.Contains(rec.Confirmed, m) {
-			continue
-		}
-		missing = append(missing, m.Hex())
-		slashMember(ctx, src, era, m, "gatekeeper set not confirmed")
-	}
 	ctx.Event("gatekeeper_set_expired", "era", strconv.FormatUint(era, 10), "unconfirmed", strings.Join(missing, ","))
 }
 
