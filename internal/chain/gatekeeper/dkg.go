@@ -139,7 +139,8 @@ func blame(st *api.DkgState) (late, ok []crypto.PublicKey) {
 	for i, m := range st.Members {
 		l := st.Keys[i] == ([32]byte{})
 		if j := slices.Index(st.Participants, m); j >= 0 && st.Phase != api.DkgCollectingKeys {
-			l = l || !st.Dealt[j] || (dealt >= int(st.T) && st.Results[j] == ([32]byte{}))
+			solo := len(st.Participants) == 1 // deals with nobody
+			l = l || (!st.Dealt[j] && !solo) || ((dealt >= int(st.T) || solo) && st.Results[j] == ([32]byte{}))
 		}
 		if l {
 			late = append(late, m)
@@ -252,7 +253,7 @@ func OnDkgForward(ctx *block.Context, node crypto.PublicKey, topic string, paylo
 // OnDkgResult records a participant's result (once): QUAL and the public
 // polynomial's T commitments. When T participants posted the same one,
 // the key set is adopted and the set serves (adoptDkg).
-func OnDkgResult(ctx *block.Context, node crypto.PublicKey, payload []byte) {
+func OnDkgResult(ctx *block.Context, src VoterSource, node crypto.PublicKey, payload []byte) {
 	st, m, i := dkgMessage(ctx, node, api.TopicDkgResult, payload, api.DkgDealing, api.DkgTimedOut)
 	if st == nil {
 		return
@@ -289,13 +290,21 @@ func OnDkgResult(ctx *block.Context, node crypto.PublicKey, payload []byte) {
 		b, _ := c.MarshalBinary()
 		set.Commits = append(set.Commits, [32]byte(b))
 	}
-	adoptDkg(ctx, st, set, d)
+	adoptDkg(ctx, src, st, set, d)
 }
 
 // adoptDkg makes the DKG's key set the serving one and its participants
 // the gatekeeper list; the participants whose result is the adopted one
-// are the set's confirmed members.
-func adoptDkg(ctx *block.Context, st *api.DkgState, set *api.KeySet, digest [32]byte) {
+// are the set's confirmed members. The attempt's members that posted no
+// key or no deals were elected and absent: they are slashed
+// offline_slash_ppm (a result merely later than the T-th is not late).
+func adoptDkg(ctx *block.Context, src VoterSource, st *api.DkgState, set *api.KeySet, digest [32]byte) {
+	for i, m := range st.Members {
+		j := slices.Index(st.Participants, m)
+		if st.Keys[i] == ([32]byte{}) || (j >= 0 && !st.Dealt[j] && len(st.Participants) > 1) {
+			slashMember(ctx, src, st.Era, m, "absent from the gatekeeper DKG")
+		}
+	}
 	rec := Election(ctx.KV, st.Era)
 	rec.Confirmed = nil
 	for j, p := range st.Participants {

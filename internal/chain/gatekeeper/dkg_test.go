@@ -74,7 +74,8 @@ func nodes(bs ...byte) []crypto.PublicKey {
 // (its participants serve, the matching ones are confirmed); the dealing
 // deadline announces the timeout (phala/keys/dkg_timeout), after which
 // results still count; one more phase without a key set fails the
-// attempt: the members without key, deals or result are slashed
+// attempt: the members without key, deals or result are slashed (an
+// adoption slashes those without key or deals)
 // offline_slash_ppm (and their nominators' exposure), and the others
 // retry while they are two thirds of the elected set, else the set
 // fails and the serving one stays. Nobody is slashed again at the next
@@ -101,9 +102,9 @@ func TestDkgOutcomes(t *testing.T) {
 		{name: "three honest members", n: 3,
 			dealingAt: 31, dealers: []byte{1, 2, 3}, timeoutAt: none, endAt: 34, serving: []byte{1, 2, 3}, confirmed: []byte{1, 2, 3}, t: 3},
 		{name: "a member posts no key: dealing without it at the deadline", n: 3, mute: map[byte][]string{3: {api.TopicDkgKey}},
-			dealingAt: 34, dealers: []byte{1, 2}, timeoutAt: none, endAt: 37, serving: []byte{1, 2}, confirmed: []byte{1, 2}, t: 2},
+			dealingAt: 34, dealers: []byte{1, 2}, timeoutAt: none, endAt: 37, serving: []byte{1, 2}, confirmed: []byte{1, 2}, t: 2, slashed: []byte{3}},
 		{name: "a participant does not deal: the others certify at the timeout", n: 4, mute: map[byte][]string{4: {api.TopicDkgDeals}},
-			dealingAt: 31, dealers: []byte{1, 2, 3, 4}, timeoutAt: 35, endAt: 36, serving: []byte{1, 2, 3, 4}, confirmed: []byte{1, 2, 3}, t: 3},
+			dealingAt: 31, dealers: []byte{1, 2, 3, 4}, timeoutAt: 35, endAt: 36, serving: []byte{1, 2, 3, 4}, confirmed: []byte{1, 2, 3}, t: 3, slashed: []byte{4}},
 		{name: "a participant posts no result, two thirds remain: attempt 1 without it", n: 3, mute: map[byte][]string{3: {api.TopicDkgResult}},
 			dealingAt: 31, dealers: []byte{1, 2, 3}, timeoutAt: 35, endAt: 43, attempt: 1, serving: []byte{1, 2}, confirmed: []byte{1, 2}, t: 2, slashed: []byte{3}},
 		{name: "a participant posts no result, fewer than two thirds remain: the set fails", n: 2, mute: map[byte][]string{2: {api.TopicDkgResult}},

@@ -139,7 +139,7 @@ func Spec(src VoterSource) *module.Module {
 				OnDkgForward(ctx, m.Origin.Key, m.Topic, m.Payload)
 			}},
 			{Origin: api.OriginWorker, Topic: api.TopicDkgResult, Handle: func(ctx *block.Context, m *api.Message) {
-				OnDkgResult(ctx, m.Origin.Key, m.Payload)
+				OnDkgResult(ctx, src, m.Origin.Key, m.Payload)
 			}},
 		},
 		InitGenesis: func(kv store.KV, g *module.Genesis) error {

@@ -62,13 +62,13 @@ func sim(t testing.TB, dir string) platform.Platform {
 	return p
 }
 
-func newChain(t *testing.T) *chain {
+func newChain(t testing.TB) *chain {
 	t.Helper()
 	return newChainWith(t, nil)
 }
 
 // newChainWith is newChain with the genesis app state edited first.
-func newChainWith(t *testing.T, edit func(g *api.GenesisState)) *chain {
+func newChainWith(t testing.TB, edit func(g *api.GenesisState)) *chain {
 	t.Helper()
 	gkDir := t.TempDir()
 	gk, err := keys.CreatePreGenesisEntity(sim(t, gkDir), gkDir)
@@ -94,7 +94,7 @@ func newChainWith(t *testing.T, edit func(g *api.GenesisState)) *chain {
 }
 
 // fetch captures headers and blocks up to the current height.
-func (ch *chain) fetch(t *testing.T) int64 {
+func (ch *chain) fetch(t testing.TB) int64 {
 	t.Helper()
 	top, err := ch.c.Height(ctx(t))
 	if err != nil {
@@ -113,7 +113,7 @@ func (ch *chain) fetch(t *testing.T) int64 {
 	return top
 }
 
-func (ch *chain) engine(t *testing.T, dir string) *Engine {
+func (ch *chain) engine(t testing.TB, dir string) *Engine {
 	t.Helper()
 	e, err := New(Config{DataDir: dir, Genesis: ch.genesis, Endpoint: "http://127.0.0.1:1", Platform: sim(t, dir), Log: quiet()})
 	if err != nil {

@@ -36,13 +36,13 @@ type recoveryHarness struct {
 	verdicts map[int64]*api.ArbitrationVerdict
 }
 
-func newRecoveryHarness(t *testing.T) *recoveryHarness {
+func newRecoveryHarness(t testing.TB) *recoveryHarness {
 	t.Helper()
 	return newRecoveryHarnessWith(t, nil)
 }
 
 // newRecoveryHarnessWith is newRecoveryHarness with the genesis edited.
-func newRecoveryHarnessWith(t *testing.T, edit func(g *api.GenesisState)) *recoveryHarness {
+func newRecoveryHarnessWith(t testing.TB, edit func(g *api.GenesisState)) *recoveryHarness {
 	t.Helper()
 	h := &recoveryHarness{ch: newChainWith(t, edit)}
 	h.gk = h.ch.engine(t, h.ch.gkDir)

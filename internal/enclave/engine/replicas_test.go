@@ -29,7 +29,7 @@ func (h *recoveryHarness) uploadOnly(t *testing.T, replicas uint8) int64 {
 func (h *recoveryHarness) waitRunning(t *testing.T, what string, workers []crypto.PublicKey, es ...*Engine) *api.ContractRecord {
 	t.Helper()
 	var rec *api.ContractRecord
-	waitFor(t, 60*time.Second, what, func() bool {
+	waitFor(t, 120*time.Second, what, func() bool {
 		relay(t, h.ch, h.bobS, append([]*Engine{h.gk}, es...)...)
 		rec = h.record(t)
 		return rec != nil && rec.Status == api.ContractRunning && slices.Equal(rec.Workers, workers)

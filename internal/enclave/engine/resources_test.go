@@ -354,7 +354,7 @@ func spinQuery(t *testing.T, b *bare, key *crypto.KeyPair) *api.ContractQuery {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -197,7 +197,7 @@ func (e *Engine) gkUpload(id [32]byte, d *deployment) gatekeeper.Upload {
 	g := gatekeeper.Upload{ID: id, Deployer: u.deployer, CodeHash: u.codeHash, Seq: u.seq, Replicas: u.replicas, Requirements: u.req, KeyEra: e.st.servingKeyEra}
 	if d != nil {
 		g.Current, g.Exclude = d.workers, d.excluded
-		g.KeyEra, g.KeyEpoch = d.keyEra, d.keyEpoch
+		g.KeyEra, g.KeyEpoch, g.Deployed = d.keyEra, d.keyEpoch, true
 	}
 	return g
 }

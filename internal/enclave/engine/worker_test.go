@@ -23,7 +23,7 @@ import (
 
 // relay brings every engine up to the chain's tip and puts their egress on
 // chain (s pays), like pherry does.
-func relay(t *testing.T, ch *chain, s *client.Signer, es ...*Engine) {
+func relay(t testing.TB, ch *chain, s *client.Signer, es ...*Engine) {
 	t.Helper()
 	syncTo(t, ch, es...)
 	for _, e := range es {
@@ -47,7 +47,7 @@ func relay(t *testing.T, ch *chain, s *client.Signer, es ...*Engine) {
 }
 
 // syncTo brings every engine up to the chain's tip (headers and blocks).
-func syncTo(t *testing.T, ch *chain, es ...*Engine) {
+func syncTo(t testing.TB, ch *chain, es ...*Engine) {
 	t.Helper()
 	top, err := ch.c.Height(ctx(t))
 	if err != nil {
@@ -83,7 +83,7 @@ func syncTo(t *testing.T, ch *chain, es ...*Engine) {
 // register syncs e and registers it on chain with operator op, who signs
 // the transaction (the chain accepts register_worker only from the
 // operator the report names).
-func register(t *testing.T, ch *chain, e *Engine, op *crypto.KeyPair) {
+func register(t testing.TB, ch *chain, e *Engine, op *crypto.KeyPair) {
 	t.Helper()
 	syncTo(t, ch, e)
 	reg, err := e.Registration(op.Public())
@@ -95,7 +95,7 @@ func register(t *testing.T, ch *chain, e *Engine, op *crypto.KeyPair) {
 	}
 }
 
-func queryRaw(t *testing.T, c *client.Client, path string, data []byte) ([]byte, int64, error) {
+func queryRaw(t testing.TB, c *client.Client, path string, data []byte) ([]byte, int64, error) {
 	pv, err := c.Prove(ctx(t), path, data)
 	if err != nil {
 		return nil, 0, err

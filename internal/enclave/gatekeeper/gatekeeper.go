@@ -131,6 +131,9 @@ type Upload struct {
 	// KeyEra, KeyEpoch: the key set and epoch the contract's key is
 	// derived under (the serving key era and 0 for a new contract).
 	KeyEra, KeyEpoch uint64
+	// Deployed: the contract exists (its workers may all have been
+	// removed: Current is then empty).
+	Deployed bool
 }
 
 // sharesVersion is the version of the sealed shares file (1 was the
@@ -468,7 +471,7 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 		return
 	}
 	ws, eligible, short := g.pick(height, &u, u.ID[:], want)
-	if len(ws) == 0 && len(u.Current) > 0 {
+	if len(ws) == 0 && u.Deployed {
 		return // a replacement waits for a worker; retried (engine.grantWaiting)
 	}
 	if len(ws) == 0 {
@@ -487,7 +490,7 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 		}
 		return
 	}
-	if len(u.Current) == 0 && g.cfg.Chain.Rotating() {
+	if !u.Deployed && g.cfg.Chain.Rotating() {
 		return // retried once the new key set serves (engine.grantWaiting)
 	}
 	delete(g.waiting, u.ID)
@@ -497,7 +500,7 @@ func (g *Gatekeeper) Grant(height int64, u Upload) {
 		return
 	}
 	g.cfg.Emit(api.OriginWorker, api.TopicKeyPartials, p.Encode())
-	g.cfg.Log.Info("contract key partials sent", "upload", hex.EncodeToString(u.ID[:4]), "workers", len(ws), "era", u.KeyEra, "replacing", len(u.Current) > 0)
+	g.cfg.Log.Info("contract key partials sent", "upload", hex.EncodeToString(u.ID[:4]), "workers", len(ws), "era", u.KeyEra, "replacing", u.Deployed)
 }
 
 // member reports whether this gatekeeper holds a share of era's key set
