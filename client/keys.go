@@ -22,7 +22,7 @@ func (c *Client) ServingKeyEra(ctx context.Context) (era uint64, ok bool, height
 // KeySet returns the key set of era, proved, with the height it reflects;
 // nil (proved absent) when no key set of era was adopted.
 func (c *Client) KeySet(ctx context.Context, era uint64) (*api.KeySet, int64, error) {
-	return c.keySetAt(ctx, era, 0)
+	return c.KeySetAt(ctx, era, 0)
 }
 
 // Dkg returns the running DKG of an elected set (api.DkgState), proved,
@@ -64,7 +64,7 @@ func (c *Client) KeyStatus(ctx context.Context) (*KeyStatus, error) {
 	}
 	st := &KeyStatus{Height: h, HasEra: ok, Era: era}
 	if ok {
-		if st.Serving, _, err = c.keySetAt(ctx, era, h); err != nil {
+		if st.Serving, _, err = c.KeySetAt(ctx, era, h); err != nil {
 			return nil, err
 		}
 		if st.Serving == nil {
@@ -118,7 +118,9 @@ func (c *Client) servingKeyEraAt(ctx context.Context, height int64) (uint64, boo
 	return era, true, pv.Height, nil
 }
 
-func (c *Client) keySetAt(ctx context.Context, era uint64, height int64) (*api.KeySet, int64, error) {
+// KeySetAt is KeySet as of the state after block height (0: the latest),
+// proved by header height+1 (see ProveAt).
+func (c *Client) KeySetAt(ctx context.Context, era uint64, height int64) (*api.KeySet, int64, error) {
 	pv, err := c.prove(ctx, api.QueryKeySet, binary.BigEndian.AppendUint64(nil, era), height)
 	if err != nil {
 		return nil, 0, err
