@@ -20,11 +20,10 @@ import (
 // and a contract's key era and epoch. Not `phala key` (keys.go), which
 // works with local account keys.
 
-const keysHelp = `A key era is the era of the key set whose MasterKey derives contract keys;
-a key set is that era's gatekeepers, each holding one share of the MasterKey,
-of which a threshold T must cooperate to derive a contract's key; a DKG
-(distributed key generation) makes the key set of each elected set, in phases
-(collecting keys, dealing, timed out), before it serves. See docs/keys.md.
+const keysHelp = `A key era is the era whose key set derives new contracts' keys; a key set is that
+era's gatekeepers, each holding a share of its MasterKey, any threshold T of them
+needed to derive a contract key; a DKG (phases: collecting keys, dealing, timed
+out) makes an elected set's key set. See docs/keys.md.
 Not to be confused with ` + "`phala key`" + ` (singular): local sr25519 account keys.`
 
 func keysCmd(g *globals) *cobra.Command {
@@ -41,7 +40,7 @@ func keysCmd(g *globals) *cobra.Command {
 
 func keysStatusCmd(g *globals) *cobra.Command {
 	var contract string
-	era := int64(-1)
+	var era uint64
 	c := &cobra.Command{
 		Use:   "status [--era N] [--contract <contract id>]",
 		Short: "Show the serving key era and key set, the running DKG and who confirmed (proved)",
@@ -61,9 +60,7 @@ shows that contract's key era and key epoch (and its key set).
   phala keys status --contract 0x1ee8... --json`,
 		Args: exactArgs(0, "no arguments (give --era or --contract)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Flags().Changed("era") && era < 0 {
-				return fmt.Errorf("--era %d: give an era number (0 is the genesis key set's)", era)
-			}
+			withEra := cmd.Flags().Changed("era")
 			var id crypto.PublicKey
 			if contract != "" {
 				var err error
@@ -82,8 +79,8 @@ shows that contract's key era and key epoch (and its key set).
 			}
 			out := keyStatusOf(cl.ChainID(), st)
 			other := map[uint64]bool{}
-			if era >= 0 {
-				other[uint64(era)] = true
+			if withEra {
+				other[era] = true
 			}
 			if contract != "" {
 				rec, err := cl.Contract(ctx, id)
@@ -102,7 +99,7 @@ shows that contract's key era and key epoch (and its key set).
 					return g.nodeError(err)
 				}
 				if s == nil {
-					if era >= 0 && e == uint64(era) {
+					if withEra && e == era {
 						return fmt.Errorf("no key set was adopted for era %d (proved absent at height %d); %s", era, st.Height, servingPhrase(st))
 					}
 					continue // a contract's era whose key set is gone: shown as such
@@ -113,7 +110,7 @@ shows that contract's key era and key epoch (and its key set).
 			return g.output(cmd, out, func(w io.Writer) { printKeyStatus(w, &out) })
 		},
 	}
-	c.Flags().Int64Var(&era, "era", -1, "also show the key set of this key era")
+	c.Flags().Uint64Var(&era, "era", 0, "also show the key set of this key era (0: the genesis one)")
 	c.Flags().StringVar(&contract, "contract", "", "show this contract's key era and key epoch (its id, 0x-hex or SS58)")
 	return c
 }
