@@ -22,6 +22,11 @@ const (
 	QueryNextSeq     = "/mq/next_seq" // data: origin; value: uvarint next sequence (absent = 0)
 	QueryMessages    = "/mq/messages" // height from the request; value: BlockMessages (no proof op: verify with BlockMessages.Verify)
 	QueryWorkers     = "/workers"     // a listing (unproved): key list of registered identities; prove each with /worker
+
+	// The key lifecycle (docs/keys.md, module gatekeeper), proved.
+	QueryKeyEra = "/keys/era" // value: uvarint era of the serving key set (KeyServingKeyEra), absent until the genesis MasterKey is announced
+	QueryKeySet = "/keys/set" // data: era (big-endian u64); value: KeySet of that era (KeySetKey), absent if none was adopted
+	QueryKeyDkg = "/keys/dkg" // value: DkgState of the running DKG (KeyDkg), absent when none runs
 )
 
 // State keys. Every proved query value lives under one of these.
@@ -217,6 +222,15 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		return GatekeeperExposureKey(binary.BigEndian.Uint64(data), crypto.PublicKey(data[8:])), nil
 	case QueryGatekeeperCandidates:
 		return KeyGatekeeperCandidates, nil
+	case QueryKeyEra:
+		return KeyServingKeyEra, nil
+	case QueryKeySet:
+		if len(data) != 8 {
+			return nil, fmt.Errorf("%w: %s takes a big-endian u64 era (8 bytes)", ErrInvalidCall, path)
+		}
+		return KeySetKey(binary.BigEndian.Uint64(data)), nil
+	case QueryKeyDkg:
+		return KeyDkg, nil
 	case QueryGatekeeperCandidacy:
 		pk, err := key32()
 		return CandidacyKey(pk), err

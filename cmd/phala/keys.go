@@ -53,9 +53,8 @@ func (f *keyFlags) resolve() (uint16, string, error) {
 func keyCmd(g *globals) *cobra.Command {
 	kf := &keyFlags{}
 	c := &cobra.Command{
-		Use:     "key",
-		Aliases: []string{"keys"},
-		Short:   "Generate, inspect and sign with sr25519 keys (the same keys, addresses and signatures as Substrate's subkey)",
+		Use:   "key",
+		Short: "Generate, inspect and sign with sr25519 keys (the same keys, addresses and signatures as Substrate's subkey)",
 		Long: `key generates and inspects sr25519 account keys, signs and verifies messages,
 and searches vanity addresses, as Substrate's subkey does. Secret URIs follow
 Substrate: "<mnemonic or 0x-seed>[//hard][/soft][///password]"; a URI that
@@ -66,7 +65,10 @@ Addresses are SS58. They are printed with prefix 42 (generic Substrate, as
 subkey prints by default) unless --network NAME (a name of Substrate's SS58
 registry: phala 30, polkadot 0, kusama 2, ...) or --ss58-prefix N says
 otherwise. Every command of phala accepts an address under any prefix: the
-prefix only changes how the same public key is written.`,
+prefix only changes how the same public key is written.
+
+These are local account keys; the chain's key eras, key sets and DKG (the
+MasterKey's shares) are ` + "`phala keys status`" + ` (plural).`,
 		Example: `  phala key generate
   phala key inspect //Alice
   phala key inspect //Alice --network phala

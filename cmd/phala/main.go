@@ -60,6 +60,8 @@ func newRootCmd() *cobra.Command {
   key         make, inspect and sign with keys (the same keys, SS58
               addresses and signatures as Substrate's subkey:
               generate, inspect, sign, verify, vanity)
+  keys status the chain's key eras: the serving key set, the running DKG,
+              who confirmed, a contract's key era and epoch
   transfer, balance
               send PHA and read balances
   worker(s), gatekeepers, status
@@ -110,7 +112,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 		return fmt.Errorf("%w (see `%s --help`)", err, c.CommandPath())
 	})
 	root.AddCommand(
-		keyCmd(g),
+		keyCmd(g), keysCmd(g),
 		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), receiptCmd(g), blockCmd(g), rewardsCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
 		gatekeeperCmd(g), eraCmd(g),

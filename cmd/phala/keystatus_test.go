@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.dedis.ch/kyber/v3/group/edwards25519"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/node"
+	"github.com/phalago/phala/internal/testnet"
+)
+
+// TestKeysStatusCLI: `phala keys status` on a real chain, text and
+// --json: no serving key set before the genesis MasterKey; after the
+// gatekeeper announces it, era 0's key set (T = 1, the gatekeeper as
+// share 1, the announced point as master public key, printed as a point,
+// not an address) and no DKG. --era and --contract refuse what the chain
+// does not have, with the reason; the helps say what `keys` is and how it
+// differs from `key`.
+func TestKeysStatusCLI(t *testing.T) {
+	bin(t)
+	measurement := [32]byte{8, 9}
+	gk := crypto.MustKeyPairFromURI("//PhalaTestGatekeeper")
+	genesis := node.DevGenesisState(measurement[:])
+	genesis.Gatekeepers = []crypto.PublicKey{gk.Public()}
+	n := testnet.New(t, testnet.Options{Genesis: genesis})
+	c := n.Client(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	registerSimWorker(t, ctx, n, crypto.MustKeyPairFromURI("//Charlie"), gk, measurement)
+	phala := func(args ...string) []string {
+		return append(args, "--node", n.RPC(0), "--genesis", filepath.Join(n.Homes[0], "config", "genesis.json"))
+	}
+
+	var s keyStatusJSON
+	okJSON(t, &s, phala("keys", "status")...)
+	if s.ChainID != n.ChainID || s.Height < 1 || s.ServingEra != nil || s.Serving != nil || s.Dkg != nil || s.Election != nil {
+		t.Fatalf("before the MasterKey: %+v", s)
+	}
+	if out := ok(t, phala("keys", "status")...); !strings.Contains(out, "Serving key era: none yet") || !strings.Contains(out, "DKG: none runs") {
+		t.Errorf("before the MasterKey:\n%s", out)
+	}
+
+	suite := edwards25519.NewBlakeSHA256Ed25519()
+	pt, err := suite.Point().Pick(suite.RandomStream()).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := api.SignMessage(n.ChainID, api.Message{Origin: api.KeyOrigin(api.OriginGatekeeper, gk.Public()), Topic: api.TopicMasterKey, Payload: pt}, gk)
+	if _, err := c.NewSigner(crypto.MustKeyPairFromURI("//Dave")).Submit(ctx, &api.PushMessage{Message: msg}); err != nil {
+		t.Fatalf("publish the master key: %v", err)
+	}
+	testnet.WaitFor(t, 30*time.Second, "the serving key era", func() (bool, error) {
+		_, ok, _, err := c.ServingKeyEra(ctx)
+		return ok, err
+	})
+	mk := hex0x([32]byte(pt))
+	okJSON(t, &s, phala("keys", "status", "--era", "0")...)
+	if s.ServingEra == nil || *s.ServingEra != 0 || s.Serving == nil || s.Serving.Era != 0 || s.Serving.Threshold != 1 || s.Serving.MasterPublicKey != mk ||
+		len(s.Serving.Commitments) != 1 || s.Serving.Commitments[0] != mk || len(s.Serving.Members) != 1 ||
+		s.Serving.Members[0] != (keyMemberJSON{Share: 1, Address: gk.Public().Address(), PublicKey: gk.Public().Hex()}) ||
+		len(s.Others) != 0 || s.Dkg != nil || s.Election != nil || s.Contract != nil {
+		t.Fatalf("after the MasterKey: %+v", s)
+	}
+	out := ok(t, phala("keys", "status")...)
+	for _, want := range []string{"Keys of " + n.ChainID + " at height ", "Serving key era: 0", "Serving key set of era 0: threshold 1 of 1 members",
+		"master public key: " + mk + " (an edwards25519 point, not an account)", "share 1: " + gk.Public().Address(), "DKG: none runs"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("keys status lacks %q:\n%s", want, out)
+		}
+	}
+
+	fails(t, []string{"no key set was adopted for era 5", "proved absent", "the serving key era is 0"}, phala("keys", "status", "--era", "5")...)
+	fails(t, []string{`invalid argument "-2" for "--era"`, "phala keys status --help"}, phala("keys", "status", "--era", "-2")...)
+	fails(t, []string{"no such contract " + gk.Public().Hex(), "proved absent"}, phala("keys", "status", "--contract", gk.Public().Hex())...)
+	fails(t, []string{`"0x12" is not a contract id`}, phala("keys", "status", "--contract", "0x12")...)
+	fails(t, []string{"takes no arguments"}, phala("keys", "status", "0")...)
+	fails(t, []string{`unknown command "frobnicate" for "phala keys"`}, "keys", "frobnicate")
+
+	help := ok(t, "keys", "status", "--help")
+	for _, want := range []string{"A key era is", "threshold T", "collecting keys, dealing, timed\nout", "docs/keys.md", "`phala key` (singular)", "Examples:", "--json", "--contract"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("keys status --help lacks %q:\n%s", want, help)
+		}
+	}
+	if help := ok(t, "key", "--help"); !strings.Contains(help, "`phala keys status` (plural)") {
+		t.Errorf("key --help does not point to keys status:\n%s", help)
+	}
+}
+
+// The DKG, election and contract views: deadlines from the parameters,
+// each member's progress, identical results against T, who confirmed.
+func TestPrintKeyStatusDkg(t *testing.T) {
+	m := make([]crypto.PublicKey, 4)
+	for i := range m {
+		m[i] = crypto.MustKeyPairFromURI("//M" + string(rune('A'+i))).Public()
+	}
+	r1, r2 := [32]byte{1}, [32]byte{2}
+	d := &api.DkgState{Era: 3, Attempt: 2, Phase: api.DkgDealing, PhaseStart: 100, Members: m, Keys: [][32]byte{{9}, {9}, {}, {9}},
+		Participants: []crypto.PublicKey{m[0], m[1], m[3]}, T: 3, Dealt: []bool{true, true, false}, Results: [][32]byte{r1, r1, r2}}
+	p := api.DefaultParams()
+	p.DkgTimeout, p.EraLength = 10, 600
+	st := &client.KeyStatus{Height: 104, HasEra: true, Era: 1, Dkg: d, Params: p,
+		Serving:  &api.KeySet{Era: 1, T: 1, Members: m[:1], Commits: [][32]byte{{5}}},
+		Election: &api.ElectionRecord{Era: 3, Members: m, Backing: make([]api.MemberBacking, 4), Confirmed: m[:2], Status: api.ElectionPending, StatusHeight: 90}}
+	j := keyStatusOf("phala-x", st)
+	j.Contract = &contractKeyJSON{Contract: "0xc0", KeyEra: 0, KeyEpoch: 4}
+	dj := j.Dkg
+	if dj.Phase != "dealing" || dj.Deadline != 110 || dj.DealWindowEnd != 105 || dj.KeysPosted != 3 || dj.Participants != 3 || dj.Dealt != 2 || dj.Results != 3 || dj.Identical != 2 ||
+		dj.Members[2].Participant != 0 || dj.Members[3].Participant != 3 || dj.Members[3].Result != hex0x(r2) {
+		t.Fatalf("dkg view: %+v", dj)
+	}
+	var b bytes.Buffer
+	printKeyStatus(&b, &j)
+	for _, want := range []string{
+		"DKG of era 3, attempt 2: dealing since height 100, phase deadline height 110",
+		"deals count until height 105",
+		"3 of 4 members posted a DKG key; 3 participants, threshold 3; 2 dealt; 3 results posted, 2 identical (the key set is adopted at 3)",
+		m[2].Address() + "  no key\n",
+		m[3].Address() + "  key posted, participant 3, not dealt, result 0x0200000000000000…",
+		"Set elected for era 3: pending since height 90; confirmed (DKG result adopted) by 2 of 4",
+		m[1].Address() + "  confirmed",
+		m[2].Address() + "  not confirmed",
+		"Contract 0xc0: key era 0, key epoch 4 (no key set of era 0 is recorded)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q:\n%s", want, b.String())
+		}
+	}
+}
