@@ -28,6 +28,8 @@ import (
 
 	cmttypes "github.com/cometbft/cometbft/types"
 
+	"go.dedis.ch/kyber/v3"
+
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/enclave/contracts"
@@ -97,7 +99,10 @@ type Engine struct {
 	entity *keys.Entity
 	sealer *sealing.Sealer // bound to the chain and this identity
 	gk     gatekeeperRole  // nil unless this pRuntime is a genesis gatekeeper (roles.go)
-	role   string
+	// memberCommits caches each key era's member commitments X_i
+	// (keys.go), derived from chain state: not checkpointed.
+	memberCommits map[uint64][]kyber.Point
+	role          string
 	// toAck: contracts with an execution timeout whose commands the
 	// block being dispatched executed (ackExecuted empties it).
 	toAck    map[crypto.PublicKey]bool

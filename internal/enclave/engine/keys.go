@@ -87,6 +87,27 @@ func (e *Engine) onKeyRotationReady(ctx *Context, m *api.Message) error {
 	return nil
 }
 
+// commitments returns the member commitments X_i of set (computed once
+// per key era: each is a polynomial evaluation in the exponent).
+func (e *Engine) commitments(set *api.KeySet) ([]kyber.Point, error) {
+	if xs, ok := e.memberCommits[set.Era]; ok {
+		return xs, nil
+	}
+	cs, err := keySetCommits(set)
+	if err != nil {
+		return nil, err
+	}
+	xs := make([]kyber.Point, len(set.Members))
+	for i := range xs {
+		xs[i] = threshold.MemberCommitment(cs, i)
+	}
+	if e.memberCommits == nil {
+		e.memberCommits = map[uint64][]kyber.Point{}
+	}
+	e.memberCommits[set.Era] = xs
+	return xs, nil
+}
+
 // keySetCommits decodes set's commitments.
 func keySetCommits(set *api.KeySet) ([]kyber.Point, error) {
 	cs, err := threshold.DecodeCommits(set.Commits)
@@ -146,7 +167,7 @@ func (e *Engine) onKeyPartials(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	cs, err := keySetCommits(set)
+	xs, err := e.commitments(set)
 	if err != nil {
 		return err
 	}
@@ -154,7 +175,7 @@ func (e *Engine) onKeyPartials(ctx *Context, m *api.Message) error {
 	if part.Index != idx {
 		return fmt.Errorf("key partial from member %d claims index %d", idx, part.Index)
 	}
-	if err := threshold.Verify(threshold.MemberCommitment(cs, idx), h, part); err != nil {
+	if err := threshold.Verify(xs[idx], h, part); err != nil {
 		return fmt.Errorf("key partial from %s: %w", m.Origin.Key.Short(), err)
 	}
 	r.partials[idx] = b
