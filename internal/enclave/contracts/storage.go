@@ -186,6 +186,10 @@ func (s *Store) epochKey(e uint64) (*[32]byte, bool) {
 // aead returns the value cipher of location loc under epoch e (AES-GCM is
 // safe for concurrent use).
 func (s *Store) aead(e uint64, loc string) (cipher.AEAD, error) {
+	sk, ok := s.epochKey(e)
+	if !ok {
+		return nil, fmt.Errorf("%w: epoch %d", ErrEpochKey, e)
+	}
 	c := s.cache
 	ck := aeadKey{e, loc}
 	c.mu.Lock()
@@ -193,10 +197,6 @@ func (s *Store) aead(e uint64, loc string) (cipher.AEAD, error) {
 	c.mu.Unlock()
 	if ok {
 		return a, nil
-	}
-	sk, ok := s.epochKey(e)
-	if !ok {
-		return nil, fmt.Errorf("%w: epoch %d", ErrEpochKey, e)
 	}
 	k := derive(*sk, "phala/storage: value v2", []byte(loc))
 	block, _ := aes.NewCipher(k[:])
