@@ -14,7 +14,9 @@ import (
 	"github.com/phalago/phala/internal/enclave/keys"
 )
 
-func epochKey(e uint64) [32]byte { return sha256.Sum256(fmt.Appendf(nil, "storage key of epoch %d", e)) }
+func epochKey(e uint64) [32]byte {
+	return sha256.Sum256(fmt.Appendf(nil, "storage key of epoch %d", e))
+}
 
 // deployed returns a store as a newly deployed contract has it (epoch 0,
 // the secrets entry written), with n entries, and the contract's keys.
