@@ -104,7 +104,7 @@ func (s *Store) Reencrypt(max int) (int, error) {
 		if e >= we {
 			continue // rewritten since
 		}
-		p, err := s.open(loc, v)
+		p, err := s.openWith(loc, v, true)
 		if err != nil {
 			return 0, fmt.Errorf("re-encrypt the entry at location %x (epoch %d): %w", loc[:8], e, err)
 		}
@@ -114,7 +114,7 @@ func (s *Store) Reencrypt(max int) (int, error) {
 		s.own()
 	}
 	for _, t := range todo {
-		s.put(t.loc, t.plain)
+		s.putWith(t.loc, t.plain, true)
 	}
 	s.pendingAt = i
 	return len(todo), nil
@@ -144,6 +144,7 @@ func (s *Store) DropEpoch(e uint64) error {
 	c := s.cache
 	c.mu.Lock()
 	clear(c.aeads)
+	delete(c.kdfs, e)
 	c.mu.Unlock()
 	return nil
 }

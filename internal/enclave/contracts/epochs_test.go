@@ -3,7 +3,6 @@ package contracts
 import (
 	"bytes"
 	"context"
-	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -112,7 +111,7 @@ func TestEpochKeysSeparate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := s.View()
 			r.keys = tc.as
-			r.cache = &storeCache{aeads: map[aeadKey]cipher.AEAD{}, locs: map[string]string{}}
+			r.cache = newStoreCache()
 			if _, _, err := r.Get([]byte(tc.key)); !errors.Is(err, ErrCorruptStorage) {
 				t.Fatalf("opened: %v", err)
 			}
@@ -254,7 +253,7 @@ func TestDropEpochForwardSecrecy(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := s.EpochKeys()
-	if len(held) != 1 || held[0].Epoch != 1 || len(s.cache.aeads) != 0 {
+	if len(held) != 1 || held[0].Epoch != 1 || len(s.cache.aeads) != 0 || s.cache.kdfs[0] != nil {
 		t.Fatalf("after DropEpoch(0): keys %d, cached ciphers %d", len(held), len(s.cache.aeads))
 	}
 	// P2: everything held now opens none of the captured entries.
@@ -263,7 +262,7 @@ func TestDropEpochForwardSecrecy(t *testing.T) {
 	}
 	mis := s.View()
 	mis.keys = []EpochKey{{0, held[0].Key}, {1, held[0].Key}}
-	mis.cache = &storeCache{aeads: map[aeadKey]cipher.AEAD{}, locs: map[string]string{}}
+	mis.cache = newStoreCache()
 	for _, e := range old {
 		if _, err := mis.open(string(e.Location[:]), e.Value); !errors.Is(err, ErrCorruptStorage) {
 			t.Fatalf("captured entry %x opened under the new key: %v", e.Location[:4], err)
@@ -486,5 +485,19 @@ func BenchmarkReencrypt(b *testing.B) {
 			}
 		}
 		s.TakeChanges()
+	}
+}
+
+// The per-epoch value KDF is HKDF-SHA256 (golang.org/x/crypto/hkdf) of the
+// epoch's key with info "phala/storage: value v2" || location.
+func TestValueKDFIsHKDF(t *testing.T) {
+	for _, e := range []uint64{0, 1, 300} {
+		k := epochKey(e)
+		d := newValueKDF(&k)
+		for _, loc := range []string{string(SecretsLocation[:]), string(make([]byte, 32))} {
+			if d.key(loc) != derive(k, valueKDFInfo, []byte(loc)) {
+				t.Fatalf("epoch %d: the value key is not HKDF's", e)
+			}
+		}
 	}
 }

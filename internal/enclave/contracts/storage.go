@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"maps"
 	"slices"
@@ -108,6 +109,7 @@ type storeCache struct {
 	mu    sync.Mutex
 	aeads map[aeadKey]cipher.AEAD // per (epoch, location), bounded
 	locs  map[string]string       // per plaintext key, bounded
+	kdfs  map[uint64]*valueKDF    // per held epoch
 }
 
 type aeadKey struct {
@@ -134,9 +136,13 @@ func NewStore(storageKey [32]byte) *Store {
 
 func newStore(keys []EpochKey) *Store {
 	s := &Store{keys: keys, entries: map[string][]byte{}, counts: map[uint64]int{},
-		cache: &storeCache{aeads: map[aeadKey]cipher.AEAD{}, locs: map[string]string{}}}
+		cache: newStoreCache()}
 	s.epochHdr = binary.AppendUvarint(nil, s.WriteEpoch())
 	return s
+}
+
+func newStoreCache() *storeCache {
+	return &storeCache{aeads: map[aeadKey]cipher.AEAD{}, locs: map[string]string{}, kdfs: map[uint64]*valueKDF{}}
 }
 
 // locationKey is the contract's location key, from its epoch-0 StorageKey.
@@ -184,8 +190,9 @@ func (s *Store) epochKey(e uint64) (*[32]byte, bool) {
 }
 
 // aead returns the value cipher of location loc under epoch e (AES-GCM is
-// safe for concurrent use).
-func (s *Store) aead(e uint64, loc string) (cipher.AEAD, error) {
+// safe for concurrent use), cached unless nocache (a re-encryption uses
+// each cipher once).
+func (s *Store) aead(e uint64, loc string, nocache bool) (cipher.AEAD, error) {
 	sk, ok := s.epochKey(e)
 	if !ok {
 		return nil, fmt.Errorf("%w: epoch %d", ErrEpochKey, e)
@@ -194,13 +201,21 @@ func (s *Store) aead(e uint64, loc string) (cipher.AEAD, error) {
 	ck := aeadKey{e, loc}
 	c.mu.Lock()
 	a, ok := c.aeads[ck]
+	kdf := c.kdfs[e]
+	if kdf == nil {
+		kdf = newValueKDF(sk)
+		c.kdfs[e] = kdf
+	}
 	c.mu.Unlock()
 	if ok {
 		return a, nil
 	}
-	k := derive(*sk, "phala/storage: value v2", []byte(loc))
+	k := kdf.key(loc)
 	block, _ := aes.NewCipher(k[:])
 	a, _ = cipher.NewGCM(block)
+	if nocache {
+		return a, nil
+	}
 	c.mu.Lock()
 	if len(c.aeads) >= maxCachedCiphers {
 		clear(c.aeads)
@@ -208,6 +223,35 @@ func (s *Store) aead(e uint64, loc string) (cipher.AEAD, error) {
 	c.aeads[ck] = a
 	c.mu.Unlock()
 	return a, nil
+}
+
+// valueKDF derives the value keys of one epoch: HKDF-SHA256(StorageKey_e,
+// salt none, info = "phala/storage: value v2" || location, 32 bytes),
+// computed as RFC 5869 does for one block, T(1) = HMAC(PRK, info || 1),
+// with PRK = HKDF-Extract(StorageKey_e) computed once per epoch and the
+// HMAC state reused (TestValueKDFIsHKDF checks it against hkdf.New).
+type valueKDF struct {
+	mu  sync.Mutex
+	mac hash.Hash
+	buf []byte
+}
+
+const valueKDFInfo = "phala/storage: value v2"
+
+func newValueKDF(storageKey *[32]byte) *valueKDF {
+	prk := hkdf.Extract(sha256.New, storageKey[:], nil)
+	return &valueKDF{mac: hmac.New(sha256.New, prk), buf: make([]byte, 0, len(valueKDFInfo)+api.StateLocationSize+1)}
+}
+
+func (d *valueKDF) key(loc string) [32]byte {
+	var out [32]byte
+	d.mu.Lock()
+	d.mac.Reset()
+	d.buf = append(append(append(d.buf[:0], valueKDFInfo...), loc...), 1)
+	d.mac.Write(d.buf)
+	d.mac.Sum(out[:0])
+	d.mu.Unlock()
+	return out
 }
 
 // valueOverhead is the minimum size of an encrypted value: seq(8), a
@@ -224,7 +268,7 @@ func ParseValueHeader(v []byte) (seq, epoch uint64, n int, err error) {
 		return 0, 0, 0, fmt.Errorf("%w: a value of %d bytes is shorter than its header and tag (%d)", ErrCorruptStorage, len(v), valueOverhead)
 	}
 	epoch, m := binary.Uvarint(v[8:])
-	if m <= 0 || m != len(binary.AppendUvarint(nil, epoch)) {
+	if m <= 0 || m != uvarintLen(epoch) {
 		return 0, 0, 0, fmt.Errorf("%w: the key epoch is not a canonical uvarint", ErrCorruptStorage)
 	}
 	if len(v) < 8+m+16 {
@@ -233,13 +277,23 @@ func ParseValueHeader(v []byte) (seq, epoch uint64, n int, err error) {
 	return binary.BigEndian.Uint64(v[:8]), epoch, 8 + m, nil
 }
 
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
 // open decrypts the value v stored at loc.
-func (s *Store) open(loc string, v []byte) ([]byte, error) {
+func (s *Store) open(loc string, v []byte) ([]byte, error) { return s.openWith(loc, v, false) }
+
+func (s *Store) openWith(loc string, v []byte, nocache bool) ([]byte, error) {
 	seq, e, n, err := ParseValueHeader(v)
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.aead(e, loc)
+	a, err := s.aead(e, loc, nocache)
 	if err != nil {
 		return nil, err
 	}
@@ -253,10 +307,12 @@ func (s *Store) open(loc string, v []byte) ([]byte, error) {
 
 // put encrypts value under the write epoch at loc with the next write
 // counter (s already owned).
-func (s *Store) put(loc string, value []byte) {
+func (s *Store) put(loc string, value []byte) { s.putWith(loc, value, false) }
+
+func (s *Store) putWith(loc string, value []byte, nocache bool) {
 	s.seq++
 	we := s.WriteEpoch()
-	a, err := s.aead(we, loc)
+	a, err := s.aead(we, loc, nocache)
 	if err != nil {
 		panic(err) // the write epoch's key is always held
 	}
