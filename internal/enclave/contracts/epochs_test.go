@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/internal/enclave/keys"
@@ -499,5 +500,45 @@ func TestValueKDFIsHKDF(t *testing.T) {
 				t.Fatalf("epoch %d: the value key is not HKDF's", e)
 			}
 		}
+	}
+}
+
+// The Contract's epoch plumbing: AddKeyEpoch moves writes and the call
+// randomness to the new key, Reencrypt reports its state bytes,
+// DropKeyEpoch is refused until nothing is left, and Restore takes the
+// held keys back from a checkpoint.
+func TestContractKeyEpochs(t *testing.T) {
+	k, _ := keys.ContractKeysFromSeed(sha256.Sum256([]byte("epoch test contract")))
+	c, err := New(context.Background(), nil, k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		c.Store().Set(fmt.Appendf(nil, "k%d", i), []byte("v"))
+	}
+	seed0 := c.newEnv("command", k.Identity.Public(), 5, time.Unix(1, 0)).seed
+	if err := c.AddKeyEpoch(1, epochKey(1)); err != nil {
+		t.Fatal(err)
+	}
+	if seed1 := c.newEnv("command", k.Identity.Public(), 5, time.Unix(1, 0)).seed; seed1 == seed0 {
+		t.Fatal("the call randomness does not follow the write epoch")
+	}
+	if err := c.DropKeyEpoch(0); !errors.Is(err, ErrEpochInUse) {
+		t.Fatalf("DropKeyEpoch(0) with 11 entries under it: %v", err)
+	}
+	n, b, err := c.Reencrypt(4)
+	if err != nil || n != 4 || b <= 4*api.StateLocationSize {
+		t.Fatalf("Reencrypt(4) = %d, %d bytes, %v", n, b, err)
+	}
+	snap, root, held := c.Store().Snapshot(), c.StateRoot(), c.Store().EpochKeys()
+	r, err := Restore(context.Background(), nil, k, nil, held, snap, root, c.Calls())
+	if err != nil || r.StateRoot() != root || r.Store().OldEntries() != 7 || r.Store().WriteEpoch() != 1 {
+		t.Fatalf("restored: %v", err)
+	}
+	if n, _, err := c.Reencrypt(100); err != nil || n != 7 {
+		t.Fatalf("rest: %d %v", n, err)
+	}
+	if err := c.DropKeyEpoch(0); err != nil {
+		t.Fatal(err)
 	}
 }
