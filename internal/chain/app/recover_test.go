@@ -28,7 +28,7 @@ type checkpointState struct {
 }
 
 // newCheckpointState makes n entries shaped like a pRuntime store's
-// (locations uniformly spread, ascending; values seq(8) ‖ 28 bytes of
+// (locations uniformly spread, ascending; values seq(8) ‖ epoch 0 ‖ 27 bytes of
 // ciphertext ‖ a 16-byte tag: what Store.Set writes for a small value).
 func newCheckpointState(contract crypto.PublicKey, n int, seed uint64) *checkpointState {
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -44,6 +44,7 @@ func newCheckpointState(contract crypto.PublicKey, n int, seed uint64) *checkpoi
 				es[i].Location[j+k] = byte(v >> (8 * k))
 			}
 		}
+		vals[i*52+8] = 0 // key epoch 0 (contracts.ParseValueHeader)
 		es[i].Value = vals[i*52 : (i+1)*52 : (i+1)*52]
 	}
 	slices.SortFunc(es, func(a, b api.StateChange) int { return bytes.Compare(a.Location[:], b.Location[:]) })

@@ -60,23 +60,62 @@ type Contract struct {
 	channels    map[crypto.PublicKey]*channel.Channel
 }
 
-// New instantiates a contract from its provisioned keys and code.
+// New instantiates a newly deployed contract from its provisioned keys
+// (its epoch-0 keys) and code. Its store's first write is the secrets
+// entry (Store.WriteSecrets: the location key and the identity seed), so
+// it goes in the contract's first state update, before init's writes.
 func New(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module) (*Contract, error) {
-	return &Contract{keys: k, vm: v, module: m, store: NewStore(k.Storage), GasLimit: DefaultGasLimit, stateBudget: NoBudget, channels: map[crypto.PublicKey]*channel.Channel{}}, nil
-}
-
-// Restore rebuilds a contract from its checkpoint: the encrypted store
-// snapshot (checked against root) and the call counter.
-func Restore(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module, snapshot []byte, root [32]byte, calls uint64) (*Contract, error) {
-	c, err := New(ctx, v, k, m)
+	id, err := IdentitySeed(k.Seed)
 	if err != nil {
 		return nil, err
 	}
-	if c.store, err = RestoreStore(k.Storage, snapshot, root); err != nil {
+	st := NewStore(k.Storage)
+	st.WriteSecrets(id)
+	return newContract(v, k, m, st), nil
+}
+
+func newContract(v *vm.VM, k *keys.ContractKeys, m *vm.Module, st *Store) *Contract {
+	return &Contract{keys: k, vm: v, module: m, store: st, GasLimit: DefaultGasLimit, stateBudget: NoBudget, channels: map[crypto.PublicKey]*channel.Channel{}}
+}
+
+// ErrWrongContract: a store's secrets entry holds another contract's
+// identity than the keys it is restored with.
+var ErrWrongContract = errors.New("contract state of another contract")
+
+// Restore rebuilds a contract from its checkpoint: the encrypted store
+// snapshot (checked against root) under the epoch keys epochs (ascending,
+// the last the write epoch: Store.EpochKeys), and the call counter. If
+// the store has a secrets entry, its identity must be k's (else
+// ErrWrongContract).
+func Restore(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module, epochs []EpochKey, snapshot []byte, root [32]byte, calls uint64) (*Contract, error) {
+	st, err := RestoreStore(epochs, snapshot, root)
+	if err != nil {
 		return nil, err
 	}
+	if err := checkIdentity(st, k); err != nil {
+		return nil, err
+	}
+	c := newContract(v, k, m, st)
 	c.calls = calls
 	return c, nil
+}
+
+func checkIdentity(st *Store, k *keys.ContractKeys) error {
+	x, err := st.Secrets()
+	if errors.Is(err, ErrNoSecrets) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	id, err := x.Identity()
+	if err != nil {
+		return err
+	}
+	if id.Public() != k.Identity.Public() {
+		return fmt.Errorf("%w: the state is %s's, the keys %s's", ErrWrongContract, id.Public().Short(), k.Identity.Public().Short())
+	}
+	return nil
 }
 
 // Adopt replaces the new contract's (empty) store with st and sets its
@@ -85,6 +124,40 @@ func Restore(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module, 
 func (c *Contract) Adopt(st *Store, calls uint64) {
 	c.store, c.calls = st, calls
 }
+
+// KeysWithSecrets returns epochKeys (a later epoch's keys, from its seed)
+// with the contract's IdentityKey from x (which never rotates): the
+// contract's keys for a worker that recovers it after epoch 0's key is
+// gone (OpenStore, Store.Secrets).
+func KeysWithSecrets(epochKeys *keys.ContractKeys, x *Secrets) (*keys.ContractKeys, error) {
+	id, err := x.Identity()
+	if err != nil {
+		return nil, err
+	}
+	out := *epochKeys
+	out.Identity = id
+	return &out, nil
+}
+
+// AddKeyEpoch makes epoch, under storageKey, the write epoch of the
+// contract's state (Store.AddEpoch): later writes, and the call
+// randomness, use it.
+func (c *Contract) AddKeyEpoch(epoch uint64, storageKey [32]byte) error {
+	return c.store.AddEpoch(epoch, storageKey)
+}
+
+// Reencrypt re-encrypts up to max entries still under an older epoch
+// (Store.Reencrypt), returning how many and the bytes they add to the
+// next state update.
+func (c *Contract) Reencrypt(max int) (n, changeBytes int, err error) {
+	before := c.store.ChangedBytes()
+	n, err = c.store.Reencrypt(max)
+	return n, c.store.ChangedBytes() - before, err
+}
+
+// DropKeyEpoch forgets epoch e's StorageKey (Store.DropEpoch; refused
+// while entries remain under it).
+func (c *Contract) DropKeyEpoch(e uint64) error { return c.store.DropEpoch(e) }
 
 // Calls is the number of commands (and inits) executed, part of the
 // deterministic randomness seed.
@@ -173,12 +246,13 @@ func (c *Contract) newEnv(entry vm.Entry, caller crypto.PublicKey, height int64,
 }
 
 func newEnvOn(k *keys.ContractKeys, store *Store, calls uint64, entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
-	// seed = SHA-256(domain || storage key || height || call counter): a PRF
-	// of the secret key, cheaper than HKDF on every call.
+	// seed = SHA-256(domain || write epoch's storage key || height || call
+	// counter): a PRF of the secret key, cheaper than HKDF on every call.
 	h := sha256.New()
 	h.Write([]byte("phala/contract: random v1"))
 	h.Write([]byte(entry))
-	h.Write(k.Storage[:])
+	wk := store.WriteKey()
+	h.Write(wk[:])
 	h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(height)), calls))
 	var seed [32]byte
 	copy(seed[:], h.Sum(nil))

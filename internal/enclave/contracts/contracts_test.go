@@ -196,19 +196,19 @@ func TestStorageHidesPlaintext(t *testing.T) {
 			t.Errorf("plaintext %q found in the store", needle)
 		}
 	}
-	if c.Store().Len() != 3 {
+	if c.Store().Len() != 4 { // 3, and the secrets entry
 		t.Fatalf("%d entries", c.Store().Len())
 	}
 	// Snapshots restore under the key, and only to the same root.
 	k, _ := keys.ContractKeysFromSeed(sha256.Sum256([]byte("test contract")))
-	s2, err := contracts.RestoreStore(k.Storage, snap, c.StateRoot())
+	s2, err := contracts.RestoreStore([]contracts.EpochKey{{Key: k.Storage}}, snap, c.StateRoot())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v, ok, err := s2.Get(contractKey("owner")); err != nil || !ok || !bytes.Equal(v, alice.Public().Bytes()) {
 		t.Fatalf("restored owner: %x %v %v", v, ok, err)
 	}
-	if _, err := contracts.RestoreStore(k.Storage, snap, [32]byte{1}); err == nil {
+	if _, err := contracts.RestoreStore([]contracts.EpochKey{{Key: k.Storage}}, snap, [32]byte{1}); err == nil {
 		t.Fatal("snapshot restored against another root")
 	}
 }

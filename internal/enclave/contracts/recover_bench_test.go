@@ -10,7 +10,7 @@ import (
 )
 
 // syntheticEntries returns n entries shaped like a Store's (random
-// 32-byte locations, ascending; values of seq(8) ‖ a 28-byte ciphertext ‖
+// 32-byte locations, ascending; values of seq(8) ‖ epoch 0 ‖ a 27-byte ciphertext ‖
 // a 16-byte tag, what Set stores for a small value) and their root.
 func syntheticEntries(n int) ([]api.StateChange, uint64, [32]byte) {
 	es := make([]api.StateChange, n)
@@ -18,6 +18,7 @@ func syntheticEntries(n int) ([]api.StateChange, uint64, [32]byte) {
 	rand.Read(vals)
 	for i := range es {
 		rand.Read(es[i].Location[:])
+		vals[i*52+8] = 0 // key epoch 0
 		es[i].Value = vals[i*52 : (i+1)*52 : (i+1)*52]
 	}
 	slices.SortFunc(es, func(a, b api.StateChange) int { return bytes.Compare(a.Location[:], b.Location[:]) })
@@ -56,7 +57,7 @@ func BenchmarkStoreFromEntries1M(b *testing.B) {
 	b.Run("restore-sealed-snapshot", func(b *testing.B) {
 		b.SetBytes(int64(len(snap)))
 		for b.Loop() {
-			if _, err := RestoreStore(key, snap, root); err != nil {
+			if _, err := RestoreStore([]EpochKey{{Key: key}}, snap, root); err != nil {
 				b.Fatal(err)
 			}
 		}

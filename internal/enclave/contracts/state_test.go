@@ -45,7 +45,7 @@ func TestStoreChanges(t *testing.T) {
 	// Persisted changed locations come back.
 	s.Set([]byte("d"), []byte("4"))
 	locs := s.DirtyLocations()
-	r, err := RestoreStore([32]byte{7}, s.Snapshot(), s.Root())
+	r, err := RestoreStore([]EpochKey{{Key: [32]byte{7}}}, s.Snapshot(), s.Root())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ import (
 // load. A part whose digest differs from the core's is refused, so an old
 // part cannot be substituted for a newer one.
 const (
-	checkpointVersion = 5
+	checkpointVersion = 6
 	checkpointDir     = "checkpoint"
 )
 
@@ -372,6 +372,9 @@ type contractFile struct {
 	cutRoot     [32]byte
 	cmdSinceCut bool
 	dirtyLocs   [][]byte
+	// epochs: the store's held StorageKeys, ascending by epoch, the last
+	// the write epoch (contracts.Store.EpochKeys).
+	epochs []contracts.EpochKey
 }
 
 func (f *contractFile) encode() []byte {
@@ -402,6 +405,11 @@ func (f *contractFile) encode() []byte {
 	w.Uvarint(uint64(len(f.dirtyLocs)))
 	for _, l := range f.dirtyLocs {
 		w.Fixed(l)
+	}
+	w.Uvarint(uint64(len(f.epochs)))
+	for _, k := range f.epochs {
+		w.Uvarint(k.Epoch)
+		w.Fixed(k.Key[:])
 	}
 	return w.Bytes()
 }
@@ -449,6 +457,20 @@ func decodeContractFile(b []byte) (*contractFile, error) {
 		}
 		f.dirtyLocs = append(f.dirtyLocs, l)
 	}
+	// Held storage epoch keys: 1 to contracts.MaxEpochKeys, ascending.
+	n = r.Uvarint()
+	if r.Err() == nil && (n == 0 || n > contracts.MaxEpochKeys) {
+		r.Fail(fmt.Errorf("%d storage epoch keys", n))
+	}
+	for ; r.Err() == nil && n > 0; n-- {
+		var k contracts.EpochKey
+		k.Epoch = r.Uvarint()
+		r.Fixed(k.Key[:])
+		if j := len(f.epochs); j > 0 && f.epochs[j-1].Epoch >= k.Epoch {
+			r.Fail(errors.New("storage epoch keys out of order"))
+		}
+		f.epochs = append(f.epochs, k)
+	}
 	if err := r.Done(); err != nil {
 		return nil, err
 	}
@@ -459,7 +481,7 @@ func decodeContractFile(b []byte) (*contractFile, error) {
 // encrypted store snapshot; it goes only into a sealed part.
 func (e *Engine) encodeContract(r *running) []byte {
 	f := &contractFile{upload: r.upload, seed: r.c.Keys().Seed, calls: r.c.Calls(), root: r.c.StateRoot(), snap: r.c.Store().Snapshot(), nonces: r.lastNonce, receipts: r.receipts,
-		cutHeight: r.cutHeight, cutRoot: r.cutRoot, cmdSinceCut: r.cmdSinceCut, dirtyLocs: r.c.Store().DirtyLocations()}
+		cutHeight: r.cutHeight, cutRoot: r.cutRoot, cmdSinceCut: r.cmdSinceCut, dirtyLocs: r.c.Store().DirtyLocations(), epochs: r.c.Store().EpochKeys()}
 	return f.encode()
 }
 
@@ -479,7 +501,7 @@ func (e *Engine) decodeContract(id crypto.PublicKey, b []byte) error {
 	if ck.Identity.Public() != id {
 		return errors.New("contract part holds another contract's keys")
 	}
-	c, err := e.startContract(ck, u.codeHash, f.snap, f.root, f.calls)
+	c, err := e.startContract(ck, u.codeHash, f.epochs, f.snap, f.root, f.calls)
 	if err != nil {
 		return err
 	}

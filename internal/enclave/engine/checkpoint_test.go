@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/enclave/contracts"
 )
 
 // The checkpoint's core and contract part decoders are strict: whatever
@@ -29,7 +30,7 @@ func FuzzDecodeCore(f *testing.F) {
 
 func FuzzDecodeContractFile(f *testing.F) {
 	cf := &contractFile{upload: [32]byte{1}, seed: [crypto.SeedSize]byte{2}, calls: 5, root: [32]byte{3}, snap: []byte("snapshot"),
-		nonces: map[crypto.PublicKey]uint64{{4}: 1, {5}: 9}}
+		nonces: map[crypto.PublicKey]uint64{{4}: 1, {5}: 9}, epochs: []contracts.EpochKey{{Epoch: 0, Key: [32]byte{6}}, {Epoch: 1, Key: [32]byte{7}}}}
 	f.Add(cf.encode())
 	f.Add((&contractFile{}).encode())
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -32,6 +32,7 @@ func BenchmarkRecoverPRuntimeSide1M(b *testing.B) {
 		rand.Read(entries[i].Location[:])
 		entries[i].Value = make([]byte, 52)
 		rand.Read(entries[i].Value)
+		entries[i].Value[8] = 0 // key epoch 0
 	}
 	sort.Slice(entries, func(i, j int) bool { return bytes.Compare(entries[i].Location[:], entries[j].Location[:]) < 0 })
 	const seq = n + 7

@@ -417,7 +417,7 @@ func (e *Engine) rebuild(id crypto.PublicKey, upload [32]byte, seed [crypto.Seed
 		if len(req.Entries) > 0 {
 			return nil, fmt.Errorf("%w: contract %s has no checkpoint; %d entries posted", ErrBadInput, id.Short(), len(req.Entries))
 		}
-		if c, err = e.startContract(ck, u.codeHash, nil, [32]byte{}, 0); err != nil {
+		if c, err = e.startContract(ck, u.codeHash, nil, nil, [32]byte{}, 0); err != nil {
 			return nil, err
 		}
 	}

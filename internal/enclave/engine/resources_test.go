@@ -93,7 +93,7 @@ func newBare(t *testing.T, dir string, unmetered bool) *bare {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.st.uploads[uploadID] = &upload{deployer: alice.Public(), codeHash: hash, replicas: 1}
-	c, err := e.startContract(ck, hash, nil, [32]byte{}, 0)
+	c, err := e.startContract(ck, hash, nil, nil, [32]byte{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -225,7 +225,7 @@ func (e *Engine) startFresh(ctx *Context, upload [32]byte, ck *keys.ContractKeys
 	if !ok {
 		return errors.New("grant for an unknown upload")
 	}
-	c, err := e.startContract(ck, u.codeHash, nil, [32]byte{}, 0)
+	c, err := e.startContract(ck, u.codeHash, nil, nil, [32]byte{}, 0)
 	if err != nil {
 		if errors.Is(err, errCodeCache) {
 			return err // this host's problem, not the contract's
@@ -362,7 +362,7 @@ func (e *Engine) reportStatus(ck *keys.ContractKeys, status api.ContractStatus, 
 	e.emitAsContract(ck, api.TopicContractStatus, rep.Encode())
 }
 
-func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapshot []byte, root [32]byte, calls uint64) (*contracts.Contract, error) {
+func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, epochs []contracts.EpochKey, snapshot []byte, root [32]byte, calls uint64) (*contracts.Contract, error) {
 	ctx := context.Background()
 	if e.vm == nil {
 		// No on-disk compilation cache: it would hold native code outside
@@ -392,13 +392,13 @@ func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, snapsho
 	if snapshot == nil {
 		return contracts.New(ctx, e.vm, ck, m)
 	}
-	return contracts.Restore(ctx, e.vm, ck, m, snapshot, root, calls)
+	return contracts.Restore(ctx, e.vm, ck, m, epochs, snapshot, root, calls)
 }
 
 // startContractWith instantiates a contract over an existing store (a
 // recovery) with its call counter.
 func (e *Engine) startContractWith(ck *keys.ContractKeys, codeHash [32]byte, st *contracts.Store, calls uint64) (*contracts.Contract, error) {
-	c, err := e.startContract(ck, codeHash, nil, [32]byte{}, 0)
+	c, err := e.startContract(ck, codeHash, nil, nil, [32]byte{}, 0)
 	if err != nil {
 		return nil, err
 	}
