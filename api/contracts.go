@@ -356,6 +356,12 @@ type ContractRecord struct {
 	// KeyEra and KeyEpoch: the key set whose MasterKey derives the
 	// contract's current key, and its key epoch (docs/keys.md).
 	KeyEra, KeyEpoch uint64
+	// EpochHeight: the block that made KeyEpoch the write epoch.
+	EpochHeight int64
+	// Migrating: entries may still be under PrevKeyEra/PrevKeyEpoch,
+	// the epoch before; the workers re-encrypt them (docs/keys.md).
+	Migrating                bool
+	PrevKeyEra, PrevKeyEpoch uint64
 }
 
 // Encode returns the canonical bytes.
@@ -377,6 +383,10 @@ func (c *ContractRecord) Encode() []byte {
 	w.BytesField(EncodeKeys(c.Excluded))
 	w.Uvarint(c.KeyEra)
 	w.Uvarint(c.KeyEpoch)
+	w.Varint(c.EpochHeight)
+	w.Bool(c.Migrating)
+	w.Uvarint(c.PrevKeyEra)
+	w.Uvarint(c.PrevKeyEpoch)
 	return w.Bytes()
 }
 
@@ -400,6 +410,10 @@ func DecodeContractRecord(b []byte) (*ContractRecord, error) {
 	xs := r.BytesField(8 + 32*MaxExcludedWorkers)
 	c.KeyEra = r.Uvarint()
 	c.KeyEpoch = r.Uvarint()
+	c.EpochHeight = r.Varint()
+	c.Migrating = r.Bool()
+	c.PrevKeyEra = r.Uvarint()
+	c.PrevKeyEpoch = r.Uvarint()
 	if r.Err() == nil && c.Status > ContractFailed {
 		r.Fail(fmt.Errorf("%w: contract status %d", codec.ErrBadFormat, c.Status))
 	}

@@ -134,6 +134,16 @@ type Params struct {
 	// serving set stays). At most a third of era_length is used
 	// (DkgPhase), so a DKG ends within its era.
 	DkgTimeout uint64 `json:"dkg_timeout"`
+	// ContractKeyEpoch: blocks after which a contract's key epoch rises
+	// even without a rotation (0: only when the serving key era changes).
+	ContractKeyEpoch uint64 `json:"contract_key_epoch"`
+	// ReencryptPerBlock: entries a worker re-encrypts per block and
+	// migrating contract (at least 1).
+	ReencryptPerBlock uint64 `json:"reencrypt_per_block"`
+	// KeyMigrationEras: eras after its successor's adoption that a key
+	// era's shares are kept for the contracts still under it; then they
+	// are destroyed and such contracts are stranded.
+	KeyMigrationEras uint64 `json:"key_migration_eras"`
 }
 
 // DkgDealWindow returns the blocks after the dealing phase began during
@@ -194,6 +204,9 @@ func DefaultParams() Params {
 		Arbiters:             2,
 		ArbitrationTimeout:   200,
 		DkgTimeout:           20,
+		ContractKeyEpoch:     0,
+		ReencryptPerBlock:    256,
+		KeyMigrationEras:     1,
 	}
 }
 
@@ -319,6 +332,12 @@ func (p Params) Validate() error {
 	if p.DkgTimeout == 0 || p.DkgTimeout > MaxRegistrationLifetime {
 		errs = append(errs, fmt.Errorf("dkg_timeout must be in [1, %d] blocks", MaxRegistrationLifetime))
 	}
+	if p.ContractKeyEpoch > MaxRegistrationLifetime || p.KeyMigrationEras > 1_000 {
+		errs = append(errs, fmt.Errorf("contract_key_epoch must be at most %d blocks, key_migration_eras at most 1000", MaxRegistrationLifetime))
+	}
+	if p.ReencryptPerBlock == 0 || p.ReencryptPerBlock > 65_536 {
+		errs = append(errs, errors.New("reencrypt_per_block must be in [1, 65536]"))
+	}
 	if p.ArbitrationSlashPPM > 1_000_000 {
 		errs = append(errs, errors.New("arbitration_slash_ppm must be at most 1000000 (all of it)"))
 	}
@@ -330,7 +349,8 @@ func (p *Params) economy() []*uint64 {
 	return []*uint64{&p.UnbondingPeriod, &p.MinWorkerStake, &p.MinGatekeeperStake, &p.HeartbeatsPerEra,
 		&p.HeartbeatWindow, &p.OfflineSlashPPM, &p.TimeoutPenaltyPPM, &p.EraInflationPPB,
 		&p.GatekeeperRewardPPM, &p.NGatekeepers, &p.GasPricePerMGas, &p.MaxCommandGas, &p.MaxWorkerGasPerBlock,
-		&p.ArbitrationWindow, &p.ArbitrationBond, &p.ArbitrationSlashPPM, &p.Arbiters, &p.ArbitrationTimeout, &p.DkgTimeout}
+		&p.ArbitrationWindow, &p.ArbitrationBond, &p.ArbitrationSlashPPM, &p.Arbiters, &p.ArbitrationTimeout, &p.DkgTimeout,
+		&p.ContractKeyEpoch, &p.ReencryptPerBlock, &p.KeyMigrationEras}
 }
 
 // Encode returns the canonical bytes (the state value).

@@ -32,6 +32,19 @@ const (
 	// the chain adopted the key set of an era, which serves new contracts
 	// from here (whitepaper 4.7's "Key Rotation Ready").
 	TopicKeyRotationReady = "phala/keys/rotation_ready"
+	// TopicRekey: payload Rekey, origin module contracts: a deployed
+	// contract's next key epoch is due; the serving key set's members
+	// send KeyForEpoch partials to its workers.
+	TopicRekey = "phala/keys/rekey"
+	// TopicRekeyed: payload ContractKeyGrant (built by the chain: the
+	// contract's identity, its new ECDH key, the new era and epoch, the
+	// round, its workers), origin module contracts: the workers add the
+	// epoch's key and start the rolling re-encryption.
+	TopicRekeyed = "phala/keys/rekeyed"
+	// TopicKeyEraRetired: payload uvarint era, origin module gatekeeper:
+	// no contract needs that key era any more (or its deadline passed);
+	// its members destroy their shares.
+	TopicKeyEraRetired = "phala/keys/era_retired"
 	// ChannelPurposeKeyPartial is the channel purpose of a sealed partial
 	// evaluation (CommKey(member EcdhKey, worker EcdhKey)).
 	ChannelPurposeKeyPartial = "contract key partial"
@@ -48,6 +61,9 @@ const (
 	// KeyForArbiters: the arbiters of the open dispute of Contract's
 	// update at Disputed (docs/availability.md, "Arbitration").
 	KeyForArbiters KeyPurpose = 1
+	// KeyForEpoch: the next key epoch of deployed Contract, for its
+	// current workers (docs/keys.md, "The epoch protocol").
+	KeyForEpoch KeyPurpose = 2
 )
 
 // MaxPartialSize bounds one sealed partial evaluation (a 164-byte
@@ -159,8 +175,10 @@ func DecodeKeyPartials(b []byte) (*KeyPartials, error) {
 		return nil, fmt.Errorf("%w: key partials: %v", ErrMalformed, err)
 	}
 	switch {
-	case p.Purpose > KeyForArbiters:
+	case p.Purpose > KeyForEpoch:
 		return nil, fmt.Errorf("%w: key partials: purpose %d", ErrMalformed, p.Purpose)
+	case p.Purpose == KeyForEpoch && (p.Contract == crypto.PublicKey{} || p.Disputed != 0):
+		return nil, fmt.Errorf("%w: key partials for a key epoch name no contract, or a dispute", ErrMalformed)
 	case p.Purpose == KeyForWorkers && (p.Contract != crypto.PublicKey{} || p.Disputed != 0):
 		return nil, fmt.Errorf("%w: key partials for workers name a dispute", ErrMalformed)
 	case p.Purpose == KeyForArbiters && (p.Contract == crypto.PublicKey{} || p.Disputed <= 0):
@@ -199,6 +217,39 @@ func DecodeContractKeyed(b []byte) (*ContractKeyed, error) {
 	copy(k.Upload[:], b[32:])
 	copy(k.Identity[:], b[64:])
 	copy(k.Ecdh[:], b[96:])
+	return k, nil
+}
+
+// Rekey is the chain's call for a deployed contract's next key epoch:
+// Epoch under the key set of Era (the serving one).
+type Rekey struct {
+	Contract crypto.PublicKey
+	Upload   [32]byte
+	Era      uint64
+	Epoch    uint64
+}
+
+// Encode returns the canonical bytes.
+func (k *Rekey) Encode() []byte {
+	w := codec.NewWriter(80)
+	w.Fixed(k.Contract[:])
+	w.Fixed(k.Upload[:])
+	w.Uvarint(k.Era)
+	w.Uvarint(k.Epoch)
+	return w.Bytes()
+}
+
+// DecodeRekey strictly decodes a Rekey. Errors: ErrMalformed.
+func DecodeRekey(b []byte) (*Rekey, error) {
+	k := &Rekey{}
+	r := codec.NewReader(b)
+	r.Fixed(k.Contract[:])
+	r.Fixed(k.Upload[:])
+	k.Era = r.Uvarint()
+	k.Epoch = r.Uvarint()
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: rekey: %v", ErrMalformed, err)
+	}
 	return k, nil
 }
 

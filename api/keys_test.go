@@ -15,6 +15,8 @@ func keySeeds() [][]byte {
 		(&KeyPartials{Upload: [32]byte{1}, Era: 3, Epoch: 1, MemberE: k, Workers: []SealedKey{{Worker: k, Sealed: []byte("p")}, {Worker: w, Sealed: []byte("q")}}}).Encode(),
 		(&KeyPartials{Upload: [32]byte{1}, Purpose: KeyForArbiters, Contract: k, Disputed: 40, MemberE: k, Workers: []SealedKey{{Worker: w, Sealed: []byte("p")}}}).Encode(),
 		(&ContractKeyed{Round: [32]byte{2}, Upload: [32]byte{1}, Identity: k, Ecdh: w}).Encode(),
+		(&KeyPartials{Upload: [32]byte{1}, Era: 2, Epoch: 3, Purpose: KeyForEpoch, Contract: k, MemberE: k, Workers: []SealedKey{{Worker: w, Sealed: []byte("p")}}}).Encode(),
+		(&Rekey{Contract: k, Upload: [32]byte{1}, Era: 2, Epoch: 3}).Encode(),
 		(&KeySet{Era: 2, T: 2, Members: []crypto.PublicKey{k, w}, Commits: [][32]byte{{1}, {2}}}).Encode(),
 		(&KeyRound{Upload: [32]byte{1}, Era: 2, Workers: []crypto.PublicKey{w}, Members: []crypto.PublicKey{k}, Height: 9}).Encode(),
 	}
@@ -29,6 +31,12 @@ func decodeKeyMessage(i int, b []byte) ([]byte, error) {
 		v, err := DecodeContractKeyed(b)
 		return enc(v, err)
 	case 3:
+		v, err := DecodeKeyPartials(b)
+		return enc(v, err)
+	case 4:
+		v, err := DecodeRekey(b)
+		return enc(v, err)
+	case 5:
 		v, err := DecodeKeySet(b)
 		return enc(v, err)
 	default:
@@ -62,6 +70,8 @@ func TestKeyMessagesCodec(t *testing.T) {
 		{"unknown purpose", (&KeyPartials{Purpose: 7, MemberE: k, Workers: []SealedKey{{Worker: k}}}).Encode()},
 		{"workers naming a dispute", (&KeyPartials{Disputed: 4, MemberE: k, Workers: []SealedKey{{Worker: k}}}).Encode()},
 		{"arbiters without a dispute", (&KeyPartials{Purpose: KeyForArbiters, MemberE: k, Workers: []SealedKey{{Worker: k}}}).Encode()},
+		{"an epoch without a contract", (&KeyPartials{Purpose: KeyForEpoch, MemberE: k, Workers: []SealedKey{{Worker: k}}}).Encode()},
+		{"an epoch naming a dispute", (&KeyPartials{Purpose: KeyForEpoch, Contract: k, Disputed: 3, MemberE: k, Workers: []SealedKey{{Worker: k}}}).Encode()},
 		{"oversized partial", (&KeyPartials{MemberE: k, Workers: []SealedKey{{Worker: k, Sealed: make([]byte, MaxPartialSize+1)}}}).Encode()},
 	}
 	for _, c := range bad {
@@ -100,7 +110,7 @@ func FuzzDecodeKeyMessages(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for i := range 5 {
+		for i := range 7 {
 			if got, err := decodeKeyMessage(i, b); err == nil && !bytes.Equal(got, b) {
 				t.Fatalf("decoder %d: %x re-encodes to %x", i, b, got)
 			}

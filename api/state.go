@@ -84,6 +84,10 @@ type StateUpdate struct {
 	PrevRoot [32]byte // the root after the previous update (EmptyStateRoot for the first)
 	NewRoot  [32]byte
 	Changes  []StateChange
+	// OldEntries: the contract's entries still under a key epoch older
+	// than its write epoch after this update (0 when not migrating; the
+	// accepted update with none left ends a migration, docs/keys.md).
+	OldEntries uint64
 }
 
 // Encode returns the canonical bytes.
@@ -106,6 +110,7 @@ func (u *StateUpdate) Encode() []byte {
 			w.BytesField(c.Value)
 		}
 	}
+	w.Uvarint(u.OldEntries)
 	return w.Bytes()
 }
 
@@ -141,6 +146,7 @@ func DecodeStateUpdate(b []byte) (*StateUpdate, error) {
 		}
 		u.Changes = append(u.Changes, c)
 	}
+	u.OldEntries = r.Uvarint()
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: state update: %v", ErrMalformed, err)
 	}
