@@ -237,6 +237,8 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicMasterKeyShare, e.onMasterKeyShare)
 	e.handle(api.TopicKeyRotationReady, e.onKeyRotationReady)
 	e.handle(api.TopicKeyPartials, e.onKeyPartials)
+	e.handle(api.TopicRekey, e.onRekey)
+	e.handle(api.TopicKeyEraRetired, e.onKeyEraRetired)
 	e.handle(api.TopicDkgRound, e.onDkgRound)
 	e.handle(api.TopicDkgDeals, e.onDkgDeals)
 	e.handle(api.TopicDkgResponse, e.onDkgResponse)

@@ -12,6 +12,7 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -188,6 +189,22 @@ func (e *Engine) onKeyPartials(ctx *Context, m *api.Message) error {
 		return err
 	}
 	r.seed, r.partials = &seed, nil
+	if p.Purpose == api.KeyForEpoch {
+		// The epoch's public ECDH key is reported by the contract's
+		// workers (no member knows it); the identity stays.
+		run := e.running[p.Contract]
+		if run == nil {
+			return nil
+		}
+		ck, err := keys.ContractKeysFromSeed(seed)
+		if err != nil {
+			return err
+		}
+		k := &api.ContractKeyed{Round: roundID, Upload: p.Upload, Identity: p.Contract, Ecdh: ck.Ecdh.Public()}
+		e.emit(api.OriginWorker, api.TopicContractKeyed, k.Encode())
+		e.log.Info("contract key epoch derived from its partials: reporting its ECDH key", "contract", p.Contract.Short(), "era", p.Era, "epoch", p.Epoch)
+		return nil
+	}
 	if p.Purpose != api.KeyForWorkers {
 		return nil
 	}
@@ -201,6 +218,42 @@ func (e *Engine) onKeyPartials(ctx *Context, m *api.Message) error {
 		e.log.Info("contract key derived from its partials: reporting its public keys", "contract", k.Identity.Short(), "era", p.Era)
 	}
 	return nil
+}
+
+// onRekey (a member of the serving key set) answers the chain's call for
+// a contract's next key epoch with its partials to the contract's
+// workers.
+func (e *Engine) onRekey(ctx *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin("contracts") {
+		return fmt.Errorf("rekey from %s, not the contracts module", m.Origin)
+	}
+	k, err := api.DecodeRekey(m.Payload)
+	if err != nil {
+		return err
+	}
+	d := e.st.deployed[k.Contract]
+	if e.gk == nil || d == nil || d.upload != k.Upload {
+		return nil
+	}
+	e.gk.Rekey(ctx.Height, e.gkUpload(d.upload, d), k.Contract, k.Era, k.Epoch)
+	return nil
+}
+
+// onKeyEraRetired (a member of a retired key era's set) destroys its
+// share of that era.
+func (e *Engine) onKeyEraRetired(ctx *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin(gatekeeperModule) {
+		return fmt.Errorf("key era retirement from %s, not the gatekeeper module", m.Origin)
+	}
+	era, n := binary.Uvarint(m.Payload)
+	if n <= 0 || n != len(m.Payload) {
+		return fmt.Errorf("%w: key era retirement payload", api.ErrMalformed)
+	}
+	delete(e.memberCommits, era)
+	if e.gk == nil {
+		return nil
+	}
+	return e.gk.Forget(era)
 }
 
 // combine interpolates the round's verified partials (t of an n-member

@@ -39,6 +39,11 @@ type gatekeeperRole interface {
 	// Grant sends this member's partials of an upload's contract key to
 	// its workers.
 	Grant(height int64, u gatekeeper.Upload)
+	// Rekey sends this member's partials of a contract's next key epoch
+	// to its current workers.
+	Rekey(height int64, u gatekeeper.Upload, contract crypto.PublicKey, era, epoch uint64)
+	// Forget destroys the share of a retired key era.
+	Forget(era uint64) error
 	// Arbiters sends this member's partials of a contract's key to n
 	// arbiters of the dispute of its update at disputed.
 	Arbiters(height int64, u gatekeeper.Upload, contract crypto.PublicKey, disputed int64, n int)

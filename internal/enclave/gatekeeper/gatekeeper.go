@@ -572,6 +572,51 @@ func (g *Gatekeeper) seal(p *api.KeyPartials, ws []*api.WorkerRecord) error {
 	return nil
 }
 
+// Rekey (a member of the key set of era) sends its partials of deployed
+// contract's next key epoch (api.KeyForEpoch) to the contract's current
+// workers, in the record's order (the chain's api.Rekey names the era
+// and epoch; docs/keys.md, "The epoch protocol"). A worker without an
+// attested registration in the queue makes it send nothing (the chain
+// refuses a round that is not the record's workers anyway).
+func (g *Gatekeeper) Rekey(height int64, u Upload, contract crypto.PublicKey, era, epoch uint64) {
+	if !g.member(era) || len(u.Current) == 0 {
+		return
+	}
+	ws := make([]*api.WorkerRecord, 0, len(u.Current))
+	for _, k := range u.Current {
+		w := g.cfg.Chain.Worker(k)
+		if w == nil || !g.cfg.Chain.Attested(w, height) {
+			g.cfg.Log.Warn("contract worker without an attested registration: no key epoch partials", "contract", contract.Short(), "worker", k.Short())
+			return
+		}
+		ws = append(ws, w)
+	}
+	p := &api.KeyPartials{Upload: u.ID, Era: era, Epoch: epoch, Purpose: api.KeyForEpoch, Contract: contract}
+	if err := g.seal(p, ws); err != nil {
+		g.cfg.Log.Error("evaluate contract key partials", "err", err)
+		return
+	}
+	g.cfg.Emit(api.OriginWorker, api.TopicKeyPartials, p.Encode())
+	g.cfg.Log.Info("key epoch partials sent", "contract", contract.Short(), "era", era, "epoch", epoch, "workers", len(ws))
+}
+
+// Forget destroys this gatekeeper's share of era (retired by the chain,
+// api.TopicKeyEraRetired): dropped from memory and from the sealed file,
+// rewritten without it (docs/keys.md, P2). Errors: the sealing's (the
+// share is gone from memory anyway; the file is rewritten at the next
+// save).
+func (g *Gatekeeper) Forget(era uint64) error {
+	if g.shares[era] == nil {
+		return nil
+	}
+	delete(g.shares, era)
+	if err := g.save(); err != nil {
+		return fmt.Errorf("reseal master key shares without era %d: %w", era, err)
+	}
+	g.cfg.Log.Info("master key share of a retired key era destroyed", "era", era)
+	return nil
+}
+
 // Arbiters (a member of the contract's key set) assigns n arbiters to the
 // open dispute of contract's state update at disputed
 // (docs/availability.md, "Arbitration"): workers eligible as for a grant

@@ -207,7 +207,9 @@ func dealKeySet(t *testing.T, era uint64, th int, ns []*node, gs []*Gatekeeper) 
 	}
 	for i, n := range ns {
 		set.Members = append(set.Members, n.entity.Identity.Public())
-		gs[i].shares[era] = poly.Shares(len(ns))[i].V
+		if err := gs[i].Keep(era, poly.Shares(len(ns))[i].V); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, n := range ns {
 		n.view.adopt(set)
@@ -406,5 +408,99 @@ func TestGrantRequirements(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("%s: granted to %d workers, want %d", c.name, len(got), len(want))
 		}
+	}
+}
+
+// A key epoch's partials go to the contract's current workers in the
+// record's order, and any T of them give the epoch's seed (the PRF of
+// the era's MasterKey on the contract's point for that epoch); a worker
+// without an attested registration stops them. Forget destroys a
+// retired era's share in memory and in the sealed file (P2): the member
+// sends nothing for that era any more.
+func TestRekeyPartialsAndForget(t *testing.T) {
+	ns := []*node{newNode(t, 1), newNode(t, 1), newNode(t, 1)}
+	var gks []crypto.PublicKey
+	for _, n := range ns {
+		gks = append(gks, n.entity.Identity.Public())
+	}
+	gs := make([]*Gatekeeper, len(ns))
+	for i, n := range ns {
+		gs[i] = n.start(t, gks, i == 0)
+	}
+	set, secret := dealKeySet(t, 3, 2, ns, gs)
+	w1, w2 := newNode(t, 1), newNode(t, 1)
+	for _, n := range ns {
+		n.view.workers[w1.entity.Identity.Public()] = w1.record(10)
+		n.view.workers[w2.entity.Identity.Public()] = w2.record(10)
+	}
+	contract := crypto.PublicKey{7}
+	u := Upload{ID: [32]byte{1}, Replicas: 2, Current: []crypto.PublicKey{w2.entity.Identity.Public(), w1.entity.Identity.Public()}, KeyEra: 0, Deployed: true}
+	var sent []*api.KeyPartials
+	for i, n := range ns[:2] {
+		n.view.egress = nil
+		gs[i].Rekey(5, u, contract, set.Era, 1)
+		if len(n.view.egress) != 1 {
+			t.Fatalf("member %d: egress %+v", i, n.view.egress)
+		}
+		p, err := api.DecodeKeyPartials(n.view.egress[0].Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Purpose != api.KeyForEpoch || p.Contract != contract || p.Era != set.Era || p.Epoch != 1 || !slices.Equal(p.WorkerKeys(), u.Current) {
+			t.Fatalf("member %d: partials %+v", i, p)
+		}
+		sent = append(sent, p)
+	}
+	h := threshold.ContractPoint(u.ID, 1, set.Era)
+	want, _ := threshold.ContractSeed(threshold.Suite.Point().Mul(secret, h), u.ID, 1)
+	var parts []*threshold.Partial
+	for _, p := range sent {
+		ch, err := channel.New(w2.entity.Ecdh, p.MemberE, api.ChannelPurposeKeyPartial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ch.Open(p.Workers[0].Sealed, p.AD(u.Current[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, err := threshold.DecodePartial(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, part)
+	}
+	xh, err := threshold.Combine(parts, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seed, _ := threshold.ContractSeed(xh, u.ID, 1); seed != want {
+		t.Fatal("the epoch's partials give another seed")
+	}
+	// A worker of the contract without an attested registration.
+	ns[2].view.egress = nil
+	delete(ns[2].view.workers, w1.entity.Identity.Public())
+	gs[2].Rekey(5, u, contract, set.Era, 1)
+	if len(ns[2].view.egress) != 0 {
+		t.Fatal("partials sent with a worker the member cannot seal to")
+	}
+	// Forget: gone from memory and from the sealed file.
+	if shares, err := LoadShares(ns[0].sealer, ns[0].dir); err != nil || shares[set.Era] == nil {
+		t.Fatalf("share not sealed before: %v", err)
+	}
+	if err := gs[0].Forget(set.Era); err != nil {
+		t.Fatal(err)
+	}
+	if gs[0].Holds(set.Era) {
+		t.Fatal("share kept in memory")
+	}
+	shares, err := LoadShares(ns[0].sealer, ns[0].dir)
+	if err != nil || shares[set.Era] != nil {
+		t.Fatalf("share still sealed on disk: %v", err)
+	}
+	ns[0].view.egress = nil
+	gs[0].Rekey(5, u, contract, set.Era, 1)
+	gs[0].Grant(5, Upload{ID: [32]byte{2}, Replicas: 1, KeyEra: set.Era})
+	if len(ns[0].view.egress) != 0 {
+		t.Fatal("a member sent partials of a forgotten era")
 	}
 }
