@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/phalago/phala/api"
@@ -43,7 +44,9 @@ type Message struct {
 
 // Contract is one deployed contract on this worker.
 type Contract struct {
-	keys     *keys.ContractKeys
+	// keys: replaced whole by SwitchEpoch (under the engine's lock) while
+	// queries read it.
+	keys     atomic.Pointer[keys.ContractKeys]
 	vm       *vm.VM
 	module   *vm.Module
 	inst     *vm.Instance // commands and init
@@ -58,6 +61,10 @@ type Contract struct {
 	stateBudget int
 	chMu        sync.Mutex
 	channels    map[crypto.PublicKey]*channel.Channel
+	// prevEcdh: the previous key epoch's ECDH key while the contract
+	// migrates (SwitchEpoch): inputs sealed to it still open, until
+	// EndMigration.
+	prevEcdh *crypto.KeyPair
 }
 
 // New instantiates a newly deployed contract from its provisioned keys
@@ -75,7 +82,9 @@ func New(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module) (*Co
 }
 
 func newContract(v *vm.VM, k *keys.ContractKeys, m *vm.Module, st *Store) *Contract {
-	return &Contract{keys: k, vm: v, module: m, store: st, GasLimit: DefaultGasLimit, stateBudget: NoBudget, channels: map[crypto.PublicKey]*channel.Channel{}}
+	c := &Contract{vm: v, module: m, store: st, GasLimit: DefaultGasLimit, stateBudget: NoBudget, channels: map[crypto.PublicKey]*channel.Channel{}}
+	c.keys.Store(k)
+	return c
 }
 
 // ErrWrongContract: a store's secrets entry holds another contract's
@@ -92,7 +101,16 @@ func Restore(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module, 
 	if err != nil {
 		return nil, err
 	}
-	if err := checkIdentity(st, k); err != nil {
+	if st.WriteEpoch() > 0 {
+		// k is a later epoch's: the identity comes from the state.
+		x, err := st.Secrets()
+		if err != nil {
+			return nil, err
+		}
+		if k, err = KeysWithSecrets(k, &x); err != nil {
+			return nil, err
+		}
+	} else if err := checkIdentity(st, k); err != nil {
 		return nil, err
 	}
 	c := newContract(v, k, m, st)
@@ -139,6 +157,62 @@ func KeysWithSecrets(epochKeys *keys.ContractKeys, x *Secrets) (*keys.ContractKe
 	return &out, nil
 }
 
+// SwitchEpoch moves the contract to key epoch epoch (docs/keys.md, "The
+// epoch protocol"): k are that epoch's keys (from its seed); its
+// StorageKey becomes the write epoch's (AddKeyEpoch), its ECDH key the
+// one inputs are sealed to, the previous ECDH key still opening inputs
+// until EndMigration; the IdentityKey does not change. Errors:
+// AddKeyEpoch's.
+func (c *Contract) SwitchEpoch(epoch uint64, k *keys.ContractKeys) error {
+	if err := c.store.AddEpoch(epoch, k.Storage); err != nil {
+		return err
+	}
+	old := c.keys.Load()
+	nk := *k
+	nk.Identity = old.Identity
+	c.chMu.Lock() // the query channels are made under it
+	c.prevEcdh = old.Ecdh
+	c.keys.Store(&nk)
+	clear(c.channels)
+	c.chMu.Unlock()
+	return nil
+}
+
+// SetPrevEcdh restores the previous key epoch's ECDH key of a contract
+// restored while migrating.
+func (c *Contract) SetPrevEcdh(k *crypto.KeyPair) {
+	c.chMu.Lock()
+	c.prevEcdh = k
+	c.chMu.Unlock()
+}
+
+// PrevEcdh returns the previous key epoch's ECDH key while migrating,
+// nil otherwise.
+func (c *Contract) PrevEcdh() *crypto.KeyPair {
+	c.chMu.Lock()
+	defer c.chMu.Unlock()
+	return c.prevEcdh
+}
+
+// EndMigration forgets every key epoch but the write epoch (refused
+// while entries remain under one: Store.DropEpoch) and the previous ECDH
+// key: inputs sealed to it no longer open.
+func (c *Contract) EndMigration() error {
+	w := c.store.WriteEpoch()
+	for _, ek := range c.store.EpochKeys() {
+		if ek.Epoch != w {
+			if err := c.store.DropEpoch(ek.Epoch); err != nil {
+				return err
+			}
+		}
+	}
+	c.chMu.Lock()
+	c.prevEcdh = nil
+	clear(c.channels)
+	c.chMu.Unlock()
+	return nil
+}
+
 // AddKeyEpoch makes epoch, under storageKey, the write epoch of the
 // contract's state (Store.AddEpoch): later writes, and the call
 // randomness, use it.
@@ -164,13 +238,13 @@ func (c *Contract) DropKeyEpoch(e uint64) error { return c.store.DropEpoch(e) }
 func (c *Contract) Calls() uint64 { return c.calls }
 
 // Keys returns the contract's keys (for the enclave's sealed checkpoint).
-func (c *Contract) Keys() *keys.ContractKeys { return c.keys }
+func (c *Contract) Keys() *keys.ContractKeys { return c.keys.Load() }
 
 // ID is the contract's identity public key.
-func (c *Contract) ID() crypto.PublicKey { return c.keys.Identity.Public() }
+func (c *Contract) ID() crypto.PublicKey { return c.keys.Load().Identity.Public() }
 
 // EcdhPublic is the contract's ECDH public key (clients seal to it).
-func (c *Contract) EcdhPublic() crypto.PublicKey { return c.keys.Ecdh.Public() }
+func (c *Contract) EcdhPublic() crypto.PublicKey { return c.keys.Load().Ecdh.Public() }
 
 // Store returns the encrypted storage.
 func (c *Contract) Store() *Store { return c.store }
@@ -242,7 +316,7 @@ func (e *env) Random(dst []byte) {
 }
 
 func (c *Contract) newEnv(entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
-	return newEnvOn(c.keys, c.store, c.calls, entry, caller, height, t)
+	return newEnvOn(c.keys.Load(), c.store, c.calls, entry, caller, height, t)
 }
 
 func newEnvOn(k *keys.ContractKeys, store *Store, calls uint64, entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
@@ -298,7 +372,7 @@ func (c *Contract) queryInstance(ctx context.Context, e *env) (*vm.Instance, err
 		return in, nil
 	}
 	c.qmu.Unlock()
-	start := newEnvOn(c.keys, e.base, 0, "instantiate", e.caller, e.height, e.time)
+	start := newEnvOn(c.keys.Load(), e.base, 0, "instantiate", e.caller, e.height, e.time)
 	return c.vm.InstantiateQuery(ctx, c.module, start)
 }
 
@@ -363,8 +437,8 @@ func (c *Contract) Query(ctx context.Context, caller crypto.PublicKey, input []b
 // chain), whatever off-chain queries its pooled instances served. The
 // caller serializes it with commands.
 func (c *Contract) ChainQuery(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
-	e := newEnvOn(c.keys, c.store, c.calls, vm.EntryQuery, caller, height, t)
-	start := newEnvOn(c.keys, c.store, 0, "instantiate", caller, height, t)
+	e := newEnvOn(c.keys.Load(), c.store, c.calls, vm.EntryQuery, caller, height, t)
+	start := newEnvOn(c.keys.Load(), c.store, 0, "instantiate", caller, height, t)
 	in, err := c.vm.InstantiateQuery(ctx, c.module, start)
 	if err != nil {
 		return nil, err
@@ -401,7 +475,7 @@ func (c *Contract) QueryView(ctx context.Context, v *View, caller crypto.PublicK
 }
 
 func (c *Contract) queryOn(ctx context.Context, store *Store, calls uint64, caller crypto.PublicKey, input []byte, height int64, t time.Time, timeout time.Duration) (*Result, error) {
-	e := newEnvOn(c.keys, store, calls, vm.EntryQuery, caller, height, t)
+	e := newEnvOn(c.keys.Load(), store, calls, vm.EntryQuery, caller, height, t)
 	in, err := c.queryInstance(ctx, e)
 	if err != nil {
 		return nil, err
@@ -638,7 +712,7 @@ func (c *Contract) channel(peer crypto.PublicKey) (*channel.Channel, error) {
 	if ch, ok := c.channels[peer]; ok {
 		return ch, nil
 	}
-	ch, err := channel.New(c.keys.Ecdh, peer, api.ChannelPurposeQuery)
+	ch, err := channel.New(c.keys.Load().Ecdh, peer, api.ChannelPurposeQuery)
 	if err != nil {
 		return nil, err
 	}
@@ -678,6 +752,15 @@ func (c *Contract) OpenQuery(g *QueryGuard, q *api.ContractQuery, now time.Time)
 		return nil, nil, fmt.Errorf("%w: %v", ErrQueryRefused, err)
 	}
 	input, err := ch.Open(q.Ciphertext, q.Header())
+	if prev := c.PrevEcdh(); err != nil && prev != nil {
+		// Sealed to the previous key epoch's ECDH key during the
+		// migration's grace.
+		if old, oerr := channel.New(prev, q.From, api.ChannelPurposeQuery); oerr == nil {
+			if in, oerr := old.Open(q.Ciphertext, q.Header()); oerr == nil {
+				input, ch, err = in, old, nil
+			}
+		}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrQueryRefused, err)
 	}
@@ -703,6 +786,6 @@ func (c *Contract) Answer(ch *channel.Channel, q *api.ContractQuery, height int6
 	}
 	resp := &api.ContractQueryResponse{Query: q.Hash(), Height: height}
 	resp.Ciphertext = ch.Seal(append([]byte{status}, out...), resp.AD())
-	resp.Signature = c.keys.Identity.Sign(api.ContextQueryResponse, resp.SignBytes())
+	resp.Signature = c.keys.Load().Identity.Sign(api.ContextQueryResponse, resp.SignBytes())
 	return resp
 }

@@ -374,11 +374,28 @@ func TestOpenStoreAfterEpochZero(t *testing.T) {
 	if err != nil || rs.Root() != s.Root() || rs.locKey != s.locKey {
 		t.Fatalf("snapshot restore: %v", err)
 	}
-	// Restoring with keys of another contract's identity is refused.
+	// After epoch 0 the identity is the state's whatever the epoch keys
+	// passed (the engine checks it is the contract part's id).
 	other, _ := keys.ContractKeysFromSeed(sha256.Sum256([]byte("other")))
-	if _, err := Restore(context.Background(), nil, other, nil, s.EpochKeys(), s.Snapshot(), s.Root(), 0); !errors.Is(err, ErrWrongContract) {
+	c, err := Restore(context.Background(), nil, other, nil, s.EpochKeys(), s.Snapshot(), s.Root(), 0)
+	if err != nil || c.ID() != k.Identity.Public() {
+		t.Fatalf("restore at epoch 1: %v", err)
+	}
+	// At epoch 0, keys of another contract's identity are refused.
+	s0 := NewStore(k.Storage)
+	s0.WriteSecrets(mustIdentitySeed(t, k.Seed))
+	if _, err := Restore(context.Background(), nil, other, nil, s0.EpochKeys(), s0.Snapshot(), s0.Root(), 0); !errors.Is(err, ErrWrongContract) {
 		t.Fatalf("restore under another contract's keys: %v", err)
 	}
+}
+
+func mustIdentitySeed(t *testing.T, seed [32]byte) [32]byte {
+	t.Helper()
+	id, err := IdentitySeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // Bad value headers and epoch lists are refused with clear errors.

@@ -41,7 +41,7 @@ import (
 // load. A part whose digest differs from the core's is refused, so an old
 // part cannot be substituted for a newer one.
 const (
-	checkpointVersion = 6
+	checkpointVersion = 7
 	checkpointDir     = "checkpoint"
 )
 
@@ -375,6 +375,9 @@ type contractFile struct {
 	// epochs: the store's held StorageKeys, ascending by epoch, the last
 	// the write epoch (contracts.Store.EpochKeys).
 	epochs []contracts.EpochKey
+	// prevSeed: the previous key epoch's seed while migrating (its ECDH
+	// key still opens inputs), nil otherwise.
+	prevSeed *[crypto.SeedSize]byte
 }
 
 func (f *contractFile) encode() []byte {
@@ -407,6 +410,10 @@ func (f *contractFile) encode() []byte {
 		w.Fixed(l)
 	}
 	w.Uvarint(uint64(len(f.epochs)))
+	w.Bool(f.prevSeed != nil)
+	if f.prevSeed != nil {
+		w.Fixed(f.prevSeed[:])
+	}
 	for _, k := range f.epochs {
 		w.Uvarint(k.Epoch)
 		w.Fixed(k.Key[:])
@@ -459,6 +466,11 @@ func decodeContractFile(b []byte) (*contractFile, error) {
 	}
 	// Held storage epoch keys: 1 to contracts.MaxEpochKeys, ascending.
 	n = r.Uvarint()
+	if r.Bool() {
+		var ps [crypto.SeedSize]byte
+		r.Fixed(ps[:])
+		f.prevSeed = &ps
+	}
 	if r.Err() == nil && (n == 0 || n > contracts.MaxEpochKeys) {
 		r.Fail(fmt.Errorf("%d storage epoch keys", n))
 	}
@@ -481,7 +493,7 @@ func decodeContractFile(b []byte) (*contractFile, error) {
 // encrypted store snapshot; it goes only into a sealed part.
 func (e *Engine) encodeContract(r *running) []byte {
 	f := &contractFile{upload: r.upload, seed: r.c.Keys().Seed, calls: r.c.Calls(), root: r.c.StateRoot(), snap: r.c.Store().Snapshot(), nonces: r.lastNonce, receipts: r.receipts,
-		cutHeight: r.cutHeight, cutRoot: r.cutRoot, cmdSinceCut: r.cmdSinceCut, dirtyLocs: r.c.Store().DirtyLocations(), epochs: r.c.Store().EpochKeys()}
+		cutHeight: r.cutHeight, cutRoot: r.cutRoot, cmdSinceCut: r.cmdSinceCut, dirtyLocs: r.c.Store().DirtyLocations(), epochs: r.c.Store().EpochKeys(), prevSeed: r.prevSeed}
 	return f.encode()
 }
 
@@ -498,15 +510,22 @@ func (e *Engine) decodeContract(id crypto.PublicKey, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if ck.Identity.Public() != id {
-		return errors.New("contract part holds another contract's keys")
-	}
 	c, err := e.startContract(ck, u.codeHash, f.epochs, f.snap, f.root, f.calls)
 	if err != nil {
 		return err
 	}
+	if c.ID() != id { // after epoch 0 the identity comes from the state
+		return errors.New("contract part holds another contract's keys")
+	}
+	if f.prevSeed != nil {
+		pk, err := keys.ContractKeysFromSeed(*f.prevSeed)
+		if err != nil {
+			return err
+		}
+		c.SetPrevEcdh(pk.Ecdh)
+	}
 	c.Store().MarkDirty(f.dirtyLocs)
 	e.running[id] = &running{upload: f.upload, c: c, lastNonce: f.nonces, receipts: f.receipts,
-		cutHeight: f.cutHeight, cutRoot: f.cutRoot, cmdSinceCut: f.cmdSinceCut}
+		cutHeight: f.cutHeight, cutRoot: f.cutRoot, cmdSinceCut: f.cmdSinceCut, prevSeed: f.prevSeed}
 	return nil
 }

@@ -38,6 +38,7 @@ func (e *Engine) onStateUpdate(ctx *Context, m *api.Message) error {
 	}
 	cp.Height, cp.Seq, cp.Calls, cp.Root = u.Height, u.Seq, u.Calls, u.NewRoot
 	e.accepted(ctx.Height, m.Origin.Key, cp, cpMeta{egressSeq: m.Seq + 1, acceptedAt: ctx.Height})
+	e.endMigration(m.Origin.Key, u)
 	return nil
 }
 

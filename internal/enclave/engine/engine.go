@@ -238,6 +238,7 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicKeyRotationReady, e.onKeyRotationReady)
 	e.handle(api.TopicKeyPartials, e.onKeyPartials)
 	e.handle(api.TopicRekey, e.onRekey)
+	e.handle(api.TopicRekeyed, e.onRekeyed)
 	e.handle(api.TopicKeyEraRetired, e.onKeyEraRetired)
 	e.handle(api.TopicDkgRound, e.onDkgRound)
 	e.handle(api.TopicDkgDeals, e.onDkgDeals)

@@ -239,6 +239,75 @@ func (e *Engine) onRekey(ctx *Context, m *api.Message) error {
 	return nil
 }
 
+// onRekeyed follows a contract's move to its next key epoch (every
+// pRuntime: the deployment's key era and epoch, migrating); a worker of
+// the contract takes the epoch's key from the round it combined and
+// switches the contract to it at this block, the same point in chain
+// order on every replica (contracts.Contract.SwitchEpoch). A worker that
+// did not combine the round (it missed partials) stops the contract: it
+// could not follow the replicas' state.
+func (e *Engine) onRekeyed(ctx *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin("contracts") {
+		return fmt.Errorf("rekeyed from %s, not the contracts module", m.Origin)
+	}
+	g, err := api.DecodeContractKeyGrant(m.Payload)
+	if err != nil {
+		return err
+	}
+	d := e.st.deployed[g.Identity]
+	if d == nil || d.upload != g.Upload {
+		return fmt.Errorf("rekeyed contract %s is not deployed", g.Identity.Short())
+	}
+	d.keyEra, d.keyEpoch, d.migrating, d.epochHeight = g.Era, g.Epoch, true, ctx.Height
+	r := e.running[g.Identity]
+	if r == nil || !slices.Contains(g.Workers, e.entity.Identity.Public()) {
+		return nil
+	}
+	kr := e.st.rounds[g.Round]
+	if kr == nil || kr.seed == nil {
+		e.stopContract(g.Identity, "no key for the contract's new key epoch")
+		return fmt.Errorf("%w (round %x)", errNoRoundKey, g.Round[:4])
+	}
+	ck, err := keys.ContractKeysFromSeed(*kr.seed)
+	if err != nil {
+		return err
+	}
+	delete(e.st.rounds, g.Round)
+	if ck.Ecdh.Public() != g.Ecdh {
+		e.stopContract(g.Identity, "the new key epoch's key does not match the chain's record")
+		return errors.New("the combined epoch key does not match the contract's new ECDH key")
+	}
+	prev := r.c.Keys().Seed
+	if err := r.c.SwitchEpoch(g.Epoch, ck); err != nil {
+		return fmt.Errorf("switch contract %s to key epoch %d: %w", g.Identity.Short(), g.Epoch, err)
+	}
+	r.prevSeed, r.dirty = &prev, true
+	e.log.Info("contract moved to a new key epoch: re-encrypting its state", "contract", g.Identity.Short(), "era", g.Era, "epoch", g.Epoch, "entries", r.c.Store().OldEntries())
+	return nil
+}
+
+// endMigration follows an accepted state update of contract id with no
+// entry left under an older key epoch, made after its move (every
+// pRuntime); a worker running it forgets the old epoch's keys (gone from
+// its next checkpoint).
+func (e *Engine) endMigration(id crypto.PublicKey, u *api.StateUpdate) {
+	d := e.st.deployed[id]
+	if d == nil || !d.migrating || u.OldEntries != 0 || u.Height < d.epochHeight {
+		return
+	}
+	d.migrating = false
+	r := e.running[id]
+	if r == nil {
+		return
+	}
+	if err := r.c.EndMigration(); err != nil {
+		e.log.Error("forget the contract's old key epoch", "contract", id.Short(), "err", err)
+		return
+	}
+	r.prevSeed, r.dirty = nil, true
+	e.log.Info("contract's state re-encrypted: the old key epoch's keys destroyed", "contract", id.Short(), "epoch", d.keyEpoch)
+}
+
 // onKeyEraRetired (a member of a retired key era's set) destroys its
 // share of that era.
 func (e *Engine) onKeyEraRetired(ctx *Context, m *api.Message) error {
@@ -292,7 +361,9 @@ func (e *Engine) takeRoundKey(g *api.ContractKeyGrant) (*keys.ContractKeys, erro
 		return nil, err
 	}
 	delete(e.st.rounds, g.Round)
-	if ck.Identity.Public() != g.Identity || ck.Ecdh.Public() != g.Ecdh {
+	// After epoch 0 the IdentityKey comes from the contract's state (the
+	// secrets entry: rebuild checks it), not from the epoch's seed.
+	if (g.Epoch == 0 && ck.Identity.Public() != g.Identity) || ck.Ecdh.Public() != g.Ecdh {
 		return nil, errors.New("the combined key does not match the contract's public keys")
 	}
 	return ck, nil

@@ -80,7 +80,7 @@ func electSet(t testing.TB, h *recoveryHarness, n int, also ...*Engine) []*Engin
 		}
 	}
 	all := append(append([]*Engine{}, ms...), also...)
-	waitFor(t, 180*time.Second, "the elected set's key set adopted and serving", func() bool {
+	waitFor(t, 10*time.Minute, "the elected set's key set adopted and serving", func() bool {
 		relayBatch(t, h.ch, h.bobS, append([]*Engine{h.gk}, all...)...)
 		v, _, err := queryRaw(t, h.ch.c, api.QueryGatekeepers, nil)
 		if err != nil {

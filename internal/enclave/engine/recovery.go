@@ -32,8 +32,12 @@ import (
 // deployment is a deployed contract as the queue announced it.
 type deployment struct {
 	upload [32]byte
-	// keyEra, keyEpoch: the key set and epoch its key is derived under.
+	// keyEra, keyEpoch: the key set and epoch its key is derived under;
+	// migrating: since epochHeight, entries may still be under the
+	// epoch before (docs/keys.md, "The epoch protocol").
 	keyEra, keyEpoch uint64
+	migrating        bool
+	epochHeight      int64
 	workers          []crypto.PublicKey
 	excluded         []crypto.PublicKey // removed by the deployer, not assigned again
 	// reported: its first status report was seen; failed: it said
@@ -406,9 +410,24 @@ func (e *Engine) rebuild(id crypto.PublicKey, upload [32]byte, seed [crypto.Seed
 	}
 	var c *contracts.Contract
 	if cp.Height > 0 {
-		st, err := contracts.StoreFromEntries(ck.Storage, cp.Seq, req.Entries, cp.Root)
+		// The checkpoint's entries are under the contract's current key
+		// epoch (a new worker is provisioned only outside a migration).
+		epoch := e.st.deployed[id].keyEpoch
+		st, err := contracts.OpenStore([]contracts.EpochKey{{Epoch: epoch, Key: ck.Storage}}, cp.Seq, req.Entries, cp.Root)
 		if err != nil {
 			return nil, fmt.Errorf("%w: checkpoint of %s at height %d: %w", ErrBadInput, id.Short(), cp.Height, err)
+		}
+		if epoch > 0 {
+			x, err := st.Secrets()
+			if err != nil {
+				return nil, fmt.Errorf("%w: checkpoint of %s at height %d: %w", ErrBadInput, id.Short(), cp.Height, err)
+			}
+			if ck, err = contracts.KeysWithSecrets(ck, &x); err != nil {
+				return nil, err
+			}
+			if ck.Identity.Public() != id {
+				return nil, fmt.Errorf("%w: the checkpoint of %s holds another contract's secrets", ErrBadInput, id.Short())
+			}
 		}
 		if c, err = e.startContractWith(ck, u.codeHash, st, cp.Calls); err != nil {
 			return nil, err
@@ -534,6 +553,8 @@ func (s *state) encodeDeployments(w *codec.Writer) {
 		w.Fixed(d.upload[:])
 		w.Uvarint(d.keyEra)
 		w.Uvarint(d.keyEpoch)
+		w.Bool(d.migrating)
+		w.Varint(d.epochHeight)
 		w.BytesField(api.EncodeKeys(d.workers))
 		w.BytesField(api.EncodeKeys(d.excluded))
 		w.Bool(d.reported)
@@ -575,6 +596,7 @@ func (s *state) decodeDeployments(r *codec.Reader) {
 		r.Fixed(id[:])
 		r.Fixed(d.upload[:])
 		d.keyEra, d.keyEpoch = r.Uvarint(), r.Uvarint()
+		d.migrating, d.epochHeight = r.Bool(), r.Varint()
 		ws := r.BytesField(8 + 32*api.MaxReplicas)
 		xs := r.BytesField(8 + 32*api.MaxExcludedWorkers)
 		d.reported, d.failed, d.droppedUpTo = r.Bool(), r.Bool(), r.Varint()

@@ -74,6 +74,9 @@ type running struct {
 	blockHeight int64
 	blockBytes  int
 	blockState  int // state change bytes at blockHeight (MaxStateChangePerBlock)
+	// prevSeed: the previous key epoch's seed while the contract migrates
+	// (keys.go, onRekeyed), nil otherwise.
+	prevSeed *[crypto.SeedSize]byte
 }
 
 const maxCodeBytes = 32 << 20
@@ -331,11 +334,21 @@ func cutDue(id crypto.PublicKey, interval uint64, height int64) bool {
 // origin sequence); a recovering worker replays the same cuts.
 func (e *Engine) cutState(height int64, id crypto.PublicKey, r *running) {
 	st := r.c.Store()
-	due := cutDue(id, e.checkpointInterval(r), height) || st.ChangedBytes() >= stateCutBytes
+	periodic := cutDue(id, e.checkpointInterval(r), height)
+	if periodic && st.OldEntries() > 0 {
+		// A migrating contract's rolling re-encryption (docs/keys.md, "The
+		// epoch protocol"): at each periodic cut, reencrypt_per_block
+		// entries per block of the interval, as ordinary changes.
+		max := int(min(e.st.params.ReencryptPerBlock*e.checkpointInterval(r), 1<<20))
+		if _, _, err := r.c.Reencrypt(max); err != nil {
+			e.log.Error("re-encrypt the contract's state", "contract", id.Short(), "err", err)
+		}
+	}
+	due := periodic || st.ChangedBytes() >= stateCutBytes
 	if !due || (!st.HasChanges() && !r.cmdSinceCut) {
 		return
 	}
-	u := &api.StateUpdate{Height: height, Seq: st.Seq(), Calls: r.c.Calls(), PrevRoot: r.cutRoot, NewRoot: r.c.StateRoot(), Changes: st.TakeChanges()}
+	u := &api.StateUpdate{Height: height, Seq: st.Seq(), Calls: r.c.Calls(), PrevRoot: r.cutRoot, NewRoot: r.c.StateRoot(), Changes: st.TakeChanges(), OldEntries: uint64(st.OldEntries())}
 	if cutHook != nil {
 		cutHook(e.entity.Identity.Public(), id, u, st)
 	}
@@ -447,6 +460,15 @@ func (e *Engine) runCommand(ctx *Context, r *running, cm *api.ContractCommandMes
 	}
 	r.lastNonce[cm.From] = cm.Nonce
 	input, err := ch.Open(cm.Sealed, api.CommandAD(cm.Contract, cm.From, cm.Nonce))
+	if prev := r.c.PrevEcdh(); err != nil && prev != nil {
+		// Sealed to the previous key epoch's ECDH key: accepted until the
+		// migration ends (docs/keys.md, "EcdhKey rotation").
+		if old, oerr := channel.New(prev, cm.From, api.ChannelPurposeCommand); oerr == nil {
+			if in, oerr := old.Open(cm.Sealed, api.CommandAD(cm.Contract, cm.From, cm.Nonce)); oerr == nil {
+				input, ch, err = in, old, nil
+			}
+		}
+	}
 	if err != nil {
 		e.executed(r, cm.Contract)
 		r.recordReceipt(cm.From, cm.Nonce, ctx.Height, api.ReceiptBody{Status: api.ReceiptRejected,
