@@ -255,8 +255,14 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicGatekeeperActive, e.onGatekeeperActive)
 	e.handle(api.TopicContractState, e.onStateUpdate)
 	e.handle(api.TopicSubnetChanged, e.onSubnetChanged)
-	if me := e.entity.Identity.Public(); e.isGatekeeper(me) || e.isElected(me) {
+	me := e.entity.Identity.Public()
+	if e.isGatekeeper(me) || e.isElected(me) {
 		e.role = RoleGatekeeper
+	}
+	// A member of a past key set keeps serving the contracts under its
+	// era (and destroys its share when the era retires); a member in a
+	// DKG continues it.
+	if e.role == RoleGatekeeper || e.keySetMember(me) || e.st.dkg != nil {
 		if err := e.startGatekeeper(est == keys.EntityPreGenesis); err != nil {
 			return nil, err
 		}

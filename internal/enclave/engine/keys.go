@@ -109,6 +109,16 @@ func (e *Engine) commitments(set *api.KeySet) ([]kyber.Point, error) {
 	return xs, nil
 }
 
+// keySetMember reports whether key is a member of any adopted key set.
+func (e *Engine) keySetMember(key crypto.PublicKey) bool {
+	for _, set := range e.st.keySets {
+		if set.Index(key) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // keySetCommits decodes set's commitments.
 func keySetCommits(set *api.KeySet) ([]kyber.Point, error) {
 	cs, err := threshold.DecodeCommits(set.Commits)
@@ -145,7 +155,12 @@ func (e *Engine) onKeyPartials(ctx *Context, m *api.Message) error {
 	if idx < 0 {
 		return fmt.Errorf("key partials from %s, not a member of the key set of era %d", m.Origin.Key.Short(), p.Era)
 	}
-	if w := e.st.workers[m.Origin.Key]; w == nil || w.Info.EcdhKey != p.MemberE {
+	w := e.st.workers[m.Origin.Key]
+	if !e.attested(w, ctx.Height) {
+		// The chain's rule too (contracts.OnPartials): the same members count.
+		return fmt.Errorf("key partials from %s, not attested at height %d", m.Origin.Key.Short(), ctx.Height)
+	}
+	if w.Info.EcdhKey != p.MemberE {
 		return fmt.Errorf("key partials from %s sealed with another ECDH key than its registered one", m.Origin.Key.Short())
 	}
 	roundID := p.Round()

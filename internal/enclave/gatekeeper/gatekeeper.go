@@ -368,7 +368,9 @@ func (g *Gatekeeper) Share(height int64, rec *api.WorkerRecord, era uint64) {
 	if !ok || g.shares[serving] == nil || to == g.cfg.Entity.Identity.Public() || !g.cfg.Chain.IsGatekeeper(to) || !g.cfg.Chain.Attested(rec, height) {
 		return
 	}
-	if set := g.cfg.Chain.KeySet(serving); set == nil || set.T != 1 {
+	// Only to a genesis gatekeeper (a member of key set 0), and only while
+	// the genesis key set serves.
+	if set := g.cfg.Chain.KeySet(serving); serving != 0 || set == nil || set.T != 1 || set.Index(to) < 0 {
 		return
 	}
 	ch, err := channel.New(g.cfg.Entity.Ecdh, rec.Info.EcdhKey, api.ChannelPurposeMasterKey)
