@@ -72,6 +72,10 @@ func OnPartials(ctx *block.Context, member crypto.PublicKey, payload []byte) {
 		ignore(fmt.Sprintf("not a member of the key set of era %d", p.Era))
 		return
 	}
+	if gatekeeper.Retired(ctx.KV, p.Era) {
+		ignore(fmt.Sprintf("key era %d is retired", p.Era))
+		return
+	}
 	wr, err := registry.Attested(ctx.KV, member, ctx.Height)
 	if err != nil {
 		ignore("member not attested")
@@ -104,6 +108,9 @@ func OnPartials(ctx *block.Context, member crypto.PublicKey, payload []byte) {
 		return
 	}
 	ctx.Event("key_round_complete", "upload_id", hex.EncodeToString(p.Upload[:]), "round", hex.EncodeToString(round[:8]), "era", strconv.FormatUint(p.Era, 10), "members", strconv.Itoa(len(kr.Members)))
+	if p.Purpose == api.KeyForEpoch {
+		return // the new ECDH key comes with a worker's report (OnKeyed)
+	}
 	g := &api.ContractKeyGrant{Upload: p.Upload, Era: p.Era, Epoch: p.Epoch, Round: round, Workers: kr.Workers}
 	if p.Purpose == api.KeyForArbiters {
 		rec := Record(ctx.KV, p.Contract)
@@ -124,6 +131,9 @@ func dueRound(ctx *block.Context, p *api.KeyPartials) string {
 	if loadPending(ctx.KV, p.Upload) == nil {
 		return "unknown upload"
 	}
+	if p.Purpose == api.KeyForEpoch {
+		return dueEpochRound(ctx, p)
+	}
 	if p.Purpose == api.KeyForArbiters {
 		rec := Record(ctx.KV, p.Contract)
 		a := loadArbitration(ctx.KV, p.Contract)
@@ -134,12 +144,17 @@ func dueRound(ctx *block.Context, p *api.KeyPartials) string {
 			return "no dispute of that update is open"
 		case len(a.Arbiters) > 0:
 			return "the dispute's arbiters are already assigned"
+		case rec.Migrating:
+			return "migrating: arbiters wait for the end of the contract's key epoch migration"
 		case p.Era != rec.KeyEra || p.Epoch != rec.KeyEpoch:
 			return fmt.Sprintf("the contract's key is of era %d epoch %d", rec.KeyEra, rec.KeyEpoch)
 		}
 		return ""
 	}
 	if rec := deployedUpload(ctx.KV, p.Upload); rec != nil {
+		if rec.Migrating {
+			return "migrating: replacements wait for the end of the contract's key epoch migration"
+		}
 		if p.Era != rec.KeyEra || p.Epoch != rec.KeyEpoch {
 			return fmt.Sprintf("the contract's key is of era %d epoch %d", rec.KeyEra, rec.KeyEpoch)
 		}
@@ -163,6 +178,10 @@ func OnKeyed(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 	k, err := api.DecodeContractKeyed(payload)
 	if err != nil {
 		ctx.Event("contract_keyed_ignored", "worker", worker.Hex(), "reason", err.Error())
+		return
+	}
+	if kr := loadRound(ctx.KV, k.Round); kr != nil && kr.Purpose == api.KeyForEpoch && kr.Upload == k.Upload {
+		onEpochKeyed(ctx, worker, k, kr)
 		return
 	}
 	if rec := deployedUpload(ctx.KV, k.Upload); rec != nil {
