@@ -88,7 +88,7 @@ func RetireEras(ctx *block.Context, inUse func(era uint64) bool) []Retirement {
 		}
 		return true
 	})
-	window, overflow := bits.Mul64(ctx.Params.KeyMigrationEras, ctx.Params.EraLength)
+	overflow, window := bits.Mul64(ctx.Params.KeyMigrationEras, ctx.Params.EraLength)
 	var out []Retirement
 	for i, era := range eras {
 		if era == serving || Retired(ctx.KV, era) {
