@@ -294,7 +294,9 @@ func TestKeyEraRetirement(t *testing.T) {
 			if *rk != (api.Rekey{Contract: id, Upload: up, Era: 1, Epoch: 1}) {
 				t.Fatalf("rekey %+v at %d", rk, h.height)
 			}
-			retired := func() []byte { return h.query(api.QueryKeyEraRetired, binary.BigEndian.AppendUint64(nil, 0), true).Value }
+			retired := func() []byte {
+				return h.query(api.QueryKeyEraRetired, binary.BigEndian.AppendUint64(nil, 0), true).Value
+			}
 			if retired() != nil {
 				t.Fatal("era 0 retired while the contract is under it")
 			}
