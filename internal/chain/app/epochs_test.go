@@ -360,3 +360,49 @@ func TestKeyEraRetirement(t *testing.T) {
 		})
 	}
 }
+
+// A pending rekey is asked again: when a worker joined the contract
+// after the round's partials (a replacement is allowed while the epoch
+// is only asked for), the report is ignored, the round and the pending
+// rekey are dropped and the next replica check asks again (for the same
+// epoch, now with three workers); a rekey nobody answers is asked again
+// at the first check more than contracts.KeyRoundLifetime blocks later.
+func TestRekeyAskedAgain(t *testing.T) {
+	g := genesis()
+	g.Params.ContractKeyEpoch = 10
+	c := startReplicaChain(t, g, 3)
+	h, gk, w1, w2, w3 := c.h, c.gk, c.ws[0], c.ws[1], c.ws[2]
+	d := c.upload(3)
+	id := d.contract.Public()
+	c.grant(d, w1, w2)
+	if rk := h.untilRekey(30); rk.Contract != id || rk.Epoch != 1 {
+		t.Fatalf("rekey %+v", rk)
+	}
+	p := epochPartials(gk, d.upload, id, 0, 1, w1, w2)
+	if r := h.sendPartials(gk, p); event(r, "key_round_complete", "members") != "1" {
+		t.Fatalf("epoch round: %v", r.Events)
+	}
+	if r := h.sendPartials(gk, keyPartials(gk, d.upload, w3)); event(r, "contract_deployed", "worker") != w3.identity.Public().Hex() {
+		t.Fatalf("a replacement while the epoch is asked for: %v", r.Events)
+	}
+	newE, _, _ := crypto.GenerateKeyPair()
+	r := h.reportKeys(w1, p.Round(), d.upload, id, newE.Public())
+	if !strings.Contains(event(r, "contract_keyed_ignored", "reason"), "asked again") || h.keyRound(p.Round()) != nil {
+		t.Fatalf("report after a worker joined: %v", r.Events)
+	}
+	if rec := c.record(d); rec.KeyEpoch != 0 || rec.Migrating || rec.Ecdh != id {
+		t.Fatalf("record %+v", rec)
+	}
+	rk := h.untilRekey(contracts.ReplicaCheckInterval)
+	if rk.Epoch != 1 {
+		t.Fatalf("asked again %+v", rk)
+	}
+	if r := h.sendPartials(gk, p); !strings.Contains(event(r, "key_partials_ignored", "reason"), "not the contract's current 3") {
+		t.Fatalf("the old round's partials: %v", r.Events)
+	}
+	asked := h.height
+	rk = h.untilRekey(contracts.KeyRoundLifetime + 2*contracts.ReplicaCheckInterval)
+	if h.height-asked <= contracts.KeyRoundLifetime || h.height-asked > contracts.KeyRoundLifetime+contracts.ReplicaCheckInterval || rk.Epoch != 1 {
+		t.Fatalf("asked at %d, again at %d: %+v", asked, h.height, rk)
+	}
+}
