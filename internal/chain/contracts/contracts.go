@@ -614,8 +614,8 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 // it owns the "c" keys (records "c/", uploads "cu/", deployer sequences
 // "cs/", pending uploads "cp/", on-chain query answers "cr/", the block's
 // declared gas per worker "cg/", checkpoints "cc/" and entries "ck/",
-// arbitrations "ca/", state votes "cv/", undo records "cx/" and rounds of
-// key partials "kr/"); it executes
+// arbitrations "ca/", state votes "cv/", undo records "cx/", rounds of
+// key partials "kr/" and pending rekeys "ce/"); it executes
 // uploads, commands, on-chain queries and arbitration requests, admits contract origins (deployed
 // contracts) into the queue, consumes key-set members' partials, workers'
 // reports of derived contract keys, and

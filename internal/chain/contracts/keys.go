@@ -50,14 +50,17 @@ func deployedUpload(kv store.KV, upload [32]byte) *api.ContractRecord {
 
 // OnPartials counts a key-set member's partials (api.TopicKeyPartials,
 // origin worker member). They count if member is in the key set of the
-// partials' era, attested, sealing with its registered ECDH key, and the
-// round is the one due: for a contract's workers, the serving key era and
-// epoch 0 before the deployment, the record's key era and epoch after it;
-// for arbiters, an open dispute of the contract at that height with no
-// arbiters yet. The T-th member completes the round: replicas and
+// partials' era, that era is not retired (gatekeeper.Retired), member is
+// attested, sealing with its registered ECDH key, and the round is the
+// one due: for a contract's workers, the serving key era and epoch 0
+// before the deployment, the record's key era and epoch after it (not
+// while the contract migrates); for arbiters, an open dispute of the
+// contract at that height with no arbiters yet (not while it migrates);
+// for a key epoch (KeyForEpoch), the contract's pending rekey (epochs.go,
+// dueEpochRound). The T-th member completes the round: replicas and
 // arbiters are accepted at once (OnGrant, assignArbiters); a first
-// deployment waits for a worker's ContractKeyed. Anything else is an
-// event (key_partials_ignored) and changes nothing.
+// deployment and a key epoch wait for a worker's ContractKeyed. Anything
+// else is an event (key_partials_ignored) and changes nothing.
 func OnPartials(ctx *block.Context, member crypto.PublicKey, payload []byte) {
 	p, err := api.DecodeKeyPartials(payload)
 	if err != nil {
@@ -167,9 +170,10 @@ func dueRound(ctx *block.Context, p *api.KeyPartials) string {
 }
 
 // OnKeyed takes a worker's report of the keys it derived from a completed
-// first-deployment round (api.TopicContractKeyed, origin worker): the
-// first report of a worker of the round deploys the contract with the
-// round's workers (OnGrant). A report of keys that differ from the
+// round (api.TopicContractKeyed, origin worker). For a KeyForEpoch round,
+// onEpochKeyed (epochs.go). For a first-deployment round, the first
+// report of a worker of the round deploys the contract with the round's
+// workers (OnGrant). A report of keys that differ from the
 // deployed contract's, from one of its workers, is an event
 // (contract_key_mismatch): that worker's enclave derived other keys than
 // the one whose report was taken. Any other report is ignored
