@@ -331,6 +331,13 @@ func KeySetKey(era uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte("g/keyset/"), era)
 }
 
+// KeyEraRetiredKey is the state key of era's retirement (8 bytes
+// big-endian; gatekeeper module): varint height ‖ reason byte, absent
+// while the era is not retired.
+func KeyEraRetiredKey(era uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("g/retired/"), era)
+}
+
 // KeyServingKeyEra is the state key of the serving key set's era (uvarint):
 // new contracts are derived under it.
 var KeyServingKeyEra = []byte("g/keyera")

@@ -27,6 +27,10 @@ const (
 	QueryKeyEra = "/keys/era" // value: uvarint era of the serving key set (KeyServingKeyEra), absent until the genesis MasterKey is announced
 	QueryKeySet = "/keys/set" // data: era (big-endian u64); value: KeySet of that era (KeySetKey), absent if none was adopted
 	QueryKeyDkg = "/keys/dkg" // value: DkgState of the running DKG (KeyDkg), absent when none runs
+	// QueryKeyEraRetired: data: era (big-endian u64); value: varint height
+	// of its retirement ‖ reason byte (0: no contract needed it; 1: its
+	// deadline passed) (KeyEraRetiredKey), absent while it is not retired.
+	QueryKeyEraRetired = "/keys/retired"
 )
 
 // State keys. Every proved query value lives under one of these.
@@ -231,6 +235,11 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		return KeySetKey(binary.BigEndian.Uint64(data)), nil
 	case QueryKeyDkg:
 		return KeyDkg, nil
+	case QueryKeyEraRetired:
+		if len(data) != 8 {
+			return nil, fmt.Errorf("%w: %s takes a big-endian u64 era (8 bytes)", ErrInvalidCall, path)
+		}
+		return KeyEraRetiredKey(binary.BigEndian.Uint64(data)), nil
 	case QueryGatekeeperCandidacy:
 		pk, err := key32()
 		return CandidacyKey(pk), err

@@ -268,7 +268,7 @@ func OnGrant(ctx *block.Context, g *api.ContractKeyGrant) {
 	if rec == nil {
 		reason = api.DeployedFirst
 		rec = &api.ContractRecord{Upload: g.Upload, Deployer: p.Deployer, CodeHash: p.CodeHash, Sequence: p.Sequence, Identity: g.Identity, Ecdh: g.Ecdh,
-			Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements, CheckpointInterval: p.CheckpointInterval, KeyEra: g.Era, KeyEpoch: g.Epoch}
+			Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements, CheckpointInterval: p.CheckpointInterval, KeyEra: g.Era, KeyEpoch: g.Epoch, EpochHeight: ctx.Height}
 		ctx.KV.Set(api.ContractUploadKey(g.Upload), g.Identity[:])
 	}
 	rec.Workers = append(rec.Workers, added...)
@@ -328,15 +328,24 @@ func removeWorkers(ctx *block.Context, rec *api.ContractRecord, workers []crypto
 // (checkReplicas).
 const ReplicaCheckInterval = 10
 
-// checkReplicas (end of every ReplicaCheckInterval-th block) removes from
-// each contract that has not failed the workers whose registration
-// expired or whose measurement was revoked (api.RemovedExpired), whose
-// stake fell below min_worker_stake (api.RemovedStake), or that the chain
-// found unresponsive at the last era end (api.RemovedUnresponsive).
-func checkReplicas(ctx *block.Context) {
+// checkContracts (end of every ReplicaCheckInterval-th block) is one pass
+// over the records: the replica check (checkReplicas), then the key
+// epochs and key eras (checkEpochs, epochs.go).
+func checkContracts(ctx *block.Context) {
 	if ctx.Height%ReplicaCheckInterval != 0 {
 		return
 	}
+	checkEpochs(ctx, checkReplicas(ctx))
+}
+
+// checkReplicas removes from each contract that has not failed the
+// workers whose registration expired or whose measurement was revoked
+// (api.RemovedExpired), whose stake fell below min_worker_stake
+// (api.RemovedStake), or that the chain found unresponsive at the last
+// era end (api.RemovedUnresponsive). It returns every contract's id, in
+// record order.
+func checkReplicas(ctx *block.Context) []crypto.PublicKey {
+	var ids []crypto.PublicKey
 	type removal struct {
 		rec     *api.ContractRecord
 		why     string
@@ -348,6 +357,7 @@ func checkReplicas(ctx *block.Context) {
 		if err != nil {
 			panic(fmt.Sprintf("corrupt contract record: %v", err))
 		}
+		ids = append(ids, rec.Identity)
 		if rec.Status == api.ContractFailed {
 			return true
 		}
@@ -378,6 +388,7 @@ func checkReplicas(ctx *block.Context) {
 	for _, r := range rs {
 		removeWorkers(ctx, Record(ctx.KV, r.rec.Identity), r.workers, r.why)
 	}
+	return ids
 }
 
 // attested reports whether worker has an attested registration at height.
@@ -566,6 +577,9 @@ func OnState(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 	ctx.KV.Set(api.CheckpointKey(contract), cp.Encode())
 	keepUndo(ctx, contract, u.Height, undo)
 	ctx.Event("state_update", "contract", contract.Hex(), "height", strconv.FormatInt(u.Height, 10), "changes", strconv.Itoa(len(u.Changes)))
+	if rec := Record(ctx.KV, contract); endMigration(ctx, rec, u) {
+		ctx.KV.Set(api.ContractKey(contract), rec.Encode())
+	}
 }
 
 // Query queues an on-chain query for a deployed contract. A query that
@@ -600,8 +614,8 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 // it owns the "c" keys (records "c/", uploads "cu/", deployer sequences
 // "cs/", pending uploads "cp/", on-chain query answers "cr/", the block's
 // declared gas per worker "cg/", checkpoints "cc/" and entries "ck/",
-// arbitrations "ca/", state votes "cv/", undo records "cx/" and rounds of
-// key partials "kr/"); it executes
+// arbitrations "ca/", state votes "cv/", undo records "cx/", rounds of
+// key partials "kr/" and pending rekeys "ce/"); it executes
 // uploads, commands, on-chain queries and arbitration requests, admits contract origins (deployed
 // contracts) into the queue, consumes key-set members' partials, workers'
 // reports of derived contract keys, and
@@ -611,7 +625,7 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
-		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/"},
+		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/", "ce/"},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallUploadContract: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return Upload(ctx, signer, c.(*api.UploadContract))
@@ -651,7 +665,7 @@ func Spec() *module.Module {
 			}},
 		},
 		EndBlock: func(ctx *block.Context) error {
-			checkReplicas(ctx)
+			checkContracts(ctx)
 			pruneRounds(ctx)
 			expireArbitrations(ctx)
 			return nil

@@ -50,14 +50,17 @@ func deployedUpload(kv store.KV, upload [32]byte) *api.ContractRecord {
 
 // OnPartials counts a key-set member's partials (api.TopicKeyPartials,
 // origin worker member). They count if member is in the key set of the
-// partials' era, attested, sealing with its registered ECDH key, and the
-// round is the one due: for a contract's workers, the serving key era and
-// epoch 0 before the deployment, the record's key era and epoch after it;
-// for arbiters, an open dispute of the contract at that height with no
-// arbiters yet. The T-th member completes the round: replicas and
+// partials' era, that era is not retired (gatekeeper.Retired), member is
+// attested, sealing with its registered ECDH key, and the round is the
+// one due: for a contract's workers, the serving key era and epoch 0
+// before the deployment, the record's key era and epoch after it (not
+// while the contract migrates); for arbiters, an open dispute of the
+// contract at that height with no arbiters yet (not while it migrates);
+// for a key epoch (KeyForEpoch), the contract's pending rekey (epochs.go,
+// dueEpochRound). The T-th member completes the round: replicas and
 // arbiters are accepted at once (OnGrant, assignArbiters); a first
-// deployment waits for a worker's ContractKeyed. Anything else is an
-// event (key_partials_ignored) and changes nothing.
+// deployment and a key epoch wait for a worker's ContractKeyed. Anything
+// else is an event (key_partials_ignored) and changes nothing.
 func OnPartials(ctx *block.Context, member crypto.PublicKey, payload []byte) {
 	p, err := api.DecodeKeyPartials(payload)
 	if err != nil {
@@ -70,6 +73,10 @@ func OnPartials(ctx *block.Context, member crypto.PublicKey, payload []byte) {
 	set := gatekeeper.KeySetOf(ctx.KV, p.Era)
 	if set == nil || set.Index(member) < 0 {
 		ignore(fmt.Sprintf("not a member of the key set of era %d", p.Era))
+		return
+	}
+	if gatekeeper.Retired(ctx.KV, p.Era) {
+		ignore(fmt.Sprintf("key era %d is retired", p.Era))
 		return
 	}
 	wr, err := registry.Attested(ctx.KV, member, ctx.Height)
@@ -104,6 +111,9 @@ func OnPartials(ctx *block.Context, member crypto.PublicKey, payload []byte) {
 		return
 	}
 	ctx.Event("key_round_complete", "upload_id", hex.EncodeToString(p.Upload[:]), "round", hex.EncodeToString(round[:8]), "era", strconv.FormatUint(p.Era, 10), "members", strconv.Itoa(len(kr.Members)))
+	if p.Purpose == api.KeyForEpoch {
+		return // the new ECDH key comes with a worker's report (OnKeyed)
+	}
 	g := &api.ContractKeyGrant{Upload: p.Upload, Era: p.Era, Epoch: p.Epoch, Round: round, Workers: kr.Workers}
 	if p.Purpose == api.KeyForArbiters {
 		rec := Record(ctx.KV, p.Contract)
@@ -124,6 +134,9 @@ func dueRound(ctx *block.Context, p *api.KeyPartials) string {
 	if loadPending(ctx.KV, p.Upload) == nil {
 		return "unknown upload"
 	}
+	if p.Purpose == api.KeyForEpoch {
+		return dueEpochRound(ctx, p)
+	}
 	if p.Purpose == api.KeyForArbiters {
 		rec := Record(ctx.KV, p.Contract)
 		a := loadArbitration(ctx.KV, p.Contract)
@@ -134,12 +147,17 @@ func dueRound(ctx *block.Context, p *api.KeyPartials) string {
 			return "no dispute of that update is open"
 		case len(a.Arbiters) > 0:
 			return "the dispute's arbiters are already assigned"
+		case rec.Migrating:
+			return "migrating: arbiters wait for the end of the contract's key epoch migration"
 		case p.Era != rec.KeyEra || p.Epoch != rec.KeyEpoch:
 			return fmt.Sprintf("the contract's key is of era %d epoch %d", rec.KeyEra, rec.KeyEpoch)
 		}
 		return ""
 	}
 	if rec := deployedUpload(ctx.KV, p.Upload); rec != nil {
+		if rec.Migrating {
+			return "migrating: replacements wait for the end of the contract's key epoch migration"
+		}
 		if p.Era != rec.KeyEra || p.Epoch != rec.KeyEpoch {
 			return fmt.Sprintf("the contract's key is of era %d epoch %d", rec.KeyEra, rec.KeyEpoch)
 		}
@@ -152,9 +170,10 @@ func dueRound(ctx *block.Context, p *api.KeyPartials) string {
 }
 
 // OnKeyed takes a worker's report of the keys it derived from a completed
-// first-deployment round (api.TopicContractKeyed, origin worker): the
-// first report of a worker of the round deploys the contract with the
-// round's workers (OnGrant). A report of keys that differ from the
+// round (api.TopicContractKeyed, origin worker). For a KeyForEpoch round,
+// onEpochKeyed (epochs.go). For a first-deployment round, the first
+// report of a worker of the round deploys the contract with the round's
+// workers (OnGrant). A report of keys that differ from the
 // deployed contract's, from one of its workers, is an event
 // (contract_key_mismatch): that worker's enclave derived other keys than
 // the one whose report was taken. Any other report is ignored
@@ -163,6 +182,10 @@ func OnKeyed(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 	k, err := api.DecodeContractKeyed(payload)
 	if err != nil {
 		ctx.Event("contract_keyed_ignored", "worker", worker.Hex(), "reason", err.Error())
+		return
+	}
+	if kr := loadRound(ctx.KV, k.Round); kr != nil && kr.Purpose == api.KeyForEpoch && kr.Upload == k.Upload {
+		onEpochKeyed(ctx, worker, k, kr)
 		return
 	}
 	if rec := deployedUpload(ctx.KV, k.Upload); rec != nil {

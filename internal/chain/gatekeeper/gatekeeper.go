@@ -148,7 +148,7 @@ func Spec(src VoterSource) *module.Module {
 		},
 		EndBlock: func(ctx *block.Context) error { return EndBlock(ctx, src) },
 		StateQueries: []string{api.QueryGatekeepers, api.QueryMasterKey, api.QueryGatekeeperEra, api.QueryGatekeeperExposure,
-			api.QueryGatekeeperCandidacy, api.QueryGatekeeperCandidates, api.QueryKeyEra, api.QueryKeySet, api.QueryKeyDkg},
+			api.QueryGatekeeperCandidacy, api.QueryGatekeeperCandidates, api.QueryKeyEra, api.QueryKeySet, api.QueryKeyDkg, api.QueryKeyEraRetired},
 	}
 }
 

@@ -62,11 +62,12 @@ func validPoint(b [32]byte) bool {
 	return lp.Equal(suite.Point().Null())
 }
 
-// adoptKeySet records s as the key set of its era and makes it the
-// serving one; the master public key (api.KeyMasterKey) becomes s's; and
+// adoptKeySet records s as the key set of its era and the block that
+// adopted it (retire.go), and makes it the serving one; the master public key (api.KeyMasterKey) becomes s's; and
 // announces it (api.TopicKeyRotationReady).
 func adoptKeySet(ctx *block.Context, s *api.KeySet) {
 	ctx.KV.Set(api.KeySetKey(s.Era), s.Encode())
+	ctx.KV.Set(keySetAdoptedKey(s.Era), binary.AppendVarint(nil, ctx.Height))
 	ctx.KV.Set(api.KeyServingKeyEra, binary.AppendUvarint(nil, s.Era))
 	pub := s.Public()
 	ctx.KV.Set(api.KeyMasterKey, pub[:])
