@@ -489,7 +489,7 @@ published it, the MasterKey public key, both with proofs.`,
 					fmt.Fprintf(w, "  %s  %s\n", k.Address, k.PublicKey)
 				}
 				if ok {
-					fmt.Fprintf(w, "Master key: %s (edwards25519; held as threshold shares)\n", out.MasterKey.PublicKey)
+					fmt.Fprintf(w, "Master key: %s (the serving key set's, an edwards25519 point; its era, threshold and members: phala keys status)\n", out.MasterKey.PublicKey)
 				} else {
 					fmt.Fprintln(w, "Master key: not published yet")
 				}

@@ -104,9 +104,10 @@ func eraCmd(g *globals) *cobra.Command {
 heights [1+e·L, (e+1)·L] with L = era_length), the gatekeepers serving now,
 the declared candidates, and the set elected for era N at the last block
 of era N-1: its members in election order with their backing (own stake
-and each nominator's exposure), who confirmed holding the MasterKey, and
-its status (pending: waiting for confirmations; active: it became the
-gatekeeper list; expired: not confirmed within an era). An era that has
+and each nominator's exposure), whose DKG result was adopted (the set's confirmed members), and
+its status (pending: its DKG runs, see phala keys status; active: its key
+set was adopted and it became the gatekeeper list; expired: its DKG failed
+or did not finish within an era). An era that has
 not started is refused, unless its set is elected already (the era after
 the current one, from the current era's last block). For the current era
 it lists each registered node's activity so far (heartbeat challenges
