@@ -327,6 +327,9 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 	if mk.Value == nil {
 		return noMaster, nil
 	}
+	if st, _, err := c.Dkg(ctx); err == nil && st != nil {
+		return fmt.Sprintf("waiting for the DKG of the gatekeeper set elected for era %d (attempt %d): new contracts are provisioned once its key set serves (phala keys status shows its progress)", st.Era, st.Attempt), nil
+	}
 	return fmt.Sprintf("waiting for a gatekeeper to provision its keys to up to %d of the %d registered worker(s) satisfying its requirements (uploaded at height %d; the gatekeeper's pherry relays the grant)", p.Replicas, fits, p.Height), nil
 }
 
