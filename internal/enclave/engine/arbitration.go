@@ -13,6 +13,7 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -138,6 +139,10 @@ func (e *Engine) onArbitersAssigned(ctx *Context, m *api.Message) error {
 		return nil
 	}
 	ck, err := e.takeRoundKey(g)
+	if errors.Is(err, errNoRoundKey) {
+		e.await(g.Round, awaitArbiter, a.Grant, a.Height)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -204,6 +204,9 @@ func (e *Engine) onKeyPartials(ctx *Context, m *api.Message) error {
 		return err
 	}
 	r.seed, r.partials = &seed, nil
+	if err := e.takeAwaited(roundID); err != nil {
+		return err
+	}
 	if p.Purpose == api.KeyForEpoch {
 		// The epoch's public ECDH key is reported by the contract's
 		// workers (no member knows it); the identity stays.
@@ -358,6 +361,70 @@ func (r *keyRound) combine(t, n int) ([crypto.SeedSize]byte, error) {
 	return threshold.ContractSeed(xh, r.upload, r.epoch)
 }
 
+// Kinds of accepted grants a worker awaits the key of (awaitedGrant).
+const (
+	awaitDeploy  uint8 = 1 // a ContractDeployed adding this worker
+	awaitArbiter uint8 = 2 // an ArbitersAssigned naming it
+)
+
+// awaitedGrant is an accepted grant naming this worker whose round's key
+// it has not combined yet: the chain completes a round at T members
+// without opening their partials, so one that does not verify leaves the
+// worker short until the other members' partials arrive (docs/keys.md).
+// height: the grant's block (deploy) or the disputed update's (arbiter).
+type awaitedGrant struct {
+	kind   uint8
+	grant  []byte // the encoded api.ContractKeyGrant
+	height int64
+	at     int64 // the block it was accepted in (for pruning)
+}
+
+// await keeps an accepted grant until its round's key combines.
+func (e *Engine) await(round [32]byte, kind uint8, grant []byte, height int64) {
+	e.st.awaiting[round] = &awaitedGrant{kind: kind, grant: grant, height: height, at: e.st.dispatched}
+	e.log.Warn("assigned before holding T valid key partials: waiting for the other members' partials", "round", fmt.Sprintf("%x", round[:4]))
+}
+
+// takeAwaited takes the key of an awaited grant of round once combined:
+// a deployed contract this worker still runs for is recovered from the
+// chain; a dispute still open is arbitrated.
+func (e *Engine) takeAwaited(round [32]byte) error {
+	aw := e.st.awaiting[round]
+	if aw == nil {
+		return nil
+	}
+	delete(e.st.awaiting, round)
+	g, err := api.DecodeContractKeyGrant(aw.grant)
+	if err != nil {
+		return err
+	}
+	me := e.entity.Identity.Public()
+	switch aw.kind {
+	case awaitDeploy:
+		d := e.st.deployed[g.Identity]
+		if d == nil || !slices.Contains(d.workers, me) || e.running[g.Identity] != nil {
+			return nil
+		}
+		ck, err := e.takeRoundKey(g)
+		if err != nil {
+			return err
+		}
+		e.st.recovering[g.Identity] = &heldKey{upload: g.Upload, seed: ck.Seed, height: aw.height}
+		e.log.Info("key of an assigned contract combined late: recovering it from the chain", "contract", g.Identity.Short())
+	case awaitArbiter:
+		d := e.st.deployed[g.Identity]
+		if d == nil || d.dispute == nil || d.dispute.height != aw.height {
+			return nil
+		}
+		ck, err := e.takeRoundKey(g)
+		if err != nil {
+			return err
+		}
+		e.st.arbitrating[g.Identity] = &heldKey{upload: g.Upload, seed: ck.Seed, height: aw.height}
+	}
+	return nil
+}
+
 // errNoRoundKey: an accepted grant names this worker but it did not
 // combine the round's key (it missed partials: a sealed file rolled back,
 // a partial that did not verify).
@@ -384,11 +451,18 @@ func (e *Engine) takeRoundKey(g *api.ContractKeyGrant) (*keys.ContractKeys, erro
 	return ck, nil
 }
 
-// pruneRounds forgets the rounds older than keyRoundLifetime.
+// pruneRounds forgets the rounds, and the grants awaiting their key,
+// older than keyRoundLifetime.
 func (e *Engine) pruneRounds(height int64) {
 	for id, r := range e.st.rounds {
 		if height-r.height > keyRoundLifetime {
 			delete(e.st.rounds, id)
+		}
+	}
+	for id, aw := range e.st.awaiting {
+		if height-aw.at > keyRoundLifetime {
+			delete(e.st.awaiting, id)
+			e.log.Error("an assigned contract's key never combined: fewer than T valid partials reached this worker", "round", fmt.Sprintf("%x", id[:4]))
 		}
 	}
 }
@@ -420,6 +494,35 @@ func (s *state) decodeKeySets(r *codec.Reader) {
 	}
 	s.hasKeySet = r.Bool()
 	s.servingKeyEra = r.Uvarint()
+}
+
+// encodeAwaiting writes the grants awaiting their round's key.
+func encodeAwaiting(w *codec.Writer, m map[[32]byte]*awaitedGrant) {
+	ids := make([][32]byte, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		a := m[id]
+		w.Fixed(id[:])
+		w.U8(a.kind)
+		w.BytesField(a.grant)
+		w.Varint(a.height)
+		w.Varint(a.at)
+	}
+}
+
+func decodeAwaiting(r *codec.Reader, m map[[32]byte]*awaitedGrant) {
+	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
+		var id [32]byte
+		r.Fixed(id[:])
+		a := &awaitedGrant{kind: r.U8()}
+		a.grant = r.BytesField(4096)
+		a.height, a.at = r.Varint(), r.Varint()
+		m[id] = a
+	}
 }
 
 // encodeRounds writes this worker's rounds (sealed core only).

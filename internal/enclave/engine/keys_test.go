@@ -233,3 +233,49 @@ func TestThresholdKeySetServesContracts(t *testing.T) {
 		return ok && r.Status == api.ContractRunning && slices.Equal(r.Workers, []crypto.PublicKey{other.Identity()})
 	})
 }
+
+// A grant the chain accepted before this worker holds T valid partials
+// of its round (a member's partial did not verify) is kept, and taken
+// once the round's key combines from the other members' partials: a
+// replacement worker then recovers the contract; an arbiter whose
+// dispute closed meanwhile does nothing.
+func TestGrantAwaitsItsKey(t *testing.T) {
+	ch := newChain(t)
+	e := ch.engine(t, t.TempDir())
+	seed := [crypto.SeedSize]byte{9}
+	ck, err := keys.ContractKeysFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, upload, round := ck.Identity.Public(), [32]byte{1}, [32]byte{2}
+	me := e.Identity()
+	e.st.deployed[id] = &deployment{upload: upload, workers: []crypto.PublicKey{me}}
+	e.st.rounds[round] = &keyRound{upload: upload, partials: map[int][]byte{}}
+	g := &api.ContractKeyGrant{Upload: upload, Identity: id, Ecdh: ck.Ecdh.Public(), Round: round, Workers: []crypto.PublicKey{me}}
+	c := &Context{e: e, Height: 40}
+	if err := e.takeGrant(c, &api.ContractDeployed{Contract: id, Upload: upload, Workers: []crypto.PublicKey{me}, Grant: g.Encode()}, true); err != nil {
+		t.Fatal(err)
+	}
+	if e.st.awaiting[round] == nil || e.st.recovering[id] != nil {
+		t.Fatal("the grant without its key was not kept for later")
+	}
+	// The key combines (the other members' partials arrived).
+	e.st.rounds[round].seed = &seed
+	if err := e.takeAwaited(round); err != nil {
+		t.Fatal(err)
+	}
+	if hk := e.st.recovering[id]; hk == nil || hk.seed != seed || hk.height != 40 || e.st.awaiting[round] != nil || e.st.rounds[round] != nil {
+		t.Fatalf("awaited grant not taken: %+v", hk)
+	}
+	// The state (with an awaited grant) survives the checkpoint encoding.
+	e.st.awaiting[round] = &awaitedGrant{kind: awaitArbiter, grant: g.Encode(), height: 7, at: 41}
+	st, err := decodeState(e.st.encode())
+	if err != nil || st.awaiting[round] == nil || st.awaiting[round].height != 7 || string(st.awaiting[round].grant) != string(g.Encode()) {
+		t.Fatalf("awaited grant not checkpointed: %v", err)
+	}
+	// An arbiter's grant whose dispute is no longer open is dropped.
+	e.st.rounds[round] = &keyRound{upload: upload, seed: &seed}
+	if err := e.takeAwaited(round); err != nil || e.st.arbitrating[id] != nil || e.st.awaiting[round] != nil {
+		t.Fatalf("an awaited arbiter grant of a closed dispute was taken: %v", err)
+	}
+}

@@ -154,6 +154,13 @@ func (e *Engine) takeGrant(ctx *Context, d *api.ContractDeployed, existed bool) 
 		return nil
 	}
 	ck, err := e.takeRoundKey(g)
+	if errors.Is(err, errNoRoundKey) {
+		// Fewer than T valid partials yet (one of those the chain counted
+		// did not verify): the other members' partials follow in the
+		// queue; the contract is recovered once the key combines.
+		e.await(g.Round, awaitDeploy, d.Grant, ctx.Height)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

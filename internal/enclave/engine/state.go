@@ -88,6 +88,9 @@ type state struct {
 	// rounds: the rounds of key partials naming this worker (keys.go;
 	// not chain-derived).
 	rounds map[[32]byte]*keyRound
+	// awaiting: accepted grants naming this worker whose round's key it
+	// has not combined yet (keys.go; not chain-derived).
+	awaiting map[[32]byte]*awaitedGrant
 	// dkgPhase: the elected set's DKG as the chain last announced it
 	// (nil when none runs; chain-derived); dkg: this member's part in it
 	// (dkg.go; not chain-derived).
@@ -98,7 +101,7 @@ type state struct {
 func newState() *state {
 	return &state{appHash: map[int64][]byte{}, headerTime: map[int64]int64{}, nextSeq: map[string]uint64{}, workers: map[crypto.PublicKey]*api.WorkerRecord{}, egressSeq: map[string]uint64{}, uploads: map[[32]byte]*upload{}, blockHashes: map[int64][api.BlockHashSize]byte{}, nodeStake: map[crypto.PublicKey]uint64{}, unassignable: map[crypto.PublicKey]bool{}, checkpoints: map[crypto.PublicKey]api.Checkpoint{}, lastCommand: map[crypto.PublicKey]int64{}, subnets: map[[32]byte][]crypto.PublicKey{},
 		deployed: map[crypto.PublicKey]*deployment{}, inputs: map[crypto.PublicKey][]int64{}, blockRefs: map[int64]*blockRef{}, cpMeta: map[crypto.PublicKey]cpMeta{}, recovering: map[crypto.PublicKey]*heldKey{}, arbitrating: map[crypto.PublicKey]*heldKey{},
-		keySets: map[uint64]*api.KeySet{}, rounds: map[[32]byte]*keyRound{}}
+		keySets: map[uint64]*api.KeySet{}, rounds: map[[32]byte]*keyRound{}, awaiting: map[[32]byte]*awaitedGrant{}}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -181,6 +184,7 @@ func (s *state) encode() []byte {
 	encodeHeldKeys(w, s.recovering)
 	encodeHeldKeys(w, s.arbitrating)
 	encodeRounds(w, s.rounds)
+	encodeAwaiting(w, s.awaiting)
 	encodeDkgRun(w, s.dkg)
 	own := sortedKeys(s.egressSeq)
 	w.Uvarint(uint64(len(own)))
@@ -236,6 +240,7 @@ func decodeState(b []byte) (*state, error) {
 	decodeHeldKeys(r, s.recovering)
 	decodeHeldKeys(r, s.arbitrating)
 	decodeRounds(r, s.rounds)
+	decodeAwaiting(r, s.awaiting)
 	s.dkg = decodeDkgRun(r)
 	for n := r.Uvarint(); r.Err() == nil && n > 0; n-- {
 		o := r.BytesField(64)
