@@ -78,7 +78,15 @@ MasterKey's shares) are ` + "`phala keys status`" + ` (plural).`,
   phala key vanity --pattern pha`,
 	}
 	kf.register(c)
-	c.AddCommand(keyGenerateCmd(g, kf), keyInspectCmd(g, kf), keySignCmd(g, kf), keyVerifyCmd(g, kf), keyVanityCmd(g, kf))
+	c.AddCommand(keyGenerateCmd(g, kf), keyInspectCmd(g, kf), keySignCmd(g, kf), keyVerifyCmd(g, kf), keyVanityCmd(g, kf),
+		&cobra.Command{
+			Use:    "status",
+			Hidden: true, // the plural command's: say so rather than "unknown command"
+			Args:   cobra.ArbitraryArgs,
+			RunE: func(*cobra.Command, []string) error {
+				return errors.New("phala key works with local account keys; the chain's key eras, key sets and DKG are `phala keys status` (plural)")
+			},
+		})
 	return c
 }
 

@@ -82,6 +82,7 @@ func TestKeysStatusCLI(t *testing.T) {
 	fails(t, []string{"no such contract " + gk.Public().Hex(), "proved absent"}, phala("keys", "status", "--contract", gk.Public().Hex())...)
 	fails(t, []string{`"0x12" is not a contract id`}, phala("keys", "status", "--contract", "0x12")...)
 	fails(t, []string{"takes no arguments"}, phala("keys", "status", "0")...)
+	fails(t, []string{"phala keys status` (plural)"}, phala("key", "status")...)
 	fails(t, []string{`unknown command "frobnicate" for "phala keys"`}, "keys", "frobnicate")
 
 	help := ok(t, "keys", "status", "--help")
