@@ -4,6 +4,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/accounts"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/computation"
 	"github.com/phalago/phala/internal/chain/staking"
 	"github.com/phalago/phala/internal/chain/store"
 )
@@ -34,3 +35,7 @@ func (economy) Reward(ctx *block.Context, node crypto.PublicKey, amount uint64) 
 }
 
 func (economy) Issuance(kv store.KV) uint64 { return accounts.Issuance(kv) }
+
+func (economy) Responsive(ctx *block.Context, node crypto.PublicKey) bool {
+	return computation.Responsive(ctx.KV, node, ctx.Height, ctx.Params.EraLength)
+}

@@ -43,6 +43,7 @@ func (v *testVoters) Slash(*block.Context, crypto.PublicKey, uint64, string) uin
 func (v *testVoters) SlashExposure(*block.Context, crypto.PublicKey, uint64, string) uint64 {
 	return 0
 }
+func (v *testVoters) Responsive(*block.Context, crypto.PublicKey) bool { return true }
 
 // newElectionHarness is a harness whose gatekeeper election reads voters.
 func newElectionHarness(t *testing.T, g *api.GenesisState, voters *testVoters) *harness {

@@ -168,6 +168,12 @@ type VoterSource interface {
 	// SlashExposure burns up to amount units of voter's nominating stake
 	// and returns the amount burned.
 	SlashExposure(ctx *block.Context, voter crypto.PublicKey, amount uint64, reason string) uint64
+	// Responsive reports whether the chain did not find node
+	// unresponsive at the last era end (the computation module's
+	// heartbeat verdict): an unresponsive node does not stand for
+	// election, so a set with members down is replaced by responsive
+	// ones at the next era end (docs/keys.md, P4).
+	Responsive(ctx *block.Context, node crypto.PublicKey) bool
 }
 
 // NoStake is the VoterSource of a chain without staking: no node has
@@ -178,6 +184,7 @@ func (NoStake) NodeStake(store.KV, crypto.PublicKey) uint64 { return 0 }
 func (NoStake) ForEachNominator(store.KV, func(crypto.PublicKey, uint64, []crypto.PublicKey) bool) {
 }
 func (NoStake) Slash(*block.Context, crypto.PublicKey, uint64, string) uint64 { return 0 }
+func (NoStake) Responsive(*block.Context, crypto.PublicKey) bool              { return true }
 func (NoStake) SlashExposure(*block.Context, crypto.PublicKey, uint64, string) uint64 {
 	return 0
 }
@@ -361,7 +368,7 @@ func elect(ctx *block.Context, src VoterSource, era uint64) error {
 	for _, node := range Candidates(ctx.KV) {
 		_, err := registry.Attested(ctx.KV, node, ctx.Height)
 		stake := src.NodeStake(ctx.KV, node)
-		ok := err == nil && stake >= p.MinGatekeeperStake
+		ok := err == nil && stake >= p.MinGatekeeperStake && src.Responsive(ctx, node)
 		cands = append(cands, election.Candidate{Key: node, Eligible: ok})
 		if ok && stake > 0 {
 			voters = append(voters, election.Voter{Budget: stake, Targets: []crypto.PublicKey{node}})

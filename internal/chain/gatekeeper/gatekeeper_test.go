@@ -30,6 +30,8 @@ type fakeStake struct {
 	slashed []crypto.PublicKey
 	// exposureSlashes: voter and amount of each exposure slash.
 	exposureSlashes []nomination
+	// down: nodes found unresponsive at the last era end.
+	down map[crypto.PublicKey]bool
 }
 
 type nomination struct {
@@ -50,6 +52,7 @@ func (f *fakeStake) Slash(_ *block.Context, n crypto.PublicKey, _ uint64, _ stri
 	f.slashed = append(f.slashed, n)
 	return 0
 }
+func (f *fakeStake) Responsive(_ *block.Context, n crypto.PublicKey) bool { return !f.down[n] }
 func (f *fakeStake) SlashExposure(_ *block.Context, v crypto.PublicKey, amount uint64, _ string) uint64 {
 	f.exposureSlashes = append(f.exposureSlashes, nomination{who: v, bonded: amount})
 	return amount
@@ -383,6 +386,11 @@ func TestNothingElected(t *testing.T) {
 			e.p.NGatekeepers = 0
 			_ = e.declare(opA, node(1), true)
 			e.src.stake[node(1)] = 1000
+		},
+		"the only candidate found unresponsive": func(e *env) {
+			_ = e.declare(opA, node(1), true)
+			e.src.stake[node(1)] = 1000
+			e.src.down = map[crypto.PublicKey]bool{node(1): true}
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
