@@ -43,7 +43,8 @@ func checkpointEntries(t *testing.T, h *recoveryHarness, e *Engine, id crypto.Pu
 // the contract's epoch-0 key, which opens the state as it was, and none
 // of the state written after. P2: every key any pRuntime holds after
 // the rotation (the shares of era 2, the running contract's epoch keys)
-// opens none of the state as it was.
+// opens none of the state as it was. A member paused through the rotation
+// is left out of the new set and, caught up, destroys its era-1 share too.
 func TestKeyRotationForwardSecrecy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chain + pRuntimes")
@@ -98,8 +99,20 @@ func TestKeyRotationForwardSecrecy(t *testing.T) {
 		t.Fatalf("the leaked key does not open the state as it was: %v", err)
 	}
 
-	// The rotation, the contract's new key epoch, the re-encryption, the
-	// retirement of era 1.
+	// The rotation, with one member's pRuntime paused throughout (it
+	// posts no DKG key: the other three make era 2 without it), then
+	// caught up.
+	paused := ms[3]
+	up := append(slices.Clone(ms[:3]), workers...)
+	waitFor(t, 5*time.Minute, "the next key era serving", func() bool {
+		relayBatch(t, h.ch, h.bobS, up...)
+		return ms[0].st.servingKeyEra > era1
+	})
+	if set := ms[0].st.keySets[ms[0].st.servingKeyEra]; set.Index(paused.Identity()) >= 0 || len(set.Members) != 3 {
+		t.Fatalf("the paused member is in the new key set %+v", set)
+	}
+	// The contract's new key epoch, the re-encryption, the retirement of
+	// era 1, with the paused member caught up.
 	waitFor(t, 5*time.Minute, "the contract migrated to the next key era and era 1 retired", func() bool {
 		relayBatch(t, h.ch, h.bobS, all...)
 		r := h.record(t)
@@ -141,7 +154,7 @@ func TestKeyRotationForwardSecrecy(t *testing.T) {
 		t.Fatalf("the worker holds epoch keys %v after the migration", held)
 	}
 	set2 := runner.st.keySets[rec.KeyEra]
-	now := leakedShares(t, set2, ms)
+	now := leakedShares(t, set2, ms[:3])
 	pri = pri[:0]
 	for i, v := range now {
 		pri = append(pri, &share.PriShare{I: i, V: v})
