@@ -293,7 +293,7 @@ func printKeyStatus(w io.Writer, s *keyStatusJSON) {
 		printKeySet(w, o, "Older")
 	}
 	if d := s.Dkg; d == nil {
-		fmt.Fprintln(w, "DKG: none runs (the serving key set stays until an elected set's DKG completes)")
+		fmt.Fprintln(w, "DKG: none runs (each era end that elects a gatekeeper set starts one; the serving key set above is the latest adopted)")
 	} else {
 		fmt.Fprintf(w, "DKG of era %d, attempt %d: %s since height %d, phase deadline height %d\n", d.Era, d.Attempt, strings.ReplaceAll(d.Phase, "_", " "), d.PhaseStart, d.Deadline)
 		if d.DealWindowEnd > 0 {
