@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"go.dedis.ch/kyber/v3"
-	"go.dedis.ch/kyber/v3/proof/dleq"
 	"go.dedis.ch/kyber/v3/share"
 	dkg "go.dedis.ch/kyber/v3/share/dkg/pedersen"
 	vss "go.dedis.ch/kyber/v3/share/vss/pedersen"
@@ -40,7 +39,7 @@ type harness struct {
 	t       int
 	runs    []*Run
 	active  []bool
-	mutate  func(m qmsg) qmsg           // applied to a member's output before it is queued
+	mutate  func(m qmsg) qmsg           // applied to a member's output before it is queued (a nil body drops it)
 	before  func(i int, r *Run, m qmsg) // called before m is delivered to member i
 	logs    [][]rcall
 	errs    [][]error
@@ -94,7 +93,9 @@ func (h *harness) run(tb testing.TB) {
 	var q []qmsg
 	push := func(m qmsg) {
 		if h.mutate != nil {
-			m = h.mutate(m)
+			if m = h.mutate(m); m.body == nil {
+				return // dropped
+			}
 		}
 		q = append(q, m)
 		h.queue = append(h.queue, m)
@@ -288,12 +289,16 @@ func resign(tb testing.TB, seed [32]byte, d *AddressedDeal) {
 	d.Deal.Signature = sig
 }
 
-// A dealer whose deal to one member does not decrypt (its cipher
-// altered, and signed by the dealer): kyber would only return an error
-// there (no complaint, and the victim's view of QUAL would differ); the
-// victim complains with proof, every member checks it, the dealer is
-// disqualified everywhere, the rest certify at the timeout with the same
-// result and a working key (the victim's share included).
+// A dealer whose deal to one member is unusable (it does not open, a
+// signature is bad, the ephemeral key has a torsion part, or it opens to
+// a deal of other commitments than the announced ones): kyber would only
+// return an error there; the victim posts a plain kyber complaint
+// (signed, under the announced session, revealing nothing), the dealer
+// justifies with the victim's deal in clear, every member checks it and
+// the victim takes its share from it: everyone certifies without the
+// timeout, full QUAL, a working key with the victim's share in it. When
+// the dealer does not justify, the complaint stays open: at the timeout
+// the dealer is out of QUAL and disqualified at every member alike.
 func TestRunUnusableDeal(t *testing.T) {
 	torsion := Suite.Point()
 	if err := torsion.UnmarshalBinary(append([]byte{0xec}, append(bytes.Repeat([]byte{0xff}, 30), 0x7f)...)); err != nil {
@@ -317,79 +322,186 @@ func TestRunUnusableDeal(t *testing.T) {
 			resign(tb, seed, d)
 		}},
 	} {
-		// Only a deal that fails to open needs the DH secret proven; a
-		// publicly bad one is bad whoever says so.
-		t.Run(c.name, func(t *testing.T) { testUnusableDeal(t, c.tamper, c.name == "cipher altered and re-signed") })
+		for _, justify := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/justified=%v", c.name, justify), func(t *testing.T) { testUnusableDeal(t, c.tamper, justify) })
+		}
 	}
 }
 
-func testUnusableDeal(t *testing.T, tamper func(tb testing.TB, seed [32]byte, d *AddressedDeal), proofMatters bool) {
-	const n, th, bad, victim = 5, 4, 1, 3
-	h := newHarness(t, "tamper", n, th)
-	h.mutate = func(m qmsg) qmsg {
+// tamperDeals applies tamper to dealer bad's deal to victim in its deals
+// message, and to nothing else.
+func tamperDeals(t *testing.T, h *harness, bad, victim int, tamper func(tb testing.TB, seed [32]byte, d *AddressedDeal)) func(qmsg) qmsg {
+	return func(m qmsg) qmsg {
 		if m.kind != 'd' || m.from != bad {
 			return m
 		}
-		list, err := DecodeDeals(m.body)
+		dm, err := DecodeDeals(m.body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for k := range list {
-			if list[k].To == victim {
-				tamper(t, h.seeds[bad], &list[k])
+		for k := range dm.Deals {
+			if dm.Deals[k].To == victim {
+				tamper(t, h.seeds[bad], &dm.Deals[k])
 			}
 		}
-		m.body = EncodeDeals(list)
+		m.body = EncodeDeals(dm)
 		return m
 	}
-	var complaint []byte
-	h.before = func(i int, r *Run, m qmsg) {
-		if i != 0 || m.kind != 'r' || m.from != victim || m.body[0] != msgComplaint {
-			return
+}
+
+func testUnusableDeal(t *testing.T, tamper func(tb testing.TB, seed [32]byte, d *AddressedDeal), justify bool) {
+	const n, th, bad, victim = 5, 4, 1, 3
+	h := newHarness(t, "tamper", n, th)
+	deals := tamperDeals(t, h, bad, victim, tamper)
+	h.mutate = func(m qmsg) qmsg {
+		if m.kind == 'j' && m.from == bad && !justify {
+			return qmsg{} // dropped
 		}
-		complaint = m.body
-		if !proofMatters {
-			return
-		}
-		// Before the true complaint: one whose DH secret is not the
-		// victim's, and a true-to-form complaint of member 4 about its
-		// deal from the same dealer, which opens.
-		_, c, err := DecodeResponseMessage(m.body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Pre = Suite.Point().Add(c.Pre, Suite.Point().Base())
-		forged, _ := EncodeComplaintMessage(c)
-		if _, err := r.OnResponse(forged); !errors.Is(err, ErrBadDKGMessage) {
-			t.Errorf("a complaint with another DH secret: %v", err)
-		}
-		x4, _ := DKGKey(h.seeds[4])
-		dh := pointOf(r.deals[bad][4].Deal.DHKey)
-		proof, _, pre, err := dleq.NewDLEQProof(Suite, Suite.Point().Base(), dh, x4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lie, _ := EncodeComplaintMessage(&Complaint{Dealer: bad, Complainer: 4, Pre: pre, Proof: proof})
-		if _, err := r.OnResponse(lie); !errors.Is(err, ErrFalseComplaint) {
-			t.Errorf("a complaint about a deal that opens: %v", err)
-		}
+		return deals(m)
 	}
 	h.run(t)
-	if complaint == nil {
-		t.Fatal("the victim did not complain with proof")
-	}
-	for _, i := range honestExcept(n, bad) {
+	checkComplained(t, h, bad, victim)
+	honest := honestExcept(n, bad)
+	for _, i := range honest {
 		for _, err := range h.errs[i] {
 			if !errors.Is(err, ErrDisqualified) {
 				t.Fatalf("member %d: %v", i, err)
 			}
 		}
+	}
+	if justify {
+		if got := countKind(h, 'j'); got != 1 {
+			t.Fatalf("%d justifications", got)
+		}
+		for _, i := range honest {
+			if l := h.logs[i]; l[len(l)-1].kind == 'T' {
+				t.Fatalf("member %d needed the timeout", i)
+			}
+			if d := h.runs[i].Disqualified(); d != nil {
+				t.Fatalf("member %d disqualified %v", i, d)
+			}
+		}
+		shares, qual := h.shares(t, honestExcept(n))
+		if len(qual) != n {
+			t.Fatalf("QUAL %v", qual)
+		}
+		checkThreshold(t, shares, th, n)
+		return
+	}
+	for _, i := range honest {
 		if got := h.runs[i].Disqualified(); !slices.Equal(got, []int{bad}) {
 			t.Fatalf("member %d disqualified %v", i, got)
 		}
 	}
-	shares, qual := h.shares(t, honestExcept(n, bad))
+	shares, qual := h.shares(t, honest)
 	if !slices.Equal(qual, []int{0, 2, 3, 4}) {
+		t.Fatalf("QUAL %v", qual)
+	}
+	checkThreshold(t, shares, th, n)
+}
+
+// checkComplained: the victim's response on the dealer's deal is a plain
+// kyber complaint, signed by the victim, under the dealer's announced
+// session.
+func checkComplained(t *testing.T, h *harness, dealer, victim int) {
+	t.Helper()
+	for _, m := range h.queue {
+		if m.kind != 'r' || m.from != victim {
+			continue
+		}
+		p, err := DecodeResponseMessage(m.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(p.Index) != dealer {
+			continue
+		}
+		if p.Response.Status != vss.StatusComplaint {
+			t.Fatal("the victim approved the deal")
+		}
+		if err := schnorr.Verify(Suite, h.members[victim], p.Response.Hash(Suite), p.Response.Signature); err != nil {
+			t.Fatalf("the complaint's signature: %v", err)
+		}
+		if !bytes.Equal(p.Response.SessionID, h.runs[0].sids[dealer]) {
+			t.Fatal("the complaint is not under the dealer's session")
+		}
+		return
+	}
+	t.Fatal("the victim did not complain")
+}
+
+func countKind(h *harness, kind byte) int {
+	k := 0
+	for _, m := range h.queue {
+		if m.kind == kind {
+			k++
+		}
+	}
+	return k
+}
+
+// The reviewer's attack on the first version's complaint with proof (it
+// revealed Pre = x_V·DHKey for a DHKey the dealer chose): dealer D sets
+// its ephemeral key to V as DHKey_E + r·G, E's ephemeral key in E's deal
+// to V plus a known offset, so that V's complaint would have revealed
+// x_V·DHKey_E = Pre - r·X_V and opened E's deal to V from public data.
+// Now V's complaint reveals no DH secret: no 32-byte string anywhere on
+// the transcript (deals, responses, justifications), taken as a point P,
+// opens E's deal to V as P or as P - r·X_V; the scan does find what the
+// old complaint would have revealed. D justifies, V gets its share.
+func TestRunComplaintRevealsNoDHSecret(t *testing.T) {
+	const n, th, honestE, bad, victim = 5, 4, 1, 2, 3
+	h := newHarness(t, "attack", n, th)
+	off := Suite.Scalar().SetInt64(7777)
+	var dealE *dkg.Deal
+	var crafted kyber.Point
+	h.mutate = tamperDeals(t, h, bad, victim, func(tb testing.TB, seed [32]byte, d *AddressedDeal) {
+		dm, err := DecodeDeals(h.queue[honestE].body)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, e := range dm.Deals {
+			if e.To == victim {
+				dealE = e.Deal
+			}
+		}
+		crafted = Suite.Point().Add(pointOf(dealE.Deal.DHKey), Suite.Point().Mul(off, nil))
+		d.Deal.Deal.DHKey, _ = crafted.MarshalBinary()
+		sec, _ := DKGKey(seed)
+		d.Deal.Deal.Signature, _ = schnorr.Sign(Suite, sec, d.Deal.Deal.DHKey)
+		resign(tb, seed, d)
+	})
+	h.run(t)
+	if dealE == nil {
+		t.Fatal("E's deal to V not found")
+	}
+	checkComplained(t, h, bad, victim)
+	rXV := Suite.Point().Mul(off, h.members[victim])
+	opens := func(p kyber.Point) bool {
+		for _, c := range []kyber.Point{p, Suite.Point().Sub(p, rXV)} {
+			if _, err := openDeal(h.members, honestE, victim, c, dealE.Deal); err == nil {
+				return true
+			}
+		}
+		return false
+	}
+	xV, _ := DKGKey(h.seeds[victim])
+	if !opens(Suite.Point().Mul(xV, crafted)) {
+		t.Fatal("the scan would not catch the old complaint's Pre")
+	}
+	p := Suite.Point()
+	for k, m := range h.queue {
+		for o := 0; o+pointSize <= len(m.body); o++ {
+			if p.UnmarshalBinary(m.body[o:o+pointSize]) == nil && opens(p) {
+				t.Fatalf("message %d (%c from %d) at %d opens E's deal to V", k, m.kind, m.from, o)
+			}
+		}
+	}
+	if got := countKind(h, 'j'); got != 1 {
+		t.Fatalf("%d justifications", got)
+	}
+	shares, qual := h.shares(t, honestExcept(n, bad))
+	if len(qual) != n {
 		t.Fatalf("QUAL %v", qual)
 	}
 	checkThreshold(t, shares, th, n)
@@ -517,8 +629,8 @@ func falseComplaint(t *testing.T, h *harness, dealer, liar int) func(qmsg) qmsg 
 		if m.kind != 'r' || m.from != liar {
 			return m
 		}
-		p, _, err := DecodeResponseMessage(m.body)
-		if err != nil || p == nil || int(p.Index) != dealer {
+		p, err := DecodeResponseMessage(m.body)
+		if err != nil || int(p.Index) != dealer {
 			return m
 		}
 		sec, _ := DKGKey(h.seeds[liar])
@@ -648,7 +760,15 @@ func TestRunErrorsChangeNothing(t *testing.T) {
 		switch {
 		case m.kind == 'd' && m.from == 2 && !checked["deals"]:
 			checked["deals"] = true
-			list, _ := DecodeDeals(m.body)
+			dm, _ := DecodeDeals(m.body)
+			list := dm.Deals
+			msg := func(l []AddressedDeal) []byte { return EncodeDeals(&DealsMessage{Commits: dm.Commits, Deals: l}) }
+			fewer := EncodeDeals(&DealsMessage{Commits: dm.Commits[1:], Deals: list})
+			torsion := Suite.Point()
+			torsion.UnmarshalBinary(append([]byte{0xec}, append(bytes.Repeat([]byte{0xff}, 30), 0x7f)...))
+			tc0 := slices.Clone(dm.Commits)
+			tc0[1] = Suite.Point().Add(tc0[1], torsion)
+			torsioned := EncodeDeals(&DealsMessage{Commits: tc0, Deals: list})
 			otherIdx := slices.Clone(list)
 			otherIdx[1].Deal = cloneDeal(list[1])
 			otherIdx[1].Deal.Index = 3
@@ -663,16 +783,18 @@ func TestRunErrorsChangeNothing(t *testing.T) {
 				{"trailing", func() error { _, err := r.OnDeals(2, append(slices.Clone(m.body), 0)); return err }, ErrBadDKGMessage},
 				{"another's deals", func() error { _, err := r.OnDeals(3, m.body); return err }, ErrBadDKGMessage},
 				{"in our name", func() error { _, err := r.OnDeals(0, m.body); return err }, ErrBadDKGMessage},
-				{"another dealer's deal", func() error { _, err := r.OnDeals(2, EncodeDeals(otherIdx)); return err }, ErrBadDKGMessage},
-				{"nonce size", func() error { _, err := r.OnDeals(2, EncodeDeals(nonce)); return err }, ErrBadDKGMessage},
-				{"a deal missing", func() error { _, err := r.OnDeals(2, EncodeDeals(short)); return err }, ErrBadDKGMessage},
+				{"another dealer's deal", func() error { _, err := r.OnDeals(2, msg(otherIdx)); return err }, ErrBadDKGMessage},
+				{"nonce size", func() error { _, err := r.OnDeals(2, msg(nonce)); return err }, ErrBadDKGMessage},
+				{"a deal missing", func() error { _, err := r.OnDeals(2, msg(short)); return err }, ErrBadDKGMessage},
+				{"t-1 commitments", func() error { _, err := r.OnDeals(2, fewer); return err }, ErrBadDKGMessage},
+				{"a commitment with torsion", func() error { _, err := r.OnDeals(2, torsioned); return err }, ErrBadDKGMessage},
 			}
 		case m.kind == 'd' && m.from == 3 && !checked["replay"]:
 			checked["replay"] = true
 			cases = []tc{{"deals replayed", func() error { _, err := r.OnDeals(2, base.queue[2].body); return err }, ErrReplay}}
 		case m.kind == 'r' && m.from == 4 && !checked["resp"]:
-			p, _, err := DecodeResponseMessage(m.body)
-			if err != nil || p == nil || int(p.Index) == 0 || !r.dealt[p.Index] {
+			p, err := DecodeResponseMessage(m.body)
+			if err != nil || int(p.Index) == 0 || !r.dealt[p.Index] {
 				return
 			}
 			checked["resp"] = true
@@ -819,24 +941,12 @@ func FuzzDecodeRunWire(f *testing.F) {
 	f.Add(sb)
 	rb, _ := EncodeResult(h.runs[1].QUAL(), s.Commits)
 	f.Add(rb)
-	x, _ := DKGKey(h.seeds[0])
-	proof, _, pre, _ := dleq.NewDLEQProof(Suite, Suite.Point().Base(), s.Public(), x)
-	cb, _ := EncodeComplaintMessage(&Complaint{Dealer: 1, Complainer: 0, Pre: pre, Proof: proof})
-	f.Add(cb)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if l, err := DecodeDeals(b); err == nil && !bytes.Equal(EncodeDeals(l), b) {
 			t.Fatalf("deals mismatch %x", b)
 		}
-		if p, c, err := DecodeResponseMessage(b); err == nil {
-			var again []byte
-			if p != nil {
-				again = EncodeResponseMessage(p)
-			} else {
-				again, _ = EncodeComplaintMessage(c)
-			}
-			if !bytes.Equal(again, b) {
-				t.Fatalf("response message mismatch %x", b)
-			}
+		if p, err := DecodeResponseMessage(b); err == nil && !bytes.Equal(EncodeResponseMessage(p), b) {
+			t.Fatalf("response message mismatch %x", b)
 		}
 		if s, err := DecodeShare(b); err == nil {
 			if again, _ := s.Encode(); !bytes.Equal(again, b) {
