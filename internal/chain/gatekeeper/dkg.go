@@ -201,27 +201,43 @@ func dkgMessage(ctx *block.Context, node crypto.PublicKey, topic string, payload
 	return st, m, i
 }
 
-// OnDkgKey records a member's DKG key (a canonical edwards25519 point,
-// once); the last one starts the dealing.
+// OnDkgKey records a member's DKG key, once: the body is the key (a
+// canonical edwards25519 point of prime order) then its proof of
+// possession (threshold.VerifyDKGKeyProof: a Schnorr signature with the
+// key's secret over the attempt's era, attempt and the member's identity
+// key), and the key is no other member's of the attempt (kyber would
+// refuse the member list, and nobody could deal). The last key starts
+// the dealing.
 func OnDkgKey(ctx *block.Context, src VoterSource, node crypto.PublicKey, payload []byte) {
 	st, m, i := dkgMessage(ctx, node, api.TopicDkgKey, payload, api.DkgCollectingKeys)
 	if st == nil {
 		return
 	}
+	ignore := func(why string) {
+		ctx.Event("dkg_message_ignored", "node", node.Hex(), "topic", api.TopicDkgKey, "reason", why)
+	}
+	if len(m.Body) != threshold.DKGKeyBodySize {
+		ignore("not a DKG key and its proof")
+		return
+	}
+	key := [32]byte(m.Body[:32])
 	switch {
-	case len(m.Body) != 32 || !validPoint([32]byte(m.Body)) || [32]byte(m.Body) == ([32]byte{}):
-		ctx.Event("dkg_message_ignored", "node", node.Hex(), "topic", api.TopicDkgKey, "reason", "not a DKG key")
-		return
+	case !validPoint(key) || key == ([32]byte{}):
+		ignore("not a DKG key")
 	case st.Keys[i] != ([32]byte{}):
-		ctx.Event("dkg_message_ignored", "node", node.Hex(), "topic", api.TopicDkgKey, "reason", "key already posted")
-		return
+		ignore("key already posted")
+	case slices.Contains(st.Keys, key):
+		ignore("another member's DKG key")
+	case threshold.VerifyDKGKeyProof(key[:], m.Body[32:], st.Era, st.Attempt, node[:]) != nil:
+		ignore("the DKG key's proof of possession does not verify")
+	default:
+		st.Keys[i] = key
+		if slices.Contains(st.Keys, [32]byte{}) {
+			ctx.KV.Set(api.KeyDkg, st.Encode())
+			return
+		}
+		startDealing(ctx, src, st)
 	}
-	st.Keys[i] = [32]byte(m.Body)
-	if slices.Contains(st.Keys, [32]byte{}) {
-		ctx.KV.Set(api.KeyDkg, st.Encode())
-		return
-	}
-	startDealing(ctx, src, st)
 }
 
 // OnDkgDeals records that a participant dealt (once, within

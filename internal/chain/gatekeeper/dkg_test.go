@@ -314,7 +314,9 @@ func result(t *testing.T, qual []int, commits []kyber.Point) []byte {
 // why) and change nothing: malformed, of another era or attempt, from a
 // non-member (a non-participant once dealing), of another phase, a
 // second key, deals or result of the same member, a key that is no
-// prime-order point, a result that does not decode or has other than T
+// prime-order point, a key without its proof of possession or whose proof
+// is for another member, era or attempt, a key another member posted
+// (with that member's proof or not), a result that does not decode or has other than T
 // commitments, fewer than T qualified dealers, or a dealer beyond the
 // participants. A participant's response while dealing is forwarded
 // without an event.
@@ -355,16 +357,27 @@ func TestDkgMessagesIgnored(t *testing.T) {
 	if st := Dkg(e.kv); st.Phase != api.DkgCollectingKeys || st.Keys[0] == ([32]byte{}) || st.Keys[2] != ([32]byte{}) {
 		t.Fatalf("state %+v", st)
 	}
+	seed := [32]byte{7}
+	n1, n2, n3 := node(1), node(2), node(3)
+	withProof := func(k []byte) []byte { return append(slices.Clone(k), make([]byte, threshold.DKGKeyProofSize)...) }
+	posted := e.players.player(n1).seed
 	check(t, []ignored{
 		{"malformed", 3, api.TopicDkgKey, []byte{1, 0}, "malformed"},
-		{"another era", 3, api.TopicDkgKey, msg(2, 0, key[:]), "no DKG of era 2 attempt 0"},
-		{"another attempt", 3, api.TopicDkgKey, msg(1, 1, key[:]), "no DKG of era 1 attempt 1"},
-		{"a non-member", 4, api.TopicDkgKey, msg(1, 0, key[:]), "not a participant"},
-		{"a second key", 1, api.TopicDkgKey, msg(1, 0, key[:]), "key already posted"},
-		{"not a point", 3, api.TopicDkgKey, msg(1, 0, bytes.Repeat([]byte{0xff}, 32)), "not a DKG key"},
-		{"the identity", 3, api.TopicDkgKey, msg(1, 0, identity[:]), "not a DKG key"},
-		{"zero", 3, api.TopicDkgKey, msg(1, 0, make([]byte, 32)), "not a DKG key"},
-		{"31 bytes", 3, api.TopicDkgKey, msg(1, 0, key[:31]), "not a DKG key"},
+		{"another era", 3, api.TopicDkgKey, msg(2, 0, withProof(key[:])), "no DKG of era 2 attempt 0"},
+		{"another attempt", 3, api.TopicDkgKey, msg(1, 1, withProof(key[:])), "no DKG of era 1 attempt 1"},
+		{"a non-member", 4, api.TopicDkgKey, msg(1, 0, withProof(key[:])), "not a participant"},
+		{"a second key", 1, api.TopicDkgKey, msg(1, 0, threshold.DKGKeyBody(seed, 1, 0, n1[:])), "key already posted"},
+		{"not a point", 3, api.TopicDkgKey, msg(1, 0, withProof(bytes.Repeat([]byte{0xff}, 32))), "not a DKG key"},
+		{"the identity", 3, api.TopicDkgKey, msg(1, 0, withProof(identity[:])), "not a DKG key"},
+		{"zero", 3, api.TopicDkgKey, msg(1, 0, withProof(make([]byte, 32))), "not a DKG key"},
+		{"31 bytes", 3, api.TopicDkgKey, msg(1, 0, key[:31]), "not a DKG key and its proof"},
+		{"a key without its proof", 3, api.TopicDkgKey, msg(1, 0, key[:]), "not a DKG key and its proof"},
+		{"member 1's key and proof, posted by member 3", 3, api.TopicDkgKey, msg(1, 0, threshold.DKGKeyBody(posted, 1, 0, n1[:])), "another member's DKG key"},
+		{"member 1's key with a proof of member 3's", 3, api.TopicDkgKey, msg(1, 0, withProof(Dkg(e.kv).Keys[0][:])), "another member's DKG key"},
+		{"a proof made for member 2", 3, api.TopicDkgKey, msg(1, 0, threshold.DKGKeyBody(seed, 1, 0, n2[:])), "proof of possession does not verify"},
+		{"a proof of another attempt", 3, api.TopicDkgKey, msg(1, 0, threshold.DKGKeyBody(seed, 1, 1, n3[:])), "proof of possession does not verify"},
+		{"a proof of another era", 3, api.TopicDkgKey, msg(1, 0, threshold.DKGKeyBody(seed, 2, 0, n3[:])), "proof of possession does not verify"},
+		{"a broken proof", 3, api.TopicDkgKey, msg(1, 0, withProof(threshold.DKGKeyBody(seed, 1, 0, n3[:])[:32])), "proof of possession does not verify"},
 		{"deals while collecting keys", 1, api.TopicDkgDeals, msg(1, 0, []byte("deals")), "not in this phase"},
 		{"a response while collecting keys", 1, api.TopicDkgResponse, msg(1, 0, []byte("response")), "not in this phase"},
 		{"a result while collecting keys", 1, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 1}, randomPoints(t, 2))), "not in this phase"},

@@ -1010,3 +1010,36 @@ func BenchmarkDKG(b *testing.B) {
 		})
 	}
 }
+
+// The DkgKey body's proof of possession: it verifies for its key, era,
+// attempt and member only; a copied key with its proof does not verify
+// for another member, nor a proof made with another secret.
+func TestDKGKeyProof(t *testing.T) {
+	seeds := testSeeds("pop", 2)
+	alice, bob := []byte("alice identity key.............."), []byte("bob identity key................")
+	body := DKGKeyBody(seeds[0], 3, 1, alice)
+	if len(body) != DKGKeyBodySize || !bytes.Equal(body, DKGKeyBody(seeds[0], 3, 1, alice)) {
+		t.Fatal("the body's size or determinism")
+	}
+	pub, proof := body[:pointSize], body[pointSize:]
+	if err := VerifyDKGKeyProof(pub, proof, 3, 1, alice); err != nil {
+		t.Fatal(err)
+	}
+	other := DKGKeyBody(seeds[1], 3, 1, bob)
+	for name, c := range map[string]struct {
+		pub, proof   []byte
+		era, attempt uint64
+		member       []byte
+	}{
+		"copied by another member": {pub, proof, 3, 1, bob},
+		"another era":              {pub, proof, 4, 1, alice},
+		"another attempt":          {pub, proof, 3, 2, alice},
+		"another secret's proof":   {pub, other[pointSize:], 3, 1, alice},
+		"short proof":              {pub, proof[:63], 3, 1, alice},
+		"not a point":              {bytes.Repeat([]byte{0xff}, 32), proof, 3, 1, alice},
+	} {
+		if err := VerifyDKGKeyProof(c.pub, c.proof, c.era, c.attempt, c.member); !errors.Is(err, ErrBadKeyProof) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
