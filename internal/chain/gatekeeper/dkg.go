@@ -267,7 +267,8 @@ func OnDkgForward(ctx *block.Context, node crypto.PublicKey, topic string, paylo
 }
 
 // OnDkgResult records a participant's result (once): QUAL and the public
-// polynomial's T commitments. When T participants posted the same one,
+// polynomial's T commitments, each a prime-order point other than the
+// identity. When T participants posted the same one,
 // the key set is adopted and the set serves (adoptDkg).
 func OnDkgResult(ctx *block.Context, src VoterSource, node crypto.PublicKey, payload []byte) {
 	st, m, i := dkgMessage(ctx, node, api.TopicDkgResult, payload, api.DkgDealing, api.DkgTimedOut)
@@ -288,6 +289,13 @@ func OnDkgResult(ctx *block.Context, src VoterSource, node crypto.PublicKey, pay
 	case st.Results[i] != ([32]byte{}):
 		ignore("result already posted")
 		return
+	}
+	for k, c := range commits {
+		// As key sets require (adoptKeySet): prime order, not the identity.
+		if b, err := c.MarshalBinary(); err != nil || !validPoint([32]byte(b)) {
+			ignore(fmt.Sprintf("commitment %d is not a prime-order point", k))
+			return
+		}
 	}
 	d := sha256.Sum256(m.Body)
 	st.Results[i] = d

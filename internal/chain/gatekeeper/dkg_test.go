@@ -314,7 +314,8 @@ func result(t *testing.T, qual []int, commits []kyber.Point) []byte {
 // why) and change nothing: malformed, of another era or attempt, from a
 // non-member (a non-participant once dealing), of another phase, a
 // second key, deals or result of the same member, a key that is no
-// prime-order point, a key without its proof of possession or whose proof
+// prime-order point, a result with a commitment that is the identity or
+// not of prime order, a key without its proof of possession or whose proof
 // is for another member, era or attempt, a key another member posted
 // (with that member's proof or not), a result that does not decode or has other than T
 // commitments, fewer than T qualified dealers, or a dealer beyond the
@@ -413,6 +414,8 @@ func TestDkgMessagesIgnored(t *testing.T) {
 		{"a malformed result", 2, api.TopicDkgResult, msg(1, 0, []byte("result")), "invalid DKG share or result"},
 		{"a result with T-1 commitments", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 1}, randomPoints(t, 1))), "a result of 1 commitments"},
 		{"a result with T+1 commitments", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 1}, randomPoints(t, 3))), "a result of 3 commitments"},
+		{"a result with the identity as a commitment", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 1}, []kyber.Point{randomPoints(t, 1)[0], threshold.Suite.Point().Null()})), "commitment 1 is not a prime-order point"},
+		{"a result with a torsion commitment", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 1}, []kyber.Point{torsioned(t), randomPoints(t, 1)[0]})), "commitment 0 is not a prime-order point"},
 		{"a result with fewer than T qualified", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{1}, randomPoints(t, 2))), "1 qualified dealers"},
 		{"a result with a dealer beyond the participants", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 2}, randomPoints(t, 2))), "at least 2 of 2"},
 	})
@@ -478,15 +481,16 @@ func TestDkgResultsMismatch(t *testing.T) {
 }
 
 // A DKG still running at the next era end expires with its set (era
-// length 10: phases of 3 blocks): here attempt 0 of three members fails at
-// 17 for node 3's missing result (slashed), attempt 1 among nodes 1 and 2
-// begins and is still dealing at 20. The era end announces the DKG
+// length 12: phases of 4 blocks, api.MinDkgPhase): here attempt 0 of
+// three members fails at 21 for node 3's missing result (slashed),
+// attempt 1 among nodes 1 and 2 begins and is still dealing at 24. The
+// era end announces the DKG
 // failed, expires the set (nobody slashed for the attempt it cut short), elects the
 // set of era 2 and begins its DKG; era 1's late messages are ignored; the
 // genesis list serves throughout.
 func TestDkgExpiresAtEraEnd(t *testing.T) {
 	e := newEnv(t)
-	e.p.NGatekeepers = 3
+	e.p.NGatekeepers, e.p.EraLength = 3, 12
 	e.h = 1
 	for _, n := range []byte{1, 2, 3} {
 		if err := e.declare(opA, node(n), true); err != nil {
@@ -496,14 +500,14 @@ func TestDkgExpiresAtEraEnd(t *testing.T) {
 	e.src.stake = map[crypto.PublicKey]uint64{node(1): 900, node(2): 800, node(3): 700}
 	e.players = newDkgPlayers(t, e.p, nodes(1, 2, 3)...)
 	e.players.mute(node(3), api.TopicDkgResult)
-	ctx := e.run(17)
+	ctx := e.run(21)
 	if st := Dkg(e.kv); st == nil || st.Era != 1 || st.Attempt != 1 || st.Phase != api.DkgCollectingKeys || !slices.Equal(st.Members, nodes(1, 2)) ||
 		!hasEvent(ctx, "dkg_failed") || !slices.Equal(e.src.slashed, nodes(3)) {
 		t.Fatalf("attempt 1 %+v, slashed %x", st, e.src.slashed)
 	}
-	ctx = e.run(20)
+	ctx = e.run(24)
 	r := Election(e.kv, 1)
-	if r.Status != api.ElectionExpired || r.StatusHeight != 20 || len(r.Confirmed) != 0 || !hasEvent(ctx, "gatekeeper_set_expired") {
+	if r.Status != api.ElectionExpired || r.StatusHeight != 24 || len(r.Confirmed) != 0 || !hasEvent(ctx, "gatekeeper_set_expired") {
 		t.Fatalf("era 1 %+v", r)
 	}
 	// Node 3 was slashed for its missing result; the attempt the era end
@@ -526,4 +530,15 @@ func TestDkgExpiresAtEraEnd(t *testing.T) {
 	if why := ignoredFor(ctx, api.TopicDkgResult); why != "no DKG of era 1 attempt 1 runs" {
 		t.Fatalf("a result of era 1 after its expiry: %q", why)
 	}
+}
+
+// torsioned is a random point plus the point of order 2 (not of prime
+// order).
+func torsioned(t *testing.T) kyber.Point {
+	t.Helper()
+	o2 := threshold.Suite.Point()
+	if err := o2.UnmarshalBinary(append([]byte{0xec}, append(bytes.Repeat([]byte{0xff}, 30), 0x7f)...)); err != nil {
+		t.Fatal(err)
+	}
+	return threshold.Suite.Point().Add(randomPoints(t, 1)[0], o2)
 }
