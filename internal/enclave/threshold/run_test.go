@@ -41,6 +41,7 @@ type harness struct {
 	active  []bool
 	mutate  func(m qmsg) qmsg           // applied to a member's output before it is queued (a nil body drops it)
 	before  func(i int, r *Run, m qmsg) // called before m is delivered to member i
+	inject  func(m qmsg) []qmsg         // queued right after m
 	logs    [][]rcall
 	errs    [][]error
 	queue   []qmsg // everything queued, in order
@@ -99,6 +100,12 @@ func (h *harness) run(tb testing.TB) {
 		}
 		q = append(q, m)
 		h.queue = append(h.queue, m)
+		if h.inject != nil {
+			for _, x := range h.inject(m) {
+				q = append(q, x)
+				h.queue = append(h.queue, x)
+			}
+		}
 	}
 	for i, r := range h.runs {
 		if !h.active[i] {
@@ -362,6 +369,8 @@ func testUnusableDeal(t *testing.T, tamper func(tb testing.TB, seed [32]byte, d 
 	h.run(t)
 	checkComplained(t, h, bad, victim)
 	honest := honestExcept(n, bad)
+	checkReplay(t, h, victim, nil)
+	checkReplay(t, h, 0, nil)
 	for _, i := range honest {
 		for _, err := range h.errs[i] {
 			if !errors.Is(err, ErrDisqualified) {
@@ -398,6 +407,79 @@ func testUnusableDeal(t *testing.T, tamper func(tb testing.TB, seed [32]byte, d 
 		t.Fatalf("QUAL %v", qual)
 	}
 	checkThreshold(t, shares, th, n)
+}
+
+// A dealer whose announced commitments are not those of its deals: every
+// member's deal from it opens to other commitments, so every member
+// complains; a justification with its true deal is refused alike
+// everywhere (not the announced commitments), the complaints stay
+// open, and at the timeout the dealer is out of QUAL and disqualified at
+// every member, the others' key working.
+func TestRunAnnouncedCommitmentsDiffer(t *testing.T) {
+	const n, th, bad = 5, 4, 2
+	h := newHarness(t, "announce", n, th)
+	h.mutate = func(m qmsg) qmsg {
+		if m.kind != 'd' || m.from != bad {
+			return m
+		}
+		dm, err := DecodeDeals(m.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dm.Commits[0] = Suite.Point().Add(dm.Commits[0], Suite.Point().Base())
+		m.body = EncodeDeals(dm)
+		return m
+	}
+	// The dealer's own Run refuses the complaints (another session than
+	// its own): its true deal to member 0, signed, is injected as the
+	// justification a dealer would make.
+	const victim = 0
+	h.inject = func(m qmsg) []qmsg {
+		if m.kind != 'r' || m.from != victim {
+			return nil
+		}
+		p, err := DecodeResponseMessage(m.body)
+		if err != nil || int(p.Index) != bad {
+			return nil
+		}
+		xV, _ := DKGKey(h.seeds[victim])
+		d := h.runs[victim].deals[bad][victim]
+		plain, err := openDeal(h.members, bad, victim, Suite.Point().Mul(xV, pointOf(d.Deal.DHKey)), d.Deal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &vss.Justification{SessionID: p.Response.SessionID, Index: victim, Deal: plain}
+		resignJustification(t, h.seeds[bad], j)
+		b, err := EncodeJustification(&dkg.Justification{Index: bad, Justification: j})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []qmsg{{'j', bad, b}}
+	}
+	h.run(t)
+	honest := honestExcept(n, bad)
+	for _, v := range honest {
+		checkComplained(t, h, bad, v)
+	}
+	if got := countKind(h, 'j'); got != 1 {
+		t.Fatalf("%d justifications", got)
+	}
+	for _, i := range honest {
+		for _, err := range h.errs[i] {
+			if !errors.Is(err, ErrBadDKGMessage) {
+				t.Fatalf("member %d: %v", i, err)
+			}
+		}
+		if got := h.runs[i].Disqualified(); !slices.Equal(got, []int{bad}) {
+			t.Fatalf("member %d disqualified %v", i, got)
+		}
+	}
+	shares, qual := h.shares(t, honest)
+	if !slices.Equal(qual, honest) {
+		t.Fatalf("QUAL %v", qual)
+	}
+	checkThreshold(t, shares, th, n)
+	checkReplay(t, h, 0, nil)
 }
 
 // checkComplained: the victim's response on the dealer's deal is a plain
@@ -686,43 +768,61 @@ func TestRunDeterministicReplay(t *testing.T) {
 	}
 	h := hs[0]
 	for _, i := range honestExcept(n, 4) {
-		r, err := NewRun(h.seeds[i], h.members, th)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, c := range h.logs[i] {
-			var out []byte
-			var err error
-			switch c.kind {
-			case 'D':
-				out, err = r.Deals()
-			case 'T':
-				r.Timeout()
-			case 'd':
-				out, err = r.OnDeals(c.m.from, c.m.body)
-			case 'r':
-				out, err = r.OnResponse(c.m.body)
-			case 'j':
-				err = r.OnJustification(c.m.body)
-			}
-			if !bytes.Equal(out, c.out) || (err == nil) != (c.err == nil) {
-				t.Fatalf("member %d call %d: replay differs", i, k)
-			}
-		}
-		s, err := r.Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := s.Encode()
-		if !bytes.Equal(b, shareBytes[0][slices.Index(honestExcept(n, 4), i)]) {
-			t.Fatalf("member %d: the replayed share differs", i)
-		}
+		checkReplay(t, h, i, shareBytes[0][slices.Index(honestExcept(n, 4), i)])
 	}
 	other := newHarness(t, "replay-other", n, th)
 	d0, _ := other.runs[0].Deals()
 	if bytes.Equal(d0, queues[0][0]) {
 		t.Fatal("another seed made the same deals")
 	}
+}
+
+// checkReplay rebuilds member i's Run from its seed and replays the calls
+// it made (failed ones included): the same outputs, failures and share.
+func checkReplay(t *testing.T, h *harness, i int, want []byte) {
+	t.Helper()
+	r, err := NewRun(h.seeds[i], h.members, h.t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, c := range h.logs[i] {
+		var out []byte
+		var err error
+		switch c.kind {
+		case 'D':
+			out, err = r.Deals()
+		case 'T':
+			r.Timeout()
+		case 'd':
+			out, err = r.OnDeals(c.m.from, c.m.body)
+		case 'r':
+			out, err = r.OnResponse(c.m.body)
+		case 'j':
+			err = r.OnJustification(c.m.body)
+		}
+		if !bytes.Equal(out, c.out) || (err == nil) != (c.err == nil) {
+			t.Fatalf("member %d call %d: replay differs", i, k)
+		}
+	}
+	s, err := r.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.Encode()
+	if want == nil {
+		want, _ = h.runs[i].mustResult(t).Encode()
+	}
+	if !bytes.Equal(b, want) {
+		t.Fatalf("member %d: the replayed share differs", i)
+	}
+}
+
+func (r *Run) mustResult(t *testing.T) *Share {
+	s, err := r.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // Bad messages get a clear error and change nothing: member 0 is fed
