@@ -153,11 +153,17 @@ type Params struct {
 func (p *Params) DkgDealWindow() int64 { return max(p.DkgPhase()/2, 1) }
 
 // DkgPhase returns the blocks one DKG phase may take: dkg_timeout, at
-// most a third of era_length, at least 1.
+// most a third of era_length, at least MinDkgPhase (the dealing phase
+// carries deals, then responses, then justifications, then results, each
+// processed by the members a block after the previous: fewer blocks would
+// time out honest runs).
 func (p *Params) DkgPhase() int64 {
 	t := min(p.DkgTimeout, p.EraLength/3)
-	return int64(max(t, 1))
+	return int64(max(t, MinDkgPhase))
 }
+
+// MinDkgPhase is DkgPhase's floor, in blocks.
+const MinDkgPhase = 4
 
 // Upper bounds of parameters, so that block arithmetic cannot overflow.
 const (

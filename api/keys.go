@@ -8,6 +8,7 @@ package api
 // reporting the contract's public keys (ContractKeyed).
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -417,8 +418,10 @@ const (
 const MaxDkgBody = 1 << 20
 
 // DkgMessage is a member's DKG message of the DKG of era (its attempt):
-// Body is a DKG key (32 bytes), the member's deals, a response, a
-// justification or a result, in the threshold package's encodings.
+// Body is a DKG key with its proof of possession (threshold.DKGKeyBody:
+// the key, 32 bytes, then a 64-byte Schnorr signature), the member's
+// deals, a response, a justification or a result, in the threshold
+// package's encodings.
 type DkgMessage struct {
 	Era     uint64
 	Attempt uint64
@@ -442,6 +445,9 @@ func DecodeDkgMessage(b []byte) (*DkgMessage, error) {
 	m.Body = r.BytesField(MaxDkgBody)
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: dkg message: %v", ErrMalformed, err)
+	}
+	if !bytes.Equal(m.Encode(), b) {
+		return nil, fmt.Errorf("%w: dkg message not in canonical form", ErrMalformed)
 	}
 	return m, nil
 }
@@ -512,7 +518,11 @@ func DecodeDkgState(b []byte) (*DkgState, error) {
 		r.Fixed(s.Keys[i][:])
 	}
 	s.Participants = readKeys(r, MaxGatekeepers)
-	s.T = uint32(r.Uvarint())
+	if t := r.Uvarint(); t > MaxGatekeepers {
+		r.Fail(fmt.Errorf("threshold %d", t))
+	} else {
+		s.T = uint32(t)
+	}
 	s.Dealt = make([]bool, len(s.Participants))
 	s.Results = make([][32]byte, len(s.Participants))
 	for i := range s.Participants {
@@ -521,6 +531,9 @@ func DecodeDkgState(b []byte) (*DkgState, error) {
 	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: dkg state: %v", ErrMalformed, err)
+	}
+	if !bytes.Equal(s.Encode(), b) {
+		return nil, fmt.Errorf("%w: dkg state not in canonical form", ErrMalformed)
 	}
 	return s, nil
 }

@@ -2,7 +2,9 @@ package api
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/phalago/phala/crypto"
@@ -116,4 +118,76 @@ func FuzzDecodeKeyMessages(f *testing.F) {
 			}
 		}
 	})
+}
+
+func dkgSeeds() [][]byte {
+	k := crypto.MustKeyPairFromURI("//K").Public()
+	w := crypto.MustKeyPairFromURI("//W").Public()
+	return [][]byte{
+		(&DkgMessage{Era: 3, Attempt: 1, Body: bytes.Repeat([]byte{7}, 96)}).Encode(),
+		(&DkgMessage{Era: 1 << 40}).Encode(),
+		(&DkgState{Era: 2, Phase: DkgCollectingKeys, PhaseStart: 30, Members: []crypto.PublicKey{k, w}, Keys: [][32]byte{{1}, {}}}).Encode(),
+		(&DkgState{Era: 2, Attempt: 1, Phase: DkgDealing, PhaseStart: 34, Members: []crypto.PublicKey{k, w}, Keys: [][32]byte{{1}, {2}},
+			Participants: []crypto.PublicKey{k, w}, T: 2, Dealt: []bool{true, false}, Results: [][32]byte{{3}, {}}}).Encode(),
+	}
+}
+
+// FuzzDecodeDkgMessage: a member's DKG message (untrusted, any member
+// posts it) decodes strictly: whatever decodes re-encodes to the same
+// bytes.
+func FuzzDecodeDkgMessage(f *testing.F) {
+	for _, b := range dkgSeeds() {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if m, err := DecodeDkgMessage(b); err == nil && !bytes.Equal(m.Encode(), b) {
+			t.Fatalf("dkg message mismatch %x", b)
+		}
+	})
+}
+
+// FuzzDecodeDkgState: the chain's DKG record decodes strictly (a
+// threshold beyond MaxGatekeepers, non-canonical varints and trailing
+// bytes refused): whatever decodes re-encodes to the same bytes.
+func FuzzDecodeDkgState(f *testing.F) {
+	for _, b := range dkgSeeds() {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s, err := DecodeDkgState(b); err == nil {
+			if !bytes.Equal(s.Encode(), b) {
+				t.Fatalf("dkg state mismatch %x", b)
+			}
+			if s.T > MaxGatekeepers || len(s.Dealt) != len(s.Participants) || len(s.Keys) != len(s.Members) {
+				t.Fatalf("dkg state out of bounds %x", b)
+			}
+		}
+	})
+}
+
+// A DkgState whose threshold does not fit 32 bits (the first version
+// truncated it) or exceeds MaxGatekeepers is refused; so is a trailing
+// byte.
+func TestDecodeDkgStateStrict(t *testing.T) {
+	k := crypto.MustKeyPairFromURI("//K").Public()
+	s := &DkgState{Era: 2, Phase: DkgDealing, Members: []crypto.PublicKey{k}, Keys: [][32]byte{{1}}, Participants: []crypto.PublicKey{k}, T: 1, Dealt: []bool{true}, Results: [][32]byte{{}}}
+	good := s.Encode()
+	if got, err := DecodeDkgState(good); err != nil || got.T != 1 {
+		t.Fatalf("%v", err)
+	}
+	for name, tt := range map[string]uint64{"2^32+1": 1<<32 + 1, "MaxGatekeepers+1": MaxGatekeepers + 1} {
+		// Re-encode with T written as a raw uvarint.
+		b := s.Encode()
+		i := len(b) - 1 - 1 - 32 // T = 1 (one byte), then Dealt[0] and Results[0]
+		if b[i] != 1 {
+			t.Fatal("layout")
+		}
+		bad := append(append(slices.Clone(b[:i]), binary.AppendUvarint(nil, tt)...), b[i+1:]...)
+		if _, err := DecodeDkgState(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("T = %s: %v", name, err)
+		}
+	}
+	if _, err := DecodeDkgState(append(slices.Clone(good), 0)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("trailing: %v", err)
+	}
 }

@@ -123,12 +123,7 @@ func (d *dkgPlayers) onRound(p *dkgPlayer, st *api.DkgState) []api.Message {
 		}
 		*p = dkgPlayer{node: p.node, mute: p.mute, st: st}
 		p.seed = sha256.Sum256(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(append([]byte("dkg seed"), p.node[:]...), st.Era), st.Attempt))
-		_, pub := threshold.DKGKey(p.seed)
-		b, err := pub.MarshalBinary()
-		if err != nil {
-			d.tb.Fatal(err)
-		}
-		return p.post(api.TopicDkgKey, b)
+		return p.post(api.TopicDkgKey, threshold.DKGKeyBody(p.seed, st.Era, st.Attempt, p.node[:]))
 	case api.DkgDealing:
 		if !mine || !slices.Contains(st.Participants, p.node) {
 			return nil

@@ -242,7 +242,8 @@ func (h *harness) stateData(path string, data []byte) []byte {
 }
 
 // A failed DKG slashes through staking: w1, elected with w0, never posts
-// its result; the attempt times out (14) and fails (17) with w1 late,
+// its result; the attempt times out (15) and fails (19: phases of
+// api.MinDkgPhase = 4 blocks) with w1 late,
 // and one responsive member of two is under two thirds, so the set
 // fails: w1's stakers lose offline_slash_ppm (1%) of their allocation to
 // it and its nominator (bob) the same share of its exposure to it, burned
@@ -294,12 +295,12 @@ func TestDkgFailureSlashesStake(t *testing.T) {
 				failed = res
 			}
 		}
-		if h.height > 17 {
+		if h.height > 19 {
 			t.Fatalf("no failure by height %d", h.height)
 		}
 	}
 	rec, _ := api.DecodeElectionRecord(h.stateData(api.QueryGatekeeperEra, era))
-	if h.height != 17 || rec.Status != api.ElectionExpired || rec.StatusHeight != 17 || h.keySet(1) != nil || h.app.store.Get(api.KeyDkg) != nil {
+	if h.height != 19 || rec.Status != api.ElectionExpired || rec.StatusHeight != 19 || h.keySet(1) != nil || h.app.store.Get(api.KeyDkg) != nil {
 		t.Fatalf("height %d: %+v", h.height, rec)
 	}
 	if keys, _ := api.DecodeKeys(h.state(api.QueryGatekeepers)); !slices.Equal(keys, g.Gatekeepers) {

@@ -201,27 +201,43 @@ func dkgMessage(ctx *block.Context, node crypto.PublicKey, topic string, payload
 	return st, m, i
 }
 
-// OnDkgKey records a member's DKG key (a canonical edwards25519 point,
-// once); the last one starts the dealing.
+// OnDkgKey records a member's DKG key, once: the body is the key (a
+// canonical edwards25519 point of prime order) then its proof of
+// possession (threshold.VerifyDKGKeyProof: a Schnorr signature with the
+// key's secret over the attempt's era, attempt and the member's identity
+// key), and the key is no other member's of the attempt (kyber would
+// refuse the member list, and nobody could deal). The last key starts
+// the dealing.
 func OnDkgKey(ctx *block.Context, src VoterSource, node crypto.PublicKey, payload []byte) {
 	st, m, i := dkgMessage(ctx, node, api.TopicDkgKey, payload, api.DkgCollectingKeys)
 	if st == nil {
 		return
 	}
+	ignore := func(why string) {
+		ctx.Event("dkg_message_ignored", "node", node.Hex(), "topic", api.TopicDkgKey, "reason", why)
+	}
+	if len(m.Body) != threshold.DKGKeyBodySize {
+		ignore("not a DKG key and its proof")
+		return
+	}
+	key := [32]byte(m.Body[:32])
 	switch {
-	case len(m.Body) != 32 || !validPoint([32]byte(m.Body)) || [32]byte(m.Body) == ([32]byte{}):
-		ctx.Event("dkg_message_ignored", "node", node.Hex(), "topic", api.TopicDkgKey, "reason", "not a DKG key")
-		return
+	case !validPoint(key) || key == ([32]byte{}):
+		ignore("not a DKG key")
 	case st.Keys[i] != ([32]byte{}):
-		ctx.Event("dkg_message_ignored", "node", node.Hex(), "topic", api.TopicDkgKey, "reason", "key already posted")
-		return
+		ignore("key already posted")
+	case slices.Contains(st.Keys, key):
+		ignore("another member's DKG key")
+	case threshold.VerifyDKGKeyProof(key[:], m.Body[32:], st.Era, st.Attempt, node[:]) != nil:
+		ignore("the DKG key's proof of possession does not verify")
+	default:
+		st.Keys[i] = key
+		if slices.Contains(st.Keys, [32]byte{}) {
+			ctx.KV.Set(api.KeyDkg, st.Encode())
+			return
+		}
+		startDealing(ctx, src, st)
 	}
-	st.Keys[i] = [32]byte(m.Body)
-	if slices.Contains(st.Keys, [32]byte{}) {
-		ctx.KV.Set(api.KeyDkg, st.Encode())
-		return
-	}
-	startDealing(ctx, src, st)
 }
 
 // OnDkgDeals records that a participant dealt (once, within
@@ -251,7 +267,8 @@ func OnDkgForward(ctx *block.Context, node crypto.PublicKey, topic string, paylo
 }
 
 // OnDkgResult records a participant's result (once): QUAL and the public
-// polynomial's T commitments. When T participants posted the same one,
+// polynomial's T commitments, each a prime-order point other than the
+// identity. When T participants posted the same one,
 // the key set is adopted and the set serves (adoptDkg).
 func OnDkgResult(ctx *block.Context, src VoterSource, node crypto.PublicKey, payload []byte) {
 	st, m, i := dkgMessage(ctx, node, api.TopicDkgResult, payload, api.DkgDealing, api.DkgTimedOut)
@@ -272,6 +289,13 @@ func OnDkgResult(ctx *block.Context, src VoterSource, node crypto.PublicKey, pay
 	case st.Results[i] != ([32]byte{}):
 		ignore("result already posted")
 		return
+	}
+	for k, c := range commits {
+		// As key sets require (adoptKeySet): prime order, not the identity.
+		if b, err := c.MarshalBinary(); err != nil || !validPoint([32]byte(b)) {
+			ignore(fmt.Sprintf("commitment %d is not a prime-order point", k))
+			return
+		}
 	}
 	d := sha256.Sum256(m.Body)
 	st.Results[i] = d

@@ -314,7 +314,10 @@ func result(t *testing.T, qual []int, commits []kyber.Point) []byte {
 // why) and change nothing: malformed, of another era or attempt, from a
 // non-member (a non-participant once dealing), of another phase, a
 // second key, deals or result of the same member, a key that is no
-// prime-order point, a result that does not decode or has other than T
+// prime-order point, a result with a commitment that is the identity or
+// not of prime order, a key without its proof of possession or whose proof
+// is for another member, era or attempt, a key another member posted
+// (with that member's proof or not), a result that does not decode or has other than T
 // commitments, fewer than T qualified dealers, or a dealer beyond the
 // participants. A participant's response while dealing is forwarded
 // without an event.
@@ -355,16 +358,27 @@ func TestDkgMessagesIgnored(t *testing.T) {
 	if st := Dkg(e.kv); st.Phase != api.DkgCollectingKeys || st.Keys[0] == ([32]byte{}) || st.Keys[2] != ([32]byte{}) {
 		t.Fatalf("state %+v", st)
 	}
+	seed := [32]byte{7}
+	n1, n2, n3 := node(1), node(2), node(3)
+	withProof := func(k []byte) []byte { return append(slices.Clone(k), make([]byte, threshold.DKGKeyProofSize)...) }
+	posted := e.players.player(n1).seed
 	check(t, []ignored{
 		{"malformed", 3, api.TopicDkgKey, []byte{1, 0}, "malformed"},
-		{"another era", 3, api.TopicDkgKey, msg(2, 0, key[:]), "no DKG of era 2 attempt 0"},
-		{"another attempt", 3, api.TopicDkgKey, msg(1, 1, key[:]), "no DKG of era 1 attempt 1"},
-		{"a non-member", 4, api.TopicDkgKey, msg(1, 0, key[:]), "not a participant"},
-		{"a second key", 1, api.TopicDkgKey, msg(1, 0, key[:]), "key already posted"},
-		{"not a point", 3, api.TopicDkgKey, msg(1, 0, bytes.Repeat([]byte{0xff}, 32)), "not a DKG key"},
-		{"the identity", 3, api.TopicDkgKey, msg(1, 0, identity[:]), "not a DKG key"},
-		{"zero", 3, api.TopicDkgKey, msg(1, 0, make([]byte, 32)), "not a DKG key"},
-		{"31 bytes", 3, api.TopicDkgKey, msg(1, 0, key[:31]), "not a DKG key"},
+		{"another era", 3, api.TopicDkgKey, msg(2, 0, withProof(key[:])), "no DKG of era 2 attempt 0"},
+		{"another attempt", 3, api.TopicDkgKey, msg(1, 1, withProof(key[:])), "no DKG of era 1 attempt 1"},
+		{"a non-member", 4, api.TopicDkgKey, msg(1, 0, withProof(key[:])), "not a participant"},
+		{"a second key", 1, api.TopicDkgKey, msg(1, 0, threshold.DKGKeyBody(seed, 1, 0, n1[:])), "key already posted"},
+		{"not a point", 3, api.TopicDkgKey, msg(1, 0, withProof(bytes.Repeat([]byte{0xff}, 32))), "not a DKG key"},
+		{"the identity", 3, api.TopicDkgKey, msg(1, 0, withProof(identity[:])), "not a DKG key"},
+		{"zero", 3, api.TopicDkgKey, msg(1, 0, withProof(make([]byte, 32))), "not a DKG key"},
+		{"31 bytes", 3, api.TopicDkgKey, msg(1, 0, key[:31]), "not a DKG key and its proof"},
+		{"a key without its proof", 3, api.TopicDkgKey, msg(1, 0, key[:]), "not a DKG key and its proof"},
+		{"member 1's key and proof, posted by member 3", 3, api.TopicDkgKey, msg(1, 0, threshold.DKGKeyBody(posted, 1, 0, n1[:])), "another member's DKG key"},
+		{"member 1's key with a proof of member 3's", 3, api.TopicDkgKey, msg(1, 0, withProof(Dkg(e.kv).Keys[0][:])), "another member's DKG key"},
+		{"a proof made for member 2", 3, api.TopicDkgKey, msg(1, 0, threshold.DKGKeyBody(seed, 1, 0, n2[:])), "proof of possession does not verify"},
+		{"a proof of another attempt", 3, api.TopicDkgKey, msg(1, 0, threshold.DKGKeyBody(seed, 1, 1, n3[:])), "proof of possession does not verify"},
+		{"a proof of another era", 3, api.TopicDkgKey, msg(1, 0, threshold.DKGKeyBody(seed, 2, 0, n3[:])), "proof of possession does not verify"},
+		{"a broken proof", 3, api.TopicDkgKey, msg(1, 0, withProof(threshold.DKGKeyBody(seed, 1, 0, n3[:])[:32])), "proof of possession does not verify"},
 		{"deals while collecting keys", 1, api.TopicDkgDeals, msg(1, 0, []byte("deals")), "not in this phase"},
 		{"a response while collecting keys", 1, api.TopicDkgResponse, msg(1, 0, []byte("response")), "not in this phase"},
 		{"a result while collecting keys", 1, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 1}, randomPoints(t, 2))), "not in this phase"},
@@ -400,6 +414,8 @@ func TestDkgMessagesIgnored(t *testing.T) {
 		{"a malformed result", 2, api.TopicDkgResult, msg(1, 0, []byte("result")), "invalid DKG share or result"},
 		{"a result with T-1 commitments", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 1}, randomPoints(t, 1))), "a result of 1 commitments"},
 		{"a result with T+1 commitments", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 1}, randomPoints(t, 3))), "a result of 3 commitments"},
+		{"a result with the identity as a commitment", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 1}, []kyber.Point{randomPoints(t, 1)[0], threshold.Suite.Point().Null()})), "commitment 1 is not a prime-order point"},
+		{"a result with a torsion commitment", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 1}, []kyber.Point{torsioned(t), randomPoints(t, 1)[0]})), "commitment 0 is not a prime-order point"},
 		{"a result with fewer than T qualified", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{1}, randomPoints(t, 2))), "1 qualified dealers"},
 		{"a result with a dealer beyond the participants", 2, api.TopicDkgResult, msg(1, 0, result(t, []int{0, 2}, randomPoints(t, 2))), "at least 2 of 2"},
 	})
@@ -465,15 +481,16 @@ func TestDkgResultsMismatch(t *testing.T) {
 }
 
 // A DKG still running at the next era end expires with its set (era
-// length 10: phases of 3 blocks): here attempt 0 of three members fails at
-// 17 for node 3's missing result (slashed), attempt 1 among nodes 1 and 2
-// begins and is still dealing at 20. The era end announces the DKG
+// length 12: phases of 4 blocks, api.MinDkgPhase): here attempt 0 of
+// three members fails at 21 for node 3's missing result (slashed),
+// attempt 1 among nodes 1 and 2 begins and is still dealing at 24. The
+// era end announces the DKG
 // failed, expires the set (nobody slashed for the attempt it cut short), elects the
 // set of era 2 and begins its DKG; era 1's late messages are ignored; the
 // genesis list serves throughout.
 func TestDkgExpiresAtEraEnd(t *testing.T) {
 	e := newEnv(t)
-	e.p.NGatekeepers = 3
+	e.p.NGatekeepers, e.p.EraLength = 3, 12
 	e.h = 1
 	for _, n := range []byte{1, 2, 3} {
 		if err := e.declare(opA, node(n), true); err != nil {
@@ -483,14 +500,14 @@ func TestDkgExpiresAtEraEnd(t *testing.T) {
 	e.src.stake = map[crypto.PublicKey]uint64{node(1): 900, node(2): 800, node(3): 700}
 	e.players = newDkgPlayers(t, e.p, nodes(1, 2, 3)...)
 	e.players.mute(node(3), api.TopicDkgResult)
-	ctx := e.run(17)
+	ctx := e.run(21)
 	if st := Dkg(e.kv); st == nil || st.Era != 1 || st.Attempt != 1 || st.Phase != api.DkgCollectingKeys || !slices.Equal(st.Members, nodes(1, 2)) ||
 		!hasEvent(ctx, "dkg_failed") || !slices.Equal(e.src.slashed, nodes(3)) {
 		t.Fatalf("attempt 1 %+v, slashed %x", st, e.src.slashed)
 	}
-	ctx = e.run(20)
+	ctx = e.run(24)
 	r := Election(e.kv, 1)
-	if r.Status != api.ElectionExpired || r.StatusHeight != 20 || len(r.Confirmed) != 0 || !hasEvent(ctx, "gatekeeper_set_expired") {
+	if r.Status != api.ElectionExpired || r.StatusHeight != 24 || len(r.Confirmed) != 0 || !hasEvent(ctx, "gatekeeper_set_expired") {
 		t.Fatalf("era 1 %+v", r)
 	}
 	// Node 3 was slashed for its missing result; the attempt the era end
@@ -513,4 +530,15 @@ func TestDkgExpiresAtEraEnd(t *testing.T) {
 	if why := ignoredFor(ctx, api.TopicDkgResult); why != "no DKG of era 1 attempt 1 runs" {
 		t.Fatalf("a result of era 1 after its expiry: %q", why)
 	}
+}
+
+// torsioned is a random point plus the point of order 2 (not of prime
+// order).
+func torsioned(t *testing.T) kyber.Point {
+	t.Helper()
+	o2 := threshold.Suite.Point()
+	if err := o2.UnmarshalBinary(append([]byte{0xec}, append(bytes.Repeat([]byte{0xff}, 30), 0x7f)...)); err != nil {
+		t.Fatal(err)
+	}
+	return threshold.Suite.Point().Add(randomPoints(t, 1)[0], o2)
 }

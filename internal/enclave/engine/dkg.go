@@ -123,11 +123,9 @@ func (e *Engine) onDkgRound(ctx *Context, m *api.Message) error {
 		if _, err := rand.Read(d.seed[:]); err != nil {
 			return err
 		}
-		_, pub := threshold.DKGKey(d.seed)
-		b, err := pub.MarshalBinary()
-		if err != nil {
-			return err
-		}
+		// The key and its proof of possession, bound to our identity and
+		// the attempt (the chain refuses a key another member posted).
+		b := threshold.DKGKeyBody(d.seed, st.Era, st.Attempt, me[:])
 		e.st.dkg = d
 		e.emit(api.OriginWorker, api.TopicDkgKey, (&api.DkgMessage{Era: st.Era, Attempt: st.Attempt, Body: b}).Encode())
 		e.log.Info("elected gatekeeper: DKG key posted", "era", st.Era, "attempt", st.Attempt, "members", len(st.Members))

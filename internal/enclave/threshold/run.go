@@ -34,14 +34,13 @@ import (
 
 // Errors callers branch on.
 var (
-	ErrBadRun         = errors.New("invalid DKG run parameters")
-	ErrNotMember      = errors.New("not a member of the DKG")
-	ErrReplay         = errors.New("DKG message already processed")
-	ErrUnknownDealer  = errors.New("DKG message about a dealer whose deals were not processed")
-	ErrDisqualified   = errors.New("DKG dealer disqualified")
-	ErrFalseComplaint = errors.New("DKG complaint about a deal that opens and verifies")
-	ErrClosed         = errors.New("DKG phase closed by the timeout")
-	ErrNotCertified   = errors.New("DKG not certified")
+	ErrBadRun        = errors.New("invalid DKG run parameters")
+	ErrNotMember     = errors.New("not a member of the DKG")
+	ErrReplay        = errors.New("DKG message already processed")
+	ErrUnknownDealer = errors.New("DKG message about a dealer whose deals were not processed")
+	ErrDisqualified  = errors.New("DKG dealer disqualified")
+	ErrClosed        = errors.New("DKG phase closed by the timeout")
+	ErrNotCertified  = errors.New("DKG not certified")
 )
 
 var (
@@ -99,8 +98,10 @@ type Run struct {
 
 	dealsMsg  []byte            // our deals message, once made
 	dealt     []bool            // deals message of member i processed
-	deals     [][]*dkg.Deal     // [dealer][recipient], kept for complaints
-	disq      []bool            // dealer disqualified (proven complaint, bad justification)
+	deals     [][]*dkg.Deal     // [dealer][recipient]
+	commits   [][]kyber.Point   // [dealer] its public commitments
+	sids      [][]byte          // [dealer] its kyber session ID (from commits)
+	disq      []bool            // dealer disqualified (a justification that does not verify)
 	ownResp   map[int][]byte    // our response message per dealer
 	ownJust   map[int][]byte    // our justification per complainer
 	justified map[int]*vss.Deal // our deal from a dealer, as its justification revealed it
@@ -143,6 +144,8 @@ func NewRun(seed [32]byte, members []kyber.Point, t int) (*Run, error) {
 		rand:      &opStream{seed: seed},
 		dealt:     make([]bool, n),
 		deals:     make([][]*dkg.Deal, n),
+		commits:   make([][]kyber.Point, n),
+		sids:      make([][]byte, n),
 		disq:      make([]bool, n),
 		ownResp:   map[int][]byte{},
 		ownJust:   map[int][]byte{},
@@ -171,10 +174,10 @@ func NewRun(seed [32]byte, members []kyber.Point, t int) (*Run, error) {
 // Index is this member's share index.
 func (r *Run) Index() int { return r.me }
 
-// Deals returns this member's deals message: one deal for every other
-// member (kyber's, encrypted to the recipient's DKG key, in EncodeDeals'
-// list form). The first call makes it (and processes the member's own
-// deal); later calls return the same bytes.
+// Deals returns this member's deals message (EncodeDeals): its public
+// commitments and one deal for every other member (kyber's, encrypted to
+// the recipient's DKG key). The first call makes it (and processes the
+// member's own deal); later calls return the same bytes.
 func (r *Run) Deals() ([]byte, error) {
 	if r.dealsMsg != nil {
 		return slices.Clone(r.dealsMsg), nil
@@ -195,25 +198,31 @@ func (r *Run) Deals() ([]byte, error) {
 			byTo[to] = d
 		}
 	}
-	r.dealsMsg = EncodeDeals(list)
-	r.deals[r.me] = byTo
+	own := r.gen.Verifiers()[uint32(r.me)]
+	commits := slices.Clone(own.Commits())
+	r.dealsMsg = EncodeDeals(&DealsMessage{Commits: commits, Deals: list})
+	r.deals[r.me], r.commits[r.me], r.sids[r.me] = byTo, commits, own.SessionID()
 	r.dealt[r.me] = true
 	return slices.Clone(r.dealsMsg), nil
 }
 
 // OnDeals processes member from's deals message (from is the sender the
 // chain authenticated). The message's form is checked the same way at
-// every member (so all accept or refuse it alike): exactly one deal for
-// every member but from, in recipient order, each with from's index and a
-// GCM nonce. Then the deal addressed to this member is processed; the
-// returned response message (for OnResponse, to broadcast) is kyber's
-// approval or complaint, or, when the deal is not usable (a signature of
-// from's does not verify, the ephemeral key is not of prime order, or the
-// cipher does not decrypt and decode to our share: cases where kyber only
-// returns an error, and this member's view of QUAL would silently differ
-// from the others'), a complaint with proof (see OnResponse). Our own
-// deals message coming back gives (nil, nil). Errors: ErrNotMember,
-// ErrReplay, ErrClosed, ErrBadDKGMessage; the Run is then unchanged.
+// every member (so all accept or refuse it alike): exactly t prime-order
+// commitments, exactly one deal for every member but from, in recipient
+// order, each with from's index and a GCM nonce. Then the deal addressed
+// to this member is processed; the returned response message (for
+// OnResponse, to broadcast) is kyber's approval or complaint. A deal this
+// member cannot use (a signature of from's does not verify, the
+// ephemeral key is not of prime order, the cipher does not open with our
+// DH secret, or what it holds is not our share of the announced
+// commitments: cases where kyber only returns an error) gets a plain
+// kyber complaint too: signed with our DKG key, under the session ID of
+// the announced commitments, revealing nothing (the DH secret stays
+// ours). The dealer must answer it with a justification revealing our
+// deal in clear, or it is left out of QUAL at the timeout. Our own deals
+// message coming back gives (nil, nil). Errors: ErrNotMember, ErrReplay,
+// ErrClosed, ErrBadDKGMessage; the Run is then unchanged.
 func (r *Run) OnDeals(from int, msg []byte) ([]byte, error) {
 	if r.closed {
 		return nil, ErrClosed
@@ -230,32 +239,33 @@ func (r *Run) OnDeals(from int, msg []byte) ([]byte, error) {
 	if r.dealt[from] {
 		return nil, fmt.Errorf("%w: deals of member %d", ErrReplay, from)
 	}
-	list, err := DecodeDeals(msg)
+	dm, err := DecodeDeals(msg)
 	if err != nil {
 		return nil, err
 	}
-	byTo, err := r.checkDeals(from, list)
+	byTo, err := r.checkDeals(from, dm)
 	if err != nil {
 		return nil, err
 	}
+	sid := sessionID(r.members, from, dm.Commits, r.t)
 	mine := byTo[r.me]
-	dh := pointOf(mine.Deal.DHKey)
-	pre := Suite.Point().Mul(r.long, dh)
-	if r.entryBad(from, mine) != nil || !openable(r.members, from, r.me, pre, mine) {
-		// The deal is not ours to use: complain with the DH secret and a
-		// proof that it is ours, so that every member can check it.
+	if r.unusable(from, sid, dm.Commits, mine) != nil {
 		r.rand.rekey("complaint", from, msg)
-		proof, _, _, err := dleq.NewDLEQProof(r.suite, Suite.Point().Base(), dh, r.long)
+		resp := &vss.Response{SessionID: sid, Index: uint32(r.me), Status: vss.StatusComplaint}
+		sig, err := schnorr.Sign(r.suite, r.long, resp.Hash(Suite))
 		if err != nil {
 			return nil, fmt.Errorf("dkg complaint: %w", err)
 		}
-		c := &Complaint{Dealer: from, Complainer: r.me, Pre: pre, Proof: proof}
-		out, err := EncodeComplaintMessage(c)
-		if err != nil {
-			return nil, err
+		resp.Signature = sig
+		ver := r.gen.Verifiers()[uint32(from)]
+		// What kyber's ProcessDeal records: the dealer's approval of its
+		// own deal, and our complaint.
+		ver.UnsafeSetResponseDKG(uint32(from), vss.StatusApproval)
+		if err := ver.Aggregator.ProcessResponse(resp); err != nil {
+			return nil, fmt.Errorf("dkg complaint: %w", err)
 		}
-		r.applyComplaint(c)
-		r.dealt[from], r.deals[from], r.ownResp[from] = true, byTo, out
+		out := EncodeResponseMessage(&dkg.Response{Index: uint32(from), Response: resp})
+		r.record(from, byTo, dm.Commits, sid, out)
 		return slices.Clone(out), nil
 	}
 	r.rand.rekey("deal", from, msg)
@@ -264,15 +274,28 @@ func (r *Run) OnDeals(from int, msg []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: deal of member %d: %v", ErrBadDKGMessage, from, err)
 	}
 	out := EncodeResponseMessage(resp)
-	r.dealt[from], r.deals[from], r.ownResp[from] = true, byTo, out
+	r.record(from, byTo, dm.Commits, sid, out)
 	return slices.Clone(out), nil
+}
+
+func (r *Run) record(from int, byTo []*dkg.Deal, commits []kyber.Point, sid, resp []byte) {
+	r.dealt[from], r.deals[from], r.commits[from], r.sids[from], r.ownResp[from] = true, byTo, commits, sid, resp
 }
 
 // checkDeals is OnDeals' check of the message's form (the same at every
 // member, cheap); it returns the deals by recipient. What only the
 // recipient can check (signatures, ephemeral key, opening) it checks on
-// its own deal, and proves to the others when it complains.
-func (r *Run) checkDeals(from int, list []AddressedDeal) ([]*dkg.Deal, error) {
+// its own deal, and complains about in kyber's form.
+func (r *Run) checkDeals(from int, dm *DealsMessage) ([]*dkg.Deal, error) {
+	if len(dm.Commits) != r.t {
+		return nil, fmt.Errorf("%w: %d commitments from member %d, want %d", ErrBadDKGMessage, len(dm.Commits), from, r.t)
+	}
+	for k, c := range dm.Commits {
+		if !primeOrder(c) {
+			return nil, fmt.Errorf("%w: member %d's commitment %d is not of prime order", ErrBadDKGMessage, from, k)
+		}
+	}
+	list := dm.Deals
 	if len(list) != r.n-1 {
 		return nil, fmt.Errorf("%w: %d deals from member %d, want %d", ErrBadDKGMessage, len(list), from, r.n-1)
 	}
@@ -297,6 +320,53 @@ func (r *Run) checkDeals(from int, list []AddressedDeal) ([]*dkg.Deal, error) {
 	return byTo, nil
 }
 
+// unusable reports why dealer's deal to this member cannot be processed
+// by kyber as our share of the announced commitments: a bad signature or
+// ephemeral key, a cipher that does not open with our DH secret (which
+// never leaves the Run), or a deal whose session, threshold, commitments
+// or share index are not the announced ones.
+func (r *Run) unusable(dealer int, sid []byte, commits []kyber.Point, d *dkg.Deal) error {
+	if err := r.entryBad(dealer, d); err != nil {
+		return err
+	}
+	pre := Suite.Point().Mul(r.long, pointOf(d.Deal.DHKey))
+	plain, err := openDeal(r.members, dealer, r.me, pre, d.Deal)
+	if err != nil {
+		return err
+	}
+	return dealMatches(plain, sid, commits, r.t)
+}
+
+// dealMatches checks that a plaintext deal is of the announced session,
+// threshold and commitments.
+func dealMatches(d *vss.Deal, sid []byte, commits []kyber.Point, t int) error {
+	if !bytes.Equal(d.SessionID, sid) || int(d.T) != t || len(d.Commitments) != len(commits) {
+		return errors.New("the deal is not of the announced commitments")
+	}
+	for k, c := range d.Commitments {
+		if !c.Equal(commits[k]) {
+			return errors.New("the deal is not of the announced commitments")
+		}
+	}
+	return nil
+}
+
+// sessionID is kyber's VSS session ID of dealer's deals with commitments
+// (vss/pedersen's sessionID: the suite's hash of the dealer's key, the
+// verifiers' keys, the commitments and t as a little-endian uint32).
+func sessionID(members []kyber.Point, dealer int, commits []kyber.Point, t int) []byte {
+	h := Suite.Hash()
+	members[dealer].MarshalTo(h)
+	for _, m := range members {
+		m.MarshalTo(h)
+	}
+	for _, c := range commits {
+		c.MarshalTo(h)
+	}
+	h.Write(binary.LittleEndian.AppendUint32(nil, uint32(t)))
+	return h.Sum(nil)
+}
+
 // entryBad checks, publicly, what makes a dealer's deal unusable before
 // opening it: its two signatures (kyber's) and a prime-order ephemeral
 // key.
@@ -314,40 +384,28 @@ func (r *Run) entryBad(dealer int, d *dkg.Deal) error {
 	return nil
 }
 
-// openable reports whether the deal opens with pre to its recipient's
-// share.
-func openable(members []kyber.Point, dealer, to int, pre kyber.Point, d *dkg.Deal) bool {
-	_, err := openDeal(members, dealer, to, pre, d.Deal)
-	return err == nil
-}
-
 // OnResponse processes a response message (what OnDeals returned, from
-// any member, in queue order; every member processes every one). Two
-// kinds: kyber's signed approval or complaint about dealer D's deal to
-// verifier V; and a complaint with proof (a deal V cannot use), which
-// every member checks (the DLEQ proof that Pre = x_V·DHKey, then the
-// deal's signatures and ephemeral key, then opening it with Pre) and
-// which, when it holds, disqualifies D.
-// When the message is a kyber complaint about our own deal, the returned
+// any member, in queue order; every member processes every one): kyber's
+// signed approval or complaint about dealer D's deal by verifier V, under
+// D's session ID (the one its announced commitments give, checked here
+// alike at every member). A member that complained about D's deal itself
+// (and so holds no deal of D's yet) records it in D's aggregator all the
+// same, so that every member's view of D's responses is the same.
+// When the message is a complaint about our own deal, the returned
 // justification (for OnJustification, to broadcast) reveals that deal.
 // Our own response coming back gives (nil, nil). Errors: ErrNotMember,
 // ErrUnknownDealer (D's deals not processed), ErrDisqualified, ErrReplay,
-// ErrFalseComplaint, ErrClosed, ErrBadDKGMessage (malformed, bad
-// signature or session); the Run is then unchanged.
+// ErrClosed, ErrBadDKGMessage (malformed, bad signature or session); the
+// Run is then unchanged.
 func (r *Run) OnResponse(msg []byte) ([]byte, error) {
 	if r.closed {
 		return nil, ErrClosed
 	}
-	resp, c, err := DecodeResponseMessage(msg)
+	resp, err := DecodeResponseMessage(msg)
 	if err != nil {
 		return nil, err
 	}
-	dealer, verifier := 0, 0
-	if resp != nil {
-		dealer, verifier = int(resp.Index), int(resp.Response.Index)
-	} else {
-		dealer, verifier = c.Dealer, c.Complainer
-	}
+	dealer, verifier := int(resp.Index), int(resp.Response.Index)
 	if dealer >= r.n || verifier >= r.n {
 		return nil, fmt.Errorf("%w: response of member %d on dealer %d, of %d members", ErrNotMember, verifier, dealer, r.n)
 	}
@@ -366,14 +424,18 @@ func (r *Run) OnResponse(msg []byte) ([]byte, error) {
 	if r.disq[dealer] {
 		return nil, fmt.Errorf("%w: %d", ErrDisqualified, dealer)
 	}
-	if _, done := r.gen.Verifiers()[uint32(dealer)].Responses()[uint32(verifier)]; done {
+	ver := r.gen.Verifiers()[uint32(dealer)]
+	if _, done := ver.Responses()[uint32(verifier)]; done {
 		return nil, fmt.Errorf("%w: response of member %d on dealer %d", ErrReplay, verifier, dealer)
 	}
-	if c != nil {
-		if err := r.checkComplaint(c); err != nil {
-			return nil, err
+	if !bytes.Equal(resp.Response.SessionID, r.sids[dealer]) {
+		return nil, fmt.Errorf("%w: response of member %d on dealer %d: another session", ErrBadDKGMessage, verifier, dealer)
+	}
+	if ver.SessionID() == nil {
+		// We complained about this deal and hold none of it yet.
+		if err := ver.Aggregator.ProcessResponse(resp.Response); err != nil {
+			return nil, fmt.Errorf("%w: response of member %d on dealer %d: %v", ErrBadDKGMessage, verifier, dealer, err)
 		}
-		r.applyComplaint(c)
 		return nil, nil
 	}
 	r.rand.rekey("response", dealer, msg)
@@ -393,41 +455,12 @@ func (r *Run) OnResponse(msg []byte) ([]byte, error) {
 	return slices.Clone(out), nil
 }
 
-// checkComplaint verifies a complaint with proof: Pre is the complainer's
-// DH secret with the deal's ephemeral key (DLEQ against its DKG key) and
-// the deal does not open with it; or the deal is publicly bad (entryBad),
-// whoever says so.
-func (r *Run) checkComplaint(c *Complaint) error {
-	d := r.deals[c.Dealer][c.Complainer]
-	if r.entryBad(c.Dealer, d) != nil {
-		// Publicly bad (and a DLEQ proof on a base with a torsion part
-		// would not verify): the proof is not needed.
-		return nil
-	}
-	if err := verifyDLEQ(Suite.Point().Base(), pointOf(d.Deal.DHKey), r.members[c.Complainer], c.Pre, c.Proof); err != nil {
-		return fmt.Errorf("%w: complaint of member %d: %v", ErrBadDKGMessage, c.Complainer, err)
-	}
-	if !primeOrder(c.Pre) {
-		return fmt.Errorf("%w: complaint: DH secret not of prime order", ErrBadDKGMessage)
-	}
-	if openable(r.members, c.Dealer, c.Complainer, c.Pre, d) {
-		return fmt.Errorf("%w: member %d about dealer %d", ErrFalseComplaint, c.Complainer, c.Dealer)
-	}
-	return nil
-}
-
-// applyComplaint records a proven complaint: the complainer's response on
-// the dealer's deal is a complaint no justification can answer.
-func (r *Run) applyComplaint(c *Complaint) {
-	v := r.gen.Verifiers()[uint32(c.Dealer)]
-	v.UnsafeSetResponseDKG(uint32(c.Complainer), vss.StatusComplaint)
-	r.disq[c.Dealer] = true
-}
-
 // OnJustification processes a justification (a dealer's answer to a
 // complaint, revealing the deal in clear; every member processes every
-// one). It must be signed by the dealer (kyber does not check that) and
-// reveal the complainer's own share (kyber does not check that either). A
+// one). It must be signed by the dealer (kyber does not check that),
+// reveal the complainer's own share (nor that) and be a deal of the
+// dealer's announced session, threshold and commitments (kyber checks
+// the session ID only). The complainer takes its share from it. A
 // validly signed justification whose deal does not verify disqualifies
 // the dealer (kyber's rule) and is not an error. Our own coming back is a
 // no-op. Errors: ErrNotMember, ErrUnknownDealer, ErrDisqualified,
@@ -471,8 +504,11 @@ func (r *Run) OnJustification(msg []byte) error {
 	if got, ok := ver.Responses()[uint32(complainer)]; !ok || got.Status != vss.StatusComplaint {
 		return fmt.Errorf("%w: justification of dealer %d for member %d, who did not complain", ErrBadDKGMessage, dealer, complainer)
 	}
-	if !bytes.Equal(v.SessionID, ver.SessionID()) || !bytes.Equal(v.Deal.SessionID, ver.SessionID()) {
+	if !bytes.Equal(v.SessionID, r.sids[dealer]) {
 		return fmt.Errorf("%w: justification of dealer %d: another session", ErrBadDKGMessage, dealer)
+	}
+	if err := dealMatches(v.Deal, r.sids[dealer], r.commits[dealer], r.t); err != nil {
+		return fmt.Errorf("%w: justification of dealer %d: %v", ErrBadDKGMessage, dealer, err)
 	}
 	r.seenJust[sha256.Sum256(msg)] = true
 	if err := r.gen.ProcessJustification(j); err != nil {
@@ -516,16 +552,28 @@ func (r *Run) QUAL() []int {
 	return q
 }
 
-// Disqualified is the dealers disqualified by a proven complaint or a bad
-// justification, ascending (for the chain's slashing).
+// Disqualified is the dealers that dealt and are disqualified,
+// ascending: a justification whose deal does not verify, or, once the
+// timeout closed the phase, a complaint left unanswered.
 func (r *Run) Disqualified() []int {
 	var out []int
 	for i, d := range r.disq {
-		if d {
+		if d || (r.closed && r.dealt[i] && r.openComplaint(i)) {
 			out = append(out, i)
 		}
 	}
 	return out
+}
+
+// openComplaint reports whether dealer's deal has a complaint no valid
+// justification answered.
+func (r *Run) openComplaint(dealer int) bool {
+	for _, resp := range r.gen.Verifiers()[uint32(dealer)].Responses() {
+		if resp.Status == vss.StatusComplaint {
+			return true
+		}
+	}
+	return false
 }
 
 // Result is this member's share: the sum of the QUAL dealers' shares to

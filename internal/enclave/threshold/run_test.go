@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"go.dedis.ch/kyber/v3"
-	"go.dedis.ch/kyber/v3/proof/dleq"
 	"go.dedis.ch/kyber/v3/share"
 	dkg "go.dedis.ch/kyber/v3/share/dkg/pedersen"
 	vss "go.dedis.ch/kyber/v3/share/vss/pedersen"
@@ -40,8 +39,9 @@ type harness struct {
 	t       int
 	runs    []*Run
 	active  []bool
-	mutate  func(m qmsg) qmsg           // applied to a member's output before it is queued
+	mutate  func(m qmsg) qmsg           // applied to a member's output before it is queued (a nil body drops it)
 	before  func(i int, r *Run, m qmsg) // called before m is delivered to member i
+	inject  func(m qmsg) []qmsg         // queued right after m
 	logs    [][]rcall
 	errs    [][]error
 	queue   []qmsg // everything queued, in order
@@ -94,10 +94,18 @@ func (h *harness) run(tb testing.TB) {
 	var q []qmsg
 	push := func(m qmsg) {
 		if h.mutate != nil {
-			m = h.mutate(m)
+			if m = h.mutate(m); m.body == nil {
+				return // dropped
+			}
 		}
 		q = append(q, m)
 		h.queue = append(h.queue, m)
+		if h.inject != nil {
+			for _, x := range h.inject(m) {
+				q = append(q, x)
+				h.queue = append(h.queue, x)
+			}
+		}
 	}
 	for i, r := range h.runs {
 		if !h.active[i] {
@@ -288,12 +296,16 @@ func resign(tb testing.TB, seed [32]byte, d *AddressedDeal) {
 	d.Deal.Signature = sig
 }
 
-// A dealer whose deal to one member does not decrypt (its cipher
-// altered, and signed by the dealer): kyber would only return an error
-// there (no complaint, and the victim's view of QUAL would differ); the
-// victim complains with proof, every member checks it, the dealer is
-// disqualified everywhere, the rest certify at the timeout with the same
-// result and a working key (the victim's share included).
+// A dealer whose deal to one member is unusable (it does not open, a
+// signature is bad, the ephemeral key has a torsion part, or it opens to
+// a deal of other commitments than the announced ones): kyber would only
+// return an error there; the victim posts a plain kyber complaint
+// (signed, under the announced session, revealing nothing), the dealer
+// justifies with the victim's deal in clear, every member checks it and
+// the victim takes its share from it: everyone certifies without the
+// timeout, full QUAL, a working key with the victim's share in it. When
+// the dealer does not justify, the complaint stays open: at the timeout
+// the dealer is out of QUAL and disqualified at every member alike.
 func TestRunUnusableDeal(t *testing.T) {
 	torsion := Suite.Point()
 	if err := torsion.UnmarshalBinary(append([]byte{0xec}, append(bytes.Repeat([]byte{0xff}, 30), 0x7f)...)); err != nil {
@@ -317,70 +329,144 @@ func TestRunUnusableDeal(t *testing.T) {
 			resign(tb, seed, d)
 		}},
 	} {
-		// Only a deal that fails to open needs the DH secret proven; a
-		// publicly bad one is bad whoever says so.
-		t.Run(c.name, func(t *testing.T) { testUnusableDeal(t, c.tamper, c.name == "cipher altered and re-signed") })
+		for _, justify := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/justified=%v", c.name, justify), func(t *testing.T) { testUnusableDeal(t, c.tamper, justify) })
+		}
 	}
 }
 
-func testUnusableDeal(t *testing.T, tamper func(tb testing.TB, seed [32]byte, d *AddressedDeal), proofMatters bool) {
+// tamperDeals applies tamper to dealer bad's deal to victim in its deals
+// message, and to nothing else.
+func tamperDeals(t *testing.T, h *harness, bad, victim int, tamper func(tb testing.TB, seed [32]byte, d *AddressedDeal)) func(qmsg) qmsg {
+	return func(m qmsg) qmsg {
+		if m.kind != 'd' || m.from != bad {
+			return m
+		}
+		dm, err := DecodeDeals(m.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range dm.Deals {
+			if dm.Deals[k].To == victim {
+				tamper(t, h.seeds[bad], &dm.Deals[k])
+			}
+		}
+		m.body = EncodeDeals(dm)
+		return m
+	}
+}
+
+func testUnusableDeal(t *testing.T, tamper func(tb testing.TB, seed [32]byte, d *AddressedDeal), justify bool) {
 	const n, th, bad, victim = 5, 4, 1, 3
 	h := newHarness(t, "tamper", n, th)
+	deals := tamperDeals(t, h, bad, victim, tamper)
+	h.mutate = func(m qmsg) qmsg {
+		if m.kind == 'j' && m.from == bad && !justify {
+			return qmsg{} // dropped
+		}
+		return deals(m)
+	}
+	h.run(t)
+	checkComplained(t, h, bad, victim)
+	honest := honestExcept(n, bad)
+	checkReplay(t, h, victim, nil)
+	checkReplay(t, h, 0, nil)
+	for _, i := range honest {
+		for _, err := range h.errs[i] {
+			if !errors.Is(err, ErrDisqualified) {
+				t.Fatalf("member %d: %v", i, err)
+			}
+		}
+	}
+	if justify {
+		if got := countKind(h, 'j'); got != 1 {
+			t.Fatalf("%d justifications", got)
+		}
+		for _, i := range honest {
+			if l := h.logs[i]; l[len(l)-1].kind == 'T' {
+				t.Fatalf("member %d needed the timeout", i)
+			}
+			if d := h.runs[i].Disqualified(); d != nil {
+				t.Fatalf("member %d disqualified %v", i, d)
+			}
+		}
+		shares, qual := h.shares(t, honestExcept(n))
+		if len(qual) != n {
+			t.Fatalf("QUAL %v", qual)
+		}
+		checkThreshold(t, shares, th, n)
+		return
+	}
+	for _, i := range honest {
+		if got := h.runs[i].Disqualified(); !slices.Equal(got, []int{bad}) {
+			t.Fatalf("member %d disqualified %v", i, got)
+		}
+	}
+	shares, qual := h.shares(t, honest)
+	if !slices.Equal(qual, []int{0, 2, 3, 4}) {
+		t.Fatalf("QUAL %v", qual)
+	}
+	checkThreshold(t, shares, th, n)
+}
+
+// A dealer whose announced commitments are not those of its deals: every
+// member's deal from it opens to other commitments, so every member
+// complains; a justification with its true deal is refused alike
+// everywhere (not the announced commitments), the complaints stay
+// open, and at the timeout the dealer is out of QUAL and disqualified at
+// every member, the others' key working.
+func TestRunAnnouncedCommitmentsDiffer(t *testing.T) {
+	const n, th, bad = 5, 4, 2
+	h := newHarness(t, "announce", n, th)
 	h.mutate = func(m qmsg) qmsg {
 		if m.kind != 'd' || m.from != bad {
 			return m
 		}
-		list, err := DecodeDeals(m.body)
+		dm, err := DecodeDeals(m.body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for k := range list {
-			if list[k].To == victim {
-				tamper(t, h.seeds[bad], &list[k])
-			}
-		}
-		m.body = EncodeDeals(list)
+		dm.Commits[0] = Suite.Point().Add(dm.Commits[0], Suite.Point().Base())
+		m.body = EncodeDeals(dm)
 		return m
 	}
-	var complaint []byte
-	h.before = func(i int, r *Run, m qmsg) {
-		if i != 0 || m.kind != 'r' || m.from != victim || m.body[0] != msgComplaint {
-			return
+	// The dealer's own Run refuses the complaints (another session than
+	// its own): its true deal to member 0, signed, is injected as the
+	// justification a dealer would make.
+	const victim = 0
+	h.inject = func(m qmsg) []qmsg {
+		if m.kind != 'r' || m.from != victim {
+			return nil
 		}
-		complaint = m.body
-		if !proofMatters {
-			return
+		p, err := DecodeResponseMessage(m.body)
+		if err != nil || int(p.Index) != bad {
+			return nil
 		}
-		// Before the true complaint: one whose DH secret is not the
-		// victim's, and a true-to-form complaint of member 4 about its
-		// deal from the same dealer, which opens.
-		_, c, err := DecodeResponseMessage(m.body)
+		xV, _ := DKGKey(h.seeds[victim])
+		d := h.runs[victim].deals[bad][victim]
+		plain, err := openDeal(h.members, bad, victim, Suite.Point().Mul(xV, pointOf(d.Deal.DHKey)), d.Deal)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Pre = Suite.Point().Add(c.Pre, Suite.Point().Base())
-		forged, _ := EncodeComplaintMessage(c)
-		if _, err := r.OnResponse(forged); !errors.Is(err, ErrBadDKGMessage) {
-			t.Errorf("a complaint with another DH secret: %v", err)
-		}
-		x4, _ := DKGKey(h.seeds[4])
-		dh := pointOf(r.deals[bad][4].Deal.DHKey)
-		proof, _, pre, err := dleq.NewDLEQProof(Suite, Suite.Point().Base(), dh, x4)
+		j := &vss.Justification{SessionID: p.Response.SessionID, Index: victim, Deal: plain}
+		resignJustification(t, h.seeds[bad], j)
+		b, err := EncodeJustification(&dkg.Justification{Index: bad, Justification: j})
 		if err != nil {
 			t.Fatal(err)
 		}
-		lie, _ := EncodeComplaintMessage(&Complaint{Dealer: bad, Complainer: 4, Pre: pre, Proof: proof})
-		if _, err := r.OnResponse(lie); !errors.Is(err, ErrFalseComplaint) {
-			t.Errorf("a complaint about a deal that opens: %v", err)
-		}
+		return []qmsg{{'j', bad, b}}
 	}
 	h.run(t)
-	if complaint == nil {
-		t.Fatal("the victim did not complain with proof")
+	honest := honestExcept(n, bad)
+	for _, v := range honest {
+		checkComplained(t, h, bad, v)
 	}
-	for _, i := range honestExcept(n, bad) {
+	if got := countKind(h, 'j'); got != 1 {
+		t.Fatalf("%d justifications", got)
+	}
+	for _, i := range honest {
 		for _, err := range h.errs[i] {
-			if !errors.Is(err, ErrDisqualified) {
+			if !errors.Is(err, ErrBadDKGMessage) {
 				t.Fatalf("member %d: %v", i, err)
 			}
 		}
@@ -388,8 +474,116 @@ func testUnusableDeal(t *testing.T, tamper func(tb testing.TB, seed [32]byte, d 
 			t.Fatalf("member %d disqualified %v", i, got)
 		}
 	}
+	shares, qual := h.shares(t, honest)
+	if !slices.Equal(qual, honest) {
+		t.Fatalf("QUAL %v", qual)
+	}
+	checkThreshold(t, shares, th, n)
+	checkReplay(t, h, 0, nil)
+}
+
+// checkComplained: the victim's response on the dealer's deal is a plain
+// kyber complaint, signed by the victim, under the dealer's announced
+// session.
+func checkComplained(t *testing.T, h *harness, dealer, victim int) {
+	t.Helper()
+	for _, m := range h.queue {
+		if m.kind != 'r' || m.from != victim {
+			continue
+		}
+		p, err := DecodeResponseMessage(m.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(p.Index) != dealer {
+			continue
+		}
+		if p.Response.Status != vss.StatusComplaint {
+			t.Fatal("the victim approved the deal")
+		}
+		if err := schnorr.Verify(Suite, h.members[victim], p.Response.Hash(Suite), p.Response.Signature); err != nil {
+			t.Fatalf("the complaint's signature: %v", err)
+		}
+		if !bytes.Equal(p.Response.SessionID, h.runs[0].sids[dealer]) {
+			t.Fatal("the complaint is not under the dealer's session")
+		}
+		return
+	}
+	t.Fatal("the victim did not complain")
+}
+
+func countKind(h *harness, kind byte) int {
+	k := 0
+	for _, m := range h.queue {
+		if m.kind == kind {
+			k++
+		}
+	}
+	return k
+}
+
+// The reviewer's attack on the first version's complaint with proof (it
+// revealed Pre = x_V·DHKey for a DHKey the dealer chose): dealer D sets
+// its ephemeral key to V as DHKey_E + r·G, E's ephemeral key in E's deal
+// to V plus a known offset, so that V's complaint would have revealed
+// x_V·DHKey_E = Pre - r·X_V and opened E's deal to V from public data.
+// Now V's complaint reveals no DH secret: no 32-byte string anywhere on
+// the transcript (deals, responses, justifications), taken as a point P,
+// opens E's deal to V as P or as P - r·X_V; the scan does find what the
+// old complaint would have revealed. D justifies, V gets its share.
+func TestRunComplaintRevealsNoDHSecret(t *testing.T) {
+	const n, th, honestE, bad, victim = 5, 4, 1, 2, 3
+	h := newHarness(t, "attack", n, th)
+	off := Suite.Scalar().SetInt64(7777)
+	var dealE *dkg.Deal
+	var crafted kyber.Point
+	h.mutate = tamperDeals(t, h, bad, victim, func(tb testing.TB, seed [32]byte, d *AddressedDeal) {
+		dm, err := DecodeDeals(h.queue[honestE].body)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, e := range dm.Deals {
+			if e.To == victim {
+				dealE = e.Deal
+			}
+		}
+		crafted = Suite.Point().Add(pointOf(dealE.Deal.DHKey), Suite.Point().Mul(off, nil))
+		d.Deal.Deal.DHKey, _ = crafted.MarshalBinary()
+		sec, _ := DKGKey(seed)
+		d.Deal.Deal.Signature, _ = schnorr.Sign(Suite, sec, d.Deal.Deal.DHKey)
+		resign(tb, seed, d)
+	})
+	h.run(t)
+	if dealE == nil {
+		t.Fatal("E's deal to V not found")
+	}
+	checkComplained(t, h, bad, victim)
+	rXV := Suite.Point().Mul(off, h.members[victim])
+	opens := func(p kyber.Point) bool {
+		for _, c := range []kyber.Point{p, Suite.Point().Sub(p, rXV)} {
+			if _, err := openDeal(h.members, honestE, victim, c, dealE.Deal); err == nil {
+				return true
+			}
+		}
+		return false
+	}
+	xV, _ := DKGKey(h.seeds[victim])
+	if !opens(Suite.Point().Mul(xV, crafted)) {
+		t.Fatal("the scan would not catch the old complaint's Pre")
+	}
+	p := Suite.Point()
+	for k, m := range h.queue {
+		for o := 0; o+pointSize <= len(m.body); o++ {
+			if p.UnmarshalBinary(m.body[o:o+pointSize]) == nil && opens(p) {
+				t.Fatalf("message %d (%c from %d) at %d opens E's deal to V", k, m.kind, m.from, o)
+			}
+		}
+	}
+	if got := countKind(h, 'j'); got != 1 {
+		t.Fatalf("%d justifications", got)
+	}
 	shares, qual := h.shares(t, honestExcept(n, bad))
-	if !slices.Equal(qual, []int{0, 2, 3, 4}) {
+	if len(qual) != n {
 		t.Fatalf("QUAL %v", qual)
 	}
 	checkThreshold(t, shares, th, n)
@@ -517,8 +711,8 @@ func falseComplaint(t *testing.T, h *harness, dealer, liar int) func(qmsg) qmsg 
 		if m.kind != 'r' || m.from != liar {
 			return m
 		}
-		p, _, err := DecodeResponseMessage(m.body)
-		if err != nil || p == nil || int(p.Index) != dealer {
+		p, err := DecodeResponseMessage(m.body)
+		if err != nil || int(p.Index) != dealer {
 			return m
 		}
 		sec, _ := DKGKey(h.seeds[liar])
@@ -574,43 +768,61 @@ func TestRunDeterministicReplay(t *testing.T) {
 	}
 	h := hs[0]
 	for _, i := range honestExcept(n, 4) {
-		r, err := NewRun(h.seeds[i], h.members, th)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, c := range h.logs[i] {
-			var out []byte
-			var err error
-			switch c.kind {
-			case 'D':
-				out, err = r.Deals()
-			case 'T':
-				r.Timeout()
-			case 'd':
-				out, err = r.OnDeals(c.m.from, c.m.body)
-			case 'r':
-				out, err = r.OnResponse(c.m.body)
-			case 'j':
-				err = r.OnJustification(c.m.body)
-			}
-			if !bytes.Equal(out, c.out) || (err == nil) != (c.err == nil) {
-				t.Fatalf("member %d call %d: replay differs", i, k)
-			}
-		}
-		s, err := r.Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := s.Encode()
-		if !bytes.Equal(b, shareBytes[0][slices.Index(honestExcept(n, 4), i)]) {
-			t.Fatalf("member %d: the replayed share differs", i)
-		}
+		checkReplay(t, h, i, shareBytes[0][slices.Index(honestExcept(n, 4), i)])
 	}
 	other := newHarness(t, "replay-other", n, th)
 	d0, _ := other.runs[0].Deals()
 	if bytes.Equal(d0, queues[0][0]) {
 		t.Fatal("another seed made the same deals")
 	}
+}
+
+// checkReplay rebuilds member i's Run from its seed and replays the calls
+// it made (failed ones included): the same outputs, failures and share.
+func checkReplay(t *testing.T, h *harness, i int, want []byte) {
+	t.Helper()
+	r, err := NewRun(h.seeds[i], h.members, h.t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, c := range h.logs[i] {
+		var out []byte
+		var err error
+		switch c.kind {
+		case 'D':
+			out, err = r.Deals()
+		case 'T':
+			r.Timeout()
+		case 'd':
+			out, err = r.OnDeals(c.m.from, c.m.body)
+		case 'r':
+			out, err = r.OnResponse(c.m.body)
+		case 'j':
+			err = r.OnJustification(c.m.body)
+		}
+		if !bytes.Equal(out, c.out) || (err == nil) != (c.err == nil) {
+			t.Fatalf("member %d call %d: replay differs", i, k)
+		}
+	}
+	s, err := r.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.Encode()
+	if want == nil {
+		want, _ = h.runs[i].mustResult(t).Encode()
+	}
+	if !bytes.Equal(b, want) {
+		t.Fatalf("member %d: the replayed share differs", i)
+	}
+}
+
+func (r *Run) mustResult(t *testing.T) *Share {
+	s, err := r.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // Bad messages get a clear error and change nothing: member 0 is fed
@@ -648,7 +860,15 @@ func TestRunErrorsChangeNothing(t *testing.T) {
 		switch {
 		case m.kind == 'd' && m.from == 2 && !checked["deals"]:
 			checked["deals"] = true
-			list, _ := DecodeDeals(m.body)
+			dm, _ := DecodeDeals(m.body)
+			list := dm.Deals
+			msg := func(l []AddressedDeal) []byte { return EncodeDeals(&DealsMessage{Commits: dm.Commits, Deals: l}) }
+			fewer := EncodeDeals(&DealsMessage{Commits: dm.Commits[1:], Deals: list})
+			torsion := Suite.Point()
+			torsion.UnmarshalBinary(append([]byte{0xec}, append(bytes.Repeat([]byte{0xff}, 30), 0x7f)...))
+			tc0 := slices.Clone(dm.Commits)
+			tc0[1] = Suite.Point().Add(tc0[1], torsion)
+			torsioned := EncodeDeals(&DealsMessage{Commits: tc0, Deals: list})
 			otherIdx := slices.Clone(list)
 			otherIdx[1].Deal = cloneDeal(list[1])
 			otherIdx[1].Deal.Index = 3
@@ -663,16 +883,18 @@ func TestRunErrorsChangeNothing(t *testing.T) {
 				{"trailing", func() error { _, err := r.OnDeals(2, append(slices.Clone(m.body), 0)); return err }, ErrBadDKGMessage},
 				{"another's deals", func() error { _, err := r.OnDeals(3, m.body); return err }, ErrBadDKGMessage},
 				{"in our name", func() error { _, err := r.OnDeals(0, m.body); return err }, ErrBadDKGMessage},
-				{"another dealer's deal", func() error { _, err := r.OnDeals(2, EncodeDeals(otherIdx)); return err }, ErrBadDKGMessage},
-				{"nonce size", func() error { _, err := r.OnDeals(2, EncodeDeals(nonce)); return err }, ErrBadDKGMessage},
-				{"a deal missing", func() error { _, err := r.OnDeals(2, EncodeDeals(short)); return err }, ErrBadDKGMessage},
+				{"another dealer's deal", func() error { _, err := r.OnDeals(2, msg(otherIdx)); return err }, ErrBadDKGMessage},
+				{"nonce size", func() error { _, err := r.OnDeals(2, msg(nonce)); return err }, ErrBadDKGMessage},
+				{"a deal missing", func() error { _, err := r.OnDeals(2, msg(short)); return err }, ErrBadDKGMessage},
+				{"t-1 commitments", func() error { _, err := r.OnDeals(2, fewer); return err }, ErrBadDKGMessage},
+				{"a commitment with torsion", func() error { _, err := r.OnDeals(2, torsioned); return err }, ErrBadDKGMessage},
 			}
 		case m.kind == 'd' && m.from == 3 && !checked["replay"]:
 			checked["replay"] = true
 			cases = []tc{{"deals replayed", func() error { _, err := r.OnDeals(2, base.queue[2].body); return err }, ErrReplay}}
 		case m.kind == 'r' && m.from == 4 && !checked["resp"]:
-			p, _, err := DecodeResponseMessage(m.body)
-			if err != nil || p == nil || int(p.Index) == 0 || !r.dealt[p.Index] {
+			p, err := DecodeResponseMessage(m.body)
+			if err != nil || int(p.Index) == 0 || !r.dealt[p.Index] {
 				return
 			}
 			checked["resp"] = true
@@ -819,24 +1041,12 @@ func FuzzDecodeRunWire(f *testing.F) {
 	f.Add(sb)
 	rb, _ := EncodeResult(h.runs[1].QUAL(), s.Commits)
 	f.Add(rb)
-	x, _ := DKGKey(h.seeds[0])
-	proof, _, pre, _ := dleq.NewDLEQProof(Suite, Suite.Point().Base(), s.Public(), x)
-	cb, _ := EncodeComplaintMessage(&Complaint{Dealer: 1, Complainer: 0, Pre: pre, Proof: proof})
-	f.Add(cb)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if l, err := DecodeDeals(b); err == nil && !bytes.Equal(EncodeDeals(l), b) {
 			t.Fatalf("deals mismatch %x", b)
 		}
-		if p, c, err := DecodeResponseMessage(b); err == nil {
-			var again []byte
-			if p != nil {
-				again = EncodeResponseMessage(p)
-			} else {
-				again, _ = EncodeComplaintMessage(c)
-			}
-			if !bytes.Equal(again, b) {
-				t.Fatalf("response message mismatch %x", b)
-			}
+		if p, err := DecodeResponseMessage(b); err == nil && !bytes.Equal(EncodeResponseMessage(p), b) {
+			t.Fatalf("response message mismatch %x", b)
 		}
 		if s, err := DecodeShare(b); err == nil {
 			if again, _ := s.Encode(); !bytes.Equal(again, b) {
@@ -898,5 +1108,38 @@ func BenchmarkDKG(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The DkgKey body's proof of possession: it verifies for its key, era,
+// attempt and member only; a copied key with its proof does not verify
+// for another member, nor a proof made with another secret.
+func TestDKGKeyProof(t *testing.T) {
+	seeds := testSeeds("pop", 2)
+	alice, bob := []byte("alice identity key.............."), []byte("bob identity key................")
+	body := DKGKeyBody(seeds[0], 3, 1, alice)
+	if len(body) != DKGKeyBodySize || !bytes.Equal(body, DKGKeyBody(seeds[0], 3, 1, alice)) {
+		t.Fatal("the body's size or determinism")
+	}
+	pub, proof := body[:pointSize], body[pointSize:]
+	if err := VerifyDKGKeyProof(pub, proof, 3, 1, alice); err != nil {
+		t.Fatal(err)
+	}
+	other := DKGKeyBody(seeds[1], 3, 1, bob)
+	for name, c := range map[string]struct {
+		pub, proof   []byte
+		era, attempt uint64
+		member       []byte
+	}{
+		"copied by another member": {pub, proof, 3, 1, bob},
+		"another era":              {pub, proof, 4, 1, alice},
+		"another attempt":          {pub, proof, 3, 2, alice},
+		"another secret's proof":   {pub, other[pointSize:], 3, 1, alice},
+		"short proof":              {pub, proof[:63], 3, 1, alice},
+		"not a point":              {bytes.Repeat([]byte{0xff}, 32), proof, 3, 1, alice},
+	} {
+		if err := VerifyDKGKeyProof(c.pub, c.proof, c.era, c.attempt, c.member); !errors.Is(err, ErrBadKeyProof) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"reflect"
 
 	"go.dedis.ch/kyber/v3"
-	"go.dedis.ch/kyber/v3/proof/dleq"
 	dkg "go.dedis.ch/kyber/v3/share/dkg/pedersen"
 	vss "go.dedis.ch/kyber/v3/share/vss/pedersen"
 	"go.dedis.ch/protobuf"
@@ -24,11 +23,10 @@ import (
 // nothing trailing; what it accepts re-encodes to the same bytes).
 
 // Response message kinds (the first byte of what OnDeals returns and
-// OnResponse takes).
-const (
-	msgResponse  = 1 // kyber's Response (EncodeResponse)
-	msgComplaint = 2 // a Complaint with proof
-)
+// OnResponse takes). Only kyber's Response remains: the complaint with
+// proof of the first version (kind 2, which revealed x·DHKey for a DHKey
+// the dealer chose) is gone and refused.
+const msgResponse = 1 // kyber's Response (EncodeResponse)
 
 const (
 	maxDealBytes = maxCipher + 512
@@ -45,24 +43,54 @@ type AddressedDeal struct {
 	Deal *dkg.Deal
 }
 
-// EncodeDeals returns a deals message: the count (uvarint), then per deal,
-// in strictly ascending recipient order, the recipient (uvarint) and the
-// deal (EncodeDeal, length-prefixed).
-func EncodeDeals(list []AddressedDeal) []byte {
-	w := codec.NewWriter(16 + len(list)*800)
-	w.Uvarint(uint64(len(list)))
-	for _, d := range list {
+// DealsMessage is a dealer's deals message: its public polynomial's
+// commitments in clear (Pedersen's broadcast commitments, from which
+// every member computes the dealer's kyber session ID, so that a member
+// whose deal does not open can still complain in kyber's form) and one
+// encrypted deal per other member.
+type DealsMessage struct {
+	Commits []kyber.Point
+	Deals   []AddressedDeal
+}
+
+// EncodeDeals returns a deals message: the commitment count (uvarint) and
+// the commitments (32 bytes each), then the deal count (uvarint) and per
+// deal, in strictly ascending recipient order, the recipient (uvarint)
+// and the deal (EncodeDeal, length-prefixed).
+func EncodeDeals(m *DealsMessage) []byte {
+	w := codec.NewWriter(16 + 32*len(m.Commits) + len(m.Deals)*800)
+	w.Uvarint(uint64(len(m.Commits)))
+	for _, c := range m.Commits {
+		b, err := c.MarshalBinary()
+		if err != nil {
+			b = make([]byte, pointSize) // not a point: refused by the decoder
+		}
+		w.Fixed(b)
+	}
+	w.Uvarint(uint64(len(m.Deals)))
+	for _, d := range m.Deals {
 		w.Uvarint(uint64(d.To))
 		w.BytesField(EncodeDeal(d.Deal))
 	}
 	return w.Bytes()
 }
 
-// DecodeDeals strictly decodes a deals message: at most MaxMembers deals,
-// recipients below MaxMembers and strictly ascending, each deal strict
-// (DecodeDeal). Errors: ErrBadDKGMessage.
-func DecodeDeals(b []byte) ([]AddressedDeal, error) {
+// DecodeDeals strictly decodes a deals message: 1 to MaxMembers canonical
+// commitments, at most MaxMembers deals, recipients below MaxMembers and
+// strictly ascending, each deal strict (DecodeDeal). Errors:
+// ErrBadDKGMessage.
+func DecodeDeals(b []byte) (*DealsMessage, error) {
 	r := codec.NewReader(b)
+	nc := r.Uvarint()
+	if r.Err() == nil && (nc == 0 || nc > MaxMembers || nc > uint64(r.Remaining()/pointSize)) {
+		r.Fail(fmt.Errorf("%d commitments", nc))
+	}
+	var pbs [][pointSize]byte
+	for ; r.Err() == nil && nc > 0; nc-- {
+		var pb [pointSize]byte
+		r.Fixed(pb[:])
+		pbs = append(pbs, pb)
+	}
 	n := r.Uvarint()
 	if r.Err() == nil && (n > MaxMembers || n > uint64(r.Remaining()/2)) {
 		r.Fail(fmt.Errorf("%d deals", n))
@@ -80,88 +108,37 @@ func DecodeDeals(b []byte) ([]AddressedDeal, error) {
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: deals: %v", ErrBadDKGMessage, err)
 	}
-	out := make([]AddressedDeal, len(raw))
+	commits, err := decodePoints(pbs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: deals: %v", ErrBadDKGMessage, err)
+	}
+	out := &DealsMessage{Commits: commits, Deals: make([]AddressedDeal, len(raw))}
 	for k, db := range raw {
 		d, err := DecodeDeal(db)
 		if err != nil {
 			return nil, fmt.Errorf("deal to %d: %w", to[k], err)
 		}
-		out[k] = AddressedDeal{To: to[k], Deal: d}
+		out.Deals[k] = AddressedDeal{To: to[k], Deal: d}
 	}
 	return out, canonical(b, EncodeDeals(out), "deals")
 }
 
-// Complaint is a complaint with proof about dealer Dealer's deal to
-// Complainer, which does not open: Pre = x·DHKey (x the complainer's DKG
-// secret, DHKey the deal's ephemeral key) with a DLEQ proof that
-// log_G(X) = log_DHKey(Pre). With Pre anyone can derive the deal's AES key
-// (kyber's VSS: HKDF-SHA256 then AES-256-GCM) and see that it does not
-// open; it reveals nothing but that one deal.
-type Complaint struct {
-	Dealer, Complainer int
-	Pre                kyber.Point
-	Proof              *dleq.Proof
-}
-
-// EncodeResponseMessage returns a response message of kyber's kind.
+// EncodeResponseMessage returns a response message: the kind byte, then
+// kyber's Response (EncodeResponse).
 func EncodeResponseMessage(p *dkg.Response) []byte {
 	return append([]byte{msgResponse}, EncodeResponse(p)...)
 }
 
-// EncodeComplaintMessage returns a response message of the complaint
-// kind: the kind byte, the dealer and complainer (uvarints), then Pre and
-// the proof's C, R, VG, VH (32 bytes each).
-func EncodeComplaintMessage(c *Complaint) ([]byte, error) {
-	w := codec.NewWriter(1 + 6 + 5*32)
-	w.U8(msgComplaint)
-	w.Uvarint(uint64(c.Dealer))
-	w.Uvarint(uint64(c.Complainer))
-	for _, m := range []interface{ MarshalBinary() ([]byte, error) }{c.Pre, c.Proof.C, c.Proof.R, c.Proof.VG, c.Proof.VH} {
-		b, err := m.MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		w.Fixed(b)
-	}
-	return w.Bytes(), nil
-}
-
-// DecodeResponseMessage strictly decodes a response message: exactly one
-// of the results is non-nil. Errors: ErrBadDKGMessage.
-func DecodeResponseMessage(b []byte) (*dkg.Response, *Complaint, error) {
+// DecodeResponseMessage strictly decodes a response message. Errors:
+// ErrBadDKGMessage.
+func DecodeResponseMessage(b []byte) (*dkg.Response, error) {
 	if len(b) == 0 {
-		return nil, nil, fmt.Errorf("%w: empty response message", ErrBadDKGMessage)
+		return nil, fmt.Errorf("%w: empty response message", ErrBadDKGMessage)
 	}
-	switch b[0] {
-	case msgResponse:
-		p, err := DecodeResponse(b[1:])
-		if err != nil {
-			return nil, nil, err
-		}
-		return p, nil, nil
-	case msgComplaint:
-		r := codec.NewReader(b[1:])
-		c := &Complaint{Dealer: int(index(r)), Complainer: int(index(r))}
-		var f [5][32]byte
-		for i := range f {
-			r.Fixed(f[i][:])
-		}
-		if err := r.Done(); err != nil {
-			return nil, nil, fmt.Errorf("%w: complaint: %v", ErrBadDKGMessage, err)
-		}
-		c.Pre, c.Proof = Suite.Point(), &dleq.Proof{C: Suite.Scalar(), R: Suite.Scalar(), VG: Suite.Point(), VH: Suite.Point()}
-		for i, m := range []interface{ UnmarshalBinary([]byte) error }{c.Pre, c.Proof.C, c.Proof.R, c.Proof.VG, c.Proof.VH} {
-			if err := m.UnmarshalBinary(f[i][:]); err != nil {
-				return nil, nil, fmt.Errorf("%w: complaint: field %d: %v", ErrBadDKGMessage, i, err)
-			}
-		}
-		again, err := EncodeComplaintMessage(c)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: complaint: %v", ErrBadDKGMessage, err)
-		}
-		return nil, c, canonical(b, again, "complaint")
+	if b[0] != msgResponse {
+		return nil, fmt.Errorf("%w: response message kind %d", ErrBadDKGMessage, b[0])
 	}
-	return nil, nil, fmt.Errorf("%w: response message kind %d", ErrBadDKGMessage, b[0])
+	return DecodeResponse(b[1:])
 }
 
 // openDeal opens dealer's encrypted deal to member to with the DH secret
