@@ -5,6 +5,7 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/gatekeeper/dkgplay"
 )
 
 // dkgMembers are workers of an app harness playing their elected set's
@@ -13,7 +14,7 @@ import (
 // by alice), and they read every block's queue from the chain's
 // messages query.
 type dkgMembers struct {
-	*dkgPlayers
+	*dkgplay.Players
 	h    *harness
 	keys map[crypto.PublicKey]*crypto.KeyPair
 	outs []api.Message
@@ -27,7 +28,7 @@ func (h *harness) dkgMembers(ws ...*worker) *dkgMembers {
 		nodes = append(nodes, w.identity.Public())
 		d.keys[w.identity.Public()] = w.identity
 	}
-	d.dkgPlayers = newDkgPlayers(h.t, h.params(), nodes...)
+	d.Players = dkgplay.New(h.t, h.params(), nodes...)
 	return d
 }
 
@@ -51,7 +52,7 @@ func (d *dkgMembers) post(w *worker, topic string, m *api.DkgMessage) {
 // read has the members read the queue of the last block.
 func (d *dkgMembers) read() {
 	d.h.t.Helper()
-	d.outs = append(d.outs, d.feed(d.h.height, d.h.messages(d.h.height).Messages)...)
+	d.outs = append(d.outs, d.Feed(d.h.height, d.h.messages(d.h.height).Messages)...)
 }
 
 // block commits the next block with the messages posted for it (every

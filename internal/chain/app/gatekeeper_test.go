@@ -268,7 +268,7 @@ func TestDkgFailureSlashesStake(t *testing.T) {
 		h.tx(bob, 4, &api.GatekeeperCandidacy{Node: id0, On: true}),
 		h.tx(bob, 5, &api.GatekeeperCandidacy{Node: id1, On: true})))
 	d := h.dkgMembers(w0, w1)
-	d.mute(id1, api.TopicDkgResult)
+	d.Mute(id1, api.TopicDkgResult)
 	for h.height < 10 {
 		d.block()
 	}

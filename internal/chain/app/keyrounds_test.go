@@ -349,7 +349,7 @@ func TestKeyErasAcrossElection(t *testing.T) {
 		}
 		d.block()
 	}
-	mine, err := d.player(m.identity.Public()).share.Commits[0].MarshalBinary()
+	mine, err := d.Player(m.identity.Public()).Share.Commits[0].MarshalBinary()
 	if s := h.keySet(1); err != nil || !slices.Equal(s.Members, keysOf(m)) || s.T != 1 || s.Public() != [32]byte(mine) || s.Public() == h.keySet(0).Public() {
 		t.Fatalf("key set of era 1: %+v", s)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/gatekeeper/dkgplay"
 	"github.com/phalago/phala/internal/enclave/threshold"
 )
 
@@ -55,7 +56,7 @@ func dkgEnv(t *testing.T, n int) *env {
 		nodes = append(nodes, node(byte(i)))
 	}
 	e.src.noms = []nomination{{dkgNominator, 50, []crypto.PublicKey{node(byte(n))}}}
-	e.players = newDkgPlayers(t, e.p, nodes...)
+	e.players = dkgplay.New(t, e.p, nodes...)
 	return e
 }
 
@@ -115,7 +116,7 @@ func TestDkgOutcomes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := dkgEnv(t, tc.n)
 			for b, topics := range tc.mute {
-				e.players.mute(node(b), topics...)
+				e.players.Mute(node(b), topics...)
 			}
 			e.run(30)
 			var dealing *api.DkgState
@@ -212,7 +213,7 @@ func checkAdopted(t *testing.T, e *env, ctx *block.Context, serving, confirmed [
 		t.Fatalf("key set %+v", s)
 	}
 	for i, m := range serving {
-		sh := e.players.player(m).share
+		sh := e.players.Player(m).Share
 		if sh == nil || sh.Index != i || pointBytes(t, threshold.MemberCommitment(pointsOf(t, s.Commits), i)) != pointBytes(t, threshold.Suite.Point().Mul(sh.V, nil)) {
 			t.Fatalf("member %d's share does not match the key set", i)
 		}
@@ -248,7 +249,7 @@ func TestDkgDealWindow(t *testing.T) {
 		t.Run(fmt.Sprint(tc.after), func(t *testing.T) {
 			e := dkgEnv(t, 2)
 			for _, n := range nodes(1, 2) {
-				e.players.mute(n, api.TopicDkgDeals)
+				e.players.Mute(n, api.TopicDkgDeals)
 			}
 			e.run(31)
 			st := Dkg(e.kv)
@@ -324,9 +325,9 @@ func result(t *testing.T, qual []int, commits []kyber.Point) []byte {
 func TestDkgMessagesIgnored(t *testing.T) {
 	e := dkgEnv(t, 3)
 	for _, n := range nodes(1, 2, 3) {
-		e.players.mute(n, api.TopicDkgDeals, api.TopicDkgResult)
+		e.players.Mute(n, api.TopicDkgDeals, api.TopicDkgResult)
 	}
-	e.players.mute(node(3), api.TopicDkgKey)
+	e.players.Mute(node(3), api.TopicDkgKey)
 	msg := func(era, attempt uint64, body []byte) []byte {
 		return (&api.DkgMessage{Era: era, Attempt: attempt, Body: body}).Encode()
 	}
@@ -361,7 +362,7 @@ func TestDkgMessagesIgnored(t *testing.T) {
 	seed := [32]byte{7}
 	n1, n2, n3 := node(1), node(2), node(3)
 	withProof := func(k []byte) []byte { return append(slices.Clone(k), make([]byte, threshold.DKGKeyProofSize)...) }
-	posted := e.players.player(n1).seed
+	posted := e.players.Player(n1).Seed
 	check(t, []ignored{
 		{"malformed", 3, api.TopicDkgKey, []byte{1, 0}, "malformed"},
 		{"another era", 3, api.TopicDkgKey, msg(2, 0, withProof(key[:])), "no DKG of era 2 attempt 0"},
@@ -438,10 +439,10 @@ func TestDkgResultsMismatch(t *testing.T) {
 			e := dkgEnv(t, 4)
 			ms := nodes(1, 2, 3, 4)
 			for _, n := range ms {
-				e.players.mute(n, api.TopicDkgResult)
+				e.players.Mute(n, api.TopicDkgResult)
 			}
-			e.until(36, "the members' results", func(*block.Context) bool { return e.players.player(ms[3]).done })
-			real := e.players.player(ms[0]).result
+			e.until(36, "the members' results", func(*block.Context) bool { return e.players.Player(ms[3]).Done })
+			real := e.players.Player(ms[0]).Result
 			qual, commits, err := threshold.DecodeResult(real)
 			if err != nil || !slices.Equal(qual, []int{0, 1, 2, 3}) {
 				t.Fatalf("result: QUAL %v, %v", qual, err)
@@ -498,8 +499,8 @@ func TestDkgExpiresAtEraEnd(t *testing.T) {
 		}
 	}
 	e.src.stake = map[crypto.PublicKey]uint64{node(1): 900, node(2): 800, node(3): 700}
-	e.players = newDkgPlayers(t, e.p, nodes(1, 2, 3)...)
-	e.players.mute(node(3), api.TopicDkgResult)
+	e.players = dkgplay.New(t, e.p, nodes(1, 2, 3)...)
+	e.players.Mute(node(3), api.TopicDkgResult)
 	ctx := e.run(21)
 	if st := Dkg(e.kv); st == nil || st.Era != 1 || st.Attempt != 1 || st.Phase != api.DkgCollectingKeys || !slices.Equal(st.Members, nodes(1, 2)) ||
 		!hasEvent(ctx, "dkg_failed") || !slices.Equal(e.src.slashed, nodes(3)) {

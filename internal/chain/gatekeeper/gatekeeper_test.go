@@ -11,6 +11,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/gatekeeper/dkgplay"
 	"github.com/phalago/phala/internal/chain/registry"
 	"github.com/phalago/phala/internal/chain/store"
 )
@@ -73,7 +74,7 @@ type env struct {
 	p   api.Params
 	// players answer the queue of every block run (nil: nobody does);
 	// outs is what they, or the test, post in the next block.
-	players *dkgPlayers
+	players *dkgplay.Players
 	outs    []api.Message
 }
 
@@ -117,7 +118,7 @@ func (e *env) block() *block.Context {
 		e.t.Fatal(err)
 	}
 	if e.players != nil {
-		e.outs = append(e.outs, e.players.feed(ctx.Height, ctx.Messages)...)
+		e.outs = append(e.outs, e.players.Feed(ctx.Height, ctx.Messages)...)
 	}
 	return ctx
 }
@@ -288,7 +289,7 @@ func TestElectionDkgActivate(t *testing.T) {
 	// ≈ 0.00333 → 2. Alice backs only 3 among the elected: 150.
 	e.src.noms = []nomination{{alice, 150, []crypto.PublicKey{node(1), node(3)}}, {bob, 60, []crypto.PublicKey{node(3), node(4), node(5)}}}
 	// Every candidate would play its part if elected.
-	e.players = newDkgPlayers(t, e.p, node(1), node(2), node(3), node(4), node(5))
+	e.players = dkgplay.New(t, e.p, node(1), node(2), node(3), node(4), node(5))
 
 	ctx := e.run(9)
 	if Election(e.kv, 1) != nil || len(ctx.Messages) != 0 || Dkg(e.kv) != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/gatekeeper/dkgplay"
 	"github.com/phalago/phala/internal/enclave/threshold"
 )
 
@@ -72,7 +73,7 @@ func TestKeySetsPerEra(t *testing.T) {
 		t.Fatal("a later announcement changed the key set")
 	}
 
-	e.players = newDkgPlayers(t, e.p, node(1), node(2))
+	e.players = dkgplay.New(t, e.p, node(1), node(2))
 	e.run(10)
 	if KeySetOf(e.kv, 1) != nil {
 		t.Fatal("key set adopted before the elected set's DKG")
@@ -88,7 +89,7 @@ func TestKeySetsPerEra(t *testing.T) {
 	// public key.
 	var shares []*share.PriShare
 	for i, m := range members {
-		sh := e.players.player(m).share
+		sh := e.players.Player(m).Share
 		b, err := threshold.MemberCommitment(pointsOf(t, s1.Commits), i).MarshalBinary()
 		if err != nil || sh.Index != i || [32]byte(b) != pointBytes(t, threshold.Suite.Point().Mul(sh.V, nil)) {
 			t.Fatalf("share of member %d does not match the key set's commitments", i)
@@ -142,16 +143,16 @@ func TestDkgKeySetWithoutGenesisMasterKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.src.stake = map[crypto.PublicKey]uint64{node(1): 500}
-	e.players = newDkgPlayers(t, e.p, node(1))
+	e.players = dkgplay.New(t, e.p, node(1))
 	e.run(10)
 	// Key at 11, the dealing among one participant at 11, its result at 12.
 	e.run(12)
 	if r := Election(e.kv, 1); r == nil || r.Status != api.ElectionActive || r.StatusHeight != 12 || !slices.Equal(r.Confirmed, []crypto.PublicKey{node(1)}) {
 		t.Fatalf("not active: %+v", r)
 	}
-	s1, p := KeySetOf(e.kv, 1), e.players.player(node(1))
+	s1, p := KeySetOf(e.kv, 1), e.players.Player(node(1))
 	if s1 == nil || s1.T != 1 || !slices.Equal(s1.Members, []crypto.PublicKey{node(1)}) || len(s1.Commits) != 1 ||
-		s1.Public() != pointBytes(t, threshold.Suite.Point().Mul(p.share.V, nil)) {
+		s1.Public() != pointBytes(t, threshold.Suite.Point().Mul(p.Share.V, nil)) {
 		t.Fatalf("key set %+v", s1)
 	}
 	if era, ok := ServingKeyEra(e.kv); !ok || era != 1 || KeySetOf(e.kv, 0) != nil || !bytes.Equal(e.kv.Get(api.KeyMasterKey), s1.Commits[0][:]) {

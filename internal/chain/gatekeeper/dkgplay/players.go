@@ -1,8 +1,9 @@
-package app
-
-// The same file is in internal/chain/gatekeeper (dkgplayers_test.go);
-// keep the two copies alike (test files of two packages cannot share
-// code).
+// Package dkgplay plays honest elected gatekeepers in their set's DKG for
+// the chain's tests (internal/chain/gatekeeper at the module level,
+// internal/chain/app through the app): each member runs a real
+// threshold.Run and answers the chain's queue as its pRuntime does
+// (internal/enclave/engine/dkg.go). Test support only.
+package dkgplay
 
 import (
 	"crypto/sha256"
@@ -15,11 +16,14 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
-	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/enclave/threshold"
 )
 
-// dkgPlayers are honest elected members taking part in their set's DKG
+// gatekeeperModule is the gatekeeper module's origin name (this package
+// does not import the module, whose own tests use it).
+const gatekeeperModule = "gatekeeper"
+
+// Players are honest elected members taking part in their set's DKG
 // as their pRuntimes do (internal/enclave/engine/dkg.go), each with a
 // real threshold.Run: they read the chain's queue block by block, in
 // order (feed), and answer with their DKG messages (origin WORKER) for
@@ -30,35 +34,35 @@ import (
 // justification to a complaint about their deal; the result once their
 // Run is certified (or at the chain's timeout). A muted topic of a
 // member (mute) is one it never posts: a late member.
-type dkgPlayers struct {
+type Players struct {
 	tb     testing.TB
 	params api.Params
-	ps     []*dkgPlayer
+	ps     []*Player
 }
 
-// dkgPlayer is one member's state in the attempt it follows.
-type dkgPlayer struct {
+// Player is one member's state in the attempt it follows.
+type Player struct {
 	node   crypto.PublicKey
 	mute   map[string]bool
 	st     *api.DkgState // the attempt's last announced phase, nil if none
-	seed   [32]byte
+	Seed   [32]byte
 	run    *threshold.Run
-	done   bool             // result made (posted unless muted)
-	share  *threshold.Share // the member's share once done
-	result []byte           // and its result's body
+	Done   bool             // result made (posted unless muted)
+	Share  *threshold.Share // the member's share once done
+	Result []byte           // and its result's body
 }
 
-// newDkgPlayers returns honest players for the members nodes.
-func newDkgPlayers(tb testing.TB, p api.Params, nodes ...crypto.PublicKey) *dkgPlayers {
-	d := &dkgPlayers{tb: tb, params: p}
+// New returns honest players for the members nodes.
+func New(tb testing.TB, p api.Params, nodes ...crypto.PublicKey) *Players {
+	d := &Players{tb: tb, params: p}
 	for _, n := range nodes {
-		d.ps = append(d.ps, &dkgPlayer{node: n, mute: map[string]bool{}})
+		d.ps = append(d.ps, &Player{node: n, mute: map[string]bool{}})
 	}
 	return d
 }
 
 // player returns node's player, nil if it plays none.
-func (d *dkgPlayers) player(node crypto.PublicKey) *dkgPlayer {
+func (d *Players) Player(node crypto.PublicKey) *Player {
 	for _, p := range d.ps {
 		if p.node == node {
 			return p
@@ -68,20 +72,20 @@ func (d *dkgPlayers) player(node crypto.PublicKey) *dkgPlayer {
 }
 
 // mute makes node never post messages of topics.
-func (d *dkgPlayers) mute(node crypto.PublicKey, topics ...string) {
+func (d *Players) Mute(node crypto.PublicKey, topics ...string) {
 	for _, t := range topics {
-		d.player(node).mute[t] = true
+		d.Player(node).mute[t] = true
 	}
 }
 
 // feed has every player process the queue's messages of the block at
 // height, in order, and returns the messages they post in reply.
-func (d *dkgPlayers) feed(height int64, msgs []api.Message) []api.Message {
+func (d *Players) Feed(height int64, msgs []api.Message) []api.Message {
 	d.tb.Helper()
 	var out []api.Message
 	for i := range msgs {
 		m := &msgs[i]
-		fromChain := m.Origin == api.ModuleOrigin(gatekeeper.Name)
+		fromChain := m.Origin == api.ModuleOrigin(gatekeeperModule)
 		for _, p := range d.ps {
 			switch {
 			case fromChain && m.Topic == api.TopicDkgRound:
@@ -101,7 +105,7 @@ func (d *dkgPlayers) feed(height int64, msgs []api.Message) []api.Message {
 }
 
 // post is p's message of topic with body in its attempt, nil if muted.
-func (p *dkgPlayer) post(topic string, body []byte) []api.Message {
+func (p *Player) post(topic string, body []byte) []api.Message {
 	if p.mute[topic] {
 		return nil
 	}
@@ -109,34 +113,34 @@ func (p *dkgPlayer) post(topic string, body []byte) []api.Message {
 		Payload: (&api.DkgMessage{Era: p.st.Era, Attempt: p.st.Attempt, Body: body}).Encode()}}
 }
 
-func (d *dkgPlayers) onRound(p *dkgPlayer, st *api.DkgState) []api.Message {
+func (d *Players) onRound(p *Player, st *api.DkgState) []api.Message {
 	d.tb.Helper()
 	mine := p.st != nil && p.st.Era == st.Era && p.st.Attempt == st.Attempt
 	switch st.Phase {
 	case api.DkgFailed:
 		if p.st != nil && p.st.Era == st.Era {
-			*p = dkgPlayer{node: p.node, mute: p.mute}
+			*p = Player{node: p.node, mute: p.mute}
 		}
 	case api.DkgCollectingKeys:
 		if !slices.Contains(st.Members, p.node) {
 			return nil
 		}
-		*p = dkgPlayer{node: p.node, mute: p.mute, st: st}
-		p.seed = sha256.Sum256(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(append([]byte("dkg seed"), p.node[:]...), st.Era), st.Attempt))
-		return p.post(api.TopicDkgKey, threshold.DKGKeyBody(p.seed, st.Era, st.Attempt, p.node[:]))
+		*p = Player{node: p.node, mute: p.mute, st: st}
+		p.Seed = sha256.Sum256(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(append([]byte("dkg seed"), p.node[:]...), st.Era), st.Attempt))
+		return p.post(api.TopicDkgKey, threshold.DKGKeyBody(p.Seed, st.Era, st.Attempt, p.node[:]))
 	case api.DkgDealing:
 		if !mine || !slices.Contains(st.Participants, p.node) {
 			return nil
 		}
 		p.st = st
 		if len(st.Participants) == 1 {
-			x := threshold.Suite.Scalar().Pick(blake2xb.New(append([]byte("solo"), p.seed[:]...)))
+			x := threshold.Suite.Scalar().Pick(blake2xb.New(append([]byte("solo"), p.Seed[:]...)))
 			commits := []kyber.Point{threshold.Suite.Point().Mul(x, nil)}
 			body, err := threshold.EncodeResult([]int{0}, commits)
 			if err != nil {
 				d.tb.Fatal(err)
 			}
-			p.done, p.share, p.result = true, &threshold.Share{Index: 0, T: 1, N: 1, V: x, Commits: commits}, body
+			p.Done, p.Share, p.Result = true, &threshold.Share{Index: 0, T: 1, N: 1, V: x, Commits: commits}, body
 			return p.post(api.TopicDkgResult, body)
 		}
 		pts := make([]kyber.Point, len(st.Participants))
@@ -147,7 +151,7 @@ func (d *dkgPlayers) onRound(p *dkgPlayer, st *api.DkgState) []api.Message {
 				d.tb.Fatalf("DKG key of %x: %v", q[:2], err)
 			}
 		}
-		r, err := threshold.NewRun(p.seed, pts, int(st.T))
+		r, err := threshold.NewRun(p.Seed, pts, int(st.T))
 		if err != nil {
 			d.tb.Fatalf("start the DKG: %v", err)
 		}
@@ -164,13 +168,13 @@ func (d *dkgPlayers) onRound(p *dkgPlayer, st *api.DkgState) []api.Message {
 	return nil
 }
 
-func (d *dkgPlayers) onTimeout(p *dkgPlayer, m *api.Message) []api.Message {
+func (d *Players) onTimeout(p *Player, m *api.Message) []api.Message {
 	d.tb.Helper()
 	msg, err := api.DecodeDkgMessage(m.Payload)
 	if err != nil {
 		d.tb.Fatalf("DKG timeout: %v", err)
 	}
-	if p.run == nil || p.done || p.st.Era != msg.Era || p.st.Attempt != msg.Attempt {
+	if p.run == nil || p.Done || p.st.Era != msg.Era || p.st.Attempt != msg.Attempt {
 		return nil
 	}
 	p.run.Timeout()
@@ -179,7 +183,7 @@ func (d *dkgPlayers) onTimeout(p *dkgPlayer, m *api.Message) []api.Message {
 
 // onMessage processes a participant's deals (within the deal window, as
 // members apply it), response or justification.
-func (d *dkgPlayers) onMessage(p *dkgPlayer, height int64, m *api.Message) []api.Message {
+func (d *Players) onMessage(p *Player, height int64, m *api.Message) []api.Message {
 	d.tb.Helper()
 	if p.run == nil {
 		return nil
@@ -214,9 +218,9 @@ func (d *dkgPlayers) onMessage(p *dkgPlayer, height int64, m *api.Message) []api
 }
 
 // result makes p's result once its run is certified (once).
-func (d *dkgPlayers) result(p *dkgPlayer) []api.Message {
+func (d *Players) result(p *Player) []api.Message {
 	d.tb.Helper()
-	if p.done || !p.run.Certified() {
+	if p.Done || !p.run.Certified() {
 		return nil
 	}
 	sh, err := p.run.Result()
@@ -227,6 +231,6 @@ func (d *dkgPlayers) result(p *dkgPlayer) []api.Message {
 	if err != nil {
 		d.tb.Fatal(err)
 	}
-	p.done, p.share, p.result = true, sh, body
+	p.Done, p.Share, p.Result = true, sh, body
 	return p.post(api.TopicDkgResult, body)
 }
