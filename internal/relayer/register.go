@@ -16,8 +16,12 @@ import (
 type regState struct {
 	inFlight  bool
 	expiresAt int64 // the on-chain record's expiry, when read (0: read it)
-	retryAt   time.Time
-	failures  int
+	// renewAt: the height from which it is renewed: the renewal margin
+	// before expiry, or the next era's first block (pRuntime rotates its
+	// EcdhKey once per era, docs/keys.md), whichever comes first.
+	renewAt  int64
+	retryAt  time.Time
+	failures int
 }
 
 // Registration retries back off from 1s to this cap: a refused report
@@ -45,7 +49,7 @@ func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
 	st := r.reg
 	r.mu.Unlock()
 	margin := r.renewMargin()
-	if st.inFlight || time.Now().Before(st.retryAt) || (st.expiresAt > 0 && tip+margin < st.expiresAt) {
+	if st.inFlight || time.Now().Before(st.retryAt) || (st.renewAt > 0 && tip < st.renewAt) {
 		return nil
 	}
 	v, err := r.query(ctx, api.QueryWorker, r.identity[:])
@@ -57,15 +61,19 @@ func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
 		if err != nil {
 			return fmt.Errorf("worker record: %w", err)
 		}
-		if tip+margin < rec.ExpiresAt {
+		renewAt := rec.ExpiresAt - margin
+		if L := r.params.EraLength; L > 0 {
+			renewAt = min(renewAt, int64(api.Era(rec.RegisteredAt, L)+1)*int64(L)+1)
+		}
+		if tip < renewAt {
 			r.mu.Lock()
-			r.reg.expiresAt = rec.ExpiresAt
+			r.reg.expiresAt, r.reg.renewAt = rec.ExpiresAt, renewAt
 			r.mu.Unlock()
 			r.log.Info("worker is registered", "identity", r.identity.Hex(), "operator", rec.Info.Operator.Address(),
 				"expires_at", rec.ExpiresAt, "renew_from", rec.ExpiresAt-margin)
 			return nil
 		}
-		r.log.Info("worker registration expires soon; renewing", "identity", r.identity.Hex(), "expires_at", rec.ExpiresAt, "tip", tip)
+		r.log.Info("renewing the worker registration (it expires soon, or a new era began: pRuntime rotates its ECDH key)", "identity", r.identity.Hex(), "expires_at", rec.ExpiresAt, "tip", tip)
 	}
 	call, err := r.pr.Registration(ctx, r.cfg.Operator.Public())
 	if perr := (*pruntime.Error)(nil); errors.As(err, &perr) && perr.Status == http.StatusConflict {

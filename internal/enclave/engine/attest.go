@@ -45,6 +45,14 @@ func (e *Engine) onWorkerRegistered(ctx *Context, m *api.Message) error {
 		return fmt.Errorf("%w: worker %s ignored (no key is sealed to it): %v", ErrNotAttested, rec.Info.IdentityKey.Hex(), err)
 	}
 	e.st.workers[rec.Info.IdentityKey] = rec
+	if me := e.entity.Identity.Public(); rec.Info.IdentityKey == me && e.entity.Pending != nil && rec.Info.EcdhKey == e.entity.Pending.Public() {
+		// The chain adopted the rotated EcdhKey: the old secret goes.
+		if err := e.entity.FinishRotation(e.entitySealer, e.cfg.DataDir); err != nil {
+			e.log.Error("rotate the ECDH key", "err", err)
+		} else {
+			e.log.Info("ECDH key rotated: the renewed registration carries the new one, the old secret is destroyed", "ecdh", rec.Info.EcdhKey.Short())
+		}
+	}
 	if e.gk != nil {
 		if rec.Info.IdentityKey == e.entity.Identity.Public() {
 			e.gk.Announce(ctx.Height)

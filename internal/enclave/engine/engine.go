@@ -99,6 +99,9 @@ type Engine struct {
 	entity *keys.Entity
 	sealer *sealing.Sealer // bound to the chain and this identity
 	gk     gatekeeperRole  // nil unless this pRuntime is a genesis gatekeeper (roles.go)
+	// entitySealer seals the entity keys (the chain's binding, no
+	// identity): their EcdhKey rotates (keys.Entity.StartRotation).
+	entitySealer *sealing.Sealer
 	// memberCommits caches each key era's member commitments X_i
 	// (keys.go), derived from chain state: not checkpointed.
 	memberCommits map[uint64][]kyber.Point
@@ -194,6 +197,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.sealer = chainSealer.ForIdentity(e.entity.Identity.Public())
+	e.entitySealer = chainSealer
 	switch est {
 	case keys.EntityCreated:
 		e.log.Info("entity keys created", "identity", e.entity.Identity.Public().Hex(), "ecdh", e.entity.Ecdh.Public().Hex(), "chain", chainSealer.Binding().Chain())
@@ -544,6 +548,19 @@ func (e *Engine) StateRoot() [32]byte {
 
 // WorkerInfo returns what this pRuntime registers on chain.
 func (e *Engine) WorkerInfo(operator crypto.PublicKey) api.WorkerInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.workerInfo(operator)
+}
+
+// workerInfo is WorkerInfo under the engine's lock: the EcdhKey is the
+// pending one while a rotation is under way (the registration carries
+// it).
+func (e *Engine) workerInfo(operator crypto.PublicKey) api.WorkerInfo {
+	ecdh := e.entity.Ecdh
+	if e.entity.Pending != nil {
+		ecdh = e.entity.Pending
+	}
 	cores, mem := e.cfg.Cores, e.cfg.MemoryMB
 	if cores == 0 {
 		cores = machineCores()
@@ -551,7 +568,7 @@ func (e *Engine) WorkerInfo(operator crypto.PublicKey) api.WorkerInfo {
 	if mem == 0 {
 		mem = machineMemoryMB()
 	}
-	return api.WorkerInfo{ChainID: e.chainID, IdentityKey: e.entity.Identity.Public(), EcdhKey: e.entity.Ecdh.Public(), Endpoint: e.cfg.Endpoint, Operator: operator,
+	return api.WorkerInfo{ChainID: e.chainID, IdentityKey: e.entity.Identity.Public(), EcdhKey: ecdh.Public(), Endpoint: e.cfg.Endpoint, Operator: operator,
 		Cores: cores, MemoryMB: mem, RuntimeVersion: Version}
 }
 
@@ -568,8 +585,18 @@ func (e *Engine) Registration(operator crypto.PublicKey) (*api.RegisterWorker, e
 	if !operator.Valid() {
 		return nil, fmt.Errorf("%w: operator %s is not a valid account", ErrBadInput, operator.Hex())
 	}
-	info := e.WorkerInfo(operator)
 	e.mu.Lock()
+	// The EcdhKey rotates once per era (docs/keys.md, "EcdhKey
+	// rotation"): a renewal in a later era than the registration it
+	// renews carries a fresh key.
+	me := e.entity.Identity.Public()
+	if rec, L := e.st.workers[me], e.st.params.EraLength; rec != nil && L > 0 && api.Era(rec.RegisteredAt, L) < api.Era(e.st.dispatched, L) {
+		if err := e.entity.StartRotation(e.entitySealer, e.cfg.DataDir); err != nil {
+			e.mu.Unlock()
+			return nil, fmt.Errorf("rotate the ECDH key: %w", err)
+		}
+	}
+	info := e.workerInfo(operator)
 	at := e.lc.Time()
 	trusted := e.lc.Trusted()
 	ok := trusted != nil && len(trusted.LastBlockID.Hash) == api.BlockHashSize

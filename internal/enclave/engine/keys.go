@@ -171,7 +171,11 @@ func (e *Engine) onKeyPartials(ctx *Context, m *api.Message) error {
 	if r.seed != nil || r.partials[idx] != nil {
 		return nil
 	}
-	ch, err := channel.New(e.entity.Ecdh, p.MemberE, api.ChannelPurposeKeyPartial)
+	mine := e.st.workers[me]
+	if mine == nil || e.entity.EcdhFor(mine.Info.EcdhKey) == nil {
+		return fmt.Errorf("key partials sealed to a registration of this worker it holds no ECDH key of")
+	}
+	ch, err := channel.New(e.entity.EcdhFor(mine.Info.EcdhKey), p.MemberE, api.ChannelPurposeKeyPartial)
 	if err != nil {
 		return err
 	}

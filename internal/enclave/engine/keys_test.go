@@ -279,3 +279,48 @@ func TestGrantAwaitsItsKey(t *testing.T) {
 		t.Fatalf("an awaited arbiter grant of a closed dispute was taken: %v", err)
 	}
 }
+
+// A worker's EcdhKey rotates once per era (docs/keys.md, "EcdhKey
+// rotation"): a renewal in a later era carries a fresh key; when the
+// chain adopted it the old secret is gone from the sealed entity file;
+// partials sealed to the new key open (a contract uploaded after runs on
+// it), and the contract it ran before keeps running.
+func TestEcdhKeyRotation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chain + pRuntimes")
+	}
+	h := newRecoveryHarnessWith(t, func(g *api.GenesisState) { g.Params.EraLength = 20 })
+	w := h.ch.engine(t, t.TempDir())
+	register(t, h.ch, w, bob)
+	h.bobS = h.ch.c.NewSigner(bob)
+	old := w.entity.Ecdh.Public()
+	first := h.deploy(t, 1, w)
+	// Into the next era, then the renewal.
+	waitFor(t, 60*time.Second, "the next era", func() bool {
+		relayBatch(t, h.ch, h.bobS, h.gk, w)
+		return w.st.dispatched > 21
+	})
+	register(t, h.ch, w, bob)
+	h.bobS = h.ch.c.NewSigner(bob)
+	syncTo(t, h.ch, h.gk, w)
+	rec := w.st.workers[w.Identity()]
+	if rec.Info.EcdhKey == old || rec.Info.EcdhKey != w.entity.Ecdh.Public() || w.entity.Pending != nil {
+		t.Fatalf("registered ECDH key %s, held %s (old %s)", rec.Info.EcdhKey.Short(), w.entity.Ecdh.Public().Short(), old.Short())
+	}
+	sealed, _, err := keys.LoadEntity(sim(t, w.cfg.DataDir), w.cfg.DataDir)
+	if err != nil || sealed.Ecdh.Public() != rec.Info.EcdhKey || sealed.Pending != nil || sealed.EcdhFor(old) != nil {
+		t.Fatalf("sealed entity keys still hold the old ECDH key: %v", err)
+	}
+	// A contract provisioned after: partials sealed to the new key.
+	wasm := emitterWasm(t)
+	if _, err := h.aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, wasm), Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 120*time.Second, "a second contract running on the rotated worker", func() bool {
+		relayBatch(t, h.ch, h.bobS, h.gk, w)
+		return len(w.running) == 2
+	})
+	if _, ok := w.running[first.Identity]; !ok {
+		t.Fatal("the contract deployed before the rotation stopped")
+	}
+}

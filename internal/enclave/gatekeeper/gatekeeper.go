@@ -336,6 +336,19 @@ func (g *Gatekeeper) Adopted(set *api.KeySet) {
 	}
 }
 
+// ecdh returns this pRuntime's ECDH key pair its registration in the
+// queue names (the current one, or the pending one of a rotation once
+// the renewal carrying it is adopted); the current one without a
+// registration.
+func (g *Gatekeeper) ecdh() *crypto.KeyPair {
+	if rec := g.cfg.Chain.Worker(g.cfg.Entity.Identity.Public()); rec != nil {
+		if kp := g.cfg.Entity.EcdhFor(rec.Info.EcdhKey); kp != nil {
+			return kp
+		}
+	}
+	return g.cfg.Entity.Ecdh
+}
+
 // commitment returns member i's public commitment X_i in set, encoded.
 func commitment(set *api.KeySet, i int) ([]byte, error) {
 	if i < 0 {
@@ -373,12 +386,13 @@ func (g *Gatekeeper) Share(height int64, rec *api.WorkerRecord, era uint64) {
 	if set := g.cfg.Chain.KeySet(serving); serving != 0 || set == nil || set.T != 1 || set.Index(to) < 0 {
 		return
 	}
-	ch, err := channel.New(g.cfg.Entity.Ecdh, rec.Info.EcdhKey, api.ChannelPurposeMasterKey)
+	mine := g.ecdh()
+	ch, err := channel.New(mine, rec.Info.EcdhKey, api.ChannelPurposeMasterKey)
 	if err != nil {
 		return
 	}
 	x := g.shares[serving]
-	s := &api.MasterKeyShare{Era: era, To: to, ToEcdh: rec.Info.EcdhKey, FromEcdh: g.cfg.Entity.Ecdh.Public(), Master: crypto.PublicKey(public(x))}
+	s := &api.MasterKeyShare{Era: era, To: to, ToEcdh: rec.Info.EcdhKey, FromEcdh: mine.Public(), Master: crypto.PublicKey(public(x))}
 	b, err := x.MarshalBinary()
 	if err != nil {
 		return
@@ -399,10 +413,11 @@ func (g *Gatekeeper) Receive(from crypto.PublicKey, s *api.MasterKeyShare) error
 	if s.To != g.cfg.Entity.Identity.Public() || g.shares[s.Era] != nil {
 		return nil
 	}
-	if s.ToEcdh != g.cfg.Entity.Ecdh.Public() {
+	kp := g.cfg.Entity.EcdhFor(s.ToEcdh)
+	if kp == nil {
 		return errors.New("share sealed to another ECDH key")
 	}
-	ch, err := channel.New(g.cfg.Entity.Ecdh, s.FromEcdh, api.ChannelPurposeMasterKey)
+	ch, err := channel.New(kp, s.FromEcdh, api.ChannelPurposeMasterKey)
 	if err != nil {
 		return err
 	}
@@ -560,12 +575,13 @@ func (g *Gatekeeper) seal(p *api.KeyPartials, ws []*api.WorkerRecord) error {
 	if err != nil {
 		return err
 	}
-	p.MemberE = g.cfg.Entity.Ecdh.Public()
+	mine := g.ecdh()
+	p.MemberE = mine.Public()
 	for _, w := range ws {
 		p.Workers = append(p.Workers, api.SealedKey{Worker: w.Info.IdentityKey})
 	}
 	for j, w := range ws {
-		ch, err := channel.New(g.cfg.Entity.Ecdh, w.Info.EcdhKey, api.ChannelPurposeKeyPartial)
+		ch, err := channel.New(mine, w.Info.EcdhKey, api.ChannelPurposeKeyPartial)
 		if err != nil {
 			return fmt.Errorf("channel to worker %s: %w", w.Info.IdentityKey.Short(), err)
 		}

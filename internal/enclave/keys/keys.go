@@ -33,11 +33,15 @@ const (
 	MasterFile = "master.sealed"
 )
 
-// Entity holds a pRuntime's own keys.
+// Entity holds a pRuntime's own keys. Its EcdhKey rotates (docs/keys.md,
+// "EcdhKey rotation"): a renewal of its registration carries a fresh
+// Pending key (StartRotation), which replaces Ecdh once the chain adopted
+// it (FinishRotation); the old secret is then gone from the sealed file.
 type Entity struct {
 	Identity *crypto.KeyPair
 	Ecdh     *crypto.KeyPair
-	seeds    [2][crypto.SeedSize]byte
+	Pending  *crypto.KeyPair // nil unless a rotation is under way
+	seeds    [3][crypto.SeedSize]byte
 }
 
 // EntityState says where LoadOrCreateEntity found the entity keys.
@@ -68,12 +72,11 @@ func LoadOrCreateEntity(s *sealing.Sealer, dir string) (*Entity, EntityState, er
 	data, err := s.Load(path)
 	switch {
 	case err == nil:
-		seeds, err := decodeSeeds(data, 2)
+		e, err := decodeEntity(data)
 		if err != nil {
 			return nil, st, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, path, err)
 		}
-		e, err := entityFromSeeds(seeds[0], seeds[1])
-		return e, st, err
+		return e, st, nil
 	case errors.Is(err, sealing.ErrNotExist):
 		var idSeed, ecdhSeed [crypto.SeedSize]byte
 		e := Entity{}
@@ -83,8 +86,8 @@ func LoadOrCreateEntity(s *sealing.Sealer, dir string) (*Entity, EntityState, er
 		if e.Ecdh, ecdhSeed, err = crypto.GenerateKeyPair(); err != nil {
 			return nil, EntityCreated, err
 		}
-		e.seeds = [2][crypto.SeedSize]byte{idSeed, ecdhSeed}
-		if err := s.Save(path, encodeSeeds(idSeed, ecdhSeed)); err != nil {
+		e.seeds = [3][crypto.SeedSize]byte{idSeed, ecdhSeed}
+		if err := s.Save(path, encodeSeeds(1, idSeed, ecdhSeed)); err != nil {
 			return nil, EntityCreated, fmt.Errorf("save entity keys: %w", err)
 		}
 		return &e, EntityCreated, nil
@@ -116,12 +119,92 @@ func LoadEntity(p platform.Platform, dir string) (*Entity, sealing.Binding, erro
 	if err != nil {
 		return nil, b, err
 	}
-	seeds, err := decodeSeeds(data, 2)
+	e, err := decodeEntity(data)
 	if err != nil {
 		return nil, b, fmt.Errorf("%w: %s: %v", sealing.ErrCorrupt, path, err)
 	}
+	return e, b, nil
+}
+
+// decodeEntity reads an entity file: version 1, the identity and ECDH
+// seeds; version 2, also a pending ECDH seed.
+func decodeEntity(data []byte) (*Entity, error) {
+	n := 2
+	if len(data) > 0 && data[0] == 2 {
+		n = 3
+	}
+	seeds, err := decodeSeeds(data, n)
+	if err != nil {
+		return nil, err
+	}
 	e, err := entityFromSeeds(seeds[0], seeds[1])
-	return e, b, err
+	if err != nil || n == 2 {
+		return e, err
+	}
+	if e.Pending, err = crypto.KeyPairFromSeed(seeds[2][:]); err != nil {
+		return nil, err
+	}
+	e.seeds[2] = seeds[2]
+	return e, nil
+}
+
+// encode returns the entity file's plaintext.
+func (e *Entity) encode() []byte {
+	if e.Pending == nil {
+		return encodeSeeds(1, e.seeds[0], e.seeds[1])
+	}
+	return encodeSeeds(2, e.seeds[0], e.seeds[1], e.seeds[2])
+}
+
+// StartRotation makes a fresh pending EcdhKey (once; a rotation under way
+// keeps its key) and seals it in dir with s, the chain's sealer: the next
+// registration carries it. Errors: the key generation's or the sealing's
+// (nothing changes then).
+func (e *Entity) StartRotation(s *sealing.Sealer, dir string) error {
+	if e.Pending != nil {
+		return nil
+	}
+	kp, seed, err := crypto.GenerateKeyPair()
+	if err != nil {
+		return err
+	}
+	old := *e
+	e.Pending, e.seeds[2] = kp, seed
+	if err := s.Save(filepath.Join(dir, EntityFile), e.encode()); err != nil {
+		*e = old
+		return fmt.Errorf("seal the pending ECDH key: %w", err)
+	}
+	return nil
+}
+
+// FinishRotation makes the pending EcdhKey the EcdhKey (the chain adopted
+// the registration carrying it) and seals the keys without the old one.
+// Errors: the sealing's (nothing changes then).
+func (e *Entity) FinishRotation(s *sealing.Sealer, dir string) error {
+	if e.Pending == nil {
+		return nil
+	}
+	old := *e
+	e.Ecdh, e.Pending = e.Pending, nil
+	e.seeds[1], e.seeds[2] = e.seeds[2], [crypto.SeedSize]byte{}
+	if err := s.Save(filepath.Join(dir, EntityFile), e.encode()); err != nil {
+		*e = old
+		return fmt.Errorf("seal the rotated ECDH key: %w", err)
+	}
+	return nil
+}
+
+// EcdhFor returns the key pair (current or pending) whose public key is
+// pub, nil if neither is: what a peer sealed to this pRuntime's
+// registered EcdhKey opens with the matching secret.
+func (e *Entity) EcdhFor(pub crypto.PublicKey) *crypto.KeyPair {
+	switch {
+	case e.Ecdh.Public() == pub:
+		return e.Ecdh
+	case e.Pending != nil && e.Pending.Public() == pub:
+		return e.Pending
+	}
+	return nil
 }
 
 // Bind seals the entity keys in dir for the chain of s (binding without
@@ -130,7 +213,7 @@ func (e *Entity) Bind(s *sealing.Sealer, dir string) error {
 	if s.Binding().PreGenesis() || s.Binding().Identity != (crypto.PublicKey{}) {
 		return errors.New("entity keys are bound to a chain, without identity")
 	}
-	return s.Save(filepath.Join(dir, EntityFile), encodeSeeds(e.seeds[0], e.seeds[1]))
+	return s.Save(filepath.Join(dir, EntityFile), e.encode())
 }
 
 func entityFromSeeds(id, ecdh [crypto.SeedSize]byte) (*Entity, error) {
@@ -142,12 +225,12 @@ func entityFromSeeds(id, ecdh [crypto.SeedSize]byte) (*Entity, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Entity{Identity: i, Ecdh: e, seeds: [2][crypto.SeedSize]byte{id, ecdh}}, nil
+	return &Entity{Identity: i, Ecdh: e, seeds: [3][crypto.SeedSize]byte{id, ecdh}}, nil
 }
 
-func encodeSeeds(seeds ...[crypto.SeedSize]byte) []byte {
+func encodeSeeds(version uint8, seeds ...[crypto.SeedSize]byte) []byte {
 	w := codec.NewWriter(1 + 32*len(seeds))
-	w.U8(1)
+	w.U8(version)
 	for _, s := range seeds {
 		w.Fixed(s[:])
 	}
@@ -156,7 +239,7 @@ func encodeSeeds(seeds ...[crypto.SeedSize]byte) []byte {
 
 func decodeSeeds(b []byte, n int) ([][crypto.SeedSize]byte, error) {
 	r := codec.NewReader(b)
-	if v := r.U8(); v != 1 {
+	if v := r.U8(); int(v) != n-1 {
 		return nil, fmt.Errorf("key file version %d", v)
 	}
 	seeds := make([][crypto.SeedSize]byte, n)
