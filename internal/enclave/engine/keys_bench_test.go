@@ -21,7 +21,7 @@ func BenchmarkKeyRotation(b *testing.B) {
 	for _, c := range []struct {
 		n              int
 		era, dkgPhases uint64
-	}{{5, 150, 40}, {21, 600, 150}} {
+	}{{5, 150, 40}, {21, 1800, 600}} {
 		b.Run(fmt.Sprintf("n=%d", c.n), func(b *testing.B) {
 			h := newRecoveryHarnessWith(b, func(g *api.GenesisState) {
 				g.Params.EraLength = c.era
