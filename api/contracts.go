@@ -26,10 +26,9 @@ const (
 	ReservedTopicPrefix = "phala/"
 	// ChannelPurposeContractKey and ChannelPurposeCommand are the channel
 	// purposes of key grants and command inputs.
-	ChannelPurposeContractKey = "contract key"
-	ChannelPurposeCommand     = "contract command"
-	MaxCodeBytes              = 3 << 20 // compressed
-	MaxReplicas               = 16
+	ChannelPurposeCommand = "contract command"
+	MaxCodeBytes          = 3 << 20 // compressed
+	MaxReplicas           = 16
 )
 
 // UploadContract uploads contract code (gzip-compressed WebAssembly); the

@@ -71,21 +71,41 @@ func (d *dkgRun) get() (*threshold.Run, error) {
 		return nil, err
 	}
 	for _, c := range d.calls {
-		switch c.kind {
-		case dkgCallDeals:
-			r.Deals()
-		case dkgCallOnDeals:
-			r.OnDeals(c.from, c.body)
-		case dkgCallOnResponse:
-			r.OnResponse(c.body)
-		case dkgCallOnJustification:
-			r.OnJustification(c.body)
-		case dkgCallTimeout:
-			r.Timeout()
-		}
+		apply(r, c) // refused calls change nothing; replayed as made
 	}
 	d.run = r
 	return r, nil
+}
+
+// apply makes call c on run r, live or replayed; it returns what the
+// call answers (deals, a response, a justification) if anything.
+func apply(r *threshold.Run, c dkgCall) ([]byte, error) {
+	switch c.kind {
+	case dkgCallDeals:
+		return r.Deals()
+	case dkgCallOnDeals:
+		return r.OnDeals(c.from, c.body)
+	case dkgCallOnResponse:
+		return r.OnResponse(c.body)
+	case dkgCallOnJustification:
+		return nil, r.OnJustification(c.body)
+	case dkgCallTimeout:
+		r.Timeout()
+		return nil, nil
+	}
+	return nil, fmt.Errorf("DKG call of kind %d", c.kind)
+}
+
+// do makes call c on the member's run and logs it for a replay (a
+// refused call too: the Run is deterministic in its calls).
+func (d *dkgRun) do(c dkgCall) (*threshold.Run, []byte, error) {
+	r, err := d.get()
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := apply(r, c)
+	d.calls = append(d.calls, c)
+	return r, out, err
 }
 
 // onDkgRound follows a phase of the elected set's DKG (every pRuntime: a
@@ -141,12 +161,7 @@ func (e *Engine) onDkgRound(ctx *Context, m *api.Message) error {
 		if len(st.Participants) == 1 {
 			return e.soloDkg(d)
 		}
-		r, err := d.get()
-		if err != nil {
-			return fmt.Errorf("start the DKG: %w", err)
-		}
-		deals, err := r.Deals()
-		d.calls = append(d.calls, dkgCall{kind: dkgCallDeals})
+		_, deals, err := d.do(dkgCall{kind: dkgCallDeals})
 		if err != nil {
 			return fmt.Errorf("deal: %w", err)
 		}
@@ -198,64 +213,37 @@ func (e *Engine) dkgInput(m *api.Message) (d *dkgRun, msg *api.DkgMessage, from 
 // onDkgDeals feeds a participant's deals (within the deal window the
 // chain applies too) to the run and posts this member's response.
 func (e *Engine) onDkgDeals(ctx *Context, m *api.Message) error {
-	d, msg, from, ok, err := e.dkgInput(m)
-	if !ok || err != nil {
-		return err
-	}
-	if ctx.Height-e.st.dkgPhase.PhaseStart > e.st.params.DkgDealWindow() {
-		return fmt.Errorf("DKG deals of participant %d after the deal window: ignored", from)
-	}
-	r, err := d.get()
-	if err != nil {
-		return err
-	}
-	resp, err := r.OnDeals(from, msg.Body)
-	d.calls = append(d.calls, dkgCall{kind: dkgCallOnDeals, from: from, body: msg.Body})
-	if err != nil {
-		return fmt.Errorf("DKG deals of participant %d: %w", from, err)
-	}
-	if resp != nil {
-		e.emit(api.OriginWorker, api.TopicDkgResponse, (&api.DkgMessage{Era: d.era, Attempt: d.attempt, Body: resp}).Encode())
-	}
-	return e.dkgResult(d, r)
+	return e.feedDkg(ctx, m, dkgCallOnDeals, api.TopicDkgResponse)
 }
 
 // onDkgResponse feeds a response (or complaint) to the run; a complaint
 // about this member's deal gets its justification.
 func (e *Engine) onDkgResponse(ctx *Context, m *api.Message) error {
-	d, msg, _, ok, err := e.dkgInput(m)
-	if !ok || err != nil {
-		return err
-	}
-	r, err := d.get()
-	if err != nil {
-		return err
-	}
-	just, err := r.OnResponse(msg.Body)
-	d.calls = append(d.calls, dkgCall{kind: dkgCallOnResponse, body: msg.Body})
-	if err != nil {
-		return fmt.Errorf("DKG response: %w", err)
-	}
-	if just != nil {
-		e.emit(api.OriginWorker, api.TopicDkgJustification, (&api.DkgMessage{Era: d.era, Attempt: d.attempt, Body: just}).Encode())
-	}
-	return e.dkgResult(d, r)
+	return e.feedDkg(ctx, m, dkgCallOnResponse, api.TopicDkgJustification)
 }
 
 // onDkgJustification feeds a justification to the run.
 func (e *Engine) onDkgJustification(ctx *Context, m *api.Message) error {
-	d, msg, _, ok, err := e.dkgInput(m)
+	return e.feedDkg(ctx, m, dkgCallOnJustification, "")
+}
+
+// feedDkg feeds a participant's DKG message to this member's run as a
+// call of kind, posts what the call answers on reply, and the result once
+// certified.
+func (e *Engine) feedDkg(ctx *Context, m *api.Message, kind uint8, reply string) error {
+	d, msg, from, ok, err := e.dkgInput(m)
 	if !ok || err != nil {
 		return err
 	}
-	r, err := d.get()
-	if err != nil {
-		return err
+	if kind == dkgCallOnDeals && ctx.Height-e.st.dkgPhase.PhaseStart > e.st.params.DkgDealWindow() {
+		return fmt.Errorf("DKG deals of participant %d after the deal window: ignored", from)
 	}
-	err = r.OnJustification(msg.Body)
-	d.calls = append(d.calls, dkgCall{kind: dkgCallOnJustification, body: msg.Body})
+	r, out, err := d.do(dkgCall{kind: kind, from: from, body: msg.Body})
 	if err != nil {
-		return fmt.Errorf("DKG justification: %w", err)
+		return fmt.Errorf("DKG %s of participant %d: %w", m.Topic, from, err)
+	}
+	if out != nil && reply != "" {
+		e.emit(api.OriginWorker, reply, (&api.DkgMessage{Era: d.era, Attempt: d.attempt, Body: out}).Encode())
 	}
 	return e.dkgResult(d, r)
 }
@@ -277,12 +265,10 @@ func (e *Engine) onDkgTimeout(ctx *Context, m *api.Message) error {
 	if d == nil || !d.started || d.era != msg.Era || d.attempt != msg.Attempt || d.posted {
 		return nil
 	}
-	r, err := d.get()
+	r, _, err := d.do(dkgCall{kind: dkgCallTimeout})
 	if err != nil {
 		return err
 	}
-	r.Timeout()
-	d.calls = append(d.calls, dkgCall{kind: dkgCallTimeout})
 	return e.dkgResult(d, r)
 }
 

@@ -38,9 +38,7 @@ const keyRoundLifetime = 100
 // only inside the runtime core (not chain-derived).
 type keyRound struct {
 	upload   [32]byte
-	era      uint64
 	epoch    uint64
-	purpose  api.KeyPurpose
 	height   int64 // the block of its first partial
 	partials map[int][]byte
 	seed     *[crypto.SeedSize]byte
@@ -166,7 +164,7 @@ func (e *Engine) onKeyPartials(ctx *Context, m *api.Message) error {
 	roundID := p.Round()
 	r := e.st.rounds[roundID]
 	if r == nil {
-		r = &keyRound{upload: p.Upload, era: p.Era, epoch: p.Epoch, purpose: p.Purpose, height: ctx.Height, partials: map[int][]byte{}}
+		r = &keyRound{upload: p.Upload, epoch: p.Epoch, height: ctx.Height, partials: map[int][]byte{}}
 	}
 	if r.seed != nil || r.partials[idx] != nil {
 		return nil
@@ -402,30 +400,24 @@ func (e *Engine) takeAwaited(round [32]byte) error {
 	if err != nil {
 		return err
 	}
-	me := e.entity.Identity.Public()
-	switch aw.kind {
-	case awaitDeploy:
-		d := e.st.deployed[g.Identity]
-		if d == nil || !slices.Contains(d.workers, me) || e.running[g.Identity] != nil {
-			return nil
-		}
-		ck, err := e.takeRoundKey(g)
-		if err != nil {
-			return err
-		}
-		e.st.recovering[g.Identity] = &heldKey{upload: g.Upload, seed: ck.Seed, height: aw.height}
-		e.log.Info("key of an assigned contract combined late: recovering it from the chain", "contract", g.Identity.Short())
-	case awaitArbiter:
-		d := e.st.deployed[g.Identity]
-		if d == nil || d.dispute == nil || d.dispute.height != aw.height {
-			return nil
-		}
-		ck, err := e.takeRoundKey(g)
-		if err != nil {
-			return err
-		}
-		e.st.arbitrating[g.Identity] = &heldKey{upload: g.Upload, seed: ck.Seed, height: aw.height}
+	d := e.st.deployed[g.Identity]
+	var into map[crypto.PublicKey]*heldKey
+	switch {
+	case d == nil:
+	case aw.kind == awaitDeploy && slices.Contains(d.workers, e.entity.Identity.Public()) && e.running[g.Identity] == nil:
+		into = e.st.recovering
+	case aw.kind == awaitArbiter && d.dispute != nil && d.dispute.height == aw.height:
+		into = e.st.arbitrating
 	}
+	if into == nil {
+		return nil // no longer assigned: the key is not taken
+	}
+	ck, err := e.takeRoundKey(g)
+	if err != nil {
+		return err
+	}
+	into[g.Identity] = &heldKey{upload: g.Upload, seed: ck.Seed, height: aw.height}
+	e.log.Info("key of an assigned contract combined late: rebuilding it from the chain", "contract", g.Identity.Short())
 	return nil
 }
 
@@ -541,9 +533,7 @@ func encodeRounds(w *codec.Writer, m map[[32]byte]*keyRound) {
 		r := m[id]
 		w.Fixed(id[:])
 		w.Fixed(r.upload[:])
-		w.Uvarint(r.era)
 		w.Uvarint(r.epoch)
-		w.U8(uint8(r.purpose))
 		w.Varint(r.height)
 		w.Bool(r.seed != nil)
 		if r.seed != nil {
@@ -568,9 +558,7 @@ func decodeRounds(r *codec.Reader, m map[[32]byte]*keyRound) {
 		r.Fixed(id[:])
 		k := &keyRound{partials: map[int][]byte{}}
 		r.Fixed(k.upload[:])
-		k.era = r.Uvarint()
 		k.epoch = r.Uvarint()
-		k.purpose = api.KeyPurpose(r.U8())
 		k.height = r.Varint()
 		if r.Bool() {
 			var s [crypto.SeedSize]byte
