@@ -2,7 +2,9 @@
 // nodes that run pRuntime (workers and gatekeepers): heartbeat challenges
 // drawn from chain data each block, the nodes' answers, activity counters
 // per era, the 1/4 rule at the end of each era (whitepaper 4.10) with its
-// slash and its loss of assignability, and the era's rewards
+// slash and its loss of assignability, the mid-era liveness signal (Down:
+// the gatekeeper module's early re-election reads it), and the era's
+// rewards
 // (docs/economy.md; the specification's "Offline Worker Detection").
 //
 // Stake lives in the staking module; computation takes it, and pays
@@ -109,9 +111,20 @@ func BeginBlock(ctx *block.Context) error {
 			continue
 		}
 		c.Nodes = append(c.Nodes, n.key)
-		// Outstanding: those still within their window, and this one.
+		// Outstanding: those still within their window, and this one;
+		// those dropped went unanswered (liveness counts them).
 		open := outstanding(ctx.KV, n.key)
-		open = slices.DeleteFunc(open, func(h int64) bool { return h+int64(p.HeartbeatWindow) < ctx.Height })
+		var closed []int64
+		open = slices.DeleteFunc(open, func(h int64) bool {
+			if h+int64(p.HeartbeatWindow) < ctx.Height {
+				closed = append(closed, h)
+				return true
+			}
+			return false
+		})
+		if len(closed) > 0 {
+			missed(ctx.KV, n.key, closed...)
+		}
 		setOutstanding(ctx.KV, n.key, append(open, ctx.Height))
 		a := activity(ctx.KV, era, n.key)
 		a.Challenged++
@@ -176,9 +189,11 @@ func OnHeartbeat(ctx *block.Context, m *api.Message) {
 	}
 	setOutstanding(ctx.KV, n, slices.Delete(open, i, i+1))
 	if ctx.Height > hb.Height+int64(ctx.Params.HeartbeatWindow) {
+		missed(ctx.KV, n, hb.Height)
 		ignore("late: the window closed at height " + strconv.FormatInt(hb.Height+int64(ctx.Params.HeartbeatWindow), 10))
 		return
 	}
+	answered(ctx.KV, n, hb.Height)
 	era := api.Era(hb.Height, ctx.Params.EraLength)
 	a := activity(ctx.KV, era, n)
 	a.Answered++
@@ -398,9 +413,10 @@ func mulDiv(a, b, c uint64) uint64 {
 }
 
 // Spec returns the module's entry in the chain's module table: it owns the
-// "cm/" keys (outstanding challenges "cm/ch/", activity "cm/act/", era
-// reports "cm/era/", verdicts "cm/un/", execution acknowledgements
-// "cm/ex/" and timeout checks "cm/to/"); it challenges at the start of each
+// "cm/" keys (outstanding challenges "cm/ch/", liveness records
+// "cm/lv/" (Down), activity "cm/act/", era reports "cm/era/", verdicts
+// "cm/un/", execution acknowledgements "cm/ex/" and timeout checks
+// "cm/to/"); it challenges at the start of each
 // block, consumes the nodes' heartbeats, observes their other accepted
 // messages, does the era-end work, and serves its proved reads.
 func Spec(econ Economy) *module.Module {
