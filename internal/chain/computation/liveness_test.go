@@ -64,7 +64,9 @@ func TestDown(t *testing.T) {
 			registry.SetAttestation(kv, &api.AttestationSettings{Measurements: []api.HexBytes{{1}}})
 			rec := &api.WorkerRecord{Info: api.WorkerInfo{IdentityKey: node}, Measurement: []byte{1}, RegisteredAt: 1, ExpiresAt: 1 << 40}
 			kv.Set(api.WorkerKey(node), rec.Encode())
-			hash := func(h int64) []byte { return binary.BigEndian.AppendUint64(make([]byte, api.BlockHashSize-8), uint64(h)) }
+			hash := func(h int64) []byte {
+				return binary.BigEndian.AppendUint64(make([]byte, api.BlockHashSize-8), uint64(h))
+			}
 			kv.Set(api.BlockHashKey(1), hash(1))
 			beat := func(ctx *block.Context, c int64) {
 				hb := &api.Heartbeat{Height: c, Seed: [api.BlockHashSize]byte(hash(c - 1))}
