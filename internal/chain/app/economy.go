@@ -39,3 +39,7 @@ func (economy) Issuance(kv store.KV) uint64 { return accounts.Issuance(kv) }
 func (economy) Responsive(ctx *block.Context, node crypto.PublicKey) bool {
 	return computation.Responsive(ctx.KV, node, ctx.Height, ctx.Params.EraLength)
 }
+
+func (economy) Down(ctx *block.Context, node crypto.PublicKey) bool {
+	return computation.Down(ctx.KV, node, ctx.Height, ctx.Params)
+}

@@ -44,6 +44,7 @@ func (v *testVoters) SlashExposure(*block.Context, crypto.PublicKey, uint64, str
 	return 0
 }
 func (v *testVoters) Responsive(*block.Context, crypto.PublicKey) bool { return true }
+func (v *testVoters) Down(*block.Context, crypto.PublicKey) bool       { return false }
 
 // newElectionHarness is a harness whose gatekeeper election reads voters.
 func newElectionHarness(t *testing.T, g *api.GenesisState, voters *testVoters) *harness {

@@ -35,6 +35,16 @@
 // without them while two thirds of the set remain; a set still pending at
 // the next era end (L blocks later) expires and the new election of that
 // era end replaces it.
+//
+// # Early election
+//
+// At every other block, when at least ⌈n/3⌉ of the n serving gatekeepers
+// are down (VoterSource.Down, the heartbeat liveness signal) and no
+// elected set's DKG runs, the set of era e+1 is elected at once
+// (ElectEarly, early.go; at most once per economy era e, recorded under
+// gk/early/<e>); down candidates never stand. Adopted, it serves for the
+// rest of era e and for era e+1: the era-end election of era e does not
+// run. Still pending at the era end, it expires and is re-elected there.
 package gatekeeper
 
 import (
@@ -110,7 +120,8 @@ func Authorize(kv store.KV, kind api.OriginKind, key crypto.PublicKey, height in
 // and the election ("gk/"); it executes gatekeeper_candidacy, admits the
 // gatekeeper origin into the queue, adopts the genesis master key a
 // gatekeeper announces, runs the elected set's DKG, elects at every era
-// end (EndBlock), and serves their proved reads. src gives the election its voters (the
+// end and early when a third of the serving set is down (EndBlock), and
+// serves their proved reads. src gives the election its voters (the
 // staking module).
 func Spec(src VoterSource) *module.Module {
 	return &module.Module{
@@ -174,6 +185,11 @@ type VoterSource interface {
 	// election, so a set with members down is replaced by responsive
 	// ones at the next era end (docs/keys.md, P4).
 	Responsive(ctx *block.Context, node crypto.PublicKey) bool
+	// Down reports whether node stopped answering its heartbeat
+	// challenges (computation.Down: the mid-era liveness signal). A
+	// down candidate does not stand for election; a third of the
+	// serving set down triggers the early election (early.go).
+	Down(ctx *block.Context, node crypto.PublicKey) bool
 }
 
 // NoStake is the VoterSource of a chain without staking: no node has
@@ -185,6 +201,7 @@ func (NoStake) ForEachNominator(store.KV, func(crypto.PublicKey, uint64, []crypt
 }
 func (NoStake) Slash(*block.Context, crypto.PublicKey, uint64, string) uint64 { return 0 }
 func (NoStake) Responsive(*block.Context, crypto.PublicKey) bool              { return true }
+func (NoStake) Down(*block.Context, crypto.PublicKey) bool                    { return false }
 func (NoStake) SlashExposure(*block.Context, crypto.PublicKey, uint64, string) uint64 {
 	return 0
 }
@@ -315,21 +332,31 @@ func Era(height int64, eraLength uint64) (era uint64, last bool) {
 	return uint64(height-1) / eraLength, uint64(height)%eraLength == 0
 }
 
-// EndBlock advances the running DKG's deadlines (every block), and at the
-// last block of an era: the set still pending from the previous era end
-// expires (its DKG cut short, nobody slashed for that attempt), and, if
-// n_gatekeepers > 0, the set of the next era is elected and its DKG begins
-// (see the package comment).
+// EndBlock advances the running DKG's deadlines (every block); at every
+// other block than an era's last it checks the serving set's liveness
+// (checkLiveness: the early election when a third is down, early.go); at
+// the last block of an era: the set still pending (from the previous era
+// end, or elected early in this era) expires (its DKG cut short, nobody
+// slashed for that attempt), and, if n_gatekeepers > 0, the set of the
+// next era is elected and its DKG begins (see the package comment),
+// unless that set was elected early and serves already.
 func EndBlock(ctx *block.Context, src VoterSource) error {
 	stepDkg(ctx, src)
 	era, last := Era(ctx.Height, ctx.Params.EraLength)
 	if !last {
-		return nil
+		return checkLiveness(ctx, src, era)
 	}
 	if p, ok := Pending(ctx.KV); ok {
 		expire(ctx, p)
 	}
 	if ctx.Params.NGatekeepers == 0 {
+		return nil
+	}
+	if rec := Election(ctx.KV, era+1); rec != nil && rec.Status == api.ElectionActive {
+		// Elected early in this era (early.go) and serving: it is the
+		// set of the next era.
+		ctx.Event("gatekeeper_election_skipped", "era", strconv.FormatUint(era+1, 10),
+			"reason", "the set of era "+strconv.FormatUint(era+1, 10)+" was elected early (height "+strconv.FormatInt(rec.Height, 10)+") and serves")
 		return nil
 	}
 	return elect(ctx, src, era+1)
@@ -368,7 +395,7 @@ func elect(ctx *block.Context, src VoterSource, era uint64) error {
 	for _, node := range Candidates(ctx.KV) {
 		_, err := registry.Attested(ctx.KV, node, ctx.Height)
 		stake := src.NodeStake(ctx.KV, node)
-		ok := err == nil && stake >= p.MinGatekeeperStake && src.Responsive(ctx, node)
+		ok := err == nil && stake >= p.MinGatekeeperStake && src.Responsive(ctx, node) && !src.Down(ctx, node)
 		cands = append(cands, election.Candidate{Key: node, Eligible: ok})
 		if ok && stake > 0 {
 			voters = append(voters, election.Voter{Budget: stake, Targets: []crypto.PublicKey{node}})
@@ -418,8 +445,10 @@ func elect(ctx *block.Context, src VoterSource, era uint64) error {
 		}
 	}
 	if old := Election(ctx.KV, era); old != nil {
-		// An era_length change renumbered the eras: the new election of
-		// this era number replaces the old one whole.
+		// The set elected early for this era expired (its DKG failed, or
+		// the era end came first), or an era_length change renumbered the
+		// eras: the new election of this era number replaces the old one
+		// whole.
 		for _, m := range old.Members {
 			ctx.KV.Delete(api.GatekeeperExposureKey(era, m))
 		}

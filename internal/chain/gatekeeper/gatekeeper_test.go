@@ -33,6 +33,8 @@ type fakeStake struct {
 	exposureSlashes []nomination
 	// down: nodes found unresponsive at the last era end.
 	down map[crypto.PublicKey]bool
+	// silent: nodes that stopped answering heartbeats (Down).
+	silent map[crypto.PublicKey]bool
 }
 
 type nomination struct {
@@ -54,6 +56,7 @@ func (f *fakeStake) Slash(_ *block.Context, n crypto.PublicKey, _ uint64, _ stri
 	return 0
 }
 func (f *fakeStake) Responsive(_ *block.Context, n crypto.PublicKey) bool { return !f.down[n] }
+func (f *fakeStake) Down(_ *block.Context, n crypto.PublicKey) bool       { return f.silent[n] }
 func (f *fakeStake) SlashExposure(_ *block.Context, v crypto.PublicKey, amount uint64, _ string) uint64 {
 	f.exposureSlashes = append(f.exposureSlashes, nomination{who: v, bonded: amount})
 	return amount
