@@ -16,10 +16,14 @@ import (
 )
 
 // onChallenge answers a heartbeat challenge naming this pRuntime with a
-// heartbeat in its egress (origin: its role's kind), unless the answer
-// could no longer arrive in time: the challenge's window already closed
-// before the newest verified header (a pRuntime catching up on old
-// blocks sends nothing for them).
+// heartbeat in its egress (origin kind WORKER, whatever its role: the
+// chain authorizes it for every attested node, while it refuses the
+// gatekeeper origin of an elected member not yet on the serving list, or
+// of one that left it, so such answers would wait in the queue past
+// their window and the node would look down: docs/keys.md, "A third of
+// the set down"), unless the answer could no longer arrive in time: the
+// challenge's window already closed before the newest verified header (a
+// pRuntime catching up on old blocks sends nothing for them).
 func (e *Engine) onChallenge(ctx *Context, m *api.Message) error {
 	if m.Origin != api.ModuleOrigin(api.ComputationModule) {
 		return fmt.Errorf("challenge from %s, not the computation module", m.Origin)
@@ -39,12 +43,8 @@ func (e *Engine) onChallenge(ctx *Context, m *api.Message) error {
 	if !named || ctx.Height+int64(e.st.params.HeartbeatWindow) < e.st.headerHeight {
 		return nil
 	}
-	kind := api.OriginWorker
-	if e.role == RoleGatekeeper {
-		kind = api.OriginGatekeeper
-	}
 	hb := &api.Heartbeat{Height: ctx.Height, Seed: c.Seed}
-	e.emit(kind, api.TopicHeartbeat, hb.Encode())
+	e.emit(api.OriginWorker, api.TopicHeartbeat, hb.Encode())
 	return nil
 }
 

@@ -70,6 +70,13 @@ func newChain(t testing.TB) *chain {
 // newChainWith is newChain with the genesis app state edited first.
 func newChainWith(t testing.TB, edit func(g *api.GenesisState)) *chain {
 	t.Helper()
+	return newChainOpts(t, edit, testnet.Options{})
+}
+
+// newChainOpts is newChainWith with network options (the genesis is
+// the edited development one).
+func newChainOpts(t testing.TB, edit func(g *api.GenesisState), opts testnet.Options) *chain {
+	t.Helper()
 	gkDir := t.TempDir()
 	gk, err := keys.CreatePreGenesisEntity(sim(t, gkDir), gkDir)
 	if err != nil {
@@ -85,7 +92,8 @@ func newChainWith(t testing.TB, edit func(g *api.GenesisState)) *chain {
 	if edit != nil {
 		edit(g)
 	}
-	net := testnet.New(t, testnet.Options{Genesis: g})
+	opts.Genesis = g
+	net := testnet.New(t, opts)
 	doc, err := cmttypes.GenesisDocFromFile(filepath.Join(net.Homes[0], "config", "genesis.json"))
 	if err != nil {
 		t.Fatal(err)

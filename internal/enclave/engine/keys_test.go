@@ -63,31 +63,51 @@ func relayBatch(t testing.TB, ch *chain, s *client.Signer, es ...*Engine) {
 // (with also) until the chain adopted their DKG's key set and they serve.
 func electSet(t testing.TB, h *recoveryHarness, n int, also ...*Engine) []*Engine {
 	t.Helper()
+	return electSeats(t, h, n, n, relayBatch, also...)
+}
+
+// electSeats is electSet with n candidates for seats (≤ n) seats, relayed
+// by relay: it relays until seats of them serve. Between its transactions
+// it relays the engines registered so far (the genesis gatekeeper, also,
+// the candidates), so their heartbeats, if the chain asks for them, come
+// in time.
+func electSeats(t testing.TB, h *recoveryHarness, n, seats int, relay func(testing.TB, *chain, *client.Signer, ...*Engine), also ...*Engine) []*Engine {
+	t.Helper()
 	ms := make([]*Engine, n)
 	for i := range ms {
 		ms[i] = h.ch.engine(t, t.TempDir())
-		register(t, h.ch, ms[i], bob)
 	}
+	up := append([]*Engine{h.gk}, also...)
 	h.bobS = h.ch.c.NewSigner(bob)
-	if _, err := h.bobS.Submit(ctx(t), &api.StakeBond{Amount: 100 * api.Unit * uint64(n)}); err != nil {
-		t.Fatal(err)
+	submit := func(c api.Call) {
+		t.Helper()
+		if _, err := h.bobS.Submit(ctx(t), c); err != nil {
+			t.Fatalf("%T: %v", c, err)
+		}
+		relay(t, h.ch, h.bobS, up...)
 	}
 	for _, m := range ms {
-		for _, c := range []api.Call{&api.StakeAllocate{Node: m.Identity(), Amount: 100 * api.Unit}, &api.GatekeeperCandidacy{Node: m.Identity(), On: true}} {
-			if _, err := h.bobS.Submit(ctx(t), c); err != nil {
-				t.Fatalf("%T: %v", c, err)
-			}
+		syncTo(t, h.ch, m)
+		reg, err := m.Registration(bob.Public())
+		if err != nil {
+			t.Fatal(err)
 		}
+		up = append(up, m)
+		submit(reg)
 	}
-	all := append(append([]*Engine{}, ms...), also...)
+	submit(&api.StakeBond{Amount: 100 * api.Unit * uint64(n)})
+	for _, m := range ms {
+		submit(&api.StakeAllocate{Node: m.Identity(), Amount: 100 * api.Unit})
+		submit(&api.GatekeeperCandidacy{Node: m.Identity(), On: true})
+	}
 	waitFor(t, 10*time.Minute, "the elected set's key set adopted and serving", func() bool {
-		relayBatch(t, h.ch, h.bobS, append([]*Engine{h.gk}, all...)...)
+		relay(t, h.ch, h.bobS, up...)
 		v, _, err := queryRaw(t, h.ch.c, api.QueryGatekeepers, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ks, _ := api.DecodeKeys(v)
-		return len(ks) == n && !slices.Contains(ks, h.gk.Identity())
+		return len(ks) == seats && !slices.Contains(ks, h.gk.Identity())
 	})
 	return ms
 }

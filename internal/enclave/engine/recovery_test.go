@@ -17,6 +17,7 @@ import (
 	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/enclave/contracts"
 	"github.com/phalago/phala/internal/relayer"
+	"github.com/phalago/phala/internal/testnet"
 )
 
 // recoveryHarness is a chain with a gatekeeper and the emitter contract
@@ -44,7 +45,13 @@ func newRecoveryHarness(t testing.TB) *recoveryHarness {
 // newRecoveryHarnessWith is newRecoveryHarness with the genesis edited.
 func newRecoveryHarnessWith(t testing.TB, edit func(g *api.GenesisState)) *recoveryHarness {
 	t.Helper()
-	h := &recoveryHarness{ch: newChainWith(t, edit)}
+	return newRecoveryHarnessOpts(t, edit, testnet.Options{})
+}
+
+// newRecoveryHarnessOpts is newRecoveryHarnessWith with network options.
+func newRecoveryHarnessOpts(t testing.TB, edit func(g *api.GenesisState), opts testnet.Options) *recoveryHarness {
+	t.Helper()
+	h := &recoveryHarness{ch: newChainOpts(t, edit, opts)}
 	h.gk = h.ch.engine(t, h.ch.gkDir)
 	h.bobS, h.aliceS = h.ch.c.NewSigner(bob), h.ch.c.NewSigner(alice)
 	register(t, h.ch, h.gk, bob)
