@@ -38,7 +38,7 @@ func TestEarlyReelectionKeepsContractsRunning(t *testing.T) {
 		g.Params.EraLength = eraLength
 		g.Params.NGatekeepers = 3
 		g.Params.HeartbeatsPerEra = eraLength / 4 // each node at one block in four or so
-		g.Params.HeartbeatWindow = 24 // a pRuntime compiling a contract may not answer for a few seconds
+		g.Params.HeartbeatWindow = 24             // a pRuntime compiling a contract may not answer for a few seconds
 	}, testnet.Options{TimeoutCommit: 300 * time.Millisecond})
 	w1 := h.ch.engine(t, t.TempDir())
 	register(t, h.ch, w1, bob)
