@@ -103,13 +103,14 @@ func eraCmd(g *globals) *cobra.Command {
 		Long: `era shows era N (default: the current one): its heights (era e covers
 heights [1+e·L, (e+1)·L] with L = era_length), the gatekeepers serving now,
 the declared candidates, and the set elected for era N at the last block
-of era N-1: its members in election order with their backing (own stake
+of era N-1 (or early, during era N-1, when a third of the serving set was
+down, or on a governance motion: it then serves from its adoption on): its members in election order with their backing (own stake
 and each nominator's exposure), whose DKG result was adopted (the set's confirmed members), and
 its status (pending: its DKG runs, see phala keys status; active: its key
 set was adopted and it became the gatekeeper list; expired: its DKG failed
 or did not finish within an era). An era that has
 not started is refused, unless its set is elected already (the era after
-the current one, from the current era's last block). For the current era
+the current one, from the current era's last block or its early election). For the current era
 it lists each registered node's activity so far (heartbeat challenges
 issued and answered, accepted messages); for an ended era, the chain's
 report: each node's activity, whether the 1/4 rule found it unresponsive,
@@ -170,7 +171,8 @@ header (the node listing itself is not: each node's counters are).`,
 				return fmt.Errorf("era %d has not started; the current era is %d (heights %d to %d, latest block %d)", era, current, current*length+1, (current+1)*length, latest)
 			}
 			if rec != nil {
-				el := &electionJSON{ElectedAt: rec.Height, Status: rec.Status.String(), StatusHeight: rec.StatusHeight, Members: []memberJSON{}}
+				el := &electionJSON{ElectedAt: rec.Height, Early: era > 0 && uint64(rec.Height) < era*length,
+					Status: rec.Status.String(), StatusHeight: rec.StatusHeight, Members: []memberJSON{}}
 				for i, m := range rec.Members {
 					mj := memberJSON{Address: m.Address(), PublicKey: m.Hex(), Confirmed: slices.Contains(rec.Confirmed, m),
 						Total: strconv.FormatUint(rec.Backing[i].Total, 10), Own: strconv.FormatUint(rec.Backing[i].Own, 10),
@@ -253,7 +255,11 @@ func printEra(w io.Writer, chainID string, e *eraJSON) {
 		}
 		return
 	}
-	fmt.Fprintf(w, "Set elected for era %d at height %d: %s since height %d, %d of %d confirmed\n", e.Era, el.ElectedAt, el.Status, el.StatusHeight, el.Confirmed, len(el.Members))
+	early := ""
+	if el.Early {
+		early = fmt.Sprintf(" early (during era %d, not at its end)", e.Era-1)
+	}
+	fmt.Fprintf(w, "Set elected for era %d at height %d%s: %s since height %d, %d of %d confirmed\n", e.Era, el.ElectedAt, early, el.Status, el.StatusHeight, el.Confirmed, len(el.Members))
 	for i, m := range el.Members {
 		conf := "waiting for its confirmation"
 		if m.Confirmed {
@@ -347,6 +353,7 @@ func responsiveness(ctx context.Context, cl *client.Client, era uint64, gatekeep
 
 type electionJSON struct {
 	ElectedAt    int64        `json:"elected_at"`
+	Early        bool         `json:"early"`  // elected before the last block of the era before (docs/keys.md, "A third of the set down")
 	Status       string       `json:"status"` // pending, active, expired
 	StatusHeight int64        `json:"status_height"`
 	Confirmed    int          `json:"confirmed"`

@@ -100,4 +100,10 @@ func TestPrintEra(t *testing.T) {
 			t.Errorf("lacks %q:\n%s", want, b.String())
 		}
 	}
+	e.Elected.Early = true
+	b.Reset()
+	printEra(&b, "phala-x", e)
+	if want := "Set elected for era 4 at height 30 early (during era 3, not at its end): pending"; !strings.Contains(b.String(), want) {
+		t.Errorf("lacks %q:\n%s", want, b.String())
+	}
 }
