@@ -156,21 +156,32 @@ func TestEarlyReelectionKeepsContractsRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set2.Era != set1.Era+1 || el == nil || el.Status != api.ElectionActive || el.Height <= pausedAt || el.Height >= 2*eraLength ||
-		!slices.Equal(set2.Members, el.Confirmed) || len(set2.Members) != 3 || set2.Index(paused.Identity()) >= 0 {
-		hh := el.Height
-		if br, err := h.ch.c.RPC().BlockResults(ctx(t), &hh); err == nil {
-			for _, ev := range br.FinalizeBlockEvents {
-				if ev.Type == "gatekeeper_early_election" {
-					t.Logf("early election event %+v", ev.Attributes)
-				}
+	if el == nil {
+		t.Fatalf("no election record of era %d", set1.Era+1)
+	}
+	// The early election's event names the paused member alone as down.
+	var event map[string]string
+	hh := el.Height
+	br, err := h.ch.c.RPC().BlockResults(ctx(t), &hh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range br.FinalizeBlockEvents {
+		if ev.Type == "gatekeeper_early_election" {
+			event = map[string]string{}
+			for _, a := range ev.Attributes {
+				event[a.Key] = a.Value
 			}
 		}
+	}
+	if set2.Era != set1.Era+1 || el.Status != api.ElectionActive || el.Height <= pausedAt || el.Height >= 2*eraLength ||
+		!slices.Equal(set2.Members, el.Confirmed) || len(set2.Members) != 3 || set2.Index(paused.Identity()) >= 0 ||
+		event == nil || event["down"] != paused.Identity().Hex() || event["during_era"] != "1" {
 		for _, e := range all {
 			res, _ := h.ch.c.RPC().ABCIQuery(ctx(t), api.QueryChallenge, e.Identity().Bytes())
 			t.Logf("%s: outstanding challenges %x", e.Identity(), res.Response.Value)
 		}
-		t.Fatalf("paused at %d; early election %+v, key set %+v", pausedAt, el, set2)
+		t.Fatalf("paused at %d; early election %+v (event %v), key set %+v", pausedAt, el, event, set2)
 	}
 	fourth := slices.IndexFunc(cands, func(e *Engine) bool { return set1.Index(e.Identity()) < 0 })
 	if set2.Index(cands[fourth].Identity()) < 0 {
