@@ -235,6 +235,10 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		return KeySetKey(binary.BigEndian.Uint64(data)), nil
 	case QueryKeyDkg:
 		return KeyDkg, nil
+	case QueryMigration:
+		return KeyRuntimeMigration, nil
+	case QueryLastMigration:
+		return KeyRuntimeMigrated, nil
 	case QueryKeyEraRetired:
 		if len(data) != 8 {
 			return nil, fmt.Errorf("%w: %s takes a big-endian u64 era (8 bytes)", ErrInvalidCall, path)

@@ -22,6 +22,7 @@ import (
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/computation"
 	"github.com/phalago/phala/internal/chain/gatekeeper"
+	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
@@ -246,7 +247,7 @@ func OnGrant(ctx *block.Context, g *api.ContractKeyGrant) {
 	}
 	current := 0
 	if rec != nil {
-		current = len(rec.Workers)
+		current = len(admitted(ctx.KV, rec.Workers))
 	}
 	if len(g.Workers) == 0 || current+len(g.Workers) > int(p.Replicas) {
 		ignore(fmt.Sprintf("%d worker(s) granted, the contract has %d of its %d replicas", len(g.Workers), current, p.Replicas))
@@ -292,6 +293,12 @@ func ineligible(ctx *block.Context, p *api.UploadPending, rec *api.ContractRecor
 	if err != nil {
 		return "not attested (unregistered, expired or measurement no longer allowed)"
 	}
+	if gatekeeper.IsGatekeeper(ctx.KV, worker) {
+		return "a gatekeeper (gatekeepers run no contract)"
+	}
+	if m := migration.Running(ctx.KV); m != nil && m.IsOld(wr.Measurement) {
+		return fmt.Sprintf("runs pRuntime build %x, which the runtime migration to %x retires", wr.Measurement, []byte(m.Target))
+	}
 	if why := Unmet(ctx.KV, &p.Requirements, wr); why != "" {
 		return "does not satisfy the deployment's requirements: " + why
 	}
@@ -318,6 +325,7 @@ func removeWorkers(ctx *block.Context, rec *api.ContractRecord, workers []crypto
 	rec.Workers = slices.DeleteFunc(rec.Workers, func(w crypto.PublicKey) bool { return slices.Contains(workers, w) })
 	ctx.KV.Set(api.ContractKey(rec.Identity), rec.Encode())
 	for _, w := range workers {
+		ctx.KV.Delete(readyKey(rec.Identity, w))
 		ctx.Event("contract_worker_removed", "contract", rec.Identity.Hex(), "worker", w.Hex(), "reason", reason)
 	}
 	announce(ctx, rec, workers, reason, nil)
@@ -335,14 +343,17 @@ func checkContracts(ctx *block.Context) {
 	if ctx.Height%ReplicaCheckInterval != 0 {
 		return
 	}
-	checkEpochs(ctx, checkReplicas(ctx))
+	ids := checkReplicas(ctx)
+	handOver(ctx, ids)
+	checkEpochs(ctx, ids)
 }
 
 // checkReplicas removes from each contract that has not failed the
 // workers whose registration expired or whose measurement was revoked
 // (api.RemovedExpired), whose stake fell below min_worker_stake
-// (api.RemovedStake), or that the chain found unresponsive at the last
-// era end (api.RemovedUnresponsive). It returns every contract's id, in
+// (api.RemovedStake), that the chain found unresponsive at the last
+// era end (api.RemovedUnresponsive), or that became gatekeepers
+// (api.RemovedGatekeeper). It returns every contract's id, in
 // record order.
 func checkReplicas(ctx *block.Context) []crypto.PublicKey {
 	var ids []crypto.PublicKey
@@ -372,6 +383,8 @@ func checkReplicas(ctx *block.Context) []crypto.PublicKey {
 				why = api.RemovedStake
 			case !computation.Responsive(ctx.KV, w, ctx.Height, ctx.Params.EraLength):
 				why = api.RemovedUnresponsive
+			case gatekeeper.IsGatekeeper(ctx.KV, w):
+				why = api.RemovedGatekeeper
 			}
 			if why != "" {
 				if byWhy[why] == nil {
@@ -625,7 +638,7 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
-		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/", "ce/"},
+		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/", "ce/", "cy/"},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallUploadContract: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return Upload(ctx, signer, c.(*api.UploadContract))
@@ -662,6 +675,9 @@ func Spec() *module.Module {
 			}},
 			{Origin: api.OriginWorker, Topic: api.TopicStateVote, Handle: func(ctx *block.Context, m *api.Message) {
 				OnVote(ctx, m.Origin.Key, m.Payload)
+			}},
+			{Origin: api.OriginWorker, Topic: api.TopicReplicaReady, Handle: func(ctx *block.Context, m *api.Message) {
+				OnReady(ctx, m.Origin.Key, m.Payload)
 			}},
 		},
 		EndBlock: func(ctx *block.Context) error {

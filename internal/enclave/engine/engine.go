@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cmttypes "github.com/cometbft/cometbft/types"
@@ -123,6 +124,9 @@ type Engine struct {
 	// under pubMu, never under mu: queries do not wait for dispatch.
 	pubMu sync.RWMutex
 	pub   published
+	// retired: a runtime migration retired this pRuntime's build
+	// (migration.go); read by queries off the lock.
+	retired atomic.Bool
 }
 
 // published is the running contracts' committed state as of one
@@ -259,6 +263,9 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicGatekeeperActive, e.onGatekeeperActive)
 	e.handle(api.TopicContractState, e.onStateUpdate)
 	e.handle(api.TopicSubnetChanged, e.onSubnetChanged)
+	e.handle(api.TopicMigrationStarted, e.onMigrationStarted)
+	e.handle(api.TopicMigrationCompleted, e.onMigrationCompleted)
+	e.retired.Store(e.st.retiredAt > 0)
 	me := e.entity.Identity.Public()
 	if e.isGatekeeper(me) || e.isElected(me) {
 		e.role = RoleGatekeeper
