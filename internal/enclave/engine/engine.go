@@ -521,7 +521,7 @@ func (e *Engine) Info() Info {
 		PRuntimePublicInfo: api.PRuntimePublicInfo{
 			ChainID: e.chainID, Role: e.role, Platform: e.cfg.Platform.Name(), Measurement: fmt.Sprintf("%x", e.cfg.Platform.Measurement()),
 			IdentityKey: e.entity.Identity.Public().Hex(), EcdhKey: e.entity.Ecdh.Public().Hex(),
-			Synced: e.st.headerHeight, Dispatched: e.st.dispatched, BlockTime: time.Unix(0, e.st.blockTime).UTC(),
+			Synced: e.st.headerHeight, Dispatched: e.st.dispatched, BlockTime: time.Unix(0, e.st.blockTime).UTC(), RetiredAt: e.st.retiredAt,
 		},
 		Egress: len(e.st.egress), Workers: len(e.st.workers), StateRoot: fmt.Sprintf("%x", root), MemoryBytes: ms.HeapAlloc,
 		Version: Version, MinVersion: e.st.minVersion,
