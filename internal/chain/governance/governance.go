@@ -54,9 +54,9 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
-	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/registry"
 	"github.com/phalago/phala/internal/chain/store"
 )
