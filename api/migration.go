@@ -53,11 +53,17 @@ const RemovedMigrated = "handed over to the new pRuntime build (runtime migratio
 
 // RuntimeMigration is a running migration to the build of measurement
 // Target; From are the other measurements the allowlist held at Start
-// (the height of the motion's enactment), revoked at the end.
+// (the height of the motion's enactment), revoked at the end. At its
+// last check (height Checked, 0 before the first) OldContracts contracts
+// still had a worker of an old build and OldKeyHolders gatekeepers or
+// key set members ran one.
 type RuntimeMigration struct {
-	Target HexBytes
-	From   []HexBytes
-	Start  int64
+	Target        HexBytes
+	From          []HexBytes
+	Start         int64
+	Checked       int64
+	OldContracts  uint32
+	OldKeyHolders uint32
 }
 
 // Encode returns the canonical bytes of m.
@@ -66,6 +72,9 @@ func (m *RuntimeMigration) Encode() []byte {
 	w.BytesField(m.Target)
 	w.Fixed(EncodeMeasurements(m.From))
 	w.Varint(m.Start)
+	w.Varint(m.Checked)
+	w.Uvarint(uint64(m.OldContracts))
+	w.Uvarint(uint64(m.OldKeyHolders))
 	return w.Bytes()
 }
 
@@ -76,11 +85,14 @@ func DecodeRuntimeMigration(b []byte) (*RuntimeMigration, error) {
 	m.Target = r.BytesField(MaxMeasurementBytes)
 	m.From = readMeasurements(r)
 	m.Start = r.Varint()
+	m.Checked = r.Varint()
+	m.OldContracts = decodeU32(r)
+	m.OldKeyHolders = decodeU32(r)
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: runtime migration: %v", ErrMalformed, err)
 	}
-	if len(m.Target) == 0 || m.Start < 0 {
-		return nil, fmt.Errorf("%w: runtime migration: empty target or negative height", ErrMalformed)
+	if len(m.Target) == 0 || m.Start < 0 || (m.Checked != 0 && m.Checked < m.Start) {
+		return nil, fmt.Errorf("%w: runtime migration: empty target or heights out of order", ErrMalformed)
 	}
 	return m, nil
 }

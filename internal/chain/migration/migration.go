@@ -142,6 +142,8 @@ func endBlock(ctx *block.Context, p Progress) error {
 	}
 	contracts, holders := p.ContractsOnOld(ctx.KV, m), p.KeyHoldersOnOld(ctx.KV, m)
 	if contracts > 0 || holders > 0 {
+		m.Checked, m.OldContracts, m.OldKeyHolders = ctx.Height, uint32(min(contracts, 1<<32-1)), uint32(min(holders, 1<<32-1))
+		ctx.KV.Set(api.KeyRuntimeMigration, m.Encode())
 		ctx.Event("runtime_migration_waiting", "target", hex.EncodeToString(m.Target), "contracts_on_old_builds", strconv.Itoa(contracts), "key_holders_on_old_builds", strconv.Itoa(holders))
 		return nil
 	}
