@@ -176,6 +176,9 @@ func TestMigrationToSecondBuild(t *testing.T) {
 		return err == nil, err
 	})
 	t.Logf("migration completed at height %d, %d blocks after its start", done.Height, done.Height-done.Start)
+	if st, err := c.KeyStatus(ctx); err != nil || st.Migration != nil || st.LastMigration == nil || st.LastMigration.Height != done.Height {
+		t.Fatalf("key status after the migration: %+v (%v)", st, err)
+	}
 	// The load goes on through two more MasterKey rotations (a fresh DKG
 	// each era) after the completion.
 	servingEra := func() uint64 {
