@@ -398,3 +398,57 @@ func TestRuntimeMigrationWaitsForKeyHolders(t *testing.T) {
 		}
 	}
 }
+
+// A gatekeeper runs no contract: a grant naming a serving gatekeeper is
+// ignored with that reason (no min_worker_stake: nothing else refuses it).
+func TestGatekeeperIneligibleForContracts(t *testing.T) {
+	g := genesis()
+	g.Params.MinWorkerStake = 0
+	c := startReplicaChain(t, g, 1)
+	d := c.upload(2)
+	c.grant(d, c.ws[0])
+	if why := event(c.grant(d, c.gk), "contract_grant_ignored", "reason"); !strings.Contains(why, "a gatekeeper") {
+		t.Fatalf("grant to the gatekeeper: %q", why)
+	}
+	c.workersAre(d, c.ws[0])
+}
+
+// A worker elected gatekeeper leaves its contracts (RemovedGatekeeper)
+// at the first replica check after its key set is adopted (it serves),
+// not while it is only elected.
+func TestElectedGatekeeperLeavesContracts(t *testing.T) {
+	g := genesis()
+	g.Params.EraLength, g.Params.NGatekeepers, g.Params.MinGatekeeperStake = 20, 1, 100
+	gk := newWorker(t)
+	g.Gatekeepers = []crypto.PublicKey{gk.identity.Public()}
+	voters := &testVoters{}
+	h := newElectionHarness(t, g, voters)
+	c := newReplicaChain(t, g, h, gk, 2, nil)
+	w0, w1 := c.ws[0], c.ws[1]
+	d := c.upload(2)
+	c.grant(d, w0, w1)
+	c.workersAre(d, w0, w1)
+	mustOK(t, h.block(h.tx(bob, h.nonce(bob), &api.GatekeeperCandidacy{Node: w0.identity.Public(), On: true})))
+	voters.stake = map[crypto.PublicKey]uint64{w0.identity.Public(): 500}
+	members := h.dkgMembers(w0)
+	serving := func() bool {
+		keys, _ := api.DecodeKeys(h.state(api.QueryGatekeepers))
+		return slices.Equal(keys, keysOf(w0))
+	}
+	for !serving() {
+		if h.height >= 40 {
+			t.Fatalf("w0 not serving as gatekeeper by height %d", h.height)
+		}
+		members.block()
+		if h.height%10 == 0 && !serving() {
+			c.workersAre(d, w0, w1) // elected or not, not serving: stays
+		}
+	}
+	t.Logf("serving from height %d", h.height)
+	if h.height%10 == 0 {
+		t.Fatalf("adopted at a replica check (%d): split the test's expectations", h.height)
+	}
+	c.workersAre(d, w0, w1)
+	res := c.toCheck()
+	c.removedAt(res, d, api.RemovedGatekeeper, []*worker{w0}, w1)
+}
