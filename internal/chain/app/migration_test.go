@@ -11,6 +11,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/attestation"
+	"github.com/phalago/phala/internal/chain/contracts"
 	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/store"
 )
@@ -99,10 +100,14 @@ func readyKeyOf(contract crypto.PublicKey, w *worker) []byte {
 	return append(k, w.identity.Public().Bytes()...)
 }
 
-// ready pushes w's replica_ready for d's contract and returns the push's
+// ready pushes w's replica_ready for d's contract, in a block that is
+// not a replica check (the next check acts on it), and returns the push's
 // result.
 func (c *replicaChain) ready(w *worker, d *deployment) *abci.ExecTxResult {
 	c.t.Helper()
+	if (c.h.height+1)%contracts.ReplicaCheckInterval == 0 {
+		c.h.block()
+	}
 	r := &api.ReplicaReady{Contract: d.contract.Public(), Height: c.h.height}
 	return c.h.pushed(w.identity, api.OriginWorker, api.TopicReplicaReady, r.Encode())
 }
@@ -451,4 +456,26 @@ func TestElectedGatekeeperLeavesContracts(t *testing.T) {
 	c.workersAre(d, w0, w1)
 	res := c.toCheck()
 	c.removedAt(res, d, api.RemovedGatekeeper, []*worker{w0}, w1)
+}
+
+// The handover does not wait for replicas that cannot come: a contract
+// asking two replicas whose one new-build worker caught up, with no
+// other new-build worker to assign (the other nodes run the old build or
+// serve as gatekeeper), loses its old-build workers; the migration then
+// completes.
+func TestRuntimeMigrationHandoverShortOfReplicas(t *testing.T) {
+	c := migrationChain(t, 3, 0, 1)
+	h := c.h
+	o1, o2, n1 := c.ws[0], c.ws[1], c.ws[2]
+	d := c.upload(2)
+	c.grant(d, o1, o2)
+	c.migrate(measurement[:])
+	c.grant(d, n1)
+	c.workersAre(d, o1, o2, n1)
+	c.ready(n1, d)
+	res := c.toCheck()
+	c.removedAt(res, d, api.RemovedMigrated, []*worker{o1, o2}, n1)
+	if h.running() != nil || h.lastMigration() == nil {
+		t.Fatalf("migration not completed at %d", h.height)
+	}
 }
