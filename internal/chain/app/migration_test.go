@@ -479,3 +479,48 @@ func TestRuntimeMigrationHandoverShortOfReplicas(t *testing.T) {
 		t.Fatalf("migration not completed at %d", h.height)
 	}
 }
+
+// During a migration only nodes of its target build stand in gatekeeper
+// elections: the old-build candidate with the larger stake is passed
+// over for the new-build one.
+func TestRuntimeMigrationElectsTargetBuild(t *testing.T) {
+	g := govGenesis()
+	g.Governance.Threshold = 1
+	g.Attestation.Measurements = append(g.Attestation.Measurements, otherBuild[:])
+	g.Params.EraLength, g.Params.NGatekeepers, g.Params.MinGatekeeperStake = 20, 1, 100
+	gk := newWorker(t)
+	g.Gatekeepers = []crypto.PublicKey{gk.identity.Public()}
+	voters := &testVoters{}
+	h := newElectionHarness(t, g, voters)
+	i := 0
+	c := newReplicaChain(t, g, h, gk, 2, func(h *harness, w *worker) *api.RegisterWorker {
+		i++
+		if i == 1 { // the first worker runs the old build
+			info := h.cite(w.info)
+			return &api.RegisterWorker{Info: info, Report: *attestation.SignSimQuote(devAt, otherBuild, info.ReportData(), h.now)}
+		}
+		return h.register(h.cite(w.info))
+	})
+	old, fresh := c.ws[0], c.ws[1]
+	n := h.nonce(bob)
+	mustOK(t, h.block(h.tx(bob, n, &api.GatekeeperCandidacy{Node: old.identity.Public(), On: true}),
+		h.tx(bob, n+1, &api.GatekeeperCandidacy{Node: fresh.identity.Public(), On: true})))
+	voters.stake = map[crypto.PublicKey]uint64{old.identity.Public(): 500, fresh.identity.Public(): 200}
+	// A contract on the old build keeps the migration running.
+	d := c.upload(1)
+	c.grant(d, old)
+	c.migrate(measurement[:])
+	for h.height < 20 {
+		h.block()
+	}
+	rec, err := api.DecodeElectionRecord(h.stateData(api.QueryGatekeeperEra, []byte{0, 0, 0, 0, 0, 0, 0, 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rec.Members, keysOf(fresh)) {
+		t.Fatalf("elected %s, want the new-build candidate %s", shorts(rec.Members), fresh.identity.Public().Short())
+	}
+	if h.running() == nil {
+		t.Fatal("the migration ended before the election")
+	}
+}
