@@ -524,3 +524,72 @@ func TestRuntimeMigrationElectsTargetBuild(t *testing.T) {
 		t.Fatal("the migration ended before the election")
 	}
 }
+
+// A migration waits for the members of every unretired key set, not
+// only the serving gatekeepers: the genesis gatekeeper runs the old
+// build; once a new-build node is elected and its key set adopted, the
+// genesis gatekeeper no longer serves but still holds key era 0, which a
+// contract uses, so the migration waits; it completes at the first check
+// after era 0 is retired (its key_migration_eras deadline).
+func TestRuntimeMigrationWaitsForKeySetMembers(t *testing.T) {
+	g := govGenesis()
+	g.Governance.Threshold = 1
+	g.Params.EraLength, g.Params.NGatekeepers, g.Params.MinGatekeeperStake, g.Params.KeyMigrationEras = 20, 1, 100, 1
+	g.Params.MinWorkerStake = 0
+	g.Attestation.Measurements = append(g.Attestation.Measurements, otherBuild[:])
+	gk := newWorker(t) // registered with measurement: the old build
+	g.Gatekeepers = []crypto.PublicKey{gk.identity.Public()}
+	voters := &testVoters{}
+	h := newElectionHarness(t, g, voters)
+	c := newReplicaChain(t, g, h, gk, 2, func(h *harness, w *worker) *api.RegisterWorker {
+		info := h.cite(w.info)
+		return &api.RegisterWorker{Info: info, Report: *attestation.SignSimQuote(devAt, otherBuild, info.ReportData(), h.now)}
+	})
+	runner, cand := c.ws[0], c.ws[1]
+	d := c.upload(1)
+	c.grant(d, runner)
+	mustOK(t, h.block(h.tx(bob, h.nonce(bob), &api.GatekeeperCandidacy{Node: cand.identity.Public(), On: true})))
+	voters.stake = map[crypto.PublicKey]uint64{cand.identity.Public(): 500}
+	c.migrate(otherBuild[:])
+	members := h.dkgMembers(cand)
+	waiting := func(res *abci.ResponseFinalizeBlock) {
+		t.Helper()
+		if got := blockEvents(res, "runtime_migration_waiting", "key_holders_on_old_builds"); !slices.Equal(got, []string{"1"}) {
+			t.Fatalf("check at %d: waiting events %v, want one key holder", h.height, got)
+		}
+		if h.running() == nil || h.lastMigration() != nil {
+			t.Fatalf("completed at %d", h.height)
+		}
+	}
+	adopted := int64(0)
+	for h.height < 60 {
+		res := members.block()
+		keys, _ := api.DecodeKeys(h.state(api.QueryGatekeepers))
+		if adopted == 0 && slices.Equal(keys, keysOf(cand)) {
+			adopted = h.height
+		}
+		if h.running() == nil {
+			break
+		}
+		if h.height%migration.CheckInterval == 0 {
+			waiting(res)
+		}
+	}
+	if adopted == 0 || adopted > 30 {
+		t.Fatalf("the elected key set adopted at %d", adopted)
+	}
+	// After the adoption, at least one check (30) found only the
+	// unretired key set's member on the old build.
+	done := h.lastMigration()
+	if done == nil {
+		t.Fatalf("no completion by height %d", h.height)
+	}
+	retired := h.app.store.Get(api.KeyEraRetiredKey(0))
+	if retired == nil {
+		t.Fatal("completed with key era 0 unretired")
+	}
+	if done.Height < adopted+int64(g.Params.EraLength) {
+		t.Fatalf("completed at %d, before era 0's deadline (adopted at %d)", done.Height, adopted)
+	}
+	t.Logf("adopted at %d, completed at %d", adopted, done.Height)
+}
