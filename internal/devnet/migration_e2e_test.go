@@ -243,6 +243,11 @@ func TestMigrationToSecondBuild(t *testing.T) {
 		if b, _ := os.ReadFile(rt.Log); !bytes.Contains(b, []byte("build was retired by the chain's runtime migration")) {
 			t.Fatalf("%s's log does not say it retired", rt.Name)
 		}
+		// Its pherry, renewing the registration at an era's start, says
+		// so too (once, not at every block).
+		if b, _ := os.ReadFile(rt.PherryLog); bytes.Count(b, []byte("build was retired by the chain's runtime migration")) != 1 {
+			t.Fatalf("%s's pherry log says %d times that its pRuntime retired, want once", rt.Name, bytes.Count(b, []byte("build was retired by the chain's runtime migration")))
+		}
 	}
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
 }

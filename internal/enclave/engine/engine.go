@@ -592,6 +592,9 @@ func (e *Engine) Registration(operator crypto.PublicKey) (*api.RegisterWorker, e
 	if !operator.Valid() {
 		return nil, fmt.Errorf("%w: operator %s is not a valid account", ErrBadInput, operator.Hex())
 	}
+	if e.retired.Load() {
+		return nil, ErrRetired
+	}
 	e.mu.Lock()
 	// The EcdhKey rotates once per era (docs/keys.md, "EcdhKey
 	// rotation"): a renewal in a later era than the registration it
