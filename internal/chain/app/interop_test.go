@@ -176,7 +176,11 @@ func TestEscrowDeposits(t *testing.T) {
 		{"starting", f.escrowS, "is not running yet"},
 	} {
 		before := f.balance(bob.Public())
-		r := f.block(f.tx(bob, f.nonce(bob), &api.Transfer{To: tc.escrow, Amount: 5 * api.Unit})).TxResults[0]
+		tx := f.tx(bob, f.nonce(bob), &api.Transfer{To: tc.escrow, Amount: 5 * api.Unit})
+		if c := f.check(tx); c.Code != uint32(api.CodeInvalidCall) {
+			t.Fatalf("%s: CheckTx code %d %s", tc.name, c.Code, c.Log)
+		}
+		r := f.block(tx).TxResults[0]
 		if r.Code != uint32(api.CodeInvalidCall) || !strings.Contains(r.Log, tc.log) {
 			t.Fatalf("%s: code %d %s", tc.name, r.Code, r.Log)
 		}
@@ -191,9 +195,8 @@ func TestEscrowDeposits(t *testing.T) {
 // signed message pushed again is refused by the queue (by sequence); a new
 // message with the same id is refused (answered, nothing recorded, nothing
 // paid). A payout beyond the balance, to an invalid account, of zero, to
-// the escrow itself or to a failed contract's escrow is refused with the
-// reason recorded and nothing moves; a payout to another running
-// contract's escrow is a deposit to it.
+// a contract's escrow account (its own or another's) is refused with the
+// reason recorded and nothing moves.
 func TestEscrowPayouts(t *testing.T) {
 	f := newInteropFixture(t)
 	f.mustOK(f.block(f.tx(bob, f.nonce(bob), &api.Transfer{To: f.escrowA, Amount: 10 * api.Unit})))
@@ -252,9 +255,9 @@ func TestEscrowPayouts(t *testing.T) {
 		{"zero account", 3, crypto.PublicKey{}, 1, "is not a valid account"},
 		{"invalid point", 4, invalid, 1, "is not a valid account"},
 		{"zero amount", 5, dave.Public(), 0, "a payout of zero"},
-		{"own escrow", 6, f.escrowA, 1, "own escrow"},
-		{"failed contract's escrow", 7, f.escrowF, 1, "failed: its escrow takes no deposit"},
-		{"starting contract's escrow", 8, f.escrowS, 1, "is not running yet"},
+		{"own escrow", 6, f.escrowA, 1, "is the escrow account of contract " + f.a.Public().Hex()},
+		{"another contract's escrow", 7, f.escrowB, 1, "is the escrow account of contract " + f.b.Public().Hex()},
+		{"failed contract's escrow", 8, f.escrowF, 1, "payouts do not pay contracts"},
 	} {
 		res := f.payout(f.a, tc.id, tc.to, tc.amount)
 		if res.Paid || !strings.Contains(res.Reason, tc.reason) {
@@ -263,20 +266,14 @@ func TestEscrowPayouts(t *testing.T) {
 		if s := f.stored(f.a, tc.id); s == nil || *s != *res {
 			t.Fatalf("%s: stored %+v, sent %+v", tc.name, s, res)
 		}
-		if f.balance(f.escrowA) != 6*api.Unit || f.balance(dave.Public()) != daveBefore+4*api.Unit || f.balance(f.escrowF) != 0 || f.balance(f.escrowS) != 0 {
+		if f.balance(f.escrowA) != 6*api.Unit || f.balance(dave.Public()) != daveBefore+4*api.Unit || f.balance(f.escrowB) != 0 || f.balance(f.escrowF) != 0 || len(f.deposits()) != 0 {
 			t.Fatalf("%s moved PHA", tc.name)
 		}
 	}
 
-	// To another running contract's escrow: a deposit to it, from A's escrow.
-	if res := f.payout(f.a, 9, f.escrowB, 2*api.Unit); !res.Paid {
-		t.Fatalf("payout to b's escrow: %+v", res)
-	}
-	if ds := f.deposits(); len(ds) != 1 || *ds[0] != (api.Deposit{Contract: f.b.Public(), From: f.escrowA, Amount: 2 * api.Unit}) {
-		t.Fatalf("deposits %+v", ds)
-	}
-	if f.balance(f.escrowA) != 4*api.Unit || f.balance(f.escrowB) != 2*api.Unit {
-		t.Fatalf("escrows a %d b %d", f.balance(f.escrowA), f.balance(f.escrowB))
+	// The rest of the balance, exactly: paid.
+	if res := f.payout(f.a, 9, bob.Public(), 6*api.Unit); !res.Paid || f.balance(f.escrowA) != 0 {
+		t.Fatalf("payout of the whole balance: %+v, escrow %d", res, f.balance(f.escrowA))
 	}
 
 	// Malformed: an event, no result, nothing recorded.

@@ -71,17 +71,12 @@ func Credited(ctx *block.Context, from, to crypto.PublicKey, amount uint64) erro
 	if why := takesDeposits(ctx.KV, contract); why != "" {
 		return fmt.Errorf("%w: %s", ErrNoDeposit, why)
 	}
-	deliverDeposit(ctx, contract, from, amount)
-	return nil
-}
-
-// deliverDeposit emits the api.Deposit of amount from → contract's escrow.
-func deliverDeposit(ctx *block.Context, contract, from crypto.PublicKey, amount uint64) {
 	d := &api.Deposit{Contract: contract, From: from, Amount: amount}
 	if err := mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicContractDeposit, d.Encode()); err != nil {
 		panic(fmt.Sprintf("deposit to %s: %v", contract.Hex(), err)) // a module message of bounded size
 	}
 	ctx.Event("contract_deposit", "contract", contract.Hex(), "from", from.Address(), "amount", strconv.FormatUint(amount, 10))
+	return nil
 }
 
 // OnCall checks a contract → contract call (api.ContractCall, the sending
@@ -124,12 +119,12 @@ func OnCall(ctx *block.Context, from crypto.PublicKey, payload []byte) {
 // event contract_payout_refused and nothing else. Otherwise the request
 // is paid (Amount moves from the contract's escrow account to To, no fee)
 // or refused: an id whose result the chain already holds (that result is
-// kept: nothing is recorded), a zero amount, an invalid account or the
-// escrow itself as recipient, the escrow of a contract that takes no
-// deposit (takesDeposits), an amount beyond the escrow's balance, a
-// recipient's balance that would overflow. A payout to another contract's
-// escrow is a deposit to it (api.Deposit, From the paying escrow). Every
-// request's result goes back to the contract (api.PayoutResult,
+// kept: nothing is recorded), a zero amount, an invalid account, a
+// contract's escrow account as recipient (its own or another's: a payout
+// is no deposit, so a contract could not account for it, and two
+// contracts refunding each other's deposits would never stop), an amount
+// beyond the escrow's balance, a recipient's balance that would overflow.
+// Every request's result goes back to the contract (api.PayoutResult,
 // TopicPayoutResult, origin module contracts) with an event
 // contract_payout; the first result of an id is kept
 // (api.ContractPayoutKey, query api.QueryContractPayout).
@@ -142,41 +137,30 @@ func OnPayout(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 	res := &api.PayoutResult{Contract: contract, ID: p.ID, To: p.To, Amount: p.Amount, Height: ctx.Height}
 	key := api.ContractPayoutKey(contract, p.ID)
 	escrow := api.EscrowAccount(contract)
-	record := true
-	var target crypto.PublicKey
-	deposit := false
-	switch {
-	case ctx.KV.Get(key) != nil:
-		first, err := api.DecodePayoutResult(ctx.KV.Get(key))
+	first := ctx.KV.Get(key)
+	if first != nil {
+		r, err := api.DecodePayoutResult(first)
 		if err != nil {
 			panic(fmt.Sprintf("corrupt payout result %s/%d: %v", contract.Hex(), p.ID, err))
 		}
-		res.Reason, record = fmt.Sprintf("payout id %d was used at height %d", p.ID, first.Height), false
-	case p.Amount == 0:
+		res.Reason = fmt.Sprintf("payout id %d was used at height %d", p.ID, r.Height)
+	} else if p.Amount == 0 {
 		res.Reason = "a payout of zero"
-	case !p.To.Valid():
+	} else if !p.To.Valid() {
 		res.Reason = fmt.Sprintf("recipient %s is not a valid account", p.To.Hex())
-	case p.To == escrow:
-		res.Reason = "the recipient is the contract's own escrow account"
-	default:
-		target, deposit = EscrowOwner(ctx.KV, p.To)
-		if deposit {
-			res.Reason = takesDeposits(ctx.KV, target)
-		}
-	}
-	if res.Reason == "" {
-		if bal := accounts.Get(ctx.KV, escrow).Balance; bal < p.Amount {
-			res.Reason = fmt.Sprintf("escrow holds %s, the payout asks %s", api.FormatAmountUnits(bal), api.FormatAmountUnits(p.Amount))
-		} else if err := accounts.Move(ctx.KV, escrow, p.To, p.Amount); err != nil {
-			res.Reason = "the recipient's balance would overflow"
-		}
+	} else if owner, ok := EscrowOwner(ctx.KV, p.To); ok {
+		res.Reason = fmt.Sprintf("recipient %s is the escrow account of contract %s: payouts do not pay contracts", p.To.Hex(), owner.Hex())
+	} else if bal := accounts.Get(ctx.KV, escrow).Balance; bal < p.Amount {
+		res.Reason = fmt.Sprintf("escrow holds %s, the payout asks %s", api.FormatAmountUnits(bal), api.FormatAmountUnits(p.Amount))
+	} else if err := accounts.Move(ctx.KV, escrow, p.To, p.Amount); err != nil {
+		res.Reason = "the recipient's balance would overflow"
 	}
 	res.Paid = res.Reason == ""
 	if len(res.Reason) > api.MaxPayoutReasonBytes {
 		res.Reason = res.Reason[:api.MaxPayoutReasonBytes]
 	}
 	b := res.Encode()
-	if record {
+	if first == nil {
 		ctx.KV.Set(key, b)
 	}
 	if err := mq.Emit(ctx, api.ModuleOrigin(Module), api.TopicPayoutResult, b); err != nil {
@@ -184,7 +168,4 @@ func OnPayout(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 	}
 	ctx.Event("contract_payout", "contract", contract.Hex(), "id", strconv.FormatUint(p.ID, 10), "to", p.To.Address(),
 		"amount", strconv.FormatUint(p.Amount, 10), "paid", strconv.FormatBool(res.Paid), "reason", res.Reason)
-	if res.Paid && deposit {
-		deliverDeposit(ctx, target, escrow, p.Amount)
-	}
 }
