@@ -131,14 +131,14 @@ func validID(id string) error {
 	return nil
 }
 
-func ppha(c *contract.Context) contract.Address {
+func pphaContract(c *contract.Context) contract.Address {
 	v, _ := c.Get(pphaKey)
 	return contract.Address(v)
 }
 
 // pay calls ppha to transfer amount of this contract's pPHA to to.
 func pay(c *contract.Context, to contract.Address, amount uint64) error {
-	return c.CallContract(ppha(c), []byte("transfer "+hexAddr(to)+" "+strconv.FormatUint(amount, 10)), TransferGas, true)
+	return c.CallContract(pphaContract(c), []byte("transfer "+hexAddr(to)+" "+strconv.FormatUint(amount, 10)), TransferGas, true)
 }
 
 // fund opens a deal from a memo, or says why it cannot (the caller
@@ -183,7 +183,7 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 	caller := c.Caller()
 	switch f[0] {
 	case "received":
-		if caller != ppha(c) {
+		if caller != pphaContract(c) {
 			return nil, errors.New("received is accepted only from the ppha contract")
 		}
 		if len(f) < 3 {
