@@ -396,7 +396,8 @@ contract) and calls it, sealed, with "received <from> <amount> <memo>" and
 ` + strconv.Itoa(ppha.SendGas) + ` gas out of this command's own limit (so the default --gas is
 at least that plus the send's own). The memo is the rest of the line,
 printable ASCII; the receiving contract decides what it means (the escrow
-example takes "deal <id> <payee> [<amount>]").`,
+example takes "deal <id> <payee> [<amount>]", the payee as 0x-hex: see
+` + "`phala key inspect`" + `; the amount in base units).`,
 		Example: `  phala ppha send --from //Bob --contract 0x1ee8... 0x77ab... 5 deal rent-may 0x8eaf...a48`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 3 {

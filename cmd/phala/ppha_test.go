@@ -40,9 +40,18 @@ func TestPPHACLIArgs(t *testing.T) {
 		if sub != "" {
 			args = []string{"ppha", sub, "--help"}
 		}
-		if out := ok(t, args...); !strings.Contains(out, "Usage:") || !strings.Contains(out, "phala ppha") {
-			t.Errorf("%v: %s", args, out)
+		out := ok(t, args...)
+		for _, want := range []string{"Examples:", "  phala ppha ", "--node", "--json"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("phala %s --help lacks %q:\n%s", strings.Join(args[:len(args)-1], " "), want, out)
+			}
 		}
+	}
+	if top, _, _ := strings.Cut(ok(t, "--help"), "Usage:"); !strings.Contains(top, "  ppha ") {
+		t.Errorf("phala --help does not describe ppha:\n%s", top)
+	}
+	if out := ok(t, "ppha"); !strings.Contains(out, "Available Commands:") {
+		t.Errorf("phala ppha prints no help:\n%s", out)
 	}
 	c := id.Hex()
 	for _, tc := range []struct {
