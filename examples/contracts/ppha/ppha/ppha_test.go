@@ -354,3 +354,21 @@ func FuzzPeggedCommand(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPeggedTransferNative: a private transfer's handler cost
+// (history included), natively; the VM's figure needs pRuntime's interop
+// imports (the module imports call and pay).
+func BenchmarkPeggedTransferNative(b *testing.B) {
+	h := contracttest.Native(Handlers())
+	if err := h.Deposit(alice, 1<<60); err != nil {
+		b.Fatal(err)
+	}
+	in := []byte("transfer " + addr(bob) + " 1")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := h.Command(alice, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
