@@ -208,7 +208,9 @@ func (n *NativeHarness) call(fn contract.Handler, caller contract.Address, input
 			n.storage[k] = v
 		}
 	}
-	n.emitted, n.calls, n.payouts = host.out, host.calls, host.payouts
+	if !readOnly { // a query queues nothing: what the last command queued stays readable
+		n.emitted, n.calls, n.payouts = host.out, host.calls, host.payouts
+	}
 	return out, nil
 }
 
