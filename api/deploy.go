@@ -38,6 +38,7 @@ const (
 	RemovedStake         = "stake below min_worker_stake"
 	RemovedUnresponsive  = "unresponsive at the last era end"
 	RemovedByDeployer    = "reassigned by the deployer"
+	RemovedGatekeeper    = "became a gatekeeper (gatekeepers run no contract)"
 	MaxDeployedReason    = 128
 	MaxExcludedWorkers   = 32
 	maxDeployedGrantSize = 192 + 32*MaxReplicas

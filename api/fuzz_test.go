@@ -407,3 +407,117 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeMigration: the migration module's records (RuntimeMigration,
+// RuntimeMigrated, state the chain decodes on every block of a migration)
+// and workers' ReplicaReady (pushed by any worker) decode strictly: what
+// decodes re-encodes to the same bytes and passes the decoders' checks.
+func FuzzDecodeMigration(f *testing.F) {
+	k := crypto.MustKeyPairFromURI("//K").Public()
+	target, old := bytes.Repeat([]byte{9}, 32), bytes.Repeat([]byte{1}, 32)
+	f.Add((&RuntimeMigration{Target: target, From: []HexBytes{old, {2}}, Start: 7}).Encode())
+	f.Add((&RuntimeMigration{Target: target, Start: 0}).Encode())
+	f.Add((&RuntimeMigrated{Target: target, Retired: []HexBytes{old}, Start: 7, Height: 40}).Encode())
+	f.Add((&ReplicaReady{Contract: k, Height: 12}).Encode())
+	// Invalid: empty target, negative start, completion before start,
+	// an empty measurement in the list, height 0, trailing bytes.
+	f.Add((&RuntimeMigration{Start: 3}).Encode())
+	f.Add((&RuntimeMigration{Target: target, Start: -1}).Encode())
+	f.Add((&RuntimeMigrated{Target: target, Start: 9, Height: 8}).Encode())
+	f.Add((&RuntimeMigration{Target: target, From: []HexBytes{{}}, Start: 1}).Encode())
+	f.Add((&ReplicaReady{Contract: k}).Encode())
+	f.Add(append((&ReplicaReady{Contract: k, Height: 1}).Encode(), 0))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if v, err := DecodeRuntimeMigration(b); err == nil {
+			if !bytes.Equal(v.Encode(), b) {
+				t.Fatalf("runtime migration mismatch %x", b)
+			}
+			if len(v.Target) == 0 || v.Start < 0 {
+				t.Fatalf("runtime migration %+v decoded", v)
+			}
+		} else if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("runtime migration: %v", err)
+		}
+		if v, err := DecodeRuntimeMigrated(b); err == nil {
+			if !bytes.Equal(v.Encode(), b) {
+				t.Fatalf("runtime migrated mismatch %x", b)
+			}
+			if len(v.Target) == 0 || v.Start < 0 || v.Height < v.Start {
+				t.Fatalf("runtime migrated %+v decoded", v)
+			}
+		} else if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("runtime migrated: %v", err)
+		}
+		if v, err := DecodeReplicaReady(b); err == nil {
+			if !bytes.Equal(v.Encode(), b) || v.Height < 1 {
+				t.Fatalf("replica ready mismatch %x (%+v)", b, v)
+			}
+		} else if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("replica ready: %v", err)
+		}
+	})
+}
+
+// The migration records' decoders refuse what their fuzz seeds mark
+// invalid, with ErrMalformed, and take the valid ones.
+func TestDecodeMigrationRefusals(t *testing.T) {
+	k := crypto.MustKeyPairFromURI("//K").Public()
+	target := bytes.Repeat([]byte{9}, 32)
+	ok := []func() error{
+		func() error {
+			_, err := DecodeRuntimeMigration((&RuntimeMigration{Target: target, From: []HexBytes{{1}}, Start: 7}).Encode())
+			return err
+		},
+		func() error {
+			_, err := DecodeRuntimeMigrated((&RuntimeMigrated{Target: target, Retired: []HexBytes{{1}}, Start: 7, Height: 7}).Encode())
+			return err
+		},
+		func() error {
+			_, err := DecodeReplicaReady((&ReplicaReady{Contract: k, Height: 1}).Encode())
+			return err
+		},
+	}
+	for i, f := range ok {
+		if err := f(); err != nil {
+			t.Fatalf("valid record %d: %v", i, err)
+		}
+	}
+	bad := map[string]func() error{
+		"empty target": func() error { _, err := DecodeRuntimeMigration((&RuntimeMigration{Start: 3}).Encode()); return err },
+		"negative start": func() error {
+			_, err := DecodeRuntimeMigration((&RuntimeMigration{Target: target, Start: -1}).Encode())
+			return err
+		},
+		"empty old measurement": func() error {
+			_, err := DecodeRuntimeMigration((&RuntimeMigration{Target: target, From: []HexBytes{{}}, Start: 1}).Encode())
+			return err
+		},
+		"oversized target": func() error {
+			_, err := DecodeRuntimeMigration((&RuntimeMigration{Target: make([]byte, MaxMeasurementBytes+1), Start: 1}).Encode())
+			return err
+		},
+		"completed before start": func() error {
+			_, err := DecodeRuntimeMigrated((&RuntimeMigrated{Target: target, Start: 9, Height: 8}).Encode())
+			return err
+		},
+		"migrated trailing byte": func() error {
+			_, err := DecodeRuntimeMigrated(append((&RuntimeMigrated{Target: target, Start: 1, Height: 2}).Encode(), 0))
+			return err
+		},
+		"ready height 0": func() error { _, err := DecodeReplicaReady((&ReplicaReady{Contract: k}).Encode()); return err },
+		"ready short":    func() error { _, err := DecodeReplicaReady(k[:20]); return err },
+		"ready trailing": func() error {
+			_, err := DecodeReplicaReady(append((&ReplicaReady{Contract: k, Height: 1}).Encode(), 0))
+			return err
+		},
+		"ready negative": func() error {
+			_, err := DecodeReplicaReady((&ReplicaReady{Contract: k, Height: -4}).Encode())
+			return err
+		},
+	}
+	for name, f := range bad {
+		if err := f(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/phalago/phala/api/codec"
@@ -190,6 +189,7 @@ const (
 	ActionSetParams            ActionKind = 4 // Params: the chain parameters, from the next block
 	ActionSetCouncil           ActionKind = 5 // Council: members and threshold
 	ActionSetValidator         ActionKind = 6 // Validator: add (power > 0), change power, or remove (power 0)
+	ActionMigrateRuntime       ActionKind = 7 // Measurement: migrate every contract and gatekeeper seat to this pRuntime build (docs/keys.md, "State migration")
 )
 
 var actionNames = map[ActionKind]string{
@@ -199,6 +199,7 @@ var actionNames = map[ActionKind]string{
 	ActionSetParams:            "set_params",
 	ActionSetCouncil:           "set_council",
 	ActionSetValidator:         "set_validator",
+	ActionMigrateRuntime:       "migrate_runtime",
 }
 
 func (k ActionKind) String() string {
@@ -228,7 +229,7 @@ type Validator struct {
 // Action is what a motion enacts. Only the field of its Kind is encoded.
 type Action struct {
 	Kind        ActionKind
-	Measurement HexBytes  // allow/revoke measurement
+	Measurement HexBytes  // allow/revoke measurement, migrate_runtime
 	Version     uint32    // set_min_runtime_version
 	Params      Params    // set_params
 	Council     Council   // set_council
@@ -238,7 +239,7 @@ type Action struct {
 func (a *Action) encode(w *codec.Writer) {
 	w.U8(uint8(a.Kind))
 	switch a.Kind {
-	case ActionAllowMeasurement, ActionRevokeMeasurement:
+	case ActionAllowMeasurement, ActionRevokeMeasurement, ActionMigrateRuntime:
 		w.BytesField(a.Measurement)
 	case ActionSetMinRuntimeVersion:
 		w.Uvarint(uint64(a.Version))
@@ -255,7 +256,7 @@ func (a *Action) encode(w *codec.Writer) {
 func (a *Action) decode(r *codec.Reader) {
 	a.Kind = ActionKind(r.U8())
 	switch a.Kind {
-	case ActionAllowMeasurement, ActionRevokeMeasurement:
+	case ActionAllowMeasurement, ActionRevokeMeasurement, ActionMigrateRuntime:
 		a.Measurement = r.BytesField(MaxMeasurementBytes)
 	case ActionSetMinRuntimeVersion:
 		a.Version = decodeU32(r)
@@ -278,7 +279,7 @@ func (a *Action) decode(r *codec.Reader) {
 // Validate checks what can be checked without state.
 func (a *Action) Validate() error {
 	switch a.Kind {
-	case ActionAllowMeasurement, ActionRevokeMeasurement:
+	case ActionAllowMeasurement, ActionRevokeMeasurement, ActionMigrateRuntime:
 		if len(a.Measurement) == 0 || len(a.Measurement) > MaxMeasurementBytes {
 			return fmt.Errorf("%w: measurement of %d bytes (1 to %d)", ErrInvalidAction, len(a.Measurement), MaxMeasurementBytes)
 		}
@@ -549,18 +550,7 @@ const MaxMeasurements = 1024
 // DecodeMeasurements strictly decodes a measurement allowlist.
 func DecodeMeasurements(b []byte) ([]HexBytes, error) {
 	r := codec.NewReader(b)
-	n := r.Uvarint()
-	if n > MaxMeasurements || n > uint64(r.Remaining()) {
-		r.Fail(fmt.Errorf("%w: %d measurements", codec.ErrTooLong, n))
-	}
-	var ms []HexBytes
-	for i := uint64(0); r.Err() == nil && i < n; i++ {
-		m := r.BytesField(MaxMeasurementBytes)
-		if r.Err() == nil && len(m) == 0 {
-			r.Fail(errors.New("empty measurement"))
-		}
-		ms = append(ms, m)
-	}
+	ms := readMeasurements(r)
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: measurements: %v", ErrMalformed, err)
 	}

@@ -18,6 +18,7 @@ func govSamples() (actions []Action, motion *Motion) {
 		{Kind: ActionSetParams, Params: DefaultParams()},
 		{Kind: ActionSetCouncil, Council: Council{Members: []crypto.PublicKey{alice, bob}, Threshold: 2}},
 		{Kind: ActionSetValidator, Validator: Validator{PubKey: [32]byte{9}, Power: 10}},
+		{Kind: ActionMigrateRuntime, Measurement: bytes.Repeat([]byte{8}, 32)},
 	}
 	motion = &Motion{ID: 4, Proposer: alice, Action: actions[4], ProposedAt: 10, ExpiresAt: 20, Ayes: []crypto.PublicKey{alice},
 		Nays: []crypto.PublicKey{bob}, Status: MotionFailed, DecidedAt: 12, Reason: "no"}
@@ -40,6 +41,14 @@ func TestGovernanceRoundTrip(t *testing.T) {
 				t.Fatalf("%s %s: %v", a.Kind, c.Kind(), err)
 			}
 		}
+	}
+	for _, a := range []Action{{Kind: ActionMigrateRuntime}, {Kind: ActionMigrateRuntime, Measurement: make([]byte, MaxMeasurementBytes+1)}} {
+		if err := a.Validate(); !errors.Is(err, ErrInvalidAction) {
+			t.Fatalf("migrate_runtime to a measurement of %d bytes: %v", len(a.Measurement), err)
+		}
+	}
+	if ActionMigrateRuntime.String() != "migrate_runtime" {
+		t.Fatalf("action name %q", ActionMigrateRuntime)
 	}
 	if err := (&Action{Kind: 99}).Validate(); !errors.Is(err, ErrInvalidCall) {
 		t.Fatalf("unknown action: %v", err)

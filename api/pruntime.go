@@ -136,6 +136,10 @@ type PRuntimePublicInfo struct {
 	Synced      int64     `json:"synced_header"`
 	Dispatched  int64     `json:"dispatched_block"`
 	BlockTime   time.Time `json:"block_time"`
+	// RetiredAt: the height at which a completed runtime migration
+	// retired this pRuntime's build (docs/keys.md, "State migration");
+	// it serves nothing since. 0: it serves.
+	RetiredAt int64 `json:"retired_at,omitempty"`
 }
 
 // PRuntimeInfo is what a pRuntime tells its host on the control API (GET

@@ -441,7 +441,23 @@ func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []b
 // registered, unexpired, with a pRuntime measurement on the allowlist (a
 // measurement governance revoked expires every registration made with
 // it), all proved.
+//
+// The contract's ECDH key rotates with its key epoch and its workers
+// change: when every worker of rec refuses or fails, the record is read
+// again, and the query is asked once more if it changed.
 func (c *Client) QueryContract(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, input []byte) ([]byte, int64, error) {
+	out, h, err := c.queryContract(ctx, key, rec, input)
+	if err == nil || rec.Status == api.ContractFailed {
+		return out, h, err
+	}
+	fresh, ferr := c.Contract(ctx, rec.Identity)
+	if ferr != nil || (fresh.Ecdh == rec.Ecdh && slices.Equal(fresh.Workers, rec.Workers)) {
+		return nil, 0, err
+	}
+	return c.queryContract(ctx, key, fresh, input)
+}
+
+func (c *Client) queryContract(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, input []byte) ([]byte, int64, error) {
 	if rec.Status == api.ContractFailed {
 		return nil, 0, &DeployError{Record: rec}
 	}

@@ -50,10 +50,15 @@ type KeyStatus struct {
 	// Params are the chain parameters at Height (the DKG's deadlines
 	// come from them: Params.DkgPhase, Params.DkgDealWindow).
 	Params api.Params
+	// Migration is the running runtime migration (nil: none);
+	// LastMigration the last completed one (nil: none).
+	Migration     *api.RuntimeMigration
+	LastMigration *api.RuntimeMigrated
 }
 
 // KeyStatus reads the serving key era and its key set, the running DKG,
-// the election record of the era it concerns, and the parameters, all
+// the election record of the era it concerns, the parameters, and the
+// running and last runtime migrations, all
 // at the node's latest committed height, proved. Errors: those of Prove;
 // api.ErrBadProof if the chain's state contradicts itself (a serving era
 // without its key set, a record naming another era).
@@ -92,6 +97,22 @@ func (c *Client) KeyStatus(ctx context.Context) (*KeyStatus, error) {
 		return nil, fmt.Errorf("parameters at height %d: %w", h, err)
 	}
 	st.Params = p
+	if pv, err = c.ProveAt(ctx, api.QueryMigration, nil, h); err != nil {
+		return nil, err
+	}
+	if pv.Value != nil {
+		if st.Migration, err = api.DecodeRuntimeMigration(pv.Value); err != nil {
+			return nil, fmt.Errorf("runtime migration at height %d: %w", h, err)
+		}
+	}
+	if pv, err = c.ProveAt(ctx, api.QueryLastMigration, nil, h); err != nil {
+		return nil, err
+	}
+	if pv.Value != nil {
+		if st.LastMigration, err = api.DecodeRuntimeMigrated(pv.Value); err != nil {
+			return nil, fmt.Errorf("last runtime migration at height %d: %w", h, err)
+		}
+	}
 	return st, nil
 }
 

@@ -3,6 +3,7 @@
 package contract
 
 import (
+	"errors"
 	"time"
 	"unsafe"
 )
@@ -38,6 +39,18 @@ func hostRandom(dst unsafe.Pointer, n uint32)
 
 //go:wasmimport phala output
 func hostOutput(ptr unsafe.Pointer, n uint32)
+
+//go:wasmimport phala self
+func hostSelf(dst unsafe.Pointer)
+
+//go:wasmimport phala escrow
+func hostEscrow(dst unsafe.Pointer)
+
+//go:wasmimport phala call
+func hostCall(toPtr unsafe.Pointer, payloadPtr unsafe.Pointer, payloadLen uint32, gas uint64, sealed uint32) int32
+
+//go:wasmimport phala pay
+func hostPay(toPtr unsafe.Pointer, amount uint64, id uint64) int32
 
 // buffers keeps host-written inputs referenced until the call returns.
 var buffers = map[uintptr][]byte{}
@@ -101,6 +114,33 @@ func (wasmHost) Emit(topic string, payload []byte) {
 	hostEmit(ptrOf(t), uint32(len(t)), ptrOf(payload), uint32(len(payload)))
 }
 
+func (wasmHost) Self() Address {
+	var a Address
+	hostSelf(unsafe.Pointer(&a[0]))
+	return a
+}
+func (wasmHost) Escrow() Address {
+	var a Address
+	hostEscrow(unsafe.Pointer(&a[0]))
+	return a
+}
+func (wasmHost) CallContract(to Address, payload []byte, gas uint64, sealed bool) error {
+	s := uint32(0)
+	if sealed {
+		s = 1
+	}
+	if hostCall(unsafe.Pointer(&to[0]), ptrOf(payload), uint32(len(payload)), gas, s) != 0 {
+		return ErrUnknownContract
+	}
+	return nil
+}
+func (wasmHost) Pay(to Address, amount, id uint64) error {
+	if hostPay(unsafe.Pointer(&to[0]), amount, id) != 0 {
+		return errors.New("contract: payout refused by pRuntime")
+	}
+	return nil
+}
+
 func run(h Handler, readOnly bool, ptr unsafe.Pointer, n uint32) uint32 {
 	input := take(ptr, n)
 	out, err := Call(h, &Context{h: wasmHost{readOnly: readOnly}}, input)
@@ -127,3 +167,8 @@ func abiCommand(ptr unsafe.Pointer, n uint32) uint32 { return run(registered.Com
 
 //go:wasmexport handle_query
 func abiQuery(ptr unsafe.Pointer, n uint32) uint32 { return run(registered.Query, true, ptr, n) }
+
+//go:wasmexport handle_event
+func abiEvent(ptr unsafe.Pointer, n uint32) uint32 {
+	return run(func(c *Context, input []byte) ([]byte, error) { return HandleEvent(registered, c, input) }, false, ptr, n)
+}

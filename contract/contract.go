@@ -48,7 +48,34 @@ type Handlers struct {
 	Init    Handler
 	Command Handler
 	Query   Handler
+	// Deposit handles a PHA transfer from an account to this contract's
+	// escrow account (Context.Escrow), in the block that made it; the
+	// caller is the depositor. An error (or a nil Deposit) makes pRuntime
+	// send the amount back to the depositor (a payout with an id of
+	// RefundIDBase and above): no deposit is kept unaccounted for.
+	Deposit func(c *Context, from Address, amount uint64) error
+	// PayoutResult tells the contract what the chain did with one of its
+	// payouts (Context.Pay): paid, or refused and why. The caller is the
+	// contract itself.
+	PayoutResult func(c *Context, p Payout) error
 }
+
+// Payout is the chain's answer to a Context.Pay.
+type Payout struct {
+	ID     uint64
+	To     Address
+	Amount uint64 // PHA base units
+	Paid   bool
+	Reason string // why it was refused ("" when paid)
+}
+
+// RefundIDBase: payout ids from here up are pRuntime's refunds of
+// deposits the contract did not take; Context.Pay refuses them.
+const RefundIDBase = 1 << 63
+
+// ErrUnknownContract is returned by CallContract when the receiver is not
+// a deployed contract that runs.
+var ErrUnknownContract = errors.New("contract: no such running contract")
 
 var registered Handlers
 
@@ -70,6 +97,15 @@ type Host interface {
 	Emit(topic string, payload []byte)
 	Random(dst []byte)
 	ReadOnly() bool
+	// Self is the contract's identity, Escrow its escrow account.
+	Self() Address
+	Escrow() Address
+	// CallContract queues a call to contract to with gas forwarded
+	// from this call's own limit (ErrUnknownContract: no such running
+	// contract).
+	CallContract(to Address, payload []byte, gas uint64, sealed bool) error
+	// Pay queues a payout request from the escrow account.
+	Pay(to Address, amount, id uint64) error
 }
 
 // ErrReadOnly is returned (as a panic recovered into an error) when a query
@@ -121,6 +157,53 @@ func (c *Context) Emit(topic string, payload []byte) {
 	c.h.Emit(topic, payload)
 }
 
+// Self is this contract's identity: its address, the caller its calls to
+// other contracts carry.
+func (c *Context) Self() Address { return c.h.Self() }
+
+// Escrow is this contract's escrow account on chain (api.EscrowAccount):
+// PHA transferred to it arrives as a deposit (Handlers.Deposit), and
+// leaves it only by the contract's payouts (Pay).
+func (c *Context) Escrow() Address { return c.h.Escrow() }
+
+// CallContract sends payload to the contract to as a command (the
+// whitepaper's interoperability, ABI.md "call"): it travels as this
+// contract's signed message through the chain's queue, once, and the
+// receiver's workers run it in chain order with this contract as its
+// caller and gas as its gas limit. The gas is taken out of this call's
+// own limit now (a call that has not that much left runs out of gas).
+// sealed: the payload is sealed to the receiver's ECDH key, so only its
+// workers read it; otherwise it is on chain in the clear. Commands (and
+// the Deposit and PayoutResult handlers) only: a query panics with
+// ErrReadOnly. Errors: ErrUnknownContract. Nothing is sent if the
+// calling command fails.
+func (c *Context) CallContract(to Address, payload []byte, gas uint64, sealed bool) error {
+	if c.h.ReadOnly() {
+		panic(ErrReadOnly)
+	}
+	return c.h.CallContract(to, payload, gas, sealed)
+}
+
+// Pay asks the chain to pay amount PHA base units out of this contract's
+// escrow account to the account to (ABI.md "pay"). id is the contract's
+// own number for the payout: the chain pays an id at most once, and
+// answers each request (Handlers.PayoutResult): paid, or refused (beyond
+// the escrow's balance, an id used before, an invalid account). Ids from
+// RefundIDBase up are refused here. Commands only (a query panics with
+// ErrReadOnly); nothing is sent if the calling command fails.
+func (c *Context) Pay(to Address, amount, id uint64) error {
+	if c.h.ReadOnly() {
+		panic(ErrReadOnly)
+	}
+	if id >= RefundIDBase {
+		return errors.New("contract: payout ids from 1<<63 up are pRuntime's refunds")
+	}
+	if amount == 0 {
+		return errors.New("contract: payout of zero")
+	}
+	return c.h.Pay(to, amount, id)
+}
+
 // Random returns n deterministic random bytes: the same for every worker
 // running this contract at this height, unknown outside the enclave.
 func (c *Context) Random(n int) []byte {
@@ -167,4 +250,64 @@ func Call(h Handler, c *Context, input []byte) (out []byte, err error) {
 		}
 	}()
 	return h(c, input)
+}
+
+// Event kinds of the handle_event entry point (ABI.md).
+const (
+	EventDeposit      = 1 // from [32] ‖ amount u64 big-endian
+	EventPayoutResult = 2 // id u64 ‖ to [32] ‖ amount u64 ‖ paid u8 ‖ reason (the rest), integers big-endian
+)
+
+// EncodeDeposit is the handle_event input of a deposit (for hosts and
+// harnesses).
+func EncodeDeposit(from Address, amount uint64) []byte {
+	b := append([]byte{EventDeposit}, from[:]...)
+	return binary.BigEndian.AppendUint64(b, amount)
+}
+
+// EncodePayoutResult is the handle_event input of a payout result.
+func EncodePayoutResult(p Payout) []byte {
+	b := binary.BigEndian.AppendUint64([]byte{EventPayoutResult}, p.ID)
+	b = append(b, p.To[:]...)
+	b = binary.BigEndian.AppendUint64(b, p.Amount)
+	paid := byte(0)
+	if p.Paid {
+		paid = 1
+	}
+	return append(append(b, paid), p.Reason...)
+}
+
+// errNoDepositHandler fails a deposit to a contract without a Deposit
+// handler (pRuntime then refunds it).
+var errNoDepositHandler = errors.New("contract: this contract takes no deposits")
+
+// HandleEvent runs the handler of an event input (EncodeDeposit,
+// EncodePayoutResult) with c: the ABI layer and harnesses use it. A
+// malformed input is an error.
+func HandleEvent(h Handlers, c *Context, input []byte) ([]byte, error) {
+	if len(input) == 0 {
+		return nil, errors.New("contract: empty event")
+	}
+	body := input[1:]
+	switch input[0] {
+	case EventDeposit:
+		if len(body) != 40 {
+			return nil, errors.New("contract: malformed deposit event")
+		}
+		if h.Deposit == nil {
+			return nil, errNoDepositHandler
+		}
+		from, amount := Address(body[:32]), binary.BigEndian.Uint64(body[32:])
+		return Call(func(c *Context, _ []byte) ([]byte, error) { return nil, h.Deposit(c, from, amount) }, c, nil)
+	case EventPayoutResult:
+		if len(body) < 49 || body[48] > 1 {
+			return nil, errors.New("contract: malformed payout result event")
+		}
+		p := Payout{ID: binary.BigEndian.Uint64(body), To: Address(body[8:40]), Amount: binary.BigEndian.Uint64(body[40:48]), Paid: body[48] == 1, Reason: string(body[49:])}
+		if h.PayoutResult == nil {
+			return nil, nil
+		}
+		return Call(func(c *Context, _ []byte) ([]byte, error) { return nil, h.PayoutResult(c, p) }, c, nil)
+	}
+	return nil, errors.New("contract: unknown event kind")
 }

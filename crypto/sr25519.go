@@ -9,6 +9,7 @@ package crypto
 
 import (
 	"crypto/rand"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -223,4 +224,21 @@ func (kp *KeyPair) SharedSecret(peer PublicKey) ([32]byte, error) {
 	shared.ScalarMult(s, &p)
 	copy(out[:], shared.Encode(nil))
 	return out, nil
+}
+
+// DerivedAccount returns a valid sr25519 public key for (domain, data)
+// whose secret key nobody knows: the ristretto255 hash-to-group of
+// SHA-512(domain ‖ 0 ‖ data) (RFC 9496's element derivation from 64
+// uniform bytes). Such an account can receive PHA but sign nothing; only
+// the chain's own rules move its funds (a contract's escrow account).
+func DerivedAccount(domain string, data []byte) PublicKey {
+	h := sha512.New()
+	h.Write([]byte(domain))
+	h.Write([]byte{0})
+	h.Write(data)
+	var e ristretto255.Element
+	e.FromUniformBytes(h.Sum(nil))
+	var pk PublicKey
+	copy(pk[:], e.Encode(nil))
+	return pk
 }

@@ -50,6 +50,12 @@ the motion's id (for vote and show) and its status. Actions:
 
   allow-measurement <0x-hex>      allow a pRuntime measurement
   revoke-measurement <0x-hex>     revoke one: registrations with it expire
+  migrate-runtime <0x-hex>        migrate to a new pRuntime build: allow it,
+                                  assign contracts and gatekeeper seats to
+                                  it only, hand every contract over to its
+                                  workers, then revoke every other
+                                  measurement (follow it with
+                                  ` + "`phala keys status`" + `; docs/keys.md)
   min-runtime-version <n>         older pRuntimes stop dispatching
   params <name>=<value>...        change chain parameters (the others keep
                                   their current values; names as in
@@ -61,8 +67,9 @@ the motion's id (for vote and show) and its status. Actions:
                                   or 0x-hex)
 
 The chain refuses a motion that does not apply (revoking a measurement not
-on the allowlist, removing the last voting power, invalid parameters).`,
+on the allowlist, a migration while one runs, removing the last voting power, invalid parameters).`,
 		Example: `  phala gov propose --from //Alice revoke-measurement 0x5f3c...
+  phala gov propose --from //Alice migrate-runtime 0x9a41...
   phala gov propose --from //Alice min-runtime-version 2
   phala gov propose --from //Alice params gov_voting_period=100 fee_base=2000000
   phala gov propose --from //Alice council 2 //Alice //Bob //Dave
@@ -311,6 +318,8 @@ func describeAction(a *api.Action) string {
 		return "allow pRuntime measurement " + a.Measurement.String()
 	case api.ActionRevokeMeasurement:
 		return "revoke pRuntime measurement " + a.Measurement.String()
+	case api.ActionMigrateRuntime:
+		return "migrate every contract and gatekeeper seat to the pRuntime build of measurement " + a.Measurement.String() + ", then revoke the others"
 	case api.ActionSetMinRuntimeVersion:
 		return fmt.Sprintf("require pRuntime version %d or newer", a.Version)
 	case api.ActionSetParams:
@@ -341,7 +350,7 @@ func parseAction(name string, args []string, cur api.Params) (*api.Action, error
 		return nil
 	}
 	switch name {
-	case "allow-measurement", "revoke-measurement":
+	case "allow-measurement", "revoke-measurement", "migrate-runtime":
 		if err := need(1, "a measurement in 0x-hex"); err != nil {
 			return nil, err
 		}
@@ -350,8 +359,11 @@ func parseAction(name string, args []string, cur api.Params) (*api.Action, error
 			return nil, fmt.Errorf("measurement %q is not hex (give it as pruntime's /info reports it)", args[0])
 		}
 		kind := api.ActionAllowMeasurement
-		if name == "revoke-measurement" {
+		switch name {
+		case "revoke-measurement":
 			kind = api.ActionRevokeMeasurement
+		case "migrate-runtime":
+			kind = api.ActionMigrateRuntime
 		}
 		return &api.Action{Kind: kind, Measurement: m}, nil
 	case "min-runtime-version":
@@ -400,7 +412,7 @@ func parseAction(name string, args []string, cur api.Params) (*api.Action, error
 		}
 		return &api.Action{Kind: api.ActionSetValidator, Validator: api.Validator{PubKey: pk, Power: power}}, nil
 	}
-	return nil, fmt.Errorf("unknown action %q: use allow-measurement, revoke-measurement, min-runtime-version, params, council or validator (see `phala gov propose --help`)", name)
+	return nil, fmt.Errorf("unknown action %q: use allow-measurement, revoke-measurement, migrate-runtime, min-runtime-version, params, council or validator (see `phala gov propose --help`)", name)
 }
 
 func parseValidatorKey(s string) ([32]byte, error) {

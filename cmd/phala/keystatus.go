@@ -51,8 +51,10 @@ running DKG of the elected set if any (era, attempt, phase, its deadline,
 which members posted a DKG key, dealt, posted a result, and how many results
 are identical against the T needed), and the election record of the era the
 DKG makes (or of the serving era): its confirmed members are those whose DKG
-result was adopted. --era N also shows the key set of era N; --contract ID
-shows that contract's key era and key epoch (and its key set).
+result was adopted; and the running runtime migration (its target build and
+what still runs an old build at its last check) or the last completed one.
+--era N also shows the key set of era N; --contract ID shows that contract's
+key era and key epoch (and its key set).
 
 ` + keysHelp,
 		Example: `  phala keys status
@@ -132,6 +134,10 @@ type keyStatusJSON struct {
 	Dkg        *dkgJSON         `json:"dkg"`      // null: no DKG runs
 	Election   *keyElectionRec  `json:"election"` // of the DKG's era, else of the serving era; null for era 0
 	Contract   *contractKeyJSON `json:"contract,omitempty"`
+	// Migration: the running runtime migration (null: none);
+	// LastMigration: the last completed one (null: none).
+	Migration     *migrationJSON `json:"migration"`
+	LastMigration *migrationJSON `json:"last_migration"`
 }
 
 type keySetJSON struct {
@@ -193,6 +199,28 @@ type contractKeyJSON struct {
 	KeyEra   uint64 `json:"key_era"`
 	KeyEpoch uint64 `json:"key_epoch"`
 	Serving  bool   `json:"under_serving_era"` // its key era is the serving one
+}
+
+// migrationJSON is a runtime migration (docs/keys.md, "State migration").
+type migrationJSON struct {
+	Target string   `json:"target"` // the new build's measurement, 0x-hex
+	Old    []string `json:"old"`    // the measurements it retires, 0x-hex
+	Start  int64    `json:"start"`
+	// Running: the last check's height and what still depends on an old
+	// build then.
+	Checked       int64  `json:"checked,omitempty"`
+	OldContracts  uint32 `json:"contracts_on_old_builds"`
+	OldKeyHolders uint32 `json:"key_holders_on_old_builds"`
+	// Completed: the height the old measurements were revoked at.
+	Completed int64 `json:"completed,omitempty"`
+}
+
+func measurementsHex(ms []api.HexBytes) []string {
+	out := []string{}
+	for _, m := range ms {
+		out = append(out, "0x"+hex.EncodeToString(m))
+	}
+	return out
 }
 
 func hex0x(b [32]byte) string { return "0x" + hex.EncodeToString(b[:]) }
@@ -270,7 +298,27 @@ func keyStatusOf(chainID string, st *client.KeyStatus) keyStatusJSON {
 		}
 		out.Election = el
 	}
+	if m := st.Migration; m != nil {
+		out.Migration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.From), Start: m.Start, Checked: m.Checked, OldContracts: m.OldContracts, OldKeyHolders: m.OldKeyHolders}
+	}
+	if m := st.LastMigration; m != nil {
+		out.LastMigration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.Retired), Start: m.Start, Completed: m.Height}
+	}
 	return out
+}
+
+func printMigrations(w io.Writer, s *keyStatusJSON) {
+	if m := s.Migration; m != nil {
+		fmt.Fprintf(w, "Runtime migration to build %s since height %d (retires %s)\n", m.Target, m.Start, strings.Join(m.Old, ", "))
+		if m.Checked == 0 {
+			fmt.Fprintln(w, "  not checked yet")
+		} else {
+			fmt.Fprintf(w, "  at height %d: %d contract(s) still on an old build, %d gatekeeper(s) or key set member(s) on an old build (it completes when both are 0)\n", m.Checked, m.OldContracts, m.OldKeyHolders)
+		}
+	}
+	if m := s.LastMigration; m != nil {
+		fmt.Fprintf(w, "Last runtime migration: to build %s, started at height %d, completed at height %d (revoked %s)\n", m.Target, m.Start, m.Completed, strings.Join(m.Old, ", "))
+	}
 }
 
 func printKeySet(w io.Writer, s *keySetJSON, what string) {
@@ -348,4 +396,5 @@ func printKeyStatus(w io.Writer, s *keyStatusJSON) {
 			fmt.Fprintf(w, " (under the key set of era %d, not the serving one)\n", c.KeyEra)
 		}
 	}
+	printMigrations(w, s)
 }

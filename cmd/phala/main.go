@@ -57,6 +57,7 @@ func newRootCmd() *cobra.Command {
               a gatekeeper and workers with their relayers)
   contract    upload confidential contracts, send them encrypted commands,
               query them off-chain (or on chain), show their records
+  ppha        private PHA pegged 1:1: deposit, transfer privately, withdraw
   key         make, inspect and sign with keys (the same keys, SS58
               addresses and signatures as Substrate's subkey:
               generate, inspect, sign, verify, vanity)
@@ -116,7 +117,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), receiptCmd(g), blockCmd(g), rewardsCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
 		gatekeeperCmd(g), eraCmd(g),
-		contractCmd(g), subnetCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g),
+		contractCmd(g), pphaCmd(g), subnetCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g),
 	)
 	refuseUnknownSubcommands(root)
 	return root

@@ -13,7 +13,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/contract"
+	"github.com/phalago/phala/crypto"
 )
 
 // Harness runs one contract.
@@ -33,10 +35,32 @@ type Message struct {
 	Payload []byte
 }
 
-// Native runs h directly.
-func Native(h contract.Handlers) *NativeHarness {
-	return &NativeHarness{h: h, storage: map[string][]byte{}, height: 1, time: time.Unix(1_700_000_000, 0).UTC()}
+// OutCall is a call to another contract a command queued
+// (contract.Context.CallContract).
+type OutCall struct {
+	To      contract.Address
+	Payload []byte
+	Gas     uint64
+	Sealed  bool
 }
+
+// OutPayout is a payout a command queued (contract.Context.Pay).
+type OutPayout struct {
+	To     contract.Address
+	Amount uint64
+	ID     uint64
+}
+
+// Native runs h directly, as the contract of identity NativeSelf (change
+// it with SetSelf).
+func Native(h contract.Handlers) *NativeHarness {
+	n := &NativeHarness{h: h, storage: map[string][]byte{}, height: 1, time: time.Unix(1_700_000_000, 0).UTC()}
+	n.SetSelf(NativeSelf)
+	return n
+}
+
+// NativeSelf is a native harness's default contract identity.
+var NativeSelf = contract.Address(crypto.MustKeyPairFromURI("//contracttest").Public())
 
 // NativeHarness is the in-process harness.
 type NativeHarness struct {
@@ -46,6 +70,62 @@ type NativeHarness struct {
 	time    time.Time
 	emitted []Message
 	backend StorageBackend // nil: storage
+	// self and escrow: the contract's identity and escrow account;
+	// calls and payouts: what the last call queued; known: the contracts
+	// CallContract accepts (nil: any).
+	self, escrow contract.Address
+	refunds      uint64
+	calls        []OutCall
+	payouts      []OutPayout
+	known        map[contract.Address]bool
+}
+
+// SetSelf makes self the contract's identity (its escrow account follows,
+// api.EscrowAccount).
+func (n *NativeHarness) SetSelf(self contract.Address) {
+	n.self, n.escrow = self, contract.Address(api.EscrowAccount(crypto.PublicKey(self)))
+}
+
+// KnownContracts restricts the receivers CallContract accepts (others
+// get contract.ErrUnknownContract); by default any is.
+func (n *NativeHarness) KnownContracts(ids ...contract.Address) {
+	n.known = map[contract.Address]bool{}
+	for _, id := range ids {
+		n.known[id] = true
+	}
+}
+
+// Calls returns the contract calls the last command or event queued.
+func (n *NativeHarness) Calls() []OutCall { return n.calls }
+
+// Payouts returns the payouts the last command or event queued.
+func (n *NativeHarness) Payouts() []OutPayout { return n.payouts }
+
+// Deposit delivers a deposit of amount from (a transfer to the escrow
+// account) in a new block, as pRuntime does: a failing handler's deposit
+// is refunded (a payout of id contract.RefundIDBase + a counter).
+func (n *NativeHarness) Deposit(from contract.Address, amount uint64) error {
+	n.nextBlock()
+	_, err := n.call(func(c *contract.Context, input []byte) ([]byte, error) { return contract.HandleEvent(n.h, c, input) }, from, contract.EncodeDeposit(from, amount), false)
+	if err != nil {
+		n.refunds++
+		n.payouts = []OutPayout{{To: from, Amount: amount, ID: contract.RefundIDBase + n.refunds}}
+	}
+	return err
+}
+
+// PayoutResult delivers the chain's answer to one of the contract's
+// payouts, in a new block.
+func (n *NativeHarness) PayoutResult(p contract.Payout) error {
+	n.nextBlock()
+	_, err := n.call(func(c *contract.Context, input []byte) ([]byte, error) { return contract.HandleEvent(n.h, c, input) }, n.self, contract.EncodePayoutResult(p), false)
+	return err
+}
+
+func (n *NativeHarness) nextBlock() {
+	n.height++
+	n.time = n.time.Add(time.Second)
+	n.emitted, n.calls, n.payouts = nil, nil, nil
 }
 
 type nativeHost struct {
@@ -55,6 +135,22 @@ type nativeHost struct {
 	readOnly bool
 	ctr      uint64
 	out      []Message
+	calls    []OutCall
+	payouts  []OutPayout
+}
+
+func (h *nativeHost) Self() contract.Address   { return h.n.self }
+func (h *nativeHost) Escrow() contract.Address { return h.n.escrow }
+func (h *nativeHost) CallContract(to contract.Address, payload []byte, gas uint64, sealed bool) error {
+	if h.n.known != nil && !h.n.known[to] {
+		return contract.ErrUnknownContract
+	}
+	h.calls = append(h.calls, OutCall{To: to, Payload: append([]byte(nil), payload...), Gas: gas, Sealed: sealed})
+	return nil
+}
+func (h *nativeHost) Pay(to contract.Address, amount, id uint64) error {
+	h.payouts = append(h.payouts, OutPayout{To: to, Amount: amount, ID: id})
+	return nil
 }
 
 func (h *nativeHost) Get(k []byte) ([]byte, bool) {
@@ -112,7 +208,9 @@ func (n *NativeHarness) call(fn contract.Handler, caller contract.Address, input
 			n.storage[k] = v
 		}
 	}
-	n.emitted = host.out
+	if !readOnly { // a query queues nothing: what the last command queued stays readable
+		n.emitted, n.calls, n.payouts = host.out, host.calls, host.payouts
+	}
 	return out, nil
 }
 
@@ -126,9 +224,7 @@ func (n *NativeHarness) Init(caller contract.Address, input []byte) ([]byte, err
 
 // Command implements Harness.
 func (n *NativeHarness) Command(caller contract.Address, input []byte) ([]byte, error) {
-	n.height++
-	n.time = n.time.Add(time.Second)
-	n.emitted = nil
+	n.nextBlock()
 	return n.call(n.h.Command, caller, input, false)
 }
 

@@ -60,6 +60,9 @@ type Config struct {
 	// <Home>/<pRuntime name>/pherry.log (Runtime.PherryLog). Process parts
 	// log at level info, or debug if Log shows debug.
 	PherryBinary string
+	// EditGenesis, if set, edits the genesis state when the devnet is
+	// created (tests: shorter eras, other parameters).
+	EditGenesis func(*api.GenesisState)
 }
 
 // DefaultConfig is one validator (RPC on 26657), a gatekeeper and two
@@ -257,6 +260,9 @@ func initialize(dc Config, gkDir string) error {
 	// (nothing is elected until a staked candidate stands).
 	d := api.DefaultParams()
 	g.Params.MinWorkerStake, g.Params.HeartbeatsPerEra, g.Params.NGatekeepers = d.MinWorkerStake, d.HeartbeatsPerEra, d.NGatekeepers
+	if dc.EditGenesis != nil {
+		dc.EditGenesis(g)
+	}
 	_, err = node.Testnet(filepath.Join(dc.Home, "nodes"), node.TestnetOptions{
 		ChainID: dc.ChainID, Validators: dc.Validators, BasePort: dc.BasePort, Ports: dc.Ports, Genesis: g,
 		Override: func(_ int, c *cfg.Config) { c.Consensus.TimeoutCommit = dc.TimeoutCommit },

@@ -24,6 +24,10 @@ type regState struct {
 	failures int
 }
 
+// retiredRetry is how often a relayer whose pRuntime was retired by a
+// runtime migration asks it again (and says so again).
+const retiredRetry = 10 * time.Minute
+
 // Registration retries back off from 1s to this cap: a refused report
 // (e.g. issued at a header time the chain finds stale) is fixed by pRuntime
 // verifying newer headers, which takes blocks, not milliseconds.
@@ -80,6 +84,14 @@ func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
 		// pRuntime has not verified the headers a registration cites yet
 		// (right after start): the next rounds bring them.
 		r.log.Debug("registration waits for pRuntime to verify more headers", "err", err)
+		return nil
+	} else if errors.As(err, &perr) && perr.Status == http.StatusGone {
+		// A runtime migration retired the pRuntime's build: said once,
+		// then asked again only every retiredRetry.
+		r.mu.Lock()
+		r.reg.retryAt = time.Now().Add(retiredRetry)
+		r.mu.Unlock()
+		r.log.Error("pRuntime's build was retired by the chain's runtime migration: it serves nothing and cannot register; run the new build of pruntime with a new data directory", "identity", r.identity.Hex())
 		return nil
 	}
 	if err != nil {

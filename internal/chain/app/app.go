@@ -27,6 +27,7 @@ import (
 	"github.com/phalago/phala/internal/chain/contracts"
 	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/governance"
+	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
@@ -122,7 +123,7 @@ func newMuxWith(voters gatekeeper.VoterSource) *module.Mux {
 	x := &muxRef{}
 	x.Mux = module.NewMux(
 		chainSpec(),
-		accounts.Spec(),
+		accounts.Spec(deposits{}),
 		registry.Spec(),
 		staking.Spec(),
 		gatekeeper.Spec(voters),
@@ -131,8 +132,21 @@ func newMuxWith(voters gatekeeper.VoterSource) *module.Mux {
 		governance.Spec(),
 		computation.Spec(economy{}),
 		subnet.Spec(),
+		migration.Spec(progress{}),
 	)
 	return x.Mux
+}
+
+// progress is what the migration module counts of the contracts and
+// gatekeeper modules.
+type progress struct{}
+
+func (progress) ContractsOnOld(kv store.KV, m *api.RuntimeMigration) int {
+	return contracts.ContractsOnOld(kv, m)
+}
+
+func (progress) KeyHoldersOnOld(kv store.KV, m *api.RuntimeMigration) int {
+	return gatekeeper.KeyHoldersOnOld(kv, m)
 }
 
 // chainSpec is the application's own entry: the chain id, written at

@@ -208,7 +208,20 @@ func TestKeyRoundFirstDeployment(t *testing.T) {
 		})
 	}
 
+	// One report of the two workers' is not a majority: nothing is
+	// deployed, and the same worker cannot count twice.
 	r = h.reportKeys(w2, round, d.upload, id, id)
+	if event(r, "contract_keyed_reported", "identical") != "1" || event(r, "contract_keyed_reported", "needed") != "2" {
+		t.Fatalf("first report: %v", r.Events)
+	}
+	noEvent(t, r, "contract_deployed")
+	if r := h.reportKeys(w2, round, d.upload, id, id); !strings.Contains(event(r, "contract_keyed_ignored", "reason"), "reported this round's keys already") {
+		t.Fatalf("second report of the same worker: %v", r.Events)
+	}
+	if _, ok := h.deployedAs(d.upload); ok {
+		t.Fatal("deployed on one worker's report")
+	}
+	r = h.reportKeys(w1, round, d.upload, id, id)
 	if event(r, "contract_deployed", "key_era") != "0" || event(r, "contract_deployed", "reason") != api.DeployedFirst {
 		t.Fatalf("deployment events %v", r.Events)
 	}
@@ -227,7 +240,7 @@ func TestKeyRoundFirstDeployment(t *testing.T) {
 	}
 	before := string(h.query(api.QueryContract, id.Bytes(), false).Value)
 	r = h.reportKeys(w1, round, d.upload, id, id)
-	noEvent(t, r, "contract_keyed_ignored", "contract_key_mismatch", "contract_deployed")
+	noEvent(t, r, "contract_key_mismatch", "contract_deployed")
 	other, _, _ := crypto.GenerateKeyPair()
 	r = h.reportKeys(w1, round, d.upload, id, other.Public())
 	if event(r, "contract_key_mismatch", "worker") != w1.identity.Public().Hex() || event(r, "contract_key_mismatch", "contract") != id.Hex() {
@@ -235,6 +248,39 @@ func TestKeyRoundFirstDeployment(t *testing.T) {
 	}
 	if string(h.query(api.QueryContract, id.Bytes(), false).Value) != before || len(c.announced()) != 0 {
 		t.Fatal("a later report changed the contract")
+	}
+}
+
+// A worker whose enclave is broken cannot fix a new contract's keys to
+// keys of its own: of a round of 3 workers, the first report names other
+// keys; the contract is deployed once 2 reports name the same keys, with
+// those keys, and the liar's report is a mismatch.
+func TestKeyRoundMajorityOfReports(t *testing.T) {
+	c := startReplicaChain(t, genesis(), 3)
+	h, gk, w1, w2, w3 := c.h, c.gk, c.ws[0], c.ws[1], c.ws[2]
+	d := c.upload(3)
+	id := d.contract.Public()
+	p := keyPartials(gk, d.upload, w1, w2, w3)
+	h.sendPartials(gk, p)
+	liar, _, _ := crypto.GenerateKeyPair()
+	if r := h.reportKeys(w1, p.Round(), d.upload, liar.Public(), liar.Public()); event(r, "contract_keyed_reported", "identical") != "1" {
+		t.Fatalf("the liar's report: %v", r.Events)
+	}
+	if r := h.reportKeys(w2, p.Round(), d.upload, id, id); event(r, "contract_keyed_reported", "identical") != "1" {
+		t.Fatalf("an honest report after the liar's: %v", r.Events)
+	}
+	if _, ok := h.deployedAs(d.upload); ok {
+		t.Fatal("deployed without a majority")
+	}
+	if r := h.reportKeys(w3, p.Round(), d.upload, id, id); event(r, "contract_deployed", "reason") != api.DeployedFirst {
+		t.Fatalf("the majority's report: %v", r.Events)
+	}
+	if got, ok := h.deployedAs(d.upload); !ok || got != id {
+		t.Fatalf("deployed as %s, want the honest workers' %s", got.Short(), id.Short())
+	}
+	c.workersAre(d, w1, w2, w3)
+	if r := h.reportKeys(w1, p.Round(), d.upload, liar.Public(), liar.Public()); event(r, "contract_key_mismatch", "worker") != w1.identity.Public().Hex() {
+		t.Fatalf("the liar after the deployment: %v", r.Events)
 	}
 }
 

@@ -162,10 +162,10 @@ func (h *harness) deployedAs(upload [32]byte) (crypto.PublicKey, bool) {
 // provision is the key set's provisioning of upload's contract to the
 // workers ws by member, the one member of the genesis key set (T 1): its
 // partials and, when they complete the round of a contract not deployed
-// yet, ws[0]'s report of the contract's keys (id, ecdh). It returns the
-// result of the push in which the chain took or ignored the grant (the
-// partials for a deployed contract, the report otherwise), or of the
-// partials if they were ignored.
+// yet, the reports of the contract's keys (id, ecdh) of a majority of ws
+// (the first ones). It returns the result of the push in which the chain
+// took or ignored the grant (the partials for a deployed contract, the
+// last report otherwise), or of the partials if they were ignored.
 func (h *harness) provision(member *worker, upload [32]byte, id, ecdh crypto.PublicKey, ws ...*worker) *abci.ExecTxResult {
 	h.t.Helper()
 	_, deployed := h.deployedAs(upload)
@@ -174,5 +174,9 @@ func (h *harness) provision(member *worker, upload [32]byte, id, ecdh crypto.Pub
 	if deployed || event(r, "key_round_complete", "upload_id") == "" {
 		return r
 	}
-	return h.reportKeys(ws[0], p.Round(), upload, id, ecdh)
+	var r2 *abci.ExecTxResult
+	for _, w := range ws[:len(ws)/2+1] { // a majority of the round's workers deploys
+		r2 = h.reportKeys(w, p.Round(), upload, id, ecdh)
+	}
+	return r2
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/computation"
 	"github.com/phalago/phala/internal/chain/gatekeeper"
+	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
@@ -246,7 +247,7 @@ func OnGrant(ctx *block.Context, g *api.ContractKeyGrant) {
 	}
 	current := 0
 	if rec != nil {
-		current = len(rec.Workers)
+		current = len(admitted(ctx.KV, rec.Workers))
 	}
 	if len(g.Workers) == 0 || current+len(g.Workers) > int(p.Replicas) {
 		ignore(fmt.Sprintf("%d worker(s) granted, the contract has %d of its %d replicas", len(g.Workers), current, p.Replicas))
@@ -270,6 +271,7 @@ func OnGrant(ctx *block.Context, g *api.ContractKeyGrant) {
 		rec = &api.ContractRecord{Upload: g.Upload, Deployer: p.Deployer, CodeHash: p.CodeHash, Sequence: p.Sequence, Identity: g.Identity, Ecdh: g.Ecdh,
 			Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements, CheckpointInterval: p.CheckpointInterval, KeyEra: g.Era, KeyEpoch: g.Epoch, EpochHeight: ctx.Height}
 		ctx.KV.Set(api.ContractUploadKey(g.Upload), g.Identity[:])
+		recordEscrow(ctx.KV, g.Identity)
 	}
 	rec.Workers = append(rec.Workers, added...)
 	ctx.KV.Set(api.ContractKey(g.Identity), rec.Encode())
@@ -291,6 +293,12 @@ func ineligible(ctx *block.Context, p *api.UploadPending, rec *api.ContractRecor
 	wr, err := registry.Attested(ctx.KV, worker, ctx.Height)
 	if err != nil {
 		return "not attested (unregistered, expired or measurement no longer allowed)"
+	}
+	if gatekeeper.IsGatekeeper(ctx.KV, worker) {
+		return "a gatekeeper (gatekeepers run no contract)"
+	}
+	if m := migration.Running(ctx.KV); m != nil && m.IsOld(wr.Measurement) {
+		return fmt.Sprintf("runs pRuntime build %x, which the runtime migration to %x retires", wr.Measurement, []byte(m.Target))
 	}
 	if why := Unmet(ctx.KV, &p.Requirements, wr); why != "" {
 		return "does not satisfy the deployment's requirements: " + why
@@ -318,6 +326,7 @@ func removeWorkers(ctx *block.Context, rec *api.ContractRecord, workers []crypto
 	rec.Workers = slices.DeleteFunc(rec.Workers, func(w crypto.PublicKey) bool { return slices.Contains(workers, w) })
 	ctx.KV.Set(api.ContractKey(rec.Identity), rec.Encode())
 	for _, w := range workers {
+		ctx.KV.Delete(readyKey(rec.Identity, w))
 		ctx.Event("contract_worker_removed", "contract", rec.Identity.Hex(), "worker", w.Hex(), "reason", reason)
 	}
 	announce(ctx, rec, workers, reason, nil)
@@ -335,14 +344,17 @@ func checkContracts(ctx *block.Context) {
 	if ctx.Height%ReplicaCheckInterval != 0 {
 		return
 	}
-	checkEpochs(ctx, checkReplicas(ctx))
+	ids := checkReplicas(ctx)
+	handOver(ctx, ids)
+	checkEpochs(ctx, ids)
 }
 
 // checkReplicas removes from each contract that has not failed the
 // workers whose registration expired or whose measurement was revoked
 // (api.RemovedExpired), whose stake fell below min_worker_stake
-// (api.RemovedStake), or that the chain found unresponsive at the last
-// era end (api.RemovedUnresponsive). It returns every contract's id, in
+// (api.RemovedStake), that the chain found unresponsive at the last
+// era end (api.RemovedUnresponsive), or that became gatekeepers
+// (api.RemovedGatekeeper). It returns every contract's id, in
 // record order.
 func checkReplicas(ctx *block.Context) []crypto.PublicKey {
 	var ids []crypto.PublicKey
@@ -372,6 +384,8 @@ func checkReplicas(ctx *block.Context) []crypto.PublicKey {
 				why = api.RemovedStake
 			case !computation.Responsive(ctx.KV, w, ctx.Height, ctx.Params.EraLength):
 				why = api.RemovedUnresponsive
+			case gatekeeper.IsGatekeeper(ctx.KV, w):
+				why = api.RemovedGatekeeper
 			}
 			if why != "" {
 				if byWhy[why] == nil {
@@ -615,17 +629,19 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 // "cs/", pending uploads "cp/", on-chain query answers "cr/", the block's
 // declared gas per worker "cg/", checkpoints "cc/" and entries "ck/",
 // arbitrations "ca/", state votes "cv/", undo records "cx/", rounds of
-// key partials "kr/" and pending rekeys "ce/"); it executes
-// uploads, commands, on-chain queries and arbitration requests, admits contract origins (deployed
-// contracts) into the queue, consumes key-set members' partials, workers'
-// reports of derived contract keys, and
-// contracts' query answers, start reports and state updates, workers'
-// state votes, and serves the contracts'
-// proved reads.
+// key partials "kr/", pending rekeys "ce/", replicas ready "cy/", escrow
+// accounts' owners "cw/" and payout results "co/"); it executes uploads,
+// commands, on-chain queries and arbitration requests, admits contract
+// origins (deployed contracts) into the queue, consumes key-set members'
+// partials, workers' reports of derived contract keys, contracts' query
+// answers, start reports, state updates, calls to other contracts and
+// payout requests (interop.go), workers' state votes, and serves the
+// contracts' proved reads. The accounts module tells it of transfers
+// (Credited: deposits to escrow accounts).
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
-		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/", "ce/"},
+		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/", "ce/", "cy/", "cq/", "cw/", "co/"},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallUploadContract: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return Upload(ctx, signer, c.(*api.UploadContract))
@@ -654,6 +670,12 @@ func Spec() *module.Module {
 			{Origin: api.OriginContract, Topic: api.TopicContractState, Handle: func(ctx *block.Context, m *api.Message) {
 				OnState(ctx, m.Origin.Key, m.Payload)
 			}},
+			{Origin: api.OriginContract, Topic: api.TopicContractCall, Handle: func(ctx *block.Context, m *api.Message) {
+				OnCall(ctx, m.Origin.Key, m.Payload)
+			}},
+			{Origin: api.OriginContract, Topic: api.TopicPayout, Handle: func(ctx *block.Context, m *api.Message) {
+				OnPayout(ctx, m.Origin.Key, m.Payload)
+			}},
 			{Origin: api.OriginWorker, Topic: api.TopicKeyPartials, Handle: func(ctx *block.Context, m *api.Message) {
 				OnPartials(ctx, m.Origin.Key, m.Payload)
 			}},
@@ -663,6 +685,9 @@ func Spec() *module.Module {
 			{Origin: api.OriginWorker, Topic: api.TopicStateVote, Handle: func(ctx *block.Context, m *api.Message) {
 				OnVote(ctx, m.Origin.Key, m.Payload)
 			}},
+			{Origin: api.OriginWorker, Topic: api.TopicReplicaReady, Handle: func(ctx *block.Context, m *api.Message) {
+				OnReady(ctx, m.Origin.Key, m.Payload)
+			}},
 		},
 		EndBlock: func(ctx *block.Context) error {
 			checkContracts(ctx)
@@ -671,7 +696,7 @@ func Spec() *module.Module {
 			return nil
 		},
 		Queries:      map[string]module.Querier{api.QueryContractEntries: queryEntries},
-		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending, api.QueryCheckpoint, api.QueryArbitration},
+		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending, api.QueryCheckpoint, api.QueryArbitration, api.QueryContractPayout},
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/gatekeeper"
+	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/store"
 )
@@ -76,8 +77,9 @@ func loadRekey(kv store.KV, contract crypto.PublicKey) *pendingRekey {
 
 // rekeyDue says whether rec (not failed) needs its next key epoch under
 // the serving key era at height: it has workers, is not migrating, has no
-// open dispute, and its key era is not the serving one or its epoch is at
-// least contractKeyEpoch blocks old (0: never by age).
+// open dispute, and its key era is not the serving one, or a runtime
+// migration completed after its epoch began, or its epoch is at least
+// contractKeyEpoch blocks old (0: never by age).
 func rekeyDue(kv store.KV, rec *api.ContractRecord, serving uint64, height int64, contractKeyEpoch uint64) bool {
 	switch {
 	case rec.Status == api.ContractFailed, len(rec.Workers) == 0, rec.Migrating:
@@ -87,6 +89,10 @@ func rekeyDue(kv store.KV, rec *api.ContractRecord, serving uint64, height int64
 		// for the dispute's end.
 		return false
 	case rec.KeyEra != serving:
+		return true
+	case migratedSince(kv, rec.EpochHeight):
+		// A runtime migration completed after its epoch began: the
+		// retired build held its keys.
 		return true
 	}
 	return contractKeyEpoch > 0 && height >= rec.EpochHeight && uint64(height-rec.EpochHeight) >= contractKeyEpoch
@@ -253,4 +259,11 @@ func endMigration(ctx *block.Context, rec *api.ContractRecord, u *api.StateUpdat
 	ctx.Event("contract_key_epoch_done", "contract", rec.Identity.Hex(), "key_era", strconv.FormatUint(rec.KeyEra, 10),
 		"key_epoch", strconv.FormatUint(rec.KeyEpoch, 10), "height", strconv.FormatInt(u.Height, 10))
 	return true
+}
+
+// migratedSince reports whether a runtime migration completed after
+// height (docs/keys.md, "State migration").
+func migratedSince(kv store.KV, height int64) bool {
+	done := migration.Last(kv)
+	return done != nil && done.Height > height
 }

@@ -10,6 +10,7 @@ package contracts
 // keys it derived (api.ContractKeyed).
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -172,8 +173,11 @@ func dueRound(ctx *block.Context, p *api.KeyPartials) string {
 // OnKeyed takes a worker's report of the keys it derived from a completed
 // round (api.TopicContractKeyed, origin worker). For a KeyForEpoch round,
 // onEpochKeyed (epochs.go). For a first-deployment round, the first
-// report of a worker of the round deploys the contract with the round's
-// workers (OnGrant). A report of keys that differ from the
+// reports of a majority of the round's workers naming the same keys
+// deploy the contract with the round's workers (OnGrant): one broken
+// enclave among them cannot fix the contract's keys to keys of its own
+// (each worker's report counts once; the others are events
+// contract_keyed_reported). A report of keys that differ from the
 // deployed contract's, from one of its workers, is an event
 // (contract_key_mismatch): that worker's enclave derived other keys than
 // the one whose report was taken. Any other report is ignored
@@ -216,8 +220,48 @@ func OnKeyed(ctx *block.Context, worker crypto.PublicKey, payload []byte) {
 		ignore("the round is not complete")
 		return
 	}
-	ctx.KV.Delete(api.KeyRoundKey(k.Round))
+	rk := reportKey(k.Round, worker)
+	if ctx.KV.Get(rk) != nil {
+		ignore("the worker reported this round's keys already")
+		return
+	}
+	keys := append(bytes.Clone(k.Identity[:]), k.Ecdh[:]...)
+	ctx.KV.Set(rk, keys)
+	same, need := 0, len(kr.Workers)/2+1
+	store.Iterate(ctx.KV, reportPrefix(k.Round), func(_, v []byte) bool {
+		if bytes.Equal(v, keys) {
+			same++
+		}
+		return true
+	})
+	if same < need {
+		ctx.Event("contract_keyed_reported", "upload_id", hex.EncodeToString(k.Upload[:]), "worker", worker.Hex(), "identical", strconv.Itoa(same), "needed", strconv.Itoa(need))
+		return
+	}
+	dropRound(ctx.KV, k.Round)
 	OnGrant(ctx, &api.ContractKeyGrant{Upload: k.Upload, Identity: k.Identity, Ecdh: k.Ecdh, Era: kr.Era, Epoch: kr.Epoch, Round: k.Round, Workers: kr.Workers})
+}
+
+// reportPrefix is the state key prefix of a first-deployment round's
+// reports ("cq/" ‖ round); reportKey one worker's (‖ worker; value: the
+// identity ‖ ECDH public keys it derived).
+func reportPrefix(round [32]byte) []byte { return append([]byte("cq/"), round[:]...) }
+
+func reportKey(round [32]byte, worker crypto.PublicKey) []byte {
+	return append(reportPrefix(round), worker[:]...)
+}
+
+// dropRound deletes a round and its workers' reports.
+func dropRound(kv store.KV, round [32]byte) {
+	kv.Delete(api.KeyRoundKey(round))
+	var ks [][]byte
+	store.Iterate(kv, reportPrefix(round), func(k, _ []byte) bool {
+		ks = append(ks, bytes.Clone(k))
+		return true
+	})
+	for _, k := range ks {
+		kv.Delete(k)
+	}
 }
 
 // pruneRounds deletes the rounds older than KeyRoundLifetime (every
@@ -238,6 +282,6 @@ func pruneRounds(ctx *block.Context) {
 		return true
 	})
 	for _, k := range old {
-		ctx.KV.Delete(k)
+		dropRound(ctx.KV, [32]byte(k[len("kr/"):]))
 	}
 }

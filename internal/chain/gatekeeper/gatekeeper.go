@@ -58,6 +58,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/election"
+	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
@@ -393,9 +394,10 @@ func elect(ctx *block.Context, src VoterSource, era uint64) error {
 	var voters []election.Voter
 	var nominators []crypto.PublicKey // of voters[len(selfVotes):]
 	for _, node := range Candidates(ctx.KV) {
-		_, err := registry.Attested(ctx.KV, node, ctx.Height)
+		wr, err := registry.Attested(ctx.KV, node, ctx.Height)
 		stake := src.NodeStake(ctx.KV, node)
-		ok := err == nil && stake >= p.MinGatekeeperStake && src.Responsive(ctx, node) && !src.Down(ctx, node)
+		// A runtime migration seats only nodes of its target build.
+		ok := err == nil && migration.Admits(ctx.KV, wr) && stake >= p.MinGatekeeperStake && src.Responsive(ctx, node) && !src.Down(ctx, node)
 		cands = append(cands, election.Candidate{Key: node, Eligible: ok})
 		if ok && stake > 0 {
 			voters = append(voters, election.Voter{Budget: stake, Targets: []crypto.PublicKey{node}})

@@ -24,6 +24,10 @@
 //     A revoked measurement makes every registration made with it expire:
 //     registry.Authorize refuses its messages, key grants naming it are
 //     ignored, and gatekeepers stop granting contract keys to it.
+//   - migrate runtime: starts a migration to a new pRuntime build
+//     (package migration; its measurement joins the allowlist if needed);
+//     refused while one runs. Revoking the running migration's target is
+//     refused.
 //   - set minimum pRuntime version: recorded and announced
 //     (api.TopicGovMinRuntimeVersion); older pRuntimes stop dispatching.
 //   - set params: the chain parameters from the next block on, announced
@@ -50,6 +54,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/registry"
@@ -345,6 +350,11 @@ func check(kv store.KV, a *api.Action) error {
 		if !registry.Attestation(kv).MeasurementAllowed(a.Measurement) {
 			return fmt.Errorf("%w: measurement %x is not on the allowlist", api.ErrInvalidAction, []byte(a.Measurement))
 		}
+		if m := migration.Running(kv); m != nil && !m.IsOld(a.Measurement) {
+			return fmt.Errorf("%w: measurement %x is the target of the running migration", api.ErrInvalidAction, []byte(a.Measurement))
+		}
+	case api.ActionMigrateRuntime:
+		return migration.Check(kv, a.Measurement)
 	case api.ActionSetValidator:
 		_, err := applyValidator(Validators(kv), a.Validator)
 		return err
@@ -390,6 +400,14 @@ func enact(ctx *block.Context, a *api.Action) error {
 		list := registry.SetMeasurementAllowed(ctx.KV, a.Measurement, a.Kind == api.ActionAllowMeasurement)
 		ctx.Event("gov_measurement", "measurement", hex.EncodeToString(a.Measurement), "allowed", strconv.FormatBool(a.Kind == api.ActionAllowMeasurement))
 		return mq.Emit(ctx, origin, api.TopicGovAllowlist, api.EncodeMeasurements(list))
+	case api.ActionMigrateRuntime:
+		allowed := registry.Attestation(ctx.KV).MeasurementAllowed(a.Measurement)
+		if err := migration.Start(ctx, a.Measurement); err != nil {
+			return err
+		}
+		if !allowed {
+			return mq.Emit(ctx, origin, api.TopicGovAllowlist, api.EncodeMeasurements(registry.Attestation(ctx.KV).Measurements))
+		}
 	case api.ActionSetMinRuntimeVersion:
 		b := api.EncodeRuntimeVersion(a.Version)
 		ctx.KV.Set(api.KeyMinRuntimeVersion, b)

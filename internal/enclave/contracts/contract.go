@@ -762,7 +762,7 @@ func (c *Contract) OpenQuery(g *QueryGuard, q *api.ContractQuery, now time.Time)
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrQueryRefused, err)
+		return nil, nil, fmt.Errorf("%w: sealed to neither the contract's current ECDH key nor its previous one (it rotates with the contract's key epoch: re-read the contract's record), or tampered: %v", ErrQueryRefused, err)
 	}
 	if err := g.check(q, now); err != nil {
 		return nil, nil, err

@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cmttypes "github.com/cometbft/cometbft/types"
@@ -123,6 +124,9 @@ type Engine struct {
 	// under pubMu, never under mu: queries do not wait for dispatch.
 	pubMu sync.RWMutex
 	pub   published
+	// retired: a runtime migration retired this pRuntime's build
+	// (migration.go); read by queries off the lock.
+	retired atomic.Bool
 }
 
 // published is the running contracts' committed state as of one
@@ -259,6 +263,9 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicGatekeeperActive, e.onGatekeeperActive)
 	e.handle(api.TopicContractState, e.onStateUpdate)
 	e.handle(api.TopicSubnetChanged, e.onSubnetChanged)
+	e.handle(api.TopicMigrationStarted, e.onMigrationStarted)
+	e.handle(api.TopicMigrationCompleted, e.onMigrationCompleted)
+	e.retired.Store(e.st.retiredAt > 0)
 	me := e.entity.Identity.Public()
 	if e.isGatekeeper(me) || e.isElected(me) {
 		e.role = RoleGatekeeper
@@ -514,7 +521,7 @@ func (e *Engine) Info() Info {
 		PRuntimePublicInfo: api.PRuntimePublicInfo{
 			ChainID: e.chainID, Role: e.role, Platform: e.cfg.Platform.Name(), Measurement: fmt.Sprintf("%x", e.cfg.Platform.Measurement()),
 			IdentityKey: e.entity.Identity.Public().Hex(), EcdhKey: e.entity.Ecdh.Public().Hex(),
-			Synced: e.st.headerHeight, Dispatched: e.st.dispatched, BlockTime: time.Unix(0, e.st.blockTime).UTC(),
+			Synced: e.st.headerHeight, Dispatched: e.st.dispatched, BlockTime: time.Unix(0, e.st.blockTime).UTC(), RetiredAt: e.st.retiredAt,
 		},
 		Egress: len(e.st.egress), Workers: len(e.st.workers), StateRoot: fmt.Sprintf("%x", root), MemoryBytes: ms.HeapAlloc,
 		Version: Version, MinVersion: e.st.minVersion,
@@ -584,6 +591,9 @@ func (e *Engine) workerInfo(operator crypto.PublicKey) api.WorkerInfo {
 func (e *Engine) Registration(operator crypto.PublicKey) (*api.RegisterWorker, error) {
 	if !operator.Valid() {
 		return nil, fmt.Errorf("%w: operator %s is not a valid account", ErrBadInput, operator.Hex())
+	}
+	if e.retired.Load() {
+		return nil, ErrRetired
 	}
 	e.mu.Lock()
 	// The EcdhKey rotates once per era (docs/keys.md, "EcdhKey

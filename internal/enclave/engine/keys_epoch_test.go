@@ -44,13 +44,15 @@ func checkpointEntries(t *testing.T, h *recoveryHarness, e *Engine, id crypto.Pu
 // of the state written after. P2: every key any pRuntime holds after
 // the rotation (the shares of era 2, the running contract's epoch keys)
 // opens none of the state as it was. A member paused through the rotation
-// is left out of the new set and, caught up, destroys its era-1 share too.
+// is left out of the new set and, caught up, destroys its era-1 share too;
+// a worker paused through it takes the new epoch's key from the queue when
+// it catches up and runs in step.
 func TestKeyRotationForwardSecrecy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chain + pRuntimes")
 	}
 	h := newRecoveryHarnessWith(t, func(g *api.GenesisState) {
-		g.Params.EraLength = 100
+		g.Params.EraLength = 160 // the deployment and its commands fit in the first elected era
 		g.Params.NGatekeepers = 4
 	})
 	w1 := h.ch.engine(t, t.TempDir())
@@ -58,18 +60,17 @@ func TestKeyRotationForwardSecrecy(t *testing.T) {
 	ms := electSet(t, h, 4, w1)
 	workers := []*Engine{w1, h.gk}
 	all := append(slices.Clone(ms), workers...)
-	h.uploadOnly(t, 1)
+	h.uploadOnly(t, 2)
 	var rec *api.ContractRecord
 	waitFor(t, 120*time.Second, "the contract running", func() bool {
 		relayBatch(t, h.ch, h.bobS, all...)
 		rec = h.record(t)
-		return rec != nil && rec.Status == api.ContractRunning && len(rec.Workers) == 1
+		return rec != nil && rec.Status == api.ContractRunning && len(rec.Workers) == 2
 	})
 	h.id, h.ecdh = rec.Identity, rec.Ecdh
-	runner := w1
-	if rec.Workers[0] == h.gk.Identity() {
-		runner = h.gk
-	}
+	// Both workers run it; the lagging one is paused through the
+	// rotation below.
+	runner, lagging := w1, h.gk
 	era1 := rec.KeyEra
 	for i := uint32(1); i <= 4; i++ {
 		h.command(t, 1, 40*i)
@@ -103,7 +104,7 @@ func TestKeyRotationForwardSecrecy(t *testing.T) {
 	// posts no DKG key: the other three make era 2 without it), then
 	// caught up.
 	paused := ms[3]
-	up := append(slices.Clone(ms[:3]), workers...)
+	up := append(slices.Clone(ms[:3]), runner)
 	waitFor(t, 5*time.Minute, "the next key era serving", func() bool {
 		relayBatch(t, h.ch, h.bobS, up...)
 		return ms[0].st.servingKeyEra > era1
@@ -112,7 +113,7 @@ func TestKeyRotationForwardSecrecy(t *testing.T) {
 		t.Fatalf("the paused member is in the new key set %+v", set)
 	}
 	// The contract's new key epoch, the re-encryption, the retirement of
-	// era 1, with the paused member caught up.
+	// era 1, with the paused member and the lagging worker caught up.
 	waitFor(t, 5*time.Minute, "the contract migrated to the next key era and era 1 retired", func() bool {
 		relayBatch(t, h.ch, h.bobS, all...)
 		r := h.record(t)
@@ -152,6 +153,17 @@ func TestKeyRotationForwardSecrecy(t *testing.T) {
 	held := runner.running[h.id].c.Store().EpochKeys()
 	if len(held) != 1 || held[0].Epoch != 1 || runner.running[h.id].prevSeed != nil {
 		t.Fatalf("the worker holds epoch keys %v after the migration", held)
+	}
+	// The worker that lagged through the rotation took the new epoch's
+	// key from the queue when it caught up: it runs the contract in step
+	// (the same state root) and holds the same single epoch key.
+	syncTo(t, h.ch, runner, lagging)
+	lr := lagging.running[h.id]
+	if lr == nil || lr.c.StateRoot() != runner.running[h.id].c.StateRoot() {
+		t.Fatal("the worker that lagged through the rotation does not run the contract in step")
+	}
+	if lh := lr.c.Store().EpochKeys(); len(lh) != 1 || lh[0] != held[0] || lr.prevSeed != nil {
+		t.Fatalf("the lagging worker holds epoch keys %v after the migration", lh)
 	}
 	set2 := runner.st.keySets[rec.KeyEra]
 	now := leakedShares(t, set2, ms[:3])

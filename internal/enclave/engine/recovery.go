@@ -133,7 +133,7 @@ func (e *Engine) onDeployed(ctx *Context, m *api.Message) error {
 			return err
 		}
 	}
-	if e.gk != nil && !dep.failed && len(dep.workers) < int(u.replicas) {
+	if e.gk != nil && !dep.failed && e.replicasShort(dep, u) {
 		e.gk.Grant(ctx.Height, e.gkUpload(dep.upload, dep))
 	}
 	return nil
@@ -375,6 +375,9 @@ func (e *Engine) Recover(req *api.RecoverRequest) (*RecoverResult, error) {
 	delete(e.st.recovering, id)
 	e.running[id] = r
 	e.publish()
+	// The chain learns it runs in step (a migration hands the contract
+	// over on it).
+	e.emit(api.OriginWorker, api.TopicReplicaReady, (&api.ReplicaReady{Contract: id, Height: e.st.dispatched}).Encode())
 	res := &RecoverResult{Entries: len(req.Entries), Replayed: len(req.Blocks), Root: r.c.StateRoot()}
 	if err := e.checkpoint(); err != nil {
 		return res, err

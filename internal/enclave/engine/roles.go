@@ -82,6 +82,8 @@ func (v chainView) Attested(rec *api.WorkerRecord, height int64) bool {
 
 func (v chainView) Assignable(key crypto.PublicKey) bool { return v.e.assignable(key) }
 
+func (v chainView) Admits(rec *api.WorkerRecord) bool { return v.e.admits(rec) }
+
 func (v chainView) Worker(key crypto.PublicKey) *api.WorkerRecord { return v.e.st.workers[key] }
 
 func (v chainView) Workers() []*api.WorkerRecord {

@@ -44,6 +44,10 @@ type state struct {
 	// then as enacted) and the minimum pRuntime version announced.
 	allowlist  []api.HexBytes
 	minVersion uint32
+	// Runtime migration (migration.go): the running one (nil if none),
+	// and the height this pRuntime's build was retired at (0: it serves).
+	migration *api.RuntimeMigration
+	retiredAt int64
 	// Attestation: the hashes of the recent blocks a registration's
 	// report may cite (params.AttestationWindow of them),
 	// blockHashes[h] from verified header h+1's LastBlockID; none is kept
@@ -157,6 +161,7 @@ func (s *state) encodeChain(w *codec.Writer) {
 	s.encodeKeySets(w)
 	s.encodeDkg(w)
 	s.encodeGovernance(w)
+	s.encodeMigration(w)
 	s.encodeAttest(w)
 	s.encodeStaking(w)
 	s.encodeComputation(w)
@@ -230,6 +235,7 @@ func decodeState(b []byte) (*state, error) {
 	s.decodeKeySets(r)
 	s.decodeDkg(r)
 	s.decodeGovernance(r)
+	s.decodeMigration(r)
 	s.decodeAttest(r)
 	s.decodeStaking(r)
 	s.decodeComputation(r)

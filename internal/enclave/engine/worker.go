@@ -160,7 +160,7 @@ func (e *Engine) grantWaiting(height int64) {
 	}
 	cs := make([]crypto.PublicKey, 0)
 	for id, d := range e.st.deployed {
-		if u := e.st.uploads[d.upload]; u != nil && !d.failed && len(d.workers) < int(u.replicas) {
+		if u := e.st.uploads[d.upload]; u != nil && !d.failed && e.replicasShort(d, u) {
 			cs = append(cs, id)
 		}
 	}
@@ -199,7 +199,7 @@ func (e *Engine) gkUpload(id [32]byte, d *deployment) gatekeeper.Upload {
 	u := e.st.uploads[id]
 	g := gatekeeper.Upload{ID: id, Deployer: u.deployer, CodeHash: u.codeHash, Seq: u.seq, Replicas: u.replicas, Requirements: u.req, KeyEra: e.st.servingKeyEra}
 	if d != nil {
-		g.Current, g.Exclude = d.workers, d.excluded
+		g.Current, g.Exclude, g.Leaving = d.workers, d.excluded, e.leaving(d.workers)
 		g.KeyEra, g.KeyEpoch, g.Deployed = d.keyEra, d.keyEpoch, true
 	}
 	return g
@@ -555,6 +555,9 @@ func receiptBody(res *contracts.Result, err error) api.ReceiptBody {
 // the deadline). A query that runs out of time gets an answer with an
 // error status, like one that runs out of gas.
 func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
+	if e.retired.Load() {
+		return nil, ErrRetired
+	}
 	// The replay guard is this worker's: a query for another replica (or
 	// for the chain, zero) would be fresh here. Checked first: a client
 	// whose record names another identity at this endpoint (this

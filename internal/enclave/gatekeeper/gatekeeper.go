@@ -52,6 +52,9 @@ type Chain interface {
 	Attested(rec *api.WorkerRecord, height int64) bool
 	// Worker returns the registration of key in the queue, nil if none.
 	Worker(key crypto.PublicKey) *api.WorkerRecord
+	// Admits reports whether the running runtime migration (if any)
+	// admits rec's build to new contracts (its target build only).
+	Admits(rec *api.WorkerRecord) bool
 	// Assignable reports whether the worker key may be assigned new
 	// contracts: its total stake, as the staking module announced it, is
 	// at least min_worker_stake, and the chain did not find it
@@ -128,6 +131,9 @@ type Upload struct {
 	// its deployment); a grant adds at most Replicas minus their number,
 	// never one of them or of Exclude (removed by the deployer).
 	Current, Exclude []crypto.PublicKey
+	// Leaving: those of Current whose build the running runtime
+	// migration retires; they are not counted against Replicas.
+	Leaving []crypto.PublicKey
 	// KeyEra, KeyEpoch: the key set and epoch the contract's key is
 	// derived under (the serving key era and 0 for a new contract).
 	KeyEra, KeyEpoch uint64
@@ -483,7 +489,7 @@ func (g *Gatekeeper) unmet(q *api.Requirements, w *api.WorkerRecord) string {
 // api.TopicKeyPartials). No eligible worker: nothing is emitted (logged
 // for a first deployment).
 func (g *Gatekeeper) Grant(height int64, u Upload) {
-	want := int(u.Replicas) - len(u.Current)
+	want := int(u.Replicas) - (len(u.Current) - len(u.Leaving))
 	if !g.member(u.KeyEra) || want <= 0 {
 		return
 	}
@@ -540,7 +546,7 @@ func (g *Gatekeeper) pick(height int64, u *Upload, seed []byte, want int) (ws []
 	var cs []cand
 	for _, w := range g.cfg.Chain.Workers() {
 		k := w.Info.IdentityKey
-		if !g.cfg.Chain.Attested(w, height) || !g.cfg.Chain.Assignable(k) || g.cfg.Chain.IsGatekeeper(k) || slices.Contains(u.Current, k) || slices.Contains(u.Exclude, k) {
+		if !g.cfg.Chain.Attested(w, height) || !g.cfg.Chain.Admits(w) || !g.cfg.Chain.Assignable(k) || g.cfg.Chain.IsGatekeeper(k) || slices.Contains(u.Current, k) || slices.Contains(u.Exclude, k) {
 			continue
 		}
 		eligible++

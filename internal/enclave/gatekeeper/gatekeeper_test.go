@@ -32,6 +32,11 @@ type view struct {
 	unassignable map[crypto.PublicKey]bool
 	gatekeepers  []crypto.PublicKey // serving or elected
 	subnets      map[[32]byte][]crypto.PublicKey
+	target       []byte // the running runtime migration's build (nil: none)
+}
+
+func (v *view) Admits(rec *api.WorkerRecord) bool {
+	return v.target == nil || string(rec.Measurement) == string(v.target)
 }
 
 func (v *view) Attested(rec *api.WorkerRecord, height int64) bool {
@@ -407,6 +412,81 @@ func TestGrantRequirements(t *testing.T) {
 		slices.SortFunc(want, func(a, b crypto.PublicKey) int { return slices.Compare(a[:], b[:]) })
 		if !slices.Equal(got, want) {
 			t.Fatalf("%s: granted to %d workers, want %d", c.name, len(got), len(want))
+		}
+	}
+}
+
+// While a runtime migration runs, a grant picks only workers of its
+// target build, and a deployed contract's workers of a retired build do
+// not count against its replicas: a contract with 2 replicas on old
+// builds gets 2 new-build workers beside them, one with 1 new-build
+// worker already gets 1 more, one with 2 gets none.
+func TestGrantDuringMigration(t *testing.T) {
+	gk := newNode(t, 1)
+	gks := []crypto.PublicKey{gk.entity.Identity.Public()}
+	g := gk.start(t, gks, true)
+	pub, _ := g.Public(0)
+	gk.view.adopt(&api.KeySet{T: 1, Members: gks, Commits: [][32]byte{pub}})
+	oldBuild, newBuild := []byte("old build"), []byte("new build")
+	var olds, news []crypto.PublicKey
+	for i := range 6 {
+		rec := newNode(t, 1).record(100)
+		rec.Measurement = oldBuild
+		if i >= 2 {
+			rec.Measurement = newBuild
+		}
+		gk.view.workers[rec.Info.IdentityKey] = rec
+		if i < 2 {
+			olds = append(olds, rec.Info.IdentityKey)
+		} else {
+			news = append(news, rec.Info.IdentityKey)
+		}
+	}
+	granted := func(u Upload) []crypto.PublicKey {
+		t.Helper()
+		gk.view.egress = nil
+		g.Grant(5, u)
+		if len(gk.view.egress) == 0 {
+			return nil
+		}
+		p, err := api.DecodeKeyPartials(gk.view.egress[0].Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.WorkerKeys()
+	}
+	up := func(current ...crypto.PublicKey) Upload {
+		u := Upload{ID: [32]byte{1}, Deployer: crypto.PublicKey{2}, CodeHash: [32]byte{3}, Replicas: 2, Current: current, Deployed: len(current) > 0}
+		for _, w := range current {
+			if slices.Contains(olds, w) {
+				u.Leaving = append(u.Leaving, w)
+			}
+		}
+		return u
+	}
+	// No migration: a fresh upload may get old-build workers.
+	if got := granted(up()); len(got) != 2 {
+		t.Fatalf("no migration: granted %d workers, want 2", len(got))
+	}
+	gk.view.target = newBuild
+	for _, c := range []struct {
+		name    string
+		current []crypto.PublicKey
+		want    int
+	}{
+		{"new upload", nil, 2},
+		{"two old workers", olds, 2},
+		{"two old and one new", append(slices.Clone(olds), news[0]), 1},
+		{"two new", news[:2], 0},
+	} {
+		got := granted(up(c.current...))
+		if len(got) != c.want {
+			t.Fatalf("%s: granted %d workers, want %d", c.name, len(got), c.want)
+		}
+		for _, w := range got {
+			if !slices.Contains(news, w) || slices.Contains(c.current, w) {
+				t.Fatalf("%s: granted %s, not a new-build worker outside the contract", c.name, w.Short())
+			}
 		}
 	}
 }

@@ -209,6 +209,8 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, engine.ErrNotRecovering):
 		return http.StatusConflict
+	case errors.Is(err, engine.ErrRetired):
+		return http.StatusGone
 	}
 	return http.StatusInternalServerError
 }
