@@ -167,6 +167,11 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %s takes a contract key and a query hash (64 bytes)", ErrInvalidCall, path)
 		}
 		return ContractReturnKey(crypto.PublicKey(data[:32]), [32]byte(data[32:])), nil
+	case QueryContractPayout:
+		if len(data) != crypto.PublicKeySize+8 {
+			return nil, fmt.Errorf("%w: %s takes a contract key and a big-endian u64 payout id (40 bytes), got %d bytes", ErrInvalidCall, path, len(data))
+		}
+		return ContractPayoutKey(crypto.PublicKey(data[:32]), binary.BigEndian.Uint64(data[32:])), nil
 	case QueryDeployerSeq:
 		pk, err := key32()
 		return DeployerSeqKey(pk), err

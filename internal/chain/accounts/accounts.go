@@ -143,6 +143,39 @@ func satAdd(a, b uint64) uint64 {
 	return a + b
 }
 
+// Move moves amount PHA base units from one balance to another, without
+// a fee, an event or the Credits hook (the contracts module's payouts out
+// of an escrow account, docs/interop.md). It changes nothing on error:
+// api.ErrInsufficientBalance, api.ErrInvalidCall (the recipient's balance
+// would overflow). Moving to the same account changes nothing.
+func Move(kv store.KV, from, to crypto.PublicKey, amount uint64) error {
+	src := Get(kv, from)
+	if src.Balance < amount {
+		return fmt.Errorf("%w: %s has %s, needs %s", api.ErrInsufficientBalance, from, api.FormatAmountUnits(src.Balance), api.FormatAmountUnits(amount))
+	}
+	if from == to || amount == 0 {
+		return nil
+	}
+	dst := Get(kv, to)
+	if dst.Balance+amount < dst.Balance {
+		return fmt.Errorf("%w: recipient balance would overflow", api.ErrInvalidCall)
+	}
+	src.Balance -= amount
+	dst.Balance += amount
+	Set(kv, from, src)
+	Set(kv, to, dst)
+	return nil
+}
+
+// Credits is told of every transfer's credit, inside the transfer's call:
+// an error refuses the transfer (nothing moves). The contracts module
+// implements it: a transfer to a contract's escrow account is delivered to
+// the contract as a deposit (docs/interop.md, "Chain → contract"); a
+// transfer to any other account costs it one state read.
+type Credits interface {
+	Credited(ctx *block.Context, from, to crypto.PublicKey, amount uint64) error
+}
+
 // Transfer moves amount from one account to another.
 func Transfer(ctx *block.Context, from crypto.PublicKey, t *api.Transfer) error {
 	if t.Amount == 0 {
@@ -171,16 +204,24 @@ func Transfer(ctx *block.Context, from crypto.PublicKey, t *api.Transfer) error 
 }
 
 // Spec returns the accounts module's entry in the chain's module table:
-// it owns the "a/" keys, executes transfers, writes the genesis balances
-// and issuance and serves proved account and issuance reads. Fees are charged by the application
-// before any call (ChargeFee).
-func Spec() *module.Module {
+// it owns the "a/" keys, executes transfers (telling credits, if not nil,
+// of each one that moved PHA: its error refuses the transfer), writes the
+// genesis balances and issuance and serves proved account and issuance
+// reads. Fees are charged by the application before any call (ChargeFee).
+func Spec(credits Credits) *module.Module {
 	return &module.Module{
 		Name:        "accounts",
 		KeyPrefixes: []string{"a/"},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallTransfer: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
-				return Transfer(ctx, signer, c.(*api.Transfer))
+				t := c.(*api.Transfer)
+				if err := Transfer(ctx, signer, t); err != nil {
+					return err
+				}
+				if credits == nil || signer == t.To {
+					return nil
+				}
+				return credits.Credited(ctx, signer, t.To, t.Amount)
 			},
 		},
 		InitGenesis: func(kv store.KV, g *module.Genesis) error {

@@ -381,3 +381,45 @@ func TestInsufficientBalanceSpeaksPHA(t *testing.T) {
 		}
 	}
 }
+
+// Move (a payout out of an escrow account) moves exactly amount, or
+// changes nothing: beyond the sender's balance, a recipient's overflow.
+func TestMove(t *testing.T) {
+	start := map[crypto.PublicKey]api.Account{alice: {Balance: 100, Nonce: 4}, bob: {Balance: math.MaxUint64 - 5}}
+	for _, tc := range []struct {
+		name     string
+		from, to crypto.PublicKey
+		amount   uint64
+		wantErr  error
+		want     map[crypto.PublicKey]api.Account
+	}{
+		{name: "beyond the balance", from: alice, to: dave, amount: 101, wantErr: api.ErrInsufficientBalance},
+		{name: "from an empty account", from: dave, to: alice, amount: 1, wantErr: api.ErrInsufficientBalance},
+		{name: "recipient overflow", from: alice, to: bob, amount: 6, wantErr: api.ErrInvalidCall},
+		{name: "to itself", from: alice, to: alice, amount: 100, want: start},
+		{name: "whole balance", from: alice, to: dave, amount: 100,
+			want: map[crypto.PublicKey]api.Account{alice: {Nonce: 4}, bob: start[bob], dave: {Balance: 100}}},
+		{name: "recipient to the maximum", from: alice, to: bob, amount: 5,
+			want: map[crypto.PublicKey]api.Account{alice: {Balance: 95, Nonce: 4}, bob: {Balance: math.MaxUint64}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kv := newState(start)
+			before := kv.clone()
+			err := Move(kv, tc.from, tc.to, tc.amount)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) || !reflect.DeepEqual(kv, before) {
+					t.Fatalf("Move = %v (want %v), state changed: %v", err, tc.wantErr, !reflect.DeepEqual(kv, before))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for pk, want := range tc.want {
+				if got := Get(kv, pk); got != want {
+					t.Fatalf("%s: %+v, want %+v", pk.Short(), got, want)
+				}
+			}
+		})
+	}
+}

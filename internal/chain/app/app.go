@@ -123,7 +123,7 @@ func newMuxWith(voters gatekeeper.VoterSource) *module.Mux {
 	x := &muxRef{}
 	x.Mux = module.NewMux(
 		chainSpec(),
-		accounts.Spec(),
+		accounts.Spec(deposits{}),
 		registry.Spec(),
 		staking.Spec(),
 		gatekeeper.Spec(voters),

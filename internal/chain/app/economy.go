@@ -5,6 +5,7 @@ import (
 	"github.com/phalago/phala/internal/chain/accounts"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/computation"
+	"github.com/phalago/phala/internal/chain/contracts"
 	"github.com/phalago/phala/internal/chain/staking"
 	"github.com/phalago/phala/internal/chain/store"
 )
@@ -38,4 +39,13 @@ func (economy) Issuance(kv store.KV) uint64 { return accounts.Issuance(kv) }
 
 func (economy) Responsive(ctx *block.Context, node crypto.PublicKey) bool {
 	return computation.Responsive(ctx.KV, node, ctx.Height, ctx.Params.EraLength)
+}
+
+// deposits is the accounts module's hook into the contracts module
+// (accounts.Credits): a transfer to a contract's escrow account is a
+// deposit to the contract (docs/interop.md, "Chain → contract").
+type deposits struct{}
+
+func (deposits) Credited(ctx *block.Context, from, to crypto.PublicKey, amount uint64) error {
+	return contracts.Credited(ctx, from, to, amount)
 }

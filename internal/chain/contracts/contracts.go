@@ -271,6 +271,7 @@ func OnGrant(ctx *block.Context, g *api.ContractKeyGrant) {
 		rec = &api.ContractRecord{Upload: g.Upload, Deployer: p.Deployer, CodeHash: p.CodeHash, Sequence: p.Sequence, Identity: g.Identity, Ecdh: g.Ecdh,
 			Status: api.ContractStarting, StatusHeight: ctx.Height, ExecTimeout: p.ExecTimeout, Requirements: p.Requirements, CheckpointInterval: p.CheckpointInterval, KeyEra: g.Era, KeyEpoch: g.Epoch, EpochHeight: ctx.Height}
 		ctx.KV.Set(api.ContractUploadKey(g.Upload), g.Identity[:])
+		recordEscrow(ctx.KV, g.Identity)
 	}
 	rec.Workers = append(rec.Workers, added...)
 	ctx.KV.Set(api.ContractKey(g.Identity), rec.Encode())
@@ -628,17 +629,19 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 // "cs/", pending uploads "cp/", on-chain query answers "cr/", the block's
 // declared gas per worker "cg/", checkpoints "cc/" and entries "ck/",
 // arbitrations "ca/", state votes "cv/", undo records "cx/", rounds of
-// key partials "kr/" and pending rekeys "ce/"); it executes
-// uploads, commands, on-chain queries and arbitration requests, admits contract origins (deployed
-// contracts) into the queue, consumes key-set members' partials, workers'
-// reports of derived contract keys, and
-// contracts' query answers, start reports and state updates, workers'
-// state votes, and serves the contracts'
-// proved reads.
+// key partials "kr/", pending rekeys "ce/", replicas ready "cy/", escrow
+// accounts' owners "cw/" and payout results "co/"); it executes uploads,
+// commands, on-chain queries and arbitration requests, admits contract
+// origins (deployed contracts) into the queue, consumes key-set members'
+// partials, workers' reports of derived contract keys, contracts' query
+// answers, start reports, state updates, calls to other contracts and
+// payout requests (interop.go), workers' state votes, and serves the
+// contracts' proved reads. The accounts module tells it of transfers
+// (Credited: deposits to escrow accounts).
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
-		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/", "ce/", "cy/"},
+		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/", "ce/", "cy/", "cw/", "co/"},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallUploadContract: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return Upload(ctx, signer, c.(*api.UploadContract))
@@ -667,6 +670,12 @@ func Spec() *module.Module {
 			{Origin: api.OriginContract, Topic: api.TopicContractState, Handle: func(ctx *block.Context, m *api.Message) {
 				OnState(ctx, m.Origin.Key, m.Payload)
 			}},
+			{Origin: api.OriginContract, Topic: api.TopicContractCall, Handle: func(ctx *block.Context, m *api.Message) {
+				OnCall(ctx, m.Origin.Key, m.Payload)
+			}},
+			{Origin: api.OriginContract, Topic: api.TopicPayout, Handle: func(ctx *block.Context, m *api.Message) {
+				OnPayout(ctx, m.Origin.Key, m.Payload)
+			}},
 			{Origin: api.OriginWorker, Topic: api.TopicKeyPartials, Handle: func(ctx *block.Context, m *api.Message) {
 				OnPartials(ctx, m.Origin.Key, m.Payload)
 			}},
@@ -687,7 +696,7 @@ func Spec() *module.Module {
 			return nil
 		},
 		Queries:      map[string]module.Querier{api.QueryContractEntries: queryEntries},
-		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending, api.QueryCheckpoint, api.QueryArbitration},
+		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending, api.QueryCheckpoint, api.QueryArbitration, api.QueryContractPayout},
 	}
 }
 
