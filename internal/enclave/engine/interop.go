@@ -115,7 +115,9 @@ func openCall(c *contracts.Contract, sender crypto.PublicKey, call *api.Contract
 // are emitted if it succeeds. It returns the call's error.
 func (e *Engine) runInput(ctx *Context, r *running, id, caller crypto.PublicKey, input []byte, gasLimit uint64, event bool) error {
 	e.executed(r, id)
-	r.cmdSinceCut = true
+	// The contract ran (its call counter moves, its state may change):
+	// its checkpoint part is rewritten.
+	r.cmdSinceCut, r.dirty = true, true
 	r.c.SetStateBudget(r.stateBudget(ctx.Height))
 	run := r.c.CommandWithin
 	if event {
