@@ -53,7 +53,7 @@ func takesDeposits(kv store.KV, contract crypto.PublicKey) string {
 
 // ErrNoDeposit: the recipient is the escrow account of a contract that
 // takes no deposit (failed, or not running yet); the transfer is refused.
-var ErrNoDeposit = fmt.Errorf("%w: escrow takes no deposit", api.ErrInvalidCall)
+var ErrNoDeposit = fmt.Errorf("%w: the recipient is a contract's escrow account", api.ErrInvalidCall)
 
 // Credited is the accounts module's hook (accounts.Credits) after a
 // transfer credited amount PHA base units from → to, in the transfer's
