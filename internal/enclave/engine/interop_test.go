@@ -290,3 +290,64 @@ func TestContractCalls(t *testing.T) {
 		return true
 	})
 }
+
+// The receiving side's rule for a call message is the chain's
+// (contracts.OnCall): from a contract, well formed, to a deployed
+// contract that did not fail, with gas at most max_command_gas.
+func TestAcceptedCallRule(t *testing.T) {
+	e := &Engine{st: newState()}
+	e.st.params.MaxCommandGas = 1000
+	recv, failed := crypto.PublicKey{1}, crypto.PublicKey{2}
+	e.st.deployed[recv] = &deployment{deployedAt: 3}
+	e.st.deployed[failed] = &deployment{deployedAt: 3, reported: true, failed: true, failedAt: 4}
+	sender := api.KeyOrigin(api.OriginContract, crypto.PublicKey{9})
+	call := func(to crypto.PublicKey, gas uint64) []byte {
+		return (&api.ContractCall{To: to, Gas: gas, Payload: []byte("x")}).Encode()
+	}
+	for _, tc := range []struct {
+		name    string
+		origin  api.Origin
+		payload []byte
+		ok      bool
+	}{
+		{"accepted", sender, call(recv, 1000), true},
+		{"from an account", api.KeyOrigin(api.OriginAccount, alice.Public()), call(recv, 10), false},
+		{"from a module", api.ModuleOrigin("contracts"), call(recv, 10), false},
+		{"malformed", sender, append(call(recv, 10), 0), false},
+		{"no gas", sender, call(recv, 0), false},
+		{"unknown receiver", sender, call(crypto.PublicKey{3}, 10), false},
+		{"failed receiver", sender, call(failed, 10), false},
+		{"over max_command_gas", sender, call(recv, 1001), false},
+	} {
+		if _, ok := e.acceptedCall(&api.Message{Origin: tc.origin, Topic: api.TopicContractCall, Payload: tc.payload}); ok != tc.ok {
+			t.Errorf("%s: accepted %v", tc.name, ok)
+		}
+	}
+}
+
+// The sending side's rule (engine.peer) is by heights: a receiver takes
+// calls made in blocks after its deployment's and, if it failed to
+// start, up to the block of its failure report; and needs a known ECDH
+// key.
+func TestPeerByHeights(t *testing.T) {
+	e := &Engine{st: newState()}
+	key := crypto.MustKeyPairFromURI("//peer").Public()
+	ok, failed, nokey := crypto.PublicKey{1}, crypto.PublicKey{2}, crypto.PublicKey{3}
+	e.st.deployed[ok] = &deployment{deployedAt: 10, ecdh: key}
+	e.st.deployed[failed] = &deployment{deployedAt: 10, ecdh: key, failed: true, failedAt: 12}
+	e.st.deployed[nokey] = &deployment{deployedAt: 10}
+	for _, tc := range []struct {
+		to     crypto.PublicKey
+		height int64
+		want   bool
+	}{
+		{ok, 10, false}, {ok, 11, true}, {ok, 1000, true},
+		{failed, 11, true}, {failed, 12, true}, {failed, 13, false},
+		{nokey, 11, false}, {crypto.PublicKey{4}, 11, false},
+	} {
+		k, got := e.peer(tc.to, tc.height)
+		if got != tc.want || (got && k != key) {
+			t.Errorf("peer %x at %d: %v %x, want %v", tc.to[:1], tc.height, got, k[:4], tc.want)
+		}
+	}
+}
