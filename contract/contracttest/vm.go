@@ -88,7 +88,7 @@ func NewVM(t testing.TB, code []byte, opts VMOptions) *VMHarness {
 		t.Fatal(err)
 	}
 	h := &VMHarness{C: c, height: 1, time: time.Unix(1_700_000_000, 0).UTC(), perBlock: max(opts.CommandsPerBlock, 1)}
-	c.SetPeers(func(to crypto.PublicKey, _ int64) (crypto.PublicKey, bool) {
+	c.SetPeers(func(to crypto.PublicKey, _ uint64, _ int64) (crypto.PublicKey, bool) {
 		if h.known != nil && !h.known[contract.Address(to)] {
 			return crypto.PublicKey{}, false
 		}

@@ -72,10 +72,11 @@ type Contract struct {
 }
 
 // Peers tells a contract's calls (the "call" import) whether contract to
-// takes calls at height (deployed, not failed, in the engine's view of
-// the queue: the same on every replica) and its current ECDH public key,
-// which a sealed call is sealed to.
-type Peers func(to crypto.PublicKey, height int64) (ecdh crypto.PublicKey, ok bool)
+// takes a call forwarding gas made at height (deployed, not failed, gas
+// within the chain's max_command_gas, in the engine's view of the queue:
+// the same on every replica) and its current ECDH public key, which a
+// sealed call is sealed to.
+type Peers func(to crypto.PublicKey, gas uint64, height int64) (ecdh crypto.PublicKey, ok bool)
 
 // SetPeers sets the receivers the contract's calls may go to (nil: none,
 // every call is refused).
@@ -307,7 +308,7 @@ func (e *env) Call(to [32]byte, payload []byte, gas uint64, sealed bool) (bool, 
 	if e.peers == nil || gas == 0 {
 		return false, nil
 	}
-	ecdh, ok := e.peers(to, e.height)
+	ecdh, ok := e.peers(to, gas, e.height)
 	if !ok {
 		return false, nil
 	}

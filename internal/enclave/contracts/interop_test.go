@@ -40,7 +40,9 @@ func TestCallMessages(t *testing.T) {
 	k, _ := keys.ContractKeysFromSeed(sha256.Sum256([]byte("caller")))
 	recv, _ := keys.ContractKeysFromSeed(sha256.Sum256([]byte("receiver")))
 	to := recv.Identity.Public()
-	peers := func(id crypto.PublicKey, _ int64) (crypto.PublicKey, bool) { return recv.Ecdh.Public(), id == to }
+	peers := func(id crypto.PublicKey, _ uint64, _ int64) (crypto.PublicKey, bool) {
+		return recv.Ecdh.Public(), id == to
+	}
 	in := []byte(fmt.Sprintf("call 0x%s 1000 1 hi there", hex.EncodeToString(to[:])))
 	var calls []*api.ContractCall
 	for i := 0; i < 2; i++ {
@@ -81,7 +83,7 @@ func TestCallMessages(t *testing.T) {
 	if res, err := c.Command(ctx, alice.Public(), in, 5, t0); !errors.Is(err, vm.ErrFailed) || len(res.Messages) != 0 {
 		t.Fatalf("a call with no peers: %v", err)
 	}
-	c.SetPeers(func(crypto.PublicKey, int64) (crypto.PublicKey, bool) { return crypto.PublicKey{}, false })
+	c.SetPeers(func(crypto.PublicKey, uint64, int64) (crypto.PublicKey, bool) { return crypto.PublicKey{}, false })
 	if _, err := c.Command(ctx, alice.Public(), in, 6, t0); !errors.Is(err, vm.ErrFailed) {
 		t.Fatalf("a call to a refused receiver: %v", err)
 	}

@@ -28,10 +28,12 @@ import (
 // height if its deployment reached the queue before that block and it
 // had not reported a failed start before that block, and then its
 // current ECDH key. Heights, not the live view, decide, so a recovering
-// worker replaying the call at height later decides the same.
-func (e *Engine) peer(to crypto.PublicKey, height int64) (crypto.PublicKey, bool) {
+// worker replaying the call at height later decides the same. A call
+// forwarding more gas than max_command_gas is refused too (the chain
+// would ignore it).
+func (e *Engine) peer(to crypto.PublicKey, gas uint64, height int64) (crypto.PublicKey, bool) {
 	d := e.st.deployed[to]
-	if d == nil || d.deployedAt >= height || (d.failed && d.failedAt < height) || d.ecdh == (crypto.PublicKey{}) {
+	if d == nil || gas > e.st.params.MaxCommandGas || d.deployedAt >= height || (d.failed && d.failedAt < height) || d.ecdh == (crypto.PublicKey{}) {
 		return crypto.PublicKey{}, false
 	}
 	return d.ecdh, true

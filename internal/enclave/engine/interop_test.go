@@ -328,9 +328,10 @@ func TestAcceptedCallRule(t *testing.T) {
 // The sending side's rule (engine.peer) is by heights: a receiver takes
 // calls made in blocks after its deployment's and, if it failed to
 // start, up to the block of its failure report; and needs a known ECDH
-// key.
+// key. Gas above max_command_gas is refused, as the chain would.
 func TestPeerByHeights(t *testing.T) {
 	e := &Engine{st: newState()}
+	e.st.params.MaxCommandGas = 1000
 	key := crypto.MustKeyPairFromURI("//peer").Public()
 	ok, failed, nokey := crypto.PublicKey{1}, crypto.PublicKey{2}, crypto.PublicKey{3}
 	e.st.deployed[ok] = &deployment{deployedAt: 10, ecdh: key}
@@ -345,9 +346,12 @@ func TestPeerByHeights(t *testing.T) {
 		{failed, 11, true}, {failed, 12, true}, {failed, 13, false},
 		{nokey, 11, false}, {crypto.PublicKey{4}, 11, false},
 	} {
-		k, got := e.peer(tc.to, tc.height)
+		k, got := e.peer(tc.to, 1000, tc.height)
 		if got != tc.want || (got && k != key) {
 			t.Errorf("peer %x at %d: %v %x, want %v", tc.to[:1], tc.height, got, k[:4], tc.want)
 		}
+	}
+	if _, got := e.peer(ok, 1001, 11); got {
+		t.Error("a call forwarding more than max_command_gas taken")
 	}
 }
