@@ -27,7 +27,21 @@ type Harness interface {
 	Query(caller contract.Address, input []byte) ([]byte, error)
 	// Emitted returns the messages of the last command.
 	Emitted() []Message
+	// Deposit and PayoutResult deliver the chain's events in a new block
+	// (handle_event; a failed deposit is refunded); Calls and Payouts are
+	// what the last command or event queued; KnownContracts restricts the
+	// receivers calls may go to.
+	Deposit(from contract.Address, amount uint64) error
+	PayoutResult(p contract.Payout) error
+	Calls() []OutCall
+	Payouts() []OutPayout
+	KnownContracts(ids ...contract.Address)
 }
+
+var (
+	_ Harness = (*NativeHarness)(nil)
+	_ Harness = (*VMHarness)(nil)
+)
 
 // Message is an emitted message.
 type Message struct {

@@ -65,7 +65,25 @@ type Contract struct {
 	// migrates (SwitchEpoch): inputs sealed to it still open, until
 	// EndMigration.
 	prevEcdh *crypto.KeyPair
+	// escrow: the contract's escrow account (api.EscrowAccount); peers:
+	// the contracts its calls may go to (SetPeers; nil: none).
+	escrow crypto.PublicKey
+	peers  Peers
 }
+
+// Peers tells a contract's calls (the "call" import) whether contract to
+// takes a call forwarding gas made at height (deployed, not failed, gas
+// within the chain's max_command_gas, in the engine's view of the queue:
+// the same on every replica) and its current ECDH public key, which a
+// sealed call is sealed to.
+type Peers func(to crypto.PublicKey, gas uint64, height int64) (ecdh crypto.PublicKey, ok bool)
+
+// SetPeers sets the receivers the contract's calls may go to (nil: none,
+// every call is refused).
+func (c *Contract) SetPeers(p Peers) { c.peers = p }
+
+// Escrow is the contract's escrow account (api.EscrowAccount).
+func (c *Contract) Escrow() crypto.PublicKey { return c.escrow }
 
 // New instantiates a newly deployed contract from its provisioned keys
 // (its epoch-0 keys) and code. Its store's first write is the secrets
@@ -84,6 +102,7 @@ func New(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module) (*Co
 func newContract(v *vm.VM, k *keys.ContractKeys, m *vm.Module, st *Store) *Contract {
 	c := &Contract{vm: v, module: m, store: st, GasLimit: DefaultGasLimit, stateBudget: NoBudget, channels: map[crypto.PublicKey]*channel.Channel{}}
 	c.keys.Store(k)
+	c.escrow = api.EscrowAccount(k.Identity.Public())
 	return c
 }
 
@@ -255,6 +274,10 @@ func (c *Contract) StateRoot() [32]byte { return c.store.Root() }
 // env is the vm.Env of one call.
 type env struct {
 	*overlay
+	keys    *keys.ContractKeys
+	escrow  crypto.PublicKey
+	peers   Peers
+	ncalls  uint64 // calls made so far (their nonces)
 	caller  crypto.PublicKey
 	height  int64
 	time    time.Time
@@ -272,6 +295,61 @@ func (e *env) Emit(t string, p []byte) error {
 	if strings.HasPrefix(t, api.ReservedTopicPrefix) {
 		return fmt.Errorf("%w: topic %q: topics starting %q are pRuntime's and the chain's", ErrReservedTopic, t, api.ReservedTopicPrefix)
 	}
+	return e.queue(t, p)
+}
+
+func (e *env) Self() [32]byte   { return e.keys.Identity.Public() }
+func (e *env) Escrow() [32]byte { return e.escrow }
+
+// Call queues a ContractCall message (docs/interop.md): refused (false)
+// if the receiver takes no calls; sealed to its current ECDH key if
+// asked, with the nonce drawn from the call's deterministic randomness.
+func (e *env) Call(to [32]byte, payload []byte, gas uint64, sealed bool) (bool, error) {
+	if e.peers == nil || gas == 0 {
+		return false, nil
+	}
+	ecdh, ok := e.peers(to, gas, e.height)
+	if !ok {
+		return false, nil
+	}
+	self := e.keys.Identity.Public()
+	call := &api.ContractCall{To: to, Gas: gas, Nonce: e.callNonce(), Payload: payload}
+	if sealed {
+		ch, err := channel.New(e.keys.Ecdh, ecdh, api.ChannelPurposeContractCall)
+		if err != nil {
+			return false, nil // the receiver's key is not a valid point: nothing can reach it
+		}
+		call.SenderEcdh = e.keys.Ecdh.Public()
+		call.Payload = ch.Seal(payload, api.CallAD(self, to, call.Nonce))
+	}
+	return true, e.queue(api.TopicContractCall, call.Encode())
+}
+
+// callNonce is the next call's nonce: SHA-256 of the call's seed (a PRF
+// of the contract's storage key, the height and the call counter) and the
+// number of calls made so far, cut to 16 bytes.
+func (e *env) callNonce() [16]byte {
+	h := sha256.New()
+	h.Write([]byte("phala/contract: call nonce v1"))
+	h.Write(e.seed[:])
+	h.Write(binary.BigEndian.AppendUint64(nil, e.ncalls))
+	e.ncalls++
+	var n [16]byte
+	copy(n[:], h.Sum(nil))
+	return n
+}
+
+// Pay queues a PayoutRequest message: refused (false) for an amount of
+// zero or an id of pRuntime's refunds (vm.RefundIDBase and up).
+func (e *env) Pay(to [32]byte, amount, id uint64) (bool, error) {
+	if amount == 0 || id >= vm.RefundIDBase {
+		return false, nil
+	}
+	return true, e.queue(api.TopicPayout, (&api.PayoutRequest{ID: id, To: to, Amount: amount}).Encode())
+}
+
+// queue adds a message to the call's output within its egress budget.
+func (e *env) queue(t string, p []byte) error {
 	e.emitted += len(t) + len(p)
 	if e.budget >= 0 && e.emitted > e.budget {
 		return fmt.Errorf("%w: the call's messages (%d bytes so far) exceed the %d bytes its contract may still emit", ErrEgressBudget, e.emitted, e.budget)
@@ -316,7 +394,15 @@ func (e *env) Random(dst []byte) {
 }
 
 func (c *Contract) newEnv(entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
-	return newEnvOn(c.keys.Load(), c.store, c.calls, entry, caller, height, t)
+	e := c.newEnvOn(c.store, c.calls, entry, caller, height, t)
+	e.peers = c.peers
+	return e
+}
+
+func (c *Contract) newEnvOn(store *Store, calls uint64, entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
+	e := newEnvOn(c.keys.Load(), store, calls, entry, caller, height, t)
+	e.escrow = c.escrow
+	return e
 }
 
 func newEnvOn(k *keys.ContractKeys, store *Store, calls uint64, entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
@@ -330,7 +416,7 @@ func newEnvOn(k *keys.ContractKeys, store *Store, calls uint64, entry vm.Entry, 
 	h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(height)), calls))
 	var seed [32]byte
 	copy(seed[:], h.Sum(nil))
-	return &env{overlay: newOverlay(store), caller: caller, height: height, time: t, seed: seed, budget: NoBudget}
+	return &env{overlay: newOverlay(store), keys: k, caller: caller, height: height, time: t, seed: seed, budget: NoBudget}
 }
 
 // instance returns the instance a call runs on. Commands get a fresh
@@ -372,7 +458,7 @@ func (c *Contract) queryInstance(ctx context.Context, e *env) (*vm.Instance, err
 		return in, nil
 	}
 	c.qmu.Unlock()
-	start := newEnvOn(c.keys.Load(), e.base, 0, "instantiate", e.caller, e.height, e.time)
+	start := c.newEnvOn(e.base, 0, "instantiate", e.caller, e.height, e.time)
 	return c.vm.InstantiateQuery(ctx, c.module, start)
 }
 
@@ -418,6 +504,15 @@ func (c *Contract) CommandWithin(ctx context.Context, caller crypto.PublicKey, i
 	return c.runGas(ctx, vm.EntryCommand, caller, input, height, t, budget, min(gasLimit, c.GasLimit))
 }
 
+// EventWithin runs the contract's handle_event export (docs/interop.md:
+// a deposit or a payout result, input contract.EncodeDeposit or
+// contract.EncodePayoutResult) like CommandWithin: an egress budget and
+// min(gasLimit, c.GasLimit) gas. A contract without the export fails
+// (vm.ErrBadModule), its call counter moved as for any call.
+func (c *Contract) EventWithin(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time, budget int, gasLimit uint64) (*Result, error) {
+	return c.runGas(ctx, vm.EntryEvent, caller, input, height, t, budget, min(gasLimit, c.GasLimit))
+}
+
 // Command executes a command in chain order. Any failure (contract error,
 // trap, out of gas) reverts the command's writes and messages.
 func (c *Contract) Command(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
@@ -437,8 +532,8 @@ func (c *Contract) Query(ctx context.Context, caller crypto.PublicKey, input []b
 // chain), whatever off-chain queries its pooled instances served. The
 // caller serializes it with commands.
 func (c *Contract) ChainQuery(ctx context.Context, caller crypto.PublicKey, input []byte, height int64, t time.Time) (*Result, error) {
-	e := newEnvOn(c.keys.Load(), c.store, c.calls, vm.EntryQuery, caller, height, t)
-	start := newEnvOn(c.keys.Load(), c.store, 0, "instantiate", caller, height, t)
+	e := c.newEnvOn(c.store, c.calls, vm.EntryQuery, caller, height, t)
+	start := c.newEnvOn(c.store, 0, "instantiate", caller, height, t)
 	in, err := c.vm.InstantiateQuery(ctx, c.module, start)
 	if err != nil {
 		return nil, err
@@ -475,7 +570,7 @@ func (c *Contract) QueryView(ctx context.Context, v *View, caller crypto.PublicK
 }
 
 func (c *Contract) queryOn(ctx context.Context, store *Store, calls uint64, caller crypto.PublicKey, input []byte, height int64, t time.Time, timeout time.Duration) (*Result, error) {
-	e := newEnvOn(c.keys.Load(), store, calls, vm.EntryQuery, caller, height, t)
+	e := c.newEnvOn(store, calls, vm.EntryQuery, caller, height, t)
 	in, err := c.queryInstance(ctx, e)
 	if err != nil {
 		return nil, err

@@ -278,7 +278,7 @@ func (e *Engine) onRekeyed(ctx *Context, m *api.Message) error {
 	if d == nil || d.upload != g.Upload {
 		return fmt.Errorf("rekeyed contract %s is not deployed", g.Identity.Short())
 	}
-	d.keyEra, d.keyEpoch, d.migrating, d.epochHeight = g.Era, g.Epoch, true, ctx.Height
+	d.keyEra, d.keyEpoch, d.migrating, d.epochHeight, d.ecdh = g.Era, g.Epoch, true, ctx.Height, g.Ecdh
 	r := e.running[g.Identity]
 	if r == nil || !slices.Contains(g.Workers, e.entity.Identity.Public()) {
 		return nil

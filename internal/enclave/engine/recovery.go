@@ -24,6 +24,7 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/api/codec"
+	"github.com/phalago/phala/contract"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/enclave/contracts"
 	"github.com/phalago/phala/internal/enclave/keys"
@@ -59,6 +60,13 @@ type deployment struct {
 	// resumeSeq: the contract's egress sequence at the overturn at
 	// noCutUntil; a rebuild numbers its messages after it from there.
 	resumeSeq uint64
+	// Interoperability (interop.go): the contract's current ECDH public
+	// key (its grant's, then each rekey's), which calls to it are sealed
+	// to; the height of its deployment and of its failed status report
+	// (0: none), which decide whether calls made at a height may go to it.
+	ecdh       crypto.PublicKey
+	deployedAt int64
+	failedAt   int64
 }
 
 // blockRef is what is kept of a dispatched block that carries an input of
@@ -109,9 +117,9 @@ func (e *Engine) onDeployed(ctx *Context, m *api.Message) error {
 	}
 	dep, existed := e.st.deployed[d.Contract]
 	if !existed {
-		dep = &deployment{upload: d.Upload}
+		dep = &deployment{upload: d.Upload, deployedAt: ctx.Height}
 		if g, err := api.DecodeContractKeyGrant(d.Grant); err == nil {
-			dep.keyEra, dep.keyEpoch = g.Era, g.Epoch
+			dep.keyEra, dep.keyEpoch, dep.ecdh = g.Era, g.Epoch, g.Ecdh
 		}
 		e.st.deployed[d.Contract] = dep
 		u.granted = true
@@ -207,6 +215,9 @@ func (e *Engine) onContractStatus(ctx *Context, m *api.Message) error {
 		return nil // ignored on chain too
 	}
 	d.reported, d.failed = true, rep.Status == api.ContractFailed
+	if d.failed {
+		d.failedAt = ctx.Height
+	}
 	return nil
 }
 
@@ -455,7 +466,8 @@ func (e *Engine) rebuild(id crypto.PublicKey, upload [32]byte, seed [crypto.Seed
 
 // replay runs contract id's inputs in blocks (verified, ascending) on r,
 // as live dispatch did: its start if !started (the deployment's init),
-// commands and on-chain queries, each block followed by its state cut,
+// commands, calls from contracts, deposits, payout results and on-chain
+// queries, each block followed by its state cut,
 // and the periodic cuts between them from the checkpoint height from up
 // to height to; no cut at heights up to noCut (0: none skipped).
 func (e *Engine) replay(id crypto.PublicKey, r *running, blocks []api.BlockMessages, started bool, from, noCut, to int64) error {
@@ -496,12 +508,28 @@ func (e *Engine) replay(id crypto.PublicKey, r *running, blocks []api.BlockMessa
 			m := &b.Messages[j]
 			if m.Origin == o {
 				e.ack(m) // as dispatch did
+				if m.Topic != api.TopicContractCall {
+					continue // (a call to itself is also its input)
+				}
+			}
+			if m.Topic == api.TopicContractCall {
+				if call, ok := e.acceptedCall(m); ok && call.To == id && started {
+					e.runCall(ctx, r, m.Origin.Key, call)
+				}
 				continue
 			}
 			if m.Origin != api.ModuleOrigin("contracts") {
 				continue
 			}
 			switch m.Topic {
+			case api.TopicContractDeposit:
+				if d, err := api.DecodeDeposit(m.Payload); err == nil && d.Contract == id && started {
+					e.runDeposit(ctx, r, m.Seq, d)
+				}
+			case api.TopicPayoutResult:
+				if p, err := api.DecodePayoutResult(m.Payload); err == nil && p.Contract == id && p.ID < contract.RefundIDBase && started {
+					e.runPayoutResult(ctx, r, p)
+				}
 			case api.TopicContractDeployed:
 				if d, err := api.DecodeContractDeployed(m.Payload); err == nil && d.Contract == id && d.Reason == api.DeployedFirst && !started {
 					started = true
@@ -579,6 +607,9 @@ func (s *state) encodeDeployments(w *codec.Writer) {
 		w.Uvarint(m.egressSeq)
 		w.Varint(m.acceptedAt)
 		d.encodeArbitration(w)
+		w.Fixed(d.ecdh[:])
+		w.Varint(d.deployedAt)
+		w.Varint(d.failedAt)
 	}
 	hs := make([]int64, 0, len(s.blockRefs))
 	for h := range s.blockRefs {
@@ -622,6 +653,8 @@ func (s *state) decodeDeployments(r *codec.Reader) {
 		m.egressSeq = r.Uvarint()
 		m.acceptedAt = r.Varint()
 		d.decodeArbitration(r)
+		r.Fixed(d.ecdh[:])
+		d.deployedAt, d.failedAt = r.Varint(), r.Varint()
 		if r.Err() != nil {
 			return
 		}

@@ -30,7 +30,8 @@ func sampleState() *state {
 	c := crypto.MustKeyPairFromURI("//C").Public()
 	s.deployed[c] = &deployment{upload: [32]byte{5}, workers: []crypto.PublicKey{k.Public()}, excluded: []crypto.PublicKey{c}, reported: true,
 		hist:    []histEntry{{cp: api.Checkpoint{Root: api.EmptyStateRoot}, supersededAt: 4}},
-		dispute: &dispute{height: 6, prevHeight: 0, entriesHeight: 5, root: [32]byte{7}, prevRoot: api.EmptyStateRoot}, noCutUntil: 3}
+		dispute: &dispute{height: 6, prevHeight: 0, entriesHeight: 5, root: [32]byte{7}, prevRoot: api.EmptyStateRoot}, noCutUntil: 3,
+		ecdh: crypto.MustKeyPairFromURI("//C/ecdh").Public(), deployedAt: 3, failedAt: 5}
 	s.inputs[c] = []int64{7, 8}
 	s.blockRefs[7], s.blockRefs[8] = &blockRef{appHash: bytes.Repeat([]byte{2}, 32), time: 70, refs: 1}, &blockRef{appHash: bytes.Repeat([]byte{3}, 32), time: 80, refs: 1}
 	s.cpMeta[c] = cpMeta{egressSeq: 4, acceptedAt: 7}
@@ -90,6 +91,9 @@ func TestStateRoundTrip(t *testing.T) {
 		"block ref": func(s *state) { s.blockRefs[8].time = 81 },
 		"dispute":   func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].dispute = nil },
 		"history":   func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].hist = nil },
+		"ecdh key":  func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].ecdh = crypto.PublicKey{} },
+		"deployed":  func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].deployedAt = 4 },
+		"failed":    func(s *state) { s.deployed[crypto.MustKeyPairFromURI("//C").Public()].failedAt = 0 },
 		"egress seq": func(s *state) {
 			s.cpMeta[crypto.MustKeyPairFromURI("//C").Public()] = cpMeta{egressSeq: 5, acceptedAt: 7}
 		},

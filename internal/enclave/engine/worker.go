@@ -402,10 +402,17 @@ func (e *Engine) startContract(ck *keys.ContractKeys, codeHash [32]byte, epochs 
 	// Queries run on a second compilation (vm.InstantiateQuery): made in
 	// the background, so the first query does not wait for it.
 	go e.vm.PrepareQuery(ctx, m)
+	var c *contracts.Contract
 	if snapshot == nil {
-		return contracts.New(ctx, e.vm, ck, m)
+		c, err = contracts.New(ctx, e.vm, ck, m)
+	} else {
+		c, err = contracts.Restore(ctx, e.vm, ck, m, epochs, snapshot, root, calls)
 	}
-	return contracts.Restore(ctx, e.vm, ck, m, epochs, snapshot, root, calls)
+	if err != nil {
+		return nil, err
+	}
+	c.SetPeers(e.peer)
+	return c, nil
 }
 
 // startContractWith instantiates a contract over an existing store (a

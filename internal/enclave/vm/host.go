@@ -7,6 +7,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	papi "github.com/phalago/phala/api"
 	"github.com/phalago/phala/internal/enclave/vm/gas"
 )
 
@@ -17,6 +18,9 @@ const (
 	gasHostCall  = 100
 	gasPerByte   = 1
 	gasStorageIO = 1_000
+	// gasSealCall: a sealed call's key agreement and encryption set-up
+	// (an ECDH on ristretto255, about 60 µs).
+	gasSealCall = 100_000
 )
 
 var i32, i64 = api.ValueTypeI32, api.ValueTypeI64
@@ -60,6 +64,20 @@ func charge(cs *callState, m api.Module, cost uint64) {
 		abort(cs, ErrOutOfGas)
 	}
 }
+
+// queueing checks that one more message of n bytes (topic plus payload)
+// fits in the call's emit limits (MaxEmitsPerCall, MaxEmitBytesPerCall),
+// aborting the call if not; queued counts it.
+func queueing(cs *callState, n int) {
+	if cs.emits+1 > MaxEmitsPerCall {
+		abort(cs, fmt.Errorf("%w: more than %d messages in one call", ErrEmitLimit, MaxEmitsPerCall))
+	}
+	if cs.emitBytes+n > MaxEmitBytesPerCall {
+		abort(cs, fmt.Errorf("%w: more than %d bytes of messages in one call", ErrEmitLimit, MaxEmitBytesPerCall))
+	}
+}
+
+func queued(cs *callState, n int) { cs.emits++; cs.emitBytes += n }
 
 func writable(cs *callState) {
 	if cs.readOnly {
@@ -126,18 +144,85 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 		charge(cs, m, gasStorageIO+gasPerByte*uint64(len(topic)+len(payload)))
 		// Per-call bounds, checked before the message is queued: the
 		// call fails (writes reverted, emits dropped) on every replica.
-		cs.emits++
-		cs.emitBytes += len(topic) + len(payload)
-		if cs.emits > MaxEmitsPerCall {
-			abort(cs, fmt.Errorf("%w: more than %d messages in one call", ErrEmitLimit, MaxEmitsPerCall))
-		}
-		if cs.emitBytes > MaxEmitBytesPerCall {
-			abort(cs, fmt.Errorf("%w: more than %d bytes of messages in one call", ErrEmitLimit, MaxEmitBytesPerCall))
-		}
+		queueing(cs, len(topic)+len(payload))
+		queued(cs, len(topic)+len(payload))
 		if err := cs.env.Emit(string(topic), payload); err != nil {
 			abort(cs, err)
 		}
 	}, []api.ValueType{i32, i32, i32, i32}, nil)
+	fn("self", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		charge(cs, m, gasHostCall)
+		a := cs.env.Self()
+		write(cs, m, uint32(s[0]), a[:])
+	}, []api.ValueType{i32}, nil)
+	fn("escrow", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		charge(cs, m, gasHostCall)
+		a := cs.env.Escrow()
+		write(cs, m, uint32(s[0]), a[:])
+	}, []api.ValueType{i32}, nil)
+	// call(to_ptr, payload_ptr, payload_len i32, gas i64, sealed i32) -> i32
+	fn("call", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		writable(cs)
+		var to [32]byte
+		copy(to[:], read(cs, m, uint32(s[0]), 32, 32))
+		payload := read(cs, m, uint32(s[1]), uint32(s[2]), MaxCallPayloadBytes)
+		fwd, sealed := s[3], uint32(s[4]) != 0
+		cost := gasStorageIO + gasPerByte*uint64(len(payload))
+		if sealed {
+			cost += gasSealCall
+		}
+		charge(cs, m, cost)
+		n := len(papi.TopicContractCall) + len(payload) + callOverhead
+		queueing(cs, n)
+		if fwd == 0 {
+			s[0] = api.EncodeI32(1)
+			return
+		}
+		// The forwarded gas leaves this call now (out of gas if it has
+		// not that much left); a refused call gets it back.
+		charge(cs, m, fwd)
+		ok, err := cs.env.Call(to, payload, fwd, sealed)
+		if err != nil {
+			abort(cs, err)
+		}
+		if !ok {
+			if r, metered := gas.Remaining(m); metered {
+				gas.SetRemaining(m, r+fwd)
+			}
+			s[0] = api.EncodeI32(1)
+			return
+		}
+		queued(cs, n)
+		s[0] = 0
+	}, []api.ValueType{i32, i32, i32, i64, i32}, []api.ValueType{i32})
+	// pay(to_ptr i32, amount i64, id i64) -> i32
+	fn("pay", func(ctx context.Context, m api.Module, s []uint64) {
+		cs := state(ctx)
+		writable(cs)
+		var to [32]byte
+		copy(to[:], read(cs, m, uint32(s[0]), 32, 32))
+		amount, id := s[1], s[2]
+		charge(cs, m, gasStorageIO)
+		n := len(papi.TopicPayout) + payOverhead
+		queueing(cs, n)
+		if amount == 0 || id >= RefundIDBase {
+			s[0] = api.EncodeI32(1)
+			return
+		}
+		ok, err := cs.env.Pay(to, amount, id)
+		if err != nil {
+			abort(cs, err)
+		}
+		if !ok {
+			s[0] = api.EncodeI32(1)
+			return
+		}
+		queued(cs, n)
+		s[0] = 0
+	}, []api.ValueType{i32, i64, i64}, []api.ValueType{i32})
 	fn("random", func(ctx context.Context, m api.Module, s []uint64) {
 		cs := state(ctx)
 		n := uint32(s[1])

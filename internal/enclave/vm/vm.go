@@ -26,6 +26,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	papi "github.com/phalago/phala/api"
 	"github.com/phalago/phala/internal/enclave/vm/gas"
 )
 
@@ -57,6 +58,18 @@ const (
 	// default; a signed message adds about 150 bytes).
 	MaxEmitsPerCall     = 16
 	MaxEmitBytesPerCall = 2 << 20
+	// MaxCallPayloadBytes bounds the payload of one contract call (the
+	// "call" import): a sealed one, with its nonce and tag, still fits in
+	// api.MaxCallPayloadBytes.
+	MaxCallPayloadBytes = papi.MaxCallPayloadBytes - 64
+	// RefundIDBase: payout ids from here up are pRuntime's (refunds of
+	// deposits); the "pay" import refuses them.
+	RefundIDBase = 1 << 63
+	// callOverhead and payOverhead: what a call's and a payout's message
+	// adds to the payload (receiver, gas, keys, nonce; the request), as
+	// counted in the emit limits.
+	callOverhead = 96
+	payOverhead  = 64
 	// InitGas is the budget of instantiation (the module's start function;
 	// Go's runtime initialization).
 	InitGas = 2_000_000_000
@@ -70,6 +83,9 @@ const (
 	EntryInit    Entry = "init"
 	EntryCommand Entry = "handle_command"
 	EntryQuery   Entry = "handle_query"
+	// EntryEvent (optional export) takes the chain's events for the
+	// contract: deposits and payout results (contract/ABI.md).
+	EntryEvent Entry = "handle_event"
 )
 
 // Env is the world a call sees. Storage writes go through it; the caller
@@ -85,6 +101,18 @@ type Env interface {
 	// the call with it.
 	Emit(topic string, payload []byte) error
 	Random(dst []byte)
+	// Self is the contract's identity, Escrow its escrow account.
+	Self() [32]byte
+	Escrow() [32]byte
+	// Call queues a call to contract to (docs/interop.md) with gas
+	// forwarded out of the call's own limit (the VM has taken it
+	// already): false if to is not a contract that takes calls; an error
+	// fails the call with it.
+	Call(to [32]byte, payload []byte, gas uint64, sealed bool) (bool, error)
+	// Pay queues a payout of amount PHA base units from the escrow
+	// account to to, the contract's payout id: false if refused (amount
+	// 0, id of pRuntime's range); an error fails the call with it.
+	Pay(to [32]byte, amount, id uint64) (bool, error)
 }
 
 // Config of a VM.
@@ -285,7 +313,7 @@ func (v *VM) instantiate(ctx context.Context, rt wazero.Runtime, compiled wazero
 		return nil, fmt.Errorf("%w: instantiate: %v", ErrTrap, err)
 	}
 	in := &Instance{vm: v, mod: mod, call: cs, alloc: mod.ExportedFunction("phala_alloc"), entries: map[Entry]api.Function{}}
-	for _, e := range []Entry{EntryInit, EntryCommand, EntryQuery} {
+	for _, e := range []Entry{EntryInit, EntryCommand, EntryQuery, EntryEvent} {
 		if f := mod.ExportedFunction(string(e)); f != nil {
 			in.entries[e] = f
 		}
