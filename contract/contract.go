@@ -32,7 +32,9 @@ package contract
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -310,4 +312,21 @@ func HandleEvent(h Handlers, c *Context, input []byte) ([]byte, error) {
 		return Call(func(c *Context, _ []byte) ([]byte, error) { return nil, h.PayoutResult(c, p) }, c, nil)
 	}
 	return nil, errors.New("contract: unknown event kind")
+}
+
+// Hex is a's text form in contract inputs and outputs: 0x and 64 hex
+// digits.
+func (a Address) Hex() string { return "0x" + hex.EncodeToString(a[:]) }
+
+// ParseAddress reads an address in its Hex form (0x and exactly 64 hex
+// digits).
+func ParseAddress(s string) (Address, error) {
+	var a Address
+	if len(s) != 2+2*len(a) || s[:2] != "0x" {
+		return a, fmt.Errorf("address %q must be 0x and 32 bytes of hex", s)
+	}
+	if _, err := hex.Decode(a[:], []byte(s[2:])); err != nil {
+		return a, fmt.Errorf("address %q must be 0x and 32 bytes of hex", s)
+	}
+	return a, nil
 }

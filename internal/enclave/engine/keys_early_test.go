@@ -249,44 +249,17 @@ func TestEarlyReelectionKeepsContractsRunning(t *testing.T) {
 // the chain (the heartbeats then come too late).
 func relayFast(t testing.TB, ch *chain, s *client.Signer, es ...*Engine) {
 	t.Helper()
-	syncTo(t, ch, es...)
 	next := map[api.Origin]uint64{}
-	sent := false
-	for _, e := range es {
-		for _, m := range e.Egress() {
-			o := m.Message.Origin
-			n, ok := next[o]
-			if !ok {
-				res, err := ch.c.RPC().ABCIQuery(ctx(t), api.QueryNextSeq, o.Encode())
-				if err != nil {
-					t.Fatal(err)
-				}
-				n, _ = binary.Uvarint(res.Response.Value)
-				next[o] = n
-			}
-			if m.Message.Seq < n {
-				continue
-			}
-			tx, err := s.Sign(ctx(t), &api.PushMessage{Message: m})
+	relayWith(t, ch, s, func(o api.Origin) uint64 {
+		n, ok := next[o]
+		if !ok {
+			res, err := ch.c.RPC().ABCIQuery(ctx(t), api.QueryNextSeq, o.Encode())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ch.c.Broadcast(ctx(t), tx.Encode()); err != nil {
-				s.Resync()
-				t.Logf("broadcast %s: %v", m.Message.Topic, err)
-				return
-			}
-			sent = true
+			n, _ = binary.Uvarint(res.Response.Value)
+			next[o] = n
 		}
-	}
-	if !sent {
-		return
-	}
-	h, err := ch.c.Height(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.c.SignedHeader(ctx(t), h+1); err != nil {
-		t.Fatal(err)
-	}
+		return n
+	}, es...)
 }

@@ -24,15 +24,25 @@ import (
 // DKG's messages fit its deal window so.
 func relayBatch(t testing.TB, ch *chain, s *client.Signer, es ...*Engine) {
 	t.Helper()
+	relayWith(t, ch, s, func(o api.Origin) uint64 {
+		v, _, err := queryRaw(t, ch.c, api.QueryNextSeq, o.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, _ := binary.Uvarint(v)
+		return next
+	}, es...)
+}
+
+// relayWith broadcasts every engine's egress from the origin's next
+// sequence on (next), in order, then waits for the next block.
+func relayWith(t testing.TB, ch *chain, s *client.Signer, next func(api.Origin) uint64, es ...*Engine) {
+	t.Helper()
 	syncTo(t, ch, es...)
 	sent := false
 	for _, e := range es {
 		for _, m := range e.Egress() {
-			v, _, err := queryRaw(t, ch.c, api.QueryNextSeq, m.Message.Origin.Encode())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if next, _ := binary.Uvarint(v); len(v) > 0 && m.Message.Seq < next {
+			if m.Message.Seq < next(m.Message.Origin) {
 				continue
 			}
 			tx, err := s.Sign(ctx(t), &api.PushMessage{Message: m})

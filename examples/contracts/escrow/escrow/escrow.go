@@ -45,7 +45,6 @@ package escrow
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -97,19 +96,6 @@ func loadDeal(c *contract.Context, id string) (*deal, bool) {
 		state: v[72], funded: int64(binary.BigEndian.Uint64(v[73:81])), closed: int64(binary.BigEndian.Uint64(v[81:89]))}, true
 }
 
-func hexAddr(a contract.Address) string { return "0x" + hex.EncodeToString(a[:]) }
-
-func parseAddress(s string) (contract.Address, error) {
-	var a contract.Address
-	if !strings.HasPrefix(s, "0x") || len(s) != 2+2*len(a) {
-		return a, fmt.Errorf("address %q must be 0x and 32 bytes of hex", s)
-	}
-	if _, err := hex.Decode(a[:], []byte(s[2:])); err != nil {
-		return a, fmt.Errorf("address %q must be 0x and 32 bytes of hex", s)
-	}
-	return a, nil
-}
-
 func parseAmount(s string) (uint64, error) {
 	v, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || v == 0 || s[0] == '0' {
@@ -138,7 +124,7 @@ func pphaContract(c *contract.Context) contract.Address {
 
 // pay calls ppha to transfer amount of this contract's pPHA to to.
 func pay(c *contract.Context, to contract.Address, amount uint64) error {
-	return c.CallContract(pphaContract(c), []byte("transfer "+hexAddr(to)+" "+strconv.FormatUint(amount, 10)), TransferGas, true)
+	return c.CallContract(pphaContract(c), []byte("transfer "+to.Hex()+" "+strconv.FormatUint(amount, 10)), TransferGas, true)
 }
 
 // fund opens a deal from a memo, or says why it cannot (the caller
@@ -151,7 +137,7 @@ func fund(c *contract.Context, from contract.Address, amount uint64, memo []stri
 	if err := validID(id); err != nil {
 		return "", err
 	}
-	payee, err := parseAddress(memo[2])
+	payee, err := contract.ParseAddress(memo[2])
 	if err != nil {
 		return "", err
 	}
@@ -189,7 +175,7 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 		if len(f) < 3 {
 			return nil, errors.New("usage: received <from> <amount> <memo>")
 		}
-		from, err := parseAddress(f[1])
+		from, err := contract.ParseAddress(f[1])
 		if err != nil {
 			return nil, err
 		}
@@ -256,7 +242,7 @@ func query(c *contract.Context, input []byte) ([]byte, error) {
 	if caller := c.Caller(); !ok || caller != d.payer && caller != d.payee {
 		return nil, fmt.Errorf("no such deal %q (or it is not yours)", f[1])
 	}
-	out := fmt.Sprintf("deal %s: payer %s payee %s amount %d state %s, funded at height %d", f[1], hexAddr(d.payer), hexAddr(d.payee), d.amount, stateNames[d.state], d.funded)
+	out := fmt.Sprintf("deal %s: payer %s payee %s amount %d state %s, funded at height %d", f[1], d.payer.Hex(), d.payee.Hex(), d.amount, stateNames[d.state], d.funded)
 	if d.closed != 0 {
 		out += fmt.Sprintf(", %s at height %d", stateNames[d.state], d.closed)
 	}
@@ -264,7 +250,7 @@ func query(c *contract.Context, input []byte) ([]byte, error) {
 }
 
 func initContract(c *contract.Context, input []byte) ([]byte, error) {
-	p, err := parseAddress(strings.TrimSpace(string(input)))
+	p, err := contract.ParseAddress(strings.TrimSpace(string(input)))
 	if err != nil {
 		return nil, fmt.Errorf("init input must be the ppha contract's id: %w", err)
 	}

@@ -53,7 +53,6 @@ package ppha
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -95,19 +94,6 @@ func histKey(a contract.Address, n uint64) []byte {
 }
 func pendingKey(id uint64) []byte {
 	return contract.Key([]byte("w"), binary.BigEndian.AppendUint64(nil, id))
-}
-
-func hexAddr(a contract.Address) string { return "0x" + hex.EncodeToString(a[:]) }
-
-func parseAddress(s string) (contract.Address, error) {
-	var a contract.Address
-	if !strings.HasPrefix(s, "0x") || len(s) != 2+2*len(a) {
-		return a, fmt.Errorf("address %q must be 0x and 32 bytes of hex", s)
-	}
-	if _, err := hex.Decode(a[:], []byte(s[2:])); err != nil {
-		return a, fmt.Errorf("address %q must be 0x and 32 bytes of hex", s)
-	}
-	return a, nil
 }
 
 func parseAmount(s string) (uint64, error) {
@@ -189,7 +175,7 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 		if len(f) != 2 {
 			return nil, errors.New("usage: link <0x account>")
 		}
-		to, err := parseAddress(f[1])
+		to, err := contract.ParseAddress(f[1])
 		if err != nil {
 			return nil, err
 		}
@@ -201,14 +187,14 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 		} else {
 			c.Set(linkKey(caller), to[:])
 		}
-		record(c, caller, "link "+hexAddr(to))
-		return []byte("linked " + hexAddr(to)), nil
+		record(c, caller, "link "+to.Hex())
+		return []byte("linked " + to.Hex()), nil
 
 	case "transfer":
 		if len(f) != 3 {
 			return nil, errors.New("usage: transfer <0x to> <amount>")
 		}
-		to, err := parseAddress(f[1])
+		to, err := contract.ParseAddress(f[1])
 		if err != nil {
 			return nil, err
 		}
@@ -219,15 +205,15 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 		if err := move(c, caller, to, amount); err != nil {
 			return nil, err
 		}
-		record(c, caller, "transfer -"+f[2]+" to "+hexAddr(to))
-		record(c, to, "transfer +"+f[2]+" from "+hexAddr(caller))
+		record(c, caller, "transfer -"+f[2]+" to "+to.Hex())
+		record(c, to, "transfer +"+f[2]+" from "+caller.Hex())
 		return []byte("ok"), nil
 
 	case "send":
 		if len(f) < 4 {
 			return nil, errors.New("usage: send <0x contract> <amount> <memo>")
 		}
-		to, err := parseAddress(f[1])
+		to, err := contract.ParseAddress(f[1])
 		if err != nil {
 			return nil, err
 		}
@@ -245,11 +231,11 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 		if err := move(c, caller, to, amount); err != nil {
 			return nil, err
 		}
-		if err := c.CallContract(to, []byte("received "+hexAddr(caller)+" "+f[2]+" "+memo), SendGas, true); err != nil {
-			return nil, fmt.Errorf("send to %s: %w", hexAddr(to), err)
+		if err := c.CallContract(to, []byte("received "+caller.Hex()+" "+f[2]+" "+memo), SendGas, true); err != nil {
+			return nil, fmt.Errorf("send to %s: %w", to.Hex(), err)
 		}
-		record(c, caller, "send -"+f[2]+" to "+hexAddr(to)+" memo "+memo)
-		record(c, to, "send +"+f[2]+" from "+hexAddr(caller)+" memo "+memo)
+		record(c, caller, "send -"+f[2]+" to "+to.Hex()+" memo "+memo)
+		record(c, to, "send +"+f[2]+" from "+caller.Hex()+" memo "+memo)
 		return []byte("ok"), nil
 
 	case "withdraw":
@@ -279,7 +265,7 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 			return nil, fmt.Errorf("withdraw: %w", err)
 		}
 		ids := strconv.FormatUint(id, 10)
-		record(c, caller, "withdraw -"+f[1]+" to "+hexAddr(to)+" id "+ids+" pending")
+		record(c, caller, "withdraw -"+f[1]+" to "+to.Hex()+" id "+ids+" pending")
 		return []byte("withdrawal " + ids + " pending"), nil
 	}
 	return nil, fmt.Errorf("unknown command %q (%s)", f[0], usage)
@@ -294,7 +280,7 @@ func deposit(c *contract.Context, from contract.Address, amount uint64) error {
 		return err
 	}
 	c.SetUint64(supplyKey, s+amount)
-	record(c, from, "deposit "+strconv.FormatUint(amount, 10)+" from "+hexAddr(from))
+	record(c, from, "deposit "+strconv.FormatUint(amount, 10)+" from "+from.Hex())
 	return nil
 }
 
@@ -353,9 +339,9 @@ func query(c *contract.Context, input []byte) ([]byte, error) {
 		return strconv.AppendUint(nil, c.Uint64(supplyKey), 10), nil
 	case "link":
 		if l, ok := c.Get(linkKey(caller)); ok && len(l) == 32 {
-			return []byte(hexAddr(contract.Address(l))), nil
+			return []byte(contract.Address(l).Hex()), nil
 		}
-		return []byte(hexAddr(caller)), nil
+		return []byte(caller.Hex()), nil
 	case "history":
 		n := c.Uint64(histCountKey(caller))
 		first := uint64(0)
