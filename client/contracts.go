@@ -417,13 +417,9 @@ func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []b
 		return nil, err
 	}
 	for {
-		tx, err := s.signFor(ctx, func(nonce uint64) api.Call {
+		res, err := s.signAndSubmit(ctx, func(nonce uint64) api.Call {
 			return &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: o.gas, Sealed: ch.Seal(input, api.CommandAD(rec.Identity, s.key.Public(), nonce))}
 		})
-		if err != nil {
-			return nil, err
-		}
-		res, err := s.submit(ctx, tx)
 		if !errors.Is(err, api.ErrWorkerBlockFull) || res != nil {
 			return res, err
 		}

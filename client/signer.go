@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -69,11 +70,35 @@ func (s *Signer) Resync() {
 
 // Submit signs, submits and waits for a call.
 func (s *Signer) Submit(ctx context.Context, call api.Call) (*TxResult, error) {
-	tx, err := s.Sign(ctx, call)
-	if err != nil {
-		return nil, err
+	return s.signAndSubmit(ctx, func(uint64) api.Call { return call })
+}
+
+// staleNonceRetries bounds how often signAndSubmit signs anew after the
+// mempool refused a nonce as used: another process signing with the same
+// account (a second CLI, a pherry sharing its operator key) took it, and
+// the chain's committed nonce lags the mempool by up to a block.
+const staleNonceRetries = 8
+
+// signAndSubmit signs the call build makes for the next nonce and submits
+// it; when the mempool refuses the nonce as already used (nothing was
+// charged), it re-reads the nonce and signs again, a bounded number of
+// times, a block time apart at most.
+func (s *Signer) signAndSubmit(ctx context.Context, build func(nonce uint64) api.Call) (*TxResult, error) {
+	for try := 0; ; try++ {
+		tx, err := s.signFor(ctx, build)
+		if err != nil {
+			return nil, err
+		}
+		res, err := s.submit(ctx, tx)
+		if res != nil || !errors.Is(err, api.ErrStaleNonce) || try == staleNonceRetries {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(try+1) * 100 * time.Millisecond):
+		}
 	}
-	return s.submit(ctx, tx)
 }
 
 // BuildTx signs a transaction paying the minimum fee for its encoded size

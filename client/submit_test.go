@@ -72,3 +72,39 @@ func TestSubmitReportsHashWhenTheNodeFails(t *testing.T) {
 		return err == nil && res.Code == api.CodeOK, nil
 	})
 }
+
+// Two signers of one account (two CLIs, or a CLI beside a pherry sharing
+// its operator key) submitting at once: the mempool refuses the second
+// use of a nonce, and Submit signs again with the next one instead of
+// failing, so both transfers land exactly once.
+func TestSubmitRetriesAStaleNonce(t *testing.T) {
+	net := testnet.New(t, testnet.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := net.Client(0)
+	alice, bob := crypto.MustKeyPairFromURI("//Alice"), crypto.MustKeyPairFromURI("//Bob").Public()
+	before, err := c.Account(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := c.NewSigner(alice).Submit(ctx, &api.Transfer{To: bob, Amount: uint64(i + 1)})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("a concurrent signer: %v", err)
+		}
+	}
+	after, err := c.Account(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.Balance - before.Balance; got != 1+2+3+4 {
+		t.Fatalf("bob received %d, want %d", got, 1+2+3+4)
+	}
+}

@@ -151,7 +151,9 @@ func TestPPHACLIDevnet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, charlie := crypto.MustKeyPairFromURI("//Bob").Public(), crypto.MustKeyPairFromURI("//Charlie").Public()
+	// //Alice and //Bob: no devnet process signs with them after the genesis
+	// (the pherries use //Charlie, //Dave...), so their nonces are the test's.
+	bob, alice := crypto.MustKeyPairFromURI("//Bob").Public(), crypto.MustKeyPairFromURI("//Alice").Public()
 	// The withdrawals' account: no process signs with it (the devnet's
 	// pherries pay fees from //Charlie, //Dave and //Eve), so its balance
 	// moves by the payouts only.
@@ -225,19 +227,19 @@ func TestPPHACLIDevnet(t *testing.T) {
 	// The worker runs the deposit's block after the chain commits it.
 	testnet.WaitFor(t, time.Minute, "the deposit credited", func() (bool, error) { return balance("//Bob") == "10000000000000", nil })
 	supply()
-	if out := ok(t, pp("transfer", "--from", "//Bob", "//Charlie", "2.5")...); !strings.Contains(out, "transferred 2.5 pPHA (2500000000000 units) to "+charlie.Address()) {
+	if out := ok(t, pp("transfer", "--from", "//Bob", "//Alice", "2.5")...); !strings.Contains(out, "transferred 2.5 pPHA (2500000000000 units) to "+alice.Address()) {
 		t.Errorf("transfer:\n%s", out)
 	}
-	fails(t, []string{"insufficient balance"}, pp("transfer", "--from", "//Charlie", "//Bob", "3")...)
-	ok(t, pp("link", "--from", "//Charlie", dave.Address())...)
+	fails(t, []string{"insufficient balance"}, pp("transfer", "--from", "//Alice", "//Bob", "3")...)
+	ok(t, pp("link", "--from", "//Alice", dave.Address())...)
 	daveBefore, err := cl.Account(ctx, dave)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok(t, pp("withdraw", "--from", "//Charlie", "1")...)
-	fails(t, []string{"insufficient balance"}, pp("withdraw", "--from", "//Charlie", "2")...)
+	ok(t, pp("withdraw", "--from", "//Alice", "1")...)
+	fails(t, []string{"insufficient balance"}, pp("withdraw", "--from", "//Alice", "2")...)
 	testnet.WaitFor(t, time.Minute, "the withdrawal paid", func() (bool, error) {
-		out := run(t, "", pp("history", "--from", "//Charlie")...)
+		out := run(t, "", pp("history", "--from", "//Alice")...)
 		return strings.Contains(out.stdout, "withdraw 1 pPHA paid id 1"), nil
 	})
 	daveAfter, err := cl.Account(ctx, dave)
@@ -247,12 +249,12 @@ func TestPPHACLIDevnet(t *testing.T) {
 	if daveAfter.Balance-daveBefore.Balance != api.Unit {
 		t.Errorf("dave received %d for a withdrawal of 1 PHA", daveAfter.Balance-daveBefore.Balance)
 	}
-	if b := balance("//Charlie"); b != "1500000000000" {
-		t.Errorf("charlie: %s", b)
+	if b := balance("//Alice"); b != "1500000000000" {
+		t.Errorf("alice: %s", b)
 	}
 	supply()
 	out := ok(t, pp("history", "--from", "//Bob")...)
-	for _, want := range []string{"deposit 10 pPHA from " + bob.Hex(), "transfer -2.5 pPHA to " + charlie.Hex()} {
+	for _, want := range []string{"deposit 10 pPHA from " + bob.Hex(), "transfer -2.5 pPHA to " + alice.Hex()} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bob's history lacks %q:\n%s", want, out)
 		}
