@@ -31,8 +31,13 @@ var (
 )
 
 func quiet() *slog.Logger {
-	if os.Getenv("ENGINE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// ENGINE_TEST_LOG=warn|info|debug shows the engines' logs.
+	if v := os.Getenv("ENGINE_TEST_LOG"); v != "" {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			level = slog.LevelWarn
+		}
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }

@@ -473,11 +473,17 @@ func (e *Engine) rebuild(id crypto.PublicKey, upload [32]byte, seed [crypto.Seed
 func (e *Engine) replay(id crypto.PublicKey, r *running, blocks []api.BlockMessages, started bool, from, noCut, to int64) error {
 	interval := e.checkpointInterval(r)
 	cutAt := func(h int64) {
-		if h > noCut {
+		if h > noCut && started {
 			e.cutState(h, id, r)
 		}
 	}
 	cut := func(from, to int64) { // the periodic cuts in (from, to]
+		if !started {
+			// Before its deployment the contract ran nowhere: no cut
+			// (its new store's own entries go with the init's, after it,
+			// as on the replicas).
+			return
+		}
 		for h := nextCut(id, interval, from); h <= to; h = nextCut(id, interval, h) {
 			if !r.c.Store().HasChanges() && !r.cmdSinceCut {
 				return

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
+	"github.com/phalago/phala/contract/contracttest"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/enclave/contracts"
@@ -369,4 +371,82 @@ func TestRecoveryAfterWipedDataDir(t *testing.T) {
 		cp := h.checkpoint(t)
 		return compared > 0 && cp != nil && cp.Height >= h.last
 	})
+}
+
+// A contract reassigned right after its start, before any state update
+// of its reached the chain (no checkpoint): the new worker rebuilds it
+// from its deployment, and the updates it then cuts continue the chain's
+// (empty) checkpoint, so the chain accepts them. (Found by
+// TestEarlyReelectionKeepsContractsRunning: every update was refused with
+// "previous root ... is not the contract's root".)
+func TestRecoveryBeforeFirstCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chain + pRuntimes")
+	}
+	h := newRecoveryHarness(t)
+	w1, w2 := h.ch.engine(t, t.TempDir()), h.ch.engine(t, t.TempDir())
+	register(t, h.ch, w1, bob)
+	code := contracttest.Build(t, filepath.Join("..", "..", "..", "examples", "contracts", "token"))
+	if _, err := h.aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, code), Replicas: 1, CheckpointInterval: 3}); err != nil {
+		t.Fatal(err)
+	}
+	h.upload = api.UploadID(alice.Public(), sha256.Sum256(code), 0)
+	// w1 runs it; only the status report of its egress reaches the chain.
+	var rec *api.ContractRecord
+	waitFor(t, 60*time.Second, "the token running on w1", func() bool {
+		syncTo(t, h.ch, h.gk, w1)
+		for _, e := range []*Engine{h.gk, w1} {
+			for _, m := range e.Egress() {
+				if m.Message.Origin.Kind == api.OriginContract && m.Message.Topic == api.TopicContractState {
+					break // and what follows it, numbered after it
+				}
+				v, _, err := queryRaw(t, h.ch.c, api.QueryNextSeq, m.Message.Origin.Encode())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if next, _ := binary.Uvarint(v); m.Message.Seq < next {
+					continue
+				}
+				if _, err := h.bobS.Submit(ctx(t), &api.PushMessage{Message: m}); err != nil {
+					t.Fatalf("push %s: %v", m.Message.Topic, err)
+				}
+			}
+		}
+		rec = h.record(t)
+		return rec != nil && rec.Status == api.ContractRunning
+	})
+	h.id, h.ecdh = rec.Identity, rec.Ecdh
+	if cp := h.checkpoint(t); cp != nil {
+		t.Fatalf("a checkpoint before the reassignment: %+v", cp)
+	}
+	register(t, h.ch, w2, bob)
+	h.bobS = h.ch.c.NewSigner(bob)
+	if _, err := h.aliceS.Submit(ctx(t), &api.ContractReassign{Contract: h.id, Worker: w1.Identity()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "w2 recovering the token", func() bool {
+		relay(t, h.ch, h.bobS, h.gk, w2)
+		return len(w2.Info().Recovering) == 1
+	})
+	if n, err := recoverAll(t, h.ch, w2, nil); err != nil || n != 1 {
+		t.Fatalf("recovery: %d, %v", n, err)
+	}
+	chn, err := channel.New(alice, h.ecdh, api.ChannelPurposeCommand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.nonce++
+	in := []byte("mint " + bob.Public().Hex() + " 5")
+	res, err := h.aliceS.Submit(ctx(t), &api.ContractCommand{Contract: h.id, Nonce: h.nonce, GasLimit: testGas, Sealed: chn.Seal(in, api.CommandAD(h.id, alice.Public(), h.nonce))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "a checkpoint covering the mint", func() bool {
+		relay(t, h.ch, h.bobS, h.gk, w2)
+		cp := h.checkpoint(t)
+		return cp != nil && cp.Height >= res.Height
+	})
+	if cp := h.checkpoint(t); cp.Root != w2.ContractRoots()[h.id] {
+		t.Fatalf("checkpoint root %x, the worker's %x", cp.Root[:4], w2.ContractRoots()[h.id])
+	}
 }
