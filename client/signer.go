@@ -11,7 +11,8 @@ import (
 )
 
 // Signer builds transactions for one account, tracking its nonce locally
-// (read once from the chain, then incremented per transaction).
+// (read once from the chain, then incremented per transaction). It is
+// safe for concurrent use: its transactions reach the node in nonce order.
 type Signer struct {
 	c   *Client
 	key *crypto.KeyPair
@@ -50,17 +51,6 @@ func (s *Signer) signFor(ctx context.Context, build func(nonce uint64) api.Call)
 	return tx, nil
 }
 
-// submit sends a signed transaction and waits for it; a refusal by the
-// mempool means the nonce was not used.
-func (s *Signer) submit(ctx context.Context, tx *api.Tx) (*TxResult, error) {
-	res, err := s.c.Submit(ctx, tx)
-	var refused *api.TxError
-	if res == nil && errors.As(err, &refused) {
-		s.Resync()
-	}
-	return res, err
-}
-
 // Resync forgets the local nonce; the next Sign reads it from the chain.
 func (s *Signer) Resync() {
 	s.mu.Lock()
@@ -79,19 +69,23 @@ func (s *Signer) Submit(ctx context.Context, call api.Call) (*TxResult, error) {
 // the chain's committed nonce lags the mempool by up to a block.
 const staleNonceRetries = 8
 
-// signAndSubmit signs the call build makes for the next nonce and submits
-// it; when the mempool refuses the nonce as already used (nothing was
-// charged), it re-reads the nonce and signs again, a bounded number of
-// times, a block time apart at most.
+// signAndSubmit signs the call build makes for the next nonce, submits it
+// and waits for its result; when the mempool refuses the nonce as already
+// used (nothing was charged), it re-reads the nonce and signs again, a
+// bounded number of times.
 func (s *Signer) signAndSubmit(ctx context.Context, build func(nonce uint64) api.Call) (*TxResult, error) {
 	for try := 0; ; try++ {
-		tx, err := s.signFor(ctx, build)
-		if err != nil {
-			return nil, err
+		tx, h, err := s.signAndBroadcast(ctx, build)
+		if err == nil {
+			res, err := s.c.WaitTx(ctx, h)
+			if err != nil {
+				return nil, &UnknownOutcomeError{Hash: h, Err: err}
+			}
+			res.Nonce = tx.Nonce
+			return res, res.Err()
 		}
-		res, err := s.submit(ctx, tx)
-		if res != nil || !errors.Is(err, api.ErrStaleNonce) || try == staleNonceRetries {
-			return res, err
+		if !errors.Is(err, api.ErrStaleNonce) || try == staleNonceRetries {
+			return nil, err
 		}
 		select {
 		case <-ctx.Done():
@@ -99,6 +93,37 @@ func (s *Signer) signAndSubmit(ctx context.Context, build func(nonce uint64) api
 		case <-time.After(time.Duration(try+1) * 100 * time.Millisecond):
 		}
 	}
+}
+
+// signAndBroadcast signs the call for the next nonce and hands it to the
+// node under the signer's lock, so that the transactions of goroutines
+// sharing a Signer reach the mempool in nonce order (it refuses a nonce
+// ahead of the next). A refusal by the mempool leaves the nonce unused
+// (the next call reads it from the chain again); an unknown outcome
+// (UnknownOutcomeError) counts it as used.
+func (s *Signer) signAndBroadcast(ctx context.Context, build func(nonce uint64) api.Call) (*api.Tx, [32]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.known {
+		a, err := s.c.Account(ctx, s.key.Public())
+		if err != nil {
+			return nil, [32]byte{}, err
+		}
+		s.nonce, s.known = a.Nonce, true
+	}
+	tx := BuildTx(s.c.chainID, s.c.params, s.key, s.nonce, build(s.nonce))
+	b := tx.Encode()
+	h, err := s.c.Broadcast(ctx, b)
+	var refused *api.TxError
+	if errors.As(err, &refused) {
+		s.known = false
+		return tx, h, err
+	}
+	s.nonce++
+	if err != nil {
+		return tx, api.TxHash(b), &UnknownOutcomeError{Hash: api.TxHash(b), Err: err}
+	}
+	return tx, h, nil
 }
 
 // BuildTx signs a transaction paying the minimum fee for its encoded size

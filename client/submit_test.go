@@ -73,38 +73,49 @@ func TestSubmitReportsHashWhenTheNodeFails(t *testing.T) {
 	})
 }
 
-// Two signers of one account (two CLIs, or a CLI beside a pherry sharing
-// its operator key) submitting at once: the mempool refuses the second
-// use of a nonce, and Submit signs again with the next one instead of
-// failing, so both transfers land exactly once.
-func TestSubmitRetriesAStaleNonce(t *testing.T) {
+// Signers of one account used at once: separate ones (two CLIs, or a
+// CLI beside a pherry sharing its operator key), where the mempool
+// refuses the second use of a nonce and Submit signs again with the next
+// one instead of failing; and one Signer shared by goroutines, whose
+// transactions must reach the mempool in nonce order (it refuses a nonce
+// ahead of the next). Every transfer lands exactly once.
+func TestSubmitConcurrentSigners(t *testing.T) {
 	net := testnet.New(t, testnet.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c := net.Client(0)
 	alice, bob := crypto.MustKeyPairFromURI("//Alice"), crypto.MustKeyPairFromURI("//Bob").Public()
-	before, err := c.Account(ctx, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 4
-	errs := make(chan error, n)
-	for i := range n {
-		go func() {
-			_, err := c.NewSigner(alice).Submit(ctx, &api.Transfer{To: bob, Amount: uint64(i + 1)})
-			errs <- err
-		}()
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Fatalf("a concurrent signer: %v", err)
+	shared := c.NewSigner(alice)
+	for _, tc := range []struct {
+		name   string
+		signer func() *client.Signer
+	}{
+		{"separate signers", func() *client.Signer { return c.NewSigner(alice) }},
+		{"one shared signer", func() *client.Signer { return shared }},
+	} {
+		before, err := c.Account(ctx, bob)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	after, err := c.Account(ctx, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := after.Balance - before.Balance; got != 1+2+3+4 {
-		t.Fatalf("bob received %d, want %d", got, 1+2+3+4)
+		const n = 6
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				_, err := tc.signer().Submit(ctx, &api.Transfer{To: bob, Amount: uint64(i + 1)})
+				errs <- err
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+		}
+		after, err := c.Account(ctx, bob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := after.Balance - before.Balance; got != n*(n+1)/2 {
+			t.Fatalf("%s: bob received %d, want %d", tc.name, got, n*(n+1)/2)
+		}
 	}
 }
