@@ -219,7 +219,7 @@ func TestPPHACLIDevnet(t *testing.T) {
 		t.Helper()
 		var j map[string]any
 		okJSON(t, &j, pp("supply")...)
-		if j["supply"] != j["escrow_balance"] || j["escrow"] != escrow.Address() {
+		if j["supply"] != j["escrow_balance"] || j["escrow"] != escrow.Address() || j["invariant"] != true {
 			t.Errorf("supply %v, escrow holds %v", j["supply"], j["escrow_balance"])
 		}
 	}

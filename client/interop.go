@@ -1,0 +1,22 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+
+	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+)
+
+// Payout reads, proved, the chain's result of contract's payout request
+// id (docs/interop.md, "Contract → chain: payouts"): paid or refused with
+// its reason, and the block that decided it. It returns nil when no
+// request with that id has reached the chain yet. Errors: the proof's
+// (ErrNoTrustRoot, ErrUntrustedHeader, api.ErrBadProof), api.ErrMalformed.
+func (c *Client) Payout(ctx context.Context, contract crypto.PublicKey, id uint64) (*api.PayoutResult, error) {
+	v, err := c.proveRecentValue(ctx, api.QueryContractPayout, binary.BigEndian.AppendUint64(contract[:], id))
+	if err != nil || v == nil {
+		return nil, err
+	}
+	return api.DecodePayoutResult(v)
+}
