@@ -134,8 +134,10 @@ func RunPegged(ctx context.Context, cfg PeggedConfig) (*PeggedResult, error) {
 	res.Deposits = len(res.depositDurations)
 	logf("deposits spendable: %v", res.depositDurations)
 
-	// The gas a transfer declares: one measured, with the margin a
-	// block's first command needs (its instance is fresh).
+	// The gas a transfer declares: one measured (alone in its block, so a
+	// block's first command, the dearest: its instance is fresh), with a
+	// margin. The declared gas, not the used, fills a worker's
+	// max_worker_gas_per_block.
 	r, _, err := signers[0].Execute(ctx, rec, []byte("transfer "+senders[1].Public().Hex()+" 1"), client.WithGas(p.MaxCommandGas/10))
 	if err != nil {
 		return nil, fmt.Errorf("probe transfer: %w", err)
@@ -143,7 +145,7 @@ func RunPegged(ctx context.Context, cfg PeggedConfig) (*PeggedResult, error) {
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("probe transfer: %w", err)
 	}
-	res.TransferGas = max(3*r.GasUsed, 200_000)
+	res.TransferGas = max(r.GasUsed*3/2, 100_000)
 	// Pre-sign and seal the transfers: a ring, each sender sends per
 	// transfers of 1 unit to the next, so every balance ends where it was
 	// after the probe.
