@@ -46,6 +46,11 @@ const (
 // (absent: no request with that id reached the chain).
 const QueryContractPayout = "/contract/payout"
 
+// QueryEscrowOwner reads which contract an escrow account belongs to:
+// data is the account (32 bytes); value the contract's identity (absent:
+// not the escrow account of any contract deployed so far).
+const QueryEscrowOwner = "/contract/escrow_owner"
+
 // ChannelPurposeContractCall is the channel purpose of a sealed
 // ContractCall (sender contract's ECDH key → receiver's).
 const ChannelPurposeContractCall = "contract call"

@@ -172,6 +172,9 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %s takes a contract key and a big-endian u64 payout id (40 bytes), got %d bytes", ErrInvalidCall, path, len(data))
 		}
 		return ContractPayoutKey(crypto.PublicKey(data[:32]), binary.BigEndian.Uint64(data[32:])), nil
+	case QueryEscrowOwner:
+		pk, err := key32()
+		return EscrowOwnerKey(pk), err
 	case QueryDeployerSeq:
 		pk, err := key32()
 		return DeployerSeqKey(pk), err

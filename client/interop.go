@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -19,4 +20,17 @@ func (c *Client) Payout(ctx context.Context, contract crypto.PublicKey, id uint6
 		return nil, err
 	}
 	return api.DecodePayoutResult(v)
+}
+
+// EscrowOwner reads, proved, the contract whose escrow account account is
+// (api.EscrowAccount), or ok false when it is no deployed contract's.
+func (c *Client) EscrowOwner(ctx context.Context, account crypto.PublicKey) (contract crypto.PublicKey, ok bool, err error) {
+	v, err := c.proveRecentValue(ctx, api.QueryEscrowOwner, account[:])
+	if err != nil || v == nil {
+		return crypto.PublicKey{}, false, err
+	}
+	if len(v) != crypto.PublicKeySize {
+		return crypto.PublicKey{}, false, fmt.Errorf("%w: escrow owner of %d bytes", api.ErrMalformed, len(v))
+	}
+	return crypto.PublicKey(v), true, nil
 }

@@ -323,8 +323,12 @@ address, 0x-hex, or a development account such as //Bob.`,
 }
 
 func insufficient(from crypto.PublicKey, balance, amount, fee uint64) error {
-	return fmt.Errorf("insufficient balance: %s has %s; this transfer needs %s plus a fee of %s (%s in all). Fund the account first (on a development chain: phala transfer --from //Alice --to %s --amount 10)",
-		from, pha(balance), pha(amount), pha(fee), pha(amount+fee), from)
+	all := "more than any account can hold"
+	if amount+fee >= amount {
+		all = pha(amount+fee) + " in all"
+	}
+	return fmt.Errorf("insufficient balance: %s has %s; this transfer needs %s plus a fee of %s (%s). Fund the account first (on a development chain: phala transfer --from //Alice --to %s --amount 10)",
+		from, pha(balance), pha(amount), pha(fee), all, from)
 }
 
 type transferJSON struct {

@@ -27,7 +27,11 @@ const pphaSymbol = "pPHA"
 
 // ppAmount prints units of pPHA: "1.5 pPHA (1500000000000 units)".
 func ppAmount(units uint64) string {
-	return formatAmount(units) + " " + pphaSymbol + " (" + strconv.FormatUint(units, 10) + " units)"
+	unit := " units)"
+	if units == 1 {
+		unit = " unit)"
+	}
+	return formatAmount(units) + " " + pphaSymbol + " (" + strconv.FormatUint(units, 10) + unit
 }
 
 func pphaCmd(g *globals) *cobra.Command {
@@ -37,12 +41,15 @@ func pphaCmd(g *globals) *cobra.Command {
 		Long: `ppha works with the private PHA contract (examples/contracts/ppha;
 docs/interop.md "The pegged token"): PHA sent to the contract's escrow
 account becomes the same amount of private pPHA; pPHA moves between
-accounts privately (sealed commands: the chain sees neither the amount nor
-the parties); a withdrawal pays PHA out of the escrow account to the
-account you linked (or to you).
+accounts privately (sealed commands, padded to a multiple of ` + strconv.Itoa(ppha.InputBlock) + ` bytes:
+the chain sees who sent a command, since that account signs and pays its
+fee, but not the amount or the recipient); a withdrawal pays PHA out of the
+escrow account to the account you linked (or to you).
 
 Public by nature: a deposit's sender and amount, a withdrawal's amount and
-payee (PHA moves on chain). Private: balances, transfers, sends, history.
+payee (PHA moves on chain), and that an account sent a command to the
+contract. Private: balances, transfer and send amounts and recipients,
+history.
 
   deploy          upload the contract (once per chain)
   escrow-account  the contract's escrow account on chain
@@ -84,14 +91,80 @@ type pphaFlags struct {
 	gas            uint64
 }
 
-func (f *pphaFlags) register(c *cobra.Command, command bool) {
-	c.Flags().StringVar(&f.contract, "contract", "", "the ppha contract's id (the 0x... `phala ppha deploy` printed)")
-	if command {
+// The kinds of ppha subcommands, by the flags they take.
+const (
+	pphaQueryFlags   = iota // --from signs a query about that account
+	pphaCommandFlags        // --from signs and pays a sealed command; --gas
+	pphaTxFlags             // --from signs and pays a plain transaction (no gas)
+)
+
+func (f *pphaFlags) register(c *cobra.Command, kind int) {
+	// (No backquotes in flag usages: pflag would take the quoted text as
+	// the flag's value name.)
+	c.Flags().StringVar(&f.contract, "contract", "", "the ppha contract's id (the 0x... that phala ppha deploy printed)")
+	switch kind {
+	case pphaCommandFlags:
 		c.Flags().StringVar(&f.from, "from", "", "secret URI of your account (pays the fee; the contract's caller), or - for stdin")
 		c.Flags().Uint64Var(&f.gas, "gas", 0, fmt.Sprintf("gas limit of the command (0: the chain's max_command_gas / %d)", client.DefaultGasFraction))
-	} else {
+	case pphaTxFlags:
+		c.Flags().StringVar(&f.from, "from", "", "secret URI of your account (pays the amount and the fee), or - for stdin")
+	default:
 		c.Flags().StringVar(&f.from, "from", "", "secret URI of your account (signs the query: the contract answers about this account only), or - for stdin")
 	}
+}
+
+// checkMemo refuses, before anything is sent (and paid for), a memo the
+// contract refuses: 1 to ppha.MaxMemoBytes bytes of printable ASCII.
+func checkMemo(memo string) error {
+	if len(memo) == 0 || len(memo) > ppha.MaxMemoBytes {
+		return fmt.Errorf("the memo has %d bytes: the contract takes 1 to %d", len(memo), ppha.MaxMemoBytes)
+	}
+	for i := 0; i < len(memo); i++ {
+		if memo[i] < 0x20 || memo[i] > 0x7e {
+			return fmt.Errorf("the memo has a byte 0x%02x at %d: the contract takes printable ASCII only", memo[i], i)
+		}
+	}
+	return nil
+}
+
+// checkRecipient is the package function for --contract's contract.
+func (f *pphaFlags) checkRecipient(g *globals, cmd *cobra.Command, to crypto.PublicKey, what string) error {
+	self, err := parseContractID(f.contract)
+	if err != nil {
+		return fmt.Errorf("--contract: %w", err)
+	}
+	ctx, cl, cancel, err := g.connect(cmd)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	return checkRecipient(ctx, g, cl, self, to, what)
+}
+
+// checkRecipient refuses, before anything is sent, an account pPHA or PHA
+// could never leave: the contract itself or any contract (their ids hold
+// no key anyone signs with; pPHA goes to a contract with send), and any
+// contract's escrow account (only payouts of its own contract move it).
+func checkRecipient(ctx context.Context, g *globals, cl *client.Client, self, to crypto.PublicKey, what string) error {
+	switch {
+	case to == self:
+		return fmt.Errorf("%s %s is this ppha contract itself: nobody could spend it", what, to.Address())
+	case to == api.EscrowAccount(self):
+		return fmt.Errorf("%s %s is this contract's escrow account: nobody could spend it (withdraw pays PHA out of it)", what, to.Address())
+	}
+	if rec, err := cl.Contract(ctx, to); err == nil && rec != nil {
+		return fmt.Errorf("%s %s is a contract: send it pPHA with phala ppha send (it is then told), not to its id", what, to.Address())
+	} else if err != nil && !errors.Is(err, client.ErrNoSuchContract) {
+		return g.nodeError(err)
+	}
+	owner, ok, err := cl.EscrowOwner(ctx, to)
+	if err != nil {
+		return g.nodeError(err)
+	}
+	if ok {
+		return fmt.Errorf("%s %s is the escrow account of contract %s: only that contract's payouts move it, and it takes PHA only as deposits", what, to.Address(), owner.Hex())
+	}
+	return nil
 }
 
 // check reads --contract and --from before anything is sent.
@@ -127,7 +200,7 @@ func (f *pphaFlags) execute(g *globals, cmd *cobra.Command, key *crypto.KeyPair,
 	if gas < minGas {
 		return nil, [32]byte{}, fmt.Errorf("--gas %d is too little: this command forwards %d gas to the receiving contract", gas, ppha.SendGas)
 	}
-	r, res, err := cl.NewSigner(key).Execute(ctx, rec, []byte(input), client.WithGas(gas))
+	r, res, err := cl.NewSigner(key).Execute(ctx, rec, []byte(ppha.Pad(input)), client.WithGas(gas))
 	if err != nil {
 		if res != nil {
 			return nil, res.Hash, fmt.Errorf("command committed at height %d (tx %x), its receipt: %w\nretry with `phala receipt %x --from ...`", res.Height, res.Hash, err, res.Hash)
@@ -284,11 +357,11 @@ no contract could never leave it.`,
 			return g.output(cmd, map[string]any{"tx": fmt.Sprintf("%X", res.Hash), "height": res.Height, "from": key.Public().Address(), "escrow": escrow.Address(),
 				"amount": strconv.FormatUint(units, 10), "amount_pha": formatAmount(units), "fee": strconv.FormatUint(fee, 10)}, func(w io.Writer) {
 				fmt.Fprintf(w, "deposited %s from %s to the escrow account %s at block %d (fee %s, tx %X)\n", api.FormatAmountUnits(units), key.Public().Address(), escrow.Address(), res.Height, pha(fee), res.Hash)
-				fmt.Fprintf(w, "credited as %s in the same block: phala ppha balance --from ... --contract %s\n", ppAmount(units), id.Hex())
+				fmt.Fprintf(w, "a ppha contract credits it as %s in the same block (phala ppha balance --from ... --contract %s shows it); a contract that takes no deposits pays it back\n", ppAmount(units), id.Hex())
 			})
 		},
 	}
-	f.register(c, true)
+	f.register(c, pphaTxFlags)
 	return c
 }
 
@@ -340,6 +413,9 @@ PHA to; link your own account to undo it. The account is an SS58 address,
 			if err != nil {
 				return err
 			}
+			if err := f.checkRecipient(g, cmd, to, "account"); err != nil {
+				return err
+			}
 			r, tx, err := f.execute(g, cmd, key, "link "+to.Hex(), 0)
 			if err != nil {
 				return err
@@ -347,7 +423,7 @@ PHA to; link your own account to undo it. The account is an SS58 address,
 			return done(g, cmd, r, tx, map[string]any{"linked": to.Address()}, "withdrawals of "+key.Public().Address()+" pay to "+to.Address())
 		},
 	}
-	f.register(c, true)
+	f.register(c, pphaCommandFlags)
 	return c
 }
 
@@ -374,6 +450,9 @@ or the parties. <to> is an SS58 address, 0x-hex or a development account.`,
 			if err != nil {
 				return err
 			}
+			if err := f.checkRecipient(g, cmd, to, "recipient"); err != nil {
+				return err
+			}
 			r, tx, err := f.execute(g, cmd, key, "transfer "+to.Hex()+" "+strconv.FormatUint(units, 10), 0)
 			if err != nil {
 				return err
@@ -382,7 +461,7 @@ or the parties. <to> is an SS58 address, 0x-hex or a development account.`,
 				"transferred "+ppAmount(units)+" to "+to.Address())
 		},
 	}
-	f.register(c, true)
+	f.register(c, pphaCommandFlags)
 	return c
 }
 
@@ -415,6 +494,9 @@ example takes "deal <id> <payee> [<amount>]", the payee as 0x-hex: see
 				return err
 			}
 			memo := strings.Join(args[2:], " ")
+			if err := checkMemo(memo); err != nil {
+				return err
+			}
 			_, key, err := f.check(cmd)
 			if err != nil {
 				return err
@@ -427,7 +509,7 @@ example takes "deal <id> <payee> [<amount>]", the payee as 0x-hex: see
 				"sent "+ppAmount(units)+" to contract "+to.Hex())
 		},
 	}
-	f.register(c, true)
+	f.register(c, pphaCommandFlags)
 	return c
 }
 
@@ -459,7 +541,7 @@ it, the amount is credited back. ` + "`phala ppha history`" + ` shows the outcom
 				"withdrawing "+ppAmount(units)+" ("+string(r.Output)+"; `phala ppha history` shows when it is paid)")
 		},
 	}
-	f.register(c, true)
+	f.register(c, pphaCommandFlags)
 	return c
 }
 
@@ -473,6 +555,10 @@ func pphaQuery(g *globals, cmd *cobra.Command, contract string, key *crypto.KeyP
 		return "", 0, err
 	}
 	out, height, err := cl.QueryContract(ctx, key, rec, []byte(q))
+	if errors.Is(err, client.ErrQueryFailed) {
+		// ppha refuses none of the queries this CLI sends: another contract did.
+		return "", 0, fmt.Errorf("query: %w\n(is --contract a ppha contract? ppha answers balance, history, link and supply)", err)
+	}
 	if err != nil {
 		return "", 0, fmt.Errorf("query: %w", err)
 	}
@@ -506,7 +592,7 @@ query signed by --from and answered sealed to it: nobody else learns it.`,
 			})
 		},
 	}
-	f.register(c, false)
+	f.register(c, pphaQueryFlags)
 	return c
 }
 
@@ -568,7 +654,7 @@ PHA; --json gives the contract's lines as they are (amounts in base units).`,
 			})
 		},
 	}
-	f.register(c, false)
+	f.register(c, pphaQueryFlags)
 	return c
 }
 
@@ -593,7 +679,8 @@ block).`,
 			return pphaSupply(g, cmd, &f, key)
 		},
 	}
-	f.register(c, false)
+	f.register(c, pphaQueryFlags)
+	c.Flags().Lookup("from").Usage = "secret URI of the key that signs the query (optional: the supply is public, a fresh key is used without it), or - for stdin"
 	return c
 }
 

@@ -71,6 +71,8 @@ func TestPPHACLIArgs(t *testing.T) {
 		{[]string{"ppha", "transfer", "--from", "//Bob", "--contract", c, "//Charlie"}, "takes a recipient and an amount"},
 		{[]string{"ppha", "send", "--from", "//Bob", "--contract", c, c, "1"}, "takes a contract, an amount of PHA and a memo"},
 		{[]string{"ppha", "send", "--from", "//Bob", "--contract", c, "0x12", "1", "memo"}, "is not a contract id"},
+		{[]string{"ppha", "send", "--from", "//Bob", "--contract", c, c, "1", strings.Repeat("m", 201)}, "the memo has 201 bytes"},
+		{[]string{"ppha", "send", "--from", "//Bob", "--contract", c, c, "1", "caf\u00e9"}, "printable ASCII"},
 		{[]string{"ppha", "withdraw", "--from", "//Bob", "--contract", c, "1.5x"}, "is not a number"},
 		{[]string{"ppha", "link", "--from", "//Bob", "--contract", c, "nobody"}, "is not an account"},
 		{[]string{"ppha", "balance", "--contract", c}, "--from is required"},
@@ -231,6 +233,11 @@ func TestPPHACLIDevnet(t *testing.T) {
 		t.Errorf("transfer:\n%s", out)
 	}
 	fails(t, []string{"insufficient balance"}, pp("transfer", "--from", "//Alice", "//Bob", "3")...)
+	// Recipients nobody could spend from are refused before anything is
+	// sent: the contract itself, its escrow account, another contract.
+	fails(t, []string{"is this ppha contract itself"}, pp("transfer", "--from", "//Bob", id, "1")...)
+	fails(t, []string{"is this contract's escrow account"}, pp("transfer", "--from", "//Bob", escrow.Address(), "1")...)
+	fails(t, []string{"is this contract's escrow account"}, pp("link", "--from", "//Bob", escrow.Address())...)
 	ok(t, pp("link", "--from", "//Alice", dave.Address())...)
 	daveBefore, err := cl.Account(ctx, dave)
 	if err != nil {

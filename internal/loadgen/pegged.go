@@ -12,6 +12,7 @@ import (
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
+	"github.com/phalago/phala/examples/contracts/ppha/ppha"
 )
 
 // PeggedConfig is a run of the private PHA application
@@ -138,7 +139,7 @@ func RunPegged(ctx context.Context, cfg PeggedConfig) (*PeggedResult, error) {
 	// block's first command, the dearest: its instance is fresh), with a
 	// margin. The declared gas, not the used, fills a worker's
 	// max_worker_gas_per_block.
-	r, _, err := signers[0].Execute(ctx, rec, []byte("transfer "+senders[1].Public().Hex()+" 1"), client.WithGas(p.MaxCommandGas/10))
+	r, _, err := signers[0].Execute(ctx, rec, []byte(ppha.Pad("transfer "+senders[1].Public().Hex()+" 1")), client.WithGas(p.MaxCommandGas/10))
 	if err != nil {
 		return nil, fmt.Errorf("probe transfer: %w", err)
 	}
@@ -162,7 +163,7 @@ func RunPegged(ctx context.Context, cfg PeggedConfig) (*PeggedResult, error) {
 		to := senders[(i+1)%len(senders)].Public().Hex()
 		for n := 0; n < per; n++ {
 			nonce := a.Nonce + uint64(n)
-			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: res.TransferGas, Sealed: ch.Seal([]byte("transfer "+to+" 1"), api.CommandAD(rec.Identity, k.Public(), nonce))}
+			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: res.TransferGas, Sealed: ch.Seal([]byte(ppha.Pad("transfer "+to+" 1")), api.CommandAD(rec.Identity, k.Public(), nonce))}
 			lists[i] = append(lists[i], client.BuildTx(c.ChainID(), p, k, nonce, call).Encode())
 		}
 		signers[i].Resync()
@@ -216,7 +217,7 @@ func RunPegged(ctx context.Context, cfg PeggedConfig) (*PeggedResult, error) {
 	// payout's result on chain.
 	for i, s := range signers {
 		t0 := time.Now()
-		tx, err := s.Command(ctx, rec, []byte("withdraw "+strconv.FormatUint(cfg.WithdrawUnits, 10)))
+		tx, err := s.Command(ctx, rec, []byte(ppha.Pad("withdraw "+strconv.FormatUint(cfg.WithdrawUnits, 10))))
 		if err != nil {
 			return nil, fmt.Errorf("withdraw: %w", err)
 		}

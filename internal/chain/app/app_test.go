@@ -347,7 +347,7 @@ func TestModuleTableComplete(t *testing.T) {
 	for _, p := range []string{api.QueryStakeLedger, api.QueryStakeNode, api.QueryIssuance, api.QueryAccount, api.QueryWorker, api.QueryGatekeepers, api.QueryMasterKey, api.QueryParams,
 		api.QueryAttestation, api.QueryNextSeq, api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn,
 		api.QueryGatekeeperEra, api.QueryGatekeeperExposure, api.QueryGatekeeperCandidacy, api.QueryGatekeeperCandidates, api.QuerySubnet, api.QuerySubnetSeq, api.QueryUploadPending, api.QueryCheckpoint, api.QueryArbitration,
-		api.QueryMigration, api.QueryLastMigration, api.QueryContractPayout} {
+		api.QueryMigration, api.QueryLastMigration, api.QueryContractPayout, api.QueryEscrowOwner} {
 		if !x.StateQuery(p) {
 			t.Errorf("state query %s has no module", p)
 		}

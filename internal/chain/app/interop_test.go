@@ -147,6 +147,14 @@ func (f *interopFixture) stored(c *crypto.KeyPair, id uint64) *api.PayoutResult 
 // the sender pays the fee, nothing moves, no deposit.
 func TestEscrowDeposits(t *testing.T) {
 	f := newInteropFixture(t)
+	// The escrow account names its contract (proved); another account
+	// names none.
+	if res := f.query(api.QueryEscrowOwner, f.escrowA[:], true); !bytes.Equal(res.Value, f.a.Public().Bytes()) || res.ProofOps == nil {
+		t.Fatalf("escrow owner of escrowA: %x", res.Value)
+	}
+	if res := f.query(api.QueryEscrowOwner, dave.Public().Bytes(), true); res.Value != nil {
+		t.Fatalf("escrow owner of dave's account: %x", res.Value)
+	}
 	bobBefore, daveBefore := f.balance(bob.Public()), f.balance(dave.Public())
 	res := f.mustOK(f.block(f.tx(bob, f.nonce(bob), &api.Transfer{To: f.escrowA, Amount: 10 * api.Unit}),
 		f.tx(bob, f.nonce(bob)+1, &api.Transfer{To: dave.Public(), Amount: 3 * api.Unit})))

@@ -696,7 +696,7 @@ func Spec() *module.Module {
 			return nil
 		},
 		Queries:      map[string]module.Querier{api.QueryContractEntries: queryEntries},
-		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending, api.QueryCheckpoint, api.QueryArbitration, api.QueryContractPayout},
+		StateQueries: []string{api.QueryContract, api.QueryContractUpload, api.QueryDeployerSeq, api.QueryContractReturn, api.QueryUploadPending, api.QueryCheckpoint, api.QueryArbitration, api.QueryContractPayout, api.QueryEscrowOwner},
 	}
 }
 

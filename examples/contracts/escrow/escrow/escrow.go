@@ -33,8 +33,9 @@
 //     other than the deal's: refused, nothing moves.
 //   - cancel by anyone but the payer, of an unknown deal, after acceptance
 //     or a second time: refused, nothing moves.
-//   - deal queried by anyone but the payer or the payee: "no such deal"
-//     (the same answer as an unknown id: existence is not told either).
+//   - deal queried, accepted or cancelled by anyone but the payer or the
+//     payee: "no such deal" (the same answer as an unknown id: a non-party
+//     learns nothing, not even that the deal exists).
 //
 // # Storage layout (keys built with contract.Key)
 //
@@ -198,8 +199,10 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 		}
 		id := f[1]
 		d, ok := loadDeal(c, id)
-		if !ok {
-			return nil, fmt.Errorf("no such deal %q", id)
+		if !ok || caller != d.payer && caller != d.payee {
+			// The same answer for a deal that exists and one that does not:
+			// a non-party learns nothing (as from the deal query).
+			return nil, fmt.Errorf("no such deal %q (or it is not yours)", id)
 		}
 		to, who := d.payee, "payee"
 		if f[0] == "cancel" {

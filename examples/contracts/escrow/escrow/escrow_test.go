@@ -182,7 +182,7 @@ func TestEscrowComposed(t *testing.T) {
 		want  string
 	}{
 		{alice, "accept d1", "only the deal's payee"},
-		{carol, "accept d1", "only the deal's payee"},
+		{carol, "accept d1", "no such deal \"d1\" (or it is not yours)"},
 		{bob, "accept d1 299", "holds 300, not 299"},
 		{bob, "accept d9", "no such deal"},
 		{bob, "cancel d1", "only the deal's payer"},

@@ -73,6 +73,25 @@ const HistoryLen = 100
 // MaxMemoBytes bounds a send's memo (printable ASCII, single spaces).
 const MaxMemoBytes = 200
 
+// InputBlock is the size unit clients pad commands to (Pad), so that a
+// sealed command's length, which the chain shows, says nothing about its
+// amount or memo beyond the number of blocks.
+const InputBlock = 128
+
+// Pad pads a command with spaces (which the contract ignores: it splits
+// its input on white space) to the next multiple of InputBlock bytes.
+func Pad(input string) string {
+	n := (len(input) + InputBlock - 1) / InputBlock * InputBlock
+	if n == 0 {
+		n = InputBlock
+	}
+	return input + strings.Repeat(" ", n-len(input))
+}
+
+// maxReasonBytes bounds a payout refusal's reason kept in the history
+// (api.MaxPayoutReasonBytes: a contract does not import the api package).
+const maxReasonBytes = 256
+
 // Errors the commands return (their text is the contract's answer).
 var (
 	ErrInsufficient = errors.New("insufficient balance")
@@ -179,8 +198,8 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if to == (contract.Address{}) {
-			return nil, errors.New("link to the zero address: nobody could spend it")
+		if err := spendable(c, to); err != nil {
+			return nil, fmt.Errorf("link: %w", err)
 		}
 		if to == caller {
 			c.Remove(linkKey(caller))
@@ -201,6 +220,9 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 		amount, err := parseAmount(f[2])
 		if err != nil {
 			return nil, err
+		}
+		if err := spendable(c, to); err != nil {
+			return nil, fmt.Errorf("transfer: %w", err)
 		}
 		if err := move(c, caller, to, amount); err != nil {
 			return nil, err
@@ -271,6 +293,24 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 	return nil, fmt.Errorf("unknown command %q (%s)", f[0], usage)
 }
 
+// ErrUnspendable refuses a recipient nobody could ever spend from: the
+// zero address, this contract's own id or its escrow account. (Other
+// contracts' ids and escrow accounts look like any account from inside
+// the contract; the CLI refuses them, reading the chain.)
+var ErrUnspendable = errors.New("nobody could spend from it")
+
+func spendable(c *contract.Context, to contract.Address) error {
+	switch to {
+	case contract.Address{}:
+		return fmt.Errorf("the zero address: %w", ErrUnspendable)
+	case c.Self():
+		return fmt.Errorf("%s is this contract: %w (send pPHA to other contracts with send)", to.Hex(), ErrUnspendable)
+	case c.Escrow():
+		return fmt.Errorf("%s is this contract's escrow account: %w", to.Hex(), ErrUnspendable)
+	}
+	return nil
+}
+
 func deposit(c *contract.Context, from contract.Address, amount uint64) error {
 	s := c.Uint64(supplyKey)
 	if s+amount < s {
@@ -312,11 +352,12 @@ func payoutResult(c *contract.Context, p contract.Payout) error {
 	return nil
 }
 
-// oneLine keeps a chain reason printable and on one line (at most 100 bytes).
+// oneLine keeps a chain reason printable and on one line (at most
+// maxReasonBytes, the chain's own bound on a payout's reason).
 func oneLine(s string) string {
 	b := []byte(s)
-	if len(b) > 100 {
-		b = b[:100]
+	if len(b) > maxReasonBytes {
+		b = b[:maxReasonBytes]
 	}
 	for i, ch := range b {
 		if ch < 0x20 || ch > 0x7e {

@@ -9,8 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/contract"
 	"github.com/phalago/phala/contract/contracttest"
+	"github.com/phalago/phala/crypto"
 )
 
 var (
@@ -19,6 +21,8 @@ var (
 	carol = contract.Address{0xc0}
 	dave  = contract.Address{0xd0}
 	other = contract.Address{0xee} // a contract ppha may send to
+	// the native harness's escrow account (the contract's own)
+	nativeEscrow = contract.Address(api.EscrowAccount(crypto.PublicKey(contracttest.NativeSelf)))
 )
 
 // world is ppha with the chain's side of it: the escrow account's PHA
@@ -283,6 +287,11 @@ func TestPeggedRefusals(t *testing.T) {
 		{alice, "withdraw 101", "insufficient balance"},
 		{alice, "withdraw", "usage"},
 		{alice, "link 0x" + strings.Repeat("00", 32), "zero address"},
+		{alice, "link " + addr(contracttest.NativeSelf), "is this contract"},
+		{alice, "link " + addr(nativeEscrow), "escrow account"},
+		{alice, "transfer " + addr(contracttest.NativeSelf) + " 1", "is this contract"},
+		{alice, "transfer " + addr(nativeEscrow) + " 1", "escrow account"},
+		{alice, "transfer 0x" + strings.Repeat("00", 32) + " 1", "zero address"},
 		{alice, "link", "usage"},
 	} {
 		before := w.h.Storage()
@@ -370,5 +379,27 @@ func BenchmarkPeggedTransferNative(b *testing.B) {
 		if _, err := h.Command(alice, in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Pad makes every length a multiple of InputBlock, keeps the command
+// (the contract reads it the same), and never shortens it.
+func TestPad(t *testing.T) {
+	w := newWorld(t)
+	w.deposit(alice, 100)
+	for _, in := range []string{"", "x", strings.Repeat("y", InputBlock), strings.Repeat("z", InputBlock+1)} {
+		p := Pad(in)
+		if len(p)%InputBlock != 0 || len(p) == 0 || !strings.HasPrefix(p, in) || strings.TrimRight(p, " ") != strings.TrimRight(in, " ") {
+			t.Errorf("Pad(%d bytes) = %d bytes", len(in), len(p))
+		}
+	}
+	short, long := Pad("transfer "+addr(bob)+" 1"), Pad("transfer "+addr(bob)+" 99")
+	if len(short) != len(long) {
+		t.Fatalf("transfers of 1 and 99 padded to %d and %d bytes", len(short), len(long))
+	}
+	w.must(alice, short)
+	w.must(alice, long)
+	if w.balance(bob) != 100 {
+		t.Fatalf("bob holds %d after padded transfers of 1 and 99", w.balance(bob))
 	}
 }
