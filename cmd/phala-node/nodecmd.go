@@ -162,7 +162,7 @@ accounts funded, and --gatekeeper and --measurement as for init.`,
 	c.Flags().StringVar(&opts.ChainID, "chain-id", "phala-testnet", "chain id")
 	c.Flags().IntVar(&opts.BasePort, "base-port", 26656, "first port")
 	c.Flags().StringVar(&opts.Host, "host", "127.0.0.1", "listen host")
-	c.Flags().StringArrayVar(&gatekeepers, "gatekeeper", nil, "identity key (0x hex or SS58) of a genesis gatekeeper's pRuntime (`pruntime init` prints it); repeatable, the first creates the MasterKey")
+	c.Flags().StringArrayVar(&gatekeepers, "gatekeeper", nil, "identity key (0x hex or SS58) of a genesis gatekeeper's pRuntime (pruntime init prints it); repeatable, the first creates the MasterKey")
 	c.Flags().StringArrayVar(&measurements, "measurement", nil, "hex measurement of a pRuntime build allowed to register; repeatable")
 	return c
 }

@@ -31,6 +31,9 @@ import (
 	"github.com/phalago/phala/internal/attestation"
 	"github.com/phalago/phala/internal/node"
 	"github.com/phalago/phala/internal/testnet"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // The CLI, tested by running the binary (built once per test binary).
@@ -685,5 +688,27 @@ func TestWithArticle(t *testing.T) {
 		if got := withArticle(c.in); got != c.want {
 			t.Errorf("withArticle(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// No flag usage holds a backquote: pflag takes backquoted text as the
+// flag's value name, so `--contract phala ppha deploy` appeared in help.
+func TestFlagUsagesHaveNoBackquotes(t *testing.T) {
+	var walk func(c *cobra.Command)
+	n := 0
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			n++
+			if strings.Contains(f.Usage, "`") {
+				t.Errorf("%s --%s: usage %q", c.CommandPath(), f.Name, f.Usage)
+			}
+		})
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(newRootCmd())
+	if n < 50 {
+		t.Fatalf("only %d flags seen", n)
 	}
 }

@@ -201,7 +201,7 @@ type requirementFlags struct {
 }
 
 func (f *requirementFlags) register(c *cobra.Command) {
-	c.Flags().StringVar(&f.subnet, "subnet", "", "run only on members of this subnet (id from `phala subnet create`)")
+	c.Flags().StringVar(&f.subnet, "subnet", "", "run only on members of this subnet (the id that phala subnet create prints)")
 	c.Flags().StringVar(&f.platform, "platform", "", "run only on workers attested on this TEE platform (tdx, sim; empty: any)")
 	c.Flags().Uint32Var(&f.cores, "min-cores", 0, "run only on workers declaring at least this many CPU cores")
 	c.Flags().Uint64Var(&f.memoryMB, "min-memory-mb", 0, "run only on workers declaring at least this much memory (MiB)")
