@@ -418,13 +418,18 @@ func FuzzDecodeMigration(f *testing.F) {
 	f.Add((&RuntimeMigration{Target: target, From: []HexBytes{old, {2}}, Start: 7}).Encode())
 	f.Add((&RuntimeMigration{Target: target, Start: 0}).Encode())
 	f.Add((&RuntimeMigrated{Target: target, Retired: []HexBytes{old}, Start: 7, Height: 40}).Encode())
+	f.Add((&RuntimeMigrated{Target: target, Start: 50, Height: 60, Cancelled: true, PrevCompleted: 40}).Encode())
 	f.Add((&ReplicaReady{Contract: k, Height: 12}).Encode())
-	// Invalid: empty target, negative start, completion before start,
+	// Invalid: a cancelled one that retired something or whose previous
+	// completion follows its start, a cancellation flag other than 1, empty target, negative start, completion before start,
 	// an empty measurement in the list, height 0, trailing bytes.
 	f.Add((&RuntimeMigration{Start: 3}).Encode())
 	f.Add((&RuntimeMigration{Target: target, Start: -1}).Encode())
 	f.Add((&RuntimeMigrated{Target: target, Start: 9, Height: 8}).Encode())
 	f.Add((&RuntimeMigration{Target: target, From: []HexBytes{{}}, Start: 1}).Encode())
+	f.Add((&RuntimeMigrated{Target: target, Retired: []HexBytes{old}, Start: 7, Height: 40, Cancelled: true}).Encode())
+	f.Add((&RuntimeMigrated{Target: target, Start: 7, Height: 40, Cancelled: true, PrevCompleted: 8}).Encode())
+	f.Add(append((&RuntimeMigrated{Target: target, Start: 7, Height: 40}).Encode(), 0, 0))
 	f.Add((&ReplicaReady{Contract: k}).Encode())
 	f.Add(append((&ReplicaReady{Contract: k, Height: 1}).Encode(), 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -442,7 +447,7 @@ func FuzzDecodeMigration(f *testing.F) {
 			if !bytes.Equal(v.Encode(), b) {
 				t.Fatalf("runtime migrated mismatch %x", b)
 			}
-			if len(v.Target) == 0 || v.Start < 0 || v.Height < v.Start {
+			if len(v.Target) == 0 || v.Start < 0 || v.Height < v.Start || (v.Cancelled && (len(v.Retired) != 0 || v.PrevCompleted < 0 || v.PrevCompleted > v.Start)) {
 				t.Fatalf("runtime migrated %+v decoded", v)
 			}
 		} else if !errors.Is(err, ErrMalformed) {

@@ -190,6 +190,7 @@ const (
 	ActionSetCouncil           ActionKind = 5 // Council: members and threshold
 	ActionSetValidator         ActionKind = 6 // Validator: add (power > 0), change power, or remove (power 0)
 	ActionMigrateRuntime       ActionKind = 7 // Measurement: migrate every contract and gatekeeper seat to this pRuntime build (docs/keys.md, "State migration")
+	ActionCancelMigration      ActionKind = 8 // no argument: end the running migration without revoking anything (docs/keys.md, "State migration")
 )
 
 var actionNames = map[ActionKind]string{
@@ -200,6 +201,7 @@ var actionNames = map[ActionKind]string{
 	ActionSetCouncil:           "set_council",
 	ActionSetValidator:         "set_validator",
 	ActionMigrateRuntime:       "migrate_runtime",
+	ActionCancelMigration:      "cancel_migration",
 }
 
 func (k ActionKind) String() string {
@@ -271,6 +273,7 @@ func (a *Action) decode(r *codec.Reader) {
 	case ActionSetValidator:
 		r.Fixed(a.Validator.PubKey[:])
 		a.Validator.Power = r.Uvarint()
+	case ActionCancelMigration:
 	default:
 		r.Fail(fmt.Errorf("%w: action kind %d", codec.ErrBadFormat, a.Kind))
 	}
@@ -280,8 +283,8 @@ func (a *Action) decode(r *codec.Reader) {
 func (a *Action) Validate() error {
 	switch a.Kind {
 	case ActionAllowMeasurement, ActionRevokeMeasurement, ActionMigrateRuntime:
-		if len(a.Measurement) == 0 || len(a.Measurement) > MaxMeasurementBytes {
-			return fmt.Errorf("%w: measurement of %d bytes (1 to %d)", ErrInvalidAction, len(a.Measurement), MaxMeasurementBytes)
+		if err := CheckMeasurement(a.Measurement); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidAction, err)
 		}
 	case ActionSetMinRuntimeVersion:
 		if a.Version == 0 {
@@ -305,6 +308,7 @@ func (a *Action) Validate() error {
 		if a.Validator.PubKey == ([ValidatorKeySize]byte{}) {
 			return fmt.Errorf("%w: validator key is all zeros", ErrInvalidAction)
 		}
+	case ActionCancelMigration:
 	default:
 		return fmt.Errorf("%w: unknown action kind %d", ErrInvalidAction, a.Kind)
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/phalago/phala/crypto"
@@ -13,12 +14,13 @@ func govSamples() (actions []Action, motion *Motion) {
 	bob := crypto.MustKeyPairFromURI("//Bob").Public()
 	actions = []Action{
 		{Kind: ActionAllowMeasurement, Measurement: bytes.Repeat([]byte{7}, 32)},
-		{Kind: ActionRevokeMeasurement, Measurement: []byte{1}},
+		{Kind: ActionRevokeMeasurement, Measurement: bytes.Repeat([]byte{1}, TDXMeasurementSize)},
 		{Kind: ActionSetMinRuntimeVersion, Version: 3},
 		{Kind: ActionSetParams, Params: DefaultParams()},
 		{Kind: ActionSetCouncil, Council: Council{Members: []crypto.PublicKey{alice, bob}, Threshold: 2}},
 		{Kind: ActionSetValidator, Validator: Validator{PubKey: [32]byte{9}, Power: 10}},
 		{Kind: ActionMigrateRuntime, Measurement: bytes.Repeat([]byte{8}, 32)},
+		{Kind: ActionCancelMigration},
 	}
 	motion = &Motion{ID: 4, Proposer: alice, Action: actions[4], ProposedAt: 10, ExpiresAt: 20, Ayes: []crypto.PublicKey{alice},
 		Nays: []crypto.PublicKey{bob}, Status: MotionFailed, DecidedAt: 12, Reason: "no"}
@@ -47,6 +49,12 @@ func TestGovernanceRoundTrip(t *testing.T) {
 			t.Fatalf("migrate_runtime to a measurement of %d bytes: %v", len(a.Measurement), err)
 		}
 	}
+	if k, ok := ActionKindByName("cancel_migration"); !ok || k != ActionCancelMigration {
+		t.Fatalf("cancel_migration is %v %v", k, ok)
+	}
+	if b := EncodeCall(&GovPropose{Action: Action{Kind: ActionCancelMigration}}); !bytes.Equal(b, []byte{byte(ActionCancelMigration)}) {
+		t.Fatalf("cancel_migration encodes to %x, want its kind alone", b)
+	}
 	if ActionMigrateRuntime.String() != "migrate_runtime" {
 		t.Fatalf("action name %q", ActionMigrateRuntime)
 	}
@@ -55,6 +63,68 @@ func TestGovernanceRoundTrip(t *testing.T) {
 	}
 	if _, err := DecodeCall(CallGovPropose, []byte{99}); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("unknown action kind decoded: %v", err)
+	}
+}
+
+// A measurement in an allow, revoke or migrate action has the size of
+// one a platform produces: 32 bytes (sim) or 192 (tdx). Every other size
+// is refused by Validate (what the CLI checks before sending and the
+// chain at proposal and enactment) with ErrInvalidAction and a message
+// naming the valid sizes; a 2-byte "measurement" enacted a migration no
+// pRuntime could ever serve.
+func TestActionMeasurementSize(t *testing.T) {
+	for _, kind := range []ActionKind{ActionAllowMeasurement, ActionRevokeMeasurement, ActionMigrateRuntime} {
+		for _, tc := range []struct {
+			size int
+			ok   bool
+		}{
+			{0, false}, {1, false}, {2, false}, {20, false}, {31, false}, {32, true}, {33, false},
+			{48, false}, {64, false}, {96, false}, {191, false}, {192, true}, {193, false},
+		} {
+			a := Action{Kind: kind, Measurement: bytes.Repeat([]byte{0x12}, tc.size)}
+			err := a.Validate()
+			if tc.ok != (err == nil) {
+				t.Errorf("%s of a %d-byte measurement: %v", kind, tc.size, err)
+			}
+			if err != nil && (!errors.Is(err, ErrInvalidAction) || !strings.Contains(err.Error(), "32 bytes") || !strings.Contains(err.Error(), "192 bytes")) {
+				t.Errorf("%s of a %d-byte measurement: error %q does not name the valid sizes", kind, tc.size, err)
+			}
+			if err := CheckMeasurement(a.Measurement); tc.ok != (err == nil) {
+				t.Errorf("CheckMeasurement(%d bytes): %v", tc.size, err)
+			}
+		}
+	}
+	if MaxMeasurementBytes != TDXMeasurementSize || SimMeasurementSize != len(SimQuote{}.Measurement) {
+		t.Fatal("measurement sizes out of step with the platforms'")
+	}
+}
+
+// A cancelled migration's record round-trips; a completed one's encoding
+// is what it was before cancellation existed (no trailing field).
+func TestRuntimeMigratedCancelled(t *testing.T) {
+	target := bytes.Repeat([]byte{5}, 32)
+	done := &RuntimeMigrated{Target: target, Retired: []HexBytes{bytes.Repeat([]byte{6}, 32)}, Start: 3, Height: 9}
+	c := &RuntimeMigrated{Target: target, Start: 12, Height: 20, Cancelled: true, PrevCompleted: 9}
+	for _, m := range []*RuntimeMigrated{done, c} {
+		got, err := DecodeRuntimeMigrated(m.Encode())
+		if err != nil || got.Cancelled != m.Cancelled || got.PrevCompleted != m.PrevCompleted || got.Height != m.Height {
+			t.Fatalf("%+v decoded as %+v: %v", m, got, err)
+		}
+	}
+	if done.LastCompleted() != 9 || c.LastCompleted() != 9 || c.Retires(target) {
+		t.Fatalf("last completed %d, %d", done.LastCompleted(), c.LastCompleted())
+	}
+	b := done.Encode()
+	if b[len(b)-1] != 18 { // Varint(9), zig-zag
+		t.Fatalf("completed record %x ends with more than its height", b)
+	}
+	for _, bad := range []*RuntimeMigrated{
+		{Target: target, Retired: done.Retired, Start: 12, Height: 20, Cancelled: true},
+		{Target: target, Start: 12, Height: 20, Cancelled: true, PrevCompleted: 13},
+	} {
+		if _, err := DecodeRuntimeMigrated(bad.Encode()); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%+v decoded: %v", bad, err)
+		}
 	}
 }
 

@@ -29,6 +29,11 @@ const (
 	// TopicMigrationCompleted: payload RuntimeMigrated, origin module
 	// "migration": the old measurements are revoked.
 	TopicMigrationCompleted = "phala/migration/completed"
+	// TopicMigrationCancelled: payload RuntimeMigrated (Cancelled),
+	// origin module "migration": a cancel_migration motion ended the
+	// running migration; nothing was revoked, every allowed build may be
+	// given new work again.
+	TopicMigrationCancelled = "phala/migration/cancelled"
 	// TopicReplicaReady: payload ReplicaReady, origin a worker: the
 	// worker, added to a contract that ran before, rebuilt its state and
 	// runs in step with the chain.
@@ -38,7 +43,7 @@ const (
 // Query paths of the migration module.
 const (
 	QueryMigration     = "/migration"      // value: RuntimeMigration of the running migration (absent: none)
-	QueryLastMigration = "/migration/last" // value: RuntimeMigrated of the last completed migration (absent: none)
+	QueryLastMigration = "/migration/last" // value: RuntimeMigrated of the last completed or cancelled migration (absent: none)
 )
 
 // State keys of the migration module.
@@ -103,22 +108,34 @@ func (m *RuntimeMigration) IsOld(measurement []byte) bool {
 	return string(measurement) != string(m.Target)
 }
 
-// RuntimeMigrated is a completed migration: Retired (the measurements
-// revoked) at Height; Target and Start are the migration's.
+// RuntimeMigrated is an ended migration: Target and Start are the
+// migration's, Height when it ended. A completed one revoked Retired; a
+// cancelled one (Cancelled, api.ActionCancelMigration) revoked nothing
+// (Retired empty) and carries PrevCompleted, the height of the last
+// completion before it (0: none), which the contracts' rekey rule
+// follows.
 type RuntimeMigrated struct {
-	Target  HexBytes
-	Retired []HexBytes
-	Start   int64
-	Height  int64
+	Target        HexBytes
+	Retired       []HexBytes
+	Start         int64
+	Height        int64
+	Cancelled     bool
+	PrevCompleted int64
 }
 
-// Encode returns the canonical bytes of m.
+// Encode returns the canonical bytes of m. A cancelled migration's
+// record ends with a byte 1 and PrevCompleted; a completed one's has
+// nothing after Height (as before cancellation existed).
 func (m *RuntimeMigrated) Encode() []byte {
 	w := codec.NewWriter(64 + 33*len(m.Retired))
 	w.BytesField(m.Target)
 	w.Fixed(EncodeMeasurements(m.Retired))
 	w.Varint(m.Start)
 	w.Varint(m.Height)
+	if m.Cancelled {
+		w.U8(1)
+		w.Varint(m.PrevCompleted)
+	}
 	return w.Bytes()
 }
 
@@ -130,13 +147,32 @@ func DecodeRuntimeMigrated(b []byte) (*RuntimeMigrated, error) {
 	m.Retired = readMeasurements(r)
 	m.Start = r.Varint()
 	m.Height = r.Varint()
+	if r.Err() == nil && r.Remaining() > 0 {
+		if r.U8() != 1 {
+			r.Fail(fmt.Errorf("%w: runtime migrated: bad cancellation flag", codec.ErrBadFormat))
+		}
+		m.Cancelled = true
+		m.PrevCompleted = r.Varint()
+	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: runtime migrated: %v", ErrMalformed, err)
 	}
 	if len(m.Target) == 0 || m.Start < 0 || m.Height < m.Start {
 		return nil, fmt.Errorf("%w: runtime migrated: empty target or heights out of order", ErrMalformed)
 	}
+	if m.Cancelled && (len(m.Retired) != 0 || m.PrevCompleted < 0 || m.PrevCompleted > m.Start) {
+		return nil, fmt.Errorf("%w: runtime migrated: a cancelled migration retires nothing and follows its previous completion", ErrMalformed)
+	}
 	return m, nil
+}
+
+// LastCompleted is the height of the last completed migration as of m
+// (m's own for a completion, PrevCompleted for a cancellation; 0: none).
+func (m *RuntimeMigrated) LastCompleted() int64 {
+	if m.Cancelled {
+		return m.PrevCompleted
+	}
+	return m.Height
 }
 
 // Retires reports whether measurement is one the migration revoked.

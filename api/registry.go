@@ -14,10 +14,35 @@ const (
 	MaxEndpointBytes    = 256
 	MaxPlatformBytes    = 16
 	MaxQuoteBytes       = 64 << 10
-	MaxMeasurementBytes = 192 // TDX: MRTD‖RTMR0‖RTMR1‖RTMR2, 4×48 bytes
+	MaxMeasurementBytes = TDXMeasurementSize
 	ReportDataSize      = 64
 	BlockHashSize       = 32 // a CometBFT block (header) hash, SHA-256
 )
+
+// Sizes of a pRuntime measurement, per attestation platform: what a
+// verified report's Evidence.Measurement holds, hence every allowlist
+// entry that can ever admit a worker.
+const (
+	// SimMeasurementSize: the sim platform's measurement, the SHA-256 of
+	// the pRuntime executable (platform.ExecutableMeasurement, SimQuote).
+	SimMeasurementSize = 32
+	// TDXMeasurementSize: a TDX measurement, MRTD‖RTMR0‖RTMR1‖RTMR2, four
+	// 48-byte registers (attestation.TDXMeasurement).
+	TDXMeasurementSize = 4 * 48
+)
+
+// CheckMeasurement says whether m has the size of a measurement some
+// platform produces (SimMeasurementSize or TDXMeasurementSize): no
+// pRuntime can ever report a measurement of another size, so allowing,
+// revoking or migrating to one is a mistake.
+func CheckMeasurement(m []byte) error {
+	switch len(m) {
+	case SimMeasurementSize, TDXMeasurementSize:
+		return nil
+	}
+	return fmt.Errorf("measurement of %d bytes: a pRuntime measurement is %d bytes (sim: SHA-256 of the pruntime executable) or %d bytes (tdx: MRTD||RTMR0||RTMR1||RTMR2), as pruntime's /info reports it",
+		len(m), SimMeasurementSize, TDXMeasurementSize)
+}
 
 // Attestation platforms.
 const (
@@ -118,7 +143,7 @@ func (a *AttestationReport) decode(r *codec.Reader) {
 // development attestation key. It protects nothing from the machine's
 // operator and is accepted only where the genesis allows it.
 type SimQuote struct {
-	Measurement [32]byte
+	Measurement [SimMeasurementSize]byte
 	ReportData  [ReportDataSize]byte
 	IssuedAt    int64 // unix seconds
 	Signature   crypto.Signature

@@ -262,6 +262,14 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 	if err != nil {
 		return "", err
 	}
+	var mig *api.RuntimeMigration
+	if v, err := c.proveRecentValue(ctx, api.QueryMigration, nil); err != nil {
+		return "", err
+	} else if v != nil {
+		if mig, err = api.DecodeRuntimeMigration(v); err != nil {
+			return "", err
+		}
+	}
 	q := &p.Requirements
 	var sn *api.SubnetRecord
 	if q.Subnet != ([32]byte{}) {
@@ -276,7 +284,10 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 			return "", err
 		}
 	}
-	workers, staked, inSubnet, fits, short := 0, 0, 0, 0, ""
+	// fits counts the workers the running migration admits (of its target
+	// build); fitsOld those it does not, that would fit otherwise;
+	// onTarget the active workers of the target build.
+	workers, staked, inSubnet, fits, fitsOld, onTarget, short := 0, 0, 0, 0, 0, 0, ""
 	for _, id := range ids {
 		if slices.Contains(gks, id) {
 			continue
@@ -287,6 +298,10 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 		}
 		if wr, err := api.DecodeWorkerRecord(pv.Value); err == nil && wr.Active(pv.Height) && settings.MeasurementAllowed(wr.Measurement) {
 			workers++
+			old := mig != nil && mig.IsOld(wr.Measurement)
+			if mig != nil && !old {
+				onTarget++
+			}
 			ok := c.params.MinWorkerStake == 0
 			if !ok {
 				if v, err := c.proveRecentValue(ctx, api.QueryStakeNode, id[:]); err == nil && v != nil {
@@ -309,6 +324,10 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 				}
 				continue
 			}
+			if old {
+				fitsOld++
+				continue
+			}
 			fits++
 		}
 	}
@@ -320,6 +339,14 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 	}
 	if staked == 0 {
 		return fmt.Sprintf("none of the %d registered worker(s) has the chain's min_worker_stake of %s PHA: its operator stakes it (pherry --stake, or phala stake bond and allocate); a gatekeeper provisions the contract as soon as one has", workers, api.FormatAmount(c.params.MinWorkerStake)), nil
+	}
+	if mig != nil && fits == 0 && (fitsOld > 0 || onTarget == 0) {
+		why := "no registered worker runs it"
+		if onTarget > 0 {
+			why = fmt.Sprintf("none of the %d registered worker(s) running it is eligible (stake, subnet or requirements)", onTarget)
+		}
+		return fmt.Sprintf("a runtime migration to %x (since height %d) restricts new contracts to that build; %s (%d worker(s) of other builds would take it): "+
+			"start workers of that build, or the council cancels the migration (phala gov propose cancel-migration)", []byte(mig.Target), mig.Start, why, fitsOld), nil
 	}
 	if inSubnet > 0 && fits == 0 {
 		return fmt.Sprintf("no worker satisfies the requirements (%s): %s; a gatekeeper provisions the contract as soon as one does", q.String(), short), nil

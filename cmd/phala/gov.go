@@ -30,7 +30,8 @@ voting period (the chain parameter gov_voting_period, in blocks) ends
 expires and is never enacted.
 
 A motion can allow or revoke a pRuntime measurement (revoking expires every
-registration made with it: those workers get no new contract keys), set the
+registration made with it: those workers get no new contract keys), start or
+cancel a runtime migration to a new pRuntime build, set the
 minimum pRuntime version (older pRuntimes stop until upgraded), change the
 chain parameters, change the council, or add, change or remove a CometBFT
 validator. Reads are proved against signed headers.`,
@@ -56,6 +57,11 @@ the motion's id (for vote and show) and its status. Actions:
                                   workers, then revoke every other
                                   measurement (follow it with
                                   ` + "`phala keys status`" + `; docs/keys.md)
+  cancel-migration                end the running migration, revoking
+                                  nothing: every allowed build gets
+                                  contracts and gatekeeper seats again;
+                                  what was handed over stays (use it when
+                                  the target build never comes)
   min-runtime-version <n>         older pRuntimes stop dispatching
   params <name>=<value>...        change chain parameters (the others keep
                                   their current values; names as in
@@ -66,16 +72,21 @@ the motion's id (for vote and show) and its status. Actions:
                                   removes it (key: base64 as in genesis.json,
                                   or 0x-hex)
 
-The chain refuses a motion that does not apply (revoking a measurement not
-on the allowlist, a migration while one runs, removing the last voting power, invalid parameters).`,
+A measurement is 32 bytes (sim: the SHA-256 of the pruntime executable) or
+192 bytes (tdx: MRTD||RTMR0||RTMR1||RTMR2), in 0x-hex as pruntime's /info
+reports it; any other size is refused before sending. The chain refuses a
+motion that does not apply (revoking a measurement not on the allowlist, a
+migration while one runs, cancelling a migration when none runs, removing
+the last voting power, invalid parameters).`,
 		Example: `  phala gov propose --from //Alice revoke-measurement 0x5f3c...
   phala gov propose --from //Alice migrate-runtime 0x9a41...
+  phala gov propose --from //Alice cancel-migration
   phala gov propose --from //Alice min-runtime-version 2
   phala gov propose --from //Alice params gov_voting_period=100 fee_base=2000000
   phala gov propose --from //Alice council 2 //Alice //Bob //Dave
   phala gov propose --from //Alice validator 3m4o...Yw== 10 --json`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) < 2 {
+			if len(args) < 2 && (len(args) == 0 || args[0] != "cancel-migration") {
 				return fmt.Errorf("%s takes an action and its arguments (see `%s --help`)", cmd.CommandPath(), cmd.CommandPath())
 			}
 			return nil
@@ -320,6 +331,8 @@ func describeAction(a *api.Action) string {
 		return "revoke pRuntime measurement " + a.Measurement.String()
 	case api.ActionMigrateRuntime:
 		return "migrate every contract and gatekeeper seat to the pRuntime build of measurement " + a.Measurement.String() + ", then revoke the others"
+	case api.ActionCancelMigration:
+		return "cancel the running runtime migration (revoke nothing; every allowed build gets new work again)"
 	case api.ActionSetMinRuntimeVersion:
 		return fmt.Sprintf("require pRuntime version %d or newer", a.Version)
 	case api.ActionSetParams:
@@ -358,6 +371,9 @@ func parseAction(name string, args []string, cur api.Params) (*api.Action, error
 		if err != nil || len(m) == 0 {
 			return nil, fmt.Errorf("measurement %q is not hex (give it as pruntime's /info reports it)", args[0])
 		}
+		if err := api.CheckMeasurement(m); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", name, args[0], err)
+		}
 		kind := api.ActionAllowMeasurement
 		switch name {
 		case "revoke-measurement":
@@ -366,6 +382,11 @@ func parseAction(name string, args []string, cur api.Params) (*api.Action, error
 			kind = api.ActionMigrateRuntime
 		}
 		return &api.Action{Kind: kind, Measurement: m}, nil
+	case "cancel-migration":
+		if err := need(0, "no arguments"); err != nil {
+			return nil, err
+		}
+		return &api.Action{Kind: api.ActionCancelMigration}, nil
 	case "min-runtime-version":
 		if err := need(1, "a version number"); err != nil {
 			return nil, err
@@ -412,7 +433,7 @@ func parseAction(name string, args []string, cur api.Params) (*api.Action, error
 		}
 		return &api.Action{Kind: api.ActionSetValidator, Validator: api.Validator{PubKey: pk, Power: power}}, nil
 	}
-	return nil, fmt.Errorf("unknown action %q: use allow-measurement, revoke-measurement, migrate-runtime, min-runtime-version, params, council or validator (see `phala gov propose --help`)", name)
+	return nil, fmt.Errorf("unknown action %q: use allow-measurement, revoke-measurement, migrate-runtime, cancel-migration, min-runtime-version, params, council or validator (see `phala gov propose --help`)", name)
 }
 
 func parseValidatorKey(s string) ([32]byte, error) {

@@ -18,6 +18,40 @@ import (
 	"github.com/phalago/phala/internal/testnet"
 )
 
+// parseAction refuses a measurement of a size no pRuntime has (with the
+// valid sizes), takes cancel-migration with no argument, and describes it.
+func TestParseGovAction(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		kind api.ActionKind
+		err  string
+	}{
+		{"migrate-runtime", []string{"0x1234"}, 0, "measurement of 2 bytes"},
+		{"allow-measurement", []string{"0x" + strings.Repeat("ab", 31)}, 0, "measurement of 31 bytes"},
+		{"revoke-measurement", []string{"0x" + strings.Repeat("ab", 48)}, 0, "measurement of 48 bytes"},
+		{"migrate-runtime", []string{"0x" + strings.Repeat("ab", 193)}, 0, "measurement of 193 bytes"},
+		{"migrate-runtime", []string{"0x" + strings.Repeat("ab", 32)}, api.ActionMigrateRuntime, ""},
+		{"allow-measurement", []string{strings.Repeat("ab", 192)}, api.ActionAllowMeasurement, ""},
+		{"cancel-migration", nil, api.ActionCancelMigration, ""},
+		{"cancel-migration", []string{"0x" + strings.Repeat("ab", 32)}, 0, "takes no arguments"},
+	} {
+		a, err := parseAction(tc.name, tc.args, api.DefaultParams())
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "32 bytes") && !strings.Contains(tc.err, "arguments") {
+				t.Errorf("%s %v: %v, want an error saying %q and the valid sizes", tc.name, tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || a.Kind != tc.kind || a.Validate() != nil {
+			t.Errorf("%s %v: %+v %v", tc.name, tc.args, a, err)
+		}
+	}
+	if d := describeAction(&api.Action{Kind: api.ActionCancelMigration}); !strings.Contains(d, "cancel the running runtime migration") {
+		t.Errorf("described as %q", d)
+	}
+}
+
 // TestGov runs `phala gov` against an in-process chain whose council is
 // the dev genesis's (Alice, Bob, Charlie; 2 of 3): refusals, a motion
 // enacted by the second aye, and a validator added by motion that shows up
@@ -40,6 +74,10 @@ func TestGov(t *testing.T) {
 	fails(t, []string{"no_such_param", "gov_voting_period"}, phala("gov", "propose", "--from", "//Alice", "params", "no_such_param=1")...)
 	fails(t, []string{"invalid", "version"}, phala("gov", "propose", "--from", "//Alice", "min-runtime-version", "0")...)
 	fails(t, []string{"unknown motion"}, phala("gov", "show", "9")...)
+	// The user trial's 2-byte "measurement" is refused before sending; a
+	// cancellation without a running migration by the chain.
+	fails(t, []string{"migrate-runtime 0x1234", "measurement of 2 bytes", "32 bytes", "192 bytes"}, phala("gov", "propose", "--from", "//Alice", "migrate-runtime", "0x1234")...)
+	fails(t, []string{"no runtime migration runs"}, phala("gov", "propose", "--from", "//Alice", "cancel-migration")...)
 	fails(t, []string{"aye or nay"}, phala("gov", "vote", "--from", "//Bob", "0", "maybe")...)
 
 	var m motionJSON

@@ -135,7 +135,7 @@ type keyStatusJSON struct {
 	Election   *keyElectionRec  `json:"election"` // of the DKG's era, else of the serving era; null for era 0
 	Contract   *contractKeyJSON `json:"contract,omitempty"`
 	// Migration: the running runtime migration (null: none);
-	// LastMigration: the last completed one (null: none).
+	// LastMigration: the last completed or cancelled one (null: none).
 	Migration     *migrationJSON `json:"migration"`
 	LastMigration *migrationJSON `json:"last_migration"`
 }
@@ -213,6 +213,9 @@ type migrationJSON struct {
 	OldKeyHolders uint32 `json:"key_holders_on_old_builds"`
 	// Completed: the height the old measurements were revoked at.
 	Completed int64 `json:"completed,omitempty"`
+	// Cancelled: the height a cancel_migration motion ended it at
+	// (nothing revoked).
+	Cancelled int64 `json:"cancelled,omitempty"`
 }
 
 func measurementsHex(ms []api.HexBytes) []string {
@@ -303,6 +306,9 @@ func keyStatusOf(chainID string, st *client.KeyStatus) keyStatusJSON {
 	}
 	if m := st.LastMigration; m != nil {
 		out.LastMigration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.Retired), Start: m.Start, Completed: m.Height}
+		if m.Cancelled {
+			out.LastMigration.Completed, out.LastMigration.Cancelled = 0, m.Height
+		}
 	}
 	return out
 }
@@ -316,7 +322,9 @@ func printMigrations(w io.Writer, s *keyStatusJSON) {
 			fmt.Fprintf(w, "  at height %d: %d contract(s) still on an old build, %d gatekeeper(s) or key set member(s) on an old build (it completes when both are 0)\n", m.Checked, m.OldContracts, m.OldKeyHolders)
 		}
 	}
-	if m := s.LastMigration; m != nil {
+	if m := s.LastMigration; m != nil && m.Cancelled != 0 {
+		fmt.Fprintf(w, "Last runtime migration: to build %s, started at height %d, cancelled by governance at height %d (nothing revoked)\n", m.Target, m.Start, m.Cancelled)
+	} else if m != nil {
 		fmt.Fprintf(w, "Last runtime migration: to build %s, started at height %d, completed at height %d (revoked %s)\n", m.Target, m.Start, m.Completed, strings.Join(m.Old, ", "))
 	}
 }

@@ -136,6 +136,10 @@ func verifyTDX(settings *api.AttestationSettings, quote []byte, now time.Time) (
 // registers.
 const TDXMeasurementSize = 4 * abi.RtmrSize
 
+// api.TDXMeasurementSize (what governance accepts) must be this size: a
+// compile error (constant overflow) otherwise.
+const _ = uint(TDXMeasurementSize-api.TDXMeasurementSize) + uint(api.TDXMeasurementSize-TDXMeasurementSize)
+
 // TDXMeasurement is what the allowlist holds for a TD: MRTD‖RTMR0‖RTMR1‖
 // RTMR2 (192 bytes), the registers that cover the code the TD boots. MRTD
 // measures the initial TD memory (the virtual firmware, TDVF); RTMR0 the

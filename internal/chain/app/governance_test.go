@@ -181,7 +181,7 @@ func TestGovRefusals(t *testing.T) {
 		{"invalid params", alice, &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: api.Params{}}}, "invalid governance action"},
 		{"empty council", alice, &api.GovPropose{Action: api.Action{Kind: api.ActionSetCouncil}}, "cannot be emptied"},
 		{"threshold above members", alice, &api.GovPropose{Action: api.Action{Kind: api.ActionSetCouncil, Council: api.Council{Members: []crypto.PublicKey{alice.Public()}, Threshold: 2}}}, "threshold"},
-		{"revoke unknown measurement", alice, &api.GovPropose{Action: api.Action{Kind: api.ActionRevokeMeasurement, Measurement: []byte{9}}}, "not on the allowlist"},
+		{"revoke unknown measurement", alice, &api.GovPropose{Action: api.Action{Kind: api.ActionRevokeMeasurement, Measurement: make([]byte, 32)}}, "not on the allowlist"},
 		{"allow allowed measurement", alice, &api.GovPropose{Action: api.Action{Kind: api.ActionAllowMeasurement, Measurement: measurement[:]}}, "already allowed"},
 		{"remove the last validator", alice, &api.GovPropose{Action: api.Action{Kind: api.ActionSetValidator, Validator: api.Validator{PubKey: [32]byte(validator0)}}}, "no voting power"},
 		{"remove an unknown validator", alice, &api.GovPropose{Action: api.Action{Kind: api.ActionSetValidator, Validator: api.Validator{PubKey: [32]byte{1}}}}, "not in the set"},

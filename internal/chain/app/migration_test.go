@@ -2,7 +2,9 @@ package app
 
 import (
 	"bytes"
+	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -592,4 +594,116 @@ func TestRuntimeMigrationWaitsForKeySetMembers(t *testing.T) {
 		t.Fatalf("completed at %d, before era 0's deadline (adopted at %d)", done.Height, adopted)
 	}
 	t.Logf("adopted at %d, completed at %d", adopted, done.Height)
+}
+
+func cancelMigration() *api.GovPropose {
+	return &api.GovPropose{Action: api.Action{Kind: api.ActionCancelMigration}}
+}
+
+// A measurement in allow, revoke and migrate motions has a size some
+// platform's measurements have (32: sim, 192: tdx): any other is refused
+// at proposal with a message naming the valid sizes, in CheckTx and in a
+// block, opening no motion and starting no migration (the user trial's
+// `migrate-runtime 0x1234`, enacted, restricted every new contract to a
+// build no pRuntime can ever be).
+func TestGovMeasurementSize(t *testing.T) {
+	g := govGenesis()
+	g.Governance.Threshold = 1
+	h := newGovHarness(t, g)
+	h.block()
+	before := h.allowlist()
+	nonce := uint64(0)
+	for _, kind := range []api.ActionKind{api.ActionAllowMeasurement, api.ActionRevokeMeasurement, api.ActionMigrateRuntime} {
+		for _, size := range []int{1, 2, 31, 33, 48, 64, 191} {
+			t.Run(kind.String()+"/"+strconv.Itoa(size), func(t *testing.T) {
+				p := &api.GovPropose{Action: api.Action{Kind: kind, Measurement: bytes.Repeat([]byte{0x12}, size)}}
+				h.mustRefuse(h.tx(alice, nonce, p), api.CodeInvalidCall, "a pRuntime measurement is 32 bytes")
+				r := h.block(h.tx(alice, nonce, p)).TxResults[0]
+				nonce++ // the fee and nonce stay charged
+				if api.Code(r.Code) != api.CodeInvalidCall || !strings.Contains(r.Log, "192 bytes") {
+					t.Fatalf("in a block: %s %q", api.Code(r.Code), r.Log)
+				}
+			})
+		}
+	}
+	if h.motion(0) != nil || h.running() != nil || !slices.EqualFunc(h.allowlist(), before, func(a, b api.HexBytes) bool { return bytes.Equal(a, b) }) {
+		t.Fatal("a refused motion opened a motion, started a migration or changed the allowlist")
+	}
+	// The valid sizes pass: a tdx-sized measurement is allowed.
+	mustOK(t, h.block(h.tx(alice, nonce, &api.GovPropose{Action: api.Action{Kind: api.ActionAllowMeasurement, Measurement: bytes.Repeat([]byte{0x12}, api.TDXMeasurementSize)}})))
+	if mo := h.motion(0); mo == nil || mo.Status != api.MotionEnacted {
+		t.Fatalf("192-byte measurement motion %+v", mo)
+	}
+}
+
+// cancel_migration ends a running migration without revoking anything:
+// refused when none runs; enacted, the record leaves "m/running" and
+// "m/last" holds it cancelled at the motion's height (nothing retired),
+// announced (api.TopicMigrationCancelled) with an event; the allowlist
+// keeps every measurement. What was handed over stays (the contract that
+// took a new-build worker beside its old one keeps both, and no check
+// hands anything over after), and old-build workers are granted
+// contracts again: a deployment pending since the migration to a build no
+// worker runs proceeds on an old-build worker. A new migration may then
+// start.
+func TestGovCancelMigration(t *testing.T) {
+	c := migrationChain(t, 2, 0)
+	h := c.h
+	o1, n1 := c.ws[0], c.ws[1] // otherBuild, measurement
+	h.mustRefuse(h.tx(alice, h.nonce(alice), cancelMigration()), api.CodeInvalidCall, "no runtime migration runs")
+
+	one := c.upload(2)
+	c.grant(one, o1)
+	c.migrate(measurement[:])
+	c.grant(one, n1)
+	c.workersAre(one, o1, n1)
+	c.toCheck()
+	c.workersAre(one, o1, n1) // n1 not ready: no handover
+
+	// The user trial: a migration to a build nobody runs cannot start
+	// while one runs; cancel this one first.
+	h.mustRefuse(h.tx(alice, h.nonce(alice), migrateTo(bytes.Repeat([]byte{0x34}, 32))), api.CodeInvalidCall, "one at a time")
+	two := c.upload(1)
+	if why := event(c.grant(two, o1), "contract_grant_ignored", "reason"); !strings.Contains(why, "runtime migration") {
+		t.Fatalf("grant to an old-build worker during the migration: %q", why)
+	}
+	if c.record(two) != nil {
+		t.Fatal("deployed to an old-build worker during the migration")
+	}
+
+	start := h.running().Start
+	res := h.block(h.tx(alice, h.nonce(alice), cancelMigration()))
+	mustOK(t, res)
+	if mo := h.motion(1); mo == nil || mo.Action.Kind != api.ActionCancelMigration || mo.Status != api.MotionEnacted {
+		t.Fatalf("cancel motion %+v", mo)
+	}
+	if h.running() != nil {
+		t.Fatal("the migration still runs after its cancellation")
+	}
+	done := h.lastMigration()
+	if done == nil || !done.Cancelled || !bytes.Equal(done.Target, measurement[:]) || done.Start != start || done.Height != h.height || len(done.Retired) != 0 || done.PrevCompleted != 0 {
+		t.Fatalf("last migration %+v, want cancelled at %d", done, h.height)
+	}
+	if got := blockEvents(res, "runtime_migration_cancelled", "target"); !slices.Equal(got, []string{hex.EncodeToString(measurement[:])}) {
+		t.Fatalf("cancelled events %v", got)
+	}
+	if got := h.migrationMessages(h.height, api.TopicMigrationCancelled); len(got) != 1 || !bytes.Equal(got[0], done.Encode()) {
+		t.Fatalf("cancellation messages %x", got)
+	}
+	if list := h.allowlist(); !hasMeasurement(list, measurement[:]) || !hasMeasurement(list, otherBuild[:]) {
+		t.Fatalf("allowlist after the cancellation %x: nothing is revoked", list)
+	}
+	h.mustRefuse(h.tx(alice, h.nonce(alice), cancelMigration()), api.CodeInvalidCall, "nothing to cancel")
+
+	// The old-build worker runs new contracts again; what was handed
+	// over stays.
+	c.grant(two, o1)
+	c.workersAre(two, o1)
+	c.ready(n1, one)
+	c.toCheck()
+	c.workersAre(one, o1, n1)
+	// Another migration may start.
+	if r := h.check(h.tx(alice, h.nonce(alice), migrateTo(otherBuild[:]))); r.Code != 0 {
+		t.Fatalf("a migration after the cancelled one: %s", r.Log)
+	}
 }

@@ -264,6 +264,5 @@ func endMigration(ctx *block.Context, rec *api.ContractRecord, u *api.StateUpdat
 // migratedSince reports whether a runtime migration completed after
 // height (docs/keys.md, "State migration").
 func migratedSince(kv store.KV, height int64) bool {
-	done := migration.Last(kv)
-	return done != nil && done.Height > height
+	return migration.LastCompletedHeight(kv) > height
 }

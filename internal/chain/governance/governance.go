@@ -28,6 +28,8 @@
 //     (package migration; its measurement joins the allowlist if needed);
 //     refused while one runs. Revoking the running migration's target is
 //     refused.
+//   - cancel migration: ends the running migration without revoking
+//     anything (package migration); refused when none runs.
 //   - set minimum pRuntime version: recorded and announced
 //     (api.TopicGovMinRuntimeVersion); older pRuntimes stop dispatching.
 //   - set params: the chain parameters from the next block on, announced
@@ -262,6 +264,12 @@ func EndBlock(ctx *block.Context) error {
 		actx := *ctx
 		actx.KV, actx.Messages, actx.Events = c, nil, nil
 		a, err := rebaseParams(c, id, m.Action)
+		if err == nil && a.Kind != api.ActionSetParams {
+			// Rules added since the motion was proposed hold too (a
+			// measurement of a size no pRuntime has); set_params was
+			// checked whole at proposal and is rebased above.
+			err = a.Validate()
+		}
 		if err == nil {
 			err = check(c, &a)
 		}
@@ -355,6 +363,8 @@ func check(kv store.KV, a *api.Action) error {
 		}
 	case api.ActionMigrateRuntime:
 		return migration.Check(kv, a.Measurement)
+	case api.ActionCancelMigration:
+		return migration.CheckCancel(kv)
 	case api.ActionSetValidator:
 		_, err := applyValidator(Validators(kv), a.Validator)
 		return err
@@ -408,6 +418,8 @@ func enact(ctx *block.Context, a *api.Action) error {
 		if !allowed {
 			return mq.Emit(ctx, origin, api.TopicGovAllowlist, api.EncodeMeasurements(registry.Attestation(ctx.KV).Measurements))
 		}
+	case api.ActionCancelMigration:
+		return migration.Cancel(ctx)
 	case api.ActionSetMinRuntimeVersion:
 		b := api.EncodeRuntimeVersion(a.Version)
 		ctx.KV.Set(api.KeyMinRuntimeVersion, b)

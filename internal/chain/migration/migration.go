@@ -20,6 +20,13 @@
 // Old-build pRuntimes then stop serving; every contract moves to a fresh
 // key epoch (contracts' rekey rule), so keys an old build held protect
 // nothing written after.
+//
+// A running migration can be cancelled (api.ActionCancelMigration, when
+// its target build never comes, or was a mistake): Cancel ends it
+// without revoking anything (the target stays allowed), records it in
+// "m/last" (api.RuntimeMigrated, Cancelled) and announces it
+// (api.TopicMigrationCancelled). From then on every allowed build is
+// admitted again; what was handed over stays as it is.
 package migration
 
 import (
@@ -67,7 +74,8 @@ func Running(kv store.KV) *api.RuntimeMigration {
 	return m
 }
 
-// Last returns the last completed migration, nil if none completed.
+// Last returns the last ended (completed or cancelled) migration, nil if
+// none ended.
 func Last(kv store.KV) *api.RuntimeMigrated {
 	v := kv.Get(api.KeyRuntimeMigrated)
 	if v == nil {
@@ -78,6 +86,16 @@ func Last(kv store.KV) *api.RuntimeMigrated {
 		panic(fmt.Sprintf("corrupt completed runtime migration: %v", err))
 	}
 	return m
+}
+
+// LastCompletedHeight is the height at which the last migration
+// completed (revoked its old builds), 0 if none did: a cancelled
+// migration's record carries the completion before it.
+func LastCompletedHeight(kv store.KV) int64 {
+	if m := Last(kv); m != nil {
+		return m.LastCompleted()
+	}
+	return 0
 }
 
 // Admits reports whether a node of registration w may be given new work
@@ -131,6 +149,38 @@ func Start(ctx *block.Context, measurement []byte) error {
 	ctx.KV.Set(api.KeyRuntimeMigration, m.Encode())
 	ctx.Event("runtime_migration_started", "target", hex.EncodeToString(measurement), "old_builds", strconv.Itoa(len(m.From)))
 	return mq.Emit(ctx, api.ModuleOrigin(Name), api.TopicMigrationStarted, m.Encode())
+}
+
+// CheckCancel says whether a running migration may be cancelled now
+// (api.ErrInvalidAction when none runs).
+func CheckCancel(kv store.KV) error {
+	if Running(kv) == nil {
+		return fmt.Errorf("%w: no runtime migration runs; nothing to cancel", api.ErrInvalidAction)
+	}
+	return nil
+}
+
+// Cancel ends the running migration (a checked cancel_migration motion's
+// enactment) without revoking anything: the allowlist keeps every
+// measurement, the target's included; from now on Admits admits every
+// allowed build again (contracts and gatekeeper elections). What
+// happened stays: contracts handed over keep their new-build workers, a
+// contract that took new-build workers beside its old ones keeps both,
+// a new-build gatekeeper elected keeps its seat. The migration is
+// recorded as the last one (Cancelled, with the height) and announced
+// (api.TopicMigrationCancelled) so pRuntimes stop restricting their
+// grants; event runtime_migration_cancelled.
+func Cancel(ctx *block.Context) error {
+	if err := CheckCancel(ctx.KV); err != nil {
+		return err
+	}
+	m := Running(ctx.KV)
+	done := &api.RuntimeMigrated{Target: m.Target, Start: m.Start, Height: ctx.Height, Cancelled: true, PrevCompleted: LastCompletedHeight(ctx.KV)}
+	ctx.KV.Delete(api.KeyRuntimeMigration)
+	ctx.KV.Set(api.KeyRuntimeMigrated, done.Encode())
+	ctx.Event("runtime_migration_cancelled", "target", hex.EncodeToString(m.Target), "start", strconv.FormatInt(m.Start, 10),
+		"blocks", strconv.FormatInt(ctx.Height-m.Start, 10))
+	return mq.Emit(ctx, api.ModuleOrigin(Name), api.TopicMigrationCancelled, done.Encode())
 }
 
 // endBlock checks a running migration every CheckInterval blocks and

@@ -268,6 +268,7 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicSubnetChanged, e.onSubnetChanged)
 	e.handle(api.TopicMigrationStarted, e.onMigrationStarted)
 	e.handle(api.TopicMigrationCompleted, e.onMigrationCompleted)
+	e.handle(api.TopicMigrationCancelled, e.onMigrationCancelled)
 	e.retired.Store(e.st.retiredAt > 0)
 	me := e.entity.Identity.Public()
 	if e.isGatekeeper(me) || e.isElected(me) {

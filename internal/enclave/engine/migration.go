@@ -13,7 +13,9 @@ package engine
 // contract it still runs and every MasterKey share it holds (the sealed
 // file rewritten without them), refuses queries (ErrRetired), and says
 // so in its log and info; its registration is revoked with its
-// measurement, so the chain accepts nothing more from it.
+// measurement, so the chain accepts nothing more from it. When governance
+// cancels the migration (api.TopicMigrationCancelled) nothing retires and
+// every allowed build is assigned contracts again.
 
 import (
 	"errors"
@@ -68,6 +70,22 @@ func (e *Engine) onMigrationCompleted(ctx *Context, m *api.Message) error {
 		return nil
 	}
 	return e.retire(ctx, done)
+}
+
+// onMigrationCancelled follows a cancelled runtime migration: nothing
+// was revoked; this pRuntime (a gatekeeper) grants contracts to workers
+// of every allowed build again, as the chain admits them.
+func (e *Engine) onMigrationCancelled(_ *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin(migrationModule) {
+		return fmt.Errorf("runtime migration cancellation from %s, not the migration module", m.Origin)
+	}
+	done, err := api.DecodeRuntimeMigrated(m.Payload)
+	if err != nil {
+		return err
+	}
+	e.st.migration = nil
+	e.log.Info("runtime migration cancelled: every allowed build runs contracts again", "target", fmt.Sprintf("%x", []byte(done.Target)))
+	return nil
 }
 
 // retire stops this pRuntime serving: every contract it runs or recovers

@@ -65,7 +65,7 @@ func TestRuntimeMigration(t *testing.T) {
 	target := sha256.Sum256(code2)
 	enactMotion(t, h.ch, h.aliceS, h.bobS, api.Action{Kind: api.ActionMigrateRuntime, Measurement: target[:]})
 	// A second migration while this one runs is refused.
-	if _, err := h.aliceS.Submit(ctx(t), &api.GovPropose{Action: api.Action{Kind: api.ActionMigrateRuntime, Measurement: []byte("other")}}); err == nil {
+	if _, err := h.aliceS.Submit(ctx(t), &api.GovPropose{Action: api.Action{Kind: api.ActionMigrateRuntime, Measurement: make([]byte, api.SimMeasurementSize)}}); err == nil {
 		t.Fatal("a second migration was proposed while one runs")
 	}
 	gk2, w2 := newBuildEngine(t, h.ch, code2), newBuildEngine(t, h.ch, code2)
