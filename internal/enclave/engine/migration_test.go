@@ -178,3 +178,45 @@ func TestRuntimeMigration(t *testing.T) {
 		t.Fatalf("the new-build worker does not run the contract: %+v", w2.Info().Contracts)
 	}
 }
+
+// A migration to a build no worker runs holds new contracts back; the
+// council cancels it, the pRuntimes stop restricting their grants, and
+// the old build's worker runs the contract.
+func TestRuntimeMigrationCancelled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chain + pRuntimes")
+	}
+	h := newRecoveryHarness(t)
+	w1 := h.ch.engine(t, t.TempDir())
+	register(t, h.ch, w1, bob)
+	h.bobS = h.ch.c.NewSigner(bob)
+	target := sha256.Sum256([]byte("a build nobody runs"))
+	enactMotion(t, h.ch, h.aliceS, h.bobS, api.Action{Kind: api.ActionMigrateRuntime, Measurement: target[:]})
+	wasm := emitterWasm(t)
+	if _, err := h.aliceS.Submit(ctx(t), &api.UploadContract{Code: gz(t, wasm), Replicas: 1, CheckpointInterval: 3}); err != nil {
+		t.Fatal(err)
+	}
+	h.upload = api.UploadID(alice.Public(), sha256.Sum256(wasm), 0)
+	// Held back: a few blocks relayed, no worker granted it.
+	top, err := h.ch.c.Height(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "five blocks with the upload pending", func() bool {
+		relay(t, h.ch, h.bobS, h.gk, w1)
+		now, _ := h.ch.c.Height(ctx(t))
+		return now >= top+5
+	})
+	if r := h.record(t); r != nil || w1.st.migration == nil {
+		t.Fatalf("during the migration: record %+v, w1's migration %v", r, w1.st.migration)
+	}
+	enactMotion(t, h.ch, h.aliceS, h.bobS, api.Action{Kind: api.ActionCancelMigration})
+	waitFor(t, 60*time.Second, "the contract running on the old build's worker", func() bool {
+		relay(t, h.ch, h.bobS, h.gk, w1)
+		r := h.record(t)
+		return r != nil && r.Status == api.ContractRunning && len(w1.running) == 1
+	})
+	if w1.st.migration != nil || h.gk.st.migration != nil {
+		t.Fatal("a pRuntime still restricts its grants after the cancellation")
+	}
+}
