@@ -1,14 +1,22 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/contractbuild"
+	"github.com/phalago/phala/internal/devnet"
 	"github.com/phalago/phala/internal/loadgen"
 )
 
@@ -54,7 +62,7 @@ then sends --queries encrypted balance queries to the worker from
 	c.Flags().IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent query clients")
 	c.Flags().IntVar(&cfg.Batch, "batch", cfg.Batch, "transactions per JSON-RPC batch")
 	c.Flags().StringVar(&funder, "funder", "//Alice", "secret URI of the account that deploys and funds")
-	c.AddCommand(benchPPHACmd(g))
+	c.AddCommand(benchPPHACmd(g), benchSoakCmd())
 	return c
 }
 
@@ -109,5 +117,87 @@ paid it (withdraw to paid). Latencies are medians, in blocks and seconds.`,
 	c.Flags().StringVar(&deposit, "deposit", "10", "PHA each sender deposits")
 	c.Flags().StringVar(&withdraw, "withdraw", "1", "PHA each sender withdraws")
 	c.Flags().StringVar(&funder, "funder", "//Alice", "secret URI of the account that deploys and funds")
+	return c
+}
+
+func benchSoakCmd() *cobra.Command {
+	cfg := loadgen.SoakConfig{Duration: 30 * time.Minute, Interval: time.Minute, KillEvery: 2 * time.Minute, RestartAfter: 5 * time.Second,
+		Transfers: 4, Commands: 4, Queries: 4, Seed: 1}
+	c := &cobra.Command{
+		Use:   "soak",
+		Short: "Run a devnet of processes under steady mixed load with periodic crashes, reporting throughput, memory and replica divergence",
+		Long: `bench soak starts its own devnet (one validator in this process; a
+gatekeeper and two worker pRuntimes, each with its pherry, as processes
+built with go build: run it from the repository), deploys the token on both
+workers, and for --duration keeps a steady mixed load: --transfers
+goroutines sending PHA transfers, --commands goroutines sending sealed
+token transfers, --queries goroutines asking balances. Every --kill-every a
+random pRuntime or pherry gets SIGKILL and is started again --restart-after
+later.
+
+Every --interval it prints the chain height, transfers, commands and
+queries per second, the operations that failed, the replicas' state roots
+compared at equal heights (and how many differed), and the resident memory
+of every process (devnet: this process, with the node and the load). At the
+end it checks every token balance the commands imply, on both replicas, and
+prints each process's memory at the first and last sample. It exits 1 on a
+divergence or a wrong balance. The devnet's data stays in --home.`,
+		Example: `  go run ./cmd/phala bench soak --duration 30m
+  go run ./cmd/phala bench soak --duration 2m --interval 15s --kill-every 30s`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			if cfg.Home == "" {
+				dir, err := os.MkdirTemp("", "phala-soak-")
+				if err != nil {
+					return err
+				}
+				cfg.Home = dir
+			}
+			dcfg := devnet.Config{Home: cfg.Home}
+			if err := buildParts(out, &dcfg); err != nil {
+				return err
+			}
+			cfg.PRuntimeBinary, cfg.PherryBinary = dcfg.PRuntimeBinary, dcfg.PherryBinary
+			var err error
+			if cfg.TokenCode, err = contractbuild.Build(filepath.Join("examples", "contracts", "token")); err != nil {
+				return err
+			}
+			cfg.Out = out
+			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			defer cancel()
+			ctx, cancelT := context.WithTimeout(ctx, cfg.Duration+10*time.Minute)
+			defer cancelT()
+			res, err := loadgen.RunSoak(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "\n%d transfers, %d commands, %d queries (%d failed); %d kills; replica roots compared at %d heights, %d diverged; token balances exact: %v (%d senders uncertain)\n",
+				res.Transfers, res.Commands, res.Queries, res.Failed, len(res.Kills), res.RootsCompared, len(res.Divergences), res.BalancesExact, res.Uncertain)
+			if n := len(res.Samples); n > 0 {
+				first, last := res.Samples[0], res.Samples[n-1]
+				fmt.Fprintln(out, "resident memory, MiB (first sample → last sample; a restarted process starts again):")
+				for _, k := range slices.Sorted(maps.Keys(last.RSSMiB)) {
+					fmt.Fprintf(out, "  %-22s %5d → %5d\n", k, first.RSSMiB[k], last.RSSMiB[k])
+				}
+			}
+			for _, d := range res.Divergences {
+				fmt.Fprintln(out, "DIVERGED:", d)
+			}
+			if len(res.Divergences) > 0 || !res.BalancesExact {
+				return errors.New("soak: the replicas diverged or a balance is wrong (see above)")
+			}
+			return nil
+		},
+	}
+	c.Flags().DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long the load runs")
+	c.Flags().DurationVar(&cfg.Interval, "interval", cfg.Interval, "time between samples")
+	c.Flags().DurationVar(&cfg.KillEvery, "kill-every", cfg.KillEvery, "time between kills of a random pRuntime or pherry (0: none)")
+	c.Flags().DurationVar(&cfg.RestartAfter, "restart-after", cfg.RestartAfter, "how long a killed process stays down")
+	c.Flags().IntVar(&cfg.Transfers, "transfers", cfg.Transfers, "goroutines sending PHA transfers")
+	c.Flags().IntVar(&cfg.Commands, "commands", cfg.Commands, "goroutines sending sealed token transfers")
+	c.Flags().IntVar(&cfg.Queries, "queries", cfg.Queries, "goroutines asking balances")
+	c.Flags().StringVar(&cfg.Home, "home", "", "the devnet's data directory (default: a new temporary one, kept)")
+	c.Flags().Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the choice of what to kill")
 	return c
 }

@@ -104,11 +104,16 @@ type Runtime struct {
 	pherry     *exec.Cmd
 	pherryDone chan struct{} // closed when the pherry process has exited
 	stopping   atomic.Bool   // set by Stop: a child exiting now is expected
-	port       int
-	cport      int
-	genesis    string
-	bin        string
-	logLevel   string // of the process' log file
+	// pherryKilled is set by KillPherry: the pherry's exit is expected.
+	pherryKilled atomic.Bool
+	// How the pherry process was started (RestartPherry).
+	pherryBin, pherryRPC, pherryOperator string
+	pherryLogger                         *slog.Logger
+	port                                 int
+	cport                                int
+	genesis                              string
+	bin                                  string
+	logLevel                             string // of the process' log file
 }
 
 // Devnet is a running development network.
@@ -447,10 +452,11 @@ func (rt *Runtime) startPherry(bin, rpc, operator string, stake uint64, log *slo
 	}
 	done := make(chan struct{})
 	rt.pherry, rt.pherryDone, rt.PherryLog = cmd, done, path
+	rt.pherryBin, rt.pherryRPC, rt.pherryOperator, rt.pherryLogger = bin, rpc, operator, log
 	go func() {
 		err := cmd.Wait()
 		logf.Close()
-		if !rt.stopping.Load() {
+		if !rt.stopping.Load() && !rt.pherryKilled.Swap(false) {
 			log.Error("pherry process exited: its pRuntime is fed no more", "pruntime", rt.Name, "err", err, "log", path)
 		}
 		close(done)
@@ -483,7 +489,40 @@ func (rt *Runtime) Kill() error {
 	if rt.cmd == nil || rt.cmd.Process == nil {
 		return errors.New("not a process")
 	}
-	return rt.cmd.Process.Kill()
+	if err := rt.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	<-rt.exited
+	return nil
+}
+
+// KillPherry kills rt's pherry process (SIGKILL), as a crash would, and
+// waits until it has exited; RestartPherry starts it again.
+func (rt *Runtime) KillPherry() error {
+	if rt.pherry == nil || rt.pherry.Process == nil {
+		return errors.New("pherry is not a process")
+	}
+	rt.pherryKilled.Store(true)
+	if err := rt.pherry.Process.Kill(); err != nil {
+		rt.pherryKilled.Store(false)
+		return err
+	}
+	<-rt.pherryDone
+	return nil
+}
+
+// RestartPherry starts rt's pherry process again, as it was first started
+// but without staking again, after KillPherry (or its exit).
+func (rt *Runtime) RestartPherry() error {
+	if rt.pherry == nil {
+		return errors.New("pherry is not a process")
+	}
+	select {
+	case <-rt.pherryDone:
+	default:
+		return errors.New("pherry still runs")
+	}
+	return rt.startPherry(rt.pherryBin, rt.pherryRPC, rt.pherryOperator, 0, rt.pherryLogger)
 }
 
 // RPC returns the first validator's RPC URL.
