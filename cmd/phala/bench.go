@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/contractbuild"
 	"github.com/phalago/phala/internal/devnet"
@@ -40,20 +41,10 @@ then sends --queries encrypted balance queries to the worker from
 			if cfg.Funder, err = crypto.KeyPairFromURI(funder); err != nil {
 				return fmt.Errorf("--funder: %w", err)
 			}
-			if cfg.Code, err = contractbuild.Build(filepath.Join("examples", "contracts", "token")); err != nil {
-				return err
-			}
-			cfg.Log = func(f string, a ...any) { fmt.Fprintf(cmd.ErrOrStderr(), f+"\n", a...) }
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			if cfg.RPC, cfg.Trust, _, err = g.clientOptions(ctx); err != nil {
-				return err
-			}
-			res, err := loadgen.RunContracts(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			return g.output(cmd, res, func(w io.Writer) { fmt.Fprintln(w, res) })
+			return runLoad(g, cmd, "token", func(ctx context.Context, l loadTarget) (fmt.Stringer, error) {
+				cfg.Code, cfg.RPC, cfg.Trust, cfg.Log = l.code, l.rpc, l.trust, l.log
+				return loadgen.RunContracts(ctx, cfg)
+			})
 		},
 	}
 	c.Flags().IntVar(&cfg.Commands, "commands", cfg.Commands, "encrypted commands to submit")
@@ -64,6 +55,35 @@ then sends --queries encrypted balance queries to the worker from
 	c.Flags().StringVar(&funder, "funder", "//Alice", "secret URI of the account that deploys and funds")
 	c.AddCommand(benchPPHACmd(g), benchSoakCmd())
 	return c
+}
+
+// loadTarget is what a load run against a running network needs: the
+// example contract's WebAssembly, the node and its trust root, a log.
+type loadTarget struct {
+	code  []byte
+	rpc   string
+	trust client.Options
+	log   func(format string, args ...any)
+}
+
+// runLoad builds examples/contracts/<example>, connects as the global
+// flags say, runs run within --timeout and prints its result.
+func runLoad(g *globals, cmd *cobra.Command, example string, run func(context.Context, loadTarget) (fmt.Stringer, error)) error {
+	code, err := contractbuild.Build(filepath.Join("examples", "contracts", example))
+	if err != nil {
+		return err
+	}
+	l := loadTarget{code: code, log: func(f string, a ...any) { fmt.Fprintf(cmd.ErrOrStderr(), f+"\n", a...) }}
+	ctx, cancel := g.withTimeout(cmd)
+	defer cancel()
+	if l.rpc, l.trust, _, err = g.clientOptions(ctx); err != nil {
+		return err
+	}
+	res, err := run(ctx, l)
+	if err != nil {
+		return err
+	}
+	return g.output(cmd, res, func(w io.Writer) { fmt.Fprintln(w, res) })
 }
 
 func benchPPHACmd(g *globals) *cobra.Command {
@@ -95,20 +115,10 @@ paid it (withdraw to paid). Latencies are medians, in blocks and seconds.`,
 			if cfg.WithdrawUnits, err = pphaAmount(withdraw); err != nil {
 				return fmt.Errorf("--withdraw: %w", err)
 			}
-			if cfg.Code, err = contractbuild.Build(filepath.Join("examples", "contracts", "ppha")); err != nil {
-				return err
-			}
-			cfg.Log = func(f string, a ...any) { fmt.Fprintf(cmd.ErrOrStderr(), f+"\n", a...) }
-			ctx, cancel := g.withTimeout(cmd)
-			defer cancel()
-			if cfg.RPC, cfg.Trust, _, err = g.clientOptions(ctx); err != nil {
-				return err
-			}
-			res, err := loadgen.RunPegged(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			return g.output(cmd, res, func(w io.Writer) { fmt.Fprintln(w, res) })
+			return runLoad(g, cmd, "ppha", func(ctx context.Context, l loadTarget) (fmt.Stringer, error) {
+				cfg.Code, cfg.RPC, cfg.Trust, cfg.Log = l.code, l.rpc, l.trust, l.log
+				return loadgen.RunPegged(ctx, cfg)
+			})
 		},
 	}
 	c.Flags().IntVar(&cfg.Transfers, "transfers", cfg.Transfers, "private transfers to submit")

@@ -117,27 +117,9 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 	}
 	res := &ContractResult{}
 	start := time.Now()
-	sub, err := broadcast(ctx, cfg.RPC, per, cfg.Batch)
+	sub, err := broadcastExecuted(ctx, c, cfg.RPC, endpoint, per, cfg.Batch)
 	if err != nil {
 		return nil, err
-	}
-	if err := waitMempoolEmpty(ctx, c); err != nil {
-		return nil, err
-	}
-	// Then wait for the worker to dispatch the tip.
-	tip, err := c.Height(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		h, err := dispatched(ctx, endpoint)
-		if err != nil {
-			return nil, err
-		}
-		if h >= tip {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	res.CommandSpan = time.Since(start)
 	res.Commands = sub.submitted - sub.refused
@@ -180,6 +162,35 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 	res.P50, res.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
 	res.Failed = sub.refused + int(failed.Load())
 	return res, nil
+}
+
+// broadcastExecuted submits the pre-signed lists (broadcast), waits for the
+// mempool to empty, then for the worker at endpoint to have dispatched the
+// chain's tip: every submitted command has run.
+func broadcastExecuted(ctx context.Context, c *client.Client, rpc, endpoint string, lists [][][]byte, batch int) (*broadcastResult, error) {
+	sub, err := broadcast(ctx, rpc, lists, batch)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitMempoolEmpty(ctx, c); err != nil {
+		return nil, err
+	}
+	tip, err := c.Height(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		h, err := dispatched(ctx, endpoint)
+		if err != nil {
+			return nil, err
+		}
+		if h >= tip {
+			return sub, nil
+		}
+		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
 }
 
 func dispatched(ctx context.Context, endpoint string) (int64, error) {

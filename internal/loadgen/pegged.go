@@ -169,28 +169,9 @@ func RunPegged(ctx context.Context, cfg PeggedConfig) (*PeggedResult, error) {
 		signers[i].Resync()
 	}
 	start := time.Now()
-	sub, err := broadcast(ctx, cfg.RPC, lists, cfg.Batch)
+	sub, err := broadcastExecuted(ctx, c, cfg.RPC, endpoint, lists, cfg.Batch)
 	if err != nil {
 		return nil, err
-	}
-	if err := waitMempoolEmpty(ctx, c); err != nil {
-		return nil, err
-	}
-	tip, err := c.Height(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		h, err := dispatched(ctx, endpoint)
-		if err != nil {
-			return nil, err
-		}
-		if h >= tip {
-			break
-		}
-		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
-			return nil, err
-		}
 	}
 	res.TransferSpan = time.Since(start)
 	res.Transfers = sub.submitted - sub.refused
