@@ -21,7 +21,6 @@ import (
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/contract/contracttest"
 	"github.com/phalago/phala/crypto"
-	"github.com/phalago/phala/internal/loadgen"
 	"github.com/phalago/phala/internal/testnet"
 )
 
@@ -468,28 +467,4 @@ func nextSeq(t *testing.T, ctx context.Context, c *client.Client, origin api.Ori
 		t.Fatalf("next sequence %x", v.Value)
 	}
 	return n
-}
-
-// The pegged token's benchmark (phala bench ppha) runs on an in-process
-// devnet, small: the ring of transfers leaves the balances it implies,
-// and every deposit and withdrawal is timed.
-func TestPeggedBenchRuns(t *testing.T) {
-	if testing.Short() {
-		t.Skip("whole devnet")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	d, _ := startTestDevnet(t, ctx, func(cfg *Config) { cfg.Log = slog.New(slog.DiscardHandler) })
-	res, err := loadgen.RunPegged(ctx, loadgen.PeggedConfig{
-		RPC: d.RPC(), Trust: client.Options{Genesis: d.Genesis()}, Code: contracttest.Build(t, filepath.Join("..", "..", "examples", "contracts", "ppha")),
-		Transfers: 60, Senders: 3, Batch: 20, DepositUnits: 5 * api.Unit, WithdrawUnits: api.Unit, Funder: crypto.MustKeyPairFromURI("//Alice"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Transfers != 60 || !res.BalancesVerified || res.Deposits != 3 || res.Withdrawals != 3 || res.TransfersPerSec <= 0 ||
-		res.WithdrawBlocks < 1 || res.DepositLatency <= 0 || res.WithdrawLatency <= 0 {
-		t.Fatalf("bench result: %s", res)
-	}
-	t.Log(res)
 }
