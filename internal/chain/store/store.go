@@ -10,6 +10,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -229,22 +230,53 @@ func (sn *Snapshot) Set(key, value []byte) { panic("write to a read-only snapsho
 func (sn *Snapshot) Delete(key []byte) { panic("delete in a read-only snapshot") }
 
 // Prefix calls f for every key under prefix, in key order, until f returns
-// false or limit entries were visited.
+// false or limit entries were visited. f runs without the store's lock
+// (it may read the store again: a read lock taken twice by one goroutine
+// deadlocks once a writer, such as the next block's FinalizeBlock, waits
+// between the two), so entries are read in chunks of prefixChunk under
+// the lock, copied.
 func (sn *Snapshot) Prefix(prefix []byte, limit int, f func(key, value []byte) bool) error {
+	start, end := prefix, prefixEnd(prefix)
+	for n := 0; n < limit; {
+		keys, values, more, err := sn.read(start, end, min(prefixChunk, limit-n))
+		if err != nil {
+			return err
+		}
+		for i := range keys {
+			if !f(keys[i], values[i]) {
+				return nil
+			}
+			n++
+		}
+		if !more {
+			return nil
+		}
+		start = append(keys[len(keys)-1], 0) // the next key after the last
+	}
+	return nil
+}
+
+// prefixChunk is how many entries Prefix reads per hold of the lock.
+const prefixChunk = 256
+
+// read returns up to max entries in [start, end), copied, and whether
+// more follow.
+func (sn *Snapshot) read(start, end []byte, max int) (keys, values [][]byte, more bool, err error) {
 	sn.mu.RLock()
 	defer sn.mu.RUnlock()
-	it, err := sn.tree.Iterator(prefix, prefixEnd(prefix), true)
+	it, err := sn.tree.Iterator(start, end, true)
 	if err != nil {
-		return err
+		return nil, nil, false, err
 	}
 	defer it.Close()
-	for n := 0; it.Valid() && n < limit; it.Next() {
-		if !f(it.Key(), it.Value()) {
-			break
+	for ; it.Valid(); it.Next() {
+		if len(keys) == max {
+			return keys, values, true, it.Error()
 		}
-		n++
+		keys = append(keys, bytes.Clone(it.Key()))
+		values = append(values, bytes.Clone(it.Value()))
 	}
-	return it.Error()
+	return keys, values, false, it.Error()
 }
 
 // Prove returns the value of key and the proof ops that verify it (or its

@@ -489,3 +489,60 @@ func TestStoreRollback(t *testing.T) {
 		t.Fatalf("height 2 re-committed after rollback: %v", err)
 	}
 }
+
+// A Prefix callback that reads the snapshot again while a writer waits
+// for the lock (the next block's FinalizeBlock writing while CheckTx walks
+// a prefix and reads each entry's neighbours, as contracts.prune does)
+// finishes: the callback runs without the read lock held. It deadlocked
+// a devnet's node (a read lock taken twice, a writer waiting between).
+func TestSnapshotPrefixCallbackReadsWhileAWriterWaits(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	for i := range 3 * 256 {
+		s.Set([]byte(fmt.Sprintf("p/%05d", i)), []byte{byte(i)})
+	}
+	commitBlock(t, s, 1, nil)
+	sn, err := s.Snapshot(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int)
+	go func() {
+		seen := 0
+		var wrote chan struct{}
+		sn.Prefix([]byte("p/"), 1<<30, func(k, v []byte) bool {
+			if seen == 0 {
+				// A writer arrives and waits for the store's lock
+				// (TryRLock fails once a writer is pending or holds it).
+				wrote = make(chan struct{})
+				go func() { s.Set([]byte("w"), []byte("x")); close(wrote) }()
+				for {
+					select {
+					case <-wrote:
+					default:
+						if sn.mu.TryRLock() {
+							sn.mu.RUnlock()
+							continue
+						}
+					}
+					break
+				}
+			}
+			if sn.Get(k) == nil { // the read that deadlocked
+				t.Errorf("entry %s missing", k)
+			}
+			seen++
+			return true
+		})
+		<-wrote
+		done <- seen
+	}()
+	select {
+	case n := <-done:
+		if n != 3*256 {
+			t.Fatalf("visited %d entries, want %d", n, 3*256)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("deadlock: Prefix's callback could not read while a writer waited")
+	}
+}
