@@ -365,14 +365,20 @@ func TestNetworkAcrossHosts(t *testing.T) {
 		testnet.WaitFor(t, time.Minute, "5 more blocks "+during, func() (bool, error) { return height(c) >= h0+5, nil })
 	}
 
-	// 1. A validator off: 3 of 4 keep committing; back, it catches up.
+	// step logs how long a phase has taken so far (where the time goes
+	// when this test runs slow).
 	phase := time.Now()
+	step := func(what string) { t.Logf("  %6.1fs %s (height %d)", time.Since(phase).Seconds(), what, height(c)) }
+
+	// 1. A validator off: 3 of 4 keep committing; back, it catches up.
 	if err := vals[3].Cut(); err != nil {
 		t.Fatal(err)
 	}
 	committing("with validator v3 cut off")
+	step("5 blocks with v3 cut off")
 	trade(2)
 	exact("with v3 cut off")
+	step("trades executed, balances exact")
 	cutAt := height(c)
 	if err := vals[3].Restore(); err != nil {
 		t.Fatal(err)
@@ -390,13 +396,16 @@ func TestNetworkAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	committing("with worker " + r1.host.Name + " cut off")
+	step("5 blocks with " + r1.host.Name + " cut off")
 	trade(3)
 	trade(4)
 	exact("with a replica cut off")
+	step("trades executed by the other replica, balances exact")
 	if err := r1.host.Restore(); err != nil {
 		t.Fatal(err)
 	}
 	testnet.WaitFor(t, 90*time.Second, r1.host.Name+" caught up", func() (bool, error) { return caughtUp(r1), nil })
+	step(r1.host.Name + " restored and caught up")
 	sameRoot("both replicas at one state root after " + r1.host.Name + " rejoined")
 	t.Logf("worker cut and rejoined in %s", time.Since(phase).Round(time.Millisecond))
 
@@ -413,8 +422,10 @@ func TestNetworkAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	committing("with the gatekeepers cut off")
+	step("5 blocks with the gatekeepers cut off")
 	trade(5)
 	exact("with the gatekeepers cut off")
+	step("trades executed, balances exact")
 	wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
 	if r, err := c.WaitContract(wctx, second); err == nil {
 		t.Fatalf("a contract was deployed with no gatekeeper reachable: %+v", r)
@@ -430,6 +441,7 @@ func TestNetworkAcrossHosts(t *testing.T) {
 		t.Fatalf("the deployment waiting for a gatekeeper: %v", err)
 	}
 	dcancel()
+	step("the waiting deployment ran once the gatekeepers returned")
 	testnet.WaitFor(t, 90*time.Second, "the gatekeepers answer and caught up", func() (bool, error) {
 		for _, g := range gks {
 			pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)

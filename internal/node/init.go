@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -141,6 +142,9 @@ func (opts TestnetOptions) Addrs() ([]TestnetAddr, error) {
 			host = strings.TrimSpace(opts.Hosts[i])
 			if host == "" || strings.ContainsAny(host, " ,@/") {
 				return nil, fmt.Errorf("host %d: %q is not an address", i, opts.Hosts[i])
+			}
+			if _, err := netip.ParseAddr(host); err != nil && strings.Contains(host, ":") {
+				return nil, fmt.Errorf("host %d: %q is not an address: give it without a port (the ports come from the base port)", i, opts.Hosts[i])
 			}
 			k = seen[host]
 			seen[host]++
