@@ -140,7 +140,13 @@ func TestNetworkAcrossHosts(t *testing.T) {
 
 	// The genesis gatekeepers' keys, then the validators' homes with the
 	// operator's command.
+	// HOSTNET_LOGS=DIR keeps every part's data and log in DIR (empty) for a
+	// look after the run; by default they go with the test's temp dir.
 	dir := t.TempDir()
+	if keep := os.Getenv("HOSTNET_LOGS"); keep != "" {
+		dir = keep
+		t.Logf("keeping every part's data and log in %s", dir)
+	}
 	var gkIDs []string
 	var measurement string
 	for _, h := range gkHosts {
