@@ -142,7 +142,10 @@ func FetchReceipt(ctx context.Context, endpoint string, contract, from crypto.Pu
 // Receipt returns the receipt of the command key sent to rec with nonce,
 // committed at height (its TxResult's), from the first of the contract's
 // workers (contractWorkers) that holds it, opened with key. It waits
-// while the workers have not dispatched height yet, until ctx ends.
+// while the workers have not dispatched height yet, until ctx ends. The
+// workers are asked at once, each again while it has not dispatched
+// height, so a replica that does not answer (its host down or cut off)
+// holds up no other replica's receipt.
 // Errors: ErrNoReceipt (every worker dispatched height and holds none),
 // ErrNotYourReceipt, ErrNoWorker, the workers' errors.
 func (c *Client) Receipt(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, nonce uint64, height int64) (*Receipt, error) {
@@ -150,49 +153,112 @@ func (c *Client) Receipt(ctx context.Context, key *crypto.KeyPair, rec *api.Cont
 	if err != nil {
 		return nil, err
 	}
-	delay := 50 * time.Millisecond
-	for {
-		var lastErr error
-		behind := false
-		for _, w := range ws {
-			rc, dispatched, err := FetchReceipt(ctx, w.Endpoint, rec.Identity, key.Public(), nonce)
-			switch {
-			case err != nil:
-				lastErr = explainWorkerError(fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err))
-			case rc != nil:
-				if rc.From != key.Public() || rc.Nonce != nonce {
-					lastErr = fmt.Errorf("%w: worker %s answered another command's receipt", api.ErrBadSignature, w.Key.Short())
-					continue
-				}
-				r, err := OpenReceipt(key, rec, rc)
-				if err != nil {
-					lastErr = fmt.Errorf("worker %s: %w", w.Key.Short(), err)
-					continue
-				}
-				r.Worker = w.Key
-				return r, nil
-			case dispatched < 0:
-				lastErr = fmt.Errorf("worker %s does not run contract %s yet (%s)", w.Key.Short(), rec.Identity.Short(), notRunningHint)
-				behind = true
-			case dispatched < height:
-				behind = true
-			default:
-				lastErr = fmt.Errorf("%w for nonce %d of %s: worker %s dispatched block %d and holds none (receipts are kept for the latest commands only; a nonce that did not increase is never executed)",
-					ErrNoReceipt, nonce, key.Public().Address(), w.Key.Short(), dispatched)
+	return receiptFrom(ctx, ws, key, rec, nonce, height)
+}
+
+// workerAnswer is one worker's answer to a receipt request.
+type workerAnswer struct {
+	i      int
+	r      *Receipt
+	err    error
+	behind bool // it has not dispatched the command's height (or does not run the contract yet)
+}
+
+// receiptFrom asks the workers ws for the receipt, each in a goroutine of
+// its own: a worker is asked again (backing off from 50 ms to 500 ms) until
+// one holds the receipt, or none is behind and every worker has answered.
+func receiptFrom(ctx context.Context, ws []WorkerEndpointInfo, key *crypto.KeyPair, rec *api.ContractRecord, nonce uint64, height int64) (*Receipt, error) {
+	if len(ws) == 0 {
+		return nil, fmt.Errorf("%w: contract %s", ErrNoWorker, rec.Identity.Short())
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ask := func(i int) workerAnswer {
+		w := ws[i]
+		a := workerAnswer{i: i}
+		rc, dispatched, err := FetchReceipt(ctx, w.Endpoint, rec.Identity, key.Public(), nonce)
+		switch {
+		case err != nil:
+			a.err = explainWorkerError(fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err))
+		case rc != nil:
+			if rc.From != key.Public() || rc.Nonce != nonce {
+				a.err = fmt.Errorf("%w: worker %s answered another command's receipt", api.ErrBadSignature, w.Key.Short())
+				break
 			}
+			r, err := OpenReceipt(key, rec, rc)
+			if err != nil {
+				a.err = fmt.Errorf("worker %s: %w", w.Key.Short(), err)
+				break
+			}
+			r.Worker = w.Key
+			a.r = r
+		case dispatched < 0:
+			a.err = fmt.Errorf("worker %s does not run contract %s yet (%s)", w.Key.Short(), rec.Identity.Short(), notRunningHint)
+			a.behind = true
+		case dispatched < height:
+			a.behind = true
+		default:
+			a.err = fmt.Errorf("%w for nonce %d of %s: worker %s dispatched block %d and holds none (receipts are kept for the latest commands only; a nonce that did not increase is never executed)",
+				ErrNoReceipt, nonce, key.Public().Address(), w.Key.Short(), dispatched)
 		}
-		if !behind {
-			return nil, lastErr
-		}
+		return a
+	}
+	answers := make(chan workerAnswer)
+	for i := range ws {
+		go func() {
+			delay := 50 * time.Millisecond
+			for {
+				a := ask(i)
+				select {
+				case answers <- a:
+				case <-ctx.Done():
+					return
+				}
+				if a.r != nil {
+					return
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(delay):
+				}
+				delay = min(delay*2, 500*time.Millisecond)
+			}
+		}()
+	}
+	latest := make([]*workerAnswer, len(ws)) // nil: no answer yet
+	for {
 		select {
+		case a := <-answers:
+			if a.r != nil {
+				return a.r, nil
+			}
+			latest[a.i] = &a
+			done, lastErr := true, error(nil)
+			for _, l := range latest {
+				if l == nil || l.behind {
+					done = false
+					break
+				}
+				if l.err != nil {
+					lastErr = l.err
+				}
+			}
+			if done {
+				return nil, lastErr
+			}
 		case <-ctx.Done():
+			var lastErr error
+			for _, l := range latest {
+				if l != nil && l.err != nil {
+					lastErr = l.err
+				}
+			}
 			if lastErr == nil {
 				lastErr = fmt.Errorf("the contract's workers have not dispatched block %d yet (are their pherries running?)", height)
 			}
 			return nil, fmt.Errorf("wait for the receipt: %w (%v)", ctx.Err(), lastErr)
-		case <-time.After(delay):
 		}
-		delay = min(delay*2, 500*time.Millisecond)
 	}
 }
 

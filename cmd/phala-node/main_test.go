@@ -142,6 +142,41 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("testnet on several hosts", func(t *testing.T) {
+		dir := t.TempDir()
+		out, err := run("testnet", "--output", dir, "--hosts", "10.0.0.1,10.0.0.2", "--timeout-commit", "250ms")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		// One validator per host by default, told where it is reached.
+		for i, host := range []string{"10.0.0.1", "10.0.0.2"} {
+			if want := fmt.Sprintf("node%d: %s (host %s, p2p 26656, rpc 26657)", i, filepath.Join(dir, fmt.Sprintf("node%d", i)), host); !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("node%d", i), "config", "config.toml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{`external_address = "` + host + `:26656"`, `laddr = "tcp://` + host + `:26657"`, `timeout_commit = "250ms"`} {
+				if !strings.Contains(string(b), want) {
+					t.Errorf("node%d config.toml lacks %s", i, want)
+				}
+			}
+		}
+		bad := t.TempDir()
+		for _, args := range [][]string{
+			{"--hosts", "10.0.0.1", "--host", "127.0.0.2"},
+			{"--hosts", "10.0.0.1,10.0.0.2", "--validators", "3"},
+		} {
+			if out, err := run(append([]string{"testnet", "--output", bad}, args...)...); err == nil {
+				t.Errorf("testnet %v succeeded:\n%s", args, out)
+			}
+		}
+		if ents, _ := os.ReadDir(bad); len(ents) != 0 {
+			t.Fatalf("refused testnets wrote %v", ents)
+		}
+	})
+
 	t.Run("maintenance", func(t *testing.T) { testMaintenance(t, bin) })
 
 	t.Run("init start stop", func(t *testing.T) {

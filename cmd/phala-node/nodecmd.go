@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
+	cmtcfg "github.com/cometbft/cometbft/config"
 	"github.com/spf13/cobra"
 
 	"github.com/phalago/phala/api"
@@ -132,36 +134,72 @@ func testnetCmd() *cobra.Command {
 		dir                       string
 		opts                      node.TestnetOptions
 		gatekeepers, measurements []string
+		timeoutCommit             time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "testnet",
-		Short: "Write home directories for an N-validator network on loopback",
+		Short: "Write home directories for an N-validator network, on loopback or one validator per host",
 		Long: `testnet writes DIR/node0 ... DIR/node{N-1}, each a validator of one shared
-genesis, listening on loopback: node i uses port BASE+2i for p2p and BASE+2i+1
-for RPC, and all nodes are persistent peers of each other. Start each with
-phala-node start --home DIR/node<i>. The genesis is init's: the development
-accounts funded, and --gatekeeper and --measurement as for init.`,
+genesis, all persistent peers of each other. The genesis is init's: the
+development accounts funded, and --gatekeeper and --measurement as for init.
+Start each with phala-node start --home DIR/node<i> (copy DIR/node<i> to its
+host first when the nodes run on several hosts).
+
+On one machine (default): every node listens on --host, node i on port
+BASE+2i for p2p and BASE+2i+1 for RPC.
+
+On several hosts: --hosts gives one address per validator (IP or DNS name,
+in validator order). Node i then listens on its host's BASE (p2p) and BASE+1
+(RPC), announces HOST:BASE as its p2p external address, and its peers dial it
+there; a host named twice gets its second node 2 ports up. --listen-host
+binds every node's listeners to another address than its host (0.0.0.0: all
+interfaces, e.g. behind NAT) while peers still dial --hosts. The RPC port
+serves the pherries and clients of the network: keep it on a private
+network or behind a firewall that admits them.`,
+		Example: `  phala-node testnet --validators 4 --output ./testnet
+  phala-node testnet --validators 4 --hosts 10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4 \
+      --gatekeeper 0x7c35... --measurement 60a5... --output ./testnet`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(opts.Hosts) > 0 {
+				if cmd.Flags().Changed("host") {
+					return fmt.Errorf("give --host (every node on one machine) or --hosts (one per validator), not both")
+				}
+				opts.Host = ""
+				if !cmd.Flags().Changed("validators") {
+					opts.Validators = len(opts.Hosts)
+				}
+			}
 			g, err := initGenesis(gatekeepers, measurements)
 			if err != nil {
 				return err
 			}
 			opts.Genesis = g
+			addrs, err := opts.Addrs()
+			if err != nil {
+				return err
+			}
+			if timeoutCommit > 0 {
+				opts.Override = func(_ int, c *cmtcfg.Config) { c.Consensus.TimeoutCommit = timeoutCommit }
+			}
 			homes, err := node.Testnet(dir, opts)
 			if err != nil {
 				return err
 			}
 			for i, h := range homes {
-				fmt.Printf("node%d: %s (p2p %d, rpc %d)\n", i, h, opts.BasePort+2*i, opts.BasePort+2*i+1)
+				a := addrs[i]
+				fmt.Printf("node%d: %s (host %s, p2p %d, rpc %d)\n", i, h, a.Host, a.P2PPort, a.RPCPort)
 			}
 			return nil
 		},
 	}
-	c.Flags().IntVar(&opts.Validators, "validators", 4, "number of validators")
+	c.Flags().IntVar(&opts.Validators, "validators", 4, "number of validators (default with --hosts: one per host)")
 	c.Flags().StringVar(&dir, "output", "./testnet", "output directory")
 	c.Flags().StringVar(&opts.ChainID, "chain-id", "phala-testnet", "chain id")
 	c.Flags().IntVar(&opts.BasePort, "base-port", 26656, "first port")
-	c.Flags().StringVar(&opts.Host, "host", "127.0.0.1", "listen host")
+	c.Flags().StringVar(&opts.Host, "host", "127.0.0.1", "listen host of every node when all run on one machine")
+	c.Flags().StringSliceVar(&opts.Hosts, "hosts", nil, "address of each validator's host, comma-separated in validator order (peers dial them; p2p external addresses)")
+	c.Flags().StringVar(&opts.ListenHost, "listen-host", "", "with --hosts: bind p2p and RPC to this address instead of each node's host (0.0.0.0: all interfaces)")
+	c.Flags().DurationVar(&timeoutCommit, "timeout-commit", 0, "CometBFT consensus timeout_commit of every node (0: the default, 500ms)")
 	c.Flags().StringArrayVar(&gatekeepers, "gatekeeper", nil, "identity key (0x hex or SS58) of a genesis gatekeeper's pRuntime (pruntime init prints it); repeatable, the first creates the MasterKey")
 	c.Flags().StringArrayVar(&measurements, "measurement", nil, "hex measurement of a pRuntime build allowed to register; repeatable")
 	return c

@@ -45,7 +45,10 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Relay a Phala chain to a pRuntime and its egress back",
 		Long: `pherry is the untrusted relayer between one node (--node) and one pRuntime,
 reached at its control API (--pruntime-control: pruntime's --control-listen,
-on loopback by default, so pherry runs on the pRuntime's host). It forwards every signed header and every block's queue messages
+on loopback by default, so pherry runs on the pRuntime's host; on another host
+once pruntime listens on a private address and --control-allow admits that
+network). The node may be any validator or full node of the chain, on any host
+(--node http://10.0.0.1:26657). It forwards every signed header and every block's queue messages
 to pRuntime, which verifies all of it: a relayer can delay the chain, but
 pRuntime refuses anything forged, skipped or reordered. It submits pRuntime's signed egress
 messages to the chain and, unless --no-register, registers (and renews) the

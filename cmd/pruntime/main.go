@@ -101,6 +101,13 @@ operator; use it for development only.`,
 				return fmt.Errorf("control API: listen on %s: %w", controlListen, err)
 			}
 			if endpoint == "" {
+				// The URL clients are told (WorkerInfo): a wildcard bind
+				// address reaches nobody from another host.
+				if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+					ln.Close()
+					cln.Close()
+					return fmt.Errorf("--listen %s binds every interface: give --endpoint, the URL other hosts reach this public API at (it goes in the WorkerInfo), e.g. --endpoint http://10.0.0.5:%d", listen, a.Port)
+				}
 				endpoint = "http://" + ln.Addr().String()
 			}
 			e, err := engine.New(engine.Config{DataDir: dataDir, Genesis: doc, Endpoint: endpoint, Platform: p, Log: log, Cores: cores, MemoryMB: memoryMB})
@@ -136,8 +143,8 @@ operator; use it for development only.`,
 	f.StringVar(&dataDir, "data-dir", "pruntime-data", "directory of the sealed keys and state")
 	f.StringVar(&genesis, "genesis", "", "the chain's genesis.json (the only thing pRuntime trusts)")
 	f.StringVar(&listen, "listen", "127.0.0.1:8000", "public API listen address (contract queries, public info)")
-	f.StringVar(&endpoint, "endpoint", "", "public URL of the public API put in WorkerInfo (default: http://<listen>)")
-	f.StringVar(&controlListen, "control-listen", "127.0.0.1:8001", "control API listen address (the relayer's: sync, egress, registration); keep it on loopback")
+	f.StringVar(&endpoint, "endpoint", "", "public URL of the public API put in WorkerInfo, the one clients on other hosts reach (default: http://<listen>; required when --listen binds 0.0.0.0 or [::])")
+	f.StringVar(&controlListen, "control-listen", "127.0.0.1:8001", "control API listen address (the relayer's: sync, egress, registration); keep it on loopback, or on a private network with --control-allow")
 	f.StringSliceVar(&controlAllow, "control-allow", nil, "network (CIDR) whose callers the control API serves besides loopback; repeatable. Anyone there can stall this worker: allow only networks you control")
 	f.StringVar(&plat, "platform", api.PlatformSim, "TEE platform: sim")
 	f.Uint32Var(&cores, "cores", 0, "CPU cores declared in WorkerInfo (deployment requirements --min-cores are checked against it; 0: this machine's)")

@@ -110,6 +110,11 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	genesisFile := filepath.Join(net.Homes[0], "config", "genesis.json")
+	// A public API bound to every interface needs --endpoint: the URL
+	// other hosts reach it at goes in the WorkerInfo, and 0.0.0.0 is none.
+	if out, err := exec.Command(bin, "--genesis", genesisFile, "--data-dir", t.TempDir(), "--listen", "0.0.0.0:0", "--control-listen", "127.0.0.1:0").CombinedOutput(); err == nil || !strings.Contains(string(out), "--endpoint") {
+		t.Fatalf("a wildcard --listen without --endpoint: %v\n%s", err, out)
+	}
 
 	// The reference never stops.
 	doc, _ := cmttypes.GenesisDocFromFile(genesisFile)

@@ -3,9 +3,11 @@ package node
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	cfg "github.com/cometbft/cometbft/config"
 	"github.com/cometbft/cometbft/p2p"
@@ -84,48 +86,109 @@ func prepareHome(home string, opts InitOptions) (*cfg.Config, error) {
 type TestnetOptions struct {
 	ChainID    string
 	Validators int
-	Host       string // listen host, default 127.0.0.1
-	BasePort   int    // node i listens on BasePort+2i (p2p) and BasePort+2i+1 (rpc)
-	Ports      []int  // if set, node i uses Ports[2i] (p2p) and Ports[2i+1] (rpc) instead
+	Host       string // listen host of every node when Hosts is empty, default 127.0.0.1
+	// Hosts, if set, holds one address (IP or DNS name) per validator: the
+	// address its peers dial (persistent peers), its p2p external address,
+	// and, unless ListenHost is set, the address its p2p and RPC listeners
+	// bind. Nodes on distinct hosts use the same ports; the k-th node
+	// sharing a host with earlier ones is moved up by 2k ports.
+	Hosts []string
+	// ListenHost, if set, is the address every node binds its p2p and RPC
+	// listeners to instead of its host (e.g. "0.0.0.0" for all interfaces,
+	// behind NAT or in a container); peers still dial Hosts[i].
+	ListenHost string
+	BasePort   int   // node i listens on BasePort+2i (p2p) and BasePort+2i+1 (rpc); see Hosts
+	Ports      []int // if set, node i uses Ports[2i] (p2p) and Ports[2i+1] (rpc) instead
 	Genesis    *api.GenesisState
 	Override   func(i int, c *cfg.Config)
 }
 
-// Testnet writes the home directories node0..node{N-1} under dir for an
-// N-validator network on loopback ports, all peered with each other and
-// sharing one genesis. It returns the home directories.
-func Testnet(dir string, opts TestnetOptions) ([]string, error) {
+// TestnetAddr is where validator i of a testnet is reached.
+type TestnetAddr struct {
+	Host    string // the address its peers and clients dial
+	P2PPort int
+	RPCPort int
+}
+
+// Addrs returns each validator's host and ports under opts (after the
+// defaults Testnet applies), or an error for inconsistent options.
+func (opts TestnetOptions) Addrs() ([]TestnetAddr, error) {
 	if opts.Validators < 1 {
 		return nil, fmt.Errorf("need at least one validator")
 	}
-	if opts.Host == "" {
-		opts.Host = "127.0.0.1"
+	if opts.Ports != nil && len(opts.Ports) != 2*opts.Validators {
+		return nil, fmt.Errorf("need %d ports, got %d", 2*opts.Validators, len(opts.Ports))
 	}
-	if opts.BasePort == 0 {
-		opts.BasePort = 26656
+	if opts.Hosts != nil {
+		if len(opts.Hosts) != opts.Validators {
+			return nil, fmt.Errorf("need one host per validator: %d hosts for %d validators", len(opts.Hosts), opts.Validators)
+		}
+		if opts.Host != "" {
+			return nil, fmt.Errorf("give either one listen host for every node or a host per validator, not both")
+		}
+	}
+	base := opts.BasePort
+	if base == 0 {
+		base = 26656
+	}
+	out := make([]TestnetAddr, opts.Validators)
+	seen := map[string]int{}
+	for i := range out {
+		host, k := opts.Host, i
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		if opts.Hosts != nil {
+			host = strings.TrimSpace(opts.Hosts[i])
+			if host == "" || strings.ContainsAny(host, " ,@/") {
+				return nil, fmt.Errorf("host %d: %q is not an address", i, opts.Hosts[i])
+			}
+			if _, err := netip.ParseAddr(host); err != nil && strings.Contains(host, ":") {
+				return nil, fmt.Errorf("host %d: %q is not an address: give it without a port (the ports come from the base port)", i, opts.Hosts[i])
+			}
+			k = seen[host]
+			seen[host]++
+		}
+		a := TestnetAddr{Host: host, P2PPort: base + 2*k, RPCPort: base + 2*k + 1}
+		if opts.Ports != nil {
+			a.P2PPort, a.RPCPort = opts.Ports[2*i], opts.Ports[2*i+1]
+		}
+		out[i] = a
+	}
+	return out, nil
+}
+
+// Testnet writes the home directories node0..node{N-1} under dir for an
+// N-validator network, all persistent peers of each other and sharing one
+// genesis: on loopback ports by default, or one validator per host
+// (opts.Hosts). It returns the home directories.
+func Testnet(dir string, opts TestnetOptions) ([]string, error) {
+	addrs, err := opts.Addrs()
+	if err != nil {
+		return nil, err
 	}
 	homes := make([]string, opts.Validators)
 	cfgs := make([]*cfg.Config, opts.Validators)
 	vals := make([]cmttypes.GenesisValidator, opts.Validators)
 	peers := make([]string, opts.Validators)
-	if opts.Ports != nil && len(opts.Ports) != 2*opts.Validators {
-		return nil, fmt.Errorf("need %d ports, got %d", 2*opts.Validators, len(opts.Ports))
-	}
-	port := func(k int) string {
-		if opts.Ports != nil {
-			return strconv.Itoa(opts.Ports[k])
-		}
-		return strconv.Itoa(opts.BasePort + k)
-	}
 	for i := range homes {
+		a := addrs[i]
 		homes[i] = filepath.Join(dir, "node"+strconv.Itoa(i))
-		p2pAddr := net.JoinHostPort(opts.Host, port(2*i))
+		listen := a.Host
+		if opts.ListenHost != "" {
+			listen = opts.ListenHost
+		}
+		p2pAddr := net.JoinHostPort(a.Host, strconv.Itoa(a.P2PPort))
 		io := InitOptions{
 			ChainID: opts.ChainID,
 			Moniker: "node" + strconv.Itoa(i),
-			P2PAddr: p2pAddr,
-			RPCAddr: net.JoinHostPort(opts.Host, port(2*i+1)),
+			P2PAddr: net.JoinHostPort(listen, strconv.Itoa(a.P2PPort)),
+			RPCAddr: net.JoinHostPort(listen, strconv.Itoa(a.RPCPort)),
 			Genesis: opts.Genesis,
+		}
+		if opts.Hosts != nil {
+			// What the node tells its peers it is reached at.
+			io.Override = func(c *cfg.Config) { c.P2P.ExternalAddress = p2pAddr }
 		}
 		c, err := prepareHome(homes[i], io)
 		if err != nil {

@@ -454,6 +454,101 @@ func TestTestnetOptions(t *testing.T) {
 	}
 }
 
+// One validator per host: each listens on its host (or ListenHost) at the
+// same ports, announces its host as p2p external address, and its peers
+// dial it there; a host named twice gets its second node 2 ports up.
+func TestTestnetHosts(t *testing.T) {
+	tests := []struct {
+		name       string
+		hosts      []string
+		listenHost string
+		wantP2P    []string // external addresses (peers dial these)
+		wantListen []string // p2p listen addresses
+		wantRPC    []string
+	}{
+		{
+			name:       "distinct hosts share ports",
+			hosts:      []string{"10.0.0.1", "10.0.0.2", "val3.example", "fd00::4"},
+			wantP2P:    []string{"10.0.0.1:26656", "10.0.0.2:26656", "val3.example:26656", "[fd00::4]:26656"},
+			wantListen: []string{"tcp://10.0.0.1:26656", "tcp://10.0.0.2:26656", "tcp://val3.example:26656", "tcp://[fd00::4]:26656"},
+			wantRPC:    []string{"tcp://10.0.0.1:26657", "tcp://10.0.0.2:26657", "tcp://val3.example:26657", "tcp://[fd00::4]:26657"},
+		},
+		{
+			name:       "listen on all interfaces",
+			hosts:      []string{"10.0.0.1", "10.0.0.2"},
+			listenHost: "0.0.0.0",
+			wantP2P:    []string{"10.0.0.1:26656", "10.0.0.2:26656"},
+			wantListen: []string{"tcp://0.0.0.0:26656", "tcp://0.0.0.0:26656"},
+			wantRPC:    []string{"tcp://0.0.0.0:26657", "tcp://0.0.0.0:26657"},
+		},
+		{
+			name:       "a shared host moves up",
+			hosts:      []string{"10.0.0.1", "10.0.0.2", "10.0.0.1"},
+			wantP2P:    []string{"10.0.0.1:26656", "10.0.0.2:26656", "10.0.0.1:26658"},
+			wantListen: []string{"tcp://10.0.0.1:26656", "tcp://10.0.0.2:26656", "tcp://10.0.0.1:26658"},
+			wantRPC:    []string{"tcp://10.0.0.1:26657", "tcp://10.0.0.2:26657", "tcp://10.0.0.1:26659"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			homes, err := Testnet(t.TempDir(), TestnetOptions{ChainID: "p", Validators: len(tc.hosts), Hosts: tc.hosts, ListenHost: tc.listenHost})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := make([]p2p.ID, len(homes))
+			cs := make([]*cfg.Config, len(homes))
+			for i, home := range homes {
+				c, err := LoadCometConfig(home)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nk, err := p2p.LoadNodeKey(c.NodeKeyFile())
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids[i], cs[i] = nk.ID(), c
+			}
+			for i, c := range cs {
+				if c.P2P.ExternalAddress != tc.wantP2P[i] || c.P2P.ListenAddress != tc.wantListen[i] || c.RPC.ListenAddress != tc.wantRPC[i] {
+					t.Errorf("node%d: external %s, p2p %s, rpc %s; want %s, %s, %s", i,
+						c.P2P.ExternalAddress, c.P2P.ListenAddress, c.RPC.ListenAddress, tc.wantP2P[i], tc.wantListen[i], tc.wantRPC[i])
+				}
+				var want []string
+				for j := range cs {
+					if j != i {
+						want = append(want, p2p.IDAddressString(ids[j], tc.wantP2P[j]))
+					}
+				}
+				if got := strings.Split(c.P2P.PersistentPeers, ","); !reflect.DeepEqual(got, want) {
+					t.Errorf("node%d persistent peers %v, want %v", i, got, want)
+				}
+			}
+		})
+	}
+	refused := []struct {
+		name string
+		opts TestnetOptions
+		want string
+	}{
+		{name: "fewer hosts than validators", opts: TestnetOptions{ChainID: "p", Validators: 3, Hosts: []string{"a", "b"}}, want: "2 hosts for 3 validators"},
+		{name: "host and hosts", opts: TestnetOptions{ChainID: "p", Validators: 1, Host: "127.0.0.1", Hosts: []string{"a"}}, want: "not both"},
+		{name: "empty host", opts: TestnetOptions{ChainID: "p", Validators: 2, Hosts: []string{"a", " "}}, want: "not an address"},
+		{name: "host with a node id", opts: TestnetOptions{ChainID: "p", Validators: 1, Hosts: []string{"id@a"}}, want: "not an address"},
+		{name: "host with a port", opts: TestnetOptions{ChainID: "p", Validators: 1, Hosts: []string{"10.0.0.1:26656"}}, want: "without a port"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := Testnet(dir, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Testnet = %v, want an error mentioning %q", err, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "node0")); err == nil {
+				t.Fatal("refused Testnet wrote node0")
+			}
+		})
+	}
+}
+
 // The genesis declares the app version the application reports, so a state
 // rolled back by CometBFT (which takes it from the consensus parameters)
 // matches the blocks' header version.
