@@ -179,7 +179,6 @@ time), also for ` + "`latest`" + `.`,
 	}
 }
 
-
 // The views of transactions, blocks and queue messages are
 // internal/chainview's, shared with `phala explorer`.
 type (
