@@ -45,7 +45,7 @@ func parseQuery(q string) (parsedQuery, error) {
 	if len(q) > maxQueryBytes {
 		return parsedQuery{}, fmt.Errorf("%w: %d characters is too long", errBadQuery, len(q))
 	}
-	if isDigits(q) {
+	if isDigits(q) && len(q) != 64 { // 64 digits: a hash
 		h, err := strconv.ParseInt(q, 10, 64)
 		if err != nil || h < 1 {
 			return parsedQuery{}, fmt.Errorf("%w: height %s is out of range (heights start at 1)", errBadQuery, q)
