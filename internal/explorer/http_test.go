@@ -23,7 +23,13 @@ import (
 // the base URL and the server.
 func startExplorer(t *testing.T, c *client.Client, node string) (string, *Server) {
 	t.Helper()
-	cfg := DefaultConfig()
+	return startExplorerConfig(t, c, node, DefaultConfig())
+}
+
+// startExplorerConfig is startExplorer with cfg (its Log and Poll set
+// for tests).
+func startExplorerConfig(t *testing.T, c *client.Client, node string, cfg Config) (string, *Server) {
+	t.Helper()
 	cfg.Log = testnet.TestLogger(t, slog.LevelWarn)
 	cfg.Poll = 100 * time.Millisecond
 	s, err := New(c, node, cfg)
