@@ -175,7 +175,7 @@ func TestBrowser(t *testing.T) {
 	if got := text("#txs"); !strings.Contains(got, "transfer 1 PHA to "+bob.Address()) {
 		t.Errorf("home: the latest transactions lack the transfer:\n%s", got)
 	}
-	click(`#blocks a[href="`+blockPath+`"]`)
+	click(`#blocks a[href="` + blockPath + `"]`)
 	at(blockPath, "#header")
 	if h1 := text("h1"); h1 != fmt.Sprintf("Block %d", wrec.RegisteredAt) {
 		t.Errorf("block page: h1 %q", h1)
@@ -188,7 +188,7 @@ func TestBrowser(t *testing.T) {
 	if txHref == "" {
 		t.Fatalf("block %d lists no register_worker of %s:\n%s", wrec.RegisteredAt, worker.Hex(), text("#txs"))
 	}
-	click(`#txs a[href="`+txHref+`"]`)
+	click(`#txs a[href="` + txHref + `"]`)
 	at(txHref, "#tx")
 	if call := text("#call"); call != "register_worker" {
 		t.Errorf("transaction page: call %q", call)
@@ -198,7 +198,7 @@ func TestBrowser(t *testing.T) {
 	}
 	// → the worker (the identity field links to it).
 	workerPath := "/worker/" + worker.Hex()
-	click(`#fields a[href="`+workerPath+`"]`)
+	click(`#fields a[href="` + workerPath + `"]`)
 	at(workerPath, "#worker")
 	if p := text("#platform"); p != wrec.Platform {
 		t.Errorf("worker page: platform %q, want %q", p, wrec.Platform)
@@ -208,7 +208,7 @@ func TestBrowser(t *testing.T) {
 	}
 	// → the contract it runs.
 	contractPath := "/contract/" + rec.Identity.Hex()
-	click(`#contracts a[href="`+contractPath+`"]`)
+	click(`#contracts a[href="` + contractPath + `"]`)
 	at(contractPath, "#contract")
 	if s := text("#status"); !strings.HasPrefix(s, "running") {
 		t.Errorf("contract page: status %q", s)
