@@ -69,6 +69,8 @@ func TestBrowser(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	start := time.Now()
+	phase := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
 	cfg := devnet.DefaultConfig(t.TempDir())
 	cfg.Ports, cfg.PRuntimePort = freePorts(t, 2), 0
 	cfg.Workers = 1
@@ -86,6 +88,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	phase("devnet ready")
 	alice := crypto.MustKeyPairFromURI("//Alice")
 	bob := crypto.MustKeyPairFromURI("//Bob").Public()
 	signer := c.NewSigner(alice)
@@ -104,6 +107,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	phase("token deployed, transfer committed")
 	worker := rec.Workers[0]
 	wrec, err := c.Worker(ctx, worker)
 	if err != nil {
@@ -124,6 +128,7 @@ func TestBrowser(t *testing.T) {
 		return status == 200 && strings.Contains(body, fmt.Sprintf(`href="/block/%d"`, transfer.Height)), nil
 	})
 
+	phase(fmt.Sprintf("explorer following %d blocks", tip))
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.Flag("disable-dev-shm-usage", true))
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	defer acancel()
@@ -220,6 +225,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("contract page: workers %q", w)
 	}
 
+	phase("navigated home → block → transaction → worker → contract")
 	// The search box.
 	search := func(q, path, ready string) {
 		t.Helper()
@@ -242,10 +248,12 @@ func TestBrowser(t *testing.T) {
 	search(rec.Identity.Hex(), contractPath, "#contract")
 	search("no-such-thing", "/search?q=no-such-thing", "#error")
 
+	phase("searched")
 	// Live: the tip on the home page follows the chain.
 	run("home again", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#blocks")))
 	first := text("#tip")
 	testnet.WaitFor(t, time.Minute, "the home page's tip to move", func() (bool, error) {
 		return text("#tip") != first, nil
 	})
+	phase("the tip moved live")
 }
