@@ -162,9 +162,12 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("click %s: found %v, %v", sel, ok, err)
 		}
 	}
+	// text reads the text of the first element sel matches, in one step
+	// for the same reason.
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
+		js, _ := json.Marshal(sel)
+		s, err := chromedp.Run(bctx, chromedp.Evaluate[string](fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e ? e.innerText : "<no element>"; })()`, js)))
 		if err != nil {
 			t.Fatalf("read %s: %v", sel, err)
 		}
@@ -231,6 +234,7 @@ func TestBrowser(t *testing.T) {
 		t.Helper()
 		run("search "+q, chromedp.SetValue(chromedp.CSS("#q"), q), chromedp.Submit(chromedp.CSS("#q")))
 		at(path, ready)
+		phase("searched " + q)
 	}
 	search(fmt.Sprint(transfer.Height), fmt.Sprintf("/block/%d", transfer.Height), "#header")
 	if got := text("#txs"); !strings.Contains(got, "transfer 1 PHA to "+bob.Address()) {
@@ -248,7 +252,6 @@ func TestBrowser(t *testing.T) {
 	search(rec.Identity.Hex(), contractPath, "#contract")
 	search("no-such-thing", "/search?q=no-such-thing", "#error")
 
-	phase("searched")
 	// Live: the tip on the home page follows the chain.
 	run("home again", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#blocks")))
 	first := text("#tip")

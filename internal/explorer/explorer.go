@@ -6,7 +6,7 @@
 // Pages: the latest blocks and their transactions, a block, a transaction,
 // an account, the workers and one worker, the gatekeepers and the key
 // sets, the contracts and one contract, the message queue per block, the
-// chain parameters; a search box; live updates by server-sent events.
+// chain parameters; a search box; live updates as blocks arrive.
 // docs/explorer.md says what each page shows and where it comes from.
 //
 // # Why a CLI subcommand (`phala explorer`), not a phala-node flag
@@ -25,8 +25,9 @@
 // Config.Keep blocks (checked by client.Block) in memory for the home page,
 // the queue page and the contracts it saw deployed; every other page reads
 // the node when it is asked for. Pages are html/template files embedded in
-// the binary; the only script is a few inline lines that listen to
-// /events and refresh the latest blocks.
+// the binary; the only script is a few inline lines that poll /tip and
+// refresh the latest blocks. /events streams the same heights as
+// server-sent events for other programs.
 package explorer
 
 import (

@@ -28,6 +28,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", s.home)
 	mux.HandleFunc("GET /latest", s.latestFragment)
 	mux.HandleFunc("GET /events", s.events)
+	mux.HandleFunc("GET /tip", s.tipText)
 	mux.HandleFunc("GET /block/{height}", s.block)
 	mux.HandleFunc("GET /tx/{hash}", s.tx)
 	mux.HandleFunc("GET /account/{addr}", s.account)
@@ -42,8 +43,18 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, fmt.Sprintf("no page %s: start from the home page or search", r.URL.Path))
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		mux.ServeHTTP(w, r)
+		if d := time.Since(start); d > slowPage && r.URL.Path != "/events" { // a stream lasts
+			s.log.Info("slow page", "path", r.URL.Path, "seconds", d.Seconds())
+		}
+	})
 }
+
+// slowPage: a page that takes longer is logged (proved reads wait about
+// a block; much longer means a slow node).
+const slowPage = 5 * time.Second
 
 // page is what every template receives.
 type page struct {
@@ -133,6 +144,15 @@ func (s *Server) latestFragment(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// tipText is the newest height the explorer checked, as decimal text (0
+// before the first); the pages poll it.
+func (s *Server) tipText(w http.ResponseWriter, r *http.Request) {
+	_, tip := s.recent()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprint(w, tip)
 }
 
 // events streams the height of each block the explorer adds

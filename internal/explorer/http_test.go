@@ -30,7 +30,7 @@ func startExplorer(t *testing.T, c *client.Client, node string) (string, *Server
 // for tests).
 func startExplorerConfig(t *testing.T, c *client.Client, node string, cfg Config) (string, *Server) {
 	t.Helper()
-	cfg.Log = testnet.TestLogger(t, slog.LevelWarn)
+	cfg.Log = testnet.TestLogger(t, slog.LevelInfo)
 	cfg.Poll = 100 * time.Millisecond
 	s, err := New(c, node, cfg)
 	if err != nil {
@@ -97,6 +97,7 @@ func TestHandlers(t *testing.T) {
 	}{
 		{"/", 200, "Latest blocks"},
 		{"/latest", 200, `href="/block/`},
+		{"/tip", 200, ""},
 		{fmt.Sprintf("/block/%d", res.Height), 200, tx},
 		{"/block/1", 200, "Block 1"},
 		{"/block/999999999", 404, "beyond the chain"},
