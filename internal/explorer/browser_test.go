@@ -259,4 +259,18 @@ func TestBrowser(t *testing.T) {
 		return text("#tip") != first, nil
 	})
 	phase("the tip moved live")
+
+	// The listings with a worker, a gatekeeper and a contract in them.
+	for _, tc := range []struct{ path, want string }{
+		{"/workers", workerPath},
+		{"/gatekeepers", `id="masterkey">0x`},
+		{"/contracts", contractPath},
+		{"/queue", "phala/contracts/deployed"},
+		{"/params", "registration_lifetime"},
+		{"/account/" + wrec.Info.Operator.Address(), `id="balance"`},
+	} {
+		if status, body := get(t, base+tc.path); status != 200 || !strings.Contains(body, tc.want) {
+			t.Errorf("GET %s: %d, want 200 with %q:\n%s", tc.path, status, tc.want, mainOf(body))
+		}
+	}
 }

@@ -159,6 +159,7 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 // results and queue messages are proved by the next header).
 func (s *Server) follow(ctx context.Context) {
 	var next int64
+	wait := s.cfg.Poll
 	for {
 		tip, err := s.c.Height(ctx)
 		if err == nil && next == 0 {
@@ -171,16 +172,26 @@ func (s *Server) follow(ctx context.Context) {
 				next++
 			}
 		}
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("follow the chain", "height", next, "err", err)
+		switch {
+		case err == nil:
+			wait = s.cfg.Poll
+		case ctx.Err() == nil:
+			// A node that fails: warn, and ask again less and less often
+			// (up to every maxFollowRetry).
+			wait = min(2*wait, max(maxFollowRetry, s.cfg.Poll))
+			s.log.Warn("follow the chain", "height", next, "retry_in", wait.String(), "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(s.cfg.Poll):
+		case <-time.After(wait):
 		}
 	}
 }
+
+// maxFollowRetry is the longest wait between two attempts to read a node
+// that fails.
+const maxFollowRetry = 10 * time.Second
 
 // add keeps a checked block, indexes the contracts it names and tells the
 // /events listeners.
