@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/internal/chainview"
 )
 
 // Commands of on-chain governance: propose, vote, show, list.
@@ -322,38 +323,6 @@ func printMotion(w io.Writer, m *api.Motion) {
 	}
 }
 
-// describeAction says what an action does, in one line.
-func describeAction(a *api.Action) string {
-	switch a.Kind {
-	case api.ActionAllowMeasurement:
-		return "allow pRuntime measurement " + a.Measurement.String()
-	case api.ActionRevokeMeasurement:
-		return "revoke pRuntime measurement " + a.Measurement.String()
-	case api.ActionMigrateRuntime:
-		return "migrate every contract and gatekeeper seat to the pRuntime build of measurement " + a.Measurement.String() + ", then revoke the others"
-	case api.ActionCancelMigration:
-		return "cancel the running runtime migration (revoke nothing; every allowed build gets new work again)"
-	case api.ActionSetMinRuntimeVersion:
-		return fmt.Sprintf("require pRuntime version %d or newer", a.Version)
-	case api.ActionSetParams:
-		b, _ := json.Marshal(a.Params)
-		return "set chain parameters " + string(b)
-	case api.ActionSetCouncil:
-		var ms []string
-		for _, m := range a.Council.Members {
-			ms = append(ms, m.Address())
-		}
-		return fmt.Sprintf("set the council to %d of [%s]", a.Council.Threshold, strings.Join(ms, " "))
-	case api.ActionSetValidator:
-		k := base64.StdEncoding.EncodeToString(a.Validator.PubKey[:])
-		if a.Validator.Power == 0 {
-			return "remove validator " + k
-		}
-		return fmt.Sprintf("set validator %s to power %d", k, a.Validator.Power)
-	}
-	return a.Kind.String()
-}
-
 // parseAction reads the action of `gov propose`; params start from cur.
 func parseAction(name string, args []string, cur api.Params) (*api.Action, error) {
 	need := func(n int, what string) error {
@@ -488,3 +457,6 @@ func editParams(p api.Params, args []string) (api.Params, error) {
 	}
 	return out, nil
 }
+
+// describeAction says what an action does, in one line.
+func describeAction(a *api.Action) string { return chainview.DescribeAction(a) }

@@ -79,6 +79,9 @@ func newRootCmd() *cobra.Command {
               stand for the per-era gatekeeper election; an era's elected
               set, its backing and confirmations
   bench       load a devnet, measure commands/s and queries/s
+  explorer    serve web pages of the chain's public data: blocks,
+              transactions, accounts, workers, gatekeepers, contracts,
+              the message queue and the parameters, updated live
 
 Reads of chain state are checked with Merkle proofs against headers that
 phala verifies itself with CometBFT's light client, from a trust root you
@@ -117,7 +120,7 @@ Every command takes --node (the CometBFT RPC of a phala-node) and --json
 		statusCmd(g), balanceCmd(g), transferCmd(g), txCmd(g), receiptCmd(g), blockCmd(g), rewardsCmd(g),
 		workerCmd(g), workersCmd(g), gatekeepersCmd(g),
 		gatekeeperCmd(g), eraCmd(g),
-		contractCmd(g), pphaCmd(g), subnetCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g),
+		contractCmd(g), pphaCmd(g), subnetCmd(g), govCmd(g), stakeCmd(g), devnetCmd(g), benchCmd(g), explorerCmd(g),
 	)
 	refuseUnknownSubcommands(root)
 	return root

@@ -141,7 +141,7 @@ func TestHelp(t *testing.T) {
 		{}, {"key"}, {"key", "generate"}, {"key", "inspect"}, {"key", "sign"}, {"key", "verify"}, {"key", "vanity"}, {"status"}, {"balance"},
 		{"transfer"}, {"worker"}, {"gatekeepers"},
 		{"gov", "propose"}, {"gov", "vote"}, {"gov", "show"}, {"gov", "list"},
-		{"tx"}, {"block"}, {"contract", "watch"}, {"contract", "arbitrate"}, {"contract", "arbitration"},
+		{"tx"}, {"block"}, {"contract", "watch"}, {"contract", "arbitrate"}, {"contract", "arbitration"}, {"explorer"},
 	} {
 		out := ok(t, append(c, "--help")...)
 		for _, want := range []string{"Examples:", "  phala ", "--node", "--json"} {
