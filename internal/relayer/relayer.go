@@ -350,11 +350,6 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 		r.dialed = true
 		r.log.Info("connected to node", "chain", r.chainID, "node", r.cfg.Node)
 	}
-	if !r.known {
-		if err := r.resume(ctx); err != nil {
-			return false, err
-		}
-	}
 	sctx, cancel := context.WithTimeout(ctx, r.cfg.NodeTimeout)
 	st, err := r.rpc.Status(sctx)
 	cancel()
@@ -380,9 +375,20 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 	stalled := now.Sub(r.tipChanged) > r.cfg.StallAfter
 	r.health.set(condChainStalled, stalled, now, "height", tip, "node", r.cfg.Node, "block_time", st.SyncInfo.LatestBlockTime.UTC().Format(time.RFC3339))
 	r.tip = tip
+	// Behind: from pRuntime's last reported height (also while it does
+	// not answer). Block tip-1 is the last a synced tip lets it dispatch.
+	if r.identity != (crypto.PublicKey{}) { // pRuntime reported its heights once
+		lag := max(tip-1-r.dispatched, 0)
+		r.health.set(condBehind, lag > r.cfg.MaxLag, now, "lag", lag, "tip", tip, "dispatched", r.dispatched, "max_lag", r.cfg.MaxLag)
+	}
 	r.mu.Lock()
 	r.stats.Tip, r.stats.TipChanged = tip, r.tipChanged
 	r.mu.Unlock()
+	if !r.known {
+		if err := r.resume(ctx); err != nil {
+			return false, err
+		}
+	}
 	if r.prog != nil {
 		r.prog.update(r.dispatched, tip-1)
 	}
@@ -414,8 +420,6 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 		r.lastStatus = time.Now()
 	}
 	r.caughtUp = caughtUp
-	lag := max(tip-1-r.dispatched, 0) // block tip-1 is the last a synced tip lets pRuntime dispatch
-	r.health.set(condBehind, lag > r.cfg.MaxLag, time.Now(), "lag", lag, "tip", tip, "dispatched", r.dispatched, "max_lag", r.cfg.MaxLag)
 
 	if r.cfg.Register && caughtUp {
 		if err := r.maybeRegister(ctx, tip); err != nil {
