@@ -169,8 +169,8 @@ func (c Config) withDefaults() Config {
 type Stats struct {
 	Tip        int64     // the node's height at the last round
 	TipChanged time.Time // when the node's height last moved (zero: not read yet)
-	Synced     int64 // pRuntime's verified header height, as last reported
-	Dispatched int64 // pRuntime's dispatched block height, as last reported
+	Synced     int64     // pRuntime's verified header height, as last reported
+	Dispatched int64     // pRuntime's dispatched block height, as last reported
 
 	EgressSubmitted       int // push_message txs the node's mempool admitted
 	EgressCommitted       int // ... committed successfully
@@ -211,10 +211,10 @@ type Relayer struct {
 	// lastReconnect: when idle connections to the node were last dropped
 	// because its tip did not move.
 	lastReconnect time.Time
-	identity   crypto.PublicKey
-	caughtUp   bool
-	lastStatus time.Time
-	prog       *progress
+	identity      crypto.PublicKey
+	caughtUp      bool
+	lastStatus    time.Time
+	prog          *progress
 	// lastRecoverCheck: when pRuntime's info was last read for contracts
 	// to recover (maybeRecover).
 	lastRecoverCheck time.Time
