@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"net/url"
 	"sync"
 	"time"
 
@@ -139,9 +141,8 @@ func (e *pruntimeError) Unwrap() error { return e.err }
 // *pruntimeError when pRuntime did not answer. ctx is the caller's (not
 // the request's) context: a request cut by stopping says nothing.
 func (r *Relayer) prCalled(ctx context.Context, err error) error {
-	var re *pruntime.Error
 	switch {
-	case err == nil || errors.As(err, &re):
+	case err == nil || !unanswered(err):
 		r.health.set(condPRuntimeDown, false, time.Now(), "pruntime", r.cfg.PRuntime)
 		return err
 	case ctx.Err() != nil:
@@ -150,6 +151,37 @@ func (r *Relayer) prCalled(ctx context.Context, err error) error {
 		r.health.set(condPRuntimeDown, true, time.Now(), "pruntime", r.cfg.PRuntime, "err", err)
 		return &pruntimeError{err}
 	}
+}
+
+// nodeCalled records what a node request's error (err, nil on success)
+// says of the node's health and returns the error to handle, marked as a
+// *nodeError. ctx is the caller's context.
+func (r *Relayer) nodeCalled(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		r.health.set(condNodeDown, false, time.Now(), "node", r.cfg.Node)
+		return nil
+	case ctx.Err() != nil:
+		return err
+	case unanswered(err):
+		r.health.set(condNodeDown, true, time.Now(), "node", r.cfg.Node, "err", err, "timeout", r.cfg.NodeTimeout)
+	default:
+		r.health.set(condNodeDown, false, time.Now(), "node", r.cfg.Node)
+	}
+	return &nodeError{err}
+}
+
+// unanswered reports whether err says the peer did not answer: a
+// transport error (refused, reset, timed out) rather than an answer
+// (a refusal, an RPC error, a malformed reply).
+func unanswered(err error) bool {
+	var ue *url.Error
+	var ne net.Error
+	var pe *pruntime.Error
+	if errors.As(err, &pe) {
+		return false
+	}
+	return errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // logRoundError logs a failed round. A failure the health conditions

@@ -338,13 +338,9 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 		dctx, cancel := context.WithTimeout(ctx, r.cfg.NodeTimeout)
 		c, err := client.Dial(dctx, r.cfg.Node)
 		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				r.health.set(condNodeDown, true, time.Now(), "node", r.cfg.Node, "err", err)
-			}
-			return false, &nodeError{err}
+		if err = r.nodeCalled(ctx, err); err != nil {
+			return false, err
 		}
-		r.health.set(condNodeDown, false, time.Now(), "node", r.cfg.Node)
 		r.chainID, r.params = c.ChainID(), c.Params()
 		r.sub = &submitter{rpc: r.rpc, chainID: r.chainID, params: r.params, key: r.cfg.Operator}
 		r.dialed = true
@@ -353,14 +349,10 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 	sctx, cancel := context.WithTimeout(ctx, r.cfg.NodeTimeout)
 	st, err := r.rpc.Status(sctx)
 	cancel()
-	now := time.Now()
-	if err != nil {
-		if ctx.Err() == nil {
-			r.health.set(condNodeDown, true, now, "node", r.cfg.Node, "err", err, "timeout", r.cfg.NodeTimeout)
-		}
-		return false, &nodeError{fmt.Errorf("node status: %w", err)}
+	if err = r.nodeCalled(ctx, err); err != nil {
+		return false, fmt.Errorf("node status: %w", err)
 	}
-	r.health.set(condNodeDown, false, now, "node", r.cfg.Node)
+	now := time.Now()
 	tip := st.SyncInfo.LatestBlockHeight
 	if tip != r.tip || r.tipChanged.IsZero() {
 		r.tipChanged = now
@@ -501,7 +493,7 @@ func (r *Relayer) syncHeaders(ctx context.Context, tip int64) error {
 	start := time.Now()
 	hb, err := r.f.Headers(ctx, from, to) // stops at MaxBatchBytes
 	if err != nil {
-		return &nodeError{fmt.Errorf("fetch headers %d..%d: %w", from, to, err)}
+		return fmt.Errorf("fetch headers %d..%d: %w", from, to, r.nodeCalled(ctx, err))
 	}
 	fetched := time.Since(start)
 	bctx, cancel := context.WithTimeout(ctx, r.cfg.BatchTimeout)
@@ -520,7 +512,7 @@ func (r *Relayer) dispatchBlocks(ctx context.Context) error {
 	start := time.Now()
 	bb, err := r.f.Blocks(ctx, from, to) // stops at MaxBatchBytes
 	if err != nil {
-		return &nodeError{fmt.Errorf("fetch blocks %d..%d: %w", from, to, err)}
+		return fmt.Errorf("fetch blocks %d..%d: %w", from, to, r.nodeCalled(ctx, err))
 	}
 	fetched := time.Since(start)
 	bctx, cancel := context.WithTimeout(ctx, r.cfg.BatchTimeout)
