@@ -346,6 +346,7 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 		r.dialed = true
 		r.log.Info("connected to node", "chain", r.chainID, "node", r.cfg.Node)
 	}
+	wasDown := r.health.isActive(condNodeDown)
 	sctx, cancel := context.WithTimeout(ctx, r.cfg.NodeTimeout)
 	st, err := r.rpc.Status(sctx)
 	cancel()
@@ -354,7 +355,9 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 	}
 	now := time.Now()
 	tip := st.SyncInfo.LatestBlockHeight
-	if tip != r.tip || r.tipChanged.IsZero() {
+	// A stall counts while the node answers: one that just came back (a
+	// stopped process resumed) gets StallAfter to move its tip.
+	if tip != r.tip || r.tipChanged.IsZero() || wasDown {
 		r.tipChanged = now
 		r.lastReconnect = now
 	} else if now.Sub(r.lastReconnect) > stallTimeout {
