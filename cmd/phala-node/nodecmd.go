@@ -12,6 +12,7 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/metrics"
 	"github.com/phalago/phala/internal/node"
 )
 
@@ -68,8 +69,11 @@ flags for several).`,
 	return c
 }
 
+// metricsUsage is the --metrics flag's of start and dev.
+const metricsUsage = "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: off): CometBFT's (cometbft_*) and the chain application's (phala_*; docs/metrics.md)"
+
 func devCmd() *cobra.Command {
-	var home string
+	var home, metricsAddr string
 	c := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a single-validator development chain (initialized on first use)",
@@ -85,14 +89,15 @@ dev again resumes the same chain.`,
 				}
 				fmt.Printf("initialized development chain in %s\n", home)
 			}
-			return runNode(cmd, home)
+			return runNode(cmd, home, metricsAddr)
 		},
 	}
 	c.Flags().StringVar(&home, "home", filepath.Join(os.TempDir(), "phala-dev"), "node home directory")
+	c.Flags().StringVar(&metricsAddr, "metrics", "", metricsUsage)
 	return c
 }
 
-func runNode(cmd *cobra.Command, home string) error {
+func runNode(cmd *cobra.Command, home, metricsAddr string) error {
 	stop := notifyStop()
 	log, err := logger(cmd)
 	if err != nil {
@@ -102,9 +107,17 @@ func runNode(cmd *cobra.Command, home string) error {
 	if err != nil {
 		return err
 	}
-	n, err := node.New(conf, log)
+	n, err := node.NewWithOptions(conf, log, node.Options{Metrics: metricsAddr != ""})
 	if err != nil {
 		return err
+	}
+	if metricsAddr != "" {
+		ms, err := metrics.Listen(metricsAddr, n.Gatherer(), log.With("module", "metrics"))
+		if err != nil {
+			n.Stop()
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		defer ms.Close()
 	}
 	if err := n.Start(); err != nil {
 		n.Stop()
@@ -117,15 +130,16 @@ func runNode(cmd *cobra.Command, home string) error {
 }
 
 func startCmd() *cobra.Command {
-	var home string
+	var home, metricsAddr string
 	c := &cobra.Command{
 		Use:   "start",
 		Short: "Run the node until interrupted",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runNode(cmd, home)
+			return runNode(cmd, home, metricsAddr)
 		},
 	}
 	c.Flags().StringVar(&home, "home", defaultHome(), "node home directory")
+	c.Flags().StringVar(&metricsAddr, "metrics", "", metricsUsage)
 	return c
 }
 

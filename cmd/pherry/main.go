@@ -16,6 +16,7 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/metrics"
 	"github.com/phalago/phala/internal/relayer"
 	"github.com/phalago/phala/internal/version"
 )
@@ -37,6 +38,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	d := relayer.DefaultConfig()
 	var (
 		operator, level, stake string
+		metricsAddr            string
 		noRegister             bool
 		cfg                    = d
 	)
@@ -62,6 +64,11 @@ development key: use your own secret URI outside a development chain.
 
 pherry resumes from the heights pRuntime reports, so it can be stopped
 (Ctrl-C) and restarted at any time; node or pRuntime restarts are retried.
+Every request has a timeout; pherry warns (once, then at most once per
+--warn-interval) when the node or pRuntime does not answer, when the chain
+tip has not moved for --stall-after, and when pRuntime stays more than
+--max-lag blocks behind, and says when each recovers. --metrics serves the
+same, and its counters, to Prometheus.
 A batch stops growing at --batch-bytes while it is fetched, and pRuntime's
 egress is read in pages, so pherry's memory stays bounded whatever the chain
 or pRuntime hold.`,
@@ -96,6 +103,15 @@ or pRuntime hold.`,
 			if err != nil {
 				return err
 			}
+			if metricsAddr != "" {
+				reg := metrics.NewRegistry()
+				reg.MustRegister(r.Collector())
+				ms, err := metrics.Listen(metricsAddr, reg, log.With("module", "metrics"))
+				if err != nil {
+					return fmt.Errorf("--metrics: %w", err)
+				}
+				defer ms.Close()
+			}
 			reg := "on"
 			if noRegister {
 				reg = "off"
@@ -118,6 +134,13 @@ or pRuntime hold.`,
 	f.BoolVar(&noRegister, "no-register", false, "do not register or renew the worker on chain")
 	f.StringVar(&stake, "stake", "", "PHA the operator bonds and allocates to the registered worker if its allocation is lower (decimal, like phala transfer --amount; a worker needs the chain's min_worker_stake to get contracts)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: off; docs/metrics.md lists them)")
+	f.DurationVar(&cfg.NodeTimeout, "node-timeout", d.NodeTimeout, "give up on a request to the node after this long (and warn that it does not answer)")
+	f.DurationVar(&cfg.PRuntimeTimeout, "pruntime-timeout", d.PRuntimeTimeout, "give up on a request to pRuntime after this long (and warn), except header and block batches")
+	f.DurationVar(&cfg.BatchTimeout, "batch-timeout", d.BatchTimeout, "give up on a header or block batch sent to pRuntime after this long")
+	f.DurationVar(&cfg.StallAfter, "stall-after", d.StallAfter, "warn when the chain tip has not moved for this long (about 5 block intervals)")
+	f.Int64Var(&cfg.MaxLag, "max-lag", d.MaxLag, "warn when pRuntime stays more than this many blocks behind the tip for --stall-after")
+	f.DurationVar(&cfg.WarnInterval, "warn-interval", d.WarnInterval, "repeat a warning that lasts at most this often")
 	root.SetVersionTemplate(version.Template)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

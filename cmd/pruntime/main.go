@@ -22,16 +22,19 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/internal/enclave/engine"
+	"github.com/phalago/phala/internal/enclave/enginemetrics"
 	"github.com/phalago/phala/internal/enclave/httpapi"
 	"github.com/phalago/phala/internal/enclave/keys"
 	"github.com/phalago/phala/internal/enclave/platform"
 	"github.com/phalago/phala/internal/enclave/sealing"
+	"github.com/phalago/phala/internal/metrics"
 	"github.com/phalago/phala/internal/version"
 )
 
 func main() {
 	var (
 		dataDir, genesis, listen, controlListen, endpoint, plat, level string
+		metricsAddr                                                    string
 		cores                                                          uint32
 		memoryMB                                                       uint64
 		controlAllow                                                   []string
@@ -114,6 +117,16 @@ operator; use it for development only.`,
 			if err != nil {
 				return err
 			}
+			if metricsAddr != "" {
+				reg := metrics.NewRegistry()
+				reg.MustRegister(enginemetrics.New(e))
+				ms, err := metrics.Listen(metricsAddr, reg, log.With("module", "metrics"))
+				if err != nil {
+					e.Close()
+					return fmt.Errorf("--metrics: %w", err)
+				}
+				defer ms.Close()
+			}
 			srv, csrv := httpapi.PublicServer(e, log), httpapi.ControlServer(e, log, opts)
 			go srv.Serve(ln)
 			go csrv.Serve(cln)
@@ -150,6 +163,7 @@ operator; use it for development only.`,
 	f.Uint32Var(&cores, "cores", 0, "CPU cores declared in WorkerInfo (deployment requirements --min-cores are checked against it; 0: this machine's)")
 	f.Uint64Var(&memoryMB, "memory-mb", 0, "memory (MiB) declared in WorkerInfo (deployment requirements --min-memory-mb are checked against it; 0: this machine's)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (host:port; empty: off). They carry counts, heights, sizes and durations only (docs/metrics.md)")
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}

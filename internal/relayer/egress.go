@@ -51,8 +51,10 @@ func (r *Relayer) pushEgress(ctx context.Context) error {
 		if page == maxEgressPages {
 			return fmt.Errorf("egress: more than %d pages; the rest waits for the next round", maxEgressPages)
 		}
-		ms, next, err := r.pr.EgressPage(ctx, after, r.cfg.EgressPage)
-		if err != nil {
+		pctx, cancel := context.WithTimeout(ctx, r.cfg.PRuntimeTimeout)
+		ms, next, err := r.pr.EgressPage(pctx, after, r.cfg.EgressPage)
+		cancel()
+		if err = r.prCalled(ctx, err); err != nil {
 			return err
 		}
 		if err := r.pushPage(ctx, st, ms); err != nil {
@@ -180,6 +182,9 @@ func (r *Relayer) awaitEgress(ctx context.Context, key string, m *api.Message, h
 		// evicted). The next round reads the chain's sequence before
 		// resubmitting; the nonce is re-read too.
 		r.sub.reset()
+		r.mu.Lock()
+		r.stats.EgressTimedOut++
+		r.mu.Unlock()
 		r.log.Warn("egress tx not committed in time; will check the chain and resubmit", "origin", m.Origin.String(), "seq", m.Seq,
 			"tx", fmt.Sprintf("%X", hash[:8]), "waited", r.cfg.TxTimeout)
 	case res.Code == api.CodeOK:

@@ -50,8 +50,10 @@ func (r *Relayer) maybeRecover(ctx context.Context) error {
 		return nil
 	}
 	r.lastRecoverCheck = time.Now()
-	info, err := r.pr.Info(ctx)
-	if err != nil {
+	ictx, cancel := context.WithTimeout(ctx, r.cfg.PRuntimeTimeout)
+	info, err := r.pr.Info(ictx)
+	cancel()
+	if err = r.prCalled(ctx, err); err != nil {
 		return err
 	}
 	waiting := map[string]bool{}
@@ -120,8 +122,10 @@ func (r *Relayer) recoverOne(ctx context.Context, need api.RecoveryNeed) error {
 		return fmt.Errorf("the recovery needs %d entries and %d blocks, about %d bytes: more than pRuntime's limit of %d", len(req.Entries), len(req.Blocks), size, api.MaxRecoverBytes)
 	}
 	fetched := time.Since(start) // the entries and the blocks
-	res, err := r.pr.Recover(ctx, req)
-	if err != nil {
+	rctx, cancel := context.WithTimeout(ctx, r.cfg.BatchTimeout)
+	res, err := r.pr.Recover(rctx, req)
+	cancel()
+	if err = r.prCalled(ctx, err); err != nil {
 		return err
 	}
 	r.log.Info("contract recovered", "purpose", need.Purpose, "contract", id.Short(), "checkpoint_height", need.CheckpointHeight, "entries", res.Entries,

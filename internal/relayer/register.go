@@ -79,7 +79,10 @@ func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
 		}
 		r.log.Info("renewing the worker registration (it expires soon, or a new era began: pRuntime rotates its ECDH key)", "identity", r.identity.Hex(), "expires_at", rec.ExpiresAt, "tip", tip)
 	}
-	call, err := r.pr.Registration(ctx, r.cfg.Operator.Public())
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.PRuntimeTimeout)
+	call, err := r.pr.Registration(pctx, r.cfg.Operator.Public())
+	cancel()
+	err = r.prCalled(ctx, err)
 	if perr := (*pruntime.Error)(nil); errors.As(err, &perr) && perr.Status == http.StatusConflict {
 		// pRuntime has not verified the headers a registration cites yet
 		// (right after start): the next rounds bring them.

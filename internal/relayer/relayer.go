@@ -44,6 +44,14 @@ type Config struct {
 	MaxBackoff   time.Duration // cap of the delay before retrying after an error (default 5s)
 	TxTimeout    time.Duration // wait this long for a submitted tx to commit before checking again (default 30s)
 	RenewBefore  int64         // renew the registration this many blocks before it expires (default: a tenth of the chain's registration lifetime)
+
+	// Timeouts and warnings (see docs/metrics.md for the matching metrics).
+	NodeTimeout     time.Duration // every request to the node (default 10s)
+	PRuntimeTimeout time.Duration // every request to pRuntime but header and block batches (default 10s)
+	BatchTimeout    time.Duration // a header or block batch sent to pRuntime (default 2m)
+	StallAfter      time.Duration // warn when the node's tip has not moved for this long (default 10s: 5x a 2s block interval)
+	MaxLag          int64         // warn when pRuntime's dispatched height stays more than this many blocks behind the tip for StallAfter (default 50)
+	WarnInterval    time.Duration // a warning that lasts is repeated at most this often (default 1m)
 }
 
 // DefaultConfig returns the defaults for a local development node and
@@ -60,6 +68,13 @@ func DefaultConfig() Config {
 		FetchWorkers:  DefaultFetchWorkers,
 		MaxBackoff:    5 * time.Second,
 		TxTimeout:     30 * time.Second,
+
+		NodeTimeout:     10 * time.Second,
+		PRuntimeTimeout: 10 * time.Second,
+		BatchTimeout:    2 * time.Minute,
+		StallAfter:      10 * time.Second,
+		MaxLag:          50,
+		WarnInterval:    time.Minute,
 	}
 }
 
@@ -90,6 +105,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval < 0 || c.MaxBackoff < 0 || c.TxTimeout < 0 {
 		errs = append(errs, errors.New("poll interval, max backoff and tx timeout must not be negative"))
+	}
+	if c.NodeTimeout < 0 || c.PRuntimeTimeout < 0 || c.BatchTimeout < 0 || c.StallAfter < 0 || c.WarnInterval < 0 || c.MaxLag < 0 {
+		errs = append(errs, errors.New("timeouts, stall-after, warn interval and max lag must not be negative"))
 	}
 	if c.FetchWorkers < 0 || c.FetchWorkers > 256 {
 		errs = append(errs, fmt.Errorf("fetch workers %d: must be 1 to 256 (0: default)", c.FetchWorkers))
@@ -123,6 +141,24 @@ func (c Config) withDefaults() Config {
 	if c.TxTimeout == 0 {
 		c.TxTimeout = d.TxTimeout
 	}
+	if c.NodeTimeout == 0 {
+		c.NodeTimeout = d.NodeTimeout
+	}
+	if c.PRuntimeTimeout == 0 {
+		c.PRuntimeTimeout = d.PRuntimeTimeout
+	}
+	if c.BatchTimeout == 0 {
+		c.BatchTimeout = d.BatchTimeout
+	}
+	if c.StallAfter == 0 {
+		c.StallAfter = d.StallAfter
+	}
+	if c.MaxLag == 0 {
+		c.MaxLag = d.MaxLag
+	}
+	if c.WarnInterval == 0 {
+		c.WarnInterval = d.WarnInterval
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -131,15 +167,17 @@ func (c Config) withDefaults() Config {
 
 // Stats are counters of a running Relayer.
 type Stats struct {
-	Tip        int64 // the node's height at the last round
-	Synced     int64 // pRuntime's verified header height, as last reported
-	Dispatched int64 // pRuntime's dispatched block height, as last reported
+	Tip        int64     // the node's height at the last round
+	TipChanged time.Time // when the node's height last moved (zero: not read yet)
+	Synced     int64     // pRuntime's verified header height, as last reported
+	Dispatched int64     // pRuntime's dispatched block height, as last reported
 
 	EgressSubmitted       int // push_message txs the node's mempool admitted
 	EgressCommitted       int // ... committed successfully
 	EgressAlreadyAccepted int // messages the chain answered "already accepted" (treated as success)
 	EgressSkipped         int // times an egress message was skipped: its sequence is already on chain
 	EgressRefused         int // push_message txs refused or failed (retried later)
+	EgressTimedOut        int // push_message txs not committed within TxTimeout (checked and resubmitted)
 
 	Registrations       int // register_worker txs committed successfully
 	RegistrationRefused int // register_worker txs refused or failed (retried later)
@@ -169,11 +207,14 @@ type Relayer struct {
 	synced     int64
 	dispatched int64
 	tip        int64
-	tipChanged time.Time
-	identity   crypto.PublicKey
-	caughtUp   bool
-	lastStatus time.Time
-	prog       *progress
+	tipChanged time.Time // when the node's tip last moved
+	// lastReconnect: when idle connections to the node were last dropped
+	// because its tip did not move.
+	lastReconnect time.Time
+	identity      crypto.PublicKey
+	caughtUp      bool
+	lastStatus    time.Time
+	prog          *progress
 	// lastRecoverCheck: when pRuntime's info was last read for contracts
 	// to recover (maybeRecover).
 	lastRecoverCheck time.Time
@@ -186,6 +227,11 @@ type Relayer struct {
 	reg    regState
 	stake  stakeState
 	stats  Stats
+	health *health
+	// lastRoundErr: when a failed round was last logged at Warn (the
+	// rest are Debug until WarnInterval passes).
+	lastRoundWarn time.Time
+	roundFailures int // failed rounds since then
 }
 
 // New returns a relayer for cfg (see Config for defaults).
@@ -198,14 +244,19 @@ func New(cfg Config) (*Relayer, error) {
 	if err != nil {
 		return nil, err
 	}
+	hc.Timeout = cfg.NodeTimeout // every node request, whoever makes it
+	pr := pruntime.NewClient(cfg.PRuntime)
+	pr.HTTP.Timeout = max(cfg.BatchTimeout, cfg.PRuntimeTimeout) // the longest call's; shorter ones carry a context deadline
+	log := cfg.Log.With("module", "pherry")
 	r := &Relayer{
 		cfg:    cfg,
-		log:    cfg.Log.With("module", "pherry"),
-		pr:     pruntime.NewClient(cfg.PRuntime),
+		log:    log,
+		pr:     pr,
 		rpc:    rpc,
 		hc:     hc,
 		f:      &Fetcher{RPC: rpc, Workers: cfg.FetchWorkers, MaxBytes: cfg.MaxBatchBytes},
 		egress: map[string]*egressState{},
+		health: newHealth(log, cfg.WarnInterval, cfg.StallAfter),
 	}
 	if cfg.Progress != nil {
 		r.prog = &progress{w: cfg.Progress}
@@ -263,7 +314,7 @@ func (r *Relayer) Run(ctx context.Context) error {
 			r.stats.Errors++
 			r.mu.Unlock()
 			d := bo.next()
-			r.log.Warn("round failed; will retry", "err", err, "retry_in", d.Round(time.Millisecond))
+			r.logRoundError(err, d)
 			sleep(ctx, d)
 			continue
 		}
@@ -284,8 +335,10 @@ func (r *Relayer) Run(ctx context.Context) error {
 // whether pRuntime advanced (the caller polls again at once).
 func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 	if !r.dialed {
-		c, err := client.Dial(ctx, r.cfg.Node)
-		if err != nil {
+		dctx, cancel := context.WithTimeout(ctx, r.cfg.NodeTimeout)
+		c, err := client.Dial(dctx, r.cfg.Node)
+		cancel()
+		if err = r.nodeCalled(ctx, err); err != nil {
 			return false, err
 		}
 		r.chainID, r.params = c.ChainID(), c.Params()
@@ -293,29 +346,44 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 		r.dialed = true
 		r.log.Info("connected to node", "chain", r.chainID, "node", r.cfg.Node)
 	}
+	wasDown := r.health.isActive(condNodeDown)
+	sctx, cancel := context.WithTimeout(ctx, r.cfg.NodeTimeout)
+	st, err := r.rpc.Status(sctx)
+	cancel()
+	if err = r.nodeCalled(ctx, err); err != nil {
+		return false, fmt.Errorf("node status: %w", err)
+	}
+	now := time.Now()
+	tip := st.SyncInfo.LatestBlockHeight
+	// A stall counts while the node answers: one that just came back (a
+	// stopped process resumed) gets StallAfter to move its tip.
+	if tip != r.tip || r.tipChanged.IsZero() || wasDown {
+		r.tipChanged = now
+		r.lastReconnect = now
+	} else if now.Sub(r.lastReconnect) > stallTimeout {
+		// The chain seems stalled. Dial afresh in case this relayer talks
+		// to a stopped server over a connection kept alive.
+		r.log.Debug("node height unchanged; reconnecting", "height", tip, "since", r.tipChanged)
+		r.hc.CloseIdleConnections()
+		r.lastReconnect = now
+	}
+	stalled := now.Sub(r.tipChanged) > r.cfg.StallAfter
+	r.health.set(condChainStalled, stalled, now, "height", tip, "node", r.cfg.Node, "block_time", st.SyncInfo.LatestBlockTime.UTC().Format(time.RFC3339))
+	r.tip = tip
+	// Behind: from pRuntime's last reported height (also while it does
+	// not answer). Block tip-1 is the last a synced tip lets it dispatch.
+	if r.identity != (crypto.PublicKey{}) { // pRuntime reported its heights once
+		lag := max(tip-1-r.dispatched, 0)
+		r.health.set(condBehind, lag > r.cfg.MaxLag, now, "lag", lag, "tip", tip, "dispatched", r.dispatched, "max_lag", r.cfg.MaxLag)
+	}
+	r.mu.Lock()
+	r.stats.Tip, r.stats.TipChanged = tip, r.tipChanged
+	r.mu.Unlock()
 	if !r.known {
 		if err := r.resume(ctx); err != nil {
 			return false, err
 		}
 	}
-	st, err := r.rpc.Status(ctx)
-	if err != nil {
-		return false, fmt.Errorf("node status: %w", err)
-	}
-	tip := st.SyncInfo.LatestBlockHeight
-	if tip != r.tip {
-		r.tipChanged = time.Now()
-	} else if time.Since(r.tipChanged) > stallTimeout {
-		// The chain seems stalled. Dial afresh in case this relayer talks
-		// to a stopped server over a connection kept alive.
-		r.log.Debug("node height unchanged; reconnecting", "height", tip, "since", r.tipChanged)
-		r.hc.CloseIdleConnections()
-		r.tipChanged = time.Now()
-	}
-	r.tip = tip
-	r.mu.Lock()
-	r.stats.Tip = tip
-	r.mu.Unlock()
 	if r.prog != nil {
 		r.prog.update(r.dispatched, tip-1)
 	}
@@ -371,8 +439,10 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 
 // resume reads pRuntime's heights and identity.
 func (r *Relayer) resume(ctx context.Context) error {
-	info, err := r.pr.Info(ctx)
-	if err != nil {
+	ictx, cancel := context.WithTimeout(ctx, r.cfg.PRuntimeTimeout)
+	info, err := r.pr.Info(ictx)
+	cancel()
+	if err = r.prCalled(ctx, err); err != nil {
 		return err
 	}
 	if info.ChainID != r.chainID {
@@ -426,11 +496,13 @@ func (r *Relayer) syncHeaders(ctx context.Context, tip int64) error {
 	start := time.Now()
 	hb, err := r.f.Headers(ctx, from, to) // stops at MaxBatchBytes
 	if err != nil {
-		return fmt.Errorf("fetch headers %d..%d: %w", from, to, err)
+		return fmt.Errorf("fetch headers %d..%d: %w", from, to, r.nodeCalled(ctx, err))
 	}
 	fetched := time.Since(start)
-	h, err := r.pr.SyncHeaders(ctx, hb)
-	if err != nil {
+	bctx, cancel := context.WithTimeout(ctx, r.cfg.BatchTimeout)
+	h, err := r.pr.SyncHeaders(bctx, hb)
+	cancel()
+	if err = r.prCalled(ctx, err); err != nil {
 		return r.refused(err, "sync headers", from)
 	}
 	r.setHeights(h, r.dispatched)
@@ -443,11 +515,13 @@ func (r *Relayer) dispatchBlocks(ctx context.Context) error {
 	start := time.Now()
 	bb, err := r.f.Blocks(ctx, from, to) // stops at MaxBatchBytes
 	if err != nil {
-		return fmt.Errorf("fetch blocks %d..%d: %w", from, to, err)
+		return fmt.Errorf("fetch blocks %d..%d: %w", from, to, r.nodeCalled(ctx, err))
 	}
 	fetched := time.Since(start)
-	h, err := r.pr.DispatchBlocks(ctx, bb)
-	if err != nil {
+	bctx, cancel := context.WithTimeout(ctx, r.cfg.BatchTimeout)
+	h, err := r.pr.DispatchBlocks(bctx, bb)
+	cancel()
+	if err = r.prCalled(ctx, err); err != nil {
 		return r.refused(err, "dispatch blocks", from)
 	}
 	r.setHeights(r.synced, h)

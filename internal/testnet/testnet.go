@@ -34,6 +34,9 @@ type Options struct {
 	// StartTimeout bounds the wait for height 2 (default 30s; longer for a
 	// genesis that writes much state).
 	StartTimeout time.Duration
+	// Metrics: nodes collect metrics (node.Options.Metrics); serve
+	// Node(i).Gatherer().
+	Metrics bool
 }
 
 // Network is a set of in-process validators.
@@ -43,6 +46,7 @@ type Network struct {
 	Homes   []string
 	nodes   []*node.Node
 	log     *slog.Logger
+	metrics bool
 }
 
 // New starts a network and stops it when the test ends.
@@ -79,7 +83,7 @@ func New(t testing.TB, opts Options) *Network {
 	if err != nil {
 		t.Fatalf("testnet: %v", err)
 	}
-	n := &Network{t: t, ChainID: opts.ChainID, Homes: homes, nodes: make([]*node.Node, len(homes)), log: TestLogger(t, opts.LogLevel)}
+	n := &Network{t: t, ChainID: opts.ChainID, Homes: homes, nodes: make([]*node.Node, len(homes)), log: TestLogger(t, opts.LogLevel), metrics: opts.Metrics}
 	t.Cleanup(n.StopAll)
 	for i := range homes {
 		n.Start(i)
@@ -101,7 +105,7 @@ func (n *Network) Start(i int) {
 	if err != nil {
 		n.t.Fatalf("node %d: %v", i, err)
 	}
-	nd, err := node.New(c, n.log.With("node", i))
+	nd, err := node.NewWithOptions(c, n.log.With("node", i), node.Options{Metrics: n.metrics})
 	if err != nil {
 		n.t.Fatalf("node %d: %v", i, err)
 	}

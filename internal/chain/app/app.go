@@ -27,6 +27,7 @@ import (
 	"github.com/phalago/phala/internal/chain/contracts"
 	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/governance"
+	chainmetrics "github.com/phalago/phala/internal/chain/metrics"
 	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
@@ -65,6 +66,9 @@ type App struct {
 	check      *store.Cache
 	lastHeight int64
 	lastTime   time.Time
+
+	// metrics: set by SetMetrics before the node starts; nil counts nothing.
+	metrics *chainmetrics.App
 }
 
 type pendingBlock struct {
@@ -108,6 +112,22 @@ func New(dir string, log *slog.Logger) (*App, error) {
 		a.log.Info("state loaded", "height", st.Height(), "chain_id", a.chainID)
 	}
 	return a, nil
+}
+
+// SetMetrics makes the application count into m (internal/chain/metrics).
+// Call it before the node starts.
+func (a *App) SetMetrics(m *chainmetrics.App) { a.metrics = m }
+
+// Workers returns the number of worker records (expired ones included) at
+// the last committed block; 0 before the first.
+func (a *App) Workers() int {
+	snap, err := a.store.Snapshot(0)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	registry.ForEachWorker(snap, func(*api.WorkerRecord) bool { n++; return true })
+	return n
 }
 
 // newMux is the chain's module table: every call, origin, pushed topic,
@@ -339,6 +359,11 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 			}
 		}
 		results[i] = res
+		call := chainmetrics.CallInvalid
+		if tx != nil {
+			call = tx.Call.Kind().String()
+		}
+		a.metrics.Tx(call, res.Code)
 	}
 	ctx.Events = nil
 	if err := a.mux.EndBlock(ctx); err != nil {
@@ -374,6 +399,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	a.params = p.params
 	a.mu.Unlock()
 	a.resetCheck(snap, p.time)
+	a.metrics.Committed(p.height, len(p.msgs))
 	if len(p.msgs) > 0 {
 		a.log.Debug("block committed", "height", p.height, "messages", len(p.msgs))
 	}

@@ -64,6 +64,7 @@ type ckpt struct {
 	contracts map[crypto.PublicKey]partRef
 	// writes counts part files written (for tests).
 	writes   map[string]int
+	sealed   int // bytes sealed by the checkpoint being written (parts; stats.go)
 	dirReady bool
 }
 
@@ -95,6 +96,7 @@ func (e *Engine) savePart(name string, gen uint64, data []byte) (partRef, error)
 	if err := e.sealer.Save(e.partPath(name), data); err != nil {
 		return partRef{}, fmt.Errorf("%s: %w", name, err)
 	}
+	e.ck.sealed += len(data)
 	if e.ck.writes == nil {
 		e.ck.writes = map[string]int{}
 	}
@@ -128,6 +130,8 @@ func (e *Engine) egressFingerprint() [2]uint64 {
 
 // checkpoint seals what changed since the last checkpoint (see above).
 func (e *Engine) checkpoint() error {
+	start := time.Now()
+	e.ck.sealed = 0
 	if t := e.lc.Trusted(); t != nil {
 		b, err := t.ToProto().Marshal()
 		if err != nil {
@@ -187,9 +191,11 @@ func (e *Engine) checkpoint() error {
 	e.st.egress = nil // in its own part
 	c := &core{gen: gen, state: e.st.encode(), egress: egressRef, guard: guardRef, final: e.ck.final, refs: refs, order: ids}
 	e.st.egress = egress
-	if err := e.sealer.Save(filepath.Join(e.cfg.DataDir, StateFile), c.encode()); err != nil {
+	coreBytes := c.encode()
+	if err := e.sealer.Save(filepath.Join(e.cfg.DataDir, StateFile), coreBytes); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	e.noteCheckpoint(e.ck.sealed+len(coreBytes), time.Since(start))
 	// Committed: forget the superseded parts.
 	if egressRef != e.ck.egress && e.ck.egress.gen != 0 {
 		os.Remove(e.partPath(egressPart(e.ck.egress.gen)))

@@ -127,6 +127,8 @@ type Engine struct {
 	// retired: a runtime migration retired this pRuntime's build
 	// (migration.go); read by queries off the lock.
 	retired atomic.Bool
+	// cnt: monitoring counters (stats.go), read off the lock.
+	cnt counters
 }
 
 // published is the running contracts' committed state as of one
@@ -164,6 +166,7 @@ func (e *Engine) publish() {
 	e.pubMu.Lock()
 	e.pub = published{height: e.st.dispatched, blockTime: e.st.blockTime, views: views}
 	e.pubMu.Unlock()
+	e.noteHeights()
 }
 
 // queryView returns what a query to contract reads: the contract, its
@@ -386,6 +389,7 @@ func (e *Engine) SyncHeaders(b *api.HeaderBatch) (int64, error) {
 			return e.st.headerHeight, err
 		}
 	}
+	e.noteHeights()
 	if ferr != nil {
 		e.log.Warn("header sync refused", "height", e.st.headerHeight, "err", ferr)
 	}
@@ -482,6 +486,8 @@ func (e *Engine) dispatchBlock(bm *api.BlockMessages) error {
 	}
 	e.pruneBlockHashes(bm.Height)
 	e.publish()
+	e.cnt.blocks.Add(1)
+	e.cnt.messages.Add(uint64(len(bm.Messages)))
 	return nil
 }
 

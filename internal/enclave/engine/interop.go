@@ -126,6 +126,9 @@ func (e *Engine) runInput(ctx *Context, r *running, id, caller crypto.PublicKey,
 		run = r.c.EventWithin
 	}
 	res, err := run(context.Background(), caller, input, ctx.Height, ctx.Time, e.egressBudget(id, r, ctx.Height), gasLimit)
+	if res != nil {
+		e.cnt.gas.Add(res.GasUsed)
+	}
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/api/codec"
@@ -459,6 +460,7 @@ func (e *Engine) onCommand(ctx *Context, m *api.Message) error {
 // replayed by a recovery.
 func (e *Engine) runCommand(ctx *Context, r *running, cm *api.ContractCommandMessage) error {
 	if last, seen := r.lastNonce[cm.From]; seen && cm.Nonce <= last {
+		e.noteCommand(ResultRejected, 0)
 		return fmt.Errorf("replayed command (nonce %d, last %d)", cm.Nonce, last)
 	}
 	ch, err := channel.New(r.c.Keys().Ecdh, cm.From, api.ChannelPurposeCommand)
@@ -478,6 +480,7 @@ func (e *Engine) runCommand(ctx *Context, r *running, cm *api.ContractCommandMes
 	}
 	if err != nil {
 		e.executed(r, cm.Contract)
+		e.noteCommand(ResultRejected, 0)
 		r.recordReceipt(cm.From, cm.Nonce, ctx.Height, api.ReceiptBody{Status: api.ReceiptRejected,
 			Output: []byte("the input does not open with CommKey(sender, contract): sealed to another contract's key, or altered")})
 		return nil
@@ -492,6 +495,15 @@ func (e *Engine) runCommand(ctx *Context, r *running, cm *api.ContractCommandMes
 	// What became of the command goes to its sender only, in the receipt:
 	// not to the log, which the host reads.
 	r.recordReceipt(cm.From, cm.Nonce, ctx.Height, receiptBody(res, err))
+	var gas uint64
+	if res != nil {
+		gas = res.GasUsed
+	}
+	if err == nil {
+		e.noteCommand(ResultOK, gas)
+	} else {
+		e.noteCommand(ResultFailed, gas)
+	}
 	if err == nil {
 		e.emitContract(r, res)
 	}
@@ -561,7 +573,10 @@ func receiptBody(res *contracts.Result, err error) api.ReceiptBody {
 // ErrBadInput (not our contract; refused query), ErrBusy (no slot before
 // the deadline). A query that runs out of time gets an answer with an
 // error status, like one that runs out of gas.
-func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
+func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (_ *api.ContractQueryResponse, err error) {
+	start := time.Now()
+	var callFailed bool
+	defer func() { e.noteQuery(time.Since(start), err, callFailed) }()
 	if e.retired.Load() {
 		return nil, ErrRetired
 	}
@@ -598,6 +613,7 @@ func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (*api.Contract
 		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	res, qerr := p.c.QueryView(ctx, p.view, q.From, input, height, at, QueryTimeout)
+	callFailed = qerr != nil
 	return p.c.Answer(ch, q, height, res, qerr), nil
 }
 

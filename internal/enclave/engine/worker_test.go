@@ -201,6 +201,19 @@ func TestContractLifecycle(t *testing.T) {
 	if err != nil || string(out) != "77" {
 		t.Fatalf("bob's balance: %q at %d: %v (the replayed mint must not count twice)", out, h, err)
 	}
+	// The counters (metrics) saw one command run, one replay rejected, one
+	// query answered; gas was used; nothing in them names a caller.
+	st := w.Stats()
+	if st.Commands[ResultOK] != 1 || st.Commands[ResultRejected] != 1 || st.Queries[ResultOK] != 1 || st.QueryCount != 1 ||
+		st.GasUsed == 0 || st.ContractsRunning != 1 || st.Dispatched != w.Info().Dispatched || st.Checkpoints == 0 || st.CheckpointBytes == 0 {
+		t.Fatalf("worker stats %+v", st)
+	}
+	if _, err := w.Query(ctx(t), p.Query); err == nil {
+		t.Fatal("replayed query answered")
+	}
+	if st := w.Stats(); st.Queries[ResultRefused] != 1 || st.QueryCount != 2 {
+		t.Fatalf("refused query not counted: %+v", st.Queries)
+	}
 	// The chain stored only ciphertext: "77" and "mint" are nowhere in the
 	// command messages.
 	if bytes.Contains(mint.Sealed, []byte("mint")) {
