@@ -396,12 +396,17 @@ func (c *Client) Messages(ctx context.Context, height int64) (*api.BlockMessages
 }
 
 // Height returns the latest committed height.
+//
+// It is the application's last committed height (ABCI Info), not the
+// block store's (Status): CometBFT stores a block before the application
+// commits it, so for a moment Status names a height whose state and
+// queue messages no query can read yet ("no state at this height").
 func (c *Client) Height(ctx context.Context) (int64, error) {
-	st, err := c.rpc.Status(ctx)
+	info, err := c.rpc.ABCIInfo(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return st.SyncInfo.LatestBlockHeight, nil
+	return info.Response.LastBlockHeight, nil
 }
 
 // Broadcast submits encoded transaction bytes and returns once the node's
