@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ErrUnavailable: network namespaces cannot be made here.
@@ -141,8 +142,25 @@ func (n *Network) AddHost(name string) *Host {
 // pulled) until Restore.
 func (h *Host) Cut() error { return h.n.linkSet(h.port, "down") }
 
-// Restore puts a cut host back on the network.
-func (h *Host) Restore() error { return h.n.linkSet(h.port, "up") }
+// Restore puts a cut host back on the network, and waits (up to 10 s)
+// until its switch port is up: setting a link up takes effect
+// asynchronously (carrier, then the bridge port's state).
+func (h *Host) Restore() error {
+	if err := h.n.linkSet(h.port, "up"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", h.n.switchNS(), "-o", "link", "show", h.port).CombinedOutput()
+		if err == nil && bytes.Contains(out, []byte("state UP")) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("netns: %s not up 10 s after restoring it: %s", h.port, bytes.TrimSpace(out))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 func (n *Network) linkSet(port, state string) error {
 	if out, err := exec.Command("ip", "-n", n.switchNS(), "link", "set", port, state).CombinedOutput(); err != nil {

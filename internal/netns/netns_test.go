@@ -76,8 +76,13 @@ func TestHostsCutRestore(t *testing.T) {
 		if err := a.Restore(); err != nil {
 			t.Fatal(err)
 		}
-		if !dial(a) {
-			t.Fatal("a restored host cannot reach the test process")
+		// The route back may take a moment more than the port (neighbour
+		// entries, the bridge learning the host's address again).
+		for deadline := time.Now().Add(10 * time.Second); !dial(a); {
+			if time.Now().After(deadline) {
+				t.Fatal("a restored host cannot reach the test process")
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 	out, _ := exec.Command("ip", "netns", "list").CombinedOutput()
