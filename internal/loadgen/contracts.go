@@ -71,20 +71,7 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	c, err := client.DialOptions(ctx, cfg.RPC, cfg.Trust)
-	if err != nil {
-		return nil, err
-	}
-	owner := c.NewSigner(cfg.Funder)
-	upload, _, err := owner.Upload(ctx, cfg.Code, 1, nil)
-	if err != nil {
-		return nil, fmt.Errorf("upload: %w", err)
-	}
-	rec, err := c.WaitContract(ctx, upload)
-	if err != nil {
-		return nil, err
-	}
-	endpoint, err := c.WorkerEndpoint(ctx, rec.Workers[0])
+	c, owner, rec, endpoint, err := deployOne(ctx, cfg.RPC, cfg.Trust, cfg.Funder, cfg.Code)
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +178,30 @@ func broadcastExecuted(ctx context.Context, c *client.Client, rpc, endpoint stri
 			return nil, err
 		}
 	}
+}
+
+// deployOne dials rpc, uploads code with funder as its deployer on one
+// worker, waits until it runs, and returns the client, the deployer's
+// signer, the contract's record and its worker's API endpoint.
+func deployOne(ctx context.Context, rpc string, trust client.Options, funder *crypto.KeyPair, code []byte) (*client.Client, *client.Signer, *api.ContractRecord, string, error) {
+	c, err := client.DialOptions(ctx, rpc, trust)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	owner := c.NewSigner(funder)
+	upload, _, err := owner.Upload(ctx, code, 1, nil)
+	if err != nil {
+		return nil, nil, nil, "", fmt.Errorf("upload: %w", err)
+	}
+	rec, err := c.WaitContract(ctx, upload)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	endpoint, err := c.WorkerEndpoint(ctx, rec.Workers[0])
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	return c, owner, rec, endpoint, nil
 }
 
 func dispatched(ctx context.Context, endpoint string) (int64, error) {

@@ -75,20 +75,7 @@ func RunPegged(ctx context.Context, cfg PeggedConfig) (*PeggedResult, error) {
 	if cfg.Senders < 2 || cfg.Transfers < cfg.Senders || cfg.DepositUnits == 0 || cfg.WithdrawUnits == 0 || cfg.WithdrawUnits > cfg.DepositUnits {
 		return nil, errors.New("pegged bench: at least 2 senders, a transfer per sender, and a withdrawal no larger than the deposit")
 	}
-	c, err := client.DialOptions(ctx, cfg.RPC, cfg.Trust)
-	if err != nil {
-		return nil, err
-	}
-	owner := c.NewSigner(cfg.Funder)
-	upload, _, err := owner.Upload(ctx, cfg.Code, 1, nil)
-	if err != nil {
-		return nil, fmt.Errorf("upload: %w", err)
-	}
-	rec, err := c.WaitContract(ctx, upload)
-	if err != nil {
-		return nil, err
-	}
-	endpoint, err := c.WorkerEndpoint(ctx, rec.Workers[0])
+	c, owner, rec, endpoint, err := deployOne(ctx, cfg.RPC, cfg.Trust, cfg.Funder, cfg.Code)
 	if err != nil {
 		return nil, err
 	}
