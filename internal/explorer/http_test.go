@@ -87,7 +87,13 @@ func TestHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, _ := startExplorer(t, c, n.RPC(0))
+	base, s := startExplorer(t, c, n.RPC(0))
+	// The account pages list the transactions of the blocks followed so
+	// far: wait until the transfer's block is one of them.
+	testnet.WaitFor(t, time.Minute, "the explorer following the transfer's block", func() (bool, error) {
+		_, tip := s.recent()
+		return tip >= res.Height, nil
+	})
 	tx := fmt.Sprintf("%X", res.Hash)
 	nobody := crypto.MustKeyPairFromURI("//nobody").Public()
 	for _, tc := range []struct {
