@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,10 +27,10 @@ import (
 
 func devnetCmd(g *globals) *cobra.Command {
 	var (
-		home, logLevel string
-		cfg            = devnet.DefaultConfig("")
-		demo           bool
-		processes      bool
+		home, logLevel, pprofAddr string
+		cfg                       = devnet.DefaultConfig("")
+		demo                      bool
+		processes                 bool
 	)
 	c := &cobra.Command{
 		Use:   "devnet",
@@ -82,6 +85,12 @@ so run it from the repository) and runs a few private transfers and queries.`,
 				defer os.RemoveAll(dir)
 			}
 			cfg.Home = home
+			if pprofAddr != "" {
+				if err := servePprof(pprofAddr); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "pprof:       http://%s/debug/pprof/\n", pprofAddr)
+			}
 			if processes || cfg.PRuntimeBinary != "" || cfg.PherryBinary != "" {
 				if err := buildParts(cmd.OutOrStdout(), &cfg); err != nil {
 					return err
@@ -139,6 +148,7 @@ so run it from the repository) and runs a few private transfers and queries.`,
 	c.Flags().StringVar(&cfg.PRuntimeBinary, "pruntime-binary", "", "pruntime executable to run the pRuntimes with (implies --processes)")
 	c.Flags().StringVar(&cfg.PherryBinary, "pherry-binary", "", "pherry executable to run the pherries with (implies --processes)")
 	c.Flags().BoolVar(&demo, "demo", false, "deploy the confidential token and run private transfers and queries")
+	c.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go's net/http/pprof profiles of this process on this address (e.g. 127.0.0.1:6060; development only: never expose it)")
 	c.Flags().StringVar(&logLevel, "log-level", "warn", "log level of the devnet's parts: debug, info, warn, error")
 	return c
 }
@@ -264,4 +274,22 @@ func devnetTry(rpc, dataDir, genesisFile string) string {
 		try += " --data-dir " + dataDir
 	}
 	return try
+}
+
+// servePprof serves net/http/pprof's handlers on addr (a development aid
+// of the devnet, whose pRuntimes run in this process: `go tool pprof
+// http://addr/debug/pprof/profile?seconds=10`).
+func servePprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	go func() { _ = (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln) }()
+	return nil
 }
