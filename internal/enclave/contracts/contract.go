@@ -60,7 +60,7 @@ type Contract struct {
 	// (SetStateBudget; NoBudget: no bound).
 	stateBudget int
 	chMu        sync.Mutex
-	channels    map[crypto.PublicKey]*channel.Channel
+	channels    map[channelKey]*channel.Channel // CommKey(ECDH key, peer) per purpose, dropped with the key
 	// prevEcdh: the previous key epoch's ECDH key while the contract
 	// migrates (SwitchEpoch): inputs sealed to it still open, until
 	// EndMigration.
@@ -100,7 +100,7 @@ func New(ctx context.Context, v *vm.VM, k *keys.ContractKeys, m *vm.Module) (*Co
 }
 
 func newContract(v *vm.VM, k *keys.ContractKeys, m *vm.Module, st *Store) *Contract {
-	c := &Contract{vm: v, module: m, store: st, GasLimit: DefaultGasLimit, stateBudget: NoBudget, channels: map[crypto.PublicKey]*channel.Channel{}}
+	c := &Contract{vm: v, module: m, store: st, GasLimit: DefaultGasLimit, stateBudget: NoBudget, channels: map[channelKey]*channel.Channel{}}
 	c.keys.Store(k)
 	c.escrow = api.EscrowAccount(k.Identity.Public())
 	return c
@@ -802,19 +802,39 @@ func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
 // channel returns the query channel with a client, caching the ECDH result
 // per client (bounded).
 func (c *Contract) channel(peer crypto.PublicKey) (*channel.Channel, error) {
+	return c.Channel(peer, api.ChannelPurposeQuery)
+}
+
+// channelKey names a cached channel: the peer and the purpose (the
+// contract's side is always its current ECDH key).
+type channelKey struct {
+	peer    crypto.PublicKey
+	purpose string
+}
+
+// Channel returns CommKey(the contract's current ECDH key, peer) for
+// purpose (api.ChannelPurpose*), derived once per peer and purpose: the
+// ECDH it takes (a ristretto255 scalar multiplication, ~40 µs) would
+// otherwise be paid by every command, receipt and query of a client. The
+// cache is dropped whole when the ECDH key changes (SwitchEpoch) or the
+// previous one retires (EndMigration), so no channel of a retired key
+// outlives it, and when it reaches maxCachedChannels entries. Safe for
+// concurrent use.
+func (c *Contract) Channel(peer crypto.PublicKey, purpose string) (*channel.Channel, error) {
 	c.chMu.Lock()
 	defer c.chMu.Unlock()
-	if ch, ok := c.channels[peer]; ok {
+	k := channelKey{peer, purpose}
+	if ch, ok := c.channels[k]; ok {
 		return ch, nil
 	}
-	ch, err := channel.New(c.keys.Load().Ecdh, peer, api.ChannelPurposeQuery)
+	ch, err := channel.New(c.keys.Load().Ecdh, peer, purpose)
 	if err != nil {
 		return nil, err
 	}
 	if len(c.channels) >= maxCachedChannels {
 		clear(c.channels)
 	}
-	c.channels[peer] = ch
+	c.channels[k] = ch
 	return ch, nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/phalago/phala/api"
+	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/enclave/keys"
 )
 
@@ -558,4 +560,58 @@ func TestContractKeyEpochs(t *testing.T) {
 	if err := c.DropKeyEpoch(0); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestChannelCacheFollowsEcdhKey: Channel caches CommKey per peer and
+// purpose, and a key epoch switch drops the cache, so inputs sealed to
+// the retired ECDH key no longer open through it.
+func TestChannelCacheFollowsEcdhKey(t *testing.T) {
+	k0, _ := keys.ContractKeysFromSeed(sha256.Sum256([]byte("channel cache epoch 0")))
+	k1, _ := keys.ContractKeysFromSeed(sha256.Sum256([]byte("channel cache epoch 1")))
+	c, err := New(context.Background(), nil, k0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := crypto.MustKeyPairFromURI("//Alice")
+	seal := func(to *crypto.KeyPair, purpose string) []byte {
+		ch, err := channel.New(client, to.Public(), purpose)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch.Seal([]byte("transfer"), []byte("ad"))
+	}
+	open := func(purpose string, sealed []byte) error {
+		ch, err := c.Channel(client.Public(), purpose)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ch.Open(sealed, []byte("ad"))
+		return err
+	}
+	to0 := seal(k0.Ecdh, api.ChannelPurposeCommand)
+	if err := open(api.ChannelPurposeCommand, to0); err != nil {
+		t.Fatalf("command sealed to the current key: %v", err)
+	}
+	if a, _ := c.Channel(client.Public(), api.ChannelPurposeCommand); a != must(c.Channel(client.Public(), api.ChannelPurposeCommand)) {
+		t.Fatal("the channel is derived again on every call")
+	}
+	if err := open(api.ChannelPurposeReceipt, to0); err == nil {
+		t.Fatal("a command's ciphertext opens as a receipt: purposes share a key")
+	}
+	if err := c.SwitchEpoch(1, k1); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(api.ChannelPurposeCommand, to0); err == nil {
+		t.Fatal("after the switch, the cached channel of the retired ECDH key still opens")
+	}
+	if err := open(api.ChannelPurposeCommand, seal(k1.Ecdh, api.ChannelPurposeCommand)); err != nil {
+		t.Fatalf("command sealed to the new key: %v", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/crypto"
-	"github.com/phalago/phala/crypto/channel"
 )
 
 // Retention of receipts per contract: the latest MaxReceipts commands'
@@ -188,7 +187,7 @@ func (e *Engine) Receipt(ctx context.Context, contract, from crypto.PublicKey, n
 	if !found {
 		return nil, &NoReceiptError{Dispatched: dispatched, Oldest: oldest}
 	}
-	ch, err := channel.New(r.c.Keys().Ecdh, from, api.ChannelPurposeReceipt)
+	ch, err := r.c.Channel(from, api.ChannelPurposeReceipt)
 	if err != nil {
 		return nil, fmt.Errorf("%w: sender key: %v", ErrBadInput, err)
 	}

@@ -463,7 +463,7 @@ func (e *Engine) runCommand(ctx *Context, r *running, cm *api.ContractCommandMes
 		e.noteCommand(ResultRejected, 0)
 		return fmt.Errorf("replayed command (nonce %d, last %d)", cm.Nonce, last)
 	}
-	ch, err := channel.New(r.c.Keys().Ecdh, cm.From, api.ChannelPurposeCommand)
+	ch, err := r.c.Channel(cm.From, api.ChannelPurposeCommand)
 	if err != nil {
 		return err
 	}
