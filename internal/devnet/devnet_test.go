@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,23 +17,6 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/testnet"
 )
-
-func freePorts(t *testing.T, n int) []int {
-	var ls []net.Listener
-	var ps []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ps = append(ps, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ps
-}
 
 // The spine in one process: devnet up, the token deployed by Alice,
 // encrypted commands in chain order on both replicas, private balances
@@ -189,7 +171,7 @@ func mustDeployed(t *testing.T, ctx context.Context, c *client.Client, upload [3
 func startTestDevnet(t *testing.T, ctx context.Context, tweak func(*Config)) (*Devnet, *client.Client) {
 	t.Helper()
 	cfg := DefaultConfig(t.TempDir())
-	cfg.Ports = freePorts(t, 2)
+	cfg.Ports = testnet.FreePorts(t, 2)
 	cfg.PRuntimePort = 0
 	cfg.TimeoutCommit = 100 * time.Millisecond
 	tweak(&cfg)
@@ -215,7 +197,7 @@ func TestProcessExitsAtStart(t *testing.T) {
 		t.Skip("no false(1)")
 	}
 	cfg := DefaultConfig(t.TempDir())
-	cfg.Ports, cfg.PRuntimePort = freePorts(t, 2), 0
+	cfg.Ports, cfg.PRuntimePort = testnet.FreePorts(t, 2), 0
 	cfg.Log = slog.New(slog.DiscardHandler)
 	cfg.PRuntimeBinary, cfg.PherryBinary = fail, fail
 	for range 2 { // the second start finds the home unlocked

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -34,25 +33,6 @@ func findBrowser() string {
 	return ""
 }
 
-// freePorts returns n free loopback TCP ports.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
 // In headless Chromium against a devnet (a validator, a gatekeeper and a
 // worker in-process) where //Alice deployed the token contract and sent
 // //Bob 1 PHA: home → the block of the worker's registration → its
@@ -72,7 +52,7 @@ func TestBrowser(t *testing.T) {
 	start := time.Now()
 	phase := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
 	cfg := devnet.DefaultConfig(t.TempDir())
-	cfg.Ports, cfg.PRuntimePort = freePorts(t, 2), 0
+	cfg.Ports, cfg.PRuntimePort = testnet.FreePorts(t, 2), 0
 	cfg.Workers = 1
 	cfg.TimeoutCommit = 200 * time.Millisecond
 	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))

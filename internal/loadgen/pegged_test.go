@@ -12,6 +12,7 @@ import (
 	"github.com/phalago/phala/contract/contracttest"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/devnet"
+	"github.com/phalago/phala/internal/node"
 )
 
 // The pegged token's benchmark (phala bench ppha) runs on an in-process
@@ -23,7 +24,7 @@ func TestPeggedBenchRuns(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	ports, err := freePorts(2)
+	ports, err := node.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}

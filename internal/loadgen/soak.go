@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/devnet"
+	"github.com/phalago/phala/internal/node"
 )
 
 // SoakConfig is a soak run (issue 14, deliverable 4): a devnet of
@@ -88,7 +88,7 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 		out = io.Discard
 	}
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
-	ports, err := freePorts(2)
+	ports, err := node.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -426,24 +426,4 @@ func rssMiB(pid string) uint64 {
 		}
 	}
 	return 0
-}
-
-// freePorts returns n free loopback ports.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ps []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ps = append(ps, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ps, nil
 }

@@ -6,6 +6,7 @@ package node
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 
@@ -201,4 +202,26 @@ func (t *trackedDBs) closeAll() {
 		_ = db.Close() // some are already closed by CometBFT
 	}
 	t.dbs = nil
+}
+
+// FreePorts returns n distinct loopback TCP ports free at the time of the
+// call (each listened on, then all released), for devnets and test
+// networks that must not collide with another on the same machine.
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	ls := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free loopback port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }

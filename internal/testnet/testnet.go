@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -64,7 +63,7 @@ func New(t testing.TB, opts Options) *Network {
 	if opts.LogLevel == 0 {
 		opts.LogLevel = slog.LevelWarn
 	}
-	ports := freePorts(t, 2*opts.Validators)
+	ports := FreePorts(t, 2*opts.Validators)
 	homes, err := node.Testnet(t.TempDir(), node.TestnetOptions{
 		ChainID:    opts.ChainID,
 		Validators: opts.Validators,
@@ -206,19 +205,13 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 	}
 }
 
-func freePorts(t testing.TB, n int) []int {
-	ports := make([]int, n)
-	ls := make([]net.Listener, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		ls[i] = l
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	for _, l := range ls {
-		l.Close()
+// FreePorts returns n free loopback TCP ports (node.FreePorts), failing
+// t if there are none.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports, err := node.FreePorts(n)
+	if err != nil {
+		t.Fatalf("free ports: %v", err)
 	}
 	return ports
 }
