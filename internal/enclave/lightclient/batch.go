@@ -20,10 +20,6 @@ type Signed struct {
 	Validators *cmttypes.ValidatorSet
 }
 
-// minBatchPerWorker is the fewest signatures worth a goroutine of their
-// own: below it, batch verification loses most of its advantage.
-const minBatchPerWorker = 64
-
 // VerifyBatch accepts hs in order as the next headers, exactly as calling
 // Verify on each would, and returns how many it accepted and the error
 // that refused the next one (nil if all were accepted). Those accepted stay
@@ -36,7 +32,10 @@ const minBatchPerWorker = 64
 // set's hash and its hand-over from the previous header, the validator
 // addresses, and the 2/3 voting-power tally over exactly the signatures
 // that VerifyCommitLight would check); then all those signatures are
-// batch-verified at once, split over the CPUs. Batch and single
+// batch-verified at once. The headers are split in contiguous ranges, one
+// per CPU, each checked so on a goroutine of its own (a range counts only
+// if every range before it passed, and it checks its first header's
+// linkage to the last header of the range before). Batch and single
 // verification agree (ZIP-215, as CometBFT's own VerifyCommitLight batches
 // them too). If the batch fails, or a header needs something this path does
 // not handle (the first header after genesis, a non-ed25519 key), the
@@ -52,34 +51,81 @@ func (c *Client) VerifyBatch(hs []Signed) (int, error) {
 			n++
 			continue
 		}
-		k, sigs := c.precheck(hs[n:])
-		if k > 0 && verifySigs(sigs) {
+		k, slow := c.fastVerify(hs[n:])
+		if k > 0 {
 			last := hs[n+k-1].Header
 			c.trusted, c.trustedHash = last, last.Commit.BlockID.Hash
 			n += k
-		} else {
-			// Verify them one by one: it finds the refused header.
-			if k == 0 {
-				k = 1
-			}
-			for _, h := range hs[n : n+k] {
-				if err := c.Verify(h.Header, h.Validators); err != nil {
-					return n, err
-				}
-				n++
-			}
-			continue
 		}
-		if n < len(hs) {
-			// precheck stopped at hs[n]: Verify gives its reason (or
-			// accepts it, if precheck was only more cautious).
-			if err := c.Verify(hs[n].Header, hs[n].Validators); err != nil {
+		// The fast path stopped: Verify the next slow headers one by one;
+		// it names the refused one and its reason (or accepts one the
+		// fast path was only more cautious about).
+		for _, h := range hs[n:min(len(hs), n+slow)] {
+			if err := c.Verify(h.Header, h.Validators); err != nil {
 				return n, err
 			}
 			n++
 		}
 	}
 	return n, nil
+}
+
+// minPerWorker is the fewest headers worth a goroutine of their own: below
+// it, batch verification of their signatures loses most of its advantage.
+const minPerWorker = 48
+
+// fastVerify checks hs on top of the trusted header in contiguous ranges,
+// one per CPU, each range checked in order without signatures (precheck)
+// and then its signatures batch-verified. It returns how many headers at
+// the start of hs passed (every range before them fully passed), and how
+// many after those the caller must verify one by one: 1 if a header failed
+// precheck, its whole range if a range's batch failed (batch verification
+// does not say which signature is bad). It changes nothing.
+func (c *Client) fastVerify(hs []Signed) (accepted, slow int) {
+	if c.trustedHash == nil {
+		c.trustedHash = c.trusted.Hash()
+	}
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(hs)/minPerWorker))
+	per := (len(hs) + workers - 1) / workers
+	type result struct {
+		passed int  // headers at the start of the range that passed precheck
+		ok     bool // their signatures verified
+	}
+	res := make([]result, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*per, min(len(hs), (w+1)*per)
+		prev, prevHash := c.trusted, c.trustedHash
+		if lo > 0 {
+			// Linkage to hs[lo-1] is checked here; hs[lo-1] itself by the
+			// range before (a range counts only if all before it passed).
+			prev = hs[lo-1].Header
+			if prev == nil || prev.Commit == nil {
+				res[w] = result{}
+				continue
+			}
+			prevHash = prev.Commit.BlockID.Hash
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var cache valsHashCache
+			passed, sigs := precheck(prev, prevHash, hs[lo:hi], &cache)
+			res[w] = result{passed: passed, ok: verifySigs(sigs)}
+		}()
+	}
+	wg.Wait()
+	for w, r := range res {
+		lo, hi := w*per, min(len(hs), (w+1)*per)
+		switch {
+		case !r.ok:
+			return accepted, hi - lo
+		case r.passed < hi-lo:
+			return accepted + r.passed, 1
+		}
+		accepted += hi - lo
+	}
+	return accepted, 0
 }
 
 // sig is one signature a commit's verification needs.
@@ -89,20 +135,14 @@ type sig struct {
 }
 
 // precheck runs every check of Verify except the signatures' cryptography
-// on the headers in order, from the trusted one, and returns how many
-// passed and the signatures they need (for each header, those
-// VerifyCommitLight would verify: the commit votes for the block, in
+// on hs in order, on top of prev (whose header hash is prevHash), and
+// returns how many passed and the signatures they need (for each header,
+// those VerifyCommitLight would verify: the commit votes for the block, in
 // order, until more than 2/3 of the voting power).
-func (c *Client) precheck(hs []Signed) (int, []sig) {
-	prev := c.trusted
-	prevHash := c.trustedHash
-	if prevHash == nil {
-		prevHash = prev.Hash()
-		c.trustedHash = prevHash
-	}
+func precheck(prev *cmttypes.SignedHeader, prevHash []byte, hs []Signed, cache *valsHashCache) (int, []sig) {
 	var sigs []sig
 	for k, h := range hs {
-		s, err := c.precheckOne(prev, prevHash, h.Header, h.Validators)
+		s, err := precheckOne(prev, prevHash, h.Header, h.Validators, cache)
 		if err != nil {
 			return k, sigs
 		}
@@ -117,7 +157,7 @@ func (c *Client) precheck(hs []Signed) (int, []sig) {
 // ValidatorSet.VerifyCommitLight (CometBFT v0.38) for sh on top of prev
 // (whose header hash is prevHash) without verifying the signatures, which
 // it returns.
-func (c *Client) precheckOne(prev *cmttypes.SignedHeader, prevHash []byte, sh *cmttypes.SignedHeader, vals *cmttypes.ValidatorSet) ([]sig, error) {
+func precheckOne(prev *cmttypes.SignedHeader, prevHash []byte, sh *cmttypes.SignedHeader, vals *cmttypes.ValidatorSet, cache *valsHashCache) ([]sig, error) {
 	// Verify.
 	if sh == nil || sh.Header == nil || sh.Commit == nil || vals == nil {
 		return nil, errors.New("incomplete header")
@@ -139,7 +179,7 @@ func (c *Client) precheckOne(prev *cmttypes.SignedHeader, prevHash []byte, sh *c
 	if !sh.Time.After(prev.Time) || !sh.Time.Before(now.Add(time.Second)) {
 		return nil, errors.New("header time")
 	}
-	if !bytes.Equal(sh.ValidatorsHash, c.valsHash(vals)) {
+	if !bytes.Equal(sh.ValidatorsHash, cache.hash(vals)) {
 		return nil, errors.New("validators do not match the header")
 	}
 	if !bytes.Equal(sh.ValidatorsHash, prev.NextValidatorsHash) {
@@ -177,16 +217,21 @@ func (c *Client) precheckOne(prev *cmttypes.SignedHeader, prevHash []byte, sh *c
 	return nil, fmt.Errorf("not enough voting power signed: %d, needed more than %d", tallied, needed)
 }
 
-// valsHash returns vals.Hash(), reusing the last one computed when vals
-// has the same validators (public keys and voting powers, in order: all
-// the hash covers) as the set it was computed for.
-func (c *Client) valsHash(vals *cmttypes.ValidatorSet) []byte {
-	if c.hashedVals != nil && sameValidators(c.hashedVals, vals) {
-		return c.hashedValsHash
+// valsHashCache remembers the hash of the last validator set it hashed.
+type valsHashCache struct {
+	vals *cmttypes.ValidatorSet
+	sum  []byte
+}
+
+// hash returns vals.Hash(), reusing the last one computed when vals has
+// the same validators (public keys and voting powers, in order: all the
+// hash covers) as the set it was computed for.
+func (c *valsHashCache) hash(vals *cmttypes.ValidatorSet) []byte {
+	if c.vals != nil && sameValidators(c.vals, vals) {
+		return c.sum
 	}
-	h := vals.Hash()
-	c.hashedVals, c.hashedValsHash = vals, h
-	return h
+	c.vals, c.sum = vals, vals.Hash()
+	return c.sum
 }
 
 // sameValidators reports whether a and b have the same validators' keys
@@ -205,31 +250,9 @@ func sameValidators(a, b *cmttypes.ValidatorSet) bool {
 	return true
 }
 
-// verifySigs batch-verifies sigs, split over the CPUs, and reports
-// whether every one is valid.
+// verifySigs batch-verifies sigs and reports whether every one is valid.
 func verifySigs(sigs []sig) bool {
-	workers := min(runtime.GOMAXPROCS(0), len(sigs)/minBatchPerWorker)
-	if workers < 1 {
-		workers = 1
-	}
-	per := (len(sigs) + workers - 1) / workers
-	oks := make([]bool, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		part := sigs[w*per : min(len(sigs), (w+1)*per)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			oks[w] = verifyPart(part)
-		}()
-	}
-	wg.Wait()
-	for _, ok := range oks {
-		if !ok {
-			return false
-		}
-	}
-	return true
+	return verifyPart(sigs)
 }
 
 func verifyPart(sigs []sig) bool {

@@ -112,10 +112,6 @@ type Client struct {
 	// trustedHash is trusted.Hash() once VerifyBatch has needed it (nil
 	// until then; Verify resets it).
 	trustedHash []byte
-	// hashedVals is the last validator set VerifyBatch hashed, and
-	// hashedValsHash its hash (see valsHash).
-	hashedVals     *cmttypes.ValidatorSet
-	hashedValsHash []byte
 }
 
 // New returns a client at genesis, or resumed at a previously verified
