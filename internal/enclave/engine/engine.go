@@ -392,20 +392,20 @@ const syncChunk = 512
 // it.
 func (e *Engine) syncHeaders(hs []api.HeaderSync, first int) (int, error) {
 	var ferr error
-	dec := make([]lightclient.Signed, 0, len(hs))
+	dec, errs := decodeHeaders(hs)
 	waiting := len(e.st.appHash)
-	for i, h := range hs {
+	for i, err := range errs {
 		if waiting >= maxAhead {
 			ferr = fmt.Errorf("%w: %d verified headers wait for their blocks; dispatch blocks first", ErrBadInput, waiting)
+			dec = dec[:i]
 			break
 		}
-		sh, vals, err := lightclient.DecodeHeader(h.SignedHeader, h.Validators)
 		if err != nil {
 			ferr = fmt.Errorf("%w: header %d of the batch: %v", ErrBadInput, first+i, err)
+			dec = dec[:i]
 			break
 		}
-		dec = append(dec, lightclient.Signed{Header: sh, Validators: vals})
-		if sh.Height > e.cfg.Genesis.InitialHeight {
+		if dec[i].Header.Height > e.cfg.Genesis.InitialHeight {
 			waiting++
 		}
 	}
@@ -424,6 +424,28 @@ func (e *Engine) syncHeaders(hs []api.HeaderSync, first int) (int, error) {
 		e.st.headerHeight = sh.Height
 	}
 	return n, ferr
+}
+
+// decodeHeaders decodes hs (lightclient.DecodeHeader), in contiguous
+// ranges on a goroutine per CPU; errs[i] is header i's decoding error.
+func decodeHeaders(hs []api.HeaderSync) ([]lightclient.Signed, []error) {
+	dec := make([]lightclient.Signed, len(hs))
+	errs := make([]error, len(hs))
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(hs)/32))
+	per := (len(hs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w * per; i < min(len(hs), (w+1)*per); i++ {
+				sh, vals, err := lightclient.DecodeHeader(hs[i].SignedHeader, hs[i].Validators)
+				dec[i], errs[i] = lightclient.Signed{Header: sh, Validators: vals}, err
+			}
+		}()
+	}
+	wg.Wait()
+	return dec, errs
 }
 
 // DispatchBlocks verifies and dispatches consecutive blocks' messages. It
