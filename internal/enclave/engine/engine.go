@@ -363,26 +363,10 @@ func (e *Engine) SyncHeaders(b *api.HeaderBatch) (int64, error) {
 	defer e.mu.Unlock()
 	var ferr error
 	n := 0
-	for i, h := range b.Headers {
-		if len(e.st.appHash) >= maxAhead {
-			ferr = fmt.Errorf("%w: %d verified headers wait for their blocks; dispatch blocks first", ErrBadInput, len(e.st.appHash))
-			break
-		}
-		sh, vals, err := lightclient.DecodeHeader(h.SignedHeader, h.Validators)
-		if err == nil {
-			err = e.lc.Verify(sh, vals)
-		}
-		if err != nil {
-			ferr = fmt.Errorf("%w: header %d of the batch: %v", ErrBadInput, i, err)
-			break
-		}
-		if sh.Height > e.cfg.Genesis.InitialHeight {
-			e.st.appHash[sh.Height-1] = sh.AppHash
-		}
-		e.st.headerTime[sh.Height] = sh.Time.UnixNano()
-		e.rememberBlockHash(sh)
-		e.st.headerHeight = sh.Height
-		n++
+	for n < len(b.Headers) && ferr == nil {
+		var k int
+		k, ferr = e.syncHeaders(b.Headers[n:min(len(b.Headers), n+syncChunk)], n)
+		n += k
 	}
 	if n > 0 {
 		if err := e.checkpoint(); err != nil {
@@ -394,6 +378,74 @@ func (e *Engine) SyncHeaders(b *api.HeaderBatch) (int64, error) {
 		e.log.Warn("header sync refused", "height", e.st.headerHeight, "err", ferr)
 	}
 	return e.st.headerHeight, ferr
+}
+
+// syncChunk is how many headers SyncHeaders decodes and verifies
+// together: enough for batch verification of their signatures to pay off
+// fully, few enough to keep the decoded headers' memory small.
+const syncChunk = 512
+
+// syncHeaders decodes hs (each once), verifies them together
+// (lightclient.VerifyBatch, which accepts exactly what one by one would)
+// and records those accepted. first is the index of hs[0] in the batch,
+// for errors. It returns how many it accepted and the error that stopped
+// it.
+func (e *Engine) syncHeaders(hs []api.HeaderSync, first int) (int, error) {
+	var ferr error
+	dec, errs := decodeHeaders(hs)
+	waiting := len(e.st.appHash)
+	for i, err := range errs {
+		if waiting >= maxAhead {
+			ferr = fmt.Errorf("%w: %d verified headers wait for their blocks; dispatch blocks first", ErrBadInput, waiting)
+			dec = dec[:i]
+			break
+		}
+		if err != nil {
+			ferr = fmt.Errorf("%w: header %d of the batch: %v", ErrBadInput, first+i, err)
+			dec = dec[:i]
+			break
+		}
+		if dec[i].Header.Height > e.cfg.Genesis.InitialHeight {
+			waiting++
+		}
+	}
+	n, err := e.lc.VerifyBatch(dec)
+	if err != nil {
+		// It refused a header before any that did not decode.
+		ferr = fmt.Errorf("%w: header %d of the batch: %v", ErrBadInput, first+n, err)
+	}
+	for _, h := range dec[:n] {
+		sh := h.Header
+		if sh.Height > e.cfg.Genesis.InitialHeight {
+			e.st.appHash[sh.Height-1] = sh.AppHash
+		}
+		e.st.headerTime[sh.Height] = sh.Time.UnixNano()
+		e.rememberBlockHash(sh)
+		e.st.headerHeight = sh.Height
+	}
+	return n, ferr
+}
+
+// decodeHeaders decodes hs (lightclient.DecodeHeader), in contiguous
+// ranges on a goroutine per CPU; errs[i] is header i's decoding error.
+func decodeHeaders(hs []api.HeaderSync) ([]lightclient.Signed, []error) {
+	dec := make([]lightclient.Signed, len(hs))
+	errs := make([]error, len(hs))
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(hs)/32))
+	per := (len(hs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w * per; i < min(len(hs), (w+1)*per); i++ {
+				sh, vals, err := lightclient.DecodeHeader(hs[i].SignedHeader, hs[i].Validators)
+				dec[i], errs[i] = lightclient.Signed{Header: sh, Validators: vals}, err
+			}
+		}()
+	}
+	wg.Wait()
+	return dec, errs
 }
 
 // DispatchBlocks verifies and dispatches consecutive blocks' messages. It

@@ -108,6 +108,10 @@ func GenesisHash(doc *cmttypes.GenesisDoc) ([32]byte, error) {
 type Client struct {
 	genesis *Genesis
 	trusted *cmttypes.SignedHeader // nil before the first header
+
+	// trustedHash is trusted.Hash() once VerifyBatch has needed it (nil
+	// until then; Verify resets it).
+	trustedHash []byte
 }
 
 // New returns a client at genesis, or resumed at a previously verified
@@ -161,7 +165,7 @@ func (c *Client) Verify(sh *cmttypes.SignedHeader, vals *cmttypes.ValidatorSet) 
 			return fmt.Errorf("%w: height %d: %v", ErrUntrusted, sh.Height, err)
 		}
 	}
-	c.trusted = sh
+	c.trusted, c.trustedHash = sh, nil
 	return nil
 }
 
