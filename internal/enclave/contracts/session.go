@@ -1,6 +1,7 @@
 package contracts
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -223,4 +224,20 @@ func answerPlaintext(res *Result, err error) []byte {
 		}
 	}
 	return append([]byte{status}, out...)
+}
+
+// HandleSessionQuery opens, answers (on the live store, like Query) and
+// seals session query q at height (the last block this worker
+// dispatched, whose time is now). The engine's path is the same on a
+// published view (Session.OpenQuery, QueryView, Session.Answer).
+func (c *Contract) HandleSessionQuery(ctx context.Context, s *Session, q *api.SessionQuery, height int64, now time.Time) (*api.SessionAnswer, error) {
+	if s.Contract != c.ID() {
+		return nil, fmt.Errorf("%w: session of contract %s used with %s", ErrQueryRefused, s.Contract.Short(), c.ID().Short())
+	}
+	input, err := s.OpenQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Query(ctx, s.From, input, height, now)
+	return s.Answer(q, height, res, err), nil
 }
