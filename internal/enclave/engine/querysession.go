@@ -52,7 +52,7 @@ func (e *Engine) SessionQuery(ctx context.Context, q *api.SessionQuery) (_ *api.
 	if e.retired.Load() {
 		return nil, ErrRetired
 	}
-	_, _, at, _ := e.queryView(crypto.PublicKey{})
+	_, _, at, _ := e.queryView(crypto.PublicKey{}) // the last dispatched block's time: sessions expire by it
 	s, err := e.sessions.Get(q.ID, at)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
