@@ -7,9 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"syscall"
@@ -566,24 +564,10 @@ func noWorkerError(rec *api.ContractRecord) error {
 		ErrNoWorker, rec.Identity.Hex(), rec.Identity.Hex())
 }
 
-var queryHTTP = &http.Client{Timeout: 10 * time.Second}
-
 func postQuery(ctx context.Context, endpoint string, q *api.ContractQuery) (*api.ContractQueryResponse, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(endpoint, "/")+"/query", bytes.NewReader(q.Encode()))
+	b, err := postBinary(ctx, endpoint, "/query", q.Encode())
 	if err != nil {
 		return nil, err
-	}
-	res, err := queryHTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, api.MaxQueryBytes+4096))
-	if err != nil {
-		return nil, err
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", res.Status, strings.TrimSpace(string(b)))
 	}
 	return api.DecodeContractQueryResponse(b)
 }

@@ -113,28 +113,30 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 	res.CommandsPerSec = float64(res.Commands) / res.CommandSpan.Seconds()
 	logf("commands done: %d in %s", res.Commands, res.CommandSpan)
 
-	// Queries: pre-built, sent by Concurrency clients.
-	qs := make([]*client.PendingQuery, cfg.Queries)
-	for i := range qs {
-		if qs[i], err = client.NewQuery(senders[i%len(senders)], rec.Identity, rec.Ecdh, rec.Workers[0], []byte("balance"), time.Now().Add(time.Minute)); err != nil {
+	// Queries: each sender opens a query session with the worker (a
+	// signed handshake, timed with the queries), then Concurrency clients
+	// send the queries, each sealed under its sender's session when sent.
+	qstart := time.Now()
+	sessions := make([]*client.QuerySession, len(senders))
+	for i, k := range senders {
+		if sessions[i], err = client.OpenQuerySession(ctx, k, rec.Identity, rec.Workers[0], endpoint, time.Minute); err != nil {
 			return nil, err
 		}
 	}
 	lat := make([]time.Duration, cfg.Queries)
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
-	qstart := time.Now()
 	for w := 0; w < cfg.Concurrency; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(qs) {
+				if i >= cfg.Queries {
 					return
 				}
 				t0 := time.Now()
-				if _, _, err := qs[i].Send(ctx, endpoint); err != nil {
+				if _, _, err := sessions[i%len(sessions)].Query(ctx, []byte("balance")); err != nil {
 					failed.Add(1)
 				}
 				lat[i] = time.Since(t0)

@@ -771,30 +771,36 @@ func (g *QueryGuard) purge(now int64) {
 func CheckQuery(g *QueryGuard, q *api.ContractQuery, now time.Time) error { return g.check(q, now) }
 
 func (g *QueryGuard) check(q *api.ContractQuery, now time.Time) error {
+	return g.record(q.From, q.Nonce, q.NotAfter, now)
+}
+
+// record records (from, nonce) until notAfter: see CheckQuery. Query
+// session opens go through it too.
+func (g *QueryGuard) record(from crypto.PublicKey, nonce [16]byte, notAfter int64, now time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.purge(now.Unix())
-	if q.NotAfter < now.Unix() {
-		return fmt.Errorf("%w: expired at %s (block time %s)", ErrQueryRefused, time.Unix(q.NotAfter, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	if notAfter < now.Unix() {
+		return fmt.Errorf("%w: expired at %s (block time %s)", ErrQueryRefused, time.Unix(notAfter, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
-	if q.NotAfter > now.Add(MaxQueryTTL).Unix() {
+	if notAfter > now.Add(MaxQueryTTL).Unix() {
 		return fmt.Errorf("%w: not_after is more than %s after the block time", ErrQueryRefused, MaxQueryTTL)
 	}
-	if q.NotAfter <= g.horizon {
+	if notAfter <= g.horizon {
 		return fmt.Errorf("%w: this worker restarted from a checkpoint older than its last answers; a query valid until %s may have been answered already: send a new one valid until later, or ask another replica",
 			ErrQueryRefused, time.Unix(g.horizon, 0).UTC().Format(time.RFC3339))
 	}
 	var k [48]byte
-	copy(k[:32], q.From[:])
-	copy(k[32:], q.Nonce[:])
+	copy(k[:32], from[:])
+	copy(k[32:], nonce[:])
 	if _, ok := g.seen[k]; ok {
 		return fmt.Errorf("%w: replayed (nonce already used)", ErrQueryRefused)
 	}
 	if len(g.seen) >= MaxQueryGuardEntries {
 		return fmt.Errorf("%w: %d unexpired queries are remembered, the most this worker keeps; retry after some expire", ErrQueryRefused, len(g.seen))
 	}
-	g.seen[k] = q.NotAfter
-	g.byExpiry[q.NotAfter] = append(g.byExpiry[q.NotAfter], k)
+	g.seen[k] = notAfter
+	g.byExpiry[notAfter] = append(g.byExpiry[notAfter], k)
 	g.version++
 	return nil
 }
@@ -888,19 +894,8 @@ func (c *Contract) OpenQuery(g *QueryGuard, q *api.ContractQuery, now time.Time)
 // Answer seals and signs the answer to q (res and err from Query). Safe
 // for concurrent use.
 func (c *Contract) Answer(ch *channel.Channel, q *api.ContractQuery, height int64, res *Result, err error) *api.ContractQueryResponse {
-	status := byte(0)
-	var out []byte
-	if res != nil {
-		out = res.Output
-	}
-	if err != nil {
-		status = 1
-		if !errors.Is(err, vm.ErrFailed) {
-			out = []byte(err.Error())
-		}
-	}
 	resp := &api.ContractQueryResponse{Query: q.Hash(), Height: height}
-	resp.Ciphertext = ch.Seal(append([]byte{status}, out...), resp.AD())
+	resp.Ciphertext = ch.Seal(answerPlaintext(res, err), resp.AD())
 	resp.Signature = c.keys.Load().Identity.Sign(api.ContextQueryResponse, resp.SignBytes())
 	return resp
 }

@@ -118,7 +118,8 @@ type Engine struct {
 	vm       *vm.VM
 	running  map[crypto.PublicKey]*running
 	guard    *contracts.QueryGuard
-	resState // bounded resources: checkpoint parts, egress pages, query slots (egress.go)
+	sessions *contracts.Sessions // query sessions (querysession.go), in memory only
+	resState                     // bounded resources: checkpoint parts, egress pages, query slots (egress.go)
 
 	// What queries read, published after each dispatched block (publish)
 	// under pubMu, never under mu: queries do not wait for dispatch.
@@ -192,7 +193,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Log.With("module", "pruntime"), chainID: g.ChainID, genState: gs, role: RoleWorker,
-		running: map[crypto.PublicKey]*running{}, guard: contracts.NewQueryGuard(), routes: map[string]Handler{}}
+		running: map[crypto.PublicKey]*running{}, guard: contracts.NewQueryGuard(), sessions: contracts.NewSessions(), routes: map[string]Handler{}}
 	// Every sealed file is bound to this chain; all but the entity keys
 	// also to this pRuntime's identity.
 	chainSealer := sealing.NewSealer(cfg.Platform, sealing.Binding{ChainID: g.ChainID, GenesisHash: g.Hash})

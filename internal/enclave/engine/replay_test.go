@@ -22,7 +22,9 @@ import (
 // the worker it was sent to, by the other replica (it is addressed to the
 // first), and by the first after a real restart from its data directory,
 // both after a clean stop and after a checkpoint by a sync call. A query
-// addressed to no worker (on chain only) is refused off-chain.
+// addressed to no worker (on chain only) is refused off-chain. The same
+// for a query session: its open and each of its queries are answered once,
+// by the worker it names; a restarted worker knows no session.
 func TestQueryReplayRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chain + contracts")
@@ -108,12 +110,55 @@ func TestQueryReplayRefused(t *testing.T) {
 		t.Fatalf("off-chain query from the queue: %v", err)
 	}
 
+	// A query session with w0: its queries are answered once, by w0 only.
+	po, err := client.NewQuerySessionOpen(bob, rec.Identity, w0.Identity(), time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w1.OpenQuerySession(ctx(t), po.Open); !errors.Is(err, ErrBadInput) || !errors.Is(err, contracts.ErrQueryRefused) {
+		t.Fatalf("session open addressed to the other replica: %v", err)
+	}
+	acc, err := w0.OpenQuerySession(ctx(t), po.Open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w0.OpenQuerySession(ctx(t), po.Open); !errors.Is(err, contracts.ErrQueryRefused) {
+		t.Fatalf("replayed session open: %v", err)
+	}
+	sess, err := po.Accept(acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sq := sess.Seal([]byte("balance"))
+	ans, err := w0.SessionQuery(ctx(t), sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, h, err := sess.Open(sq, ans); err != nil || string(out) != "0" || h != w0.Info().Dispatched {
+		t.Fatalf("session answer %q at %d: %v", out, h, err)
+	}
+	sessionRefused := func(name string, e *Engine, q *api.SessionQuery, want error) {
+		t.Helper()
+		if _, err := e.SessionQuery(ctx(t), q); !errors.Is(err, ErrBadInput) || !errors.Is(err, want) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	sessionRefused("session query replayed", w0, sq, contracts.ErrQueryRefused)
+	sessionRefused("session query sent to the other replica", w1, sess.Seal([]byte("balance")), contracts.ErrUnknownSession)
+	forged := sess.Seal([]byte("balance"))
+	forged.Ciphertext = ans.Ciphertext // the answer reflected
+	sessionRefused("session answer reflected as a query", w0, forged, contracts.ErrQueryRefused)
+
 	// Clean stop, restart from the data directory.
 	if err := w0.Close(); err != nil {
 		t.Fatal(err)
 	}
 	w0 = ch.engine(t, w0.cfg.DataDir)
 	refused("replay after a clean restart", w0, captured.Query)
+	sessionRefused("session query replayed after a restart", w0, sq, contracts.ErrUnknownSession)
+	if _, err := w0.OpenQuerySession(ctx(t), po.Open); !errors.Is(err, contracts.ErrQueryRefused) {
+		t.Fatalf("session open replayed after a restart: %v", err)
+	}
 	// Answered, then checkpointed by a sync call, then a crash (no Close).
 	second := ask(w0.Identity())
 	if _, err := w0.Query(ctx(t), second.Query); err != nil {

@@ -584,30 +584,20 @@ func (e *Engine) Query(ctx context.Context, q *api.ContractQuery) (_ *api.Contra
 	// for the chain, zero) would be fresh here. Checked first: a client
 	// whose record names another identity at this endpoint (this
 	// pRuntime's data was wiped) learns that, not "not running".
-	if me := e.Identity(); q.Worker != me {
-		if q.Worker == (crypto.PublicKey{}) {
-			return nil, fmt.Errorf("%w: %w: the query is for the chain only (no worker named)", ErrBadInput, contracts.ErrQueryRefused)
-		}
-		return nil, fmt.Errorf("%w: %w: the query is addressed to worker %s, this is %s (the endpoint now serves another pRuntime: the worker the record names is gone)", ErrBadInput, contracts.ErrQueryRefused, q.Worker.Hex(), me.Hex())
+	if err := e.addressedToMe(q.Worker); err != nil {
+		return nil, err
 	}
-	p, height, at, ok := e.queryView(q.Contract)
-	if !ok {
-		if e.recoveringNow(q.Contract) {
-			return nil, fmt.Errorf("%w: this worker is recovering contract %s from its on-chain checkpoint: retry shortly", ErrBadInput, q.Contract.Hex())
-		}
-		return nil, fmt.Errorf("%w: this worker does not run contract %s", ErrBadInput, q.Contract.Hex())
+	p, height, at, err := e.queryTarget(q.Contract)
+	if err != nil {
+		return nil, err
 	}
 	// The slot first: a query turned away busy has not used up its nonce
 	// in the replay guard, so its client may send it again.
-	slots := e.querySlots()
-	wait, cancel := context.WithTimeout(ctx, QueryTimeout)
-	defer cancel()
-	select {
-	case slots <- struct{}{}:
-		defer func() { <-slots }()
-	case <-wait.Done():
-		return nil, fmt.Errorf("%w: %d queries in progress (%v)", ErrBusy, MaxConcurrentQueries, wait.Err())
+	release, err := e.querySlot(ctx)
+	if err != nil {
+		return nil, err
 	}
+	defer release()
 	input, ch, err := p.c.OpenQuery(e.guard, q, at)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)

@@ -7,6 +7,9 @@
 //
 //	GET  /info            PRuntimePublicInfo (JSON)
 //	POST /query           ContractQuery -> ContractQueryResponse (both binary)
+//	POST /session/open    QuerySessionOpen -> QuerySessionAccept (both binary)
+//	POST /session/query   SessionQuery -> SessionAnswer (both binary); 422
+//	                      with an "unknown query session" error: open a new one
 //	GET  /receipt/{contract}/{from}/{nonce}
 //	                      a command's api.Receipt (binary), sealed to from;
 //	                      404 with {"dispatched": h} while it has none
@@ -44,12 +47,15 @@ import (
 )
 
 // PublicHandler returns the public API of e: GET /info (public facts only),
-// POST /query and GET /receipt. Nothing it serves changes e's state.
+// POST /query, the query sessions' POST /session/open and POST
+// /session/query, and GET /receipt. Nothing it serves changes e's state.
 func PublicHandler(e *engine.Engine, log *slog.Logger) http.Handler {
 	s := newAPIServer(e, log, ControlOptions{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", s.publicInfo)
 	mux.HandleFunc("POST /query", s.query)
+	mux.HandleFunc("POST /session/open", s.sessionOpen)
+	mux.HandleFunc("POST /session/query", s.sessionQuery)
 	mux.HandleFunc("GET /receipt/{contract}/{from}/{nonce}", s.receipt)
 	return mux
 }
@@ -254,20 +260,11 @@ func (s *server) blocks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) query(w http.ResponseWriter, r *http.Request) {
-	// The body first (small, and bounded in time by the server's read
-	// timeout): a client that sends it slowly holds its connection, not
-	// one of the slots every query needs.
-	b, ok := readBody(w, r, api.MaxQueryBytes+512)
+	b, release, ok := s.queryBody(w, r, api.MaxQueryBytes+512)
 	if !ok {
 		return
 	}
-	select {
-	case s.queries <- struct{}{}:
-		defer func() { <-s.queries }()
-	case <-r.Context().Done():
-		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("busy: %d queries in progress", MaxConcurrentQueries))
-		return
-	}
+	defer release()
 	q, err := api.DecodeContractQuery(b)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
@@ -313,4 +310,63 @@ func (s *server) receipt(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Write(rc.Encode())
+}
+
+// queryBody reads a query endpoint's body and takes one of the public
+// query slots (release it when done); false: the answer was written.
+func (s *server) queryBody(w http.ResponseWriter, r *http.Request, limit int64) (b []byte, release func(), ok bool) {
+	// The body first (small, and bounded in time by the server's read
+	// timeout): a client that sends it slowly holds its connection, not
+	// one of the slots every query needs.
+	b, ok = readBody(w, r, limit)
+	if !ok {
+		return nil, nil, false
+	}
+	select {
+	case s.queries <- struct{}{}:
+		return b, func() { <-s.queries }, true
+	case <-r.Context().Done():
+		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("busy: %d queries in progress", MaxConcurrentQueries))
+		return nil, nil, false
+	}
+}
+
+func (s *server) sessionOpen(w http.ResponseWriter, r *http.Request) {
+	b, release, ok := s.queryBody(w, r, 512)
+	if !ok {
+		return
+	}
+	defer release()
+	o, err := api.DecodeQuerySessionOpen(b)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	a, err := s.e.OpenQuerySession(r.Context(), o)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(a.Encode())
+}
+
+func (s *server) sessionQuery(w http.ResponseWriter, r *http.Request) {
+	b, release, ok := s.queryBody(w, r, api.MaxQueryBytes+512)
+	if !ok {
+		return
+	}
+	defer release()
+	q, err := api.DecodeSessionQuery(b)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	a, err := s.e.SessionQuery(r.Context(), q)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(a.Encode())
 }
