@@ -46,11 +46,20 @@ type Message struct {
 type Contract struct {
 	// keys: replaced whole by SwitchEpoch (under the engine's lock) while
 	// queries read it.
-	keys     atomic.Pointer[keys.ContractKeys]
-	vm       *vm.VM
-	module   *vm.Module
-	inst     *vm.Instance // commands and init
-	instAt   int64        // the height inst was created at
+	keys   atomic.Pointer[keys.ContractKeys]
+	vm     *vm.VM
+	module *vm.Module
+	inst   *vm.Instance // commands and init
+	instAt int64        // the height inst was created at
+	// snap: the state of a command instance right after instantiation
+	// (startEnv), restored at the start of each block; taken under
+	// snapKey (the write key) and snapKeys; noSnap: the module's state
+	// cannot be captured (vm.Instance.Snapshot), so each block
+	// instantiates.
+	snap     *vm.Snapshot
+	snapKey  [32]byte
+	snapKeys *keys.ContractKeys
+	noSnap   bool
 	qmu      sync.Mutex
 	qidle    []*vm.Instance // query instances: never the command instance, so what queries do cannot change what commands see
 	store    *Store
@@ -419,28 +428,70 @@ func newEnvOn(k *keys.ContractKeys, store *Store, calls uint64, entry vm.Entry, 
 	return &env{overlay: newOverlay(store), keys: k, caller: caller, height: height, time: t, seed: seed, budget: NoBudget}
 }
 
-// instance returns the instance a call runs on. Commands get a fresh
-// instance at the start of every block (and after a trap): a Go guest's
-// runtime state (heap, map seeds, globals) then depends only on the
-// block's commands, the same on every replica whether or not it restarted
-// in between. Queries run on instances of their own (queryInstance).
+// instance returns the instance a call runs on. Commands get an instance
+// in the same state at the start of every block (and after a trap): the
+// state right after instantiation with startEnv, which depends only on
+// the contract's keys. A Go guest's runtime state (heap, map seeds,
+// globals) then depends only on the block's commands, the same on every
+// replica whether or not it restarted in between. The state is
+// instantiated once and restored from a snapshot after that (a copy of
+// the instance's memory instead of Go's runtime start-up); a module whose
+// state cannot be captured is instantiated at every block instead.
+// Queries run on instances of their own (queryInstance).
 func (c *Contract) instance(ctx context.Context, e *env) (*vm.Instance, error) {
 	if c.inst != nil && !c.inst.Broken() && c.instAt == e.height {
 		return c.inst, nil
 	}
+	k := c.keys.Load()
+	if c.snap != nil && (c.snapKey != c.store.WriteKey() || c.snapKeys != k) {
+		c.snap = nil // new keys: the start's randomness changed
+	}
+	if c.snap != nil {
+		if c.inst != nil && c.inst.Restore(c.snap) {
+			c.instAt = e.height
+			return c.inst, nil
+		}
+		if c.inst != nil {
+			c.inst.Close(ctx)
+			c.inst = nil
+		}
+		in, err := c.vm.InstantiateSnapshot(ctx, c.snap, "", e)
+		if err != nil {
+			return nil, err
+		}
+		c.inst, c.instAt = in, e.height
+		return in, nil
+	}
 	if c.inst != nil {
 		c.inst.Close(ctx)
+		c.inst = nil
 	}
-	// The start function gets its own deterministic randomness, so a new
-	// instance does not shift the call's random stream.
-	start := c.newEnv("instantiate", e.caller, e.height, e.time)
-	in, err := c.vm.Instantiate(ctx, c.module, "", start)
+	in, err := c.vm.Instantiate(ctx, c.module, "", c.startEnv(k))
 	if err != nil {
 		return nil, err
+	}
+	if !c.noSnap {
+		snap, ok := in.Snapshot()
+		if ok {
+			c.snap, c.snapKey, c.snapKeys = snap, c.store.WriteKey(), k
+		} else {
+			c.noSnap = true
+		}
 	}
 	c.inst = in
 	c.instAt = e.height
 	return in, nil
+}
+
+// startEnv is the world of a command instance's start function (Go's
+// runtime initialization): randomness derived from the write epoch's
+// storage key only, time 1 s after the Unix epoch (Go's runtime refuses a
+// clock at zero), height zero, no caller and empty storage,
+// so the state it leaves is the same at every block and on every replica.
+func (c *Contract) startEnv(k *keys.ContractKeys) *env {
+	e := newEnvOn(k, NewStore(c.store.WriteKey()), 0, "instantiate", crypto.PublicKey{}, 0, time.Unix(1, 0).UTC())
+	e.escrow = c.escrow
+	return e
 }
 
 // maxIdleQueryInstances bounds the query instances kept between queries
