@@ -25,7 +25,8 @@ const StateGlobalPrefix = "phala.state."
 // imports a global, a memory or a table (whose state lives outside the
 // instance), or has a mutable v128 global.
 // A module that is not restorable is returned as it is, with no error.
-// Errors: the module does not decode (as Instrument's).
+// Errors: the module does not decode (as Instrument's), or a function's
+// type is out of range.
 func ExportState(wasm []byte) (out []byte, globals []string, restorable bool, err error) {
 	sections, m, err := decodeModule(wasm)
 	if err != nil {
@@ -34,6 +35,16 @@ func ExportState(wasm []byte) (out []byte, globals []string, restorable bool, er
 	for _, imp := range m.ImportSection {
 		if imp.Type == wa.ExternTypeGlobal || imp.Type == wa.ExternTypeMemory || imp.Type == wa.ExternTypeTable {
 			return wasm, nil, false, nil
+		}
+	}
+	// What wazero v1.12.0 does not check before it indexes with it
+	// (CompileModule panics on an out-of-range type index).
+	if len(m.CodeSection) != len(m.FunctionSection) {
+		return nil, nil, false, fmt.Errorf("gas: %d function declarations but %d bodies", len(m.FunctionSection), len(m.CodeSection))
+	}
+	for i, ti := range m.FunctionSection {
+		if ti >= uint32(len(m.TypeSection)) {
+			return nil, nil, false, fmt.Errorf("gas: function %d: type %d out of range", i, ti)
 		}
 	}
 	fc := funcContext{numTypes: uint32(len(m.TypeSection)), numLocals: math.MaxUint32, numGlobals: math.MaxUint32}
