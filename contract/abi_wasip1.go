@@ -130,6 +130,7 @@ func (wasmHost) Set(key, value []byte) {
 	hostStorageSet(ptrOf(key), uint32(len(key)), ptrOf(value), uint32(len(value)))
 }
 func (wasmHost) Remove(key []byte) { hostStorageRemove(ptrOf(key), uint32(len(key))) }
+
 // addrBuf receives addresses from the host (a local would escape).
 var addrBuf Address
 
