@@ -290,7 +290,7 @@ type env struct {
 	caller  crypto.PublicKey
 	height  int64
 	time    time.Time
-	seed    [32]byte
+	seed    seed
 	ctr     uint64
 	out     []Message
 	budget  int // bytes (topics plus payloads) the call may emit; negative: no budget
@@ -340,7 +340,7 @@ func (e *env) Call(to [32]byte, payload []byte, gas uint64, sealed bool) (bool, 
 func (e *env) callNonce() [16]byte {
 	h := sha256.New()
 	h.Write([]byte("phala/contract: call nonce v1"))
-	h.Write(e.seed[:])
+	h.Write(e.seed.bytes())
 	h.Write(binary.BigEndian.AppendUint64(nil, e.ncalls))
 	e.ncalls++
 	var n [16]byte
@@ -394,7 +394,7 @@ const NoBudget = -1
 func (e *env) Random(dst []byte) {
 	for len(dst) > 0 {
 		h := sha256.New()
-		h.Write(e.seed[:])
+		h.Write(e.seed.bytes())
 		h.Write(binary.BigEndian.AppendUint64(nil, e.ctr))
 		e.ctr++
 		n := copy(dst, h.Sum(nil))
@@ -415,17 +415,34 @@ func (c *Contract) newEnvOn(store *Store, calls uint64, entry vm.Entry, caller c
 }
 
 func newEnvOn(k *keys.ContractKeys, store *Store, calls uint64, entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
-	// seed = SHA-256(domain || write epoch's storage key || height || call
-	// counter): a PRF of the secret key, cheaper than HKDF on every call.
-	h := sha256.New()
-	h.Write([]byte("phala/contract: random v1"))
-	h.Write([]byte(entry))
-	wk := store.WriteKey()
-	h.Write(wk[:])
-	h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(height)), calls))
-	var seed [32]byte
-	copy(seed[:], h.Sum(nil))
-	return &env{overlay: newOverlay(store), keys: k, caller: caller, height: height, time: t, seed: seed, budget: NoBudget}
+	return &env{overlay: newOverlay(store), keys: k, caller: caller, height: height, time: t,
+		seed: seed{entry: entry, key: store.WriteKey(), height: height, calls: calls}, budget: NoBudget}
+}
+
+// seed is a call's randomness seed, SHA-256(domain || entry || write
+// epoch's storage key || height || call counter): a PRF of the secret
+// key, cheaper than HKDF on every call, and computed only if the call
+// asks for randomness or makes a contract call.
+type seed struct {
+	entry  vm.Entry
+	key    [32]byte
+	height int64
+	calls  uint64
+	done   bool
+	sum    [32]byte
+}
+
+func (s *seed) bytes() []byte {
+	if !s.done {
+		h := sha256.New()
+		h.Write([]byte("phala/contract: random v1"))
+		h.Write([]byte(s.entry))
+		h.Write(s.key[:])
+		h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(s.height)), s.calls))
+		h.Sum(s.sum[:0])
+		s.done = true
+	}
+	return s.sum[:]
 }
 
 // instance returns the instance a call runs on. Commands get an instance

@@ -293,6 +293,8 @@ type callState struct {
 	err      error // a host-detected violation
 	time     time.Time
 	random   func([]byte)
+	// gas: the instance's gas counter (gas.Counter; nil: unmetered)
+	gas api.MutableGlobal
 	// emitted so far in this call
 	emits     int
 	emitBytes int
@@ -354,6 +356,7 @@ func (v *VM) instantiate(ctx context.Context, rt wazero.Runtime, m *Module, comp
 		}
 		return nil, fmt.Errorf("%w: instantiate: %v", ErrTrap, err)
 	}
+	cs.gas = gas.Counter(mod)
 	in := &Instance{vm: v, module: m, mod: mod, call: cs, alloc: mod.ExportedFunction("phala_alloc"), entries: map[Entry]api.Function{}}
 	for _, name := range m.stateGlobals {
 		g, ok := mod.ExportedGlobal(name).(api.MutableGlobal)
@@ -402,7 +405,7 @@ func (in *Instance) Call(ctx context.Context, entry Entry, input []byte, env Env
 		return nil, fmt.Errorf("%w: no entry point %s", ErrBadModule, entry)
 	}
 	cs := in.call
-	*cs = callState{env: env, readOnly: entry == EntryQuery, time: env.Time(), random: env.Random}
+	*cs = callState{env: env, readOnly: entry == EntryQuery, time: env.Time(), random: env.Random, gas: cs.gas}
 	ctx = context.WithValue(ctx, ctxKey{}, cs)
 	gas.SetRemaining(in.mod, gasLimit)
 	gasLimit = min(gasLimit, gas.MaxGas)
