@@ -176,8 +176,8 @@ func (wasmHost) Pay(to Address, amount, id uint64) error {
 
 // The contexts of calls: a handler that keeps one sees the same.
 var (
-	commandContext = &Context{h: wasmHost{readOnly: false}}
-	queryContext   = &Context{h: wasmHost{readOnly: true}}
+	commandContext = NewContext(wasmHost{readOnly: false})
+	queryContext   = NewContext(wasmHost{readOnly: true})
 )
 
 func run(h Handler, readOnly bool, ptr unsafe.Pointer, n uint32) uint32 {

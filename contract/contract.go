@@ -115,10 +115,16 @@ type Host interface {
 var ErrReadOnly = errors.New("contract: queries cannot write storage")
 
 // Context is the handler's view of the world during one call.
-type Context struct{ h Host }
+type Context struct {
+	h Host
+	u uint64Host // h if it is one (asserted once, not per call)
+}
 
 // NewContext wraps a host (for harnesses).
-func NewContext(h Host) *Context { return &Context{h: h} }
+func NewContext(h Host) *Context {
+	u, _ := h.(uint64Host)
+	return &Context{h: h, u: u}
+}
 
 // Caller is the account that signed the command or query.
 func (c *Context) Caller() Address { return c.h.Caller() }
@@ -223,8 +229,8 @@ type uint64Host interface {
 
 // Uint64 reads a big-endian uint64 (0 if absent or not 8 bytes long).
 func (c *Context) Uint64(key []byte) uint64 {
-	if h, ok := c.h.(uint64Host); ok {
-		v, _ := h.getUint64(key)
+	if c.u != nil {
+		v, _ := c.u.getUint64(key)
 		return v
 	}
 	v, ok := c.h.Get(key)
@@ -236,11 +242,11 @@ func (c *Context) Uint64(key []byte) uint64 {
 
 // SetUint64 writes a big-endian uint64 (not in queries, as Set).
 func (c *Context) SetUint64(key []byte, v uint64) {
-	if h, ok := c.h.(uint64Host); ok {
+	if c.u != nil {
 		if c.h.ReadOnly() {
 			panic(ErrReadOnly)
 		}
-		h.setUint64(key, v)
+		c.u.setUint64(key, v)
 		return
 	}
 	c.Set(key, binary.BigEndian.AppendUint64(nil, v))

@@ -36,12 +36,15 @@ func DecodeAddressHex(b []byte) (Address, error) {
 	if len(b) != 2*len(a) {
 		return a, errBadHex
 	}
+	h := (*[2 * len(a)]byte)(b)
+	var bad byte
 	for i := range a {
-		hi, lo := unhex[b[2*i]], unhex[b[2*i+1]]
-		if hi > 15 || lo > 15 {
-			return Address{}, errBadHex
-		}
+		hi, lo := unhex[h[2*i]], unhex[h[2*i+1]]
+		bad |= hi | lo
 		a[i] = hi<<4 | lo
+	}
+	if bad > 15 { // some byte was not a hex digit (0xff)
+		return Address{}, errBadHex
 	}
 	return a, nil
 }

@@ -61,6 +61,9 @@ func parseAddressBytes(field []byte) (contract.Address, error) {
 // parse splits "op <address> <amount>" (fields separated by white space,
 // as strings.Fields does).
 func parse(input []byte) (op []byte, to contract.Address, amount uint64, err error) {
+	if op, to, amount, ok := parseUsual(input); ok {
+		return op, to, amount, nil
+	}
 	var f [3][]byte
 	n := 0
 	for i := 0; i < len(input); {
@@ -96,6 +99,39 @@ func parse(input []byte) (op []byte, to contract.Address, amount uint64, err err
 		return nil, to, 0, fmt.Errorf("amount %q must be a positive integer", f[2])
 	}
 	return f[0], to, amount, nil
+}
+
+// parseUsual reads the form clients send, "op 0x<64 hex digits> <digits>"
+// with single spaces and a positive amount, looking at each byte once; ok
+// is false for anything else, which parse then splits as strings.Fields
+// does (the usual form splits the same way: hex digits and decimal digits
+// are not white space).
+func parseUsual(input []byte) (op []byte, to contract.Address, amount uint64, ok bool) {
+	sp := -1
+	for i, c := range input {
+		if c == ' ' {
+			sp = i
+			break
+		}
+		if c >= 0x80 || asciiSpace[c] {
+			return nil, to, 0, false
+		}
+	}
+	if sp <= 0 {
+		return nil, to, 0, false
+	}
+	rest := input[sp+1:]
+	if len(rest) < 2+64+2 || rest[0] != '0' || rest[1] != 'x' || rest[66] != ' ' {
+		return nil, to, 0, false
+	}
+	to, err := contract.DecodeAddressHex(rest[2:66])
+	if err != nil {
+		return nil, to, 0, false
+	}
+	if amount, err = contract.ParseAmount(rest[67:]); err != nil || amount == 0 {
+		return nil, to, 0, false
+	}
+	return input[:sp], to, amount, true
 }
 
 // asciiSpace marks the ASCII bytes unicode.IsSpace reports.
