@@ -56,8 +56,8 @@ func (r *ContractResult) String() string {
 }
 
 // TransferGas is the gas limit the benchmark's token transfers declare.
-// A transfer uses ~19,500 gas, but the first command of a block on the
-// contract's post-instantiation state ~38,700 (the Go runtime's
+// A transfer uses ~14,400 gas, but the first command of a block on the
+// contract's post-instantiation state ~21,800 (the Go runtime's
 // first-call work): a limit below that runs the first command out of
 // gas, which breaks the instance, so the next command is a first one too,
 // and so on (every command fails, each costing a restore). 100,000 covers the
