@@ -7,7 +7,9 @@
 // An instance is kept between calls (instantiating a Go contract costs
 // milliseconds). A call that traps or runs out of gas leaves the instance
 // unusable: Call reports it and the caller discards the instance and its
-// writes; the next call gets a fresh one.
+// writes; the next call gets a fresh one. Snapshot and Restore reset an
+// instance to an earlier state (its memory and mutable globals: the whole
+// state of a module gas.ExportState accepts) instead of instantiating.
 //
 // Host functions copy guest memory before using it.
 package vm
