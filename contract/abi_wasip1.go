@@ -3,6 +3,7 @@
 package contract
 
 import (
+	"encoding/binary"
 	"errors"
 	"time"
 	"unsafe"
@@ -52,18 +53,32 @@ func hostCall(toPtr unsafe.Pointer, payloadPtr unsafe.Pointer, payloadLen uint32
 //go:wasmimport phala pay
 func hostPay(toPtr unsafe.Pointer, amount uint64, id uint64) int32
 
-// buffers keeps host-written inputs referenced until the call returns.
-var buffers = map[uintptr][]byte{}
+// pending and buffers keep host-written inputs referenced until the call
+// returns: pending the one a host gets before each call (phala_alloc, then
+// the entry point), buffers any others.
+var (
+	pending []byte
+	buffers = map[uintptr][]byte{}
+)
 
 //go:wasmexport phala_alloc
 func phalaAlloc(n uint32) unsafe.Pointer {
 	b := make([]byte, n+1)
 	p := unsafe.Pointer(&b[0])
-	buffers[uintptr(p)] = b
+	if pending == nil {
+		pending = b
+	} else {
+		buffers[uintptr(p)] = b
+	}
 	return p
 }
 
 func take(ptr unsafe.Pointer, n uint32) []byte {
+	if pending != nil && unsafe.Pointer(&pending[0]) == ptr {
+		b := pending
+		pending = nil
+		return b[:n]
+	}
 	b := buffers[uintptr(ptr)]
 	delete(buffers, uintptr(ptr))
 	if b == nil {
@@ -96,14 +111,32 @@ func (wasmHost) Get(key []byte) ([]byte, bool) {
 		scratch = make([]byte, n)
 	}
 }
+func (wasmHost) getUint64(key []byte) (uint64, bool) {
+	if hostStorageGet(ptrOf(key), uint32(len(key)), ptrOf(scratch), uint32(len(scratch))) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(scratch), true
+}
+
+// u64 is the value setUint64 hands over (the host copies it).
+var u64 [8]byte
+
+func (wasmHost) setUint64(key []byte, v uint64) {
+	binary.BigEndian.PutUint64(u64[:], v)
+	hostStorageSet(ptrOf(key), uint32(len(key)), unsafe.Pointer(&u64[0]), 8)
+}
+
 func (wasmHost) Set(key, value []byte) {
 	hostStorageSet(ptrOf(key), uint32(len(key)), ptrOf(value), uint32(len(value)))
 }
 func (wasmHost) Remove(key []byte) { hostStorageRemove(ptrOf(key), uint32(len(key))) }
+
+// addrBuf receives addresses from the host (a local would escape).
+var addrBuf Address
+
 func (wasmHost) Caller() Address {
-	var a Address
-	hostCaller(unsafe.Pointer(&a[0]))
-	return a
+	hostCaller(unsafe.Pointer(&addrBuf[0]))
+	return addrBuf
 }
 func (wasmHost) Height() int64     { return hostHeight() }
 func (wasmHost) Time() time.Time   { return time.Unix(0, hostTime()).UTC() }
@@ -141,9 +174,19 @@ func (wasmHost) Pay(to Address, amount, id uint64) error {
 	return nil
 }
 
+// The contexts of calls: a handler that keeps one sees the same.
+var (
+	commandContext = NewContext(wasmHost{readOnly: false})
+	queryContext   = NewContext(wasmHost{readOnly: true})
+)
+
 func run(h Handler, readOnly bool, ptr unsafe.Pointer, n uint32) uint32 {
 	input := take(ptr, n)
-	out, err := Call(h, &Context{h: wasmHost{readOnly: readOnly}}, input)
+	c := commandContext
+	if readOnly {
+		c = queryContext
+	}
+	out, err := Call(h, c, input)
 	if err != nil {
 		msg := []byte(err.Error())
 		hostOutput(ptrOf(msg), uint32(len(msg)))

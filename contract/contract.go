@@ -115,10 +115,16 @@ type Host interface {
 var ErrReadOnly = errors.New("contract: queries cannot write storage")
 
 // Context is the handler's view of the world during one call.
-type Context struct{ h Host }
+type Context struct {
+	h Host
+	u uint64Host // h if it is one (asserted once, not per call)
+}
 
 // NewContext wraps a host (for harnesses).
-func NewContext(h Host) *Context { return &Context{h: h} }
+func NewContext(h Host) *Context {
+	u, _ := h.(uint64Host)
+	return &Context{h: h, u: u}
+}
 
 // Caller is the account that signed the command or query.
 func (c *Context) Caller() Address { return c.h.Caller() }
@@ -214,8 +220,19 @@ func (c *Context) Random(n int) []byte {
 	return b
 }
 
-// Uint64 reads a big-endian uint64 (0 if absent).
+// uint64Host is a Host that reads and writes 8-byte values without
+// allocating (the VM's).
+type uint64Host interface {
+	getUint64(key []byte) (uint64, bool) // false if absent or not 8 bytes
+	setUint64(key []byte, v uint64)
+}
+
+// Uint64 reads a big-endian uint64 (0 if absent or not 8 bytes long).
 func (c *Context) Uint64(key []byte) uint64 {
+	if c.u != nil {
+		v, _ := c.u.getUint64(key)
+		return v
+	}
 	v, ok := c.h.Get(key)
 	if !ok || len(v) != 8 {
 		return 0
@@ -223,18 +240,21 @@ func (c *Context) Uint64(key []byte) uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-// SetUint64 writes a big-endian uint64.
-func (c *Context) SetUint64(key []byte, v uint64) { c.Set(key, binary.BigEndian.AppendUint64(nil, v)) }
-
-// Key joins parts into a storage key ("balance" + address, ...).
-func Key(parts ...[]byte) []byte {
-	var k []byte
-	for _, p := range parts {
-		k = binary.AppendUvarint(k, uint64(len(p)))
-		k = append(k, p...)
+// SetUint64 writes a big-endian uint64 (not in queries, as Set).
+func (c *Context) SetUint64(key []byte, v uint64) {
+	if c.u != nil {
+		if c.h.ReadOnly() {
+			panic(ErrReadOnly)
+		}
+		c.u.setUint64(key, v)
+		return
 	}
-	return k
+	c.Set(key, binary.BigEndian.AppendUint64(nil, v))
 }
+
+// Key joins parts into a storage key ("balance" + address, ...): each
+// part prefixed with its length (uvarint). AppendKey appends the same.
+func Key(parts ...[]byte) []byte { return AppendKey(nil, parts...) }
 
 // Call runs h with c, turning a panic with ErrReadOnly (or any error value)
 // into an error. The ABI layer and harnesses use it.

@@ -59,8 +59,9 @@ type VMOptions struct {
 	CacheDir    string
 	Unmetered   bool // only to measure the cost of gas metering
 	// CommandsPerBlock is how many commands share a block (height and
-	// time) before they advance; default 1. pRuntime starts a fresh
-	// instance per block, so this is also the instance's reuse.
+	// time) before they advance; default 1. pRuntime starts each block
+	// from the instance's post-instantiation state (restored from a
+	// snapshot), so this is also how long the instance's state lives.
 	CommandsPerBlock int
 }
 

@@ -56,11 +56,11 @@ func (r *ContractResult) String() string {
 }
 
 // TransferGas is the gas limit the benchmark's token transfers declare.
-// A transfer uses ~47,000 gas, but the first command of a block on the
-// contract's fresh instance ~77,500 (the Go runtime's first-call work):
-// a limit below that runs the first command out of gas, which breaks the
-// instance, so the next command is a first one too, and so on (every
-// command fails, each costing an instantiation). 100,000 covers the
+// A transfer uses ~14,400 gas, but the first command of a block on the
+// contract's post-instantiation state ~21,800 (the Go runtime's
+// first-call work): a limit below that runs the first command out of
+// gas, which breaks the instance, so the next command is a first one too,
+// and so on (every command fails, each costing a restore). 100,000 covers the
 // first call with a margin; a block admits max_worker_gas_per_block /
 // TransferGas (3,000 with the defaults) of them per worker.
 const TransferGas = 100_000

@@ -31,15 +31,16 @@ func BenchmarkTransferNative(b *testing.B) {
 	benchTransfer(b, contracttest.Native(contract.Registered()))
 }
 
-// BenchmarkTransferVM runs 1,000 transfers per block (pRuntime starts a
-// fresh instance for each block's first command; BenchmarkTransferVMPerBlock
-// shows that cost alone).
+// BenchmarkTransferVM runs 1,000 transfers per block (pRuntime starts each
+// block from the instance's post-instantiation state, restored from a
+// snapshot; BenchmarkTransferVMPerBlock shows that cost alone).
 func BenchmarkTransferVM(b *testing.B) {
 	benchTransfer(b, contracttest.NewVM(b, contracttest.Build(b, "."), contracttest.VMOptions{CommandsPerBlock: 1000}))
 }
 
-// BenchmarkTransferVMPerBlock is one transfer per block: instantiation
-// (Go's runtime start-up in the guest) every time.
+// BenchmarkTransferVMPerBlock is one transfer per block: the instance's
+// state restored (a copy of its memory) and the Go runtime's first-call
+// work every time.
 func BenchmarkTransferVMPerBlock(b *testing.B) {
 	benchTransfer(b, contracttest.NewVM(b, contracttest.Build(b, "."), contracttest.VMOptions{}))
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/phalago/phala/contract"
@@ -88,4 +91,42 @@ func TestTokenInVM(t *testing.T) {
 		t.Skip("builds the contract")
 	}
 	Exercise(t, contracttest.NewVM(t, contracttest.Build(t, "."), contracttest.VMOptions{}))
+}
+
+// parseOld is the parser the token had before its allocation-free one.
+func parseOld(input []byte) (op string, to contract.Address, amount uint64, err error) {
+	f := strings.Fields(string(input))
+	if len(f) != 3 {
+		return "", to, 0, errors.New("usage: mint|transfer <0x address> <amount>")
+	}
+	b, herr := hex.DecodeString(strings.TrimPrefix(f[1], "0x"))
+	if herr != nil || len(b) != len(to) {
+		return "", to, 0, fmt.Errorf("address %q must be 0x and 32 bytes of hex", f[1])
+	}
+	copy(to[:], b)
+	if amount, err = strconv.ParseUint(f[2], 10, 64); err != nil || amount == 0 {
+		return "", to, 0, fmt.Errorf("amount %q must be a positive integer", f[2])
+	}
+	return f[0], to, amount, nil
+}
+
+// FuzzParse: the token's parser reads every input as the one it replaced
+// (parseOld): same op, address, amount and error.
+func FuzzParse(f *testing.F) {
+	f.Add(req("transfer", bob, 1))
+	f.Add(req("mint", alice, 0))
+	f.Add([]byte("transfer\t0x" + strings.Repeat("00", 32) + "  5 "))
+	f.Add([]byte("transfer " + strings.Repeat("aB", 32) + " 18446744073709551615"))
+	f.Add([]byte("transfer\u00a00x" + strings.Repeat("00", 32) + " 5"))
+	f.Add([]byte("a 0x" + strings.Repeat("00", 32) + " 1 x"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		op, to, amount, err := parse(in)
+		wop, wto, wamount, werr := parseOld(in)
+		if fmt.Sprint(err) != fmt.Sprint(werr) {
+			t.Fatalf("%q: error %v, strings.Fields: %v", in, err, werr)
+		}
+		if err == nil && (string(op) != string(wop) || to != wto || amount != wamount) {
+			t.Fatalf("%q: %q %x %d, strings.Fields: %q %x %d", in, op, to, amount, wop, wto, wamount)
+		}
+	})
 }

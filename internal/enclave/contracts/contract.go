@@ -46,11 +46,20 @@ type Message struct {
 type Contract struct {
 	// keys: replaced whole by SwitchEpoch (under the engine's lock) while
 	// queries read it.
-	keys     atomic.Pointer[keys.ContractKeys]
-	vm       *vm.VM
-	module   *vm.Module
-	inst     *vm.Instance // commands and init
-	instAt   int64        // the height inst was created at
+	keys   atomic.Pointer[keys.ContractKeys]
+	vm     *vm.VM
+	module *vm.Module
+	inst   *vm.Instance // commands and init
+	instAt int64        // the height inst was created at
+	// snap: the state of a command instance right after instantiation
+	// (startEnv), restored at the start of each block; taken under
+	// snapKey (the write key) and snapKeys; noSnap: the module's state
+	// cannot be captured (vm.Instance.Snapshot), so each block
+	// instantiates.
+	snap     *vm.Snapshot
+	snapKey  [32]byte
+	snapKeys *keys.ContractKeys
+	noSnap   bool
 	qmu      sync.Mutex
 	qidle    []*vm.Instance // query instances: never the command instance, so what queries do cannot change what commands see
 	store    *Store
@@ -281,7 +290,7 @@ type env struct {
 	caller  crypto.PublicKey
 	height  int64
 	time    time.Time
-	seed    [32]byte
+	seed    seed
 	ctr     uint64
 	out     []Message
 	budget  int // bytes (topics plus payloads) the call may emit; negative: no budget
@@ -331,7 +340,7 @@ func (e *env) Call(to [32]byte, payload []byte, gas uint64, sealed bool) (bool, 
 func (e *env) callNonce() [16]byte {
 	h := sha256.New()
 	h.Write([]byte("phala/contract: call nonce v1"))
-	h.Write(e.seed[:])
+	h.Write(e.seed.bytes())
 	h.Write(binary.BigEndian.AppendUint64(nil, e.ncalls))
 	e.ncalls++
 	var n [16]byte
@@ -385,7 +394,7 @@ const NoBudget = -1
 func (e *env) Random(dst []byte) {
 	for len(dst) > 0 {
 		h := sha256.New()
-		h.Write(e.seed[:])
+		h.Write(e.seed.bytes())
 		h.Write(binary.BigEndian.AppendUint64(nil, e.ctr))
 		e.ctr++
 		n := copy(dst, h.Sum(nil))
@@ -406,41 +415,100 @@ func (c *Contract) newEnvOn(store *Store, calls uint64, entry vm.Entry, caller c
 }
 
 func newEnvOn(k *keys.ContractKeys, store *Store, calls uint64, entry vm.Entry, caller crypto.PublicKey, height int64, t time.Time) *env {
-	// seed = SHA-256(domain || write epoch's storage key || height || call
-	// counter): a PRF of the secret key, cheaper than HKDF on every call.
-	h := sha256.New()
-	h.Write([]byte("phala/contract: random v1"))
-	h.Write([]byte(entry))
-	wk := store.WriteKey()
-	h.Write(wk[:])
-	h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(height)), calls))
-	var seed [32]byte
-	copy(seed[:], h.Sum(nil))
-	return &env{overlay: newOverlay(store), keys: k, caller: caller, height: height, time: t, seed: seed, budget: NoBudget}
+	return &env{overlay: newOverlay(store), keys: k, caller: caller, height: height, time: t,
+		seed: seed{entry: entry, key: store.WriteKey(), height: height, calls: calls}, budget: NoBudget}
 }
 
-// instance returns the instance a call runs on. Commands get a fresh
-// instance at the start of every block (and after a trap): a Go guest's
-// runtime state (heap, map seeds, globals) then depends only on the
-// block's commands, the same on every replica whether or not it restarted
-// in between. Queries run on instances of their own (queryInstance).
+// seed is a call's randomness seed, SHA-256(domain || entry || write
+// epoch's storage key || height || call counter): a PRF of the secret
+// key, cheaper than HKDF on every call, and computed only if the call
+// asks for randomness or makes a contract call.
+type seed struct {
+	entry  vm.Entry
+	key    [32]byte
+	height int64
+	calls  uint64
+	done   bool
+	sum    [32]byte
+}
+
+func (s *seed) bytes() []byte {
+	if !s.done {
+		h := sha256.New()
+		h.Write([]byte("phala/contract: random v1"))
+		h.Write([]byte(s.entry))
+		h.Write(s.key[:])
+		h.Write(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(s.height)), s.calls))
+		h.Sum(s.sum[:0])
+		s.done = true
+	}
+	return s.sum[:]
+}
+
+// instance returns the instance a call runs on. Commands get an instance
+// in the same state at the start of every block (and after a trap): the
+// state right after instantiation with startEnv, which depends only on
+// the contract's keys. A Go guest's runtime state (heap, map seeds,
+// globals) then depends only on the block's commands, the same on every
+// replica whether or not it restarted in between. The state is
+// instantiated once and restored from a snapshot after that (a copy of
+// the instance's memory instead of Go's runtime start-up); a module whose
+// state cannot be captured is instantiated at every block instead.
+// Queries run on instances of their own (queryInstance).
 func (c *Contract) instance(ctx context.Context, e *env) (*vm.Instance, error) {
 	if c.inst != nil && !c.inst.Broken() && c.instAt == e.height {
 		return c.inst, nil
 	}
+	k := c.keys.Load()
+	if c.snap != nil && (c.snapKey != c.store.WriteKey() || c.snapKeys != k) {
+		c.snap = nil // new keys: the start's randomness changed
+	}
+	if c.snap != nil {
+		if c.inst != nil && c.inst.Restore(c.snap) {
+			c.instAt = e.height
+			return c.inst, nil
+		}
+		if c.inst != nil {
+			c.inst.Close(ctx)
+			c.inst = nil
+		}
+		in, err := c.vm.InstantiateSnapshot(ctx, c.snap, "", e)
+		if err != nil {
+			return nil, err
+		}
+		c.inst, c.instAt = in, e.height
+		return in, nil
+	}
 	if c.inst != nil {
 		c.inst.Close(ctx)
+		c.inst = nil
 	}
-	// The start function gets its own deterministic randomness, so a new
-	// instance does not shift the call's random stream.
-	start := c.newEnv("instantiate", e.caller, e.height, e.time)
-	in, err := c.vm.Instantiate(ctx, c.module, "", start)
+	in, err := c.vm.Instantiate(ctx, c.module, "", c.startEnv(k))
 	if err != nil {
 		return nil, err
+	}
+	if !c.noSnap {
+		snap, ok := in.Snapshot()
+		if ok {
+			c.snap, c.snapKey, c.snapKeys = snap, c.store.WriteKey(), k
+		} else {
+			c.noSnap = true
+		}
 	}
 	c.inst = in
 	c.instAt = e.height
 	return in, nil
+}
+
+// startEnv is the world of a command instance's start function (Go's
+// runtime initialization): randomness derived from the write epoch's
+// storage key only, time 1 s after the Unix epoch (Go's runtime refuses a
+// clock at zero), height zero, no caller and empty storage,
+// so the state it leaves is the same at every block and on every replica.
+func (c *Contract) startEnv(k *keys.ContractKeys) *env {
+	e := newEnvOn(k, NewStore(c.store.WriteKey()), 0, "instantiate", crypto.PublicKey{}, 0, time.Unix(1, 0).UTC())
+	e.escrow = c.escrow
+	return e
 }
 
 // maxIdleQueryInstances bounds the query instances kept between queries

@@ -535,11 +535,11 @@ func TestContractKeyEpochs(t *testing.T) {
 	for i := range 10 {
 		c.Store().Set(fmt.Appendf(nil, "k%d", i), []byte("v"))
 	}
-	seed0 := c.newEnv("command", k.Identity.Public(), 5, time.Unix(1, 0)).seed
+	seed0 := string(c.newEnv("command", k.Identity.Public(), 5, time.Unix(1, 0)).seed.bytes())
 	if err := c.AddKeyEpoch(1, epochKey(1)); err != nil {
 		t.Fatal(err)
 	}
-	if seed1 := c.newEnv("command", k.Identity.Public(), 5, time.Unix(1, 0)).seed; seed1 == seed0 {
+	if seed1 := string(c.newEnv("command", k.Identity.Public(), 5, time.Unix(1, 0)).seed.bytes()); seed1 == seed0 {
 		t.Fatal("the call randomness does not follow the write epoch")
 	}
 	if err := c.DropKeyEpoch(0); !errors.Is(err, ErrEpochInUse) {

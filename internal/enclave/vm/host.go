@@ -57,10 +57,13 @@ func write(cs *callState, m api.Module, ptr uint32, b []byte) {
 // not fit, the call aborts out of gas. Unmetered instances (a measurement
 // configuration) are not charged.
 func charge(cs *callState, m api.Module, cost uint64) {
-	if _, metered := gas.Remaining(m); !metered {
-		return
+	g := cs.gas
+	if g == nil { // the start function, or unmetered
+		if g = gas.Counter(m); g == nil {
+			return
+		}
 	}
-	if !gas.Charge(m, cost) {
+	if !gas.ChargeCounter(g, cost) {
 		abort(cs, ErrOutOfGas)
 	}
 }

@@ -7,7 +7,9 @@
 // An instance is kept between calls (instantiating a Go contract costs
 // milliseconds). A call that traps or runs out of gas leaves the instance
 // unusable: Call reports it and the caller discards the instance and its
-// writes; the next call gets a fresh one.
+// writes; the next call gets a fresh one. Snapshot and Restore reset an
+// instance to an earlier state (its memory and mutable globals: the whole
+// state of a module gas.ExportState accepts) instead of instantiating.
 //
 // Host functions copy guest memory before using it.
 package vm
@@ -163,7 +165,7 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 	v.rt = wazero.NewRuntimeWithConfig(ctx, rc)
 	v.qrt = wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true))
 	for _, rt := range []wazero.Runtime{v.rt, v.qrt} {
-		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		if err := instantiateWASI(ctx, rt); err != nil {
 			return nil, err
 		}
 		if err := instantiateHost(ctx, rt); err != nil {
@@ -171,6 +173,30 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 		}
 	}
 	return v, nil
+}
+
+// wasiNotSupported is WASI's errno ENOTSUP.
+const wasiNotSupported = 58
+
+// instantiateWASI instantiates WASI (wasi_snapshot_preview1) in rt with the
+// functions that would change an instance's file descriptor table (state
+// outside its memory and globals, which Snapshot does not capture) failing
+// with ENOTSUP: fd_close, fd_renumber, fd_fdstat_set_flags. An instance
+// has only stdin, stdout and stderr (empty, discarded), so nothing else
+// is lost.
+func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	notSupported := api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) { s[0] = wasiNotSupported })
+	for name, params := range map[string][]api.ValueType{
+		"fd_close":            {i32},
+		"fd_renumber":         {i32, i32},
+		"fd_fdstat_set_flags": {i32, i32},
+	} {
+		b.NewFunctionBuilder().WithGoModuleFunction(notSupported, params, []api.ValueType{i32}).Export(name)
+	}
+	_, err := b.Instantiate(ctx)
+	return err
 }
 
 // Close releases the VM.
@@ -188,6 +214,11 @@ type Module struct {
 	compiled wazero.CompiledModule
 	Hash     [32]byte // SHA-256 of the uploaded (uninstrumented) code
 	metered  []byte
+	// restorable: an instance's whole state is its memory and the
+	// mutable globals exported as stateGlobals (gas.ExportState), so
+	// snapshots can reset it.
+	restorable   bool
+	stateGlobals []string
 	// The query runtime's compilation, made on the first query.
 	qonce     sync.Once
 	qcompiled wazero.CompiledModule
@@ -215,6 +246,10 @@ func (v *VM) Compile(ctx context.Context, code []byte) (*Module, error) {
 			return nil, fmt.Errorf("%w: %v", ErrBadModule, err)
 		}
 	}
+	metered, globals, restorable, err := gas.ExportState(metered)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadModule, err)
+	}
 	cm, err := v.rt.CompileModule(ctx, metered)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadModule, err)
@@ -237,13 +272,15 @@ func (v *VM) Compile(ctx context.Context, code []byte) (*Module, error) {
 			return nil, fmt.Errorf("%w: imports %s.%s (only %q and WASI are provided)", ErrBadModule, mod, name, hostModule)
 		}
 	}
-	return &Module{compiled: cm, Hash: sha256.Sum256(code), metered: metered}, nil
+	return &Module{compiled: cm, Hash: sha256.Sum256(code), metered: metered, restorable: restorable, stateGlobals: globals}, nil
 }
 
 // Instance is a live contract instance.
 type Instance struct {
 	vm      *VM
+	module  *Module
 	mod     api.Module
+	globals []api.MutableGlobal // the module's stateGlobals
 	call    *callState
 	alloc   api.Function
 	entries map[Entry]api.Function
@@ -258,6 +295,8 @@ type callState struct {
 	err      error // a host-detected violation
 	time     time.Time
 	random   func([]byte)
+	// gas: the instance's gas counter (gas.Counter; nil: unmetered)
+	gas api.MutableGlobal
 	// emitted so far in this call
 	emits     int
 	emitBytes int
@@ -268,7 +307,7 @@ type ctxKey struct{}
 // Instantiate creates an instance of m. seedEnv provides the clock and
 // randomness of the module's start function.
 func (v *VM) Instantiate(ctx context.Context, m *Module, name string, seedEnv Env) (*Instance, error) {
-	return v.instantiate(ctx, v.rt, m.compiled, name, seedEnv)
+	return v.instantiate(ctx, v.rt, m, m.compiled, name, seedEnv, true)
 }
 
 // PrepareQuery compiles m for query instances now (otherwise the first
@@ -287,14 +326,21 @@ func (v *VM) InstantiateQuery(ctx context.Context, m *Module, seedEnv Env) (*Ins
 	if err != nil {
 		return nil, err
 	}
-	return v.instantiate(context.WithoutCancel(ctx), v.qrt, cm, "", seedEnv)
+	return v.instantiate(context.WithoutCancel(ctx), v.qrt, m, cm, "", seedEnv, true)
 }
 
-func (v *VM) instantiate(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule, name string, seedEnv Env) (*Instance, error) {
+// instantiate creates an instance of m (compiled for rt); start: run its
+// start function with seedEnv's clock and randomness (without it the
+// instance is as its data segments and global initializers make it).
+func (v *VM) instantiate(ctx context.Context, rt wazero.Runtime, m *Module, compiled wazero.CompiledModule, name string, seedEnv Env, start bool) (*Instance, error) {
 	cs := &callState{env: seedEnv, readOnly: true, time: seedEnv.Time(), random: seedEnv.Random}
+	var starts []string
+	if start {
+		starts = []string{"_initialize"}
+	}
 	cfg := wazero.NewModuleConfig().
 		WithName(name).
-		WithStartFunctions("_initialize").
+		WithStartFunctions(starts...).
 		WithStdout(io.Discard).WithStderr(io.Discard).
 		WithWalltime(func() (int64, int32) {
 			t := cs.time
@@ -312,7 +358,16 @@ func (v *VM) instantiate(ctx context.Context, rt wazero.Runtime, compiled wazero
 		}
 		return nil, fmt.Errorf("%w: instantiate: %v", ErrTrap, err)
 	}
-	in := &Instance{vm: v, mod: mod, call: cs, alloc: mod.ExportedFunction("phala_alloc"), entries: map[Entry]api.Function{}}
+	cs.gas = gas.Counter(mod)
+	in := &Instance{vm: v, module: m, mod: mod, call: cs, alloc: mod.ExportedFunction("phala_alloc"), entries: map[Entry]api.Function{}}
+	for _, name := range m.stateGlobals {
+		g, ok := mod.ExportedGlobal(name).(api.MutableGlobal)
+		if !ok {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("%w: state global %q is not exported", ErrBadModule, name)
+		}
+		in.globals = append(in.globals, g)
+	}
 	for _, e := range []Entry{EntryInit, EntryCommand, EntryQuery, EntryEvent} {
 		if f := mod.ExportedFunction(string(e)); f != nil {
 			in.entries[e] = f
@@ -352,7 +407,7 @@ func (in *Instance) Call(ctx context.Context, entry Entry, input []byte, env Env
 		return nil, fmt.Errorf("%w: no entry point %s", ErrBadModule, entry)
 	}
 	cs := in.call
-	*cs = callState{env: env, readOnly: entry == EntryQuery, time: env.Time(), random: env.Random}
+	*cs = callState{env: env, readOnly: entry == EntryQuery, time: env.Time(), random: env.Random, gas: cs.gas}
 	ctx = context.WithValue(ctx, ctxKey{}, cs)
 	gas.SetRemaining(in.mod, gasLimit)
 	gasLimit = min(gasLimit, gas.MaxGas)
@@ -393,4 +448,78 @@ func (in *Instance) Call(ctx context.Context, entry Entry, input []byte, env Env
 		return res, ErrFailed
 	}
 	return res, nil
+}
+
+// Snapshot is the whole state of an instance between calls: its linear
+// memory and its mutable globals. Restoring it makes an instance
+// indistinguishable from the one it was taken of at that moment (same
+// results, same gas), which is what lets pRuntime start each block from
+// the state right after instantiation without instantiating again.
+type Snapshot struct {
+	module  *Module
+	memory  []byte
+	globals []uint64
+}
+
+// Snapshot captures in's state. ok is false if in's module keeps state
+// outside memory and globals (gas.ExportState: it changes tables or drops
+// segments), if in is broken or closed.
+func (in *Instance) Snapshot() (s *Snapshot, ok bool) {
+	if !in.module.restorable || in.broken || in.mod.IsClosed() {
+		return nil, false
+	}
+	mem := in.mod.Memory()
+	b, _ := mem.Read(0, mem.Size())
+	s = &Snapshot{module: in.module, memory: append([]byte(nil), b...), globals: make([]uint64, len(in.globals))}
+	for i, g := range in.globals {
+		s.globals[i] = g.Get()
+	}
+	return s, true
+}
+
+// Restore resets in to the state s: memory and mutable globals as they
+// were, the instance usable again even if broken. It costs a copy of
+// s's memory. ok is false, and in unchanged, if in cannot be restored in
+// place: s is of another module, in's memory grew beyond s's size (linear
+// memory cannot shrink) or in was closed (the guest exited); then close
+// in and use InstantiateSnapshot.
+func (in *Instance) Restore(s *Snapshot) (ok bool) {
+	if s.module != in.module || in.mod.IsClosed() {
+		return false
+	}
+	mem := in.mod.Memory()
+	if mem.Size() != uint32(len(s.memory)) {
+		return false
+	}
+	if !mem.Write(0, s.memory) {
+		return false
+	}
+	for i, g := range in.globals {
+		g.Set(s.globals[i])
+	}
+	in.broken = false
+	return true
+}
+
+// InstantiateSnapshot creates an instance of s's module in the state s,
+// without running the module's start function (the state already holds
+// what it did). It costs wazero's instantiation and a copy of s's
+// memory; Restore on a kept instance is cheaper.
+func (v *VM) InstantiateSnapshot(ctx context.Context, s *Snapshot, name string, seedEnv Env) (*Instance, error) {
+	in, err := v.instantiate(ctx, v.rt, s.module, s.module.compiled, name, seedEnv, false)
+	if err != nil {
+		return nil, err
+	}
+	mem := in.mod.Memory()
+	if size := uint32(len(s.memory)); mem.Size() < size {
+		if _, ok := mem.Grow((size - mem.Size()) / 65536); !ok {
+			in.Close(ctx)
+			return nil, fmt.Errorf("%w: cannot grow a new instance's memory to the snapshot's %d bytes", ErrTrap, size)
+		}
+	}
+	if !in.Restore(s) {
+		in.Close(ctx)
+		return nil, fmt.Errorf("%w: a new instance does not take the snapshot (memory %d bytes, snapshot %d)", ErrTrap, mem.Size(), len(s.memory))
+	}
+	return in, nil
 }

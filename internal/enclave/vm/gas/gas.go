@@ -243,7 +243,16 @@ func SetRemaining(mod api.Module, gas uint64) {
 // raised by the guest. Charge returns false as well if mod was not
 // instrumented.
 func Charge(mod api.Module, cost uint64) bool {
-	g := counter(mod)
+	return ChargeCounter(counter(mod), cost)
+}
+
+// Counter returns mod's gas counter (nil if mod was not instrumented),
+// for callers that charge often: ChargeCounter on it is Charge without
+// looking the counter up.
+func Counter(mod api.Module) api.MutableGlobal { return counter(mod) }
+
+// ChargeCounter is Charge on a counter Counter returned (false if nil).
+func ChargeCounter(g api.MutableGlobal, cost uint64) bool {
 	if g == nil {
 		return false
 	}

@@ -87,28 +87,9 @@ func Instrument(wasm []byte, s Schedule) ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	sections, err := splitSections(wasm)
+	sections, m, err := decodeModule(wasm)
 	if err != nil {
-		return nil, fmt.Errorf("gas: %w", err)
-	}
-
-	// wabin decodes the module without its custom sections (kept verbatim
-	// below), after guard has made sure none of its length prefixes makes
-	// wabin allocate more than the input justifies.
-	view := make([]byte, 0, len(wasm))
-	view = append(view, wasmHeader...)
-	for _, sec := range sections {
-		if sec.id == secCustom {
-			continue
-		}
-		if err := guardSection(sec.id, sec.content); err != nil {
-			return nil, fmt.Errorf("gas: section %d: %w", sec.id, err)
-		}
-		view = append(view, sec.raw...)
-	}
-	m, err := binary.DecodeModule(view, wa.CoreFeaturesV2)
-	if err != nil {
-		return nil, fmt.Errorf("gas: decode: %w", err)
+		return nil, err
 	}
 
 	importedGlobals := m.ImportGlobalCount()
@@ -188,6 +169,33 @@ func Instrument(wasm []byte, s Schedule) ([]byte, error) {
 	}
 	flushBefore(len(sectionRank) + 1)
 	return out, nil
+}
+
+// decodeModule splits wasm into its sections and decodes it without its
+// custom sections (kept verbatim by the callers), after guard has made
+// sure none of its length prefixes makes wabin allocate more than the
+// input justifies.
+func decodeModule(wasm []byte) ([]section, *wa.Module, error) {
+	sections, err := splitSections(wasm)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gas: %w", err)
+	}
+	view := make([]byte, 0, len(wasm))
+	view = append(view, wasmHeader...)
+	for _, sec := range sections {
+		if sec.id == secCustom {
+			continue
+		}
+		if err := guardSection(sec.id, sec.content); err != nil {
+			return nil, nil, fmt.Errorf("gas: section %d: %w", sec.id, err)
+		}
+		view = append(view, sec.raw...)
+	}
+	m, err := binary.DecodeModule(view, wa.CoreFeaturesV2)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gas: decode: %w", err)
+	}
+	return sections, m, nil
 }
 
 func sectionLen(sections []section, id byte) int {

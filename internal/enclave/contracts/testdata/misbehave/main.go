@@ -1,16 +1,23 @@
 // Command misbehave is a test contract whose commands loop, trap, fail
-// after writing, or read the deterministic clock and randomness.
+// after writing, read the deterministic clock and randomness, grow its
+// memory, or show its Go runtime's state.
 package main
 
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"math/rand"
 	"strconv"
 
 	"github.com/phalago/phala/contract"
 )
 
-var sink uint64
+var (
+	sink  uint64
+	hold  [][]byte
+	count int
+)
 
 func init() {
 	contract.Register(contract.Handlers{
@@ -38,6 +45,20 @@ func init() {
 				return []byte(hex.EncodeToString(c.Random(16))), nil
 			case "time":
 				return []byte(c.Time().String() + " " + strconv.FormatInt(c.Height(), 10)), nil
+			case "grow": // keeps 8 MiB more live: the instance's memory grows
+				hold = append(hold, make([]byte, 8<<20))
+				return []byte(strconv.Itoa(len(hold))), nil
+			case "state": // calls on this instance, math/rand, a map's order
+				count++
+				m := map[int]bool{}
+				for i := range 16 {
+					m[i] = true
+				}
+				order := ""
+				for k := range m {
+					order += strconv.Itoa(k) + ","
+				}
+				return fmt.Appendf(nil, "%d %d %d %s", count, len(hold), rand.Uint64(), order), nil
 			case "emit":
 				c.Emit("app/out", []byte("hello"))
 				return nil, nil
