@@ -28,11 +28,15 @@ func benchCmd(g *globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure confidential commands/s end to end and off-chain queries/s against a devnet",
 		Long: `bench deploys the token (built from examples/contracts/token: run it from the
-repository) on a running devnet, gives --senders fresh accounts tokens, then
-submits --commands encrypted transfer commands (pre-signed, in JSON-RPC batches)
-and times them until the worker has executed them all (commands/s end to end);
-then sends --queries encrypted balance queries to the worker from
---concurrency clients (queries/s, p50 and p99 latency).`,
+repository) on a running devnet, gives --senders fresh accounts tokens, measures
+the gas of one transfer alone in its block (each transfer then declares 1.5x
+that, as a wallet's estimate would), then submits --commands encrypted transfer
+commands (pre-signed, in JSON-RPC batches) and times them until the worker has
+executed them all (commands/s end to end); then each sender opens a query
+session with the worker and --concurrency clients send --queries encrypted
+balance queries (queries/s, p50 and p99 latency). Every answer is checked
+against the balance the transfers imply: "wrong balances" counts commands that
+did not run.`,
 		Example: `  go run ./cmd/phala devnet &
   go run ./cmd/phala bench --commands 4000 --queries 20000`,
 		Args: exactArgs(0, "no arguments"),

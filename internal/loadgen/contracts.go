@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,12 +48,16 @@ type ContractResult struct {
 	QueriesPerSec  float64
 	P50, P99       time.Duration
 	Failed         int
+	TransferGas    uint64 // the gas limit each transfer declared (1.5x a probe's use)
+	// WrongBalances: query answers that were not the balance every
+	// command having run implies (0 when all ran).
+	WrongBalances int
 }
 
 func (r *ContractResult) String() string {
-	return fmt.Sprintf("commands: %d executed in %s = %.0f/s end to end; queries: %d in %s = %.0f/s, p50 %s, p99 %s (failed %d)",
-		r.Commands, r.CommandSpan.Round(time.Millisecond), r.CommandsPerSec, r.Queries, r.QuerySpan.Round(time.Millisecond), r.QueriesPerSec,
-		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Failed)
+	return fmt.Sprintf("commands: %d executed in %s = %.0f/s end to end (%d gas declared each); queries: %d in %s = %.0f/s, p50 %s, p99 %s (failed %d, wrong balances %d)",
+		r.Commands, r.CommandSpan.Round(time.Millisecond), r.CommandsPerSec, r.TransferGas, r.Queries, r.QuerySpan.Round(time.Millisecond), r.QueriesPerSec,
+		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Failed, r.WrongBalances)
 }
 
 // TransferGas is the gas limit the benchmark's token transfers declare.
@@ -84,12 +89,39 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 		if _, err := owner.Submit(ctx, &api.Transfer{To: senders[i].Public(), Amount: uint64(cfg.Commands/cfg.Senders+2) * (c.Params().MinFee(512) + c.Params().GasFee(TransferGas) + 1)}); err != nil {
 			return nil, fmt.Errorf("fund sender: %w", err)
 		}
-		if _, err := owner.Command(ctx, rec, []byte(fmt.Sprintf("mint %s %d", senders[i].Public().Hex(), 1<<40))); err != nil {
+		mint := []byte(fmt.Sprintf("mint %s %d", senders[i].Public().Hex(), 1<<40))
+		if i < len(senders)-1 {
+			_, err = owner.Command(ctx, rec, mint)
+		} else {
+			// The last mint waits for its receipt: the owner's earlier
+			// ones are in its block or before, so the probe below runs
+			// alone in a later block.
+			_, _, err = owner.Execute(ctx, rec, mint)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("mint: %w", err)
 		}
 	}
-	// Pre-sign and seal the commands: sender i's nonces ascend.
+	// The gas each transfer declares: one measured alone in its block (a
+	// block's first command, the dearest: the instance starts from its
+	// post-instantiation state), with a 1.5x margin, as a wallet would
+	// estimate it. The declared gas, not the used, fills a worker's
+	// max_worker_gas_per_block.
+	probe, _, err := c.NewSigner(senders[0]).Execute(ctx, rec, []byte("transfer "+senders[1].Public().Hex()+" 1"), client.WithGas(TransferGas))
+	if err != nil {
+		return nil, fmt.Errorf("probe transfer: %w", err)
+	}
+	if err := probe.Err(); err != nil {
+		return nil, fmt.Errorf("probe transfer: %w", err)
+	}
+	res := &ContractResult{TransferGas: probe.GasUsed * 3 / 2}
+	logf("a transfer alone in its block used %d gas; each declares %d", probe.GasUsed, res.TransferGas)
+	// Pre-sign and seal the commands: sender i sends i+1 per transfer to
+	// the next sender; its nonces ascend (sender 0's from 1: the probe
+	// took 0).
 	per := make([][][]byte, cfg.Senders)
+	first := make([]uint64, cfg.Senders)
+	first[0] = 1
 	for i, k := range senders {
 		ch, err := channel.New(k, rec.Ecdh, api.ChannelPurposeCommand)
 		if err != nil {
@@ -97,12 +129,11 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 		}
 		to := senders[(i+1)%len(senders)].Public().Hex()
 		for n := 0; n < cfg.Commands/cfg.Senders; n++ {
-			nonce := uint64(n)
-			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: TransferGas, Sealed: ch.Seal([]byte("transfer "+to+" 1"), api.CommandAD(rec.Identity, k.Public(), nonce))}
+			nonce := uint64(n) + first[i]
+			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: res.TransferGas, Sealed: ch.Seal([]byte("transfer "+to+" "+strconv.Itoa(i+1)), api.CommandAD(rec.Identity, k.Public(), nonce))}
 			per[i] = append(per[i], client.BuildTx(c.ChainID(), c.Params(), k, nonce, call).Encode())
 		}
 	}
-	res := &ContractResult{}
 	start := time.Now()
 	sub, err := broadcastExecuted(ctx, c, cfg.RPC, endpoint, per, cfg.Batch)
 	if err != nil {
@@ -123,8 +154,23 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 			return nil, err
 		}
 	}
+	// Sender i sent i+1 per transfer to sender i+1 (the last to sender 0),
+	// and the probe 1 from sender 0 to sender 1: a balance that differs
+	// means a command did not run.
+	n := uint64(cfg.Commands / cfg.Senders)
+	want := make([]string, len(senders))
+	for i := range senders {
+		b := uint64(1<<40) - n*uint64(i+1) + n*uint64(i)
+		switch i {
+		case 0:
+			b += n*uint64(len(senders)) - 1
+		case 1:
+			b++
+		}
+		want[i] = strconv.FormatUint(b, 10)
+	}
 	lat := make([]time.Duration, cfg.Queries)
-	var next, failed atomic.Int64
+	var next, failed, wrong atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Concurrency; w++ {
 		wg.Add(1)
@@ -136,8 +182,11 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 					return
 				}
 				t0 := time.Now()
-				if _, _, err := sessions[i%len(sessions)].Query(ctx, []byte("balance")); err != nil {
+				out, _, err := sessions[i%len(sessions)].Query(ctx, []byte("balance"))
+				if err != nil {
 					failed.Add(1)
+				} else if string(out) != want[i%len(sessions)] {
+					wrong.Add(1)
 				}
 				lat[i] = time.Since(t0)
 			}
@@ -150,6 +199,7 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	res.P50, res.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
 	res.Failed = sub.refused + int(failed.Load())
+	res.WrongBalances = int(wrong.Load())
 	return res, nil
 }
 
