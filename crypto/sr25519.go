@@ -17,6 +17,7 @@ import (
 
 	schnorrkel "github.com/ChainSafe/go-schnorrkel"
 	"github.com/gtank/ristretto255"
+	subkey "github.com/vedhavyas/go-subkey/v2"
 )
 
 // Sizes of keys and signatures.
@@ -116,19 +117,32 @@ func (kp *KeyPair) Derive(path string) (*KeyPair, error) {
 	return kp.derive(js)
 }
 
-// Verify reports whether sig is pk's signature of msg under ctx, exactly
-// as schnorrkel (sr25519) verifies it; decoded keys are cached (verify.go).
+// Verify reports whether sig is pk's signature of msg under ctx.
 func (pk PublicKey) Verify(ctx Context, msg []byte, sig Signature) bool {
-	return verify(pk, ctx, msg, &sig)
+	p, err := schnorrkel.NewPublicKey(pk)
+	if err != nil {
+		return false
+	}
+	var s schnorrkel.Signature
+	if err := s.Decode(sig); err != nil {
+		return false
+	}
+	ok, err := p.Verify(&s, schnorrkel.NewSigningContext([]byte(ctx), msg))
+	return err == nil && ok
 }
 
 // Valid reports whether pk decodes to a ristretto255 point other than the
 // identity (the all-zero encoding, for which no signature ever verifies).
-// Decoded keys are cached.
-func (pk PublicKey) Valid() bool { return decodePoint(pk).valid }
+func (pk PublicKey) Valid() bool {
+	if pk == (PublicKey{}) {
+		return false
+	}
+	_, err := schnorrkel.NewPublicKey(pk)
+	return err == nil
+}
 
 // Address returns the SS58 address (prefix 42).
-func (pk PublicKey) Address() string { return address(pk) }
+func (pk PublicKey) Address() string { return subkey.SS58Encode(pk[:], AddressFormat) }
 
 // String returns the SS58 address.
 func (pk PublicKey) String() string { return pk.Address() }
