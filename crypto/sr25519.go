@@ -153,16 +153,18 @@ func signingContext(ctx Context) *voi.SigningContext {
 
 // Valid reports whether pk decodes to a ristretto255 point other than the
 // identity (the all-zero encoding, for which no signature ever verifies).
+// Answers are cached (keycache.go).
 func (pk PublicKey) Valid() bool {
-	if pk == (PublicKey{}) {
-		return false
-	}
-	_, err := schnorrkel.NewPublicKey(pk)
-	return err == nil
+	return validKeys.get(pk, func() bool {
+		_, err := schnorrkel.NewPublicKey(pk)
+		return pk != (PublicKey{}) && err == nil
+	})
 }
 
-// Address returns the SS58 address (prefix 42).
-func (pk PublicKey) Address() string { return subkey.SS58Encode(pk[:], AddressFormat) }
+// Address returns the SS58 address (prefix 42), cached (keycache.go).
+func (pk PublicKey) Address() string {
+	return addresses.get(pk, func() string { return subkey.SS58Encode(pk[:], AddressFormat) })
+}
 
 // String returns the SS58 address.
 func (pk PublicKey) String() string { return pk.Address() }

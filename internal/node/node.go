@@ -80,7 +80,7 @@ func NewWithOptions(c *cfg.Config, log *slog.Logger, opts Options) (*Node, error
 		}
 	}
 	cn, err := cmtnode.NewNode(c, pv, nk,
-		proxy.NewConnSyncLocalClientCreator(a),
+		app.ClientCreator(a),
 		cmtnode.DefaultGenesisDocProviderFunc(c),
 		n.dbs.provider,
 		mp,
