@@ -1,6 +1,10 @@
 package crypto
 
-import "sync"
+import (
+	"sync"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/sr25519"
+)
 
 // Caches of pure functions of a public key: whether it decodes (Valid,
 // a square root on the curve) and its SS58 address (base58 and a BLAKE2b
@@ -15,6 +19,9 @@ const keyCacheSize = 1 << 14
 var (
 	validKeys = newKeyCache[bool](keyCacheSize)
 	addresses = newKeyCache[string](keyCacheSize)
+	// voiKeys: decompressed keys for Verify (a square root each, a third
+	// of a verification); nil for an encoding that is not a point.
+	voiKeys = newKeyCache[*voi.PublicKey](keyCacheSize)
 )
 
 // keyCache is a concurrency-safe map from public keys that holds at most

@@ -128,8 +128,14 @@ func (kp *KeyPair) Derive(path string) (*KeyPair, error) {
 // marker bit set); FuzzVerifyMatchesSchnorrkel checks the two agree.
 // go-schnorrkel stays for key derivation and signing.
 func (pk PublicKey) Verify(ctx Context, msg []byte, sig Signature) bool {
-	p, err := voi.NewPublicKeyFromBytes(pk[:])
-	if err != nil {
+	p := voiKeys.get(pk, func() *voi.PublicKey {
+		p, err := voi.NewPublicKeyFromBytes(pk[:])
+		if err != nil {
+			return nil
+		}
+		return p
+	})
+	if p == nil {
 		return false
 	}
 	s, err := voi.NewSignatureFromBytes(sig[:])
