@@ -99,8 +99,10 @@ func (c *Client) fastVerify(hs []Signed) (accepted, slow int) {
 		if lo > 0 {
 			// Linkage to hs[lo-1] is checked here; hs[lo-1] itself by the
 			// range before (a range counts only if all before it passed).
+			// It may be incomplete (the range before refuses it): a
+			// SignedHeader decoded without its header has a nil Header.
 			prev = hs[lo-1].Header
-			if prev == nil || prev.Commit == nil {
+			if prev == nil || prev.Header == nil || prev.Commit == nil {
 				res[w] = result{}
 				continue
 			}
