@@ -38,3 +38,19 @@ func TestVerifyBatchHeaderlessCommit(t *testing.T) {
 		})
 	}
 }
+
+// With many CPUs, splitting a batch into ranges never makes a range that
+// starts past the end (51 workers of 49 headers for 2,449 headers would
+// start the last at 2,450): VerifyBatch accepts the whole batch.
+func TestVerifyBatchManyCPUs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(51))
+	const n = 51*minPerWorker + 1
+	k := newTestKeys(t, 1)
+	set := k.set(t, 0)
+	g := &Genesis{ChainID: "phala-batch", InitialHeight: 1, Time: time.Unix(1_700_000_000, 0).UTC(), Validators: set}
+	chain := valChain(t, k, g, func(int64) *cmttypes.ValidatorSet { return set }, n+1, 1)
+	c := New(g, chain[0].Header)
+	if got, err := c.VerifyBatch(chain[1:]); got != n || err != nil {
+		t.Fatalf("accepted %d of %d: %v", got, n, err)
+	}
+}
