@@ -127,7 +127,15 @@ func (kp *KeyPair) Derive(path string) (*KeyPair, error) {
 // schnorrkel is strict too (a signature's scalar must be canonical and its
 // marker bit set); FuzzVerifyMatchesSchnorrkel checks the two agree.
 // go-schnorrkel stays for key derivation and signing.
+//
+// The identity key (the all-zero encoding, the only encoding of the
+// identity ristretto255 accepts) verifies nothing: go-schnorrkel refuses
+// it, voi does not, and for it s·B − k·A = s·B, so (R = s·B, s) would
+// verify any message under it without a secret.
 func (pk PublicKey) Verify(ctx Context, msg []byte, sig Signature) bool {
+	if pk == (PublicKey{}) {
+		return false
+	}
 	p := voiKeys.get(pk, func() *voi.PublicKey {
 		p, err := voi.NewPublicKeyFromBytes(pk[:])
 		if err != nil {

@@ -70,6 +70,8 @@ func FuzzVerifyMatchesSchnorrkel(f *testing.F) {
 	f.Add(pk[:], []byte("m"), sig[:], false)
 	f.Add(pk[:], []byte("m"), sig[:], true)
 	f.Add(make([]byte, 32), []byte{}, make([]byte, 64), false)
+	forged := forgeForIdentity()
+	f.Add(make([]byte, 32), []byte("m"), forged[:], false)
 	f.Fuzz(func(t *testing.T, pkb, msg, sigb []byte, sign bool) {
 		if sign {
 			// A fresh signature by a derived key over the fuzzed message.

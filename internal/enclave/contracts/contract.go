@@ -472,7 +472,11 @@ func (c *Contract) instance(ctx context.Context, e *env) (*vm.Instance, error) {
 			c.inst.Close(ctx)
 			c.inst = nil
 		}
-		in, err := c.vm.InstantiateSnapshot(ctx, c.snap, "", e)
+		// startEnv, not the call's env: a module's start section runs
+		// again in the new instance (its effects are then overwritten)
+		// and must not use up the call's randomness, which a replica
+		// restored in place or restarted does not.
+		in, err := c.vm.InstantiateSnapshot(ctx, c.snap, "", c.startEnv(k))
 		if err != nil {
 			return nil, err
 		}

@@ -87,6 +87,9 @@ func (c *Client) fastVerify(hs []Signed) (accepted, slow int) {
 	}
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(hs)/minPerWorker))
 	per := (len(hs) + workers - 1) / workers
+	// Rounding per up can leave fewer ranges than workers (51 of 49 for
+	// 2,449 headers would start the last past the end).
+	workers = (len(hs) + per - 1) / per
 	type result struct {
 		passed int  // headers at the start of the range that passed precheck
 		ok     bool // their signatures verified
@@ -99,8 +102,10 @@ func (c *Client) fastVerify(hs []Signed) (accepted, slow int) {
 		if lo > 0 {
 			// Linkage to hs[lo-1] is checked here; hs[lo-1] itself by the
 			// range before (a range counts only if all before it passed).
+			// It may be incomplete (the range before refuses it): a
+			// SignedHeader decoded without its header has a nil Header.
 			prev = hs[lo-1].Header
-			if prev == nil || prev.Commit == nil {
+			if prev == nil || prev.Header == nil || prev.Commit == nil {
 				res[w] = result{}
 				continue
 			}

@@ -502,8 +502,12 @@ func (in *Instance) Restore(s *Snapshot) (ok bool) {
 }
 
 // InstantiateSnapshot creates an instance of s's module in the state s,
-// without running the module's start function (the state already holds
-// what it did). It costs wazero's instantiation and a copy of s's
+// without running the module's _initialize (the state already holds what
+// it did). A WebAssembly start section, if the module has one, does run
+// (wazero always runs it), with seedEnv's clock and randomness, before
+// its effects on memory and globals are overwritten: pass the env the
+// snapshot's instance was made with, never a call's (whose random stream
+// it would use up). It costs wazero's instantiation and a copy of s's
 // memory; Restore on a kept instance is cheaper.
 func (v *VM) InstantiateSnapshot(ctx context.Context, s *Snapshot, name string, seedEnv Env) (*Instance, error) {
 	in, err := v.instantiate(ctx, v.rt, s.module, s.module.compiled, name, seedEnv, false)
