@@ -29,7 +29,7 @@ func benchCmd(g *globals) *cobra.Command {
 		Short: "Measure confidential commands/s end to end and off-chain queries/s against a devnet",
 		Long: `bench deploys the token (built from examples/contracts/token: run it from the
 repository) on a running devnet, gives --senders fresh accounts tokens, measures
-the gas of one transfer alone in its block (each transfer then declares 1.5x
+the gas of one transfer alone in its block (each transfer then declares 3x
 that, as a wallet's estimate would), then submits --commands encrypted transfer
 commands (pre-signed, in JSON-RPC batches) and times them until the worker has
 executed them all (commands/s end to end); then each sender opens a query
@@ -47,7 +47,11 @@ did not run.`,
 			}
 			return runLoad(g, cmd, "token", func(ctx context.Context, l loadTarget) (fmt.Stringer, error) {
 				cfg.Code, cfg.RPC, cfg.Trust, cfg.Log = l.code, l.rpc, l.trust, l.log
-				return loadgen.RunContracts(ctx, cfg)
+				r, err := loadgen.RunContracts(ctx, cfg)
+				if err == nil && r.WrongBalances > 0 {
+					return nil, fmt.Errorf("%s\n%d query answers disagree with the balances the transfers imply: some commands did not run (out of gas?), so these figures do not count", r, r.WrongBalances)
+				}
+				return r, err
 			})
 		},
 	}
