@@ -175,9 +175,18 @@ func command(c *contract.Context, input []byte) ([]byte, error) {
 		if from < amount {
 			return nil, errors.New("insufficient balance")
 		}
-		c.SetUint64(fromK, from-amount)
+		if to == caller {
+			break // to oneself: nothing moves
+		}
 		toK := balanceKeyIn(&toKey, to)
-		c.SetUint64(toK, c.Uint64(toK)+amount)
+		bal := c.Uint64(toK)
+		if bal+amount < bal {
+			// Mints bound each balance, not their sum: two balances
+			// near 2^64 must not wrap into one.
+			return nil, errors.New("balance overflow")
+		}
+		c.SetUint64(fromK, from-amount)
+		c.SetUint64(toK, bal+amount)
 	default:
 		return nil, fmt.Errorf("unknown command %q (mint, transfer)", op)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,6 +82,26 @@ func Exercise(t *testing.T, h contracttest.Harness) {
 	}
 	if got := must(h.Query(alice, []byte("balance "+addr(alice)))); got != "70" {
 		t.Fatalf("own balance by address: %s", got)
+	}
+	// Bob's balance to the top: a transfer to him would wrap it (mints
+	// bound each balance, not their sum), and is refused.
+	must(h.Command(owner, req("mint", bob, math.MaxUint64-30)))
+	if _, err := h.Command(alice, req("transfer", bob, 1)); err == nil {
+		t.Error("a transfer that overflows the recipient's balance: accepted")
+	}
+	if got := must(h.Query(bob, []byte("balance"))); got != strconv.FormatUint(math.MaxUint64, 10) {
+		t.Fatalf("bob after the refused overflow: %s", got)
+	}
+	if got := must(h.Query(alice, []byte("balance"))); got != "70" {
+		t.Fatalf("alice after the refused overflow: %s", got)
+	}
+	// To oneself: accepted within the balance, and nothing moves.
+	must(h.Command(alice, req("transfer", alice, 70)))
+	if _, err := h.Command(alice, req("transfer", alice, 71)); err == nil {
+		t.Error("a transfer to oneself beyond the balance: accepted")
+	}
+	if got := must(h.Query(alice, []byte("balance"))); got != "70" {
+		t.Fatalf("alice after transfers to herself: %s", got)
 	}
 }
 
