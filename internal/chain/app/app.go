@@ -241,20 +241,37 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 // CheckTx admits a transaction to the mempool if it would apply on top of
 // the committed state and the transactions already admitted.
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	return a.checkTx(req.Tx, true), nil
+}
+
+// DryCheckTx answers as CheckTx would but admits nothing: the pending
+// state stays as it was (CometBFT's /check_tx RPC, which promises neither
+// to execute the transaction nor to add it to the mempool).
+func (a *App) DryCheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	return a.checkTx(req.Tx, false), nil
+}
+
+// checkTx checks b on the pending state, and admits it (keeps its writes
+// there) if admit.
+func (a *App) checkTx(b []byte, admit bool) *abci.ResponseCheckTx {
 	a.mu.Lock()
 	params := a.params
 	a.mu.Unlock()
-	tx, err := a.decodeAndVerify(req.Tx, params)
+	tx, err := a.decodeAndVerify(b, params)
 	if err == nil {
 		a.mu.Lock()
-		ctx := &block.Context{KV: a.check, ChainID: a.chainID, Height: a.lastHeight + 1, Time: a.lastTime, Params: a.params, Checking: true}
-		err = a.execTx(ctx, tx, len(req.Tx))
+		var kv store.KV = a.check
+		if !admit {
+			kv = store.NewCache(a.check)
+		}
+		ctx := &block.Context{KV: kv, ChainID: a.chainID, Height: a.lastHeight + 1, Time: a.lastTime, Params: a.params, Checking: true}
+		err = a.execTx(ctx, tx, len(b))
 		a.mu.Unlock()
 	}
 	if err != nil {
-		return &abci.ResponseCheckTx{Code: uint32(api.CodeOf(err)), Codespace: api.Codespace, Log: err.Error()}, nil
+		return &abci.ResponseCheckTx{Code: uint32(api.CodeOf(err)), Codespace: api.Codespace, Log: err.Error()}
 	}
-	return &abci.ResponseCheckTx{Code: 0, GasWanted: 1}, nil
+	return &abci.ResponseCheckTx{Code: 0, GasWanted: 1}
 }
 
 // decodeAndVerify decodes a transaction and checks what needs no state:

@@ -35,8 +35,9 @@ func (a *App) PreCheck(tx []byte) {
 
 // ClientCreator returns the ABCI client creator for a node running a in
 // process: CometBFT's connection-synchronized local clients (one mutex per
-// connection: consensus, mempool, query, snapshot), whose CheckTx of a new
-// transaction runs PreCheck before taking the connection's mutex.
+// connection: consensus, mempool, query, snapshot), whose CheckTxAsync of a
+// new transaction runs PreCheck before taking the connection's mutex, and
+// whose synchronous CheckTx (the /check_tx RPC) admits nothing.
 func ClientCreator(a *App) proxy.ClientCreator {
 	return &preCheckCreator{app: a, local: proxy.NewConnSyncLocalClientCreator(a)}
 }
@@ -68,9 +69,16 @@ func (c *preCheckClient) CheckTxAsync(ctx context.Context, req *abci.RequestChec
 	return c.Client.CheckTxAsync(ctx, req)
 }
 
+// CheckTx is the synchronous call, which CometBFT's mempool never makes
+// (it admits and rechecks with CheckTxAsync): only the /check_tx RPC does,
+// and promises the transaction is neither executed nor added to the
+// mempool. So it is a dry run (App.DryCheckTx): the same answer as an
+// admission, with the pending state left as it was; otherwise the same
+// transaction broadcast afterwards would be refused as a stale nonce.
+// It needs no connection lock (the App's own lock guards the pending state).
 func (c *preCheckClient) CheckTx(ctx context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
 	if req.Type == abci.CheckTxType_New {
 		c.app.PreCheck(req.Tx)
 	}
-	return c.Client.CheckTx(ctx, req)
+	return c.app.DryCheckTx(ctx, req)
 }

@@ -25,7 +25,8 @@ func mempoolClient(t testing.TB, a *App) abcicli.Client {
 
 // Concurrent CheckTx calls through the mempool client (PreCheck outside
 // its lock) still admit each sender's transactions in nonce order and
-// refuse bad signatures and nonces. Run with -race.
+// refuse bad signatures and nonces, and the synchronous CheckTx (the
+// /check_tx dry run) answers the same. Run with -race.
 func TestConcurrentPreCheckedCheckTx(t *testing.T) {
 	const senders, perSender = 4, 15
 	g := genesis()
@@ -75,7 +76,9 @@ func TestConcurrentPreCheckedCheckTx(t *testing.T) {
 					req := &abci.RequestCheckTx{Tx: tx, Type: abci.CheckTxType_New}
 					var code uint32
 					var log string
-					if (int(n)+i)%2 == 0 {
+					// Admission is CheckTxAsync's (the mempool's call);
+					// the synchronous CheckTx (/check_tx) is a dry run.
+					if st.want == api.CodeOK || (int(n)+i)%2 == 0 {
 						rr, err := cl.CheckTxAsync(context.Background(), req)
 						if err != nil {
 							t.Error(err)
@@ -128,5 +131,33 @@ func TestConcurrentPreCheckedCheckTx(t *testing.T) {
 		if got := h.account(k.Public()).Nonce; got != perSender {
 			t.Fatalf("sender nonce %d, want %d", got, perSender)
 		}
+	}
+}
+
+// CometBFT's /check_tx RPC asks the mempool connection's CheckTx (the
+// synchronous call; the mempool itself only uses CheckTxAsync) and
+// promises the transaction is neither executed nor added to the mempool:
+// it must not advance the pending state either, or the same transaction
+// broadcast afterwards is refused as a stale nonce (and a later nonce of
+// the sender is admitted behind a gap no mempool holds).
+func TestCheckTxRPCDoesNotAdmit(t *testing.T) {
+	h := newHarness(t, genesis())
+	h.block()
+	cl := mempoolClient(t, h.app)
+	tx := h.tx(alice, 0, &api.Transfer{To: bob.Public(), Amount: 5})
+	for i := range 2 {
+		res, err := cl.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: tx})
+		if err != nil || res.Code != 0 {
+			t.Fatalf("check_tx %d: %v %v", i, err, res)
+		}
+	}
+	rr, err := cl.CheckTxAsync(context.Background(), &abci.RequestCheckTx{Tx: tx, Type: abci.CheckTxType_New})
+	if err != nil || rr.Response.GetCheckTx().Code != 0 {
+		t.Fatalf("broadcast after check_tx: %v %v", err, rr.Response.GetCheckTx())
+	}
+	// The dry run still sees what the mempool admitted.
+	res, err := cl.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: tx})
+	if err != nil || api.Code(res.Code) != api.CodeStaleNonce {
+		t.Fatalf("check_tx of an admitted nonce: %v %v, want stale nonce", err, res)
 	}
 }
