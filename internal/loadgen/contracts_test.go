@@ -1,17 +1,12 @@
 package loadgen
 
 import (
-	"context"
-	"log/slog"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/contract/contracttest"
 	"github.com/phalago/phala/crypto"
-	"github.com/phalago/phala/internal/devnet"
-	"github.com/phalago/phala/internal/node"
 )
 
 // The token's benchmark (phala bench) runs on an in-process devnet,
@@ -22,23 +17,7 @@ func TestContractBenchRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("whole devnet")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	ports, err := node.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := devnet.DefaultConfig(t.TempDir())
-	cfg.Ports, cfg.PRuntimePort, cfg.TimeoutCommit = ports, 0, 100*time.Millisecond
-	cfg.Log = slog.New(slog.DiscardHandler)
-	d, err := devnet.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Stop() })
-	if err := d.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx, d := benchDevnet(t)
 	res, err := RunContracts(ctx, ContractConfig{
 		RPC: d.RPC(), Trust: client.Options{Genesis: d.Genesis()}, Code: contracttest.Build(t, filepath.Join("..", "..", "examples", "contracts", "token")),
 		Commands: 200, Queries: 400, Senders: 4, Concurrency: 8, Batch: 50, Funder: crypto.MustKeyPairFromURI("//Alice"),
