@@ -28,6 +28,11 @@ const (
 	// MaxSessions bounds the sessions a worker keeps; opening one more
 	// drops an expired one, else a random one (its client opens again).
 	MaxSessions = 10_000
+	// MaxSessionsPerAccount bounds the sessions one account (From) keeps
+	// on a worker; its next open drops its own oldest, not someone
+	// else's: a client that opens a session per query churns only its
+	// own.
+	MaxSessionsPerAccount = 16
 	// SessionWindow is how far behind the highest query number a session
 	// has seen a query may be and still be answered (queries of one
 	// session sent concurrently arrive out of order); older ones are
@@ -56,10 +61,15 @@ type Session struct {
 type Sessions struct {
 	mu sync.Mutex
 	m  map[[api.SessionIDSize]byte]*Session
+	// byFrom: each account's sessions, oldest first (at most
+	// MaxSessionsPerAccount).
+	byFrom map[crypto.PublicKey][][api.SessionIDSize]byte
 }
 
 // NewSessions returns an empty table.
-func NewSessions() *Sessions { return &Sessions{m: map[[api.SessionIDSize]byte]*Session{}} }
+func NewSessions() *Sessions {
+	return &Sessions{m: map[[api.SessionIDSize]byte]*Session{}, byFrom: map[crypto.PublicKey][][api.SessionIDSize]byte{}}
+}
 
 // Len returns the number of sessions kept.
 func (t *Sessions) Len() int {
@@ -71,20 +81,45 @@ func (t *Sessions) Len() int {
 func (t *Sessions) add(s *Session, now int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if own := t.byFrom[s.From]; len(own) >= MaxSessionsPerAccount {
+		t.remove(own[0])
+	}
 	if len(t.m) >= MaxSessions {
 		for id, o := range t.m {
 			if o.NotAfter < now {
-				delete(t.m, id)
+				t.remove(id)
 			}
 		}
 		for id := range t.m {
 			if len(t.m) < MaxSessions {
 				break
 			}
-			delete(t.m, id)
+			t.remove(id)
 		}
 	}
 	t.m[s.ID] = s
+	t.byFrom[s.From] = append(t.byFrom[s.From], s.ID)
+}
+
+// remove drops session id from both indexes. The caller holds t.mu.
+func (t *Sessions) remove(id [api.SessionIDSize]byte) {
+	s, ok := t.m[id]
+	if !ok {
+		return
+	}
+	delete(t.m, id)
+	own := t.byFrom[s.From]
+	for i, o := range own {
+		if o == id {
+			own = append(own[:i:i], own[i+1:]...)
+			break
+		}
+	}
+	if len(own) == 0 {
+		delete(t.byFrom, s.From)
+	} else {
+		t.byFrom[s.From] = own
+	}
 }
 
 // Get returns session id if it is kept and unexpired at block time now;
@@ -97,7 +132,7 @@ func (t *Sessions) Get(id [api.SessionIDSize]byte, now time.Time) (*Session, err
 		return nil, fmt.Errorf("%w: open a new session", ErrUnknownSession)
 	}
 	if s.NotAfter < now.Unix() {
-		delete(t.m, id)
+		t.remove(id)
 		return nil, fmt.Errorf("%w: it expired at %s (block time %s): open a new session", ErrUnknownSession,
 			time.Unix(s.NotAfter, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
