@@ -123,8 +123,6 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 	// the next sender; its nonces ascend (sender 0's from 1: the probe
 	// took 0).
 	per := make([][][]byte, cfg.Senders)
-	first := make([]uint64, cfg.Senders)
-	first[0] = 1
 	for i, k := range senders {
 		ch, err := channel.New(k, rec.Ecdh, api.ChannelPurposeCommand)
 		if err != nil {
@@ -132,7 +130,10 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 		}
 		to := senders[(i+1)%len(senders)].Public().Hex()
 		for n := 0; n < cfg.Commands/cfg.Senders; n++ {
-			nonce := uint64(n) + first[i]
+			nonce := uint64(n)
+			if i == 0 {
+				nonce++ // the probe's
+			}
 			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: res.TransferGas, Sealed: ch.Seal([]byte("transfer "+to+" "+strconv.Itoa(i+1)), api.CommandAD(rec.Identity, k.Public(), nonce))}
 			per[i] = append(per[i], client.BuildTx(c.ChainID(), c.Params(), k, nonce, call).Encode())
 		}
