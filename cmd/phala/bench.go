@@ -55,7 +55,7 @@ did not run.`,
 			})
 		},
 	}
-	c.Flags().IntVar(&cfg.Commands, "commands", cfg.Commands, "encrypted commands to submit")
+	c.Flags().IntVar(&cfg.Commands, "commands", cfg.Commands, "encrypted commands to submit (a multiple of --senders: each sends as many)")
 	c.Flags().IntVar(&cfg.Queries, "queries", cfg.Queries, "queries to send")
 	c.Flags().IntVar(&cfg.Senders, "senders", cfg.Senders, "accounts sending commands")
 	c.Flags().IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent query clients")

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -70,8 +71,29 @@ func (r *ContractResult) String() string {
 // TransferGas (3,000 with the defaults) of them per worker.
 const TransferGas = 100_000
 
-// RunContracts performs the measurement.
+// Validate refuses a run that cannot measure: fewer than 2 senders (the
+// probe goes from one to another), commands not a positive multiple of
+// the senders (each sends as many), or no queries, query clients or batch.
+func (c ContractConfig) Validate() error {
+	switch {
+	case c.Senders < 2:
+		return errors.New("senders must be at least 2")
+	case c.Commands < c.Senders || c.Commands%c.Senders != 0:
+		return fmt.Errorf("commands (%d) must be a positive multiple of senders (%d)", c.Commands, c.Senders)
+	case c.Queries < 1, c.Concurrency < 1, c.Batch < 1:
+		return errors.New("queries, concurrency and batch must be positive")
+	case c.Funder == nil:
+		return errors.New("no funder key")
+	}
+	return nil
+}
+
+// RunContracts performs the measurement (errors: Validate's, then the
+// network's).
 func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	logf := cfg.Log
 	if logf == nil {
 		logf = func(string, ...any) {}

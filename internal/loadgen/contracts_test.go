@@ -31,3 +31,28 @@ func TestContractBenchRuns(t *testing.T) {
 	}
 	t.Log(res)
 }
+
+// Runs that cannot measure are refused before anything is deployed.
+func TestContractConfigValidate(t *testing.T) {
+	ok := ContractConfig{Commands: 16, Queries: 1, Senders: 8, Concurrency: 1, Batch: 1, Funder: crypto.MustKeyPairFromURI("//Alice")}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mod := range map[string]func(*ContractConfig){
+		"no senders":       func(c *ContractConfig) { c.Senders = 0 },
+		"one sender":       func(c *ContractConfig) { c.Senders = 1 },
+		"no commands":      func(c *ContractConfig) { c.Commands = 0 },
+		"negative":         func(c *ContractConfig) { c.Commands = -5 },
+		"not a multiple":   func(c *ContractConfig) { c.Commands = 10 },
+		"no queries":       func(c *ContractConfig) { c.Queries = 0 },
+		"no query clients": func(c *ContractConfig) { c.Concurrency = 0 },
+		"no batch":         func(c *ContractConfig) { c.Batch = 0 },
+		"no funder":        func(c *ContractConfig) { c.Funder = nil },
+	} {
+		c := ok
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
