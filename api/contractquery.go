@@ -88,7 +88,7 @@ func DecodeContractQuery(b []byte) (*ContractQuery, error) {
 type ContractQueryResponse struct {
 	Query      [32]byte
 	Height     int64
-	Ciphertext []byte // sealed: status byte (0 ok, 1 error) || output or message
+	Ciphertext []byte // sealed: Pad(status byte (0 ok, 1 error) || output or message)
 	Signature  crypto.Signature
 }
 

@@ -162,8 +162,8 @@ func DecodeSessionQuery(b []byte) (*SessionQuery, error) {
 	return q, nil
 }
 
-// SessionAnswer is the worker's answer to SessionQuery Seq: status byte
-// (0 ok, 1 error) || output or message, sealed under the session's
+// SessionAnswer is the worker's answer to SessionQuery Seq: Pad(status
+// byte (0 ok, 1 error) || output or message), sealed under the session's
 // worker-to-client key with Seq as the nonce and SessionAnswerAD (the
 // session, Seq and Height) as additional data.
 type SessionAnswer struct {

@@ -66,17 +66,24 @@ type ReceiptBody struct {
 	Output  []byte // the contract's output, or the reason it failed
 }
 
-// Encode returns the canonical bytes.
+// Encode returns the canonical bytes: the fields, then Pad's padding (a
+// sealed body's size tells its output's length only to within PadBlock
+// bytes).
 func (b *ReceiptBody) Encode() []byte {
-	w := codec.NewWriter(16 + len(b.Output))
+	w := codec.NewWriter(16 + len(b.Output) + PadBlock)
 	w.U8(uint8(b.Status))
 	w.Uvarint(b.GasUsed)
 	w.BytesField(b.Output)
-	return w.Bytes()
+	return Pad(w.Bytes())
 }
 
-// DecodeReceiptBody strictly decodes a receipt body. Errors: ErrMalformed.
+// DecodeReceiptBody strictly decodes a receipt body (padding included).
+// Errors: ErrMalformed.
 func DecodeReceiptBody(b []byte) (*ReceiptBody, error) {
+	b, err := Unpad(b)
+	if err != nil {
+		return nil, fmt.Errorf("receipt body: %w", err)
+	}
 	rb := &ReceiptBody{}
 	r := codec.NewReader(b)
 	rb.Status = ReceiptStatus(r.U8())
@@ -138,7 +145,7 @@ func DecodeReceipt(b []byte) (*Receipt, error) {
 	r.Fixed(rc.From[:])
 	rc.Nonce = r.Uvarint()
 	rc.Height = r.Varint()
-	rc.Sealed = r.BytesField(MaxReceiptOutputBytes + 64)
+	rc.Sealed = r.BytesField(MaxReceiptOutputBytes + 128)
 	r.Fixed(rc.Signature[:])
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: receipt: %v", ErrMalformed, err)

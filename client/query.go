@@ -52,11 +52,25 @@ func (p *PendingQuery) Open(resp *api.ContractQueryResponse) ([]byte, int64, err
 		return nil, 0, fmt.Errorf("%w: response is not signed by the contract", api.ErrBadProof)
 	}
 	pt, err := p.ch.Open(resp.Ciphertext, resp.AD())
-	if err != nil || len(pt) == 0 {
+	if err != nil {
 		return nil, 0, fmt.Errorf("%w: cannot open the response: %v", api.ErrBadProof, err)
 	}
-	if pt[0] != 0 {
-		return nil, resp.Height, fmt.Errorf("%w: %s", ErrQueryFailed, pt[1:])
+	return answerOutput(pt, resp.Height)
+}
+
+// answerOutput reads an opened answer's plaintext (api.Pad of a status
+// byte and the output or message) reflecting height: the output, or
+// ErrQueryFailed with the contract's message, or api.ErrBadProof when it
+// is not a well-formed answer.
+func answerOutput(pt []byte, height int64) ([]byte, int64, error) {
+	pt, err := api.Unpad(pt)
+	switch {
+	case err != nil:
+		return nil, 0, fmt.Errorf("%w: the answer: %v", api.ErrBadProof, err)
+	case len(pt) == 0:
+		return nil, 0, fmt.Errorf("%w: the answer is empty", api.ErrBadProof)
+	case pt[0] != 0:
+		return nil, height, fmt.Errorf("%w: %s", ErrQueryFailed, pt[1:])
 	}
-	return pt[1:], resp.Height, nil
+	return pt[1:], height, nil
 }

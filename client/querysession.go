@@ -117,13 +117,10 @@ func (s *QuerySession) Open(q *api.SessionQuery, a *api.SessionAnswer) ([]byte, 
 		return nil, 0, fmt.Errorf("%w: answer to query %d, not %d", api.ErrBadProof, a.Seq, q.Seq)
 	}
 	pt, err := s.keys.OpenAnswer(q.Seq, a.Ciphertext, api.SessionAnswerAD(s.ID, q.Seq, a.Height))
-	if err != nil || len(pt) == 0 {
+	if err != nil {
 		return nil, 0, fmt.Errorf("%w: cannot open the answer under the session's key: %v", api.ErrBadProof, err)
 	}
-	if pt[0] != 0 {
-		return nil, a.Height, fmt.Errorf("%w: %s", ErrQueryFailed, pt[1:])
-	}
-	return pt[1:], a.Height, nil
+	return answerOutput(pt, a.Height)
 }
 
 // Query sends input as the session's next query to its endpoint and

@@ -245,7 +245,8 @@ func (s *Session) Answer(q *api.SessionQuery, height int64, res *Result, err err
 }
 
 // answerPlaintext is an answer's status byte (0 ok, 1 error) and the
-// output or error message (a contract's own failure keeps its output).
+// output or error message (a contract's own failure keeps its output),
+// padded (api.Pad) so the sealed answer's size hides its exact length.
 func answerPlaintext(res *Result, err error) []byte {
 	status := byte(0)
 	var out []byte
@@ -258,7 +259,8 @@ func answerPlaintext(res *Result, err error) []byte {
 			out = []byte(err.Error())
 		}
 	}
-	return append([]byte{status}, out...)
+	b := make([]byte, 0, 1+len(out)+api.PadBlock)
+	return api.Pad(append(append(b, status), out...))
 }
 
 // HandleSessionQuery opens, answers (on the live store, like Query) and

@@ -51,6 +51,21 @@ func TestQuerySession(t *testing.T) {
 	if err != nil || h != 2 || !strings.Contains(string(out), "77") {
 		t.Fatalf("answer: %q at %d, %v", out, h, err)
 	}
+	// Answers are padded: Alice's balance (0, fewer digits) and a refusal
+	// seal to the size of Bob's 77.
+	for _, in := range []string{"balance " + alice.Public().Hex(), "no such query"} {
+		q2 := cs.Seal([]byte(in))
+		a2, err := c.HandleSessionQuery(ctx, ws, q2, 2, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a2.Ciphertext) != len(a.Ciphertext) {
+			t.Errorf("answer to %q seals to %d bytes, the balance of 77 to %d: sizes leak the answer", in, len(a2.Ciphertext), len(a.Ciphertext))
+		}
+		if _, _, err := cs.Open(q2, a2); err == nil && in == "no such query" {
+			t.Errorf("%q answered without an error", in)
+		}
+	}
 
 	// Another session (Alice's) on the same worker: its keys differ.
 	other, otherWS := openSession(t, c, g, table, alice, now)
