@@ -486,22 +486,95 @@ func (c *Client) queryContract(ctx context.Context, key *crypto.KeyPair, rec *ap
 	if err != nil {
 		return nil, 0, err
 	}
-	var lastErr error
-	for _, w := range ws {
+	out, h, err := queryFrom(ctx, ws, key, rec, input, QueryHedgeDelay)
+	if err != nil && !errors.Is(err, ErrQueryFailed) && rec.Status == api.ContractStarting {
+		err = fmt.Errorf("%w (the contract has not started yet: granted at height %d, no worker has reported it running)", err, rec.StatusHeight)
+	}
+	return out, h, err
+}
+
+// QueryHedgeDelay is how long QueryContract waits for a worker's answer
+// before it also asks the contract's next worker: a replica whose host is
+// cut off costs a query this long, not the HTTP timeout.
+const QueryHedgeDelay = time.Second
+
+// queryAnswer is one worker's answer to a query.
+type queryAnswer struct {
+	out    []byte
+	height int64
+	err    error
+	final  bool // the contract's own answer (its output, or ErrQueryFailed): no other worker is asked
+}
+
+// queryFrom sends input to the workers ws, the first at once and each
+// next one when the previous failed or hedge passed without an answer;
+// the first worker's answer that opens (the contract's output or its
+// refusal, ErrQueryFailed) is returned and the others are cancelled. A
+// worker that cannot be reached, or answers what does not open (a lying
+// host), costs only its turn; with none left, the last such error.
+func queryFrom(ctx context.Context, ws []WorkerEndpointInfo, key *crypto.KeyPair, rec *api.ContractRecord, input []byte, hedge time.Duration) ([]byte, int64, error) {
+	if len(ws) == 0 {
+		return nil, 0, fmt.Errorf("%w: contract %s", ErrNoWorker, rec.Identity.Short())
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan queryAnswer, len(ws))
+	next := 0
+	ask := func() error {
+		w := ws[next]
+		next++
 		// Bound to this worker: no other replica answers it.
 		p, err := NewQuery(key, rec.Identity, rec.Ecdh, w.Key, input, time.Now().Add(time.Minute))
 		if err != nil {
-			return nil, 0, err
+			return err
 		}
-		resp, err := postQuery(ctx, w.Endpoint, p.Query)
-		if err != nil {
-			lastErr = explainWorkerError(fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err))
-			continue
-		}
-		return p.Open(resp)
+		go func() {
+			resp, err := postQuery(ctx, w.Endpoint, p.Query)
+			if err != nil {
+				answers <- queryAnswer{err: explainWorkerError(fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err))}
+				return
+			}
+			out, h, err := p.Open(resp)
+			if err != nil && !errors.Is(err, ErrQueryFailed) {
+				answers <- queryAnswer{err: fmt.Errorf("worker %s at %s: %w", w.Key.Short(), w.Endpoint, err)}
+				return
+			}
+			answers <- queryAnswer{out: out, height: h, err: err, final: true}
+		}()
+		return nil
 	}
-	if rec.Status == api.ContractStarting {
-		lastErr = fmt.Errorf("%w (the contract has not started yet: granted at height %d, no worker has reported it running)", lastErr, rec.StatusHeight)
+	if err := ask(); err != nil {
+		return nil, 0, err
+	}
+	timer := time.NewTimer(hedge)
+	defer timer.Stop()
+	var lastErr error
+	for pending := 1; pending > 0; {
+		select {
+		case a := <-answers:
+			pending--
+			if a.final {
+				return a.out, a.height, a.err
+			}
+			lastErr = a.err
+			if next < len(ws) {
+				if err := ask(); err != nil {
+					return nil, 0, err
+				}
+				pending++
+				timer.Reset(hedge)
+			}
+		case <-timer.C:
+			if next < len(ws) {
+				if err := ask(); err != nil {
+					return nil, 0, err
+				}
+				pending++
+				timer.Reset(hedge)
+			}
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
 	}
 	return nil, 0, lastErr
 }
