@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/contractbuild"
@@ -31,6 +32,7 @@ func devnetCmd(g *globals) *cobra.Command {
 		cfg                       = devnet.DefaultConfig("")
 		demo                      bool
 		processes                 bool
+		params                    []string
 	)
 	c := &cobra.Command{
 		Use:   "devnet",
@@ -65,10 +67,17 @@ commands verify this devnet's headers from its genesis validators with no
 flag. A new devnet (another --home) replaces the record.
 
 --demo deploys the confidential token (built from examples/contracts/token,
-so run it from the repository) and runs a few private transfers and queries.`,
+so run it from the repository) and runs a few private transfers and queries.
+
+--param name=value (repeatable) sets a chain parameter of a new devnet's
+genesis, by its name under "params" in phala status --json (e.g. --param era_length=60
+--param dkg_timeout=8 to watch elections and key rotations within minutes). A
+devnet that already exists keeps its parameters: change them by governance
+(phala gov propose params name=value).`,
 		Example: `  go run ./cmd/phala devnet
   go run ./cmd/phala devnet --home ~/.phala-devnet --demo
-  go run ./cmd/phala devnet --processes`,
+  go run ./cmd/phala devnet --processes
+  go run ./cmd/phala devnet --param era_length=60 --param dkg_timeout=8`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var lvl slog.Level
@@ -85,6 +94,21 @@ so run it from the repository) and runs a few private transfers and queries.`,
 				defer os.RemoveAll(dir)
 			}
 			cfg.Home = home
+			if len(params) > 0 {
+				if devnet.Exists(home) {
+					return fmt.Errorf("--param: the devnet in %s exists and keeps its genesis parameters; change them by governance (phala gov propose params %s), or start a new devnet in another --home", home, strings.Join(params, " "))
+				}
+				// Checked before anything starts; applied to the genesis
+				// the devnet makes.
+				if _, err := editParams(api.DefaultParams(), params); err != nil {
+					return fmt.Errorf("--param: %w", err)
+				}
+				cfg.EditGenesis = func(g *api.GenesisState) {
+					if p, err := editParams(g.Params, params); err == nil {
+						g.Params = p
+					}
+				}
+			}
 			if pprofAddr != "" {
 				if err := servePprof(pprofAddr); err != nil {
 					return err
@@ -150,6 +174,7 @@ so run it from the repository) and runs a few private transfers and queries.`,
 	c.Flags().BoolVar(&demo, "demo", false, "deploy the confidential token and run private transfers and queries")
 	c.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go's net/http/pprof profiles of this process on this address (e.g. 127.0.0.1:6060; development only: never expose it)")
 	c.Flags().StringVar(&logLevel, "log-level", "warn", "log level of the devnet's parts: debug, info, warn, error")
+	c.Flags().StringArrayVar(&params, "param", nil, "set a genesis chain parameter of a new devnet, name=value (repeatable; names as under \"params\" in phala status --json)")
 	return c
 }
 

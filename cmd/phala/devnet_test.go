@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/internal/testnet"
 )
 
@@ -37,7 +39,10 @@ func twoFreePorts(t *testing.T) int {
 func TestDevnetCommand(t *testing.T) {
 	bin(t)
 	base := twoFreePorts(t)
-	cmd := exec.Command(binPath, "devnet", "--base-port", strconv.Itoa(base), "--pruntime-port", "0")
+	// A bad --param is refused before anything starts.
+	fails(t, []string{"no_such_param", "era_length"}, "devnet", "--base-port", strconv.Itoa(base), "--param", "no_such_param=1")
+	fails(t, []string{"era_length", "not a non-negative integer"}, "devnet", "--base-port", strconv.Itoa(base), "--param", "era_length=-1")
+	cmd := exec.Command(binPath, "devnet", "--base-port", strconv.Itoa(base), "--pruntime-port", "0", "--param", "era_length=77", "--param", "dkg_timeout=9")
 	cmd.Env = append(os.Environ(), "PHALA_HOME="+t.TempDir())
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -80,6 +85,23 @@ func TestDevnetCommand(t *testing.T) {
 	}
 	// Its ports are taken now: a second devnet says how to choose others.
 	fails(t, []string{"--base-port", "--pruntime-port"}, "devnet", "--base-port", strconv.Itoa(base))
+	// --param made its genesis; on an existing devnet it is refused.
+	doc, err := os.ReadFile(filepath.Join(home, "nodes", "node0", "config", "genesis.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var genesis struct {
+		AppState struct {
+			Params api.Params `json:"params"`
+		} `json:"app_state"`
+	}
+	if err := json.Unmarshal(doc, &genesis); err != nil {
+		t.Fatal(err)
+	}
+	if p := genesis.AppState.Params; p.EraLength != 77 || p.DkgTimeout != 9 {
+		t.Errorf("genesis era_length %d, dkg_timeout %d; want 77 and 9 (--param)", p.EraLength, p.DkgTimeout)
+	}
+	fails(t, []string{"exists", "gov propose params era_length=70"}, "devnet", "--home", home, "--param", "era_length=70")
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}

@@ -137,6 +137,13 @@ func (c Config) nodeHomes() []string {
 	return homes
 }
 
+// Exists reports whether home holds a devnet already (Start resumes it,
+// and Config.EditGenesis does not apply).
+func Exists(home string) bool {
+	_, err := os.Stat(filepath.Join(Config{Home: home, Validators: 1}.nodeHomes()[0], "config", "genesis.json"))
+	return err == nil
+}
+
 // Start creates (first time) or resumes the devnet and starts every part.
 func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 	if err := cfg.Validate(); err != nil {
