@@ -1,6 +1,7 @@
 package contracts
 
 import (
+	"container/heap"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -26,7 +27,8 @@ const (
 	// nonce stays in the replay guard until then, like a query's.
 	MaxSessionTTL = MaxQueryTTL
 	// MaxSessions bounds the sessions a worker keeps; opening one more
-	// drops an expired one, else a random one (its client opens again).
+	// drops the one that expires soonest (an expired one first; its
+	// client opens again), found in O(log n).
 	MaxSessions = 10_000
 	// MaxSessionsPerAccount bounds the sessions one account (From) keeps
 	// on a worker; its next open drops its own oldest, not someone
@@ -64,6 +66,31 @@ type Sessions struct {
 	// byFrom: each account's sessions, oldest first (at most
 	// MaxSessionsPerAccount).
 	byFrom map[crypto.PublicKey][][api.SessionIDSize]byte
+	// expiry: every kept session by NotAfter, soonest first, so a full
+	// table drops the expired, then the soonest to expire, in O(log n)
+	// each instead of a scan. Entries of sessions removed otherwise stay
+	// until they surface (or the heap is rebuilt at twice the table).
+	expiry expiryHeap
+}
+
+// expiryEntry is a session in the expiry heap.
+type expiryEntry struct {
+	notAfter int64
+	s        *Session
+}
+
+// expiryHeap is a min-heap of sessions by NotAfter (container/heap).
+type expiryHeap []expiryEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].notAfter < h[j].notAfter }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryEntry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 // NewSessions returns an empty table.
@@ -78,27 +105,34 @@ func (t *Sessions) Len() int {
 	return len(t.m)
 }
 
-func (t *Sessions) add(s *Session, now int64) {
+func (t *Sessions) add(s *Session) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if own := t.byFrom[s.From]; len(own) >= MaxSessionsPerAccount {
 		t.remove(own[0])
 	}
-	if len(t.m) >= MaxSessions {
-		for id, o := range t.m {
-			if o.NotAfter < now {
-				t.remove(id)
-			}
-		}
-		for id := range t.m {
-			if len(t.m) < MaxSessions {
-				break
-			}
-			t.remove(id)
+	// Full: the expired go, then the soonest to expire.
+	for len(t.m) >= MaxSessions && len(t.expiry) > 0 {
+		e := heap.Pop(&t.expiry).(expiryEntry)
+		if t.m[e.s.ID] == e.s {
+			t.remove(e.s.ID)
 		}
 	}
 	t.m[s.ID] = s
 	t.byFrom[s.From] = append(t.byFrom[s.From], s.ID)
+	heap.Push(&t.expiry, expiryEntry{s.NotAfter, s})
+	if len(t.expiry) > 2*len(t.m)+64 {
+		// Drop the entries of sessions removed otherwise.
+		live := t.expiry[:0]
+		for _, e := range t.expiry {
+			if t.m[e.s.ID] == e.s {
+				live = append(live, e)
+			}
+		}
+		clear(t.expiry[len(live):])
+		t.expiry = live
+		heap.Init(&t.expiry)
+	}
 }
 
 // remove drops session id from both indexes. The caller holds t.mu.
@@ -171,7 +205,7 @@ func (c *Contract) OpenSession(g *QueryGuard, t *Sessions, o *api.QuerySessionOp
 		return nil, err
 	}
 	a.Signature = c.keys.Load().Identity.Sign(api.ContextQuerySessionAccept, a.SignBytes())
-	t.add(&Session{ID: a.ID, Contract: c.ID(), From: o.From, NotAfter: o.NotAfter, keys: keys}, now.Unix())
+	t.add(&Session{ID: a.ID, Contract: c.ID(), From: o.From, NotAfter: o.NotAfter, keys: keys})
 	return a, nil
 }
 
