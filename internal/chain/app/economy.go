@@ -4,9 +4,9 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/accounts"
 	"github.com/phalago/phala/internal/chain/block"
-	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/computation"
 	"github.com/phalago/phala/internal/chain/contracts"
+	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/staking"
 	"github.com/phalago/phala/internal/chain/store"
 )

@@ -62,6 +62,9 @@ type state struct {
 	// end (not assignable).
 	params       api.Params
 	unassignable map[crypto.PublicKey]bool
+	// eras is the chain's era schedule (the genesis one, then as the
+	// eras module announced it): which heights make up which era.
+	eras *api.EraSchedule
 	// Gatekeepers: the serving set (the genesis list, then each set the
 	// chain activated), the elected set awaiting activation (nil if
 	// none) and the era whose set this pRuntime confirmed.
