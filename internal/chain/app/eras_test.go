@@ -3,12 +3,14 @@ package app
 import (
 	"encoding/binary"
 	"slices"
+	"strings"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/store"
 )
 
 func (h *harness) eraSchedule() *api.EraSchedule {
@@ -195,5 +197,40 @@ func TestEraLengthChangeMidEra(t *testing.T) {
 	}
 	if r := h.eraReport(1); r == nil || r.Height != 24 || len(r.Nodes) != len(r1.Nodes) {
 		t.Fatalf("era 1's report after the change: %+v", r)
+	}
+}
+
+// Once the era schedule holds api.MaxEraSegments segments, governance
+// refuses a change of era_length (the schedule is bounded); other
+// parameter changes still pass.
+func TestEraLengthChangeRefusedWhenScheduleFull(t *testing.T) {
+	full := api.GenesisEras(13)
+	for i := 1; i < api.MaxEraSegments; i++ {
+		cur := full.Current()
+		if err := full.Change(full.End(cur.FirstEra)+1, uint64(13-i%2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !full.Full() || full.Current().Length != 12 {
+		t.Fatalf("%d segments, current length %d", len(full.Segments), full.Current().Length)
+	}
+	genesisHook = func(kv store.KV) { kv.Set(api.KeyEraSchedule, full.Encode()) }
+	defer func() { genesisHook = nil }()
+	g := govGenesis()
+	g.Governance.Threshold = 1
+	g.Params.EraLength = 12
+	h := newGovHarness(t, g)
+	h.block()
+	p := h.params()
+	p.EraLength = 20
+	res := h.block(h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: p}}))
+	if r := res.TxResults[0]; r.Code == 0 || !strings.Contains(r.Log, "era_length cannot change any more") {
+		t.Fatalf("a change of era_length with a full schedule: code %d %s", r.Code, r.Log)
+	}
+	p = h.params()
+	p.FeeBase++
+	mustOK(t, h.block(h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: p}})))
+	if h.params().FeeBase != p.FeeBase {
+		t.Fatal("fee_base did not change")
 	}
 }
