@@ -163,6 +163,19 @@ func (s *EraSchedule) Change(height int64, length uint64) error {
 	return nil
 }
 
+// Equal reports whether s and o have the same segments.
+func (s *EraSchedule) Equal(o *EraSchedule) bool {
+	if len(s.Segments) != len(o.Segments) {
+		return false
+	}
+	for i := range s.Segments {
+		if s.Segments[i] != o.Segments[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // Clone returns a copy that shares nothing with s.
 func (s *EraSchedule) Clone() *EraSchedule {
 	return &EraSchedule{Segments: append([]EraSegment(nil), s.Segments...)}
