@@ -234,3 +234,46 @@ func TestEraLengthChangeRefusedWhenScheduleFull(t *testing.T) {
 		t.Fatal("fee_base did not change")
 	}
 }
+
+// While a gatekeeper DKG runs, governance refuses a change of its phase
+// length (dkg_timeout, or era_length through its cap of a third): the
+// deadlines of the running phase would move under its members, and the
+// ones it made late would be slashed. Other changes pass.
+func TestDkgPhaseChangeRefusedWhileDkgRuns(t *testing.T) {
+	gk := newWorker(t)
+	g := govGenesis()
+	g.Governance.Threshold = 1
+	g.Gatekeepers = []crypto.PublicKey{gk.identity.Public()}
+	// DkgPhase: min(dkg_timeout 20, era_length/3 = 10) = 10 blocks.
+	g.Params.EraLength, g.Params.NGatekeepers, g.Params.MinGatekeeperStake = 30, 1, api.Unit
+	h := newGovHarness(t, g)
+	h.block()
+	w0 := newWorker(t)
+	id0 := w0.identity.Public()
+	mustOK(t, h.block(h.tx(bob, h.nonce(bob), h.register(h.cite(w0.info)))))
+	mustOK(t, h.block(
+		h.tx(charlie, 0, &api.StakeBond{Amount: 300 * api.Unit}),
+		h.tx(charlie, 1, &api.StakeAllocate{Node: id0, Amount: 200 * api.Unit}),
+		h.tx(bob, h.nonce(bob), &api.GatekeeperCandidacy{Node: id0, On: true})))
+	d := h.dkgMembers(w0)
+	for h.height < 31 {
+		d.block()
+	}
+	if h.app.store.Get(api.KeyDkg) == nil {
+		t.Fatal("no DKG runs after the election")
+	}
+	for name, change := range map[string]func(*api.Params){
+		"dkg_timeout": func(p *api.Params) { p.DkgTimeout = 5 },  // phase 5
+		"era_length":  func(p *api.Params) { p.EraLength = 15 }, // phase min(20, 5) = 5
+	} {
+		p := h.params()
+		change(&p)
+		res := h.block(h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: p}}))
+		if r := res.TxResults[0]; r.Code == 0 || !strings.Contains(r.Log, "a gatekeeper DKG runs") {
+			t.Fatalf("%s: code %d %s", name, r.Code, r.Log)
+		}
+	}
+	p := h.params()
+	p.FeeBase++
+	mustOK(t, h.block(h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: p}})))
+}

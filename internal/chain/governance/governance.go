@@ -36,7 +36,9 @@
 //     to pRuntimes (api.TopicGovParams; they follow attestation_window).
 //     A new era_length applies from the next era boundary (package eras);
 //     once the era schedule is full (api.MaxEraSegments changes) a change
-//     of era_length is refused at proposal and at enactment.
+//     of era_length is refused at proposal and at enactment, and so is a
+//     change of the DKG phase length (dkg_timeout, era_length/3) while a
+//     gatekeeper DKG runs.
 //   - set council: members and threshold; open motions keep their votes,
 //     but only current members' ayes count.
 //   - set validator: a CometBFT validator update returned from
@@ -60,6 +62,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/eras"
+	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
@@ -382,6 +385,13 @@ func check(kv store.KV, a *api.Action) error {
 		}
 		if s := eras.Schedule(kv, cur); a.Params.EraLength != s.Current().Length && s.Full() {
 			return fmt.Errorf("%w: era_length cannot change any more: the era schedule holds %d segments, its maximum", api.ErrInvalidAction, api.MaxEraSegments)
+		}
+		// A running DKG's deadlines are counted from its phase's start
+		// with DkgPhase (dkg_timeout, at most a third of era_length): a
+		// change would move them under its members, and those it makes
+		// late are slashed.
+		if a.Params.DkgPhase() != cur.DkgPhase() && gatekeeper.Dkg(kv) != nil {
+			return fmt.Errorf("%w: a gatekeeper DKG runs: a change of dkg_timeout or era_length that moves its phase length (%d to %d blocks) waits until it ends", api.ErrInvalidAction, cur.DkgPhase(), a.Params.DkgPhase())
 		}
 	}
 	return nil
