@@ -263,7 +263,7 @@ func TestDkgPhaseChangeRefusedWhileDkgRuns(t *testing.T) {
 		t.Fatal("no DKG runs after the election")
 	}
 	for name, change := range map[string]func(*api.Params){
-		"dkg_timeout": func(p *api.Params) { p.DkgTimeout = 5 },  // phase 5
+		"dkg_timeout": func(p *api.Params) { p.DkgTimeout = 5 }, // phase 5
 		"era_length":  func(p *api.Params) { p.EraLength = 15 }, // phase min(20, 5) = 5
 	} {
 		p := h.params()
