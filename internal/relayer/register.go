@@ -69,9 +69,7 @@ func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
 		if err != nil {
 			return err
 		}
-		// The registration's era has its range fixed (it started): the
-		// next one begins after its last block whatever governance sets.
-		renewAt := min(rec.ExpiresAt-margin, sched.End(sched.EraOf(rec.RegisteredAt))+1)
+		renewAt := renewHeight(rec, margin, sched)
 		if tip < renewAt {
 			r.mu.Lock()
 			r.reg.expiresAt, r.reg.renewAt = rec.ExpiresAt, renewAt
@@ -155,6 +153,15 @@ func (r *Relayer) registrationFailed(id crypto.PublicKey, err error) {
 	r.stats.RegistrationRefused++
 	r.mu.Unlock()
 	r.log.Warn("registration refused; will retry with a fresh report", "identity", id.Hex(), "err", err, "retry_in", d)
+}
+
+// renewHeight is the height from which rec is renewed: margin blocks
+// before it expires, or the first block of the era after the one it was
+// registered in (pRuntime rotates its EcdhKey once per era), whichever
+// comes first. The registration's era has its range fixed once it
+// started (sched: a change of era_length applies at the next boundary).
+func renewHeight(rec *api.WorkerRecord, margin int64, sched *api.EraSchedule) int64 {
+	return min(rec.ExpiresAt-margin, sched.End(sched.EraOf(rec.RegisteredAt))+1)
 }
 
 // eraSchedule reads the chain's era schedule (api.QueryEraSchedule); a
