@@ -2,6 +2,7 @@ package engine
 
 import (
 	"testing"
+	"time"
 
 	"github.com/phalago/phala/api"
 )
@@ -41,5 +42,54 @@ func TestEraScheduleFollowed(t *testing.T) {
 	st, err := decodeState(e.st.encode())
 	if err != nil || !st.eras.Equal(next) {
 		t.Fatalf("decoded schedule %+v, err %v", st.eras, err)
+	}
+}
+
+// End to end: governance shortens era_length mid-era on a running chain;
+// pRuntime dispatching the chain's blocks takes the eras module's
+// schedule (a topic it must handle, or dispatch would stop), numbers
+// the eras as the chain does, and keeps the schedule across a restart.
+func TestEraScheduleFromChain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chain + pRuntime")
+	}
+	ch := newChainWith(t, func(g *api.GenesisState) { g.Params.EraLength = 30 })
+	aliceS, bobS := ch.c.NewSigner(alice), ch.c.NewSigner(bob)
+	p := ch.c.Params()
+	p.EraLength = 7
+	enactMotion(t, ch, aliceS, bobS, api.Action{Kind: api.ActionSetParams, Params: p})
+	var sched *api.EraSchedule
+	waitFor(t, 90*time.Second, "the new era length in force", func() bool {
+		s, _, err := ch.c.EraSchedule(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sched = s
+		return len(s.Segments) == 2
+	})
+	if g := sched.Segments[1]; g.FirstEra != 1 || g.Start != 31 || g.Length != 7 {
+		t.Fatalf("schedule %+v: want era 1 from height 31, 7 blocks", sched.Segments)
+	}
+	ch.fetch(t)
+	dir := t.TempDir()
+	e := ch.engine(t, dir)
+	if _, err := e.SyncHeaders(ch.headers); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.DispatchBlocks(ch.blocks); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	got, dispatched := e.st.eras.Clone(), e.st.dispatched
+	e.mu.Unlock()
+	if dispatched < 31 || !got.Equal(sched) {
+		t.Fatalf("dispatched to %d, schedule %+v, want %+v", dispatched, got.Segments, sched.Segments)
+	}
+	if era, _ := got.Era(dispatched); era != 1+uint64(dispatched-31)/7 {
+		t.Fatalf("height %d numbered era %d", dispatched, era)
+	}
+	again := ch.engine(t, dir)
+	if !again.st.eras.Equal(sched) {
+		t.Fatalf("after a restart: %+v", again.st.eras.Segments)
 	}
 }
