@@ -143,6 +143,14 @@ header (the node listing itself is not: each node's counters are).`,
 				}
 			}
 			p := cl.Params()
+			if era > current && p.EraLength != sched.Current().Length {
+				// A change of era_length waits for the next era boundary:
+				// eras after the current one have the new length.
+				proj := sched.Clone()
+				if proj.Change(sched.End(current)+1, p.EraLength) == nil {
+					sched = proj
+				}
+			}
 			out := eraJSON{Era: era, Current: current, FirstHeight: uint64(sched.Start(era)), LastHeight: uint64(sched.End(era)), LatestHeight: latest,
 				Seats: p.NGatekeepers, MinStake: strconv.FormatUint(p.MinGatekeeperStake, 10), MinStakePHA: formatAmount(p.MinGatekeeperStake),
 				Gatekeepers: []keyJSON{}, Candidates: []keyJSON{}}
