@@ -246,15 +246,6 @@ func DecodeEraReport(b []byte) (*EraReport, error) {
 	return e, nil
 }
 
-// Era of a height: heights [1+e·L, (e+1)·L] are era e (L = era_length);
-// the era's last block is the one with height % L == 0.
-func Era(height int64, eraLength uint64) uint64 {
-	if height < 1 || eraLength == 0 {
-		return 0
-	}
-	return uint64(height-1) / eraLength
-}
-
 // State keys and queries of the computation module.
 const (
 	QueryActivity  = "/computation/activity"  // data: era (big-endian u64) ‖ node; value: Activity

@@ -55,7 +55,7 @@ type AttestationSettings struct {
 
 // Params are the chain parameters.
 type Params struct {
-	EraLength            uint64 `json:"era_length"`            // blocks per era (key rotation, elections, heartbeats)
+	EraLength            uint64 `json:"era_length"`            // blocks per era (key rotation, elections, heartbeats); a change applies from the next era boundary (EraSchedule)
 	RegistrationLifetime uint64 `json:"registration_lifetime"` // blocks a worker registration stays valid
 	FeeBase              uint64 `json:"fee_base,string"`       // fee of any transaction, in units
 	FeePerByte           uint64 `json:"fee_per_byte,string"`   // plus this per encoded byte
@@ -273,8 +273,8 @@ func (p Params) CheckGasLimit(gasLimit uint64) error {
 // Validate checks the parameters.
 func (p Params) Validate() error {
 	var errs []error
-	if p.EraLength == 0 {
-		errs = append(errs, errors.New("era_length must be positive"))
+	if p.EraLength == 0 || p.EraLength > MaxEraLength {
+		errs = append(errs, fmt.Errorf("era_length must be in [1, %d] blocks", MaxEraLength))
 	}
 	if p.RegistrationLifetime == 0 {
 		errs = append(errs, errors.New("registration_lifetime must be positive"))

@@ -157,6 +157,8 @@ func QueryKey(path string, data []byte) ([]byte, error) {
 		return KeyMasterKey, nil
 	case QueryParams:
 		return KeyParams, nil
+	case QueryEraSchedule:
+		return KeyEraSchedule, nil
 	case QueryAttestation:
 		return KeyAttestation, nil
 	case QueryContract:

@@ -84,6 +84,12 @@ slashes, inflation) with the total issuance.`,
 				TransferFeePH: formatAmount(example.Fee),
 				TrustRoot:     c.TrustRoot(),
 			}
+			sched, _, err := c.EraSchedule(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			out.Era = sched.EraOf(h)
+			out.EraStart, out.EraEnd = sched.Start(out.Era), sched.End(out.Era)
 			if iss, _, err := c.Issuance(ctx); err == nil {
 				out.Issuance, out.IssuancePHA = fmt.Sprint(iss), formatAmount(iss)
 			}
@@ -100,7 +106,7 @@ slashes, inflation) with the total issuance.`,
 				fmt.Fprintf(w, "  fee:                   %s + %s per byte (a transfer: %s)\n", pha(p.FeeBase), pha(p.FeePerByte), pha(example.Fee))
 				fmt.Fprintf(w, "  command gas:           %s per million gas declared; at most %d gas per command (default %d), %d per worker per block\n",
 					pha(p.GasPricePerMGas), p.MaxCommandGas, c.DefaultGasLimit(), p.MaxWorkerGasPerBlock)
-				fmt.Fprintf(w, "  era length:            %d blocks\n", p.EraLength)
+				fmt.Fprintf(w, "  era length:            %d blocks (era %d runs heights %d to %d; a change applies from the next era)\n", p.EraLength, out.Era, out.EraStart, out.EraEnd)
 				fmt.Fprintf(w, "  registration lifetime: %d blocks\n", p.RegistrationLifetime)
 				fmt.Fprintf(w, "  largest transaction:   %d bytes\n", p.MaxTxBytes)
 				fmt.Fprintf(w, "  gov voting period:     %d blocks\n", p.GovVotingPeriod)
@@ -143,6 +149,11 @@ type statusJSON struct {
 	TrustRoot     string     `json:"trust_root"`         // what the headers were verified from
 	Issuance      string     `json:"issuance,omitempty"` // units: every balance and stake
 	IssuancePHA   string     `json:"issuance_pha,omitempty"`
+	// The current era by the chain's schedule (era_length changes apply
+	// from the next era boundary).
+	Era      uint64 `json:"era"`
+	EraStart int64  `json:"era_start"` // its first height
+	EraEnd   int64  `json:"era_end"`   // its last height
 }
 
 // ppm prints parts per million as a percentage.

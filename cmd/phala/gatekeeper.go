@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -129,14 +128,14 @@ header (the node listing itself is not: each node's counters are).`,
 			if err != nil {
 				return g.nodeError(err)
 			}
-			length := cl.Params().EraLength
-			if length == 0 {
-				return errors.New("the chain's era_length is 0: it has no eras")
+			// Eras by the chain's schedule: a change of era_length
+			// applies from the next era boundary, past eras keep their
+			// heights.
+			sched, _, err := cl.EraSchedule(ctx)
+			if err != nil {
+				return g.nodeError(err)
 			}
-			current := uint64(0)
-			if latest > 0 {
-				current = uint64(latest-1) / length
-			}
+			current := sched.EraOf(latest)
 			era := current
 			if len(args) == 1 {
 				if era, err = strconv.ParseUint(args[0], 10, 64); err != nil || era > 1<<40 {
@@ -144,7 +143,15 @@ header (the node listing itself is not: each node's counters are).`,
 				}
 			}
 			p := cl.Params()
-			out := eraJSON{Era: era, Current: current, FirstHeight: era*length + 1, LastHeight: (era + 1) * length, LatestHeight: latest,
+			if era > current && p.EraLength != sched.Current().Length {
+				// A change of era_length waits for the next era boundary:
+				// eras after the current one have the new length.
+				proj := sched.Clone()
+				if proj.Change(sched.End(current)+1, p.EraLength) == nil {
+					sched = proj
+				}
+			}
+			out := eraJSON{Era: era, Current: current, FirstHeight: uint64(sched.Start(era)), LastHeight: uint64(sched.End(era)), LatestHeight: latest,
 				Seats: p.NGatekeepers, MinStake: strconv.FormatUint(p.MinGatekeeperStake, 10), MinStakePHA: formatAmount(p.MinGatekeeperStake),
 				Gatekeepers: []keyJSON{}, Candidates: []keyJSON{}}
 			serving, err := cl.Gatekeepers(ctx)
@@ -168,10 +175,10 @@ header (the node listing itself is not: each node's counters are).`,
 			if era > current && rec == nil {
 				// Only the era after the current one can have a set
 				// (elected at the current era's last block): show it then.
-				return fmt.Errorf("era %d has not started; the current era is %d (heights %d to %d, latest block %d)", era, current, current*length+1, (current+1)*length, latest)
+				return fmt.Errorf("era %d has not started; the current era is %d (heights %d to %d, latest block %d)", era, current, sched.Start(current), sched.End(current), latest)
 			}
 			if rec != nil {
-				el := &electionJSON{ElectedAt: rec.Height, Early: era > 0 && uint64(rec.Height) < era*length,
+				el := &electionJSON{ElectedAt: rec.Height, Early: era > 0 && rec.Height < sched.Start(era)-1,
 					Status: rec.Status.String(), StatusHeight: rec.StatusHeight, Members: []memberJSON{}}
 				for i, m := range rec.Members {
 					mj := memberJSON{Address: m.Address(), PublicKey: m.Hex(), Confirmed: slices.Contains(rec.Confirmed, m),

@@ -5,8 +5,6 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
-
-	"github.com/phalago/phala/api"
 )
 
 // rewardsCmd shows what an account earned from the era rewards.
@@ -38,7 +36,10 @@ to its operator (docs/economy.md). The log keeps the latest 32 rewards.`,
 			if err != nil {
 				return g.nodeError(err)
 			}
-			eraLength := c.Params().EraLength
+			sched, _, err := c.EraSchedule(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
 			type entry struct {
 				Era       uint64 `json:"era"`
 				Height    int64  `json:"height"`
@@ -54,7 +55,7 @@ to its operator (docs/economy.md). The log keeps the latest 32 rewards.`,
 				Height   int64   `json:"height"`
 			}{Account: pk.Address(), Total: fmt.Sprint(l.Total), TotalPHA: formatAmount(l.Total), Height: h, Latest: []entry{}}
 			for _, e := range l.Entries {
-				out.Latest = append(out.Latest, entry{Era: api.Era(e.Height, eraLength), Height: e.Height, Node: e.Node.Hex(), Amount: fmt.Sprint(e.Amount), AmountPHA: formatAmount(e.Amount)})
+				out.Latest = append(out.Latest, entry{Era: sched.EraOf(e.Height), Height: e.Height, Node: e.Node.Hex(), Amount: fmt.Sprint(e.Amount), AmountPHA: formatAmount(e.Amount)})
 			}
 			return g.output(cmd, out, func(w io.Writer) {
 				fmt.Fprintf(w, "Rewards of %s: %s in total\n", out.Account, pha(l.Total))

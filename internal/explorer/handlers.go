@@ -388,7 +388,12 @@ func (s *Server) worker(w http.ResponseWriter, r *http.Request) {
 		s.nodeFail(w, r, "worker "+id.Hex(), err)
 		return
 	}
-	row.Era = api.Era(row.Height, s.c.Params().EraLength)
+	sched, _, err := s.c.EraSchedule(ctx)
+	if err != nil {
+		s.nodeFail(w, r, "the era schedule", err)
+		return
+	}
+	row.Era = sched.EraOf(row.Height)
 	if row.Activity, _, err = s.c.Activity(ctx, row.Era, id); err != nil {
 		s.nodeFail(w, r, "the activity of worker "+id.Hex(), err)
 		return

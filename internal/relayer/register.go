@@ -65,10 +65,11 @@ func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
 		if err != nil {
 			return fmt.Errorf("worker record: %w", err)
 		}
-		renewAt := rec.ExpiresAt - margin
-		if L := r.params.EraLength; L > 0 {
-			renewAt = min(renewAt, int64(api.Era(rec.RegisteredAt, L)+1)*int64(L)+1)
+		sched, err := r.eraSchedule(ctx)
+		if err != nil {
+			return err
 		}
+		renewAt := renewHeight(rec, margin, sched)
 		if tip < renewAt {
 			r.mu.Lock()
 			r.reg.expiresAt, r.reg.renewAt = rec.ExpiresAt, renewAt
@@ -152,4 +153,31 @@ func (r *Relayer) registrationFailed(id crypto.PublicKey, err error) {
 	r.stats.RegistrationRefused++
 	r.mu.Unlock()
 	r.log.Warn("registration refused; will retry with a fresh report", "identity", id.Hex(), "err", err, "retry_in", d)
+}
+
+// renewHeight is the height from which rec is renewed: margin blocks
+// before it expires, or the first block of the era after the one it was
+// registered in (pRuntime rotates its EcdhKey once per era), whichever
+// comes first. The registration's era has its range fixed once it
+// started (sched: a change of era_length applies at the next boundary).
+func renewHeight(rec *api.WorkerRecord, margin int64, sched *api.EraSchedule) int64 {
+	return min(rec.ExpiresAt-margin, sched.End(sched.EraOf(rec.RegisteredAt))+1)
+}
+
+// eraSchedule reads the chain's era schedule (api.QueryEraSchedule); a
+// chain from before the schedule existed has none: its eras are those of
+// era_length from height 1.
+func (r *Relayer) eraSchedule(ctx context.Context) (*api.EraSchedule, error) {
+	v, err := r.query(ctx, api.QueryEraSchedule, nil)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return api.GenesisEras(r.params.EraLength), nil
+	}
+	s, err := api.DecodeEraSchedule(v)
+	if err != nil {
+		return nil, fmt.Errorf("era schedule: %w", err)
+	}
+	return s, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/computation"
 	"github.com/phalago/phala/internal/chain/contracts"
+	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/governance"
 	chainmetrics "github.com/phalago/phala/internal/chain/metrics"
@@ -143,6 +144,7 @@ func newMuxWith(voters gatekeeper.VoterSource) *module.Mux {
 	x := &muxRef{}
 	x.Mux = module.NewMux(
 		chainSpec(),
+		eras.Spec(), // before every module that reads eras
 		accounts.Spec(deposits{}),
 		registry.Spec(),
 		staking.Spec(),

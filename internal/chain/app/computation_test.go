@@ -212,7 +212,7 @@ func TestHeartbeatWindow(t *testing.T) {
 	}
 	// The block at c+window+1 is past the window.
 	mustOK(t, h.block(beat(0)))
-	if a := h.activity(api.Era(c, g.Params.EraLength), w.identity.Public()); a.Answered != 0 || a.Challenged == 0 {
+	if a := h.activity(api.GenesisEras(g.Params.EraLength).EraOf(c), w.identity.Public()); a.Answered != 0 || a.Challenged == 0 {
 		t.Fatalf("late heartbeat counted: %+v", a)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/computation"
 	"github.com/phalago/phala/internal/chain/contracts"
+	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/staking"
 	"github.com/phalago/phala/internal/chain/store"
 )
@@ -38,7 +39,7 @@ func (economy) Reward(ctx *block.Context, node crypto.PublicKey, amount uint64) 
 func (economy) Issuance(kv store.KV) uint64 { return accounts.Issuance(kv) }
 
 func (economy) Responsive(ctx *block.Context, node crypto.PublicKey) bool {
-	return computation.Responsive(ctx.KV, node, ctx.Height, ctx.Params.EraLength)
+	return computation.Responsive(ctx.KV, node, ctx.Height, eras.Of(ctx))
 }
 
 func (economy) Down(ctx *block.Context, node crypto.PublicKey) bool {

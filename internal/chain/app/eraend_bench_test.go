@@ -49,7 +49,7 @@ func benchEraEnd(b *testing.B, seats uint64) {
 		total += amount
 	}
 	ctx := &block.Context{KV: s, Height: 100, Params: p}
-	era := api.Era(int64(2*p.EraLength), p.EraLength)
+	era := api.GenesisEras(p.EraLength).EraOf(int64(2 * p.EraLength))
 	for i := range workers {
 		w, op := key("worker", i), key("operator", i)
 		fund(op, 1_000_000*api.Unit)

@@ -56,7 +56,7 @@ func BenchmarkEraEnd(b *testing.B) {
 	for range b.N {
 		c := store.NewCache(s)
 		ctx := &block.Context{KV: c, Height: 1200, Params: p}
-		if err := endEra(ctx, economy{}, 1); err != nil {
+		if err := endEra(ctx, economy{}, api.GenesisEras(p.EraLength), 1); err != nil {
 			b.Fatal(err)
 		}
 		c.Discard()

@@ -22,6 +22,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
@@ -104,10 +105,14 @@ func BeginBlock(ctx *block.Context) error {
 	if len(prev) != api.BlockHashSize {
 		return nil
 	}
-	era := api.Era(ctx.Height, p.EraLength)
+	sched := eras.Of(ctx)
+	era := sched.EraOf(ctx.Height)
+	// The rate follows the era's own length (era_length changes apply
+	// from the next era on, package eras).
+	length := sched.Length(era)
 	c := &api.Challenge{Seed: [api.BlockHashSize]byte(prev)}
 	for _, n := range nodes(ctx.KV, ctx.Height) {
-		if api.HeartbeatSelector(prev, n.key)%p.EraLength >= p.HeartbeatsPerEra {
+		if api.HeartbeatSelector(prev, n.key)%length >= p.HeartbeatsPerEra {
 			continue
 		}
 		c.Nodes = append(c.Nodes, n.key)
@@ -194,7 +199,7 @@ func OnHeartbeat(ctx *block.Context, m *api.Message) {
 		return
 	}
 	answered(ctx.KV, n, hb.Height)
-	era := api.Era(hb.Height, ctx.Params.EraLength)
+	era := eras.Of(ctx).EraOf(hb.Height)
 	a := activity(ctx.KV, era, n)
 	a.Answered++
 	setActivity(ctx.KV, era, n, a)
@@ -207,7 +212,7 @@ func Observe(ctx *block.Context, m *api.Message) {
 	if (m.Origin.Kind != api.OriginWorker && m.Origin.Kind != api.OriginGatekeeper) || m.Topic == api.TopicHeartbeat {
 		return
 	}
-	era := api.Era(ctx.Height, ctx.Params.EraLength)
+	era := eras.Of(ctx).EraOf(ctx.Height)
 	a := activity(ctx.KV, era, m.Origin.Key)
 	a.Egress++
 	setActivity(ctx.KV, era, m.Origin.Key, a)
@@ -285,13 +290,14 @@ func checkTimeouts(ctx *block.Context, econ Economy) {
 
 // Responsive reports whether node may be given new contracts as far as
 // its responsiveness goes: it was not found unresponsive at the end of the
-// era before the one of height.
-func Responsive(kv store.KV, node crypto.PublicKey, height int64, eraLength uint64) bool {
+// era before the one of height (eras by the chain's schedule s,
+// eras.Schedule).
+func Responsive(kv store.KV, node crypto.PublicKey, height int64, s *api.EraSchedule) bool {
 	v := kv.Get(api.UnresponsiveKey(node))
 	if len(v) != 8 {
 		return true
 	}
-	era := api.Era(height, eraLength)
+	era := s.EraOf(height)
 	return era == 0 || binary.BigEndian.Uint64(v) != era-1
 }
 
@@ -299,19 +305,19 @@ func Responsive(kv store.KV, node crypto.PublicKey, height int64, eraLength uint
 // 1/4 rule, slashes, assignability changes, rewards, the era's report.
 func EndBlock(econ Economy) func(ctx *block.Context) error {
 	return func(ctx *block.Context) error {
-		p := ctx.Params
 		checkTimeouts(ctx, econ)
-		if ctx.Height < 1 || uint64(ctx.Height)%p.EraLength != 0 {
+		sched := eras.Of(ctx)
+		era, last := sched.Era(ctx.Height)
+		if !last {
 			return nil
 		}
-		era := api.Era(ctx.Height, p.EraLength)
-		return endEra(ctx, econ, era)
+		return endEra(ctx, econ, sched, era)
 	}
 }
 
-func endEra(ctx *block.Context, econ Economy, era uint64) error {
+func endEra(ctx *block.Context, econ Economy, sched *api.EraSchedule, era uint64) error {
 	p := ctx.Params
-	start := int64(era*p.EraLength) + 1
+	start := sched.Start(era)
 	rep := &api.EraReport{Era: era, Height: ctx.Height}
 	ns := nodes(ctx.KV, ctx.Height)
 	for _, n := range ns {
@@ -339,7 +345,7 @@ func endEra(ctx *block.Context, econ Economy, era uint64) error {
 			continue
 		}
 		v.Unresponsive = 4*v.Count < m // max 0: nobody
-		wasOut := !Responsive(ctx.KV, v.Node, ctx.Height, p.EraLength)
+		wasOut := !Responsive(ctx.KV, v.Node, ctx.Height, sched)
 		if v.Unresponsive {
 			v.Slashed = econ.Slash(ctx, v.Node, p.OfflineSlashPPM, fmt.Sprintf("unresponsive in era %d (activity %d, a quarter of the max %d is %d)", era, v.Count, m, m/4))
 			ctx.KV.Set(api.UnresponsiveKey(v.Node), binary.BigEndian.AppendUint64(nil, era))

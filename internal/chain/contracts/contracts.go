@@ -21,6 +21,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/computation"
+	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
@@ -306,7 +307,7 @@ func ineligible(ctx *block.Context, p *api.UploadPending, rec *api.ContractRecor
 	if !staking.Assignable(ctx.KV, worker, ctx.Params) {
 		return fmt.Sprintf("stake %s, below min_worker_stake %s", api.FormatAmountUnits(staking.NodeStake(ctx.KV, worker)), api.FormatAmountUnits(ctx.Params.MinWorkerStake))
 	}
-	if !computation.Responsive(ctx.KV, worker, ctx.Height, ctx.Params.EraLength) {
+	if !computation.Responsive(ctx.KV, worker, ctx.Height, eras.Of(ctx)) {
 		return "found unresponsive at the last era end: not assignable this era"
 	}
 	return ""
@@ -375,6 +376,7 @@ func checkReplicas(ctx *block.Context) []crypto.PublicKey {
 		}
 		byWhy := map[string][]crypto.PublicKey{}
 		var whys []string
+		sched := eras.Of(ctx)
 		for _, w := range rec.Workers {
 			why := ""
 			switch {
@@ -382,7 +384,7 @@ func checkReplicas(ctx *block.Context) []crypto.PublicKey {
 				why = api.RemovedExpired
 			case !staking.Assignable(ctx.KV, w, ctx.Params):
 				why = api.RemovedStake
-			case !computation.Responsive(ctx.KV, w, ctx.Height, ctx.Params.EraLength):
+			case !computation.Responsive(ctx.KV, w, ctx.Height, sched):
 				why = api.RemovedUnresponsive
 			case gatekeeper.IsGatekeeper(ctx.KV, w):
 				why = api.RemovedGatekeeper
@@ -457,8 +459,9 @@ func Unmet(kv store.KV, q *api.Requirements, wr *api.WorkerRecord) string {
 // one, every registered worker otherwise.
 func Unsatisfied(kv store.KV, q *api.Requirements, height int64, params api.Params) string {
 	gks := gatekeeper.Gatekeepers(kv)
+	sched := eras.Schedule(kv, params)
 	eligible := func(w *api.WorkerRecord) bool {
-		return !slices.Contains(gks, w.Info.IdentityKey) && registry.WorkerActive(kv, w, height) && staking.Assignable(kv, w.Info.IdentityKey, params) && computation.Responsive(kv, w.Info.IdentityKey, height, params.EraLength)
+		return !slices.Contains(gks, w.Info.IdentityKey) && registry.WorkerActive(kv, w, height) && staking.Assignable(kv, w.Info.IdentityKey, params) && computation.Responsive(kv, w.Info.IdentityKey, height, sched)
 	}
 	attested, short := 0, ""
 	check := func(w *api.WorkerRecord) bool {

@@ -21,6 +21,7 @@ import (
 	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/store"
 )
 
@@ -100,7 +101,8 @@ func DownMembers(ctx *block.Context, src VoterSource) []crypto.PublicKey {
 // already serves. The trigger (EndBlock) calls it with ReasonThirdDown;
 // a governance motion may call it with its own reason.
 func ElectEarly(ctx *block.Context, src VoterSource, reason string) error {
-	era, last := Era(ctx.Height, ctx.Params.EraLength)
+	sched := eras.Of(ctx)
+	era, last := sched.Era(ctx.Height)
 	if ctx.Params.NGatekeepers == 0 {
 		return fmt.Errorf("%w: n_gatekeepers is 0", ErrNoEarlyElection)
 	}
@@ -112,7 +114,7 @@ func ElectEarly(ctx *block.Context, src VoterSource, reason string) error {
 	}
 	if h, ok := EarlyElection(ctx.KV, era); ok {
 		return fmt.Errorf("%w: era %d held its early election at height %d (one per era); the next election is at height %d",
-			ErrNoEarlyElection, era, h, int64(era+1)*int64(ctx.Params.EraLength))
+			ErrNoEarlyElection, era, h, sched.End(era))
 	}
 	if rec := Election(ctx.KV, era+1); rec != nil && rec.Status == api.ElectionActive {
 		return fmt.Errorf("%w: the set of era %d serves already", ErrNoEarlyElection, era+1)

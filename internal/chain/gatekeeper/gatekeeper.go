@@ -58,6 +58,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/election"
+	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
@@ -324,15 +325,6 @@ func Pending(kv store.KV) (uint64, bool) {
 // elected members a nominator backs.
 const BalanceIterations = 10
 
-// Era returns the era of height (heights [1+e·L, (e+1)·L] are era e) and
-// whether height is the era's last block.
-func Era(height int64, eraLength uint64) (era uint64, last bool) {
-	if height < 1 || eraLength == 0 {
-		return 0, false
-	}
-	return uint64(height-1) / eraLength, uint64(height)%eraLength == 0
-}
-
 // EndBlock advances the running DKG's deadlines (every block); at every
 // other block than an era's last it checks the serving set's liveness
 // (checkLiveness: the early election when a third is down, early.go); at
@@ -343,7 +335,7 @@ func Era(height int64, eraLength uint64) (era uint64, last bool) {
 // unless that set was elected early and serves already.
 func EndBlock(ctx *block.Context, src VoterSource) error {
 	stepDkg(ctx, src)
-	era, last := Era(ctx.Height, ctx.Params.EraLength)
+	era, last := eras.Of(ctx).Era(ctx.Height)
 	if !last {
 		return checkLiveness(ctx, src, era)
 	}

@@ -409,18 +409,6 @@ func TestNothingElected(t *testing.T) {
 	}
 }
 
-func TestEra(t *testing.T) {
-	for _, tc := range []struct {
-		h    int64
-		era  uint64
-		last bool
-	}{{0, 0, false}, {1, 0, false}, {9, 0, false}, {10, 0, true}, {11, 1, false}, {20, 1, true}} {
-		if era, last := Era(tc.h, 10); era != tc.era || last != tc.last {
-			t.Errorf("height %d: era %d last %v", tc.h, era, last)
-		}
-	}
-}
-
 // BenchmarkEraEndElection is the module's whole era-end work (candidates'
 // attestation and stake, the nominators, Phragmén, the records and the
 // message) for 100 candidates and 10,000 nominators with 1 to 16 targets.

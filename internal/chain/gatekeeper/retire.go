@@ -16,6 +16,7 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/store"
 )
@@ -66,8 +67,9 @@ type Retirement struct {
 // RetireEras retires every adopted key era other than the serving one
 // that is not retired yet and that no contract needs (inUse false: no
 // contract record has it as KeyEra, or as PrevKeyEra while migrating), or
-// whose deadline passed: key_migration_eras·era_length blocks since its
-// successor (the next adopted key set) was adopted. Each is recorded
+// whose deadline passed: key_migration_eras·L blocks since its
+// successor (the next adopted key set) was adopted, L the length of the
+// era of that adoption (package eras: fixed once the era started). Each is recorded
 // (api.KeyEraRetiredKey: varint height ‖ reason byte, RetiredUnused or
 // RetiredDeadline), announced once (api.TopicKeyEraRetired, payload
 // uvarint era, origin module gatekeeper) with event key_era_retired
@@ -80,27 +82,33 @@ func RetireEras(ctx *block.Context, inUse func(era uint64) bool) []Retirement {
 	if !ok {
 		return nil
 	}
-	var eras []uint64
+	var keyEras []uint64
 	prefix := []byte("g/keyset/")
 	store.Iterate(ctx.KV, prefix, func(k, _ []byte) bool {
 		if len(k) == len(prefix)+8 {
-			eras = append(eras, binary.BigEndian.Uint64(k[len(prefix):]))
+			keyEras = append(keyEras, binary.BigEndian.Uint64(k[len(prefix):]))
 		}
 		return true
 	})
-	overflow, window := bits.Mul64(ctx.Params.KeyMigrationEras, ctx.Params.EraLength)
+	sched := eras.Of(ctx)
 	var out []Retirement
-	for i, era := range eras {
+	for i, era := range keyEras {
 		if era == serving || Retired(ctx.KV, era) {
 			continue
 		}
 		deadline := false
 		if inUse(era) {
-			if i+1 >= len(eras) || overflow != 0 {
+			if i+1 >= len(keyEras) {
 				continue
 			}
-			adopted, ok := keySetAdopted(ctx.KV, eras[i+1])
-			if !ok || ctx.Height < adopted || uint64(ctx.Height-adopted) < window {
+			adopted, ok := keySetAdopted(ctx.KV, keyEras[i+1])
+			if !ok || ctx.Height < adopted {
+				continue
+			}
+			// The window's eras are as long as the era of the adoption
+			// (fixed once it started: package eras).
+			overflow, window := bits.Mul64(ctx.Params.KeyMigrationEras, sched.Length(sched.EraOf(adopted)))
+			if overflow != 0 || uint64(ctx.Height-adopted) < window {
 				continue
 			}
 			deadline = true

@@ -34,6 +34,11 @@
 //     (api.TopicGovMinRuntimeVersion); older pRuntimes stop dispatching.
 //   - set params: the chain parameters from the next block on, announced
 //     to pRuntimes (api.TopicGovParams; they follow attestation_window).
+//     A new era_length applies from the next era boundary (package eras);
+//     once the era schedule is full (api.MaxEraSegments changes) a change
+//     of era_length is refused at proposal and at enactment, and so is a
+//     change of the DKG phase length (dkg_timeout, era_length/3) while a
+//     gatekeeper DKG runs.
 //   - set council: members and threshold; open motions keep their votes,
 //     but only current members' ayes count.
 //   - set validator: a CometBFT validator update returned from
@@ -56,6 +61,8 @@ import (
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/eras"
+	"github.com/phalago/phala/internal/chain/gatekeeper"
 	"github.com/phalago/phala/internal/chain/migration"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
@@ -368,6 +375,24 @@ func check(kv store.KV, a *api.Action) error {
 	case api.ActionSetValidator:
 		_, err := applyValidator(Validators(kv), a.Validator)
 		return err
+	case api.ActionSetParams:
+		// A change of era_length takes effect at the next era boundary
+		// as a new segment of the era schedule (package eras), which is
+		// bounded.
+		cur, err := api.DecodeParams(kv.Get(api.KeyParams))
+		if err != nil {
+			return fmt.Errorf("current params: %w", err)
+		}
+		if s := eras.Schedule(kv, cur); a.Params.EraLength != s.Current().Length && s.Full() {
+			return fmt.Errorf("%w: era_length cannot change any more: the era schedule holds %d segments, its maximum", api.ErrInvalidAction, api.MaxEraSegments)
+		}
+		// A running DKG's deadlines are counted from its phase's start
+		// with DkgPhase (dkg_timeout, at most a third of era_length): a
+		// change would move them under its members, and those it makes
+		// late are slashed.
+		if a.Params.DkgPhase() != cur.DkgPhase() && gatekeeper.Dkg(kv) != nil {
+			return fmt.Errorf("%w: a gatekeeper DKG runs: a change of dkg_timeout or era_length that moves its phase length (%d to %d blocks) waits until it ends", api.ErrInvalidAction, cur.DkgPhase(), a.Params.DkgPhase())
+		}
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ import (
 // load. A part whose digest differs from the core's is refused, so an old
 // part cannot be substituted for a newer one.
 const (
-	checkpointVersion = 8
+	checkpointVersion = 9
 	checkpointDir     = "checkpoint"
 )
 

@@ -65,10 +65,36 @@ func (e *Engine) onAssignable(_ *Context, m *api.Message) error {
 	return nil
 }
 
+// maxEraScheduleBytes bounds an encoded era schedule (three uvarints of
+// at most 10 bytes per segment).
+const maxEraScheduleBytes = 2 + 30*api.MaxEraSegments
+
+// onEraSchedule follows the chain's era schedule: the eras module sends
+// the whole schedule when a change of era_length takes effect (at an era
+// boundary). A schedule that rewrites an era already started is refused:
+// the chain never does that.
+func (e *Engine) onEraSchedule(ctx *Context, m *api.Message) error {
+	if m.Origin != api.ModuleOrigin(api.ErasModule) {
+		return fmt.Errorf("era schedule from %s, not the eras module", m.Origin)
+	}
+	s, err := api.DecodeEraSchedule(m.Payload)
+	if err != nil {
+		return err
+	}
+	if ctx != nil {
+		if era, _ := s.Era(ctx.Height - 1); s.Start(era) != e.st.eras.Start(era) || s.End(era) != e.st.eras.End(era) {
+			return fmt.Errorf("era schedule changes era %d, which started already", era)
+		}
+	}
+	e.st.eras = s
+	return nil
+}
+
 // encodeComputation writes the chain parameters pRuntime follows and the
 // nodes found unresponsive (ascending keys).
 func (s *state) encodeComputation(w *codec.Writer) {
 	w.BytesField(s.params.Encode())
+	w.BytesField(s.eras.Encode())
 	ks := make([]crypto.PublicKey, 0, len(s.unassignable))
 	for k := range s.unassignable {
 		ks = append(ks, k)
@@ -86,6 +112,11 @@ func (s *state) decodeComputation(r *codec.Reader) {
 		r.Fail(err)
 	}
 	s.params = p
+	es, err := api.DecodeEraSchedule(r.BytesField(maxEraScheduleBytes))
+	if err != nil && r.Err() == nil {
+		r.Fail(err)
+	}
+	s.eras = es
 	n := r.Uvarint()
 	if n > uint64(r.Remaining()/crypto.PublicKeySize) {
 		r.Fail(codec.ErrTooLong)

@@ -230,6 +230,7 @@ func New(cfg Config) (*Engine, error) {
 		e.st.dispatched = g.InitialHeight - 1
 		e.st.allowlist = gs.Attestation.Measurements
 		e.st.params = gs.Params
+		e.st.eras = api.GenesisEras(gs.Params.EraLength)
 		e.st.gatekeepers = slices.Clone(gs.Gatekeepers)
 		e.st.hashFloor = g.InitialHeight
 	default:
@@ -263,6 +264,7 @@ func New(cfg Config) (*Engine, error) {
 	e.handle(api.TopicGovAllowlist, e.onAllowlist)
 	e.handle(api.TopicGovMinRuntimeVersion, e.onMinVersion)
 	e.handle(api.TopicGovParams, e.onParams)
+	e.handle(api.TopicEraSchedule, e.onEraSchedule)
 	e.handle(api.TopicNodeStake, e.onNodeStake)
 	e.handle(api.TopicChallenge, e.onChallenge)
 	e.handle(api.TopicAssignable, e.onAssignable)
@@ -665,7 +667,7 @@ func (e *Engine) Registration(operator crypto.PublicKey) (*api.RegisterWorker, e
 	// rotation"): a renewal in a later era than the registration it
 	// renews carries a fresh key.
 	me := e.entity.Identity.Public()
-	if rec, L := e.st.workers[me], e.st.params.EraLength; rec != nil && L > 0 && api.Era(rec.RegisteredAt, L) < api.Era(e.st.dispatched, L) {
+	if rec := e.st.workers[me]; rec != nil && e.st.eras.EraOf(rec.RegisteredAt) < e.st.eras.EraOf(e.st.dispatched) {
 		if err := e.entity.StartRotation(e.entitySealer, e.cfg.DataDir); err != nil {
 			e.mu.Unlock()
 			return nil, fmt.Errorf("rotate the ECDH key: %w", err)

@@ -11,7 +11,7 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-const stateVersion = 14
+const stateVersion = 15
 
 // state is everything pRuntime derives from the chain plus its egress. It
 // is checkpointed (sealed) after every sync or dispatch call.
@@ -62,6 +62,9 @@ type state struct {
 	// end (not assignable).
 	params       api.Params
 	unassignable map[crypto.PublicKey]bool
+	// eras is the chain's era schedule (the genesis one, then as the
+	// eras module announced it): which heights make up which era.
+	eras *api.EraSchedule
 	// Gatekeepers: the serving set (the genesis list, then each set the
 	// chain activated), the elected set awaiting activation (nil if
 	// none) and the era whose set this pRuntime confirmed.
