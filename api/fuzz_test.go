@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -523,6 +524,30 @@ func TestDecodeMigrationRefusals(t *testing.T) {
 	for name, f := range bad {
 		if err := f(); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// A renewal's record keeps ActiveSince (encoded only when it differs from
+// RegisteredAt, so a first registration's bytes are as before); one that
+// claims to be active since its own registration or later is malformed.
+func TestWorkerRecordActiveSince(t *testing.T) {
+	first := WorkerRecord{Info: WorkerInfo{ChainID: "c", Endpoint: "e"}, Platform: "sim", Measurement: []byte{1}, RegisteredAt: 50, ExpiresAt: 100, ActiveSince: 50}
+	renewed := first
+	renewed.RegisteredAt, renewed.ActiveSince = 70, 50
+	for _, w := range []WorkerRecord{first, renewed} {
+		got, err := DecodeWorkerRecord(w.Encode())
+		if err != nil || got.ActiveSince != w.ActiveSince || got.RegisteredAt != w.RegisteredAt {
+			t.Fatalf("%+v decoded as %+v, %v", w, got, err)
+		}
+	}
+	if len(renewed.Encode()) != len(first.Encode())+1 {
+		t.Fatalf("a first registration's record is not encoded as before")
+	}
+	base := first.Encode()
+	for _, since := range []uint64{50, 51, 1 << 40} {
+		if _, err := DecodeWorkerRecord(binary.AppendUvarint(bytes.Clone(base), since)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("active since %d of a registration at 50: %v, want ErrMalformed", since, err)
 		}
 	}
 }

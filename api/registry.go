@@ -184,6 +184,13 @@ type WorkerRecord struct {
 	Measurement  []byte
 	RegisteredAt int64 // height of the (latest) registration
 	ExpiresAt    int64 // first height at which the registration is no longer valid
+	// ActiveSince is the height from which the worker has been registered
+	// without a lapse: RegisteredAt for a first registration or one after
+	// the previous expired, the previous record's ActiveSince for a renewal
+	// made while it was still valid (pherry renews at every era's first
+	// block to rotate the worker's EcdhKey; a renewal is not a newcomer,
+	// so the era-end verdicts judge it: computation's Exempt).
+	ActiveSince int64
 	// AttestedAt is the time (unix seconds) the admitting report says it
 	// was issued (for TDX: the block time of the registration). Replays are
 	// refused by Info.BlockHeight instead: a renewal must cite a strictly
@@ -203,6 +210,10 @@ func (w *WorkerRecord) Encode() []byte {
 	cw.Uvarint(uint64(w.RegisteredAt))
 	cw.Uvarint(uint64(w.ExpiresAt))
 	cw.Varint(w.AttestedAt)
+	if w.ActiveSince != w.RegisteredAt {
+		// Only a renewal's: a first registration encodes as before.
+		cw.Uvarint(uint64(w.ActiveSince))
+	}
 	return cw.Bytes()
 }
 
@@ -216,6 +227,13 @@ func DecodeWorkerRecord(b []byte) (*WorkerRecord, error) {
 	w.RegisteredAt = int64(r.Uvarint())
 	w.ExpiresAt = int64(r.Uvarint())
 	w.AttestedAt = r.Varint()
+	w.ActiveSince = w.RegisteredAt
+	if r.Err() == nil && r.Remaining() > 0 {
+		w.ActiveSince = int64(r.Uvarint())
+		if r.Err() == nil && (w.ActiveSince < 0 || w.ActiveSince >= w.RegisteredAt) {
+			r.Fail(fmt.Errorf("%w: active since %d, not before the registration at %d", codec.ErrBadFormat, w.ActiveSince, w.RegisteredAt))
+		}
+	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: worker record: %v", ErrMalformed, err)
 	}

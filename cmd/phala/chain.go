@@ -404,6 +404,7 @@ every registered worker.`,
 				Version:      w.Info.RuntimeVersion,
 				Measurement:  "0x" + hex.EncodeToString(w.Measurement),
 				RegisteredAt: w.RegisteredAt,
+				ActiveSince:  w.ActiveSince,
 				ExpiresAt:    w.ExpiresAt,
 				AttestedAt:   time.Unix(w.AttestedAt, 0).UTC(),
 				ReportBlock:  w.Info.BlockHeight,
@@ -428,7 +429,11 @@ every registered worker.`,
 				fmt.Fprintf(wr, "  platform:      %s\n", out.Platform)
 				fmt.Fprintf(wr, "  declares:      %d cores, %d MiB of memory, pRuntime version %d\n", out.Cores, out.MemoryMB, out.Version)
 				fmt.Fprintf(wr, "  measurement:   %s\n", out.Measurement)
-				fmt.Fprintf(wr, "  registered at: height %d\n", out.RegisteredAt)
+				fmt.Fprintf(wr, "  registered at: height %d", out.RegisteredAt)
+				if out.ActiveSince != out.RegisteredAt {
+					fmt.Fprintf(wr, " (a renewal: registered without a lapse since height %d)", out.ActiveSince)
+				}
+				fmt.Fprintln(wr)
 				fmt.Fprintf(wr, "  expires at:    height %d\n", out.ExpiresAt)
 				fmt.Fprintf(wr, "  attested at:   %s\n", out.AttestedAt.Format(time.RFC3339))
 				fmt.Fprintf(wr, "  report cites:  block %d (%s)\n", out.ReportBlock, out.ReportHash)
@@ -450,6 +455,7 @@ type workerJSON struct {
 	Version      uint32    `json:"runtime_version"`
 	Measurement  string    `json:"measurement"`
 	RegisteredAt int64     `json:"registered_at"`
+	ActiveSince  int64     `json:"active_since"` // registered without a lapse since (renewals keep it)
 	ExpiresAt    int64     `json:"expires_at"`
 	AttestedAt   time.Time `json:"attested_at"`
 	ReportBlock  int64     `json:"report_block"` // the recent block the report committed to

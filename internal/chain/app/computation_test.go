@@ -112,10 +112,24 @@ func TestHeartbeatRules(t *testing.T) {
 		}
 		return v
 	}
-	// Until the era's end, w1 answers every challenge, w2 none.
+	// Until the era's end, w1 answers every challenge, w2 none. At the
+	// era's first block w1's pherry renews its registration (as pherry
+	// does every era, rotating the EcdhKey): a renewal without a lapse is
+	// judged on the era, not exempt as a newcomer.
 	for h.height < int64(2*g.Params.EraLength)-1 {
 		cur := h.height
-		h.block(beat(w1, cur, blockHash(cur-1)))
+		txs := [][]byte{beat(w1, cur, blockHash(cur-1))}
+		if cur == int64(g.Params.EraLength) {
+			nonce++
+			txs = append(txs, h.tx(bob, nonce-1, h.register(h.cite(w1.info))))
+		}
+		mustOK(t, h.block(txs...))
+		if cur == int64(g.Params.EraLength) {
+			rec := h.worker(w1.identity.Public())
+			if rec.RegisteredAt != cur+1 || rec.ActiveSince >= rec.RegisteredAt {
+				t.Fatalf("w1 renewed at %d: registered at %d, active since %d", cur+1, rec.RegisteredAt, rec.ActiveSince)
+			}
+		}
 	}
 	aliceBefore, issuedBefore := h.account(alice.Public()).Balance, issuance()
 	h.block() // the era's last block

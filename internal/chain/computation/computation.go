@@ -322,9 +322,10 @@ func endEra(ctx *block.Context, econ Economy, sched *api.EraSchedule, era uint64
 	ns := nodes(ctx.KV, ctx.Height)
 	for _, n := range ns {
 		v := api.NodeVerdict{Node: n.key, Gatekeeper: n.gatekeeper, Count: activity(ctx.KV, era, n.key).Count(),
-			Exempt: n.rec.RegisteredAt >= start}
+			Exempt: n.rec.ActiveSince >= start}
 		if v.Exempt {
-			// Registered (or renewed) during the era: not judged on it.
+			// Registered during the era (first, or again after a lapse):
+			// not judged on it. A renewal without a lapse is judged.
 		} else if n.gatekeeper {
 			rep.MaxGateKpr = max(rep.MaxGateKpr, v.Count)
 		} else {

@@ -158,6 +158,10 @@ func RegisterWorker(ctx *block.Context, signer crypto.PublicKey, c *api.Register
 		RegisteredAt: ctx.Height,
 		ExpiresAt:    ctx.Height + int64(ctx.Params.RegistrationLifetime),
 		AttestedAt:   ev.IssuedAt.Unix(),
+		ActiveSince:  ctx.Height,
+	}
+	if prev != nil && prev.Active(ctx.Height) {
+		rec.ActiveSince = prev.ActiveSince // renewed without a lapse
 	}
 	enc := rec.Encode()
 	ctx.KV.Set(api.WorkerKey(info.IdentityKey), enc)
