@@ -98,3 +98,39 @@ func TestReceiptFromWorkers(t *testing.T) {
 		})
 	}
 }
+
+// A receipt sealed under the contract's new ECDH key (its key epoch moved
+// after the client read the record) opens once the record is read again;
+// without a newer record the error says the receipt does not open.
+func TestReceiptAfterKeyEpoch(t *testing.T) {
+	identity, oldEcdh, newEcdh := crypto.MustKeyPairFromURI("//Contract"), crypto.MustKeyPairFromURI("//Contract/ecdh/0"), crypto.MustKeyPairFromURI("//Contract/ecdh/1")
+	sender := crypto.MustKeyPairFromURI("//Bob")
+	const nonce, height = 3, 8
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch, err := channel.New(newEcdh, sender.Public(), api.ChannelPurposeReceipt)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		rc := &api.Receipt{Contract: identity.Public(), From: sender.Public(), Nonce: nonce, Height: height}
+		rc.Sealed = ch.Seal((&api.ReceiptBody{Status: api.ReceiptOK, Output: []byte("done")}).Encode(), rc.Header())
+		rc.Signature = identity.Sign(api.ContextReceipt, rc.SignBytes())
+		w.Write(rc.Encode())
+	}))
+	defer srv.Close()
+	ws := []WorkerEndpointInfo{{Key: crypto.MustKeyPairFromURI("//W").Public(), Endpoint: srv.URL}}
+	workers := func(context.Context, *api.ContractRecord) ([]WorkerEndpointInfo, error) { return ws, nil }
+	stale := &api.ContractRecord{Identity: identity.Public(), Ecdh: oldEcdh.Public(), Status: api.ContractRunning}
+	current := *stale
+	current.Ecdh = newEcdh.Public()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := receiptRereading(ctx, workers, func(context.Context) (*api.ContractRecord, error) { return &current, nil }, sender, stale, nonce, height)
+	if err != nil || string(r.Output) != "done" {
+		t.Fatalf("receipt %+v, %v", r, err)
+	}
+	_, err = receiptRereading(ctx, workers, func(context.Context) (*api.ContractRecord, error) { return stale, nil }, sender, stale, nonce, height)
+	if !errors.Is(err, errReceiptDoesNotOpen) {
+		t.Fatalf("with no newer record: %v, want errReceiptDoesNotOpen", err)
+	}
+}

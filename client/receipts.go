@@ -92,7 +92,7 @@ func OpenReceipt(key *crypto.KeyPair, rec *api.ContractRecord, rc *api.Receipt) 
 	}
 	plain, err := ch.Open(rc.Sealed, rc.Header())
 	if err != nil {
-		return nil, fmt.Errorf("receipt does not open with this key: %w", err)
+		return nil, fmt.Errorf("%w (%v)", errReceiptDoesNotOpen, err)
 	}
 	body, err := api.DecodeReceiptBody(plain)
 	if err != nil {
@@ -149,12 +149,37 @@ func FetchReceipt(ctx context.Context, endpoint string, contract, from crypto.Pu
 // Errors: ErrNoReceipt (every worker dispatched height and holds none),
 // ErrNotYourReceipt, ErrNoWorker, the workers' errors.
 func (c *Client) Receipt(ctx context.Context, key *crypto.KeyPair, rec *api.ContractRecord, nonce uint64, height int64) (*Receipt, error) {
-	ws, err := c.contractWorkers(ctx, rec)
+	return receiptRereading(ctx, c.contractWorkers, func(ctx context.Context) (*api.ContractRecord, error) { return c.Contract(ctx, rec.Identity) }, key, rec, nonce, height)
+}
+
+// receiptRereading asks rec's workers (from workers) for the receipt; if
+// it does not open with rec's ECDH key, it reads the record again
+// (reread) and, if the key changed, asks once more. A worker seals a
+// receipt when asked, under the contract's current ECDH key, which
+// rotates with its key epoch: rec may be older than that.
+func receiptRereading(ctx context.Context, workers func(context.Context, *api.ContractRecord) ([]WorkerEndpointInfo, error), reread func(context.Context) (*api.ContractRecord, error), key *crypto.KeyPair, rec *api.ContractRecord, nonce uint64, height int64) (*Receipt, error) {
+	ws, err := workers(ctx, rec)
 	if err != nil {
 		return nil, err
 	}
-	return receiptFrom(ctx, ws, key, rec, nonce, height)
+	r, err := receiptFrom(ctx, ws, key, rec, nonce, height)
+	if err == nil || !errors.Is(err, errReceiptDoesNotOpen) {
+		return r, err
+	}
+	fresh, ferr := reread(ctx)
+	if ferr != nil || fresh.Ecdh == rec.Ecdh {
+		return nil, err
+	}
+	if ws, err = workers(ctx, fresh); err != nil {
+		return nil, err
+	}
+	return receiptFrom(ctx, ws, key, fresh, nonce, height)
 }
+
+// errReceiptDoesNotOpen: a receipt signed by the contract whose body does
+// not open with the record's ECDH key (the record is older than the
+// contract's key epoch) or was altered.
+var errReceiptDoesNotOpen = errors.New("receipt does not open with this key and the contract's ECDH key (re-read the contract's record: it rotates with the contract's key epoch), or it was altered")
 
 // workerAnswer is one worker's answer to a receipt request.
 type workerAnswer struct {
