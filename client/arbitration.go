@@ -59,7 +59,7 @@ var contractsOrigin = api.ModuleOrigin("contracts")
 // arbitration_timeout blocks: give ctx that long). Errors: ErrNoTrustRoot,
 // ErrUntrustedHeader, api.ErrBadProof, ctx's.
 func (c *Client) WaitVerdict(ctx context.Context, contract crypto.PublicKey, height, opened int64) (*api.ArbitrationVerdict, int64, error) {
-	last := opened + int64(c.params.ArbitrationTimeout) + 3
+	last := opened + int64(c.Params().ArbitrationTimeout) + 3
 	for h := opened + 1; h <= last; h++ {
 		bm, _, err := c.VerifiedMessages(ctx, h)
 		if err != nil {
@@ -80,7 +80,7 @@ func (c *Client) WaitVerdict(ctx context.Context, contract crypto.PublicKey, hei
 		}
 	}
 	return nil, 0, fmt.Errorf("no verdict on %s's update at height %d by block %d: the dispute opened at block %d should have expired after arbitration_timeout %d blocks",
-		contract.Short(), height, last, opened, c.params.ArbitrationTimeout)
+		contract.Short(), height, last, opened, c.Params().ArbitrationTimeout)
 }
 
 // ArbiterVote is an assigned arbiter's vote on a disputed update: the

@@ -15,6 +15,7 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -33,8 +34,8 @@ import (
 type Client struct {
 	rpc     *rpchttp.HTTP
 	chainID string
-	params  api.Params
-	v       *verifier // nil: no trust root, proved reads fail
+	params  atomic.Pointer[api.Params] // ReadParams replaces them
+	v       *verifier                  // nil: no trust root, proved reads fail
 }
 
 // rpcIdleConnTimeout is how long an idle RPC connection is kept: below
@@ -106,9 +107,11 @@ func DialOptions(ctx context.Context, addr string, opts Options) (*Client, error
 		if err != nil {
 			return nil, fmt.Errorf("read chain parameters from %s: %w", addr, err)
 		}
-		if c.params, err = api.DecodeParams(v); err != nil {
+		p, err := api.DecodeParams(v)
+		if err != nil {
 			return nil, fmt.Errorf("chain parameters from %s: %w", addr, err)
 		}
+		c.params.Store(&p)
 		return c, nil
 	}
 	if c.v, err = newVerifier(&opts, c.chainID, rpcSource{c}); err != nil {
@@ -118,10 +121,40 @@ func DialOptions(ctx context.Context, addr string, opts Options) (*Client, error
 	if err != nil {
 		return nil, fmt.Errorf("read chain parameters from %s: %w", addr, err)
 	}
-	if c.params, err = api.DecodeParams(pv.Value); err != nil {
+	p, err := api.DecodeParams(pv.Value)
+	if err != nil {
 		return nil, fmt.Errorf("chain parameters from %s: %w", addr, err)
 	}
+	c.params.Store(&p)
 	return c, nil
+}
+
+// ReadParams reads the chain parameters again (proved when the client
+// verifies), keeps them for Params and the transactions it builds from
+// then on, and returns them. Governance may change them at any block
+// (fees among them): a long-lived client calls it when the chain refuses
+// a fee as too low (Signer does).
+func (c *Client) ReadParams(ctx context.Context) (api.Params, error) {
+	var v []byte
+	if c.v == nil {
+		b, _, err := c.query(ctx, api.QueryParams, nil, 0)
+		if err != nil {
+			return api.Params{}, fmt.Errorf("read chain parameters: %w", err)
+		}
+		v = b
+	} else {
+		pv, err := c.ProveRecent(ctx, api.QueryParams, nil)
+		if err != nil {
+			return api.Params{}, fmt.Errorf("read chain parameters: %w", err)
+		}
+		v = pv.Value
+	}
+	p, err := api.DecodeParams(v)
+	if err != nil {
+		return api.Params{}, fmt.Errorf("chain parameters: %w", err)
+	}
+	c.params.Store(&p)
+	return p, nil
 }
 
 // Verifies reports whether the client has a trust root (proved reads work).
@@ -144,7 +177,12 @@ func (c *Client) TrustRoot() string {
 func (c *Client) ChainID() string { return c.chainID }
 
 // Params returns the chain parameters.
-func (c *Client) Params() api.Params { return c.params }
+func (c *Client) Params() api.Params {
+	if p := c.params.Load(); p != nil {
+		return *p
+	}
+	return api.Params{} // a Client not made by Dial
+}
 
 // RPC returns the underlying CometBFT RPC client.
 func (c *Client) RPC() *rpchttp.HTTP { return c.rpc }

@@ -300,10 +300,10 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 			if mig != nil && !old {
 				onTarget++
 			}
-			ok := c.params.MinWorkerStake == 0
+			ok := c.Params().MinWorkerStake == 0
 			if !ok {
 				if v, err := c.proveRecentValue(ctx, api.QueryStakeNode, id[:]); err == nil && v != nil {
-					if ns, err := api.DecodeNodeStake(v); err == nil && ns.Total >= c.params.MinWorkerStake {
+					if ns, err := api.DecodeNodeStake(v); err == nil && ns.Total >= c.Params().MinWorkerStake {
 						ok = true
 					}
 				}
@@ -336,7 +336,7 @@ func (c *Client) pendingReason(ctx context.Context, p *api.UploadPending) (strin
 		return "no registered worker can run it: start a worker pRuntime and its pherry (README, \"More\"); a gatekeeper provisions the contract as soon as one registers", nil
 	}
 	if staked == 0 {
-		return fmt.Sprintf("none of the %d registered worker(s) has the chain's min_worker_stake of %s PHA: its operator stakes it (pherry --stake, or phala stake bond and allocate); a gatekeeper provisions the contract as soon as one has", workers, api.FormatAmount(c.params.MinWorkerStake)), nil
+		return fmt.Sprintf("none of the %d registered worker(s) has the chain's min_worker_stake of %s PHA: its operator stakes it (pherry --stake, or phala stake bond and allocate); a gatekeeper provisions the contract as soon as one has", workers, api.FormatAmount(c.Params().MinWorkerStake)), nil
 	}
 	if mig != nil && fits == 0 && (fitsOld > 0 || onTarget == 0) {
 		why := "no registered worker runs it"
@@ -409,7 +409,7 @@ const DefaultGasFraction = 10
 
 // DefaultGasLimit is the gas limit a command declares by default: the
 // chain's max_command_gas / DefaultGasFraction (at least 1).
-func (c *Client) DefaultGasLimit() uint64 { return max(1, c.params.MaxCommandGas/DefaultGasFraction) }
+func (c *Client) DefaultGasLimit() uint64 { return max(1, c.Params().MaxCommandGas/DefaultGasFraction) }
 
 // CommandOption changes how Command and Execute send a command.
 type CommandOption func(*commandOptions)

@@ -19,7 +19,7 @@ func (c *Client) EraSchedule(ctx context.Context) (*api.EraSchedule, int64, erro
 		return nil, 0, err
 	}
 	if pv.Value == nil {
-		return api.GenesisEras(c.params.EraLength), pv.Height, nil
+		return api.GenesisEras(c.Params().EraLength), pv.Height, nil
 	}
 	s, err := api.DecodeEraSchedule(pv.Value)
 	if err != nil {

@@ -46,7 +46,7 @@ func (s *Signer) signFor(ctx context.Context, build func(nonce uint64) api.Call)
 		}
 		s.nonce, s.known = a.Nonce, true
 	}
-	tx := BuildTx(s.c.chainID, s.c.params, s.key, s.nonce, build(s.nonce))
+	tx := BuildTx(s.c.chainID, s.c.Params(), s.key, s.nonce, build(s.nonce))
 	s.nonce++
 	return tx, nil
 }
@@ -84,6 +84,14 @@ func (s *Signer) signAndSubmit(ctx context.Context, build func(nonce uint64) api
 			res.Nonce = tx.Nonce
 			return res, res.Err()
 		}
+		if errors.Is(err, api.ErrFeeTooLow) && try == 0 {
+			// Governance changed the fees since the client read the
+			// parameters: read them again and sign anew, once.
+			if _, perr := s.c.ReadParams(ctx); perr != nil {
+				return nil, err
+			}
+			continue
+		}
 		if !errors.Is(err, api.ErrStaleNonce) || try == staleNonceRetries {
 			return nil, err
 		}
@@ -111,7 +119,7 @@ func (s *Signer) signAndBroadcast(ctx context.Context, build func(nonce uint64) 
 		}
 		s.nonce, s.known = a.Nonce, true
 	}
-	tx := BuildTx(s.c.chainID, s.c.params, s.key, s.nonce, build(s.nonce))
+	tx := BuildTx(s.c.chainID, s.c.Params(), s.key, s.nonce, build(s.nonce))
 	b := tx.Encode()
 	h, err := s.c.Broadcast(ctx, b)
 	var refused *api.TxError

@@ -258,12 +258,40 @@ func (r *Relayer) nextSeq(ctx context.Context, o api.Origin) (uint64, error) {
 type submitter struct {
 	rpc     *rpchttp.HTTP
 	chainID string
-	params  api.Params
 	key     *crypto.KeyPair
+	// readParams reads the chain parameters from the node again
+	// (client.Client.ReadParams): fees may change by governance.
+	readParams func(context.Context) (api.Params, error)
 
-	mu    sync.Mutex
-	nonce uint64
-	known bool
+	mu       sync.Mutex
+	params   api.Params
+	paramsAt time.Time // when params were read
+	nonce    uint64
+	known    bool
+}
+
+// paramsRefresh is how often the submitter reads the chain parameters
+// again even when nothing was refused.
+const paramsRefresh = time.Minute
+
+// currentParams returns the chain parameters as last read.
+func (s *submitter) currentParams() api.Params {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.params
+}
+
+// refreshParams reads the parameters again. The caller holds s.mu.
+func (s *submitter) refreshParams(ctx context.Context) error {
+	if s.readParams == nil {
+		return nil
+	}
+	p, err := s.readParams(ctx)
+	if err != nil {
+		return err
+	}
+	s.params, s.paramsAt = p, time.Now()
+	return nil
 }
 
 // broadcast signs call with the next nonce and submits it; it returns once
@@ -278,8 +306,16 @@ func (s *submitter) broadcast(ctx context.Context, call api.Call) ([32]byte, err
 		}
 		s.nonce, s.known = n, true
 	}
+	if time.Since(s.paramsAt) > paramsRefresh {
+		_ = s.refreshParams(ctx) // kept as they were if the node does not answer
+	}
 	tx := client.BuildTx(s.chainID, s.params, s.key, s.nonce, call).Encode()
 	res, err := s.rpc.BroadcastTxSync(ctx, tx)
+	if err == nil && res.Code == uint32(api.CodeFeeTooLow) && s.refreshParams(ctx) == nil {
+		// Governance raised the fees since they were read: sign again.
+		tx = client.BuildTx(s.chainID, s.params, s.key, s.nonce, call).Encode()
+		res, err = s.rpc.BroadcastTxSync(ctx, tx)
+	}
 	if err == nil && res.Code != 0 {
 		err = &api.TxError{Code: api.Code(res.Code), Log: res.Log}
 	}

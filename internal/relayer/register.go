@@ -38,7 +38,7 @@ func (r *Relayer) renewMargin() int64 {
 	if r.cfg.RenewBefore > 0 {
 		return r.cfg.RenewBefore
 	}
-	return max(int64(r.params.RegistrationLifetime/10), 1)
+	return max(int64(r.sub.currentParams().RegistrationLifetime/10), 1)
 }
 
 // maybeRegister registers the worker (or gatekeeper) pRuntime if it is not
@@ -173,7 +173,7 @@ func (r *Relayer) eraSchedule(ctx context.Context) (*api.EraSchedule, error) {
 		return nil, err
 	}
 	if v == nil {
-		return api.GenesisEras(r.params.EraLength), nil
+		return api.GenesisEras(r.sub.currentParams().EraLength), nil
 	}
 	s, err := api.DecodeEraSchedule(v)
 	if err != nil {

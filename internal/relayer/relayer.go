@@ -197,9 +197,8 @@ type Relayer struct {
 
 	rpc     *rpchttp.HTTP // the node, for everything but the first contact
 	hc      *http.Client  // rpc's HTTP client
-	chainID string        // the node's, read (with params) at the first contact
-	params  api.Params
-	sub     *submitter
+	chainID string        // the node's, read at the first contact
+	sub     *submitter    // also keeps the chain parameters (currentParams)
 
 	// Owned by the Run goroutine.
 	dialed     bool
@@ -341,8 +340,8 @@ func (r *Relayer) round(ctx context.Context) (progressed bool, err error) {
 		if err = r.nodeCalled(ctx, err); err != nil {
 			return false, err
 		}
-		r.chainID, r.params = c.ChainID(), c.Params()
-		r.sub = &submitter{rpc: r.rpc, chainID: r.chainID, params: r.params, key: r.cfg.Operator}
+		r.chainID = c.ChainID()
+		r.sub = &submitter{rpc: r.rpc, chainID: r.chainID, params: c.Params(), paramsAt: time.Now(), key: r.cfg.Operator, readParams: c.ReadParams}
 		r.dialed = true
 		r.log.Info("connected to node", "chain", r.chainID, "node", r.cfg.Node)
 	}
