@@ -159,6 +159,23 @@ func (c *Client) KeySetAt(ctx context.Context, era uint64, height int64) (*api.K
 	return s, pv.Height, nil
 }
 
+// KeyEraRetiredAt returns era's retirement (height and reason: its key
+// set is no longer counted and its holders destroyed their shares) as of
+// the state after block height (0: the latest), proved; nil (proved
+// absent) while the era is not retired. Errors: those of Prove;
+// api.ErrMalformed for a record that does not decode.
+func (c *Client) KeyEraRetiredAt(ctx context.Context, era uint64, height int64) (*api.KeyEraRetirement, error) {
+	pv, err := c.prove(ctx, api.QueryKeyEraRetired, binary.BigEndian.AppendUint64(nil, era), height)
+	if err != nil || pv.Value == nil {
+		return nil, err
+	}
+	r, err := api.DecodeKeyEraRetirement(pv.Value)
+	if err != nil {
+		return nil, fmt.Errorf("retirement of key era %d at height %d: %w", era, pv.Height, err)
+	}
+	return &r, nil
+}
+
 func (c *Client) dkgAt(ctx context.Context, height int64) (*api.DkgState, int64, error) {
 	pv, err := c.prove(ctx, api.QueryKeyDkg, nil, height)
 	if err != nil {

@@ -22,8 +22,10 @@ import (
 
 const keysHelp = `A key era is the era whose key set derives new contracts' keys; a key set is that
 era's gatekeepers, each holding a share of its MasterKey, any threshold T of them
-needed to derive a contract key; a DKG (phases: collecting keys, dealing, timed
-out) makes an elected set's key set. See docs/keys.md.
+needed to derive a contract key; a DKG (phases: collecting keys, dealing,
+closing: the last window for results, a normal step, not a failure) makes an
+elected set's key set; a key era is retired (its shares destroyed) once no
+contract needs it or its deadline passed. See docs/keys.md.
 Not to be confused with ` + "`phala key`" + ` (singular): local sr25519 account keys.`
 
 func keysCmd(g *globals) *cobra.Command {
@@ -53,7 +55,7 @@ are identical against the T needed), and the election record of the era the
 DKG makes (or of the serving era): its confirmed members are those whose DKG
 result was adopted; and the running runtime migration (its target build and
 what still runs an old build at its last check) or the last completed one.
---era N also shows the key set of era N; --contract ID shows that contract's
+--era N also shows the key set of era N (and whether it is retired); --contract ID shows that contract's
 key era and key epoch (and its key set).
 
 ` + keysHelp,
@@ -106,7 +108,13 @@ key era and key epoch (and its key set).
 					}
 					continue // a contract's era whose key set is gone: shown as such
 				}
-				out.Others = append(out.Others, keySetOf(s))
+				ks := keySetOf(s)
+				r, err := cl.KeyEraRetiredAt(ctx, e, st.Height)
+				if err != nil {
+					return g.nodeError(err)
+				}
+				ks.Retired = retiredOf(r)
+				out.Others = append(out.Others, ks)
 			}
 			slices.SortFunc(out.Others, func(a, b *keySetJSON) int { return cmp.Compare(a.Era, b.Era) })
 			return g.output(cmd, out, func(w io.Writer) { printKeyStatus(w, &out) })
@@ -146,6 +154,26 @@ type keySetJSON struct {
 	MasterPublicKey string          `json:"master_public_key"` // 0x-hex edwards25519 point (Commits[0]); not an account
 	Commitments     []string        `json:"commitments"`       // the public polynomial's T commitments, 0x-hex
 	Members         []keyMemberJSON `json:"members"`           // in share-index order
+	// Retired: null while the era is not retired (always for the serving
+	// era); else when and why its key set was retired.
+	Retired *retiredJSON `json:"retired,omitempty"`
+}
+
+// retiredJSON is a key era's retirement (proved query /keys/retired).
+type retiredJSON struct {
+	Height int64  `json:"height"`
+	Reason string `json:"reason"` // "unused": no contract needed it; "deadline": its deadline passed (contracts under it are stranded)
+}
+
+func retiredOf(r *api.KeyEraRetirement) *retiredJSON {
+	if r == nil {
+		return nil
+	}
+	reason := "unused"
+	if r.Reason == api.KeyEraRetiredDeadline {
+		reason = "deadline"
+	}
+	return &retiredJSON{Height: r.Height, Reason: reason}
 }
 
 type keyMemberJSON struct {
@@ -155,9 +183,12 @@ type keyMemberJSON struct {
 }
 
 type dkgJSON struct {
-	Era        uint64 `json:"era"`
-	Attempt    uint64 `json:"attempt"`
-	Phase      string `json:"phase"` // collecting_keys, dealing, timed_out
+	Era     uint64 `json:"era"`
+	Attempt uint64 `json:"attempt"`
+	// Phase: collecting_keys, dealing, timed_out (the chain's name for
+	// closing, the last window for results: a normal phase, not a
+	// failure), failed. The text output names them for users (dkgPhaseText).
+	Phase      string `json:"phase"`
 	PhaseStart int64  `json:"phase_start"`
 	// Deadline: the block at which the phase ends (collecting keys →
 	// dealing, dealing → timed out, timed out → failed):
@@ -253,6 +284,22 @@ func dkgPhaseName(p uint8) string {
 	return fmt.Sprintf("phase#%d", p)
 }
 
+// dkgPhaseText names a DKG phase (dkgPhaseName) for users: timed_out
+// is kyber's name for the normal closing phase.
+func dkgPhaseText(phase string) string {
+	switch phase {
+	case "collecting_keys":
+		return "collecting keys (members post their DKG keys)"
+	case "dealing":
+		return "dealing (participants deal, respond and post results)"
+	case "timed_out":
+		return "closing (the last window for members to post their results; a normal phase, not a failure)"
+	case "failed":
+		return "failed (given up: the serving key set stays)"
+	}
+	return phase
+}
+
 func dkgOf(d *api.DkgState, p *api.Params) *dkgJSON {
 	j := &dkgJSON{Era: d.Era, Attempt: d.Attempt, Phase: dkgPhaseName(d.Phase), PhaseStart: d.PhaseStart, Deadline: d.PhaseStart + p.DkgPhase(),
 		Threshold: d.T, Participants: len(d.Participants), Members: []dkgMemberJSON{}}
@@ -330,7 +377,15 @@ func printMigrations(w io.Writer, s *keyStatusJSON) {
 }
 
 func printKeySet(w io.Writer, s *keySetJSON, what string) {
-	fmt.Fprintf(w, "%s key set of era %d: threshold %d of %d members\n", what, s.Era, s.Threshold, len(s.Members))
+	fmt.Fprintf(w, "%s key set of era %d: threshold %d of %d members", what, s.Era, s.Threshold, len(s.Members))
+	if r := s.Retired; r != nil {
+		why := "unused: no contract needed it"
+		if r.Reason == "deadline" {
+			why = "deadline passed: contracts still under it are stranded"
+		}
+		fmt.Fprintf(w, "; retired at height %d (%s), its shares destroyed", r.Height, why)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  master public key: %s (an edwards25519 point, not an account)\n", s.MasterPublicKey)
 	for _, m := range s.Members {
 		fmt.Fprintf(w, "  share %d: %s  %s\n", m.Share, m.Address, m.PublicKey)
@@ -346,12 +401,16 @@ func printKeyStatus(w io.Writer, s *keyStatusJSON) {
 		printKeySet(w, s.Serving, "Serving")
 	}
 	for _, o := range s.Others {
-		printKeySet(w, o, "Older")
+		what := "Older"
+		if o.Retired != nil {
+			what = "Retired"
+		}
+		printKeySet(w, o, what)
 	}
 	if d := s.Dkg; d == nil {
 		fmt.Fprintln(w, "DKG: none runs (each era end that elects a gatekeeper set starts one; the serving key set above is the latest adopted)")
 	} else {
-		fmt.Fprintf(w, "DKG of era %d, attempt %d: %s since height %d, phase deadline height %d\n", d.Era, d.Attempt, strings.ReplaceAll(d.Phase, "_", " "), d.PhaseStart, d.Deadline)
+		fmt.Fprintf(w, "DKG of era %d, attempt %d: %s since height %d, phase deadline height %d\n", d.Era, d.Attempt, dkgPhaseText(d.Phase), d.PhaseStart, d.Deadline)
 		if d.DealWindowEnd > 0 {
 			fmt.Fprintf(w, "  deals count until height %d\n", d.DealWindowEnd)
 		}
