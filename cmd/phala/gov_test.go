@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,7 +102,9 @@ func TestGov(t *testing.T) {
 	if !strings.Contains(out, "require pRuntime version 2 or newer") || !strings.Contains(out, "status:    enacted") {
 		t.Fatalf("show:\n%s", out)
 	}
-	fails(t, []string{"motion is closed"}, phala("gov", "vote", "--from", "//Charlie", "0", "nay")...)
+	// A vote on an enacted motion says when it was enacted, not when its
+	// voting period would have ended.
+	fails(t, []string{"motion is closed", fmt.Sprintf("motion 0 was enacted at height %d", m.DecidedAt)}, phala("gov", "vote", "--from", "//Charlie", "0", "nay")...)
 
 	// A validator (power 1 next to the genesis validator's 10, so the chain
 	// keeps its quorum without it signing).
