@@ -229,9 +229,15 @@ func printEra(w io.Writer, chainID string, e *eraJSON) {
 		fmt.Fprintf(w, "  %s\n", k.Address)
 	}
 	if r := e.Responsiveness; r != nil {
-		if r.Ended {
+		judged := slices.ContainsFunc(r.Nodes, func(n nodeActJSON) bool { return !n.Exempt })
+		switch {
+		case r.Ended && !judged:
+			fmt.Fprintf(w, "Responsiveness (the era ended: nobody was judged, every node was exempt (registered during the era) or none was registered; %s PHA paid as rewards of a budget of %s PHA):\n", formatAmountString(r.Minted), formatAmountString(r.Budget))
+		case r.Ended:
 			fmt.Fprintf(w, "Responsiveness (the era ended: the 1/4 rule judged it; max activity %d of workers, %d of gatekeepers; %s PHA paid as rewards of a budget of %s PHA: exempt and unresponsive nodes earn nothing):\n", r.MaxWorker, r.MaxGatekeeper, formatAmountString(r.Minted), formatAmountString(r.Budget))
-		} else {
+		case e.Era < e.Current:
+			fmt.Fprintln(w, "Activity (challenges answered + accepted messages; the chain recorded no judgment of this era):")
+		default:
 			fmt.Fprintln(w, "Activity so far (challenges answered + accepted messages; judged at the era's last block):")
 		}
 		for _, n := range r.Nodes {

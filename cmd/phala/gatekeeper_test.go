@@ -107,3 +107,30 @@ func TestPrintEra(t *testing.T) {
 		t.Errorf("lacks %q:\n%s", want, b.String())
 	}
 }
+
+// printEra's activity headings: a past era without a judgment says
+// "Activity" (not "so far"); an ended era where every node was exempt
+// says nobody was judged, not that the 1/4 rule judged it.
+func TestPrintEraActivityWording(t *testing.T) {
+	node := nodeActJSON{Node: "0xaa", Activity: 0, Exempt: true, Slashed: "0", Reward: "0"}
+	for _, c := range []struct {
+		name        string
+		era, cur    uint64
+		r           responsivenessJSON
+		want, avoid string
+	}{
+		{"current", 4, 4, responsivenessJSON{Nodes: []nodeActJSON{node}}, "Activity so far (", "judged it"},
+		{"past, no report", 3, 4, responsivenessJSON{Nodes: []nodeActJSON{node}}, "Activity (challenges answered + accepted messages; the chain recorded no judgment of this era):", "so far"},
+		{"every node exempt", 3, 4, responsivenessJSON{Ended: true, Budget: "0", Minted: "0", Nodes: []nodeActJSON{node}}, "nobody was judged, every node was exempt", "1/4 rule"},
+		{"judged", 3, 4, responsivenessJSON{Ended: true, Budget: "0", Minted: "0", MaxWorker: 2, Nodes: []nodeActJSON{{Node: "0xbb", Activity: 2, Slashed: "0", Reward: "0"}}}, "the 1/4 rule judged it; max activity 2", "nobody was judged"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := c.r
+			var b bytes.Buffer
+			printEra(&b, "phala-x", &eraJSON{Era: c.era, Current: c.cur, Responsiveness: &r})
+			if !strings.Contains(b.String(), c.want) || strings.Contains(b.String(), c.avoid) {
+				t.Errorf("want %q, not %q:\n%s", c.want, c.avoid, b.String())
+			}
+		})
+	}
+}

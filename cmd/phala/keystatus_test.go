@@ -82,7 +82,7 @@ func TestKeysStatusCLI(t *testing.T) {
 	fails(t, []string{`invalid argument "-2" for "--era"`, "phala keys status --help"}, phala("keys", "status", "--era", "-2")...)
 	fails(t, []string{"no such contract " + gk.Public().Hex(), "proved absent"}, phala("keys", "status", "--contract", gk.Public().Hex())...)
 	fails(t, []string{`"0x12" is not a contract id`}, phala("keys", "status", "--contract", "0x12")...)
-	fails(t, []string{"takes no arguments"}, phala("keys", "status", "0")...)
+	fails(t, []string{"takes no arguments", "got 1 argument (see"}, phala("keys", "status", "0")...)
 	fails(t, []string{"phala keys status` (plural)"}, phala("key", "status")...)
 	fails(t, []string{`unknown command "frobnicate" for "phala keys"`}, "keys", "frobnicate")
 
