@@ -97,21 +97,8 @@ func (c *Client) KeyStatus(ctx context.Context) (*KeyStatus, error) {
 		return nil, fmt.Errorf("parameters at height %d: %w", h, err)
 	}
 	st.Params = p
-	if pv, err = c.ProveAt(ctx, api.QueryMigration, nil, h); err != nil {
+	if st.Migration, st.LastMigration, _, err = c.Migrations(ctx, h); err != nil {
 		return nil, err
-	}
-	if pv.Value != nil {
-		if st.Migration, err = api.DecodeRuntimeMigration(pv.Value); err != nil {
-			return nil, fmt.Errorf("runtime migration at height %d: %w", h, err)
-		}
-	}
-	if pv, err = c.ProveAt(ctx, api.QueryLastMigration, nil, h); err != nil {
-		return nil, err
-	}
-	if pv.Value != nil {
-		if st.LastMigration, err = api.DecodeRuntimeMigrated(pv.Value); err != nil {
-			return nil, fmt.Errorf("last runtime migration at height %d: %w", h, err)
-		}
 	}
 	return st, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"slices"
@@ -168,6 +169,14 @@ header (the node listing itself is not: each node's counters are).`,
 			for _, k := range cands {
 				out.Candidates = append(out.Candidates, keyJSON{Address: k.Address(), PublicKey: k.Hex()})
 			}
+			mig, _, _, err := cl.Migrations(ctx, 0)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			if mig != nil {
+				out.Migration = &migrationJSON{Target: "0x" + hex.EncodeToString(mig.Target), Old: measurementsHex(mig.From), Start: mig.Start,
+					Checked: mig.Checked, OldContracts: ptr(mig.OldContracts), OldKeyHolders: ptr(mig.OldKeyHolders)}
+			}
 			rec, _, err := cl.Election(ctx, era)
 			if err != nil {
 				return g.nodeError(err)
@@ -220,6 +229,9 @@ func printEra(w io.Writer, chainID string, e *eraJSON) {
 	}
 	fmt.Fprintf(w, "Era %d of %s (%s): heights %d to %d (latest block %d, era %d)\n", e.Era, chainID, state, e.FirstHeight, e.LastHeight, e.LatestHeight, e.Current)
 	fmt.Fprintf(w, "Election: %d seats at each era end, candidates need %s PHA of stake\n", e.Seats, e.MinStakePHA)
+	if m := e.Migration; m != nil {
+		fmt.Fprintf(w, "  a runtime migration to build %s runs since height %d: only candidates running that build are eligible (see phala keys status)\n", m.Target, m.Start)
+	}
 	fmt.Fprintf(w, "Gatekeepers serving now: %d\n", len(e.Gatekeepers))
 	for _, k := range e.Gatekeepers {
 		fmt.Fprintf(w, "  %s  %s\n", k.Address, k.PublicKey)
@@ -264,7 +276,11 @@ func printEra(w io.Writer, chainID string, e *eraJSON) {
 		if e.Era == 0 {
 			fmt.Fprintln(w, "No set is elected for era 0: the genesis gatekeepers serve it.")
 		} else {
-			fmt.Fprintf(w, "No set was elected for era %d (at the end of era %d nobody stood with stake, or n_gatekeepers is 0, or that era has not ended): the serving list stays.\n", e.Era, e.Era-1)
+			if m := e.Migration; m != nil && uint64(m.Start) < e.FirstHeight {
+				fmt.Fprintf(w, "No set was elected for era %d: at the end of era %d the runtime migration to build %s (since height %d) admitted only candidates running that build, and none stood with stake (or n_gatekeepers is 0): the serving list stays.\n", e.Era, e.Era-1, m.Target, m.Start)
+			} else {
+				fmt.Fprintf(w, "No set was elected for era %d (at the end of era %d nobody stood with stake, or n_gatekeepers is 0, or that era has not ended): the serving list stays.\n", e.Era, e.Era-1)
+			}
 		}
 		return
 	}
@@ -297,6 +313,9 @@ type eraJSON struct {
 	Gatekeepers  []keyJSON     `json:"gatekeepers"` // serving now
 	Candidates   []keyJSON     `json:"candidates"`  // declared now
 	Elected      *electionJSON `json:"elected"`     // null: no set elected for the era
+	// Migration: the running runtime migration (null: none); while it
+	// runs only candidates of its target build are eligible.
+	Migration *migrationJSON `json:"migration"`
 	// Responsiveness: the era's activity per node; once the era ended,
 	// the verdicts of the 1/4 rule, slashes and rewards (its report).
 	Responsiveness *responsivenessJSON `json:"responsiveness"`

@@ -134,3 +134,28 @@ func TestPrintEraActivityWording(t *testing.T) {
 		})
 	}
 }
+
+// During a runtime migration phala era says only target-build candidates
+// are eligible, and an era without a set elected under it names the
+// migration instead of "nobody stood with stake" alone.
+func TestPrintEraDuringMigration(t *testing.T) {
+	m := &migrationJSON{Target: "0x5e5e", Start: 100}
+	e := &eraJSON{Era: 3, Current: 3, FirstHeight: 121, LastHeight: 180, Migration: m}
+	var b bytes.Buffer
+	printEra(&b, "phala-x", e)
+	for _, want := range []string{
+		"a runtime migration to build 0x5e5e runs since height 100: only candidates running that build are eligible",
+		"No set was elected for era 3: at the end of era 2 the runtime migration to build 0x5e5e (since height 100) admitted only candidates running that build, and none stood with stake",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q:\n%s", want, b.String())
+		}
+	}
+	// A migration that began after the era's election did not decide it.
+	m.Start = 150
+	b.Reset()
+	printEra(&b, "phala-x", e)
+	if !strings.Contains(b.String(), "No set was elected for era 3 (at the end of era 2 nobody stood with stake") {
+		t.Errorf("migration after the election:\n%s", b.String())
+	}
+}

@@ -238,16 +238,20 @@ type migrationJSON struct {
 	Old    []string `json:"old"`    // the measurements it retires, 0x-hex
 	Start  int64    `json:"start"`
 	// Running: the last check's height and what still depends on an old
-	// build then.
-	Checked       int64  `json:"checked,omitempty"`
-	OldContracts  uint32 `json:"contracts_on_old_builds"`
-	OldKeyHolders uint32 `json:"key_holders_on_old_builds"`
+	// build then. In last_migration: 0 for a completed one (it completes
+	// when both are 0), null (unknown: the chain keeps no count) for a
+	// cancelled one.
+	Checked       int64   `json:"checked,omitempty"`
+	OldContracts  *uint32 `json:"contracts_on_old_builds"`
+	OldKeyHolders *uint32 `json:"key_holders_on_old_builds"`
 	// Completed: the height the old measurements were revoked at.
 	Completed int64 `json:"completed,omitempty"`
 	// Cancelled: the height a cancel_migration motion ended it at
 	// (nothing revoked).
 	Cancelled int64 `json:"cancelled,omitempty"`
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func measurementsHex(ms []api.HexBytes) []string {
 	out := []string{}
@@ -349,12 +353,15 @@ func keyStatusOf(chainID string, st *client.KeyStatus) keyStatusJSON {
 		out.Election = el
 	}
 	if m := st.Migration; m != nil {
-		out.Migration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.From), Start: m.Start, Checked: m.Checked, OldContracts: m.OldContracts, OldKeyHolders: m.OldKeyHolders}
+		out.Migration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.From), Start: m.Start, Checked: m.Checked, OldContracts: ptr(m.OldContracts), OldKeyHolders: ptr(m.OldKeyHolders)}
 	}
 	if m := st.LastMigration; m != nil {
-		out.LastMigration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.Retired), Start: m.Start, Completed: m.Height}
+		out.LastMigration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.Retired), Start: m.Start, Completed: m.Height,
+			OldContracts: ptr[uint32](0), OldKeyHolders: ptr[uint32](0)}
 		if m.Cancelled {
+			// The chain's record of a cancellation keeps no counts.
 			out.LastMigration.Completed, out.LastMigration.Cancelled = 0, m.Height
+			out.LastMigration.OldContracts, out.LastMigration.OldKeyHolders = nil, nil
 		}
 	}
 	return out
@@ -366,7 +373,7 @@ func printMigrations(w io.Writer, s *keyStatusJSON) {
 		if m.Checked == 0 {
 			fmt.Fprintln(w, "  not checked yet")
 		} else {
-			fmt.Fprintf(w, "  at height %d: %d contract(s) still on an old build, %d gatekeeper(s) or key set member(s) on an old build (it completes when both are 0)\n", m.Checked, m.OldContracts, m.OldKeyHolders)
+			fmt.Fprintf(w, "  at height %d: %d contract(s) still on an old build, %d gatekeeper(s) or key set member(s) on an old build (it completes when both are 0)\n", m.Checked, *m.OldContracts, *m.OldKeyHolders)
 		}
 	}
 	if m := s.LastMigration; m != nil && m.Cancelled != 0 {

@@ -188,3 +188,40 @@ func TestPrintKeyStatusClosingAndRetired(t *testing.T) {
 		t.Errorf("JSON: %s", js)
 	}
 }
+
+// last_migration's counts of what ran an old build: 0 for a completed
+// migration (it completes at 0), null (unknown) for a cancelled one, not
+// a misleading 0; the running one's counts as checked.
+func TestKeyStatusMigrationCounts(t *testing.T) {
+	target := []byte{0x5e}
+	st := &client.KeyStatus{Height: 50, Migration: &api.RuntimeMigration{Target: target, Start: 10, Checked: 40, OldContracts: 1, OldKeyHolders: 1},
+		LastMigration: &api.RuntimeMigrated{Target: target, Start: 5, Height: 8, Cancelled: true}}
+	j := keyStatusOf("phala-x", st)
+	b, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Migration     map[string]any `json:"migration"`
+		LastMigration map[string]any `json:"last_migration"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Migration["contracts_on_old_builds"] != 1.0 || got.Migration["key_holders_on_old_builds"] != 1.0 {
+		t.Errorf("running: %v", got.Migration)
+	}
+	if v, ok := got.LastMigration["contracts_on_old_builds"]; !ok || v != nil || got.LastMigration["key_holders_on_old_builds"] != nil || got.LastMigration["cancelled"] != 8.0 {
+		t.Errorf("cancelled: %v, want null counts", got.LastMigration)
+	}
+	st.LastMigration = &api.RuntimeMigrated{Target: target, Retired: []api.HexBytes{{1}}, Start: 5, Height: 8}
+	j = keyStatusOf("phala-x", st)
+	if c := j.LastMigration; c.OldContracts == nil || *c.OldContracts != 0 || c.OldKeyHolders == nil || *c.OldKeyHolders != 0 || c.Completed != 8 {
+		t.Errorf("completed: %+v", c)
+	}
+	var out bytes.Buffer
+	printKeyStatus(&out, &j)
+	if !strings.Contains(out.String(), "at height 40: 1 contract(s) still on an old build, 1 gatekeeper(s)") {
+		t.Errorf("text:\n%s", out.String())
+	}
+}
