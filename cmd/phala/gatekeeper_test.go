@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,6 +71,24 @@ func TestGatekeeperCLI(t *testing.T) {
 	fails(t, []string{"not an era number"}, phala("era", "soon")...)
 	fails(t, []string{"era 1000 has not started; the current era is "}, phala("era", "1000")...)
 
+	if e.Candidates[0].NotEligible != "" {
+		t.Fatalf("a registered candidate marked: %+v", e.Candidates[0])
+	}
+	// Its build revoked (as a runtime migration's completion does), the
+	// candidacy stays declared but is marked: the chain never seats it.
+	var m motionJSON
+	okJSON(t, &m, phala("gov", "propose", "--from", "//Alice", "revoke-measurement", "0x"+hex.EncodeToString(measurement[:]))...)
+	okJSON(t, &m, phala("gov", "vote", "--from", "//Bob", fmt.Sprint(m.ID), "aye")...)
+	if m.Status != "enacted" {
+		t.Fatalf("revocation: %+v", m)
+	}
+	okJSON(t, &e, phala("era")...)
+	if len(e.Candidates) != 1 || !strings.Contains(e.Candidates[0].NotEligible, "its build 0x040506") {
+		t.Fatalf("candidates after the revocation: %+v", e.Candidates)
+	}
+	if out := ok(t, phala("era")...); !strings.Contains(out, id.Address()+"  not eligible: its build 0x040506") {
+		t.Errorf("era after the revocation:\n%s", out)
+	}
 	okJSON(t, &cj, phala("gatekeeper", "candidacy", "--from", "//Charlie", id.Address(), "--off")...)
 	if cj.Candidate {
 		t.Fatalf("withdrawn: %+v", cj)
