@@ -551,3 +551,28 @@ func TestWorkerRecordActiveSince(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeKeyEraRetirement: a key era's retirement record (read by
+// clients from a proved query) decodes strictly: what decodes re-encodes
+// to the same bytes, with a height of at least 1 and a known reason.
+func FuzzDecodeKeyEraRetirement(f *testing.F) {
+	f.Add(KeyEraRetirement{Height: 1266, Reason: KeyEraRetiredUnused}.Encode())
+	f.Add(KeyEraRetirement{Height: 1, Reason: KeyEraRetiredDeadline}.Encode())
+	// Invalid: height 0, an unknown reason, trailing bytes, short.
+	f.Add(KeyEraRetirement{Height: 0}.Encode())
+	f.Add(KeyEraRetirement{Height: 5, Reason: 2}.Encode())
+	f.Add(append(KeyEraRetirement{Height: 5}.Encode(), 0))
+	f.Add([]byte{0x0a})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := DecodeKeyEraRetirement(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("%x: %v is not ErrMalformed", b, err)
+			}
+			return
+		}
+		if !bytes.Equal(v.Encode(), b) || v.Height < 1 || v.Reason > KeyEraRetiredDeadline {
+			t.Fatalf("%x decodes to %+v", b, v)
+		}
+	})
+}

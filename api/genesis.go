@@ -132,7 +132,7 @@ type Params struct {
 	// on without the members that are late; a DKG not adopted after three
 	// of them fails (the late members slashed offline_slash_ppm, the
 	// serving set stays). At most a third of era_length is used
-	// (DkgPhase), so a DKG ends within its era.
+	// (DkgPhase), so a DKG ends within its era; at least MinDkgPhase.
 	DkgTimeout uint64 `json:"dkg_timeout"`
 	// ContractKeyEpoch: blocks after which a contract's key epoch rises
 	// even without a rotation (0: only when the serving key era changes).
@@ -152,8 +152,9 @@ type Params struct {
 // members certify the same deals.
 func (p *Params) DkgDealWindow() int64 { return max(p.DkgPhase()/2, 1) }
 
-// DkgPhase returns the blocks one DKG phase may take: dkg_timeout, at
-// most a third of era_length, at least MinDkgPhase (the dealing phase
+// DkgPhase returns the blocks one DKG phase may take: dkg_timeout (which
+// Validate keeps at least MinDkgPhase), at most a third of era_length, at
+// least MinDkgPhase (the floor matters for an era_length under 12) (the dealing phase
 // carries deals, then responses, then justifications, then results, each
 // processed by the members a block after the previous: fewer blocks would
 // time out honest runs).
@@ -335,8 +336,10 @@ func (p Params) Validate() error {
 	if p.ArbitrationWindow > 0 && (p.Arbiters == 0 || p.Arbiters > MaxReplicas || p.ArbitrationTimeout == 0) {
 		errs = append(errs, fmt.Errorf("arbiters must be in [1, %d] and arbitration_timeout positive when arbitration is on", MaxReplicas))
 	}
-	if p.DkgTimeout == 0 || p.DkgTimeout > MaxRegistrationLifetime {
-		errs = append(errs, fmt.Errorf("dkg_timeout must be in [1, %d] blocks", MaxRegistrationLifetime))
+	if p.DkgTimeout < MinDkgPhase || p.DkgTimeout > MaxRegistrationLifetime {
+		// Below MinDkgPhase DkgPhase would raise it anyway: refused, not
+		// silently changed.
+		errs = append(errs, fmt.Errorf("dkg_timeout must be in [%d, %d] blocks (a DKG phase needs at least %d)", MinDkgPhase, MaxRegistrationLifetime, MinDkgPhase))
 	}
 	if p.ContractKeyEpoch > MaxRegistrationLifetime || p.KeyMigrationEras > 1_000 {
 		errs = append(errs, fmt.Errorf("contract_key_epoch must be at most %d blocks, key_migration_eras at most 1000", MaxRegistrationLifetime))

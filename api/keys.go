@@ -339,6 +339,42 @@ func KeyEraRetiredKey(era uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte("g/retired/"), era)
 }
 
+// Key era retirement reasons (the reason byte of KeyEraRetiredKey's value).
+const (
+	KeyEraRetiredUnused   uint8 = 0 // no contract was under the era
+	KeyEraRetiredDeadline uint8 = 1 // its deadline passed; contracts still under it are stranded
+)
+
+// KeyEraRetirement is the value of KeyEraRetiredKey: the height the era
+// was retired at and why (KeyEraRetiredUnused or KeyEraRetiredDeadline).
+type KeyEraRetirement struct {
+	Height int64
+	Reason uint8
+}
+
+// Encode returns varint height ‖ reason byte.
+func (r KeyEraRetirement) Encode() []byte {
+	w := codec.NewWriter(12)
+	w.Varint(r.Height)
+	w.U8(r.Reason)
+	return w.Bytes()
+}
+
+// DecodeKeyEraRetirement decodes a KeyEraRetiredKey value. Errors
+// (ErrMalformed): short or trailing bytes, a height below 1, an unknown
+// reason.
+func DecodeKeyEraRetirement(b []byte) (KeyEraRetirement, error) {
+	r := codec.NewReader(b)
+	x := KeyEraRetirement{Height: r.Varint(), Reason: r.U8()}
+	if err := r.Done(); err != nil {
+		return KeyEraRetirement{}, fmt.Errorf("%w: key era retirement: %v", ErrMalformed, err)
+	}
+	if x.Height < 1 || x.Reason > KeyEraRetiredDeadline {
+		return KeyEraRetirement{}, fmt.Errorf("%w: key era retirement at height %d, reason %d", ErrMalformed, x.Height, x.Reason)
+	}
+	return x, nil
+}
+
 // KeyServingKeyEra is the state key of the serving key set's era (uvarint):
 // new contracts are derived under it.
 var KeyServingKeyEra = []byte("g/keyera")

@@ -97,21 +97,8 @@ func (c *Client) KeyStatus(ctx context.Context) (*KeyStatus, error) {
 		return nil, fmt.Errorf("parameters at height %d: %w", h, err)
 	}
 	st.Params = p
-	if pv, err = c.ProveAt(ctx, api.QueryMigration, nil, h); err != nil {
+	if st.Migration, st.LastMigration, _, err = c.Migrations(ctx, h); err != nil {
 		return nil, err
-	}
-	if pv.Value != nil {
-		if st.Migration, err = api.DecodeRuntimeMigration(pv.Value); err != nil {
-			return nil, fmt.Errorf("runtime migration at height %d: %w", h, err)
-		}
-	}
-	if pv, err = c.ProveAt(ctx, api.QueryLastMigration, nil, h); err != nil {
-		return nil, err
-	}
-	if pv.Value != nil {
-		if st.LastMigration, err = api.DecodeRuntimeMigrated(pv.Value); err != nil {
-			return nil, fmt.Errorf("last runtime migration at height %d: %w", h, err)
-		}
 	}
 	return st, nil
 }
@@ -157,6 +144,23 @@ func (c *Client) KeySetAt(ctx context.Context, era uint64, height int64) (*api.K
 		return nil, pv.Height, fmt.Errorf("%w: the key set of era %d names era %d", api.ErrBadProof, era, s.Era)
 	}
 	return s, pv.Height, nil
+}
+
+// KeyEraRetiredAt returns era's retirement (height and reason: its key
+// set is no longer counted and its holders destroyed their shares) as of
+// the state after block height (0: the latest), proved; nil (proved
+// absent) while the era is not retired. Errors: those of Prove;
+// api.ErrMalformed for a record that does not decode.
+func (c *Client) KeyEraRetiredAt(ctx context.Context, era uint64, height int64) (*api.KeyEraRetirement, error) {
+	pv, err := c.prove(ctx, api.QueryKeyEraRetired, binary.BigEndian.AppendUint64(nil, era), height)
+	if err != nil || pv.Value == nil {
+		return nil, err
+	}
+	r, err := api.DecodeKeyEraRetirement(pv.Value)
+	if err != nil {
+		return nil, fmt.Errorf("retirement of key era %d at height %d: %w", era, pv.Height, err)
+	}
+	return &r, nil
 }
 
 func (c *Client) dkgAt(ctx context.Context, height int64) (*api.DkgState, int64, error) {

@@ -44,6 +44,7 @@ set (the block's header and validators verified from the trust root, see
 ` + "`phala --help`" + `), and prints the chain parameters (read with a proof): the
 transaction fee (fee_base + fee_per_byte * size), what a contract command's gas
 costs and the gas bounds (per command, per worker per block), the era length, the
+DKG phase (dkg_timeout), the
 lifetime of a worker registration and the largest transaction, and the
 economy's parameters (stake minimums, unbonding period, heartbeats,
 slashes, inflation) with the total issuance.`,
@@ -107,6 +108,7 @@ slashes, inflation) with the total issuance.`,
 				fmt.Fprintf(w, "  command gas:           %s per million gas declared; at most %d gas per command (default %d), %d per worker per block\n",
 					pha(p.GasPricePerMGas), p.MaxCommandGas, c.DefaultGasLimit(), p.MaxWorkerGasPerBlock)
 				fmt.Fprintf(w, "  era length:            %d blocks (era %d runs heights %d to %d; a change applies from the next era)\n", p.EraLength, out.Era, out.EraStart, out.EraEnd)
+				fmt.Fprintf(w, "  DKG phase:             %d blocks (dkg_timeout %d, at most a third of era_length, at least %d)\n", p.DkgPhase(), p.DkgTimeout, api.MinDkgPhase)
 				fmt.Fprintf(w, "  registration lifetime: %d blocks\n", p.RegistrationLifetime)
 				fmt.Fprintf(w, "  largest transaction:   %d bytes\n", p.MaxTxBytes)
 				fmt.Fprintf(w, "  gov voting period:     %d blocks\n", p.GovVotingPeriod)

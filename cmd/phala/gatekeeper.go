@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/client"
 	"github.com/phalago/phala/crypto"
 )
@@ -153,7 +156,7 @@ header (the node listing itself is not: each node's counters are).`,
 			}
 			out := eraJSON{Era: era, Current: current, FirstHeight: uint64(sched.Start(era)), LastHeight: uint64(sched.End(era)), LatestHeight: latest,
 				Seats: p.NGatekeepers, MinStake: strconv.FormatUint(p.MinGatekeeperStake, 10), MinStakePHA: formatAmount(p.MinGatekeeperStake),
-				Gatekeepers: []keyJSON{}, Candidates: []keyJSON{}}
+				Gatekeepers: []keyJSON{}, Candidates: []candidateJSON{}}
 			serving, err := cl.Gatekeepers(ctx)
 			if err != nil {
 				return g.nodeError(err)
@@ -165,8 +168,24 @@ header (the node listing itself is not: each node's counters are).`,
 			if err != nil {
 				return g.nodeError(err)
 			}
+			mig, _, _, err := cl.Migrations(ctx, 0)
+			if err != nil {
+				return g.nodeError(err)
+			}
+			att, err := cl.AttestationSettings(ctx)
+			if err != nil {
+				return g.nodeError(err)
+			}
 			for _, k := range cands {
-				out.Candidates = append(out.Candidates, keyJSON{Address: k.Address(), PublicKey: k.Hex()})
+				why, err := candidateBar(ctx, cl, k, att, mig)
+				if err != nil {
+					return g.nodeError(err)
+				}
+				out.Candidates = append(out.Candidates, candidateJSON{Address: k.Address(), PublicKey: k.Hex(), NotEligible: why})
+			}
+			if mig != nil {
+				out.Migration = &migrationJSON{Target: "0x" + hex.EncodeToString(mig.Target), Old: measurementsHex(mig.From), Start: mig.Start,
+					Checked: mig.Checked, OldContracts: ptr(mig.OldContracts), OldKeyHolders: ptr(mig.OldKeyHolders)}
 			}
 			rec, _, err := cl.Election(ctx, era)
 			if err != nil {
@@ -220,18 +239,31 @@ func printEra(w io.Writer, chainID string, e *eraJSON) {
 	}
 	fmt.Fprintf(w, "Era %d of %s (%s): heights %d to %d (latest block %d, era %d)\n", e.Era, chainID, state, e.FirstHeight, e.LastHeight, e.LatestHeight, e.Current)
 	fmt.Fprintf(w, "Election: %d seats at each era end, candidates need %s PHA of stake\n", e.Seats, e.MinStakePHA)
+	if m := e.Migration; m != nil {
+		fmt.Fprintf(w, "  a runtime migration to build %s runs since height %d: only candidates running that build are eligible (see phala keys status)\n", m.Target, m.Start)
+	}
 	fmt.Fprintf(w, "Gatekeepers serving now: %d\n", len(e.Gatekeepers))
 	for _, k := range e.Gatekeepers {
 		fmt.Fprintf(w, "  %s  %s\n", k.Address, k.PublicKey)
 	}
 	fmt.Fprintf(w, "Candidates declared now: %d\n", len(e.Candidates))
 	for _, k := range e.Candidates {
-		fmt.Fprintf(w, "  %s\n", k.Address)
+		if k.NotEligible != "" {
+			fmt.Fprintf(w, "  %s  not eligible: %s\n", k.Address, k.NotEligible)
+		} else {
+			fmt.Fprintf(w, "  %s\n", k.Address)
+		}
 	}
 	if r := e.Responsiveness; r != nil {
-		if r.Ended {
+		judged := slices.ContainsFunc(r.Nodes, func(n nodeActJSON) bool { return !n.Exempt })
+		switch {
+		case r.Ended && !judged:
+			fmt.Fprintf(w, "Responsiveness (the era ended: nobody was judged, every node was exempt (registered during the era) or none was registered; %s PHA paid as rewards of a budget of %s PHA):\n", formatAmountString(r.Minted), formatAmountString(r.Budget))
+		case r.Ended:
 			fmt.Fprintf(w, "Responsiveness (the era ended: the 1/4 rule judged it; max activity %d of workers, %d of gatekeepers; %s PHA paid as rewards of a budget of %s PHA: exempt and unresponsive nodes earn nothing):\n", r.MaxWorker, r.MaxGatekeeper, formatAmountString(r.Minted), formatAmountString(r.Budget))
-		} else {
+		case e.Era < e.Current:
+			fmt.Fprintln(w, "Activity (challenges answered + accepted messages; the chain recorded no judgment of this era):")
+		default:
 			fmt.Fprintln(w, "Activity so far (challenges answered + accepted messages; judged at the era's last block):")
 		}
 		for _, n := range r.Nodes {
@@ -258,7 +290,11 @@ func printEra(w io.Writer, chainID string, e *eraJSON) {
 		if e.Era == 0 {
 			fmt.Fprintln(w, "No set is elected for era 0: the genesis gatekeepers serve it.")
 		} else {
-			fmt.Fprintf(w, "No set was elected for era %d (at the end of era %d nobody stood with stake, or n_gatekeepers is 0, or that era has not ended): the serving list stays.\n", e.Era, e.Era-1)
+			if m := e.Migration; m != nil && uint64(m.Start) < e.FirstHeight {
+				fmt.Fprintf(w, "No set was elected for era %d: at the end of era %d the runtime migration to build %s (since height %d) admitted only candidates running that build, and none stood with stake (or n_gatekeepers is 0): the serving list stays.\n", e.Era, e.Era-1, m.Target, m.Start)
+			} else {
+				fmt.Fprintf(w, "No set was elected for era %d (at the end of era %d nobody stood with stake, or n_gatekeepers is 0, or that era has not ended): the serving list stays.\n", e.Era, e.Era-1)
+			}
 		}
 		return
 	}
@@ -280,20 +316,56 @@ func printEra(w io.Writer, chainID string, e *eraJSON) {
 }
 
 type eraJSON struct {
-	Era          uint64        `json:"era"`
-	Current      uint64        `json:"current_era"`
-	FirstHeight  uint64        `json:"first_height"`
-	LastHeight   uint64        `json:"last_height"`
-	LatestHeight int64         `json:"latest_height"`
-	Seats        uint64        `json:"n_gatekeepers"`        // seats elected at each era end (0: no election)
-	MinStake     string        `json:"min_gatekeeper_stake"` // units a candidate needs
-	MinStakePHA  string        `json:"min_gatekeeper_stake_pha"`
-	Gatekeepers  []keyJSON     `json:"gatekeepers"` // serving now
-	Candidates   []keyJSON     `json:"candidates"`  // declared now
-	Elected      *electionJSON `json:"elected"`     // null: no set elected for the era
+	Era          uint64          `json:"era"`
+	Current      uint64          `json:"current_era"`
+	FirstHeight  uint64          `json:"first_height"`
+	LastHeight   uint64          `json:"last_height"`
+	LatestHeight int64           `json:"latest_height"`
+	Seats        uint64          `json:"n_gatekeepers"`        // seats elected at each era end (0: no election)
+	MinStake     string          `json:"min_gatekeeper_stake"` // units a candidate needs
+	MinStakePHA  string          `json:"min_gatekeeper_stake_pha"`
+	Gatekeepers  []keyJSON       `json:"gatekeepers"` // serving now
+	Candidates   []candidateJSON `json:"candidates"`  // declared now
+	Elected      *electionJSON   `json:"elected"`     // null: no set elected for the era
+	// Migration: the running runtime migration (null: none); while it
+	// runs only candidates of its target build are eligible.
+	Migration *migrationJSON `json:"migration"`
 	// Responsiveness: the era's activity per node; once the era ended,
 	// the verdicts of the 1/4 rule, slashes and rewards (its report).
 	Responsiveness *responsivenessJSON `json:"responsiveness"`
+}
+
+// candidateJSON is a declared gatekeeper candidate; NotEligible says why
+// the chain would not seat it now by its registration (a candidacy
+// outlives the registration: a node whose build a runtime migration
+// revoked stays declared but is never elected). Stake and
+// responsiveness are judged at the election.
+type candidateJSON struct {
+	Address     string `json:"address"`
+	PublicKey   string `json:"public_key"`
+	NotEligible string `json:"not_eligible,omitempty"`
+}
+
+// candidateBar says why candidate k's registration keeps it from being
+// elected now ("" if it does not): not registered, expired, its build no
+// longer allowed (revoked by a runtime migration), or an old build while
+// a migration runs. The chain's election checks the same (gatekeeper
+// module: registry.Attested, migration.Admits).
+func candidateBar(ctx context.Context, cl *client.Client, k crypto.PublicKey, att *api.AttestationSettings, mig *api.RuntimeMigration) (string, error) {
+	w, h, err := cl.WorkerProved(ctx, k)
+	switch {
+	case errors.Is(err, api.ErrNotFound):
+		return "not registered", nil
+	case err != nil:
+		return "", err
+	case !att.MeasurementAllowed(w.Measurement):
+		return fmt.Sprintf("its build 0x%s is no longer allowed (retired by a runtime migration or revoked by governance)", hex.EncodeToString(w.Measurement)), nil
+	case !w.Active(h):
+		return fmt.Sprintf("its registration expired at height %d", w.ExpiresAt), nil
+	case mig != nil && mig.IsOld(w.Measurement):
+		return "it runs a build the running runtime migration retires (only its target build is seated)", nil
+	}
+	return "", nil
 }
 
 type responsivenessJSON struct {

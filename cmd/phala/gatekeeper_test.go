@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,6 +71,24 @@ func TestGatekeeperCLI(t *testing.T) {
 	fails(t, []string{"not an era number"}, phala("era", "soon")...)
 	fails(t, []string{"era 1000 has not started; the current era is "}, phala("era", "1000")...)
 
+	if e.Candidates[0].NotEligible != "" {
+		t.Fatalf("a registered candidate marked: %+v", e.Candidates[0])
+	}
+	// Its build revoked (as a runtime migration's completion does), the
+	// candidacy stays declared but is marked: the chain never seats it.
+	var m motionJSON
+	okJSON(t, &m, phala("gov", "propose", "--from", "//Alice", "revoke-measurement", "0x"+hex.EncodeToString(measurement[:]))...)
+	okJSON(t, &m, phala("gov", "vote", "--from", "//Bob", fmt.Sprint(m.ID), "aye")...)
+	if m.Status != "enacted" {
+		t.Fatalf("revocation: %+v", m)
+	}
+	okJSON(t, &e, phala("era")...)
+	if len(e.Candidates) != 1 || !strings.Contains(e.Candidates[0].NotEligible, "its build 0x040506") {
+		t.Fatalf("candidates after the revocation: %+v", e.Candidates)
+	}
+	if out := ok(t, phala("era")...); !strings.Contains(out, id.Address()+"  not eligible: its build 0x040506") {
+		t.Errorf("era after the revocation:\n%s", out)
+	}
 	okJSON(t, &cj, phala("gatekeeper", "candidacy", "--from", "//Charlie", id.Address(), "--off")...)
 	if cj.Candidate {
 		t.Fatalf("withdrawn: %+v", cj)
@@ -105,5 +125,57 @@ func TestPrintEra(t *testing.T) {
 	printEra(&b, "phala-x", e)
 	if want := "Set elected for era 4 at height 30 early (during era 3, not at its end): pending"; !strings.Contains(b.String(), want) {
 		t.Errorf("lacks %q:\n%s", want, b.String())
+	}
+}
+
+// printEra's activity headings: a past era without a judgment says
+// "Activity" (not "so far"); an ended era where every node was exempt
+// says nobody was judged, not that the 1/4 rule judged it.
+func TestPrintEraActivityWording(t *testing.T) {
+	node := nodeActJSON{Node: "0xaa", Activity: 0, Exempt: true, Slashed: "0", Reward: "0"}
+	for _, c := range []struct {
+		name        string
+		era, cur    uint64
+		r           responsivenessJSON
+		want, avoid string
+	}{
+		{"current", 4, 4, responsivenessJSON{Nodes: []nodeActJSON{node}}, "Activity so far (", "judged it"},
+		{"past, no report", 3, 4, responsivenessJSON{Nodes: []nodeActJSON{node}}, "Activity (challenges answered + accepted messages; the chain recorded no judgment of this era):", "so far"},
+		{"every node exempt", 3, 4, responsivenessJSON{Ended: true, Budget: "0", Minted: "0", Nodes: []nodeActJSON{node}}, "nobody was judged, every node was exempt", "1/4 rule"},
+		{"judged", 3, 4, responsivenessJSON{Ended: true, Budget: "0", Minted: "0", MaxWorker: 2, Nodes: []nodeActJSON{{Node: "0xbb", Activity: 2, Slashed: "0", Reward: "0"}}}, "the 1/4 rule judged it; max activity 2", "nobody was judged"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := c.r
+			var b bytes.Buffer
+			printEra(&b, "phala-x", &eraJSON{Era: c.era, Current: c.cur, Responsiveness: &r})
+			if !strings.Contains(b.String(), c.want) || strings.Contains(b.String(), c.avoid) {
+				t.Errorf("want %q, not %q:\n%s", c.want, c.avoid, b.String())
+			}
+		})
+	}
+}
+
+// During a runtime migration phala era says only target-build candidates
+// are eligible, and an era without a set elected under it names the
+// migration instead of "nobody stood with stake" alone.
+func TestPrintEraDuringMigration(t *testing.T) {
+	m := &migrationJSON{Target: "0x5e5e", Start: 100}
+	e := &eraJSON{Era: 3, Current: 3, FirstHeight: 121, LastHeight: 180, Migration: m}
+	var b bytes.Buffer
+	printEra(&b, "phala-x", e)
+	for _, want := range []string{
+		"a runtime migration to build 0x5e5e runs since height 100: only candidates running that build are eligible",
+		"No set was elected for era 3: at the end of era 2 the runtime migration to build 0x5e5e (since height 100) admitted only candidates running that build, and none stood with stake",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q:\n%s", want, b.String())
+		}
+	}
+	// A migration that began after the era's election did not decide it.
+	m.Start = 150
+	b.Reset()
+	printEra(&b, "phala-x", e)
+	if !strings.Contains(b.String(), "No set was elected for era 3 (at the end of era 2 nobody stood with stake") {
+		t.Errorf("migration after the election:\n%s", b.String())
 	}
 }

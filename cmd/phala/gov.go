@@ -327,7 +327,7 @@ func printMotion(w io.Writer, m *api.Motion) {
 func parseAction(name string, args []string, cur api.Params) (*api.Action, error) {
 	need := func(n int, what string) error {
 		if len(args) != n {
-			return fmt.Errorf("%s takes %s, got %d arguments", name, what, len(args))
+			return fmt.Errorf("%s takes %s, got %s", name, what, argCount(len(args)))
 		}
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,6 +74,12 @@ func TestGov(t *testing.T) {
 	fails(t, []string{"unknown action", "frobnicate"}, phala("gov", "propose", "--from", "//Alice", "frobnicate", "1")...)
 	fails(t, []string{"no_such_param", "gov_voting_period"}, phala("gov", "propose", "--from", "//Alice", "params", "no_such_param=1")...)
 	fails(t, []string{"invalid", "version"}, phala("gov", "propose", "--from", "//Alice", "min-runtime-version", "0")...)
+	// dkg_timeout below the DKG phase's minimum is refused, not clamped;
+	// status shows the phase in use.
+	fails(t, []string{"dkg_timeout must be in [4, "}, phala("gov", "propose", "--from", "//Alice", "params", "dkg_timeout=2")...)
+	if out := ok(t, phala("status")...); !strings.Contains(out, "DKG phase:             20 blocks (dkg_timeout 20, at most a third of era_length, at least 4)") {
+		t.Errorf("status lacks the DKG phase:\n%s", out)
+	}
 	fails(t, []string{"unknown motion"}, phala("gov", "show", "9")...)
 	// The user trial's 2-byte "measurement" is refused before sending; a
 	// cancellation without a running migration by the chain.
@@ -95,7 +102,9 @@ func TestGov(t *testing.T) {
 	if !strings.Contains(out, "require pRuntime version 2 or newer") || !strings.Contains(out, "status:    enacted") {
 		t.Fatalf("show:\n%s", out)
 	}
-	fails(t, []string{"motion is closed"}, phala("gov", "vote", "--from", "//Charlie", "0", "nay")...)
+	// A vote on an enacted motion says when it was enacted, not when its
+	// voting period would have ended.
+	fails(t, []string{"motion is closed", fmt.Sprintf("motion 0 was enacted at height %d", m.DecidedAt)}, phala("gov", "vote", "--from", "//Charlie", "0", "nay")...)
 
 	// A validator (power 1 next to the genesis validator's 10, so the chain
 	// keeps its quorum without it signing).

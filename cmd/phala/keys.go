@@ -234,7 +234,7 @@ or --ss58-prefix.`,
   phala key inspect --public 0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
-				return fmt.Errorf("%s takes one secret URI, got %d arguments: quote a phrase, e.g. phala key inspect \"word1 word2 ...\"", cmd.CommandPath(), len(args))
+				return fmt.Errorf("%s takes one secret URI, got %s: quote a phrase, e.g. phala key inspect \"word1 word2 ...\"", cmd.CommandPath(), argCount(len(args)))
 			}
 			return nil
 		},

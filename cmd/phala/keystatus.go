@@ -22,8 +22,10 @@ import (
 
 const keysHelp = `A key era is the era whose key set derives new contracts' keys; a key set is that
 era's gatekeepers, each holding a share of its MasterKey, any threshold T of them
-needed to derive a contract key; a DKG (phases: collecting keys, dealing, timed
-out) makes an elected set's key set. See docs/keys.md.
+needed to derive a contract key; a DKG (phases: collecting keys, dealing,
+closing: the last window for results, a normal step, not a failure) makes an
+elected set's key set; a key era is retired (its shares destroyed) once no
+contract needs it or its deadline passed. See docs/keys.md.
 Not to be confused with ` + "`phala key`" + ` (singular): local sr25519 account keys.`
 
 func keysCmd(g *globals) *cobra.Command {
@@ -53,7 +55,7 @@ are identical against the T needed), and the election record of the era the
 DKG makes (or of the serving era): its confirmed members are those whose DKG
 result was adopted; and the running runtime migration (its target build and
 what still runs an old build at its last check) or the last completed one.
---era N also shows the key set of era N; --contract ID shows that contract's
+--era N also shows the key set of era N (and whether it is retired); --contract ID shows that contract's
 key era and key epoch (and its key set).
 
 ` + keysHelp,
@@ -106,7 +108,13 @@ key era and key epoch (and its key set).
 					}
 					continue // a contract's era whose key set is gone: shown as such
 				}
-				out.Others = append(out.Others, keySetOf(s))
+				ks := keySetOf(s)
+				r, err := cl.KeyEraRetiredAt(ctx, e, st.Height)
+				if err != nil {
+					return g.nodeError(err)
+				}
+				ks.Retired = retiredOf(r)
+				out.Others = append(out.Others, ks)
 			}
 			slices.SortFunc(out.Others, func(a, b *keySetJSON) int { return cmp.Compare(a.Era, b.Era) })
 			return g.output(cmd, out, func(w io.Writer) { printKeyStatus(w, &out) })
@@ -146,6 +154,26 @@ type keySetJSON struct {
 	MasterPublicKey string          `json:"master_public_key"` // 0x-hex edwards25519 point (Commits[0]); not an account
 	Commitments     []string        `json:"commitments"`       // the public polynomial's T commitments, 0x-hex
 	Members         []keyMemberJSON `json:"members"`           // in share-index order
+	// Retired: null while the era is not retired (always for the serving
+	// era); else when and why its key set was retired.
+	Retired *retiredJSON `json:"retired,omitempty"`
+}
+
+// retiredJSON is a key era's retirement (proved query /keys/retired).
+type retiredJSON struct {
+	Height int64  `json:"height"`
+	Reason string `json:"reason"` // "unused": no contract needed it; "deadline": its deadline passed (contracts under it are stranded)
+}
+
+func retiredOf(r *api.KeyEraRetirement) *retiredJSON {
+	if r == nil {
+		return nil
+	}
+	reason := "unused"
+	if r.Reason == api.KeyEraRetiredDeadline {
+		reason = "deadline"
+	}
+	return &retiredJSON{Height: r.Height, Reason: reason}
 }
 
 type keyMemberJSON struct {
@@ -155,9 +183,12 @@ type keyMemberJSON struct {
 }
 
 type dkgJSON struct {
-	Era        uint64 `json:"era"`
-	Attempt    uint64 `json:"attempt"`
-	Phase      string `json:"phase"` // collecting_keys, dealing, timed_out
+	Era     uint64 `json:"era"`
+	Attempt uint64 `json:"attempt"`
+	// Phase: collecting_keys, dealing, timed_out (the chain's name for
+	// closing, the last window for results: a normal phase, not a
+	// failure), failed. The text output names them for users (dkgPhaseText).
+	Phase      string `json:"phase"`
 	PhaseStart int64  `json:"phase_start"`
 	// Deadline: the block at which the phase ends (collecting keys →
 	// dealing, dealing → timed out, timed out → failed):
@@ -207,16 +238,20 @@ type migrationJSON struct {
 	Old    []string `json:"old"`    // the measurements it retires, 0x-hex
 	Start  int64    `json:"start"`
 	// Running: the last check's height and what still depends on an old
-	// build then.
-	Checked       int64  `json:"checked,omitempty"`
-	OldContracts  uint32 `json:"contracts_on_old_builds"`
-	OldKeyHolders uint32 `json:"key_holders_on_old_builds"`
+	// build then. In last_migration: 0 for a completed one (it completes
+	// when both are 0), null (unknown: the chain keeps no count) for a
+	// cancelled one.
+	Checked       int64   `json:"checked,omitempty"`
+	OldContracts  *uint32 `json:"contracts_on_old_builds"`
+	OldKeyHolders *uint32 `json:"key_holders_on_old_builds"`
 	// Completed: the height the old measurements were revoked at.
 	Completed int64 `json:"completed,omitempty"`
 	// Cancelled: the height a cancel_migration motion ended it at
 	// (nothing revoked).
 	Cancelled int64 `json:"cancelled,omitempty"`
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func measurementsHex(ms []api.HexBytes) []string {
 	out := []string{}
@@ -251,6 +286,22 @@ func dkgPhaseName(p uint8) string {
 		return "failed"
 	}
 	return fmt.Sprintf("phase#%d", p)
+}
+
+// dkgPhaseText names a DKG phase (dkgPhaseName) for users: timed_out
+// is kyber's name for the normal closing phase.
+func dkgPhaseText(phase string) string {
+	switch phase {
+	case "collecting_keys":
+		return "collecting keys (members post their DKG keys)"
+	case "dealing":
+		return "dealing (participants deal, respond and post results)"
+	case "timed_out":
+		return "closing (the last window for members to post their results; a normal phase, not a failure)"
+	case "failed":
+		return "failed (given up: the serving key set stays)"
+	}
+	return phase
 }
 
 func dkgOf(d *api.DkgState, p *api.Params) *dkgJSON {
@@ -302,12 +353,15 @@ func keyStatusOf(chainID string, st *client.KeyStatus) keyStatusJSON {
 		out.Election = el
 	}
 	if m := st.Migration; m != nil {
-		out.Migration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.From), Start: m.Start, Checked: m.Checked, OldContracts: m.OldContracts, OldKeyHolders: m.OldKeyHolders}
+		out.Migration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.From), Start: m.Start, Checked: m.Checked, OldContracts: ptr(m.OldContracts), OldKeyHolders: ptr(m.OldKeyHolders)}
 	}
 	if m := st.LastMigration; m != nil {
-		out.LastMigration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.Retired), Start: m.Start, Completed: m.Height}
+		out.LastMigration = &migrationJSON{Target: "0x" + hex.EncodeToString(m.Target), Old: measurementsHex(m.Retired), Start: m.Start, Completed: m.Height,
+			OldContracts: ptr[uint32](0), OldKeyHolders: ptr[uint32](0)}
 		if m.Cancelled {
+			// The chain's record of a cancellation keeps no counts.
 			out.LastMigration.Completed, out.LastMigration.Cancelled = 0, m.Height
+			out.LastMigration.OldContracts, out.LastMigration.OldKeyHolders = nil, nil
 		}
 	}
 	return out
@@ -319,7 +373,7 @@ func printMigrations(w io.Writer, s *keyStatusJSON) {
 		if m.Checked == 0 {
 			fmt.Fprintln(w, "  not checked yet")
 		} else {
-			fmt.Fprintf(w, "  at height %d: %d contract(s) still on an old build, %d gatekeeper(s) or key set member(s) on an old build (it completes when both are 0)\n", m.Checked, m.OldContracts, m.OldKeyHolders)
+			fmt.Fprintf(w, "  at height %d: %d contract(s) still on an old build, %d gatekeeper(s) or key set member(s) on an old build (it completes when both are 0)\n", m.Checked, *m.OldContracts, *m.OldKeyHolders)
 		}
 	}
 	if m := s.LastMigration; m != nil && m.Cancelled != 0 {
@@ -330,7 +384,15 @@ func printMigrations(w io.Writer, s *keyStatusJSON) {
 }
 
 func printKeySet(w io.Writer, s *keySetJSON, what string) {
-	fmt.Fprintf(w, "%s key set of era %d: threshold %d of %d members\n", what, s.Era, s.Threshold, len(s.Members))
+	fmt.Fprintf(w, "%s key set of era %d: threshold %d of %d members", what, s.Era, s.Threshold, len(s.Members))
+	if r := s.Retired; r != nil {
+		why := "unused: no contract needed it"
+		if r.Reason == "deadline" {
+			why = "deadline passed: contracts still under it are stranded"
+		}
+		fmt.Fprintf(w, "; retired at height %d (%s), its shares destroyed", r.Height, why)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  master public key: %s (an edwards25519 point, not an account)\n", s.MasterPublicKey)
 	for _, m := range s.Members {
 		fmt.Fprintf(w, "  share %d: %s  %s\n", m.Share, m.Address, m.PublicKey)
@@ -346,12 +408,16 @@ func printKeyStatus(w io.Writer, s *keyStatusJSON) {
 		printKeySet(w, s.Serving, "Serving")
 	}
 	for _, o := range s.Others {
-		printKeySet(w, o, "Older")
+		what := "Older"
+		if o.Retired != nil {
+			what = "Retired"
+		}
+		printKeySet(w, o, what)
 	}
 	if d := s.Dkg; d == nil {
 		fmt.Fprintln(w, "DKG: none runs (each era end that elects a gatekeeper set starts one; the serving key set above is the latest adopted)")
 	} else {
-		fmt.Fprintf(w, "DKG of era %d, attempt %d: %s since height %d, phase deadline height %d\n", d.Era, d.Attempt, strings.ReplaceAll(d.Phase, "_", " "), d.PhaseStart, d.Deadline)
+		fmt.Fprintf(w, "DKG of era %d, attempt %d: %s since height %d, phase deadline height %d\n", d.Era, d.Attempt, dkgPhaseText(d.Phase), d.PhaseStart, d.Deadline)
 		if d.DealWindowEnd > 0 {
 			fmt.Fprintf(w, "  deals count until height %d\n", d.DealWindowEnd)
 		}

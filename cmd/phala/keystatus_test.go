@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,12 +82,12 @@ func TestKeysStatusCLI(t *testing.T) {
 	fails(t, []string{`invalid argument "-2" for "--era"`, "phala keys status --help"}, phala("keys", "status", "--era", "-2")...)
 	fails(t, []string{"no such contract " + gk.Public().Hex(), "proved absent"}, phala("keys", "status", "--contract", gk.Public().Hex())...)
 	fails(t, []string{`"0x12" is not a contract id`}, phala("keys", "status", "--contract", "0x12")...)
-	fails(t, []string{"takes no arguments"}, phala("keys", "status", "0")...)
+	fails(t, []string{"takes no arguments", "got 1 argument (see"}, phala("keys", "status", "0")...)
 	fails(t, []string{"phala keys status` (plural)"}, phala("key", "status")...)
 	fails(t, []string{`unknown command "frobnicate" for "phala keys"`}, "keys", "frobnicate")
 
 	help := ok(t, "keys", "status", "--help")
-	for _, want := range []string{"A key era is", "threshold T", "collecting keys, dealing, timed\nout", "docs/keys.md", "`phala key` (singular)", "Examples:", "--json", "--contract"} {
+	for _, want := range []string{"A key era is", "threshold T", "collecting keys, dealing,\nclosing", "not a failure", "retired", "docs/keys.md", "`phala key` (singular)", "Examples:", "--json", "--contract"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("keys status --help lacks %q:\n%s", want, help)
 		}
@@ -121,7 +122,7 @@ func TestPrintKeyStatusDkg(t *testing.T) {
 	var b bytes.Buffer
 	printKeyStatus(&b, &j)
 	for _, want := range []string{
-		"DKG of era 3, attempt 2: dealing since height 100, phase deadline height 110",
+		"DKG of era 3, attempt 2: dealing (participants deal, respond and post results) since height 100, phase deadline height 110",
 		"deals count until height 105",
 		"3 of 4 members posted a DKG key; 3 participants, threshold 3; 2 dealt; 3 results posted, 2 identical (the key set is adopted at 3)",
 		m[2].Address() + "  no key\n",
@@ -134,5 +135,93 @@ func TestPrintKeyStatusDkg(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// A DKG in kyber's timed_out phase is named for users as closing, not a
+// failure (the JSON value stays timed_out); retired key sets say when
+// and why they were retired, in text and JSON.
+func TestPrintKeyStatusClosingAndRetired(t *testing.T) {
+	m := crypto.MustKeyPairFromURI("//MA").Public()
+	p := api.DefaultParams()
+	st := &client.KeyStatus{Height: 1300, HasEra: true, Era: 2, Params: p,
+		Serving: &api.KeySet{Era: 2, T: 1, Members: []crypto.PublicKey{m}, Commits: [][32]byte{{5}}},
+		Dkg: &api.DkgState{Era: 21, Attempt: 1, Phase: api.DkgTimedOut, PhaseStart: 1266, Members: []crypto.PublicKey{m}, Keys: [][32]byte{{9}},
+			Participants: []crypto.PublicKey{m}, T: 1, Dealt: []bool{true}, Results: [][32]byte{{1}}}}
+	j := keyStatusOf("phala-x", st)
+	for _, c := range []struct {
+		era    uint64
+		r      *api.KeyEraRetirement
+		reason string
+	}{{0, &api.KeyEraRetirement{Height: 700, Reason: api.KeyEraRetiredUnused}, "unused"}, {1, &api.KeyEraRetirement{Height: 900, Reason: api.KeyEraRetiredDeadline}, "deadline"}, {3, nil, ""}} {
+		ks := keySetOf(&api.KeySet{Era: c.era, T: 1, Members: []crypto.PublicKey{m}, Commits: [][32]byte{{6}}})
+		ks.Retired = retiredOf(c.r)
+		if (c.r == nil) != (ks.Retired == nil) || (c.r != nil && (ks.Retired.Height != c.r.Height || ks.Retired.Reason != c.reason)) {
+			t.Fatalf("era %d: retired %+v from %+v", c.era, ks.Retired, c.r)
+		}
+		j.Others = append(j.Others, ks)
+	}
+	if j.Dkg.Phase != "timed_out" {
+		t.Errorf("JSON phase %q, want the stable timed_out", j.Dkg.Phase)
+	}
+	var b bytes.Buffer
+	printKeyStatus(&b, &j)
+	out := b.String()
+	for _, want := range []string{
+		"DKG of era 21, attempt 1: closing (the last window for members to post their results; a normal phase, not a failure) since height 1266",
+		"Retired key set of era 0: threshold 1 of 1 members; retired at height 700 (unused: no contract needed it), its shares destroyed",
+		"Retired key set of era 1: threshold 1 of 1 members; retired at height 900 (deadline passed: contracts still under it are stranded)",
+		"Older key set of era 3: threshold 1 of 1 members\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "timed out") {
+		t.Errorf("still says timed out:\n%s", out)
+	}
+	js, err := json.Marshal(j.Others[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"retired":{"height":700,"reason":"unused"}`) || !strings.Contains(string(js), `"retired":{"height":900,"reason":"deadline"}`) {
+		t.Errorf("JSON: %s", js)
+	}
+}
+
+// last_migration's counts of what ran an old build: 0 for a completed
+// migration (it completes at 0), null (unknown) for a cancelled one, not
+// a misleading 0; the running one's counts as checked.
+func TestKeyStatusMigrationCounts(t *testing.T) {
+	target := []byte{0x5e}
+	st := &client.KeyStatus{Height: 50, Migration: &api.RuntimeMigration{Target: target, Start: 10, Checked: 40, OldContracts: 1, OldKeyHolders: 1},
+		LastMigration: &api.RuntimeMigrated{Target: target, Start: 5, Height: 8, Cancelled: true}}
+	j := keyStatusOf("phala-x", st)
+	b, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Migration     map[string]any `json:"migration"`
+		LastMigration map[string]any `json:"last_migration"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Migration["contracts_on_old_builds"] != 1.0 || got.Migration["key_holders_on_old_builds"] != 1.0 {
+		t.Errorf("running: %v", got.Migration)
+	}
+	if v, ok := got.LastMigration["contracts_on_old_builds"]; !ok || v != nil || got.LastMigration["key_holders_on_old_builds"] != nil || got.LastMigration["cancelled"] != 8.0 {
+		t.Errorf("cancelled: %v, want null counts", got.LastMigration)
+	}
+	st.LastMigration = &api.RuntimeMigrated{Target: target, Retired: []api.HexBytes{{1}}, Start: 5, Height: 8}
+	j = keyStatusOf("phala-x", st)
+	if c := j.LastMigration; c.OldContracts == nil || *c.OldContracts != 0 || c.OldKeyHolders == nil || *c.OldKeyHolders != 0 || c.Completed != 8 {
+		t.Errorf("completed: %+v", c)
+	}
+	var out bytes.Buffer
+	printKeyStatus(&out, &j)
+	if !strings.Contains(out.String(), "at height 40: 1 contract(s) still on an old build, 1 gatekeeper(s)") {
+		t.Errorf("text:\n%s", out.String())
 	}
 }

@@ -170,11 +170,19 @@ func withArticle(name string) string {
 	return "a " + name
 }
 
+// argCount says how many arguments were given: "1 argument", "2 arguments".
+func argCount(n int) string {
+	if n == 1 {
+		return "1 argument"
+	}
+	return fmt.Sprintf("%d arguments", n)
+}
+
 // exactArgs is cobra.ExactArgs with a message naming what is missing.
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return fmt.Errorf("%s takes %s, got %d arguments (see `%s --help`)", cmd.CommandPath(), what, len(args), cmd.CommandPath())
+			return fmt.Errorf("%s takes %s, got %s (see `%s --help`)", cmd.CommandPath(), what, argCount(len(args)), cmd.CommandPath())
 		}
 		return nil
 	}

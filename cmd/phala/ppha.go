@@ -480,7 +480,7 @@ example takes "deal <id> <payee> [<amount>]", the payee as 0x-hex: see
 		Example: `  phala ppha send --from //Bob --contract 0x1ee8... 0x77ab... 5 deal rent-may 0x8eaf...a48`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 3 {
-				return fmt.Errorf("%s takes a contract, an amount of PHA and a memo, got %d arguments (see `%s --help`)", cmd.CommandPath(), len(args), cmd.CommandPath())
+				return fmt.Errorf("%s takes a contract, an amount of PHA and a memo, got %s (see `%s --help`)", cmd.CommandPath(), argCount(len(args)), cmd.CommandPath())
 			}
 			return nil
 		},

@@ -539,10 +539,7 @@ func (s *Server) params(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := paramsData{Height: pv.Height}
-	b, _ := json.Marshal(p)
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	for k, v := range m {
+	for k, v := range paramFields(p) {
 		d.Params = append(d.Params, [2]string{k, fmt.Sprint(v)})
 	}
 	sort.Slice(d.Params, func(i, j int) bool { return d.Params[i][0] < d.Params[j][0] })
@@ -563,6 +560,27 @@ func (s *Server) params(w http.ResponseWriter, r *http.Request) {
 		d.Validators = append(d.Validators, validatorRow{Address: v.Address.String(), Power: v.VotingPower})
 	}
 	s.render(w, r, http.StatusOK, "params", "Chain parameters", d)
+}
+
+// paramFields returns p's fields by their JSON names, each value printed
+// as in the genesis' JSON: integers exactly (json.Number, never a float
+// such as 1e+08).
+func paramFields(p api.Params) map[string]string {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
 }
 
 // search sends a height to its block, a hash to its transaction or block,

@@ -179,3 +179,40 @@ func mainOf(page string) string {
 	}
 	return page
 }
+
+// The parameters page prints integers exactly (max_command_gas
+// 100000000, not 1e+08); the gatekeepers page shows the running runtime
+// migration (none before, its target build and start after a motion
+// enacts one).
+func TestParamsExactAndMigration(t *testing.T) {
+	g := node.DevGenesisState([]byte{7})
+	g.Governance.Threshold = 1
+	g.Params.MaxCommandGas, g.Params.MaxTxBytes = 100_000_000, 4_194_304
+	n := testnet.New(t, testnet.Options{Genesis: g})
+	c := n.Client(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	base, _ := startExplorer(t, c, n.RPC(0))
+	_, body := get(t, base+"/params")
+	for _, want := range []string{`<th>max_command_gas</th><td class="mono">100000000</td>`, `<th>max_tx_bytes</th><td class="mono">4194304</td>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/params lacks %q:\n%s", want, mainOf(body))
+		}
+	}
+	if strings.Contains(body, "e+") {
+		t.Errorf("/params prints a float:\n%s", mainOf(body))
+	}
+	if _, body := get(t, base+"/gatekeepers"); !strings.Contains(body, "<h2>Runtime migration</h2>") || !strings.Contains(body, "<th>running</th><td>none</td>") {
+		t.Errorf("/gatekeepers before a migration:\n%s", mainOf(body))
+	}
+	target := strings.Repeat("5e", 32)
+	res, err := c.NewSigner(crypto.MustKeyPairFromURI("//Alice")).Submit(ctx, &api.GovPropose{Action: api.Action{Kind: api.ActionMigrateRuntime, Measurement: []byte(strings.Repeat("\x5e", 32))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("to build <span class=\"mono\">0x%s</span> since height %d", target, res.Height)
+	testnet.WaitFor(t, time.Minute, "the migration on /gatekeepers", func() (bool, error) {
+		_, body := get(t, base+"/gatekeepers")
+		return strings.Contains(body, want) && strings.Contains(body, "<th>retires</th><td class=\"mono\">0x07"), nil
+	})
+}

@@ -18,6 +18,15 @@ import (
 
 // egressState is what the relayer knows of one egress message (origin,
 // sequence) it has tried to put on chain.
+// retiredState is what the relayer knows of pRuntime's retirement: a
+// runtime migration revoked its build, so the chain refuses its egress
+// (heartbeat answers of a revoked build) for good.
+type retiredState struct {
+	at      int64     // the height pRuntime reports it was retired at; 0: not known retired
+	pauseTo time.Time // egress is not pushed before then
+	refused bool      // a push was refused since the last check (set under mu by egressFailed)
+}
+
 type egressState struct {
 	inFlight  bool      // this relayer's tx carrying it is in the mempool or a block
 	heldUntil time.Time // another relayer's tx carries it: leave it alone until then
@@ -40,6 +49,52 @@ const maxEgressPages = 100_000
 // sequence order; an origin whose earlier message waits for a retry is
 // skipped this round.
 func (r *Relayer) pushEgress(ctx context.Context) error {
+	if r.retired.at > 0 && time.Now().Before(r.retired.pauseTo) {
+		return nil // retired: see checkRetired
+	}
+	if err := r.pushEgressPages(ctx); err != nil {
+		return err
+	}
+	return r.checkRetired(ctx)
+}
+
+// checkRetired asks pRuntime, after a round in which a push was refused,
+// whether a runtime migration retired its build (its info's retired_at).
+// If so it says so once and pauses the egress for retiredRetry: the chain
+// refuses every message of a revoked build, so retrying every few
+// seconds only fills the log (as for registrations, register.go).
+func (r *Relayer) checkRetired(ctx context.Context) error {
+	r.mu.Lock()
+	refused := r.retired.refused
+	r.retired.refused = false
+	r.mu.Unlock()
+	if !refused {
+		return nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, r.cfg.PRuntimeTimeout)
+	info, err := r.pr.Info(ictx)
+	cancel()
+	if err = r.prCalled(ctx, err); err != nil {
+		return err
+	}
+	if info.RetiredAt <= 0 {
+		return nil
+	}
+	if r.retired.at == 0 {
+		r.log.Error("pRuntime's build was retired by the chain's runtime migration: the chain refuses its egress for good, so it is pushed only every "+retiredRetry.String()+"; run the new build of pruntime with a new data directory",
+			"identity", r.identity.Hex(), "retired_at", info.RetiredAt)
+	} else {
+		r.log.Debug("pRuntime still retired: egress paused again", "retired_at", info.RetiredAt, "for", retiredRetry)
+	}
+	r.retired.at, r.retired.pauseTo = info.RetiredAt, time.Now().Add(retiredRetry)
+	r.mu.Lock()
+	r.stats.RetiredAt = info.RetiredAt
+	r.mu.Unlock()
+	return nil
+}
+
+// pushEgressPages is one round of pushEgress.
+func (r *Relayer) pushEgressPages(ctx context.Context) error {
 	st := &egressRound{
 		now:     time.Now(),
 		live:    map[string]bool{},
@@ -222,6 +277,7 @@ func (r *Relayer) egressFailed(key string, m *api.Message, err error) {
 	d := min(time.Duration(1<<min(st.failures-1, 16))*200*time.Millisecond, r.cfg.MaxBackoff)
 	st.retryAt = time.Now().Add(d)
 	r.stats.EgressRefused++
+	r.retired.refused = true
 	r.mu.Unlock()
 	r.log.Warn("egress refused; will retry", "origin", m.Origin.String(), "topic", m.Topic, "seq", m.Seq, "err", err, "retry_in", d)
 }

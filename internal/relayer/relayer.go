@@ -179,6 +179,11 @@ type Stats struct {
 	EgressRefused         int // push_message txs refused or failed (retried later)
 	EgressTimedOut        int // push_message txs not committed within TxTimeout (checked and resubmitted)
 
+	// RetiredAt: the height at which a runtime migration retired
+	// pRuntime's build, as pRuntime reported it (0: it serves); its
+	// egress is then pushed only every retiredRetry.
+	RetiredAt int64
+
 	Registrations       int // register_worker txs committed successfully
 	RegistrationRefused int // register_worker txs refused or failed (retried later)
 
@@ -219,6 +224,9 @@ type Relayer struct {
 	lastRecoverCheck time.Time
 	// recoverRetries: contracts whose recovery failed, by id (hex).
 	recoverRetries map[string]*recoverRetry
+	// retired: what the relayer knows of pRuntime's retirement by a
+	// runtime migration (egress.go).
+	retired retiredState
 
 	wg     sync.WaitGroup // tx waiters
 	mu     sync.Mutex     // guards what the tx waiters touch
@@ -457,6 +465,8 @@ func (r *Relayer) resume(ctx context.Context) error {
 		// Another pRuntime (a new identity, e.g. after its data was
 		// wiped): nothing is known of its registration or its stake.
 		r.reg, r.stake = regState{}, stakeState{}
+		r.stats.RetiredAt = 0
+		r.retired = retiredState{}
 		r.mu.Unlock()
 	} else {
 		r.log.Info("resuming from pRuntime's heights", "synced", info.Synced, "dispatched", info.Dispatched)

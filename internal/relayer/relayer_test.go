@@ -70,9 +70,18 @@ type env struct {
 
 func newEnv(t *testing.T, gatekeeper bool, opts testnet.Options) *env {
 	t.Helper()
+	return newEnvWith(t, gatekeeper, opts, nil)
+}
+
+// newEnvWith is newEnv with tweak (if not nil) applied to the genesis.
+func newEnvWith(t *testing.T, gatekeeper bool, opts testnet.Options, tweak func(*api.GenesisState)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	m := sha256.Sum256(code)
 	g := node.DevGenesisState(m[:])
+	if tweak != nil {
+		tweak(g)
+	}
 	if gatekeeper {
 		ent, err := keys.CreatePreGenesisEntity(sim(t, dir), dir)
 		if err != nil {
@@ -718,5 +727,47 @@ func TestEgressLargerThanOnePage(t *testing.T) {
 	all, err := (&relayer.Fetcher{C: ev.c}).Headers(tctx(t), 1, int64(len(hb.Headers)))
 	if err != nil || !bytes.Equal(all.Encode(), hb.Encode()) {
 		t.Fatalf("the capped batch is not the first headers: %v", err)
+	}
+}
+
+// A pRuntime whose build a runtime migration retired has egress the chain
+// refuses for good: the relayer learns from pRuntime's info that it is
+// retired, says so once and stops pushing it (until retiredRetry), instead
+// of retrying every few seconds forever.
+func TestRetiredPRuntimeEgressPaused(t *testing.T) {
+	ev := newEnvWith(t, false, testnet.Options{}, func(g *api.GenesisState) { g.Governance.Threshold = 1 })
+	rt := ev.startRuntime(t)
+	run := startRelayer(t, ev.net.RPC(0), rt.srv.URL, charlie, nil)
+	testnet.WaitFor(t, 30*time.Second, "pRuntime sees its registration", func() (bool, error) {
+		return rt.e.Info().Workers == 1, nil
+	})
+	run.stop(t)
+	// While no relayer runs: the worker is asked to emit (its egress waits
+	// in pRuntime), then a migration to a build nobody runs revokes its
+	// build (no contract and no key holder depend on it: it completes at
+	// the first check).
+	post(t, ev.c, ev.c.NewSigner(alice), "emit 1")
+	target := bytes.Repeat([]byte{0x5e}, 32)
+	if _, err := ev.c.NewSigner(alice).Submit(tctx(t), &api.GovPropose{Action: api.Action{Kind: api.ActionMigrateRuntime, Measurement: target}}); err != nil {
+		t.Fatal(err)
+	}
+	testnet.WaitFor(t, 60*time.Second, "the migration's completion", func() (bool, error) {
+		_, last, _, err := ev.c.Migrations(tctx(t), 0)
+		return last != nil && !last.Cancelled, err
+	})
+	run = startRelayer(t, ev.net.RPC(0), rt.srv.URL, charlie, nil)
+	testnet.WaitFor(t, 60*time.Second, "the relayer knows pRuntime is retired", func() (bool, error) {
+		return run.r.Stats().RetiredAt > 0, nil
+	})
+	if got, want := run.r.Stats().RetiredAt, rt.e.Info().RetiredAt; got != want || want == 0 {
+		t.Fatalf("relayer's retired_at %d, pRuntime's %d", got, want)
+	}
+	// Paused: rounds go on (the tip moves, pRuntime dispatches) but the
+	// refused egress is not pushed again (MaxBackoff is 300 ms here).
+	refused := run.r.Stats().EgressRefused
+	h := ev.net.Height(0)
+	waitDispatched(t, rt.e, h+5, 30*time.Second)
+	if st := run.r.Stats(); st.EgressRefused != refused || st.EgressSubmitted != 0 {
+		t.Fatalf("egress pushed while retired: %+v (refused %d when it learnt it)", st, refused)
 	}
 }

@@ -118,7 +118,7 @@ func TestGovBelowThresholdNotEnacted(t *testing.T) {
 	}
 	// A late aye changes nothing.
 	res := h.check(h.tx(bob, 0, &api.GovVote{Motion: 0, Aye: true}))
-	if api.Code(res.Code) != api.CodeInvalidCall || !strings.Contains(res.Log, "motion is closed") {
+	if api.Code(res.Code) != api.CodeInvalidCall || !strings.Contains(res.Log, "motion is closed: motion 0 expired at height 3 (its voting period ended below the threshold)") {
 		t.Fatalf("vote on an expired motion: %s", res.Log)
 	}
 	if r := h.block(h.tx(bob, 0, &api.GovVote{Motion: 0, Aye: true})); r.TxResults[0].Code == 0 {

@@ -14,7 +14,6 @@ import (
 	"strconv"
 
 	"github.com/phalago/phala/api"
-	"github.com/phalago/phala/api/codec"
 	"github.com/phalago/phala/internal/chain/block"
 	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/mq"
@@ -44,10 +43,10 @@ func keySetAdopted(kv store.KV, era uint64) (int64, bool) {
 // Retirement reasons (the second field of api.KeyEraRetiredKey's value).
 const (
 	// RetiredUnused: no contract was under the era or migrating from it.
-	RetiredUnused uint8 = 0
+	RetiredUnused = api.KeyEraRetiredUnused
 	// RetiredDeadline: key_migration_eras eras passed since the era's
 	// successor was adopted; contracts still under it are stranded.
-	RetiredDeadline uint8 = 1
+	RetiredDeadline = api.KeyEraRetiredDeadline
 )
 
 // Retired reports whether era's key set is retired (its partials are not
@@ -124,10 +123,7 @@ func retire(ctx *block.Context, era uint64, deadline bool) {
 	if deadline {
 		reason, why = RetiredDeadline, "deadline"
 	}
-	w := codec.NewWriter(12)
-	w.Varint(ctx.Height)
-	w.U8(reason)
-	ctx.KV.Set(api.KeyEraRetiredKey(era), w.Bytes())
+	ctx.KV.Set(api.KeyEraRetiredKey(era), api.KeyEraRetirement{Height: ctx.Height, Reason: reason}.Encode())
 	ctx.Event("key_era_retired", "era", strconv.FormatUint(era, 10), "reason", why)
 	if err := mq.Emit(ctx, api.ModuleOrigin(Name), api.TopicKeyEraRetired, binary.AppendUvarint(nil, era)); err != nil {
 		panic(fmt.Sprintf("announce the retirement of key era %d: %v", era, err)) // a module message of bounded size

@@ -222,7 +222,7 @@ func Vote(ctx *block.Context, signer crypto.PublicKey, v *api.GovVote) error {
 		return fmt.Errorf("%w: no motion %d", api.ErrUnknownMotion, v.Motion)
 	}
 	if m.Status != api.MotionOpen || ctx.Height >= m.ExpiresAt {
-		return fmt.Errorf("%w: motion %d is %s (voting ended at height %d)", api.ErrMotionClosed, m.ID, m.Status, m.ExpiresAt)
+		return fmt.Errorf("%w: motion %d %s", api.ErrMotionClosed, m.ID, closedPhrase(m))
 	}
 	if m.Voted(signer) {
 		return fmt.Errorf("%w: %s already voted on motion %d", api.ErrAlreadyVoted, signer, m.ID)
@@ -239,6 +239,23 @@ func Vote(ctx *block.Context, signer crypto.PublicKey, v *api.GovVote) error {
 	tally(ctx, c, m)
 	saveMotion(ctx.KV, m)
 	return nil
+}
+
+// closedPhrase says why a motion takes no votes, with the height that
+// closed it: the height it was decided at (approved, enacted, failed,
+// expired), else the end of its voting period.
+func closedPhrase(m *api.Motion) string {
+	switch m.Status {
+	case api.MotionApproved:
+		return fmt.Sprintf("was approved at height %d (enacted at the end of that block)", m.DecidedAt)
+	case api.MotionEnacted:
+		return fmt.Sprintf("was enacted at height %d", m.DecidedAt)
+	case api.MotionFailed:
+		return fmt.Sprintf("was approved but failed at enactment at height %d (%s)", m.DecidedAt, m.Reason)
+	case api.MotionExpired:
+		return fmt.Sprintf("expired at height %d (its voting period ended below the threshold)", m.DecidedAt)
+	}
+	return fmt.Sprintf("is %s: its voting ended at height %d", m.Status, m.ExpiresAt)
 }
 
 // tally approves m if the ayes of current members reach the threshold.
