@@ -133,7 +133,9 @@ func TestRuntimeMigration(t *testing.T) {
 			}
 		}
 	}
-	if readyAt == 0 || handedAt <= readyAt || handedAt > done.Height {
+	// The handover may be in the very block that carries the last
+	// readiness (the replica check runs at the end of every 10th block).
+	if readyAt == 0 || handedAt < readyAt || handedAt > done.Height {
 		t.Fatalf("new worker ready at %d, old worker handed over at %d, migration completed at %d", readyAt, handedAt, done.Height)
 	}
 

@@ -13,6 +13,10 @@ func sampleState() *state {
 	s.headerHeight, s.dispatched, s.blockTime = 9, 7, 12345
 	s.appHash[8] = bytes.Repeat([]byte{1}, 32)
 	s.headerTime[8], s.headerTime[9] = 1, 2
+	s.eras = api.GenesisEras(5)
+	if err := s.eras.Change(11, 7); err != nil {
+		panic(err)
+	}
 	s.nextSeq[string(api.ModuleOrigin("registry").Encode())] = 3
 	k := crypto.MustKeyPairFromURI("//W")
 	s.workers[k.Public()] = &api.WorkerRecord{Info: api.WorkerInfo{IdentityKey: k.Public()}, Platform: "sim", ExpiresAt: 10}
