@@ -8,10 +8,7 @@ package app
 
 import (
 	"crypto/sha256"
-	"strings"
 	"testing"
-
-	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
@@ -34,6 +31,7 @@ func newSoleWorkerChain(t *testing.T) *soleWorkerChain {
 	g := genesis()
 	g.Gatekeepers = []crypto.PublicKey{c.gk.identity.Public()}
 	g.Params.EraLength, g.Params.NGatekeepers, g.Params.MinGatekeeperStake, g.Params.MinWorkerStake, g.Params.KeyMigrationEras = 30, 1, 100, 0, 1
+	g.Params.HeartbeatsPerEra = 0
 	h := newElectionHarness(t, g, &testVoters{stake: map[crypto.PublicKey]uint64{c.w3.identity.Public(): 500}})
 	c.h = h
 	h.block()
@@ -90,7 +88,17 @@ func (c *soleWorkerChain) elect(t *testing.T) int64 {
 	return adopted
 }
 
-// retiredOrStranded commits blocks until limit and returns the events
+// retiredEra0 is why key era 0 was retired ("unused", "deadline"), ""
+// if it is not.
+func (c *soleWorkerChain) retiredEra0() string {
+	v := c.h.query(api.QueryKeyEraRetired, make([]byte, 8), false).Value
+	if len(v) == 0 {
+		return ""
+	}
+	return map[byte]string{0: "unused", 1: "deadline"}[v[len(v)-1]]
+}
+
+// run commits blocks until height limit and returns the events
 // key_era_retired (era, reason) and contract_stranded seen.
 func (c *soleWorkerChain) run(limit int64) (retired, stranded []string) {
 	for c.h.height < limit {
@@ -101,8 +109,6 @@ func (c *soleWorkerChain) run(limit int64) (retired, stranded []string) {
 	return retired, stranded
 }
 
-var _ = abci.ResponseFinalizeBlock{}
-var _ = strings.Contains
 
 // The sole worker w3 elected: once it is off the contract, era 0's member
 // provisions w4 (the contract's key era is 0), the next check rekeys the
@@ -127,8 +133,57 @@ func TestSoleWorkerElectedReplaced(t *testing.T) {
 		t.Fatalf("report: %v", r.Events)
 	}
 	h.stateUpdate(c.contract, h.height, api.EmptyStateRoot, [32]byte{1}, 0)
-	retired, stranded := c.run(h.height + 3*30)
-	if len(retired) != 1 || retired[0] != "unused" || len(stranded) != 0 {
-		t.Fatalf("retired %v, stranded %v", retired, stranded)
+	_, stranded := c.run(h.height + contracts.ReplicaCheckInterval)
+	if why := c.retiredEra0(); why != "unused" || len(stranded) != 0 {
+		t.Fatalf("era 0 retired %q, stranded %v", why, stranded)
+	}
+}
+
+// The sole worker elected, and the replacement late: era 0's deadline
+// (key_migration_eras = 1 era after era 1's adoption) passes while the
+// contract has no worker, era 0's member is attested and w4 could run it,
+// so era 0 is not retired; the replacement then comes, the contract
+// rekeys to era 1, and era 0 is retired unused: nothing stranded. If no
+// replacement ever comes, era 0 is retired one more window later (the
+// hold is bounded: P2) and the contract is stranded.
+func TestSoleWorkerElectedLateReplacement(t *testing.T) {
+	for _, replace := range []bool{true, false} {
+		t.Run(map[bool]string{true: "replaced", false: "never"}[replace], func(t *testing.T) {
+			c := newSoleWorkerChain(t)
+			h, id := c.h, c.contract.Public()
+			adopted := c.elect(t)
+			retired, stranded := c.run(adopted + 30 + contracts.ReplicaCheckInterval)
+			if len(retired) != 0 || len(stranded) != 0 {
+				t.Fatalf("past the deadline (era 1 adopted at %d, now %d): retired %v, stranded %v", adopted, h.height, retired, stranded)
+			}
+			if !replace {
+				retired, stranded = c.run(adopted + 2*30 + contracts.ReplicaCheckInterval)
+				if len(retired) != 1 || retired[0] != "deadline" || len(stranded) != 1 || stranded[0] != id.Hex() {
+					t.Fatalf("after the held window: retired %v, stranded %v", retired, stranded)
+				}
+				return
+			}
+			if r := h.sendPartials(c.gk, keyPartials(c.gk, c.upload, c.w4)); event(r, "contract_deployed", "worker") != c.w4.identity.Public().Hex() {
+				t.Fatalf("late replacement: %v", r.Events)
+			}
+			rk := h.untilRekey(contracts.ReplicaCheckInterval)
+			if rk.Era != 1 || rk.Epoch != 1 {
+				t.Fatalf("rekey %+v", rk)
+			}
+			p := epochPartials(c.w3, c.upload, id, 1, 1, c.w4)
+			h.sendPartials(c.w3, p)
+			newE, _, _ := crypto.GenerateKeyPair()
+			if r := h.reportKeys(c.w4, p.Round(), c.upload, id, newE.Public()); event(r, "contract_rekeyed", "key_era") != "1" {
+				t.Fatalf("report: %v", r.Events)
+			}
+			h.stateUpdate(c.contract, h.height, api.EmptyStateRoot, [32]byte{1}, 0)
+			_, stranded = c.run(h.height + contracts.ReplicaCheckInterval)
+			if why := c.retiredEra0(); why != "unused" || len(stranded) != 0 {
+				t.Fatalf("era 0 retired %q, stranded %v", why, stranded)
+			}
+			if rec := h.contractRecord(id); len(rec.Workers) != 1 || rec.KeyEra != 1 {
+				t.Fatalf("record %+v", rec)
+			}
+		})
 	}
 }
