@@ -109,7 +109,6 @@ func (c *soleWorkerChain) run(limit int64) (retired, stranded []string) {
 	return retired, stranded
 }
 
-
 // The sole worker w3 elected: once it is off the contract, era 0's member
 // provisions w4 (the contract's key era is 0), the next check rekeys the
 // contract to era 1 for w4, w3 (era 1's member) sends its partials, w4
