@@ -428,7 +428,9 @@ func WithGas(limit uint64) CommandOption { return func(o *commandOptions) { o.ga
 // otherwise, and pays for it with the fee. When the chain refuses it
 // because the block's gas for one of the contract's workers is full
 // (api.ErrWorkerBlockFull: nothing was charged), it is sent again, signed
-// anew, until ctx ends.
+// anew, until ctx ends. A contract with no worker whose key era is
+// retired is refused before anything is sent (ErrContractStranded:
+// nothing is charged).
 func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []byte, opts ...CommandOption) (*TxResult, error) {
 	o := commandOptions{}
 	for _, f := range opts {
@@ -436,6 +438,9 @@ func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []b
 	}
 	if o.gas == 0 {
 		o.gas = s.c.DefaultGasLimit()
+	}
+	if err := s.c.checkNotDead(ctx, rec); err != nil {
+		return nil, err
 	}
 	ch, err := channel.New(s.key, rec.Ecdh, api.ChannelPurposeCommand)
 	if err != nil {
@@ -633,8 +638,8 @@ func (c *Client) contractWorkers(ctx context.Context, rec *api.ContractRecord) (
 
 // noWorkerError is ErrNoWorker for rec, saying what happens next.
 func noWorkerError(rec *api.ContractRecord) error {
-	return fmt.Errorf("%w: contract %s is deployed but every worker was removed from it (`phala contract show %s` lists its workers and the excluded ones); a gatekeeper assigns a replacement when a worker is eligible, which recovers the state from the chain's checkpoint, and commands wait in the chain meanwhile",
-		ErrNoWorker, rec.Identity.Hex(), rec.Identity.Hex())
+	return fmt.Errorf("%w: contract %s is deployed but every worker was removed from it (`phala contract show %s` lists its workers and the excluded ones, and says whether it is stranded); the members of its key era %d assign a replacement when a worker is eligible, which recovers the state from the chain's checkpoint, and commands wait in the chain meanwhile, unless that key era is retired first (the contract is then stranded and its commands never run)",
+		ErrNoWorker, rec.Identity.Hex(), rec.Identity.Hex(), rec.KeyEra)
 }
 
 func postQuery(ctx context.Context, endpoint string, q *api.ContractQuery) (*api.ContractQueryResponse, error) {

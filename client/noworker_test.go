@@ -22,7 +22,7 @@ func TestNoWorkerError(t *testing.T) {
 	_, rerr := c.Receipt(context.Background(), key, rec, 1, 1)
 	for _, err := range []error{qerr, rerr} {
 		if !errors.Is(err, ErrNoWorker) || errors.Is(err, ErrNotDeployed) ||
-			!strings.Contains(err.Error(), "a gatekeeper assigns a replacement") || !strings.Contains(err.Error(), "phala contract show "+rec.Identity.Hex()) {
+			!strings.Contains(err.Error(), "members of its key era 0 assign a replacement") || !strings.Contains(err.Error(), "stranded") || !strings.Contains(err.Error(), "phala contract show "+rec.Identity.Hex()) {
 			t.Errorf("no worker: %v", err)
 		}
 	}

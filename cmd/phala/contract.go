@@ -95,7 +95,7 @@ pending, and upload says which requirement is unmet.`,
 			}
 			return g.output(cmd, contractJSON(rec, res.Height), func(w io.Writer) {
 				fmt.Fprintf(w, "contract %s running on %d worker(s) (upload at height %d)\n", rec.Identity.Hex(), len(rec.Workers), res.Height)
-				printContract(w, rec)
+				printContract(w, rec, nil)
 			})
 		},
 	}
@@ -288,7 +288,15 @@ no gatekeeper has provisioned it, that it is pending and why.`,
 			if err != nil {
 				return g.nodeError(err)
 			}
+			sd, err := cl.Stranded(ctx, rec)
+			if err != nil {
+				return g.nodeError(err)
+			}
 			out := contractJSON(rec, 0)
+			out["stranded"] = sd.Stranded
+			if sd.Stranded {
+				out["stranded_key_era"], out["key_era_retired_at"] = sd.Era, sd.RetiredAt
+			}
 			interval := rec.CheckpointInterval
 			if interval == 0 {
 				interval = api.DefaultCheckpointInterval
@@ -301,7 +309,7 @@ no gatekeeper has provisioned it, that it is pending and why.`,
 				out["arbitration"] = arbitrationJSON(arb)
 			}
 			return g.output(cmd, out, func(w io.Writer) {
-				printContract(w, rec)
+				printContract(w, rec, sd)
 				if cp == nil {
 					fmt.Fprintf(w, "checkpoint: none on chain yet (workers write the state every %d blocks once it changes)\n", interval)
 				} else {
@@ -411,7 +419,9 @@ func contractJSON(rec *api.ContractRecord, height int64) map[string]any {
 	return m
 }
 
-func printContract(w io.Writer, rec *api.ContractRecord) {
+// printContract prints rec; sd (nil: not read) says whether its key era
+// is retired (docs/keys.md, "A contract that loses its last worker").
+func printContract(w io.Writer, rec *api.ContractRecord, sd *client.Strandedness) {
 	fmt.Fprintf(w, "contract:   %s\necdh key:   %s\ndeployer:   %s\ncode hash:  %x\nsequence:   %d\n", rec.Identity.Hex(), rec.Ecdh.Hex(), rec.Deployer.Address(), rec.CodeHash, rec.Sequence)
 	fmt.Fprintf(w, "status:     %s (since height %d)\n", rec.Status, rec.StatusHeight)
 	if !rec.Requirements.IsZero() {
@@ -423,8 +433,13 @@ func printContract(w io.Writer, rec *api.ContractRecord) {
 	if rec.Reason != "" {
 		fmt.Fprintf(w, "reason:     %s\n", rec.Reason)
 	}
-	if len(rec.Workers) == 0 {
-		fmt.Fprintln(w, "workers:    none right now (all removed: a gatekeeper assigns a replacement when a worker is eligible)")
+	switch {
+	case sd != nil && sd.Dead(rec):
+		fmt.Fprintf(w, "workers:    none, and none can ever be assigned\nSTRANDED:   key era %d was retired at height %d while the contract had no worker: no worker can be given its key, its state cannot be recovered, and commands sent to it never run (`phala contract command` refuses them)\n", sd.Era, sd.RetiredAt)
+	case sd != nil && sd.Stranded:
+		fmt.Fprintf(w, "STRANDED:   key era %d was retired at height %d: the workers below still run the contract, but no replacement can be given its key (if they all leave, its state cannot be recovered)\n", sd.Era, sd.RetiredAt)
+	case len(rec.Workers) == 0:
+		fmt.Fprintf(w, "workers:    none right now (all removed: the members of its key era %d assign a replacement when a worker is eligible; commands wait in the chain meanwhile, and never run if that key era is retired first)\n", rec.KeyEra)
 	}
 	for _, wk := range rec.Workers {
 		fmt.Fprintf(w, "worker:     %s\n", wk.Hex())

@@ -235,5 +235,5 @@ func TestContractCLI(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond) // a block
 	}
-	fails(t, []string{"the contract has no worker right now", "a gatekeeper assigns a replacement"}, phala("contract", "query", "--from", "//Bob", id, "balance")...)
+	fails(t, []string{"the contract has no worker right now", "of its key era 0 assign a replacement"}, phala("contract", "query", "--from", "//Bob", id, "balance")...)
 }

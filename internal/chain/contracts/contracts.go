@@ -326,6 +326,9 @@ func announce(ctx *block.Context, rec *api.ContractRecord, removed []crypto.Publ
 func removeWorkers(ctx *block.Context, rec *api.ContractRecord, workers []crypto.PublicKey, reason string) {
 	rec.Workers = slices.DeleteFunc(rec.Workers, func(w crypto.PublicKey) bool { return slices.Contains(workers, w) })
 	ctx.KV.Set(api.ContractKey(rec.Identity), rec.Encode())
+	if len(rec.Workers) == 0 && rec.Status != api.ContractFailed {
+		ctx.KV.Set(orphanKey(rec.Identity), binary.AppendVarint(nil, ctx.Height))
+	}
 	for _, w := range workers {
 		ctx.KV.Delete(readyKey(rec.Identity, w))
 		ctx.Event("contract_worker_removed", "contract", rec.Identity.Hex(), "worker", w.Hex(), "reason", reason)
@@ -633,7 +636,8 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 // declared gas per worker "cg/", checkpoints "cc/" and entries "ck/",
 // arbitrations "ca/", state votes "cv/", undo records "cx/", rounds of
 // key partials "kr/", pending rekeys "ce/", replicas ready "cy/", escrow
-// accounts' owners "cw/" and payout results "co/"); it executes uploads,
+// accounts' owners "cw/", payout results "co/" and contracts that lost
+// every worker "cz/"); it executes uploads,
 // commands, on-chain queries and arbitration requests, admits contract
 // origins (deployed contracts) into the queue, consumes key-set members'
 // partials, workers' reports of derived contract keys, contracts' query
@@ -644,7 +648,7 @@ func OnReturn(ctx *block.Context, contract crypto.PublicKey, payload []byte) {
 func Spec() *module.Module {
 	return &module.Module{
 		Name:        Module,
-		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/", "ce/", "cy/", "cq/", "cw/", "co/"},
+		KeyPrefixes: []string{"c/", "cu/", "cs/", "cp/", "cr/", "cc/", "ck/", "cg/", "ca/", "cv/", "cx/", "kr/", "ce/", "cy/", "cq/", "cw/", "co/", "cz/"},
 		Calls: map[api.CallKind]module.CallHandler{
 			api.CallUploadContract: func(ctx *block.Context, signer crypto.PublicKey, c api.Call) error {
 				return Upload(ctx, signer, c.(*api.UploadContract))

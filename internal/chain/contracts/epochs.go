@@ -129,6 +129,9 @@ func checkEpochs(ctx *block.Context, ids []crypto.PublicKey) {
 	users := map[uint64][]crypto.PublicKey{}
 	for _, id := range ids {
 		rec := Record(ctx.KV, id)
+		if rec.KeyEra == serving && !rec.Migrating && ctx.KV.Get(orphanKey(id)) != nil {
+			ctx.KV.Delete(orphanKey(id)) // re-provisioned and moved on
+		}
 		if pr := loadRekey(ctx.KV, id); pr != nil && (ctx.Height-pr.Height > KeyRoundLifetime || pr.Era != serving || rec.Migrating || rec.Status == api.ContractFailed) {
 			ctx.KV.Delete(rekeyKey(id))
 		}
@@ -143,7 +146,21 @@ func checkEpochs(ctx *block.Context, ids []crypto.PublicKey) {
 			users[rec.PrevKeyEra] = append(users[rec.PrevKeyEra], id)
 		}
 	}
-	for _, r := range gatekeeper.RetireEras(ctx, func(era uint64) bool { return len(users[era]) > 0 }) {
+	inUse := func(era uint64) bool { return len(users[era]) > 0 }
+	hold := func(era uint64) bool {
+		for _, id := range users[era] {
+			if ctx.KV.Get(orphanKey(id)) == nil {
+				continue
+			}
+			// It lost every worker: the deadline waits while it can be
+			// re-provisioned under era, and once it was, for its rekey.
+			if rec := Record(ctx.KV, id); len(rec.Workers) > 0 || replaceable(ctx, rec, era) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range gatekeeper.RetireEras(ctx, inUse, hold) {
 		if !r.Deadline {
 			continue
 		}
@@ -265,4 +282,35 @@ func endMigration(ctx *block.Context, rec *api.ContractRecord, u *api.StateUpdat
 // height (docs/keys.md, "State migration").
 func migratedSince(kv store.KV, height int64) bool {
 	return migration.LastCompletedHeight(kv) > height
+}
+
+// orphanKey is the state key marking a contract that lost every worker
+// ("cz/" ‖ contract; value varint height), until it runs under the
+// serving key era again (checkEpochs). While it is set, the retirement
+// deadline of the contract's key era is held (replaceable).
+func orphanKey(contract crypto.PublicKey) []byte { return append([]byte("cz/"), contract[:]...) }
+
+// replaceable reports whether rec (a contract under key era era, not
+// failed) has lost every worker and can still get a replacement under
+// era: it is not migrating (a replacement would need two epochs' keys),
+// at least T members of era's key set are attested (they can send the
+// round of partials), and some worker satisfies its requirements
+// (Unsatisfied). The retirement deadline of era waits for such a
+// contract (gatekeeper.RetireEras, hold): docs/keys.md, "A contract that
+// loses its last worker".
+func replaceable(ctx *block.Context, rec *api.ContractRecord, era uint64) bool {
+	if rec == nil || rec.Status == api.ContractFailed || len(rec.Workers) > 0 || rec.Migrating || rec.KeyEra != era {
+		return false
+	}
+	set := gatekeeper.KeySetOf(ctx.KV, era)
+	if set == nil {
+		return false
+	}
+	up := 0
+	for _, m := range set.Members {
+		if attested(ctx.KV, m, ctx.Height) {
+			up++
+		}
+	}
+	return up >= int(set.T) && Unsatisfied(ctx.KV, &rec.Requirements, ctx.Height, ctx.Params) == ""
 }

@@ -10,6 +10,7 @@ package gatekeeper
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/bits"
 	"strconv"
 
@@ -76,7 +77,14 @@ type Retirement struct {
 // ascending order. The contracts module calls it every
 // ReplicaCheckInterval blocks with the eras its records name (the
 // gatekeeper module reads no contract).
-func RetireEras(ctx *block.Context, inUse func(era uint64) bool) []Retirement {
+//
+// hold (nil: never) postpones a deadline: while hold(era) is true (a
+// contract under era lost every worker and a replacement can still be
+// provisioned under era: docs/keys.md, "A contract that loses its last
+// worker"), era is not retired at its deadline, for at most one more
+// window of the same length; then it is retired anyway (P2 bounds how
+// long a retired set's shares live).
+func RetireEras(ctx *block.Context, inUse, hold func(era uint64) bool) []Retirement {
 	serving, ok := ServingKeyEra(ctx.KV)
 	if !ok {
 		return nil
@@ -108,6 +116,9 @@ func RetireEras(ctx *block.Context, inUse func(era uint64) bool) []Retirement {
 			// (fixed once it started: package eras).
 			overflow, window := bits.Mul64(ctx.Params.KeyMigrationEras, sched.Length(sched.EraOf(adopted)))
 			if overflow != 0 || uint64(ctx.Height-adopted) < window {
+				continue
+			}
+			if hold != nil && window <= math.MaxUint64/2 && uint64(ctx.Height-adopted) < 2*window && hold(era) {
 				continue
 			}
 			deadline = true
