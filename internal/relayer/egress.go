@@ -16,8 +16,6 @@ import (
 	"github.com/phalago/phala/crypto"
 )
 
-// egressState is what the relayer knows of one egress message (origin,
-// sequence) it has tried to put on chain.
 // retiredState is what the relayer knows of pRuntime's retirement: a
 // runtime migration revoked its build, so the chain refuses its egress
 // (heartbeat answers of a revoked build) for good.
@@ -27,6 +25,8 @@ type retiredState struct {
 	refused bool      // a push was refused since the last check (set under mu by egressFailed)
 }
 
+// egressState is what the relayer knows of one egress message (origin,
+// sequence) it has tried to put on chain.
 type egressState struct {
 	inFlight  bool      // this relayer's tx carrying it is in the mempool or a block
 	heldUntil time.Time // another relayer's tx carries it: leave it alone until then
@@ -80,7 +80,7 @@ func (r *Relayer) checkRetired(ctx context.Context) error {
 	if info.RetiredAt <= 0 {
 		return nil
 	}
-	if r.retired.at == 0 {
+	if r.retiredSaid.CompareAndSwap(false, true) {
 		r.log.Error("pRuntime's build was retired by the chain's runtime migration: the chain refuses its egress for good, so it is pushed only every "+retiredRetry.String()+"; run the new build of pruntime with a new data directory",
 			"identity", r.identity.Hex(), "retired_at", info.RetiredAt)
 	} else {

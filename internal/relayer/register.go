@@ -95,7 +95,11 @@ func (r *Relayer) maybeRegister(ctx context.Context, tip int64) error {
 		r.mu.Lock()
 		r.reg.retryAt = time.Now().Add(retiredRetry)
 		r.mu.Unlock()
-		r.log.Error("pRuntime's build was retired by the chain's runtime migration: it serves nothing and cannot register; run the new build of pruntime with a new data directory", "identity", r.identity.Hex())
+		if r.retiredSaid.CompareAndSwap(false, true) {
+			r.log.Error("pRuntime's build was retired by the chain's runtime migration: it serves nothing and cannot register; run the new build of pruntime with a new data directory", "identity", r.identity.Hex())
+		} else {
+			r.log.Debug("pRuntime still retired: registration asked again later", "in", retiredRetry)
+		}
 		return nil
 	}
 	if err != nil {

@@ -204,6 +204,10 @@ type Relayer struct {
 	hc      *http.Client  // rpc's HTTP client
 	chainID string        // the node's, read at the first contact
 	sub     *submitter    // also keeps the chain parameters (currentParams)
+	// retiredSaid: the error that a runtime migration retired pRuntime's
+	// build was logged (once, whichever of registration and egress found
+	// it first).
+	retiredSaid atomic.Bool
 
 	// Owned by the Run goroutine.
 	dialed     bool
@@ -467,6 +471,7 @@ func (r *Relayer) resume(ctx context.Context) error {
 		r.reg, r.stake = regState{}, stakeState{}
 		r.stats.RetiredAt = 0
 		r.retired = retiredState{}
+		r.retiredSaid.Store(false)
 		r.mu.Unlock()
 	} else {
 		r.log.Info("resuming from pRuntime's heights", "synced", info.Synced, "dispatched", info.Dispatched)
