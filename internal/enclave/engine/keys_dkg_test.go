@@ -16,6 +16,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/enclave/gatekeeper"
+	"github.com/phalago/phala/internal/relayer"
 )
 
 // The rotation's expiry with real pRuntimes (docs/keys.md, "Rotation per
@@ -215,14 +216,32 @@ func TestDkgMemberNeverConfirms(t *testing.T) {
 	tk.command("transfer " + bob.Public().Hex() + " 30")
 	tk.balances("the balances after the transfer", "70", "107")
 
-	// The silent pRuntime resumes and catches up.
+	// The silent pRuntime resumes. Up to the block that began attempt 1
+	// without it: it certifies attempt 0 on the way (the responses it
+	// missed) and posts a result the chain ignores, but once attempt 1
+	// begins it keeps neither that attempt's share nor its DKG run.
+	dispatchUntil(t, h.ch, silent, failed0.height)
+	stale := false
+	for _, m := range silent.Egress() {
+		if dm, err := api.DecodeDkgMessage(m.Message.Payload); err == nil && m.Message.Topic == api.TopicDkgResult && dm.Era == era && dm.Attempt == 0 {
+			stale = true
+		}
+	}
+	if !stale {
+		t.Fatal("the resumed member did not certify attempt 0 on its way")
+	}
+	sealed, err := gatekeeper.LoadShares(silent.sealer, silent.cfg.DataDir)
+	if err != nil || sealed[era] != nil || silent.gk.Holds(era) || silent.st.dkg != nil {
+		t.Fatalf("the resumed member at attempt 1's start: sealed share %v (%v), held %v, DKG run %v", sealed[era] != nil, err, silent.gk.Holds(era), silent.st.dkg != nil)
+	}
+	// Then to the tip.
 	tk.relayed = up
 	waitFor(t, 2*time.Minute, "the resumed member caught up", func() bool {
 		tk.relay()
 		top, err := h.ch.c.Height(ctx(t))
 		return err == nil && silent.st.dispatched >= top-1
 	})
-	sealed, err := gatekeeper.LoadShares(silent.sealer, silent.cfg.DataDir)
+	sealed, err = gatekeeper.LoadShares(silent.sealer, silent.cfg.DataDir)
 	if err != nil || sealed[era] != nil || silent.gk.Holds(era) || silent.st.dkg != nil || silent.role != RoleWorker || silent.st.keySets[era] == nil {
 		t.Fatalf("the resumed member: sealed share %v (%v), held %v, DKG run %v, role %s", sealed[era] != nil, err, silent.gk.Holds(era), silent.st.dkg != nil, silent.role)
 	}
@@ -386,6 +405,34 @@ func pushOnly(t testing.TB, ch *chain, s *client.Signer, e *Engine) {
 			s.Resync()
 			return
 		}
+	}
+}
+
+// dispatchUntil brings e's headers and blocks up to height (no further).
+func dispatchUntil(t testing.TB, ch *chain, e *Engine, height int64) {
+	t.Helper()
+	f := &relayer.Fetcher{C: ch.c}
+	info := e.Info()
+	if info.Synced < height+1 {
+		hb, err := f.Headers(ctx(t), info.Synced+1, height+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.SyncHeaders(hb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if info.Dispatched < height {
+		bb, err := f.Blocks(ctx(t), info.Dispatched+1, height)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.DispatchBlocks(bb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.Info().Dispatched; got != height {
+		t.Fatalf("dispatched %d, want %d", got, height)
 	}
 }
 
