@@ -16,6 +16,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/crypto/channel"
 	"github.com/phalago/phala/internal/enclave/gatekeeper"
+	"github.com/phalago/phala/internal/enclave/threshold"
 	"github.com/phalago/phala/internal/relayer"
 )
 
@@ -526,4 +527,107 @@ func mulDivTest(a, b, c uint64) uint64 {
 	hi, lo := bits.Mul64(a, b)
 	q, _ := bits.Div64(hi, lo, c)
 	return q
+}
+
+// A member's pRuntime that crashes mid-DKG resumes its run from its
+// sealed checkpoint (docs/keys.md, "Rotation per era": the DKG seed and
+// the Run's calls are checkpointed and replayed). Three candidates for
+// three seats (threshold 3: every member's result is needed). One member
+// is killed (no Close: a crash) twice and restarted from its data
+// directory each time: once after it posted its DKG key, before the
+// dealing began (the restarted pRuntime has the same seed, so its key on
+// chain stays its own), once after it dealt and answered some deals,
+// before its result (its Run is rebuilt by replaying the logged calls).
+// The DKG completes in its first attempt with all three members
+// confirmed; the restarted member's share matches its commitment in the
+// adopted key set; nobody is slashed and no attempt failed.
+func TestDkgMemberRestartsMidDkg(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chain + pRuntimes")
+	}
+	const (
+		eraLength  = 100
+		dkgTimeout = 8
+	)
+	h := newRecoveryHarnessWith(t, func(g *api.GenesisState) {
+		g.Params.EraLength = eraLength
+		g.Params.NGatekeepers = 3
+		g.Params.DkgTimeout = dkgTimeout
+		g.Params.OfflineSlashPPM = 100_000
+	})
+	w1 := h.ch.engine(t, t.TempDir())
+	register(t, h.ch, w1, bob)
+	cands, up := declareCandidates(t, h, 3, relayFast, w1)
+	var victim *Engine
+	restart := func(what string) {
+		t.Helper()
+		before := victim.st.dkg
+		again := h.ch.engine(t, victim.cfg.DataDir)
+		d := again.st.dkg
+		if d == nil || d.seed != before.seed || d.attempt != before.attempt || d.started != before.started || len(d.calls) != len(before.calls) || d.run != nil || d.posted {
+			t.Fatalf("restarted %s: DKG run %+v", what, d)
+		}
+		up[slices.Index(up, victim)] = again
+		cands[slices.Index(cands, victim)] = again
+		t.Logf("member %s restarted %s (%d DKG calls logged)", victim.Identity().Short(), what, len(d.calls))
+		victim = again
+	}
+	restarts := 0
+	waitFor(t, 5*time.Minute, "a key set of the elected set serving", func() bool {
+		relayFast(t, h.ch, h.bobS, up...)
+		if victim == nil {
+			for _, c := range cands {
+				if st := c.st.dkgPhase; st != nil && st.Phase == api.DkgCollectingKeys {
+					victim = cands[slices.IndexFunc(cands, func(e *Engine) bool { return e.Identity() == st.Members[0] })]
+				}
+			}
+		}
+		if victim == nil {
+			return false
+		}
+		// (Each kill after a relay call: what the pRuntime emitted is
+		// sealed in its checkpoint and went to the chain.)
+		switch d := victim.st.dkg; {
+		case restarts == 0 && d != nil && !d.started:
+			restart("after posting its DKG key")
+			restarts++
+		case restarts == 1 && d != nil && d.started && len(d.calls) >= 2 && !d.posted:
+			restart("after dealing and answering a deal")
+			restarts++
+		}
+		return w1.st.hasKeySet && w1.st.servingKeyEra > 0
+	})
+	if restarts != 2 {
+		t.Fatalf("%d restarts before the adoption", restarts)
+	}
+	syncTo(t, h.ch, cands...)
+	set := w1.st.keySets[w1.st.servingKeyEra]
+	el, _, err := h.ch.c.Election(ctx(t), set.Era)
+	if err != nil || el == nil {
+		t.Fatalf("election record of era %d: %v", set.Era, err)
+	}
+	if set.T != 3 || !slices.Equal(set.Members, el.Members) || !slices.Equal(el.Confirmed, el.Members) || el.Status != api.ElectionActive || set.Index(victim.Identity()) < 0 {
+		t.Fatalf("key set %+v, election %+v", set, el)
+	}
+	cs, err := threshold.DecodeCommits(set.Commits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range cands {
+		pub, ok := m.gk.Public(set.Era)
+		want, err := threshold.MemberCommitment(cs, set.Index(m.Identity())).MarshalBinary()
+		if !ok || err != nil || string(pub[:]) != string(want) || m.st.dkg != nil {
+			t.Fatalf("member %s (victim %v): share %v matches its commitment: %v; DKG run kept %v", m.Identity().Short(), m == victim, ok, string(pub[:]) == string(want), m.st.dkg != nil)
+		}
+	}
+	evs := blockEvents(t, h.ch, el.Height, w1.st.dispatched, "dkg_begun", "dkg_failed", "node_slashed", "key_set_adopted")
+	if len(evs) != 2 || evs[0].typ != "dkg_begun" || evs[1].typ != "key_set_adopted" || evs[1].attrs["threshold"] != "3" {
+		t.Fatalf("events %+v", evs)
+	}
+	for _, c := range cands {
+		if got := nodeStake(t, h.ch, c.Identity()); got != 100*api.Unit {
+			t.Fatalf("node %s stake %d", c.Identity().Short(), got)
+		}
+	}
+	t.Logf("era %d: election at %d, adopted at %d", set.Era, el.Height, evs[1].height)
 }
