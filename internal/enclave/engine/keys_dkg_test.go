@@ -22,11 +22,11 @@ import (
 
 // The rotation's expiry with real pRuntimes (docs/keys.md, "Rotation per
 // era", as built): the genesis gatekeeper serves a token with balances;
-// three candidates are elected for three seats (threshold 3 of 3, the
-// smallest set in which the two that remain after one drops out are
-// still two thirds of it: with 4, 5 or 6 the others make T identical
-// results without the silent one and adopt the key set). alice
-// nominates all three. One member posts its DKG key, its deals and its
+// three candidates are elected for three seats (threshold 3 of 3: the
+// only size at which one silent member makes the attempt fail and the
+// others, still two thirds of the set, retry; from 4 members on the
+// others make T identical results without it, and with 2 the one left
+// is too few). alice nominates all three. One member posts its DKG key, its deals and its
 // responses, then its pRuntime is paused (no block relayed to it) before
 // it can certify and post its result. The attempt times out at the
 // dealing phase's end (dkg_timeout), fails one phase later with the
@@ -136,7 +136,7 @@ func TestDkgMemberNeverConfirms(t *testing.T) {
 	}
 
 	// The chain's events, from the election to the adoption.
-	evs := blockEvents(t, h.ch, el.Height, adoptedAt, "dkg_begun", "dkg_dealing", "dkg_timeout", "dkg_failed", "node_slashed", "stake_slashed", "key_set_adopted")
+	evs := blockEvents(t, h.ch, el.Height, adoptedAt, "dkg_begun", "dkg_dealing", "dkg_timeout", "dkg_failed", "node_slashed", "key_set_adopted")
 	one := func(typ, attempt string) blockEvent {
 		t.Helper()
 		var got []blockEvent
