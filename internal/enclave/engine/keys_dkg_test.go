@@ -47,7 +47,7 @@ func TestDkgMemberNeverConfirms(t *testing.T) {
 	}
 	const (
 		eraLength  = 240
-		dkgTimeout = 20 // blocks of 0.1 s: a loaded machine's relay keeps up
+		dkgTimeout = 20      // blocks of 0.1 s: a loaded machine's relay keeps up
 		slashPPM   = 100_000 // 10%
 		nominated  = 60 * api.Unit
 	)
