@@ -8,8 +8,10 @@ package engine
 // role and posts the result. The DKG's seed and the calls made to the Run
 // are kept in the sealed checkpoint, so a restart rebuilds the Run by
 // replaying them (it is deterministic given its seed and inputs); both are
-// dropped when the chain adopts the set's key set (or the attempt ends),
-// which destroys the DKG key with the next checkpoint.
+// dropped when the chain adopts the set's key set or announces the
+// attempt's end (a failed set, or a later attempt), which destroys the
+// DKG key with the next checkpoint; a share certified in an attempt that
+// ended without a key set is destroyed then too.
 
 import (
 	"crypto/rand"
@@ -118,14 +120,21 @@ func (e *Engine) onDkgRound(ctx *Context, m *api.Message) error {
 	if err != nil {
 		return err
 	}
-	mine := e.st.dkg != nil && e.st.dkg.era == st.Era && e.st.dkg.attempt == st.Attempt
 	if st.Phase == api.DkgFailed {
 		e.st.dkgPhase = nil
 		if e.st.dkg != nil && e.st.dkg.era == st.Era {
-			e.st.dkg = nil
+			e.endDkgRun()
 		}
 		return nil
 	}
+	// A later attempt (or era) ends this member's run, whether or not it
+	// takes part in the new one: a pRuntime that certified an attempt
+	// after the chain had given up on it (paused, then catching up) keeps
+	// neither the attempt's DKG key nor its share.
+	if d := e.st.dkg; d != nil && (d.era < st.Era || d.era == st.Era && d.attempt < st.Attempt) {
+		e.endDkgRun()
+	}
+	mine := e.st.dkg != nil && e.st.dkg.era == st.Era && e.st.dkg.attempt == st.Attempt
 	e.st.dkgPhase = st
 	me := e.entity.Identity.Public()
 	switch st.Phase {
@@ -169,6 +178,24 @@ func (e *Engine) onDkgRound(ctx *Context, m *api.Message) error {
 		e.log.Info("DKG deals posted", "era", st.Era, "participants", len(st.Participants), "threshold", st.T)
 	}
 	return nil
+}
+
+// endDkgRun drops this member's run of an attempt the chain ended
+// without adopting a key set: its DKG key is gone from the next
+// checkpoint, and the share it sealed (if it certified), a share of no
+// key set, is destroyed now (the next attempt's, if this member takes
+// part, replaces it).
+func (e *Engine) endDkgRun() {
+	d := e.st.dkg
+	e.st.dkg = nil
+	if !d.posted || e.gk == nil || e.st.keySets[d.era] != nil {
+		return
+	}
+	if err := e.gk.Forget(d.era); err != nil {
+		e.log.Error("destroy the share of an ended DKG attempt", "era", d.era, "attempt", d.attempt, "err", err)
+		return
+	}
+	e.log.Info("DKG attempt ended without a key set: its share destroyed", "era", d.era, "attempt", d.attempt)
 }
 
 // soloDkg is the DKG of a single participant (kyber's needs two): a

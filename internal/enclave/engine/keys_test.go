@@ -83,11 +83,30 @@ func electSet(t testing.TB, h *recoveryHarness, n int, also ...*Engine) []*Engin
 // in time.
 func electSeats(t testing.TB, h *recoveryHarness, n, seats int, relay func(testing.TB, *chain, *client.Signer, ...*Engine), also ...*Engine) []*Engine {
 	t.Helper()
-	ms := make([]*Engine, n)
+	ms, up := declareCandidates(t, h, n, relay, also...)
+	waitFor(t, 10*time.Minute, "the elected set's key set adopted and serving", func() bool {
+		relay(t, h.ch, h.bobS, up...)
+		v, _, err := queryRaw(t, h.ch.c, api.QueryGatekeepers, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks, _ := api.DecodeKeys(v)
+		return len(ks) == seats && !slices.Contains(ks, h.gk.Identity())
+	})
+	return ms
+}
+
+// declareCandidates is electSeats's first half: n new pRuntimes
+// registered, each staked 100 units by bob and declared a candidate. It
+// returns them, and the engines it relayed (the genesis gatekeeper,
+// also, the candidates).
+func declareCandidates(t testing.TB, h *recoveryHarness, n int, relay func(testing.TB, *chain, *client.Signer, ...*Engine), also ...*Engine) (ms, up []*Engine) {
+	t.Helper()
+	ms = make([]*Engine, n)
 	for i := range ms {
 		ms[i] = h.ch.engine(t, t.TempDir())
 	}
-	up := append([]*Engine{h.gk}, also...)
+	up = append([]*Engine{h.gk}, also...)
 	h.bobS = h.ch.c.NewSigner(bob)
 	submit := func(c api.Call) {
 		t.Helper()
@@ -110,16 +129,7 @@ func electSeats(t testing.TB, h *recoveryHarness, n, seats int, relay func(testi
 		submit(&api.StakeAllocate{Node: m.Identity(), Amount: 100 * api.Unit})
 		submit(&api.GatekeeperCandidacy{Node: m.Identity(), On: true})
 	}
-	waitFor(t, 10*time.Minute, "the elected set's key set adopted and serving", func() bool {
-		relay(t, h.ch, h.bobS, up...)
-		v, _, err := queryRaw(t, h.ch.c, api.QueryGatekeepers, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ks, _ := api.DecodeKeys(v)
-		return len(ks) == seats && !slices.Contains(ks, h.gk.Identity())
-	})
-	return ms
+	return ms, up
 }
 
 // leakedShares reads each member's sealed share of era from its data
