@@ -73,8 +73,10 @@ func decodeUploadContract(r *codec.Reader) *UploadContract {
 }
 
 // ContractCommand sends a command to a deployed contract: Sealed is the
-// input sealed with CommKey(signer, contract EcdhKey) for
-// ChannelPurposeCommand with CommandAD(contract, signer, nonce) bound. The
+// input, padded (Pad: the chain and everyone reading it learn its length
+// only to within PadBlock bytes), sealed with CommKey(signer, contract
+// EcdhKey) for ChannelPurposeCommand with CommandAD(contract, signer,
+// nonce) bound. The
 // contract executes each (signer, nonce) at most once; nonces must increase.
 //
 // GasLimit is the most gas the command may use on each replica, in [1,

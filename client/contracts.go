@@ -448,7 +448,7 @@ func (s *Signer) Command(ctx context.Context, rec *api.ContractRecord, input []b
 	}
 	for {
 		res, err := s.signAndSubmit(ctx, func(nonce uint64) api.Call {
-			return &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: o.gas, Sealed: ch.Seal(input, api.CommandAD(rec.Identity, s.key.Public(), nonce))}
+			return &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: o.gas, Sealed: ch.Seal(api.Pad(bytes.Clone(input)), api.CommandAD(rec.Identity, s.key.Public(), nonce))}
 		})
 		if !errors.Is(err, api.ErrWorkerBlockFull) || res != nil {
 			return res, err

@@ -156,7 +156,7 @@ func RunContracts(ctx context.Context, cfg ContractConfig) (*ContractResult, err
 			if i == 0 {
 				nonce++ // the probe's
 			}
-			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: res.TransferGas, Sealed: ch.Seal([]byte("transfer "+to+" "+strconv.Itoa(i+1)), api.CommandAD(rec.Identity, k.Public(), nonce))}
+			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: res.TransferGas, Sealed: ch.Seal(api.Pad([]byte("transfer "+to+" "+strconv.Itoa(i+1))), api.CommandAD(rec.Identity, k.Public(), nonce))}
 			per[i] = append(per[i], client.BuildTx(c.ChainID(), c.Params(), k, nonce, call).Encode())
 		}
 	}

@@ -150,7 +150,7 @@ func RunPegged(ctx context.Context, cfg PeggedConfig) (*PeggedResult, error) {
 		to := senders[(i+1)%len(senders)].Public().Hex()
 		for n := 0; n < per; n++ {
 			nonce := a.Nonce + uint64(n)
-			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: res.TransferGas, Sealed: ch.Seal([]byte(ppha.Pad("transfer "+to+" 1")), api.CommandAD(rec.Identity, k.Public(), nonce))}
+			call := &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: res.TransferGas, Sealed: ch.Seal(api.Pad([]byte(ppha.Pad("transfer "+to+" 1"))), api.CommandAD(rec.Identity, k.Public(), nonce))}
 			lists[i] = append(lists[i], client.BuildTx(c.ChainID(), p, k, nonce, call).Encode())
 		}
 		signers[i].Resync()

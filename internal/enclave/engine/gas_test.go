@@ -114,7 +114,7 @@ func TestOutOfGasBlockPaidAndQueriesServed(t *testing.T) {
 		}
 		nonce := before[i].Nonce
 		txs[i] = client.BuildTx(ch.c.ChainID(), p, k, nonce, &api.ContractCommand{Contract: spinRec.Identity, Nonce: nonce, GasLimit: limits[i],
-			Sealed: chn.Seal([]byte("spin"), api.CommandAD(spinRec.Identity, k.Public(), nonce))})
+			Sealed: chn.Seal(api.Pad([]byte("spin")), api.CommandAD(spinRec.Identity, k.Public(), nonce))})
 		if hashes[i], err = ch.c.Broadcast(ctx(t), txs[i].Encode()); err != nil {
 			t.Fatal(err)
 		}

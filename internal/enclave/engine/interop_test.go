@@ -73,7 +73,7 @@ func (h *interopHarness) command(t *testing.T, rec *api.ContractRecord, input st
 		t.Fatal(err)
 	}
 	res, err := h.aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: h.nonce, GasLimit: testGas,
-		Sealed: chn.Seal([]byte(input), api.CommandAD(rec.Identity, alice.Public(), h.nonce))})
+		Sealed: chn.Seal(api.Pad([]byte(input)), api.CommandAD(rec.Identity, alice.Public(), h.nonce))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -337,7 +337,7 @@ func (tk *tokenClient) command(input string) {
 		t.Fatal(err)
 	}
 	if _, err := tk.h.aliceS.Submit(ctx(t), &api.ContractCommand{Contract: r.Identity, Nonce: tk.nonce, GasLimit: testGas,
-		Sealed: chn.Seal([]byte(input), api.CommandAD(r.Identity, alice.Public(), tk.nonce))}); err != nil {
+		Sealed: chn.Seal(api.Pad([]byte(input)), api.CommandAD(r.Identity, alice.Public(), tk.nonce))}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -134,7 +134,7 @@ func TestEarlyReelectionKeepsContractsRunning(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := h.aliceS.Submit(ctx(t), &api.ContractCommand{Contract: r.Identity, Nonce: nonce, GasLimit: testGas,
-			Sealed: chn.Seal([]byte(input), api.CommandAD(r.Identity, alice.Public(), nonce))}); err != nil {
+			Sealed: chn.Seal(api.Pad([]byte(input)), api.CommandAD(r.Identity, alice.Public(), nonce))}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -23,6 +24,18 @@ func TestReceipts(t *testing.T) {
 	ok := b.nextCommand(t, 2, 1, 10)
 	failed := b.nextCommand(t, 3, vm.MaxEmitsPerCall+1, 10)
 	rejected := b.rawCommand(t, 4, []byte("not sealed to the contract"))
+	// Sealed to the contract but not padded (api.Pad): refused as well,
+	// so a client cannot leak its input's exact length by mistake.
+	unpadded := func() uint64 {
+		n, _ := nonces.Load(b.e)
+		next := *n.(*uint64) + 1
+		ch, err := channel.New(alice, b.ck.Ecdh.Public(), api.ChannelPurposeCommand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 1), 10)
+		return b.rawCommand(t, 5, ch.Seal(in, api.CommandAD(b.id, alice.Public(), next)))
+	}()
 	rec := &api.ContractRecord{Identity: b.id, Ecdh: b.ck.Ecdh.Public()}
 
 	check := func(b *bare) {
@@ -36,6 +49,7 @@ func TestReceipts(t *testing.T) {
 			{ok, 2, api.ReceiptOK, ""},
 			{failed, 3, api.ReceiptFailed, vm.ErrEmitLimit.Error()},
 			{rejected, 4, api.ReceiptRejected, "does not open"},
+			{unpadded, 5, api.ReceiptRejected, "not padded"},
 		} {
 			rc, err := b.e.Receipt(context.Background(), b.id, alice.Public(), c.nonce)
 			if err != nil {
@@ -71,7 +85,7 @@ func TestReceipts(t *testing.T) {
 			}
 		}
 		var none *NoReceiptError
-		if _, err := b.e.Receipt(context.Background(), b.id, alice.Public(), rejected+1); !errors.As(err, &none) || !errors.Is(err, ErrNoReceipt) {
+		if _, err := b.e.Receipt(context.Background(), b.id, alice.Public(), unpadded+1); !errors.As(err, &none) || !errors.Is(err, ErrNoReceipt) {
 			t.Fatalf("receipt of a command never sent: %v", err)
 		}
 		if _, err := b.e.Receipt(context.Background(), alice.Public(), alice.Public(), ok); !errors.Is(err, ErrBadInput) {

@@ -103,7 +103,7 @@ func BenchmarkReplay(b *testing.B) {
 		bm := api.BlockMessages{Height: h}
 		for range perBlock {
 			nonce++
-			cm := &api.ContractCommandMessage{Contract: x.id, From: alice.Public(), Nonce: nonce, GasLimit: contracts.DefaultGasLimit, Sealed: ch.Seal(in, api.CommandAD(x.id, alice.Public(), nonce))}
+			cm := &api.ContractCommandMessage{Contract: x.id, From: alice.Public(), Nonce: nonce, GasLimit: contracts.DefaultGasLimit, Sealed: ch.Seal(api.Pad(in), api.CommandAD(x.id, alice.Public(), nonce))}
 			bm.Messages = append(bm.Messages, api.Message{Origin: api.ModuleOrigin("contracts"), Topic: api.TopicContractCommand, Payload: cm.Encode()})
 		}
 		bms = append(bms, bm)

@@ -113,7 +113,7 @@ func (h *recoveryHarness) command(t *testing.T, count, size uint32) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := h.aliceS.Submit(ctx(t), &api.ContractCommand{Contract: h.id, Nonce: h.nonce, GasLimit: testGas, Sealed: chn.Seal(in, api.CommandAD(h.id, alice.Public(), h.nonce))})
+	res, err := h.aliceS.Submit(ctx(t), &api.ContractCommand{Contract: h.id, Nonce: h.nonce, GasLimit: testGas, Sealed: chn.Seal(api.Pad(in), api.CommandAD(h.id, alice.Public(), h.nonce))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +437,7 @@ func TestRecoveryBeforeFirstCheckpoint(t *testing.T) {
 	}
 	h.nonce++
 	in := []byte("mint " + bob.Public().Hex() + " 5")
-	res, err := h.aliceS.Submit(ctx(t), &api.ContractCommand{Contract: h.id, Nonce: h.nonce, GasLimit: testGas, Sealed: chn.Seal(in, api.CommandAD(h.id, alice.Public(), h.nonce))})
+	res, err := h.aliceS.Submit(ctx(t), &api.ContractCommand{Contract: h.id, Nonce: h.nonce, GasLimit: testGas, Sealed: chn.Seal(api.Pad(in), api.CommandAD(h.id, alice.Public(), h.nonce))})
 	if err != nil {
 		t.Fatal(err)
 	}

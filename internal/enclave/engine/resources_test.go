@@ -119,7 +119,7 @@ func (b *bare) command(t *testing.T, height int64, count, size uint32) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm := &api.ContractCommandMessage{Contract: b.id, From: alice.Public(), Nonce: nonce, GasLimit: contracts.DefaultGasLimit, Sealed: ch.Seal(in, api.CommandAD(b.id, alice.Public(), nonce))}
+	cm := &api.ContractCommandMessage{Contract: b.id, From: alice.Public(), Nonce: nonce, GasLimit: contracts.DefaultGasLimit, Sealed: ch.Seal(api.Pad(in), api.CommandAD(b.id, alice.Public(), nonce))}
 	m := &api.Message{Origin: api.ModuleOrigin("contracts"), Topic: api.TopicContractCommand, Payload: cm.Encode()}
 	b.e.mu.Lock()
 	defer b.e.mu.Unlock()
@@ -560,7 +560,7 @@ func TestOverEmittingCommandFailsAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: testGas, Sealed: chn.Seal(in, api.CommandAD(rec.Identity, alice.Public(), nonce))}); err != nil {
+		if _, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: testGas, Sealed: chn.Seal(api.Pad(in), api.CommandAD(rec.Identity, alice.Public(), nonce))}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -57,7 +57,7 @@ func TestStateUpdatesOnChain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: id, Nonce: nonce, GasLimit: testGas, Sealed: chn.Seal(in, api.CommandAD(id, alice.Public(), nonce))})
+		res, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: id, Nonce: nonce, GasLimit: testGas, Sealed: chn.Seal(api.Pad(in), api.CommandAD(id, alice.Public(), nonce))})
 		if err != nil {
 			t.Fatal(err)
 		}

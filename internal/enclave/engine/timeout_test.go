@@ -71,7 +71,7 @@ func TestExecutionTimeout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: testGas, Sealed: chn.Seal(in, api.CommandAD(rec.Identity, alice.Public(), nonce))})
+		res, err := aliceS.Submit(ctx(t), &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: testGas, Sealed: chn.Seal(api.Pad(in), api.CommandAD(rec.Identity, alice.Public(), nonce))})
 		if err != nil {
 			t.Fatal(err)
 		}

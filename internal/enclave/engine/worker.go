@@ -478,11 +478,16 @@ func (e *Engine) runCommand(ctx *Context, r *running, cm *api.ContractCommandMes
 			}
 		}
 	}
+	why := "the input does not open with CommKey(sender, contract): sealed to another contract's key, or altered"
+	if err == nil {
+		if input, err = api.Unpad(input); err != nil {
+			why = "the input is not padded (api.Pad) before sealing"
+		}
+	}
 	if err != nil {
 		e.executed(r, cm.Contract)
 		e.noteCommand(ResultRejected, 0)
-		r.recordReceipt(cm.From, cm.Nonce, ctx.Height, api.ReceiptBody{Status: api.ReceiptRejected,
-			Output: []byte("the input does not open with CommKey(sender, contract): sealed to another contract's key, or altered")})
+		r.recordReceipt(cm.From, cm.Nonce, ctx.Height, api.ReceiptBody{Status: api.ReceiptRejected, Output: []byte(why)})
 		return nil
 	}
 	e.executed(r, cm.Contract)

@@ -177,7 +177,7 @@ func TestContractLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: testGas, Sealed: chn.Seal([]byte(input), api.CommandAD(rec.Identity, from.Key().Public(), nonce))}
+		return &api.ContractCommand{Contract: rec.Identity, Nonce: nonce, GasLimit: testGas, Sealed: chn.Seal(api.Pad([]byte(input)), api.CommandAD(rec.Identity, from.Key().Public(), nonce))}
 	}
 	mint := command(aliceS, 1, "mint "+bob.Public().Hex()+" 77")
 	if _, err := aliceS.Submit(ctx(t), mint); err != nil {
