@@ -5,6 +5,7 @@ import (
 
 	"github.com/phalago/phala/api"
 	"github.com/phalago/phala/crypto"
+	"github.com/phalago/phala/internal/chain/contracts"
 )
 
 // Review 12 (failing on purpose until fixed).
@@ -110,5 +111,41 @@ func TestReview12HeartbeatRateAfterEraLengthRaise(t *testing.T) {
 	}
 	if n == all {
 		t.Fatalf("every node challenged at every block for the rest of the era (%d of %d node-blocks): heartbeats_per_era %d against the era's own length %d", n, all, p.HeartbeatsPerEra, 12)
+	}
+}
+
+// The cz/ marker ("lost every worker") is dropped by the next check as
+// soon as the contract's key era is the serving one, whether or not it
+// has a worker again (epochs.go checkEpochs: rec.KeyEra == serving &&
+// !rec.Migrating). A contract that loses its last worker while its era
+// still serves (here its deployer takes w3 off it; an expiry, a stake
+// drop or an unresponsive verdict do the same) and gets no replacement
+// before the next key set is adopted has lost its marker by then: its era's
+// deadline is not held although its member is attested and w4 could run
+// it, and it is stranded one window after the adoption, the failure the
+// hold was built for (TestSoleWorkerElectedLateReplacement, where the
+// worker leaves after the adoption, is held).
+func TestReview12WorkerLostBeforeRotationStillHeld(t *testing.T) {
+	c := newSoleWorkerChain(t)
+	h, id := c.h, c.contract.Public()
+	mustOK(t, h.block(h.tx(alice, h.nonce(alice), &api.ContractReassign{Contract: id, Worker: c.w3.identity.Public()})))
+	if rec := h.contractRecord(id); len(rec.Workers) != 0 || rec.KeyEra != 0 {
+		t.Fatalf("record after the reassign: %+v", rec)
+	}
+	for h.height < 30 {
+		h.block()
+	}
+	d := h.dkgMembers(c.w3)
+	d.read()
+	for h.keySet(1) == nil {
+		if h.height >= 40 {
+			t.Fatalf("no key set of era 1 by height %d", h.height)
+		}
+		d.block()
+	}
+	adopted := h.height
+	retired, stranded := c.run(adopted + 30 + contracts.ReplicaCheckInterval)
+	if len(retired) != 0 || len(stranded) != 0 {
+		t.Fatalf("worker-less since before era 1's adoption (at %d), replaceable under era 0 (w4, member attested): at %d retired %v, stranded %v", adopted, h.height, retired, stranded)
 	}
 }
