@@ -117,7 +117,7 @@ func DecodeContractQueryResponse(b []byte) (*ContractQueryResponse, error) {
 	r := codec.NewReader(b)
 	r.Fixed(res.Query[:])
 	res.Height = int64(r.Uvarint())
-	res.Ciphertext = r.BytesField(MaxQueryBytes + 64)
+	res.Ciphertext = r.BytesField(MaxSealedAnswerBytes)
 	r.Fixed(res.Signature[:])
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: query response: %v", ErrMalformed, err)

@@ -9,6 +9,11 @@ import "fmt"
 // balance).
 const PadBlock = 64
 
+// MaxSealedAnswerBytes bounds a sealed query answer (one-shot or in a
+// session): a status byte and an output of up to MaxQueryBytes, padded
+// (at most PadBlock more), with the AEAD's nonce and tag.
+const MaxSealedAnswerBytes = MaxQueryBytes + 1 + PadBlock + 12 + 16
+
 // Pad returns b followed by ISO/IEC 7816-4 padding: one 0x80 byte, then
 // zero bytes up to the next multiple of PadBlock (1 to PadBlock bytes
 // are always added). It appends to b's backing array when it has room.

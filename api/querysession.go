@@ -192,14 +192,14 @@ func (a *SessionAnswer) Encode() []byte {
 
 // DecodeSessionAnswer strictly decodes an answer.
 func DecodeSessionAnswer(b []byte) (*SessionAnswer, error) {
-	if len(b) > MaxQueryBytes+128 {
+	if len(b) > MaxSealedAnswerBytes+32 {
 		return nil, fmt.Errorf("%w: session answer of %d bytes", ErrTooLarge, len(b))
 	}
 	a := &SessionAnswer{}
 	r := codec.NewReader(b)
 	a.Seq = r.Uvarint()
 	h := r.Uvarint()
-	a.Ciphertext = r.BytesField(MaxQueryBytes + 64)
+	a.Ciphertext = r.BytesField(MaxSealedAnswerBytes)
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: session answer: %v", ErrMalformed, err)
 	}

@@ -129,8 +129,13 @@ func checkEpochs(ctx *block.Context, ids []crypto.PublicKey) {
 	users := map[uint64][]crypto.PublicKey{}
 	for _, id := range ids {
 		rec := Record(ctx.KV, id)
-		if rec.KeyEra == serving && !rec.Migrating && ctx.KV.Get(orphanKey(id)) != nil {
-			ctx.KV.Delete(orphanKey(id)) // re-provisioned and moved on
+		if ctx.KV.Get(orphanKey(id)) != nil {
+			switch {
+			case rec.KeyEra == serving && !rec.Migrating && len(rec.Workers) > 0:
+				ctx.KV.Delete(orphanKey(id)) // re-provisioned and moved on
+			case rec.Status == api.ContractFailed || gatekeeper.Retired(ctx.KV, rec.KeyEra):
+				ctx.KV.Delete(orphanKey(id)) // nothing left to hold
+			}
 		}
 		if pr := loadRekey(ctx.KV, id); pr != nil && (ctx.Height-pr.Height > KeyRoundLifetime || pr.Era != serving || rec.Migrating || rec.Status == api.ContractFailed) {
 			ctx.KV.Delete(rekeyKey(id))

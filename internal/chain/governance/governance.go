@@ -400,8 +400,18 @@ func check(kv store.KV, a *api.Action) error {
 		if err != nil {
 			return fmt.Errorf("current params: %w", err)
 		}
-		if s := eras.Schedule(kv, cur); a.Params.EraLength != s.Current().Length && s.Full() {
+		s := eras.Schedule(kv, cur)
+		if a.Params.EraLength != s.Current().Length && s.Full() {
 			return fmt.Errorf("%w: era_length cannot change any more: the era schedule holds %d segments, its maximum", api.ErrInvalidAction, api.MaxEraSegments)
+		}
+		// Until the next era boundary, challenges are drawn with the
+		// running era's own length: heartbeats_per_era and
+		// heartbeat_window must fit it too (Validate checks them against
+		// the new era_length), or every node would be challenged at every
+		// block for the rest of the era.
+		if L := s.Current().Length; a.Params.HeartbeatsPerEra > 0 && (a.Params.HeartbeatsPerEra > L || a.Params.HeartbeatWindow > L) {
+			return fmt.Errorf("%w: heartbeats_per_era %d and heartbeat_window %d must fit the running era's length, %d blocks, as well as the new era_length (an era_length change applies from the next era): raise era_length first, the others once the longer eras have begun",
+				api.ErrInvalidAction, a.Params.HeartbeatsPerEra, a.Params.HeartbeatWindow, L)
 		}
 		// A running DKG's deadlines are counted from its phase's start
 		// with DkgPhase (dkg_timeout, at most a third of era_length): a

@@ -17,6 +17,7 @@ import (
 	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/attestation"
 	"github.com/phalago/phala/internal/chain/block"
+	"github.com/phalago/phala/internal/chain/eras"
 	"github.com/phalago/phala/internal/chain/module"
 	"github.com/phalago/phala/internal/chain/mq"
 	"github.com/phalago/phala/internal/chain/store"
@@ -160,8 +161,12 @@ func RegisterWorker(ctx *block.Context, signer crypto.PublicKey, c *api.Register
 		AttestedAt:   ev.IssuedAt.Unix(),
 		ActiveSince:  ctx.Height,
 	}
-	if prev != nil && prev.Active(ctx.Height) {
-		rec.ActiveSince = prev.ActiveSince // renewed without a lapse
+	if sched := eras.Of(ctx); prev != nil && prev.ExpiresAt > sched.Start(sched.EraOf(ctx.Height)) {
+		// Renewed without a lapse, or after one that began in this very
+		// era: the node was registered at some point of the era already,
+		// so the era's verdict judges it (re-registering right at the
+		// expiry does not make it a newcomer that the verdict exempts).
+		rec.ActiveSince = prev.ActiveSince
 	}
 	enc := rec.Encode()
 	ctx.KV.Set(api.WorkerKey(info.IdentityKey), enc)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/phalago/phala/api"
@@ -8,16 +9,16 @@ import (
 	"github.com/phalago/phala/internal/chain/contracts"
 )
 
-// Review 12 (failing on purpose until fixed).
+// Edge cases found by a review of issue 12's last changes.
 //
-// A worker silent for a whole era dodges the era's verdict (and its slash)
-// by letting its registration "lapse" for zero blocks: it registers again in
-// the very block its registration expires (ExpiresAt), so the chain takes it
-// for a newcomer (ActiveSince = that height, Exempt) although it was
-// registered, and served its contracts, for the whole era. An operator can
-// place ExpiresAt near the end of every era (renew at the right height) and
-// keep this option each era.
-func TestReview12ZeroLapseReregistrationDodgesVerdict(t *testing.T) {
+// A worker silent for a whole era must not dodge the era's verdict (and
+// its slash) by letting its registration "lapse" for zero blocks: it
+// registers again in the very block its registration expires (ExpiresAt).
+// Before the fix the chain took it for a newcomer (ActiveSince = that
+// height, Exempt) although it was registered, and served its contracts,
+// for the whole era; a registration whose predecessor was valid at some
+// point of the era keeps its ActiveSince.
+func TestReregistrationAtExpiryIsJudged(t *testing.T) {
 	g := genesis()
 	g.Params.EraLength = 12
 	g.Params.HeartbeatsPerEra = 12 // every node, every block
@@ -70,7 +71,7 @@ func TestReview12ZeroLapseReregistrationDodgesVerdict(t *testing.T) {
 // (selector mod 12 < 600 always), a rate neither the old (1/4) nor the new
 // (1/2) parameters ask for: every node's operator pays a push_message per
 // block meanwhile (and with a long old era, for a long time).
-func TestReview12HeartbeatRateAfterEraLengthRaise(t *testing.T) {
+func TestHeartbeatParamsFitRunningEra(t *testing.T) {
 	g := govGenesis()
 	g.Governance.Threshold = 1
 	g.Params.EraLength = 12
@@ -91,10 +92,20 @@ func TestReview12HeartbeatRateAfterEraLengthRaise(t *testing.T) {
 	}
 	p := h.params()
 	p.EraLength, p.HeartbeatsPerEra = 1200, 600
-	mustOK(t, h.block(h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: p}})))
-	if h.params().EraLength != 1200 {
-		t.Fatal("params not changed")
+	// Refused, and nothing changes: until the boundary, challenges are
+	// drawn with the running era's length, 12 blocks.
+	res := h.block(h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: p}}))
+	if r := res.TxResults[0]; r.Code == 0 || !strings.Contains(r.Log, "running era's length") {
+		t.Fatalf("raising heartbeats_per_era beyond the running era's length: code %d %q", r.Code, r.Log)
 	}
+	if got := h.params(); got.EraLength != 12 || got.HeartbeatsPerEra != 3 {
+		t.Fatalf("params changed by a refused motion: %+v", got)
+	}
+	// The two steps the refusal names: era_length first (from the next
+	// era), heartbeats_per_era once the long eras have begun.
+	p = h.params()
+	p.EraLength = 1200
+	mustOK(t, h.block(h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: p}})))
 	n, all := 0, 0
 	for h.height < 24 { // the rest of era 1, still 12 blocks long
 		res := h.block()
@@ -110,7 +121,14 @@ func TestReview12HeartbeatRateAfterEraLengthRaise(t *testing.T) {
 		t.Fatalf("schedule changed mid-era: %+v", s.Segments)
 	}
 	if n == all {
-		t.Fatalf("every node challenged at every block for the rest of the era (%d of %d node-blocks): heartbeats_per_era %d against the era's own length %d", n, all, p.HeartbeatsPerEra, 12)
+		t.Fatalf("every node challenged at every block for the rest of the era (%d of %d node-blocks)", n, all)
+	}
+	h.block() // era 2's first block: the 1200-block segment begins
+	p = h.params()
+	p.HeartbeatsPerEra = 600
+	mustOK(t, h.block(h.tx(alice, h.nonce(alice), &api.GovPropose{Action: api.Action{Kind: api.ActionSetParams, Params: p}})))
+	if got := h.params(); got.HeartbeatsPerEra != 600 {
+		t.Fatalf("heartbeats_per_era %d after the longer eras began, want 600", got.HeartbeatsPerEra)
 	}
 }
 
@@ -125,7 +143,7 @@ func TestReview12HeartbeatRateAfterEraLengthRaise(t *testing.T) {
 // it, and it is stranded one window after the adoption, the failure the
 // hold was built for (TestSoleWorkerElectedLateReplacement, where the
 // worker leaves after the adoption, is held).
-func TestReview12WorkerLostBeforeRotationStillHeld(t *testing.T) {
+func TestWorkerLostBeforeRotationHeld(t *testing.T) {
 	c := newSoleWorkerChain(t)
 	h, id := c.h, c.contract.Public()
 	mustOK(t, h.block(h.tx(alice, h.nonce(alice), &api.ContractReassign{Contract: id, Worker: c.w3.identity.Public()})))

@@ -2,14 +2,12 @@ package api
 
 import "testing"
 
-// Review 12 (failing on purpose until fixed): a query answer's plaintext is
-// Pad(status byte ‖ output), and a contract's output may be MaxQueryBytes
-// (vm.MaxOutputBytes) long; sealed (12-byte nonce, 16-byte tag) that is
-// MaxQueryBytes+92 bytes, but the decoders still bound the sealed answer at
-// MaxQueryBytes+64 (set before the padding), so the client refuses a
-// worker's answer to a maximum-size output as malformed. Session answers
-// (tag only) likewise.
-func TestReview12PaddedMaxAnswerDecodes(t *testing.T) {
+// A query answer's plaintext is Pad(status byte ‖ output), and a
+// contract's output may be MaxQueryBytes (vm.MaxOutputBytes) long; sealed
+// (12-byte nonce, 16-byte tag) that is up to MaxQueryBytes+93 bytes, which
+// the decoders must accept (MaxSealedAnswerBytes); session answers (tag
+// only) likewise.
+func TestPaddedMaxAnswerDecodes(t *testing.T) {
 	for _, n := range []int{MaxQueryBytes - 1, MaxQueryBytes} {
 		pt := Pad(make([]byte, 1+n))
 		resp := &ContractQueryResponse{Height: 1, Ciphertext: make([]byte, 12+16+len(pt))}
