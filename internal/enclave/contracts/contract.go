@@ -329,7 +329,10 @@ func (e *env) Call(to [32]byte, payload []byte, gas uint64, sealed bool) (bool, 
 			return false, nil // the receiver's key is not a valid point: nothing can reach it
 		}
 		call.SenderEcdh = e.keys.Ecdh.Public()
-		call.Payload = ch.Seal(payload, api.CallAD(self, to, call.Nonce))
+		// Padded (api.Pad) like a command: the chain shows a sealed
+		// call's length only to within PadBlock bytes. A copy: payload
+		// may share the guest's memory.
+		call.Payload = ch.Seal(api.Pad(bytes.Clone(payload)), api.CallAD(self, to, call.Nonce))
 	}
 	return true, e.queue(api.TopicContractCall, call.Encode())
 }

@@ -105,7 +105,8 @@ func openCall(c *contracts.Contract, sender crypto.PublicKey, call *api.Contract
 			return nil, false // not a valid key: opens with nothing
 		}
 		if in, err := ch.Open(call.Payload, ad); err == nil {
-			return in, true
+			in, err = api.Unpad(in)
+			return in, err == nil
 		}
 	}
 	return nil, false

@@ -61,9 +61,9 @@ const (
 	MaxEmitsPerCall     = 16
 	MaxEmitBytesPerCall = 2 << 20
 	// MaxCallPayloadBytes bounds the payload of one contract call (the
-	// "call" import): a sealed one, with its nonce and tag, still fits in
-	// api.MaxCallPayloadBytes.
-	MaxCallPayloadBytes = papi.MaxCallPayloadBytes - 64
+	// "call" import): a sealed one, padded (api.Pad, up to 64 bytes more)
+	// with its nonce and tag, still fits in api.MaxCallPayloadBytes.
+	MaxCallPayloadBytes = papi.MaxCallPayloadBytes - 128
 	// RefundIDBase: payout ids from here up are pRuntime's (refunds of
 	// deposits); the "pay" import refuses them.
 	RefundIDBase = 1 << 63
