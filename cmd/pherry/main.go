@@ -4,12 +4,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -60,7 +63,9 @@ worker is assigned contracts only with the chain's min_worker_stake.
 
 The --operator account signs and pays the fees of those transactions, and is
 recorded on chain as the worker's operator. The default //Alice is a public
-development key: use your own secret URI outside a development chain.
+development key: use your own secret URI outside a development chain, given
+as --operator - to read it from standard input (keeping it off the command
+line, which ps shows).
 
 pherry resumes from the heights pRuntime reports, so it can be stopped
 (Ctrl-C) and restarted at any time; node or pRuntime restarts are retried.
@@ -83,6 +88,17 @@ or pRuntime hold.`,
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 			if operator == "" {
 				return fmt.Errorf("--operator is required: the secret URI of the account that pays the fees")
+			}
+			if operator == "-" {
+				// The secret on standard input (a systemd credential, a
+				// pipe): never on the command line, where ps shows it.
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && !errors.Is(err, io.EOF) {
+					return fmt.Errorf("--operator -: read the secret URI from standard input: %w", err)
+				}
+				if operator = strings.TrimRight(line, "\r\n"); operator == "" {
+					return fmt.Errorf("--operator -: no secret URI on standard input")
+				}
 			}
 			key, err := crypto.KeyPairFromURI(operator)
 			if err != nil {
@@ -127,7 +143,7 @@ or pRuntime hold.`,
 	f := root.Flags()
 	f.StringVar(&cfg.Node, "node", d.Node, "the node's CometBFT RPC URL")
 	f.StringVar(&cfg.PRuntime, "pruntime-control", d.PRuntime, "URL of pRuntime's control API (pruntime --control-listen), not its public one")
-	f.StringVar(&operator, "operator", "//Alice", "secret URI of the operator account: it signs and pays the fees of egress and registration txs, and is the worker's operator (//Alice: development only)")
+	f.StringVar(&operator, "operator", "//Alice", "secret URI of the operator account: it signs and pays the fees of egress and registration txs, and is the worker's operator (//Alice: development only; - reads it from standard input)")
 	f.IntVar(&cfg.BatchSize, "batch", d.BatchSize, "headers or blocks per pRuntime call while catching up")
 	f.IntVar(&cfg.MaxBatchBytes, "batch-bytes", d.MaxBatchBytes, "a batch stops growing at this many bytes while it is fetched (bounds pherry's memory)")
 	f.DurationVar(&cfg.PollInterval, "poll", d.PollInterval, "how often to ask the node for new blocks once caught up")

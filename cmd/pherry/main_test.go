@@ -16,6 +16,7 @@ import (
 
 	cmttypes "github.com/cometbft/cometbft/types"
 
+	"github.com/phalago/phala/crypto"
 	"github.com/phalago/phala/internal/enclave/engine"
 	"github.com/phalago/phala/internal/enclave/httpapi"
 	"github.com/phalago/phala/internal/enclave/platform"
@@ -76,6 +77,45 @@ func TestBadFlagsRefused(t *testing.T) {
 		}
 		if strings.Contains(out.String(), "pherry ready") {
 			t.Errorf("%q: ready line printed", args)
+		}
+	}
+}
+
+// --operator - reads the secret URI from standard input (as the systemd
+// unit of docs/operators.md feeds it): the operator is that account, and
+// an empty or bad line is refused before anything starts.
+func TestOperatorFromStdin(t *testing.T) {
+	net, _, url := setup(t)
+	for _, tc := range []struct {
+		stdin string
+		ok    bool
+	}{
+		{"//Ferdie\n", true},
+		{"", false},
+		{"not a secret uri at all\n", false},
+	} {
+		var out, errOut syncBuffer
+		cmd := newRootCmd(&out, &errOut)
+		cmd.SetIn(strings.NewReader(tc.stdin))
+		cmd.SetArgs([]string{"--node", net.RPC(0), "--pruntime-control", url, "--no-register", "--log-level", "warn", "--operator", "-"})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- cmd.ExecuteContext(ctx) }()
+		if tc.ok {
+			testnet.WaitFor(t, 10*time.Second, "ready line", func() (bool, error) {
+				return strings.Contains(out.String(), "pherry ready"), nil
+			})
+			if want := crypto.MustKeyPairFromURI("//Ferdie").Public().Address(); !strings.Contains(out.String(), want) {
+				t.Errorf("ready line %q does not name //Ferdie (%s) as the operator", out.String(), want)
+			}
+		}
+		cancel()
+		err := <-done
+		if tc.ok != (err == nil) {
+			t.Errorf("stdin %q: %v", tc.stdin, err)
+		}
+		if strings.Contains(errOut.String()+out.String(), "not a secret uri") {
+			t.Errorf("stdin %q: the secret is echoed", tc.stdin)
 		}
 	}
 }
