@@ -637,6 +637,12 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		s.nodeFail(w, r, "search", ctx.Err())
 		return
 	}
+	// The lookups above fail alike for "not there" and "the node is
+	// down": say "nothing" only if the node answers.
+	if _, err := s.c.RPC().Status(ctx); err != nil {
+		s.nodeFail(w, r, "search", err)
+		return
+	}
 	s.fail(w, r, http.StatusNotFound, fmt.Sprintf("search: nothing on chain %s has the hash or key %s (no transaction, block, contract, worker or account with a balance)", s.c.ChainID(), r.URL.Query().Get("q")))
 }
 

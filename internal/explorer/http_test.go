@@ -169,6 +169,13 @@ func TestHandlers(t *testing.T) {
 		}
 		buf = append(buf, chunk[:k]...)
 	}
+	ev.Body.Close()
+	// With the node down, a search says so (502), not "nothing on
+	// chain" (404): the lookups fail alike for both.
+	n.Stop(0)
+	if status, body := get(t, fmt.Sprintf("%s/search?q=%s", base, tx)); status != http.StatusBadGateway && status != http.StatusGatewayTimeout {
+		t.Errorf("search with the node down: %d %s", status, mainOf(body))
+	}
 }
 
 // mainOf is the main part of a page (the whole body if it has none).
