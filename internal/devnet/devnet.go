@@ -475,20 +475,32 @@ func (rt *Runtime) startPherry(bin, rpc, operator string, stake uint64, log *slo
 // have been started and not yet reaped (none for in-process parts).
 func (rt *Runtime) PIDs() []int {
 	var pids []int
-	for _, p := range []struct {
-		cmd  *exec.Cmd
-		done chan struct{}
-	}{{rt.cmd, rt.exited}, {rt.pherry, rt.pherryDone}} {
-		if p.cmd == nil || p.cmd.Process == nil {
-			continue
-		}
-		select {
-		case <-p.done:
-		default:
-			pids = append(pids, p.cmd.Process.Pid)
+	for _, pid := range []int{rt.PRuntimePID(), rt.PherryPID()} {
+		if pid > 0 {
+			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// PRuntimePID and PherryPID are the process ids of the runtime's pRuntime
+// and pherry processes, 0 for one that is not running (in-process, or
+// exited).
+func (rt *Runtime) PRuntimePID() int { return livePID(rt.cmd, rt.exited) }
+
+// PherryPID: see PRuntimePID.
+func (rt *Runtime) PherryPID() int { return livePID(rt.pherry, rt.pherryDone) }
+
+func livePID(cmd *exec.Cmd, done chan struct{}) int {
+	if cmd == nil || cmd.Process == nil {
+		return 0
+	}
+	select {
+	case <-done:
+		return 0
+	default:
+		return cmd.Process.Pid
+	}
 }
 
 // Kill sends SIGKILL to a process pRuntime (a crash, for tests).

@@ -297,8 +297,10 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 					what = rt.Name + "'s pherry"
 				}
 				partsMu.Lock()
-				var pids []int
-				pids = rt.PIDs()
+				pid := rt.PRuntimePID()
+				if pherry {
+					pid = rt.PherryPID()
+				}
 				var err error
 				if pherry {
 					err = rt.KillPherry()
@@ -318,7 +320,7 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 					err = rt.Start()
 				}
 				partsMu.Unlock()
-				ev := fmt.Sprintf("%s: killed %s (pids %v), restarted %s later", time.Now().Format(time.TimeOnly), what, pids, cfg.RestartAfter)
+				ev := fmt.Sprintf("%s: killed %s (pid %d), restarted %s later", time.Now().Format(time.TimeOnly), what, pid, cfg.RestartAfter)
 				if err != nil {
 					ev += fmt.Sprintf(": restart failed: %v", err)
 				}
@@ -350,12 +352,13 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 		s.RSSMiB["devnet"] = rssMiB("self")
 		partsMu.Lock()
 		for _, rt := range d.Runtimes {
-			pids := rt.PIDs()
-			if len(pids) > 0 {
-				s.RSSMiB[rt.Name] = rssMiB(strconv.Itoa(pids[0]))
+			// By role: a process being restarted is left out, not
+			// mistaken for the other.
+			if pid := rt.PRuntimePID(); pid > 0 {
+				s.RSSMiB[rt.Name] = rssMiB(strconv.Itoa(pid))
 			}
-			if len(pids) > 1 {
-				s.RSSMiB[rt.Name+"/pherry"] = rssMiB(strconv.Itoa(pids[1]))
+			if pid := rt.PherryPID(); pid > 0 {
+				s.RSSMiB[rt.Name+"/pherry"] = rssMiB(strconv.Itoa(pid))
 			}
 		}
 		partsMu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,12 @@ func TestSoakShort(t *testing.T) {
 	if len(res.Divergences) > 0 || !res.BalancesExact || len(res.Kills) == 0 || res.RootsCompared == 0 || len(res.Samples) != 3 ||
 		res.Commands == 0 || res.Transfers == 0 || res.Queries == 0 || res.Samples[0].RSSMiB["worker1"] == 0 {
 		t.Fatalf("soak result %+v\n%s", res, out.String())
+	}
+	for _, k := range res.Kills {
+		// The killed process alone, by its role's pid.
+		if !strings.Contains(k, "(pid ") || strings.Contains(k, "(pid 0)") {
+			t.Errorf("kill event %q does not name the killed process's pid", k)
+		}
 	}
 	t.Log(out.String())
 }
