@@ -43,6 +43,9 @@ page. It runs until interrupted (Ctrl-C).`,
   phala explorer --listen 127.0.0.1:8080 --node http://10.0.0.5:26657 --genesis genesis.json`,
 		Args: exactArgs(0, "no arguments (use --listen)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if keep < 1 {
+				return fmt.Errorf("--keep %d: keep at least one block", keep)
+			}
 			ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			dctx, cancel := g.withTimeout(cmd)

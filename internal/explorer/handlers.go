@@ -602,6 +602,11 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		if _, err := s.c.RPC().Tx(ctx, q.Hash[:], false); err == nil {
 			to(fmt.Sprintf("/tx/%X", q.Hash))
 			return
+		} else if !strings.Contains(err.Error(), "not found") {
+			// CometBFT's answer for an unknown hash says "not found"
+			// (as client.Tx reads it); anything else is the node failing.
+			s.nodeFail(w, r, "search", err)
+			return
 		}
 		if b, err := s.c.RPC().BlockByHash(ctx, q.Hash[:]); err == nil && b.Block != nil {
 			to(fmt.Sprintf("/block/%d", b.Block.Height))

@@ -94,7 +94,7 @@ func parseKey(what, s string) (crypto.PublicKey, error) {
 	}
 	pk, err := crypto.ParsePublicKey(s)
 	if err != nil {
-		return pk, fmt.Errorf("%s %q is not a key: give an SS58 address or 64 hex digits (0x optional)", what, s)
+		return pk, fmt.Errorf("%s %q is not a key (%v): give an SS58 address or the 64 hex digits of an sr25519 public key (0x optional)", what, s, err)
 	}
 	return pk, nil
 }
