@@ -166,6 +166,9 @@ func (h *VMHarness) take(res *contracts.Result, err error) {
 				if cerr == nil {
 					out.Payload, cerr = ch.Open(c.Payload, api.CallAD(self, c.To, c.Nonce))
 				}
+				if cerr == nil {
+					out.Payload, cerr = api.Unpad(out.Payload) // as the receiver does
+				}
 				if cerr != nil {
 					panic(fmt.Sprintf("contracttest: a sealed call does not open: %v", cerr))
 				}
