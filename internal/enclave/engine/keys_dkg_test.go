@@ -351,6 +351,13 @@ func (tk *tokenClient) balance(who *crypto.KeyPair) string {
 	if w == nil {
 		return "no engine for worker " + r.Workers[0].Short()
 	}
+	return queryBalance(t, w, r, who)
+}
+
+// queryBalance asks worker w (the first of r's workers) for who's token
+// balance with a signed query: the answer, or "error: ..." when w refuses.
+func queryBalance(t *testing.T, w *Engine, r *api.ContractRecord, who *crypto.KeyPair) string {
+	t.Helper()
 	p, err := client.NewQuery(who, r.Identity, r.Ecdh, r.Workers[0], []byte("balance"), time.Now().Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)

@@ -141,20 +141,7 @@ func TestEarlyReelectionKeepsContractsRunning(t *testing.T) {
 	balance := func(who *crypto.KeyPair) string {
 		t.Helper()
 		r := record()
-		w := byID[r.Workers[0]]
-		p, err := client.NewQuery(who, r.Identity, r.Ecdh, r.Workers[0], []byte("balance"), time.Now().Add(time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := w.Query(ctx(t), p.Query)
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		out, _, err := p.Open(resp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(out)
+		return queryBalance(t, byID[r.Workers[0]], r, who)
 	}
 	balances := func(what, wantAlice, wantBob string) {
 		t.Helper()
